@@ -1,0 +1,7 @@
+"""`assessengine ...`: the command line. The only place that reads the environment."""
+
+from __future__ import annotations
+
+from ._app import main
+
+__all__ = ["main"]

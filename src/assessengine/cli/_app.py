@@ -1,0 +1,19 @@
+"""The root command group. Subcommands live in sibling modules and attach themselves here."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="assessengine")
+def main() -> None:
+    """assessengine: score simulator and in-field sessions against trainers' rubrics.
+
+    \b
+    Start here:
+      assessengine rubric check rubrics/*.yaml     validate rubrics (FILE:LINE:COL: message)
+      assessengine score --rubric R.yaml EV.jsonl  score recorded sessions offline
+    """

@@ -1,0 +1,257 @@
+"""Events: JSON records (one per line in an events file) and batches as numpy columns.
+
+An events file is JSON Lines. Each line is one of::
+
+    {"session": "S1", "open": {"learner": "L1", "scenario": "...", "rubric": "..."}}
+    {"session": "S1", "seq": 0, "t": 0.0, "event": "sample", "signals": {"speed": 3.2}}
+    {"session": "S1", "close": {"t": 612.0}}
+
+A signal value of ``null`` or NaN counts as not reported. Within a session ``seq`` must strictly
+increase and ``t`` must not decrease; sessions may be interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import EventsError
+from .scenario import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of one session. `signals` holds only the values reported at this event."""
+
+    seq: int
+    t: float
+    event: str
+    signals: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SessionEvents:
+    """Everything an events file says about one session, in arrival order."""
+
+    session: str
+    events: list[Event] = field(default_factory=list)
+    open: Mapping[str, Any] = field(default_factory=dict)
+    close_t: float | None = None
+
+    @property
+    def end_t(self) -> float:
+        """The close time: as given, else the t of the last event (0 for an empty session)."""
+        if self.close_t is not None:
+            return self.close_t
+        return self.events[-1].t if self.events else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events of many sessions, as columns. Within one session, rows are in `seq` order.
+
+    session: NDArray[np.int32]    (n,) the session's slot in the scorer's session table
+    seq:     NDArray[np.int64]    (n,)
+    t:       NDArray[np.float64]  (n,) seconds since the session started
+    event:   NDArray[np.int32]    (n,) index into `Scenario.event_names` (0 = sample)
+    signals: NDArray[np.float64]  (n_signals, n) reported values, NaN = not reported;
+                                  row order = `Scenario.signal_names`
+    """
+
+    session: NDArray[np.int32]
+    seq: NDArray[np.int64]
+    t: NDArray[np.float64]
+    event: NDArray[np.int32]
+    signals: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    def take(self, rows: NDArray[np.intp] | slice) -> EventBatch:
+        """The sub-batch of the given rows (order kept)."""
+        return EventBatch(
+            self.session[rows], self.seq[rows], self.t[rows], self.event[rows], self.signals[:, rows]
+        )
+
+
+def batch_from_events(
+    scenario: Scenario, rows: Iterable[tuple[int, Event]]
+) -> EventBatch:
+    """Build a batch from (session slot, event) pairs. Names must belong to `scenario`
+    (checked when the events were parsed)."""
+    items = list(rows)
+    n = len(items)
+    signals = np.full((len(scenario.signal_names), n), np.nan, dtype=np.float64)
+    index = scenario.signal_index
+    for j, (_, ev) in enumerate(items):
+        for name, value in ev.signals.items():
+            signals[index[name], j] = value
+    return EventBatch(
+        session=np.fromiter((s for s, _ in items), dtype=np.int32, count=n),
+        seq=np.fromiter((e.seq for _, e in items), dtype=np.int64, count=n),
+        t=np.fromiter((e.t for _, e in items), dtype=np.float64, count=n),
+        event=np.fromiter((scenario.event_code[e.event] for _, e in items), dtype=np.int32, count=n),
+        signals=signals,
+    )
+
+
+def empty_batch(n_signals: int) -> EventBatch:
+    return EventBatch(
+        np.empty(0, np.int32),
+        np.empty(0, np.int64),
+        np.empty(0, np.float64),
+        np.empty(0, np.int32),
+        np.empty((n_signals, 0), np.float64),
+    )
+
+
+# ------------------------------------------------------------------------------ events files
+
+
+@dataclass(slots=True)
+class EventsFile:
+    """Parsed events file: sessions in order of first appearance, and how many lines were
+    skipped as invalid (only with ``skip_invalid``)."""
+
+    sessions: dict[str, SessionEvents]
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_events_lines(
+    lines: Iterable[str],
+    *,
+    scenario: Scenario | None = None,
+    source: str = "<events>",
+    skip_invalid: bool = False,
+) -> EventsFile:
+    """Parse JSON Lines of events. Blank lines are ignored.
+
+    Raises EventsError naming ``source:LINE`` at the first bad line, unless `skip_invalid`, in
+    which case bad lines are skipped, counted in `skipped` and described in `problems`.
+    With a `scenario`, event and signal names must be the scenario's.
+    """
+    result = EventsFile(sessions={})
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            _apply_line(result.sessions, line, scenario)
+        except ValueError as exc:
+            message = f"{source}:{number}: {exc}"
+            if not skip_invalid:
+                raise EventsError(message) from None
+            result.skipped += 1
+            result.problems.append(message)
+    return result
+
+
+def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenario | None) -> None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object")
+    session = record.get("session")
+    if not isinstance(session, str) or not session:
+        raise ValueError("missing field 'session' (a non-empty string)")
+    current = sessions.get(session)
+    if "open" in record:
+        _check_keys(record, {"session", "open"})
+        if current is not None and (current.events or current.open):
+            raise ValueError(f"session {session!r} is opened twice or after its first event")
+        if not isinstance(record["open"], dict):
+            raise ValueError("'open' must be an object")
+        sessions.setdefault(session, SessionEvents(session)).open = record["open"]
+        return
+    if current is not None and current.close_t is not None:
+        raise ValueError(f"session {session!r} is already closed")
+    if "close" in record:
+        _check_keys(record, {"session", "close"})
+        close = record["close"]
+        if not isinstance(close, dict):
+            raise ValueError("'close' must be an object such as {\"t\": 612.0}")
+        t = _number(close.get("t"), "close.t")
+        if current is not None and current.events and t < current.events[-1].t:
+            raise ValueError(f"close t={t} is before the session's last event")
+        sessions.setdefault(session, SessionEvents(session)).close_t = t
+        return
+    event = _parse_event(record, scenario)
+    current = sessions.setdefault(session, SessionEvents(session))
+    if current.events:
+        last = current.events[-1]
+        if event.seq <= last.seq:
+            raise ValueError(f"seq {event.seq} does not increase (previous seq {last.seq})")
+        if event.t < last.t:
+            raise ValueError(f"t {event.t} goes backwards (previous t {last.t})")
+    current.events.append(event)
+
+
+def _parse_event(record: Mapping[str, Any], scenario: Scenario | None) -> Event:
+    _check_keys(record, {"session", "seq", "t", "event", "signals"})
+    for key in ("seq", "t", "event"):
+        if key not in record:
+            raise ValueError(f"missing field {key!r}")
+    seq = record["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ValueError(f"'seq' must be a non-negative integer, got {seq!r}")
+    t = _number(record["t"], "t")
+    if t < 0:
+        raise ValueError(f"'t' must be >= 0, got {t!r}")
+    name = record["event"]
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"'event' must be a non-empty string, got {name!r}")
+    if scenario is not None and name not in scenario.event_code:
+        raise ValueError(f"unknown event {name!r} for scenario {scenario.scenario!r}")
+    raw = record.get("signals", {})
+    if not isinstance(raw, dict):
+        raise ValueError("'signals' must be an object of name -> number")
+    signals: dict[str, float] = {}
+    for key, value in raw.items():
+        if scenario is not None and key not in scenario.signal_index:
+            raise ValueError(f"unknown signal {key!r} for scenario {scenario.scenario!r}")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"signal {key!r} must be a number or null, got {value!r}")
+        if math.isnan(value):
+            continue
+        if math.isinf(value):
+            raise ValueError(f"signal {key!r} is infinite")
+        signals[key] = float(value)
+    return Event(seq=seq, t=t, event=name, signals=signals)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what!r} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what!r} must be finite, got {value!r}")
+    return float(value)
+
+
+def _check_keys(record: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(record) - allowed)
+    if extra:
+        raise ValueError(f"unexpected field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def event_records(sessions: Sequence[SessionEvents]) -> Iterable[dict[str, Any]]:
+    """The JSON records of sessions (open, events, close), session by session."""
+    for s in sessions:
+        if s.open:
+            yield {"session": s.session, "open": dict(s.open)}
+        for e in s.events:
+            rec: dict[str, Any] = {"session": s.session, "seq": e.seq, "t": e.t, "event": e.event}
+            if e.signals:
+                rec["signals"] = dict(e.signals)
+            yield rec
+        if s.close_t is not None:
+            yield {"session": s.session, "close": {"t": s.close_t}}

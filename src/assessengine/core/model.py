@@ -1,0 +1,104 @@
+"""Shared pydantic building blocks: frozen models, duration, condition and step field types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
+from pydantic_core import PydanticCustomError
+
+from .duration import parse_duration
+from .expr import Expr, ExprError, parse
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Frozen(BaseModel):
+    """Immutable, strict-keyed model: unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+def _expression(kind: str) -> Any:
+    def validate(value: Any) -> Expr:
+        if isinstance(value, Expr):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            what = "a condition such as 'speed > 8'" if kind == "bool" else "an expression"
+            raise PydanticCustomError(
+                "expression", "expected {what} as text, got {got}", {"what": what, "got": repr(value)}
+            )
+        try:
+            return parse(str(value), kind=kind)  # type: ignore[arg-type]
+        except ExprError as exc:
+            raise PydanticCustomError(
+                "condition", "bad condition: {message}", {"message": exc.message, "offset": exc.offset}
+            ) from None
+
+    return validate
+
+
+Duration = Annotated[float, PlainValidator(_duration)]
+Condition = Annotated[Expr, PlainValidator(_expression("bool")), PlainSerializer(str)]
+NumericExpr = Annotated[Expr, PlainValidator(_expression("num")), PlainSerializer(str)]
+AnyExpr = Annotated[Expr, PlainValidator(_expression("any")), PlainSerializer(str)]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What 'matches' an event: an event name, or a condition that holds there."""
+
+    event: str | None = None
+    when: Expr | None = None
+
+    @property
+    def text(self) -> str:
+        """Canonical text; two steps are 'written the same' when their texts are equal."""
+        return self.event if self.event is not None else f"when: {self.when}"
+
+    def to_data(self) -> str | dict[str, str]:
+        return self.event if self.event is not None else {"when": str(self.when)}
+
+
+def _step(value: Any) -> Step:
+    if isinstance(value, Step):
+        return value
+    if isinstance(value, str):
+        import re
+
+        if not re.match(NAME_PATTERN, value):
+            raise PydanticCustomError(
+                "event_name", "{got} is not an event name (letters, digits, '_')", {"got": repr(value)}
+            )
+        return Step(event=value)
+    if isinstance(value, dict) and set(value) == {"when"}:
+        cond = value["when"]
+        if not isinstance(cond, str):
+            raise PydanticCustomError(
+                "expression",
+                "expected a condition such as 'speed > 8' as text, got {got}",
+                {"got": repr(cond), "subpath": "when"},
+            )
+        try:
+            return Step(when=parse(cond, kind="bool"))
+        except ExprError as exc:
+            raise PydanticCustomError(
+                "condition",
+                "bad condition: {message}",
+                {"message": exc.message, "offset": exc.offset, "subpath": "when"},
+            ) from None
+    raise PydanticCustomError(
+        "step", "expected an event name or {{when: CONDITION}}, got {got}", {"got": repr(value)}
+    )
+
+
+StepField = Annotated[Step, PlainValidator(_step), PlainSerializer(lambda s: s.to_data())]
