@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -35,13 +36,18 @@ def _expression(kind: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             what = "a condition such as 'speed > 8'" if kind == "bool" else "an expression"
             raise PydanticCustomError(
-                "expression", "expected {what} as text, got {got}", {"what": what, "got": repr(value)}
+                "expression",
+                "expected {what} as text, got {got}",
+                {"what": what, "got": repr(value)},
             )
         try:
-            return parse(str(value), kind=kind)  # type: ignore[arg-type]
+            wanted = None if kind == "any" else kind
+            return parse(str(value), kind=wanted)  # type: ignore[arg-type]
         except ExprError as exc:
             raise PydanticCustomError(
-                "condition", "bad condition: {message}", {"message": exc.message, "offset": exc.offset}
+                "condition",
+                "bad condition: {message}",
+                {"message": exc.message, "offset": exc.offset},
             ) from None
 
     return validate
@@ -73,11 +79,11 @@ def _step(value: Any) -> Step:
     if isinstance(value, Step):
         return value
     if isinstance(value, str):
-        import re
-
         if not re.match(NAME_PATTERN, value):
             raise PydanticCustomError(
-                "event_name", "{got} is not an event name (letters, digits, '_')", {"got": repr(value)}
+                "event_name",
+                "{got} is not an event name (letters, digits, '_')",
+                {"got": repr(value)},
             )
         return Step(event=value)
     if isinstance(value, dict) and set(value) == {"when"}:
@@ -97,7 +103,7 @@ def _step(value: Any) -> Step:
                 {"message": exc.message, "offset": exc.offset, "subpath": "when"},
             ) from None
     raise PydanticCustomError(
-        "step", "expected an event name or {{when: CONDITION}}, got {got}", {"got": repr(value)}
+        "step", "expected an event name or {when: CONDITION}, got {got}", {"got": repr(value)}
     )
 
 
