@@ -1,0 +1,218 @@
+"""Incremental scoring with the compiled kernel: session table, batch step, close.
+
+    compiled = compile_rubric(rubric, scenario)
+    state = ScoringState.new(compiled, capacity=1024)
+    slots = state.open(["S1", "S2"])
+    decisions = step(compiled, state, batch)          # batch.session holds slots
+    decisions = close(compiled, state, slots, close_t)
+
+`step` is all-or-nothing: a batch whose rows break a session's order raises ScoringError and
+leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import ScoringError
+from . import expr, kernel
+from .compiler import CompiledRubric
+from .events import EventBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """Decisions taken by one step or close, as columns (one row per decision).
+
+    slot, criterion, verdict: (m,) int64 (verdict codes as in compiler)
+    seq, seq_start:           (m,) int64, -1 = none
+    t, t_start, measured:     (m,) float64, NaN = none
+    values:                   (m, 2 * max_ev) float64 (see kernel.py)
+    """
+
+    slot: NDArray[np.int64]
+    criterion: NDArray[np.int64]
+    verdict: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    seq_start: NDArray[np.int64]
+    t: NDArray[np.float64]
+    t_start: NDArray[np.float64]
+    measured: NDArray[np.float64]
+    values: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.slot.shape[0])
+
+
+class ScoringState:
+    """Dense per-session state for one compiled rubric, and the session id <-> slot table."""
+
+    def __init__(self, compiled: CompiledRubric, capacity: int) -> None:
+        self.compiled = compiled
+        self.capacity = 0
+        self.slot_of: dict[str, int] = {}
+        self.session_of: dict[int, str] = {}
+        self._free: list[int] = []
+        n_sig, n_crit = compiled.n_signals, compiled.n_criteria
+        self.sess_i = np.zeros((0, 3), np.int64)
+        self.sess_f = np.zeros((0, 2 + n_sig), np.float64)
+        self.si = np.zeros((0, compiled.n_state_i), np.int64)
+        self.sf = np.zeros((0, compiled.n_state_f), np.float64)
+        self.verdict = np.zeros((0, n_crit), np.int8)
+        self._grow(max(capacity, 1))
+
+    @classmethod
+    def new(cls, compiled: CompiledRubric, *, capacity: int = 1024) -> ScoringState:
+        return cls(compiled, capacity)
+
+    @property
+    def bytes_per_session(self) -> int:
+        """Bytes of scoring state one session occupies."""
+        arrays = (self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
+        return sum(a.itemsize * a.shape[1] for a in arrays)
+
+    def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
+        """Give each new session a fresh slot (existing ids keep theirs); returns the slots."""
+        out = np.empty(len(session_ids), np.int32)
+        for j, sid in enumerate(session_ids):
+            if sid not in self.slot_of:
+                if not self._free:
+                    self._grow(self.capacity * 2)
+                slot = self._free.pop()
+                self._reset(slot)
+                self.slot_of[sid] = slot
+                self.session_of[slot] = sid
+            out[j] = self.slot_of[sid]
+        return out
+
+    def release(self, session_ids: Sequence[str]) -> None:
+        """Forget closed sessions; their slots are reused."""
+        for sid in session_ids:
+            slot = self.slot_of.pop(sid)
+            del self.session_of[slot]
+            self._free.append(slot)
+
+    def _reset(self, slot: int) -> None:
+        self.sess_i[slot] = (-1, -1, 0)
+        self.sess_f[slot] = np.nan
+        self.si[slot] = self.compiled.init_i
+        self.sf[slot] = self.compiled.init_f
+        self.verdict[slot] = 0
+
+    def _grow(self, capacity: int) -> None:
+        extra = capacity - self.capacity
+        self.sess_i = np.concatenate([self.sess_i, np.zeros((extra, 3), np.int64)])
+        self.sess_f = np.concatenate([self.sess_f, np.zeros((extra, self.sess_f.shape[1]))])
+        self.si = np.concatenate([self.si, np.zeros((extra, self.si.shape[1]), np.int64)])
+        self.sf = np.concatenate([self.sf, np.zeros((extra, self.sf.shape[1]))])
+        self.verdict = np.concatenate(
+            [self.verdict, np.zeros((extra, self.verdict.shape[1]), np.int8)]
+        )
+        self._free.extend(range(capacity - 1, self.capacity - 1, -1))
+        self.capacity = capacity
+
+
+def columns_for(compiled: CompiledRubric, batch: EventBatch, held: NDArray[np.float64]) -> tuple[
+    NDArray[np.bool_], NDArray[np.float64]
+]:
+    """Guard matrix (n_guards, n) and value matrix (n_signals + n_exprs, n) of a batch."""
+    n = len(batch)
+    names = compiled.scenario.signal_names
+    columns = {name: held[k] for k, name in enumerate(names)}
+    guards = np.empty((len(compiled.guards), n), np.bool_)
+    for g, guard in enumerate(compiled.guards):
+        if guard.condition is None:
+            np.equal(batch.event, guard.event_code, out=guards[g])
+        else:
+            guards[g] = expr.evaluate_truth(guard.condition, columns, n)
+    values = np.empty((len(names) + len(compiled.value_exprs), n), np.float64)
+    values[: len(names)] = held
+    for j, node in enumerate(compiled.value_exprs):
+        row = len(names) + j
+        if expr.kind_of(node) == "num":
+            values[row] = expr.evaluate(node, columns, n)
+        else:
+            truth = expr.evaluate(node, columns, n)
+            values[row] = np.where(truth == expr.TRUE, 1.0, np.where(truth == expr.FALSE, 0.0, np.nan))
+    return guards, values
+
+
+def _outputs(compiled: CompiledRubric, capacity: int) -> tuple[
+    NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]
+]:
+    return (
+        np.empty((capacity, 5), np.int64),
+        np.empty((capacity, 3 + 2 * compiled.max_ev), np.float64),
+        np.zeros(1, np.int64),
+    )
+
+
+def _decisions(oi: NDArray[np.int64], of: NDArray[np.float64], nd: NDArray[np.int64]) -> Decisions:
+    m = int(nd[0])
+    return Decisions(
+        slot=oi[:m, 0].copy(),
+        criterion=oi[:m, 1].copy(),
+        verdict=oi[:m, 2].copy(),
+        seq=oi[:m, 3].copy(),
+        seq_start=oi[:m, 4].copy(),
+        t=of[:m, 0].copy(),
+        t_start=of[:m, 1].copy(),
+        measured=of[:m, 2].copy(),
+        values=of[:m, 3:].copy(),
+    )
+
+
+def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> Decisions:
+    """Advance the sessions in `batch` (session column = slots) and return the decisions taken.
+
+    Raises ScoringError (state unchanged) if a row's seq does not increase within its session,
+    its t goes backwards, or t is negative or not finite.
+    """
+    if batch.signals.shape[0] != compiled.n_signals:
+        raise ScoringError(
+            f"batch has {batch.signals.shape[0]} signal rows, scenario has {compiled.n_signals}"
+        )
+    bad = kernel.admit(batch.session, batch.seq, batch.t, state.sess_i, state.sess_f)
+    if bad >= 0:
+        raise ScoringError(
+            f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
+            f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
+        )
+    held = np.empty(batch.signals.shape, np.float64)
+    kernel.hold(batch.session, batch.signals, state.sess_f, held)
+    guards, values = columns_for(compiled, batch, held)
+    oi, of, nd = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
+    c = compiled
+    kernel.advance(
+        c.kind, c.params_i, c.params_f, c.lists, c.repeat, c.list_off, c.list_len,
+        c.ev_rows, c.ev_off, c.ev_len, c.state_i_off, c.state_f_off,
+        c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_for, c.tr_after, c.tr_to,
+        c.tr_slot, batch.session, batch.seq, batch.t, guards, values,
+        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd,
+    )  # fmt: skip
+    return _decisions(oi, of, nd)
+
+
+def close(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    slots: NDArray[np.int32],
+    close_t: NDArray[np.float64],
+) -> Decisions:
+    """Decide every pending criterion of these sessions at their close time (observed stay
+    pending). A close time before the session's last event is taken as that event's t."""
+    slots = np.asarray(slots, np.int64)
+    last_t = state.sess_f[slots, kernel.LAST_T]
+    ct = np.where(np.isnan(last_t), close_t, np.fmax(close_t, last_t)).astype(np.float64)
+    oi, of, nd = _outputs(compiled, compiled.n_criteria * max(len(slots), 1))
+    c = compiled
+    kernel.close(
+        c.kind, c.params_i, c.params_f, c.ev_rows, c.ev_off, c.ev_len, c.state_i_off,
+        c.state_f_off, c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_after, c.tr_to,
+        slots, ct, state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd,
+    )  # fmt: skip
+    return _decisions(oi, of, nd)

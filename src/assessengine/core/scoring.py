@@ -1,0 +1,165 @@
+"""Decisions -> criterion verdicts, score, outcome, evidence, session reports.
+
+Score and outcome follow RUBRIC-LANGUAGE.md "Scoring and outcome" and docs/semantics.md
+decisions 18-21.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .compiler import NEVER, VERDICT_NAMES, CompiledRubric
+from .report import PENDING, CriterionResult, Evidence, Outcome, SessionReport, Value, Verdict
+from .rubric import Rubric
+from .scorer import Decisions
+
+
+def score_and_outcome(rubric: Rubric, verdicts: Sequence[Verdict]) -> tuple[float, Outcome]:
+    """The score (percent) and outcome for verdicts given in rubric order."""
+    earned = possible = pending = 0.0
+    critical_failed = critical_open = False
+    for criterion, verdict in zip(rubric.criteria, verdicts, strict=True):
+        if criterion.critical:
+            critical_failed |= verdict == "fail"
+            critical_open |= verdict == "pending"
+            continue
+        if verdict == "not_applicable":
+            continue
+        possible += criterion.weight
+        if verdict == "pass":
+            earned += criterion.weight
+        elif verdict == "pending":
+            pending += criterion.weight
+    score = 100.0 * earned / possible if possible else 100.0
+    best = 100.0 * (earned + pending) / possible if possible else 100.0
+    minimum = rubric.pass_.min_score
+    if critical_failed or best < minimum:
+        return score, "fail"
+    if not critical_open and score >= minimum:
+        return score, "pass"
+    return score, "incomplete"
+
+
+def _number(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _seq(x: int) -> int | None:
+    return None if x < 0 else int(x)
+
+
+def evidence_of(compiled: CompiledRubric, decisions: Decisions, row: int) -> Evidence:
+    """The evidence of one decision row."""
+    c = int(decisions.criterion[row])
+    names = compiled.ev_names[c]
+    raw = decisions.values[row]
+    values: dict[str, Value]
+    if int(compiled.kind[c]) == NEVER:
+        values = {
+            name: {"min": _number(raw[2 * k]), "max": _number(raw[2 * k + 1])}
+            for k, name in enumerate(names)
+        }
+    else:
+        values = {name: _number(raw[k]) for k, name in enumerate(names)}
+    return Evidence(
+        seq=_seq(int(decisions.seq[row])),
+        t=_number(decisions.t[row]),
+        t_start=_number(decisions.t_start[row]),
+        t_end=_number(decisions.t[row]),
+        seq_start=_seq(int(decisions.seq_start[row])),
+        seq_end=_seq(int(decisions.seq[row])),
+        values=values,
+        measured=_number(decisions.measured[row]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A closed session's extent, for evidence of assessor-recorded verdicts."""
+
+    first_seq: int | None
+    first_t: float | None
+    last_seq: int | None
+    close_t: float
+
+
+@dataclass(slots=True)
+class DecisionLog:
+    """Collects decisions per session: session slot -> criterion -> (verdict, evidence)."""
+
+    compiled: CompiledRubric
+    by_slot: dict[int, dict[int, tuple[Verdict, Evidence]]] = field(default_factory=dict)
+
+    def add(self, decisions: Decisions) -> None:
+        for row in range(len(decisions)):
+            slot = int(decisions.slot[row])
+            verdict: Verdict = VERDICT_NAMES[int(decisions.verdict[row])]  # type: ignore[assignment]
+            self.by_slot.setdefault(slot, {})[int(decisions.criterion[row])] = (
+                verdict,
+                evidence_of(self.compiled, decisions, row),
+            )
+
+    def pop_report(
+        self,
+        slot: int,
+        session_id: str,
+        *,
+        observations: Mapping[str, Verdict] | None = None,
+        span: Span | None = None,
+    ) -> SessionReport:
+        """The session's report; its decisions are forgotten (the slot may be reused)."""
+        decided = self.by_slot.pop(slot, {})
+        return build_report(self.compiled, session_id, decided, observations or {}, span)
+
+
+def build_report(
+    compiled: CompiledRubric,
+    session_id: str,
+    decided: Mapping[int, tuple[Verdict, Evidence]],
+    observations: Mapping[str, Verdict],
+    span: Span | None,
+) -> SessionReport:
+    """Assemble a report; `observations` decide pending `observed` criteria."""
+    rubric = compiled.rubric
+    results: list[CriterionResult] = []
+    for c, criterion in enumerate(rubric.criteria):
+        verdict, evidence = decided.get(c, ("pending", PENDING))
+        recorded = observations.get(criterion.id)
+        if criterion.observed is not None and recorded in ("pass", "fail") and verdict == "pending":
+            verdict, evidence = recorded, _observed_evidence(span)
+        results.append(
+            CriterionResult(
+                id=criterion.id,
+                title=criterion.title,
+                critical=criterion.critical,
+                points=criterion.weight,
+                verdict=verdict,
+                evidence=evidence,
+            )
+        )
+    score, outcome = score_and_outcome(rubric, [r.verdict for r in results])
+    return SessionReport(
+        session=session_id,
+        rubric=rubric.rubric,
+        rubric_version=rubric.version,
+        rubric_sha256=compiled.sha256,
+        outcome=outcome,
+        score=score,
+        criteria=tuple(results),
+    )
+
+
+def _observed_evidence(span: Span | None) -> Evidence:
+    if span is None:
+        return PENDING
+    return Evidence(
+        seq=span.last_seq,
+        t=span.close_t,
+        t_start=span.first_t,
+        t_end=span.close_t,
+        seq_start=span.first_seq,
+        seq_end=span.last_seq,
+        values={},
+    )
