@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import expr
+from pydantic import BaseModel
+
 from .model import Step
 from .rubric import Criterion, Machine, Rubric
 from .scenario import Scenario
@@ -176,7 +178,7 @@ def _expressions(criterion: Criterion) -> list[expr.Expr]:
         elif isinstance(obj, Mapping):
             for item in obj.values():
                 walk(item)
-        elif hasattr(obj, "model_fields"):
+        elif isinstance(obj, BaseModel):
             for name in type(obj).model_fields:
                 walk(getattr(obj, name))
 
