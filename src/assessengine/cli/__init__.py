@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import rubric_cmd  # noqa: F401  (registers `rubric check`)
 from ._app import main
 
 __all__ = ["main"]

@@ -1,0 +1,251 @@
+"""Rubric and scenario files: find, load, validate, and report problems as FILE:LINE:COL.
+
+A scenario is found by id, as ``<id>.yaml``, in the first of these places that has it:
+
+1. ``<rubric's directory>/../scenarios/`` (a project laid out as ``rubrics/`` + ``scenarios/``);
+2. the directories given explicitly (``scenario_dirs``, e.g. ``--scenarios DIR``), in order;
+3. the scenarios bundled with the package (``assessengine/_data/scenarios``);
+4. for an editable install, the repository's own ``scenarios/``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..core.check import Problem, check_rubric, problems_from_validation
+from ..core.model import ID_PATTERN
+from ..core.rubric import Rubric
+from ..core.scenario import Scenario
+from ..errors import LocatedProblem, Location, RubricError, ScenarioError
+from .yaml_source import SourceMap, YamlDocument, load_yaml
+
+SUFFIX = ".yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class RubricCheck:
+    """The outcome of checking one rubric file: valid exactly when `problems` is empty."""
+
+    path: Path
+    rubric: Rubric | None
+    scenario: Scenario | None
+    problems: tuple[LocatedProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.rubric is not None
+
+
+# ==================================================================================== rubrics
+
+
+def check_rubric_file(path: Path | str, *, scenario_dirs: Sequence[Path] = ()) -> RubricCheck:
+    """Check one rubric file against its scenario; never raises for a bad file.
+
+    Problems are sorted by position (the rubric's own first, then any in its scenario file).
+    An unreadable file gives a single problem at 1:1.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return RubricCheck(path, None, None, (_at(path, 1, 1, f"cannot read: {_reason(exc)}"),))
+    doc = load_yaml(text)
+    located = [_at(path, p.mark.line, p.mark.column, p.message) for p in doc.problems]
+    if doc.data is None and doc.problems:
+        return RubricCheck(path, None, None, tuple(located))
+    scenario, problems, elsewhere = _scenario_for(doc, path, scenario_dirs)
+    rubric, more = check_rubric(doc.data, scenario)
+    located += [_locate(path, doc.positions, p) for p in [*problems, *more]]
+    located += elsewhere
+    located.sort(key=lambda p: (p.location.file != str(path), p.location.line, p.location.column))
+    return RubricCheck(path, rubric, scenario, tuple(located))
+
+
+def load_rubric(path: Path | str, *, scenario_dirs: Sequence[Path] = ()) -> tuple[Rubric, Scenario]:
+    """The valid rubric at `path` and its scenario; raises RubricError listing every problem."""
+    result = check_rubric_file(path, scenario_dirs=scenario_dirs)
+    if result.problems or result.rubric is None or result.scenario is None:
+        raise RubricError(result.problems)
+    return result.rubric, result.scenario
+
+
+def _scenario_for(
+    doc: YamlDocument, rubric_path: Path, scenario_dirs: Sequence[Path]
+) -> tuple[Scenario | None, list[Problem], list[LocatedProblem]]:
+    """The rubric's scenario; else None, the problem at the rubric's `scenario` value and the
+    problems of an invalid scenario file."""
+    data = doc.data
+    scenario_id = data.get("scenario") if isinstance(data, dict) else None
+    if not isinstance(scenario_id, str) or re.match(ID_PATTERN, scenario_id) is None:
+        return None, [], []  # the structural check reports it
+    places = search_path(rubric_path=rubric_path, scenario_dirs=scenario_dirs)
+    found = _find(scenario_id, places)
+    if found is None:
+        message = f"unknown scenario '{scenario_id}'{_suggest(scenario_id, places)}"
+        return None, [Problem(("scenario",), message)], []
+    try:
+        return _load_scenario_file(found), [], []
+    except _ScenarioFileError as exc:
+        problem = Problem(("scenario",), f"scenario '{scenario_id}' is invalid (see {found})")
+        return None, [problem], list(exc.problems)
+
+
+def _suggest(scenario_id: str, places: Sequence[Traversable]) -> str:
+    known = sorted(_ids_in(places))
+    match = difflib.get_close_matches(scenario_id, known, n=1)
+    if match:
+        return f" (did you mean '{match[0]}'?)"
+    listed = ", ".join(known) if known else "none"
+    return f"; known scenarios: {listed} (add a directory with --scenarios DIR)"
+
+
+# ================================================================================== scenarios
+
+
+def search_path(
+    *, rubric_path: Path | None = None, scenario_dirs: Sequence[Path] = ()
+) -> list[Traversable]:
+    """The directories searched for scenarios, in order, without duplicates or missing ones."""
+    candidates: list[Traversable] = []
+    if rubric_path is not None:
+        candidates.append(rubric_path.resolve().parent.parent / "scenarios")
+    candidates += [Path(d) for d in scenario_dirs]
+    candidates.append(resources.files("assessengine") / "_data" / "scenarios")
+    candidates += _repo_scenarios()
+    return _unique_dirs(candidates)
+
+
+def _repo_scenarios() -> list[Path]:
+    package = Path(__file__).resolve().parents[1]
+    root = package.parent.parent  # <repo>/src/assessengine
+    is_repo = package.parent.name == "src" and (root / "pyproject.toml").is_file()
+    return [root / "scenarios"] if is_repo else []
+
+
+def _unique_dirs(candidates: Iterable[Traversable]) -> list[Traversable]:
+    seen: set[str] = set()
+    result: list[Traversable] = []
+    for place in candidates:
+        key = str(Path(str(place)).resolve()) if isinstance(place, Path) else str(place)
+        if key not in seen and place.is_dir():
+            seen.add(key)
+            result.append(place)
+    return result
+
+
+def find_scenario(
+    scenario_id: str, *, rubric_path: Path | None = None, scenario_dirs: Sequence[Path] = ()
+) -> Traversable:
+    """The file of scenario `scenario_id`; raises ScenarioError naming the places searched."""
+    places = search_path(rubric_path=rubric_path, scenario_dirs=scenario_dirs)
+    found = _find(scenario_id, places)
+    if found is None:
+        searched = ", ".join(str(p) for p in places) or "no scenario directory"
+        raise ScenarioError(f"scenario '{scenario_id}' not found (searched: {searched})")
+    return found
+
+
+def load_scenario(id_or_path: str | Path, *, scenario_dirs: Sequence[Path] = ()) -> Scenario:
+    """A valid scenario, by id (searched as above) or by file path.
+
+    Raises ScenarioError when it cannot be found or is invalid (one FILE:LINE:COL line each).
+    """
+    text = str(id_or_path)
+    if isinstance(id_or_path, Path) or text.endswith((SUFFIX, ".yml")) or os.sep in text:
+        source: Traversable = Path(id_or_path)
+        if not source.is_file():
+            raise ScenarioError(f"scenario file not found: {source}")
+    else:
+        source = find_scenario(text, scenario_dirs=scenario_dirs)
+    try:
+        return _load_scenario_file(source)
+    except _ScenarioFileError as exc:
+        raise ScenarioError("\n".join(str(p) for p in exc.problems)) from None
+
+
+def list_scenarios(*, scenario_dirs: Sequence[Path] = ()) -> list[str]:
+    """The ids of every scenario file found in the search path (sorted, without duplicates)."""
+    return sorted(_ids_in(search_path(scenario_dirs=scenario_dirs)))
+
+
+def _find(scenario_id: str, places: Sequence[Traversable]) -> Traversable | None:
+    for place in places:
+        candidate = place / f"{scenario_id}{SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _ids_in(places: Iterable[Traversable]) -> set[str]:
+    return {
+        entry.name.removesuffix(SUFFIX)
+        for place in places
+        for entry in place.iterdir()
+        if entry.name.endswith(SUFFIX) and entry.is_file()
+    }
+
+
+class _ScenarioFileError(Exception):
+    def __init__(self, problems: Sequence[LocatedProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = tuple(problems)
+
+
+def _load_scenario_file(source: Traversable) -> Scenario:
+    """Parse and validate a scenario file; raises _ScenarioFileError with located problems."""
+    name = str(source)
+    doc = load_yaml(source.read_text(encoding="utf-8"))
+    located = [_at(name, p.mark.line, p.mark.column, p.message) for p in doc.problems]
+    if doc.data is None and not located:
+        located.append(
+            _at(name, 1, 1, "the file is empty; a scenario starts with 'scenario: <id>'")
+        )
+    if located:
+        raise _ScenarioFileError(located)
+    try:
+        scenario = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = problems_from_validation(exc, Scenario)
+        raise _ScenarioFileError([_locate(name, doc.positions, p) for p in problems]) from None
+    return scenario
+
+
+# =================================================================================== location
+
+
+def _locate(
+    file: Path | str, positions: SourceMap, problem: Problem | LocatedProblem
+) -> LocatedProblem:
+    """Place a core problem in the file (key, value, or a character inside a condition)."""
+    if isinstance(problem, LocatedProblem):
+        return problem
+    if problem.offset is not None:
+        mark = positions.inside(problem.path, problem.offset)
+    elif problem.at_key:
+        mark = positions.key(problem.path)
+    else:
+        mark = positions.value(problem.path)
+    message = problem.message
+    if problem.first is not None:
+        message += f" (first at line {positions.value(problem.first).line})"
+    return _at(file, mark.line, mark.column, message)
+
+
+def _at(file: Path | str, line: int, column: int, message: str) -> LocatedProblem:
+    return LocatedProblem(Location(str(file), line, column), message)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "the file is not UTF-8 text"
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -1,0 +1,60 @@
+"""`assessengine rubric ...`: work with rubric files (attaches itself to the root group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..adapters.library import check_rubric_file
+from ._app import main
+
+EXIT_PROBLEMS = 2
+
+
+@main.group()
+def rubric() -> None:
+    """Work with rubric files."""
+
+
+@rubric.command("check")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    metavar="DIR",
+    help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
+)
+def check(files: tuple[Path, ...], scenario_dirs: tuple[Path, ...]) -> None:
+    """Check rubric FILEs against the rubric language and their scenario.
+
+    Prints 'FILE: ok (N criteria)' for each valid file. Otherwise prints one line per
+    problem, 'FILE:LINE:COL: message', and exits with status 2.
+
+    \b
+    A rubric's scenario (its `scenario:` id) is looked up as <id>.yaml in:
+      1. the scenarios/ directory beside the rubric's directory (../scenarios/),
+      2. each --scenarios DIR, in order,
+      3. the scenarios bundled with assessengine.
+
+    \b
+    Example:
+      assessengine rubric check rubrics/*.yaml
+      rubrics/forklift.yaml:14:22: unknown signal 'sped' (did you mean 'speed'?)
+    """
+    failed = 0
+    for path in files:
+        result = check_rubric_file(path, scenario_dirs=scenario_dirs)
+        if result.ok and result.rubric is not None:
+            click.echo(f"{path}: ok ({len(result.rubric.criteria)} criteria)")
+            continue
+        failed += 1
+        for problem in result.problems:
+            click.echo(str(problem))
+    if failed:
+        click.echo(f"{failed} of {len(files)} rubric file(s) have problems", err=True)
+        raise SystemExit(EXIT_PROBLEMS)

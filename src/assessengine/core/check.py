@@ -1,0 +1,550 @@
+"""Rubric check: every problem of a rubric, located by data path, in words a trainer can act on.
+
+Two layers, both pure (no files, no YAML):
+
+- **structure**: `Rubric.model_validate` errors, translated (unknown key with "did you mean",
+  wrong type, missing key, bad duration, bad condition with its offset, choices listed) and
+  stripped of pydantic's follow-on noise;
+- **meaning**: checks against the `Scenario` (signal and event names), duplicate ids and
+  competency codes, unknown competencies, `all_before` listing its own `before` event, and the
+  shape of explicit state machines (undefined, unreachable and dead-end states).
+
+Semantic checks run on every criterion that is structurally valid, even when others are not, so
+one run reports as much as it can. Positions are the caller's business: a `Problem` names a path
+such as ``("criteria", 2, "never")`` and, for conditions, an offset inside that text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from .expr import Expr, name_positions
+from .model import ID_PATTERN, NAME_PATTERN, Step
+from .rubric import Competency, Criterion, Machine, Rubric
+from .scenario import Scenario
+
+PathPart = str | int
+DataPath = tuple[PathPart, ...]
+TERMINALS = ("pass", "fail")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem at `path` in the rubric's data.
+
+    `offset` is a 0-based offset inside the text at `path` (conditions); `at_key` asks to point
+    at the key naming `path` rather than at its value; `first` is where a duplicated name was
+    first written.
+    """
+
+    path: DataPath
+    message: str
+    offset: int | None = None
+    at_key: bool = False
+    first: DataPath | None = field(default=None)
+
+
+def check_rubric(data: object, scenario: Scenario | None) -> tuple[Rubric | None, list[Problem]]:
+    """Validate `data` as a rubric and check it against `scenario` (None: skip name checks).
+
+    Returns the rubric (None when its structure is invalid) and every problem found; the rubric
+    is valid exactly when the list is empty.
+    """
+    rubric, problems = validate_rubric(data)
+    parts = _Parts.of_rubric(rubric) if rubric is not None else _Parts.of_data(data)
+    return rubric, problems + _semantics(parts, scenario)
+
+
+def validate_rubric(data: object) -> tuple[Rubric | None, list[Problem]]:
+    """The structural layer only: the rubric, or None and its translated validation errors."""
+    try:
+        return Rubric.model_validate(data), []
+    except ValidationError as exc:
+        return None, problems_from_validation(exc, Rubric)
+
+
+# =============================================================================== structure
+
+
+def problems_from_validation(error: ValidationError, model: type[BaseModel]) -> list[Problem]:
+    """Translate the errors of ``model.model_validate`` into trainer-friendly problems.
+
+    Follow-on errors are dropped: a list's ``too_short`` when one of its items already failed
+    (pydantic counts only the valid items).
+    """
+    errors = error.errors(include_url=False)
+    return [_problem(e, model) for e in errors if not _follow_on(e, errors)]
+
+
+def _follow_on(error: ErrorDetails, errors: Sequence[ErrorDetails]) -> bool:
+    loc = error["loc"]
+    return error["type"] == "too_short" and any(
+        len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors
+    )
+
+
+def _problem(error: ErrorDetails, model: type[BaseModel]) -> Problem:
+    loc: DataPath = tuple(error["loc"])
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return Problem(loc, _unknown_key(str(loc[-1]), _keys_at(model, loc[:-1])), at_key=True)
+    if loc and loc[-1] == "[key]":
+        return Problem(loc[:-1], _message(kind, loc[-2], ctx, error["msg"]), at_key=True)
+    if kind == "missing":
+        return Problem(loc, f"missing required key '{loc[-1]}'")
+    if kind in ("condition", "expression"):
+        path = (*loc, ctx["subpath"]) if "subpath" in ctx else loc
+        return Problem(path, error["msg"], offset=ctx.get("offset"))
+    if kind == "step" and isinstance(value, dict):
+        return _bad_step(loc, value, error["msg"])
+    if not loc and kind == "model_type":
+        return Problem(loc, _not_a_rubric(value))
+    return Problem(loc, _message(kind, value, ctx, error["msg"]))
+
+
+def _bad_step(loc: DataPath, value: Mapping[Any, Any], fallback: str) -> Problem:
+    extra = [key for key in value if key != "when"]
+    if not extra:
+        return Problem(loc, fallback)
+    message = f"unknown key '{extra[0]}' in a step; a step is an event name or {{when: CONDITION}}"
+    return Problem((*loc, str(extra[0])), message, at_key=True)
+
+
+def _not_a_rubric(value: object) -> str:
+    if value is None:
+        return "the file is empty; a rubric starts with 'rubric: <id>'"
+    return f"expected a mapping of keys to values (rubric:, version:, ...), got {_show(value)}"
+
+
+_SIMPLE = {
+    "int_parsing": "expected an integer, got {v}",
+    "int_type": "expected an integer, got {v}",
+    "int_from_float": "expected an integer, got {v}",
+    "float_parsing": "expected a number, got {v}",
+    "float_type": "expected a number, got {v}",
+    "bool_parsing": "expected true or false, got {v}",
+    "bool_type": "expected true or false, got {v}",
+    "string_too_short": "must not be empty",
+    "dict_type": "expected a mapping (key: value), got {v}",
+    "model_type": "expected a mapping (key: value), got {v}",
+    "model_attributes_type": "expected a mapping (key: value), got {v}",
+}
+
+
+def _message(kind: str, value: object, ctx: Mapping[str, Any], fallback: str) -> str:
+    if kind in _SIMPLE:
+        return _SIMPLE[kind].format(v=_show(value))
+    special = _SPECIAL.get(kind)
+    if special is not None:
+        return special(value, ctx)
+    if fallback.startswith("Value error, "):
+        return fallback.removeprefix("Value error, ")
+    return fallback[:1].lower() + fallback[1:]
+
+
+def _string(value: object, ctx: Mapping[str, Any]) -> str:
+    quote = " (put it in quotes)" if isinstance(value, int | float) else ""
+    return f"expected text, got {_show(value)}{quote}"
+
+
+def _pattern(value: object, ctx: Mapping[str, Any]) -> str:
+    if ctx.get("pattern") == ID_PATTERN:
+        return f"{_show(value)} is not a valid id: use lowercase letters, digits and '-'"
+    if ctx.get("pattern") == NAME_PATTERN:
+        rule = "letters, digits and '_', not starting with a digit"
+        return f"{_show(value)} is not a valid name: use {rule}"
+    return f"{_show(value)} does not have the expected form"
+
+
+def _sequence(value: object, ctx: Mapping[str, Any]) -> str:
+    hint = f" (for a list of one, write [{value}])" if isinstance(value, str) else ""
+    return f"expected a list, got {_show(value)}{hint}"
+
+
+def _too_short(value: object, ctx: Mapping[str, Any]) -> str:
+    count = int(ctx.get("min_length", 1))
+    return f"needs at least {count} item{'s' if count != 1 else ''}"
+
+
+def _bound(word: str, key: str) -> Callable[[object, Mapping[str, Any]], str]:
+    return lambda value, ctx: f"must be {word} {_number(ctx[key])}, got {_show(value)}"
+
+
+def _literal(value: object, ctx: Mapping[str, Any]) -> str:
+    choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    listed = " or ".join(choices) if len(choices) <= 2 else ", ".join(choices)
+    lead = "expected" if len(choices) <= 2 else "expected one of"
+    return f"{lead} {listed}, got {_show(value)}{_did_you_mean(str(value), choices)}"
+
+
+_SPECIAL: dict[str, Callable[[object, Mapping[str, Any]], str]] = {
+    "string_type": _string,
+    "string_pattern_mismatch": _pattern,
+    "tuple_type": _sequence,
+    "list_type": _sequence,
+    "too_short": _too_short,
+    "greater_than_equal": _bound("at least", "ge"),
+    "greater_than": _bound("more than", "gt"),
+    "less_than_equal": _bound("at most", "le"),
+    "less_than": _bound("less than", "lt"),
+    "literal_error": _literal,
+}
+
+
+def _show(value: object) -> str:
+    """A value as a trainer wrote it in YAML."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, int | float):
+        return _number(value)
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unknown_key(key: str, allowed: Sequence[str]) -> str:
+    hint = _did_you_mean(key, allowed)
+    if not hint and 0 < len(allowed) <= 6:
+        hint = f" (allowed: {', '.join(allowed)})"
+    return f"unknown key '{key}'{hint}"
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    options = list(candidates)
+    by_case = {c.lower(): c for c in options}
+    if word.lower() in by_case and by_case[word.lower()] != word:
+        return f" (did you mean '{by_case[word.lower()]}'?)"
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _keys_at(model: type[BaseModel], loc: DataPath) -> list[str]:
+    """The keys (aliases) that the model found at `loc` accepts; [] if `loc` is not a model."""
+    target: object = model
+    for part in loc:
+        target = _inner(_plain(target), part)
+    target = _plain(target)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return [info.alias or name for name, info in target.model_fields.items()]
+    return []
+
+
+def _plain(annotation: object) -> object:
+    """Strip ``Annotated[...]`` and ``X | None`` down to X."""
+    while True:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is typing.Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) != 1:
+                return annotation
+            annotation = rest[0]
+        else:
+            return annotation
+
+
+def _inner(annotation: object, part: PathPart) -> object:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (tuple, list) and args and isinstance(part, int):
+        return args[0] if origin is list or args[-1] is Ellipsis else args[min(part, len(args) - 1)]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+# ================================================================================= meaning
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The structurally valid pieces of a rubric, each with its index."""
+
+    scenario_id: str | None
+    competencies: list[tuple[int, Competency]]
+    competencies_complete: bool
+    criteria: list[tuple[int, Criterion]]
+
+    @classmethod
+    def of_rubric(cls, rubric: Rubric) -> _Parts:
+        return cls(
+            rubric.scenario,
+            list(enumerate(rubric.competencies)),
+            True,
+            list(enumerate(rubric.criteria)),
+        )
+
+    @classmethod
+    def of_data(cls, data: object) -> _Parts:
+        if not isinstance(data, dict):
+            return cls(None, [], False, [])
+        scenario_id = data.get("scenario")
+        competencies, complete = _valid_items(data.get("competencies", []), Competency)
+        criteria, _ = _valid_items(data.get("criteria"), Criterion)
+        return cls(
+            scenario_id if isinstance(scenario_id, str) else None, competencies, complete, criteria
+        )
+
+
+def _valid_items(items: object, model: type[M]) -> tuple[list[tuple[int, M]], bool]:
+    """The items of a list that validate as `model`, and whether all of them did."""
+    if not isinstance(items, list):
+        return [], False
+    valid: list[tuple[int, M]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, model.model_validate(item)))
+        except ValidationError:
+            continue
+    return valid, len(valid) == len(items)
+
+
+def _semantics(parts: _Parts, scenario: Scenario | None) -> list[Problem]:
+    problems = list(_scenario_id(parts.scenario_id, scenario))
+    codes = [(("competencies", i, "code"), c.code) for i, c in parts.competencies]
+    problems += _duplicates(codes, "competency code")
+    ids = [(("criteria", i, "id"), c.id) for i, c in parts.criteria]
+    problems += _duplicates(ids, "criterion id")
+    known = [c.code for _, c in parts.competencies] if parts.competencies_complete else None
+    for index, criterion in parts.criteria:
+        problems += _criterion(("criteria", index), criterion, known, scenario)
+    return problems
+
+
+def _scenario_id(rubric_scenario: str | None, scenario: Scenario | None) -> Iterator[Problem]:
+    if scenario is not None and rubric_scenario not in (None, scenario.scenario):
+        yield Problem(
+            ("scenario",),
+            f"this rubric is for scenario '{rubric_scenario}', "
+            f"but the scenario found is '{scenario.scenario}'",
+        )
+
+
+def _duplicates(named: Iterable[tuple[DataPath, str]], what: str) -> Iterator[Problem]:
+    first: dict[str, DataPath] = {}
+    for path, name in named:
+        if name in first:
+            yield Problem(path, f"duplicate {what} '{name}'", first=first[name])
+        else:
+            first[name] = path
+
+
+def _criterion(
+    base: DataPath, criterion: Criterion, codes: list[str] | None, scenario: Scenario | None
+) -> Iterator[Problem]:
+    yield from _competency(base, criterion.competency, codes)
+    if criterion.all_before is not None:
+        before = criterion.all_before.before
+        for j, event in enumerate(criterion.all_before.events):
+            if event == before:
+                yield Problem(
+                    (*base, "all_before", "events", j),
+                    f"'{event}' is also the `before` event: it cannot occur before itself",
+                )
+    if criterion.machine is not None:
+        yield from _machine((*base, "machine"), criterion.machine)
+    if scenario is not None:
+        for path, ref in _references(criterion):
+            yield from _names((*base, *path), ref, scenario)
+
+
+def _competency(base: DataPath, code: str | None, codes: list[str] | None) -> Iterator[Problem]:
+    if code is None or codes is None or code in codes:
+        return
+    if codes:
+        listed = f" (the rubric lists: {', '.join(codes)})"
+    else:
+        listed = "; list it under `competencies` first"
+    yield Problem((*base, "competency"), f"unknown competency '{code}'{listed}")
+
+
+# ------------------------------------------------------------------------- names in criteria
+
+Reference = Expr | str  # a condition or expression, or an event name
+Refs = Iterator[tuple[DataPath, Reference]]
+
+
+def _references(criterion: Criterion) -> Refs:
+    """Every condition and event name the criterion writes, with its path in the criterion."""
+    template = criterion.template
+    return _REFERENCES[template](getattr(criterion, template))
+
+
+def _step(path: DataPath, step: Step) -> Refs:
+    if step.event is not None:
+        yield path, step.event
+    elif step.when is not None:
+        yield (*path, "when"), step.when
+
+
+def _optional(path: DataPath, ref: Reference | None) -> Refs:
+    if ref is not None:
+        yield path, ref
+
+
+def _all_before_refs(t: Any) -> Refs:
+    for j, event in enumerate(t.events):
+        yield ("all_before", "events", j), event
+    yield ("all_before", "before"), t.before
+
+
+def _sequence_refs(steps: Any) -> Refs:
+    for j, step in enumerate(steps):
+        yield from _step(("sequence", j), step)
+
+
+def _count_refs(t: Any) -> Refs:
+    yield from _optional(("count", "event"), t.event)
+    yield from _optional(("count", "when"), t.when)
+
+
+def _response_refs(t: Any) -> Refs:
+    yield from _step(("response", "after"), t.after)
+    yield from _step(("response", "expect"), t.expect)
+
+
+def _precede_refs(t: Any) -> Refs:
+    yield ("precede", "event"), t.event
+    yield from _step(("precede", "by"), t.by)
+
+
+def _duration_refs(t: Any) -> Refs:
+    yield from _step(("duration", "from"), t.from_)
+    yield from _step(("duration", "to"), t.to)
+
+
+def _metric_refs(t: Any) -> Refs:
+    yield ("metric", "of"), t.of
+    yield from _optional(("metric", "where"), t.where)
+
+
+def _machine_refs(machine: Any) -> Refs:
+    for state, transitions in machine.states.items():
+        for k, tr in enumerate(transitions):
+            yield from _optional(("machine", "states", state, k, "on"), tr.on)
+            yield from _optional(("machine", "states", state, k, "when"), tr.when)
+
+
+_REFERENCES: dict[str, Callable[[Any], Refs]] = {
+    "never": lambda expr: iter([(("never",), expr)]),
+    "always": lambda expr: iter([(("always",), expr)]),
+    "all_before": _all_before_refs,
+    "sequence": _sequence_refs,
+    "count": _count_refs,
+    "response": _response_refs,
+    "precede": _precede_refs,
+    "duration": _duration_refs,
+    "metric": _metric_refs,
+    "observed": lambda _: iter(()),
+    "machine": _machine_refs,
+}
+
+
+def _names(path: DataPath, ref: Reference, scenario: Scenario) -> Iterator[Problem]:
+    if isinstance(ref, str):
+        if ref not in scenario.event_code:
+            yield Problem(path, _unknown_event(ref, scenario))
+        return
+    for name in name_positions(ref.root):
+        if name.name not in scenario.signals:
+            yield Problem(path, _unknown_signal(name.name, scenario), offset=name.pos)
+
+
+def _unknown_signal(name: str, scenario: Scenario) -> str:
+    if name in scenario.event_code:
+        return f"'{name}' is an event, not a signal: conditions read signals only"
+    return _unknown("signal", name, scenario.signal_names, scenario.scenario)
+
+
+def _unknown_event(name: str, scenario: Scenario) -> str:
+    if name in scenario.signals:
+        return f"'{name}' is a signal, not an event (use a condition: {{when: \"{name} > 0\"}})"
+    return _unknown("event", name, scenario.event_names, scenario.scenario)
+
+
+def _unknown(what: str, name: str, known: Sequence[str], scenario_id: str) -> str:
+    hint = _did_you_mean(name, known)
+    if hint:
+        return f"unknown {what} '{name}'{hint}"
+    return f"unknown {what} '{name}': scenario '{scenario_id}' does not define it"
+
+
+# ---------------------------------------------------------------------------------- machines
+
+
+def _machine(path: DataPath, machine: Machine) -> Iterator[Problem]:
+    """Terminal names used as states, undefined states, unreachable and dead-end states."""
+    states = [s for s in machine.states if s not in TERMINALS]
+    for terminal in TERMINALS:
+        if terminal in machine.states:
+            message = f"'{terminal}' is a built-in terminal state; do not define it"
+            yield Problem((*path, "states", terminal), message, at_key=True)
+    if machine.initial not in states:
+        message = f"initial state '{machine.initial}' is not defined under `states`"
+        yield Problem((*path, "initial"), message + _did_you_mean(machine.initial, states))
+    for state, k, target in _edges(machine):
+        if target not in states and target not in TERMINALS:
+            message = f"state '{target}' is not defined under `states` (nor pass or fail)"
+            yield Problem(
+                (*path, "states", state, k, "to"), message + _did_you_mean(target, states)
+            )
+    yield from _graph(path, machine, states)
+
+
+def _graph(path: DataPath, machine: Machine, states: list[str]) -> Iterator[Problem]:
+    edges = [(s, t) for s, _, t in _edges(machine) if s in states]
+    reached = _closure({machine.initial}, edges) if machine.initial in states else set(states)
+    alive = _closure(set(TERMINALS), [(t, s) for s, t in edges])
+    for state in states:
+        key = (*path, "states", state)
+        if state not in reached:
+            message = f"state '{state}' cannot be reached from the initial state"
+            yield Problem(key, f"{message} '{machine.initial}'", at_key=True)
+        elif state not in alive:
+            message = f"from state '{state}' neither pass nor fail can be reached"
+            yield Problem(key, message, at_key=True)
+
+
+def _edges(machine: Machine) -> Iterator[tuple[str, int, str]]:
+    for state, transitions in machine.states.items():
+        for k, transition in enumerate(transitions):
+            yield state, k, transition.to
+
+
+def _closure(start: set[str], edges: Sequence[tuple[str, str]]) -> set[str]:
+    seen, todo = set(start), list(start)
+    while todo:
+        here = todo.pop()
+        for source, target in edges:
+            if source == here and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
