@@ -49,7 +49,8 @@ def _standards_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def vector() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((_standards_dir() / VECTOR_DIR / "vector.json").read_text())
+    _standards_dir()
+    data: dict[str, Any] = json.loads((VECTOR_DIR / "vector.json").read_text())
     return data
 
 
