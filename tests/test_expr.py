@@ -1,0 +1,236 @@
+"""The condition language: precedence, canonical printing, located errors, three-valued logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assessengine.core.expr import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    Arith,
+    Call,
+    Compare,
+    ExprError,
+    Logic,
+    Name,
+    Neg,
+    Not,
+    Num,
+    evaluate,
+    evaluate_truth,
+    name_positions,
+    parse,
+)
+
+NAN = float("nan")
+
+# ---------------------------------------------------------------------------- precedence
+
+
+def test_multiplication_binds_tighter_than_addition() -> None:
+    assert parse("a + b * c").root == Arith("+", Name("a"), Arith("*", Name("b"), Name("c")))
+
+
+def test_subtraction_is_left_associative() -> None:
+    assert parse("a - b - c").root == Arith("-", Arith("-", Name("a"), Name("b")), Name("c"))
+
+
+def test_and_binds_tighter_than_or() -> None:
+    root = parse("a > 1 or b > 2 and c > 3").root
+    assert isinstance(root, Logic)
+    assert root.op == "or"
+    assert isinstance(root.right, Logic)
+    assert root.right.op == "and"
+
+
+def test_not_applies_to_the_whole_comparison() -> None:
+    assert parse("not a > 1").root == Not(Compare(">", Name("a"), Num(1.0)))
+
+
+def test_not_binds_tighter_than_and() -> None:
+    root = parse("not a > 1 and b > 2").root
+    assert root == Logic(
+        "and", Not(Compare(">", Name("a"), Num(1.0))), Compare(">", Name("b"), Num(2.0))
+    )
+
+
+def test_arithmetic_binds_tighter_than_comparison() -> None:
+    root = parse("a + 1 > b * 2").root
+    assert root == Compare(">", Arith("+", Name("a"), Num(1.0)), Arith("*", Name("b"), Num(2.0)))
+
+
+def test_unary_minus_of_a_literal_is_a_negative_number() -> None:
+    assert parse("-3").root == Num(-3.0)
+
+
+def test_unary_minus_of_a_name_is_a_negation() -> None:
+    assert parse("-a * 2").root == Arith("*", Neg(Name("a")), Num(2.0))
+
+
+def test_functions_take_expressions_as_arguments() -> None:
+    root = parse("between(abs(a - b), 0, max(c, 1))").root
+    assert isinstance(root, Call)
+    assert root.fn == "between"
+    assert root.args[0] == Call("abs", (Arith("-", Name("a"), Name("b")),))
+
+
+# ---------------------------------------------------------------------- canonical printing
+
+
+@pytest.mark.parametrize(
+    ("source", "canonical"),
+    [
+        ("a+b*c", "a + b * c"),
+        ("(a+b)*c", "(a + b) * c"),
+        ("a-(b-c)", "a - (b - c)"),
+        ("(a-b)-c", "a - b - c"),
+        ("a/(b*c)", "a / (b * c)"),
+        ("((speed))>8.0", "speed > 8"),
+        ("not(a>1 and b<2)", "not (a > 1 and b < 2)"),
+        ("(a > 1 or b > 1) and c > 1", "(a > 1 or b > 1) and c > 1"),
+        ("a > 1 or (b > 1 and c > 1)", "a > 1 or b > 1 and c > 1"),
+        ("-(a+b)", "-(a + b)"),
+        ("between(x,1,2)", "between(x, 1, 2)"),
+        ("speed >= 0.5", "speed >= 0.5"),
+        ("x > 1e3", "x > 1000"),
+    ],
+)
+def test_canonical_text(source: str, canonical: str) -> None:
+    assert parse(source).text == canonical
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["a - (b - c) * -d", "not (a > 1 or not b < 2) and c != 3", "min(a, b) / (c + 1) <= 2"],
+)
+def test_canonical_text_parses_back_to_the_same_tree(source: str) -> None:
+    once = parse(source)
+    assert parse(once.text) == once
+    assert parse(once.text).text == once.text
+
+
+def test_expressions_written_differently_are_equal_when_canonically_equal() -> None:
+    assert parse("speed>8") == parse("( speed ) > 8.0")
+
+
+def test_name_positions_are_offsets_in_the_source() -> None:
+    names = name_positions(parse("speed > 8 and  load > 0").root)
+    assert [(n.name, n.pos) for n in names] == [("speed", 0), ("load", 15)]
+
+
+# --------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("source", "offset", "message"),
+    [
+        ("speed > 8 && load > 0", 10, "unexpected character '&' (use 'and', 'or', 'not')"),
+        ("speed = 3", 6, "unexpected character '=' (use '==' to compare)"),
+        ("speed > ", 8, "expected a value, found the end of the condition"),
+        ("(speed > 1", 10, "expected ')', found the end of the condition"),
+        ("1 < speed < 3", 10, "comparisons cannot be chained; use between(x, lo, hi) or 'and'"),
+        ("sqrt(speed) > 1", 0, "unknown function 'sqrt' (known: abs, between, max, min)"),
+        ("abs(a, b) > 1", 8, "abs() takes 1 argument, got 2"),
+        ("speed and load > 1", 0, "'and' needs a condition here, got a number"),
+        ("speed > 1 load", 10, "expected an operator or the end of the condition, found 'load'"),
+        ("", 0, "the condition is empty"),
+        ("a > > 1", 4, "expected a value, found '>'"),
+    ],
+)
+def test_parse_errors_carry_message_and_offset(source: str, offset: int, message: str) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(source, kind="bool")
+    assert (caught.value.offset, caught.value.message) == (offset, message)
+
+
+def test_a_number_expression_is_not_a_condition() -> None:
+    with pytest.raises(ExprError, match="expected a condition such as 'speed > 8'"):
+        parse("speed + 1", kind="bool")
+
+
+def test_a_condition_is_not_a_number_expression() -> None:
+    with pytest.raises(ExprError, match="expected a number expression, got a condition"):
+        parse("speed > 1", kind="num")
+
+
+def test_without_a_kind_either_is_accepted() -> None:
+    assert parse("speed").kind == "num"
+    assert parse("speed > 1").kind == "bool"
+
+
+# ------------------------------------------------------------------ three-valued evaluation
+
+
+def _columns(**values: list[float]) -> dict[str, np.ndarray]:
+    return {name: np.array(column, dtype=np.float64) for name, column in values.items()}
+
+
+def _truth(source: str, **values: list[float]) -> list[int]:
+    n = len(next(iter(values.values())))
+    return [int(v) for v in evaluate(parse(source).root, _columns(**values), n)]
+
+
+def test_comparison_with_a_missing_value_is_unknown() -> None:
+    assert _truth("a > 1", a=[2.0, 0.0, NAN]) == [TRUE, FALSE, UNKNOWN]
+
+
+def test_not_unknown_is_unknown() -> None:
+    assert _truth("not a > 1", a=[2.0, 0.0, NAN]) == [FALSE, TRUE, UNKNOWN]
+
+
+def test_false_and_unknown_is_false_and_true_and_unknown_is_unknown() -> None:
+    assert _truth("a > 1 and b > 1", a=[0.0, 2.0, NAN], b=[NAN, NAN, NAN]) == [
+        FALSE,
+        UNKNOWN,
+        UNKNOWN,
+    ]
+
+
+def test_true_or_unknown_is_true_and_false_or_unknown_is_unknown() -> None:
+    assert _truth("a > 1 or b > 1", a=[2.0, 0.0, NAN], b=[NAN, NAN, NAN]) == [
+        TRUE,
+        UNKNOWN,
+        UNKNOWN,
+    ]
+
+
+def test_arithmetic_on_a_missing_value_is_missing() -> None:
+    result = evaluate(parse("a + 1").root, _columns(a=[1.0, NAN]), 2)
+    assert result[0] == 2.0
+    assert np.isnan(result[1])
+
+
+def test_division_by_zero_is_missing_so_the_comparison_is_unknown() -> None:
+    assert _truth("a / b > 1", a=[4.0, 4.0], b=[2.0, 0.0]) == [TRUE, UNKNOWN]
+
+
+def test_min_and_max_of_a_missing_value_are_missing() -> None:
+    assert _truth("min(a, b) > 1", a=[2.0, NAN], b=[3.0, 3.0]) == [TRUE, UNKNOWN]
+    assert _truth("max(a, b) > 1", a=[2.0, 5.0], b=[NAN, 0.0]) == [UNKNOWN, TRUE]
+
+
+def test_between_is_inclusive_at_both_bounds() -> None:
+    assert _truth("between(a, 1, 2)", a=[0.5, 1.0, 2.0, 2.5, NAN]) == [
+        FALSE,
+        TRUE,
+        TRUE,
+        FALSE,
+        UNKNOWN,
+    ]
+
+
+def test_abs_and_negation() -> None:
+    assert _truth("abs(a) > 1 and -a < 0", a=[-2.0, 2.0, 0.5]) == [FALSE, TRUE, FALSE]
+
+
+def test_unknown_does_not_hold() -> None:
+    held = evaluate_truth(parse("a < 10").root, _columns(a=[5.0, NAN, 20.0]), 3)
+    assert held.tolist() == [True, False, False]
+    assert held.dtype == np.bool_
+
+
+def test_truth_codes_are_int8() -> None:
+    result = evaluate(parse("a > 1 or not a > 1").root, _columns(a=[1.0, NAN]), 2)
+    assert result.dtype == np.int8
