@@ -826,6 +826,17 @@ def test_observation_decides_at_the_close(engine: Engine, verdict: Verdict, outc
     assert report.outcome == outcome
 
 
+@pytest.mark.parametrize("verdict", ["pending", "not_applicable"])
+def test_only_pass_or_fail_records_an_observation(engine: Engine, verdict: Verdict) -> None:
+    report = run(engine, OBSERVED, [ev(0)], observations={"obs": verdict})
+    assert report.criteria[0].verdict == "pending"
+
+
+def test_observation_for_a_machine_criterion_is_ignored(engine: Engine) -> None:
+    report = run(engine, crit(never="speed > 8"), [ev(0, speed=9)], observations={"c": "pass"})
+    assert at(report.criteria[0]) == ("fail", 0, 0.0)
+
+
 def test_critical_observed_pending_keeps_session_incomplete(engine: Engine) -> None:
     model = rubric(crit("obs", critical=True, observed={"item": "x"}), crit(never="speed > 8"))
     report = run(engine, model, [ev(0, speed=3)])
@@ -1000,6 +1011,19 @@ def test_after_at_close_into_a_plain_state_gives_at_end(engine: Engine) -> None:
         waiting=[{"after": 1, "to": "fail"}],
     )
     assert at(one(engine, criterion, [ev(0.5)], close_t=50)) == ("pass", 0, 50.0)
+
+
+def test_at_end_after_close_transition_is_anchored_at_the_last_entered_state(
+    engine: Engine,
+) -> None:
+    criterion = machine(
+        idle=[{"on": "engine_start", "to": "running"}],
+        running=[{"after": 5, "to": "waiting"}],
+        waiting=[{"on": "engine_stop", "to": "pass"}],
+    )
+    r = one(engine, criterion, [ev(0), ev(2, "engine_start"), ev(3)], close_t=20)
+    assert at(r) == ("fail", 2, 20.0)
+    assert span(r) == (2.0, 1, 20.0, 2)  # the close is not an event: no state entered there
 
 
 def test_after_at_close_counts_from_entry_at_the_last_event(engine: Engine) -> None:

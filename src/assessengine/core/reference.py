@@ -42,11 +42,12 @@ Held = Mapping[str, float]
 """Signal name -> held value (sample-and-hold); a missing signal has no key."""
 
 
-def terminal(state: str) -> Verdict | None:
-    """The verdict of a machine state: `pass` and `fail` are terminal, others are not."""
-    if state == "pass":
+def pass_or_fail(text: str | None) -> Verdict | None:
+    """`pass` or `fail` as a verdict, else None (a machine's terminal states; an assessor's
+    recorded outcome)."""
+    if text == "pass":
         return "pass"
-    if state == "fail":
+    if text == "fail":
         return "fail"
     return None
 
@@ -487,7 +488,7 @@ class MachineT(Template):
         self.runs: dict[int, float] = {}  # transition index -> t of the first event of its run
 
     def step(self, event: Event, held: Held) -> Decision | None:
-        verdict = terminal(self.state)
+        verdict = pass_or_fail(self.state)
         if verdict is not None:  # a machine that starts in a terminal state
             return Decision(verdict)
         transitions = self.spec.states.get(self.state, ())
@@ -507,7 +508,7 @@ class MachineT(Template):
                 continue
             if tr.after is not None and event.t - self.entry_t < tr.after:
                 continue
-            verdict = terminal(tr.to)
+            verdict = pass_or_fail(tr.to)
             if verdict is not None:
                 return Decision(verdict, self.entry)
             self.state, self.entry_t, self.entry, self.runs = tr.to, event.t, mark(event), {}
@@ -515,14 +516,14 @@ class MachineT(Template):
         return None
 
     def close(self, t: float) -> Decision:
-        verdict = terminal(self.state)
+        verdict = pass_or_fail(self.state)
         if verdict is not None:
             return Decision(verdict)
         for tr in self.spec.states.get(self.state, ()):
             if tr.on is not None or tr.when is not None or tr.after is None:
                 continue  # at the close there is no event: only pure timeouts can fire
             if t - self.entry_t >= tr.after:
-                verdict = terminal(tr.to)
+                verdict = pass_or_fail(tr.to)
                 if verdict is not None:
                     return Decision(verdict, self.entry)
                 break
@@ -640,9 +641,9 @@ class ReferenceSession:
         self, t: float | None = None, observations: Mapping[str, Verdict] | None = None
     ) -> SessionReport:
         """Close at time `t` (default: the last event's t, 0 for an empty session) and return the
-        final report. `observations` maps `observed` criterion ids to an assessor's verdict;
-        'pending' (or no entry) leaves the criterion pending; entries for other criteria are
-        ignored."""
+        final report. `observations` maps `observed` criterion ids to an assessor's verdict,
+        `pass` or `fail`; anything else (or no entry) leaves the criterion pending, and entries
+        for criteria that are not `observed` are ignored."""
         if self.closed:
             raise ScoringError(f"session {self.session!r} is already closed")
         if t is None:
@@ -656,9 +657,9 @@ class ReferenceSession:
             if run.verdict != "pending":
                 continue
             if run.criterion.observed is not None:
-                verdict = observations.get(run.criterion.id, "pending")
-                if verdict != "pending":
-                    self._decide(run, Decision(verdict), end)
+                recorded = pass_or_fail(observations.get(run.criterion.id))
+                if recorded is not None:
+                    self._decide(run, Decision(recorded), end)
                 continue
             decision = run.template.close(t)
             if decision is not None:
