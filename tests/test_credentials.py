@@ -216,6 +216,7 @@ def test_each_session_is_evidence_with_its_verdicts_and_chain_head(
     assert simulator["description"] == CHAIN_HEAD_LABEL + "a1" * 32
     assert field["description"] == CHAIN_HEAD_LABEL + "b2" * 32
     assert "- fail: Horn at blind corners (`horn_at_corners`)" in simulator["narrative"]
+    assert "**pass**, score 66.67 / 100." in simulator["narrative"]
     assert "Assessor: A-7." in field["narrative"]
     assert field["genre"] == "Field assessment"
 

@@ -263,12 +263,13 @@ def build_credential(
 
 
 def evidence_narrative(evidence: SessionEvidence) -> str:
-    """The Markdown narrative of one session's verdicts (what ``evidence.narrative`` holds)."""
+    """The Markdown narrative of one session's verdicts (what ``evidence.narrative`` holds);
+    the score is shown to two decimals."""
     ended = _timestamp(evidence.ended_at, "ended_at")
     lines = [
         f"{_GENRES[evidence.kind]} `{evidence.session}`, rubric `{evidence.rubric}`"
         f" version {evidence.rubric_version}, ended {ended}:"
-        f" **{evidence.outcome}**, score {_number(evidence.score)} / 100.",
+        f" **{evidence.outcome}**, score {_number(round(evidence.score, 2))} / 100.",
     ]
     if evidence.assessor is not None:
         lines.append(f"Assessor: {evidence.assessor}.")
