@@ -301,6 +301,28 @@ def test_a_credential_without_proof_reports_each_check() -> None:
     assert not report.check("signature").ok
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("@context"),
+        lambda d: d.__setitem__("@context", [5]),
+        lambda d: d.__setitem__("id", 5),
+        lambda d: d.__setitem__("issuer", 3),
+        lambda d: d.__setitem__("proof", []),
+        lambda d: d["proof"][0].__setitem__("proofValue", "z0OIl"),
+        lambda d: d["proof"][0].__setitem__("verificationMethod", 3),
+        lambda d: d.__setitem__("credentialSubject", [1, None]),
+    ],
+)
+def test_a_malformed_credential_is_reported_not_raised(damage: Any) -> None:
+    key = IssuerKey.generate()
+    secured = sign_credential(_document(key.did), key, created=CREATED)
+    damage(secured)
+    report = verify_credential(secured)
+    assert not report.ok
+    assert not report.check("signature").ok
+
+
 def test_a_key_that_the_issuer_does_not_control_is_refused() -> None:
     key = IssuerKey.generate()
     with pytest.raises(SigningError, match="controller"):

@@ -222,6 +222,9 @@ def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         message = error.args[0] if error.args else type(error).__name__
         raise SigningError(f"JSON-LD processing failed: {message} ({error.code})") from error
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        # pyld's answer to some malformed input is a plain Python error
+        raise SigningError(f"JSON-LD processing failed: {error!r}") from error
 
 
 def _null_paths(value: Any, path: str = "$") -> Iterator[str]:
@@ -292,6 +295,8 @@ def hash_data(
     (the options without ``proofValue``, given the document's ``@context``)."""
     if "proof" in unsecured_document:
         raise SigningError("the unsecured document must not contain a proof")
+    if "@context" not in unsecured_document:
+        raise SigningError("the document has no @context")
     config = {k: v for k, v in proof_options.items() if k != "proofValue"}
     config["@context"] = copy.deepcopy(unsecured_document["@context"])
     document_canon = canonicalize(unsecured_document, loader=loader)
@@ -417,6 +422,8 @@ def verify_credential(
     ``expansion`` (JSON-LD carries the whole document) and ``signature``. A check that could
     not run (no usable proof or key) is reported as failed, saying so.
     """
+    if not isinstance(document, Mapping):
+        return VerificationReport((Check("document", False, "not a JSON object"),))
     checks: list[Check] = []
     proof, detail = _single_proof(document)
     checks.append(Check("proof", proof is not None, detail))
