@@ -246,9 +246,9 @@ def _explain(exc: yaml.MarkedYAMLError, found: str, opened: int) -> str:
     problem, context = (exc.problem or "").strip(), (exc.context or "").strip()
     if problem.startswith("mapping values are not allowed"):
         return "a ': ' is not allowed here; check the indentation, or quote text containing ': '"
+    if found == "\t" or "tab character" in problem:
+        return "a tab character; indent with spaces, not tabs"
     if "cannot start any token" in problem:
-        if found == "\t":
-            return "a tab character; indent with spaces, not tabs"
         return f"text cannot start with {found!r}; put it in quotes"
     if "quoted scalar" in context and "end of stream" in problem:
         return f"the quote opened at line {opened} is never closed"

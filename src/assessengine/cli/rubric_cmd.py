@@ -18,9 +18,7 @@ def rubric() -> None:
 
 
 @rubric.command("check")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--scenarios",
     "scenario_dirs",

@@ -233,12 +233,27 @@ def _unknown_key(key: str, allowed: Sequence[str]) -> str:
 
 
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    options = list(candidates)
-    by_case = {c.lower(): c for c in options}
-    if word.lower() in by_case and by_case[word.lower()] != word:
-        return f" (did you mean '{by_case[word.lower()]}'?)"
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    match = closest(word, candidates)
+    return f" (did you mean '{match}'?)" if match else ""
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a trainer most likely meant by `word`, if one is close enough.
+
+    Close enough: the same up to case; or a similarity ratio of at least 0.75 (0.6 for words
+    of up to 4 letters); or one contains the other (words of 3 letters or more).
+    """
+    options = [c for c in candidates if c != word]
+    for option in options:
+        if option.lower() == word.lower():
+            return option
+    ranked = sorted(options, key=lambda o: -difflib.SequenceMatcher(None, word, o).ratio())
+    for option in ranked:
+        ratio = difflib.SequenceMatcher(None, word, option).ratio()
+        contains = min(len(word), len(option)) >= 3 and (word in option or option in word)
+        if ratio >= 0.75 or (ratio >= 0.6 and len(word) <= 4) or contains:
+            return option
+    return None
 
 
 def _keys_at(model: type[BaseModel], loc: DataPath) -> list[str]:
@@ -315,16 +330,45 @@ class _Parts:
 
 
 def _valid_items(items: object, model: type[M]) -> tuple[list[tuple[int, M]], bool]:
-    """The items of a list that validate as `model`, and whether all of them did."""
+    """The items of a list that validate as `model` (once their unknown keys are dropped), and
+    whether all of them did."""
     if not isinstance(items, list):
         return [], False
     valid: list[tuple[int, M]] = []
     for index, item in enumerate(items):
-        try:
-            valid.append((index, model.model_validate(item)))
-        except ValidationError:
-            continue
+        parsed = _lenient(item, model)
+        if parsed is not None:
+            valid.append((index, parsed))
     return valid, len(valid) == len(items)
+
+
+def _lenient(item: object, model: type[M]) -> M | None:
+    """`item` as `model`, ignoring unknown keys; None if it has any other structural error."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(e["type"] != "extra_forbidden" for e in errors):
+            return None
+        pruned = _without(item, [tuple(e["loc"]) for e in errors])
+    try:
+        return model.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def _without(data: object, paths: Sequence[DataPath]) -> object:
+    """A copy of nested dicts/lists `data` without the entries at `paths`."""
+    if isinstance(data, dict):
+        drop = {p[0] for p in paths if len(p) == 1}
+        return {
+            k: _without(v, [p[1:] for p in paths if len(p) > 1 and p[0] == k])
+            for k, v in data.items()
+            if k not in drop
+        }
+    if isinstance(data, list):
+        return [_without(v, [p[1:] for p in paths if p[0] == i]) for i, v in enumerate(data)]
+    return data
 
 
 def _semantics(parts: _Parts, scenario: Scenario | None) -> list[Problem]:
@@ -486,7 +530,7 @@ def _unknown_signal(name: str, scenario: Scenario) -> str:
 
 def _unknown_event(name: str, scenario: Scenario) -> str:
     if name in scenario.signals:
-        return f"'{name}' is a signal, not an event (use a condition: {{when: \"{name} > 0\"}})"
+        return f"'{name}' is a signal, not an event"
     return _unknown("event", name, scenario.event_names, scenario.scenario)
 
 
