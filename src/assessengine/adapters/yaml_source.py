@@ -92,13 +92,13 @@ class SourceMap:
     def value(self, path: DataPath) -> Mark:
         """The start of the value at `path` (of the nearest enclosing value if absent)."""
         entry = self._nearest(path)
-        return _mark(entry.node.start_mark) if entry else Mark(1, 1)
+        return _content_mark(self.lines, entry.node) if entry else Mark(1, 1)
 
     def key(self, path: DataPath) -> Mark:
         """The start of the key naming `path`; for list items and the root, the value's start."""
         if path in self.entries:
             entry = self.entries[path]
-            return entry.key or _mark(entry.node.start_mark)
+            return entry.key or _content_mark(self.lines, entry.node)
         return self.value(path)
 
     def inside(self, path: DataPath, offset: int) -> Mark:
@@ -179,8 +179,8 @@ class _Builder:
     def _scalar(self, node: Node) -> object:
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self._problem(node, f"cannot read this value: {getattr(exc, 'problem', exc)}")
+        except (yaml.YAMLError, ValueError, TypeError):
+            self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
             return None
 
     def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, object]:
@@ -279,17 +279,31 @@ def _char_at(lines: tuple[str, ...], mark: Mark) -> str:
 # ---------------------------------------------------------------- positions inside a scalar
 
 
+def _content_mark(lines: tuple[str, ...], node: Node) -> Mark:
+    """Where a node's content starts: after its anchor (``&a``) and tag (``!t``), if any."""
+    line, column = node.start_mark.line, node.start_mark.column
+    text = lines[line] if line < len(lines) else ""
+    skipped = column
+    while skipped < len(text) and text[skipped] in "&!":
+        while skipped < len(text) and not text[skipped].isspace():
+            skipped += 1
+        while skipped < len(text) and text[skipped] in " \t":
+            skipped += 1
+    if skipped > column and skipped < len(text) and text[skipped] != "#":
+        column = skipped
+    return Mark(line + 1, column + 1)
+
+
 def _inside(lines: tuple[str, ...], node: ScalarNode, offset: int) -> Mark:
-    start = node.start_mark
-    value = str(node.value)
-    if node.style is None and start.line == node.end_mark.line:
-        return Mark(start.line + 1, start.column + 1 + offset)
+    start = _content_mark(lines, node)
+    if node.style is None and start.line - 1 == node.end_mark.line:
+        return Mark(start.line, start.column + offset)
     if node.style in ("|", ">"):
-        origin = (start.line + 1, 0)
+        origin = (start.line, 0)
     else:
-        origin = (start.line, start.column + (1 if node.style in ("'", '"') else 0))
+        origin = (start.line - 1, start.column - 1 + (1 if node.style in ("'", '"') else 0))
     end = (node.end_mark.line, node.end_mark.column)
-    return _align(lines, origin, end, value, offset) or Mark(start.line + 1, start.column + 1)
+    return _align(lines, origin, end, str(node.value), offset) or start
 
 
 def _align(
