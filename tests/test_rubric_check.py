@@ -606,3 +606,28 @@ def test_console_script_runs_in_a_real_process(tmp_path: Path) -> None:
     )
     assert failed.returncode == 2
     assert failed.stdout == f"{bad}:9:5: unknown key 'fro' (did you mean 'for'?)\n"
+
+
+# ------------------------------------------------------------------- the trainers' guide
+
+
+def _guide_examples() -> list[str]:
+    """The YAML examples of docs/rubrics.md that are whole rubrics or criteria."""
+    guide = (REPO / "docs" / "rubrics.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in guide.split("```yaml\n")[1:]]
+    return [b for b in blocks if b.startswith(("rubric:", "- id:"))]
+
+
+def test_the_guide_has_an_example_for_every_template() -> None:
+    examples = "\n".join(_guide_examples())
+    for template in ("never", "always", "all_before", "sequence", "count", "response"):
+        assert f"  {template}:" in examples
+    for template in ("precede", "duration", "metric", "observed", "machine"):
+        assert f"  {template}:" in examples
+
+
+@pytest.mark.parametrize("example", _guide_examples())
+def test_every_example_in_the_guide_passes_the_check(tmp_path: Path, example: str) -> None:
+    if example.startswith("- id:"):
+        example = HEAD + "".join(f"  {line}\n" for line in example.splitlines())
+    assert _problems(tmp_path, example) == []
