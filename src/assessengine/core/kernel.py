@@ -523,6 +523,9 @@ def close(  # type: ignore[no-untyped-def]
                     t0 = sf[s, fo]
             if v == PENDING:
                 continue
+            if v == PASS:  # every pass at end is anchored at the session's first event
+                seq0 = first_seq
+                t0 = first_t
             verdict[s, c] = v
             d = _emit(oi, of, nd, s, c, v, last, ct, seq0, t0)
             of[d, 2] = measured

@@ -1,7 +1,7 @@
 """Named behaviours of the rubric language (RUBRIC-LANGUAGE.md + docs/semantics.md).
 
 Every test that takes `engine` runs through `core.offline.score_sessions(..., engine=...)`, so the
-same cases can hold any scorer to the contract: add an engine to `ENGINES` to run them on it.
+same cases hold every scorer to the contract: each runs on every engine in `ENGINES`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
 from assessengine.errors import ScoringError
 
-ENGINES: tuple[Engine, ...] = ("reference",)
+ENGINES: tuple[Engine, ...] = ("reference", "kernel")
 SCENARIO_FILE = Path(__file__).resolve().parents[1] / "scenarios" / "forklift-warehouse.yaml"
 NAN = math.nan
 
