@@ -147,6 +147,27 @@ BAD = [
         id="two-templates",
     ),
     pytest.param(
+        HEAD + "  - id: c\n    title: C\n    never:\n    for: 2s\n",
+        ["8:5: 'never' has no value; write its condition or settings"],
+        id="template-without-value",
+    ),
+    pytest.param(
+        HEAD + "  - id: c\n    title: C\n    sequence: [seatbelt_on, seat belt off]\n",
+        ["8:29: 'seat belt off' is not an event name (letters, digits, '_')"],
+        id="step-not-an-event-name",
+    ),
+    pytest.param(
+        MACHINE_HEAD
+        + "      initial: idle\n      states:\n        idle:\n"
+        + "          - {on: engine_start, to: pass}\n        car-park:\n"
+        + "          - {on: collision, to: fail}\n",
+        [
+            "13:9: 'car-park' is not a valid name: use letters, digits and '_', "
+            "not starting with a digit"
+        ],
+        id="state-name-pattern",
+    ),
+    pytest.param(
         HEAD + "  - id: c\n    title: C\n    critical: true\n    points: 5\n    never: speed > 8\n",
         ["6:5: a critical criterion has no points (it is a gate, not a weight)"],
         id="critical-with-points",

@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 
 from .expr import Expr, name_positions
 from .model import ID_PATTERN, NAME_PATTERN, Step
-from .rubric import Competency, Criterion, Machine, Rubric
+from .rubric import TEMPLATES, Competency, Criterion, Machine, Rubric
 from .scenario import Scenario
 
 PathPart = str | int
@@ -110,7 +110,22 @@ def _problem(error: ErrorDetails, model: type[BaseModel]) -> Problem:
         return _bad_step(loc, value, error["msg"])
     if not loc and kind == "model_type":
         return Problem(loc, _not_a_rubric(value))
+    empty = _empty_template(value) if kind == "value_error" else None
+    if empty is not None:
+        message = f"'{empty}' has no value; write its condition or settings"
+        return Problem((*loc, empty), message, at_key=True)
     return Problem(loc, _message(kind, value, ctx, error["msg"]))
+
+
+def _empty_template(criterion: object) -> str | None:
+    """The template key written without a value (YAML reads it as absent), if that is why a
+    criterion has no template."""
+    if not isinstance(criterion, dict):
+        return None
+    written = [key for key in TEMPLATES if key in criterion]
+    present = [key for key in written if criterion[key] is not None]
+    empty = [key for key in written if criterion[key] is None]
+    return empty[0] if empty and not present else None
 
 
 def _bad_step(loc: DataPath, value: Mapping[Any, Any], fallback: str) -> Problem:
