@@ -1,0 +1,116 @@
+"""The store port: sessions, raw event batches (hash-chained), decisions, reports.
+
+The embedded default is SQLite (`sqlite_store.SqliteStore`, WAL); `memory_store.MemoryStore` is
+the fake that unit tests use. A server database can implement the same Protocol later. No SQL
+leaves the adapter; the scorer never sees the store.
+
+Chain: every stored batch carries ``chain = sha256(previous chain || sha256(header) ||
+sha256(payload))`` as hex, the first batch's previous chain being the session's genesis hash
+``sha256(canonical JSON of its SessionInfo)``. Changing, removing or reordering any stored batch
+changes every later chain value, so tampering is evident (`assessengine audit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..errors import AssessEngineError
+
+Source = Literal["simulator", "field"]
+Status = Literal["open", "closed"]
+
+
+class StoreError(AssessEngineError):
+    """The store refused an operation (conflicting open, unknown or closed session, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What an OPEN says about a session; immutable once stored."""
+
+    session: str
+    learner: str
+    scenario: str
+    rubric: str
+    rubric_version: int
+    rubric_sha256: str
+    source: Source = "simulator"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A stored session: its info, status, the next expected seq and the chain head."""
+
+    info: SessionInfo
+    status: Status
+    opened_at: str            # ISO 8601 UTC
+    next_seq: int             # seq the next new event must carry (0 for a fresh session)
+    chain_head: str           # hex; the genesis hash while no batch is stored
+    batches: int
+    close_t: float | None = None
+    closed_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A batch exactly as it arrived (header and payload bytes), with its place in the chain."""
+
+    session: str
+    index: int                # 0, 1, 2 ... within the session
+    first_seq: int
+    count: int
+    encoding: str             # "json-v1" | "columns-v1"
+    header: bytes
+    payload: bytes
+    chain: str
+    received_at: str
+
+
+class Store(Protocol):
+    """Durable storage. Every mutating call has committed when it returns."""
+
+    def open_session(self, info: SessionInfo) -> SessionRecord:
+        """Create the session, or return it if an identical one exists (idempotent re-OPEN).
+        Raises StoreError when a session with this id exists with different info."""
+        ...
+
+    def session(self, session_id: str) -> SessionRecord | None: ...
+
+    def append_batches(
+        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+    ) -> list[StoredBatch]:
+        """Append (session, first_seq, count, encoding, header, payload) batches in ONE
+        transaction (group commit) and return them with their chain values. Each batch's
+        first_seq must equal its session's next_seq (StoreError otherwise; nothing is stored)."""
+        ...
+
+    def batches(self, session_id: str) -> Iterator[StoredBatch]:
+        """The session's batches in order."""
+        ...
+
+    def close_session(self, session_id: str, close_t: float) -> SessionRecord:
+        """Mark closed (idempotent for the same close_t)."""
+        ...
+
+    def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record incremental decisions: each row {criterion, verdict, evidence (dict)}."""
+        ...
+
+    def decisions(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    def save_report(self, session_id: str, report: Mapping[str, Any]) -> None:
+        """Store (or replace) the final report (the JSON shape of `SessionReport.to_data()`)."""
+        ...
+
+    def report(self, session_id: str) -> dict[str, Any] | None: ...
+
+    def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
+        """Sessions in the order they were opened, optionally by status."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the data stays)."""
+        ...
