@@ -125,9 +125,11 @@ def test_an_unknown_scenario_lists_the_known_ones(tmp_path: Path) -> None:
     _file(tmp_path / "scenarios" / "mini.yaml", MINI)
     rubric_path = _file(tmp_path / "rubrics" / "r.yaml", RUBRIC.replace("mini", "crane-yard"))
     result = check_rubric_file(rubric_path)
+    known = sorted({*list_scenarios(), "mini"})
+    assert "forklift-warehouse" in known
     assert [str(p) for p in result.problems] == [
         f"{rubric_path}:4:11: unknown scenario 'crane-yard'; known scenarios: "
-        "forklift-warehouse, mini (add a directory with --scenarios DIR)"
+        f"{', '.join(known)} (add a directory with --scenarios DIR)"
     ]
     assert result.rubric is not None
     assert not result.ok

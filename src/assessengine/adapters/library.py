@@ -21,8 +21,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..core.check import Problem, check_rubric, problems_from_validation
+from ..core.check import check_rubric
 from ..core.model import ID_PATTERN
+from ..core.problems import Problem, problems_from_validation
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import LocatedProblem, Location, RubricError, ScenarioError
