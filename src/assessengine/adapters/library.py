@@ -10,7 +10,6 @@ A scenario is found by id, as ``<id>.yaml``, in the first of these places that h
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 
 from ..core.check import check_rubric
 from ..core.model import ID_PATTERN
-from ..core.problems import Problem, problems_from_validation
+from ..core.problems import Problem, did_you_mean, problems_from_validation
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import LocatedProblem, Location, RubricError, ScenarioError
@@ -103,9 +102,9 @@ def _scenario_for(
 
 def _suggest(scenario_id: str, places: Sequence[Traversable]) -> str:
     known = sorted(_ids_in(places))
-    match = difflib.get_close_matches(scenario_id, known, n=1)
-    if match:
-        return f" (did you mean '{match[0]}'?)"
+    hint = did_you_mean(scenario_id, known)
+    if hint:
+        return hint
     listed = ", ".join(known) if known else "none"
     return f"; known scenarios: {listed} (add a directory with --scenarios DIR)"
 
