@@ -1095,7 +1095,14 @@ def test_not_applicable_critical_criterion_does_not_block_a_pass(engine: Engine)
 def test_pending_counts_in_the_score_denominator(engine: Engine) -> None:
     model = rubric(crit("a", **PASSES), crit("obs", observed={"item": "x"}), min_score=50)
     report = run(engine, model, SCORING_EVENTS)
-    assert (report.score, report.outcome) == (50.0, "pass")
+    assert report.score == 50.0
+
+
+def test_pending_observation_blocks_a_pass_even_above_min_score(engine: Engine) -> None:
+    model = rubric(crit("a", **PASSES), crit("obs", observed={"item": "x"}), min_score=50)
+    assert run(engine, model, SCORING_EVENTS).outcome == "incomplete"
+    recorded = run(engine, model, SCORING_EVENTS, observations={"obs": "fail"})
+    assert (recorded.score, recorded.outcome) == (50.0, "pass")
 
 
 def test_unreachable_min_score_fails_despite_pending_observation(engine: Engine) -> None:

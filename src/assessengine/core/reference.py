@@ -742,7 +742,8 @@ def _outcome(results: Sequence[CriterionResult], score: float, min_score: float)
     critical = [r.verdict for r in results if r.critical]
     if "fail" in critical or _score(results, assume_pending_pass=True) < min_score:
         return "fail"
-    if all(v in ("pass", "not_applicable") for v in critical) and score >= min_score:
+    undecided = any(r.verdict == "pending" for r in results)
+    if not undecided and all(v in ("pass", "not_applicable") for v in critical) and score >= min_score:
         return "pass"
     return "incomplete"
 

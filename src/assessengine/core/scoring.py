@@ -19,11 +19,11 @@ from .scorer import Decisions
 def score_and_outcome(rubric: Rubric, verdicts: Sequence[Verdict]) -> tuple[float, Outcome]:
     """The score (percent) and outcome for verdicts given in rubric order."""
     earned = possible = pending = 0.0
-    critical_failed = critical_open = False
+    critical_failed = False
+    undecided = "pending" in verdicts
     for criterion, verdict in zip(rubric.criteria, verdicts, strict=True):
         if criterion.critical:
             critical_failed |= verdict == "fail"
-            critical_open |= verdict == "pending"
             continue
         if verdict == "not_applicable":
             continue
@@ -37,7 +37,7 @@ def score_and_outcome(rubric: Rubric, verdicts: Sequence[Verdict]) -> tuple[floa
     minimum = rubric.pass_.min_score
     if critical_failed or best < minimum:
         return score, "fail"
-    if not critical_open and score >= minimum:
+    if not undecided and score >= minimum:
         return score, "pass"
     return score, "incomplete"
 

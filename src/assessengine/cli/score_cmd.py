@@ -1,0 +1,138 @@
+"""`assessengine score`: score recorded sessions offline (attaches itself to the root group)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ..adapters.library import load_rubric
+from ..core.events import EventsFile, parse_events_lines
+from ..core.offline import score_sessions
+from ..core.report import SessionReport
+from ..errors import EventsError, RubricError
+from ._app import main
+
+EXIT_INPUT = 2
+
+
+@main.command("score")
+@click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--rubric",
+    "rubric_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The rubric YAML file to score against.",
+)
+@click.option("--reference", is_flag=True, help="Use the plain reference scorer (the oracle).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"sessions": [REPORT, ...]} as JSON.')
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip malformed lines (counted and listed on stderr) instead of stopping.",
+)
+@click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    metavar="DIR",
+    help="Also look for scenario files in DIR. Repeatable.",
+)
+def score(
+    events: Path,
+    rubric_path: Path,
+    reference: bool,
+    as_json: bool,
+    skip_invalid: bool,
+    scenario_dirs: tuple[Path, ...],
+) -> None:
+    """Score the sessions in EVENTS (JSON Lines, '-' for stdin) against a rubric.
+
+    \b
+    Each line is one of:
+      {"session": "S1", "open": {"learner": "L1", "scenario": "...", "rubric": "..."}}
+      {"session": "S1", "seq": 0, "t": 0.0, "event": "sample", "signals": {"speed": 3.2}}
+      {"session": "S1", "close": {"t": 612.0}}
+    A session that is not closed closes at its last event.
+
+    Exit status: 0 when scored, 2 on a bad rubric or a malformed events line.
+    """
+    try:
+        rubric, scenario = load_rubric(rubric_path, scenario_dirs=scenario_dirs)
+    except RubricError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(EXIT_INPUT) from None
+    source = "<stdin>" if str(events) == "-" else str(events)
+    try:
+        parsed = _read_events(events, source, scenario, skip_invalid)
+        _check_open_lines(parsed, rubric.rubric, scenario.scenario, source)
+    except (EventsError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_INPUT) from None
+    for problem in parsed.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    if parsed.skipped:
+        click.echo(f"skipped {parsed.skipped} invalid line(s)", err=True)
+    reports = score_sessions(
+        rubric, scenario, list(parsed.sessions.values()), engine="reference" if reference else "kernel"
+    )
+    if as_json:
+        click.echo(json.dumps({"sessions": [r.to_data() for r in reports]}, indent=2))
+    else:
+        click.echo(render_table(reports))
+
+
+def _read_events(path: Path, source: str, scenario: object, skip_invalid: bool) -> EventsFile:
+    from ..core.scenario import Scenario
+
+    assert isinstance(scenario, Scenario)
+    if str(path) == "-":
+        return parse_events_lines(sys.stdin, scenario=scenario, source=source, skip_invalid=skip_invalid)
+    with path.open(encoding="utf-8") as lines:
+        return parse_events_lines(lines, scenario=scenario, source=source, skip_invalid=skip_invalid)
+
+
+def _check_open_lines(parsed: EventsFile, rubric_id: str, scenario_id: str, source: str) -> None:
+    for session in parsed.sessions.values():
+        declared = session.open.get("scenario")
+        if declared is not None and declared != scenario_id:
+            raise EventsError(
+                f"{source}: session {session.session!r} is a {declared!r} session, "
+                f"but the rubric is for scenario {scenario_id!r}"
+            )
+
+
+def render_table(reports: Sequence[SessionReport]) -> str:
+    """A readable summary: one line per session, then each failed or pending criterion."""
+    if not reports:
+        return "no sessions"
+    width = max(7, *(len(r.session) for r in reports))
+    lines = [f"{'session':<{width}}  {'outcome':<10}  {'score':>6}  failed / pending criteria"]
+    for r in reports:
+        open_items = [c for c in r.criteria if c.verdict in ("fail", "pending")]
+        summary = ", ".join(f"{c.id} ({c.verdict})" for c in open_items) or "-"
+        lines.append(f"{r.session:<{width}}  {r.outcome:<10}  {r.score:6.1f}  {summary}")
+    counts = {o: sum(r.outcome == o for r in reports) for o in ("pass", "fail", "incomplete")}
+    lines.append(
+        f"\n{len(reports)} session(s): {counts['pass']} pass, {counts['fail']} fail, "
+        f"{counts['incomplete']} incomplete  (rubric {reports[0].rubric} v{reports[0].rubric_version}, "
+        f"sha256 {reports[0].rubric_sha256[:12]})"
+    )
+    for r in reports:
+        for c in r.criteria:
+            if c.verdict == "fail" and c.evidence.t is not None:
+                lines.append(
+                    f"  {r.session}: {c.id} failed at t={c.evidence.t:g}s (seq {c.evidence.seq}), "
+                    f"from t={_fmt(c.evidence.t_start)}s: {c.title}"
+                )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
