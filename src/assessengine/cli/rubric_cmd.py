@@ -14,7 +14,11 @@ EXIT_PROBLEMS = 2
 
 @main.group()
 def rubric() -> None:
-    """Work with rubric files."""
+    """Work with rubric files (trainers' YAML; the guide is docs/rubrics.md).
+
+    \b
+      assessengine rubric check rubrics/*.yaml
+    """
 
 
 @rubric.command("check")
