@@ -393,6 +393,11 @@ BAD = [
         id="yaml-tab",
     ),
     pytest.param(
+        "- rubric: t\n- version: 1\n",
+        ["1:1: expected a mapping of keys to values (rubric: ...), got a list"],
+        id="top-level-list",
+    ),
+    pytest.param(
         "# nothing here yet\n",
         ["1:1: the file is empty; a rubric starts with 'rubric: <id>'"],
         id="empty-file",

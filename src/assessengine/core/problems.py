@@ -75,7 +75,7 @@ def _problem(error: ErrorDetails, model: type[BaseModel]) -> Problem:
     if kind == "step" and isinstance(value, dict):
         return _bad_step(loc, value, error["msg"])
     if not loc and kind == "model_type":
-        return Problem(loc, _not_a_rubric(value))
+        return Problem(loc, _not_a_mapping(value, model))
     empty = _empty_template(value) if kind == "value_error" else None
     if empty is not None:
         message = f"'{empty}' has no value; write its condition or settings"
@@ -102,10 +102,13 @@ def _bad_step(loc: DataPath, value: Mapping[Any, Any], fallback: str) -> Problem
     return Problem((*loc, str(extra[0])), message, at_key=True)
 
 
-def _not_a_rubric(value: object) -> str:
+def _not_a_mapping(value: object, model: type[BaseModel]) -> str:
+    """For a whole file that is empty or not a mapping: name the key a `model` file starts with."""
+    what = model.__name__.lower()
+    first = next(iter(model.model_fields))
     if value is None:
-        return "the file is empty; a rubric starts with 'rubric: <id>'"
-    return f"expected a mapping of keys to values (rubric:, version:, ...), got {_show(value)}"
+        return f"the file is empty; a {what} starts with '{first}: <id>'"
+    return f"expected a mapping of keys to values ({first}: ...), got {_show(value)}"
 
 
 _SIMPLE = {
