@@ -7,6 +7,7 @@ in parallel) and the 10 first sessions of a 1000-session run equal a 10-session 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..core.events import Event, EventBatch, SessionEvents
+from ..core.events import Event, EventBatch, SessionEvents, event_records
 from ..core.scenario import Scenario
 from .models import model_for
 from .profiles import MIXED, Model, default_mix, parse_mix
@@ -74,11 +75,13 @@ class SimBatch:
         for k, sid in enumerate(self.session_ids):
             events = []
             for r in range(int(self.offsets[k]), int(self.offsets[k + 1])):
-                carried = {n: col[r] for n, col in zip(names, columns, strict=True) if col[r] == col[r]}
+                carried = {
+                    n: col[r]
+                    for n, col in zip(names, columns, strict=True)
+                    if not math.isnan(col[r])
+                }
                 events.append(Event(seq[r], t[r], codes[ev[r]], carried))
-            result.append(
-                SessionEvents(sid, events, self.open_record(k), float(self.close_t[k]))
-            )
+            result.append(SessionEvents(sid, events, self.open_record(k), float(self.close_t[k])))
         return result
 
 
@@ -114,11 +117,21 @@ def simulate(
         choose, plan_rng, *sensor = [
             np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(i,)).spawn(5)
         ]
-        name = names[min(int(np.searchsorted(cumulative, choose.random(), side="right")), len(names) - 1)]
+        name = names[
+            min(int(np.searchsorted(cumulative, choose.random(), side="right")), len(names) - 1)
+        ]
         chosen.append(name)
         plan = model.plan(plan_rng, model.profiles[name].flaws)
         parts.append(render(plan, layout, options, sensor))
-    return _assemble(scenario, rubric or model.rubric, layout, seed, first, chosen, parts)
+    return _assemble(
+        scenario,
+        rubric=rubric or model.rubric,
+        layout=layout,
+        seed=seed,
+        first=first,
+        chosen=chosen,
+        parts=parts,
+    )
 
 
 def _weights(model: Model, profile: str, mix: Mapping[str, float] | str | None) -> dict[str, float]:
@@ -136,6 +149,7 @@ def _weights(model: Model, profile: str, mix: Mapping[str, float] | str | None) 
 
 def _assemble(
     scenario: Scenario,
+    *,
     rubric: str,
     layout: Layout,
     seed: int,
@@ -156,7 +170,9 @@ def _assemble(
         learners=tuple(f"learner-{i + 1:06d}" for i in indices),
         profiles=tuple(chosen),
         session=np.repeat(np.arange(len(parts), dtype=np.int32), counts),
-        seq=np.concatenate([np.arange(c, dtype=np.int64) for c in counts] or [np.empty(0, np.int64)]),
+        seq=np.concatenate(
+            [np.arange(c, dtype=np.int64) for c in counts] or [np.empty(0, np.int64)]
+        ),
         t=np.concatenate([p.t for p in parts] or [np.empty(0)]),
         event=np.concatenate([p.event for p in parts] or [np.empty(0, np.int32)]),
         signals=np.concatenate([p.signals for p in parts], axis=1)
@@ -187,7 +203,7 @@ def jsonl_lines(batch: SimBatch) -> Iterator[str]:
         head = f'{{"session": "{sid}", "seq": '
         for r in range(int(batch.offsets[k]), int(batch.offsets[k + 1])):
             carried = ", ".join(
-                [n + repr(v) for n, v in zip(names, columns[r], strict=True) if v == v]
+                [n + repr(v) for n, v in zip(names, columns[r], strict=True) if not math.isnan(v)]
             )
             tail = f', "signals": {{{carried}}}}}' if carried else "}"
             yield f'{head}{seq[r]}, "t": {t[r]!r}, "event": "{codes[ev[r]]}"{tail}'
@@ -196,6 +212,4 @@ def jsonl_lines(batch: SimBatch) -> Iterator[str]:
 
 def records(batch: SimBatch) -> Iterator[dict[str, Any]]:
     """The JSON records of the batch (as `core.events.event_records` gives them)."""
-    from ..core.events import event_records
-
     return iter(event_records(batch.to_sessions()))

@@ -102,7 +102,15 @@ def plan(rng: np.random.Generator, flaws: frozenset[str]) -> Timeline:
     leg = _travel(tl, u(400, 600), u(45, 50) if speeding else u(32, 37), end=25, accel=0.5)
     if "late_seatbelt" in flaws:
         tl.emit("seatbelt_on", at=leg.peak + u(3, 10))
-    _descend(tl, rng, flaws, u(450, 600), -8.0, u(30, 34) if speeding else u(23, 27), loaded=False)
+    _descend(
+        tl,
+        rng,
+        flaws,
+        distance=u(450, 600),
+        grade=-8.0,
+        cruise=u(30, 34) if speeding else u(23, 27),
+        loaded=False,
+    )
     if "no_radio" not in flaws:
         tl.emit("radio_call")
     _travel(tl, u(150, 250), 20, end=8, accel=0.5, grade=0.0)
@@ -111,7 +119,15 @@ def plan(rng: np.random.Generator, flaws: frozenset[str]) -> Timeline:
     _travel(tl, u(120, 180), 18, end=15, accel=0.25)
     _travel(tl, u(350, 450), u(10, 12), end=11, accel=0.15, grade=8.0)
     _haul_flat(tl, rng, flaws, speeding)
-    _descend(tl, rng, flaws, u(300, 450), -6.0, u(27, 31) if speeding else u(15, 19), loaded=True)
+    _descend(
+        tl,
+        rng,
+        flaws,
+        distance=u(300, 450),
+        grade=-6.0,
+        cruise=u(27, 31) if speeding else u(15, 19),
+        loaded=True,
+    )
     if "no_radio" not in flaws:
         tl.emit("radio_call")
     _travel(tl, u(150, 250), u(30, 34) if speeding else u(20, 24), end=0, grade=0.0, accel=0.25)
@@ -180,10 +196,10 @@ def _descend(
     tl: Timeline,
     rng: np.random.Generator,
     flaws: frozenset[str],
+    *,
     distance: float,
     grade: float,
     cruise: float,
-    *,
     loaded: bool,
 ) -> None:
     """A downhill leg held at `cruise` on the retarder (or, brake-riding, the service brake)."""

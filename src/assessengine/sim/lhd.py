@@ -148,8 +148,15 @@ def _prestart(
     tl.wait(u(20, 40))
 
 
-def _drive(tl: Timeline, rng: np.random.Generator, distance: float, cruise: float,
-           accel: float, *, end: float = 0.0) -> None:
+def _drive(
+    tl: Timeline,
+    rng: np.random.Generator,
+    distance: float,
+    cruise: float,
+    accel: float,
+    *,
+    end: float = 0.0,
+) -> None:
     tl.set("wall_clearance", rng.uniform(0.7, 1.3), over=3)
     tl.drive(distance, cruise, end_kmh=end, accel=accel, decel=0.6)
 
@@ -167,7 +174,7 @@ def _tram_empty(
     cruise = u(16.5, 19) if "speeding" in flaws else u(10, 12.5)
     if alarm:
         _drive(tl, rng, u(50, 80), cruise, 0.6, end=cruise)
-        _gas_alarm(tl, rng, flaws, engine, cruise, hot)
+        _gas_alarm(tl, rng, flaws, engine, cruise=cruise, hot=hot)
     _drive(tl, rng, u(100, 180), cruise, 0.6, end=3.0)
     tl.set("wall_clearance", u(0.6, 0.9), over=2)
     tl.stop(decel=0.6)
@@ -179,6 +186,7 @@ def _gas_alarm(
     rng: np.random.Generator,
     flaws: frozenset[str],
     engine: _Engine,
+    *,
     cruise: float,
     hot: float,
 ) -> None:
@@ -202,7 +210,9 @@ def _gas_alarm(
     engine.mode(hot, WORK_TAU)
 
 
-def _muck(tl: Timeline, rng: np.random.Generator, flaws: frozenset[str], *, cross_brow: bool) -> None:
+def _muck(
+    tl: Timeline, rng: np.random.Generator, flaws: frozenset[str], *, cross_brow: bool
+) -> None:
     u = rng.uniform
     target = u(45, 62) if "poor_fill" in flaws else u(85, 100)
     tl.set("boom_height", 0.2, over=2)

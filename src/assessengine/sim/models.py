@@ -16,4 +16,6 @@ def model_for(scenario_id: str) -> Model:
         return MODELS[scenario_id]
     except KeyError:
         known = ", ".join(sorted(MODELS))
-        raise ValueError(f"no simulator model for scenario {scenario_id!r} (known: {known})") from None
+        raise ValueError(
+            f"no simulator model for scenario {scenario_id!r} (known: {known})"
+        ) from None

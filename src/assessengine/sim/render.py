@@ -19,7 +19,8 @@ class SensorOptions:
     """Imperfections of the telemetry (all off by default).
 
     noise:  multiplier of each signal's nominal sensor noise (Gaussian, clipped to the signal's
-            range); 1.0 = the model's nominal noise
+            range); 1.0 = the model's nominal noise. A value at the low end of its range is a
+            sensor at rest (wheels stopped, body down, bucket empty) and stays exact
     drop:   probability that a telemetry sample is lost at the source (seq stays contiguous:
             the sample was never sent); discrete events are never dropped
     jitter: standard deviation, in seconds, of the error on each sample's timestamp; rows are
@@ -96,10 +97,11 @@ def render(
     end = plan.t
     ts, values = _samples(plan, layout, end)
     if options.noise > 0:
-        values = values + rngs[0].standard_normal(values.shape) * (
-            layout.sigma * options.noise
-        )[:, None]
-        values = np.clip(values, layout.low[:, None], layout.high[:, None])
+        noise = rngs[0].standard_normal(values.shape) * (layout.sigma * options.noise)[:, None]
+        at_rest = values == layout.low[:, None]
+        values = np.where(
+            at_rest, values, np.clip(values + noise, layout.low[:, None], layout.high[:, None])
+        )
     if options.drop > 0:
         keep = rngs[1].random(ts.shape[0]) >= options.drop
         ts, values = ts[keep], values[:, keep]
@@ -145,7 +147,9 @@ def _events(
     try:
         codes = np.fromiter((layout.event_code[e[1]] for e in plan.events), np.int32, count=n)
     except KeyError as exc:
-        raise ValueError(f"the model emitted an event the scenario does not define: {exc}") from None
+        raise ValueError(
+            f"the model emitted an event the scenario does not define: {exc}"
+        ) from None
     values = np.full((len(layout.signal_names), n), np.nan)
     index = {name: i for i, name in enumerate(layout.signal_names)}
     for j, (_, _, carried) in enumerate(plan.events):

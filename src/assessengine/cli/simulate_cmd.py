@@ -1,0 +1,208 @@
+"""`assessengine simulate`: write simulated sessions as an events file (attaches to `main`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+
+from ..adapters.library import load_scenario
+from ..core.scenario import Scenario
+from ..errors import ScenarioError
+from ..sim import MIXED, SensorOptions, jsonl_lines, model_for, parse_mix, simulate
+from ._app import main
+
+CHUNK = 50
+"""Sessions generated per step (memory stays bounded; output does not depend on it)."""
+
+
+@main.command("simulate")
+@click.argument("scenario", metavar="SCENARIO")
+@click.option(
+    "--profile",
+    "-p",
+    default="competent",
+    show_default=True,
+    help="Operator profile, or 'mixed' (see --mix). --list-profiles shows them.",
+)
+@click.option(
+    "--sessions",
+    "-n",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Number of sessions.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Same seed, same options: byte-identical output.",
+)
+@click.option(
+    "--out",
+    "-o",
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Events file to write (JSON Lines); '-' for standard output.",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Sensor noise, as a multiple of each signal's nominal noise.",
+)
+@click.option(
+    "--drop",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability that a telemetry sample is lost.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Standard deviation of sample timestamp errors.",
+)
+@click.option(
+    "--mix",
+    default=None,
+    metavar="NAME=W,...",
+    help="Profile weights for --profile mixed, e.g. competent=0.5,speeder=0.5 "
+    "(default: half competent, the rest shared by the flawed profiles).",
+)
+@click.option(
+    "--rubric",
+    default=None,
+    metavar="ID",
+    help="Rubric id written in each session's open record (default: the "
+    "scenario's library rubric).",
+)
+@click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
+)
+@click.option("--list-profiles", is_flag=True, help="List the scenario's profiles and exit.")
+def simulate_command(
+    *,
+    scenario: str,
+    profile: str,
+    sessions: int,
+    seed: int,
+    out: Path,
+    noise: float,
+    drop: float,
+    jitter: float,
+    mix: str | None,
+    rubric: str | None,
+    scenario_dirs: tuple[Path, ...],
+    list_profiles: bool,
+) -> None:
+    """Simulate SCENARIO sessions (an id such as haul-truck-surface, or a scenario file).
+
+    Writes the events format that `assessengine score` reads: per session an open line
+    (learner, scenario, rubric, profile), its events, and a close line.
+
+    \b
+    Examples:
+      assessengine simulate forklift-warehouse --profile speeder -n 20 --seed 1 -o ev.jsonl
+      assessengine simulate lhd-underground --profile mixed --mix competent=3,speeder=1 -n 100
+      assessengine simulate forklift-warehouse --list-profiles
+    """
+    loaded = _scenario(scenario, scenario_dirs)
+    if list_profiles:
+        _print_profiles(loaded)
+        return
+    try:
+        model = model_for(loaded.scenario)
+        if profile != MIXED:
+            model.profile(profile)
+            if mix is not None:
+                raise click.BadParameter("--mix goes with --profile mixed", param_hint="--mix")
+        elif mix is not None:
+            parse_mix(mix, model)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    options = SensorOptions(noise=noise, drop=drop, jitter=jitter)
+    with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as stream:
+        events = _write(
+            stream,
+            scenario=loaded,
+            profile=profile,
+            sessions=sessions,
+            seed=seed,
+            options=options,
+            mix=mix,
+            rubric=rubric,
+        )
+    where = "standard output" if str(out) == "-" else str(out)
+    click.echo(f"{sessions} sessions, {events} events -> {where}", err=True)
+
+
+def _scenario(scenario: str, scenario_dirs: tuple[Path, ...]) -> Scenario:
+    try:
+        return load_scenario(scenario, scenario_dirs=scenario_dirs)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _write(
+    stream: IO[str],
+    *,
+    scenario: Scenario,
+    profile: str,
+    sessions: int,
+    seed: int,
+    options: SensorOptions,
+    mix: str | None,
+    rubric: str | None,
+) -> int:
+    """Generate in chunks, writing as it goes; progress on stderr for multi-chunk runs."""
+    events = 0
+    starts = range(0, sessions, CHUNK)
+    with click.progressbar(
+        starts,
+        label=f"simulating {sessions} sessions",
+        file=sys.stderr,
+        hidden=sessions <= CHUNK,
+        item_show_func=lambda _: None,
+    ) as bar:
+        for first in bar:
+            batch = simulate(
+                scenario,
+                profile,
+                min(CHUNK, sessions - first),
+                seed=seed,
+                options=options,
+                mix=mix,
+                first=first,
+                rubric=rubric,
+            )
+            stream.writelines(line + "\n" for line in jsonl_lines(batch))
+            events += len(batch)
+    return events
+
+
+def _print_profiles(scenario: Scenario) -> None:
+    try:
+        model = model_for(scenario.scenario)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"profiles of {scenario.scenario} (breaks = criteria of rubric {model.rubric}):")
+    for p in model.profiles.values():
+        breaks = ", ".join(p.breaks) or "nothing"
+        click.echo(f"  {p.name:<20} {p.summary}\n  {'':<20} breaks: {breaks}")
+    click.echo(f"  {MIXED:<20} a blend of the above, per session (--mix NAME=W,...)")
