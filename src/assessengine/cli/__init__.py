@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from . import rubric_cmd  # noqa: F401  (registers `rubric check`)
-from . import score_cmd  # noqa: F401  (registers `score`)
-from . import simulate_cmd  # noqa: F401  (registers `simulate`)
+from . import (  # noqa: F401  (each module attaches its commands to `main`)
+    rubric_cmd,
+    score_cmd,
+    simulate_cmd,
+)
 from ._app import main
 
 __all__ = ["main"]

@@ -1,0 +1,88 @@
+"""Kernel scoring state: size per session, all-or-nothing batches, slot reuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assessengine.adapters.library import load_rubric
+from assessengine.core.compiler import compile_rubric
+from assessengine.core.events import Event, batch_from_events
+from assessengine.core.rubric import Rubric
+from assessengine.core.scorer import ScoringState, close, step
+from assessengine.errors import ScoringError
+
+from .strategies import SCENARIO
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEN_CRITERIA = Rubric.model_validate(
+    {
+        "rubric": "ten",
+        "version": 1,
+        "title": "Ten criteria, every template",
+        "scenario": "prop",
+        "criteria": [
+            {"id": "n", "title": "n", "never": "x > 3 and y > 1", "for": 1},
+            {"id": "a", "title": "a", "always": "z >= 0"},
+            {"id": "ab", "title": "ab", "all_before": {"events": ["a", "b"], "before": "d"}},
+            {"id": "s", "title": "s", "sequence": ["a", {"when": "x > 1"}, "b"], "within": 60},
+            {"id": "c", "title": "c", "count": {"when": "y > 2", "max": 3}},
+            {"id": "r", "title": "r", "response": {"after": "c", "expect": "b", "within": 5}},
+            {"id": "p", "title": "p", "precede": {"event": "d", "by": {"when": "x < 1"}}},
+            {"id": "du", "title": "du", "duration": {"from": "a", "to": "d", "max": 300}},
+            {"id": "m", "title": "m", "metric": {"aggregate": "mean", "of": "x", "at_most": 4}},
+            {"id": "mc", "title": "mc", "machine": {"initial": "idle", "states": {
+                "idle": [{"on": "a", "to": "busy"}],
+                "busy": [{"when": "x > 4", "for": 2, "to": "fail"}, {"on": "d", "to": "pass"}]}}},
+        ],
+    }
+)  # fmt: skip
+
+
+def test_state_of_a_ten_criterion_rubric_fits_in_one_kib() -> None:
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=8)
+    assert state.bytes_per_session <= 1024
+
+
+def test_forklift_rubric_state_fits_in_one_kib() -> None:
+    rubric, scenario = load_rubric(ROOT / "rubrics" / "forklift-load-handling.yaml")
+    assert ScoringState.new(compile_rubric(rubric, scenario)).bytes_per_session <= 1024
+
+
+def _snapshot(state: ScoringState) -> list[np.ndarray]:
+    return [a.copy() for a in (state.sess_i, state.sess_f, state.si, state.sf, state.verdict)]
+
+
+def test_a_batch_that_breaks_session_order_changes_nothing() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=2)
+    (slot,) = state.open(["S1"])
+    step(compiled, state, batch_from_events(SCENARIO, [(slot, Event(5, 1.0, "a", {"x": 2.0}))]))
+    before = _snapshot(state)
+    rows = [(slot, Event(6, 2.0, "b", {"x": 9.0})), (slot, Event(6, 3.0, "sample"))]
+    with pytest.raises(ScoringError, match="seq 6"):
+        step(compiled, state, batch_from_events(SCENARIO, rows))
+    for old, new in zip(before, _snapshot(state), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_a_released_slot_is_reused_with_fresh_state() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=1)
+    (slot,) = state.open(["S1"])
+    step(compiled, state, batch_from_events(SCENARIO, [(slot, Event(0, 1.0, "a", {"x": 9.0}))]))
+    close(compiled, state, np.array([slot], np.int32), np.array([2.0]))
+    state.release(["S1"])
+    (again,) = state.open(["S2"])
+    assert again == slot
+    assert state.sess_i[again].tolist() == [-1, -1, 0]
+    assert not state.verdict[again].any()
+
+
+def test_state_grows_beyond_its_initial_capacity() -> None:
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=1)
+    slots = state.open([f"S{i}" for i in range(5)])
+    assert sorted(slots.tolist()) == [0, 1, 2, 3, 4] and state.capacity >= 5
