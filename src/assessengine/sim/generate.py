@@ -1,8 +1,10 @@
 """Generate sessions as columns, deterministically, and convert them to records.
 
 Session `i` of a run with seed `s` depends only on (`s`, `i`, profile choice, options): its
-generators come from ``SeedSequence(s, spawn_key=(i,))``, so a run can be produced in chunks (or
-in parallel) and the 10 first sessions of a 1000-session run equal a 10-session run.
+generators come from ``SeedSequence(s, spawn_key=(i, stream))`` (one stream for the behaviour,
+one for the profile draw of `mixed`, one per sensor imperfection), so a run can be produced in
+chunks (or in parallel), the 10 first sessions of a 1000-session run equal a 10-session run, and
+turning noise on does not change what the operator does.
 """
 
 from __future__ import annotations
@@ -114,14 +116,14 @@ def simulate(
     parts: list[Rendered] = []
     chosen: list[str] = []
     for i in range(first, first + sessions):
-        choose, plan_rng, *sensor = [
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(i,)).spawn(5)
-        ]
-        name = names[
-            min(int(np.searchsorted(cumulative, choose.random(), side="right")), len(names) - 1)
-        ]
+        if len(names) == 1:
+            name = names[0]
+        else:
+            draw = _rng(seed, i, 1).random()
+            name = names[min(int(np.searchsorted(cumulative, draw, side="right")), len(names) - 1)]
         chosen.append(name)
-        plan = model.plan(plan_rng, model.profiles[name].flaws)
+        plan = model.plan(_rng(seed, i, 0), model.profiles[name].flaws)
+        sensor = [_rng(seed, i, 2 + j) if on else None for j, on in enumerate(options.active)]
         parts.append(render(plan, layout, options, sensor))
     return _assemble(
         scenario,
@@ -132,6 +134,11 @@ def simulate(
         chosen=chosen,
         parts=parts,
     )
+
+
+def _rng(seed: int, session: int, stream: int) -> np.random.Generator:
+    """Stream `stream` of session `session`: 0 = behaviour, 1 = profile draw, 2-4 = sensors."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(session, stream)))
 
 
 def _weights(model: Model, profile: str, mix: Mapping[str, float] | str | None) -> dict[str, float]:

@@ -39,6 +39,11 @@ class SensorOptions:
         if not (self.jitter >= 0 and math.isfinite(self.jitter)):
             raise ValueError(f"jitter must be a finite number of seconds >= 0, got {self.jitter!r}")
 
+    @property
+    def active(self) -> tuple[bool, bool, bool]:
+        """Which of noise, drop, jitter are on."""
+        return (self.noise > 0, self.drop > 0, self.jitter > 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Layout:
@@ -91,22 +96,27 @@ class Rendered:
 
 
 def render(
-    plan: Timeline, layout: Layout, options: SensorOptions, rngs: list[np.random.Generator]
+    plan: Timeline,
+    layout: Layout,
+    options: SensorOptions,
+    rngs: list[np.random.Generator | None],
 ) -> Rendered:
-    """Sample `plan` and merge its events. `rngs` = [noise, drop, jitter] generators."""
+    """Sample `plan` and merge its events. `rngs` = the [noise, drop, jitter] generators
+    (None for an imperfection that is off)."""
+    noise_rng, drop_rng, jitter_rng = rngs
     end = plan.t
     ts, values = _samples(plan, layout, end)
-    if options.noise > 0:
-        noise = rngs[0].standard_normal(values.shape) * (layout.sigma * options.noise)[:, None]
+    if noise_rng is not None:
+        noise = noise_rng.standard_normal(values.shape) * (layout.sigma * options.noise)[:, None]
         at_rest = values == layout.low[:, None]
         values = np.where(
             at_rest, values, np.clip(values + noise, layout.low[:, None], layout.high[:, None])
         )
-    if options.drop > 0:
-        keep = rngs[1].random(ts.shape[0]) >= options.drop
+    if drop_rng is not None:
+        keep = drop_rng.random(ts.shape[0]) >= options.drop
         ts, values = ts[keep], values[:, keep]
-    if options.jitter > 0:
-        ts = np.clip(ts + rngs[2].standard_normal(ts.shape[0]) * options.jitter, 0.0, end)
+    if jitter_rng is not None:
+        ts = np.clip(ts + jitter_rng.standard_normal(ts.shape[0]) * options.jitter, 0.0, end)
     te, codes, ev_values = _events(plan, layout)
     t = np.concatenate([ts, te])
     order = np.argsort(t, kind="stable")
