@@ -1,0 +1,351 @@
+"""The EVENTS encodings (core.codec): round trips, zero copy, and every CodecError code."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assessengine.core.codec import (
+    CODEC_CODES,
+    COLUMNS_V1,
+    JSON_V1,
+    CodecError,
+    Columns,
+    Layout,
+    decode_columns_v1,
+    decode_events,
+    decode_json_v1,
+    encode_columns_v1,
+    encode_json_v1,
+    records_v1,
+    slice_payload,
+)
+from assessengine.core.events import Event
+from assessengine.core.scenario import Scenario
+
+SCENARIO = Scenario.model_validate(
+    {
+        "scenario": "demo",
+        "title": "Demo",
+        "signals": {
+            "speed": {"unit": "km/h", "range": [0, 20]},
+            "load": {"unit": "kg", "range": [0, 2500]},
+        },
+        "events": {"horn": "Horn sounded", "stop": "Stopped"},
+    }
+)
+LAYOUT = Layout.of(SCENARIO)
+
+EVENTS = [
+    Event(10, 0.5, "sample", {"speed": 3.25, "load": 0.0}),
+    Event(11, 0.5, "horn"),
+    Event(12, 1.0, "sample", {"speed": 4.0}),
+    Event(13, 2.0, "stop", {"load": 1200.0}),
+]
+
+
+def _header(encoding: str, first_seq: int = 10, count: int = 4, **extra: Any) -> dict[str, Any]:
+    head: dict[str, Any] = {"encoding": encoding, "first_seq": first_seq, "count": count}
+    if encoding == COLUMNS_V1:
+        head["dtype"] = LAYOUT.dtype_header()
+    return head | extra
+
+
+def _columns_payload(events: list[Event] = EVENTS) -> bytes:
+    return encode_columns_v1(Columns.from_events(events, LAYOUT), LAYOUT)
+
+
+def _code(fn: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(CodecError) as info:
+        fn(*args, **kwargs)
+    return info.value.code
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+def test_layout_dtype_header_is_fixed_fields_then_signals_in_scenario_order() -> None:
+    assert LAYOUT.dtype_header() == [
+        ["seq", "<i8"], ["t", "<f8"], ["event", "<i4"], ["speed", "<f8"], ["load", "<f8"]
+    ]
+    assert LAYOUT.itemsize == 20 + 8 * 2
+    assert LAYOUT.event_names == ("sample", "horn", "stop")
+
+
+def test_a_signal_named_like_a_fixed_field_does_not_clash() -> None:
+    layout = Layout.from_names(["t", "seq"], ["sample"])
+    cols = Columns(
+        np.array([0], np.int64), np.array([1.0]), np.array([0], np.int32), np.array([[2.0], [3.0]])
+    )
+    back = decode_columns_v1(
+        encode_columns_v1(cols, layout), layout, dtype=layout.dtype_header(), first_seq=0, count=1
+    )
+    assert back.signals.tolist() == [[2.0], [3.0]]
+
+
+# ------------------------------------------------------------------------------ round trips
+
+
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+def test_events_round_trip_through_each_encoding(encoding: str) -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    payload = (encode_json_v1 if encoding == JSON_V1 else encode_columns_v1)(cols, LAYOUT)
+    back = decode_events(_header(encoding), payload, LAYOUT)
+    assert back.to_events(LAYOUT) == EVENTS
+    assert back.seq.dtype == np.int64
+    assert back.t.dtype == np.float64
+    assert back.event.dtype == np.int32
+    assert back.signals.shape == (2, 4)
+
+
+def test_json_v1_payload_is_the_events_file_records_minus_session() -> None:
+    items = json.loads(encode_json_v1(EVENTS, LAYOUT))
+    assert items[0] == {"seq": 10, "t": 0.5, "event": "sample",
+                        "signals": {"speed": 3.25, "load": 0.0}}
+    assert items[1] == {"seq": 11, "t": 0.5, "event": "horn"}
+
+
+def test_decode_events_accepts_the_header_as_json_bytes() -> None:
+    header = json.dumps(_header(COLUMNS_V1) | {"type": "EVENTS", "session": "S"}).encode()
+    assert len(decode_events(header, _columns_payload(), LAYOUT)) == 4
+
+
+def test_columns_v1_decoding_copies_nothing_and_is_read_only() -> None:
+    payload = bytearray(_columns_payload())
+    frame = memoryview(payload)
+    cols = decode_columns_v1(frame, LAYOUT, dtype=LAYOUT.dtype_header(), first_seq=10, count=4)
+    raw = np.frombuffer(payload, np.uint8)
+    for arr in (cols.seq, cols.t, cols.event, cols.signals):
+        assert np.shares_memory(arr, raw)
+        assert not arr.flags.writeable
+    assert cols.signals[0].tolist()[0] == 3.25
+
+
+def test_columns_v1_byte_layout_matches_the_documented_hex_example() -> None:
+    """The worked example in docs/protocol.md: one record, 2 signals."""
+    layout = Layout.from_names(["speed", "load"], ["sample", "horn"])
+    cols = Columns(
+        np.array([7], np.int64), np.array([1.5]), np.array([1], np.int32),
+        np.array([[2.0], [np.nan]]),
+    )
+    payload = encode_columns_v1(cols, layout)
+    expected = struct.pack("<qdidd", 7, 1.5, 1, 2.0, math.nan)
+    assert payload == expected
+    assert payload.hex(" ") == (
+        "07 00 00 00 00 00 00 00 00 00 00 00 00 00 f8 3f 01 00 00 00 "
+        "00 00 00 00 00 00 00 40 00 00 00 00 00 00 f8 7f"
+    )
+
+
+def test_records_v1_is_a_sendable_contiguous_buffer() -> None:
+    raw = records_v1(Columns.from_events(EVENTS, LAYOUT), LAYOUT)
+    assert raw.flags.c_contiguous
+    assert raw.dtype == np.uint8
+    assert raw.tobytes() == _columns_payload()
+
+
+def test_json_null_and_nan_signals_mean_not_reported() -> None:
+    payload = b'[{"seq":0,"t":0,"event":"sample","signals":{"speed":null,"load":NaN}}]'
+    cols = decode_json_v1(payload, LAYOUT, first_seq=0, count=1)
+    assert np.isnan(cols.signals).all()
+
+
+def test_to_batch_fills_the_session_slot() -> None:
+    batch = Columns.from_events(EVENTS, LAYOUT).to_batch(3)
+    assert batch.session.tolist() == [3, 3, 3, 3]
+    assert len(batch) == 4
+
+
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+def test_slice_payload_keeps_the_tail(encoding: str) -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    payload = (encode_json_v1 if encoding == JSON_V1 else encode_columns_v1)(cols, LAYOUT)
+    tail = slice_payload(encoding, payload, LAYOUT, 3)
+    back = decode_events(_header(encoding, first_seq=13, count=1), tail, LAYOUT)
+    assert back.to_events(LAYOUT) == EVENTS[3:]
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_every_codec_code_is_exercised_below() -> None:
+    assert set(CODEC_CODES) == {
+        "bad_header", "bad_encoding", "bad_payload", "dtype_mismatch", "truncated",
+        "count_mismatch", "seq_order", "bad_time", "unknown_event", "unknown_signal", "bad_value",
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (b"not json", "bad_header"),
+        (b"[1, 2]", "bad_header"),
+        ({"encoding": COLUMNS_V1, "first_seq": -1, "count": 4}, "bad_header"),
+        ({"encoding": COLUMNS_V1, "first_seq": 10, "count": "4"}, "bad_header"),
+        ({"encoding": COLUMNS_V1, "first_seq": 10, "count": True}, "bad_header"),
+        ({"encoding": "columns-v2", "first_seq": 10, "count": 4}, "bad_encoding"),
+    ],
+)
+def test_bad_headers_are_named(header: Any, code: str) -> None:
+    assert _code(decode_events, header, _columns_payload(), LAYOUT) == code
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        None,
+        "seq,t,event",
+        [["seq", "<i8"], ["t", "<f8"], ["event", "<i4"], ["speed", "<f8"]],
+        [["seq", "<i8"], ["t", "<f8"], ["event", "<i4"], ["load", "<f8"], ["speed", "<f8"]],
+        [["seq", "<i8"], ["t", "<f8"], ["event", "<i4"], ["speed", ">f8"], ["load", "<f8"]],
+        [["seq", "<i8"], ["t", "<f4"], ["event", "<i4"], ["speed", "<f8"], ["load", "<f8"]],
+        [["seq", "<i8", "x"], ["t", "<f8"], ["event", "<i4"], ["speed", "<f8"], ["load", "<f8"]],
+        [*LAYOUT.dtype_header(), ["extra", "<f8"]],
+    ],
+)
+def test_a_dtype_other_than_the_scenarios_is_a_mismatch(dtype: Any) -> None:
+    head = _header(COLUMNS_V1, dtype=dtype)
+    assert _code(decode_events, head, _columns_payload(), LAYOUT) == "dtype_mismatch"
+
+
+def test_dtype_mismatch_message_names_field_and_expectation() -> None:
+    dtype = [["seq", "<i8"], ["t", "<f8"], ["event", "<i4"], ["sped", "<f8"], ["load", "<f8"]]
+    with pytest.raises(CodecError) as info:
+        decode_events(_header(COLUMNS_V1, dtype=dtype), _columns_payload(), LAYOUT)
+    assert 'field 3 is [\'sped\', \'<f8\'], the scenario expects [\'speed\', \'<f8\']' in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize("cut", [1, 35, 36 + 7])
+def test_a_payload_that_is_not_whole_records_is_truncated(cut: int) -> None:
+    payload = _columns_payload()[:-cut]
+    assert _code(decode_events, _header(COLUMNS_V1), payload, LAYOUT) in (
+        "truncated", "count_mismatch"
+    )
+    if cut % LAYOUT.itemsize:
+        assert _code(decode_events, _header(COLUMNS_V1), payload, LAYOUT) == "truncated"
+
+
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+@pytest.mark.parametrize("count", [3, 5])
+def test_count_must_match(encoding: str, count: int) -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    payload = (encode_json_v1 if encoding == JSON_V1 else encode_columns_v1)(cols, LAYOUT)
+    assert _code(decode_events, _header(encoding, count=count), payload, LAYOUT) == (
+        "count_mismatch"
+    )
+
+
+def _variant(index: int, **change: Any) -> list[Event]:
+    events = list(EVENTS)
+    e = events[index]
+    events[index] = Event(
+        change.get("seq", e.seq), change.get("t", e.t), change.get("event", e.event),
+        change.get("signals", e.signals),
+    )
+    return events
+
+
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+@pytest.mark.parametrize(
+    ("events", "first_seq", "code"),
+    [
+        (EVENTS, 9, "seq_order"),
+        (_variant(2, seq=11), 10, "seq_order"),
+        (_variant(3, seq=12), 10, "seq_order"),
+        (_variant(3, seq=15), 10, "seq_order"),
+        (_variant(0, t=math.nan), 10, "bad_time"),
+        (_variant(2, t=math.inf), 10, "bad_time"),
+        (_variant(0, t=-0.5), 10, "bad_time"),
+        (_variant(3, t=0.25), 10, "bad_time"),
+        (_variant(1, signals={"load": math.inf}), 10, "bad_value"),
+        (_variant(1, signals={"speed": -math.inf}), 10, "bad_value"),
+    ],
+)
+def test_bad_rows_are_named(encoding: str, events: list[Event], first_seq: int, code: str) -> None:
+    cols = Columns.from_events(events, LAYOUT)
+    if encoding == JSON_V1:
+        payload = json.dumps(
+            [{"seq": e.seq, "t": e.t, "event": e.event, "signals": dict(e.signals)}
+             for e in events]
+        ).encode()
+    else:
+        payload = encode_columns_v1(cols, LAYOUT)
+    assert _code(decode_events, _header(encoding, first_seq=first_seq), payload, LAYOUT) == code
+
+
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+def test_a_batch_starting_before_the_last_stored_t_is_bad_time(encoding: str) -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    payload = (encode_json_v1 if encoding == JSON_V1 else encode_columns_v1)(cols, LAYOUT)
+    assert _code(decode_events, _header(encoding), payload, LAYOUT, min_t=0.75) == "bad_time"
+    assert len(decode_events(_header(encoding), payload, LAYOUT, min_t=0.5)) == 4
+
+
+def test_an_event_code_outside_the_scenario_is_unknown_event() -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    for code in (3, -1, 2**31 - 1):
+        bad = Columns(cols.seq, cols.t, np.array([0, code, 0, 0], np.int32), cols.signals)
+        with pytest.raises(CodecError) as info:
+            decode_events(_header(COLUMNS_V1), encode_columns_v1(bad, LAYOUT), LAYOUT)
+        assert info.value.code == "unknown_event"
+        assert "row 1 (seq 11)" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        ({"seq": 0, "t": 0, "event": "honk"}, "unknown_event"),
+        ({"seq": 0, "t": 0, "event": "sample", "signals": {"sped": 1}}, "unknown_signal"),
+        ({"seq": 0, "t": 0, "event": "sample", "signals": {"speed": "fast"}}, "bad_value"),
+        ({"seq": 0, "t": 0, "event": "sample", "signals": {"speed": True}}, "bad_value"),
+        ({"seq": 0, "t": 0, "event": "sample", "signals": {"speed": 10**400}}, "bad_value"),
+        ({"seq": 0, "t": 0, "event": "sample", "signals": [1]}, "bad_payload"),
+        ({"seq": 0, "t": 0, "event": 1}, "bad_payload"),
+        ({"seq": 0, "t": 0, "event": "sample", "session": "S"}, "bad_payload"),
+        ({"seq": "0", "t": 0, "event": "sample"}, "bad_payload"),
+        ({"seq": False, "t": 0, "event": "sample"}, "bad_payload"),
+        ({"seq": 1, "t": 0, "event": "sample"}, "seq_order"),
+        ({"seq": 0, "t": "0", "event": "sample"}, "bad_time"),
+        ({"seq": 0, "t": None, "event": "sample"}, "bad_time"),
+        ({"seq": 0, "t": 10**400, "event": "sample"}, "bad_time"),
+        ([1, 2], "bad_payload"),
+        ("event", "bad_payload"),
+    ],
+)
+def test_json_v1_event_problems(item: Any, code: str) -> None:
+    payload = json.dumps([item]).encode()
+    assert _code(decode_json_v1, payload, LAYOUT, first_seq=0, count=1) == code
+
+
+@pytest.mark.parametrize(
+    "payload", [b"", b"{", b'{"seq": 0}', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000]
+)
+def test_a_json_v1_payload_that_is_not_an_array_of_objects_is_bad_payload(payload: bytes) -> None:
+    assert _code(decode_json_v1, payload, LAYOUT, first_seq=0, count=1) == "bad_payload"
+
+
+def test_unknown_event_message_lists_the_scenarios_events() -> None:
+    payload = json.dumps([{"seq": 0, "t": 0, "event": "honk"}]).encode()
+    with pytest.raises(CodecError) as info:
+        decode_json_v1(payload, LAYOUT, first_seq=0, count=1)
+    assert str(info.value) == (
+        "unknown_event: event 0: unknown event 'honk'; this scenario's events: sample, horn, stop"
+    )
+
+
+def test_from_events_rejects_names_outside_the_scenario() -> None:
+    with pytest.raises(CodecError, match="unknown signal 'x'"):
+        Columns.from_events([Event(0, 0.0, "sample", {"x": 1.0})], LAYOUT)
+
+
+def test_empty_columns_decode() -> None:
+    cols = decode_columns_v1(b"", LAYOUT, dtype=LAYOUT.dtype_header(), first_seq=0, count=0)
+    assert len(cols) == 0
+    assert cols.signals.shape == (2, 0)
