@@ -1,0 +1,372 @@
+"""The engine's ingest socket: a ZeroMQ ROUTER that clients' DEALER sockets connect to.
+
+`ZmqIngest.poll` returns only well-formed client messages (frame count, sizes and header checked
+against `core.wire`); everything else is answered here with a NACK and counted in `Counters`.
+Payloads are not decoded here (that needs the session's scenario: see `ingest_rules`).
+
+Security: without CURVE the socket binds only to a loopback TCP address (127.0.0.1, ::1,
+localhost), ipc:// or inproc://. Anything else needs a `CurveConfig` (server key pair plus an
+allow-list of client public keys, enforced by a ZAP handler) or an explicit ``insecure=True``.
+
+Not thread-safe: create, poll, reply and close from one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from .. import __version__
+from ..core.wire import (
+    PAYLOAD_FRAMES,
+    PROTOCOL,
+    ClientMessage,
+    HeaderProblem,
+    Nack,
+    Welcome,
+    WireModel,
+    parse_client_header,
+)
+from ..errors import AssessEngineError
+
+ZAP_DOMAIN: Final = "assessengine"
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+LOCAL_TRANSPORTS: Final = frozenset({"ipc", "inproc"})
+MAX_FRAMES: Final = 1 + max(PAYLOAD_FRAMES.values())
+
+
+class IngestConfigError(AssessEngineError):
+    """The ingest socket cannot be set up as asked (unsafe bind, bad key files, ...)."""
+
+
+# ------------------------------------------------------------------------------ security
+
+
+@dataclass(frozen=True, slots=True)
+class CurveConfig:
+    """CURVE for the ingest socket: the server's key pair (z85, 40 bytes each) and the z85 public
+    keys of the clients that may connect. Clients with other keys never get a connection."""
+
+    public_key: bytes
+    secret_key: bytes
+    allowed_clients: frozenset[bytes]
+
+    def __post_init__(self) -> None:
+        for name, key in (("public_key", self.public_key), ("secret_key", self.secret_key)):
+            if len(key) != 40:
+                raise IngestConfigError(f"CURVE {name} must be 40 z85 characters")
+        if not self.allowed_clients:
+            raise IngestConfigError("CURVE needs at least one allowed client public key")
+
+    @classmethod
+    def from_files(
+        cls, server_secret: Path | str, allowed: Path | str | Iterable[Path]
+    ) -> CurveConfig:
+        """Load the server's ``.key_secret`` file and the allowed clients' public ``.key``
+        files (a directory of them, or a list of files), as `assessengine keys create` writes."""
+        try:
+            public, secret = zmq.auth.load_certificate(server_secret)
+        except (OSError, ValueError) as exc:
+            raise IngestConfigError(f"cannot read server key {server_secret}: {exc}") from None
+        if secret is None:
+            raise IngestConfigError(
+                f"{server_secret} holds no secret key (use the .key_secret file)"
+            )
+        if isinstance(allowed, Path | str):
+            files = sorted(Path(allowed).glob("*.key"))
+        else:
+            files = list(allowed)
+        keys: set[bytes] = set()
+        for path in files:
+            try:
+                keys.add(zmq.auth.load_certificate(path)[0])
+            except (OSError, ValueError) as exc:
+                raise IngestConfigError(f"cannot read client key {path}: {exc}") from None
+        return cls(public, secret, frozenset(keys))
+
+
+def check_bind(endpoint: str, *, curve: CurveConfig | None, insecure: bool) -> None:
+    """Raise IngestConfigError if binding `endpoint` would expose an unauthenticated socket:
+    anything but loopback TCP, ipc or inproc needs CURVE, or an explicit ``insecure``."""
+    transport, sep, rest = endpoint.partition("://")
+    if not sep or not rest:
+        raise IngestConfigError(f"endpoint {endpoint!r} is not TRANSPORT://ADDRESS")
+    if curve is not None or insecure or transport in LOCAL_TRANSPORTS:
+        return
+    host = rest.rsplit(":", 1)[0] if transport == "tcp" else None
+    if host not in LOOPBACK_HOSTS:
+        raise IngestConfigError(
+            f"refusing to bind {endpoint} without CURVE: only 127.0.0.1, ::1, localhost, ipc:// "
+            "and inproc:// may be bound unauthenticated. Give a CURVE key pair and an allow-list "
+            "of client keys (assessengine keys create), or --insecure to accept the risk."
+        )
+
+
+class _AllowList:
+    """ZAP credentials provider: a fixed set of z85 client public keys."""
+
+    def __init__(self, keys: frozenset[bytes], counters: Counters) -> None:
+        self._keys = keys
+        self._counters = counters
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        allowed = key in self._keys
+        if not allowed:
+            self._counters.count_denied()
+        return allowed
+
+
+# ------------------------------------------------------------------------------ counters
+
+
+@dataclass
+class Counters:
+    """What the ingest saw, for /metrics. Updated by the polling thread (and the ZAP thread for
+    `denied_clients`); read a consistent copy with `snapshot`."""
+
+    messages: int = 0           # multipart messages received
+    batches: int = 0            # EVENTS messages that passed frame and header checks
+    events: int = 0             # sum of their counts
+    bytes: int = 0              # bytes received, all frames
+    denied_clients: int = 0     # CURVE handshakes refused by the allow-list
+    nacks: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_denied(self) -> None:
+        with self._lock:
+            self.denied_clients += 1
+
+    def count_nack(self, code: str) -> None:
+        with self._lock:
+            self.nacks[code] += 1
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "messages": self.messages, "batches": self.batches, "events": self.events,
+                "bytes": self.bytes, "denied_clients": self.denied_clients,
+                "nacks": dict(self.nacks),
+            }
+
+
+# ------------------------------------------------------------------------------ the socket
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A well-formed client message. `payload` (EVENTS only) is a read-only view of the received
+    frame: copy it (`bytes(payload)`) to keep it beyond the next poll."""
+
+    identity: bytes
+    header: ClientMessage
+    raw_header: bytes
+    payload: memoryview | None
+    received: float             # time.monotonic() at receipt
+
+
+class ZmqIngest:
+    """The ROUTER socket, bound when built; validated messages in, replies out.
+
+    max_frame_bytes: frames above it (payload or header) get NACK ``too_large``.
+    max_header_bytes: limit for the JSON header frame.
+    max_message_bytes: ZMQ_MAXMSGSIZE, the hard cap per frame: a peer sending a bigger frame is
+        disconnected by ZeroMQ before the frame is buffered (no NACK). Default 2 x max_frame_bytes.
+    rcvhwm: messages queued per connected client before its sends block (backpressure).
+    max_messages: at most this many messages per `poll`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        max_frame_bytes: int = 16 * 2**20,
+        max_header_bytes: int = 64 * 2**10,
+        max_message_bytes: int | None = None,
+        rcvhwm: int = 256,
+        sndhwm: int = 10_000,
+        max_messages: int = 1024,
+        curve: CurveConfig | None = None,
+        insecure: bool = False,
+        counters: Counters | None = None,
+    ) -> None:
+        if min(max_frame_bytes, max_header_bytes, rcvhwm, sndhwm, max_messages) < 1:
+            raise IngestConfigError("sizes, high-water marks and max_messages must be >= 1")
+        hard = max_message_bytes if max_message_bytes is not None else 2 * max_frame_bytes
+        if hard < max(max_frame_bytes, max_header_bytes):
+            raise IngestConfigError("max_message_bytes must be >= max_frame_bytes")
+        check_bind(endpoint, curve=curve, insecure=insecure)
+        self.max_frame_bytes = max_frame_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_messages = max_messages
+        self.counters = counters if counters is not None else Counters()
+        self._welcome = Welcome(
+            engine=f"assessengine/{__version__}",
+            max_frame_bytes=max_frame_bytes,
+            max_header_bytes=max_header_bytes,
+        ).to_frame()
+        self._context = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
+        self._socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
+        try:
+            self._configure(hard, rcvhwm, sndhwm, curve)
+            self._socket.bind(endpoint)
+        except BaseException:
+            self.close()
+            raise
+        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        """The bound endpoint (with the real port when bound to ``:*`` or ``:0``)."""
+
+    def _configure(self, hard: int, rcvhwm: int, sndhwm: int, curve: CurveConfig | None) -> None:
+        s = self._socket
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.MAXMSGSIZE, hard)
+        s.setsockopt(zmq.RCVHWM, rcvhwm)
+        s.setsockopt(zmq.SNDHWM, sndhwm)
+        if curve is None:
+            return
+        self._auth = ThreadAuthenticator(self._context)
+        self._auth.start()
+        self._auth.configure_curve_callback(
+            domain=ZAP_DOMAIN, credentials_provider=_AllowList(curve.allowed_clients, self.counters)
+        )
+        s.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        s.setsockopt(zmq.CURVE_SERVER, 1)
+        s.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
+        s.setsockopt(zmq.CURVE_PUBLICKEY, curve.public_key)
+
+    # -------------------------------------------------------------------------- receiving
+
+    def poll(self, timeout: float) -> list[Message]:
+        """Well-formed messages that arrived, in arrival order; waits at most `timeout` seconds
+        for the first one, then takes what is already queued (up to `max_messages`).
+        Malformed messages are answered with NACK here and not returned. HELLO is answered with
+        WELCOME here too, and PING with PONG, so neither is returned either."""
+        out: list[Message] = []
+        if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
+            return out
+        for _ in range(self.max_messages):
+            try:
+                frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            message = self._check(frames)
+            if message is not None:
+                out.append(message)
+        return out
+
+    def _check(self, frames: list[zmq.Frame]) -> Message | None:
+        identity = frames[0].bytes
+        parts = frames[1:]
+        c = self.counters
+        c.messages += 1
+        c.bytes += sum(len(f) for f in parts)
+        if not parts or len(parts) > MAX_FRAMES:
+            self.nack(identity, "frame_count", f"a message has 1 to {MAX_FRAMES} frames, this "
+                      f"one has {len(parts)}")
+            return None
+        head = parts[0]
+        if len(head) > self.max_header_bytes:
+            self.nack(identity, "too_large", f"header frame is {len(head)} bytes, the limit is "
+                      f"{self.max_header_bytes}")
+            return None
+        raw = head.bytes
+        parsed = parse_client_header(raw)
+        if isinstance(parsed, HeaderProblem):
+            self.nack(identity, parsed.code, parsed.message, session=parsed.session,
+                      in_reply_to=parsed.in_reply_to)
+            return None
+        return self._admit(identity, parsed, raw, parts[1:])
+
+    def _admit(
+        self, identity: bytes, header: ClientMessage, raw: bytes, payload: list[zmq.Frame]
+    ) -> Message | None:
+        session = getattr(header, "session", None)
+        wanted = PAYLOAD_FRAMES[header.type]
+        if len(payload) != wanted:
+            self.nack(identity, "frame_count", f"{header.type} has {1 + wanted} frame(s) (header"
+                      f"{' + payload' if wanted else ''}), this one has {1 + len(payload)}",
+                      session=session, in_reply_to=header.type, first_seq=_first_seq(header))
+            return None
+        if payload and len(payload[0]) > self.max_frame_bytes:
+            self.nack(identity, "too_large", f"payload frame is {len(payload[0])} bytes, the "
+                      f"limit is {self.max_frame_bytes}; send smaller batches", session=session,
+                      in_reply_to=header.type, first_seq=_first_seq(header))
+            return None
+        if header.type == "HELLO":
+            if header.protocol != PROTOCOL:
+                self.nack(identity, "unsupported_version", f"this engine speaks protocol "
+                          f"{PROTOCOL}, not {header.protocol}", in_reply_to="HELLO")
+            else:
+                self._send(identity, [self._welcome])
+            return None
+        if header.type == "PING":
+            self._send(identity, [b'{"type":"PONG","nonce":%d}' % header.nonce])
+            return None
+        if header.type == "EVENTS":
+            self.counters.batches += 1
+            self.counters.events += header.count
+        body = payload[0].buffer if payload else None
+        return Message(identity, header, raw, body, time.monotonic())
+
+    # -------------------------------------------------------------------------- replying
+
+    def reply(self, identity: bytes, header: WireModel | bytes, *frames: bytes) -> None:
+        """Send a reply to one client. Never blocks: if the client is gone or its queue is full
+        the reply is dropped (clients resend what stays unacknowledged)."""
+        head = header if isinstance(header, bytes) else header.to_frame()
+        self._send(identity, [head, *frames])
+
+    def nack(
+        self,
+        identity: bytes,
+        code: str,
+        message: str,
+        *,
+        session: str | None = None,
+        expected_seq: int | None = None,
+        in_reply_to: str | None = None,
+        first_seq: int | None = None,
+    ) -> None:
+        """Send a NACK and count it under `code`."""
+        self.counters.count_nack(code)
+        nack = Nack(session=session, code=code, message=message, expected_seq=expected_seq,
+                    in_reply_to=in_reply_to, first_seq=first_seq)
+        self._send(identity, [nack.to_frame()])
+
+    def _send(self, identity: bytes, frames: list[bytes]) -> None:
+        # ROUTER drops (does not raise) when the peer is gone or its queue is full
+        with contextlib.suppress(zmq.Again):
+            self._socket.send_multipart([identity, *frames], zmq.NOBLOCK)
+
+    # -------------------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the socket, stop the ZAP handler and end the context. Idempotent."""
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if not self._context.closed:
+            self._context.term()
+
+    def __enter__(self) -> ZmqIngest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_seq(header: ClientMessage) -> int | None:
+    return header.first_seq if header.type == "EVENTS" else None
+

@@ -1,0 +1,268 @@
+"""Session and seq bookkeeping of the ingest protocol, against the `Store` port.
+
+For each EVENTS message, `IngestRules.events` decides: store all, store only the new tail (a
+partial overlap with what is stored), duplicate (re-ACK, store nothing), or reject (NACK
+``gap`` with the expected seq, ``closed``, ``unknown_session``, or a codec code). Accepted
+batches are kept pending until `commit` appends them in one transaction; ACK them only after
+`commit` returned. The engine's loop, per poll:
+
+    for msg in ingest.poll(timeout):
+        EVENTS: decision = rules.events(msg.header, msg.raw_header, msg.payload)
+                Accept -> remember (identity, decision); Duplicate -> ACK; Reject -> NACK
+        OPEN / CLOSE: rules.commit() first (and ACK what it stored), then rules.open / close
+    rules.commit(); ACK every remembered Accept
+
+The rules keep a small per-session cache (next seq, last t, status) so the hot path does not
+read the store; all writes to sessions and batches must therefore go through these rules.
+Not thread-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .adapters.store import SessionInfo, SessionRecord, Store, StoredBatch, StoreError
+from .core.codec import (
+    COLUMNS_V1,
+    Bytes,
+    CodecError,
+    Columns,
+    Layout,
+    decode_columns_v1,
+    decode_events,
+    decode_json_v1,
+    slice_payload,
+)
+from .core.wire import Close, Events
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """A batch (or its new tail) to store: exactly what `Store.append_batches` takes, plus the
+    decoded rows for the scorer."""
+
+    session: str
+    first_seq: int
+    count: int
+    encoding: str
+    header: bytes       # the EVENTS header as received (rewritten for a tail)
+    payload: bytes      # the payload as received (only the tail's rows for a tail)
+    columns: Columns    # decoded rows first_seq .. first_seq + count - 1
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
+
+    def item(self) -> tuple[str, int, int, str, bytes, bytes]:
+        return (self.session, self.first_seq, self.count, self.encoding, self.header, self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Every seq of the batch is stored already: answer ACK `ack_seq`, store nothing."""
+
+    session: str
+    ack_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Answer NACK `code`."""
+
+    session: str
+    code: str
+    message: str
+    expected_seq: int | None = None
+
+
+Decision = Accept | Duplicate | Reject
+SeqCase = Literal["all", "tail", "duplicate", "gap", "closed", "unknown_session"]
+
+
+def classify(
+    record: SessionRecord | None, first_seq: int, count: int, *, next_seq: int | None = None
+) -> SeqCase:
+    """What a batch of seqs `first_seq .. first_seq + count - 1` is for the session, by seq
+    arithmetic alone. `next_seq` overrides the record's (batches accepted but not committed)."""
+    if record is None:
+        return "unknown_session"
+    expected = record.next_seq if next_seq is None else next_seq
+    if first_seq + count <= expected:
+        return "duplicate"
+    if record.status == "closed":
+        return "closed"
+    if first_seq > expected:
+        return "gap"
+    return "all" if first_seq == expected else "tail"
+
+
+@dataclass(slots=True)
+class _State:
+    record: SessionRecord
+    layout: Layout
+    next_seq: int
+    last_t: float
+
+
+class IngestRules:
+    """Decides what happens to each EVENTS / CLOSE / OPEN, and commits accepted batches.
+
+    layout_for: the column layout of a session's scenario (raises KeyError if unknown).
+    """
+
+    def __init__(self, store: Store, layout_for: Callable[[SessionInfo], Layout]) -> None:
+        self._store = store
+        self._layout_for = layout_for
+        self._state: dict[str, _State] = {}
+        self._pending: list[Accept] = []
+
+    # -------------------------------------------------------------------------- EVENTS
+
+    def events(self, header: Events, raw_header: bytes, payload: Bytes) -> Decision:
+        """Decide about one EVENTS message (header already validated). Accepted batches are
+        pending until `commit`."""
+        session = header.session
+        state = self._load(session)
+        if state is None:
+            return Reject(session, "unknown_session", f"session {session!r} was never opened; "
+                          "send OPEN first")
+        case = classify(state.record, header.first_seq, header.count, next_seq=state.next_seq)
+        if case == "duplicate":
+            return Duplicate(session, state.next_seq - 1)
+        if case == "closed":
+            return Reject(session, "closed", f"session {session!r} is closed; it holds seqs "
+                          f"0..{state.next_seq - 1} and takes no new events")
+        if case == "gap":
+            return Reject(session, "gap", f"batch starts at seq {header.first_seq}, the session "
+                          f"expects seq {state.next_seq}", expected_seq=state.next_seq)
+        return self._accept(state, header, raw_header, bytes(payload), skip=state.next_seq -
+                            header.first_seq)
+
+    def _accept(
+        self, state: _State, header: Events, raw_header: bytes, payload: bytes, skip: int
+    ) -> Decision:
+        session = header.session
+        min_t = 0.0 if skip else state.last_t
+        try:
+            if header.encoding == COLUMNS_V1:
+                cols = decode_columns_v1(payload, state.layout, dtype=header.dtype,
+                                         first_seq=header.first_seq, count=header.count,
+                                         min_t=min_t)
+            else:
+                cols = decode_json_v1(payload, state.layout, first_seq=header.first_seq,
+                                      count=header.count, min_t=min_t)
+        except CodecError as exc:
+            return Reject(session, exc.code, exc.message)
+        if skip:
+            cols = cols.tail(skip)
+            if cols.t[0] < state.last_t:
+                return Reject(session, "bad_time", f"seq {int(cols.seq[0])} has t="
+                              f"{float(cols.t[0])}, before the session's last stored t="
+                              f"{state.last_t}")
+            payload = slice_payload(header.encoding, payload, state.layout, skip)
+            raw_header = header.model_copy(
+                update={"first_seq": state.next_seq, "count": len(cols)}
+            ).to_frame()
+        accept = Accept(session, int(cols.seq[0]), len(cols), header.encoding, raw_header,
+                        payload, cols)
+        self._pending.append(accept)
+        state.next_seq = accept.last_seq + 1
+        state.last_t = float(cols.t[-1])
+        return accept
+
+    def commit(self) -> list[tuple[Accept, StoredBatch]]:
+        """Append every pending batch in one store transaction; returns them with their stored
+        form. On a store error nothing is stored, the cache is dropped (it is reloaded from the
+        store), and the error propagates: answer the pending batches NACK ``internal``."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        try:
+            stored = self._store.append_batches([a.item() for a in pending])
+        except BaseException:
+            for a in pending:
+                self._state.pop(a.session, None)
+            raise
+        return list(zip(pending, stored, strict=True))
+
+    @property
+    def pending(self) -> Sequence[Accept]:
+        return tuple(self._pending)
+
+    # -------------------------------------------------------------------------- OPEN / CLOSE
+
+    def open(self, info: SessionInfo) -> tuple[SessionRecord, Layout] | Reject:
+        """Store the session (idempotent for identical info). Call `commit` before."""
+        try:
+            layout = self._layout_for(info)
+        except KeyError:
+            return Reject(info.session, "unknown_scenario", f"unknown scenario {info.scenario!r}")
+        try:
+            record = self._store.open_session(info)
+        except StoreError as exc:
+            return Reject(info.session, "session_conflict", f"session {info.session!r} exists "
+                          f"with different details: {exc}")
+        self._state.pop(info.session, None)
+        return record, layout
+
+    def close(self, header: Close) -> SessionRecord | Reject:
+        """Close the session at `header.t` once all `header.next_seq` events are stored
+        (idempotent for the same t). Call `commit` before."""
+        session = header.session
+        state = self._load(session)
+        if state is None:
+            return Reject(session, "unknown_session", f"session {session!r} was never opened")
+        record = state.record
+        if record.status == "closed":
+            if record.close_t == header.t:
+                return record
+            return Reject(session, "closed", f"session {session!r} was closed at t="
+                          f"{record.close_t}, not {header.t}")
+        if header.next_seq > state.next_seq:
+            return Reject(session, "gap", f"CLOSE says {header.next_seq} events were sent, "
+                          f"{state.next_seq} are stored", expected_seq=state.next_seq)
+        if header.next_seq < state.next_seq:
+            return Reject(session, "seq_order", f"CLOSE says {header.next_seq} events were sent, "
+                          f"but {state.next_seq} are stored already")
+        if header.t < state.last_t:
+            return Reject(session, "bad_time", f"CLOSE t={header.t} is before the session's "
+                          f"last event t={state.last_t}")
+        closed = self._store.close_session(session, header.t)
+        self._state.pop(session, None)
+        return closed
+
+    # -------------------------------------------------------------------------- cache
+
+    def _load(self, session: str) -> _State | None:
+        state = self._state.get(session)
+        if state is not None:
+            return state
+        record = self._store.session(session)
+        if record is None:
+            return None
+        try:
+            layout = self._layout_for(record.info)
+        except KeyError:
+            return None
+        if record.status == "closed":  # not cached: only duplicates and re-CLOSE reach it
+            return _State(record, layout, record.next_seq, record.close_t or 0.0)
+        state = _State(record, layout, record.next_seq, self._last_t(record, layout))
+        self._state[session] = state
+        return state
+
+    def _last_t(self, record: SessionRecord, layout: Layout) -> float:
+        """The t of the session's last stored event (once per session and process)."""
+        last: StoredBatch | None = None
+        for last in self._store.batches(record.info.session):  # noqa: B007 - want the last one
+            pass
+        if last is None:
+            return 0.0
+        cols = decode_events(last.header, last.payload, layout)
+        return float(cols.t[-1]) if len(cols) else 0.0
+
+    def forget(self, session: str) -> None:
+        """Drop the cached state of `session` (it is reloaded from the store when needed)."""
+        self._state.pop(session, None)
+
