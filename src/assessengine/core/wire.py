@@ -78,7 +78,7 @@ class Events(WireModel):
     first_seq: Seq
     count: Annotated[int, Field(ge=1, lt=MAX_SEQ)]
     encoding: Encoding
-    dtype: list[tuple[str, str]] | None = None
+    dtype: list[Annotated[list[str], Field(min_length=2, max_length=2)]] | None = None
 
     @model_validator(mode="after")
     def _dtype_with_columns(self) -> Events:
