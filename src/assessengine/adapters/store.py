@@ -7,7 +7,8 @@ leaves the adapter; the scorer never sees the store.
 Chain: every stored batch carries ``chain = sha256(previous chain || sha256(header) ||
 sha256(payload))`` as hex, the first batch's previous chain being the session's genesis hash
 ``sha256(canonical JSON of its SessionInfo)``. Changing, removing or reordering any stored batch
-changes every later chain value, so tampering is evident (`assessengine audit`).
+changes every later chain value, so tampering is evident (`assessengine audit`). `||` joins raw
+32-byte digests; the functions are in `core.chain`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ Status = Literal["open", "closed"]
 
 class StoreError(AssessEngineError):
     """The store refused an operation (conflicting open, unknown or closed session, ...)."""
+
+
+class BatchRefusedError(StoreError):
+    """`append_batches` refused item `index` of its group (unknown or closed session, or a
+    first_seq other than `expected_seq`); nothing of the group was stored."""
+
+    def __init__(
+        self, message: str, *, index: int, session: str, expected_seq: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.session = session
+        self.expected_seq = expected_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +98,8 @@ class Store(Protocol):
     ) -> list[StoredBatch]:
         """Append (session, first_seq, count, encoding, header, payload) batches in ONE
         transaction (group commit) and return them with their chain values. Each batch's
-        first_seq must equal its session's next_seq (StoreError otherwise; nothing is stored)."""
+        first_seq must equal its session's next_seq (StoreError otherwise; nothing is stored).
+        The refusal is a BatchRefusedError naming the item's index and the expected seq."""
         ...
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:

@@ -1,0 +1,212 @@
+"""Rules every `Store` implementation shares, so that the fake and SQLite behave the same:
+argument checks, the append plan (seq check + chain), JSON shapes, timestamps."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, get_args
+
+from ..core import chain
+from .store import BatchRefusedError, SessionInfo, Source, Status, StoredBatch, StoreError
+
+AppendItem = tuple[str, int, int, str, bytes, bytes]
+"""(session, first_seq, count, encoding, header, payload), as `Store.append_batches` takes."""
+
+SOURCES: Final = get_args(Source)
+STATUSES: Final = get_args(Status)
+MAX_SEQ: Final = 2**63 - 1
+
+
+def now() -> str:
+    """The current time, ISO 8601 UTC with microseconds: ``2025-01-31T12:00:00.123456Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ------------------------------------------------------------------------------ sessions
+
+
+def info_json(info: SessionInfo) -> str:
+    """The canonical JSON of `info` (what the genesis hashes). Raises StoreError on bad info."""
+    if not isinstance(info, SessionInfo):
+        raise StoreError(f"expected a SessionInfo, got {type(info).__name__}")
+    for name in ("session", "learner", "scenario", "rubric", "rubric_sha256"):
+        value = getattr(info, name)
+        if not isinstance(value, str) or (name == "session" and not value):
+            raise StoreError(f"session info: {name} must be a non-empty string, got {value!r}")
+    if isinstance(info.rubric_version, bool) or not isinstance(info.rubric_version, int):
+        raise StoreError(
+            f"session info: rubric_version must be an integer, got {info.rubric_version!r}"
+        )
+    if info.source not in SOURCES:
+        raise StoreError(
+            f"session info: source must be one of {', '.join(SOURCES)}, got {info.source!r}"
+        )
+    if not isinstance(info.metadata, Mapping):
+        raise StoreError("session info: metadata must be a mapping")
+    try:
+        return chain.canonical_json(chain.info_data(info)).decode("utf-8")
+    except ValueError as exc:
+        raise StoreError(f"session {info.session!r}: metadata must be plain JSON ({exc})") from None
+
+
+def info_from_json(text: str) -> SessionInfo:
+    data = json.loads(text)
+    return SessionInfo(**data)
+
+
+def genesis(text: str) -> str:
+    """The genesis hash of an info's canonical JSON (as `info_json` gives)."""
+    return chain.genesis_of_data(json.loads(text))
+
+
+def conflict_message(session: str, stored: str, given: str) -> str:
+    """The refusal of an OPEN whose info differs from the stored session's (canonical JSON)."""
+    a, b = from_json(stored), from_json(given)
+    fields = ", ".join(k for k in a if a[k] != b.get(k)) or "info"
+    return f"session {session!r} already exists with different info ({fields} differ)"
+
+
+def reclose_message(session: str, stored: float | None, given: float) -> str:
+    return f"session {session!r} is already closed at t={stored}, not t={given}"
+
+
+def check_close_t(session: str, close_t: float) -> float:
+    if (
+        isinstance(close_t, bool)
+        or not isinstance(close_t, int | float)
+        or not math.isfinite(close_t)
+    ):
+        raise StoreError(f"session {session!r}: close_t must be a finite number, got {close_t!r}")
+    return float(close_t)
+
+
+def check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise StoreError(f"status must be one of {', '.join(STATUSES)} or None, got {status!r}")
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a session's chain stands. `key` is the store's own handle (SQLite rowid)."""
+
+    key: int
+    status: Status
+    next_seq: int
+    chain: str
+    batches: int
+
+
+def check_items(items: Sequence[AppendItem]) -> list[AppendItem]:
+    """The items with header and payload as `bytes`; BatchRefusedError names a malformed one."""
+    checked: list[AppendItem] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, tuple) or len(item) != 6:
+            raise BatchRefusedError(
+                f"item {index}: expected (session, first_seq, count, encoding, header, payload)",
+                index=index,
+                session="",
+            )
+        problem = _item_problem(item)
+        if problem:
+            raise BatchRefusedError(f"item {index}: {problem}", index=index, session=str(item[0]))
+        session, first_seq, count, encoding, header, payload = item
+        checked.append((session, first_seq, count, encoding, bytes(header), bytes(payload)))
+    return checked
+
+
+def _item_problem(item: tuple[Any, ...]) -> str | None:
+    session, first_seq, count, encoding, header, payload = item
+    if not isinstance(session, str) or not session:
+        return f"session must be a non-empty string, got {session!r}"
+    for name, value, low in (("first_seq", first_seq, 0), ("count", count, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            return f"{name} must be an integer >= {low}, got {value!r}"
+    if first_seq + count > MAX_SEQ:
+        return f"first_seq + count exceeds {MAX_SEQ}"
+    if not isinstance(encoding, str) or not encoding:
+        return f"encoding must be a non-empty string, got {encoding!r}"
+    for name, value in (("header", header), ("payload", payload)):
+        if not isinstance(value, bytes | bytearray | memoryview):
+            return f"{name} must be bytes, got {type(value).__name__}"
+    return None
+
+
+def plan_appends(
+    items: Sequence[AppendItem],
+    digests: Sequence[tuple[bytes, bytes]],
+    head_of: Callable[[str], Head | None],
+    received_at: str,
+) -> list[tuple[int, StoredBatch]]:
+    """The batches to store, each with its session's key, chained in order. Raises
+    BatchRefusedError for an unknown or closed session or a first_seq that is not next."""
+    heads: dict[str, Head] = {}
+    planned: list[tuple[int, StoredBatch]] = []
+    for index, (item, (hd, pd)) in enumerate(zip(items, digests, strict=True)):
+        session, first_seq, count, encoding, header, payload = item
+        head = heads[session] if session in heads else head_of(session)
+        if head is None:
+            raise BatchRefusedError(f"unknown session {session!r}", index=index, session=session)
+        if head.status != "open":
+            raise BatchRefusedError(
+                f"session {session!r} is closed; it takes no more events",
+                index=index,
+                session=session,
+            )
+        if first_seq != head.next_seq:
+            raise BatchRefusedError(
+                f"session {session!r}: batch starts at seq {first_seq}, "
+                f"the session expects seq {head.next_seq}",
+                index=index,
+                session=session,
+                expected_seq=head.next_seq,
+            )
+        value = chain.link(head.chain, hd, pd)
+        planned.append((head.key, StoredBatch(
+            session=session, index=head.batches, first_seq=first_seq, count=count,
+            encoding=encoding, header=header, payload=payload, chain=value,
+            received_at=received_at,
+        )))  # fmt: skip
+        heads[session] = replace(
+            head, next_seq=first_seq + count, chain=value, batches=head.batches + 1
+        )
+    return planned
+
+
+# ------------------------------------------------------------------------------ JSON rows
+
+
+def decision_rows(session: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(criterion, verdict, row JSON) per decision row; StoreError names a malformed row."""
+    out: list[tuple[str, str, str]] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise StoreError(f"session {session!r}: decision {i} must be a mapping")
+        criterion, verdict = row.get("criterion"), row.get("verdict")
+        if not isinstance(criterion, str) or not isinstance(verdict, str):
+            raise StoreError(
+                f"session {session!r}: decision {i} needs string 'criterion' and 'verdict'"
+            )
+        if not isinstance(row.get("evidence"), Mapping):
+            raise StoreError(f"session {session!r}: decision {i} needs an 'evidence' mapping")
+        out.append((criterion, verdict, to_json(session, f"decision {i}", row)))
+    return out
+
+
+def to_json(session: str, what: str, data: Mapping[str, Any]) -> str:
+    """Compact JSON of a decision row or report (NaN kept as NaN, like Python's json)."""
+    try:
+        return json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"session {session!r}: {what} is not JSON ({exc})") from None
+
+
+def from_json(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    return data

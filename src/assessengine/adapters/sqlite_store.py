@@ -1,0 +1,564 @@
+"""`SqliteStore`: the embedded default `Store`, on the standard library's sqlite3 in WAL mode.
+
+Schema (version 1; `schema_version` lists every applied migration, newest = current):
+
+    sessions   one row per OPEN, in open order: the info's canonical JSON (the genesis input)
+               and its queryable fields, genesis hash, status, opened_at, close_t, closed_at
+    batches    every batch exactly as it arrived: header and payload BLOBs (payload last, so
+               metadata reads never touch its overflow pages), first_seq, count, encoding,
+               received_at and the chain value; unique (session, idx)
+    decisions  incremental verdicts with their evidence, one JSON row each
+    reports    the final report per session (JSON)
+
+A session's next_seq, chain head and batch count are read from its last batch (one indexed
+lookup), so an append writes batch rows only.
+
+Durability: every mutating call has committed when it returns. WAL with ``synchronous=NORMAL``
+(the default) survives a crash of the process (SIGKILL) with every committed transaction; after
+a power loss or OS crash the last transactions may be missing, never half there. ``FULL`` syncs
+the WAL at every commit and also survives power loss, at the disk's fsync cost.
+
+Checkpoints run in a background thread (`_Checkpointer`): the writer never copies the WAL into
+the database itself, so neither that copy nor its fsyncs delay an append; only the final small
+remainder is copied while the writer waits, which lets SQLite start the WAL over instead of
+growing it.
+
+Threading: one `SqliteStore` owns one writer connection; its methods may be called from any
+thread and are serialised by a lock. Another process (an HTTP API, `assessengine audit`) may open
+its own `SqliteStore` on the same file and read while this one writes: WAL readers never block
+the writer nor wait for it. Keep read transactions short: a reader that holds one open keeps
+the WAL from starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from ..core import chain
+from . import _store_common as common
+from .store import SessionInfo, SessionRecord, Status, StoredBatch, StoreError
+
+log = logging.getLogger(__name__)
+
+APPLICATION_ID: Final = 0x41534547  # "ASEG": marks the file as an assessengine store
+PAGE_SIZE: Final = 65_536  # large pages: 64 KiB+ payload BLOBs in few overflow pages
+SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+BUSY_TIMEOUT_S: Final = 10.0
+CHUNK: Final = 256  # batches read per query by `batches()`
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: the first schema
+    """
+    CREATE TABLE sessions (
+        id             INTEGER PRIMARY KEY,
+        session        TEXT NOT NULL UNIQUE,
+        info           TEXT NOT NULL,
+        learner        TEXT NOT NULL,
+        scenario       TEXT NOT NULL,
+        rubric         TEXT NOT NULL,
+        rubric_version INTEGER NOT NULL,
+        source         TEXT NOT NULL CHECK (source IN ('simulator', 'field')),
+        genesis        TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+        opened_at      TEXT NOT NULL,
+        close_t        REAL,
+        closed_at      TEXT
+    );
+    CREATE INDEX sessions_by_status ON sessions (status, id);
+    CREATE TABLE batches (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions (id),
+        idx         INTEGER NOT NULL,
+        first_seq   INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        encoding    TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        chain       TEXT NOT NULL,
+        header      BLOB NOT NULL,
+        payload     BLOB NOT NULL,
+        UNIQUE (session_id, idx)
+    );
+    CREATE TABLE decisions (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions (id),
+        criterion   TEXT NOT NULL,
+        verdict     TEXT NOT NULL,
+        row         TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX decisions_by_session ON decisions (session_id, id);
+    CREATE TABLE reports (
+        session_id INTEGER PRIMARY KEY REFERENCES sessions (id),
+        report     TEXT NOT NULL,
+        saved_at   TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_SESSION_COLUMNS: Final = """
+    s.id, s.info, s.genesis, s.status, s.opened_at, s.close_t, s.closed_at,
+    b.idx, b.first_seq + b.count, b.chain
+    FROM sessions s LEFT JOIN batches b ON b.session_id = s.id
+        AND b.idx = (SELECT MAX(idx) FROM batches WHERE session_id = s.id)
+"""
+_BATCH_COLUMNS: Final = "idx, first_seq, count, encoding, header, payload, chain, received_at"
+
+
+class SqliteStore:
+    """A `Store` in the SQLite file at `path` (created with the schema when new).
+
+    synchronous:      ``"NORMAL"`` (default; survives a process crash) or ``"FULL"``
+                      (also survives power loss), ``"EXTRA"``, ``"OFF"`` (tests only).
+    checkpoint_bytes: bytes written between background checkpoints (the WAL stays near this
+                      size while nothing holds old snapshots).
+
+    Raises StoreError when the file is not an assessengine store, is damaged, or has a newer
+    schema than this version supports. See the module docstring for the threading contract.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        checkpoint_bytes: int = 64 * 2**20,
+    ) -> None:
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
+            )
+        if (
+            isinstance(checkpoint_bytes, bool)
+            or not isinstance(checkpoint_bytes, int)
+            or (checkpoint_bytes < PAGE_SIZE)
+        ):
+            raise ValueError(f"checkpoint_bytes must be an integer >= {PAGE_SIZE}")
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = _open(self.path, mode)
+        self._checkpointer = _Checkpointer(self.path, mode, checkpoint_bytes)
+        self._checkpointer.start()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------ sessions
+
+    def open_session(self, info: SessionInfo) -> SessionRecord:
+        text = common.info_json(info)
+        with self._write() as db:
+            row = db.execute("SELECT info FROM sessions WHERE session = ?", (info.session,))
+            found = row.fetchone()
+            if found is not None:
+                if found[0] != text:
+                    raise StoreError(common.conflict_message(info.session, found[0], text))
+            else:
+                db.execute(
+                    "INSERT INTO sessions (session, info, learner, scenario, rubric, "
+                    "rubric_version, source, genesis, status, opened_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+                    (info.session, text, info.learner, info.scenario, info.rubric,
+                     info.rubric_version, info.source, common.genesis(text), common.now()),
+                )  # fmt: skip
+            return self._record(db, info.session)
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (session_id,))
+            found = rows.fetchall()
+        return _to_record(found[0]) if found else None
+
+    def close_session(self, session_id: str, close_t: float) -> SessionRecord:
+        value = common.check_close_t(session_id, close_t)
+        with self._write() as db:
+            key, status, stored = self._find(db, session_id, "status, close_t")
+            if status == "closed":
+                if stored != value:
+                    raise StoreError(common.reclose_message(session_id, stored, value))
+            else:
+                db.execute(
+                    "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? "
+                    "WHERE id = ?",
+                    (value, common.now(), key),
+                )
+            return self._record(db, session_id)
+
+    def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
+        common.check_status(status)
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_SESSION_COLUMNS} WHERE ?1 IS NULL OR s.status = ?1 ORDER BY s.id",
+                (status,),
+            ).fetchall()
+        return [_to_record(row) for row in rows]
+
+    # ------------------------------------------------------------------------------ batches
+
+    def append_batches(
+        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+    ) -> list[StoredBatch]:
+        checked = common.check_items(items)
+        if not checked:
+            return []
+        digests = [chain.digests(item[4], item[5]) for item in checked]  # outside the lock
+        with self._write() as db:
+            planned = common.plan_appends(checked, digests, _head_reader(db), common.now())
+            db.executemany(
+                "INSERT INTO batches (session_id, idx, first_seq, count, encoding, "
+                "received_at, chain, header, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (key, b.index, b.first_seq, b.count, b.encoding, b.received_at, b.chain,
+                     b.header, b.payload)
+                    for key, b in planned
+                ],
+            )  # fmt: skip
+        self._checkpointer.wrote(sum(len(b.header) + len(b.payload) for _, b in planned))
+        return [batch for _, batch in planned]
+
+    def batches(self, session_id: str) -> Iterator[StoredBatch]:
+        """The session's batches in order, read `CHUNK` at a time (no lock or read
+        transaction is held between chunks). Raises StoreError at once for an unknown
+        session."""
+        with self._read() as db:
+            key = self._find(db, session_id)[0]
+        return self._iter_batches(session_id, key)
+
+    def _iter_batches(self, session_id: str, key: int) -> Iterator[StoredBatch]:
+        start = 0
+        while True:
+            with self._read() as db:
+                rows = db.execute(
+                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE session_id = ? AND idx >= ? "
+                    "ORDER BY idx LIMIT ?",
+                    (key, start, CHUNK),
+                ).fetchall()
+            for row in rows:
+                yield StoredBatch(session_id, *row)
+            if len(rows) < CHUNK:
+                return
+            start = rows[-1][0] + 1
+
+    # ------------------------------------------------------------------------------ results
+
+    def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        checked = common.decision_rows(session_id, rows)
+        stamp = common.now()
+        with self._write() as db:
+            key = self._find(db, session_id)[0]
+            db.executemany(
+                "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(key, criterion, verdict, text, stamp) for criterion, verdict, text in checked],
+            )
+        self._checkpointer.wrote(sum(len(text) for _, _, text in checked))
+
+    def decisions(self, session_id: str) -> list[dict[str, Any]]:
+        with self._read() as db:
+            key = self._find(db, session_id)[0]
+            rows = db.execute(
+                "SELECT row FROM decisions WHERE session_id = ? ORDER BY id", (key,)
+            ).fetchall()
+        return [common.from_json(text) for (text,) in rows]
+
+    def save_report(self, session_id: str, report: Mapping[str, Any]) -> None:
+        text = common.to_json(session_id, "report", report)
+        with self._write() as db:
+            key = self._find(db, session_id)[0]
+            db.execute(
+                "INSERT INTO reports (session_id, report, saved_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
+                "saved_at = excluded.saved_at",
+                (key, text, common.now()),
+            )
+        self._checkpointer.wrote(len(text))
+
+    def report(self, session_id: str) -> dict[str, Any] | None:
+        with self._read() as db:
+            key = self._find(db, session_id)[0]
+            rows = db.execute("SELECT report FROM reports WHERE session_id = ?", (key,))
+            found = rows.fetchall()
+        return common.from_json(found[0][0]) if found else None
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Stop the checkpointer and close the connection (idempotent). SQLite checkpoints
+        the WAL into the database as the last connection closes."""
+        self._checkpointer.stop()
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # ------------------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _errors(self.path):
+            yield self._connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: committed on success, rolled back on any error."""
+        with self._lock, _errors(self.path):
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            self._checkpointer.after_commit(db)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._db
+
+    @staticmethod
+    def _find(db: sqlite3.Connection, session_id: str, columns: str = "NULL") -> tuple[Any, ...]:
+        """(rowid, *columns) of the session; StoreError when it does not exist."""
+        found = db.execute(
+            f"SELECT id, {columns} FROM sessions WHERE session = ?", (session_id,)
+        ).fetchone()
+        if found is None:
+            raise StoreError(f"unknown session {session_id!r}")
+        return tuple(found)
+
+    @staticmethod
+    def _record(db: sqlite3.Connection, session_id: str) -> SessionRecord:
+        row = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (session_id,))
+        return _to_record(row.fetchone())
+
+
+def _head_reader(db: sqlite3.Connection) -> Callable[[str], common.Head | None]:
+    def head(session_id: str) -> common.Head | None:
+        row = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        key, _, genesis, status, *_, idx, next_seq, value = row
+        if idx is None:
+            return common.Head(key, status, 0, genesis, 0)
+        return common.Head(key, status, next_seq, value, idx + 1)
+
+    return head
+
+
+def _to_record(row: Sequence[Any]) -> SessionRecord:
+    _, info, genesis, status, opened_at, close_t, closed_at, idx, next_seq, value = row
+    return SessionRecord(
+        info=common.info_from_json(info),
+        status=status,
+        opened_at=opened_at,
+        next_seq=0 if idx is None else next_seq,
+        chain_head=genesis if idx is None else value,
+        batches=0 if idx is None else idx + 1,
+        close_t=close_t,
+        closed_at=closed_at,
+    )
+
+
+# ================================================================================ opening
+
+
+@contextmanager
+def _errors(path: Path) -> Iterator[None]:
+    """sqlite3 errors -> StoreError naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(_explain(path, exc)) from exc
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "file is not a database" in text:
+        return f"{path} is not an assessengine store: not a SQLite database"
+    if "malformed" in text:
+        return f"{path} is damaged ({text}); restore it from a backup"
+    if "unable to open" in text:
+        return f"cannot open {path} ({text}); does its directory exist and is it writable?"
+    return f"{path}: {text}"
+
+
+def _open(path: Path, synchronous: str) -> sqlite3.Connection:
+    """The writer connection, with the schema created or migrated to `SCHEMA_VERSION`."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a store file")
+    with _errors(path):
+        db = _connect(path, synchronous)
+        try:
+            _prepare(path, db)
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+        db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _prepare(path: Path, db: sqlite3.Connection) -> None:
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if tables and (app_id != APPLICATION_ID or "schema_version" not in tables):
+        listed = ", ".join(sorted(tables))
+        raise StoreError(
+            f"{path} is not an assessengine store (a SQLite database with other tables: {listed})"
+        )
+    if not tables:
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(
+            f"{path}: cannot use WAL mode (journal mode is {mode!r}); "
+            "put the store on a local file system"
+        )
+    db.execute("PRAGMA wal_autocheckpoint = 0")  # the _Checkpointer does it
+    _migrate(path, db)
+
+
+def _migrate(path: Path, db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has store schema version {current}; this assessengine "
+                f"supports up to {SCHEMA_VERSION}: upgrade assessengine"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, common.now()))
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+# ================================================================================ checkpoints
+
+
+class _Checkpointer:
+    """Copies the WAL into the database from a thread of its own once `threshold` bytes have
+    been written: PASSIVE checkpoints that run beside the writer, so the bulk of the copy and
+    its fsyncs stay off the append path. After each pass the writer copies the few pages
+    appended meanwhile (`after_commit`); the WAL is then wholly copied and SQLite starts it
+    over at the next write instead of letting it grow.
+
+    Back-pressure: when more than ``4 * threshold`` bytes wait to be copied (the disk is
+    slower than the appends), the writer waits for the running pass and copies the rest
+    itself, so appends slow to the disk's pace and the WAL stays bounded.
+    """
+
+    def __init__(self, path: Path, synchronous: str, threshold: int) -> None:
+        self._path, self._synchronous, self._threshold = path, synchronous, threshold
+        self._pending = 0  # bytes written since the last background pass started
+        self._uncopied = 0  # bytes written since the WAL was last wholly copied
+        self._running = False
+        self._tail = False
+        self._stopping = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wrote(self, nbytes: int) -> None:
+        with self._wake:
+            self._pending += nbytes
+            self._uncopied += nbytes
+            if self._pending >= self._threshold:
+                self._wake.notify_all()
+
+    def after_commit(self, db: sqlite3.Connection) -> None:
+        """Called by the writer after each commit, holding the store's lock. One checkpoint
+        runs at a time (`_running`), so the writer's never collides with a background pass."""
+        with self._wake:
+            if not (self._tail or self._uncopied > 4 * self._threshold):
+                return
+            while self._running:  # behind: wait for the pass (back-pressure)
+                self._wake.wait()
+            self._running, self._tail = True, False
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # committed data is safe; the next round tries again
+            log.warning("%s: checkpoint failed: %s", self._path, exc)
+        finally:
+            with self._wake:
+                self._running, self._uncopied, self._pending = False, 0, 0
+                self._wake.notify_all()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            db = _connect(self._path, self._synchronous)
+        except sqlite3.Error as exc:
+            log.error("%s: background checkpoints disabled, cannot connect: %s", self._path, exc)
+            return
+        try:
+            while self._wait():
+                try:
+                    self._checkpoint(db)
+                finally:
+                    with self._wake:
+                        self._running, self._tail = False, True
+                        self._wake.notify_all()
+        finally:
+            db.close()
+
+    def _wait(self) -> bool:
+        with self._wake:
+            while (self._pending < self._threshold or self._running) and not self._stopping:
+                self._wake.wait()
+            self._pending = 0
+            self._running = not self._stopping
+            return self._running
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        try:
+            copied = 0
+            for _ in range(3):  # again while a pass copied much (appends go on meanwhile)
+                done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
+                if (done - copied) * PAGE_SIZE < self._threshold // 8:
+                    break
+                copied = done
+        except sqlite3.Error as exc:  # the next round retries; the writer is unaffected
+            log.warning("%s: checkpoint failed: %s", self._path, exc)

@@ -1,0 +1,446 @@
+"""The store port: one suite run on both implementations (the in-memory fake and SQLite on a
+real temporary file), then what only a file can show (reopening, WAL readers, bad files)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assessengine.adapters.memory_store import MemoryStore
+from assessengine.adapters.sqlite_store import SCHEMA_VERSION, SqliteStore
+from assessengine.adapters.store import BatchRefusedError, SessionInfo, Store, StoreError
+from assessengine.core import chain
+
+Tamper = Callable[[Store, str, int], None]
+
+
+def info(session: str = "S1", **changes: Any) -> SessionInfo:
+    base = SessionInfo(
+        session=session,
+        learner="L1",
+        scenario="forklift-warehouse",
+        rubric="forklift-load-handling",
+        rubric_version=1,
+        rubric_sha256="ab" * 32,
+        metadata={"site": "north", "attempt": 2},
+    )
+    return replace(base, **changes)
+
+
+def item(
+    session: str, first_seq: int, count: int = 10, *, fill: int = 0
+) -> tuple[str, int, int, str, bytes, bytes]:
+    header = f'{{"first_seq":{first_seq},"count":{count}}}'.encode()
+    return (session, first_seq, count, "columns-v1", header, bytes([fill]) * (60 * count))
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+class Stores:
+    """Opens stores of one kind (SQLite: always on the same file) and closes them all."""
+
+    def __init__(self, kind: str, path: Path) -> None:
+        self.kind, self.path = kind, path
+        self.opened: list[Store] = []
+        self._memory: MemoryStore | None = None
+
+    def open(self) -> Store:
+        store: Store = SqliteStore(self.path) if self.kind == "sqlite" else MemoryStore()
+        self.opened.append(store)
+        return store
+
+    def tamper_payload(self, store: Store, session: str, index: int) -> None:
+        """Flip one byte of a stored payload behind the store's back."""
+        if isinstance(store, MemoryStore):
+            batches = store._sessions[session].batches
+            payload = bytearray(batches[index].payload)
+            payload[7] ^= 0xFF
+            batches[index] = replace(batches[index], payload=bytes(payload))
+            return
+        db = sqlite3.connect(self.path)
+        try:
+            sql = (
+                "SELECT b.id, b.payload FROM batches b JOIN sessions s ON s.id = b.session_id "
+                "WHERE s.session = ? AND b.idx = ?"
+            )
+            rowid, blob = db.execute(sql, (session, index)).fetchone()
+            payload = bytearray(blob)
+            payload[7] ^= 0xFF
+            db.execute("UPDATE batches SET payload = ? WHERE id = ?", (bytes(payload), rowid))
+            db.commit()
+        finally:
+            db.close()
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    opened = Stores(request.param, tmp_path / "store.db")
+    yield opened
+    for store in opened.opened:
+        store.close()
+
+
+@pytest.fixture
+def store(stores: Stores) -> Store:
+    return stores.open()
+
+
+# ------------------------------------------------------------------------------ sessions
+
+
+def test_fresh_session_expects_seq_0_and_its_chain_head_is_the_genesis(store: Store) -> None:
+    record = store.open_session(info())
+    assert record.status == "open"
+    assert record.next_seq == 0
+    assert record.batches == 0
+    assert record.chain_head == chain.genesis(info())
+    assert record.info == info()
+    assert record.opened_at.endswith("Z")
+    assert record.close_t is None
+
+
+def test_reopening_with_identical_info_returns_the_stored_session(store: Store) -> None:
+    first = store.open_session(info())
+    store.append_batches([item("S1", 0)])
+    again = store.open_session(info(metadata={"attempt": 2, "site": "north"}))
+    assert again.opened_at == first.opened_at
+    assert again.next_seq == 10
+    assert again.batches == 1
+
+
+def test_reopening_with_different_info_is_refused_naming_the_field(store: Store) -> None:
+    store.open_session(info())
+    with pytest.raises(StoreError, match=r"'S1' already exists with different info \(learner"):
+        store.open_session(info(learner="L2"))
+
+
+def test_metadata_that_is_not_plain_json_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="metadata must be plain JSON"):
+        store.open_session(info(metadata={"x": float("nan")}))
+    assert store.session("S1") is None
+
+
+def test_unknown_session_is_none(store: Store) -> None:
+    assert store.session("nope") is None
+
+
+def test_sessions_are_listed_in_open_order_and_by_status(store: Store) -> None:
+    for sid in ("B", "A", "C"):
+        store.open_session(info(sid))
+    store.close_session("A", 12.5)
+    assert [r.info.session for r in store.sessions()] == ["B", "A", "C"]
+    assert [r.info.session for r in store.sessions(status="open")] == ["B", "C"]
+    (closed,) = store.sessions(status="closed")
+    assert closed.info.session == "A"
+    assert closed.close_t == 12.5
+    assert closed.closed_at is not None
+    assert closed.closed_at.endswith("Z")
+
+
+def test_close_is_idempotent_for_the_same_close_t_only(store: Store) -> None:
+    store.open_session(info())
+    first = store.close_session("S1", 30.0)
+    assert store.close_session("S1", 30.0) == first
+    with pytest.raises(StoreError, match=r"already closed at t=30\.0, not t=31\.0"):
+        store.close_session("S1", 31.0)
+
+
+def test_closing_an_unknown_session_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown session 'nope'"):
+        store.close_session("nope", 1.0)
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def test_appends_advance_next_seq_and_return_their_chain_values(store: Store) -> None:
+    store.open_session(info())
+    stored = store.append_batches([item("S1", 0, 10), item("S1", 10, 5)])
+    stored += store.append_batches([item("S1", 15, 1)])
+    assert [(b.index, b.first_seq, b.count) for b in stored] == [(0, 0, 10), (1, 10, 5), (2, 15, 1)]
+    record = store.session("S1")
+    assert record is not None
+    assert (record.next_seq, record.batches, record.chain_head) == (16, 3, stored[-1].chain)
+    assert list(store.batches("S1")) == stored
+
+
+def test_chain_values_are_those_of_core_chain(store: Store) -> None:
+    store.open_session(info())
+    items = [item("S1", 0, 3, fill=1), item("S1", 3, 4, fill=2)]
+    stored = store.append_batches(items)
+    prev = chain.genesis(info())
+    for (_, _, _, _, header, payload), batch in zip(items, stored, strict=True):
+        prev = chain.next_chain(prev, header, payload)
+        assert batch.chain == prev
+    assert chain.verify_chain(chain.genesis(info()), store.batches("S1")) is None
+
+
+def test_stored_batches_keep_header_payload_and_encoding_as_they_arrived(store: Store) -> None:
+    store.open_session(info())
+    sent = ("S1", 0, 2, "json-v1", b'{"encoding":"json-v1"}', b'[{"seq":0},{"seq":1}]')
+    store.append_batches([sent])
+    (batch,) = store.batches("S1")
+    assert (batch.session, batch.first_seq, batch.count, batch.encoding) == sent[:4]
+    assert (batch.header, batch.payload) == sent[4:]
+    assert batch.received_at.endswith("Z")
+
+
+def test_one_group_appends_to_many_sessions(store: Store) -> None:
+    for sid in ("A", "B"):
+        store.open_session(info(sid))
+    store.append_batches([item("A", 0, 2), item("B", 0, 3), item("A", 2, 2)])
+    a, b = store.session("A"), store.session("B")
+    assert a is not None
+    assert b is not None
+    assert (a.next_seq, a.batches, b.next_seq, b.batches) == (4, 2, 3, 1)
+
+
+def test_a_wrong_first_seq_refuses_the_whole_group(store: Store) -> None:
+    for sid in ("A", "B"):
+        store.open_session(info(sid))
+    with pytest.raises(BatchRefusedError, match="starts at seq 7, the session expects seq 0") as e:
+        store.append_batches([item("A", 0), item("B", 7)])
+    assert (e.value.index, e.value.session, e.value.expected_seq) == (1, "B", 0)
+    assert list(store.batches("A")) == []
+    assert list(store.batches("B")) == []
+    record = store.session("A")
+    assert record is not None
+    assert record.next_seq == 0
+
+
+def test_a_resent_batch_is_refused_with_the_seq_expected(store: Store) -> None:
+    store.open_session(info())
+    store.append_batches([item("S1", 0)])
+    with pytest.raises(BatchRefusedError) as e:
+        store.append_batches([item("S1", 0)])
+    assert e.value.expected_seq == 10
+    assert len(list(store.batches("S1"))) == 1
+
+
+def test_batches_for_an_unknown_or_closed_session_are_refused(store: Store) -> None:
+    store.open_session(info())
+    store.close_session("S1", 5.0)
+    with pytest.raises(BatchRefusedError, match="unknown session 'nope'"):
+        store.append_batches([item("nope", 0)])
+    with pytest.raises(BatchRefusedError, match="'S1' is closed"):
+        store.append_batches([item("S1", 0)])
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (("S1", -1, 1, "json-v1", b"", b""), "first_seq must be an integer >= 0"),
+        (("S1", 0, 0, "json-v1", b"", b""), "count must be an integer >= 1"),
+        (("S1", 0, 1, "", b"", b""), "encoding must be a non-empty string"),
+        (("S1", 0, 1, "json-v1", "text", b""), "header must be bytes"),
+    ],
+)
+def test_malformed_items_are_refused(
+    store: Store, bad: tuple[str, int, int, str, bytes, bytes], message: str
+) -> None:
+    store.open_session(info())
+    with pytest.raises(BatchRefusedError, match=message):
+        store.append_batches([bad])
+
+
+def test_a_tampered_payload_breaks_the_chain_at_that_batch(stores: Stores, store: Store) -> None:
+    store.open_session(info())
+    store.append_batches([item("S1", 10 * k, fill=k) for k in range(4)])
+    stores.tamper_payload(store, "S1", 2)
+    assert chain.verify_chain(chain.genesis(info()), store.batches("S1")) == 2
+
+
+def test_batches_of_an_unknown_session_are_refused_at_once(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown session"):
+        store.batches("nope")
+
+
+# ------------------------------------------------------------------------------ results
+
+
+def test_decisions_round_trip_in_order(store: Store) -> None:
+    store.open_session(info())
+    rows = [
+        {"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4, "values": {"v": 9.5}}},
+        {"criterion": "belt", "verdict": "pass", "evidence": {"seq": None, "span": (1, 2)}},
+    ]
+    store.save_decisions("S1", rows[:1])
+    store.save_decisions("S1", rows[1:])
+    got = store.decisions("S1")
+    assert got[0] == rows[0]
+    expected = {"criterion": "belt", "verdict": "pass", "evidence": {"seq": None, "span": [1, 2]}}
+    assert got[1] == expected  # the tuple comes back as a JSON list
+
+
+def test_a_decision_without_evidence_is_refused(store: Store) -> None:
+    store.open_session(info())
+    with pytest.raises(StoreError, match="decision 0 needs an 'evidence' mapping"):
+        store.save_decisions("S1", [{"criterion": "c", "verdict": "pass"}])
+    assert store.decisions("S1") == []
+
+
+def test_a_report_round_trips_and_is_replaced(store: Store) -> None:
+    store.open_session(info())
+    assert store.report("S1") is None
+    report = {"session": "S1", "score": 87.5, "criteria": [{"id": "c", "verdict": "pass"}]}
+    store.save_report("S1", report)
+    assert store.report("S1") == report
+    store.save_report("S1", {**report, "score": 90.0})
+    assert store.report("S1") == {**report, "score": 90.0}
+
+
+def test_results_of_an_unknown_session_are_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown session"):
+        store.save_report("nope", {})
+    with pytest.raises(StoreError, match="unknown session"):
+        store.save_decisions("nope", [])
+
+
+# ------------------------------------------------------------------------------ lifecycle
+
+
+def test_close_is_idempotent_and_later_calls_are_refused(store: Store) -> None:
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.session("S1")
+
+
+# ================================================================================ SQLite only
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "engine.db"
+
+
+def test_everything_persists_across_reopening_the_file(db_path: Path) -> None:
+    with SqliteStore(db_path) as first:
+        first.open_session(info())
+        stored = first.append_batches([item("S1", 0), item("S1", 10)])
+        first.close_session("S1", 42.0)
+        first.save_decisions("S1", [{"criterion": "c", "verdict": "pass", "evidence": {}}])
+        first.save_report("S1", {"score": 100.0})
+        before = first.session("S1")
+    with SqliteStore(db_path) as second:
+        assert second.session("S1") == before
+        assert list(second.batches("S1")) == stored
+        assert second.decisions("S1") == [{"criterion": "c", "verdict": "pass", "evidence": {}}]
+        assert second.report("S1") == {"score": 100.0}
+
+
+def test_the_file_is_in_wal_mode_with_foreign_keys_and_a_schema_version(db_path: Path) -> None:
+    SqliteStore(db_path).close()
+    db = sqlite3.connect(db_path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        db.execute("PRAGMA foreign_keys = ON")
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO decisions VALUES (1, 99, 'c', 'pass', '{}', 'now')")
+    finally:
+        db.close()
+
+
+def test_a_reader_connection_reads_while_the_writer_appends(db_path: Path) -> None:
+    writer = SqliteStore(db_path)
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        writer.open_session(info())
+        writer.append_batches([item("S1", 0)])
+        reader.execute("BEGIN")  # a read snapshot held open across the writer's commits
+        assert reader.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1
+        writer.append_batches([item("S1", 10), item("S1", 20)])  # not blocked by the reader
+        assert reader.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 1
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 3
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_second_store_reads_while_another_thread_writes(db_path: Path) -> None:
+    writer = SqliteStore(db_path, checkpoint_bytes=2**17)
+    reader = SqliteStore(db_path)
+    writer.open_session(info())
+    done = threading.Event()
+
+    def write() -> None:
+        for k in range(200):
+            writer.append_batches([item("S1", 10 * k, fill=k % 250)])
+        done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen: list[int] = []
+    try:
+        while not done.is_set():
+            record = reader.session("S1")
+            assert record is not None
+            seen.append(record.batches)
+        thread.join()
+        assert seen == sorted(seen)
+        assert chain.verify_chain(chain.genesis(info()), reader.batches("S1")) is None
+        assert len(list(reader.batches("S1"))) == 200
+    finally:
+        thread.join()
+        reader.close()
+        writer.close()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_clearly(db_path: Path) -> None:
+    db_path.write_bytes(b"this is not a database, just some text " * 100)
+    with pytest.raises(StoreError, match="is not an assessengine store: not a SQLite database"):
+        SqliteStore(db_path)
+
+
+def test_another_applications_database_is_refused(db_path: Path) -> None:
+    db = sqlite3.connect(db_path)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=r"not an assessengine store .*tables: customers"):
+        SqliteStore(db_path)
+
+
+def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    SqliteStore(db_path).close()
+    db = sqlite3.connect(db_path)
+    db.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 2; this assessengine supports up to 1"):
+        SqliteStore(db_path)
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        SqliteStore(tmp_path)
+
+
+def test_a_missing_directory_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"cannot open .*does its directory exist"):
+        SqliteStore(tmp_path / "missing" / "x.db")
+
+
+@pytest.mark.parametrize("options", [{"synchronous": "SOMETIMES"}, {"checkpoint_bytes": 10}])
+def test_bad_options_are_refused_when_built(db_path: Path, options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        SqliteStore(db_path, **options)
+    assert not db_path.exists()
+
+
+def test_background_checkpoints_keep_the_wal_small(db_path: Path) -> None:
+    with SqliteStore(db_path, checkpoint_bytes=2**20) as store:
+        store.open_session(info())
+        for k in range(128):  # 32 MiB of payloads: a WAL never started over holds them all
+            store.append_batches([("S1", k, 1, "columns-v1", b"{}", bytes(2**18))])
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.stat().st_size < 16 * 2**20
