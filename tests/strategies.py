@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from assessengine.core.duration import parse_duration
 from assessengine.core.events import Event, SessionEvents
 from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
@@ -142,7 +143,9 @@ def templates(draw: st.DrawFn) -> dict[str, Any]:
             spec["min"] = low
         return {"count": spec}
     if kind == "response":
-        return {"response": {"after": draw(steps), "expect": draw(steps), "within": draw(DURATIONS)}}
+        return {
+            "response": {"after": draw(steps), "expect": draw(steps), "within": draw(DURATIONS)}
+        }
     if kind == "precede":
         spec = {"event": draw(st.sampled_from(EVENTS)), "by": draw(steps)}
         if draw(st.booleans()):
@@ -158,7 +161,9 @@ def templates(draw: st.DrawFn) -> dict[str, Any]:
             spec["max"] = hi
         return {"duration": spec}
     if kind == "metric":
-        aggregate = draw(st.sampled_from(["max", "min", "mean", "sum", "last", "count", "time_true"]))
+        aggregate = draw(
+            st.sampled_from(["max", "min", "mean", "sum", "last", "count", "time_true"])
+        )
         of = draw(conditions(1)) if aggregate in ("count", "time_true") else draw(numeric_exprs())
         spec = {"aggregate": aggregate, "of": of}
         if draw(st.booleans()):
@@ -175,8 +180,6 @@ def templates(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def _seconds(value: Any) -> float:
-    from assessengine.core.duration import parse_duration
-
     return parse_duration(value)
 
 
@@ -214,7 +217,9 @@ def sessions(draw: st.DrawFn, name: str) -> SessionEvents:
         kind = draw(st.sampled_from(["sample", "sample", "sample", *EVENTS]))
         signals = {s: draw(VALUES) for s in SIGNALS if draw(st.integers(0, 2)) == 0}
         # NaN stays in: a reported NaN must count as not reported
-        events.append(Event(seq=seq + draw(st.sampled_from([0, 0, 3])), t=t, event=kind, signals=signals))
+        events.append(
+            Event(seq=seq + draw(st.sampled_from([0, 0, 3])), t=t, event=kind, signals=signals)
+        )
     close = None
     if draw(st.booleans()):
         close = t + draw(st.sampled_from([0.0, 0.5, 2.0, 10.0]))
@@ -224,9 +229,8 @@ def sessions(draw: st.DrawFn, name: str) -> SessionEvents:
 def _increasing(events: list[Event]) -> list[Event]:
     out: list[Event] = []
     for e in events:
-        if out and e.seq <= out[-1].seq:
-            e = Event(out[-1].seq + 1, e.t, e.event, e.signals)
-        out.append(e)
+        seq = out[-1].seq + 1 if out and e.seq <= out[-1].seq else e.seq
+        out.append(Event(seq, e.t, e.event, e.signals))
     return out
 
 

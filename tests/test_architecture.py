@@ -55,12 +55,16 @@ from assessengine.core.events import Event, SessionEvents
 from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
-scenario = Scenario.model_validate({{"scenario": "s", "title": "S", "signals": {{"v": {{"unit": "m/s", "range": [0, 9]}}}}, "events": {{}}}})
+signals = {{"v": {{"unit": "m/s", "range": [0, 9]}}}}
+scenario = Scenario.model_validate(
+    {{"scenario": "s", "title": "S", "signals": signals, "events": {{}}}})
 rubric = Rubric.model_validate({{"rubric": "r", "version": 1, "title": "R", "scenario": "s",
     "criteria": [{{"id": "slow", "title": "Slow", "never": "v > 5"}}]}})
 session = SessionEvents("S1", [Event(0, 0.0, "sample", {{"v": 6.0}})])
 print(score_sessions(rubric, scenario, [session])[0].criteria[0].verdict)
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "fail"

@@ -85,4 +85,5 @@ def test_a_released_slot_is_reused_with_fresh_state() -> None:
 def test_state_grows_beyond_its_initial_capacity() -> None:
     state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=1)
     slots = state.open([f"S{i}" for i in range(5)])
-    assert sorted(slots.tolist()) == [0, 1, 2, 3, 4] and state.capacity >= 5
+    assert sorted(slots.tolist()) == [0, 1, 2, 3, 4]
+    assert state.capacity >= 5

@@ -51,11 +51,14 @@ def test_json_report_has_the_documented_shape(tmp_path: Path) -> None:
     (report,) = json.loads(result.output)["sessions"]
     assert set(report) == {"session", "rubric", "rubric_version", "rubric_sha256", "outcome",
                            "score", "criteria"}  # fmt: skip
-    assert report["session"] == "S1" and report["rubric"] == "forklift-load-handling"
+    assert report["session"] == "S1"
+    assert report["rubric"] == "forklift-load-handling"
     assert len(report["rubric_sha256"]) == 64
     first = report["criteria"][0]
     assert set(first) == {"id", "title", "critical", "points", "verdict", "evidence"}
-    assert {"seq", "t", "t_start", "t_end", "seq_start", "seq_end", "values"} <= set(first["evidence"])
+    assert {"seq", "t", "t_start", "t_end", "seq_start", "seq_end", "values"} <= set(
+        first["evidence"]
+    )
 
 
 def test_reference_engine_prints_the_same_json(tmp_path: Path) -> None:
@@ -71,7 +74,8 @@ def test_table_lists_each_session_with_outcome_and_score(tmp_path: Path) -> None
     assert result.exit_code == 0
     rows = {ln.split()[0]: ln.split() for ln in result.output.splitlines()[1:3]}
     assert set(rows) == {"A", "B"}
-    assert rows["B"][1] in ("fail", "incomplete") and "2 session(s)" in result.output
+    assert rows["B"][1] in ("fail", "incomplete")
+    assert "2 session(s)" in result.output
 
 
 def test_a_session_without_close_closes_at_its_last_event(tmp_path: Path) -> None:
@@ -96,7 +100,9 @@ def test_a_session_without_close_closes_at_its_last_event(tmp_path: Path) -> Non
 def test_a_malformed_line_is_named_and_exits_2(tmp_path: Path, bad: str, message: str) -> None:
     lines = good_session()
     lines.insert(2, bad)
-    result = CliRunner().invoke(main, ["score", "--rubric", str(RUBRIC), str(write(tmp_path, lines))])
+    result = CliRunner().invoke(
+        main, ["score", "--rubric", str(RUBRIC), str(write(tmp_path, lines))]
+    )
     assert result.exit_code == 2
     assert message in result.output
 
@@ -120,7 +126,8 @@ def test_skip_invalid_skips_and_counts_bad_lines(tmp_path: Path) -> None:
 def test_events_for_another_scenario_are_refused(tmp_path: Path) -> None:
     lines = [line(session="S1", open={"learner": "L", "scenario": "network-lab"})]
     result = score(str(write(tmp_path, lines)))
-    assert result.exit_code == 2 and "network-lab" in result.output
+    assert result.exit_code == 2
+    assert "network-lab" in result.output
 
 
 def test_console_script_scores_from_stdin() -> None:

@@ -13,6 +13,7 @@ from ..adapters.library import load_rubric
 from ..core.events import EventsFile, parse_events_lines
 from ..core.offline import score_sessions
 from ..core.report import SessionReport
+from ..core.scenario import Scenario
 from ..errors import EventsError, RubricError
 from ._app import main
 
@@ -75,12 +76,15 @@ def score(
     except (EventsError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_INPUT) from None
-    for problem in parsed.problems:
-        click.echo(f"skipped: {problem}", err=True)
+    for skipped in parsed.problems:
+        click.echo(f"skipped: {skipped}", err=True)
     if parsed.skipped:
         click.echo(f"skipped {parsed.skipped} invalid line(s)", err=True)
     reports = score_sessions(
-        rubric, scenario, list(parsed.sessions.values()), engine="reference" if reference else "kernel"
+        rubric,
+        scenario,
+        list(parsed.sessions.values()),
+        engine="reference" if reference else "kernel",
     )
     if as_json:
         click.echo(json.dumps({"sessions": [r.to_data() for r in reports]}, indent=2))
@@ -88,14 +92,15 @@ def score(
         click.echo(render_table(reports))
 
 
-def _read_events(path: Path, source: str, scenario: object, skip_invalid: bool) -> EventsFile:
-    from ..core.scenario import Scenario
-
-    assert isinstance(scenario, Scenario)
+def _read_events(path: Path, source: str, scenario: Scenario, skip_invalid: bool) -> EventsFile:
     if str(path) == "-":
-        return parse_events_lines(sys.stdin, scenario=scenario, source=source, skip_invalid=skip_invalid)
+        return parse_events_lines(
+            sys.stdin, scenario=scenario, source=source, skip_invalid=skip_invalid
+        )
     with path.open(encoding="utf-8") as lines:
-        return parse_events_lines(lines, scenario=scenario, source=source, skip_invalid=skip_invalid)
+        return parse_events_lines(
+            lines, scenario=scenario, source=source, skip_invalid=skip_invalid
+        )
 
 
 def _check_open_lines(parsed: EventsFile, rubric_id: str, scenario_id: str, source: str) -> None:
@@ -121,16 +126,16 @@ def render_table(reports: Sequence[SessionReport]) -> str:
     counts = {o: sum(r.outcome == o for r in reports) for o in ("pass", "fail", "incomplete")}
     lines.append(
         f"\n{len(reports)} session(s): {counts['pass']} pass, {counts['fail']} fail, "
-        f"{counts['incomplete']} incomplete  (rubric {reports[0].rubric} v{reports[0].rubric_version}, "
-        f"sha256 {reports[0].rubric_sha256[:12]})"
+        f"{counts['incomplete']} incomplete  (rubric {reports[0].rubric} "
+        f"v{reports[0].rubric_version}, sha256 {reports[0].rubric_sha256[:12]})"
     )
-    for r in reports:
-        for c in r.criteria:
-            if c.verdict == "fail" and c.evidence.t is not None:
-                lines.append(
-                    f"  {r.session}: {c.id} failed at t={c.evidence.t:g}s (seq {c.evidence.seq}), "
-                    f"from t={_fmt(c.evidence.t_start)}s: {c.title}"
-                )
+    lines.extend(
+        f"  {r.session}: {c.id} failed at t={_fmt(c.evidence.t)}s (seq {c.evidence.seq}), "
+        f"from t={_fmt(c.evidence.t_start)}s: {c.title}"
+        for r in reports
+        for c in r.criteria
+        if c.verdict == "fail" and c.evidence.t is not None
+    )
     return "\n".join(lines)
 
 

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-
-from . import expr
 from pydantic import BaseModel
 
+from . import expr
 from .model import Step
 from .rubric import Criterion, Machine, Rubric
 from .scenario import Scenario
 
 # template kinds (the kernel's dispatch codes)
-NEVER, ALL_BEFORE, SEQUENCE, COUNT, RESPONSE, PRECEDE, DURATION, METRIC, OBSERVED, MACHINE = range(10)
+NEVER, ALL_BEFORE, SEQUENCE, COUNT, RESPONSE, PRECEDE, DURATION, METRIC, OBSERVED, MACHINE = range(
+    10
+)
 # verdict codes
 PENDING, PASS, FAIL, NOT_APPLICABLE = 0, 1, 2, 3
 VERDICT_NAMES = ("pending", "pass", "fail", "not_applicable")
@@ -31,7 +32,9 @@ VERDICT_CODES = {name: code for code, name in enumerate(VERDICT_NAMES)}
 # machine targets below zero are terminals
 TO_PASS, TO_FAIL = -1, -2
 # metric aggregates
-AGGREGATE_CODES = {name: i for i, name in enumerate(("max", "min", "mean", "sum", "last", "count", "time_true"))}
+AGGREGATE_CODES = {
+    name: i for i, name in enumerate(("max", "min", "mean", "sum", "last", "count", "time_true"))
+}
 N_PARAMS = 8
 
 # per-template state widths: (ints, floats); never and machine add per-signal / per-slot floats
@@ -69,33 +72,34 @@ class CompiledRubric:
     scenario: Scenario
     sha256: str
     guards: tuple[Guard, ...]
-    value_exprs: tuple[expr.Node, ...]      # metric `of` expressions, rows after the signals
-    kind: NDArray[np.int64]                 # (C,)
-    params_i: NDArray[np.int64]             # (C, N_PARAMS)
-    params_f: NDArray[np.float64]           # (C, N_PARAMS)
-    list_off: NDArray[np.int64]             # (C,) into `lists`
-    list_len: NDArray[np.int64]             # (C,)
-    lists: NDArray[np.int64]                # flat guard ids (sequence steps, all_before events)
-    repeat: NDArray[np.int64]               # aligned with `lists`: step written like an earlier one
-    ev_off: NDArray[np.int64]               # (C,) into `ev_rows`
-    ev_len: NDArray[np.int64]               # (C,)
-    ev_rows: NDArray[np.int64]              # flat signal rows named by each criterion
-    ev_names: tuple[tuple[str, ...], ...]   # (C,) the same, as names
-    state_i_off: NDArray[np.int64]          # (C,) offset in the per-session int state
-    state_f_off: NDArray[np.int64]          # (C,) offset in the per-session float state
+    value_exprs: tuple[expr.Node, ...]  # metric `of` expressions, rows after the signals
+    kind: NDArray[np.int64]  # (C,)
+    params_i: NDArray[np.int64]  # (C, N_PARAMS)
+    params_f: NDArray[np.float64]  # (C, N_PARAMS)
+    list_off: NDArray[np.int64]  # (C,) into `lists`
+    list_len: NDArray[np.int64]  # (C,)
+    lists: NDArray[np.int64]  # flat guard ids (sequence steps, all_before events)
+    repeat: NDArray[np.int64]  # aligned with `lists`: step written like an earlier one
+    ev_off: NDArray[np.int64]  # (C,) into `ev_rows`
+    ev_len: NDArray[np.int64]  # (C,)
+    ev_rows: NDArray[np.int64]  # flat signal rows named by each criterion
+    ev_names: tuple[tuple[str, ...], ...]  # (C,) the same, as names
+    state_i_off: NDArray[np.int64]  # (C,) offset in the per-session int state
+    state_f_off: NDArray[np.int64]  # (C,) offset in the per-session float state
     n_state_i: int
     n_state_f: int
     # explicit machines, flat over all machine criteria
-    state_first: NDArray[np.int64]          # (n_machine_states,) first transition
-    state_count: NDArray[np.int64]          # (n_machine_states,)
-    tr_on: NDArray[np.int64]                # (n_transitions,) guard or -1
-    tr_when: NDArray[np.int64]              # guard or -1
-    tr_for: NDArray[np.float64]             # seconds or NaN
-    tr_after: NDArray[np.float64]           # seconds or NaN
-    tr_to: NDArray[np.int64]                # local state, TO_PASS or TO_FAIL
-    tr_slot: NDArray[np.int64]              # `for` run slot (float state) or -1
-    init_i: NDArray[np.int64]               # (n_state_i,) a fresh session's int state
-    init_f: NDArray[np.float64]             # (n_state_f,) a fresh session's float state
+    state_first: NDArray[np.int64]  # (n_machine_states,) first transition
+    state_count: NDArray[np.int64]  # (n_machine_states,)
+    tr_on: NDArray[np.int64]  # (n_transitions,) guard or -1
+    tr_when: NDArray[np.int64]  # guard or -1
+    tr_for: NDArray[np.float64]  # seconds or NaN
+    tr_after: NDArray[np.float64]  # seconds or NaN
+    tr_to: NDArray[np.int64]  # local state, TO_PASS or TO_FAIL
+    tr_slot: NDArray[np.int64]  # `for` run slot (float state) or -1
+    events_only: NDArray[np.bool_]  # (C,) state changes only at non-sample events
+    init_i: NDArray[np.int64]  # (n_state_i,) a fresh session's int state
+    init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
     max_ev: int = field(default=1)
 
     @property
@@ -121,7 +125,9 @@ class _Builder:
         self.n_f = 0
         self.states_first: list[int] = []
         self.states_count: list[int] = []
-        self.tr: dict[str, list[float]] = {k: [] for k in ("on", "when", "for", "after", "to", "slot")}
+        self.tr: dict[str, list[float]] = {
+            k: [] for k in ("on", "when", "for", "after", "to", "slot")
+        }
 
     def event_guard(self, name: str) -> int:
         return self._guard(f"event:{name}", Guard(event_code=self.scenario.event_code[name]))
@@ -211,7 +217,7 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
             list_off[c], list_len[c] = int(pi[c, 7]), int(pi[c, 6])
         width_i, width_f = _STATE_WIDTH[k]
         if k == NEVER:
-            width_f += 4 * len(names)
+            width_f += 2 * len(names)
         if k == MACHINE:
             width_f += int(pi[c, 4])
         si_off[c], sf_off[c] = b.n_i, b.n_f
@@ -219,9 +225,9 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         b.n_f += width_f
     init_i = np.zeros(max(b.n_i, 1), np.int64)
     init_f = np.full(max(b.n_f, 1), math.nan, np.float64)
-    for c in np.flatnonzero(kind == MACHINE):
-        init_i[si_off[c]], init_i[si_off[c] + 1] = pi[c, 2], -1  # initial state, entered at t=0
-        init_f[sf_off[c]] = 0.0
+    for m in np.flatnonzero(kind == MACHINE):
+        init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
+        init_f[sf_off[m]] = 0.0
     return CompiledRubric(
         rubric=rubric,
         scenario=scenario,
@@ -251,6 +257,13 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         tr_after=np.array(b.tr["after"], np.float64),
         tr_to=np.array(b.tr["to"], np.int64),
         tr_slot=np.array(b.tr["slot"], np.int64),
+        events_only=np.array(
+            [
+                _events_only(sparse_guards(int(kind[c]), pi[c], pf[c], b.lists), b.guards)
+                for c in range(n)
+            ],
+            np.bool_,
+        ),
         init_i=init_i,
         init_f=init_f,
         max_ev=max([1, *(len(x) for x in ev_names)]),
@@ -356,3 +369,28 @@ def _compile_machine(b: _Builder, machine: Machine, pi: NDArray[np.int64]) -> No
             else:
                 b.tr["slot"].append(-1)
     pi[4] = slots
+
+
+def sparse_guards(
+    kind: int,
+    pi: NDArray[np.int64],
+    pf: NDArray[np.float64],
+    lists: list[int],
+) -> tuple[int, ...] | None:
+    """Guards outside of which the criterion's state cannot change, or None if every event
+    matters (timers, episodes, metrics). The kernel then visits only rows where one holds."""
+    listed = tuple(lists[int(pi[7]) : int(pi[7] + pi[6])]) if pi[6] > 0 else ()
+    if kind == ALL_BEFORE:
+        return (int(pi[0]), *listed)
+    if kind == PRECEDE:
+        return (int(pi[0]), int(pi[1]))
+    if kind == COUNT and pi[1] == 0:
+        return (int(pi[0]),)
+    if kind == SEQUENCE and math.isinf(pf[0]):
+        return listed
+    return None
+
+
+def _events_only(gids: tuple[int, ...] | None, guards: list[Guard]) -> bool:
+    """Whether all of a criterion's sparse guards are named events other than `sample`."""
+    return gids is not None and all(guards[g].event_code > 0 for g in gids)

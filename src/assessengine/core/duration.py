@@ -1,4 +1,4 @@
-"""Durations as trainers write them: ``500ms``, ``2s``, ``1.5min``, ``1h`` or a bare number of seconds."""
+"""Durations as trainers write them: ``500ms``, ``2s``, ``1.5min``, ``1h``, or bare seconds."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None:
-            raise ValueError(
-                f"expected a duration such as 2s, 500ms, 1.5min or 1h, got {value!r}"
-            )
+            raise ValueError(f"expected a duration such as 2s, 500ms, 1.5min or 1h, got {value!r}")
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ValueError(f"expected a duration such as 2s, 500ms or 1.5min, got {value!r}")

@@ -76,13 +76,15 @@ class EventBatch:
     def take(self, rows: NDArray[np.intp] | slice) -> EventBatch:
         """The sub-batch of the given rows (order kept)."""
         return EventBatch(
-            self.session[rows], self.seq[rows], self.t[rows], self.event[rows], self.signals[:, rows]
+            self.session[rows],
+            self.seq[rows],
+            self.t[rows],
+            self.event[rows],
+            self.signals[:, rows],
         )
 
 
-def batch_from_events(
-    scenario: Scenario, rows: Iterable[tuple[int, Event]]
-) -> EventBatch:
+def batch_from_events(scenario: Scenario, rows: Iterable[tuple[int, Event]]) -> EventBatch:
     """Build a batch from (session slot, event) pairs. Names must belong to `scenario`
     (checked when the events were parsed)."""
     items = list(rows)
@@ -96,7 +98,9 @@ def batch_from_events(
         session=np.fromiter((s for s, _ in items), dtype=np.int32, count=n),
         seq=np.fromiter((e.seq for _, e in items), dtype=np.int64, count=n),
         t=np.fromiter((e.t for _, e in items), dtype=np.float64, count=n),
-        event=np.fromiter((scenario.event_code[e.event] for _, e in items), dtype=np.int32, count=n),
+        event=np.fromiter(
+            (scenario.event_code[e.event] for _, e in items), dtype=np.int32, count=n
+        ),
         signals=signals,
     )
 

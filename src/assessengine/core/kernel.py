@@ -1,3 +1,5 @@
+# mypy: allow-untyped-defs
+# (numba kernels: argument types are fixed by the arrays the typed wrappers in scorer.py pass)
 """The compiled kernel: advance every session's criteria over a batch, and close sessions.
 
 One generic, table-driven set of numba loops serves every rubric (see `compiler.py` for the
@@ -8,7 +10,8 @@ interact, so criterion-major order gives the same results as event-major order.
 
 State per session slot:
   sess_i (cap, 3)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS
-  sess_f (cap, 2 + n_sig)    FIRST_T, LAST_T, held signal values (NaN = missing)
+  sess_f (cap, 2 + 3 n_sig)  FIRST_T, LAST_T, then per signal block: held values (NaN =
+                             missing), session minimum, session maximum
   si (cap, n_state_i)        int64 per-criterion state, at `state_i_off[c]`
   sf (cap, n_state_f)        float64 per-criterion state, at `state_f_off[c]`
   verdict (cap, C)           int8 verdict codes (compiler.PENDING ...)
@@ -50,7 +53,7 @@ AGG_MAX, AGG_MIN, AGG_MEAN, AGG_SUM, AGG_LAST, AGG_COUNT, AGG_TIME_TRUE = range(
 
 
 @njit(cache=True)
-def admit(sess, seq, t, sess_i, sess_f):  # type: ignore[no-untyped-def]
+def admit(sess, seq, t, sess_i, sess_f):
     """Check order and advance each session's first/last event; all or nothing.
 
     Returns -1 when every row is admitted, else the index of the first row whose seq does not
@@ -87,8 +90,9 @@ def admit(sess, seq, t, sess_i, sess_f):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def hold(sess, raw, sess_f, held):  # type: ignore[no-untyped-def]
-    """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i."""
+def hold(sess, raw, sess_f, held):
+    """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i.
+    Also keeps each signal's session minimum and maximum (of the values reported so far)."""
     n_sig, n = raw.shape
     for i in range(n):
         s = sess[i]
@@ -96,11 +100,17 @@ def hold(sess, raw, sess_f, held):  # type: ignore[no-untyped-def]
             x = raw[k, i]
             if x == x:
                 sess_f[s, HELD + k] = x
+                lo = HELD + n_sig + k
+                hi = HELD + 2 * n_sig + k
+                if not (sess_f[s, lo] <= x):
+                    sess_f[s, lo] = x
+                if not (sess_f[s, hi] >= x):
+                    sess_f[s, hi] = x
             held[k, i] = sess_f[s, HELD + k]
 
 
 @njit(cache=True)
-def _emit(oi, of, nd, s, c, v, seq, t, seq0, t0):  # type: ignore[no-untyped-def]
+def _emit(oi, of, nd, s, c, v, seq, t, seq0, t0):
     d = nd[0]
     nd[0] = d + 1
     oi[d, 0] = s
@@ -115,81 +125,331 @@ def _emit(oi, of, nd, s, c, v, seq, t, seq0, t0):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
-def _values_at(of, d, rows, e0, ne, values, i):  # type: ignore[no-untyped-def]
+def _values_at(of, d, rows, e0, ne, values, i):
     for k in range(ne):
         of[d, 3 + k] = values[rows[e0 + k], i]
 
 
 @njit(cache=True)
-def _lower(cur, x):  # type: ignore[no-untyped-def]
+def _lower(cur, x):
     return x if not (cur <= x) else cur
 
 
 @njit(cache=True)
-def _upper(cur, x):  # type: ignore[no-untyped-def]
+def _upper(cur, x):
     return x if not (cur >= x) else cur
 
 
 @njit(cache=True)
-def advance(  # type: ignore[no-untyped-def]
-    kind, pi, pf, lists, repeat, list_off, list_len, ev_rows, ev_off, ev_len, io_off, fo_off,
-    state_first, state_count, tr_on, tr_when, tr_for, tr_after, tr_to, tr_slot,
-    sess, seq, t, guards, values, sess_i, sess_f, si, sf, verdict, oi, of, nd,
+def advance(
+    kind,
+    pi,
+    pf,
+    lists,
+    repeat,
+    list_off,
+    list_len,
+    ev_rows,
+    ev_off,
+    ev_len,
+    io_off,
+    fo_off,
+    state_first,
+    state_count,
+    tr_on,
+    tr_when,
+    tr_for,
+    tr_after,
+    tr_to,
+    tr_slot,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    sess_i,
+    sess_f,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+    rows,
+    rows_off,
 ):
-    """Advance every criterion over the batch (rows in seq order within each session)."""
+    """Advance every criterion over the batch (rows in seq order within each session).
+
+    A criterion with rows_off[c, 0] >= 0 visits only rows[rows_off[c, 0]:rows_off[c, 1]] (the
+    rows where one of its guards holds; see `compiler.sparse_guards`); the others visit every row.
+    """
+    every = np.arange(sess.shape[0])
     for c in range(kind.shape[0]):
+        idx = every if rows_off[c, 0] < 0 else rows[rows_off[c, 0] : rows_off[c, 1]]
         k = kind[c]
         io = io_off[c]
         fo = fo_off[c]
         e0 = ev_off[c]
         ne = ev_len[c]
         if k == NEVER:
-            _never(c, pi[c, 0], pi[c, 1], pf[c, 0], io, fo, e0, ne, ev_rows,
-                   sess, seq, t, guards, values, si, sf, verdict, oi, of, nd)
+            _never(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pf[c, 0],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == ALL_BEFORE:
-            _all_before(c, pi[c, 0], lists, list_off[c], list_len[c], e0, ne, ev_rows,
-                        sess, seq, t, guards, values, sess_i, sess_f, si, io, verdict, oi, of, nd)
+            _all_before(
+                c,
+                idx,
+                pi[c, 0],
+                lists,
+                list_off[c],
+                list_len[c],
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                sess_i,
+                sess_f,
+                si,
+                io,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == SEQUENCE:
-            _sequence(c, lists, repeat, list_off[c], list_len[c], pf[c, 0], io, fo, e0, ne,
-                      ev_rows, sess, seq, t, guards, values, sess_i, sess_f, si, sf, verdict,
-                      oi, of, nd)
+            _sequence(
+                c,
+                idx,
+                lists,
+                repeat,
+                list_off[c],
+                list_len[c],
+                pf[c, 0],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                sess_i,
+                sess_f,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == COUNT:
-            _count(c, pi[c, 0], pi[c, 1], pi[c, 2], pi[c, 3], io, e0, ne, ev_rows,
-                   sess, seq, t, guards, values, sess_i, sess_f, si, verdict, oi, of, nd)
+            _count(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pi[c, 2],
+                pi[c, 3],
+                io,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                sess_i,
+                sess_f,
+                si,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == RESPONSE:
-            _response(c, pi[c, 0], pi[c, 1], pf[c, 0], io, fo, e0, ne, ev_rows,
-                      sess, seq, t, guards, values, si, sf, verdict, oi, of, nd)
+            _response(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pf[c, 0],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == PRECEDE:
-            _precede(c, pi[c, 0], pi[c, 1], pf[c, 0], io, fo, e0, ne, ev_rows,
-                     sess, seq, t, guards, values, si, sf, verdict, oi, of, nd)
+            _precede(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pf[c, 0],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == DURATION:
-            _duration(c, pi[c, 0], pi[c, 1], pf[c, 0], pf[c, 1], io, fo, e0, ne, ev_rows,
-                      sess, seq, t, guards, values, si, sf, verdict, oi, of, nd)
+            _duration(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pf[c, 0],
+                pf[c, 1],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
         elif k == METRIC:
-            _metric(c, pi[c, 0], pi[c, 1], pi[c, 2], io, fo, sess, t, guards, values, si, sf,
-                    verdict)
+            _metric(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 1],
+                pi[c, 2],
+                io,
+                fo,
+                sess,
+                t,
+                guards,
+                values,
+                si,
+                sf,
+                verdict,
+            )
         elif k == MACHINE:
-            _machine(c, pi[c, 0], pi[c, 4], io, fo, e0, ne, ev_rows, state_first, state_count,
-                     tr_on, tr_when, tr_for, tr_after, tr_to, tr_slot,
-                     sess, seq, t, guards, values, sess_i, sess_f, si, sf, verdict, oi, of, nd)
+            _machine(
+                c,
+                idx,
+                pi[c, 0],
+                pi[c, 4],
+                io,
+                fo,
+                e0,
+                ne,
+                ev_rows,
+                state_first,
+                state_count,
+                tr_on,
+                tr_when,
+                tr_for,
+                tr_after,
+                tr_to,
+                tr_slot,
+                sess,
+                seq,
+                t,
+                guards,
+                values,
+                sess_i,
+                sess_f,
+                si,
+                sf,
+                verdict,
+                oi,
+                of,
+                nd,
+            )
 
 
 @njit(cache=True)
-def _never(c, g, allow, dur, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-           sess, seq, t, guards, values, si, sf, verdict, oi, of, nd):
+def _never(
+    c,
+    idx,
+    g,
+    allow,
+    dur,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: active, counted, count, episode seq0;  sf: episode t0, then per signal
-    # (episode min, episode max, session min, session max)
-    for i in range(sess.shape[0]):
+    # (episode min, episode max); session-wide extremes live in sess_f (see `hold`)
+    for i in idx:
         s = sess[i]
-        if verdict[s, c] != PENDING:
-            continue
-        for k in range(ne):
-            x = values[ev_rows[e0 + k], i]
-            b = fo + 1 + 4 * k
-            sf[s, b + 2] = _lower(sf[s, b + 2], x)
-            sf[s, b + 3] = _upper(sf[s, b + 3], x)
         if not guards[g, i]:
             si[s, io] = 0
+            continue
+        if verdict[s, c] != PENDING:
             continue
         if si[s, io] == 0:
             si[s, io] = 1
@@ -197,11 +457,11 @@ def _never(c, g, allow, dur, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped
             si[s, io + 3] = seq[i]
             sf[s, fo] = t[i]
             for k in range(ne):
-                sf[s, fo + 1 + 4 * k] = math.nan
-                sf[s, fo + 2 + 4 * k] = math.nan
+                sf[s, fo + 1 + 2 * k] = math.nan
+                sf[s, fo + 2 + 2 * k] = math.nan
         for k in range(ne):
             x = values[ev_rows[e0 + k], i]
-            b = fo + 1 + 4 * k
+            b = fo + 1 + 2 * k
             sf[s, b] = _lower(sf[s, b], x)
             sf[s, b + 1] = _upper(sf[s, b + 1], x)
         if si[s, io + 1] == 0 and t[i] - sf[s, fo] >= dur:
@@ -211,15 +471,37 @@ def _never(c, g, allow, dur, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped
                 verdict[s, c] = FAIL
                 d = _emit(oi, of, nd, s, c, FAIL, seq[i], t[i], si[s, io + 3], sf[s, fo])
                 for k in range(ne):
-                    of[d, 3 + 2 * k] = sf[s, fo + 1 + 4 * k]
-                    of[d, 4 + 2 * k] = sf[s, fo + 2 + 4 * k]
+                    of[d, 3 + 2 * k] = sf[s, fo + 1 + 2 * k]
+                    of[d, 4 + 2 * k] = sf[s, fo + 2 + 2 * k]
 
 
 @njit(cache=True)
-def _all_before(c, before, lists, l0, ln, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-                sess, seq, t, guards, values, sess_i, sess_f, si, io, verdict, oi, of, nd):
+def _all_before(
+    c,
+    idx,
+    before,
+    lists,
+    l0,
+    ln,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    sess_i,
+    sess_f,
+    si,
+    io,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     full = (np.int64(1) << ln) - 1
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -235,11 +517,35 @@ def _all_before(c, before, lists, l0, ln, e0, ne, ev_rows,  # type: ignore[no-un
 
 
 @njit(cache=True)
-def _sequence(c, lists, repeat, l0, ln, within, io, fo, e0, ne,  # type: ignore[no-untyped-def]
-              ev_rows, sess, seq, t, guards, values, sess_i, sess_f, si, sf, verdict,
-              oi, of, nd):
+def _sequence(
+    c,
+    idx,
+    lists,
+    repeat,
+    l0,
+    ln,
+    within,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    sess_i,
+    sess_f,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: steps done, seq of S1;  sf: t of S1
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -265,16 +571,39 @@ def _sequence(c, lists, repeat, l0, ln, within, io, fo, e0, ne,  # type: ignore[
             if si[s, io] > 0:
                 d = _emit(oi, of, nd, s, c, v, seq[i], t[i], si[s, io + 1], sf[s, fo])
             else:
-                d = _emit(oi, of, nd, s, c, v, seq[i], t[i], sess_i[s, FIRST_SEQ],
-                          sess_f[s, FIRST_T])
+                d = _emit(
+                    oi, of, nd, s, c, v, seq[i], t[i], sess_i[s, FIRST_SEQ], sess_f[s, FIRST_T]
+                )
             _values_at(of, d, ev_rows, e0, ne, values, i)
 
 
 @njit(cache=True)
-def _count(c, g, episodes, lo, hi, io, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-           sess, seq, t, guards, values, sess_i, sess_f, si, verdict, oi, of, nd):
+def _count(
+    c,
+    idx,
+    g,
+    episodes,
+    lo,
+    hi,
+    io,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    sess_i,
+    sess_f,
+    si,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: count, condition held at the previous event
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -296,10 +625,31 @@ def _count(c, g, episodes, lo, hi, io, e0, ne, ev_rows,  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def _response(c, a, b, within, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-              sess, seq, t, guards, values, si, sf, verdict, oi, of, nd):
+def _response(
+    c,
+    idx,
+    a,
+    b,
+    within,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: waiting, seq of the oldest unanswered A;  sf: its t
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -317,10 +667,31 @@ def _response(c, a, b, within, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def _precede(c, a, b, within, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-             sess, seq, t, guards, values, si, sf, verdict, oi, of, nd):
+def _precede(
+    c,
+    idx,
+    a,
+    b,
+    within,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: a B has occurred;  sf: t of the latest B
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -335,10 +706,32 @@ def _precede(c, a, b, within, io, fo, e0, ne, ev_rows,  # type: ignore[no-untype
 
 
 @njit(cache=True)
-def _duration(c, a, b, lo, hi, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyped-def]
-              sess, seq, t, guards, values, si, sf, verdict, oi, of, nd):
+def _duration(
+    c,
+    idx,
+    a,
+    b,
+    lo,
+    hi,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: the first A occurred, its seq;  sf: its t
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -361,7 +754,7 @@ def _duration(c, a, b, lo, hi, io, fo, e0, ne, ev_rows,  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def _metric_weight(agg, io, fo, s, si, sf, w):  # type: ignore[no-untyped-def]
+def _metric_weight(agg, io, fo, s, si, sf, w):
     """Add the previous kept event's contribution, now that its weight `w` is known."""
     v = sf[s, fo + 4]
     if agg == AGG_MEAN:
@@ -372,10 +765,10 @@ def _metric_weight(agg, io, fo, s, si, sf, w):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _metric(c, row, where, agg, io, fo, sess, t, guards, values, si, sf, verdict):  # type: ignore[no-untyped-def]
+def _metric(c, idx, row, where, agg, io, fo, sess, t, guards, values, si, sf, verdict):
     # si: kept events, previous event kept, has a previous event
     # sf: acc a, acc b, acc c, previous t, previous value
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -410,11 +803,40 @@ def _metric(c, row, where, agg, io, fo, sess, t, guards, values, si, sf, verdict
 
 
 @njit(cache=True)
-def _machine(c, base, n_slots, io, fo, e0, ne, ev_rows, state_first, state_count,  # type: ignore[no-untyped-def]
-             tr_on, tr_when, tr_for, tr_after, tr_to, tr_slot,
-             sess, seq, t, guards, values, sess_i, sess_f, si, sf, verdict, oi, of, nd):
+def _machine(
+    c,
+    idx,
+    base,
+    n_slots,
+    io,
+    fo,
+    e0,
+    ne,
+    ev_rows,
+    state_first,
+    state_count,
+    tr_on,
+    tr_when,
+    tr_for,
+    tr_after,
+    tr_to,
+    tr_slot,
+    sess,
+    seq,
+    t,
+    guards,
+    values,
+    sess_i,
+    sess_f,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
+):
     # si: current state (local), seq of entry (-1: initial);  sf: t of entry, then run starts
-    for i in range(sess.shape[0]):
+    for i in idx:
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
@@ -443,8 +865,7 @@ def _machine(c, base, n_slots, io, fo, e0, ne, ev_rows, state_first, state_count
             if to == TO_PASS or to == TO_FAIL:
                 v = PASS if to == TO_PASS else FAIL
                 verdict[s, c] = v
-                d = _machine_emit(oi, of, nd, s, c, v, seq[i], t[i], io, fo, si, sf,
-                                  sess_i, sess_f)
+                d = _machine_emit(oi, of, nd, s, c, v, seq[i], t[i], io, fo, si, sf, sess_i, sess_f)
                 _values_at(of, d, ev_rows, e0, ne, values, i)
             else:
                 si[s, io] = to
@@ -456,16 +877,38 @@ def _machine(c, base, n_slots, io, fo, e0, ne, ev_rows, state_first, state_count
 
 
 @njit(cache=True)
-def _machine_emit(oi, of, nd, s, c, v, seq, t, io, fo, si, sf, sess_i, sess_f):  # type: ignore[no-untyped-def]
+def _machine_emit(oi, of, nd, s, c, v, seq, t, io, fo, si, sf, sess_i, sess_f):
     if si[s, io + 1] < 0:
         return _emit(oi, of, nd, s, c, v, seq, t, sess_i[s, FIRST_SEQ], sess_f[s, FIRST_T])
     return _emit(oi, of, nd, s, c, v, seq, t, si[s, io + 1], sf[s, fo])
 
 
 @njit(cache=True)
-def close(  # type: ignore[no-untyped-def]
-    kind, pi, pf, ev_rows, ev_off, ev_len, io_off, fo_off, state_first, state_count,
-    tr_on, tr_when, tr_after, tr_to, slots, close_t, sess_i, sess_f, si, sf, verdict, oi, of, nd,
+def close(
+    kind,
+    pi,
+    pf,
+    ev_rows,
+    ev_off,
+    ev_len,
+    io_off,
+    fo_off,
+    state_first,
+    state_count,
+    tr_on,
+    tr_when,
+    tr_after,
+    tr_to,
+    slots,
+    close_t,
+    sess_i,
+    sess_f,
+    si,
+    sf,
+    verdict,
+    oi,
+    of,
+    nd,
 ):
     """Decide every pending criterion of the given sessions "at end" (observed ones stay
     pending). The decision has the last event's seq (-1 when there was none) and t = close_t."""
@@ -516,8 +959,22 @@ def close(  # type: ignore[no-untyped-def]
                 else:
                     v = PASS
             elif k == MACHINE:
-                v = _machine_close(pi[c, 0], pi[c, 3], io, fo, s, si, sf, ct, state_first,
-                                   state_count, tr_on, tr_when, tr_after, tr_to)
+                v = _machine_close(
+                    pi[c, 0],
+                    pi[c, 3],
+                    io,
+                    fo,
+                    s,
+                    si,
+                    sf,
+                    ct,
+                    state_first,
+                    state_count,
+                    tr_on,
+                    tr_when,
+                    tr_after,
+                    tr_to,
+                )
                 if si[s, io + 1] >= 0:
                     seq0 = si[s, io + 1]
                     t0 = sf[s, fo]
@@ -529,17 +986,18 @@ def close(  # type: ignore[no-untyped-def]
             verdict[s, c] = v
             d = _emit(oi, of, nd, s, c, v, last, ct, seq0, t0)
             of[d, 2] = measured
+            n_sig = (sess_f.shape[1] - HELD) // 3
             for q in range(ne):
                 if k == NEVER:
-                    b = fo + 1 + 4 * q
-                    of[d, 3 + 2 * q] = sf[s, b + 2]
-                    of[d, 4 + 2 * q] = sf[s, b + 3]
+                    row = ev_rows[e0 + q]
+                    of[d, 3 + 2 * q] = sess_f[s, HELD + n_sig + row]
+                    of[d, 4 + 2 * q] = sess_f[s, HELD + 2 * n_sig + row]
                 else:
                     of[d, 3 + q] = sess_f[s, HELD + ev_rows[e0 + q]]
 
 
 @njit(cache=True)
-def _metric_close(agg, io, fo, s, si, sf, ct):  # type: ignore[no-untyped-def]
+def _metric_close(agg, io, fo, s, si, sf, ct):
     if si[s, io + 2] == 1 and si[s, io + 1] == 1:
         _metric_weight(agg, io, fo, s, si, sf, ct - sf[s, fo + 3])
     n = si[s, io]
@@ -553,8 +1011,22 @@ def _metric_close(agg, io, fo, s, si, sf, ct):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _machine_close(base, at_end, io, fo, s, si, sf, ct, state_first, state_count,  # type: ignore[no-untyped-def]
-                   tr_on, tr_when, tr_after, tr_to):
+def _machine_close(
+    base,
+    at_end,
+    io,
+    fo,
+    s,
+    si,
+    sf,
+    ct,
+    state_first,
+    state_count,
+    tr_on,
+    tr_when,
+    tr_after,
+    tr_to,
+):
     gs = base + si[s, io]
     r0 = state_first[gs]
     for r in range(r0, r0 + state_count[gs]):

@@ -28,7 +28,8 @@ def score_sessions(
     state = ScoringState.new(compiled, capacity=max(len(sessions), 1))
     slots = state.open([s.session for s in sessions])
     batch = batch_from_events(
-        scenario, ((int(slot), e) for s, slot in zip(sessions, slots, strict=True) for e in s.events)
+        scenario,
+        ((int(slot), e) for s, slot in zip(sessions, slots, strict=True) for e in s.events),
     )
     log = DecisionLog(compiled)
     for start in range(0, len(batch), BATCH_ROWS):
@@ -36,7 +37,9 @@ def score_sessions(
     close_t = np.array([s.end_t for s in sessions], np.float64)
     log.add(close(compiled, state, slots, close_t))
     return [
-        log.pop_report(int(slot), s.session, observations=observations.get(s.session), span=_span(s))
+        log.pop_report(
+            int(slot), s.session, observations=observations.get(s.session), span=_span(s)
+        )
         for s, slot in zip(sessions, slots, strict=True)
     ]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from . import kernel_scorer, reference
+from .events import SessionEvents
 from .report import SessionReport, Verdict
 from .rubric import Rubric
 from .scenario import Scenario
-from .events import SessionEvents
 
 Engine = Literal["kernel", "reference"]
 Observations = Mapping[str, Mapping[str, Verdict]]
@@ -26,12 +27,8 @@ def score_sessions(
     """Score every session from its first event to its close; reports in the given order."""
     observations = observations or {}
     if engine == "reference":
-        from . import reference
-
         return [
             reference.score_session(rubric, scenario, s, observations.get(s.session, {}))
             for s in sessions
         ]
-    from . import kernel_scorer
-
     return kernel_scorer.score_sessions(rubric, scenario, sessions, observations)

@@ -173,7 +173,9 @@ class Criterion(Frozen):
         if len(present) != 1:
             listed = ", ".join(TEMPLATES)
             found = ", ".join(present) if present else "none"
-            raise ValueError(f"a criterion needs exactly one template key ({listed}); found {found}")
+            raise ValueError(
+                f"a criterion needs exactly one template key ({listed}); found {found}"
+            )
         kind = present[0]
         if kind not in ("never", "always") and (self.for_ is not None or self.allow is not None):
             raise ValueError("`for` and `allow` go with `never` or `always` only")

@@ -32,7 +32,8 @@ class Signal(Frozen):
 
 
 class Scenario(Frozen):
-    """A scenario file: ``scenario``, ``title``, ``signals`` (name -> Signal), ``events`` (name -> text)."""
+    """A scenario file: ``scenario``, ``title``, ``signals`` (name -> Signal) and ``events``
+    (name -> description)."""
 
     scenario: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
     version: int = Field(default=1, ge=1)

@@ -59,7 +59,7 @@ class ScoringState:
         self._free: list[int] = []
         n_sig, n_crit = compiled.n_signals, compiled.n_criteria
         self.sess_i = np.zeros((0, 3), np.int64)
-        self.sess_f = np.zeros((0, 2 + n_sig), np.float64)
+        self.sess_f = np.zeros((0, 2 + 3 * n_sig), np.float64)
         self.si = np.zeros((0, compiled.n_state_i), np.int64)
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
@@ -116,34 +116,32 @@ class ScoringState:
         self.capacity = capacity
 
 
-def columns_for(compiled: CompiledRubric, batch: EventBatch, held: NDArray[np.float64]) -> tuple[
-    NDArray[np.bool_], NDArray[np.float64]
-]:
-    """Guard matrix (n_guards, n) and value matrix (n_signals + n_exprs, n) of a batch."""
+def columns_for(
+    compiled: CompiledRubric, batch: EventBatch, values: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
+    the held signals, and return the guard matrix (n_guards, n)."""
     n = len(batch)
     names = compiled.scenario.signal_names
-    columns = {name: held[k] for k, name in enumerate(names)}
+    columns = {name: values[k] for k, name in enumerate(names)}
     guards = np.empty((len(compiled.guards), n), np.bool_)
     for g, guard in enumerate(compiled.guards):
         if guard.condition is None:
             np.equal(batch.event, guard.event_code, out=guards[g])
         else:
             guards[g] = expr.evaluate_truth(guard.condition, columns, n)
-    values = np.empty((len(names) + len(compiled.value_exprs), n), np.float64)
-    values[: len(names)] = held
     for j, node in enumerate(compiled.value_exprs):
         row = len(names) + j
         if expr.kind_of(node) == "num":
             values[row] = expr.evaluate(node, columns, n)
         else:
-            truth = expr.evaluate(node, columns, n)
-            values[row] = np.where(truth == expr.TRUE, 1.0, np.where(truth == expr.FALSE, 0.0, np.nan))
-    return guards, values
+            values[row] = expr.evaluate_indicator(node, columns, n)
+    return guards
 
 
-def _outputs(compiled: CompiledRubric, capacity: int) -> tuple[
-    NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]
-]:
+def _outputs(
+    compiled: CompiledRubric, capacity: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
     return (
         np.empty((capacity, 5), np.int64),
         np.empty((capacity, 3 + 2 * compiled.max_ev), np.float64),
@@ -182,9 +180,11 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
             f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
             f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
         )
-    held = np.empty(batch.signals.shape, np.float64)
-    kernel.hold(batch.session, batch.signals, state.sess_f, held)
-    guards, values = columns_for(compiled, batch, held)
+    n_sig = compiled.n_signals
+    values = np.empty((n_sig + len(compiled.value_exprs), len(batch)), np.float64)
+    kernel.hold(batch.session, batch.signals, state.sess_f, values[:n_sig])
+    guards = columns_for(compiled, batch, values)
+    rows, rows_off = _sparse_rows(compiled, batch)
     oi, of, nd = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
     c = compiled
     kernel.advance(
@@ -192,9 +192,23 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         c.ev_rows, c.ev_off, c.ev_len, c.state_i_off, c.state_f_off,
         c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_for, c.tr_after, c.tr_to,
         c.tr_slot, batch.session, batch.seq, batch.t, guards, values,
-        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd,
+        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd, rows, rows_off,
     )  # fmt: skip
     return _decisions(oi, of, nd)
+
+
+def _sparse_rows(
+    compiled: CompiledRubric, batch: EventBatch
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The rows that are not samples, and per criterion the [start, end) of the rows it must
+    visit in them: (0, len) for criteria whose state changes only at named events, (-1, -1)
+    for criteria that visit every row."""
+    offsets = np.full((compiled.n_criteria, 2), -1, np.int64)
+    if not compiled.events_only.any():
+        return np.empty(0, np.int64), offsets
+    rows = np.flatnonzero(batch.event).astype(np.int64)
+    offsets[compiled.events_only] = (0, rows.shape[0])
+    return rows, offsets
 
 
 def close(
