@@ -743,7 +743,8 @@ def _outcome(results: Sequence[CriterionResult], score: float, min_score: float)
     if "fail" in critical or _score(results, assume_pending_pass=True) < min_score:
         return "fail"
     undecided = any(r.verdict == "pending" for r in results)
-    if not undecided and all(v in ("pass", "not_applicable") for v in critical) and score >= min_score:
+    gates_open = all(v in ("pass", "not_applicable") for v in critical)
+    if not undecided and gates_open and score >= min_score:
         return "pass"
     return "incomplete"
 
