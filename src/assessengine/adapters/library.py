@@ -249,3 +249,23 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "the file is not UTF-8 text"
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+# ==================================================================================== rubrics
+
+
+def rubric_dirs() -> list[Path]:
+    """Where the shipped rubrics are: the bundled copy, else (editable installs) the repo's."""
+    bundled = resources.files("assessengine") / "_data" / "rubrics"
+    candidates = [Path(str(bundled))] + [p.parent / "rubrics" for p in _repo_scenarios()]
+    return [p for p in candidates if p.is_dir()]
+
+
+def find_rubric(rubric_id: str) -> Path:
+    """The shipped rubric file with this id; raises ScenarioError naming the places searched."""
+    for place in rubric_dirs():
+        candidate = place / f"{rubric_id}{SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(p) for p in rubric_dirs()) or "no rubric directory"
+    raise ScenarioError(f"rubric '{rubric_id}' not found (searched: {searched})")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .compiler import compile_rubric
-from .events import SessionEvents, batch_from_events
+from .compiler import CompiledRubric, compile_rubric
+from .events import EventBatch, SessionEvents, batch_from_events
 from .report import SessionReport, Verdict
 from .rubric import Rubric
 from .scenario import Scenario
@@ -24,31 +25,55 @@ def score_sessions(
     observations: Mapping[str, Mapping[str, Verdict]],
 ) -> list[SessionReport]:
     """Score each session from its first event to its close; reports in the given order."""
-    compiled = compile_rubric(rubric, scenario)
-    state = ScoringState.new(compiled, capacity=max(len(sessions), 1))
-    slots = state.open([s.session for s in sessions])
-    batch = batch_from_events(
-        scenario,
-        ((int(slot), e) for s, slot in zip(sessions, slots, strict=True) for e in s.events),
+    batch = batch_from_events(scenario, ((k, e) for k, s in enumerate(sessions) for e in s.events))
+    return score_columns(
+        compile_rubric(rubric, scenario),
+        batch,
+        [s.session for s in sessions],
+        np.array([s.end_t for s in sessions], np.float64),
+        observations=observations,
     )
+
+
+def score_columns(
+    compiled: CompiledRubric,
+    batch: EventBatch,
+    session_ids: Sequence[str],
+    close_t: NDArray[np.float64],
+    *,
+    observations: Mapping[str, Mapping[str, Verdict]] | None = None,
+) -> list[SessionReport]:
+    """Score whole sessions given as columns: `batch.session[i]` is an index into
+    `session_ids` (rows in seq order within each session, sessions in any interleaving);
+    `close_t[k]` closes session k. Reports in `session_ids` order."""
+    observations = observations or {}
+    state = ScoringState.new(compiled, capacity=max(len(session_ids), 1))
+    slots = state.open(session_ids)
+    slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
     log = DecisionLog(compiled)
-    for start in range(0, len(batch), BATCH_ROWS):
-        log.add(step(compiled, state, batch.take(slice(start, start + BATCH_ROWS))))
-    close_t = np.array([s.end_t for s in sessions], np.float64)
+    for start in range(0, len(slotted), BATCH_ROWS):
+        log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
     log.add(close(compiled, state, slots, close_t))
+    spans = _spans(state, slots, close_t)
     return [
-        log.pop_report(
-            int(slot), s.session, observations=observations.get(s.session), span=_span(s)
-        )
-        for s, slot in zip(sessions, slots, strict=True)
+        log.pop_report(int(slot), sid, observations=observations.get(sid), span=span)
+        for sid, slot, span in zip(session_ids, slots, spans, strict=True)
     ]
 
 
-def _span(session: SessionEvents) -> Span:
-    events = session.events
-    return Span(
-        first_seq=events[0].seq if events else None,
-        first_t=events[0].t if events else None,
-        last_seq=events[-1].seq if events else None,
-        close_t=session.end_t,
-    )
+def _spans(state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]) -> list[Span]:
+    """Each session's first event, last event and close, from the kernel's session state."""
+    spans = []
+    for slot, ct in zip(slots.tolist(), close_t.tolist(), strict=True):
+        first_seq, last_seq, n_events = state.sess_i[slot].tolist()
+        first_t, last_t = state.sess_f[slot, :2].tolist()
+        seen = n_events > 0
+        spans.append(
+            Span(
+                first_seq=first_seq if seen else None,
+                first_t=first_t if seen else None,
+                last_seq=last_seq if seen else None,
+                close_t=max(ct, last_t) if seen else ct,
+            )
+        )
+    return spans
