@@ -82,7 +82,9 @@ def demo(sessions: int, seed: int, scenarios: tuple[str, ...]) -> None:
                "records it.")  # fmt: skip
 
 
-def _by_profile(reports: list[SessionReport], profiles: tuple[str, ...]) -> dict[str, ProfileResult]:
+def _by_profile(
+    reports: list[SessionReport], profiles: tuple[str, ...]
+) -> dict[str, ProfileResult]:
     results: dict[str, ProfileResult] = {}
     for report, profile in zip(reports, profiles, strict=True):
         result = results.setdefault(profile, ProfileResult())
@@ -93,7 +95,9 @@ def _by_profile(reports: list[SessionReport], profiles: tuple[str, ...]) -> dict
 
 
 def _table(rows: list[tuple[str, str, ProfileResult]]) -> str:
-    header = f"{'scenario':<20} {'profile':<20} {'sessions':>8} {'no fail':>8}  most failed criteria"
+    header = (
+        f"{'scenario':<20} {'profile':<20} {'sessions':>8} {'no fail':>8}  most failed criteria"
+    )
     lines = [header, "-" * len(header)]
     for scenario_id, profile, r in rows:
         top = ", ".join(f"{cid} ({n})" for cid, n in r.failed_criteria.most_common(3)) or "-"

@@ -61,7 +61,9 @@ def score_columns(
     ]
 
 
-def _spans(state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]) -> list[Span]:
+def _spans(
+    state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]
+) -> list[Span]:
     """Each session's first event, last event and close, from the kernel's session state."""
     spans = []
     for slot, ct in zip(slots.tolist(), close_t.tolist(), strict=True):
