@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import zmq
 import zmq.auth
@@ -150,7 +150,7 @@ class Counters:
         with self._lock:
             self.nacks[code] += 1
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "messages": self.messages, "batches": self.batches, "events": self.events,
