@@ -325,7 +325,11 @@ def test_json_v1_event_problems(item: Any, code: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", [b"", b"{", b'{"seq": 0}', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000]
+    "payload",
+    [
+        b"", b"{", b'{"seq": 0}', b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000,
+        b"[" + b"1" * 5000 + b"]",
+    ],
 )
 def test_a_json_v1_payload_that_is_not_an_array_of_objects_is_bad_payload(payload: bytes) -> None:
     assert _code(decode_json_v1, payload, LAYOUT, first_seq=0, count=1) == "bad_payload"

@@ -423,6 +423,8 @@ def _json_array(payload: Bytes | str) -> list[Any]:
         raise CodecError(
             "bad_payload", f"payload is not JSON ({exc.msg} at char {exc.pos})"
         ) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise CodecError("bad_payload", f"payload is not usable JSON ({exc})") from None
     except RecursionError:
         raise CodecError("bad_payload", "payload JSON is nested too deeply") from None
     if not isinstance(data, list):
@@ -457,7 +459,7 @@ def _header_fields(header: Mapping[str, Any] | bytes | str) -> Mapping[str, Any]
         return header
     try:
         data = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise CodecError("bad_header", "header is not a UTF-8 JSON object") from None
     if not isinstance(data, dict):
         raise CodecError("bad_header", f"header must be a JSON object, got {_kind(data)}")
