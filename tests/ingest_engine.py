@@ -69,7 +69,8 @@ class FakeStore:
         if self.fail_next_append:
             self.fail_next_append = False
             raise StoreError("disk full (simulated)")
-        heads = {s: (r.next_seq, r.chain_head, r.batches) for s, r in self.records.items()}
+        touched = [r for r in (self.records.get(item[0]) for item in items) if r is not None]
+        heads = {r.info.session: (r.next_seq, r.chain_head, r.batches) for r in touched}
         out: list[StoredBatch] = []
         for session, first_seq, count, encoding, header, payload in items:
             record = self.records.get(session)
