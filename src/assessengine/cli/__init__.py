@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (each module attaches its commands to `main`)
     audit_cmd,
     demo_cmd,
+    keys_cmd,
     rubric_cmd,
     score_cmd,
     simulate_cmd,
