@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import assessengine
 from assessengine.adapters.library import (
     check_rubric_file,
     find_scenario,
@@ -59,11 +60,18 @@ def test_given_scenario_dirs_are_searched_when_there_is_no_sibling_dir(tmp_path:
     assert scenario.title == "Mini"
 
 
-def test_the_repository_scenarios_are_found_for_an_editable_install(tmp_path: Path) -> None:
+def test_shipped_scenarios_are_found_from_anywhere(tmp_path: Path) -> None:
     rubric_path = _file(tmp_path / "r.yaml", RUBRIC.replace("mini", "forklift-warehouse"))
     _, scenario = load_rubric(rubric_path)
     assert scenario.scenario == "forklift-warehouse"
-    assert REPO / "scenarios" in search_path()
+
+
+def test_the_bundled_or_repository_scenarios_are_on_the_search_path() -> None:
+    places = [Path(str(p)) for p in search_path()]
+    package = Path(assessengine.__file__).parent
+    editable = package.parent.name == "src"
+    expected = REPO / "scenarios" if editable else package / "_data" / "scenarios"
+    assert expected in places
 
 
 def test_search_path_order_and_no_missing_dirs(tmp_path: Path) -> None:

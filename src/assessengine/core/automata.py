@@ -68,6 +68,7 @@ def upper(cur, x):
 def never(
     c,
     idx,
+    ordinal,
     g,
     allow,
     dur,
@@ -88,17 +89,20 @@ def never(
     of,
     nd,
 ):
-    # si: active, counted, count, episode seq0;  sf: episode t0, then per signal
-    # (episode min, episode max); session-wide extremes live in sess_f (see `hold`)
+    # si: ordinal of the last row where the condition held (-2 = none), counted, count,
+    # episode seq0;  sf: episode t0, then per signal (episode min, episode max); session-wide
+    # extremes live in sess_f (see `hold`). Visits rows where the condition may hold: an
+    # episode goes on only while those rows are consecutive in the session (`ordinal`).
     for i in idx:
-        s = sess[i]
         if not guards[g, i]:
-            si[s, io] = 0
             continue
+        s = sess[i]
         if verdict[s, c] != PENDING:
             continue
-        if si[s, io] == 0:
-            si[s, io] = 1
+        o = ordinal[i]
+        fresh = si[s, io] != o - 1
+        si[s, io] = o
+        if fresh:
             si[s, io + 1] = 0
             si[s, io + 3] = seq[i]
             sf[s, fo] = t[i]
@@ -227,6 +231,7 @@ def sequence(
 def count(
     c,
     idx,
+    ordinal,
     g,
     episodes,
     lo,
@@ -248,14 +253,18 @@ def count(
     of,
     nd,
 ):
-    # si: count, condition held at the previous event
+    # si: count, ordinal of the last row where the guard held (-2 = none). Visits rows where
+    # the guard may hold; with `episodes`, a row starts an episode unless it directly follows
+    # (in the session) a row where the condition held.
     for i in idx:
+        if not guards[g, i]:
+            continue
         s = sess[i]
         if verdict[s, c] != PENDING:
             continue
-        holds = guards[g, i]
-        occurs = holds and not (episodes == 1 and si[s, io + 1] == 1)
-        si[s, io + 1] = 1 if holds else 0
+        o = ordinal[i]
+        occurs = episodes == 0 or si[s, io + 1] != o - 1
+        si[s, io + 1] = o
         if not occurs:
             continue
         si[s, io] += 1

@@ -97,7 +97,8 @@ class CompiledRubric:
     tr_after: NDArray[np.float64]  # seconds or NaN
     tr_to: NDArray[np.int64]  # local state, TO_PASS or TO_FAIL
     tr_slot: NDArray[np.int64]  # `for` run slot (float state) or -1
-    events_only: NDArray[np.bool_]  # (C,) state changes only at non-sample events
+    sparse: tuple[tuple[int, ...] | None, ...]  # (C,) guards outside which nothing changes
+    events_only: NDArray[np.bool_]  # (C,) ... and they are all named (non-sample) events
     init_i: NDArray[np.int64]  # (n_state_i,) a fresh session's int state
     init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
     max_ev: int = field(default=1)
@@ -223,8 +224,13 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         si_off[c], sf_off[c] = b.n_i, b.n_f
         b.n_i += width_i
         b.n_f += width_f
+    sparse = tuple(sparse_guards(int(kind[c]), pi[c], pf[c], b.lists) for c in range(n))
     init_i = np.zeros(max(b.n_i, 1), np.int64)
     init_f = np.full(max(b.n_f, 1), math.nan, np.float64)
+    for c in np.flatnonzero(kind == NEVER):
+        init_i[si_off[c]] = -2  # no row where the condition held yet
+    for c in np.flatnonzero(kind == COUNT):
+        init_i[si_off[c] + 1] = -2
     for m in np.flatnonzero(kind == MACHINE):
         init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
         init_f[sf_off[m]] = 0.0
@@ -257,13 +263,8 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         tr_after=np.array(b.tr["after"], np.float64),
         tr_to=np.array(b.tr["to"], np.int64),
         tr_slot=np.array(b.tr["slot"], np.int64),
-        events_only=np.array(
-            [
-                _events_only(sparse_guards(int(kind[c]), pi[c], pf[c], b.lists), b.guards)
-                for c in range(n)
-            ],
-            np.bool_,
-        ),
+        sparse=sparse,
+        events_only=np.array([_events_only(g, b.guards) for g in sparse], np.bool_),
         init_i=init_i,
         init_f=init_f,
         max_ev=max([1, *(len(x) for x in ev_names)]),
@@ -380,12 +381,12 @@ def sparse_guards(
     """Guards outside of which the criterion's state cannot change, or None if every event
     matters (timers, episodes, metrics). The kernel then visits only rows where one holds."""
     listed = tuple(lists[int(pi[7]) : int(pi[7] + pi[6])]) if pi[6] > 0 else ()
+    if kind in (NEVER, COUNT):
+        return (int(pi[0]),)
     if kind == ALL_BEFORE:
         return (int(pi[0]), *listed)
     if kind == PRECEDE:
         return (int(pi[0]), int(pi[1]))
-    if kind == COUNT and pi[1] == 0:
-        return (int(pi[0]),)
     if kind == SEQUENCE and math.isinf(pf[0]):
         return listed
     return None

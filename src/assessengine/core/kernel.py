@@ -63,8 +63,11 @@ FIRST_T, LAST_T, HELD = 0, 1, 2
 
 
 @njit(cache=True)
-def admit(sess, seq, t, sess_i, sess_f):
+def admit(sess, seq, t, sess_i, sess_f, ordinal):
     """Check order and advance each session's first/last event; all or nothing.
+
+    ordinal[i] receives the row's position in its session (0 for the session's first event), so
+    that sparse automata can tell whether two rows they visit are consecutive in the session.
 
     Returns -1 when every row is admitted, else the index of the first row whose seq does not
     increase, whose t goes backwards, or whose t is negative or not finite (state unchanged).
@@ -90,6 +93,7 @@ def admit(sess, seq, t, sess_i, sess_f):
             saved_i[i, k] = sess_i[s, k]
         saved_f[i, 0] = sess_f[s, FIRST_T]
         saved_f[i, 1] = sess_f[s, LAST_T]
+        ordinal[i] = sess_i[s, N_EVENTS]
         if sess_i[s, N_EVENTS] == 0:
             sess_i[s, FIRST_SEQ] = seq[i]
             sess_f[s, FIRST_T] = ti
@@ -156,6 +160,7 @@ def advance(
     nd,
     rows,
     rows_off,
+    ordinal,
 ):
     """Advance every criterion over the batch (rows in seq order within each session).
 
@@ -174,6 +179,7 @@ def advance(
             never(
                 c,
                 idx,
+                ordinal,
                 pi[c, 0],
                 pi[c, 1],
                 pf[c, 0],
@@ -251,6 +257,7 @@ def advance(
             count(
                 c,
                 idx,
+                ordinal,
                 pi[c, 0],
                 pi[c, 1],
                 pi[c, 2],

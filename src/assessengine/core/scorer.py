@@ -174,7 +174,8 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         raise ScoringError(
             f"batch has {batch.signals.shape[0]} signal rows, scenario has {compiled.n_signals}"
         )
-    bad = kernel.admit(batch.session, batch.seq, batch.t, state.sess_i, state.sess_f)
+    ordinal = np.empty(len(batch), np.int64)
+    bad = kernel.admit(batch.session, batch.seq, batch.t, state.sess_i, state.sess_f, ordinal)
     if bad >= 0:
         raise ScoringError(
             f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
@@ -184,7 +185,7 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     values = np.empty((n_sig + len(compiled.value_exprs), len(batch)), np.float64)
     kernel.hold(batch.session, batch.signals, state.sess_f, values[:n_sig])
     guards = columns_for(compiled, batch, values)
-    rows, rows_off = _sparse_rows(compiled, batch)
+    rows, rows_off = _sparse_rows(compiled, batch, guards)
     oi, of, nd = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
     c = compiled
     kernel.advance(
@@ -193,22 +194,39 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_for, c.tr_after, c.tr_to,
         c.tr_slot, batch.session, batch.seq, batch.t, guards, values,
         state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd, rows, rows_off,
+        ordinal,
     )  # fmt: skip
     return _decisions(oi, of, nd)
 
 
 def _sparse_rows(
-    compiled: CompiledRubric, batch: EventBatch
+    compiled: CompiledRubric, batch: EventBatch, guards: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The rows that are not samples, and per criterion the [start, end) of the rows it must
-    visit in them: (0, len) for criteria whose state changes only at named events, (-1, -1)
-    for criteria that visit every row."""
+    """The rows each sparse criterion must visit, concatenated, and per criterion its
+    [start, end) in them ((-1, -1) for criteria that visit every row). Criteria whose guards are
+    all named events share the batch's non-sample rows; others get the rows where one of their
+    guards holds (shared between criteria with the same guards)."""
     offsets = np.full((compiled.n_criteria, 2), -1, np.int64)
-    if not compiled.events_only.any():
-        return np.empty(0, np.int64), offsets
-    rows = np.flatnonzero(batch.event).astype(np.int64)
-    offsets[compiled.events_only] = (0, rows.shape[0])
-    return rows, offsets
+    parts: list[NDArray[np.int64]] = []
+    placed: dict[tuple[int, ...] | None, tuple[int, int]] = {}
+    total = 0
+    for c, gids in enumerate(compiled.sparse):
+        if gids is None:
+            continue
+        key = None if compiled.events_only[c] else gids
+        if key not in placed:
+            if key is None:
+                rows = np.flatnonzero(batch.event)
+            elif len(key) == 1:
+                rows = np.flatnonzero(guards[key[0]])
+            else:
+                rows = np.flatnonzero(np.logical_or.reduce(guards[list(key)], axis=0))
+            placed[key] = (total, total + rows.shape[0])
+            parts.append(rows.astype(np.int64, copy=False))
+            total += rows.shape[0]
+        offsets[c] = placed[key]
+    rows_all = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    return rows_all, offsets
 
 
 def close(
