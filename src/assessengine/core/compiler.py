@@ -227,10 +227,8 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
     sparse = tuple(sparse_guards(int(kind[c]), pi[c], pf[c], b.lists) for c in range(n))
     init_i = np.zeros(max(b.n_i, 1), np.int64)
     init_f = np.full(max(b.n_f, 1), math.nan, np.float64)
-    for c in np.flatnonzero(kind == NEVER):
-        init_i[si_off[c]] = -2  # no row where the condition held yet
-    for c in np.flatnonzero(kind == COUNT):
-        init_i[si_off[c] + 1] = -2
+    init_i[si_off[kind == NEVER]] = -2  # no row where the condition held yet
+    init_i[si_off[kind == COUNT] + 1] = -2
     for m in np.flatnonzero(kind == MACHINE):
         init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
         init_f[sf_off[m]] = 0.0
