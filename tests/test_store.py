@@ -3,7 +3,10 @@ real temporary file), then what only a file can show (reopening, WAL readers, ba
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -444,3 +447,38 @@ def test_background_checkpoints_keep_the_wal_small(db_path: Path) -> None:
             store.append_batches([("S1", k, 1, "columns-v1", b"{}", bytes(2**18))])
         wal = db_path.with_name(db_path.name + "-wal")
         assert wal.stat().st_size < 16 * 2**20
+
+
+WRITER = """
+import sys
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import SessionInfo
+store = SqliteStore(sys.argv[1], checkpoint_bytes=2**18)
+store.open_session(SessionInfo("S1", "L1", "s", "r", 1, "ab" * 32))
+k = 0
+while True:
+    store.append_batches([("S1", 10 * k, 10, "columns-v1", b"{}", bytes([k % 256]) * 20000)])
+    print(k, flush=True)  # the ACK: sent only after the commit returned
+    k += 1
+"""
+
+
+def test_every_acknowledged_batch_survives_a_sigkill(db_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        acked = -1
+        while acked < 300:
+            acked = int(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    with SqliteStore(db_path) as store:
+        record = store.session("S1")
+        assert record is not None
+        assert record.batches > acked
+        genesis = chain.genesis(record.info)
+        assert chain.verify_chain(genesis, store.batches("S1")) is None

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +48,8 @@ from .store import SessionInfo, SessionRecord, Status, StoredBatch, StoreError
 log = logging.getLogger(__name__)
 
 APPLICATION_ID: Final = 0x41534547  # "ASEG": marks the file as an assessengine store
-PAGE_SIZE: Final = 65_536  # large pages: 64 KiB+ payload BLOBs in few overflow pages
+PAGE_SIZE: Final = 16_384  # of new files: few overflow pages per BLOB, small WAL per commit
+CHECKPOINT_INTERVAL_S: Final = 1.0  # a background pass at least this often after writes
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_S: Final = 10.0
 CHUNK: Final = 256  # batches read per query by `batches()`
@@ -138,13 +140,14 @@ class SqliteStore:
         if (
             isinstance(checkpoint_bytes, bool)
             or not isinstance(checkpoint_bytes, int)
-            or (checkpoint_bytes < PAGE_SIZE)
+            or (checkpoint_bytes < 2**16)
         ):
-            raise ValueError(f"checkpoint_bytes must be an integer >= {PAGE_SIZE}")
+            raise ValueError("checkpoint_bytes must be an integer >= 65536")
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = _open(self.path, mode)
-        self._checkpointer = _Checkpointer(self.path, mode, checkpoint_bytes)
+        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self._checkpointer = _Checkpointer(self.path, mode, checkpoint_bytes, page_size)
         self._checkpointer.start()
 
     def __enter__(self) -> SqliteStore:
@@ -171,7 +174,9 @@ class SqliteStore:
                     (info.session, text, info.learner, info.scenario, info.rubric,
                      info.rubric_version, info.source, common.genesis(text), common.now()),
                 )  # fmt: skip
-            return self._record(db, info.session)
+            record = self._record(db, info.session)
+        self._checkpointer.wrote(len(text), pages=3)
+        return record
 
     def session(self, session_id: str) -> SessionRecord | None:
         with self._read() as db:
@@ -192,7 +197,9 @@ class SqliteStore:
                     "WHERE id = ?",
                     (value, common.now(), key),
                 )
-            return self._record(db, session_id)
+            record = self._record(db, session_id)
+        self._checkpointer.wrote(0, pages=2)
+        return record
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
         common.check_status(status)
@@ -223,7 +230,9 @@ class SqliteStore:
                     for key, b in planned
                 ],
             )  # fmt: skip
-        self._checkpointer.wrote(sum(len(b.header) + len(b.payload) for _, b in planned))
+        sessions = len({key for key, _ in planned})
+        nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
+        self._checkpointer.wrote(nbytes, pages=sessions + 2)
         return [batch for _, batch in planned]
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
@@ -261,7 +270,7 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(key, criterion, verdict, text, stamp) for criterion, verdict, text in checked],
             )
-        self._checkpointer.wrote(sum(len(text) for _, _, text in checked))
+        self._checkpointer.wrote(sum(len(text) for _, _, text in checked), pages=2)
 
     def decisions(self, session_id: str) -> list[dict[str, Any]]:
         with self._read() as db:
@@ -281,7 +290,7 @@ class SqliteStore:
                 "saved_at = excluded.saved_at",
                 (key, text, common.now()),
             )
-        self._checkpointer.wrote(len(text))
+        self._checkpointer.wrote(len(text), pages=2)
 
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._read() as db:
@@ -471,21 +480,24 @@ def _migrate(path: Path, db: sqlite3.Connection) -> None:
 
 
 class _Checkpointer:
-    """Copies the WAL into the database from a thread of its own once `threshold` bytes have
-    been written: PASSIVE checkpoints that run beside the writer, so the bulk of the copy and
-    its fsyncs stay off the append path. After each pass the writer copies the few pages
-    appended meanwhile (`after_commit`); the WAL is then wholly copied and SQLite starts it
-    over at the next write instead of letting it grow.
+    """Copies the WAL into the database from a thread of its own, once about `threshold`
+    bytes have gone into the WAL (or `CHECKPOINT_INTERVAL_S` after a write): PASSIVE
+    checkpoints that run beside the writer, so the bulk of the copy and its fsyncs stay off the
+    append path. After each pass the writer copies the few pages appended meanwhile
+    (`after_commit`); the WAL is then wholly copied and SQLite starts it over at the next write
+    instead of letting it grow.
 
     Back-pressure: when more than ``4 * threshold`` bytes wait to be copied (the disk is
     slower than the appends), the writer waits for the running pass and copies the rest
     itself, so appends slow to the disk's pace and the WAL stays bounded.
     """
 
-    def __init__(self, path: Path, synchronous: str, threshold: int) -> None:
+    def __init__(self, path: Path, synchronous: str, threshold: int, page_size: int) -> None:
         self._path, self._synchronous, self._threshold = path, synchronous, threshold
-        self._pending = 0  # bytes written since the last background pass started
-        self._uncopied = 0  # bytes written since the WAL was last wholly copied
+        self._page_size = page_size
+        self._pending = 0  # WAL bytes (estimated) since the last background pass started
+        self._uncopied = 0  # WAL bytes (estimated) since the WAL was last wholly copied
+        self._last_pass = time.monotonic()
         self._running = False
         self._tail = False
         self._stopping = False
@@ -495,10 +507,13 @@ class _Checkpointer:
     def start(self) -> None:
         self._thread.start()
 
-    def wrote(self, nbytes: int) -> None:
+    def wrote(self, nbytes: int, *, pages: int) -> None:
+        """A transaction committed `nbytes` of data and rewrote about `pages` other pages
+        (table and index leaves): what it added to the WAL, roughly."""
+        estimate = nbytes + pages * self._page_size
         with self._wake:
-            self._pending += nbytes
-            self._uncopied += nbytes
+            self._pending += estimate
+            self._uncopied += estimate
             if self._pending >= self._threshold:
                 self._wake.notify_all()
 
@@ -540,14 +555,21 @@ class _Checkpointer:
                 finally:
                     with self._wake:
                         self._running, self._tail = False, True
+                        self._last_pass = time.monotonic()
                         self._wake.notify_all()
         finally:
             db.close()
 
+    def _due(self) -> bool:
+        if self._running or not self._pending:
+            return False
+        waited = time.monotonic() - self._last_pass
+        return self._pending >= self._threshold or waited >= CHECKPOINT_INTERVAL_S
+
     def _wait(self) -> bool:
         with self._wake:
-            while (self._pending < self._threshold or self._running) and not self._stopping:
-                self._wake.wait()
+            while not (self._stopping or self._due()):
+                self._wake.wait(timeout=CHECKPOINT_INTERVAL_S)
             self._pending = 0
             self._running = not self._stopping
             return self._running
@@ -557,7 +579,7 @@ class _Checkpointer:
             copied = 0
             for _ in range(3):  # again while a pass copied much (appends go on meanwhile)
                 done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
-                if (done - copied) * PAGE_SIZE < self._threshold // 8:
+                if (done - copied) * self._page_size < self._threshold // 8:
                     break
                 copied = done
         except sqlite3.Error as exc:  # the next round retries; the writer is unaffected
