@@ -404,6 +404,18 @@ def test_a_file_that_is_not_sqlite_is_refused_clearly(db_path: Path) -> None:
         SqliteStore(db_path)
 
 
+def test_a_damaged_file_is_reported_as_damaged(db_path: Path) -> None:
+    with SqliteStore(db_path) as store:
+        store.open_session(info())
+        store.append_batches([item("S1", 10 * k) for k in range(50)])
+    data = bytearray(db_path.read_bytes())
+    page = 16_384
+    data[2 * page : 6 * page] = b"\xa5" * (4 * page)  # table and index pages overwritten
+    db_path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="is damaged"), SqliteStore(db_path) as damaged:
+        list(damaged.batches("S1"))  # the open or the first read finds it
+
+
 def test_another_applications_database_is_refused(db_path: Path) -> None:
     db = sqlite3.connect(db_path)
     db.execute("CREATE TABLE customers (id INTEGER)")
