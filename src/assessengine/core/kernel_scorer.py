@@ -54,23 +54,24 @@ def score_columns(
     for start in range(0, len(slotted), BATCH_ROWS):
         log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
     log.add(close(compiled, state, slots, close_t))
-    spans = _spans(state, slots, close_t)
+    extents = spans(state, slots, close_t)
     return [
         log.pop_report(int(slot), sid, observations=observations.get(sid), span=span)
-        for sid, slot, span in zip(session_ids, slots, spans, strict=True)
+        for sid, slot, span in zip(session_ids, slots, extents, strict=True)
     ]
 
 
-def _spans(
+def spans(
     state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]
 ) -> list[Span]:
-    """Each session's first event, last event and close, from the kernel's session state."""
-    spans = []
+    """Each session's first event, last event and close, from the kernel's session state
+    (after `close`; the live engine uses it too)."""
+    out = []
     for slot, ct in zip(slots.tolist(), close_t.tolist(), strict=True):
         first_seq, last_seq, n_events = state.sess_i[slot].tolist()
         first_t, last_t = state.sess_f[slot, :2].tolist()
         seen = n_events > 0
-        spans.append(
+        out.append(
             Span(
                 first_seq=first_seq if seen else None,
                 first_t=first_t if seen else None,
@@ -78,4 +79,4 @@ def _spans(
                 close_t=max(ct, last_t) if seen else ct,
             )
         )
-    return spans
+    return out
