@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from . import expr
+from .kernel_types import Tables
 from .model import Step
 from .rubric import Criterion, Machine, Rubric
 from .scenario import Scenario
@@ -102,6 +103,16 @@ class CompiledRubric:
     init_i: NDArray[np.int64]  # (n_state_i,) a fresh session's int state
     init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
     max_ev: int = field(default=1)
+
+    @property
+    def tables(self) -> Tables:
+        """The tables as the kernel takes them."""
+        return Tables(
+            self.kind, self.params_i, self.params_f, self.lists, self.repeat, self.list_off,
+            self.list_len, self.ev_rows, self.ev_off, self.ev_len, self.state_i_off,
+            self.state_f_off, self.state_first, self.state_count, self.tr_on, self.tr_when,
+            self.tr_for, self.tr_after, self.tr_to, self.tr_slot,
+        )  # fmt: skip
 
     @property
     def n_criteria(self) -> int:

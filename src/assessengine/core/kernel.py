@@ -1,5 +1,5 @@
 # mypy: allow-untyped-defs
-# (numba kernels: argument types are fixed by the arrays the typed wrappers in scorer.py pass)
+# (numba kernels: argument types are fixed by the named tuples of kernel_types.py)
 """The compiled kernel: advance every session's criteria over a batch, and close sessions.
 
 One generic, table-driven set of numba loops serves every rubric (see `compiler.py` for the
@@ -12,12 +12,12 @@ State per session slot:
   sess_i (cap, 3)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS
   sess_f (cap, 2 + 3 n_sig)  FIRST_T, LAST_T, then per signal block: held values (NaN =
                              missing), session minimum, session maximum
-  si (cap, n_state_i)        int64 per-criterion state, at `state_i_off[c]`
-  sf (cap, n_state_f)        float64 per-criterion state, at `state_f_off[c]`
+  si (cap, n_state_i)        int64 per-criterion state, at `tables.io[c]`
+  sf (cap, n_state_f)        float64 per-criterion state, at `tables.fo[c]`
   verdict (cap, C)           int8 verdict codes (compiler.PENDING ...)
 
-Decisions are appended to `oi` (cap, 5) = slot, criterion, verdict, seq, seq_start and
-`of` (cap, 3 + 2 * max_ev) = t, t_start, measured, values...; `nd[0]` counts them.
+Decisions are appended to `out.oi` (m, 5) = slot, criterion, verdict, seq, seq_start and
+`out.of` (m, 3 + 2 * max_ev) = t, t_start, measured, values...; `out.nd[0]` counts them.
 For never/always the values are (min, max) pairs, otherwise one value per named signal.
 """
 
@@ -124,394 +124,101 @@ def hold(sess, raw, sess_f, held):
 
 
 @njit(cache=True)
-def advance(
-    kind,
-    pi,
-    pf,
-    lists,
-    repeat,
-    list_off,
-    list_len,
-    ev_rows,
-    ev_off,
-    ev_len,
-    io_off,
-    fo_off,
-    state_first,
-    state_count,
-    tr_on,
-    tr_when,
-    tr_for,
-    tr_after,
-    tr_to,
-    tr_slot,
-    sess,
-    seq,
-    t,
-    guards,
-    values,
-    sess_i,
-    sess_f,
-    si,
-    sf,
-    verdict,
-    oi,
-    of,
-    nd,
-    rows,
-    rows_off,
-    ordinal,
-):
+def advance(tables, batch, state, out, visit, visit_off):
     """Advance every criterion over the batch (rows in seq order within each session).
 
-    A criterion with rows_off[c, 0] >= 0 visits only rows[rows_off[c, 0]:rows_off[c, 1]] (the
-    rows where one of its guards holds; see `compiler.sparse_guards`); the others visit every row.
+    A criterion with visit_off[c, 0] >= 0 visits only visit[visit_off[c, 0]:visit_off[c, 1]] (the
+    rows where one of its guards may hold; see `compiler.sparse_guards`); the others visit every
+    row. Criteria never interact, so advancing them one after the other over the whole batch
+    gives the same results as advancing all of them event by event.
     """
-    every = np.arange(sess.shape[0])
-    for c in range(kind.shape[0]):
-        idx = every if rows_off[c, 0] < 0 else rows[rows_off[c, 0] : rows_off[c, 1]]
-        k = kind[c]
-        io = io_off[c]
-        fo = fo_off[c]
-        e0 = ev_off[c]
-        ne = ev_len[c]
+    every = np.arange(batch.sess.shape[0])
+    for c in range(tables.kind.shape[0]):
+        idx = every if visit_off[c, 0] < 0 else visit[visit_off[c, 0] : visit_off[c, 1]]
+        k = tables.kind[c]
         if k == NEVER:
-            never(
-                c,
-                idx,
-                ordinal,
-                pi[c, 0],
-                pi[c, 1],
-                pf[c, 0],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            never(c, idx, tables, batch, state, out)
         elif k == ALL_BEFORE:
-            all_before(
-                c,
-                idx,
-                pi[c, 0],
-                lists,
-                list_off[c],
-                list_len[c],
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                sess_i,
-                sess_f,
-                si,
-                io,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            all_before(c, idx, tables, batch, state, out)
         elif k == SEQUENCE:
-            sequence(
-                c,
-                idx,
-                lists,
-                repeat,
-                list_off[c],
-                list_len[c],
-                pf[c, 0],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                sess_i,
-                sess_f,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            sequence(c, idx, tables, batch, state, out)
         elif k == COUNT:
-            count(
-                c,
-                idx,
-                ordinal,
-                pi[c, 0],
-                pi[c, 1],
-                pi[c, 2],
-                pi[c, 3],
-                io,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                sess_i,
-                sess_f,
-                si,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            count(c, idx, tables, batch, state, out)
         elif k == RESPONSE:
-            response(
-                c,
-                idx,
-                pi[c, 0],
-                pi[c, 1],
-                pf[c, 0],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            response(c, idx, tables, batch, state, out)
         elif k == PRECEDE:
-            precede(
-                c,
-                idx,
-                pi[c, 0],
-                pi[c, 1],
-                pf[c, 0],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            precede(c, idx, tables, batch, state, out)
         elif k == DURATION:
-            duration(
-                c,
-                idx,
-                pi[c, 0],
-                pi[c, 1],
-                pf[c, 0],
-                pf[c, 1],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            duration(c, idx, tables, batch, state, out)
         elif k == METRIC:
-            metric(
-                c,
-                idx,
-                pi[c, 0],
-                pi[c, 1],
-                pi[c, 2],
-                io,
-                fo,
-                sess,
-                t,
-                guards,
-                values,
-                si,
-                sf,
-                verdict,
-            )
+            metric(c, idx, tables, batch, state, out)
         elif k == MACHINE:
-            machine(
-                c,
-                idx,
-                pi[c, 0],
-                pi[c, 4],
-                io,
-                fo,
-                e0,
-                ne,
-                ev_rows,
-                state_first,
-                state_count,
-                tr_on,
-                tr_when,
-                tr_for,
-                tr_after,
-                tr_to,
-                tr_slot,
-                sess,
-                seq,
-                t,
-                guards,
-                values,
-                sess_i,
-                sess_f,
-                si,
-                sf,
-                verdict,
-                oi,
-                of,
-                nd,
-            )
+            machine(c, idx, tables, batch, state, out)
 
 
 @njit(cache=True)
-def close(
-    kind,
-    pi,
-    pf,
-    ev_rows,
-    ev_off,
-    ev_len,
-    io_off,
-    fo_off,
-    state_first,
-    state_count,
-    tr_on,
-    tr_when,
-    tr_after,
-    tr_to,
-    slots,
-    close_t,
-    sess_i,
-    sess_f,
-    si,
-    sf,
-    verdict,
-    oi,
-    of,
-    nd,
-):
+def close(tables, state, out, slots, close_t):
     """Decide every pending criterion of the given sessions "at end" (observed ones stay
-    pending). The decision has the last event's seq (-1 when there was none) and t = close_t."""
+    pending). The decision has the last event's seq (-1 when there was none) and t = close_t;
+    every pass at end is anchored at the session's first event."""
+    n_sig = (state.sess_f.shape[1] - HELD) // 3
     for j in range(slots.shape[0]):
         s = slots[j]
         ct = close_t[j]
-        last = sess_i[s, LAST_SEQ] if sess_i[s, N_EVENTS] > 0 else -1
-        first_seq = sess_i[s, FIRST_SEQ] if sess_i[s, N_EVENTS] > 0 else -1
-        first_t = sess_f[s, FIRST_T]
-        for c in range(kind.shape[0]):
-            if verdict[s, c] != PENDING:
+        seen = state.sess_i[s, N_EVENTS] > 0
+        last = state.sess_i[s, LAST_SEQ] if seen else -1
+        for c in range(tables.kind.shape[0]):
+            if state.verdict[s, c] != PENDING:
                 continue
-            k = kind[c]
-            io = io_off[c]
-            fo = fo_off[c]
-            e0 = ev_off[c]
-            ne = ev_len[c]
-            v = PENDING
-            seq0 = first_seq
-            t0 = first_t
-            measured = math.nan
-            if k == NEVER:
-                v = PASS
-            elif k == ALL_BEFORE:
-                v = pi[c, 1]
-            elif k == SEQUENCE:
-                v = FAIL
-                if si[s, io] > 0:
-                    seq0 = si[s, io + 1]
-                    t0 = sf[s, fo]
-            elif k == COUNT:
-                v = PASS if si[s, io] >= pi[c, 2] else FAIL
-            elif k == RESPONSE or k == DURATION:
-                if si[s, io] == 1:
-                    v = FAIL
-                    seq0 = si[s, io + 1]
-                    t0 = sf[s, fo]
-                else:
-                    v = PASS if k == RESPONSE else NOT_APPLICABLE
-            elif k == PRECEDE:
-                v = PASS
-            elif k == METRIC:
-                measured = metric_close(pi[c, 2], io, fo, s, si, sf, ct)
-                if si[s, io] == 0:
-                    v = NOT_APPLICABLE
-                elif measured < pf[c, 0] or measured > pf[c, 1]:
-                    v = FAIL
-                else:
-                    v = PASS
-            elif k == MACHINE:
-                v = machine_close(
-                    pi[c, 0],
-                    pi[c, 3],
-                    io,
-                    fo,
-                    s,
-                    si,
-                    sf,
-                    ct,
-                    state_first,
-                    state_count,
-                    tr_on,
-                    tr_when,
-                    tr_after,
-                    tr_to,
-                )
-                if si[s, io + 1] >= 0:
-                    seq0 = si[s, io + 1]
-                    t0 = sf[s, fo]
+            v, seq0, t0, measured = _at_end(c, s, ct, tables, state)
             if v == PENDING:
                 continue
-            if v == PASS:  # every pass at end is anchored at the session's first event
-                seq0 = first_seq
-                t0 = first_t
-            verdict[s, c] = v
-            d = emit(oi, of, nd, s, c, v, last, ct, seq0, t0)
-            of[d, 2] = measured
-            n_sig = (sess_f.shape[1] - HELD) // 3
-            for q in range(ne):
-                if k == NEVER:
-                    row = ev_rows[e0 + q]
-                    of[d, 3 + 2 * q] = sess_f[s, HELD + n_sig + row]
-                    of[d, 4 + 2 * q] = sess_f[s, HELD + 2 * n_sig + row]
+            if v == PASS or seq0 == -2:
+                seq0 = state.sess_i[s, FIRST_SEQ] if seen else -1
+                t0 = state.sess_f[s, FIRST_T]
+            state.verdict[s, c] = v
+            d = emit(out, s, c, v, last, ct, seq0, t0)
+            out.of[d, 2] = measured
+            e0 = tables.ev_off[c]
+            for q in range(tables.ev_len[c]):
+                row = tables.ev_rows[e0 + q]
+                if tables.kind[c] == NEVER:
+                    out.of[d, 3 + 2 * q] = state.sess_f[s, HELD + n_sig + row]
+                    out.of[d, 4 + 2 * q] = state.sess_f[s, HELD + 2 * n_sig + row]
                 else:
-                    of[d, 3 + q] = sess_f[s, HELD + ev_rows[e0 + q]]
+                    out.of[d, 3 + q] = state.sess_f[s, HELD + row]
+
+
+@njit(cache=True)
+def _at_end(c, s, ct, tables, state):
+    """(verdict, interval start seq, its t, measured) of criterion `c` at the close; a start seq
+    of -2 means the session's first event."""
+    k, io, fo = tables.kind[c], tables.io[c], tables.fo[c]
+    si, sf = state.si, state.sf
+    if k == NEVER or k == PRECEDE:
+        return PASS, -2, math.nan, math.nan
+    if k == ALL_BEFORE:
+        return tables.pi[c, 1], -2, math.nan, math.nan
+    if k == SEQUENCE:
+        if si[s, io] > 0:
+            return FAIL, si[s, io + 1], sf[s, fo], math.nan
+        return FAIL, -2, math.nan, math.nan
+    if k == COUNT:
+        return (PASS if si[s, io] >= tables.pi[c, 2] else FAIL), -2, math.nan, math.nan
+    if k == RESPONSE or k == DURATION:
+        if si[s, io] == 1:
+            return FAIL, si[s, io + 1], sf[s, fo], math.nan
+        return (PASS if k == RESPONSE else NOT_APPLICABLE), -2, math.nan, math.nan
+    if k == METRIC:
+        measured = metric_close(c, s, ct, tables, state)
+        if si[s, io] == 0:
+            return NOT_APPLICABLE, -2, math.nan, measured
+        if measured < tables.pf[c, 0] or measured > tables.pf[c, 1]:
+            return FAIL, -2, math.nan, measured
+        return PASS, -2, math.nan, measured
+    if k == MACHINE:
+        v = machine_close(c, s, ct, tables, state)
+        if si[s, io + 1] >= 0:
+            return v, si[s, io + 1], sf[s, fo], math.nan
+        return v, -2, math.nan, math.nan
+    return PENDING, -2, math.nan, math.nan

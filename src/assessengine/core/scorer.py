@@ -22,6 +22,7 @@ from ..errors import ScoringError
 from . import expr, kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
+from .kernel_types import Out, Rows, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,11 @@ class ScoringState:
     @classmethod
     def new(cls, compiled: CompiledRubric, *, capacity: int = 1024) -> ScoringState:
         return cls(compiled, capacity)
+
+    @property
+    def arrays(self) -> State:
+        """The state arrays as the kernel takes them (valid until the state grows)."""
+        return State(self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
 
     @property
     def bytes_per_session(self) -> int:
@@ -139,18 +145,16 @@ def columns_for(
     return guards
 
 
-def _outputs(
-    compiled: CompiledRubric, capacity: int
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
-    return (
-        np.empty((capacity, 5), np.int64),
-        np.empty((capacity, 3 + 2 * compiled.max_ev), np.float64),
-        np.zeros(1, np.int64),
+def _outputs(compiled: CompiledRubric, capacity: int) -> Out:
+    return Out(
+        oi=np.empty((capacity, 5), np.int64),
+        of=np.empty((capacity, 3 + 2 * compiled.max_ev), np.float64),
+        nd=np.zeros(1, np.int64),
     )
 
 
-def _decisions(oi: NDArray[np.int64], of: NDArray[np.float64], nd: NDArray[np.int64]) -> Decisions:
-    m = int(nd[0])
+def _decisions(out: Out) -> Decisions:
+    oi, of, m = out.oi, out.of, int(out.nd[0])
     return Decisions(
         slot=oi[:m, 0].copy(),
         criterion=oi[:m, 1].copy(),
@@ -185,18 +189,11 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     values = np.empty((n_sig + len(compiled.value_exprs), len(batch)), np.float64)
     kernel.hold(batch.session, batch.signals, state.sess_f, values[:n_sig])
     guards = columns_for(compiled, batch, values)
-    rows, rows_off = _sparse_rows(compiled, batch, guards)
-    oi, of, nd = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
-    c = compiled
-    kernel.advance(
-        c.kind, c.params_i, c.params_f, c.lists, c.repeat, c.list_off, c.list_len,
-        c.ev_rows, c.ev_off, c.ev_len, c.state_i_off, c.state_f_off,
-        c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_for, c.tr_after, c.tr_to,
-        c.tr_slot, batch.session, batch.seq, batch.t, guards, values,
-        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd, rows, rows_off,
-        ordinal,
-    )  # fmt: skip
-    return _decisions(oi, of, nd)
+    visit, visit_off = _sparse_rows(compiled, batch, guards)
+    out = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
+    rows = Rows(batch.session, batch.seq, batch.t, guards, values, ordinal)
+    kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
+    return _decisions(out)
 
 
 def _sparse_rows(
@@ -240,11 +237,6 @@ def close(
     slots = np.asarray(slots, np.int64)
     last_t = state.sess_f[slots, kernel.LAST_T]
     ct = np.where(np.isnan(last_t), close_t, np.fmax(close_t, last_t)).astype(np.float64)
-    oi, of, nd = _outputs(compiled, compiled.n_criteria * max(len(slots), 1))
-    c = compiled
-    kernel.close(
-        c.kind, c.params_i, c.params_f, c.ev_rows, c.ev_off, c.ev_len, c.state_i_off,
-        c.state_f_off, c.state_first, c.state_count, c.tr_on, c.tr_when, c.tr_after, c.tr_to,
-        slots, ct, state.sess_i, state.sess_f, state.si, state.sf, state.verdict, oi, of, nd,
-    )  # fmt: skip
-    return _decisions(oi, of, nd)
+    out = _outputs(compiled, compiled.n_criteria * max(len(slots), 1))
+    kernel.close(compiled.tables, state.arrays, out, slots, ct)
+    return _decisions(out)
