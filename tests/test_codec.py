@@ -353,3 +353,21 @@ def test_empty_columns_decode() -> None:
     cols = decode_columns_v1(b"", LAYOUT, dtype=LAYOUT.dtype_header(), first_seq=0, count=0)
     assert len(cols) == 0
     assert cols.signals.shape == (2, 0)
+
+
+def test_json_v1_from_columns_equals_json_v1_from_events() -> None:
+    cols = Columns.from_events(EVENTS, LAYOUT)
+    assert json.loads(encode_json_v1(cols, LAYOUT)) == json.loads(encode_json_v1(EVENTS, LAYOUT))
+
+
+def test_json_v1_cannot_carry_infinite_signals() -> None:
+    cols = Columns.from_events([Event(0, 0.0, "sample", {"speed": math.inf})], LAYOUT)
+    with pytest.raises(ValueError, match="infinite"):
+        encode_json_v1(cols, LAYOUT)
+
+
+def test_json_v1_ints_for_times_and_values_decode_as_floats() -> None:
+    payload = b'[{"seq":0,"t":1,"event":"horn","signals":{"load":2}}]'
+    cols = decode_json_v1(payload, LAYOUT, first_seq=0, count=1)
+    assert cols.t.tolist() == [1.0]
+    assert cols.signals[1].tolist() == [2.0]

@@ -487,16 +487,27 @@ class EngineClient:
             self._pinged = now
             self._send([b'{"type":"PING","nonce":%d}' % int(now * 1000)])
         for s in self._sessions.values():
-            if s.failed is None and self._stale(s, now):
-                self._resend_all(s, keep_open=s.opened)
-            else:
+            if s.failed is None:
+                self._retry_stale(s, now - self.resend_after)
                 self._pump(s)
 
-    def _stale(self, s: _Session, now: float) -> bool:
-        sent = [b.sent_at for b in list(s.unacked)[:1]] + [s.open_sent_at, s.close_sent_at]
-        oldest = min((t for t in sent if t is not None), default=None)
-        waiting = bool(s.unacked) or not s.opened or (not s.closed and s.close_frame is not None)
-        return waiting and oldest is not None and now - oldest > self.resend_after
+    @staticmethod
+    def _retry_stale(s: _Session, limit: float) -> None:
+        """Mark for resending what waits for a reply since before `limit`: the OPEN, else only
+        the OLDEST unacknowledged batch (a probe: if it was lost the engine stores it, and any
+        later loss shows up as a gap; if it is merely queued behind a backlog, one duplicate
+        costs nothing), else the CLOSE."""
+        def expired(sent_at: float | None) -> bool:
+            return sent_at is not None and sent_at < limit
+
+        if not s.opened:
+            if expired(s.open_sent_at):
+                s.open_sent_at = None
+        elif s.unacked:
+            if expired(s.unacked[0].sent_at):
+                s.unacked[0].sent_at = None
+        elif s.close_frame is not None and not s.closed and expired(s.close_sent_at):
+            s.close_sent_at = None
 
     # -------------------------------------------------------------------------- helpers
 

@@ -312,6 +312,10 @@ def decode_json_v1(
     n = len(items)
     if n != count:
         raise CodecError("count_mismatch", f"header says count={count}, payload holds {n} events")
+    fast = _json_fast(items, layout, first_seq)
+    if fast is not None:
+        _check_columns(fast, layout, first_seq=first_seq, min_t=min_t)
+        return fast
     seq = np.empty(n, dtype=np.int64)
     t = np.empty(n, dtype=np.float64)
     codes = np.empty(n, dtype=np.int32)
@@ -324,6 +328,49 @@ def decode_json_v1(
 
 
 _EVENT_KEYS = frozenset({"seq", "t", "event", "signals"})
+
+
+def _json_fast(items: list[Any], layout: Layout, first_seq: int) -> Columns | None:
+    """Columns of well-formed event objects, quickly; None at the first irregularity (then the
+    careful path, `_json_event`, finds and names the problem)."""
+    n = len(items)
+    codes, signal_rows, times = layout.event_code, layout.signal_index, [0.0] * n
+    events = [0] * n
+    values = [[math.nan] * n for _ in layout.signal_names]
+    try:
+        for j, item in enumerate(items):
+            if type(item) is not dict or not item.keys() <= _EVENT_KEYS:
+                return None
+            seq, t = item.get("seq"), item.get("t")
+            if type(seq) is not int or seq != first_seq + j:
+                return None
+            if type(t) is not float and type(t) is not int:
+                return None
+            times[j] = t
+            code = codes.get(item.get("event"))  # type: ignore[arg-type]
+            if code is None:
+                return None
+            events[j] = code
+            signals = item.get("signals")
+            if signals is None:
+                continue
+            if type(signals) is not dict:
+                return None
+            for name, value in signals.items():
+                row = signal_rows.get(name)
+                if row is None or (value is not None and type(value) is not float
+                                   and type(value) is not int):
+                    return None
+                if value is not None:
+                    values[row][j] = value
+        return Columns(
+            seq=np.arange(first_seq, first_seq + n, dtype=np.int64),
+            t=np.array(times, dtype=np.float64),
+            event=np.array(events, dtype=np.int32),
+            signals=np.array(values, dtype=np.float64).reshape(len(values), n),
+        )
+    except (TypeError, OverflowError):  # unhashable event name, integer beyond float64
+        return None
 
 
 def _json_event(
@@ -515,7 +562,7 @@ def encode_columns_v1(cols: Columns, layout: Layout) -> bytes:
 def encode_json_v1(events: Columns | Sequence[Event], layout: Layout) -> bytes:
     """The json-v1 payload (compact UTF-8 JSON; NaN signals are left out)."""
     if isinstance(events, Columns):
-        events = events.to_events(layout)
+        return _json_from_columns(events, layout)
     items: list[dict[str, Any]] = []
     for e in events:
         item: dict[str, Any] = {"seq": e.seq, "t": e.t, "event": e.event}
@@ -524,6 +571,24 @@ def encode_json_v1(events: Columns | Sequence[Event], layout: Layout) -> bytes:
             item["signals"] = sig
         items.append(item)
     return json.dumps(items, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _json_from_columns(cols: Columns, layout: Layout) -> bytes:
+    """json-v1 text written directly (no dict per event): about twice as fast as json.dumps.
+    float repr is JSON's own number syntax; names are quoted by json.dumps once."""
+    if not np.isfinite(cols.t).all() or np.isinf(cols.signals).any():
+        raise ValueError("json-v1 cannot carry infinite or NaN times, nor infinite signals")
+    keys = [json.dumps(name) + ":" for name in layout.signal_names]
+    events = [f'"event":{json.dumps(name)}' for name in layout.event_names]
+    parts: list[str] = []
+    for seq, t, code, row in zip(
+        cols.seq.tolist(), cols.t.tolist(), cols.event.tolist(), cols.signals.T.tolist(),
+        strict=True,
+    ):
+        sig = ",".join([k + repr(v) for k, v in zip(keys, row, strict=True) if v == v])  # noqa: PLR0124 - NaN test
+        head = f'{{"seq":{seq},"t":{t!r},{events[code]}'
+        parts.append(f'{head},"signals":{{{sig}}}}}' if sig else head + "}")
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def slice_payload(
