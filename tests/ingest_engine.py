@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import zmq
@@ -15,10 +14,12 @@ import zmq
 from assessengine.adapters.store import (
     SessionInfo,
     SessionRecord,
+    Store,
     StoredBatch,
     StoreError,
 )
 from assessengine.adapters.zmq_ingest import Counters, Message, ZmqIngest
+from assessengine.core import chain
 from assessengine.core.codec import Layout
 from assessengine.core.scenario import Scenario
 from assessengine.core.wire import Ack, Closed, Opened
@@ -27,18 +28,12 @@ from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject
 NOW = "2026-01-01T00:00:00Z"
 
 
-def _sha(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
 def genesis(info: SessionInfo) -> str:
-    return hashlib.sha256(
-        json.dumps(asdict(info), sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    return chain.genesis(info)
 
 
 def next_chain(previous: str, header: bytes, payload: bytes) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + _sha(header) + _sha(payload)).hexdigest()
+    return chain.next_chain(previous, header, payload)
 
 
 @dataclass
@@ -117,13 +112,24 @@ class FakeStore:
         pass
 
 
-def chain_intact(store: FakeStore, session: str) -> bool:
-    chain = genesis(store.records[session].info)
-    for batch in store.stored[session]:
-        chain = next_chain(chain, batch.header, batch.payload)
-        if chain != batch.chain:
-            return False
-    return chain == store.records[session].chain_head
+def chain_intact(store: Store, session: str) -> bool:
+    """The session's stored batches follow its chain from the genesis to the recorded head."""
+    record = store.session(session)
+    assert record is not None
+    batches = list(store.batches(session))
+    head = batches[-1].chain if batches else chain.genesis(record.info)
+    return chain.verify_chain(chain.genesis(record.info), batches) is None and (
+        head == record.chain_head
+    )
+
+
+def stored_batches(store: Store, session: str) -> list[StoredBatch]:
+    return list(store.batches(session))
+
+
+def status(store: Store, session: str) -> str:
+    record = store.session(session)
+    return "missing" if record is None else record.status
 
 
 class LoopEngine:
@@ -135,7 +141,7 @@ class LoopEngine:
     def __init__(
         self,
         endpoint: str,
-        store: FakeStore,
+        store: Store,
         scenarios: Mapping[str, Scenario],
         *,
         drop: Callable[[Message], bool] | None = None,

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import zmq.auth
 
+from assessengine.adapters.memory_store import MemoryStore
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import Store
 from assessengine.adapters.zmq_ingest import CurveConfig, Message
 from assessengine.client import (
     ClientCurve,
@@ -22,7 +25,14 @@ from assessengine.client import (
 from assessengine.core.codec import Columns, Layout, decode_events
 from assessengine.core.events import Event
 
-from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact
+from .ingest_engine import (
+    DEMO,
+    LoopEngine,
+    RawPeer,
+    chain_intact,
+    status,
+    stored_batches,
+)
 
 LAYOUT = Layout.of(DEMO)
 FAST = {"reply_timeout": 0.1, "resend_after": 0.3, "dead_after": 0.6}
@@ -35,9 +45,9 @@ def make_events(first: int, n: int) -> list[Event]:
             for i in range(first, first + n)]
 
 
-def stored_events(store: FakeStore, session: str) -> list[Event]:
+def stored_events(store: Store, session: str) -> list[Event]:
     out: list[Event] = []
-    for b in store.stored[session]:
+    for b in store.batches(session):
         out.extend(decode_events(b.header, b.payload, LAYOUT).to_events(LAYOUT))
     return out
 
@@ -50,9 +60,18 @@ def open_demo(c: EngineClient, session: str = "S1") -> None:
     c.open(session, learner="L1", scenario="demo", rubric="r")
 
 
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "e.db")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 @pytest.fixture
-def engine() -> Iterator[LoopEngine]:
-    with LoopEngine("tcp://127.0.0.1:*", FakeStore(), {"demo": DEMO}) as e:
+def engine(store: Store) -> Iterator[LoopEngine]:
+    with LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO}) as e:
         yield e
 
 
@@ -68,8 +87,8 @@ def test_open_send_close_flush_stores_every_event(engine: LoopEngine, encoding: 
         c.close("S1", t=60.0)
         c.flush(timeout=10)
     assert stored_events(engine.store, "S1") == sent
-    assert engine.store.records["S1"].status == "closed"
-    assert len(engine.store.stored["S1"]) > 10
+    assert status(engine.store, "S1") == "closed"
+    assert len(stored_batches(engine.store, "S1")) > 10
     assert chain_intact(engine.store, "S1")
 
 
@@ -118,7 +137,7 @@ def _drop_once(predicate: Any) -> Any:
 
 def test_a_lost_batch_is_resent_after_the_gap_nack() -> None:
     lost = _drop_once(lambda m: m.header.type == "EVENTS" and m.header.first_seq > 0)
-    with LoopEngine("tcp://127.0.0.1:*", FakeStore(), {"demo": DEMO}, drop=lost) as engine:
+    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
         with client(engine.endpoint, batch_bytes=1024) as c:
             open_demo(c)
             c.send("S1", make_events(0, 500))
@@ -131,7 +150,7 @@ def test_a_lost_batch_is_resent_after_the_gap_nack() -> None:
 
 def test_a_lost_last_batch_is_resent_after_resend_after() -> None:
     lost = _drop_once(lambda m: m.header.type == "EVENTS" and m.header.first_seq >= 90)
-    with LoopEngine("tcp://127.0.0.1:*", FakeStore(), {"demo": DEMO}, drop=lost) as engine:
+    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
         with client(engine.endpoint, batch_bytes=400) as c:
             open_demo(c)
             c.send("S1", make_events(0, 100))
@@ -141,17 +160,18 @@ def test_a_lost_last_batch_is_resent_after_resend_after() -> None:
 
 def test_a_lost_close_is_resent() -> None:
     lost = _drop_once(lambda m: m.header.type == "CLOSE")
-    with LoopEngine("tcp://127.0.0.1:*", FakeStore(), {"demo": DEMO}, drop=lost) as engine:
+    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
         with client(engine.endpoint) as c:
             open_demo(c)
             c.send("S1", make_events(0, 10))
             c.close("S1", 1.0)
             c.flush(timeout=5)
-        assert engine.store.records["S1"].status == "closed"
+        assert status(engine.store, "S1") == "closed"
 
 
-def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint() -> None:
-    store = FakeStore()
+def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
+    store: Store,
+) -> None:
     first = LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO})
     with first:
         endpoint = first.endpoint
@@ -171,7 +191,7 @@ def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint() 
     finally:
         c.disconnect()
     assert stored_events(store, "S1") == make_events(0, 1000)
-    assert store.records["S1"].status == "closed"
+    assert status(store, "S1") == "closed"
     assert chain_intact(store, "S1")
 
 
@@ -254,7 +274,7 @@ def keys(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
 
 def _curve_engine(keys: dict[str, tuple[Path, Path]]) -> LoopEngine:
     curve = CurveConfig.from_files(keys["server"][1], keys["server"][1].parent.parent / "allowed")
-    return LoopEngine("tcp://127.0.0.1:*", FakeStore(), {"demo": DEMO}, curve=curve)
+    return LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, curve=curve)
 
 
 def test_an_allowed_curve_client_delivers(keys: dict[str, tuple[Path, Path]]) -> None:
@@ -275,6 +295,6 @@ def test_a_client_with_an_unknown_key_gets_nothing(keys: dict[str, tuple[Path, P
         with RawPeer(engine.endpoint) as plain:  # no CURVE at all: no handshake either
             plain.send({"type": "PING"})
             assert plain.recv(timeout=0.3) is None
-        assert engine.store.records == {}
+        assert engine.store.sessions() == []
         assert engine.counters.snapshot()["denied_clients"] >= 1
         assert engine.counters.snapshot()["messages"] == 0

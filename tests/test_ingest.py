@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.store import SessionInfo
 from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, ZmqIngest, check_bind
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
@@ -18,7 +19,7 @@ from assessengine.core.events import Event
 from assessengine.core.wire import NACK_CODES, Close, Events
 from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, classify
 
-from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact
+from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact, stored_batches
 
 LAYOUT = Layout.of(DEMO)
 ENDPOINT = "tcp://127.0.0.1:*"
@@ -41,7 +42,7 @@ OPEN = {"type": "OPEN", "session": "S1", "learner": "L1", "scenario": "demo", "r
 
 @pytest.fixture
 def engine() -> Iterator[LoopEngine]:
-    with LoopEngine(ENDPOINT, FakeStore(), {"demo": DEMO}, max_frame_bytes=4096,
+    with LoopEngine(ENDPOINT, MemoryStore(), {"demo": DEMO}, max_frame_bytes=4096,
                     max_header_bytes=2048, max_message_bytes=65536) as e:
         yield e
 
@@ -134,7 +135,7 @@ def test_open_of_an_unknown_scenario_is_nacked(peer: RawPeer) -> None:
 
 def test_a_batch_is_stored_then_acked(opened: RawPeer, engine: LoopEngine) -> None:
     assert opened.request(*events_msg("S1", 0, 10)) == {"type": "ACK", "session": "S1", "seq": 9}
-    [stored] = engine.store.stored["S1"]
+    [stored] = stored_batches(engine.store, "S1")
     assert (stored.first_seq, stored.count, stored.encoding) == (0, 10, "columns-v1")
     assert chain_intact(engine.store, "S1")
 
@@ -143,7 +144,7 @@ def test_a_json_batch_is_stored_then_acked(opened: RawPeer, engine: LoopEngine) 
     items = [{"seq": i, "t": i * 0.5, "event": "horn" if i == 2 else "sample"} for i in range(4)]
     head = {"type": "EVENTS", "session": "S1", "first_seq": 0, "count": 4, "encoding": "json-v1"}
     assert opened.request(head, json.dumps(items).encode())["seq"] == 3
-    [stored] = engine.store.stored["S1"]
+    [stored] = stored_batches(engine.store, "S1")
     assert decode_events(stored.header, stored.payload, LAYOUT).event.tolist() == [0, 0, 1, 0]
 
 
@@ -151,13 +152,13 @@ def test_a_duplicate_batch_is_dropped_and_re_acked(opened: RawPeer, engine: Loop
     opened.request(*events_msg("S1", 0, 10))
     opened.request(*events_msg("S1", 10, 5))
     assert opened.request(*events_msg("S1", 0, 10)) == {"type": "ACK", "session": "S1", "seq": 14}
-    assert len(engine.store.stored["S1"]) == 2
+    assert len(stored_batches(engine.store, "S1")) == 2
 
 
 def test_a_partial_overlap_stores_only_the_new_tail(opened: RawPeer, engine: LoopEngine) -> None:
     opened.request(*events_msg("S1", 0, 10))
     assert opened.request(*events_msg("S1", 5, 10))["seq"] == 14
-    tail = engine.store.stored["S1"][1]
+    tail = stored_batches(engine.store, "S1")[1]
     assert (tail.first_seq, tail.count) == (10, 5)
     cols = decode_events(tail.header, tail.payload, LAYOUT)
     assert cols.seq.tolist() == [10, 11, 12, 13, 14]
@@ -201,12 +202,14 @@ def test_a_batch_before_the_last_stored_time_is_bad_time(opened: RawPeer) -> Non
     assert opened.request(head, early)["code"] == "bad_time"
 
 
-def test_a_store_failure_is_nacked_internal_and_the_resend_succeeds(
-    opened: RawPeer, engine: LoopEngine
-) -> None:
-    engine.store.fail_next_append = True
-    assert opened.request(*events_msg("S1", 0, 10))["code"] == "internal"
-    assert opened.request(*events_msg("S1", 0, 10))["seq"] == 9
+def test_a_store_failure_is_nacked_internal_and_the_resend_succeeds() -> None:
+    store = FakeStore()
+    with LoopEngine(ENDPOINT, store, {"demo": DEMO}) as engine, RawPeer(engine.endpoint) as peer:
+        peer.request(OPEN)
+        store.fail_next_append = True
+        assert peer.request(*events_msg("S1", 0, 10))["code"] == "internal"
+        assert peer.request(*events_msg("S1", 0, 10))["seq"] == 9
+        assert chain_intact(store, "S1")
 
 
 # ------------------------------------------------------------------------------ malformed

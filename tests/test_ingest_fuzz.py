@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 
-from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact
+from .ingest_engine import DEMO, LoopEngine, RawPeer, chain_intact, status
 
 LAYOUT = Layout.of(DEMO)
 MESSAGES = 10_500
@@ -129,7 +130,7 @@ MUTATORS: list[tuple[Callable[[random.Random, Frames], Frames], int]] = [
 def test_ten_thousand_bad_messages_then_a_good_session_is_stored_whole() -> None:
     rng = random.Random(20260101)
     mutators = [m for m, weight in MUTATORS for _ in range(weight)]
-    store = FakeStore()
+    store = MemoryStore()
     replies: Counter[str] = Counter()
     nacks: Counter[str] = Counter()
     with LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO}, max_frame_bytes=MAX_FRAME,
@@ -170,9 +171,9 @@ def test_ten_thousand_bad_messages_then_a_good_session_is_stored_whole() -> None
             c.flush(timeout=10)
 
     got: list[Event] = []
-    for batch in store.stored["GOOD"]:
+    for batch in store.batches("GOOD"):
         got.extend(decode_events(batch.header, batch.payload, LAYOUT).to_events(LAYOUT))
     assert got == sent
-    assert store.records["GOOD"].status == "closed"
+    assert status(store, "GOOD") == "closed"
     assert chain_intact(store, "GOOD")
     assert all(chain_intact(store, f"F{k}") for k in range(SESSIONS))
