@@ -1,0 +1,501 @@
+"""The credential store port: issued credentials, status list slots, revocations.
+
+Kept apart from the session `Store` (another port, another owner): `SqliteCredentialStore`
+lives in the same database file as `SqliteStore`, in tables of its own (all named
+``credential_*``, created with ``CREATE TABLE IF NOT EXISTS``); `MemoryCredentialStore` is the
+fake beside it. Both follow the same rules:
+
+- A status slot (list, index) is allocated once and never reused, whether or not the
+  credential it was meant for was then issued (an index never changes meaning).
+- Indices are drawn at random within a list (herd privacy: an index says nothing about when a
+  credential was issued); a new list starts when one is full.
+- A credential is revoked at most once; the revocation keeps its reason, who and when.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from ..core.status_list import MIN_ENTRIES
+from ..errors import AssessEngineError
+from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S
+
+Chooser = Callable[[int], int]
+"""``choose(size)`` -> a candidate index in ``0..size-1`` (default: `secrets.randbelow`)."""
+
+RANDOM_TRIES: Final = 64  # random draws before scanning for a free index
+
+
+class CredentialStoreError(AssessEngineError):
+    """The credential store refused an operation (unknown credential, already revoked, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSlot:
+    """Where a credential's status bit lives: list number and index within it."""
+
+    list_id: int
+    index: int
+    size: int = MIN_ENTRIES
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredential:
+    """An issued (signed) credential and what it is filed under."""
+
+    id: str
+    learner: str
+    policy: str
+    issued_at: datetime
+    valid_until: datetime | None
+    status: StatusSlot
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    credential_id: str
+    reason: str
+    revoked_by: str
+    revoked_at: datetime
+
+
+class CredentialStore(Protocol):
+    """Durable storage of issued credentials. Every mutating call has committed on return."""
+
+    def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
+        """A fresh revocation slot: a free index of the newest list that has one, else of a new
+        list. Never returns the same slot twice."""
+        ...
+
+    def save_issued(self, credential: IssuedCredential) -> None:
+        """File an issued credential; CredentialStoreError for a known id or a slot that was not
+        allocated or is already used."""
+        ...
+
+    def issued(self, credential_id: str) -> IssuedCredential | None: ...
+
+    def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
+        """The learner's credentials, oldest first (optionally for one policy)."""
+        ...
+
+    def revoke(
+        self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
+    ) -> Revocation:
+        """Record the revocation; CredentialStoreError when the credential is unknown, already
+        revoked, or the reason is empty."""
+        ...
+
+    def revocation(self, credential_id: str) -> Revocation | None: ...
+
+    def revoked_indices(self, list_id: int) -> list[int]:
+        """The indices of revoked credentials in list `list_id`, sorted."""
+        ...
+
+    def status_lists(self) -> list[StatusSlot]:
+        """Every list that has slots: (list_id, index = slots allocated, size)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------ shared rules
+
+
+def _check_revocation(reason: str, revoked_by: str, at: datetime) -> None:
+    if not reason.strip():
+        raise CredentialStoreError("a revocation needs a reason")
+    if not revoked_by.strip():
+        raise CredentialStoreError("a revocation needs the name of who revokes")
+    if at.tzinfo is None:
+        raise CredentialStoreError("the revocation time must be timezone-aware")
+
+
+def _pick(size: int, taken: Callable[[int], bool], choose: Chooser | None) -> int | None:
+    """A free index of a list of `size`: random draws first, then a scan; None when full."""
+    draw = choose or secrets.randbelow
+    for _ in range(RANDOM_TRIES):
+        index = draw(size)
+        if not 0 <= index < size:
+            raise CredentialStoreError(f"chooser returned {index}, outside 0..{size - 1}")
+        if not taken(index):
+            return index
+    return next((i for i in range(size) if not taken(i)), None)
+
+
+def _unknown(credential_id: str) -> CredentialStoreError:
+    return CredentialStoreError(f"no issued credential with id {credential_id!r}")
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+class MemoryCredentialStore:
+    """A `CredentialStore` in memory, for tests. Thread-safe through one lock."""
+
+    def __init__(self, *, list_size: int = MIN_ENTRIES) -> None:
+        self._lock = threading.Lock()
+        self._size = list_size
+        self._slots: dict[int, set[int]] = {}
+        self._used: set[tuple[int, int]] = set()
+        self._issued: dict[str, IssuedCredential] = {}
+        self._revocations: dict[str, Revocation] = {}
+
+    def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
+        with self._lock:
+            list_id = max(self._slots, default=1)
+            while True:
+                taken = self._slots.setdefault(list_id, set())
+                index = _pick(self._size, taken.__contains__, choose)
+                if index is not None:
+                    taken.add(index)
+                    return StatusSlot(list_id, index, self._size)
+                list_id += 1
+
+    def save_issued(self, credential: IssuedCredential) -> None:
+        slot = credential.status
+        with self._lock:
+            if credential.id in self._issued:
+                raise CredentialStoreError(f"credential {credential.id!r} is already filed")
+            if slot.index not in self._slots.get(slot.list_id, set()):
+                raise CredentialStoreError(f"status slot {slot} was not allocated")
+            if (slot.list_id, slot.index) in self._used:
+                raise CredentialStoreError(f"status slot {slot} is already used")
+            self._used.add((slot.list_id, slot.index))
+            self._issued[credential.id] = credential
+
+    def issued(self, credential_id: str) -> IssuedCredential | None:
+        with self._lock:
+            return self._issued.get(credential_id)
+
+    def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
+        with self._lock:
+            found = [c for c in self._issued.values() if c.learner == learner]
+        return [c for c in found if policy is None or c.policy == policy]
+
+    def revoke(
+        self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
+    ) -> Revocation:
+        _check_revocation(reason, revoked_by, at)
+        with self._lock:
+            if credential_id not in self._issued:
+                raise _unknown(credential_id)
+            if credential_id in self._revocations:
+                raise CredentialStoreError(f"credential {credential_id!r} is already revoked")
+            revocation = Revocation(credential_id, reason, revoked_by, at)
+            self._revocations[credential_id] = revocation
+            return revocation
+
+    def revocation(self, credential_id: str) -> Revocation | None:
+        with self._lock:
+            return self._revocations.get(credential_id)
+
+    def revoked_indices(self, list_id: int) -> list[int]:
+        with self._lock:
+            slots = [self._issued[c].status for c in self._revocations]
+        return sorted(s.index for s in slots if s.list_id == list_id)
+
+    def status_lists(self) -> list[StatusSlot]:
+        with self._lock:
+            return [StatusSlot(k, len(v), self._size) for k, v in sorted(self._slots.items())]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+# ------------------------------------------------------------------------------ sqlite
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS credential_status_lists (
+    id          INTEGER PRIMARY KEY,
+    purpose     TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credential_status_slots (
+    list_id       INTEGER NOT NULL REFERENCES credential_status_lists (id),
+    idx           INTEGER NOT NULL,
+    allocated_at  TEXT NOT NULL,
+    PRIMARY KEY (list_id, idx)
+);
+CREATE TABLE IF NOT EXISTS credential_issued (
+    id            TEXT PRIMARY KEY,
+    learner       TEXT NOT NULL,
+    policy        TEXT NOT NULL,
+    issued_at     TEXT NOT NULL,
+    valid_until   TEXT,
+    status_list   INTEGER NOT NULL,
+    status_index  INTEGER NOT NULL,
+    document      TEXT NOT NULL,
+    UNIQUE (status_list, status_index),
+    FOREIGN KEY (status_list, status_index) REFERENCES credential_status_slots (list_id, idx)
+);
+CREATE INDEX IF NOT EXISTS credential_issued_by_learner ON credential_issued (learner, issued_at);
+CREATE TABLE IF NOT EXISTS credential_revocations (
+    credential_id  TEXT PRIMARY KEY REFERENCES credential_issued (id),
+    reason         TEXT NOT NULL,
+    revoked_by     TEXT NOT NULL,
+    revoked_at     TEXT NOT NULL
+)
+"""
+_ISSUED_COLUMNS: Final = (
+    "id, learner, policy, issued_at, valid_until, status_list, status_index, document"
+)
+
+
+class SqliteCredentialStore:
+    """A `CredentialStore` in an assessengine SQLite store file (made by `SqliteStore`).
+
+    Raises CredentialStoreError when `path` is missing or is not an assessengine store. Safe to
+    use beside a `SqliteStore` on the same file, in this process or another (WAL).
+    """
+
+    def __init__(self, path: str | Path, *, list_size: int = MIN_ENTRIES) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CredentialStoreError(
+                f"no store at {self.path}: credentials live in an engine store file"
+            )
+        self._size = list_size
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        with self._errors():
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            try:
+                _prepare(self.path, db)
+            except BaseException:
+                db.close()
+                raise
+        self._db = db
+
+    def __enter__(self) -> SqliteCredentialStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
+        with self._write() as db:
+            list_id = db.execute("SELECT MAX(id) FROM credential_status_lists").fetchone()[0]
+            if list_id is None:
+                list_id = self._new_list(db, 1)
+            while True:
+                size = db.execute(
+                    "SELECT size FROM credential_status_lists WHERE id = ?", (list_id,)
+                ).fetchone()[0]
+                index = _pick(size, _taken_in(db, list_id), choose)
+                if index is not None:
+                    db.execute(
+                        "INSERT INTO credential_status_slots VALUES (?, ?, ?)",
+                        (list_id, index, _stamp(datetime.now(UTC))),
+                    )
+                    return StatusSlot(list_id, index, size)
+                list_id = self._new_list(db, list_id + 1)
+
+    def _new_list(self, db: sqlite3.Connection, list_id: int) -> int:
+        db.execute(
+            "INSERT INTO credential_status_lists VALUES (?, 'revocation', ?, ?)",
+            (list_id, self._size, _stamp(datetime.now(UTC))),
+        )
+        return list_id
+
+    def save_issued(self, credential: IssuedCredential) -> None:
+        slot = credential.status
+        with self._write() as db:
+            if db.execute(
+                "SELECT 1 FROM credential_issued WHERE id = ?", (credential.id,)
+            ).fetchone():
+                raise CredentialStoreError(f"credential {credential.id!r} is already filed")
+            allocated = db.execute(
+                "SELECT 1 FROM credential_status_slots WHERE list_id = ? AND idx = ?",
+                (slot.list_id, slot.index),
+            ).fetchone()
+            if allocated is None:
+                raise CredentialStoreError(f"status slot {slot} was not allocated")
+            used = db.execute(
+                "SELECT id FROM credential_issued WHERE status_list = ? AND status_index = ?",
+                (slot.list_id, slot.index),
+            ).fetchone()
+            if used is not None:
+                raise CredentialStoreError(f"status slot {slot} is already used")
+            db.execute(
+                f"INSERT INTO credential_issued ({_ISSUED_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    credential.id,
+                    credential.learner,
+                    credential.policy,
+                    _stamp(credential.issued_at),
+                    None if credential.valid_until is None else _stamp(credential.valid_until),
+                    slot.list_id,
+                    slot.index,
+                    json.dumps(credential.document, ensure_ascii=False, separators=(",", ":")),
+                ),
+            )
+
+    def issued(self, credential_id: str) -> IssuedCredential | None:
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE id = ?", (credential_id,)
+            ).fetchone()
+        return None if row is None else self._credential(row)
+
+    def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE learner = ?1 "
+                "AND (?2 IS NULL OR policy = ?2) ORDER BY issued_at, rowid",
+                (learner, policy),
+            ).fetchall()
+        return [self._credential(row) for row in rows]
+
+    def revoke(
+        self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
+    ) -> Revocation:
+        _check_revocation(reason, revoked_by, at)
+        with self._write() as db:
+            if not db.execute(
+                "SELECT 1 FROM credential_issued WHERE id = ?", (credential_id,)
+            ).fetchone():
+                raise _unknown(credential_id)
+            if db.execute(
+                "SELECT 1 FROM credential_revocations WHERE credential_id = ?", (credential_id,)
+            ).fetchone():
+                raise CredentialStoreError(f"credential {credential_id!r} is already revoked")
+            db.execute(
+                "INSERT INTO credential_revocations VALUES (?, ?, ?, ?)",
+                (credential_id, reason, revoked_by, _stamp(at)),
+            )
+        return Revocation(credential_id, reason, revoked_by, _parse(_stamp(at)))
+
+    def revocation(self, credential_id: str) -> Revocation | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT credential_id, reason, revoked_by, revoked_at FROM credential_revocations "
+                "WHERE credential_id = ?",
+                (credential_id,),
+            ).fetchone()
+        return None if row is None else Revocation(row[0], row[1], row[2], _parse(row[3]))
+
+    def revoked_indices(self, list_id: int) -> list[int]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT i.status_index FROM credential_revocations r JOIN credential_issued i "
+                "ON i.id = r.credential_id WHERE i.status_list = ? ORDER BY i.status_index",
+                (list_id,),
+            ).fetchall()
+        return [index for (index,) in rows]
+
+    def status_lists(self) -> list[StatusSlot]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT l.id, COUNT(s.idx), l.size FROM credential_status_lists l "
+                "LEFT JOIN credential_status_slots s ON s.list_id = l.id "
+                "GROUP BY l.id ORDER BY l.id"
+            ).fetchall()
+        return [StatusSlot(*row) for row in rows]
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _credential(self, row: tuple[Any, ...]) -> IssuedCredential:
+        ident, learner, policy, issued_at, valid_until, list_id, index, document = row
+        return IssuedCredential(
+            id=ident,
+            learner=learner,
+            policy=policy,
+            issued_at=_parse(issued_at),
+            valid_until=None if valid_until is None else _parse(valid_until),
+            status=StatusSlot(list_id, index, self._list_size(list_id)),
+            document=json.loads(document),
+        )
+
+    def _list_size(self, list_id: int) -> int:
+        db = self._connection()
+        row = db.execute("SELECT size FROM credential_status_lists WHERE id = ?", (list_id,))
+        found = row.fetchone()
+        return int(found[0]) if found else self._size
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise CredentialStoreError(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors():
+            yield self._connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors():
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise CredentialStoreError(f"{self.path}: the credential store is closed")
+        return self._db
+
+
+def _prepare(path: Path, db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        raise CredentialStoreError(
+            f"{path} is not an assessengine store (open it with the engine first)"
+        )
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _taken_in(db: sqlite3.Connection, list_id: int) -> Callable[[int], bool]:
+    def taken(index: int) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM credential_status_slots WHERE list_id = ? AND idx = ?",
+            (list_id, index),
+        )
+        return row.fetchone() is not None
+
+    return taken
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

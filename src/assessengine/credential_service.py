@@ -1,0 +1,463 @@
+"""Issuing, revoking and publishing credentials: the session store, a policy and a key joined.
+
+`CredentialService` is what the CLI and the HTTP API call (each endpoint a thin wrapper):
+
+- `history(learner)`: the learner's closed, scored sessions as `core.eligibility.Attempt`s;
+- `decide(learner, policy)`: eligible or not, and what is missing;
+- `issue(learner, policy)`: decide, build the Open Badges 3.0 document (`core.credentials`),
+  allocate a status list slot, sign (`adapters.signer`), check it against the official schema,
+  file it (`adapters.credential_store`); `NotEligibleError` with the reasons otherwise;
+- `revoke(credential_id, reason=..., by=...)`: set its bit in the revocation list, recorded;
+- `status_list_credential(list_id)`: the signed ``BitstringStatusListCredential`` to publish;
+- `verify(document)`: `credential_verify.verify` with the engine's own current status list;
+- `session_statements(session_id, config)`: the xAPI statements of one scored session.
+
+Reviews: a stored report is the machine's; assessors' in-field observations (and, if the
+deployment wants them to count, overrides) live elsewhere. Pass ``review=`` a function that
+returns the report as reviewed (same JSON shape, optionally with an ``"assessor"``);
+`reviewed_report` does the re-scoring for a set of recorded verdicts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+from urllib.parse import quote
+
+from .adapters.credential_store import (
+    Chooser,
+    CredentialStore,
+    IssuedCredential,
+    Revocation,
+)
+from .adapters.policies import RubricLookup, shipped_rubric
+from .adapters.signer import IssuerKey, sign_credential
+from .adapters.standards import schema_problems
+from .adapters.store import SessionRecord, Store
+from .core import eligibility, xapi
+from .core.credentials import (
+    AchievementInfo,
+    CompetencyAlignment,
+    CredentialError,
+    CriterionOutcome,
+    IssuerProfile,
+    RubricOutcome,
+    SessionEvidence,
+    StatusEntry,
+    build_credential,
+)
+from .core.eligibility import Attempt, CriterionVerdict, Decision
+from .core.policy import Policy
+from .core.rubric import Rubric
+from .core.scoring import score_and_outcome
+from .core.status_list import MIN_ENTRIES, bitstring, status_entries, status_list_credential
+from .credential_verify import VerificationResult, verify
+
+DEFAULT_BASE_URL: Final = "http://localhost:8000"
+
+Review = Callable[[SessionRecord, dict[str, Any]], dict[str, Any]]
+"""(stored session, stored report) -> the report as reviewed (same JSON shape)."""
+
+
+class NotEligibleError(CredentialError):
+    """The learner does not meet the policy; `reasons` says what is missing."""
+
+    def __init__(self, learner: str, decision: Decision) -> None:
+        self.learner = learner
+        self.decision = decision
+        self.reasons = decision.reasons
+        super().__init__(
+            f"learner {learner!r} is not eligible for {decision.policy!r}:\n"
+            + "\n".join(f"  - {r}" for r in decision.reasons)
+        )
+
+
+class AlreadyIssuedError(CredentialError):
+    """The learner already holds an active credential of this policy."""
+
+    def __init__(self, credential: IssuedCredential) -> None:
+        self.credential = credential
+        until = credential.valid_until.isoformat() if credential.valid_until else "no expiry"
+        super().__init__(
+            f"learner {credential.learner!r} already holds credential {credential.id} of"
+            f" {credential.policy!r} (valid until {until}); revoke it to issue a new one"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineUrls:
+    """The engine's public URLs, which issued documents point at (the HTTP API serves them)."""
+
+    base: str = DEFAULT_BASE_URL
+
+    def __post_init__(self) -> None:
+        if not self.base.startswith(("https://", "http://")) or self.base.endswith("/"):
+            raise CredentialError(f"base URL must be http(s) without a final '/': {self.base!r}")
+
+    def session(self, session: str) -> str:
+        return f"{self.base}/api/v1/sessions/{quote(session, safe='')}"
+
+    def learner(self, learner: str) -> str:
+        return f"{self.base}/api/v1/learners/{quote(learner, safe='')}"
+
+    def achievement(self, policy: str) -> str:
+        return f"{self.base}/api/v1/achievements/{quote(policy, safe='')}"
+
+    def status_list(self, list_id: int) -> str:
+        return f"{self.base}/api/v1/credentials/status/{list_id}"
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def observed_criteria(rubric: Rubric | None) -> frozenset[str]:
+    """Ids of the rubric's `observed` criteria (none when the rubric is unknown)."""
+    if rubric is None:
+        return frozenset()
+    return frozenset(c.id for c in rubric.criteria if c.observed is not None)
+
+
+def attempt_from(
+    record: SessionRecord, report: Mapping[str, Any], observed: frozenset[str] = frozenset()
+) -> Attempt | None:
+    """The attempt of a closed session with a report (None for an open session or an
+    unreadable report). The assessor is the report's ``"assessor"``, else the session
+    metadata's."""
+    if record.status != "closed" or record.closed_at is None:
+        return None
+    try:
+        outcome = str(report["outcome"])
+        if outcome not in ("pass", "fail", "incomplete"):
+            return None
+        criteria = tuple(
+            CriterionVerdict(
+                id=str(c["id"]),
+                title=str(c["title"]),
+                verdict=c["verdict"],
+                critical=bool(c.get("critical", False)),
+                points=float(c["points"]) if c.get("points") is not None else None,
+                observed=str(c["id"]) in observed,
+            )
+            for c in report["criteria"]
+        )
+        score = float(report["score"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    assessor = report.get("assessor") or record.info.metadata.get("assessor")
+    return Attempt(
+        session=record.info.session,
+        rubric=record.info.rubric,
+        rubric_version=record.info.rubric_version,
+        source=record.info.source,
+        outcome=cast(eligibility.Outcome, outcome),
+        score=score,
+        ended_at=_parse_time(record.closed_at),
+        chain_head=record.chain_head,
+        criteria=criteria,
+        assessor=str(assessor) if assessor else None,
+    )
+
+
+def reviewed_report(
+    report: Mapping[str, Any],
+    rubric: Rubric,
+    verdicts: Mapping[str, str],
+    *,
+    assessor: str | None = None,
+) -> dict[str, Any]:
+    """`report` with recorded `verdicts` (criterion id -> pass/fail/not_applicable) in place of
+    the machine's, score and outcome recomputed with the rubric's rules, and the assessor
+    named. A verdict for a criterion the rubric does not have is a CredentialError."""
+    by_id = {str(c["id"]): dict(c) for c in report["criteria"]}
+    unknown = sorted(set(verdicts) - {c.id for c in rubric.criteria})
+    if unknown or set(by_id) != {c.id for c in rubric.criteria}:
+        raise CredentialError(
+            f"report of {report.get('session')!r} does not match rubric {rubric.rubric!r}"
+            + (f" (unknown criteria: {', '.join(unknown)})" if unknown else "")
+        )
+    for criterion, verdict in verdicts.items():
+        by_id[criterion]["verdict"] = verdict
+    ordered = [by_id[c.id] for c in rubric.criteria]
+    score, outcome = score_and_outcome(rubric, [c["verdict"] for c in ordered])
+    result = {**report, "criteria": ordered, "score": score, "outcome": outcome}
+    if assessor is not None:
+        result["assessor"] = assessor
+    return result
+
+
+def learner_history(
+    store: Store,
+    learner: str,
+    *,
+    rubrics: RubricLookup = shipped_rubric,
+    review: Review | None = None,
+) -> list[Attempt]:
+    """Every closed, scored session of `learner` as an attempt, oldest first."""
+    attempts: list[Attempt] = []
+    for record in store.sessions(status="closed"):
+        if record.info.learner != learner:
+            continue
+        report = store.report(record.info.session)
+        if report is None:
+            continue
+        if review is not None:
+            report = review(record, report)
+        attempt = attempt_from(record, report, observed_criteria(rubrics(record.info.rubric)))
+        if attempt is not None:
+            attempts.append(attempt)
+    return sorted(attempts, key=lambda a: (a.ended_at, a.session))
+
+
+# ------------------------------------------------------------------------------ service
+
+
+class CredentialService:
+    """Issue, revoke and publish credentials for the sessions in `store`.
+
+    key:          the issuer's Ed25519 key (issuing and publishing need it; revoking does not)
+    issuer_name:  the issuer Profile's name; `issuer_url` its url (default: the base URL)
+    urls:         the engine's public URLs
+    rubrics:      rubric id -> rubric (titles, pass scores, observed criteria)
+    review:       see the module docstring
+    clock, new_id, choose:  injected for tests (time, credential ids, status indices)
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        credentials: CredentialStore,
+        *,
+        key: IssuerKey | None = None,
+        issuer_name: str = "assessengine",
+        issuer_url: str | None = None,
+        urls: EngineUrls | None = None,
+        rubrics: RubricLookup = shipped_rubric,
+        review: Review | None = None,
+        clock: Callable[[], datetime] | None = None,
+        new_id: Callable[[], str] | None = None,
+        choose: Chooser | None = None,
+    ) -> None:
+        self.store = store
+        self.credentials = credentials
+        self.key = key
+        self.urls = urls or EngineUrls()
+        self.issuer_name = issuer_name
+        self.issuer_url = issuer_url or self.urls.base
+        self.rubrics = rubrics
+        self.review = review
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._new_id = new_id or (lambda: f"urn:uuid:{uuid.uuid4()}")
+        self._choose = choose
+
+    # ---------------------------------------------------------------------------- deciding
+
+    def history(self, learner: str) -> list[Attempt]:
+        return learner_history(self.store, learner, rubrics=self.rubrics, review=self.review)
+
+    def decide(self, learner: str, policy: Policy) -> Decision:
+        return eligibility.decide(policy, self.history(learner))
+
+    # ---------------------------------------------------------------------------- issuing
+
+    def issue(self, learner: str, policy: Policy) -> IssuedCredential:
+        """Issue `policy`'s credential to `learner`, file it and return it.
+
+        Raises NotEligibleError (with the reasons) when the learner does not meet the policy,
+        AlreadyIssuedError when they hold an active one, CredentialError when no key is set.
+        """
+        key = self._require_key()
+        now = self._clock().astimezone(UTC).replace(microsecond=0)
+        for held in self.credentials.issued_to(learner, policy=policy.policy):
+            active = held.valid_until is None or held.valid_until > now
+            if active and self.credentials.revocation(held.id) is None:
+                raise AlreadyIssuedError(held)
+        decision = self.decide(learner, policy)
+        if not decision.eligible:
+            raise NotEligibleError(learner, decision)
+        valid_until = policy.valid_for.after(now) if policy.valid_for else None
+        slot = self.credentials.allocate_status(choose=self._choose)
+        document = build_credential(
+            credential_id=self._new_id(),
+            issuer=IssuerProfile(id=key.did, name=self.issuer_name, url=self.issuer_url),
+            subject_id=self.urls.learner(learner),
+            achievement=self._achievement(policy),
+            results=self._results(decision.qualifying),
+            evidence=[self._evidence(a) for a in decision.qualifying],
+            valid_from=now,
+            valid_until=valid_until,
+            status=StatusEntry(self.urls.status_list(slot.list_id), slot.index),
+        )
+        signed = sign_credential(document, key, created=now)
+        problems = schema_problems(signed)
+        if problems:
+            raise CredentialError(
+                "the issued credential breaks the Open Badges 3.0 schema: " + "; ".join(problems)
+            )
+        issued = IssuedCredential(
+            id=str(signed["id"]),
+            learner=learner,
+            policy=policy.policy,
+            issued_at=now,
+            valid_until=valid_until,
+            status=slot,
+            document=signed,
+        )
+        self.credentials.save_issued(issued)
+        return issued
+
+    def credentials_of(self, learner: str) -> list[IssuedCredential]:
+        return self.credentials.issued_to(learner)
+
+    def _achievement(self, policy: Policy) -> AchievementInfo:
+        spec = policy.achievement
+        return AchievementInfo(
+            id=spec.id or self.urls.achievement(policy.policy),
+            name=spec.name,
+            description=spec.description,
+            criteria_narrative=policy.criteria_narrative(),
+            achievement_type=spec.achievement_type,
+            competencies=tuple(
+                CompetencyAlignment(
+                    code=c.code,
+                    name=c.name,
+                    url=c.url,
+                    framework=c.framework,
+                    description=c.description,
+                )
+                for c in spec.competencies
+            ),
+        )
+
+    def _results(self, qualifying: Sequence[Attempt]) -> list[RubricOutcome]:
+        """One result per rubric: its latest qualifying field session, else its latest."""
+        chosen: dict[str, Attempt] = {}
+        for attempt in sorted(qualifying, key=lambda a: (a.source == "field", a.ended_at)):
+            chosen[attempt.rubric] = attempt
+        results = []
+        for rubric_id in dict.fromkeys(a.rubric for a in qualifying):
+            attempt = chosen[rubric_id]
+            rubric = self.rubrics(rubric_id)
+            results.append(
+                RubricOutcome(
+                    rubric=rubric_id,
+                    version=attempt.rubric_version,
+                    title=rubric.title if rubric else rubric_id,
+                    outcome="pass" if attempt.outcome == "pass" else "fail",
+                    score=attempt.score,
+                    criteria=_outcomes(attempt),
+                    min_score=rubric.pass_.min_score if rubric else None,
+                )
+            )
+        return results
+
+    def _evidence(self, attempt: Attempt) -> SessionEvidence:
+        return SessionEvidence(
+            id=self.urls.session(attempt.session),
+            session=attempt.session,
+            kind=attempt.source,
+            rubric=attempt.rubric,
+            rubric_version=attempt.rubric_version,
+            outcome="pass" if attempt.outcome == "pass" else "fail",
+            score=attempt.score,
+            ended_at=attempt.ended_at,
+            chain_head_sha256=attempt.chain_head,
+            criteria=_outcomes(attempt),
+            assessor=attempt.assessor,
+        )
+
+    # ---------------------------------------------------------------------------- revoking
+
+    def revoke(self, credential_id: str, *, reason: str, by: str) -> Revocation:
+        """Revoke an issued credential (its status bit is set in the next published list)."""
+        return self.credentials.revoke(
+            credential_id, reason=reason, revoked_by=by, at=self._clock().astimezone(UTC)
+        )
+
+    def status_list_credential(self, list_id: int = 1) -> dict[str, Any]:
+        """The signed revocation list `list_id` as it stands now (to publish at
+        ``urls.status_list(list_id)``)."""
+        key = self._require_key()
+        sizes = {s.list_id: s.size for s in self.credentials.status_lists()}
+        if list_id not in sizes and list_id != 1:
+            raise CredentialError(f"there is no status list {list_id}")
+        now = self._clock().astimezone(UTC).replace(microsecond=0)
+        size = sizes.get(list_id, MIN_ENTRIES)
+        bits = bitstring(self.credentials.revoked_indices(list_id), size)
+        document = status_list_credential(
+            list_url=self.urls.status_list(list_id), issuer=key.did, bits=bits, valid_from=now
+        )
+        return sign_credential(document, key, created=now)
+
+    def verify(self, document: Mapping[str, Any]) -> VerificationResult:
+        """Verify `document`, reading its status from this engine's current list when it
+        points at one (else the status check is skipped)."""
+        status_list = None
+        prefix = self.urls.status_list(0).removesuffix("0")
+        for entry in status_entries(document):
+            url = str(entry.get("statusListCredential", ""))
+            number = url.removeprefix(prefix)
+            if url.startswith(prefix) and number.isdigit() and self.key is not None:
+                try:
+                    status_list = self.status_list_credential(int(number))
+                except CredentialError:
+                    status_list = None  # not a list of ours: the status check is skipped
+                break
+        return verify(document, status_list=status_list, now=self._clock())
+
+    # ---------------------------------------------------------------------------- xAPI
+
+    def session_statements(
+        self, session_id: str, config: xapi.XapiConfig | None = None
+    ) -> list[dict[str, Any]]:
+        """The xAPI statements of a closed, scored session; CredentialError otherwise."""
+        record = self.store.session(session_id)
+        report = self.store.report(session_id) if record is not None else None
+        if record is None or report is None or record.closed_at is None:
+            raise CredentialError(f"session {session_id!r} is not closed and scored")
+        if self.review is not None:
+            report = self.review(record, report)
+        rubric = self.rubrics(record.info.rubric)
+        assessor = report.get("assessor") or record.info.metadata.get("assessor")
+        facts = xapi.SessionFacts(
+            session=session_id,
+            learner=record.info.learner,
+            source=record.info.source,
+            ended_at=_parse_time(record.closed_at),
+            duration_s=record.close_t or 0.0,
+            assessor=str(assessor) if assessor else None,
+            scenario=record.info.scenario,
+            rubric_title=rubric.title if rubric else None,
+            chain_head=record.chain_head,
+        )
+        config = config or xapi.XapiConfig(
+            home_page=self.urls.base, activity_base=f"{self.urls.base}/xapi/activities"
+        )
+        return xapi.session_statements(report, facts, config)
+
+    def _require_key(self) -> IssuerKey:
+        if self.key is None:
+            raise CredentialError(
+                "no issuer key: make one with `assessengine keys issuer --out FILE` and pass it"
+            )
+        return self.key
+
+
+def _outcomes(attempt: Attempt) -> tuple[CriterionOutcome, ...]:
+    outcomes = []
+    for c in attempt.criteria:
+        if c.verdict == "pending":
+            raise CredentialError(
+                f"session {attempt.session!r}: criterion {c.id!r} is still pending"
+            )
+        outcomes.append(
+            CriterionOutcome(c.id, c.title, c.verdict, critical=c.critical, points=c.points or None)
+        )
+    return tuple(outcomes)
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,177 @@
+"""Verify a credential offline: proof, schema, validity period and revocation, each reported.
+
+`verify(document, status_list=..., now=...)` never raises for a bad document; it returns a
+`VerificationResult` with one `CheckResult` per check:
+
+    proof, key, expansion, signature   the Data Integrity proof (adapters.signer)
+    schema                             the official Open Badges 3.0 JSON Schema
+    validity                           validFrom <= now <= validUntil
+    status                             the credential's bit in its Bitstring Status List
+
+A check is ``ok``, ``failed`` or ``skipped`` (nothing to check, or nothing to check it with: a
+credential without ``credentialStatus``, or no status list given). The credential is valid when
+no check failed. The status list must itself verify, come from the credential's issuer, be
+the list the credential names, and be within its own validity period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from .adapters.signer import issuer_id, verify_credential
+from .adapters.standards import schema_problems
+from .core.status_list import status_entries, status_of
+
+CheckStatus = Literal["ok", "failed", "skipped"]
+OPEN_BADGE_TYPES = ("OpenBadgeCredential", "AchievementCredential")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    status: CheckStatus
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        """Not failed (a skipped check does not make a credential invalid)."""
+        return self.status != "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def check(self, name: str) -> CheckResult:
+        for item in self.checks:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready: ``{"valid": bool, "checks": [{"name", "status", "detail"}, ...]}``."""
+        return {
+            "valid": self.ok,
+            "checks": [
+                {"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks
+            ],
+        }
+
+
+def verify(
+    document: object,
+    *,
+    status_list: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    public_key: bytes | None = None,
+) -> VerificationResult:
+    """Every check of `document` at time `now` (default: the current time)."""
+    if not isinstance(document, Mapping):
+        return VerificationResult((CheckResult("document", "failed", "not a JSON object"),))
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    proof = verify_credential(document, public_key=public_key)
+    checks = [CheckResult(c.name, "ok" if c.ok else "failed", c.detail) for c in proof.checks]
+    checks.append(_schema(document))
+    checks.append(_validity(document, moment))
+    checks.append(_status(document, status_list, moment))
+    return VerificationResult(tuple(checks))
+
+
+def _schema(document: Mapping[str, Any]) -> CheckResult:
+    types = document.get("type")
+    if not isinstance(types, list) or not set(types) & set(OPEN_BADGE_TYPES):
+        return CheckResult("schema", "skipped", "not an Open Badges 3.0 credential")
+    problems = schema_problems(document)
+    if problems:
+        return CheckResult("schema", "failed", "; ".join(problems[:5]))
+    return CheckResult("schema", "ok", "valid against the Open Badges 3.0 JSON Schema")
+
+
+def _validity(document: Mapping[str, Any], now: datetime) -> CheckResult:
+    problem, start, end = _period(document)
+    if problem is not None:
+        return CheckResult("validity", "failed", problem)
+    span = f"valid from {_show(start)} " + (f"until {_show(end)}" if end else "with no expiry")
+    if start is not None and now < start:
+        return CheckResult("validity", "failed", f"not valid yet: {span}")
+    if end is not None and now > end:
+        return CheckResult("validity", "failed", f"expired: {span}")
+    return CheckResult("validity", "ok", span)
+
+
+def _status(
+    document: Mapping[str, Any], status_list: Mapping[str, Any] | None, now: datetime
+) -> CheckResult:
+    entries = status_entries(document)
+    if not entries:
+        return CheckResult("status", "skipped", "the credential has no credentialStatus")
+    if status_list is None:
+        where = entries[0].get("statusListCredential", "?")
+        return CheckResult("status", "skipped", f"not checked: no status list given ({where})")
+    problem = _list_problem(document, status_list, now)
+    if problem is not None:
+        return CheckResult("status", "failed", problem)
+    details = []
+    for entry in entries:
+        found = status_of(entry, status_list)
+        if found.problem is not None:
+            return CheckResult("status", "failed", found.problem)
+        where = f"{found.purpose} list {status_list.get('id')}, index {found.index}"
+        if found.set:
+            word = "revoked" if found.purpose == "revocation" else "suspended"
+            return CheckResult("status", "failed", f"{word} ({where})")
+        details.append(f"not {'revoked' if found.purpose == 'revocation' else 'suspended'}"
+                       f" ({where})")  # fmt: skip
+    return CheckResult("status", "ok", "; ".join(details))
+
+
+def _list_problem(
+    document: Mapping[str, Any], status_list: Mapping[str, Any], now: datetime
+) -> str | None:
+    report = verify_credential(status_list)
+    if not report.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
+        return f"the status list does not verify ({failed})"
+    if issuer_id(status_list) != issuer_id(document):
+        return (
+            f"the status list is issued by {issuer_id(status_list)!r}, the credential by"
+            f" {issuer_id(document)!r}"
+        )
+    problem, start, end = _period(status_list)
+    if problem is not None:
+        return f"the status list: {problem}"
+    if (start is not None and now < start) or (end is not None and now > end):
+        return "the status list is outside its validity period"
+    return None
+
+
+def _period(document: Mapping[str, Any]) -> tuple[str | None, datetime | None, datetime | None]:
+    """(problem, validFrom, validUntil) of a document."""
+    values: list[datetime | None] = []
+    for name in ("validFrom", "validUntil"):
+        raw = document.get(name)
+        if raw is None:
+            values.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            return f"{name} is not a date-time: {raw!r}", None, None
+        if moment.tzinfo is None:
+            return f"{name} has no time zone: {raw!r}", None, None
+        values.append(moment.astimezone(UTC))
+    start, end = values
+    if start is not None and end is not None and end < start:
+        return "validUntil is before validFrom", None, None
+    return None, start, end
+
+
+def _show(moment: datetime | None) -> str:
+    return "(unspecified)" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
