@@ -19,6 +19,7 @@ from assessengine.core.offline import Engine, score_sessions
 from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
 from assessengine.sim import MODELS, simulate
+from assessengine.sim.render import SensorOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 3  # per profile; wider sweeps (40 sessions x 2 seeds) were run when designing
@@ -67,3 +68,15 @@ def test_breaks_tables_name_criteria_of_the_library_rubric(scenario_id: str) -> 
     for p in flawed:
         assert p.breaks, p.name
         assert set(p.breaks) <= ids, p.name
+
+
+@pytest.mark.parametrize("scenario_id", list(MODELS))
+def test_competent_operators_still_pass_with_noisy_lossy_jittery_telemetry(
+    scenario_id: str,
+) -> None:
+    rubric, scenario = library(scenario_id)
+    options = SensorOptions(noise=1.0, drop=0.05, jitter=0.02)
+    run = simulate(scenario, "competent", 10, seed=SEED + 1, options=options).to_sessions()
+    for report in score_sessions(rubric, scenario, run, engine="kernel"):
+        failed = [c.id for c in report.criteria if c.verdict == "fail"]
+        assert failed == [], report.session
