@@ -1,17 +1,28 @@
 """The HTTP app factory: `create_app(db_path=...)` wires the store, the review service and routes.
 
-`/health` and `/metrics` are served without a token; everything else lives under `/api/v1`.
+`/health` and `/metrics` are served without a token; the JSON API lives under `/api/v1`
+(OpenAPI at `/openapi.json`, docs at `/docs`), every error an RFC 9457 problem. If the module
+`assessengine.api.web` exists, its `router` (the server-rendered pages) is included too; it
+finds the service at ``request.app.state.service``.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
+
+from .. import __version__
+from . import problems, routes
+from .service import ReviewService
+from .service.service import MAX_UPLOAD_BYTES
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -21,27 +32,54 @@ def create_app(
     db_path: Path,
     metrics: Callable[[], str] | None = None,
     rubric_dirs: Sequence[Path] = (),
+    scenario_dirs: Sequence[Path] = (),
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    service: ReviewService | None = None,
 ) -> FastAPI:
-    """Build the HTTP app over the SQLite store at `db_path`.
+    """Build the HTTP app over the SQLite store at `db_path` (created when missing).
 
     `metrics` returns the Prometheus text exposition served at `/metrics` (empty if None);
-    `rubric_dirs` are searched for rubric files besides the uploaded versions.
+    `rubric_dirs` are searched for rubric files (before the bundled ones) besides the uploaded
+    versions; `scenario_dirs` for scenarios. `service` (tests, or a front end that already has
+    one) is used instead of opening the store; the app closes only a service it opened, when
+    the server shuts down.
     """
-    app = FastAPI(title="assessengine", version="1")
+    own = service is None
+    review = service or ReviewService.open(
+        Path(db_path), rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
+        max_upload_bytes=max_upload_bytes,
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own:
+            review.close()
+
+    app = FastAPI(
+        title="assessengine",
+        version=__version__,
+        summary="Review scored simulator and in-field sessions",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = review
     app.state.db_path = Path(db_path)
-    app.state.rubric_dirs = tuple(Path(d) for d in rubric_dirs)
+    problems.install(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
-             response_class=PlainTextResponse)
+             response_class=PlainTextResponse)  # fmt: skip
     def get_metrics() -> PlainTextResponse:
         body = metrics() if metrics is not None else ""
         return PlainTextResponse(body, media_type=PROMETHEUS_CONTENT_TYPE)
 
+    app.include_router(routes.router)
     _include_web(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -51,3 +89,47 @@ def _include_web(app: FastAPI) -> None:
         return
     web = importlib.import_module("assessengine.api.web")
     app.include_router(web.router)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with the Problem schema that error responses refer to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary,
+            description=app.description, routes=app.routes, tags=_TAGS,
+        )  # fmt: skip
+        found = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (problems.Problem, problems.FieldError):
+            found[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        found["Problem"].pop("$defs", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            found.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+_TAGS = [
+    {"name": "sessions", "description": "Scored sessions: list, read, events; field uploads"},
+    {"name": "review", "description": "In-field observations and overrides (assessors)"},
+    {"name": "rubrics", "description": "Rubric versions, uploads and re-scoring (trainers)"},
+    {"name": "learners", "description": "A learner's attempts and competencies"},
+    {"name": "audit", "description": "Every change: who, when, what, why"},
+    {"name": "access", "description": "Who the token is"},
+    {"name": "ops", "description": "Health and metrics (no token)"},
+]
+
+_DESCRIPTION = """
+Assessors review scored sessions, record in-field observations and override verdicts (with a
+reason, kept beside the machine verdict); trainers publish rubric versions and re-score;
+learners read their own record.
+
+**Access.** Every `/api/v1` call needs `Authorization: Bearer <token>` (from
+`assessengine token create`). Roles: `admin` (everything), `trainer` (rubrics, re-scoring,
+audit, field uploads, reading), `assessor` (observations, overrides, field uploads, reading),
+`learner` (their own sessions and history). 401: no valid token; 403: the role may not;
+404: not found, or not yours.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`).
+"""

@@ -1,0 +1,615 @@
+"""`ReviewStore`: what people add to a store's sessions, in the same SQLite file.
+
+The engine's `SqliteStore` owns ``sessions``, ``batches``, ``decisions`` and ``reports``; this
+adapter adds its own tables beside them (``CREATE TABLE IF NOT EXISTS``, never touching the
+engine's) and reads the engine's ``sessions`` and ``reports`` for the filtered session list:
+
+    review_tokens        API tokens: name, role, learner, sha256 of the secret (never the secret)
+    review_observations  in-field observations of `observed` criteria (every one kept)
+    review_overrides     assessors' overrides, each with its written reason and the machine
+                         verdict it overrode (every one kept; the latest per criterion counts)
+    review_outcomes      a session's outcome with observations and with overrides, kept up to
+                         date with them (so the session list can filter on it)
+    review_rubrics       uploaded rubric versions: text, sha256, who and when
+    review_rescores      re-scoring runs and the verdicts they changed
+    review_audit         every change: who, when, what, why
+
+Open the engine's `SqliteStore` on a file first (it creates the file and marks it as an
+assessengine store, and refuses a file with foreign tables). Methods may be called from any
+thread; they are serialised by a lock. Writes that read first run inside one ``BEGIN
+IMMEDIATE`` transaction (`session_write`), so concurrent writers never lose an update.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .store import StoreError
+
+BUSY_TIMEOUT_S: Final = 10.0
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS review_tokens (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('admin', 'trainer', 'assessor', 'learner')),
+    learner     TEXT,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS review_observations (
+    id          INTEGER PRIMARY KEY,
+    session     TEXT NOT NULL,
+    criterion   TEXT NOT NULL,
+    verdict     TEXT NOT NULL CHECK (verdict IN ('pass', 'fail')),
+    note        TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    t           REAL,
+    location    TEXT,
+    actor       TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS review_observations_by_session ON review_observations (session, id);
+CREATE TABLE IF NOT EXISTS review_overrides (
+    id              INTEGER PRIMARY KEY,
+    session         TEXT NOT NULL,
+    criterion       TEXT NOT NULL,
+    verdict         TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'not_applicable')),
+    machine_verdict TEXT NOT NULL,
+    reason          TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    actor           TEXT NOT NULL,
+    recorded_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS review_overrides_by_session ON review_overrides (session, id);
+CREATE TABLE IF NOT EXISTS review_outcomes (
+    session                TEXT PRIMARY KEY,
+    outcome                TEXT NOT NULL,
+    score                  REAL NOT NULL,
+    outcome_with_overrides TEXT NOT NULL,
+    score_with_overrides   REAL NOT NULL,
+    overrides              INTEGER NOT NULL,
+    updated_at             TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_rubrics (
+    id          INTEGER PRIMARY KEY,
+    rubric      TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    scenario    TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    filename    TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    UNIQUE (rubric, version)
+);
+CREATE TABLE IF NOT EXISTS review_rescores (
+    id         INTEGER PRIMARY KEY,
+    rubric     TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    result     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_audit (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    role    TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    session TEXT,
+    reason  TEXT,
+    detail  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS review_audit_by_session ON review_audit (session, id);
+"""
+
+
+# ==================================================================================== rows
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: str
+    name: str
+    role: str
+    learner: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    id: int
+    session: str
+    criterion: str
+    verdict: str
+    note: str
+    observed_at: str
+    t: float | None
+    location: dict[str, Any] | None
+    actor: str
+    recorded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRow:
+    id: int
+    session: str
+    criterion: str
+    verdict: str
+    machine_verdict: str
+    reason: str
+    actor: str
+    recorded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """A session's outcome and score with observations, and with overrides too."""
+
+    outcome: str
+    score: float
+    outcome_with_overrides: str
+    score_with_overrides: float
+    overrides: int  # criteria with an override
+
+
+@dataclass(frozen=True, slots=True)
+class RubricRow:
+    id: int
+    rubric: str
+    version: int
+    sha256: str
+    scenario: str
+    title: str
+    filename: str
+    text: str
+    uploaded_by: str
+    uploaded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    target: str
+    session: str | None
+    reason: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A change to record: `actor` is a token's name (or ``cli:<user>``)."""
+
+    actor: str
+    role: str
+    action: str
+    target: str
+    session: str | None = None
+    reason: str | None = None
+    detail: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One line of the session list: the engine's session fields, the stored report's outcome
+    and score, and the reviewed outcome (None until someone recorded something)."""
+
+    key: int
+    session: str
+    learner: str
+    scenario: str
+    rubric: str
+    rubric_version: int
+    source: str
+    status: str
+    opened_at: str
+    closed_at: str | None
+    report_outcome: str | None
+    report_score: float | None
+    reviewed: OutcomeRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    """Filters of the session list (None: any). Times are ISO 8601 UTC strings as the store
+    writes them; `before_key` continues a listing after the row with that key."""
+
+    learner: str | None = None
+    scenario: str | None = None
+    rubric: str | None = None
+    outcome: str | None = None
+    source: str | None = None
+    status: str | None = None
+    opened_from: str | None = None
+    opened_to: str | None = None
+    before_key: int | None = None
+
+
+_SESSION_SELECT: Final = """
+SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, s.source, s.status,
+       s.opened_at, s.closed_at,
+       json_extract(r.report, '$.outcome'), json_extract(r.report, '$.score'),
+       o.outcome, o.score, o.outcome_with_overrides, o.score_with_overrides, o.overrides
+FROM sessions s
+LEFT JOIN reports r ON r.session_id = s.id
+LEFT JOIN review_outcomes o ON o.session = s.session
+"""
+
+
+# ==================================================================================== store
+
+
+class ReviewStore:
+    """The review tables in the SQLite store at `path` (created if missing; see the module
+    docstring). Raises StoreError when the file cannot be opened."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the review tables ({exc})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------ tokens
+
+    def add_token(self, row: TokenRow, token_hash: str, audit: AuditEntry) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO review_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (row.id, row.name, row.role, row.learner, token_hash, row.created_at),
+            )
+            _audit(db, audit, row.created_at)
+
+    def token_by_hash(self, token_hash: str) -> TokenRow | None:
+        with self._read() as db:
+            found = db.execute(
+                "SELECT id, name, role, learner, created_at, revoked_at FROM review_tokens "
+                "WHERE hash = ?",
+                (token_hash,),
+            ).fetchone()
+        return TokenRow(*found) if found else None
+
+    def tokens(self) -> list[TokenRow]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, name, role, learner, created_at, revoked_at FROM review_tokens "
+                "ORDER BY created_at, id"
+            ).fetchall()
+        return [TokenRow(*row) for row in rows]
+
+    def revoke_token(self, key: str, at: str, audit: AuditEntry) -> list[TokenRow]:
+        """Revoke the live tokens whose id or name is `key`; returns them (empty: none)."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, name, role, learner, created_at, revoked_at FROM review_tokens "
+                "WHERE (id = ?1 OR name = ?1) AND revoked_at IS NULL",
+                (key,),
+            ).fetchall()
+            if rows:
+                db.execute(
+                    "UPDATE review_tokens SET revoked_at = ?2 "
+                    "WHERE (id = ?1 OR name = ?1) AND revoked_at IS NULL",
+                    (key, at),
+                )
+                _audit(db, audit, at)
+        return [TokenRow(*row) for row in rows]
+
+    # ------------------------------------------------------------------------------ sessions
+
+    def session_rows(self, query: SessionQuery, limit: int) -> list[SessionRow]:
+        """Sessions matching `query`, newest first (by the store's open order), at most
+        `limit`."""
+        clauses, params = _session_where(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as db:
+            rows = db.execute(
+                f"{_SESSION_SELECT} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_session_row(row) for row in rows]
+
+    def session_row(self, session: str) -> SessionRow | None:
+        with self._read() as db:
+            row = db.execute(f"{_SESSION_SELECT} WHERE s.session = ?", (session,)).fetchone()
+        return _session_row(row) if row else None
+
+    def observations(self, sessions: Sequence[str]) -> list[ObservationRow]:
+        """Observations of these sessions, oldest first."""
+        return [_observation(r) for r in self._by_sessions("review_observations", sessions)]
+
+    def overrides(self, sessions: Sequence[str]) -> list[OverrideRow]:
+        """Overrides of these sessions, oldest first."""
+        return [OverrideRow(*r) for r in self._by_sessions("review_overrides", sessions)]
+
+    def _by_sessions(self, table: str, sessions: Sequence[str]) -> list[tuple[Any, ...]]:
+        if not sessions:
+            return []
+        marks = ",".join("?" * len(sessions))
+        with self._read() as db:
+            rows: list[tuple[Any, ...]] = db.execute(
+                f"SELECT * FROM {table} WHERE session IN ({marks}) ORDER BY id", tuple(sessions)
+            ).fetchall()
+        return rows
+
+    @contextmanager
+    def session_write(self, session: str) -> Iterator[SessionWrite]:
+        """One write transaction on a session's review rows: what it reads inside is what the
+        writes are based on (no other writer can come between)."""
+        with self._write() as db:
+            yield SessionWrite(db, session)
+
+    # ------------------------------------------------------------------------------ rubrics
+
+    def add_rubric(self, row: RubricRow, audit: AuditEntry) -> RubricRow:
+        """Store an uploaded version; an identical (rubric, version, sha256) already stored is
+        returned as it is. Raises StoreError when (rubric, version) exists with other text."""
+        with self._write() as db:
+            found = db.execute(
+                "SELECT * FROM review_rubrics WHERE rubric = ? AND version = ?",
+                (row.rubric, row.version),
+            ).fetchone()
+            if found is not None:
+                existing = RubricRow(*found)
+                if existing.sha256 != row.sha256:
+                    raise StoreError(
+                        f"rubric {row.rubric!r} version {row.version} exists with sha256 "
+                        f"{existing.sha256}; upload a new version number"
+                    )
+                return existing
+            cursor = db.execute(
+                "INSERT INTO review_rubrics (rubric, version, sha256, scenario, title, filename,"
+                " text, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.rubric, row.version, row.sha256, row.scenario, row.title, row.filename,
+                 row.text, row.uploaded_by, row.uploaded_at),
+            )  # fmt: skip
+            _audit(db, audit, row.uploaded_at)
+            key = cursor.lastrowid
+        return RubricRow(key or 0, *_fields(row)[1:])
+
+    def rubrics(self, rubric: str | None = None) -> list[RubricRow]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM review_rubrics WHERE ?1 IS NULL OR rubric = ?1 "
+                "ORDER BY rubric, version",
+                (rubric,),
+            ).fetchall()
+        return [RubricRow(*row) for row in rows]
+
+    # ------------------------------------------------------------------------------ rescores
+
+    def add_rescore(
+        self, rubric: str, version: int, sha256: str, result: Mapping[str, Any],
+        audit: AuditEntry, at: str,
+    ) -> int:  # fmt: skip
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO review_rescores (rubric, version, sha256, actor, created_at, result)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (rubric, version, sha256, audit.actor, at, json.dumps(result)),
+            )
+            key = int(cursor.lastrowid or 0)
+            _audit(db, audit, at, extra={"rescore": key})
+        return key
+
+    def rescore(self, key: int) -> tuple[str, str, dict[str, Any]] | None:
+        """(actor, created_at, result) of a re-scoring run."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT actor, created_at, result FROM review_rescores WHERE id = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], json.loads(row[2])
+
+    # ------------------------------------------------------------------------------ audit
+
+    def record(self, audit: AuditEntry, at: str) -> None:
+        with self._write() as db:
+            _audit(db, audit, at)
+
+    def audit(
+        self,
+        *,
+        session: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditRow]:
+        """Audit entries, newest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM review_audit WHERE (?1 IS NULL OR session = ?1) "
+                "AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action = ?3) "
+                "AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at <= ?5) "
+                "AND (?6 IS NULL OR id < ?6) ORDER BY id DESC LIMIT ?7",
+                (session, actor, action, since, until, before_id, limit),
+            ).fetchall()
+        return [_audit_row(row) for row in rows]
+
+    # ------------------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _errors(self.path):
+            yield self._connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _errors(self.path):
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.path}: the review store is closed")
+        return self._db
+
+
+class SessionWrite:
+    """Reads and writes of one session's review rows inside one transaction."""
+
+    def __init__(self, db: sqlite3.Connection, session: str) -> None:
+        self._db, self.session = db, session
+
+    def observations(self) -> list[ObservationRow]:
+        rows = self._db.execute(
+            "SELECT * FROM review_observations WHERE session = ? ORDER BY id", (self.session,)
+        ).fetchall()
+        return [_observation(r) for r in rows]
+
+    def overrides(self) -> list[OverrideRow]:
+        rows = self._db.execute(
+            "SELECT * FROM review_overrides WHERE session = ? ORDER BY id", (self.session,)
+        ).fetchall()
+        return [OverrideRow(*r) for r in rows]
+
+    def add_observation(
+        self, *, criterion: str, verdict: str, note: str, observed_at: str, t: float | None,
+        location: Mapping[str, Any] | None, actor: str, at: str,
+    ) -> int:  # fmt: skip
+        cursor = self._db.execute(
+            "INSERT INTO review_observations (session, criterion, verdict, note, observed_at, t,"
+            " location, actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.session, criterion, verdict, note, observed_at, t,
+             None if location is None else json.dumps(dict(location)), actor, at),
+        )  # fmt: skip
+        return int(cursor.lastrowid or 0)
+
+    def add_override(
+        self, *, criterion: str, verdict: str, machine_verdict: str, reason: str, actor: str,
+        at: str,
+    ) -> int:  # fmt: skip
+        cursor = self._db.execute(
+            "INSERT INTO review_overrides (session, criterion, verdict, machine_verdict, reason,"
+            " actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.session, criterion, verdict, machine_verdict, reason, actor, at),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_outcome(self, outcome: OutcomeRow, at: str) -> None:
+        self._db.execute(
+            "INSERT INTO review_outcomes VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session) "
+            "DO UPDATE SET outcome = excluded.outcome, score = excluded.score, "
+            "outcome_with_overrides = excluded.outcome_with_overrides, "
+            "score_with_overrides = excluded.score_with_overrides, "
+            "overrides = excluded.overrides, updated_at = excluded.updated_at",
+            (self.session, outcome.outcome, outcome.score, outcome.outcome_with_overrides,
+             outcome.score_with_overrides, outcome.overrides, at),
+        )  # fmt: skip
+
+    def audit(self, entry: AuditEntry, at: str) -> None:
+        _audit(self._db, entry, at)
+
+
+# ==================================================================================== helpers
+
+
+def _audit(
+    db: sqlite3.Connection, entry: AuditEntry, at: str, *, extra: Mapping[str, Any] | None = None
+) -> None:
+    detail = {**(entry.detail or {}), **(extra or {})}
+    db.execute(
+        "INSERT INTO review_audit (at, actor, role, action, target, session, reason, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (at, entry.actor, entry.role, entry.action, entry.target, entry.session, entry.reason,
+         json.dumps(detail, sort_keys=True)),
+    )  # fmt: skip
+
+
+def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("s.learner", query.learner), ("s.scenario", query.scenario),
+                          ("s.rubric", query.rubric), ("s.source", query.source),
+                          ("s.status", query.status)):  # fmt: skip
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.outcome is not None:
+        clauses.append("COALESCE(o.outcome, json_extract(r.report, '$.outcome')) = ?")
+        params.append(query.outcome)
+    if query.opened_from is not None:
+        clauses.append("s.opened_at >= ?")
+        params.append(query.opened_from)
+    if query.opened_to is not None:
+        clauses.append("s.opened_at <= ?")
+        params.append(query.opened_to)
+    if query.before_key is not None:
+        clauses.append("s.id < ?")
+        params.append(query.before_key)
+    return clauses, params
+
+
+def _session_row(row: Sequence[Any]) -> SessionRow:
+    key, session, learner, scenario, rubric, version, source, status, opened, closed = row[:10]
+    reviewed = None if row[12] is None else OutcomeRow(*row[12:17])
+    return SessionRow(key, session, learner, scenario, rubric, version, source, status, opened,
+                      closed, row[10], row[11], reviewed)  # fmt: skip
+
+
+def _audit_row(row: Sequence[Any]) -> AuditRow:
+    key, at, actor, role, action, target, session, reason, detail = row
+    return AuditRow(key, at, actor, role, action, target, session, reason, json.loads(detail))
+
+
+def _observation(row: Sequence[Any]) -> ObservationRow:
+    values = list(row)
+    values[7] = None if values[7] is None else json.loads(values[7])
+    return ObservationRow(*values)
+
+
+def _fields(row: RubricRow) -> tuple[Any, ...]:
+    return (row.id, row.rubric, row.version, row.sha256, row.scenario, row.title, row.filename,
+            row.text, row.uploaded_by, row.uploaded_at)  # fmt: skip
+
+
+@contextmanager
+def _errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: {exc}") from exc

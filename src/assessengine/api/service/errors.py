@@ -1,0 +1,70 @@
+"""The service's refusals. The HTTP layer turns each into an RFC 9457 problem with its status;
+the web pages and the CLI show `detail`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ...errors import AssessEngineError
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One invalid input field: where (``body.reason``, ``query.limit``, ``file``) and why.
+    `line`/`column` place it inside an uploaded file when known (1-based)."""
+
+    name: str
+    reason: str
+    line: int | None = None
+    column: int | None = None
+
+
+class ServiceError(AssessEngineError):
+    """A request the service refuses. `status` is the HTTP status; `slug` names the problem
+    type."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnauthenticatedError(ServiceError):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+
+class ForbiddenError(ServiceError):
+    status, slug, title = 403, "forbidden", "Not allowed for this role"
+
+
+class NotFoundError(ServiceError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class ConflictError(ServiceError):
+    status, slug, title = 409, "conflict", "ConflictError with the current state"
+
+
+class TooLargeError(ServiceError):
+    status, slug, title = 413, "too-large", "Content too large"
+
+
+class InvalidError(ServiceError):
+    """Input that fails validation; `errors` name each field."""
+
+    status, slug, title = 422, "validation", "InvalidError input"
+
+    def __init__(self, detail: str, errors: Sequence[FieldProblem] = ()) -> None:
+        super().__init__(detail)
+        self.errors = tuple(errors)
+
+
+class RubricProblemsError(InvalidError):
+    """An uploaded rubric does not pass `assessengine rubric check`; each problem has its line
+    and column in the uploaded text."""
+
+    slug, title = "rubric-problems", "The rubric has problems"

@@ -1,0 +1,104 @@
+"""Re-score stored sessions under another rubric version and say which verdicts changed.
+
+The stored events are decoded (`core.codec`) and scored with the compiled kernel
+(`core.kernel_scorer.score_columns`), all sessions in one pass; each session's in-field
+observations are applied to the new report as they are to the old one. Stored reports are not
+changed: a re-score is a comparison, recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...adapters.review_store import ObservationRow
+from ...adapters.store import SessionRecord, StoredBatch
+from ...core.codec import CodecError, Columns, Layout
+from ...core.events import EventBatch
+from ...core.kernel_scorer import score_columns
+from ...core.report import SessionReport, Verdict
+from .catalog import Entry
+from .models import OutcomeScore, SessionRescore, VerdictChange
+from .series import decode_session
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored session to re-score, with what the comparison starts from."""
+
+    record: SessionRecord
+    before: dict[str, Verdict]          # criterion -> verdict with observations (no overrides)
+    before_outcome: OutcomeScore | None
+    observations: Sequence[ObservationRow]
+
+
+def rescore(
+    target: Entry,
+    candidates: Sequence[Candidate],
+    batches: Callable[[str], Iterable[StoredBatch]],
+) -> list[SessionRescore]:
+    """One result per candidate, in order. A session that cannot be re-scored (other scenario,
+    still open, undecodable batch) gets a `problem` instead of verdicts."""
+    layout = Layout.of(target.scenario)
+    results: dict[str, SessionRescore] = {}
+    usable: list[tuple[Candidate, Columns]] = []
+    for cand in candidates:
+        problem = _unusable(cand.record, target)
+        if problem is None:
+            try:
+                usable.append((cand, decode_session(batches(cand.record.info.session), layout)))
+            except CodecError as exc:
+                problem = f"a stored batch does not decode: {exc}"
+        if problem is not None:
+            results[cand.record.info.session] = _refused(cand, problem)
+    for cand, report in zip((c for c, _ in usable), _score(target, usable), strict=True):
+        results[cand.record.info.session] = _compare(cand, report)
+    return [results[c.record.info.session] for c in candidates]
+
+
+def _unusable(record: SessionRecord, target: Entry) -> str | None:
+    if record.info.scenario != target.rubric.scenario:
+        return (f"the session's scenario is {record.info.scenario!r}; rubric "
+                f"{target.rubric.rubric!r} v{target.rubric.version} is for "
+                f"{target.rubric.scenario!r}")  # fmt: skip
+    if record.status != "closed" or record.close_t is None:
+        return "the session is still open"
+    return None
+
+
+def _score(target: Entry, usable: Sequence[tuple[Candidate, Columns]]) -> list[SessionReport]:
+    if not usable:
+        return []
+    batch = EventBatch(
+        np.concatenate([np.full(len(cols), k, np.int32) for k, (_, cols) in enumerate(usable)]),
+        np.concatenate([cols.seq for _, cols in usable]),
+        np.concatenate([cols.t for _, cols in usable]),
+        np.concatenate([cols.event for _, cols in usable]),
+        np.concatenate([cols.signals for _, cols in usable], axis=1),
+    )
+    ids = [c.record.info.session for c, _ in usable]
+    close_t = np.array([c.record.close_t for c, _ in usable], np.float64)
+    observations = {c.record.info.session: {o.criterion: o.verdict for o in c.observations}
+                    for c, _ in usable}  # fmt: skip
+    return score_columns(target.compiled, batch, ids, close_t,
+                         observations=observations)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _compare(cand: Candidate, report: SessionReport) -> SessionRescore:
+    after = {c.id: c.verdict for c in report.criteria}
+    changed = [VerdictChange(criterion=cid, before=cand.before.get(cid), after=after.get(cid))
+               for cid in [*cand.before, *(k for k in after if k not in cand.before)]
+               if cand.before.get(cid) != after.get(cid)]  # fmt: skip
+    return SessionRescore(
+        session=cand.record.info.session, learner=cand.record.info.learner,
+        before=cand.before_outcome,
+        after=OutcomeScore(outcome=report.outcome, score=report.score), changed=changed,
+    )  # fmt: skip
+
+
+def _refused(cand: Candidate, problem: str) -> SessionRescore:
+    return SessionRescore(session=cand.record.info.session, learner=cand.record.info.learner,
+                          before=cand.before_outcome, after=None, changed=[],
+                          problem=problem)  # fmt: skip

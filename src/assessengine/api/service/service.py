@@ -1,0 +1,702 @@
+"""`ReviewService`: everything assessors, trainers, learners and admins do with scored sessions.
+
+No HTTP here: the JSON API (`api/app.py`), the web pages and the CLI call these methods with
+the `Principal` a token stands for, and turn `ServiceError`s into their own answers. Every
+method checks the principal's role first (`ForbiddenError`), then whether the principal may see the
+record at all (a learner asking for another learner's session gets `NotFoundError`, as if it did not
+exist), then the input (`InvalidError`, `ConflictError`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, cast
+
+import numpy as np
+
+from ...adapters.review_store import (
+    AuditEntry,
+    ReviewStore,
+    RubricRow,
+    SessionQuery,
+    SessionRow,
+    TokenRow,
+)
+from ...adapters.sqlite_store import SqliteStore
+from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError
+from ...core.codec import CodecError, Columns, Layout, encode_columns_v1
+from ...core.kernel_scorer import score_columns
+from ...core.report import Verdict
+from . import history, series, uploads
+from . import rescore as rescoring
+from .access import ROLES, Action, Principal, Role, new_token, token_hash
+from .catalog import Catalog, Entry
+from .errors import (
+    ConflictError,
+    FieldProblem,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    RubricProblemsError,
+    TooLargeError,
+    UnauthenticatedError,
+)
+from .models import (
+    AuditOut,
+    AuditPage,
+    EventOut,
+    LearnerHistory,
+    ObservationIn,
+    OutcomeScore,
+    OverrideIn,
+    RescoreIn,
+    RescoreOut,
+    RubricVersionOut,
+    SeriesOut,
+    SessionDetail,
+    SessionPage,
+    SessionSummary,
+)
+from .verdicts import Reviewed, observation_out, override_out, review
+
+MAX_UPLOAD_BYTES: Final = 64 * 2**20
+FIELD_BATCH_ROWS: Final = 4096
+MAX_PAGE: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilters:
+    """The session list's filters (None: any); times are inclusive bounds on `opened_at`."""
+
+    learner: str | None = None
+    scenario: str | None = None
+    rubric: str | None = None
+    outcome: str | None = None
+    source: str | None = None
+    status: str | None = None
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldUpload:
+    """An uploaded field log and what to file it under. `rubric` and `learner` may come from
+    the JSONL file's ``open`` record instead; `version` None: the rubric's newest."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    format: str | None = None
+    learner: str | None = None
+    rubric: str | None = None
+    version: int | None = None
+    session: str | None = None
+
+
+class ReviewService:
+    """The review service over one store file. Thread-safe; `close` when done."""
+
+    def __init__(
+        self, store: Store, review_store: ReviewStore, catalog: Catalog, *,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> None:  # fmt: skip
+        self.store, self.review, self.catalog = store, review_store, catalog
+        self.max_upload_bytes = max_upload_bytes
+
+    @classmethod
+    def open(
+        cls, db_path: Path, *, rubric_dirs: Sequence[Path] = (),
+        scenario_dirs: Sequence[Path] = (), max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> ReviewService:  # fmt: skip
+        """Open the store at `db_path` (created when missing), then the review tables."""
+        store = SqliteStore(db_path)
+        try:
+            review_store = ReviewStore(db_path)
+        except BaseException:
+            store.close()
+            raise
+        catalog = Catalog(review_store, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs)
+        return cls(store, review_store, catalog, max_upload_bytes=max_upload_bytes)
+
+    def close(self) -> None:
+        self.review.close()
+        self.store.close()
+
+    # ================================================================================ tokens
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal of a live token; UnauthenticatedError for none, unknown or revoked."""
+        if not token:
+            raise UnauthenticatedError("send 'Authorization: Bearer <token>'")
+        row = self.review.token_by_hash(token_hash(token))
+        if row is None or row.revoked_at is not None:
+            raise UnauthenticatedError("the token is not valid (unknown or revoked)")
+        return Principal(row.id, row.name, cast(Role, row.role), row.learner)
+
+    def create_token(
+        self, *, name: str, role: str, learner: str | None, actor: str
+    ) -> tuple[TokenRow, str]:
+        """A new token (row, secret). The secret is returned once and only its hash kept."""
+        if role not in ROLES:
+            raise InvalidError(
+                f"role must be one of {', '.join(ROLES)}", [FieldProblem("role", role)]
+            )
+        if (role == "learner") != bool(learner):
+            raise InvalidError("a learner token needs --learner, and only a learner token takes it",
+                          [FieldProblem("learner", "required for role learner only")])
+        if not name.strip():
+            raise InvalidError("a token needs a name", [FieldProblem("name", "empty")])
+        secret = new_token()
+        row = TokenRow("tok_" + uuid.uuid4().hex[:12], name.strip(), role, learner or None,
+                       _now(), None)  # fmt: skip
+        audit = AuditEntry(actor, "admin", "token.create", row.id,
+                           detail={"name": row.name, "role": role, "learner": learner})
+        self.review.add_token(row, token_hash(secret), audit)
+        return row, secret
+
+    def tokens(self) -> list[TokenRow]:
+        return self.review.tokens()
+
+    def revoke_token(self, key: str, *, actor: str) -> list[TokenRow]:
+        """Revoke the live tokens with this id or name; NotFoundError when there is none."""
+        audit = AuditEntry(actor, "admin", "token.revoke", key)
+        revoked = self.review.revoke_token(key, _now(), audit)
+        if not revoked:
+            raise NotFoundError(f"no live token with id or name {key!r}")
+        return revoked
+
+    # ================================================================================ sessions
+
+    def list_sessions(
+        self, who: Principal, filters: SessionFilters, *, cursor: str | None = None,
+        limit: int = 50,
+    ) -> SessionPage:  # fmt: skip
+        """Sessions matching `filters`, newest first; `next_cursor` continues the listing."""
+        _allow(who, Action.READ_SESSIONS)
+        learner = filters.learner
+        if who.role == "learner":
+            if learner not in (None, who.learner):
+                return SessionPage(items=[], next_cursor=None, limit=limit)
+            learner = who.learner
+        query = SessionQuery(
+            learner=learner, scenario=filters.scenario, rubric=filters.rubric,
+            outcome=filters.outcome, source=filters.source, status=filters.status,
+            opened_from=_stamp(filters.opened_from), opened_to=_stamp(filters.opened_to),
+            before_key=_decode_cursor(cursor, "s"),
+        )  # fmt: skip
+        limit = max(1, min(limit, MAX_PAGE))
+        rows = self.review.session_rows(query, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor("s", rows[-1].key) if more and rows else None
+        return SessionPage(items=[_summary(r) for r in rows], next_cursor=next_cursor,
+                           limit=limit)  # fmt: skip
+
+    def session(self, who: Principal, session_id: str) -> SessionDetail:
+        """One session with its criteria, verdicts, evidence, observations and overrides."""
+        _allow(who, Action.READ_SESSIONS)
+        record = self._visible(who, session_id)
+        report = self.store.report(session_id)
+        observations = self.review.observations([session_id])
+        overrides = self.review.overrides([session_id])
+        entry = self._entry_of(record)
+        reviewed = None if report is None else review(session_id, report, entry, observations,
+                                                      overrides)  # fmt: skip
+        return _detail(record, entry is not None, reviewed, observations, overrides)
+
+    def events(
+        self, who: Principal, session_id: str, *, t_from: float | None = None,
+        t_to: float | None = None, signals: Sequence[str] | None = None,
+        buckets: int | None = None,
+    ) -> SeriesOut:  # fmt: skip
+        """The session's events in [t_from, t_to]: raw rows, or `buckets` min/max buckets per
+        signal (spikes survive). Non-sample events are listed either way."""
+        _allow(who, Action.READ_SESSIONS)
+        record = self._visible(who, session_id)
+        entry = self._entry_of(record) or self.catalog.find(record.info.rubric)
+        if entry is None or entry.scenario.scenario != record.info.scenario:
+            raise ConflictError(
+                f"scenario {record.info.scenario!r} of this session is not known here"
+            )
+        layout = Layout.of(entry.scenario)
+        names = _signal_names(signals, layout)
+        try:
+            cols = series.decode_session(self.store.batches(session_id), layout)
+        except CodecError as exc:
+            raise ConflictError(
+                f"a stored batch does not decode ({exc}); run assessengine audit"
+            ) from None
+        end = record.close_t if record.close_t is not None else (
+            float(cols.t[-1]) if len(cols) else 0.0
+        )
+        lo = 0.0 if t_from is None else t_from
+        hi = max(end, lo) if t_to is None else t_to
+        if hi < lo:
+            raise InvalidError("t_to is before t_from", [FieldProblem("query.t_to", "< t_from")])
+        part = series.window(cols, lo, hi)
+        return _series(session_id, part, layout, names, lo, hi, buckets)
+
+    # ================================================================================ review
+
+    def observe(self, who: Principal, session_id: str, body: ObservationIn) -> SessionDetail:
+        """Record an in-field observation of an `observed` criterion; the session's outcome is
+        re-evaluated at once."""
+        _allow(who, Action.OBSERVE)
+        record = self._visible(who, session_id)
+        report, entry = self._reviewable(record)
+        criterion = _criterion(entry, body.criterion)
+        if criterion.observed is None:
+            raise InvalidError(
+                f"criterion {body.criterion!r} is decided by the scorer ({criterion.template}); "
+                "only 'observed' criteria take observations (use an override instead)",
+                [FieldProblem("body.criterion", "not an observed criterion")],
+            )
+        at = _now()
+        observed_at = _stamp(body.observed_at) or at
+        location = None if body.location is None else body.location.model_dump(exclude_none=True)
+        with self.review.session_write(session_id) as tx:
+            tx.add_observation(criterion=criterion.id, verdict=body.verdict, note=body.note,
+                               observed_at=observed_at, t=body.t, location=location,
+                               actor=who.name, at=at)  # fmt: skip
+            reviewed = review(session_id, report, entry, tx.observations(), tx.overrides())
+            tx.set_outcome(reviewed.outcome_row(), at)
+            tx.audit(AuditEntry(
+                who.name, who.role, "observation.create", f"{session_id}/{criterion.id}",
+                session=session_id, reason=body.note,
+                detail={"criterion": criterion.id, "verdict": body.verdict,
+                        "observed_at": observed_at, "t": body.t, "location": location,
+                        "outcome": reviewed.machine.outcome},
+            ), at)  # fmt: skip
+        return self.session(who, session_id)
+
+    def override(self, who: Principal, session_id: str, body: OverrideIn) -> SessionDetail:
+        """Override a criterion's verdict with a written reason. The machine verdict stays;
+        the session shows the outcome with and without overrides."""
+        _allow(who, Action.OVERRIDE)
+        record = self._visible(who, session_id)
+        report, entry = self._reviewable(record)
+        criterion = _criterion(entry, body.criterion)
+        at = _now()
+        with self.review.session_write(session_id) as tx:
+            before = review(session_id, report, entry, tx.observations(), tx.overrides())
+            machine = next(c.verdict for c in before.criteria if c.id == criterion.id)
+            tx.add_override(criterion=criterion.id, verdict=body.verdict, machine_verdict=machine,
+                            reason=body.reason, actor=who.name, at=at)  # fmt: skip
+            reviewed = review(session_id, report, entry, tx.observations(), tx.overrides())
+            tx.set_outcome(reviewed.outcome_row(), at)
+            tx.audit(AuditEntry(
+                who.name, who.role, "override.create", f"{session_id}/{criterion.id}",
+                session=session_id, reason=body.reason,
+                detail={"criterion": criterion.id, "verdict": body.verdict,
+                        "machine_verdict": machine, "outcome": reviewed.machine.outcome,
+                        "outcome_with_overrides": reviewed.with_overrides.outcome},
+            ), at)  # fmt: skip
+        return self.session(who, session_id)
+
+    # ================================================================================ field
+
+    def upload_field_session(self, who: Principal, upload: FieldUpload) -> SessionDetail:
+        """Create a `field` session from an uploaded log: stored as chained batches, closed,
+        scored with the rubric's compiled kernel, the report saved."""
+        _allow(who, Action.UPLOAD_FIELD_SESSION)
+        if len(upload.data) > self.max_upload_bytes:
+            raise TooLargeError(f"the file is larger than {self.max_upload_bytes} bytes")
+        fmt = uploads.guess_format(upload.filename, upload.content_type, upload.format)
+        opened = _open_record(upload.data) if fmt == "jsonl" else {}
+        learner = upload.learner or _text(opened.get("learner"))
+        rubric_id = upload.rubric or _text(opened.get("rubric"))
+        missing = [FieldProblem(name, "required (a form field, or in the file's open record)")
+                   for name, value in (("learner", learner), ("rubric", rubric_id))
+                   if not value]  # fmt: skip
+        if missing or learner is None or rubric_id is None:
+            raise InvalidError("say whose session this is and which rubric scores it", missing)
+        entry = self.catalog.find(rubric_id, upload.version)
+        if entry is None:
+            which = f"rubric {rubric_id!r}" + (f" version {upload.version}" if upload.version
+                                               else "")  # fmt: skip
+            raise InvalidError(f"{which} is not known here", [FieldProblem("rubric", "unknown")])
+        session_id = upload.session or f"field-{uuid.uuid4().hex[:12]}"
+        if self.store.session(session_id) is not None:
+            raise ConflictError(f"session {session_id!r} exists already")
+        log = uploads.parse_log(upload.data, fmt, entry.scenario, upload.filename)
+        metadata = {"filename": upload.filename, "format": fmt, "uploaded_by": who.name,
+                    "events": len(log.columns), "renumbered": log.renumbered}  # fmt: skip
+        info = SessionInfo(session_id, learner, entry.scenario.scenario, entry.rubric.rubric,
+                           entry.rubric.version, entry.sha256, "field", metadata)  # fmt: skip
+        try:
+            self._store_field_session(info, log, entry)
+        except StoreError as exc:
+            raise ConflictError(f"the store refused the session: {exc}") from None
+        self.review.record(AuditEntry(
+            who.name, who.role, "field_session.create", session_id, session=session_id,
+            detail={**metadata, "rubric": entry.rubric.rubric, "version": entry.rubric.version},
+        ), _now())  # fmt: skip
+        return self.session(who, session_id)
+
+    def _store_field_session(self, info: SessionInfo, log: uploads.FieldLog, entry: Entry) -> None:
+        layout = Layout.of(entry.scenario)
+        cols = log.columns
+        items = []
+        for start in range(0, len(cols), FIELD_BATCH_ROWS):
+            end = start + FIELD_BATCH_ROWS
+            part = Columns(cols.seq[start:end], cols.t[start:end], cols.event[start:end],
+                           cols.signals[:, start:end])  # fmt: skip
+            header = {"session": info.session, "first_seq": start, "count": len(part),
+                      "encoding": "columns-v1", "dtype": layout.dtype_header()}  # fmt: skip
+            payload = encode_columns_v1(part, layout)
+            items.append((info.session, start, len(part), "columns-v1",
+                          json.dumps(header).encode(), payload))  # fmt: skip
+        self.store.open_session(info)
+        self.store.append_batches(items)
+        close_t = max(log.close_t, float(cols.t[-1]))
+        self.store.close_session(info.session, close_t)
+        (report,) = score_columns(entry.compiled, cols.to_batch(0), [info.session],
+                                  np.array([close_t], np.float64))  # fmt: skip
+        self.store.save_report(info.session, report.to_data())
+
+    # ================================================================================ rubrics
+
+    def rubric_versions(self, who: Principal, rubric: str | None = None) -> list[RubricVersionOut]:
+        _allow(who, Action.READ_RUBRICS)
+        return [e.describe() for e in self.catalog.entries(rubric)]
+
+    def upload_rubric(
+        self, who: Principal, filename: str, data: bytes
+    ) -> tuple[RubricVersionOut, bool]:
+        """Check and store a new rubric version; (version, created). Raises RubricProblemsError
+        (each with line and column) when the text does not pass the check, and ConflictError when
+        the version number is taken by other content."""
+        _allow(who, Action.UPLOAD_RUBRIC)
+        if len(data) > 1_000_000:
+            raise TooLargeError("a rubric file is at most 1 MB")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RubricProblemsError("the file is not UTF-8 text",
+                                 [FieldProblem("file", "not UTF-8", 1, 1)]) from None  # fmt: skip
+        checked = self.catalog.check_text(text, filename)
+        if checked.entry is None:
+            problems = [FieldProblem("file", p.message, p.location.line, p.location.column)
+                        for p in checked.problems]  # fmt: skip
+            raise RubricProblemsError(f"{len(problems)} problem(s) in {filename}", problems)
+        rubric = checked.entry.rubric
+        known = self.catalog.find(rubric.rubric, rubric.version)
+        if known is not None and known.sha256 != checked.entry.sha256:
+            raise ConflictError(f"rubric {rubric.rubric!r} version {rubric.version} exists with "
+                           f"sha256 {known.sha256}; give the new text a new version number")
+        if known is not None:
+            return known.describe(), False
+        at = _now()
+        row = RubricRow(0, rubric.rubric, rubric.version, checked.entry.sha256, rubric.scenario,
+                        rubric.title, filename, text, who.name, at)  # fmt: skip
+        audit = AuditEntry(who.name, who.role, "rubric.upload",
+                           f"{rubric.rubric}@{rubric.version}",
+                           detail={"sha256": row.sha256, "filename": filename})  # fmt: skip
+        try:
+            self.review.add_rubric(row, audit)
+        except StoreError as exc:
+            raise ConflictError(str(exc)) from None
+        entry = self.catalog.find(rubric.rubric, rubric.version, row.sha256)
+        return (entry or checked.entry).describe(), True
+
+    def rubric_text(self, who: Principal, rubric: str, version: int) -> str:
+        """The uploaded text of a version (file versions: the file's text)."""
+        _allow(who, Action.READ_RUBRICS)
+        for row in self.review.rubrics(rubric):
+            if row.version == version:
+                return row.text
+        raise NotFoundError(f"no uploaded rubric {rubric!r} version {version}")
+
+    def rescore(self, who: Principal, body: RescoreIn) -> RescoreOut:
+        """Re-score sessions under another rubric version; which verdicts changed."""
+        _allow(who, Action.RESCORE)
+        target = self.catalog.find(body.rubric, body.version)
+        if target is None:
+            raise NotFoundError(f"no rubric {body.rubric!r} version {body.version}")
+        records = self._rescore_records(body)
+        candidates = [self._candidate(record) for record in records]
+        results = rescoring.rescore(target, candidates, self.store.batches)
+        summary = {
+            "rubric": body.rubric, "version": body.version, "sha256": target.sha256,
+            "sessions": [r.model_dump() for r in results],
+            "changed_sessions": sum(bool(r.changed) for r in results),
+            "changed_verdicts": sum(len(r.changed) for r in results),
+        }  # fmt: skip
+        at = _now()
+        audit = AuditEntry(who.name, who.role, "rescore.run", f"{body.rubric}@{body.version}",
+                           detail={"sessions": len(results),
+                                   "changed_sessions": summary["changed_sessions"]})  # fmt: skip
+        key = self.review.add_rescore(body.rubric, body.version, target.sha256, summary, audit, at)
+        return RescoreOut.model_validate({**summary, "id": key, "by": who.name, "at": at})
+
+    def rescore_result(self, who: Principal, key: int) -> RescoreOut:
+        _allow(who, Action.RESCORE)
+        found = self.review.rescore(key)
+        if found is None:
+            raise NotFoundError(f"no re-scoring run {key}")
+        actor, at, result = found
+        return RescoreOut.model_validate({**result, "id": key, "by": actor, "at": at})
+
+    def _rescore_records(self, body: RescoreIn) -> list[SessionRecord]:
+        if body.sessions is not None:
+            records = [self.store.session(sid) for sid in dict.fromkeys(body.sessions)]
+            unknown = [FieldProblem(f"body.sessions[{k}]", f"unknown session {sid!r}")
+                       for k, (sid, r) in enumerate(zip(body.sessions, records, strict=False))
+                       if r is None]  # fmt: skip
+            if unknown:
+                raise InvalidError("some sessions do not exist", unknown)
+            return [r for r in records if r is not None]
+        cohort = body.cohort
+        assert cohort is not None  # the model requires one of the two
+        rows = self.review.session_rows(SessionQuery(
+            learner=cohort.learner, scenario=cohort.scenario, rubric=cohort.rubric,
+            source=cohort.source, outcome=cohort.outcome, status="closed",
+            opened_from=_stamp(cohort.opened_from), opened_to=_stamp(cohort.opened_to),
+        ), cohort.limit)  # fmt: skip
+        found = [self.store.session(r.session) for r in rows]
+        return [r for r in found if r is not None]
+
+    def _candidate(self, record: SessionRecord) -> rescoring.Candidate:
+        sid = record.info.session
+        report = self.store.report(sid)
+        observations = self.review.observations([sid])
+        if report is None:
+            return rescoring.Candidate(record, {}, None, observations)
+        reviewed = review(sid, report, self._entry_of(record), observations, [])
+        before: dict[str, Verdict] = {c.id: c.verdict for c in reviewed.criteria}
+        return rescoring.Candidate(record, before, reviewed.machine, observations)
+
+    # ================================================================================ learners
+
+    def learner_history(
+        self, who: Principal, learner: str, *, rubric: str | None = None
+    ) -> LearnerHistory:
+        """Attempts per rubric (oldest first) with their scores, and per-competency status."""
+        _allow(who, Action.READ_LEARNERS)
+        if not who.sees_learner(learner):
+            raise NotFoundError(f"no learner {learner!r}")
+        rows = self.review.session_rows(SessionQuery(learner=learner, rubric=rubric), 100_000)
+        rows.reverse()
+        sessions = [r.session for r in rows]
+        observations = self.review.observations(sessions)
+        overrides = self.review.overrides(sessions)
+        attempts: list[history.Scored] = []
+        for row in rows:
+            record = self.store.session(row.session)
+            report = self.store.report(row.session)
+            if record is None or report is None:
+                attempts.append(history.Scored(row, None, None))
+                continue
+            entry = self._entry_of(record)
+            mine = [o for o in observations if o.session == row.session]
+            theirs = [o for o in overrides if o.session == row.session]
+            attempts.append(history.Scored(row, entry, review(row.session, report, entry, mine,
+                                                               theirs)))  # fmt: skip
+        return history.build(learner, attempts)
+
+    # ================================================================================ audit
+
+    def audit(
+        self, who: Principal, *, session: str | None = None, actor: str | None = None,
+        action: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, cursor: str | None = None, limit: int = 100,
+    ) -> AuditPage:  # fmt: skip
+        """Changes, newest first."""
+        _allow(who, Action.READ_AUDIT)
+        limit = max(1, min(limit, MAX_PAGE))
+        rows = self.review.audit(
+            session=session, actor=actor, action=action, since=_stamp(since),
+            until=_stamp(until), before_id=_decode_cursor(cursor, "a"), limit=limit + 1,
+        )  # fmt: skip
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [AuditOut(id=r.id, at=r.at, actor=r.actor, role=r.role, action=r.action,
+                          target=r.target, session=r.session, reason=r.reason, detail=r.detail)
+                 for r in rows]  # fmt: skip
+        next_cursor = _encode_cursor("a", rows[-1].id) if more and rows else None
+        return AuditPage(items=items, next_cursor=next_cursor, limit=limit)
+
+    # ================================================================================ helpers
+
+    def _visible(self, who: Principal, session_id: str) -> SessionRecord:
+        record = self.store.session(session_id)
+        if record is None or not who.sees_learner(record.info.learner):
+            raise NotFoundError(f"no session {session_id!r}")
+        return record
+
+    def _entry_of(self, record: SessionRecord) -> Entry | None:
+        info = record.info
+        return self.catalog.find(info.rubric, info.rubric_version, info.rubric_sha256)
+
+    def _reviewable(self, record: SessionRecord) -> tuple[dict[str, Any], Entry]:
+        report = self.store.report(record.info.session)
+        if report is None:
+            raise ConflictError(
+                f"session {record.info.session!r} has no report yet (is it closed?)"
+            )
+        entry = self._entry_of(record)
+        if entry is None:
+            raise ConflictError(
+                f"rubric {record.info.rubric!r} v{record.info.rubric_version} (sha256 "
+                f"{record.info.rubric_sha256[:12]}...) is not known here; upload it first"
+            )
+        return report, entry
+
+
+# ==================================================================================== helpers
+
+
+def _allow(who: Principal, action: Action) -> None:
+    if not who.may(action):
+        raise ForbiddenError(f"role {who.role!r} may not {action.value.replace('_', ' ')}")
+
+
+def _criterion(entry: Entry, criterion_id: str) -> Any:
+    for criterion in entry.rubric.criteria:
+        if criterion.id == criterion_id:
+            return criterion
+    known = ", ".join(c.id for c in entry.rubric.criteria)
+    raise InvalidError(f"rubric {entry.rubric.rubric!r} has no criterion {criterion_id!r}",
+                  [FieldProblem("body.criterion", f"unknown; one of: {known}")])  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stamp(value: datetime | None) -> str | None:
+    """A datetime as the store writes times (UTC, microseconds, Z); naive means UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _encode_cursor(kind: str, key: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, kind: str) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, key = text.partition(":")
+        if prefix != kind or not key.isdigit():
+            raise ValueError(text)
+        return int(key)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidError("the cursor is not one this listing gave",
+                      [FieldProblem("query.cursor", "invalid cursor")]) from None  # fmt: skip
+
+
+def _summary(row: SessionRow) -> SessionSummary:
+    if row.reviewed is not None:
+        r = row.reviewed
+        machine: OutcomeScore | None = OutcomeScore(outcome=cast(Any, r.outcome), score=r.score)
+        overridden = OutcomeScore(outcome=cast(Any, r.outcome_with_overrides),
+                                  score=r.score_with_overrides)  # fmt: skip
+        count = r.overrides
+    elif row.report_outcome is not None and row.report_score is not None:
+        machine = overridden = OutcomeScore(outcome=cast(Any, row.report_outcome),
+                                            score=float(row.report_score))  # fmt: skip
+        count = 0
+    else:
+        machine = overridden = None
+        count = 0
+    return SessionSummary(
+        session=row.session, learner=row.learner, scenario=row.scenario, rubric=row.rubric,
+        rubric_version=row.rubric_version, source=cast(Any, row.source),
+        status=cast(Any, row.status), opened_at=row.opened_at, closed_at=row.closed_at,
+        machine=machine, with_overrides=overridden, overridden=count > 0,
+    )  # fmt: skip
+
+
+def _detail(
+    record: SessionRecord, available: bool, reviewed: Reviewed | None,
+    observations: Sequence[Any], overrides: Sequence[Any],
+) -> SessionDetail:  # fmt: skip
+    info = record.info
+    return SessionDetail(
+        session=info.session, learner=info.learner, scenario=info.scenario, rubric=info.rubric,
+        rubric_version=info.rubric_version, source=info.source, status=record.status,
+        opened_at=record.opened_at, closed_at=record.closed_at,
+        machine=None if reviewed is None else reviewed.machine,
+        with_overrides=None if reviewed is None else reviewed.with_overrides,
+        overridden=bool(overrides), rubric_sha256=info.rubric_sha256,
+        rubric_available=available, scored=None if reviewed is None else reviewed.scored,
+        close_t=record.close_t, batches=record.batches, chain_head=record.chain_head,
+        metadata=dict(info.metadata), criteria=[] if reviewed is None else reviewed.criteria,
+        observations=[observation_out(o) for o in observations],
+        overrides=[override_out(o) for o in overrides],
+    )  # fmt: skip
+
+
+def _signal_names(signals: Sequence[str] | None, layout: Layout) -> list[str]:
+    if not signals:
+        return list(layout.signal_names)
+    unknown = [s for s in signals if s not in layout.signal_index]
+    if unknown:
+        known = ", ".join(layout.signal_names)
+        problems = [FieldProblem("query.signals", f"unknown: {s!r}; known: {known}")
+                    for s in unknown]  # fmt: skip
+        raise InvalidError("unknown signals", problems)
+    return list(dict.fromkeys(signals))
+
+
+def _series(
+    session_id: str, cols: Columns, layout: Layout, names: Sequence[str], lo: float,
+    hi: float, buckets: int | None,
+) -> SeriesOut:  # fmt: skip
+    rows = [layout.signal_index[n] for n in names]
+    marked = np.flatnonzero(cols.event != 0)[: series.MAX_EVENTS]
+    events = [EventOut(seq=int(cols.seq[k]), t=float(cols.t[k]),
+                       event=layout.event_names[int(cols.event[k])]) for k in marked.tolist()]
+    if buckets is None:
+        if len(cols) > series.MAX_RAW_ROWS:
+            raise InvalidError(
+                f"{len(cols)} rows in this range (at most {series.MAX_RAW_ROWS} raw rows); "
+                "ask for buckets=N or a shorter range",
+                [FieldProblem("query.buckets", "required for this many rows")],
+            )
+        return SeriesOut(
+            session=session_id, t_from=lo, t_to=hi, downsampled=False, rows=len(cols),
+            t=cols.t.tolist(), seq=cols.seq.tolist(),
+            values={n: series.plain(cols.signals[k]) for n, k in zip(names, rows, strict=True)},
+            events=events,
+        )  # fmt: skip
+    b = series.downsample(cols.t, cols.signals[rows], lo, hi, buckets)
+
+    def per(arr: Any) -> dict[str, list[float | None]]:
+        return {n: series.plain(arr[i]) for i, n in enumerate(names)}
+
+    return SeriesOut(
+        session=session_id, t_from=lo, t_to=hi, downsampled=True, rows=len(cols),
+        t=b.start.tolist(), t_end=b.end.tolist(), min=per(b.lo), max=per(b.hi),
+        t_min=per(b.t_lo), t_max=per(b.t_hi), events=events,
+    )  # fmt: skip
+
+
+def _open_record(data: bytes) -> dict[str, Any]:
+    """The ``open`` object of a JSONL log's first line, if it has one."""
+    for line in data[:65536].splitlines():
+        if line.strip():
+            try:
+                first = json.loads(line)
+            except ValueError:
+                return {}
+            opened = first.get("open") if isinstance(first, dict) else None
+            return opened if isinstance(opened, dict) else {}
+    return {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,223 @@
+"""Telemetry logs recorded on real equipment, as uploaded: an events JSONL file (the format of
+`core.events`, one session) or CSV with a header row of signal names plus ``t`` and ``event``
+columns (and optionally ``seq``). Both become one session's `Columns`, checked against the
+scenario; every problem names its line (and column for CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from ...core.codec import CodecError, Columns, Layout
+from ...core.events import parse_events_lines
+from ...core.problems import did_you_mean
+from ...core.scenario import SAMPLE, Scenario
+from ...errors import EventsError
+from .errors import FieldProblem, InvalidError
+
+Format = Literal["jsonl", "csv"]
+RESERVED_COLUMNS: Final = ("t", "event", "seq")
+MAX_PROBLEMS: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLog:
+    """One session's events from an uploaded log. `seq` runs 0, 1, 2 ... (`renumbered` when the
+    file's own seqs did not); `close_t` is the file's close, else the last event's t."""
+
+    columns: Columns
+    close_t: float
+    open: Mapping[str, Any] = field(default_factory=dict)
+    renumbered: bool = False
+
+
+def guess_format(filename: str, content_type: str | None, declared: str | None) -> Format:
+    """`declared` if given, else from the file name's suffix or the content type."""
+    if declared is not None:
+        if declared not in ("jsonl", "csv"):
+            raise InvalidError("unknown format", [FieldProblem("format", "use jsonl or csv")])
+        return "jsonl" if declared == "jsonl" else "csv"
+    name, kind = filename.lower(), (content_type or "").lower()
+    if name.endswith(".csv") or "csv" in kind:
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson", ".json")) or "json" in kind:
+        return "jsonl"
+    raise InvalidError(
+        "cannot tell the file's format",
+        [FieldProblem("format", "name the file *.jsonl or *.csv, or give format=jsonl|csv")],
+    )
+
+
+def parse_log(data: bytes, fmt: Format, scenario: Scenario, filename: str) -> FieldLog:
+    """Parse an uploaded log; raises InvalidError naming the first problems (line, column)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problem = FieldProblem("file", "not UTF-8")
+        raise InvalidError("the file is not UTF-8 text", [problem]) from None
+    log = _jsonl(text, scenario, filename) if fmt == "jsonl" else _csv(text, scenario)
+    if not len(log.columns):
+        raise InvalidError("the log has no events", [FieldProblem("file", "no events")])
+    return log
+
+
+# ===================================================================================== JSONL
+
+
+def _jsonl(text: str, scenario: Scenario, filename: str) -> FieldLog:
+    try:
+        parsed = parse_events_lines(text.splitlines(), scenario=scenario, source=filename)
+    except EventsError as exc:
+        line = _line_of(str(exc), filename)
+        raise InvalidError("the events file has a bad line",
+                      [FieldProblem("file", str(exc), line=line)]) from None  # fmt: skip
+    if len(parsed.sessions) != 1:
+        found = ", ".join(parsed.sessions) or "none"
+        raise InvalidError(
+            "a field log holds exactly one session",
+            [FieldProblem("file", f"found {len(parsed.sessions)} sessions: {found}")],
+        )
+    (session,) = parsed.sessions.values()
+    layout = Layout.of(scenario)
+    try:
+        cols = Columns.from_events(session.events, layout)
+    except CodecError as exc:  # names were checked while parsing; kept for safety
+        raise InvalidError("the events file does not fit the scenario",
+                      [FieldProblem("file", exc.message)]) from None  # fmt: skip
+    expected = np.arange(len(cols), dtype=np.int64)
+    renumbered = not np.array_equal(cols.seq, expected)
+    cols = Columns(expected, cols.t, cols.event, cols.signals)
+    return FieldLog(cols, session.end_t, session.open, renumbered)
+
+
+def _line_of(message: str, filename: str) -> int | None:
+    head = message.removeprefix(f"{filename}:").split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+# ===================================================================================== CSV
+
+
+def _csv(text: str, scenario: Scenario) -> FieldLog:
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if header is None:
+        raise InvalidError("the CSV file is empty", [FieldProblem("file", "no header row", line=1)])
+    names = [h.strip() for h in header]
+    columns = _columns(names, scenario)
+    n_signals = len(scenario.signal_names)
+    t: list[float] = []
+    codes: list[int] = []
+    seqs: list[int] = []
+    values: list[list[float]] = []
+    problems: list[FieldProblem] = []
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        parsed = _row(row, names, columns, scenario, line, problems, n_signals)
+        if parsed is not None:
+            row_t, code, seq, signals = parsed
+            if t and row_t < t[-1]:
+                problems.append(FieldProblem("file", f"t {row_t} goes backwards (previous "
+                                             f"{t[-1]})", line=line, column=columns["t"] + 1))
+                continue  # fmt: skip
+            t.append(row_t)
+            codes.append(code)
+            seqs.append(seq if seq is not None else len(seqs))
+            values.append(signals)
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise InvalidError(f"the CSV file has {len(problems)} problem(s)", problems)
+    n = len(t)
+    cols = Columns(
+        np.arange(n, dtype=np.int64),
+        np.array(t, np.float64),
+        np.array(codes, np.int32),
+        np.array(values, np.float64).T.reshape(n_signals, n).copy(),
+    )
+    renumbered = seqs != list(range(n))
+    return FieldLog(cols, t[-1] if t else 0.0, {}, renumbered)
+
+
+def _columns(names: list[str], scenario: Scenario) -> dict[str, int]:
+    """Column name -> position; raises InvalidError for an unknown or repeated column, or no t."""
+    problems: list[FieldProblem] = []
+    seen: dict[str, int] = {}
+    known = [*RESERVED_COLUMNS, *scenario.signal_names]
+    for k, name in enumerate(names):
+        if name in seen:
+            problems.append(FieldProblem("file", f"column {name!r} appears twice", 1, k + 1))
+        elif name not in known:
+            hint = did_you_mean(name, known)
+            problems.append(FieldProblem(
+                "file", f"unknown column {name!r}{hint}; signals of scenario "
+                f"{scenario.scenario!r}: {', '.join(scenario.signal_names)}", 1, k + 1,
+            ))  # fmt: skip
+        seen.setdefault(name, k)
+    if "t" not in seen:
+        problems.append(FieldProblem("file", "the header has no 't' column", 1, 1))
+    if problems:
+        raise InvalidError("the CSV header does not fit the scenario", problems)
+    return seen
+
+
+def _row(
+    row: list[str], names: list[str], columns: Mapping[str, int], scenario: Scenario,
+    line: int, problems: list[FieldProblem], n_signals: int,
+) -> tuple[float, int, int | None, list[float]] | None:  # fmt: skip
+    if len(row) != len(names):
+        problems.append(FieldProblem("file", f"{len(row)} cells, the header has {len(names)}",
+                                     line=line, column=1))  # fmt: skip
+        return None
+    count = len(problems)
+    t = _number(row, columns["t"], "t", line, problems)
+    if t is not None and (t < 0 or not math.isfinite(t)):
+        problems.append(FieldProblem("file", f"t must be finite and >= 0, got {t}", line,
+                                     columns["t"] + 1))  # fmt: skip
+    code = 0
+    if "event" in columns:
+        name = row[columns["event"]].strip() or SAMPLE
+        if name not in scenario.event_code:
+            hint = did_you_mean(name, scenario.event_names)
+            problems.append(FieldProblem("file", f"unknown event {name!r}{hint}", line,
+                                         columns["event"] + 1))  # fmt: skip
+        else:
+            code = scenario.event_code[name]
+    seq = None
+    if "seq" in columns:
+        raw = _number(row, columns["seq"], "seq", line, problems)
+        seq = None if raw is None else int(raw)
+    signals = [math.nan] * n_signals
+    for name, k in columns.items():
+        if name in RESERVED_COLUMNS:
+            continue
+        value = _number(row, k, name, line, problems)
+        if value is not None and math.isinf(value):
+            problems.append(FieldProblem("file", f"{name} is infinite", line, k + 1))
+        elif value is not None:
+            signals[scenario.signal_index[name]] = value
+    if len(problems) > count or t is None:
+        if t is None and len(problems) == count:
+            problems.append(FieldProblem("file", "t is empty", line, columns["t"] + 1))
+        return None
+    return t, code, seq, signals
+
+
+def _number(
+    row: list[str], k: int, name: str, line: int, problems: list[FieldProblem]
+) -> float | None:
+    cell = row[k].strip()
+    if not cell or cell.lower() in ("nan", "null", "na"):
+        return None
+    try:
+        return float(cell)
+    except ValueError:
+        problems.append(FieldProblem("file", f"{name}: {cell!r} is not a number", line, k + 1))
+        return None
