@@ -301,13 +301,13 @@ def oracle(rule: Policy, history: Sequence[Attempt]) -> bool:
     return any(_fits(rule, chosen) for chosen in itertools.product(*options))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(policies(), histories())
 def test_the_decision_agrees_with_trying_every_choice(rule: Policy, history: list[Attempt]) -> None:
     assert decide(rule, history).eligible == oracle(rule, history)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(policies(), histories())
 def test_the_qualifying_sessions_meet_the_policy(rule: Policy, history: list[Attempt]) -> None:
     decision = decide(rule, history)
@@ -323,7 +323,7 @@ def test_the_qualifying_sessions_meet_the_policy(rule: Policy, history: list[Att
     assert decision.qualifying == tuple(a for group in chosen for a in group)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(policies(), histories(), st.randoms(use_true_random=False))
 def test_the_order_of_the_history_does_not_matter(
     rule: Policy, history: list[Attempt], rng: random.Random
@@ -333,7 +333,7 @@ def test_the_order_of_the_history_does_not_matter(
     assert decide(rule, shuffled) == decide(rule, history)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(policies(), histories(), st.sampled_from(OUTCOMES), st.booleans())
 def test_a_later_attempt_never_takes_eligibility_away(
     rule: Policy, history: list[Attempt], outcome: str, in_field: bool
