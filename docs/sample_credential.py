@@ -84,8 +84,16 @@ def record_sessions(
             part = events.events[start : start + EVENTS_PER_BATCH]
             header = {"session": session_id, "first_seq": part[0].seq, "count": len(part),
                       "encoding": "json-v1"}  # fmt: skip
-            store.append_batches([(session_id, part[0].seq, len(part), "json-v1",
-                                   json.dumps(header).encode(), encode_json_v1(part, layout))])  # fmt: skip
+            payload = encode_json_v1(part, layout)
+            item = (
+                session_id,
+                part[0].seq,
+                len(part),
+                "json-v1",
+                json.dumps(header).encode(),
+                payload,
+            )
+            store.append_batches([item])
         store.close_session(session_id, events.end_t)
         observed = {c.id: "pass" for c in rubric.criteria if c.observed is not None}
         (report,) = score_sessions(
