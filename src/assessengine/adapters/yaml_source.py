@@ -142,6 +142,8 @@ def load_yaml(text: str, *, libyaml: bool = True) -> YamlDocument:
         root = yaml.compose(text, Loader=_Loader if libyaml else _PyLoader)
     except yaml.MarkedYAMLError as exc:
         return YamlDocument(None, SourceMap(lines), (_syntax_problem(exc, lines),))
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (no mark)
+        return YamlDocument(None, SourceMap(lines), (_reader_problem(exc, text),))
     if root is None:
         return YamlDocument(None, SourceMap(lines), ())
     builder = _Builder()
@@ -231,6 +233,15 @@ def _mark(mark: yaml.Mark) -> Mark:
 
 
 # ------------------------------------------------------------------------------ syntax errors
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str) -> YamlProblem:
+    """The place and code of a character YAML refuses (control characters, say)."""
+    before = text[: exc.position]
+    where = Mark(before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return YamlProblem(where, f"YAML syntax error: character #x{code:04x} is not allowed in YAML "
+                       "(a control character?); remove it")  # fmt: skip
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, lines: tuple[str, ...]) -> YamlProblem:
