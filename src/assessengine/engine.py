@@ -1,0 +1,570 @@
+"""The live engine: ZeroMQ ingest -> durable store -> ACK -> incremental scoring.
+
+Two threads, one queue (see docs/architecture.md, "Live engine"):
+
+* the **ingest thread** owns the ROUTER socket (`ZmqIngest`) and the ingest rules. Per round it
+  takes what arrived (up to `round_bytes`), decides every EVENTS (`IngestRules`), appends all
+  accepted batches in ONE store transaction (group commit), and only then ACKs them; OPEN and
+  CLOSE commit what is pending first. Accepted batches (decoded columns) go to the work queue.
+* the **scoring thread** owns the `Scorer`: it takes everything queued, steps each compiled
+  rubric once over the batches of all its sessions, saves decisions, and at CLOSE saves the
+  final report and releases the session's slot.
+
+Backpressure: the work queue is bounded in bytes (`queue_bytes`). When it is full the ingest
+thread stops reading the socket; ZeroMQ's receive high-water mark (`rcvhwm` messages per
+client) then fills and clients' sends block. Memory stays bounded by about ``queue_bytes +
+round_bytes + clients * rcvhwm * frame size``, whatever the offered load.
+
+Recovery: `start` first replays every open session's stored batches into the scorer
+(`Scorer.recover`), so its state is exact after a crash; clients resend what was not ACKed.
+
+    with SqliteStore(path) as store:
+        library, _ = RubricLibrary.load(rubric_dirs())
+        with Engine(store, library, endpoint="tcp://127.0.0.1:5555") as engine:
+            ...                                   # engine.endpoint, engine.metrics_text()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .adapters.store import SessionInfo, Store
+from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
+from .core.codec import Columns, Layout
+from .core.wire import NACK_CODES, Close, Closed, Open, Opened
+from .ingest_rules import Accept, Duplicate, IngestRules, Reject
+from .metrics import Histogram, Metric, counter, gauge, labelled, render
+from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer
+
+log = logging.getLogger(__name__)
+
+MiB: Final = 2**20
+
+
+# ================================================================================ work queue
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    session: str
+    entry: RubricEntry
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    session: str
+    columns: Columns
+    received: float         # time.monotonic() when the message arrived
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseItem:
+    session: str
+    close_t: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopItem:
+    """The last item: the ingest thread has stopped."""
+
+
+Item = OpenItem | BatchItem | CloseItem | StopItem
+
+
+class WorkQueue:
+    """A FIFO between the two threads, bounded by the bytes of the batches it holds.
+
+    A batch counts from `put` until the scoring thread calls `done` for it (so memory held
+    while scoring counts too). `put` blocks while the queue is full (one batch larger than the
+    bound is let in alone); items without bytes (OPEN, CLOSE) never block.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self.max_bytes = max_bytes
+        self._items: deque[Item] = deque()
+        self._bytes = 0         # queued or being scored
+        self._queued = 0        # queued only
+        self._unfinished = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self.peak_bytes = 0
+
+    def put(self, item: Item, nbytes: int = 0) -> None:
+        with self._cond:
+            while nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
+                if self._closed:
+                    break
+                self._cond.wait(0.5)
+            self._items.append(item)
+            self._bytes += nbytes
+            self._queued += nbytes
+            self._unfinished += 1
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            self._cond.notify_all()
+
+    def wait_room(self, timeout: float) -> bool:
+        """True as soon as the queue is below its bound; False after `timeout` seconds."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._bytes < self.max_bytes or self._closed, timeout
+            )
+
+    def take(self, timeout: float, max_bytes: int, *, linger: float = 0.0) -> list[Item]:
+        """The items at the head of the queue (at least one unless `timeout` passes first),
+        up to about `max_bytes` of batches. With `linger`, waits up to that long after the
+        first item for `max_bytes` to gather (fewer, larger scoring steps)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._items), timeout):
+                return []
+            if linger > 0:
+                self._cond.wait_for(
+                    lambda: self._queued >= max_bytes or isinstance(self._items[-1], StopItem),
+                    linger,
+                )
+            out: list[Item] = []
+            taken = 0
+            while self._items and (not out or taken < max_bytes):
+                item = self._items.popleft()
+                taken += item.nbytes if isinstance(item, BatchItem) else 0
+                out.append(item)
+            self._queued -= taken
+            return out
+
+    def done(self, items: int, nbytes: int) -> None:
+        """`items` taken items (holding `nbytes`) are finished with."""
+        with self._cond:
+            self._unfinished -= items
+            self._bytes -= nbytes
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """No consumer any more: `put` stops blocking."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every item put has been finished with."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._unfinished == 0, timeout)
+
+    @property
+    def depth(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+# ================================================================================ statistics
+
+
+@dataclass
+class EngineStats:
+    """Counters of the engine's own work (the socket's are in `Counters`)."""
+
+    commits: int = 0
+    batches_stored: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    store_errors: int = 0
+    scoring_errors: int = 0
+    batches_scored: int = 0
+    commit_seconds: Histogram = field(default_factory=Histogram)
+    scoring_latency: Histogram = field(default_factory=Histogram)
+    ack_latency: Histogram = field(default_factory=Histogram)
+    started: float = field(default_factory=time.monotonic)
+    recovery: Recovery = field(default_factory=Recovery)
+
+
+# ================================================================================ the engine
+
+
+class Engine:
+    """Ingest, store and scoring in two threads; see the module docstring.
+
+    endpoint:        ZeroMQ endpoint to bind (``tcp://127.0.0.1:0`` picks a free port).
+    curve, insecure: see `ZmqIngest` (non-loopback binds need CURVE or ``insecure``).
+    max_frame_bytes: largest payload frame accepted (NACK ``too_large`` above).
+    rcvhwm:          messages queued per client in ZeroMQ before its sends block.
+    queue_bytes:     bound of the work queue between ingest and scoring.
+    round_bytes:     payload bytes taken from the socket per round (one group commit).
+    scoring_linger:  seconds the scoring thread waits for more batches before a step, when
+                     less than a step's worth is queued (fewer steps, each with more rows).
+
+    The store is not closed by the engine.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        library: RubricLibrary,
+        *,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        curve: CurveConfig | None = None,
+        insecure: bool = False,
+        max_frame_bytes: int = 16 * MiB,
+        rcvhwm: int = 256,
+        queue_bytes: int = 64 * MiB,
+        round_bytes: int = 16 * MiB,
+        round_messages: int = 2048,
+        poll_interval: float = 0.05,
+        scoring_linger: float = 0.005,
+    ) -> None:
+        if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
+            raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
+        self.store, self.library = store, library
+        self._requested = endpoint
+        self._ingest_options: dict[str, Any] = {
+            "max_frame_bytes": max_frame_bytes, "rcvhwm": rcvhwm, "curve": curve,
+            "insecure": insecure, "max_messages": 64,
+        }  # fmt: skip
+        self._round_bytes, self._round_messages = round_bytes, round_messages
+        self._poll_interval = poll_interval
+        self._linger = scoring_linger
+        self.queue = WorkQueue(queue_bytes)
+        self.counters = Counters()
+        self.stats = EngineStats()
+        self.scorer = Scorer(store, library)
+        self.endpoint = ""
+        """The bound endpoint (real port filled in), once started."""
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._ingest_thread = threading.Thread(target=self._ingest_main, name="engine-ingest")
+        self._scoring_thread = threading.Thread(target=self._scoring_main, name="engine-scoring")
+        self._started = False
+
+    # -------------------------------------------------------------------------- lifecycle
+
+    def start(self, timeout: float = 30.0) -> Recovery:
+        """Recover the scorer's state from the store, start scoring, bind the socket. Raises
+        IngestConfigError (bad endpoint or security setup) or the store's error."""
+        if self._started:
+            raise RuntimeError("the engine was started already")
+        self._started = True
+        self.scorer.warm_up()
+        self.stats.recovery = self.scorer.recover()
+        for line in self.stats.recovery.skipped:
+            log.error("recovery: %s", line)
+        self._scoring_thread.start()
+        self._ingest_thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            error = self._error or RuntimeError("the ingest socket did not start")
+            self.stop()
+            raise error
+        self.stats.started = time.monotonic()
+        return self.stats.recovery
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop reading, finish the round in hand (stored batches are ACKed), score everything
+        queued (decisions and reports saved), then return. Idempotent."""
+        self._stopping.set()
+        for thread in (self._ingest_thread, self._scoring_thread):
+            if thread.is_alive():
+                thread.join(timeout)
+                if thread.is_alive():
+                    log.error("%s did not stop within %.0fs", thread.name, timeout)
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once everything stored so far has been scored (reports of closed sessions
+        saved); False after `timeout` seconds."""
+        return self.queue.wait_idle(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._ingest_thread.is_alive() and self._scoring_thread.is_alive()
+
+    # -------------------------------------------------------------------------- ingest thread
+
+    def _ingest_main(self) -> None:
+        try:
+            ingest = ZmqIngest(self._requested, counters=self.counters, **self._ingest_options)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            self.queue.put(StopItem())
+            return
+        try:
+            self.endpoint = ingest.endpoint
+            rules = IngestRules(self.store, self._layout_for)
+            self._ready.set()
+            while not self._stopping.is_set():
+                if not self.queue.wait_room(self._poll_interval):
+                    continue  # full: leave messages in ZeroMQ's queues (backpressure)
+                self._round(ingest, rules, self._receive(ingest))
+        except BaseException as exc:  # a bug: log it; the engine stops taking messages
+            log.exception("ingest thread failed")
+            self._error = exc
+        finally:
+            ingest.close()
+            self.queue.put(StopItem())
+
+    def _layout_for(self, info: SessionInfo) -> Layout:
+        entry = self.library.find(info.rubric, info.rubric_version, info.rubric_sha256)
+        if entry is None:
+            raise KeyError(info.rubric)
+        return self.library.layout(entry)
+
+    def _receive(self, ingest: ZmqIngest) -> list[Message]:
+        """What arrived: waits up to `poll_interval` for the first message, then takes what is
+        queued up to `round_bytes` / `round_messages`."""
+        messages = ingest.poll(self._poll_interval)
+        more = messages
+        size = sum(len(m.payload) for m in messages if m.payload is not None)
+        while more and size < self._round_bytes and len(messages) < self._round_messages:
+            more = ingest.poll(0)
+            messages += more
+            size += sum(len(m.payload) for m in more if m.payload is not None)
+        return messages
+
+    def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
+        waiting: list[tuple[Message, Accept | Duplicate]] = []
+        for m in messages:
+            h = m.header
+            if h.type == "EVENTS":
+                assert m.payload is not None
+                decision = rules.events(h, m.raw_header, m.payload)
+                if isinstance(decision, Reject):
+                    _nack(ingest, m, decision.code, decision.message, decision.expected_seq)
+                else:
+                    waiting.append((m, decision))  # answered after the commit, even duplicates
+                continue
+            self._commit(ingest, rules, waiting)
+            waiting = []
+            if h.type == "OPEN":
+                self._open(ingest, rules, m, h)
+            elif h.type == "CLOSE":
+                self._close(ingest, rules, m, h)
+        self._commit(ingest, rules, waiting)
+
+    def _commit(
+        self,
+        ingest: ZmqIngest,
+        rules: IngestRules,
+        waiting: list[tuple[Message, Accept | Duplicate]],
+    ) -> None:
+        """Store every pending batch in one transaction, then ACK, then queue for scoring."""
+        if not waiting:
+            return
+        start = time.perf_counter()
+        try:
+            stored = rules.commit()
+        except Exception as exc:
+            log.error("store: cannot append %d batch(es): %s", len(waiting), exc)
+            self.stats.store_errors += 1
+            for m, _ in waiting:
+                _nack(ingest, m, "internal", f"the engine could not store the batch: {exc}")
+            return
+        s = self.stats
+        s.commit_seconds.observe(time.perf_counter() - start)
+        s.commits += bool(stored)
+        s.batches_stored += len(stored)
+        s.events_stored += sum(a.count for a, _ in stored)
+        for m, d in waiting:
+            seq = d.last_seq if isinstance(d, Accept) else d.ack_seq
+            s.duplicates += isinstance(d, Duplicate)
+            ingest.reply(m.identity, _ack_frame(d.session, seq))
+        now = time.monotonic()
+        for m, _ in waiting:
+            s.ack_latency.observe(now - m.received)
+        for m, d in waiting:
+            if isinstance(d, Accept):
+                cols = d.columns
+                size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
+                self.queue.put(BatchItem(d.session, cols, m.received, size), size)
+
+    def _open(self, ingest: ZmqIngest, rules: IngestRules, m: Message, h: Open) -> None:
+        entry = self._entry_for(h)
+        if isinstance(entry, Refusal):
+            _nack(ingest, m, entry.code, entry.message)
+            return
+        info = SessionInfo(h.session, h.learner, h.scenario, entry.rubric.rubric,
+                           entry.rubric.version, entry.sha256, h.source, dict(h.metadata))
+        try:
+            opened = rules.open(info)
+        except Exception as exc:
+            log.error("store: cannot open session %r: %s", h.session, exc)
+            _nack(ingest, m, "internal", f"the engine could not store the session: {exc}")
+            return
+        if isinstance(opened, Reject):
+            _nack(ingest, m, opened.code, opened.message)
+            return
+        record, layout = opened
+        ingest.reply(m.identity, Opened(
+            session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
+            signals=list(layout.signal_names), events=list(layout.event_names),
+        ))  # fmt: skip
+        if record.status == "open":
+            self.queue.put(OpenItem(h.session, entry))
+
+    def _entry_for(self, h: Open) -> RubricEntry | Refusal:
+        """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
+        after a reconnect or an engine restart) gets the version the session was stored with,
+        even if the library has a newer one by now."""
+        stored = self.store.session(h.session) if h.rubric_version is None else None
+        if stored is not None:
+            i = stored.info
+            same = (i.learner, i.scenario, i.rubric, i.source, dict(i.metadata)) == (
+                h.learner, h.scenario, h.rubric, h.source, dict(h.metadata))  # fmt: skip
+            if same:
+                entry = self.library.find(i.rubric, i.rubric_version, i.rubric_sha256)
+                if entry is not None:
+                    return entry
+                return Refusal("unknown_rubric", f"session {h.session!r} was opened with rubric "
+                               f"{i.rubric} v{i.rubric_version} ({i.rubric_sha256[:12]}), which "
+                               "this engine's library no longer has")  # fmt: skip
+        return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
+
+    def _close(self, ingest: ZmqIngest, rules: IngestRules, m: Message, h: Close) -> None:
+        try:
+            closed = rules.close(h)
+        except Exception as exc:
+            log.error("store: cannot close session %r: %s", h.session, exc)
+            _nack(ingest, m, "internal", f"the engine could not store the close: {exc}")
+            return
+        if isinstance(closed, Reject):
+            _nack(ingest, m, closed.code, closed.message, closed.expected_seq)
+            return
+        close_t = h.t if closed.close_t is None else closed.close_t
+        ingest.reply(m.identity, Closed(session=h.session, t=close_t, seq=closed.next_seq - 1))
+        self.queue.put(CloseItem(h.session, close_t))  # ignored by the scorer if done already
+
+    # -------------------------------------------------------------------------- scoring thread
+
+    def _scoring_main(self) -> None:
+        budget = max(self.queue.max_bytes // 4, 1)
+        try:
+            while True:
+                items = self.queue.take(1.0, budget, linger=self._linger)
+                stop = any(isinstance(i, StopItem) for i in items)
+                self._process(items)
+                if stop:
+                    return
+        finally:
+            self.queue.close()
+
+    def _process(self, items: list[Item]) -> None:
+        pending: list[BatchItem] = []
+        sessions: set[str] = set()
+        for item in items:
+            if isinstance(item, BatchItem):
+                pending.append(item)
+                sessions.add(item.session)
+            elif isinstance(item, OpenItem):
+                self._guarded(f"open {item.session!r}", self.scorer.open, item.session, item.entry)
+            elif isinstance(item, CloseItem):
+                if item.session in sessions:
+                    self._flush(pending)
+                    pending, sessions = [], set()
+                self._guarded(f"close {item.session!r}", self.scorer.close, item.session,
+                              item.close_t)  # fmt: skip
+        self._flush(pending)
+        self.queue.done(len(items) - sum(isinstance(i, BatchItem) for i in items), 0)
+
+    def _flush(self, pending: list[BatchItem]) -> None:
+        if not pending:
+            return
+        self._guarded("score", self.scorer.score, [(b.session, b.columns) for b in pending])
+        now = time.monotonic()
+        for b in pending:
+            self.stats.scoring_latency.observe(now - b.received)
+        self.stats.batches_scored += len(pending)
+        self.queue.done(len(pending), sum(b.nbytes for b in pending))
+
+    def _guarded(self, what: str, action: Callable[..., object], *args: Any) -> None:
+        """Run a scorer action; an error is logged and counted, never fatal to the thread
+        (every batch is in the store: the next restart, or the session's close, re-scores)."""
+        try:
+            action(*args)
+        except Exception:
+            self.stats.scoring_errors += 1
+            log.exception("scoring: %s failed", what)
+
+    # -------------------------------------------------------------------------- metrics
+
+    def metrics(self) -> list[Metric]:
+        c = self.counters.snapshot()
+        s = self.stats
+        nacks = {code: float(c["nacks"].get(code, 0)) for code in NACK_CODES}
+        p = "assessengine_"
+        return [
+            counter(p + "messages_received_total", "Messages received on the ingest socket.",
+                    c["messages"]),
+            counter(p + "batches_received_total", "EVENTS messages received (well formed).",
+                    c["batches"]),
+            counter(p + "events_received_total", "Events in the EVENTS messages received.",
+                    c["events"]),
+            counter(p + "bytes_received_total", "Bytes received (all frames).", c["bytes"]),
+            labelled(p + "nacks_total", "counter", "NACKs sent, by code.", "code", nacks),
+            counter(p + "clients_denied_total", "CURVE handshakes refused.",
+                    c["denied_clients"]),
+            counter(p + "batches_stored_total", "Batches committed to the store.",
+                    s.batches_stored),
+            counter(p + "events_stored_total", "Events committed to the store.", s.events_stored),
+            counter(p + "duplicate_batches_total", "Resent batches already stored (re-ACKed).",
+                    s.duplicates),
+            counter(p + "store_commits_total", "Group commits.", s.commits),
+            counter(p + "store_errors_total", "Failed store writes (answered NACK internal).",
+                    s.store_errors),
+            Metric(p + "store_commit_seconds", "histogram",
+                   "Time of one group commit (many batches).", s.commit_seconds),
+            gauge(p + "queue_depth", "Items waiting between ingest and scoring.",
+                  self.queue.depth),
+            gauge(p + "queue_bytes", "Bytes of batches queued or being scored.",
+                  self.queue.nbytes),
+            gauge(p + "queue_bytes_limit", "Bound of queue_bytes (backpressure).",
+                  self.queue.max_bytes),
+            counter(p + "batches_scored_total", "Batches scored.", s.batches_scored),
+            counter(p + "events_scored_total", "Events scored.", self.scorer.events_scored),
+            Metric(p + "ack_latency_seconds", "histogram",
+                   "Time from reading an EVENTS message to sending its ACK (after commit).",
+                   s.ack_latency),
+            Metric(p + "scoring_latency_seconds", "histogram",
+                   "Time from a batch's arrival to the end of its scoring.", s.scoring_latency),
+            counter(p + "scoring_errors_total", "Scoring steps that failed (re-scored later).",
+                    s.scoring_errors + self.scorer.scoring_errors),
+            gauge(p + "sessions_open", "Sessions open in the scorer.", self.scorer.sessions_open),
+            counter(p + "reports_saved_total", "Final reports saved.", self.scorer.reports_saved),
+            gauge(p + "recovered_sessions", "Open sessions rebuilt from the store at start.",
+                  s.recovery.reopened),
+            gauge(p + "uptime_seconds", "Seconds since the engine started.",
+                  time.monotonic() - s.started),
+        ]  # fmt: skip
+
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition of `metrics`."""
+        return render(self.metrics())
+
+
+def _ack_frame(session: str, seq: int) -> bytes:
+    """The ACK header frame, as `Ack(...).to_frame()` gives it but without the model (this is
+    the hottest reply)."""
+    return b'{"type":"ACK","session":%s,"seq":%d}' % (json.dumps(session).encode(), seq)
+
+
+def _nack(
+    ingest: ZmqIngest, m: Message, code: str, message: str, expected_seq: int | None = None
+) -> None:
+    h = m.header
+    ingest.nack(m.identity, code, message, session=getattr(h, "session", None),
+                expected_seq=expected_seq, in_reply_to=h.type,
+                first_seq=getattr(h, "first_seq", None))  # fmt: skip
