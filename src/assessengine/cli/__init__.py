@@ -9,7 +9,9 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     keys_cmd,
     rubric_cmd,
     score_cmd,
+    serve_cmd,
     simulate_cmd,
+    token_cmd,
 )
 from ._app import main
 
