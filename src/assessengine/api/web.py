@@ -1,0 +1,512 @@
+"""The server-rendered pages: review queue, session page, learner page (Jinja2, no build step).
+
+    /signin            the sign-in form: a bearer token (``assessengine token create``)
+    /review            sessions that need a person, newest first, filterable by scenario
+    /sessions/{id}     timeline (inline SVG), criteria with evidence, observation and override
+                       forms (each POST answers 303 back to the page)
+    /learners/{id}     attempts over time, competencies
+
+Access is the API's: the token, kept in an HttpOnly SameSite=Strict cookie, is authenticated by
+`ReviewService` on every request, and every read or change goes through the service, which
+checks the role (a learner sees only their own sessions and record; another learner's session
+is "not found"). The review queue is for admins, trainers and assessors.
+
+CSRF: every form carries the value of the ``ae_csrf`` cookie (random, HttpOnly,
+SameSite=Strict) in a hidden field; a POST whose field does not match the cookie is refused
+with 403 before anything else happens (double submit). Signing in and out renews the cookie.
+
+The service is ``request.app.state.service`` (set by `api.app.create_app`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from ..core.compiler import criterion_signals
+from . import timeline as tl
+from .service import (
+    Action,
+    ForbiddenError,
+    InvalidError,
+    Principal,
+    ReviewService,
+    ServiceError,
+    SessionFilters,
+    UnauthenticatedError,
+)
+from .service.catalog import Entry
+from .service.models import CriterionOut, ObservationIn, OverrideIn, SessionDetail
+
+TOKEN_COOKIE: Final = "ae_token"
+CSRF_COOKIE: Final = "ae_csrf"
+CSRF_FIELD: Final = "csrf"
+TOKEN_MAX_AGE: Final = 12 * 3600  # a working day in the field
+QUEUE_TARGET: Final = 50          # sessions per queue page (at least, unless the list ends)
+QUEUE_SCAN: Final = 500           # summaries read at most per queue page
+HERE: Final = Path(__file__).parent
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals.update(
+    format_t=tl.format_t,
+    session_url=lambda sid: f"/sessions/{quote(sid, safe='')}",
+    learner_url=lambda lid: f"/learners/{quote(lid, safe='')}",
+)
+_env.filters["num"] = lambda v: "" if v is None else f"{float(v):.4g}"
+_CSS: Final = (HERE / "static" / "web.css").read_bytes()
+
+
+# ================================================================================= plumbing
+
+
+def _service(request: Request) -> ReviewService:
+    service: ReviewService = request.app.state.service
+    return service
+
+
+def _csrf_value(request: Request) -> tuple[str, bool]:
+    """The request's CSRF cookie value, or a fresh one (then True: set it on the response)."""
+    value = request.cookies.get(CSRF_COOKIE, "")
+    if len(value) >= 32:
+        return value, False
+    return secrets.token_urlsafe(32), True
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str,
+                max_age: int | None = None) -> None:  # fmt: skip
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+
+
+def _render(
+    request: Request, template: str, *, status: int = 200, who: Principal | None = None,
+    csrf: str | None = None, **context: Any,
+) -> HTMLResponse:  # fmt: skip
+    """A page from `template`; sets the CSRF cookie when the request had none (or `csrf`)."""
+    value, fresh = (csrf, True) if csrf is not None else _csrf_value(request)
+    html = _env.get_template(template).render(who=who, csrf=value, **context)
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    if fresh:
+        _set_cookie(response, request, CSRF_COOKIE, value)
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def _to_signin(request: Request, *, forget: bool = False) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = _redirect("/signin?" + urlencode({"next": target}))
+    if forget:
+        response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
+
+
+def _error(request: Request, who: Principal | None, exc: ServiceError) -> HTMLResponse:
+    return _render(request, "error.html", status=exc.status, who=who, title=exc.title,
+                   detail=exc.detail)  # fmt: skip
+
+
+def _page(request: Request, build: Callable[[Principal, ReviewService], Response]) -> Response:
+    """Authenticate the token cookie (else: to the sign-in form), then `build` the answer;
+    the service's refusals become error pages with their status."""
+    service = _service(request)
+    token = request.cookies.get(TOKEN_COOKIE)
+    if not token:
+        return _to_signin(request)
+    try:
+        who = service.authenticate(token)
+    except UnauthenticatedError:
+        return _to_signin(request, forget=True)
+    try:
+        return build(who, service)
+    except ServiceError as exc:
+        return _error(request, who, exc)
+
+
+def _action(
+    request: Request, csrf: str, build: Callable[[Principal, ReviewService], Response]
+) -> Response:
+    """`_page` for a form POST: refused with 403 unless `csrf` matches the CSRF cookie."""
+
+    def checked(who: Principal, service: ReviewService) -> Response:
+        if not _csrf_ok(request, csrf):
+            raise _CsrfError
+        return build(who, service)
+
+    return _page(request, checked)
+
+
+def _csrf_ok(request: Request, submitted: str) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    return len(cookie) >= 32 and secrets.compare_digest(cookie.encode(), submitted.encode())
+
+
+class _CsrfError(ForbiddenError):
+    def __init__(self) -> None:
+        super().__init__("The form has expired or did not come from this site. Reload the page "
+                         "and send it again.")  # fmt: skip
+
+
+def _safe_next(target: str | None, who: Principal | None = None) -> str:
+    """A local path to go to after signing in (never another site)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return _home(who)
+
+
+def _home(who: Principal | None) -> str:
+    if who is not None and who.role == "learner" and who.learner:
+        return f"/learners/{quote(who.learner, safe='')}"
+    return "/review"
+
+
+# ================================================================================== sign-in
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    return _page(request, lambda who, _: _redirect(_home(who)))
+
+
+@router.get("/static/web.css")
+def stylesheet() -> Response:
+    return Response(_CSS, media_type="text/css",
+                    headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request, next: str | None = None) -> Response:
+    return _render(request, "signin.html", next=_safe_next(next), error=None)
+
+
+@router.post("/signin", response_class=HTMLResponse)
+def signin(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    if not _csrf_ok(request, csrf):
+        return _error(request, None, _CsrfError())
+    try:
+        who = _service(request).authenticate(token.strip())
+    except UnauthenticatedError:
+        return _render(request, "signin.html", status=401, next=_safe_next(next),
+                       error="That token is not valid (unknown or revoked).")  # fmt: skip
+    response = _redirect(_safe_next(next, who))
+    _set_cookie(response, request, TOKEN_COOKIE, token.strip(), TOKEN_MAX_AGE)
+    _set_cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32))
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    if not _csrf_ok(request, csrf):
+        return _error(request, None, _CsrfError())
+    response = _redirect("/signin")
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    _set_cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32))
+    return response
+
+
+# ============================================================================== review queue
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_queue(
+    request: Request, scenario: str | None = None, cursor: str | None = None
+) -> Response:
+    scenario = scenario or None
+
+    def build(who: Principal, service: ReviewService) -> Response:
+        if who.role == "learner":
+            raise ForbiddenError("The review queue is for assessors, trainers and admins.")
+        items, next_cursor = _queue(who, service, scenario, cursor)
+        known = sorted({e.scenario.scenario for e in service.catalog.entries()}
+                       | ({scenario} if scenario else set()))  # fmt: skip
+        more = None if next_cursor is None else "/review?" + urlencode(
+            {k: v for k, v in (("scenario", scenario), ("cursor", next_cursor)) if v}
+        )  # fmt: skip
+        return _render(request, "review.html", who=who, items=items, scenarios=known,
+                       scenario=scenario, more=more, first_page=cursor is None)  # fmt: skip
+
+    return _page(request, build)
+
+
+def _queue(
+    who: Principal, service: ReviewService, scenario: str | None, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Closed sessions that need a person, newest first: at least `QUEUE_TARGET` of them
+    unless the list ends first (reading at most `QUEUE_SCAN` summaries), and the cursor that
+    continues after the last summary read."""
+    filters = SessionFilters(scenario=scenario, status="closed")
+    items: list[dict[str, Any]] = []
+    scanned = 0
+    while True:
+        page = service.list_sessions(who, filters, cursor=cursor, limit=QUEUE_TARGET)
+        scanned += len(page.items)
+        for summary in page.items:
+            outcomes = {o.outcome for o in (summary.machine, summary.with_overrides) if o}
+            if outcomes and outcomes <= {"pass"}:
+                continue  # a pass leaves nothing failed-critical or pending
+            detail = service.session(who, summary.session)
+            reasons = _reasons(detail)
+            if reasons:
+                items.append({"s": detail, "reasons": reasons})
+        cursor = page.next_cursor
+        if cursor is None or len(items) >= QUEUE_TARGET or scanned >= QUEUE_SCAN:
+            return items, cursor
+
+
+def _reasons(detail: SessionDetail) -> list[dict[str, str]]:
+    """Why a person must look: a critical criterion failed, an observation is pending, the
+    outcome is incomplete (after observations and overrides)."""
+    reasons = []
+    critical = [c.id for c in detail.criteria if c.critical and c.final_verdict == "fail"]
+    if critical:
+        reasons.append({"kind": "critical", "text": "Critical failed: " + ", ".join(critical)})
+    pending = [c.id for c in detail.criteria
+               if c.final_verdict == "pending" and c.template == "observed"]  # fmt: skip
+    if pending:
+        reasons.append({"kind": "pending", "text": "Observation pending: " + ", ".join(pending)})
+    final = detail.with_overrides
+    if final is not None and final.outcome == "incomplete":
+        reasons.append({"kind": "incomplete", "text": "Outcome incomplete"})
+    return reasons
+
+
+# ============================================================================== session page
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+def session_page(
+    request: Request, session_id: str, done: str | None = None, criterion: str | None = None
+) -> Response:
+    def build(who: Principal, service: ReviewService) -> Response:
+        flash = None
+        if done in ("observation", "override") and criterion:
+            flash = f"{'Observation' if done == 'observation' else 'Override'} recorded for " \
+                    f"{criterion}."  # fmt: skip
+        return _session_response(request, who, service, session_id, flash=flash)
+
+    return _page(request, build)
+
+
+@router.post("/sessions/{session_id}/observations", response_class=HTMLResponse)
+def record_observation(
+    request: Request,
+    session_id: str,
+    csrf: Annotated[str, Form()] = "",
+    criterion: Annotated[str, Form()] = "",
+    verdict: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"kind": "observation", "criterion": criterion, "verdict": verdict, "text": note}
+
+    def build(who: Principal, service: ReviewService) -> Response:
+        try:
+            body = ObservationIn(criterion=criterion, verdict=verdict, note=note)
+            service.observe(who, session_id, body)
+        except (ValidationError, InvalidError) as exc:
+            return _session_response(request, who, service, session_id, status=422,
+                                     error=_problem_text(exc), form=form)  # fmt: skip
+        return _redirect(_after_post(session_id, "observation", criterion))
+
+    return _action(request, csrf, build)
+
+
+@router.post("/sessions/{session_id}/overrides", response_class=HTMLResponse)
+def record_override(
+    request: Request,
+    session_id: str,
+    csrf: Annotated[str, Form()] = "",
+    criterion: Annotated[str, Form()] = "",
+    verdict: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"kind": "override", "criterion": criterion, "verdict": verdict, "text": reason}
+
+    def build(who: Principal, service: ReviewService) -> Response:
+        try:
+            body = OverrideIn(criterion=criterion, verdict=verdict, reason=reason)
+            service.override(who, session_id, body)
+        except (ValidationError, InvalidError) as exc:
+            return _session_response(request, who, service, session_id, status=422,
+                                     error=_problem_text(exc), form=form)  # fmt: skip
+        return _redirect(_after_post(session_id, "override", criterion))
+
+    return _action(request, csrf, build)
+
+
+def _after_post(session_id: str, done: str, criterion: str) -> str:
+    query = urlencode({"done": done, "criterion": criterion})
+    return f"/sessions/{quote(session_id, safe='')}?{query}#c-{quote(criterion, safe='')}"
+
+
+def _problem_text(exc: ValidationError | InvalidError) -> str:
+    if isinstance(exc, InvalidError):
+        return exc.detail
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _session_response(
+    request: Request, who: Principal, service: ReviewService, session_id: str, *,
+    status: int = 200, flash: str | None = None, error: str | None = None,
+    form: Mapping[str, str] | None = None,
+) -> Response:  # fmt: skip
+    detail = service.session(who, session_id)
+    entry = service.catalog.find(detail.rubric, detail.rubric_version, detail.rubric_sha256)
+    svg, problem = _timeline(who, service, detail, entry)
+    return _render(
+        request, "session.html", status=status, who=who, s=detail, timeline=svg,
+        timeline_problem=problem, criteria=[_criterion_view(c) for c in detail.criteria],
+        can_observe=who.may(Action.OBSERVE) and detail.rubric_available,
+        can_override=who.may(Action.OVERRIDE) and detail.rubric_available,
+        min_score=None if entry is None else entry.rubric.pass_.min_score,
+        flash=flash, error=error, form=form or {},
+    )  # fmt: skip
+
+
+def _timeline(
+    who: Principal, service: ReviewService, detail: SessionDetail, entry: Entry | None
+) -> tuple[Markup | None, str | None]:
+    """The session's timeline SVG over the rubric's signals, or why there is none."""
+    names: list[str] | None = None
+    units: dict[str, str] = {}
+    if entry is not None:
+        used = {n for c in entry.rubric.criteria for n in criterion_signals(c)}
+        names = [n for n in entry.scenario.signal_names if n in used] or None
+        units = {n: s.unit for n, s in entry.scenario.signals.items()}
+    try:
+        series = service.events(who, detail.session, signals=names, buckets=tl.plot_buckets())
+    except ServiceError as exc:
+        if isinstance(exc, ForbiddenError):
+            raise
+        return None, exc.detail
+    lanes = [
+        tl.Lane(n, units.get(n, ""), series.t, series.t_end or series.t,
+                (series.min or {}).get(n, []), (series.max or {}).get(n, []))
+        for n in (series.min or {})
+    ]  # fmt: skip
+    intervals = [
+        tl.Interval(c.id, c.title, float(c.evidence["t_start"]), float(c.evidence["t_end"]))
+        for c in detail.criteria
+        if c.verdict == "fail" and _number(c.evidence.get("t_start")) is not None
+        and _number(c.evidence.get("t_end")) is not None
+    ]  # fmt: skip
+    decisions = [
+        tl.Decision(c.id, c.title, c.verdict, float(c.evidence["t"]), c.evidence.get("seq"))
+        for c in detail.criteria
+        if _number(c.evidence.get("t")) is not None
+    ]
+    events = [tl.Mark(e.event, e.t, e.seq) for e in series.events]
+    svg = tl.timeline_svg(lanes, t_from=series.t_from, t_to=series.t_to, intervals=intervals,
+                          decisions=decisions, events=events,
+                          label=f"Timeline of session {detail.session}")  # fmt: skip
+    return Markup(svg), None  # timeline_svg escapes every text
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _criterion_view(c: CriterionOut) -> dict[str, Any]:
+    """What the criteria table shows of a criterion: verdicts, evidence in words."""
+    ev = c.evidence
+    t_start, t_end, t = (_number(ev.get(k)) for k in ("t_start", "t_end", "t"))
+    interval = None
+    if t_start is not None and t_end is not None:
+        interval = f"{tl.format_t(t_start)} - {tl.format_t(t_end)} ({t_end - t_start:.1f} s)"
+    values = [(name, _value_text(v)) for name, v in sorted((ev.get("values") or {}).items())]
+    return {
+        "c": c, "interval": interval, "signal_values": values,
+        "measured": _number(ev.get("measured")),
+        "decided": None if t is None else tl.format_t(t), "seq": ev.get("seq"),
+        "observed": c.template == "observed",
+        "overridden": c.override is not None,
+    }  # fmt: skip
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, Mapping):
+        lo, hi = _number(value.get("min")), _number(value.get("max"))
+        if lo is None and hi is None:
+            return "not reported"
+        return f"min {_fmt(lo)}, max {_fmt(hi)}"
+    number = _number(value)
+    return "not reported" if number is None else _fmt(number)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+# ============================================================================== learner page
+
+
+@router.get("/learners/{learner}", response_class=HTMLResponse)
+def learner_page(request: Request, learner: str) -> Response:
+    def build(who: Principal, service: ReviewService) -> Response:
+        history = service.learner_history(who, learner)
+        rubrics = []
+        for rh in history.rubrics:
+            entry = service.catalog.find(rh.rubric)
+            min_score = None if entry is None else entry.rubric.pass_.min_score
+            points = [
+                tl.AttemptPoint(
+                    a.session, _attempt_label(k, a.opened_at, a.with_overrides),
+                    None if a.with_overrides is None else a.with_overrides.score,
+                    None if a.with_overrides is None else a.with_overrides.outcome,
+                    f"/sessions/{quote(a.session, safe='')}",
+                )
+                for k, a in enumerate(rh.attempts)
+            ]
+            chart = tl.attempts_svg(points, min_score=min_score,
+                                    label=f"Score per attempt, {rh.rubric}")  # fmt: skip
+            rubrics.append({
+                "r": rh, "title": rh.rubric if entry is None else entry.rubric.title,
+                "chart": Markup(chart),  # attempts_svg escapes every text
+                "min_score": min_score,
+            })  # fmt: skip
+        return _render(request, "learner.html", who=who, learner=learner, rubrics=rubrics)
+
+    return _page(request, build)
+
+
+def _attempt_label(k: int, opened_at: str, final: Any) -> str:
+    outcome = "not scored" if final is None else f"{final.outcome}, score {final.score:.4g}"
+    return f"Attempt {k + 1} ({opened_at[:16].replace('T', ' ')}): {outcome}"
