@@ -1,20 +1,31 @@
-"""`assessengine demo`: simulate sessions of every scenario, score them, show the results."""
+"""`assessengine demo`: the live engine on a fresh SQLite file, fed over ZeroMQ by simulated
+sessions of every scenario; then the results, the throughput and the assessors' web page."""
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 import click
-import numpy as np
 
-from ..adapters.library import find_rubric, load_rubric
-from ..core.compiler import compile_rubric
-from ..core.kernel_scorer import score_columns
-from ..core.report import SessionReport
+from ..adapters.library import load_scenario, rubric_dirs
+from ..adapters.sqlite_store import SqliteStore
+from ..client import EngineClient
+from ..engine import Engine
+from ..pipeline import RubricLibrary
 from ..sim.generate import simulate
+from ..streaming import stream_sessions
 from ._app import main
+from .serve_cmd import stop_signals
 
 SCENARIOS = ("forklift-warehouse", "haul-truck-surface", "lhd-underground", "network-lab")
 RUBRICS = {
@@ -23,6 +34,7 @@ RUBRICS = {
     "lhd-underground": "lhd-underground",
     "network-lab": "network-lab",
 }
+SENDER_TIMEOUT = 600.0
 
 
 @dataclass
@@ -42,56 +54,168 @@ class ProfileResult:
     type=click.Choice(SCENARIOS),
     help="Only these scenarios (repeatable; default: all four).",
 )
-def demo(sessions: int, seed: int, scenarios: tuple[str, ...]) -> None:
-    """Simulate operators of every scenario (competent and flawed profiles), score every
-    session against the shipped rubrics with the compiled kernel, and print what a training
-    centre would see: pass rate per profile, the criteria that fail most, and throughput.
+@click.option("--keep", is_flag=True, help="Keep serving (ZeroMQ and HTTP) until Ctrl-C.")
+@click.option(
+    "--db",
+    "db_path",
+    default=None,
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite store to use (kept afterwards). Default: a fresh file in a temporary "
+    "directory, removed at the end.",
+)
+def demo(
+    sessions: int, seed: int, scenarios: tuple[str, ...], keep: bool, db_path: Path | None
+) -> None:
+    """Run the live engine and feed it: simulated operators of every scenario (competent and
+    flawed profiles) stream their sessions over ZeroMQ; the engine stores every batch in
+    SQLite before acknowledging it, scores it incrementally against the shipped rubrics, and
+    saves a report when each session closes. Then: pass rate per profile, the criteria that
+    fail most, the throughput, and the address of the assessors' web page.
 
-    This is the offline walkthrough; the live engine (ZeroMQ ingest, SQLite store, HTTP)
-    builds on the same scorer.
+    \b
+    Afterwards, with --db:
+      assessengine audit SESSION --db PATH    prove a stored session intact and reproducible
     """
     if sessions < 1:
         raise click.BadParameter("must be at least 1", param_hint="--sessions")
-    rows: list[tuple[str, str, ProfileResult]] = []
-    sim_time = score_time = 0.0
-    events = 0
-    for scenario_id in scenarios or SCENARIOS:
-        rubric, scenario = load_rubric(find_rubric(RUBRICS[scenario_id]))
-        click.echo(f"{scenario_id}: simulating {sessions} sessions ...", err=True, nl=False)
-        start = time.perf_counter()
-        sim = simulate(scenario, "mixed", sessions, seed=seed)
-        sim_time += time.perf_counter() - start
-        click.echo(f" {len(sim):,} events; scoring against {rubric.rubric} ...", err=True, nl=False)
-        order = np.argsort(sim.t, kind="stable")  # as they would arrive: sessions interleaved
-        start = time.perf_counter()
-        reports = score_columns(
-            compile_rubric(rubric, scenario), sim.batch().take(order), sim.session_ids, sim.close_t
+    chosen = scenarios or SCENARIOS
+    with ExitStack() as stack:
+        if db_path is None:
+            db_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "demo.db"
+        store = stack.enter_context(SqliteStore(db_path))
+        engine, url = stack.enter_context(_running(store, db_path))
+        click.echo(f"engine: zmq {engine.endpoint}, http {url}, store {db_path}", err=True)
+        streamed, seconds = _feed(engine, chosen, sessions, seed)
+        rows = _results(store)
+        click.echo(_table(rows))
+        events = engine.stats.events_stored
+        click.echo(
+            f"\n{events:,} events in {streamed:,} sessions streamed over ZeroMQ (columns-v1) in "
+            f"{seconds:.1f}s: {events / seconds:,.0f} events/s, each batch stored in SQLite "
+            f"before its ACK and scored incrementally (final reports at CLOSE)."
         )
-        score_time += time.perf_counter() - start
-        events += len(sim)
-        click.echo(" done", err=True)
-        for profile, result in _by_profile(reports, sim.profiles).items():
-            rows.append((scenario_id, profile, result))
-    click.echo(_table(rows))
-    click.echo(
-        f"\n{events:,} events in {sum(r.sessions for _, _, r in rows):,} sessions: simulated at "
-        f"{events / sim_time / 1e6:.1f} M events/s, scored at {events / score_time / 1e6:.1f} M "
-        f"events/s (compiled kernel, including compile and report assembly)."
-    )
-    click.echo("Sessions with a pending in-field observation are 'incomplete' until an assessor "
-               "records it.")  # fmt: skip
+        click.echo("Sessions with a pending in-field observation are 'incomplete' until an "
+                   "assessor records it.")  # fmt: skip
+        click.echo(f"Assessors' web page: {url}/   (metrics: {url}/metrics)")
+        if keep:
+            click.echo(f"Serving until Ctrl-C (ZeroMQ {engine.endpoint}; store {db_path}).")
+            with stop_signals() as stop:
+                while not stop.wait(0.5):
+                    pass
 
 
-def _by_profile(
-    reports: list[SessionReport], profiles: tuple[str, ...]
-) -> dict[str, ProfileResult]:
-    results: dict[str, ProfileResult] = {}
-    for report, profile in zip(reports, profiles, strict=True):
-        result = results.setdefault(profile, ProfileResult())
-        result.sessions += 1
-        result.passed += all(c.verdict != "fail" for c in report.criteria)
-        result.failed_criteria.update(c.id for c in report.criteria if c.verdict == "fail")
-    return dict(sorted(results.items(), key=lambda item: (item[0] != "competent", item[0])))
+@contextmanager
+def _running(store: SqliteStore, db_path: Path) -> Iterator[tuple[Engine, str]]:
+    """The engine (ingest, store, scoring) and the HTTP app, on loopback ephemeral ports."""
+    # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
+    from ..api.app import create_app  # noqa: PLC0415
+    from ..webserver import WebServer  # noqa: PLC0415
+
+    library, skipped = RubricLibrary.load(rubric_dirs())
+    for line in skipped:
+        click.echo(f"warning: {line}", err=True)
+    click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
+    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*")
+    engine.start()
+    try:
+        app = create_app(db_path=db_path, metrics=engine.metrics_text, rubric_dirs=rubric_dirs())
+        web = WebServer(app, "127.0.0.1", 0)
+        web.start()
+        try:
+            yield engine, web.url
+        finally:
+            web.stop()
+    finally:
+        engine.stop()
+
+
+def _feed(engine: Engine, scenarios: Sequence[str], sessions: int, seed: int) -> tuple[int, float]:
+    """Stream from a separate process, showing progress; returns (sessions, seconds from the
+    first OPEN to the last report saved)."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    sender = context.Process(
+        target=_send, args=(theirs, engine.endpoint, list(scenarios), sessions, seed),
+        name="demo-sender", daemon=True,
+    )  # fmt: skip
+    sender.start()
+    theirs.close()
+    total = sessions * len(scenarios)
+    try:
+        start = _wait_for(ours, "streaming")
+        with click.progressbar(length=total, label="sessions scored", file=sys.stderr) as bar:
+            done = 0
+            while not ours.poll(0.2):
+                if not sender.is_alive():
+                    raise click.ClickException("the simulator process died")
+                now = engine.scorer.reports_saved
+                bar.update(now - done)
+                done = now
+            outcome = ours.recv()
+            if isinstance(outcome, str):
+                raise click.ClickException(f"streaming failed: {outcome}")
+            if not engine.wait_idle(60):
+                raise click.ClickException("the engine did not finish scoring within 60 s")
+            bar.update(engine.scorer.reports_saved - done)
+        return int(outcome), time.perf_counter() - start
+    finally:
+        sender.join(10)
+        if sender.is_alive():
+            sender.kill()
+            sender.join()
+        ours.close()
+
+
+def _wait_for(conn: Connection, word: str) -> float:
+    if not conn.poll(SENDER_TIMEOUT):
+        raise click.ClickException("the simulator process did not start")
+    message = conn.recv()
+    if message != word:
+        raise click.ClickException(f"the simulator process failed: {message}")
+    return time.perf_counter()
+
+
+def _send(conn: Connection, endpoint: str, scenarios: list[str], sessions: int, seed: int) -> None:
+    """The simulator process: every scenario's sessions in turn, streamed with one client."""
+    try:
+        sims = [simulate(load_scenario(s), "mixed", sessions, seed=seed, rubric=RUBRICS[s])
+                for s in scenarios]  # fmt: skip
+        conn.send("streaming")
+        streamed = 0
+        with EngineClient(endpoint, client_id="assessengine-demo") as client:
+            for sim in sims:
+                streamed += stream_sessions(client, sim, timeout=SENDER_TIMEOUT).sessions
+        conn.send(streamed)
+    except Exception as exc:  # reported by the parent
+        conn.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
+def _results(store: SqliteStore) -> list[tuple[str, str, ProfileResult]]:
+    """Per scenario and profile, from the reports the engine saved."""
+    results: dict[tuple[str, str], ProfileResult] = {}
+    for record in store.sessions(status="closed"):
+        report = store.report(record.info.session)
+        if report is None:
+            continue
+        profile = str(record.info.metadata.get("profile", "?"))
+        result = results.setdefault((record.info.scenario, profile), ProfileResult())
+        _count(result, report)
+    return [
+        (scenario, profile, r)
+        for (scenario, profile), r in sorted(
+            results.items(), key=lambda item: (item[0][0], item[0][1] != "competent", item[0][1])
+        )
+    ]
+
+
+def _count(result: ProfileResult, report: Mapping[str, Any]) -> None:
+    verdicts = [(c["id"], c["verdict"]) for c in report["criteria"]]
+    result.sessions += 1
+    result.passed += all(v != "fail" for _, v in verdicts)
+    result.failed_criteria.update(cid for cid, v in verdicts if v == "fail")
 
 
 def _table(rows: list[tuple[str, str, ProfileResult]]) -> str:

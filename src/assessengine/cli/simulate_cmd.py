@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import click
 
 from ..adapters.library import load_scenario
+from ..client import ClientError, EngineClient
 from ..core.scenario import Scenario
 from ..errors import ScenarioError
-from ..sim import MIXED, SensorOptions, jsonl_lines, model_for, parse_mix, simulate
+from ..sim import MIXED, SensorOptions, SimBatch, jsonl_lines, model_for, parse_mix, simulate
+from ..streaming import Rate, stream_sessions
 from ._app import main
 
 CHUNK = 50
 """Sessions generated per step (memory stays bounded; output does not depend on it)."""
+STREAM_CHUNK = 200
+"""Sessions streamed together with --connect --rate max (--rate realtime: all at once)."""
 
 
 @main.command("simulate")
@@ -96,6 +101,27 @@ CHUNK = 50
     help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
 )
 @click.option("--list-profiles", is_flag=True, help="List the scenario's profiles and exit.")
+@click.option(
+    "--connect",
+    default=None,
+    metavar="ENDPOINT",
+    help="Stream the sessions to a running engine (e.g. tcp://127.0.0.1:5555) instead of "
+    "writing a file: all sessions open at once, events interleaved in time order.",
+)
+@click.option(
+    "--rate",
+    type=click.Choice(["max", "realtime"]),
+    default="max",
+    show_default=True,
+    help="With --connect: as fast as the engine acknowledges, or paced by the events' times.",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice(["columns-v1", "json-v1"]),
+    default="columns-v1",
+    show_default=True,
+    help="With --connect: the EVENTS encoding.",
+)
 def simulate_command(
     *,
     scenario: str,
@@ -110,6 +136,9 @@ def simulate_command(
     rubric: str | None,
     scenario_dirs: tuple[Path, ...],
     list_profiles: bool,
+    connect: str | None,
+    rate: Rate,
+    encoding: Literal["columns-v1", "json-v1"],
 ) -> None:
     """Simulate SCENARIO sessions (an id such as haul-truck-surface, or a scenario file).
 
@@ -121,6 +150,7 @@ def simulate_command(
       assessengine simulate forklift-warehouse --profile speeder -n 20 --seed 1 -o ev.jsonl
       assessengine simulate lhd-underground --profile mixed --mix competent=3,speeder=1 -n 100
       assessengine simulate forklift-warehouse --list-profiles
+      assessengine simulate network-lab -p mixed -n 50 --connect tcp://127.0.0.1:5555
     """
     loaded = _scenario(scenario, scenario_dirs)
     if list_profiles:
@@ -137,6 +167,17 @@ def simulate_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options = SensorOptions(noise=noise, drop=drop, jitter=jitter)
+    if connect is not None:
+        if str(out) != "-":
+            raise click.UsageError("--connect streams to the engine; leave out --out")
+        batches = (
+            simulate(loaded, profile, min(chunk, sessions - first), seed=seed, options=options,
+                     mix=mix, first=first, rubric=rubric)
+            for chunk in [sessions if rate == "realtime" else STREAM_CHUNK]
+            for first in range(0, sessions, chunk)
+        )  # fmt: skip
+        _stream(connect, batches, rate=rate, encoding=encoding)
+        return
     with click.open_file(str(out), "w", encoding="utf-8", lazy=False) as stream:
         events = _write(
             stream,
@@ -150,6 +191,29 @@ def simulate_command(
         )
     where = "standard output" if str(out) == "-" else str(out)
     click.echo(f"{sessions} sessions, {events} events -> {where}", err=True)
+
+
+def _stream(
+    endpoint: str,
+    batches: Iterable[SimBatch],
+    *,
+    rate: Rate,
+    encoding: Literal["columns-v1", "json-v1"],
+) -> None:
+    """Stream each batch of sessions in turn with one client; a summary on stderr."""
+    sessions = events = 0
+    seconds = 0.0
+    try:
+        with EngineClient(endpoint, client_id="assessengine-simulate", encoding=encoding) as c:
+            for batch in batches:
+                sent = stream_sessions(c, batch, rate=rate)
+                sessions, events = sessions + sent.sessions, events + sent.events
+                seconds += sent.seconds
+    except ClientError as exc:
+        raise click.ClickException(f"{endpoint}: {exc}") from None
+    speed = f" ({events / seconds:,.0f} events/s)" if seconds else ""
+    click.echo(f"{sessions} sessions, {events:,} events -> {endpoint}, all acknowledged and "
+               f"closed in {seconds:.1f}s{speed}", err=True)  # fmt: skip
 
 
 def _scenario(scenario: str, scenario_dirs: tuple[Path, ...]) -> Scenario:
