@@ -210,6 +210,8 @@ def test_two_requirements_on_the_same_rubric_and_source_are_refused() -> None:
         ('url: "https://example.org/MH-101"', "url: example.org/MH-101", (6, 53),
          "expected an absolute URL"),
         ("policy: demo", "policy: other", (1, 9), "differs from the file name 'demo.yaml'"),
+        ("  name: Demo operator\n", "  name: Demo operator\n  id: https://x.example/a#b\n", (3, 3),
+         "must not have a fragment"),
         ("  name: Demo operator\n", "", (3, 3), "missing required key 'name'"),
     ],
 )  # fmt: skip

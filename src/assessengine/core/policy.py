@@ -182,6 +182,12 @@ class PolicyAchievement(Frozen):
     competencies: tuple[PolicyCompetency, ...] = ()
     id: AbsoluteIri | None = None  # default: the engine's achievement URL for the policy
 
+    @model_validator(mode="after")
+    def _no_fragment(self) -> PolicyAchievement:
+        if self.id is not None and "#" in self.id:
+            raise ValueError("the achievement id must not have a fragment ('#')")
+        return self
+
 
 class Requirement(Frozen):
     """Pass `rubric` (version `min_version` or later) `passes` times from `source`.
