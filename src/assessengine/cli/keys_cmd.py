@@ -16,7 +16,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 @main.group()
 def keys() -> None:
-    """Manage keys (CURVE key pairs for the ZeroMQ ingest socket)."""
+    """Manage keys: CURVE key pairs for the ZeroMQ ingest socket (`keys create`) and the
+    Ed25519 key that signs credentials (`keys issuer`)."""
 
 
 @keys.command("create")
