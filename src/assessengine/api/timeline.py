@@ -341,9 +341,9 @@ def time_ticks(t_from: float, t_to: float, *, most: int = 10) -> list[float]:
         return []
     if span <= 0:
         return [t_from]
-    step = next((s for s in _STEPS if span / s <= most), 0.0)
+    step = next((s for s in _STEPS if span / s <= most - 1), 0.0)
     if not step:
-        step = 21600.0 * math.ceil(span / most / 21600.0)
+        step = 21600.0 * math.ceil(span / (most - 1) / 21600.0)
     first = math.ceil(t_from / step - 1e-9)
     last = math.floor(t_to / step + 1e-9)
     return [round(k * step, 9) for k in range(first, last + 1)]

@@ -1,0 +1,95 @@
+"""Test support for the web page tests (no tests here): a real SQLite store holding simulated,
+scored sessions (stored as the engine stores them: columns-v1 batches appended through
+`SqliteStore`, the kernel's report saved), tokens for every role, and sign-in helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from assessengine.adapters.library import find_rubric, load_rubric
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import SessionInfo
+from assessengine.api.service import ReviewService
+from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.core.compiler import compile_rubric
+from assessengine.core.kernel_scorer import score_columns
+from assessengine.sim.generate import simulate
+
+ROWS_PER_BATCH = 1000
+LEARNER = "learner-000001"
+OTHER_LEARNER = "learner-000002"
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The stored sessions. `speeder`: fails `loaded_speed` and `empty_speed` (outcome fail);
+    `no_tilt`: fails `mast_tilted_back` and waits for the observed `looks_before_reversing`
+    (outcome incomplete; a passing observation makes it pass); both are LEARNER's. `competent`
+    (forklift) and `network` (network-lab) are OTHER_LEARNER's."""
+
+    speeder: str
+    no_tilt: str
+    competent: str
+    network: str
+
+
+def fill_store(path: Path) -> Sessions:
+    """Simulate, store and score the `Sessions` in a new store at `path`."""
+    with SqliteStore(path) as store:
+        speeder = _store(store, "forklift-load-handling", "speeder", seed=2, index=0)
+        no_tilt = _store(store, "forklift-load-handling", "no-tilt", seed=1, index=0)
+        competent = _store(store, "forklift-load-handling", "competent", seed=3, index=1)
+        network = _store(store, "network-lab", "competent", seed=4, index=1)
+    return Sessions(speeder, no_tilt, competent, network)
+
+
+def _store(store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int) -> str:
+    rubric, scenario = load_rubric(find_rubric(rubric_id))
+    compiled = compile_rubric(rubric, scenario)
+    layout = Layout.of(scenario)
+    sim = simulate(scenario, profile, 1, seed=seed, first=index)
+    sid = sim.session_ids[0]
+    cols = Columns(sim.seq, sim.t, sim.event, sim.signals)
+    store.open_session(SessionInfo(sid, sim.learners[0], scenario.scenario, rubric.rubric,
+                                   rubric.version, compiled.sha256, "simulator",
+                                   {"profile": profile}))  # fmt: skip
+    items = []
+    for start in range(0, len(cols), ROWS_PER_BATCH):
+        end = start + ROWS_PER_BATCH
+        part = Columns(cols.seq[start:end], cols.t[start:end], cols.event[start:end],
+                       cols.signals[:, start:end])  # fmt: skip
+        header = {"session": sid, "first_seq": start, "count": len(part),
+                  "encoding": "columns-v1", "dtype": layout.dtype_header()}  # fmt: skip
+        items.append((sid, start, len(part), "columns-v1", json.dumps(header).encode(),
+                      encode_columns_v1(part, layout)))  # fmt: skip
+    store.append_batches(items)
+    store.close_session(sid, float(sim.close_t[0]))
+    (report,) = score_columns(compiled, cols.to_batch(0), [sid], sim.close_t)
+    store.save_report(sid, report.to_data())
+    return sid
+
+
+def make_tokens(service: ReviewService) -> dict[str, str]:
+    """A token per role (the learner's is LEARNER's), and ``other_learner`` for OTHER_LEARNER."""
+    tokens = {}
+    for role in ("admin", "trainer", "assessor", "learner"):
+        learner = LEARNER if role == "learner" else None
+        _, tokens[role] = service.create_token(name=f"{role}-ann", role=role, learner=learner,
+                                               actor="test")  # fmt: skip
+    _, tokens["other_learner"] = service.create_token(
+        name="other", role="learner", learner=OTHER_LEARNER, actor="test"
+    )
+    return tokens
+
+
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF value of the first form on a page."""
+    found = CSRF_FIELD.search(html)
+    assert found is not None, "no CSRF field on the page"
+    return found.group(1)

@@ -1,0 +1,223 @@
+"""The SVG charts of the web pages (`assessengine.api.timeline`): pure functions, checked on the
+SVG they return (parsed as XML)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from assessengine.api import timeline as tl
+
+NS = {"svg": "http://www.w3.org/2000/svg"}
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _lane(name: str = "speed", n: int = 10, t_to: float = 100.0) -> tl.Lane:
+    width = t_to / n
+    starts = [k * width for k in range(n)]
+    values: list[float | None] = [float(k % 3) for k in range(n)]
+    return tl.Lane(name, "km/h", starts, [s + width for s in starts], values, values)
+
+
+def _parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)
+
+
+def _violations(root: ET.Element) -> dict[str, ET.Element]:
+    return {r.attrib["data-criterion"]: r for r in root.iterfind(".//svg:rect[@class='violation']",
+                                                                 NS)}  # fmt: skip
+
+
+def test_violation_rect_spans_the_evidence_interval_on_the_time_scale() -> None:
+    svg = tl.timeline_svg([_lane()], t_from=0.0, t_to=100.0,
+                          intervals=[tl.Interval("loaded_speed", "Loaded speed", 20.5, 31.25)])
+    rect = _violations(_parse(svg))["loaded_speed"]
+    scale = tl.time_scale(0.0, 100.0)
+    assert float(rect.attrib["x"]) == pytest.approx(scale.x(20.5), abs=0.01)
+    assert float(rect.attrib["width"]) == pytest.approx(scale.x(31.25) - scale.x(20.5), abs=0.01)
+    assert rect.attrib["data-t-start"] == "20.5"
+    assert rect.attrib["data-t-end"] == "31.25"
+
+
+def test_data_times_round_trip_exactly() -> None:
+    t_start, t_end = 149.60000000000002, 150.6
+    svg = tl.timeline_svg([], t_from=0.0, t_to=322.077,
+                          intervals=[tl.Interval("c", "C", t_start, t_end)])
+    rect = _violations(_parse(svg))["c"]
+    assert float(rect.attrib["data-t-start"]) == t_start
+    assert float(rect.attrib["data-t-end"]) == t_end
+
+
+def test_each_violation_also_shades_the_signal_lanes_over_the_same_span() -> None:
+    svg = tl.timeline_svg([_lane(), _lane("load")], t_from=0.0, t_to=100.0,
+                          intervals=[tl.Interval("a", "A", 10.0, 40.0)])
+    root = _parse(svg)
+    bar = _violations(root)["a"]
+    (shade,) = root.iterfind(".//svg:rect[@class='violation-shade']", NS)
+    assert shade.attrib["x"] == bar.attrib["x"]
+    assert shade.attrib["width"] == bar.attrib["width"]
+    lanes = list(root.iterfind(".//svg:g[@class='lane']", NS))
+    assert len(lanes) == 2
+    top = min(float(next(g.iter(f"{SVG}rect")).attrib["y"]) for g in lanes)
+    assert float(shade.attrib["y"]) <= top
+    assert float(shade.attrib["y"]) + float(shade.attrib["height"]) >= top + 2 * tl.LANE_HEIGHT
+
+
+def test_an_instant_violation_is_still_visible_at_its_time() -> None:
+    svg = tl.timeline_svg([], t_from=0.0, t_to=100.0,
+                          intervals=[tl.Interval("horn", "Horn", 42.0, 42.0)])
+    rect = _violations(_parse(svg))["horn"]
+    assert float(rect.attrib["x"]) == pytest.approx(tl.time_scale(0.0, 100.0).x(42.0), abs=0.01)
+    assert float(rect.attrib["width"]) == tl.MIN_RECT_PX
+
+
+def test_times_outside_the_plotted_range_are_clamped_to_its_edges() -> None:
+    scale = tl.time_scale(10.0, 20.0)
+    assert scale.x(0.0) == scale.x_left
+    assert scale.x(99.0) == scale.x_right
+    assert scale.x(15.0) == pytest.approx((scale.x_left + scale.x_right) / 2)
+
+
+def test_each_decision_gets_a_marker_with_a_title_at_its_time() -> None:
+    decisions = [tl.Decision("a", "Alpha", "pass", 12.0, 5), tl.Decision("b", "Beta", "fail",
+                                                                         80.0, 40)]  # fmt: skip
+    root = _parse(tl.timeline_svg([_lane()], t_from=0.0, t_to=100.0, decisions=decisions))
+    marks = {g.attrib["data-criterion"]: g for g in root.iterfind(".//svg:g[@class='decision']",
+                                                                    NS)}  # fmt: skip
+    assert set(marks) == {"a", "b"}
+    assert marks["b"].attrib["data-verdict"] == "fail"
+    assert float(marks["b"].attrib["data-t"]) == 80.0
+    title = marks["b"].find("svg:title", NS)
+    assert title is not None
+    assert title.text is not None
+    assert "b: fail at 1:20.0" in title.text
+    assert "seq 40" in title.text
+    # the marker sits at the decision's x
+    x = tl.time_scale(0.0, 100.0).x(80.0)
+    path = marks["b"].find("svg:path", NS)
+    assert path is not None
+    xs = [float(v) for v in re.findall(r"[ML]([-\d.]+),", path.attrib["d"])]
+    assert min(xs) < x < max(xs)
+    assert sum(xs) / len(xs) == pytest.approx(x, abs=0.01)
+
+
+def test_decisions_at_the_same_time_do_not_overlap() -> None:
+    decisions = [tl.Decision(f"c{k}", "C", "pass", 100.0) for k in range(3)]
+    root = _parse(tl.timeline_svg([], t_from=0.0, t_to=100.0, decisions=decisions))
+    ys = {c.attrib["cy"] for c in root.iterfind(".//svg:g[@class='decision']/svg:circle", NS)}
+    assert len(ys) == 3
+
+
+def test_a_one_bucket_spike_survives_in_the_envelope() -> None:
+    lane = _lane(n=50)
+    lo = [0.0] * 50
+    hi: list[float | None] = [0.0] * 50
+    hi[17] = 9.0
+    spiky = tl.Lane(lane.name, lane.unit, lane.t_start, lane.t_end, list(lo), hi)
+    root = _parse(tl.timeline_svg([spiky], t_from=0.0, t_to=100.0))
+    path = root.find(".//svg:path[@class='signal']", NS)
+    assert path is not None
+    points = [(float(x), float(y)) for x, y in re.findall(r"([-\d.]+),([-\d.]+)",
+                                                           path.attrib["d"])]  # fmt: skip
+    top_y = min(y for _, y in points)
+    (spike_x,) = {x for x, y in points if y == top_y}
+    assert spike_x == pytest.approx(tl.time_scale(0.0, 100.0).x(35.0), abs=0.01)  # bucket centre
+
+
+def test_buckets_without_a_sample_break_the_line() -> None:
+    lane = _lane(n=10)
+    values: list[float | None] = [1.0, 2.0, None, None, 3.0, 4.0, 5.0, None, 6.0, 7.0]
+    gappy = tl.Lane(lane.name, lane.unit, lane.t_start, lane.t_end, values, values)
+    path = _parse(tl.timeline_svg([gappy], t_from=0.0, t_to=100.0)).find(
+        ".//svg:path[@class='signal']", NS)  # fmt: skip
+    assert path is not None
+    assert path.attrib["d"].count("M") == 3
+
+
+def test_a_lane_without_samples_says_so() -> None:
+    empty = tl.Lane("load", "kg", [0.0], [1.0], [None], [None])
+    svg = tl.timeline_svg([empty], t_from=0.0, t_to=1.0)
+    assert "no samples" in svg
+    assert 'class="signal"' not in svg
+
+
+def test_one_bucket_per_plot_pixel() -> None:
+    scale = tl.time_scale(0.0, 1.0)
+    assert tl.plot_buckets() == round(scale.x_right - scale.x_left)
+
+
+def test_text_is_escaped_and_the_svg_is_well_formed() -> None:
+    nasty = '<script>alert("x")</script> & "quotes"'
+    svg = tl.timeline_svg(
+        [tl.Lane(nasty, nasty, [0.0], [1.0], [0.0], [1.0])], t_from=0.0, t_to=1.0,
+        intervals=[tl.Interval(nasty, nasty, 0.1, 0.2)],
+        decisions=[tl.Decision(nasty, nasty, nasty, 0.5)],
+        events=[tl.Mark(nasty, 0.3, 7)], label=nasty,
+    )  # fmt: skip
+    assert "<script" not in svg
+    root = _parse(svg)  # raises if the escaping broke the XML
+    assert root.attrib["aria-label"] == nasty
+    assert _violations(root)[nasty].attrib["data-t-start"] == "0.1"
+
+
+@pytest.mark.parametrize(
+    ("t_from", "t_to", "step"),
+    [(0.0, 322.077, 60.0), (0.0, 12.3, 2.0), (0.0, 0.5, 0.1), (0.0, 20000.0, 3600.0),
+     (15.0, 95.0, 10.0)],
+)  # fmt: skip
+def test_time_ticks_are_round_inside_the_range_and_few(t_from: float, t_to: float,
+                                                        step: float) -> None:  # fmt: skip
+    ticks = tl.time_ticks(t_from, t_to)
+    assert 2 <= len(ticks) <= 10
+    assert all(t_from <= t <= t_to for t in ticks)
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(ticks)}
+    assert gaps == {step}
+
+
+def test_axis_labels_read_as_minutes_and_seconds() -> None:
+    root = _parse(tl.timeline_svg([_lane(t_to=322.0)], t_from=0.0, t_to=322.0))
+    labels = [t.text for t in root.iterfind(".//svg:g[@class='tick']/svg:text", NS)]
+    assert labels == ["0:00", "1:00", "2:00", "3:00", "4:00", "5:00"]
+
+
+def test_format_t() -> None:
+    assert tl.format_t(149.6) == "2:29.6"
+    assert tl.format_t(59.96) == "1:00.0"
+    assert tl.format_t(3725.0) == "1:02:05.0"
+    assert tl.format_t(120.0, 322.0) == "2:00"
+    assert tl.format_t(12.5, 40.0) == "12.5 s"
+
+
+# ==================================================================================== attempts
+
+
+def _points() -> list[tl.AttemptPoint]:
+    return [
+        tl.AttemptPoint("s1", "Attempt 1", 60.0, "fail", "/sessions/s1"),
+        tl.AttemptPoint("s2", "Attempt 2", 75.0, "incomplete", "/sessions/s2"),
+        tl.AttemptPoint("s3", "Attempt 3", 90.0, "pass", "/sessions/s3?a=1&b=2"),
+        tl.AttemptPoint("s4", "Attempt 4", None, None, "/sessions/s4"),
+    ]
+
+
+def test_attempts_chart_has_one_linked_mark_per_attempt_in_order() -> None:
+    root = _parse(tl.attempts_svg(_points(), min_score=80.0))
+    marks = list(root.iterfind(".//svg:a[@class='attempt']", NS))
+    assert [m.attrib["data-session"] for m in marks] == ["s1", "s2", "s3", "s4"]
+    assert [m.attrib["data-outcome"] for m in marks] == ["fail", "incomplete", "pass", ""]
+    assert marks[2].attrib["href"] == "/sessions/s3?a=1&b=2"  # escaped in the text, intact here
+    assert marks[0].find("svg:path", NS) is not None  # fail: a cross
+    assert marks[2].find("svg:circle", NS) is not None  # pass: a disc
+
+
+def test_higher_scores_are_drawn_higher_and_the_pass_mark_between() -> None:
+    root = _parse(tl.attempts_svg(_points(), min_score=80.0))
+    marks = list(root.iterfind(".//svg:a[@class='attempt']", NS))
+    pass_y = float(marks[2].find("svg:circle", NS).attrib["cy"])  # type: ignore[union-attr]
+    incomplete_y = float(marks[1].find("svg:circle", NS).attrib["cy"])  # type: ignore[union-attr]
+    line = root.find(".//svg:line[@class='pass-mark']", NS)
+    assert line is not None
+    assert pass_y < float(line.attrib["y1"]) < incomplete_y
