@@ -152,7 +152,7 @@ def copy_template(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> t
 def open_api(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Api]:
     """An `Api` over a private copy of the template store (for an `api` fixture)."""
     db, stored = copy_template(tmp_path_factory, tmp_path)
-    app = create_app(db_path=db, metrics=lambda: "assessengine_up 1\n")
+    app = create_app(db_path=db, metrics=lambda: "assessengine_up 1\n", web=False)
     service: ReviewService = app.state.service
     tokens = make_tokens(service)
     with TestClient(app) as client:

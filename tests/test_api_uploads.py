@@ -239,3 +239,11 @@ def test_rescoring_named_sessions_keeps_observations_and_flags_other_scenarios(a
     assert missing.status_code == 404
     both = api.post("/api/v1/rescores", "admin", json={"rubric": RUBRIC, "version": 1})
     assert both.status_code == 422
+
+
+def test_a_rubric_with_a_control_character_is_a_located_problem(api: Api) -> None:
+    answer = post_rubric(api, "rubric: x\nversion: 1\ntitle: \x1f\n")
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert (error["line"], error["column"]) == (3, 8)
+    assert "#x001f" in error["reason"]

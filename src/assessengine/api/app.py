@@ -35,6 +35,7 @@ def create_app(
     scenario_dirs: Sequence[Path] = (),
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     service: ReviewService | None = None,
+    web: bool = True,
 ) -> FastAPI:
     """Build the HTTP app over the SQLite store at `db_path` (created when missing).
 
@@ -42,7 +43,7 @@ def create_app(
     `rubric_dirs` are searched for rubric files (before the bundled ones) besides the uploaded
     versions; `scenario_dirs` for scenarios. `service` (tests, or a front end that already has
     one) is used instead of opening the store; the app closes only a service it opened, when
-    the server shuts down.
+    the server shuts down. `web` False leaves the server-rendered pages out (JSON API only).
     """
     own = service is None
     review = service or ReviewService.open(
@@ -78,7 +79,8 @@ def create_app(
         return PlainTextResponse(body, media_type=PROMETHEUS_CONTENT_TYPE)
 
     app.include_router(routes.router)
-    _include_web(app)
+    if web:
+        _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

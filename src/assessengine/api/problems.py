@@ -119,7 +119,7 @@ def _field(error: Any) -> FieldProblem:
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI error responses (problem+json) for a route."""
     what = {
-        400: "Bad request",
+        400: "The body could not be parsed (malformed JSON or multipart)",
         401: "No token, or the token is unknown or revoked",
         403: "The token's role may not do this",
         404: "Not found (or not yours: learners see only their own records)",

@@ -51,7 +51,7 @@ Who = Annotated[Principal, Depends(principal)]
 SessionPath = Annotated[str, Path(min_length=1, max_length=200, description="session id")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 
-router = APIRouter(prefix=PREFIX, responses=responses(401, 403, 422))
+router = APIRouter(prefix=PREFIX, responses=responses(400, 401, 403, 422))
 
 
 # ==================================================================================== who

@@ -46,7 +46,7 @@ class NotFoundError(ServiceError):
 
 
 class ConflictError(ServiceError):
-    status, slug, title = 409, "conflict", "ConflictError with the current state"
+    status, slug, title = 409, "conflict", "Conflict with the current state"
 
 
 class TooLargeError(ServiceError):
@@ -56,7 +56,7 @@ class TooLargeError(ServiceError):
 class InvalidError(ServiceError):
     """Input that fails validation; `errors` name each field."""
 
-    status, slug, title = 422, "validation", "InvalidError input"
+    status, slug, title = 422, "validation", "Invalid input"
 
     def __init__(self, detail: str, errors: Sequence[FieldProblem] = ()) -> None:
         super().__init__(detail)
