@@ -1,0 +1,299 @@
+"""The live engine in-process, over real loopback sockets and a real SQLite file: final reports
+equal the offline scorer's, decisions are saved as they are taken, unknown rubrics and
+scenarios are refused, bad input leaves a concurrent good session alone, a restarted engine
+rebuilds open sessions from the store, and metrics come out in Prometheus format."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from assessengine.client import EngineClient, NackError
+from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.metrics import Histogram, Metric, counter, render
+from assessengine.pipeline import RubricEntry
+from assessengine.streaming import stream_sessions
+
+from .test_engine_helpers import (
+    FAST,
+    audit,
+    library,
+    offline_reports,
+    reports,
+    running_engine,
+    sessions,
+)
+
+
+def test_final_reports_equal_assessengine_score_on_the_same_events(tmp_path: Path) -> None:
+    forklift = sessions("forklift-warehouse", 5)
+    lab = sessions("network-lab", 8)
+    db = tmp_path / "engine.db"
+    with running_engine(db) as (engine, store):
+        with EngineClient(engine.endpoint, client_id="sim", batch_bytes=16_384, **FAST) as c:
+            stream_sessions(c, forklift)
+        with EngineClient(engine.endpoint, client_id="lab", encoding="json-v1", **FAST) as c:
+            stream_sessions(c, lab)
+        assert engine.wait_idle(30)
+        assert engine.scorer.sessions_open == 0
+        decisions = {sid: store.decisions(sid) for sid in forklift.session_ids}
+    for sim in (forklift, lab):
+        assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
+    for sid, rows in decisions.items():
+        criteria = {c["id"] for c in reports(db, [sid])[sid]["criteria"]}
+        assert rows
+        assert {row["criterion"] for row in rows} <= criteria
+    for sid in (*forklift.session_ids[:2], *lab.session_ids[:2]):
+        code, output = audit(db, sid)
+        assert code == 0, output
+
+
+def test_decisions_are_saved_while_the_session_is_still_open(tmp_path: Path) -> None:
+    sim = sessions("forklift-warehouse", 1, seed=8)
+    cols = Columns(sim.seq, sim.t, sim.event, sim.signals)
+    with running_engine(tmp_path / "e.db") as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        sid = sim.session_ids[0]
+        c.open(sid, learner="L", scenario=sim.scenario, rubric=sim.rubric)
+        c.send(sid, cols)
+        c.flush(10)
+        assert engine.wait_idle(10)
+        assert store.decisions(sid)
+        assert store.report(sid) is None
+        assert engine.scorer.is_open(sid)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rubric", "version", "code"),
+    [
+        ("forklift-warehus", "forklift-load-handling", None, "unknown_scenario"),
+        ("forklift-warehouse", "forklift-load-handlin", None, "unknown_rubric"),
+        ("forklift-warehouse", "forklift-load-handling", 99, "unknown_rubric"),
+        ("forklift-warehouse", "network-lab", None, "unknown_rubric"),
+    ],
+)
+def test_an_open_naming_an_unknown_scenario_or_rubric_is_refused(
+    tmp_path: Path, scenario: str, rubric: str, version: int | None, code: str
+) -> None:
+    with running_engine(tmp_path / "e.db") as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        with pytest.raises(NackError) as caught:
+            c.open("S1", learner="L", scenario=scenario, rubric=rubric, rubric_version=version)
+        assert caught.value.code == code
+        assert store.session("S1") is None
+
+
+def test_open_resolves_the_latest_rubric_version_and_stores_its_hash(tmp_path: Path) -> None:
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    with running_engine(tmp_path / "e.db") as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        c.open("S1", learner="L", scenario="network-lab", rubric="network-lab")
+        info = store.session("S1")
+        assert info is not None
+        assert (info.info.rubric_version, info.info.rubric_sha256) == (
+            entry.rubric.version, entry.sha256)  # fmt: skip
+
+
+# ================================================================================ bad input
+
+
+class _Garbage:
+    """A bare DEALER that sends every kind of bad message, each answered by one NACK."""
+
+    def __init__(self, endpoint: str, layout: Layout, victim: str) -> None:
+        self.endpoint, self.layout, self.victim = endpoint, layout, victim
+        self.codes: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        context = zmq.Context()
+        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        try:
+            for frames in self.messages():
+                sock.send_multipart(frames)
+                if not sock.poll(5000):
+                    raise AssertionError(f"no reply to {frames[0][:80]!r}")
+                reply = json.loads(sock.recv_multipart()[0])
+                self.codes.append(reply.get("code", reply["type"]))
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            sock.close(linger=0)
+            context.term()
+
+    def messages(self) -> list[list[bytes]]:
+        layout = self.layout
+        open_g = _frame({"type": "OPEN", "session": "G", "learner": "L",
+                         "scenario": "network-lab", "rubric": "network-lab"})  # fmt: skip
+
+        def events(first: int, n: int, **change: Any) -> list[bytes]:
+            cols = Columns(np.arange(first, first + n, dtype=np.int64),
+                           np.arange(first, first + n, dtype=np.float64),
+                           np.zeros(n, np.int32),
+                           np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+            for name, value in change.pop("cols", {}).items():
+                getattr(cols, name)[...] = value
+            header = {"type": "EVENTS", "session": "G", "first_seq": first, "count": n,
+                      "encoding": "columns-v1", "dtype": layout.dtype_header()} | change
+            return [_frame(header), encode_columns_v1(cols, layout)]
+
+        good0 = events(0, 5)
+        return [
+            [b"a", b"b", b"c", b"d"],                                          # frame_count
+            [b"{not json"],                                                    # bad_header
+            [_frame({"type": "SHOUT"})],                                       # unknown_type
+            [_frame({"type": "OPEN", "session": "G"})],                        # bad_message
+            [_frame({"type": "OPEN", "session": "X", "learner": "L", "scenario": "moon",
+                     "rubric": "network-lab"})],                               # unknown_scenario
+            [_frame({"type": "OPEN", "session": self.victim, "learner": "intruder",
+                     "scenario": "network-lab", "rubric": "network-lab"})],    # session_conflict
+            events(0, 5, session="nobody"),                                    # unknown_session
+            [open_g],                                                          # OPENED
+            [events(0, 5)[0], b"\x00" * 7],                                    # truncated
+            [_frame({**json.loads(good0[0]), "dtype": [["seq", "<i8"]]}), good0[1]],  # dtype
+            events(0, 5, cols={"t": math.nan}),                                # bad_time
+            events(0, 5, cols={"seq": 3}),                                     # seq_order
+            events(7, 5),                                                      # gap
+            events(0, 5, encoding="xml-v1"),                                   # bad_encoding
+            good0,                                                             # ACK
+            [_frame({"type": "CLOSE", "session": "G", "t": 10.0, "next_seq": 5})],  # CLOSED
+            events(5, 5),                                                      # closed
+            good0,                                                             # ACK (duplicate)
+        ]  # fmt: skip
+
+
+def _frame(data: dict[str, Any]) -> bytes:
+    return json.dumps(data).encode()
+
+
+def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path) -> None:
+    sim = sessions("network-lab", 3, seed=4)
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    layout = library().layout(entry)
+    with running_engine(tmp_path / "e.db") as (engine, _):
+        garbage = _Garbage(engine.endpoint, layout, sim.session_ids[0])
+        with EngineClient(engine.endpoint, client_id="good", batch_bytes=512, **FAST) as c:
+            thread = threading.Thread(target=garbage.run)
+            for k, sid in enumerate(sim.session_ids):
+                c.open(sid, learner=sim.learners[k], scenario=sim.scenario, rubric=sim.rubric)
+            thread.start()
+            for k, sid in enumerate(sim.session_ids):
+                lo, hi = int(sim.offsets[k]), int(sim.offsets[k + 1])
+                for a in range(lo, hi, 20):
+                    b = min(hi, a + 20)
+                    c.send(sid, Columns(sim.seq[a:b], sim.t[a:b], sim.event[a:b],
+                                        sim.signals[:, a:b]))  # fmt: skip
+                c.close(sid, float(sim.close_t[k]))
+            c.flush(20)
+            thread.join(20)
+        assert engine.wait_idle(10)
+        metrics = engine.metrics_text()
+    assert garbage.error is None
+    assert garbage.codes == [
+        "frame_count", "bad_header", "unknown_type", "bad_message", "unknown_scenario",
+        "session_conflict", "unknown_session", "OPENED", "truncated", "dtype_mismatch",
+        "bad_time", "seq_order", "gap", "bad_encoding", "ACK", "CLOSED", "closed", "ACK",
+    ]  # fmt: skip
+    expected = offline_reports(sim, tmp_path)
+    got = reports(tmp_path / "e.db", sim.session_ids)
+    assert got == {sid: expected[sid] for sid in sim.session_ids}
+    assert 'assessengine_nacks_total{code="session_conflict"} 1' in metrics
+
+
+# ================================================================================ recovery
+
+
+def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(tmp_path: Path) -> None:
+    sim = sessions("lhd-underground", 3, seed=6)
+    db = tmp_path / "e.db"
+    half = sim.seq < np.diff(sim.offsets)[sim.session] // 2
+    with running_engine(db) as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        for k, sid in enumerate(sim.session_ids):
+            c.open(sid, learner=sim.learners[k], scenario=sim.scenario, rubric=sim.rubric,
+                   metadata={"profile": sim.profiles[k]})  # fmt: skip
+            rows = np.flatnonzero(half & (sim.session == k))
+            c.send(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
+                                sim.signals[:, rows]))  # fmt: skip
+        c.flush(10)
+        assert engine.wait_idle(10)
+        before = {sid: len(store.decisions(sid)) for sid in sim.session_ids}
+    # stopped with the sessions open; a new engine replays them and the stream resumes
+    with running_engine(db) as (engine, store):
+        recovered = engine.stats.recovery
+        assert (recovered.reopened, recovered.events) == (3, int(half.sum()))
+        assert recovered.decisions_saved == 0
+        assert {sid: len(store.decisions(sid)) for sid in sim.session_ids} == before
+        with EngineClient(engine.endpoint, client_id="sim", **FAST) as c:
+            streamed = stream_sessions(c, sim)
+        assert streamed.events == len(sim) - int(half.sum())
+        assert engine.wait_idle(10)
+    assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
+
+
+def test_recovery_reports_a_session_closed_just_before_a_crash(tmp_path: Path) -> None:
+    sim = sessions("network-lab", 2, seed=9)
+    db = tmp_path / "e.db"
+    with running_engine(db) as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        stream_sessions(c, sim)
+        assert engine.wait_idle(10)
+        expected = {sid: store.report(sid) for sid in sim.session_ids}
+    raw = sqlite3.connect(db)  # as if the engine had crashed between the CLOSE and its report
+    try:
+        raw.execute("DELETE FROM reports")
+        raw.commit()
+    finally:
+        raw.close()
+    with running_engine(db) as (engine, store):
+        assert engine.stats.recovery.reported == 2
+        assert {sid: store.report(sid) for sid in sim.session_ids} == expected
+
+
+# ================================================================================ metrics
+
+
+def test_metrics_render_counters_labels_and_cumulative_histograms() -> None:
+    histogram = Histogram((0.01, 0.1))
+    for value in (0.005, 0.05, 0.05, 3.0):
+        histogram.observe(value)
+    text = render([counter("x_total", "X.", 3),
+                   Metric("lat_seconds", "histogram", "Latency.", histogram)])  # fmt: skip
+    assert text.splitlines() == [
+        "# HELP x_total X.", "# TYPE x_total counter", "x_total 3",
+        "# HELP lat_seconds Latency.", "# TYPE lat_seconds histogram",
+        'lat_seconds_bucket{le="0.01"} 1', 'lat_seconds_bucket{le="0.1"} 3',
+        'lat_seconds_bucket{le="+Inf"} 4', "lat_seconds_sum 3.105", "lat_seconds_count 4",
+    ]  # fmt: skip
+    assert histogram.quantile(0.5) == 0.1
+    assert histogram.quantile(1.0) == math.inf
+
+
+def test_engine_metrics_name_every_nack_code_and_the_queue(tmp_path: Path) -> None:
+    with running_engine(tmp_path / "e.db") as (engine, _):
+        text = engine.metrics_text()
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+             if not line.startswith("#")}  # fmt: skip
+    for name in ("assessengine_events_received_total", "assessengine_batches_received_total",
+                 "assessengine_nacks_total", "assessengine_queue_depth",
+                 "assessengine_scoring_latency_seconds_bucket", "assessengine_sessions_open",
+                 "assessengine_ack_latency_seconds_count"):  # fmt: skip
+        assert name in names
+    assert 'assessengine_nacks_total{code="gap"} 0' in text
