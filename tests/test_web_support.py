@@ -28,12 +28,14 @@ class Sessions:
     """The stored sessions. `speeder`: fails `loaded_speed` and `empty_speed` (outcome fail);
     `no_tilt`: fails `mast_tilted_back` and waits for the observed `looks_before_reversing`
     (outcome incomplete; a passing observation makes it pass); both are LEARNER's. `competent`
-    (forklift) and `network` (network-lab) are OTHER_LEARNER's."""
+    (forklift) and `network` (network-lab) are OTHER_LEARNER's; `critical` (learner-000003)
+    fails the critical `pre_use_checks`."""
 
     speeder: str
     no_tilt: str
     competent: str
     network: str
+    critical: str
 
 
 def fill_store(path: Path) -> Sessions:
@@ -43,7 +45,8 @@ def fill_store(path: Path) -> Sessions:
         no_tilt = _store(store, "forklift-load-handling", "no-tilt", seed=1, index=0)
         competent = _store(store, "forklift-load-handling", "competent", seed=3, index=1)
         network = _store(store, "network-lab", "competent", seed=4, index=1)
-    return Sessions(speeder, no_tilt, competent, network)
+        critical = _store(store, "forklift-load-handling", "skips-inspection", seed=5, index=2)
+    return Sessions(speeder, no_tilt, competent, network, critical)
 
 
 def _store(store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int) -> str:
