@@ -26,15 +26,14 @@ from ...adapters.review_store import (
     ReviewStore,
     RubricRow,
     SessionQuery,
-    SessionRow,
     TokenRow,
 )
 from ...adapters.sqlite_store import SqliteStore
 from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError
-from ...core.codec import CodecError, Columns, Layout, encode_columns_v1
+from ...core.codec import CodecError, Layout
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
-from . import history, series, uploads
+from . import history, series, uploads, views
 from . import rescore as rescoring
 from .access import ROLES, Action, Principal, Role, new_token, token_hash
 from .catalog import Catalog, Entry
@@ -51,10 +50,8 @@ from .errors import (
 from .models import (
     AuditOut,
     AuditPage,
-    EventOut,
     LearnerHistory,
     ObservationIn,
-    OutcomeScore,
     OverrideIn,
     RescoreIn,
     RescoreOut,
@@ -62,9 +59,8 @@ from .models import (
     SeriesOut,
     SessionDetail,
     SessionPage,
-    SessionSummary,
 )
-from .verdicts import Reviewed, observation_out, override_out, review
+from .verdicts import review
 
 MAX_UPLOAD_BYTES: Final = 64 * 2**20
 FIELD_BATCH_ROWS: Final = 4096
@@ -196,7 +192,7 @@ class ReviewService:
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor("s", rows[-1].key) if more and rows else None
-        return SessionPage(items=[_summary(r) for r in rows], next_cursor=next_cursor,
+        return SessionPage(items=[views.summary(r) for r in rows], next_cursor=next_cursor,
                            limit=limit)  # fmt: skip
 
     def session(self, who: Principal, session_id: str) -> SessionDetail:
@@ -209,7 +205,7 @@ class ReviewService:
         entry = self._entry_of(record)
         reviewed = None if report is None else review(session_id, report, entry, observations,
                                                       overrides)  # fmt: skip
-        return _detail(record, entry is not None, reviewed, observations, overrides)
+        return views.detail(record, entry is not None, reviewed, observations, overrides)
 
     def events(
         self, who: Principal, session_id: str, *, t_from: float | None = None,
@@ -226,7 +222,7 @@ class ReviewService:
                 f"scenario {record.info.scenario!r} of this session is not known here"
             )
         layout = Layout.of(entry.scenario)
-        names = _signal_names(signals, layout)
+        names = views.signal_names(signals, layout)
         try:
             cols = series.decode_session(self.store.batches(session_id), layout)
         except CodecError as exc:
@@ -241,7 +237,7 @@ class ReviewService:
         if hi < lo:
             raise InvalidError("t_to is before t_from", [FieldProblem("query.t_to", "< t_from")])
         part = series.window(cols, lo, hi)
-        return _series(session_id, part, layout, names, lo, hi, buckets)
+        return views.series_out(session_id, part, layout, names, lo, hi, buckets)
 
     # ================================================================================ review
 
@@ -341,18 +337,9 @@ class ReviewService:
         return self.session(who, session_id)
 
     def _store_field_session(self, info: SessionInfo, log: uploads.FieldLog, entry: Entry) -> None:
-        layout = Layout.of(entry.scenario)
         cols = log.columns
-        items = []
-        for start in range(0, len(cols), FIELD_BATCH_ROWS):
-            end = start + FIELD_BATCH_ROWS
-            part = Columns(cols.seq[start:end], cols.t[start:end], cols.event[start:end],
-                           cols.signals[:, start:end])  # fmt: skip
-            header = {"session": info.session, "first_seq": start, "count": len(part),
-                      "encoding": "columns-v1", "dtype": layout.dtype_header()}  # fmt: skip
-            payload = encode_columns_v1(part, layout)
-            items.append((info.session, start, len(part), "columns-v1",
-                          json.dumps(header).encode(), payload))  # fmt: skip
+        items = uploads.encode_batches(info.session, cols, Layout.of(entry.scenario),
+                                       FIELD_BATCH_ROWS)  # fmt: skip
         self.store.open_session(info)
         self.store.append_batches(items)
         close_t = max(log.close_t, float(cols.t[-1]))
@@ -596,93 +583,6 @@ def _decode_cursor(cursor: str | None, kind: str) -> int | None:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidError("the cursor is not one this listing gave",
                       [FieldProblem("query.cursor", "invalid cursor")]) from None  # fmt: skip
-
-
-def _summary(row: SessionRow) -> SessionSummary:
-    if row.reviewed is not None:
-        r = row.reviewed
-        machine: OutcomeScore | None = OutcomeScore(outcome=cast(Any, r.outcome), score=r.score)
-        overridden = OutcomeScore(outcome=cast(Any, r.outcome_with_overrides),
-                                  score=r.score_with_overrides)  # fmt: skip
-        count = r.overrides
-    elif row.report_outcome is not None and row.report_score is not None:
-        machine = overridden = OutcomeScore(outcome=cast(Any, row.report_outcome),
-                                            score=float(row.report_score))  # fmt: skip
-        count = 0
-    else:
-        machine = overridden = None
-        count = 0
-    return SessionSummary(
-        session=row.session, learner=row.learner, scenario=row.scenario, rubric=row.rubric,
-        rubric_version=row.rubric_version, source=cast(Any, row.source),
-        status=cast(Any, row.status), opened_at=row.opened_at, closed_at=row.closed_at,
-        machine=machine, with_overrides=overridden, overridden=count > 0,
-    )  # fmt: skip
-
-
-def _detail(
-    record: SessionRecord, available: bool, reviewed: Reviewed | None,
-    observations: Sequence[Any], overrides: Sequence[Any],
-) -> SessionDetail:  # fmt: skip
-    info = record.info
-    return SessionDetail(
-        session=info.session, learner=info.learner, scenario=info.scenario, rubric=info.rubric,
-        rubric_version=info.rubric_version, source=info.source, status=record.status,
-        opened_at=record.opened_at, closed_at=record.closed_at,
-        machine=None if reviewed is None else reviewed.machine,
-        with_overrides=None if reviewed is None else reviewed.with_overrides,
-        overridden=bool(overrides), rubric_sha256=info.rubric_sha256,
-        rubric_available=available, scored=None if reviewed is None else reviewed.scored,
-        close_t=record.close_t, batches=record.batches, chain_head=record.chain_head,
-        metadata=dict(info.metadata), criteria=[] if reviewed is None else reviewed.criteria,
-        observations=[observation_out(o) for o in observations],
-        overrides=[override_out(o) for o in overrides],
-    )  # fmt: skip
-
-
-def _signal_names(signals: Sequence[str] | None, layout: Layout) -> list[str]:
-    if not signals:
-        return list(layout.signal_names)
-    unknown = [s for s in signals if s not in layout.signal_index]
-    if unknown:
-        known = ", ".join(layout.signal_names)
-        problems = [FieldProblem("query.signals", f"unknown: {s!r}; known: {known}")
-                    for s in unknown]  # fmt: skip
-        raise InvalidError("unknown signals", problems)
-    return list(dict.fromkeys(signals))
-
-
-def _series(
-    session_id: str, cols: Columns, layout: Layout, names: Sequence[str], lo: float,
-    hi: float, buckets: int | None,
-) -> SeriesOut:  # fmt: skip
-    rows = [layout.signal_index[n] for n in names]
-    marked = np.flatnonzero(cols.event != 0)[: series.MAX_EVENTS]
-    events = [EventOut(seq=int(cols.seq[k]), t=float(cols.t[k]),
-                       event=layout.event_names[int(cols.event[k])]) for k in marked.tolist()]
-    if buckets is None:
-        if len(cols) > series.MAX_RAW_ROWS:
-            raise InvalidError(
-                f"{len(cols)} rows in this range (at most {series.MAX_RAW_ROWS} raw rows); "
-                "ask for buckets=N or a shorter range",
-                [FieldProblem("query.buckets", "required for this many rows")],
-            )
-        return SeriesOut(
-            session=session_id, t_from=lo, t_to=hi, downsampled=False, rows=len(cols),
-            t=cols.t.tolist(), seq=cols.seq.tolist(),
-            values={n: series.plain(cols.signals[k]) for n, k in zip(names, rows, strict=True)},
-            events=events,
-        )  # fmt: skip
-    b = series.downsample(cols.t, cols.signals[rows], lo, hi, buckets)
-
-    def per(arr: Any) -> dict[str, list[float | None]]:
-        return {n: series.plain(arr[i]) for i, n in enumerate(names)}
-
-    return SeriesOut(
-        session=session_id, t_from=lo, t_to=hi, downsampled=True, rows=len(cols),
-        t=b.start.tolist(), t_end=b.end.tolist(), min=per(b.lo), max=per(b.hi),
-        t_min=per(b.t_lo), t_max=per(b.t_hi), events=events,
-    )  # fmt: skip
 
 
 def _open_record(data: bytes) -> dict[str, Any]:

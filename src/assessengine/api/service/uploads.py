@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from ...core.codec import CodecError, Columns, Layout
+from ...core.codec import CodecError, Columns, Layout, encode_columns_v1
 from ...core.events import parse_events_lines
 from ...core.problems import did_you_mean
 from ...core.scenario import SAMPLE, Scenario
@@ -221,3 +222,20 @@ def _number(
     except ValueError:
         problems.append(FieldProblem("file", f"{name}: {cell!r} is not a number", line, k + 1))
         return None
+
+
+def encode_batches(
+    session: str, cols: Columns, layout: Layout, rows: int
+) -> list[tuple[str, int, int, str, bytes, bytes]]:
+    """The log as columns-v1 batches of at most `rows` events, as `Store.append_batches` takes
+    them (seqs 0, 1, 2 ...; EVENTS headers as the engine stores them)."""
+    items = []
+    for start in range(0, len(cols), rows):
+        end = start + rows
+        part = Columns(cols.seq[start:end], cols.t[start:end], cols.event[start:end],
+                       cols.signals[:, start:end])  # fmt: skip
+        header = {"session": session, "first_seq": start, "count": len(part),
+                  "encoding": "columns-v1", "dtype": layout.dtype_header()}  # fmt: skip
+        items.append((session, start, len(part), "columns-v1", json.dumps(header).encode(),
+                      encode_columns_v1(part, layout)))  # fmt: skip
+    return items
