@@ -12,14 +12,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from assessengine.adapters.library import load_rubric
+from assessengine.api.app import create_app
 from assessengine.cli import main
 from assessengine.core.events import SessionEvents
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import jsonl_lines, simulate
 
-from .test_api_support import FORKLIFT, Api, open_api
+from .test_api_support import FORKLIFT, Api, copy_template, make_tokens, open_api
 
 RUBRIC = "forklift-load-handling"
 
@@ -247,3 +249,22 @@ def test_a_rubric_with_a_control_character_is_a_located_problem(api: Api) -> Non
     (error,) = answer.json()["errors"]
     assert (error["line"], error["column"]) == (3, 8)
     assert "#x001f" in error["reason"]
+
+
+def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    db, _ = copy_template(tmp_path_factory, tmp_path)
+    app = create_app(db_path=db, web=False, max_upload_bytes=1000)
+    headers = {"Authorization": f"Bearer {make_tokens(app.state.service)['assessor']}"}
+    with TestClient(app) as client:
+        small = "t,speed\n" + "".join(f"{k},1\n" for k in range(300))  # ~2 KB: over 1000
+        answer = client.post("/api/v1/field-sessions", headers=headers,
+                             files={"file": ("log.csv", small.encode())},
+                             data={"learner": "L", "rubric": RUBRIC})  # fmt: skip
+        assert answer.status_code == 413
+        assert answer.headers["content-type"] == "application/problem+json"
+        huge = client.post("/api/v1/field-sessions", headers=headers,
+                           files={"file": ("log.csv", b"t\n" + b"0\n" * 2**20)})
+        assert huge.status_code == 413
+        assert huge.json()["type"] == "urn:assessengine:problem:too-large"
