@@ -143,7 +143,7 @@ def timeline_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {width} '
         f'{height}" width="100%" role="img" aria-label="{_a(label)}" font-family="sans-serif" '
-        f'font-size="13" data-t-from="{t_from!r}" data-t-to="{t_to!r}" '
+        f'font-size="14" data-t-from="{t_from!r}" data-t-to="{t_to!r}" '
         f'data-x-left="{scale.x_left!r}" data-x-right="{scale.x_right!r}">',
         f"<title>{_t(label)}</title>",
         _grid(scale, violations_top, events_bottom),
