@@ -426,6 +426,16 @@ def test_a_learner_cannot_see_another_learners_session(site: Site) -> None:
     assert "looks_before_reversing" not in answer.text
 
 
+def test_a_running_session_shows_its_timeline_and_no_verdicts_yet(site: Site) -> None:
+    site.signin("assessor")
+    html = site.page(f"/sessions/{site.s.running}")
+    assert 'data-outcome=""' in html
+    assert "No verdicts yet" in html
+    assert '<g class="lane" data-signal="speed"' in html
+    assert 'class="violation"' not in html
+    assert site.s.running not in _queue(site.page("/review"))
+
+
 def test_an_unknown_session_is_not_found(site: Site) -> None:
     site.signin("assessor")
     assert site.client.get("/sessions/nope").status_code == 404
@@ -452,6 +462,14 @@ def test_learner_page_follows_an_observation(site: Site) -> None:
               {"criterion": "looks_before_reversing", "verdict": "pass", "note": "ok"})
     html = site.page(f"/learners/{LEARNER}")
     assert f'data-session="{site.s.no_tilt}" data-outcome="pass"' in html
+
+
+def test_an_attempt_not_scored_yet_is_charted_as_such(site: Site) -> None:
+    site.signin("trainer")
+    html = site.page("/learners/learner-000003")
+    marks = re.findall(r'data-session="([^"]+)" data-outcome="(\w*)"', html)
+    assert marks == [(site.s.critical, "fail"), (site.s.running, "")]
+    assert "not scored" in html
 
 
 def test_a_learner_sees_only_their_own_record(site: Site) -> None:

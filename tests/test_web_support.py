@@ -29,13 +29,15 @@ class Sessions:
     `no_tilt`: fails `mast_tilted_back` and waits for the observed `looks_before_reversing`
     (outcome incomplete; a passing observation makes it pass); both are LEARNER's. `competent`
     (forklift) and `network` (network-lab) are OTHER_LEARNER's; `critical` (learner-000003)
-    fails the critical `pre_use_checks`."""
+    fails the critical `pre_use_checks`; `running` (learner-000003 too) is still open (events
+    stored, no report)."""
 
     speeder: str
     no_tilt: str
     competent: str
     network: str
     critical: str
+    running: str
 
 
 def fill_store(path: Path) -> Sessions:
@@ -46,10 +48,14 @@ def fill_store(path: Path) -> Sessions:
         competent = _store(store, "forklift-load-handling", "competent", seed=3, index=1)
         network = _store(store, "network-lab", "competent", seed=4, index=1)
         critical = _store(store, "forklift-load-handling", "skips-inspection", seed=5, index=2)
-    return Sessions(speeder, no_tilt, competent, network, critical)
+        running = _store(store, "forklift-load-handling", "competent", seed=6, index=2,
+                         close=False)  # fmt: skip
+    return Sessions(speeder, no_tilt, competent, network, critical, running)
 
 
-def _store(store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int) -> str:
+def _store(
+    store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int, close: bool = True
+) -> str:
     rubric, scenario = load_rubric(find_rubric(rubric_id))
     compiled = compile_rubric(rubric, scenario)
     layout = Layout.of(scenario)
@@ -69,6 +75,8 @@ def _store(store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index
         items.append((sid, start, len(part), "columns-v1", json.dumps(header).encode(),
                       encode_columns_v1(part, layout)))  # fmt: skip
     store.append_batches(items)
+    if not close:
+        return sid
     store.close_session(sid, float(sim.close_t[0]))
     (report,) = score_columns(compiled, cols.to_batch(0), [sid], sim.close_t)
     store.save_report(sid, report.to_data())
