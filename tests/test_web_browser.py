@@ -49,7 +49,7 @@ class Server:
     s: Sessions
 
 
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, socket.socket]:
     """uvicorn on 127.0.0.1 and a free port, in a thread; returns once it accepts."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -66,7 +66,7 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
             sock.close()
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    return server, thread, sock.getsockname()[1]
+    return server, thread, sock
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +78,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tokens = make_tokens(service)
     finally:
         service.close()
-    uv, thread, port = _serve(create_app(db_path=db))
+    uv, thread, sock = _serve(create_app(db_path=db))
     try:
-        yield Server(f"http://127.0.0.1:{port}", tokens, sessions)
+        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", tokens, sessions)
     finally:
         uv.should_exit = True
         thread.join(10)
+        sock.close()
     assert not thread.is_alive(), "uvicorn did not shut down"
 
 

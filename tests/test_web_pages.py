@@ -114,6 +114,13 @@ def test_pages_send_a_stranger_to_the_signin_form(site: Site, url: str) -> None:
     assert parse_qs(target.query)["next"] == [url]
 
 
+def test_a_form_sent_without_signing_in_comes_back_to_its_page_after_signin(site: Site) -> None:
+    url = f"/sessions/{site.s.no_tilt}"
+    answer = site.client.post(f"{url}/observations", data={"csrf": "x"}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert parse_qs(urlsplit(answer.headers["location"]).query)["next"] == [url]
+
+
 def test_signin_keeps_the_token_in_an_httponly_strict_cookie(site: Site) -> None:
     form = site.client.get("/signin")
     answer = site.client.post("/signin", data={"token": site.tokens["assessor"],

@@ -123,7 +123,11 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _to_signin(request: Request, *, forget: bool = False) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    """To the sign-in form, and back here after it (a form's page, for a form POST)."""
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        target = request.url.path.rsplit("/", 1)[0] or "/"
     response = _redirect("/signin?" + urlencode({"next": target}))
     if forget:
         response.delete_cookie(TOKEN_COOKIE, path="/")
