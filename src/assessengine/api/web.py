@@ -107,10 +107,10 @@ def _set_cookie(response: Response, request: Request, name: str, value: str,
 
 def _render(
     request: Request, template: str, *, status: int = 200, who: Principal | None = None,
-    csrf: str | None = None, **context: Any,
+    **context: Any,
 ) -> HTMLResponse:  # fmt: skip
-    """A page from `template`; sets the CSRF cookie when the request had none (or `csrf`)."""
-    value, fresh = (csrf, True) if csrf is not None else _csrf_value(request)
+    """A page from `template`; sets the CSRF cookie when the request had none."""
+    value, fresh = _csrf_value(request)
     html = _env.get_template(template).render(who=who, csrf=value, **context)
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if fresh:
