@@ -64,7 +64,8 @@ class Catalog:
         scenario_dirs: Sequence[Path] = (),
     ) -> None:  # fmt: skip
         self._review = review
-        self._dirs = [*rubric_dirs, *bundled_rubric_dirs()]
+        self._dirs = list(dict.fromkeys(Path(d).resolve() for d in [*rubric_dirs,
+                                                                    *bundled_rubric_dirs()]))
         self._scenario_dirs = tuple(scenario_dirs)
         self._lock = threading.Lock()
         self._by_sha: dict[str, Entry] = {}
