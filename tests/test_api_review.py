@@ -96,7 +96,7 @@ def test_an_override_is_kept_beside_the_machine_verdict(api: Api) -> None:
                and _failed_critical(api, s))  # fmt: skip
     before = api.get(f"/api/v1/sessions/{sid}").json()
     failed = _failed_critical(api, sid)
-    reason = "the simulator's seatbelt sensor was faulty on this rig (ticket 4411)"
+    reason = "inspections done on the rig's paper checklist: the sim did not log them"
     answer = api.post(f"/api/v1/sessions/{sid}/overrides", "assessor",
                       json={"criterion": failed, "verdict": "pass", "reason": reason})
     assert answer.status_code == 201, answer.text
@@ -107,7 +107,9 @@ def test_an_override_is_kept_beside_the_machine_verdict(api: Api) -> None:
     assert c["override"]["reason"] == reason
     assert after["machine"] == before["machine"]
     assert after["overridden"] is True
-    assert after["with_overrides"] != after["machine"] or len(_critical_fails(after)) > 1
+    assert after["machine"] == {"outcome": "fail", "score": 90.0}  # a critical gate failed
+    # the gate passes with the override; the observed item still waits for an assessor
+    assert after["with_overrides"] == {"outcome": "incomplete", "score": 90.0}
     summary = api.get(f"/api/v1/sessions?learner={after['learner']}&limit=500").json()["items"]
     row = next(s for s in summary if s["session"] == sid)
     assert row["machine"] == after["machine"]
