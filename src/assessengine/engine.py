@@ -327,11 +327,11 @@ class Engine:
     def _receive(self, ingest: ZmqIngest) -> list[Message]:
         """What arrived: waits up to `poll_interval` for the first message, then takes what is
         queued up to `round_bytes` / `round_messages`."""
-        messages = ingest.poll(self._poll_interval)
+        messages = ingest.poll(self._poll_interval, max_bytes=self._round_bytes)
         more = messages
         size = sum(len(m.payload) for m in messages if m.payload is not None)
         while more and size < self._round_bytes and len(messages) < self._round_messages:
-            more = ingest.poll(0)
+            more = ingest.poll(0, max_bytes=self._round_bytes - size)
             messages += more
             size += sum(len(m.payload) for m in more if m.payload is not None)
         return messages

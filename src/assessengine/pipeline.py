@@ -197,7 +197,7 @@ class Scorer:
     capacity: initial session slots per compiled rubric (grows by doubling).
     """
 
-    def __init__(self, store: Store, library: RubricLibrary, *, capacity: int = 1024) -> None:
+    def __init__(self, store: Store, library: RubricLibrary, *, capacity: int = 64) -> None:
         self._store = store
         self._library = library
         self._capacity = capacity

@@ -246,14 +246,16 @@ class ZmqIngest:
 
     # -------------------------------------------------------------------------- receiving
 
-    def poll(self, timeout: float) -> list[Message]:
+    def poll(self, timeout: float, *, max_bytes: int | None = None) -> list[Message]:
         """Well-formed messages that arrived, in arrival order; waits at most `timeout` seconds
-        for the first one, then takes what is already queued (up to `max_messages`).
+        for the first one, then takes what is already queued (up to `max_messages`, and with
+        `max_bytes` until the frames taken reach that many bytes: what a caller holds at once).
         Malformed messages are answered with NACK here and not returned. HELLO is answered with
         WELCOME here too, and PING with PONG, so neither is returned either."""
         out: list[Message] = []
         if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
             return out
+        taken = 0
         for _ in range(self.max_messages):
             try:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -262,6 +264,10 @@ class ZmqIngest:
             message = self._check(frames)
             if message is not None:
                 out.append(message)
+            if max_bytes is not None:
+                taken += sum(len(f) for f in frames)
+                if taken >= max_bytes:
+                    break
         return out
 
     def _check(self, frames: list[zmq.Frame]) -> Message | None:

@@ -1,0 +1,94 @@
+"""Backpressure: a client that offers ten times what the scorer can take is slowed down to the
+scorer's pace; the engine's memory stays bounded (bounded work queue, ZeroMQ high-water mark)
+and nothing is lost."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import tracemalloc
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from assessengine.client import EngineClient
+from assessengine.core.codec import Columns
+from assessengine.streaming import stream_sessions
+
+from .test_engine_helpers import FAST, offline_reports, reports, running_engine, sessions
+
+SCENARIO = "forklift-warehouse"
+SESSIONS = 16               # about 74,000 events (4.4 MB of columns-v1) per round
+RATE = 25_000               # the throttled scorer's pace, events/s
+QUEUE_BYTES = 256 * 2**10
+BATCH_BYTES = 32 * 2**10
+
+
+def _sender(conn: Connection, endpoint: str) -> None:
+    """Streams SESSIONS sessions (ids from `first`) at full speed per command."""
+    try:
+        with EngineClient(endpoint, client_id="flood", batch_bytes=BATCH_BYTES, **FAST) as c:
+            while (first := conn.recv()) is not None:
+                sim = sessions(SCENARIO, SESSIONS, seed=1, first=first)
+                start = time.perf_counter()
+                sent = stream_sessions(c, sim, timeout=60)
+                conn.send((sent.events, time.perf_counter() - start))
+    finally:
+        conn.close()
+
+
+class _Throttle:
+    """Wraps `Scorer.score`: sleeps as long as scoring at RATE events/s would take."""
+
+    def __init__(self, score: Any) -> None:
+        self.score, self.on = score, False
+
+    def __call__(self, batches: Sequence[tuple[str, Columns]], **options: Any) -> Any:
+        if self.on:
+            time.sleep(sum(len(cols) for _, cols in batches) / RATE)
+        return self.score(batches, **options)
+
+
+def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    with running_engine(db, queue_bytes=QUEUE_BYTES, round_bytes=QUEUE_BYTES, rcvhwm=4) as (
+        engine, _):  # fmt: skip
+        throttle = _Throttle(engine.scorer.score)
+        engine.scorer.score = throttle  # type: ignore[method-assign]
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        sender = context.Process(target=_sender, args=(theirs, engine.endpoint))
+        sender.start()
+        try:
+            ours.send(0)  # unthrottled: the rate the client can offer
+            assert ours.poll(60)
+            events_a, seconds_a = ours.recv()
+            assert engine.wait_idle(30)
+            offered = events_a / seconds_a
+            throttle.on = True
+            tracemalloc.start()
+            try:
+                ours.send(SESSIONS)
+                assert ours.poll(60)
+                events_b, seconds_b = ours.recv()
+                assert engine.wait_idle(30)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            ours.send(None)
+        finally:
+            sender.join(20)
+            if sender.is_alive():
+                sender.kill()
+                sender.join()
+            ours.close()
+            theirs.close()
+        queue_peak = engine.queue.peak_bytes
+    payload = events_b * 60
+    assert offered >= 10 * RATE, f"the client offers only {offered:,.0f} events/s"
+    assert seconds_b >= 0.8 * events_b / RATE  # the client was held back to the scorer's pace
+    assert queue_peak <= QUEUE_BYTES + 2 * BATCH_BYTES
+    assert peak < min(6 * QUEUE_BYTES, payload / 3), f"{peak:,} bytes traced for {payload:,}"
+    sim = sessions(SCENARIO, SESSIONS, seed=1, first=SESSIONS)
+    assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
