@@ -47,7 +47,7 @@ _STATE_WIDTH = {
     RESPONSE: (2, 1),
     PRECEDE: (1, 1),
     DURATION: (2, 1),
-    METRIC: (4, 5),
+    METRIC: (2, 5),
     OBSERVED: (0, 0),
     MACHINE: (2, 1),
 }

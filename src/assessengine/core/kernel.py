@@ -19,6 +19,15 @@ State per session slot:
 Decisions are appended to `out.oi` (m, 5) = slot, criterion, verdict, seq, seq_start and
 `out.of` (m, 3 + 2 * max_ev) = t, t_start, measured, values...; `out.nd[0]` counts them.
 For never/always the values are (min, max) pairs, otherwise one value per named signal.
+
+Every template `X(c, idx, tables, batch, state, out)` advances criterion `c` over the batch
+rows `idx`, given the compiled tables, the batch, the session state and the decision output
+(the named tuples of `kernel_types`); each documents its own state layout and parameters.
+
+All numba code lives in this one module on purpose: numba caches compiled functions per source
+file and does not notice when a function they call, defined in another file, changes; a split
+would let a stale cache run old code. For the same reason the code constants imported from
+`compiler.py` (kinds, verdicts) must never change meaning.
 """
 
 from __future__ import annotations
@@ -28,20 +37,6 @@ import math
 import numpy as np
 from numba import njit
 
-from .automata import (
-    all_before,
-    count,
-    duration,
-    emit,
-    machine,
-    machine_close,
-    metric,
-    metric_close,
-    never,
-    precede,
-    response,
-    sequence,
-)
 from .compiler import (
     ALL_BEFORE,
     COUNT,
@@ -56,10 +51,16 @@ from .compiler import (
     PRECEDE,
     RESPONSE,
     SEQUENCE,
+    TO_FAIL,
+    TO_PASS,
 )
 
 FIRST_SEQ, LAST_SEQ, N_EVENTS = 0, 1, 2
 FIRST_T, LAST_T, HELD = 0, 1, 2
+
+
+# metric aggregate codes (compiler.AGGREGATE_CODES)
+AGG_MAX, AGG_MIN, AGG_MEAN, AGG_SUM, AGG_LAST, AGG_COUNT, AGG_TIME_TRUE = range(7)
 
 
 @njit(cache=True)
@@ -222,3 +223,423 @@ def _at_end(c, s, ct, tables, state):
             return v, si[s, io + 1], sf[s, fo], math.nan
         return v, -2, math.nan, math.nan
     return PENDING, -2, math.nan, math.nan
+
+
+# ------------------------------------------------------------------ per-template automata
+
+
+@njit(cache=True)
+def emit(out, s, c, v, seq, t, seq0, t0):
+    """Append a decision (slot, criterion, verdict, deciding seq/t, interval start); its row."""
+    d = out.nd[0]
+    out.nd[0] = d + 1
+    out.oi[d, 0] = s
+    out.oi[d, 1] = c
+    out.oi[d, 2] = v
+    out.oi[d, 3] = seq
+    out.oi[d, 4] = seq0
+    out.of[d, 0] = t
+    out.of[d, 1] = t0
+    out.of[d, 2] = math.nan
+    return d
+
+
+@njit(cache=True)
+def decide(c, i, v, seq0, t0, tables, batch, state, out):
+    """Decide criterion `c` at row `i` with the held values of its signals as evidence."""
+    s = batch.sess[i]
+    state.verdict[s, c] = v
+    d = emit(out, s, c, v, batch.seq[i], batch.t[i], seq0, t0)
+    e0 = tables.ev_off[c]
+    for k in range(tables.ev_len[c]):
+        out.of[d, 3 + k] = batch.values[tables.ev_rows[e0 + k], i]
+
+
+@njit(cache=True)
+def decide_from_start(c, i, v, tables, batch, state, out):
+    """`decide`, with the interval starting at the session's first event."""
+    s = batch.sess[i]
+    decide(c, i, v, state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T], tables, batch, state, out)
+
+
+@njit(cache=True)
+def lower(cur, x):
+    return x if not (cur <= x) else cur
+
+
+@njit(cache=True)
+def upper(cur, x):
+    return x if not (cur >= x) else cur
+
+
+@njit(cache=True)
+def never(c, idx, tables, batch, state, out):
+    """never/always. Parameters: pi[0] guard, pi[1] allow; pf[0] for.
+
+    si: ordinal of the last row where the condition held (-2 = none), counted, count,
+        episode seq0;  sf: episode t0, then per signal (episode min, episode max).
+    Visits rows where the condition may hold: an episode goes on only while those rows are
+    consecutive in the session (`batch.ordinal`). Session-wide extremes live in state.sess_f.
+    """
+    io, fo, g = tables.io[c], tables.fo[c], tables.pi[c, 0]
+    allow, dur = tables.pi[c, 1], tables.pf[c, 0]
+    e0, ne = tables.ev_off[c], tables.ev_len[c]
+    si, sf = state.si, state.sf
+    for i in idx:
+        if not batch.guards[g, i]:
+            continue
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        o = batch.ordinal[i]
+        fresh = si[s, io] != o - 1
+        si[s, io] = o
+        if fresh:
+            si[s, io + 1] = 0
+            si[s, io + 3] = batch.seq[i]
+            sf[s, fo] = batch.t[i]
+            for k in range(ne):
+                sf[s, fo + 1 + 2 * k] = math.nan
+                sf[s, fo + 2 + 2 * k] = math.nan
+        for k in range(ne):
+            x = batch.values[tables.ev_rows[e0 + k], i]
+            b = fo + 1 + 2 * k
+            sf[s, b] = lower(sf[s, b], x)
+            sf[s, b + 1] = upper(sf[s, b + 1], x)
+        if si[s, io + 1] == 0 and batch.t[i] - sf[s, fo] >= dur:
+            si[s, io + 1] = 1
+            si[s, io + 2] += 1
+            if si[s, io + 2] > allow:
+                state.verdict[s, c] = FAIL
+                d = emit(out, s, c, FAIL, batch.seq[i], batch.t[i], si[s, io + 3], sf[s, fo])
+                for k in range(ne):
+                    out.of[d, 3 + 2 * k] = sf[s, fo + 1 + 2 * k]
+                    out.of[d, 4 + 2 * k] = sf[s, fo + 2 + 2 * k]
+
+
+@njit(cache=True)
+def all_before(c, idx, tables, batch, state, out):
+    """all_before. Parameters: pi[0] the `before` guard; list = the listed events' guards.
+
+    si: bit mask of the listed events seen so far.
+    """
+    io, before = tables.io[c], tables.pi[c, 0]
+    l0, ln = tables.list_off[c], tables.list_len[c]
+    full = (np.int64(1) << ln) - 1
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        if batch.guards[before, i]:
+            decide_from_start(
+                c, i, PASS if state.si[s, io] == full else FAIL, tables, batch, state, out
+            )
+            continue
+        for j in range(ln):
+            if batch.guards[tables.lists[l0 + j], i]:
+                state.si[s, io] |= np.int64(1) << j
+
+
+@njit(cache=True)
+def sequence(c, idx, tables, batch, state, out):
+    """sequence. Parameters: list = step guards (+ repeat flags); pf[0] within (inf if none).
+
+    si: steps done, seq of S1;  sf: t of S1.
+    """
+    io, fo, within = tables.io[c], tables.fo[c], tables.pf[c, 0]
+    l0, ln = tables.list_off[c], tables.list_len[c]
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        done = si[s, io]
+        v = PENDING
+        if done > 0 and batch.t[i] > sf[s, fo] + within:
+            v = FAIL
+        elif batch.guards[tables.lists[l0 + done], i]:
+            done += 1
+            si[s, io] = done
+            if done == 1:
+                si[s, io + 1] = batch.seq[i]
+                sf[s, fo] = batch.t[i]
+            if done == ln:
+                v = PASS
+        else:
+            for j in range(done + 1, ln):
+                if tables.repeat[l0 + j] == 0 and batch.guards[tables.lists[l0 + j], i]:
+                    v = FAIL
+                    break
+        if v == PENDING:
+            continue
+        if si[s, io] > 0:
+            decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+        else:
+            decide_from_start(c, i, v, tables, batch, state, out)
+
+
+@njit(cache=True)
+def count(c, idx, tables, batch, state, out):
+    """count. Parameters: pi[0] guard, pi[1] 1 if episodes of a condition, pi[2] min,
+    pi[3] max (-1 = none).
+
+    si: count, ordinal of the last row where the guard held (-2 = none). Visits rows where the
+    guard may hold; with episodes, a row starts one unless it directly follows (in the session)
+    a row where the condition held.
+    """
+    io, g, episodes = tables.io[c], tables.pi[c, 0], tables.pi[c, 1]
+    lo, hi = tables.pi[c, 2], tables.pi[c, 3]
+    si = state.si
+    for i in idx:
+        if not batch.guards[g, i]:
+            continue
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        o = batch.ordinal[i]
+        occurs = episodes == 0 or si[s, io + 1] != o - 1
+        si[s, io + 1] = o
+        if not occurs:
+            continue
+        si[s, io] += 1
+        if hi >= 0 and si[s, io] > hi:
+            decide_from_start(c, i, FAIL, tables, batch, state, out)
+        elif hi < 0 and si[s, io] >= lo:
+            decide_from_start(c, i, PASS, tables, batch, state, out)
+
+
+@njit(cache=True)
+def response(c, idx, tables, batch, state, out):
+    """response. Parameters: pi[0] after guard, pi[1] expect guard; pf[0] within.
+
+    si: waiting, seq of the oldest unanswered A;  sf: its t.
+    At each row: expiry, then B, then A.
+    """
+    io, fo, a, b, within = (
+        tables.io[c],
+        tables.fo[c],
+        tables.pi[c, 0],
+        tables.pi[c, 1],
+        tables.pf[c, 0],
+    )
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        if si[s, io] == 1 and batch.t[i] > sf[s, fo] + within:
+            decide(c, i, FAIL, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+            continue
+        if batch.guards[b, i]:
+            si[s, io] = 0
+        if batch.guards[a, i] and si[s, io] == 0:
+            si[s, io] = 1
+            si[s, io + 1] = batch.seq[i]
+            sf[s, fo] = batch.t[i]
+
+
+@njit(cache=True)
+def precede(c, idx, tables, batch, state, out):
+    """precede. Parameters: pi[0] event guard, pi[1] by guard; pf[0] within (inf if none).
+
+    si: a B has occurred;  sf: t of the latest B.
+    """
+    io, fo, a, b, within = (
+        tables.io[c],
+        tables.fo[c],
+        tables.pi[c, 0],
+        tables.pi[c, 1],
+        tables.pf[c, 0],
+    )
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        if batch.guards[a, i] and (si[s, io] == 0 or batch.t[i] - sf[s, fo] > within):
+            decide(c, i, FAIL, batch.seq[i], batch.t[i], tables, batch, state, out)
+            continue
+        if batch.guards[b, i]:
+            si[s, io] = 1
+            sf[s, fo] = batch.t[i]
+
+
+@njit(cache=True)
+def duration(c, idx, tables, batch, state, out):
+    """duration. Parameters: pi[0] from guard, pi[1] to guard; pf[0] min, pf[1] max.
+
+    si: the first A occurred, its seq;  sf: its t. At each row: expiry, then B, then A.
+    """
+    io, fo, a, b = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 1]
+    lo, hi = tables.pf[c, 0], tables.pf[c, 1]
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        if si[s, io] == 1:
+            v = PENDING
+            if batch.t[i] > sf[s, fo] + hi:
+                v = FAIL
+            elif batch.guards[b, i]:
+                elapsed = batch.t[i] - sf[s, fo]
+                v = FAIL if (elapsed < lo or elapsed > hi) else PASS
+            if v != PENDING:
+                decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+            continue
+        if batch.guards[a, i]:
+            si[s, io] = 1
+            si[s, io + 1] = batch.seq[i]
+            sf[s, fo] = batch.t[i]
+
+
+@njit(cache=True)
+def metric_weight(agg, fo, s, sf, w):
+    """Add the pending kept event's contribution, now that its weight `w` is known."""
+    v = sf[s, fo + 4]
+    if agg == AGG_MEAN:
+        sf[s, fo] += v * w
+        sf[s, fo + 1] += w
+    elif agg == AGG_TIME_TRUE:
+        sf[s, fo] += w
+
+
+@njit(cache=True)
+def metric(c, idx, tables, batch, state, out):
+    """metric. Parameters: pi[0] value row, pi[1] where guard (-1), pi[2] aggregate;
+    pf[0] at_least, pf[1] at_most. Decided at the close (`metric_close`).
+
+    si: kept events, a weighted contribution is pending;
+    sf: acc a, acc b, acc c, pending event's t, pending event's value.
+    `mean` and `time_true` weight a kept event by the time to the session's next event, so its
+    contribution waits (pending) until that event, or the close.
+    """
+    io, fo, row, where, agg = (
+        tables.io[c],
+        tables.fo[c],
+        tables.pi[c, 0],
+        tables.pi[c, 1],
+        tables.pi[c, 2],
+    )
+    weighted = agg == AGG_MEAN or agg == AGG_TIME_TRUE
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if si[s, io + 1] == 1:
+            metric_weight(agg, fo, s, sf, batch.t[i] - sf[s, fo + 3])
+            si[s, io + 1] = 0
+        x = batch.values[row, i]
+        if not (x == x and (where < 0 or batch.guards[where, i])):
+            continue
+        if si[s, io] == 0:
+            sf[s, fo] = 0.0
+            sf[s, fo + 1] = 0.0
+            sf[s, fo + 2] = 0.0
+            if agg == AGG_MAX or agg == AGG_MIN:
+                sf[s, fo] = x
+        if agg == AGG_MAX:
+            sf[s, fo] = upper(sf[s, fo], x)
+        elif agg == AGG_MIN:
+            sf[s, fo] = lower(sf[s, fo], x)
+        elif agg == AGG_MEAN:
+            sf[s, fo + 2] += x
+        elif agg == AGG_SUM:
+            sf[s, fo] += x
+        elif agg == AGG_LAST:
+            sf[s, fo] = x
+        elif agg == AGG_COUNT and x == 1.0:
+            sf[s, fo] += 1.0
+        si[s, io] += 1
+        if weighted and (agg == AGG_MEAN or x == 1.0):
+            si[s, io + 1] = 1
+            sf[s, fo + 3] = batch.t[i]
+            sf[s, fo + 4] = x
+
+
+@njit(cache=True)
+def metric_close(c, s, ct, tables, state):
+    """The aggregate at the close time `ct` (NaN when no event was kept)."""
+    io, fo, agg = tables.io[c], tables.fo[c], tables.pi[c, 2]
+    si, sf = state.si, state.sf
+    if si[s, io + 1] == 1:
+        metric_weight(agg, fo, s, sf, ct - sf[s, fo + 3])
+        si[s, io + 1] = 0
+    n = si[s, io]
+    if n == 0:
+        return math.nan
+    if agg == AGG_MEAN:
+        if sf[s, fo + 1] == 0.0:
+            return sf[s, fo + 2] / n
+        return sf[s, fo] / sf[s, fo + 1]
+    return sf[s, fo]
+
+
+@njit(cache=True)
+def machine(c, idx, tables, batch, state, out):
+    """machine. Parameters: pi[0] first state (global), pi[1] n states, pi[2] initial,
+    pi[3] at_end verdict, pi[4] number of `for` run slots.
+
+    si: current state (local), seq of entry (-1: the initial state);
+    sf: t of entry, then the start t of each `for` run (NaN = no run).
+    """
+    io, fo, base, n_slots = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 4]
+    si, sf = state.si, state.sf
+    for i in idx:
+        s = batch.sess[i]
+        if state.verdict[s, c] != PENDING:
+            continue
+        t = batch.t[i]
+        r0 = tables.state_first[base + si[s, io]]
+        r1 = r0 + tables.state_count[base + si[s, io]]
+        for r in range(r0, r1 if n_slots > 0 else r0):
+            slot = tables.tr_slot[r]
+            if slot >= 0:
+                if not batch.guards[tables.tr_when[r], i]:
+                    sf[s, fo + 1 + slot] = math.nan
+                elif sf[s, fo + 1 + slot] != sf[s, fo + 1 + slot]:
+                    sf[s, fo + 1 + slot] = t
+        for r in range(r0, r1):
+            if tables.tr_on[r] >= 0 and not batch.guards[tables.tr_on[r], i]:
+                continue
+            if tables.tr_when[r] >= 0 and not batch.guards[tables.tr_when[r], i]:
+                continue
+            slot = tables.tr_slot[r]
+            if slot >= 0 and not (t - sf[s, fo + 1 + slot] >= tables.tr_for[r]):
+                continue
+            after = tables.tr_after[r]
+            if after == after and not (t - sf[s, fo] >= after):
+                continue
+            to = tables.tr_to[r]
+            if to == TO_PASS or to == TO_FAIL:
+                v = PASS if to == TO_PASS else FAIL
+                if si[s, io + 1] < 0:
+                    decide_from_start(c, i, v, tables, batch, state, out)
+                else:
+                    decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+            else:
+                si[s, io] = to
+                si[s, io + 1] = batch.seq[i]
+                sf[s, fo] = t
+                for slot in range(n_slots):
+                    sf[s, fo + 1 + slot] = math.nan
+            break
+
+
+@njit(cache=True)
+def machine_close(c, s, ct, tables, state):
+    """The verdict at the close time `ct`: a pure `after` transition of the current state whose
+    time has come may lead to pass/fail; otherwise the machine's `at_end` verdict."""
+    io, fo, base, at_end = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 3]
+    gs = base + state.si[s, io]
+    r0 = tables.state_first[gs]
+    for r in range(r0, r0 + tables.state_count[gs]):
+        after = tables.tr_after[r]
+        if tables.tr_on[r] >= 0 or tables.tr_when[r] >= 0 or after != after:
+            continue
+        if ct - state.sf[s, fo] >= after:
+            if tables.tr_to[r] == TO_PASS:
+                return PASS
+            if tables.tr_to[r] == TO_FAIL:
+                return FAIL
+            return at_end
+    return at_end
