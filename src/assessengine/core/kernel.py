@@ -591,7 +591,7 @@ def machine(c, idx, tables, batch, state, out):
         t = batch.t[i]
         r0 = tables.state_first[base + si[s, io]]
         r1 = r0 + tables.state_count[base + si[s, io]]
-        for r in range(r0, r1 if n_slots > 0 else r0):
+        for r in range(r0, r1):
             slot = tables.tr_slot[r]
             if slot >= 0:
                 if not batch.guards[tables.tr_when[r], i]:
