@@ -1,0 +1,106 @@
+"""`assessengine serve` as a process: `simulate --connect` streams to it, `/health` and
+`/metrics` answer, and SIGTERM shuts it down cleanly (ACKed batches durable, scoring in flight
+finished, reports saved); `assessengine demo --keep` serves until interrupted."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.cli import main
+from assessengine.client import EngineClient
+from assessengine.core.codec import Columns
+from assessengine.streaming import stream_sessions
+
+from .test_engine_helpers import FAST, audit, offline_reports, serve, sessions
+
+
+def test_serve_takes_simulate_connect_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "engine.db"
+    served = serve(db)
+    lab = sessions("network-lab", 3, seed=2)
+    closing = sessions("haul-truck-surface", 2, seed=5)
+    half = sessions("forklift-warehouse", 1, seed=4)
+    try:
+        assert served.health() == 200
+        result = CliRunner().invoke(main, [
+            "simulate", "network-lab", "-p", "mixed", "-n", "3", "--seed", "2", "--connect",
+            served.zmq, "--encoding", "json-v1"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        with EngineClient(served.zmq, client_id="t", **FAST) as c:
+            sid = half.session_ids[0]
+            c.open(sid, learner="L", scenario=half.scenario, rubric=half.rubric)
+            n = len(half) // 2
+            c.send(sid, Columns(half.seq[:n], half.t[:n], half.event[:n], half.signals[:, :n]))
+            stream_sessions(c, closing)  # every CLOSED received; their scoring may be in flight
+        metrics = served.metrics()
+        code = served.terminate()
+    finally:
+        if served.process.poll() is None:
+            served.kill()
+    assert code == 0, served.log()
+    assert "stopped cleanly" in served.log()
+    assert "assessengine_events_received_total" in metrics
+    with SqliteStore(db) as store:
+        open_one = store.session(half.session_ids[0])
+        assert open_one is not None
+        assert (open_one.status, open_one.next_seq) == ("open", len(half) // 2)
+        got = {sid: store.report(sid) for sim in (lab, closing) for sid in sim.session_ids}
+    assert got == offline_reports(lab, tmp_path) | offline_reports(closing, tmp_path)
+    assert audit(db, closing.session_ids[-1])[0] == 0
+
+
+def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assessengine", "demo", "--sessions", "6", "--keep", "--db",
+         str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        process.stdout.close()
+
+    threading.Thread(target=pump, daemon=True).start()
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(x.startswith("Serving until Ctrl-C") for x in output):
+            assert time.monotonic() < deadline, "".join(output)
+            try:
+                output.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                assert process.poll() is None, "".join(output)
+        page = next(x for x in output if x.startswith("Assessors' web page:")).split()[3]
+        assert httpx.get(page + "health", timeout=5).status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    text = "".join(output)
+    for scenario in ("forklift-warehouse", "haul-truck-surface", "lhd-underground",
+                     "network-lab"):  # fmt: skip
+        assert f"\n{scenario} " in text
+    assert "events/s" in text
+    with SqliteStore(db) as store:
+        closed = store.sessions(status="closed")
+        assert len(closed) == 24
+        assert all(store.report(r.info.session) is not None for r in closed)
+    assert audit(db, closed[0].info.session)[0] == 0
