@@ -21,8 +21,9 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
-from . import problems, routes
+from . import credential_routes, problems, routes
 from .service import ReviewService
+from .service.credentials import CredentialApi, CredentialSettings
 from .service.service import MAX_UPLOAD_BYTES
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -37,6 +38,8 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     service: ReviewService | None = None,
     web: bool = True,
+    issuer_key_path: Path | None = None,
+    credentials: CredentialSettings | None = None,
 ) -> FastAPI:
     """Build the HTTP app over the SQLite store at `db_path` (created when missing).
 
@@ -45,16 +48,26 @@ def create_app(
     versions; `scenario_dirs` for scenarios. `service` (tests, or a front end that already has
     one) is used instead of opening the store; the app closes only a service it opened, when
     the server shuts down. `web` False leaves the server-rendered pages out (JSON API only).
+    `issuer_key_path` is the key that signs credentials (default: ``<db_path>.issuer.pem``,
+    made on first use); `credentials` the engine's public URL, issuer name and LRS.
     """
     own = service is None
     review = service or ReviewService.open(
         Path(db_path), rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
         max_upload_bytes=max_upload_bytes,
     )  # fmt: skip
+    try:
+        issuing = CredentialApi(review, Path(db_path), issuer_key_path=issuer_key_path,
+                                settings=credentials)  # fmt: skip
+    except BaseException:
+        if own:
+            review.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        issuing.close()
         if own:
             review.close()
 
@@ -66,6 +79,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = review
+    app.state.credentials = issuing
     app.state.db_path = Path(db_path)
     problems.install(app)
     app.add_middleware(ContentLengthLimit, limit=review.max_upload_bytes + 2**20)
@@ -81,6 +95,7 @@ def create_app(
         return PlainTextResponse(body, media_type=PROMETHEUS_CONTENT_TYPE)
 
     app.include_router(routes.router)
+    app.include_router(credential_routes.router)
     if web:
         _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -112,6 +127,7 @@ def _include_web(app: FastAPI) -> None:
         return
     web = importlib.import_module("assessengine.api.web")
     app.include_router(web.router)
+    app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -139,19 +155,23 @@ _TAGS = [
     {"name": "rubrics", "description": "Rubric versions, uploads and re-scoring (trainers)"},
     {"name": "learners", "description": "A learner's attempts and competencies"},
     {"name": "audit", "description": "Every change: who, when, what, why"},
+    {"name": "credentials", "description": "Open Badges 3.0 credentials: issue, verify, "
+     "revoke, status lists; xAPI statements"},
     {"name": "access", "description": "Who the token is"},
     {"name": "ops", "description": "Health and metrics (no token)"},
 ]
 
 _DESCRIPTION = """
 Assessors review scored sessions, record in-field observations and override verdicts (with a
-reason, kept beside the machine verdict); trainers publish rubric versions and re-score;
-learners read their own record.
+reason, kept beside the machine verdict) and issue credentials; trainers publish rubric
+versions and re-score; learners read their own record.
 
 **Access.** Every `/api/v1` call needs `Authorization: Bearer <token>` (from
-`assessengine token create`). Roles: `admin` (everything), `trainer` (rubrics, re-scoring,
-audit, field uploads, reading), `assessor` (observations, overrides, field uploads, reading),
-`learner` (their own sessions and history). 401: no valid token; 403: the role may not;
+`assessengine token create`), except verifying a credential, its status list and its
+achievement, which anyone may. Roles: `admin` (everything, and the only one to revoke
+credentials), `trainer` (rubrics, re-scoring, audit, field uploads, reading), `assessor`
+(observations, overrides, field uploads, issuing credentials, reading), `learner` (their own
+sessions, history and credentials). 401: no valid token; 403: the role may not;
 404: not found, or not yours.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`).

@@ -25,6 +25,10 @@ class Action(StrEnum):
     UPLOAD_RUBRIC = "upload_rubric"
     RESCORE = "rescore"
     READ_AUDIT = "read_audit"
+    ISSUE_CREDENTIALS = "issue_credentials"
+    REVOKE_CREDENTIALS = "revoke_credentials"
+    READ_CREDENTIALS = "read_credentials"  # learners: their own only
+    FORWARD_XAPI = "forward_xapi"
 
 
 PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
@@ -37,6 +41,10 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.UPLOAD_RUBRIC: frozenset({"admin", "trainer"}),
     Action.RESCORE: frozenset({"admin", "trainer"}),
     Action.READ_AUDIT: frozenset({"admin", "trainer"}),
+    Action.ISSUE_CREDENTIALS: frozenset({"admin", "assessor"}),
+    Action.REVOKE_CREDENTIALS: frozenset({"admin"}),
+    Action.READ_CREDENTIALS: frozenset({"admin", "assessor", "learner"}),
+    Action.FORWARD_XAPI: frozenset({"admin"}),
 }
 """Action -> the roles allowed to take it. A learner's reads are narrowed to their own
 records by the service (another learner's session is reported as not found)."""

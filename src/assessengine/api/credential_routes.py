@@ -1,0 +1,216 @@
+"""The credential API under ``/api/v1``: thin routes over `CredentialApi` (which checks roles).
+
+Issuing (assessor, admin), revoking (admin), a learner's credentials (the learner, assessor,
+admin), a session's xAPI statements (as reading the session) and forwarding them to the LRS
+(admin). Verifying, the status lists and the achievements are public: every credential names
+its status list and achievement, and anyone holding one must be able to check it.
+
+The service is ``request.app.state.credentials`` (set by `api.app.create_app`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from .problems import MEDIA_TYPE, responses
+from .routes import PREFIX, Who
+from .service import FieldProblem, InvalidError, ServiceError, TooLargeError
+from .service.credentials import (
+    MAX_CREDENTIAL_BYTES,
+    CredentialApi,
+    CredentialOut,
+    ForwardOut,
+    IssueIn,
+    LearnerOut,
+    RevokeIn,
+    VerificationOut,
+)
+
+TAG: Final = "credentials"
+CREDENTIAL_MEDIA_TYPE: Final = "application/json"
+
+
+def credentials_of(request: Request) -> CredentialApi:
+    api: CredentialApi = request.app.state.credentials
+    return api
+
+
+Credentials = Annotated[CredentialApi, Depends(credentials_of)]
+LearnerPath = Annotated[str, Path(min_length=1, max_length=200, description="learner id")]
+CredentialPath = Annotated[str, Path(min_length=1, max_length=200, description=(
+    "credential id (`urn:uuid:...`, URL-encoded or not; the bare UUID also works)"))]
+SessionPath = Annotated[str, Path(min_length=1, max_length=200, description="session id")]
+_OBJECT: Final = {"type": "object", "additionalProperties": True}
+
+router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422))
+
+
+class BadBodyError(ServiceError):
+    status, slug, title = 400, "bad-request", "The body is not JSON"
+
+
+def _upstream(description: str) -> dict[int | str, dict[str, Any]]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {502: {"description": description, "content": {MEDIA_TYPE: {"schema": schema}}}}
+
+
+# ==================================================================================== issuing
+
+
+@router.post(
+    "/credentials/issue", status_code=201, summary="Issue a credential (assessor, admin)",
+    responses={
+        **responses(401, 403, 409, 422),
+        201: {"description": "The signed OpenBadgeCredential (Open Badges 3.0, VC 2.0, "
+              "DataIntegrityProof eddsa-rdfc-2022)", "content": {"application/json": {
+                  "schema": _OBJECT}}},
+    },
+)  # fmt: skip
+def issue(api: Credentials, who: Who, body: IssueIn, response: Response) -> dict[str, Any]:
+    """Decides over the learner's scored sessions (the machine's verdicts plus assessors'
+    in-field observations; overrides do not count) and, when the policy is met, signs and files
+    the credential. Not eligible: 422 problem `not-eligible` whose `errors` name each unmet
+    requirement (`requirements[k]`) and what is missing. 409 when the learner already holds an
+    active credential of the policy."""
+    issued = api.issue(who, body)
+    response.headers["Location"] = _credential_url(issued.learner, issued.id)
+    return dict(issued.document)
+
+
+@router.get("/learners/{learner}", summary="A learner: where their records are",
+            responses=responses(401, 403, 404))  # fmt: skip
+def get_learner(api: Credentials, who: Who, learner: LearnerPath) -> LearnerOut:
+    """The `credentialSubject.id` of the learner's credentials. Learners: their own only."""
+    return api.learner(who, learner)
+
+
+@router.get("/learners/{learner}/credentials", summary="A learner's credentials",
+            responses=responses(401, 403, 404))  # fmt: skip
+def list_credentials(api: Credentials, who: Who, learner: LearnerPath) -> list[CredentialOut]:
+    """Oldest first, revoked ones included (`revoked` says when, by whom and why). Learners:
+    their own only (another learner's: 404); assessors and admins: anyone's."""
+    return api.credentials_of(who, learner)
+
+
+@router.get("/learners/{learner}/credentials/{credential_id}", summary="One credential",
+            responses=responses(401, 403, 404))  # fmt: skip
+def get_credential(
+    api: Credentials, who: Who, learner: LearnerPath, credential_id: CredentialPath
+) -> CredentialOut:
+    return api.credential(who, learner, credential_id)
+
+
+@router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (admin)",
+             responses=responses(401, 403, 404, 409, 422))  # fmt: skip
+def revoke(
+    api: Credentials, who: Who, credential_id: CredentialPath, body: RevokeIn
+) -> CredentialOut:
+    """Recorded with who, when and the reason (audit action `credential.revoke`); the status
+    list served from now on has the credential's bit set, so verifiers see it revoked."""
+    return api.revoke(who, credential_id, body)
+
+
+# ==================================================================================== public
+
+
+@router.post(
+    "/credentials/verify", summary="Verify a credential (no token needed)",
+    responses=responses(400, 413, 422),
+    openapi_extra={"requestBody": {"required": True, "description": "the credential (JSON, at "
+                   f"most {MAX_CREDENTIAL_BYTES} bytes)",
+                   "content": {"application/json": {"schema": _OBJECT}}}},
+)  # fmt: skip
+async def verify(request: Request, api: Credentials) -> VerificationOut:
+    """Each check reported: `proof`, `key`, `expansion`, `signature` (any change to the
+    document fails it), `schema` (Open Badges 3.0 JSON Schema), `validity` (validFrom,
+    validUntil), `status` (revocation, against this engine's current list when the credential
+    names one of its lists; skipped otherwise). 200 whatever the verdict: `valid` is false when
+    a check failed."""
+    document = await _json_object(request, MAX_CREDENTIAL_BYTES)
+    return await run_in_threadpool(api.verify, document)
+
+
+@router.get(
+    "/credentials/status/{list_id}", summary="A revocation list (no token needed)",
+    responses={**responses(404), 200: {"description": "The signed "
+               "BitstringStatusListCredential", "content": {"application/json": {
+                   "schema": _OBJECT}}}},
+)  # fmt: skip
+def status_list(
+    api: Credentials, list_id: Annotated[int, Path(ge=1, le=1_000_000)]
+) -> JSONResponse:
+    """W3C Bitstring Status List v1.0, statusPurpose `revocation`, signed by the issuer key,
+    as it stands now. Every credential's `credentialStatus.statusListCredential` is this URL."""
+    document = api.status_list(list_id)
+    return JSONResponse(document, media_type=CREDENTIAL_MEDIA_TYPE,
+                        headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+
+@router.get(
+    "/achievements/{policy}", summary="What a credential certifies (no token needed)",
+    responses={**responses(404), 200: {"description": "The Open Badges 3.0 Achievement",
+               "content": {"application/json": {"schema": _OBJECT}}}},
+)  # fmt: skip
+def achievement(
+    api: Credentials, policy: Annotated[str, Path(min_length=1, max_length=200)]
+) -> dict[str, Any]:
+    """The `achievement.id` of the engine's credentials: name, description, criteria and the
+    competencies (alignment) of the policy."""
+    return api.achievement(policy)
+
+
+# ==================================================================================== xAPI
+
+
+@router.get("/sessions/{session_id}/xapi", summary="A scored session as xAPI statements",
+            responses=responses(401, 403, 404, 409))  # fmt: skip
+def session_xapi(api: Credentials, who: Who, session_id: SessionPath) -> list[dict[str, Any]]:
+    """xAPI 1.0.3: `completed`, then `passed` or `failed` (cmi5 verbs) with score, success,
+    duration and each criterion's verdict (result extension); the assessor as
+    `context.instructor` for field sessions. Reviewed as for credentials (observations count,
+    overrides do not). 409 while the session is open or not scored."""
+    return api.session_statements(who, session_id)
+
+
+@router.post("/sessions/{session_id}/xapi/forward",
+             summary="Send a session's xAPI statements to the LRS (admin)",
+             responses={**responses(401, 403, 404, 409),
+                        **_upstream("The LRS refused them, or failed every retry")})  # fmt: skip
+def forward_xapi(api: Credentials, who: Who, session_id: SessionPath) -> ForwardOut:
+    """POSTs the statements to the Learning Record Store the server was started with
+    (`ASSESSENGINE_LRS_URL`, basic auth), retrying server errors, 429 and network failures with
+    backoff. 409 when no LRS is configured; 502 when the LRS refused or never answered."""
+    return api.forward_statements(who, session_id)
+
+
+# ==================================================================================== helpers
+
+
+def _credential_url(learner: str, credential_id: str) -> str:
+    learner, credential_id = quote(learner, safe=""), quote(credential_id, safe="")
+    return f"{PREFIX}/learners/{learner}/credentials/{credential_id}"
+
+
+async def _json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, reading at most `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"a credential is at most {limit} bytes")
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):
+        raise BadBodyError("the body is not a JSON document") from None
+    if not isinstance(data, dict):
+        raise InvalidError("a credential is a JSON object",
+                           [FieldProblem("body", "not a JSON object")])  # fmt: skip
+    return data

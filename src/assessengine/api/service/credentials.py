@@ -1,0 +1,525 @@
+"""`CredentialApi`: what the HTTP API and the web pages do with credentials, without HTTP.
+
+Each method is a thin wrapper over `credential_service.CredentialService` (which decides,
+builds, signs, revokes, publishes, verifies and makes xAPI statements) that first checks the
+principal's role and whether the principal may see the learner or session at all (as
+`ReviewService` does: 403 `ForbiddenError` for the role, 404 `NotFoundError` for another
+learner's records), then turns the credential errors into `ServiceError`s.
+
+Decisions (docs/credentials.md, "Over HTTP"):
+
+- **Reviews.** A stored report is the machine's. Credentials count the scorer's verdicts plus
+  the assessors' in-field observations of `observed` criteria (the latest per criterion, as
+  the session page shows them), never overrides: an override is one assessor's disagreement
+  with the machine, kept for review, and a credential that anyone can verify should rest on
+  the evidence and the observations alone. The assessor a session names is the one who
+  recorded its latest counted observation (else the session metadata's).
+- **Issuer key.** `issuer_key_path` when given (it must exist); else ``<db file>.issuer.pem``
+  beside the store, made (Ed25519, mode 600) the first time a credential is issued. Nothing is
+  ever signed before that: the status list and verification work without it.
+- **Public.** Verifying, the status lists and the achievements need no token: a credential
+  names them, and anyone holding one must be able to check it.
+- Issuing runs under one lock per process, so two requests never issue the same learner two
+  active credentials of one policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import Field
+
+from ...adapters.credential_store import (
+    CredentialStoreError,
+    IssuedCredential,
+    Revocation,
+    SqliteCredentialStore,
+)
+from ...adapters.lrs import LrsClient, LrsError
+from ...adapters.policies import list_policies, load_policy
+from ...adapters.review_store import AuditEntry
+from ...adapters.signer import IssuerKey
+from ...adapters.store import SessionRecord, StoreError
+from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
+from ...core.policy import Policy, PolicyError
+from ...core.rubric import Rubric
+from ...core.xapi import XapiError
+from ...credential_service import (
+    DEFAULT_BASE_URL,
+    AlreadyIssuedError,
+    CredentialService,
+    EngineUrls,
+    NotEligibleError,
+    reviewed_report,
+)
+from ...credential_verify import VerificationResult
+from .access import Action, Principal
+from .errors import (
+    ConflictError,
+    FieldProblem,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    ServiceError,
+)
+from .models import Model, Name
+from .service import ReviewService
+
+log = logging.getLogger(__name__)
+
+ISSUER_KEY_SUFFIX: Final = ".issuer.pem"
+MAX_CREDENTIAL_BYTES: Final = 1 * 2**20
+MAX_REASON = 2000
+
+
+# ==================================================================================== settings
+
+
+@dataclass(frozen=True, slots=True)
+class LrsSettings:
+    """A Learning Record Store to forward xAPI statements to (HTTP basic auth)."""
+
+    endpoint: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    attempts: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSettings:
+    """How the engine issues: its public URL (written into every credential: status lists,
+    evidence, subjects), the issuer's name and home page, and an optional LRS."""
+
+    base_url: str = DEFAULT_BASE_URL
+    issuer_name: str = "assessengine"
+    issuer_url: str | None = None
+    lrs: LrsSettings | None = None
+
+
+def default_issuer_key_path(db_path: Path) -> Path:
+    """Where the issuer key is made when none is configured: beside the store file."""
+    return db_path.with_name(db_path.name + ISSUER_KEY_SUFFIX)
+
+
+# ==================================================================================== models
+
+
+class IssueIn(Model):
+    """Issue `policy`'s credential to `learner` (refused, with what is missing, if the
+    learner's sessions do not meet the policy)."""
+
+    learner: Name
+    policy: Name = Field(description="a credential policy id, e.g. forklift-operator")
+
+
+class RevokeIn(Model):
+    reason: str = Field(min_length=1, max_length=MAX_REASON, description="why (kept, audited)")
+
+
+class CheckOut(Model):
+    name: str = Field(description="proof, key, expansion, signature, schema, validity, status")
+    status: str = Field(description="ok, failed or skipped")
+    detail: str
+
+
+class VerificationOut(Model):
+    """Each check of a credential; `valid` when none failed (a skipped check does not fail)."""
+
+    valid: bool
+    checks: list[CheckOut]
+
+
+class RevocationOut(Model):
+    reason: str
+    by: str
+    at: datetime
+
+
+class CredentialOut(Model):
+    """An issued credential as filed: the signed document and its state here."""
+
+    id: str
+    learner: str
+    policy: str
+    issued_at: datetime
+    valid_until: datetime | None
+    status_list: int
+    status_index: int
+    revoked: RevocationOut | None
+    document: dict[str, Any] = Field(description="the signed OpenBadgeCredential")
+
+
+class LearnerOut(Model):
+    learner: str
+    history: str = Field(description="URL of the attempt history")
+    credentials: str = Field(description="URL of the credentials")
+
+
+class ForwardOut(Model):
+    session: str
+    lrs: str = Field(description="the LRS statements endpoint")
+    statements: list[str] = Field(description="the ids of the statements the LRS stored")
+
+
+class UpstreamError(ServiceError):
+    """A service the engine forwards to (the LRS) did not take the request."""
+
+    status, slug, title = 502, "upstream", "The Learning Record Store refused or failed"
+
+
+class IneligibleError(InvalidError):
+    """The learner's sessions do not meet the policy; `errors` say what is missing."""
+
+    slug, title = "not-eligible", "Not eligible"
+
+
+def verification_out(result: VerificationResult) -> VerificationOut:
+    data = result.to_data()
+    return VerificationOut(valid=data["valid"],
+                           checks=[CheckOut(**c) for c in data["checks"]])  # fmt: skip
+
+
+# ==================================================================================== key
+
+
+class IssuerKeyFile:
+    """The issuer key at `path`, loaded once. `create`: made on first use when missing."""
+
+    def __init__(self, path: Path, *, create: bool) -> None:
+        self.path, self.create = path, create
+        self._key: IssuerKey | None = None
+        self._lock = threading.Lock()
+        if not create:
+            self.get(make=False)  # a configured key must be there and readable: fail early
+
+    def get(self, *, make: bool) -> IssuerKey | None:
+        """The key; None when it does not exist and `make` is False (or creating is off)."""
+        with self._lock:
+            if self._key is None:
+                if not self.path.is_file():
+                    if not self.create:
+                        raise CredentialError(f"issuer key {self.path} not found")
+                    if not make:
+                        return None
+                    self._make()
+                self._key = self._read()
+            return self._key
+
+    def _read(self) -> IssuerKey:
+        try:
+            key = IssuerKey.from_pem(self.path.read_bytes())
+        except (OSError, ValueError, TypeError, CredentialError) as error:
+            raise CredentialError(f"issuer key {self.path}: not readable ({error})") from None
+        mode = self.path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("issuer key %s is readable by others (mode %o): chmod 600 it",
+                        self.path, mode)  # fmt: skip
+        return key
+
+    def _make(self) -> None:
+        key = IssuerKey.generate()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            descriptor = os.open(self.path, flags, 0o600)
+        except FileExistsError:
+            return  # another process made it first: read theirs
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(key.to_pem())
+        log.info("made the issuer key %s (%s); keep it private and backed up",
+                 self.path, key.did)  # fmt: skip
+
+
+# ==================================================================================== service
+
+
+class CredentialApi:
+    """Credentials over the store of `reviews` (the same SQLite file at `db_path`)."""
+
+    def __init__(
+        self,
+        reviews: ReviewService,
+        db_path: Path,
+        *,
+        issuer_key_path: Path | None = None,
+        settings: CredentialSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.reviews = reviews
+        self.db_path = Path(db_path)
+        self.settings = settings or CredentialSettings()
+        self.urls = EngineUrls(self.settings.base_url.rstrip("/"))
+        path = issuer_key_path or default_issuer_key_path(self.db_path)
+        self.key = IssuerKeyFile(Path(path), create=issuer_key_path is None)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._store: SqliteCredentialStore | None = None
+        self._store_lock = threading.Lock()
+        self._issue_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    # ---------------------------------------------------------------------------- issuing
+
+    def policies(self) -> list[str]:
+        return list_policies()
+
+    def policy(self, policy_id: str) -> Policy:
+        """A shipped policy by id (never a path: ids come from requests)."""
+        known = self.policies()
+        if policy_id not in known:
+            raise NotFoundError(f"no credential policy {policy_id!r}; known: {', '.join(known)}")
+        try:
+            return load_policy(policy_id)
+        except PolicyError as error:
+            raise ConflictError(f"policy {policy_id!r} is not valid here: {error}") from None
+
+    def issue(self, who: Principal, body: IssueIn) -> IssuedCredential:
+        """Decide and issue; `IneligibleError` (422) with one error per missing
+        requirement, `ConflictError` when the learner holds an active one already."""
+        _allow(who, Action.ISSUE_CREDENTIALS)
+        try:
+            policy = self.policy(body.policy)
+        except NotFoundError as error:
+            raise InvalidError(error.detail, [FieldProblem("body.policy", "unknown policy; one "
+                               f"of: {', '.join(self.policies())}")]) from None  # fmt: skip
+        with self._issue_lock:
+            service = self._service(make_key=True)
+            try:
+                issued = service.issue(body.learner, policy)
+            except NotEligibleError as refusal:
+                raise _not_eligible(refusal, policy) from None
+            except AlreadyIssuedError as refusal:
+                raise ConflictError(str(refusal)) from None
+            except (CredentialError, XapiError) as error:
+                raise ConflictError(f"cannot issue: {error}") from None
+        sessions = [str(e.get("id", "")).rsplit("/", 1)[-1]
+                    for e in issued.document.get("evidence", [])]  # fmt: skip
+        self._audit(who, "credential.issue", issued.id, detail={
+            "learner": issued.learner, "policy": issued.policy, "sessions": sessions,
+            "status_list": issued.status.list_id, "status_index": issued.status.index,
+            "valid_until": None if issued.valid_until is None else _iso(issued.valid_until),
+        })  # fmt: skip
+        return issued
+
+    # ---------------------------------------------------------------------------- reading
+
+    def credentials_of(self, who: Principal, learner: str) -> list[CredentialOut]:
+        """The learner's credentials, oldest first (revoked ones too, marked)."""
+        self._may_read(who, learner)
+        store = self._credentials()
+        return [self._out(c, store.revocation(c.id)) for c in store.issued_to(learner)]
+
+    def credential(self, who: Principal, learner: str, credential_id: str) -> CredentialOut:
+        self._may_read(who, learner)
+        issued = self._find(credential_id)
+        if issued is None or issued.learner != learner:
+            raise NotFoundError(f"learner {learner!r} has no credential {credential_id!r}")
+        return self._out(issued, self._credentials().revocation(issued.id))
+
+    def learner(self, who: Principal, learner: str) -> LearnerOut:
+        """Where a learner's records are (a credential's subject id is this learner's URL)."""
+        _allow(who, Action.READ_LEARNERS)
+        if not who.sees_learner(learner):
+            raise NotFoundError(f"no learner {learner!r}")
+        base = self.urls.learner(learner)
+        return LearnerOut(learner=learner, history=f"{base}/history",
+                          credentials=f"{base}/credentials")  # fmt: skip
+
+    def _may_read(self, who: Principal, learner: str) -> None:
+        _allow(who, Action.READ_CREDENTIALS)
+        if not who.sees_learner(learner):
+            raise NotFoundError(f"no learner {learner!r}")
+
+    def _find(self, credential_id: str) -> IssuedCredential | None:
+        store = self._credentials()
+        found = store.issued(credential_id)
+        if found is None and ":" not in credential_id:
+            found = store.issued(f"urn:uuid:{credential_id}")  # the bare UUID
+        return found
+
+    def _out(self, issued: IssuedCredential, revocation: Revocation | None) -> CredentialOut:
+        revoked = None if revocation is None else RevocationOut(
+            reason=revocation.reason, by=revocation.revoked_by, at=revocation.revoked_at)
+        return CredentialOut(
+            id=issued.id, learner=issued.learner, policy=issued.policy,
+            issued_at=issued.issued_at, valid_until=issued.valid_until,
+            status_list=issued.status.list_id, status_index=issued.status.index,
+            revoked=revoked, document=dict(issued.document),
+        )  # fmt: skip
+
+    # ---------------------------------------------------------------------------- revoking
+
+    def revoke(self, who: Principal, credential_id: str, body: RevokeIn) -> CredentialOut:
+        """Revoke (admins); the next status list published carries it."""
+        _allow(who, Action.REVOKE_CREDENTIALS)
+        issued = self._find(credential_id)
+        if issued is None:
+            raise NotFoundError(f"no credential {credential_id!r}")
+        store = self._credentials()
+        if store.revocation(issued.id) is not None:
+            raise ConflictError(f"credential {issued.id!r} is already revoked")
+        try:
+            revocation = self._service(make_key=False).revoke(issued.id, reason=body.reason,
+                                                              by=who.name)  # fmt: skip
+        except CredentialStoreError as error:
+            raise ConflictError(str(error)) from None
+        self._audit(who, "credential.revoke", issued.id, reason=body.reason, detail={
+            "learner": issued.learner, "policy": issued.policy,
+            "status_list": issued.status.list_id, "status_index": issued.status.index,
+        })  # fmt: skip
+        return self._out(issued, revocation)
+
+    # ---------------------------------------------------------------------------- public
+
+    def status_list(self, list_id: int) -> dict[str, Any]:
+        """The signed BitstringStatusListCredential `list_id` as it stands now."""
+        if self.key.get(make=False) is None:
+            raise NotFoundError("no credential has been issued here yet: there is no status list")
+        if list_id not in {s.list_id for s in self._credentials().status_lists()} | {1}:
+            raise NotFoundError(f"there is no status list {list_id}")
+        try:
+            return self._service(make_key=False).status_list_credential(list_id)
+        except CredentialError as error:
+            raise NotFoundError(str(error)) from None
+
+    def verify(self, document: Mapping[str, Any]) -> VerificationOut:
+        """Every check; revocation against this engine's current list when the credential
+        names one of its lists (else the status check is skipped)."""
+        return verification_out(self._service(make_key=False).verify(document))
+
+    def achievement(self, policy_id: str) -> dict[str, Any]:
+        """The Open Badges 3.0 `Achievement` of a policy (what its credentials certify)."""
+        policy = self.policy(policy_id)
+        spec = policy.achievement
+        achievement: dict[str, Any] = {
+            "@context": list(CREDENTIAL_CONTEXT),
+            "id": spec.id or self.urls.achievement(policy.policy),
+            "type": ["Achievement"],
+            "achievementType": spec.achievement_type,
+            "name": spec.name,
+            "description": spec.description,
+            "criteria": {"narrative": policy.criteria_narrative()},
+        }
+        if spec.competencies:
+            achievement["alignment"] = [
+                {"type": ["Alignment"], "targetCode": c.code, "targetName": c.name,
+                 "targetUrl": c.url}
+                | ({"targetFramework": c.framework} if c.framework else {})
+                | ({"targetDescription": c.description} if c.description else {})
+                for c in spec.competencies
+            ]  # fmt: skip
+        return achievement
+
+    # ---------------------------------------------------------------------------- xAPI
+
+    def session_statements(self, who: Principal, session_id: str) -> list[dict[str, Any]]:
+        """The xAPI statements of a closed, scored session (same access as reading it)."""
+        _allow(who, Action.READ_SESSIONS)
+        record = self.reviews.store.session(session_id)
+        if record is None or not who.sees_learner(record.info.learner):
+            raise NotFoundError(f"no session {session_id!r}")
+        try:
+            return self._service(make_key=False).session_statements(session_id)
+        except (CredentialError, XapiError) as error:
+            raise ConflictError(str(error)) from None
+
+    def forward_statements(self, who: Principal, session_id: str) -> ForwardOut:
+        """Send the session's statements to the configured LRS (admins), with retries."""
+        _allow(who, Action.FORWARD_XAPI)
+        lrs = self.settings.lrs
+        if lrs is None:
+            raise ConflictError("no Learning Record Store is configured (serve with "
+                                "ASSESSENGINE_LRS_URL)")  # fmt: skip
+        statements = self.session_statements(who, session_id)
+        client = LrsClient(lrs.endpoint, username=lrs.username, password=lrs.password,
+                           attempts=lrs.attempts)  # fmt: skip
+        try:
+            ids = client.send(statements)
+        except LrsError as error:
+            raise UpstreamError(str(error)) from None
+        self._audit(who, "xapi.forward", session_id, session=session_id,
+                    detail={"lrs": client.url, "statements": ids})  # fmt: skip
+        return ForwardOut(session=session_id, lrs=client.url, statements=ids)
+
+    # ---------------------------------------------------------------------------- plumbing
+
+    def _credentials(self) -> SqliteCredentialStore:
+        with self._store_lock:
+            if self._store is None:
+                try:
+                    self._store = SqliteCredentialStore(self.db_path)
+                except (CredentialStoreError, StoreError) as error:
+                    raise ConflictError(f"the credential store: {error}") from None
+            return self._store
+
+    def _service(self, *, make_key: bool) -> CredentialService:
+        try:
+            key = self.key.get(make=make_key)
+        except CredentialError as error:
+            raise ConflictError(str(error)) from None
+        return CredentialService(
+            self.reviews.store, self._credentials(), key=key,
+            issuer_name=self.settings.issuer_name, issuer_url=self.settings.issuer_url,
+            urls=self.urls, rubrics=self._rubric, review=self._reviewed, clock=self._clock,
+        )  # fmt: skip
+
+    def _rubric(self, rubric_id: str) -> Rubric | None:
+        entry = self.reviews.catalog.find(rubric_id)
+        return None if entry is None else entry.rubric
+
+    def _reviewed(self, record: SessionRecord, report: dict[str, Any]) -> dict[str, Any]:
+        """The stored report with the latest observation of each criterion in place of the
+        machine's verdict (overrides do not count), naming the assessor who recorded the
+        latest of them."""
+        info = record.info
+        rows = self.reviews.review.observations([info.session])
+        if not rows:
+            return report
+        entry = self.reviews.catalog.find(info.rubric, info.rubric_version, info.rubric_sha256)
+        if entry is None:
+            return report  # the rubric version is unknown here: the machine's report stands
+        latest = {row.criterion: row for row in rows}  # rows come oldest first
+        newest = max(latest.values(), key=lambda row: row.id)
+        verdicts = {criterion: row.verdict for criterion, row in latest.items()}
+        try:
+            return reviewed_report(report, entry.rubric, verdicts, assessor=newest.actor)
+        except CredentialError:
+            return report
+
+    def _audit(self, who: Principal, action: str, target: str, *, session: str | None = None,
+               reason: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+        entry = AuditEntry(who.name, who.role, action, target, session=session, reason=reason,
+                           detail=detail)  # fmt: skip
+        self.reviews.review.record(entry, _iso(self._clock()))
+
+
+def _allow(who: Principal, action: Action) -> None:
+    if not who.may(action):
+        raise ForbiddenError(f"role {who.role!r} may not {action.value.replace('_', ' ')}")
+
+
+def _not_eligible(refusal: NotEligibleError, policy: Policy) -> IneligibleError:
+    errors = [
+        FieldProblem(f"requirements[{k}]", result.missing)
+        for k, result in enumerate(refusal.decision.requirements)
+        if result.missing is not None
+    ]
+    named = {e.reason for e in errors}
+    errors += [FieldProblem("window", r) for r in refusal.reasons if r not in named]
+    detail = (f"learner {refusal.learner!r} is not eligible for {policy.policy!r}: "
+              + " ".join(refusal.reasons))  # fmt: skip
+    return IneligibleError(detail, errors)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

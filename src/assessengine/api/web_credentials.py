@@ -1,0 +1,179 @@
+"""The learner's credential pages (server-rendered, in the style of `api.web`, whose sign-in,
+cookies and error pages they use):
+
+    /learners/{id}/credentials                     the learner's credentials
+    /learners/{id}/credentials/{credential_id}     one: the badge (achievement, competencies),
+                                                   its evidence (each session's narrative and
+                                                   chain head) and its verification result
+    /learners/{id}/credentials/{credential_id}/credential.json   the signed document
+
+Access is the API's (`CredentialApi`): the learner themself (another learner's: not found),
+assessors and admins. The service is ``request.app.state.credentials``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
+
+from ..core.credentials import CHAIN_HEAD_LABEL
+from .service import Principal, ReviewService
+from .service.credentials import CredentialApi, CredentialOut
+from .web import SECURITY_HEADERS, _page, _render
+
+router = APIRouter(include_in_schema=False)
+
+_STRONG = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _api(request: Request) -> CredentialApi:
+    api: CredentialApi = request.app.state.credentials
+    return api
+
+
+def credentials_url(learner: str, credential_id: str | None = None) -> str:
+    base = f"/learners/{quote(learner, safe='')}/credentials"
+    return base if credential_id is None else f"{base}/{quote(credential_id, safe='')}"
+
+
+@router.get("/learners/{learner}/credentials", response_class=HTMLResponse)
+def credentials_page(request: Request, learner: str) -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        items = [_summary(c) for c in reversed(_api(request).credentials_of(who, learner))]
+        return _render(request, "credentials.html", who=who, learner=learner, items=items)
+
+    return _page(request, build)
+
+
+@router.get("/learners/{learner}/credentials/{credential_id}", response_class=HTMLResponse)
+def credential_page(request: Request, learner: str, credential_id: str) -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        api = _api(request)
+        found = api.credential(who, learner, credential_id)
+        result = api.verify(found.document)
+        json_url = credentials_url(learner, found.id) + "/credential.json"
+        return _render(request, "credential.html", who=who, learner=learner,
+                       c=_summary(found), badge=_badge(found.document),
+                       evidence=_evidence(found.document), result=result,
+                       list_url=credentials_url(learner), json_url=json_url)  # fmt: skip
+
+    return _page(request, build)
+
+
+@router.get("/learners/{learner}/credentials/{credential_id}/credential.json")
+def credential_json(request: Request, learner: str, credential_id: str) -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        found = _api(request).credential(who, learner, credential_id)
+        body = json.dumps(found.document, indent=2, ensure_ascii=False) + "\n"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{found.learner}-{found.policy}") + ".json"
+        headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(body, media_type="application/json", headers=headers)
+
+    return _page(request, build)
+
+
+# ==================================================================================== views
+
+
+def _summary(c: CredentialOut) -> dict[str, Any]:
+    name = _text(_dig(c.document, "credentialSubject", "achievement", "name")) or c.policy
+    return {
+        "id": c.id, "policy": c.policy, "name": name, "learner": c.learner,
+        "issued_at": c.issued_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "valid_until": None if c.valid_until is None else c.valid_until.strftime("%Y-%m-%d"),
+        "revoked": c.revoked, "url": credentials_url(c.learner, c.id),
+    }  # fmt: skip
+
+
+def _badge(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What the credential certifies, read from the signed document itself."""
+    achievement = _dig(document, "credentialSubject", "achievement")
+    achievement = achievement if isinstance(achievement, Mapping) else {}
+    issuer = document.get("issuer")
+    issuer = issuer if isinstance(issuer, Mapping) else {"id": issuer}
+    results = []
+    for item in _list(_dig(document, "credentialSubject", "result")):
+        described = _text(item.get("resultDescription"))
+        if "/criterion/" not in described:  # the per-rubric results (scores)
+            results.append({"rubric": described.rsplit("/", 1)[-1], "score": _text(
+                item.get("value")), "status": _text(item.get("status"))})
+    return {
+        "name": _text(achievement.get("name")),
+        "type": _text(achievement.get("achievementType")),
+        "description": _text(achievement.get("description")),
+        "criteria": _text(_dig(achievement, "criteria", "narrative")),
+        "competencies": [
+            {"code": _text(a.get("targetCode")), "name": _text(a.get("targetName")),
+             "framework": _text(a.get("targetFramework")), "url": _text(a.get("targetUrl"))}
+            for a in _list(achievement.get("alignment"))
+        ],
+        "issuer": _text(issuer.get("name")) or _text(issuer.get("id")),
+        "issuer_id": _text(issuer.get("id")),
+        "valid_from": _text(document.get("validFrom")),
+        "valid_until": _text(document.get("validUntil")),
+        "results": results,
+    }  # fmt: skip
+
+
+def _evidence(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for item in _list(document.get("evidence")):
+        ident = _text(item.get("id"))
+        session = unquote(ident.rsplit("/", 1)[-1]) if "/api/v1/sessions/" in ident else None
+        description = _text(item.get("description"))
+        out.append({
+            "name": _text(item.get("name")) or ident, "genre": _text(item.get("genre")),
+            "session": session, "narrative": _narrative(_text(item.get("narrative"))),
+            "chain_head": description.removeprefix(CHAIN_HEAD_LABEL)
+            if description.startswith(CHAIN_HEAD_LABEL) else None,
+        })  # fmt: skip
+    return out
+
+
+def _narrative(text: str) -> Markup:
+    """The evidence narrative's small Markdown (paragraphs, ``- `` lists, ``**bold**``,
+    ```code```) as HTML; everything else escaped."""
+    html: list[str] = []
+    listing = False
+    for line in text.splitlines():
+        inline = _CODE.sub(r"<code>\1</code>", _STRONG.sub(r"<strong>\1</strong>",
+                                                           str(escape(line))))  # fmt: skip
+        if line.startswith("- "):
+            if not listing:
+                html.append("<ul class=\"narrative\">")
+                listing = True
+            html.append(f"<li>{inline[2:]}</li>")
+            continue
+        if listing:
+            html.append("</ul>")
+            listing = False
+        if line.strip():
+            html.append(f"<p>{inline}</p>")
+    if listing:
+        html.append("</ul>")
+    return Markup("\n".join(html))  # every piece of text was escaped above
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

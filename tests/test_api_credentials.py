@@ -1,0 +1,438 @@
+"""Credentials over HTTP, end to end on a real SQLite file: simulated competent forklift
+sessions (simulator and field) stored and scored as the engine does, the observed criterion
+recorded through the API -> issue -> verify -> tamper -> revoke -> the published status list
+-> verify reports it revoked; the role matrix; refusals with reasons; xAPI statements and their
+forwarding to a stand-in LRS; the learner's credential page; the issuer key file."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assessengine.adapters.policies import shipped_rubric
+from assessengine.adapters.signer import IssuerKey
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.standards import schema_problems
+from assessengine.api.app import create_app
+from assessengine.api.service.credentials import CredentialSettings, LrsSettings
+from assessengine.core.credentials import CHAIN_HEAD_LABEL, CredentialError
+from assessengine.core.status_list import status_of
+from assessengine.core.xapi import VERBS
+from assessengine.credential_verify import verify
+
+from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
+from .test_credentials_e2e import record_sessions
+from .test_web_support import csrf_of
+from .test_xapi import statement_problems
+
+BASE = "https://engine.example.org"
+API = "/api/v1"
+FORKLIFT = "forklift-load-handling"
+POLICY = "forklift-operator"
+MINE = ("S-1", "S-2", "F-1")  # LEARNER: two simulator sessions, then one in the field
+RUBRIC = shipped_rubric(FORKLIFT)
+assert RUBRIC is not None
+OBSERVED = [c.id for c in RUBRIC.criteria if c.observed is not None]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Competent operators, the observed criterion still pending in every session (the
+    assessors record it through the API)."""
+    path = tmp_path_factory.mktemp("credentials") / "engine.db"
+    with SqliteStore(path, synchronous="OFF") as store:
+        record_sessions(store, FORKLIFT, LEARNER, [("S-1", "simulator", "competent"),
+                                                   ("S-2", "simulator", "competent"),
+                                                   ("F-1", "field", "competent")],
+                        observe=False)  # fmt: skip
+        record_sessions(store, FORKLIFT, OTHER_LEARNER, [("S-3", "simulator", "competent")],
+                        observe=False)  # fmt: skip
+    return path
+
+
+@dataclass
+class Http:
+    client: TestClient
+    tokens: dict[str, str]
+    db: Path
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, url: str, role: str | None = "admin") -> Any:
+        return self.client.get(url, headers=self.headers(role))
+
+    def post(self, url: str, body: Any, role: str | None = "admin") -> Any:
+        return self.client.post(url, json=body, headers=self.headers(role))
+
+    def observe_all(self, sessions: tuple[str, ...] = MINE) -> None:
+        for session in sessions:
+            for criterion in OBSERVED:
+                answer = self.post(f"{API}/sessions/{session}/observations",
+                                   {"criterion": criterion, "verdict": "pass",
+                                    "note": "looked over the shoulder every time"},
+                                   "assessor")  # fmt: skip
+                assert answer.status_code == 201, answer.text
+
+    def issue(self, learner: str = LEARNER, role: str = "assessor") -> Any:
+        return self.post(f"{API}/credentials/issue", {"learner": learner, "policy": POLICY}, role)
+
+
+def open_http(template: Path, folder: Path, **options: Any) -> Iterator[Http]:
+    db = folder / "engine.db"
+    shutil.copyfile(template, db)
+    settings = options.pop("credentials", CredentialSettings(base_url=BASE))
+    app = create_app(db_path=db, credentials=settings, **options)
+    tokens = make_tokens(app.state.service)
+    with TestClient(app) as client:
+        yield Http(client, tokens, db)
+
+
+@pytest.fixture
+def http(template: Path, tmp_path: Path) -> Iterator[Http]:
+    yield from open_http(template, tmp_path)
+
+
+def _problem(answer: Any, status: int, slug: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = answer.json()
+    assert body["type"] == f"urn:assessengine:problem:{slug}", body
+    return body
+
+
+def _checks(answer: Any) -> dict[str, str]:
+    assert answer.status_code == 200, answer.text
+    return {c["name"]: c["status"] for c in answer.json()["checks"]}
+
+
+# ============================================================================ end to end
+
+
+def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
+    http: Http,
+) -> None:
+    refused = _problem(http.issue(), 422, "not-eligible")
+    assert "pending: looks_before_reversing" in refused["detail"]
+
+    http.observe_all()
+    answer = http.issue()
+    assert answer.status_code == 201, answer.text
+    document = answer.json()
+    assert schema_problems(document) == ()
+    assert answer.headers["location"] == (
+        f"{API}/learners/{LEARNER}/credentials/{quote(document['id'], safe='')}"
+    )
+    assert http.get(answer.headers["location"], "learner").json()["document"] == document
+    evidence = document["evidence"]
+    assert [e["id"] for e in evidence] == [f"{BASE}{API}/sessions/{s}" for s in MINE]
+    with SqliteStore(http.db) as store:
+        heads = [store.session(s).chain_head for s in MINE]  # type: ignore[union-attr]
+    assert [e["description"] for e in evidence] == [CHAIN_HEAD_LABEL + h for h in heads]
+    assert "Assessor: assessor-1." in evidence[2]["narrative"]  # who recorded the observation
+
+    # anyone may verify, without a token: every check passes, revocation against our list
+    checks = _checks(http.post(f"{API}/credentials/verify", document, None))
+    assert checks == dict.fromkeys(["proof", "key", "expansion", "signature", "schema",
+                                    "validity", "status"], "ok")  # fmt: skip
+
+    tampered = copy.deepcopy(document)
+    tampered["credentialSubject"]["result"][0]["value"] = "42"
+    verdict = http.post(f"{API}/credentials/verify", tampered, None)
+    assert verdict.json()["valid"] is False
+    assert _checks(verdict)["signature"] == "failed"
+
+    _problem(http.post(f"{API}/credentials/{document['id']}/revoke", {"reason": "x"},
+                       "assessor"), 403, "forbidden")  # fmt: skip
+    revoked = http.post(f"{API}/credentials/{document['id']}/revoke",
+                        {"reason": "the field assessment was not supervised"})  # fmt: skip
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked"]["by"] == "admin-1"
+    _problem(http.post(f"{API}/credentials/{document['id']}/revoke", {"reason": "again"}), 409,
+             "conflict")  # fmt: skip
+
+    # the published list (its URL is inside the credential) now has the bit set
+    list_url = document["credentialStatus"]["statusListCredential"]
+    assert list_url == f"{BASE}{API}/credentials/status/1"
+    published = http.get(urlsplit(list_url).path, None)
+    assert published.status_code == 200, published.text
+    status_list = published.json()
+    assert verify(status_list).ok
+    assert status_of(document["credentialStatus"], status_list).set
+    assert not verify(document, status_list=status_list).ok
+
+    after = http.post(f"{API}/credentials/verify", document, None)
+    assert after.json()["valid"] is False
+    status = next(c for c in after.json()["checks"] if c["name"] == "status")
+    assert (status["status"], status["detail"][:7]) == ("failed", "revoked")
+
+    listed = http.get(f"{API}/learners/{LEARNER}/credentials", "learner").json()
+    assert [(c["id"], c["revoked"]["reason"]) for c in listed] == [
+        (document["id"], "the field assessment was not supervised")
+    ]
+    actions = [e["action"] for e in http.get(f"{API}/audit?limit=500").json()["items"]]
+    assert actions[:2] == ["credential.revoke", "credential.issue"]
+
+    again = http.issue(role="admin")  # revoked: a new one may be issued
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != document["id"]
+
+
+def test_an_active_credential_is_not_issued_twice(http: Http) -> None:
+    http.observe_all()
+    assert http.issue().status_code == 201
+    body = _problem(http.issue(), 409, "conflict")
+    assert "already holds" in body["detail"]
+
+
+def test_a_learner_who_is_not_eligible_gets_422_with_what_is_missing(http: Http) -> None:
+    http.observe_all(("S-3",))
+    body = _problem(http.issue(OTHER_LEARNER), 422, "not-eligible")
+    errors = {e["name"]: e["reason"] for e in body["errors"]}
+    assert set(errors) == {"requirements[0]", "requirements[1]"}
+    assert "the longest run so far is 1 (needed: 2)" in errors["requirements[0]"]
+    assert "0 so far (needed: 1); no attempt yet." in errors["requirements[1]"]
+    assert http.get(f"{API}/learners/{OTHER_LEARNER}/credentials").json() == []
+
+    unknown = _problem(http.post(f"{API}/credentials/issue",
+                                 {"learner": LEARNER, "policy": "crane-operator"},
+                                 "assessor"), 422, "validation")  # fmt: skip
+    assert unknown["errors"][0]["name"] == "body.policy"
+    # an id only, never a path on the server
+    _problem(http.post(f"{API}/credentials/issue", {"learner": LEARNER,
+                       "policy": str(Path("credentials/forklift-operator.yaml").resolve())},
+                       "assessor"), 422, "validation")  # fmt: skip
+
+
+def test_overrides_do_not_make_a_learner_eligible(http: Http) -> None:
+    for session in MINE:
+        for criterion in OBSERVED:
+            answer = http.post(f"{API}/sessions/{session}/overrides", {
+                "criterion": criterion, "verdict": "pass", "reason": "seen on the video"},
+                "assessor")  # fmt: skip
+            assert answer.status_code == 201, answer.text
+    _problem(http.issue(), 422, "not-eligible")
+
+
+# ============================================================================ roles
+
+
+def test_each_role_is_refused_what_it_may_not_do(http: Http) -> None:
+    http.observe_all()
+    issue = {"learner": LEARNER, "policy": POLICY}
+    for role in ("learner", "learner2", "trainer"):
+        _problem(http.post(f"{API}/credentials/issue", issue, role), 403, "forbidden")
+    document = http.issue().json()
+    revoke = f"{API}/credentials/{document['id']}/revoke"
+    for role in ("assessor", "trainer", "learner"):
+        _problem(http.post(revoke, {"reason": "no"}, role), 403, "forbidden")
+    mine = f"{API}/learners/{LEARNER}/credentials"
+    for role in ("admin", "assessor", "learner"):
+        assert http.get(mine, role).status_code == 200
+    _problem(http.get(mine, "trainer"), 403, "forbidden")
+    _problem(http.get(mine, "learner2"), 404, "not-found")  # as if it did not exist
+    one = f"{mine}/{quote(document['id'], safe='')}"
+    _problem(http.get(one, "learner2"), 404, "not-found")
+    _problem(http.get(f"{API}/learners/{OTHER_LEARNER}/credentials/"
+                      f"{quote(document['id'], safe='')}"), 404, "not-found")  # fmt: skip
+    _problem(http.get(f"{API}/sessions/F-1/xapi", "learner2"), 404, "not-found")
+    _problem(http.post(f"{API}/sessions/F-1/xapi/forward", None, "assessor"), 403, "forbidden")
+    for call in (lambda: http.post(f"{API}/credentials/issue", issue, None),
+                 lambda: http.post(revoke, {"reason": "no"}, None),
+                 lambda: http.get(mine, None), lambda: http.get(f"{API}/sessions/F-1/xapi", None),
+                 lambda: http.post(f"{API}/sessions/F-1/xapi/forward", None, None)):  # fmt: skip
+        _problem(call(), 401, "unauthenticated")
+
+
+def test_the_urls_inside_a_credential_are_served(http: Http) -> None:
+    http.observe_all()
+    document = http.issue().json()
+    subject = urlsplit(document["credentialSubject"]["id"]).path
+    assert http.get(subject, "learner").json()["credentials"] == f"{BASE}{subject}/credentials"
+    _problem(http.get(subject, "learner2"), 404, "not-found")
+    achievement = http.get(urlsplit(document["credentialSubject"]["achievement"]["id"]).path,
+                           None)  # fmt: skip
+    assert achievement.status_code == 200, achievement.text
+    assert achievement.json()["name"] == document["credentialSubject"]["achievement"]["name"]
+    assert achievement.json()["alignment"] == document["credentialSubject"]["achievement"][
+        "alignment"]  # fmt: skip
+    session = urlsplit(document["evidence"][0]["id"]).path
+    assert http.get(session, "learner").json()["session"] == "S-1"
+    _problem(http.get(f"{API}/credentials/status/2", None), 404, "not-found")
+    _problem(http.get(f"{API}/achievements/crane-operator", None), 404, "not-found")
+
+
+def test_verify_refuses_what_is_not_a_json_object(http: Http) -> None:
+    _problem(http.client.post(f"{API}/credentials/verify", content=b"{not json"), 400,
+             "bad-request")  # fmt: skip
+    _problem(http.post(f"{API}/credentials/verify", [1, 2], None), 422, "validation")
+    _problem(http.client.post(f"{API}/credentials/verify", content=b" " * (2**20 + 1)), 413,
+             "too-large")  # fmt: skip
+    junk = http.post(f"{API}/credentials/verify", {"proof": 5, "credentialStatus": "x"}, None)
+    assert junk.json()["valid"] is False
+
+
+# ============================================================================ xAPI
+
+
+def test_xapi_statements_of_a_reviewed_field_session(http: Http) -> None:
+    _problem(http.get(f"{API}/sessions/nope/xapi"), 404, "not-found")
+    before = http.get(f"{API}/sessions/F-1/xapi", "learner").json()
+    assert [s["verb"]["id"] for s in before] == [VERBS["completed"]]  # incomplete: pending
+    http.observe_all(("F-1",))
+    statements = http.get(f"{API}/sessions/F-1/xapi", "learner").json()
+    assert [s["verb"]["id"] for s in statements] == [VERBS["completed"], VERBS["passed"]]
+    for statement in statements:
+        assert statement_problems(statement) == [], statement
+    passed = statements[1]
+    assert passed["result"]["success"] is True
+    assert passed["result"]["score"]["scaled"] == 1.0
+    assert passed["actor"]["account"] == {"homePage": BASE, "name": LEARNER}
+    assert passed["context"]["instructor"]["account"]["name"] == "assessor-1"
+    _problem(http.post(f"{API}/sessions/F-1/xapi/forward", None), 409, "conflict")  # no LRS
+
+
+class StandInLrs:
+    """A Learning Record Store on 127.0.0.1 that fails the first request (503), then stores."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], list[Any]]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status, payload = 503, b""
+                if len(owner.received) > 1:
+                    status, payload = 200, json.dumps([s["id"] for s in body]).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xapi"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)  # fmt: skip
+
+    def __enter__(self) -> StandInLrs:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_forwarding_to_the_lrs_retries_and_is_audited(template: Path, tmp_path: Path) -> None:
+    with StandInLrs() as lrs:
+        settings = CredentialSettings(base_url=BASE, lrs=LrsSettings(
+            lrs.url, username="engine", password="s3cret", attempts=3))  # fmt: skip
+        for http in open_http(template, tmp_path, credentials=settings):
+            http.observe_all(("F-1",))
+            answer = http.post(f"{API}/sessions/F-1/xapi/forward", None)
+            assert answer.status_code == 200, answer.text
+            statements = http.get(f"{API}/sessions/F-1/xapi").json()
+            assert answer.json() == {"session": "F-1", "lrs": f"{lrs.url}/statements",
+                                     "statements": [s["id"] for s in statements]}  # fmt: skip
+            assert len(lrs.received) == 2  # a 503, then stored
+            headers, body = lrs.received[-1]
+            assert body == statements
+            assert headers["x-experience-api-version"] == "1.0.3"
+            assert headers["authorization"].startswith("Basic ")
+            audit = http.get(f"{API}/audit?action=xapi.forward").json()["items"]
+            assert [a["session"] for a in audit] == ["F-1"]
+
+
+# ============================================================================ web page
+
+
+def test_the_learner_sees_the_badge_its_evidence_and_its_verification(http: Http) -> None:
+    http.observe_all()
+    document = http.issue().json()
+    form = http.client.get("/signin")
+    signed_in = http.client.post("/signin", data={"token": http.tokens["learner"],
+                                                  "csrf": csrf_of(form.text), "next": ""},
+                                 follow_redirects=False)  # fmt: skip
+    assert signed_in.status_code == 303
+    learner_page = http.client.get(f"/learners/{LEARNER}").text
+    listing_url = f"/learners/{LEARNER}/credentials"
+    assert f'href="{listing_url}"' in learner_page
+    listing = http.client.get(listing_url)
+    page_url = f"{listing_url}/{quote(document['id'], safe='')}"
+    assert f'href="{page_url}"' in listing.text
+
+    page = http.client.get(page_url)
+    assert page.status_code == 200, page.text
+    html = page.text
+    achievement = document["credentialSubject"]["achievement"]
+    assert achievement["name"] in html
+    for alignment in achievement["alignment"]:
+        assert f'data-code="{alignment["targetCode"]}"' in html
+    for entry in document["evidence"]:
+        assert entry["description"].removeprefix(CHAIN_HEAD_LABEL) in html
+    assert 'data-session="F-1"' in html
+    assert "<strong>pass</strong>" in html  # the narrative's Markdown, rendered
+    assert 'id="verification" class="outcome-box" data-valid="true"' in html
+    assert 'data-check="signature" data-status="ok"' in html
+    assert 'data-check="status" data-status="ok"' in html
+
+    download = http.client.get(f"{page_url}/credential.json")
+    assert download.json() == document
+    assert "attachment" in download.headers["content-disposition"]
+
+    http.post(f"{API}/credentials/{document['id']}/revoke", {"reason": "mistake"})
+    revoked = http.client.get(page_url).text
+    assert 'data-valid="false"' in revoked
+    assert 'data-check="status" data-status="failed"' in revoked
+    assert "mistake" in revoked
+
+    http.client.cookies.clear()
+    form = http.client.get("/signin")
+    http.client.post("/signin", data={"token": http.tokens["learner2"],
+                                      "csrf": csrf_of(form.text), "next": ""})  # fmt: skip
+    assert http.client.get(page_url).status_code == 404
+
+
+# ============================================================================ issuer key
+
+
+def test_the_issuer_key_is_made_on_first_issue_beside_the_store(http: Http) -> None:
+    key_file = http.db.with_name("engine.db.issuer.pem")
+    assert not key_file.exists()
+    _problem(http.get(f"{API}/credentials/status/1", None), 404, "not-found")
+    http.observe_all()
+    document = http.issue().json()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert document["issuer"]["id"] == IssuerKey.from_pem(key_file.read_bytes()).did
+    assert http.get(f"{API}/credentials/status/1", None).status_code == 200
+
+
+def test_a_configured_issuer_key_is_used_and_must_exist(template: Path, tmp_path: Path) -> None:
+    key = IssuerKey.generate()
+    key_file = tmp_path / "keys" / "issuer.pem"
+    with pytest.raises(CredentialError, match="not found"):
+        create_app(db_path=tmp_path / "x.db", issuer_key_path=key_file, web=False)
+    key_file.parent.mkdir()
+    key_file.write_bytes(key.to_pem())
+    for http in open_http(template, tmp_path, issuer_key_path=key_file):
+        http.observe_all()
+        assert http.issue().json()["issuer"]["id"] == key.did
+        assert not http.db.with_name("engine.db.issuer.pem").exists()
