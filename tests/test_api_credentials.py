@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,7 +27,8 @@ from assessengine.adapters.signer import IssuerKey
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
 from assessengine.api.app import create_app
-from assessengine.api.service.credentials import CredentialSettings, LrsSettings
+from assessengine.api.service import ReviewService
+from assessengine.api.service.credentials import CredentialSettings, LrsSettings, settings_from
 from assessengine.core.credentials import CHAIN_HEAD_LABEL, CredentialError
 from assessengine.core.status_list import status_of
 from assessengine.core.xapi import VERBS
@@ -34,6 +36,7 @@ from assessengine.credential_verify import verify
 
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
 from .test_credentials_e2e import record_sessions
+from .test_engine_helpers import serve
 from .test_web_support import csrf_of
 from .test_xapi import statement_problems
 
@@ -436,3 +439,62 @@ def test_a_configured_issuer_key_is_used_and_must_exist(template: Path, tmp_path
         http.observe_all()
         assert http.issue().json()["issuer"]["id"] == key.did
         assert not http.db.with_name("engine.db.issuer.pem").exists()
+
+
+# ============================================================================ serve
+
+
+def test_serve_takes_the_issuer_key_and_base_url(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "engine.db"
+    shutil.copyfile(template, db)
+    service = ReviewService.open(db)
+    try:
+        tokens = make_tokens(service)
+    finally:
+        service.close()
+    key = IssuerKey.generate()
+    (tmp_path / "issuer.pem").write_bytes(key.to_pem())
+    monkeypatch.setenv("ASSESSENGINE_ISSUER_KEY", str(tmp_path / "issuer.pem"))
+    monkeypatch.setenv("ASSESSENGINE_BASE_URL", "https://assess.example.org")
+    monkeypatch.setenv("ASSESSENGINE_ISSUER_NAME", "Example Training Centre")
+    served = serve(db)
+    try:
+        assessor = {"Authorization": f"Bearer {tokens['assessor']}"}
+        with httpx.Client(base_url=served.http, timeout=30) as client:
+            for session in MINE:
+                client.post(f"{API}/sessions/{session}/observations", headers=assessor, json={
+                    "criterion": OBSERVED[0], "verdict": "pass", "note": "ok"})  # fmt: skip
+            issued = client.post(f"{API}/credentials/issue", headers=assessor,
+                                 json={"learner": LEARNER, "policy": POLICY})  # fmt: skip
+            assert issued.status_code == 201, issued.text
+            document = issued.json()
+            assert document["issuer"] == {"id": key.did, "type": ["Profile"],
+                                          "name": "Example Training Centre",
+                                          "url": "https://assess.example.org"}  # fmt: skip
+            status_url = document["credentialStatus"]["statusListCredential"]
+            assert status_url == f"https://assess.example.org{API}/credentials/status/1"
+            assert verify(client.get(urlsplit(status_url).path).json()).ok
+            checked = client.post(f"{API}/credentials/verify", json=document).json()
+            assert checked["valid"] is True, checked
+        assert served.terminate() == 0, served.log()
+    finally:
+        if served.process.poll() is None:
+            served.kill()
+
+
+def test_serve_settings_default_to_the_http_address() -> None:
+    assert settings_from(None, {}, host="127.0.0.1", port=8080).base_url == (
+        "http://127.0.0.1:8080"
+    )
+    assert settings_from(None, {}, host="::1", port=8080).base_url == "http://[::1]:8080"
+    settings = settings_from("https://a.example/", {
+        "ASSESSENGINE_LRS_URL": "https://lrs.example/xapi", "ASSESSENGINE_LRS_USERNAME": "u",
+        "ASSESSENGINE_LRS_PASSWORD": "hunter2"})  # fmt: skip
+    assert settings.base_url == "https://a.example"
+    assert settings.lrs == LrsSettings("https://lrs.example/xapi", username="u",
+                                       password="hunter2")  # fmt: skip
+    assert "hunter2" not in repr(settings)  # the password is never shown
+    with pytest.raises(CredentialError):
+        settings_from("ftp://a.example", {})

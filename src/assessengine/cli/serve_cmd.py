@@ -4,14 +4,16 @@ process, until SIGTERM or SIGINT (attaches itself to `main`)."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -108,6 +110,13 @@ def stop_signals() -> Iterator[threading.Event]:
 @click.option("--synchronous", type=click.Choice(["normal", "full"]), default="normal",
               show_default=True,
               help="SQLite sync: normal survives a crash of the engine, full also a power loss.")
+@click.option("--issuer-key", "issuer_key", metavar="FILE", envvar="ASSESSENGINE_ISSUER_KEY",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Key that signs credentials (`assessengine keys issuer`); default: "
+              "DB.issuer.pem beside the store, made on first issue. Env ASSESSENGINE_ISSUER_KEY.")
+@click.option("--base-url", metavar="URL", envvar="ASSESSENGINE_BASE_URL",
+              help="The engine's public URL, written into credentials (status list, evidence); "
+              "default: http://HOST:PORT of --http. Env ASSESSENGINE_BASE_URL.")
 def serve(
     db_path: Path,
     endpoint: str,
@@ -118,6 +127,8 @@ def serve(
     max_frame_mb: int,
     queue_mb: int,
     synchronous: str,
+    issuer_key: Path | None,
+    base_url: str | None,
 ) -> None:  # fmt: skip
     """Run the engine: ingest sessions over ZeroMQ, store every batch durably before its ACK,
     score incrementally, and serve the HTTP API, until SIGTERM or Ctrl-C.
@@ -137,6 +148,14 @@ def serve(
     address = parse_address(http)
     library = load_library(rubric_dirs_)
     curve = curve_from(curve_keys) if curve_keys is not None else None
+    from ..api.service.credentials import settings_from  # noqa: PLC0415
+    from ..core.credentials import CredentialError  # noqa: PLC0415
+
+    try:  # credentials: issuer key, public URL; issuer name and LRS from the environment
+        credentials = settings_from(base_url, os.environ, host=address.host, port=address.port)
+    except CredentialError as exc:
+        raise click.UsageError(str(exc)) from None
+    app_options = {"issuer_key_path": issuer_key, "credentials": credentials}
     try:
         store = SqliteStore(db_path, synchronous=synchronous.upper())
     except StoreError as exc:
@@ -144,7 +163,7 @@ def serve(
     try:
         _run(store, library, db_path, endpoint, address, curve=curve, insecure=insecure,
              max_frame_bytes=max_frame_mb * MiB, queue_bytes=queue_mb * MiB,
-             extra_rubric_dirs=rubric_dirs_)  # fmt: skip
+             extra_rubric_dirs=rubric_dirs_, app_options=app_options)  # fmt: skip
     finally:
         store.close()
 
@@ -161,6 +180,7 @@ def _run(
     max_frame_bytes: int,
     queue_bytes: int,
     extra_rubric_dirs: Sequence[Path],
+    app_options: Mapping[str, Any] | None = None,
 ) -> None:
     # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
     from ..api.app import create_app  # noqa: PLC0415
@@ -178,7 +198,8 @@ def _run(
                 log.info("recovered %d open session(s) (%d events), reported %d closed one(s)",
                          recovered.reopened, recovered.events, recovered.reported)  # fmt: skip
             app = create_app(db_path=db_path, metrics=engine.metrics_text,
-                             rubric_dirs=[*extra_rubric_dirs, *rubric_dirs()])  # fmt: skip
+                             rubric_dirs=[*extra_rubric_dirs, *rubric_dirs()],
+                             **(app_options or {}))  # fmt: skip
             web = WebServer(app, address.host, address.port)
             web.start()
             try:
