@@ -109,7 +109,7 @@ def _badge(document: Mapping[str, Any]) -> dict[str, Any]:
         "name": _text(achievement.get("name")),
         "type": _text(achievement.get("achievementType")),
         "description": _text(achievement.get("description")),
-        "criteria": _text(_dig(achievement, "criteria", "narrative")),
+        "criteria": _narrative(_text(_dig(achievement, "criteria", "narrative"))),
         "competencies": [
             {"code": _text(a.get("targetCode")), "name": _text(a.get("targetName")),
              "framework": _text(a.get("targetFramework")), "url": _text(a.get("targetUrl"))}
