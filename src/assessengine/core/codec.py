@@ -273,6 +273,8 @@ def _signal_view(buffer: Bytes, k: int, n: int, itemsize: int) -> NDArray[np.flo
 def check_dtype(dtype: Any, layout: Layout) -> None:
     """Raise CodecError ``dtype_mismatch`` unless `dtype` is exactly the layout's field list."""
     expected = layout.dtype_header()
+    if dtype == expected:  # the usual case, decided fast
+        return
     if not isinstance(dtype, list | tuple) or not all(
         isinstance(f, list | tuple) and len(f) == 2 and all(isinstance(x, str) for x in f)
         for f in dtype
