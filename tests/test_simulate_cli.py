@@ -80,8 +80,10 @@ def test_list_profiles_names_each_profile_and_what_it_breaks() -> None:
         (["lhd-underground", "--mix", "speeder=1"], "--mix goes with --profile mixed"),
         (["lhd-underground", "-p", "mixed", "--mix", "speeder"], "NAME=WEIGHT"),
         (["lhd-underground", "--drop", "1"], "--drop"),
-        (["lhd-underground", "--connect", "tcp://localhost:5555"], "No such option"),
-        (["lhd-underground", "--rate", "1"], "No such option"),
+        (["lhd-underground", "--connect", "tcp://127.0.0.1:1", "-o", "x.jsonl"], "leave out --out"),
+        (["lhd-underground", "--rate", "realtime"], "--rate goes with --connect"),
+        (["lhd-underground", "--encoding", "json-v1"], "--encoding goes with --connect"),
+        (["lhd-underground", "--rate", "1"], "Invalid value for '--rate'"),
         (["no-such-scenario"], "not found"),
     ],
 )

@@ -167,6 +167,11 @@ def simulate_command(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options = SensorOptions(noise=noise, drop=drop, jitter=jitter)
+    context = click.get_current_context()
+    for name in ("rate", "encoding"):
+        explicit = context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        if connect is None and explicit:
+            raise click.UsageError(f"--{name} goes with --connect")
     if connect is not None:
         if str(out) != "-":
             raise click.UsageError("--connect streams to the engine; leave out --out")
