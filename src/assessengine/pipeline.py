@@ -396,12 +396,17 @@ def _batch(parts: list[tuple[int, Columns]]) -> EventBatch:
     decoded columns are read-only strided views, and every other array kind would make numba
     compile (and cache) the kernel once more."""
     lengths = [len(cols) for _, cols in parts]
+    signals = np.empty((parts[0][1].signals.shape[0], sum(lengths)), np.float64)  # C order
+    start = 0
+    for (_, cols), n in zip(parts, lengths, strict=True):
+        signals[:, start : start + n] = cols.signals  # decoded signals are strided views
+        start += n
     return EventBatch(
         np.repeat(np.array([slot for slot, _ in parts], np.int32), lengths),
         np.concatenate([c.seq for _, c in parts]),
         np.concatenate([c.t for _, c in parts]),
         np.concatenate([c.event for _, c in parts]),
-        np.concatenate([c.signals for _, c in parts], axis=1),
+        signals,
     )
 
 
