@@ -13,16 +13,19 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.cli import main
-from assessengine.client import EngineClient
+from assessengine.cli.serve_cmd import curve_from
+from assessengine.client import ClientCurve, DeliveryTimeoutError, EngineClient
 from assessengine.core.codec import Columns
 from assessengine.streaming import stream_sessions
 
-from .test_engine_helpers import FAST, audit, offline_reports, serve, sessions
+from .test_engine_helpers import FAST, audit, offline_reports, running_engine, serve, sessions
 
 
 def test_serve_takes_simulate_connect_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -104,3 +107,40 @@ def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_pat
         assert len(closed) == 24
         assert all(store.report(r.info.session) is not None for r in closed)
     assert audit(db, closed[0].info.session)[0] == 0
+
+
+def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "e.db"), "--zmq",
+                                       "tcp://0.0.0.0:*", "--http", "127.0.0.1:0"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "without CURVE" in result.output
+
+
+def test_curve_keys_dir_admits_listed_clients_only(tmp_path: Path) -> None:
+    keys, other = tmp_path / "keys", tmp_path / "other"
+    for folder, name in ((keys, "engine"), (keys, "sim-01"), (other, "intruder")):
+        assert CliRunner().invoke(main, ["keys", "create", "--out", str(folder), "--name",
+                                         name]).exit_code == 0  # fmt: skip
+    (keys / "sim-01.key_secret").rename(tmp_path / "sim-01.key_secret")  # not on the engine
+    curve = curve_from(keys)
+    sim = sessions("network-lab", 1, seed=3)
+    with running_engine(tmp_path / "e.db", curve=curve) as (engine, store):
+        good = ClientCurve.from_files(keys / "engine.key", tmp_path / "sim-01.key_secret")
+        with EngineClient(engine.endpoint, client_id="sim-01", curve=good, **FAST) as c:
+            stream_sessions(c, sim)
+        bad = ClientCurve.from_files(keys / "engine.key", other / "intruder.key_secret")
+        with EngineClient(engine.endpoint, client_id="intruder", curve=bad, **FAST) as c, \
+                pytest.raises(DeliveryTimeoutError):  # fmt: skip
+            c.open("X", learner="L", scenario="network-lab", rubric="network-lab", timeout=1.5)
+        assert engine.wait_idle(10)
+        assert store.report(sim.session_ids[0]) is not None
+        assert store.session("X") is None
+        assert engine.counters.snapshot()["denied_clients"] >= 1
+
+
+def test_curve_keys_dir_needs_the_engine_secret_and_a_client_key(tmp_path: Path) -> None:
+    with pytest.raises(click.UsageError, match=r"engine\.key_secret"):
+        curve_from(tmp_path)
+    assert CliRunner().invoke(main, ["keys", "create", "--out", str(tmp_path)]).exit_code == 0
+    with pytest.raises(click.UsageError, match="no client public keys"):
+        curve_from(tmp_path)
