@@ -46,6 +46,8 @@ from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer
 log = logging.getLogger(__name__)
 
 MiB: Final = 2**20
+ROUND_SECONDS: Final = 0.002
+"""A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
 
 
 # ================================================================================ work queue
@@ -220,7 +222,7 @@ class Engine:
         round_bytes: int = 16 * MiB,
         round_messages: int = 2048,
         poll_interval: float = 0.05,
-        scoring_linger: float = 0.005,
+        scoring_linger: float = 0.05,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
@@ -330,7 +332,13 @@ class Engine:
         messages = ingest.poll(self._poll_interval, max_bytes=self._round_bytes)
         more = messages
         size = sum(len(m.payload) for m in messages if m.payload is not None)
-        while more and size < self._round_bytes and len(messages) < self._round_messages:
+        until = time.monotonic() + ROUND_SECONDS
+        while (
+            len(more) >= ingest.max_messages  # more is queued (or arriving: stop at `until`)
+            and size < self._round_bytes
+            and len(messages) < self._round_messages
+            and time.monotonic() < until
+        ):
             more = ingest.poll(0, max_bytes=self._round_bytes - size)
             messages += more
             size += sum(len(m.payload) for m in more if m.payload is not None)
