@@ -16,10 +16,13 @@ import numpy as np
 import pytest
 import zmq
 
+from assessengine.adapters.memory_store import MemoryStore
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import SessionInfo, Store, StoreError
 from assessengine.client import EngineClient, NackError
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.metrics import Histogram, Metric, counter, render
-from assessengine.pipeline import RubricEntry
+from assessengine.pipeline import RubricEntry, Scorer
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import (
@@ -297,3 +300,45 @@ def test_engine_metrics_name_every_nack_code_and_the_queue(tmp_path: Path) -> No
                  "assessengine_ack_latency_seconds_count"):  # fmt: skip
         assert name in names
     assert 'assessengine_nacks_total{code="gap"} 0' in text
+
+
+# ================================================================================ scorer
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_save_results_stores_many_sessions_in_one_call(tmp_path: Path, kind: str) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "s.db")
+    try:
+        for sid in ("A", "B"):
+            store.open_session(SessionInfo(sid, "L", "network-lab", "r", 1, "0" * 64))
+        row = {"criterion": "c", "verdict": "pass", "evidence": {"seq": 1}}
+        store.save_results({"A": [row, row], "B": []}, {"B": {"outcome": "pass"}})
+        assert (store.decisions("A"), store.decisions("B")) == ([row, row], [])
+        assert (store.report("A"), store.report("B")) == (None, {"outcome": "pass"})
+        with pytest.raises(StoreError):  # all or nothing
+            store.save_results({"A": [row]}, {"nobody": {}})
+        assert len(store.decisions("A")) == 2
+    finally:
+        store.close()
+
+
+def test_closing_many_sessions_and_a_repeated_close_reports_each_once(tmp_path: Path) -> None:
+    sim = sessions("network-lab", 4, seed=12)
+    store = MemoryStore()
+    scorer = Scorer(store, library())
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    for k, sid in enumerate(sim.session_ids):
+        store.open_session(SessionInfo(sid, "L", "network-lab", "network-lab",
+                                       entry.rubric.version, entry.sha256))  # fmt: skip
+        scorer.open(sid, entry)
+        rows = slice(int(sim.offsets[k]), int(sim.offsets[k + 1]))
+        scorer.score([(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
+                                    sim.signals[:, rows]))])  # fmt: skip
+    closing = [(sid, float(t)) for sid, t in zip(sim.session_ids, sim.close_t, strict=True)]
+    done = scorer.close_many([*closing, closing[0]])
+    assert sorted(done) == sorted(sim.session_ids)
+    assert scorer.sessions_open == 0
+    assert scorer.close(sim.session_ids[0], 1.0) is None
+    expected = offline_reports(sim, tmp_path)
+    assert {sid: store.report(sid) for sid in sim.session_ids} == expected

@@ -471,22 +471,21 @@ class Engine:
             self.queue.close()
 
     def _process(self, items: list[Item]) -> None:
+        """Opens at once; then every batch in one step per rubric; then the closes (a closed
+        session takes no more batches, so closing after the step keeps each session's order)."""
         pending: list[BatchItem] = []
-        sessions: set[str] = set()
+        closing: list[tuple[str, float]] = []
         for item in items:
             if isinstance(item, BatchItem):
                 pending.append(item)
-                sessions.add(item.session)
             elif isinstance(item, OpenItem):
                 self._guarded(f"open {item.session!r}", self.scorer.open, item.session, item.entry)
             elif isinstance(item, CloseItem):
-                if item.session in sessions:
-                    self._flush(pending)
-                    pending, sessions = [], set()
-                self._guarded(f"close {item.session!r}", self.scorer.close, item.session,
-                              item.close_t)  # fmt: skip
+                closing.append((item.session, item.close_t))
         self._flush(pending)
-        self.queue.done(len(items) - sum(isinstance(i, BatchItem) for i in items), 0)
+        if closing:
+            self._guarded(f"close {len(closing)} session(s)", self.scorer.close_many, closing)
+        self.queue.done(len(items) - len(pending), 0)
 
     def _flush(self, pending: list[BatchItem]) -> None:
         if not pending:

@@ -261,9 +261,8 @@ class Scorer:
             self.events_scored += sum(len(cols) for _, cols in parts)
             for session, taken in self._rows(track, decisions).items():
                 rows.setdefault(session, []).extend(taken)
-        if save:
-            for session, taken in rows.items():
-                self._store.save_decisions(session, taken)
+        if save and rows:
+            self._store.save_results(rows, {})
         return rows
 
     def _step(self, track: _Track, parts: list[tuple[int, Columns]]) -> list[Decisions]:
@@ -305,30 +304,53 @@ class Scorer:
     def close(self, session: str, close_t: float) -> SessionReport | None:
         """Decide what is pending at `close_t`, save the decisions and the final report,
         release the slot. None when the session is not open here (closed already)."""
-        track = self._session_track.get(session)
-        if track is None:
-            return None
-        if session in self._broken:
-            return self._rescore(session, close_t)
-        report, rows = self._close(track, session, close_t)
-        if rows:
-            self._store.save_decisions(session, rows)
-        self._store.save_report(session, report.to_data())
-        self.reports_saved += 1
-        return report
+        return self.close_many([(session, close_t)]).get(session)
 
-    def _close(self, track: _Track, session: str, close_t: float) -> tuple[SessionReport, list[
-            dict[str, Any]]]:  # fmt: skip
-        slot = track.state.slot_of[session]
-        slots = np.array([slot], np.int32)
-        ct = np.array([close_t], np.float64)
-        rows = self._rows(track, [close(track.compiled, track.state, slots, ct)]).get(session, [])
-        (span,) = spans(track.state, slots, ct)
-        report = track.log.pop_report(slot, session, span=span)
-        track.state.release([session])
-        del self._session_track[session]
-        del self._entries[session]
-        return report, rows
+    def close_many(self, closing: Sequence[tuple[str, float]]) -> dict[str, SessionReport]:
+        """`close` for many sessions: one kernel call per rubric, one store transaction.
+        Sessions that are not open here are left out of the result."""
+        groups: dict[int, tuple[_Track, list[str], list[float]]] = {}
+        reports: dict[str, SessionReport] = {}
+        seen: set[str] = set()
+        for session, close_t in closing:
+            track = self._session_track.get(session)
+            if track is None or session in seen:  # closed already (a repeated CLOSE)
+                continue
+            seen.add(session)
+            if session in self._broken:
+                report = self._rescore(session, close_t)
+                if report is not None:
+                    reports[session] = report
+                continue
+            group = groups.setdefault(id(track), (track, [], []))
+            group[1].append(session)
+            group[2].append(close_t)
+        rows: Rows = {}
+        closed: dict[str, SessionReport] = {}
+        for track, sessions, times in groups.values():
+            closed.update(self._close(track, sessions, times, rows))
+        if closed:
+            self._store.save_results(rows, {sid: r.to_data() for sid, r in closed.items()})
+            self.reports_saved += len(closed)
+        return reports | closed
+
+    def _close(
+        self, track: _Track, sessions: list[str], times: list[float], rows: Rows
+    ) -> dict[str, SessionReport]:
+        slots = np.array([track.state.slot_of[sid] for sid in sessions], np.int32)
+        ct = np.array(times, np.float64)
+        decided = close(track.compiled, track.state, slots, ct)
+        for sid, taken in self._rows(track, [decided]).items():
+            rows.setdefault(sid, []).extend(taken)
+        out = {
+            sid: track.log.pop_report(int(slot), sid, span=span)
+            for sid, slot, span in zip(sessions, slots, spans(track.state, slots, ct), strict=True)
+        }
+        track.state.release(sessions)
+        for sid in sessions:
+            del self._session_track[sid]
+            del self._entries[sid]
+        return out
 
     def forget(self, session: str) -> None:
         """Drop an open session's state without a report (it is rebuilt by `recover`)."""

@@ -126,6 +126,21 @@ class MemoryStore:
         with self._lock:
             self._entry(session_id).report = text
 
+    def save_results(
+        self,
+        decisions: Mapping[str, Sequence[Mapping[str, Any]]],
+        reports: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        rows = {sid: [t for *_, t in common.decision_rows(sid, given)]
+                for sid, given in decisions.items()}  # fmt: skip
+        texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
+        with self._lock:
+            entries = {sid: self._entry(sid) for sid in {*rows, *texts}}  # all exist, or nothing
+            for sid, given in rows.items():
+                entries[sid].decisions.extend(given)
+            for sid, text in texts.items():
+                entries[sid].report = text
+
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._lock:
             text = self._entry(session_id).report

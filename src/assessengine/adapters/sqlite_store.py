@@ -293,6 +293,33 @@ class SqliteStore:
             )
         self._checkpointer.wrote(len(text), pages=2)
 
+    def save_results(
+        self,
+        decisions: Mapping[str, Sequence[Mapping[str, Any]]],
+        reports: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
+        texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
+        if not any(rows.values()) and not texts:
+            return
+        stamp = common.now()
+        with self._write() as db:
+            keys = {sid: self._find(db, sid)[0] for sid in {*rows, *texts}}
+            db.executemany(
+                "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(keys[sid], criterion, verdict, text, stamp)
+                 for sid, checked in rows.items() for criterion, verdict, text in checked],
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO reports (session_id, report, saved_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
+                "saved_at = excluded.saved_at",
+                [(keys[sid], text, stamp) for sid, text in texts.items()],
+            )
+        nbytes = sum(len(t) for checked in rows.values() for *_, t in checked)
+        self._checkpointer.wrote(nbytes + sum(map(len, texts.values())), pages=2 + len(texts))
+
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._read() as db:
             key = self._find(db, session_id)[0]

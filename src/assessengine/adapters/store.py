@@ -122,6 +122,15 @@ class Store(Protocol):
 
     def report(self, session_id: str) -> dict[str, Any] | None: ...
 
+    def save_results(
+        self,
+        decisions: Mapping[str, Sequence[Mapping[str, Any]]],
+        reports: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """`save_decisions` and `save_report` for many sessions in ONE transaction (the live
+        engine's scoring thread saves a whole step's results at once). All or nothing."""
+        ...
+
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
         """Sessions in the order they were opened, optionally by status."""
         ...
