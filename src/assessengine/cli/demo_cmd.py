@@ -97,7 +97,9 @@ def demo(
         )
         click.echo("Sessions with a pending in-field observation are 'incomplete' until an "
                    "assessor records it.")  # fmt: skip
-        click.echo(f"Assessors' web page: {url}/   (metrics: {url}/metrics)")
+        token = _assessor_token(db_path)
+        click.echo(f"Assessors' web page: {url}/   (sign in with the demo assessor token "
+                   f"{token}; metrics: {url}/metrics)")  # fmt: skip
         if keep:
             click.echo(f"Serving until Ctrl-C (ZeroMQ {engine.endpoint}; store {db_path}).")
             with stop_signals() as stop:
@@ -191,6 +193,19 @@ def _send(conn: Connection, endpoint: str, scenarios: list[str], sessions: int, 
         conn.send(f"{type(exc).__name__}: {exc}")
     finally:
         conn.close()
+
+
+def _assessor_token(db_path: Path) -> str:
+    """A fresh assessor token for the web pages (only its hash is stored)."""
+    from ..api.service import ReviewService  # noqa: PLC0415  (loads FastAPI's side: see above)
+
+    service = ReviewService.open(db_path, rubric_dirs=rubric_dirs())
+    try:
+        _, secret = service.create_token(name="demo assessor", role="assessor", learner=None,
+                                         actor="assessengine demo")  # fmt: skip
+    finally:
+        service.close()
+    return secret
 
 
 def _results(store: SqliteStore) -> list[tuple[str, str, ProfileResult]]:
