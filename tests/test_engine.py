@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import zmq
@@ -19,11 +20,13 @@ import zmq
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.store import SessionInfo, Store, StoreError
+from assessengine.api.app import create_app
 from assessengine.client import EngineClient, NackError
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.metrics import Histogram, Metric, counter, render
 from assessengine.pipeline import RubricEntry, Scorer
 from assessengine.streaming import stream_sessions
+from assessengine.webserver import WebServer
 
 from .test_engine_helpers import (
     FAST,
@@ -342,3 +345,17 @@ def test_closing_many_sessions_and_a_repeated_close_reports_each_once(tmp_path: 
     assert scorer.close(sim.session_ids[0], 1.0) is None
     expected = offline_reports(sim, tmp_path)
     assert {sid: store.report(sid) for sid in sim.session_ids} == expected
+
+
+def test_the_app_serves_the_engine_metrics_and_shuts_down_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "e.db"
+    with running_engine(db) as (engine, _):
+        web = WebServer(create_app(db_path=db, metrics=engine.metrics_text), "127.0.0.1", 0)
+        web.start()
+        try:
+            reply = httpx.get(f"{web.url}/metrics", timeout=5)
+        finally:
+            web.stop()
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    assert "assessengine_sessions_open 0" in reply.text

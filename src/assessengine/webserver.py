@@ -39,7 +39,7 @@ class WebServer:
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level=log_level, lifespan="off", ws="none", access_log=False,
+            app, log_level=log_level, lifespan="on", ws="none", access_log=False,
             timeout_graceful_shutdown=5,
         )  # fmt: skip
         self._server = uvicorn.Server(config)
