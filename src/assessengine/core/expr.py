@@ -466,24 +466,18 @@ def evaluate(node: Node, columns: Mapping[str, FloatArray], n: int) -> FloatArra
     return _call(node, [_num(a, columns, n) for a in node.args])
 
 
-def evaluate_truth(
-    node: Node, columns: Mapping[str, FloatArray], n: int, memo: Memo | None = None
-) -> NDArray[np.bool_]:
+def evaluate_truth(node: Node, columns: Mapping[str, FloatArray], n: int) -> NDArray[np.bool_]:
     """Where the condition holds (is TRUE); unknown does not hold.
 
     Equivalent to ``evaluate(node, ...) == TRUE`` but faster: it works on boolean masks,
-    (is true, is false), and only computes "is false" under a ``not``. Pass the same `memo`
-    when evaluating several conditions over the same columns to share common sub-conditions
-    (the masks returned must then be treated as read-only).
+    (is true, is false), and only computes "is false" under a ``not``.
     """
-    return _holds(node, columns, n, want_false=False, memo=memo)[0]
+    return _holds(node, columns, n, want_false=False)[0]
 
 
-def evaluate_indicator(
-    node: Node, columns: Mapping[str, FloatArray], n: int, memo: Memo | None = None
-) -> FloatArray:
+def evaluate_indicator(node: Node, columns: Mapping[str, FloatArray], n: int) -> FloatArray:
     """A condition as numbers: 1.0 where true, 0.0 where false, NaN where unknown."""
-    true, false = _holds(node, columns, n, want_false=True, memo=memo)
+    true, false = _holds(node, columns, n, want_false=True)
     out = np.full(n, np.nan)
     out[true] = 1.0
     out[false] = 0.0
@@ -492,30 +486,12 @@ def evaluate_indicator(
 
 _NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 BoolArray = NDArray[np.bool_]
-Masks = tuple[BoolArray, BoolArray | None]
-Memo = dict[tuple[Node, bool], Masks]
 
 
 def _holds(
-    node: Node,
-    columns: Mapping[str, FloatArray],
-    n: int,
-    *,
-    want_false: bool,
-    memo: Memo | None = None,
-) -> Masks:
+    node: Node, columns: Mapping[str, FloatArray], n: int, *, want_false: bool
+) -> tuple[BoolArray, BoolArray | None]:
     """(is TRUE, is FALSE or None when not wanted). NaN comparisons are False both ways."""
-    if memo is None:
-        return _masks(node, columns, n, want_false, None)
-    key = (node, want_false)
-    if key not in memo:
-        memo[key] = _masks(node, columns, n, want_false, memo)
-    return memo[key]
-
-
-def _masks(
-    node: Node, columns: Mapping[str, FloatArray], n: int, want_false: bool, memo: Memo | None
-) -> Masks:
     if isinstance(node, Compare):
         left, right = _operand(node.left, columns, n), _operand(node.right, columns, n)
         if isinstance(left, float) and isinstance(right, float):
@@ -531,12 +507,12 @@ def _masks(
                 false &= known
         return true, false
     if isinstance(node, Not):
-        true, false = _holds(node.operand, columns, n, want_false=True, memo=memo)
+        true, false = _holds(node.operand, columns, n, want_false=True)
         assert false is not None
         return false, true
     if isinstance(node, Logic):
-        lt, lf = _holds(node.left, columns, n, want_false=want_false, memo=memo)
-        rt, rf = _holds(node.right, columns, n, want_false=want_false, memo=memo)
+        lt, lf = _holds(node.left, columns, n, want_false=want_false)
+        rt, rf = _holds(node.right, columns, n, want_false=want_false)
         if node.op == "and":
             return lt & rt, (lf | rf) if lf is not None and rf is not None else None
         return lt | rt, (lf & rf) if lf is not None and rf is not None else None

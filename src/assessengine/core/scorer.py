@@ -131,18 +131,17 @@ def columns_for(
     names = compiled.scenario.signal_names
     columns = {name: values[k] for k, name in enumerate(names)}
     guards = np.empty((len(compiled.guards), n), np.bool_)
-    memo: expr.Memo = {}  # conditions often share parts ("speed > 0.5", "load <= 50")
     for g, guard in enumerate(compiled.guards):
         if guard.condition is None:
             np.equal(batch.event, guard.event_code, out=guards[g])
         else:
-            guards[g] = expr.evaluate_truth(guard.condition, columns, n, memo)
+            guards[g] = expr.evaluate_truth(guard.condition, columns, n)
     for j, node in enumerate(compiled.value_exprs):
         row = len(names) + j
         if expr.kind_of(node) == "num":
             values[row] = expr.evaluate(node, columns, n)
         else:
-            values[row] = expr.evaluate_indicator(node, columns, n, memo)
+            values[row] = expr.evaluate_indicator(node, columns, n)
     return guards
 
 
