@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
-from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S
+from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S, immediate
 
 Chooser = Callable[[int], int]
 """``choose(size)`` -> a candidate index in ``0..size-1`` (default: `secrets.randbelow`)."""
@@ -449,14 +449,8 @@ class SqliteCredentialStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors():
             db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .sqlite_store import immediate
 from .store import StoreError
 
 BUSY_TIMEOUT_S: Final = 10.0
@@ -474,14 +475,8 @@ class ReviewStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock, _errors(self.path):
             db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -350,14 +350,8 @@ class SqliteStore:
         """One IMMEDIATE transaction: committed on success, rolled back on any error."""
         with self._lock, _errors(self.path):
             db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(db):
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             self._checkpointer.after_commit(db)
 
     def _connection(self) -> sqlite3.Connection:
@@ -409,6 +403,20 @@ def _to_record(row: Sequence[Any]) -> SessionRecord:
 
 
 # ================================================================================ opening
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One BEGIN IMMEDIATE transaction on `db`: committed when the block ends, rolled back if it
+    raises (whatever it raises). Shared by every SQLite adapter of the engine's database."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
