@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .. import __version__
@@ -17,3 +19,14 @@ def main() -> None:
       assessengine rubric check rubrics/*.yaml     validate rubrics (FILE:LINE:COL: message)
       assessengine score --rubric R.yaml EV.jsonl  score recorded sessions offline
     """
+
+
+scenario_dirs_option = click.option(
+    "--scenarios",
+    "scenario_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    metavar="DIR",
+    help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
+)
+"""`--scenarios DIR`, shared by every command that loads scenarios (passed as `scenario_dirs`)."""

@@ -31,7 +31,7 @@ from ..core.offline import score_sessions
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
-from ._app import main
+from ._app import main, scenario_dirs_option
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
@@ -88,14 +88,7 @@ class Audit:
     help="Look for the session's rubric (*.yaml) in DIR. Repeatable. "
     "Default: the rubrics bundled with assessengine.",
 )
-@click.option(
-    "--scenarios",
-    "scenario_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    metavar="DIR",
-    help="Also look for scenario files in DIR. Repeatable.",
-)
+@scenario_dirs_option
 @click.option("--reference", is_flag=True, help="Re-score with the plain reference scorer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def audit(

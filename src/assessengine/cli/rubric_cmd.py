@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..adapters.library import check_rubric_file
-from ._app import main
+from ._app import main, scenario_dirs_option
 
 EXIT_PROBLEMS = 2
 
@@ -23,14 +23,7 @@ def rubric() -> None:
 
 @rubric.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--scenarios",
-    "scenario_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    metavar="DIR",
-    help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
-)
+@scenario_dirs_option
 def check(files: tuple[Path, ...], scenario_dirs: tuple[Path, ...]) -> None:
     """Check rubric FILEs against the rubric language and their scenario.
 

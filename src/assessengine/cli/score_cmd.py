@@ -15,7 +15,7 @@ from ..core.offline import score_sessions
 from ..core.report import SessionReport
 from ..core.scenario import Scenario
 from ..errors import EventsError, RubricError
-from ._app import main
+from ._app import main, scenario_dirs_option
 
 EXIT_INPUT = 2
 
@@ -36,14 +36,7 @@ EXIT_INPUT = 2
     is_flag=True,
     help="Skip malformed lines (counted and listed on stderr) instead of stopping.",
 )
-@click.option(
-    "--scenarios",
-    "scenario_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    metavar="DIR",
-    help="Also look for scenario files in DIR. Repeatable.",
-)
+@scenario_dirs_option
 def score(
     events: Path,
     rubric_path: Path,

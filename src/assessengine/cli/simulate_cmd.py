@@ -15,7 +15,7 @@ from ..core.scenario import Scenario
 from ..errors import ScenarioError
 from ..sim import MIXED, SensorOptions, SimBatch, jsonl_lines, model_for, parse_mix, simulate
 from ..streaming import Rate, stream_sessions
-from ._app import main
+from ._app import main, scenario_dirs_option
 
 CHUNK = 50
 """Sessions generated per step (memory stays bounded; output does not depend on it)."""
@@ -92,14 +92,7 @@ STREAM_CHUNK = 200
     help="Rubric id written in each session's open record (default: the "
     "scenario's library rubric).",
 )
-@click.option(
-    "--scenarios",
-    "scenario_dirs",
-    multiple=True,
-    metavar="DIR",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Also look for scenario files (<id>.yaml) in DIR. Repeatable.",
-)
+@scenario_dirs_option
 @click.option("--list-profiles", is_flag=True, help="List the scenario's profiles and exit.")
 @click.option(
     "--connect",
