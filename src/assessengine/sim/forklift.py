@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kinematics import Timeline
+from .kinematics import Timeline, do_checks, some_checks
 from .profiles import Model, Profile, registry
 
 CHECKS = ("inspect_tyres", "inspect_forks", "inspect_hydraulics", "inspect_horn")
@@ -92,13 +92,8 @@ def plan(rng: np.random.Generator, flaws: frozenset[str]) -> Timeline:
     u = rng.uniform
     tl = Timeline({**INITIAL, "pedestrian_distance": u(10, 40)})
     tl.wait(u(2, 5))
-    skipped: set[int] = set()
-    if "skip_checks" in flaws:
-        skipped = {int(i) for i in rng.choice(4, size=int(rng.integers(1, 3)), replace=False)}
-    for i in rng.permutation(4):
-        if int(i) not in skipped:
-            tl.emit(CHECKS[int(i)])
-        tl.wait(u(8, 20))
+    skipped = some_checks(rng, len(CHECKS)) if "skip_checks" in flaws else set()
+    do_checks(tl, rng, CHECKS, (8, 20), skipped=skipped)
     if "late_seatbelt" not in flaws:
         tl.emit("seatbelt_on")
         tl.wait(u(2, 5))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kinematics import KMH, Leg, Timeline
+from .kinematics import KMH, Leg, Timeline, do_checks, some_checks
 from .profiles import Model, Profile, registry
 
 CHECKS = ("check_tyres", "check_fluids", "check_lights_horn", "check_fire_suppression")
@@ -148,13 +148,8 @@ def plan(rng: np.random.Generator, flaws: frozenset[str]) -> Timeline:
 def _prestart(tl: Timeline, rng: np.random.Generator, flaws: frozenset[str]) -> None:
     u = rng.uniform
     tl.wait(u(3, 8))
-    skipped: set[int] = set()
-    if "skip_checks" in flaws:
-        skipped = {int(i) for i in rng.choice(4, size=int(rng.integers(1, 3)), replace=False)}
-    for i in rng.permutation(4):
-        if int(i) not in skipped:
-            tl.emit(CHECKS[int(i)])
-        tl.wait(u(15, 40))
+    skipped = some_checks(rng, len(CHECKS)) if "skip_checks" in flaws else set()
+    do_checks(tl, rng, CHECKS, (15, 40), skipped=skipped)
     if "late_seatbelt" not in flaws:
         tl.emit("seatbelt_on")
         tl.wait(u(3, 8))

@@ -13,8 +13,10 @@ in m/s².
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 KMH = 3.6
 """km/h per m/s."""
@@ -160,3 +162,24 @@ def relax(tl: Timeline, name: str, target: float, tau: float, *, step: float = 1
         dt = elapsed * i / n
         times.append(start + dt)
         values.append(target + (value - target) * math.exp(-dt / tau))
+
+
+def some_checks(rng: np.random.Generator, n: int) -> set[int]:
+    """One or two of `n` check indices, drawn at random (the ones a careless operator skips)."""
+    return {int(i) for i in rng.choice(n, size=int(rng.integers(1, 3)), replace=False)}
+
+
+def do_checks(
+    tl: Timeline,
+    rng: np.random.Generator,
+    checks: Sequence[str],
+    gap: tuple[float, float],
+    *,
+    skipped: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """Pre-use checks in a random order: emit each event except the `skipped` indices, with a
+    pause of uniform(*gap) seconds after each (a skipped check still takes its time)."""
+    for i in rng.permutation(len(checks)):
+        if int(i) not in skipped:
+            tl.emit(checks[int(i)])
+        tl.wait(rng.uniform(*gap))

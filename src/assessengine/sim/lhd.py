@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kinematics import Timeline, relax
+from .kinematics import Timeline, do_checks, relax
 from .profiles import Model, Profile, registry
 
 CHECKS = ("check_walkaround", "check_tyres", "check_fire_suppression", "check_gas_monitor")
@@ -134,10 +134,7 @@ def _prestart(
     skipped: set[int] = set()
     if "skip_checks" in flaws:
         skipped = {3} | ({int(rng.integers(0, 3))} if rng.random() < 0.5 else set())
-    for i in rng.permutation(4):
-        if int(i) not in skipped:
-            tl.emit(CHECKS[int(i)])
-        tl.wait(u(10, 25))
+    do_checks(tl, rng, CHECKS, (10, 25), skipped=skipped)
     if "late_seatbelt" not in flaws:
         tl.emit("seatbelt_on")
         tl.wait(u(3, 6))
