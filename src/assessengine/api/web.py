@@ -334,18 +334,12 @@ def record_observation(
     verdict: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ) -> Response:
+    def record(who: Principal, service: ReviewService) -> None:
+        body = ObservationIn(criterion=criterion, verdict=verdict, note=note)
+        service.observe(who, session_id, body)
+
     form = {"kind": "observation", "criterion": criterion, "verdict": verdict, "text": note}
-
-    def build(who: Principal, service: ReviewService) -> Response:
-        try:
-            body = ObservationIn(criterion=criterion, verdict=verdict, note=note)
-            service.observe(who, session_id, body)
-        except (ValidationError, InvalidError) as exc:
-            return _session_response(request, who, service, session_id, status=422,
-                                     error=_problem_text(exc), form=form)  # fmt: skip
-        return _redirect(_after_post(session_id, "observation", criterion))
-
-    return _action(request, csrf, build)
+    return _review_post(request, session_id, csrf, form, record)
 
 
 @router.post("/sessions/{session_id}/overrides", response_class=HTMLResponse)
@@ -357,16 +351,31 @@ def record_override(
     verdict: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
 ) -> Response:
+    def record(who: Principal, service: ReviewService) -> None:
+        body = OverrideIn(criterion=criterion, verdict=verdict, reason=reason)
+        service.override(who, session_id, body)
+
     form = {"kind": "override", "criterion": criterion, "verdict": verdict, "text": reason}
+    return _review_post(request, session_id, csrf, form, record)
+
+
+def _review_post(
+    request: Request,
+    session_id: str,
+    csrf: str,
+    form: dict[str, str],
+    record: Callable[[Principal, ReviewService], None],
+) -> Response:
+    """A review form's POST: record it, then 303 back to the session page; invalid input gives
+    the session page again with the error and the typed text kept (422)."""
 
     def build(who: Principal, service: ReviewService) -> Response:
         try:
-            body = OverrideIn(criterion=criterion, verdict=verdict, reason=reason)
-            service.override(who, session_id, body)
+            record(who, service)
         except (ValidationError, InvalidError) as exc:
             return _session_response(request, who, service, session_id, status=422,
                                      error=_problem_text(exc), form=form)  # fmt: skip
-        return _redirect(_after_post(session_id, "override", criterion))
+        return _redirect(_after_post(session_id, form["kind"], form["criterion"]))
 
     return _action(request, csrf, build)
 
