@@ -28,6 +28,9 @@ All numba code lives in this one module on purpose: numba caches compiled functi
 file and does not notice when a function they call, defined in another file, changes; a split
 would let a stale cache run old code. For the same reason the code constants imported from
 `compiler.py` (kinds, verdicts) must never change meaning.
+
+Every function is compiled with ``nogil=True``: the live engine scores in one thread while
+another ingests and commits, and the kernel touches only the arrays it is given.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ FIRST_T, LAST_T, HELD = 0, 1, 2
 AGG_MAX, AGG_MIN, AGG_MEAN, AGG_SUM, AGG_LAST, AGG_COUNT, AGG_TIME_TRUE = range(7)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def admit(sess, seq, t, sess_i, sess_f, ordinal):
     """Check order and advance each session's first/last event; all or nothing.
 
@@ -104,7 +107,7 @@ def admit(sess, seq, t, sess_i, sess_f, ordinal):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hold(sess, raw, sess_f, held):
     """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i.
     Also keeps each signal's session minimum and maximum (of the values reported so far)."""
@@ -124,7 +127,7 @@ def hold(sess, raw, sess_f, held):
             held[k, i] = sess_f[s, HELD + k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def advance(tables, batch, state, out, visit, visit_off):
     """Advance every criterion over the batch (rows in seq order within each session).
 
@@ -157,7 +160,7 @@ def advance(tables, batch, state, out, visit, visit_off):
             machine(c, idx, tables, batch, state, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def close(tables, state, out, slots, close_t):
     """Decide every pending criterion of the given sessions "at end" (observed ones stay
     pending). The decision has the last event's seq (-1 when there was none) and t = close_t;
@@ -190,7 +193,7 @@ def close(tables, state, out, slots, close_t):
                     out.of[d, 3 + q] = state.sess_f[s, HELD + row]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _at_end(c, s, ct, tables, state):
     """(verdict, interval start seq, its t, measured) of criterion `c` at the close; a start seq
     of -2 means the session's first event."""
@@ -228,7 +231,7 @@ def _at_end(c, s, ct, tables, state):
 # ------------------------------------------------------------------ per-template automata
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def emit(out, s, c, v, seq, t, seq0, t0):
     """Append a decision (slot, criterion, verdict, deciding seq/t, interval start); its row."""
     d = out.nd[0]
@@ -244,7 +247,7 @@ def emit(out, s, c, v, seq, t, seq0, t0):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decide(c, i, v, seq0, t0, tables, batch, state, out):
     """Decide criterion `c` at row `i` with the held values of its signals as evidence."""
     s = batch.sess[i]
@@ -255,24 +258,24 @@ def decide(c, i, v, seq0, t0, tables, batch, state, out):
         out.of[d, 3 + k] = batch.values[tables.ev_rows[e0 + k], i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decide_from_start(c, i, v, tables, batch, state, out):
     """`decide`, with the interval starting at the session's first event."""
     s = batch.sess[i]
     decide(c, i, v, state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T], tables, batch, state, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lower(cur, x):
     return x if not (cur <= x) else cur
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def upper(cur, x):
     return x if not (cur >= x) else cur
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def never(c, idx, tables, batch, state, out):
     """never/always. Parameters: pi[0] guard, pi[1] allow; pf[0] for.
 
@@ -317,7 +320,7 @@ def never(c, idx, tables, batch, state, out):
                     out.of[d, 4 + 2 * k] = sf[s, fo + 2 + 2 * k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def all_before(c, idx, tables, batch, state, out):
     """all_before. Parameters: pi[0] the `before` guard; list = the listed events' guards.
 
@@ -340,7 +343,7 @@ def all_before(c, idx, tables, batch, state, out):
                 state.si[s, io] |= np.int64(1) << j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sequence(c, idx, tables, batch, state, out):
     """sequence. Parameters: list = step guards (+ repeat flags); pf[0] within (inf if none).
 
@@ -378,7 +381,7 @@ def sequence(c, idx, tables, batch, state, out):
             decide_from_start(c, i, v, tables, batch, state, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count(c, idx, tables, batch, state, out):
     """count. Parameters: pi[0] guard, pi[1] 1 if episodes of a condition, pi[2] min,
     pi[3] max (-1 = none).
@@ -408,7 +411,7 @@ def count(c, idx, tables, batch, state, out):
             decide_from_start(c, i, PASS, tables, batch, state, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def response(c, idx, tables, batch, state, out):
     """response. Parameters: pi[0] after guard, pi[1] expect guard; pf[0] within.
 
@@ -438,7 +441,7 @@ def response(c, idx, tables, batch, state, out):
             sf[s, fo] = batch.t[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def precede(c, idx, tables, batch, state, out):
     """precede. Parameters: pi[0] event guard, pi[1] by guard; pf[0] within (inf if none).
 
@@ -464,7 +467,7 @@ def precede(c, idx, tables, batch, state, out):
             sf[s, fo] = batch.t[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def duration(c, idx, tables, batch, state, out):
     """duration. Parameters: pi[0] from guard, pi[1] to guard; pf[0] min, pf[1] max.
 
@@ -493,7 +496,7 @@ def duration(c, idx, tables, batch, state, out):
             sf[s, fo] = batch.t[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def metric_weight(agg, fo, s, sf, w):
     """Add the pending kept event's contribution, now that its weight `w` is known."""
     v = sf[s, fo + 4]
@@ -504,7 +507,7 @@ def metric_weight(agg, fo, s, sf, w):
         sf[s, fo] += w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def metric(c, idx, tables, batch, state, out):
     """metric. Parameters: pi[0] value row, pi[1] where guard (-1), pi[2] aggregate;
     pf[0] at_least, pf[1] at_most. Decided at the close (`metric_close`).
@@ -556,7 +559,7 @@ def metric(c, idx, tables, batch, state, out):
             sf[s, fo + 4] = x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def metric_close(c, s, ct, tables, state):
     """The aggregate at the close time `ct` (NaN when no event was kept)."""
     io, fo, agg = tables.io[c], tables.fo[c], tables.pi[c, 2]
@@ -574,7 +577,7 @@ def metric_close(c, s, ct, tables, state):
     return sf[s, fo]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def machine(c, idx, tables, batch, state, out):
     """machine. Parameters: pi[0] first state (global), pi[1] n states, pi[2] initial,
     pi[3] at_end verdict, pi[4] number of `for` run slots.
@@ -625,7 +628,7 @@ def machine(c, idx, tables, batch, state, out):
             break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def machine_close(c, s, ct, tables, state):
     """The verdict at the close time `ct`: a pure `after` transition of the current state whose
     time has come may lead to pass/fail; otherwise the machine's `at_end` verdict."""
