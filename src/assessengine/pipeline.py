@@ -40,7 +40,7 @@ from .core.report import SessionReport
 from .core.rubric import Rubric
 from .core.scenario import Scenario
 from .core.scorer import Decisions, ScoringState, close, step
-from .core.scoring import DecisionLog, evidence_of
+from .core.scoring import DecisionLog, evidence_rows
 from .errors import AssessEngineError, ScoringError
 
 log = logging.getLogger(__name__)
@@ -288,15 +288,17 @@ class Scorer:
     def _rows(self, track: _Track, taken: list[Decisions]) -> Rows:
         rows: Rows = {}
         criteria = track.compiled.rubric.criteria
+        session_of = track.state.session_of
         for decisions in taken:
-            track.log.add(decisions)
-            for r in range(len(decisions)):
-                session = track.state.session_of[int(decisions.slot[r])]
-                rows.setdefault(session, []).append({
-                    "criterion": criteria[int(decisions.criterion[r])].id,
-                    "verdict": VERDICT_NAMES[int(decisions.verdict[r])],
-                    "evidence": evidence_of(track.compiled, decisions, r).to_data(),
-                })  # fmt: skip
+            evidence = evidence_rows(track.compiled, decisions)
+            track.log.add(decisions, evidence)
+            slots, verdicts = decisions.slot.tolist(), decisions.verdict.tolist()
+            for slot, c, v, ev in zip(
+                slots, decisions.criterion.tolist(), verdicts, evidence, strict=True
+            ):
+                row = {"criterion": criteria[c].id, "verdict": VERDICT_NAMES[v],
+                       "evidence": ev.to_data()}  # fmt: skip
+                rows.setdefault(session_of[slot], []).append(row)
         return rows
 
     # -------------------------------------------------------------------------- close

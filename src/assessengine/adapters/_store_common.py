@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, get_args
 
+import orjson
+
 from ..core import chain
 from .store import BatchRefusedError, SessionInfo, Source, Status, StoredBatch, StoreError
 
@@ -186,23 +188,25 @@ def decision_rows(session: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple
     """(criterion, verdict, row JSON) per decision row; StoreError names a malformed row."""
     out: list[tuple[str, str, str]] = []
     for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):  # dict: skip the ABC check
             raise StoreError(f"session {session!r}: decision {i} must be a mapping")
         criterion, verdict = row.get("criterion"), row.get("verdict")
         if not isinstance(criterion, str) or not isinstance(verdict, str):
             raise StoreError(
                 f"session {session!r}: decision {i} needs string 'criterion' and 'verdict'"
             )
-        if not isinstance(row.get("evidence"), Mapping):
+        evidence = row.get("evidence")
+        if type(evidence) is not dict and not isinstance(evidence, Mapping):
             raise StoreError(f"session {session!r}: decision {i} needs an 'evidence' mapping")
         out.append((criterion, verdict, to_json(session, f"decision {i}", row)))
     return out
 
 
 def to_json(session: str, what: str, data: Mapping[str, Any]) -> str:
-    """Compact JSON of a decision row or report (NaN kept as NaN, like Python's json)."""
+    """Compact, strict JSON (RFC 8259) of a decision row or report: NaN and infinities are
+    written as null. orjson: the engine saves one of these per decision."""
     try:
-        return json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False)
+        return orjson.dumps(data if type(data) is dict else dict(data)).decode("utf-8")
     except (TypeError, ValueError) as exc:
         raise StoreError(f"session {session!r}: {what} is not JSON ({exc})") from None
 

@@ -53,7 +53,9 @@ class Evidence:
 
 
 def _plain(value: Value) -> Any:
-    if isinstance(value, Mapping):
+    if value is None or type(value) is float:  # the common cases, before the slower ABC check
+        return value
+    if type(value) is dict or isinstance(value, Mapping):
         return {"min": value["min"], "max": value["max"]}
     return value
 

@@ -6,7 +6,6 @@ decisions 18-21.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,36 +42,50 @@ def score_and_outcome(rubric: Rubric, verdicts: Sequence[Verdict]) -> tuple[floa
 
 
 def _number(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+    return None if x != x else x  # noqa: PLR0124 (NaN is the only value unequal to itself)
 
 
 def _seq(x: int) -> int | None:
-    return None if x < 0 else int(x)
+    return None if x < 0 else x
 
 
 def evidence_of(compiled: CompiledRubric, decisions: Decisions, row: int) -> Evidence:
     """The evidence of one decision row."""
-    c = int(decisions.criterion[row])
-    names = compiled.ev_names[c]
-    raw = decisions.values[row]
-    values: dict[str, Value]
-    if int(compiled.kind[c]) == NEVER:
-        values = {
-            name: {"min": _number(raw[2 * k]), "max": _number(raw[2 * k + 1])}
-            for k, name in enumerate(names)
-        }
-    else:
-        values = {name: _number(raw[k]) for k, name in enumerate(names)}
-    return Evidence(
-        seq=_seq(int(decisions.seq[row])),
-        t=_number(decisions.t[row]),
-        t_start=_number(decisions.t_start[row]),
-        t_end=_number(decisions.t[row]),
-        seq_start=_seq(int(decisions.seq_start[row])),
-        seq_end=_seq(int(decisions.seq[row])),
-        values=values,
-        measured=_number(decisions.measured[row]),
-    )
+    return evidence_rows(compiled, decisions, rows=slice(row, row + 1))[0]
+
+
+def evidence_rows(
+    compiled: CompiledRubric, decisions: Decisions, *, rows: slice | None = None
+) -> list[Evidence]:
+    """The evidence of every decision row (or of `rows`), in order. Reads each column once
+    (`tolist`): this runs for every decision the live engine saves."""
+    take = slice(None) if rows is None else rows
+    criterion = decisions.criterion[take].tolist()
+    seq = decisions.seq[take].tolist()
+    t = decisions.t[take].tolist()
+    t_start = decisions.t_start[take].tolist()
+    seq_start = decisions.seq_start[take].tolist()
+    measured = decisions.measured[take].tolist()
+    raw_values = decisions.values[take].tolist()
+    out: list[Evidence] = []
+    for c, s, tt, ts, ss, m, raw in zip(
+        criterion, seq, t, t_start, seq_start, measured, raw_values, strict=True
+    ):
+        names = compiled.ev_names[c]
+        values: dict[str, Value]
+        if not names:
+            values = {}
+        elif int(compiled.kind[c]) == NEVER:
+            values = {
+                name: {"min": _number(raw[2 * k]), "max": _number(raw[2 * k + 1])}
+                for k, name in enumerate(names)
+            }
+        else:
+            values = {name: _number(raw[k]) for k, name in enumerate(names)}
+        end = _number(tt)
+        last = _seq(s)
+        out.append(Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +105,16 @@ class DecisionLog:
     compiled: CompiledRubric
     by_slot: dict[int, dict[int, tuple[Verdict, Evidence]]] = field(default_factory=dict)
 
-    def add(self, decisions: Decisions) -> None:
-        for row in range(len(decisions)):
-            slot = int(decisions.slot[row])
-            verdict: Verdict = VERDICT_NAMES[int(decisions.verdict[row])]  # type: ignore[assignment]
-            self.by_slot.setdefault(slot, {})[int(decisions.criterion[row])] = (
-                verdict,
-                evidence_of(self.compiled, decisions, row),
-            )
+    def add(self, decisions: Decisions, evidence: Sequence[Evidence] | None = None) -> None:
+        """Record every decision row; `evidence` is `evidence_rows(decisions)` when the caller
+        has it already."""
+        found = evidence_rows(self.compiled, decisions) if evidence is None else evidence
+        verdicts = decisions.verdict.tolist()
+        for slot, c, v, ev in zip(
+            decisions.slot.tolist(), decisions.criterion.tolist(), verdicts, found, strict=True
+        ):
+            verdict: Verdict = VERDICT_NAMES[v]  # type: ignore[assignment]
+            self.by_slot.setdefault(slot, {})[c] = (verdict, ev)
 
     def pop_report(
         self,
