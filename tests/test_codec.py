@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assessengine.core.codec import (
     CODEC_CODES,
@@ -17,6 +19,7 @@ from assessengine.core.codec import (
     CodecError,
     Columns,
     Layout,
+    _check_columns,
     decode_columns_v1,
     decode_events,
     decode_json_v1,
@@ -25,6 +28,7 @@ from assessengine.core.codec import (
     records_v1,
     slice_payload,
 )
+from assessengine.core.codec_kernel import columns_ok
 from assessengine.core.events import Event
 from assessengine.core.scenario import Scenario
 
@@ -371,3 +375,49 @@ def test_json_v1_ints_for_times_and_values_decode_as_floats() -> None:
     cols = decode_json_v1(payload, LAYOUT, first_seq=0, count=1)
     assert cols.t.tolist() == [1.0]
     assert cols.signals[1].tolist() == [2.0]
+
+
+# ------------------------------------------------------------- the compiled columns-v1 check
+
+
+_SPECIALS = st.sampled_from([0.0, 1.0, -1.0, math.nan, math.inf, -math.inf, 5.0, 5.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.lists(st.integers(-2, 6), min_size=1, max_size=6),
+    t=st.lists(_SPECIALS, min_size=6, max_size=6),
+    event=st.lists(st.integers(-1, 3), min_size=6, max_size=6),
+    signals=st.lists(_SPECIALS, min_size=12, max_size=12),
+    first_seq=st.integers(-1, 2),
+    min_t=st.sampled_from([0.0, 1.0, 5.0]),
+)
+def test_the_compiled_check_accepts_exactly_what_the_numpy_checks_accept(
+    seq: list[int],
+    t: list[float],
+    event: list[int],
+    signals: list[float],
+    first_seq: int,
+    min_t: float,
+) -> None:
+    """`columns_ok` is the fast path of `decode_columns_v1`; the numpy checks name problems.
+    They must agree on every batch, or a bad batch would be stored (or a good one refused)."""
+    n = len(seq)
+    cols = Columns(np.array(seq, np.int64), np.array(t[:n]), np.array(event[:n], np.int32),
+                   np.array(signals[: 2 * n]).reshape(2, n))  # fmt: skip
+    compiled = columns_ok(cols.seq, cols.t, cols.event, cols.signals, first_seq, min_t,
+                          len(LAYOUT.event_names))  # fmt: skip
+    try:
+        _check_columns(cols, LAYOUT, first_seq=first_seq, min_t=min_t)
+        numpy_ok = True
+    except CodecError:
+        numpy_ok = False
+    assert compiled == numpy_ok
+    payload = records_v1(cols, LAYOUT).tobytes()
+    decode = lambda: decode_columns_v1(payload, LAYOUT, dtype=LAYOUT.dtype_header(),  # noqa: E731
+                                       first_seq=first_seq, count=n, min_t=min_t)  # fmt: skip
+    if numpy_ok:
+        assert decode().seq.tolist() == seq
+    else:
+        with pytest.raises(CodecError):
+            decode()

@@ -1,8 +1,9 @@
 """The two EVENTS encodings of the ingest protocol (`docs/protocol.md`): ``json-v1`` and
 ``columns-v1``, to and from `Columns` (one session's events as numpy columns).
 
-Pure: numpy and json only. Every decoder validates completely and raises `CodecError` whose
-`code` is the protocol's NACK code, so the engine can answer a bad batch precisely.
+Pure: numpy, json and one compiled check (`codec_kernel`). Every decoder validates completely
+and raises `CodecError` whose `code` is the protocol's NACK code, so the engine can answer a bad
+batch precisely.
 
 Typical use (the engine, and `assessengine audit` on stored batches)::
 
@@ -35,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import AssessEngineError
+from .codec_kernel import columns_ok
 from .events import Event, EventBatch
 
 Bytes: TypeAlias = bytes | bytearray | memoryview
@@ -256,7 +258,9 @@ def decode_columns_v1(
     cols = Columns(
         seq=records["seq"], t=records["t"], event=records["event"], signals=signals
     )
-    _check_columns(cols, layout, first_seq=first_seq, min_t=min_t)
+    if not columns_ok(cols.seq, cols.t, cols.event, signals, first_seq, min_t,
+                      len(layout.event_names)):  # fmt: skip
+        _check_columns(cols, layout, first_seq=first_seq, min_t=min_t)  # raises, naming it
     return cols
 
 
