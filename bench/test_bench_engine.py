@@ -96,9 +96,10 @@ class _Peer:
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.connect(endpoint)
 
-    def send(self, header: dict[str, Any], payload: bytes | None = None) -> None:
-        frames = [json.dumps(header).encode()] + ([payload] if payload is not None else [])
-        self.socket.send_multipart(frames, copy=False)
+    def send(self, header: dict[str, Any] | bytes, payload: bytes | None = None) -> None:
+        head = header if isinstance(header, bytes) else json.dumps(header).encode()
+        self.socket.send_multipart([head] + ([payload] if payload is not None else []),
+                                   copy=False)  # fmt: skip
 
     def replies(self, timeout: float) -> Iterator[dict[str, Any]]:
         if self.socket.poll(int(timeout * 1000), zmq.POLLIN):
@@ -138,6 +139,12 @@ def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -
         for k, mine in enumerate(plan.batches)
         if i < len(mine)
     ]
+    headers = [  # encoded before the clock starts, like the payloads
+        json.dumps({"type": "EVENTS", "session": name, "first_seq": first, "count": count,
+                    "encoding": plan.encoding}
+                   | ({} if plan.dtype is None else {"dtype": plan.dtype})).encode()
+        for name, (first, count, _) in queue
+    ]  # fmt: skip
     last = {names[k]: mine[-1][0] + mine[-1][1] - 1 for k, mine in enumerate(plan.batches)}
     conn.send("ready")
     conn.recv()
@@ -150,11 +157,7 @@ def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -
     while done < len(names) and time.monotonic() < deadline:
         while sent < len(queue) and in_flight < WINDOW:
             name, (first, count, payload) = queue[sent]
-            header: dict[str, Any] = {"type": "EVENTS", "session": name, "first_seq": first,
-                                      "count": count, "encoding": plan.encoding}  # fmt: skip
-            if plan.dtype is not None:
-                header["dtype"] = plan.dtype
-            peer.send(header, payload)
+            peer.send(headers[sent], payload)
             sizes[(name, first + count - 1)] = len(payload)
             in_flight += len(payload)
             sent += 1

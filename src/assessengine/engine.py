@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -103,15 +103,23 @@ class WorkQueue:
         self.peak_bytes = 0
 
     def put(self, item: Item, nbytes: int = 0) -> None:
+        self.put_many([(item, nbytes)])
+
+    def put_many(self, items: Sequence[tuple[Item, int]]) -> None:
+        """`put` each (item, nbytes) in order, waking the consumer once, not per item."""
+        if not items:
+            return
         with self._cond:
-            while nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
-                if self._closed:
-                    break
-                self._cond.wait(0.5)
-            self._items.append(item)
-            self._bytes += nbytes
-            self._queued += nbytes
-            self._unfinished += 1
+            for item, nbytes in items:
+                while nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
+                    if self._closed:
+                        break
+                    self._cond.notify_all()  # let the consumer see what is queued so far
+                    self._cond.wait(0.5)
+                self._items.append(item)
+                self._bytes += nbytes
+                self._queued += nbytes
+                self._unfinished += 1
             self.peak_bytes = max(self.peak_bytes, self._bytes)
             self._cond.notify_all()
 
@@ -393,18 +401,20 @@ class Engine:
         s.commits += bool(stored)
         s.batches_stored += len(stored)
         s.events_stored += sum(a.count for a, _ in stored)
+        queued: list[tuple[Item, int]] = []
         for m, d in waiting:
-            seq = d.last_seq if isinstance(d, Accept) else d.ack_seq
-            s.duplicates += isinstance(d, Duplicate)
-            ingest.reply(m.identity, _ack_frame(d.session, seq))
+            if isinstance(d, Accept):
+                ingest.reply(m.identity, _ack_frame(d.session, d.last_seq))
+                cols = d.columns
+                size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
+                queued.append((BatchItem(d.session, cols, m.received, size), size))
+            else:
+                s.duplicates += 1
+                ingest.reply(m.identity, _ack_frame(d.session, d.ack_seq))
         now = time.monotonic()
         for m, _ in waiting:
             s.ack_latency.observe(now - m.received)
-        for m, d in waiting:
-            if isinstance(d, Accept):
-                cols = d.columns
-                size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
-                self.queue.put(BatchItem(d.session, cols, m.received, size), size)
+        self.queue.put_many(queued)
 
     def _open(self, ingest: ZmqIngest, rules: IngestRules, m: Message, h: Open) -> None:
         entry = self._entry_for(h)

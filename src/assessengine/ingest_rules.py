@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .adapters.store import SessionInfo, SessionRecord, Store, StoredBatch, StoreError
+from .adapters.store import Payload, SessionInfo, SessionRecord, Store, StoredBatch, StoreError
 from .core.codec import (
     COLUMNS_V1,
     Bytes,
@@ -48,14 +48,14 @@ class Accept:
     count: int
     encoding: str
     header: bytes       # the EVENTS header as received (rewritten for a tail)
-    payload: bytes      # the payload as received (only the tail's rows for a tail)
+    payload: Payload    # the payload as received, not copied (only the tail's rows for a tail)
     columns: Columns    # decoded rows first_seq .. first_seq + count - 1
 
     @property
     def last_seq(self) -> int:
         return self.first_seq + self.count - 1
 
-    def item(self) -> tuple[str, int, int, str, bytes, bytes]:
+    def item(self) -> tuple[str, int, int, str, bytes, Payload]:
         return (self.session, self.first_seq, self.count, self.encoding, self.header, self.payload)
 
 
@@ -137,11 +137,11 @@ class IngestRules:
         if case == "gap":
             return Reject(session, "gap", f"batch starts at seq {header.first_seq}, the session "
                           f"expects seq {state.next_seq}", expected_seq=state.next_seq)
-        return self._accept(state, header, raw_header, bytes(payload), skip=state.next_seq -
-                            header.first_seq)
+        return self._accept(state, header, raw_header, _readonly(payload),
+                            skip=state.next_seq - header.first_seq)  # fmt: skip
 
     def _accept(
-        self, state: _State, header: Events, raw_header: bytes, payload: bytes, skip: int
+        self, state: _State, header: Events, raw_header: bytes, payload: Payload, skip: int
     ) -> Decision:
         session = header.session
         min_t = 0.0 if skip else state.last_t
@@ -266,3 +266,12 @@ class IngestRules:
         """Drop the cached state of `session` (it is reloaded from the store when needed)."""
         self._state.pop(session, None)
 
+
+def _readonly(payload: Bytes) -> Payload:
+    """The payload to keep: a received frame's read-only view as it is (no copy), anything
+    mutable copied (it could change after it was checked)."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous:
+        return payload
+    return bytes(payload)

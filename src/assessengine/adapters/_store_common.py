@@ -13,9 +13,9 @@ from typing import Any, Final, get_args
 import orjson
 
 from ..core import chain
-from .store import BatchRefusedError, SessionInfo, Source, Status, StoredBatch, StoreError
+from .store import BatchRefusedError, Payload, SessionInfo, Source, Status, StoredBatch, StoreError
 
-AppendItem = tuple[str, int, int, str, bytes, bytes]
+AppendItem = tuple[str, int, int, str, bytes, Payload]
 """(session, first_seq, count, encoding, header, payload), as `Store.append_batches` takes."""
 
 SOURCES: Final = get_args(Source)
@@ -106,7 +106,8 @@ class Head:
 
 
 def check_items(items: Sequence[AppendItem]) -> list[AppendItem]:
-    """The items with header and payload as `bytes`; BatchRefusedError names a malformed one."""
+    """The items with the header as `bytes` and the payload as `bytes` or a read-only
+    `memoryview` (kept as given: no copy); BatchRefusedError names a malformed one."""
     checked: list[AppendItem] = []
     for index, item in enumerate(items):
         if not isinstance(item, tuple) or len(item) != 6:
@@ -119,7 +120,11 @@ def check_items(items: Sequence[AppendItem]) -> list[AppendItem]:
         if problem:
             raise BatchRefusedError(f"item {index}: {problem}", index=index, session=str(item[0]))
         session, first_seq, count, encoding, header, payload = item
-        checked.append((session, first_seq, count, encoding, bytes(header), bytes(payload)))
+        if not isinstance(payload, bytes) and not (
+            isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous
+        ):
+            payload = bytes(payload)  # a bytearray or writable view could change under us
+        checked.append((session, first_seq, count, encoding, bytes(header), payload))
     return checked
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core import chain
 from . import _store_common as common
-from .store import SessionInfo, SessionRecord, Status, StoredBatch, StoreError
+from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
 
 
 @dataclass(slots=True)
@@ -84,9 +84,9 @@ class MemoryStore:
             return entry.record() if entry else None
 
     def append_batches(
-        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+        self, items: Sequence[tuple[str, int, int, str, bytes, Payload]]
     ) -> list[StoredBatch]:
-        checked = common.check_items(items)
+        checked = [(*item[:5], bytes(item[5])) for item in common.check_items(items)]  # kept
         digests = [chain.digests(item[4], item[5]) for item in checked]
         with self._lock:
             self._check_open()

@@ -44,7 +44,7 @@ from typing import Any, Final
 
 from ..core import chain
 from . import _store_common as common
-from .store import SessionInfo, SessionRecord, Status, StoredBatch, StoreError
+from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class SqliteStore:
     # ------------------------------------------------------------------------------ batches
 
     def append_batches(
-        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+        self, items: Sequence[tuple[str, int, int, str, bytes, Payload]]
     ) -> list[StoredBatch]:
         checked = common.check_items(items)
         if not checked:

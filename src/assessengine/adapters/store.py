@@ -68,6 +68,11 @@ class SessionRecord:
     closed_at: str | None = None
 
 
+Payload = bytes | memoryview
+"""A batch payload: `bytes`, or a read-only view of a received frame (the engine appends what
+it received without copying it). Batches read back from a store always hold `bytes`."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     """A batch exactly as it arrived (header and payload bytes), with its place in the chain."""
@@ -78,7 +83,7 @@ class StoredBatch:
     count: int
     encoding: str             # "json-v1" | "columns-v1"
     header: bytes
-    payload: bytes
+    payload: Payload
     chain: str
     received_at: str
 
@@ -94,7 +99,7 @@ class Store(Protocol):
     def session(self, session_id: str) -> SessionRecord | None: ...
 
     def append_batches(
-        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+        self, items: Sequence[tuple[str, int, int, str, bytes, Payload]]
     ) -> list[StoredBatch]:
         """Append (session, first_seq, count, encoding, header, payload) batches in ONE
         transaction (group commit) and return them with their chain values. Each batch's

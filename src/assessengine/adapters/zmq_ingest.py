@@ -165,7 +165,7 @@ class Counters:
 @dataclass(frozen=True, slots=True)
 class Message:
     """A well-formed client message. `payload` (EVENTS only) is a read-only view of the received
-    frame: copy it (`bytes(payload)`) to keep it beyond the next poll."""
+    frame (it keeps the frame alive, so it stays valid as long as it is referenced)."""
 
     identity: bytes
     header: ClientMessage

@@ -99,7 +99,7 @@ def genesis_of_data(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(dict(data))).hexdigest()
 
 
-def digests(header: bytes, payload: bytes) -> tuple[bytes, bytes]:
+def digests(header: bytes, payload: bytes | memoryview) -> tuple[bytes, bytes]:
     """sha256 of header and of payload (raw digests). Split out so a store can hash large
     payloads before it takes its write lock; `link` then finishes the chain value cheaply."""
     return hashlib.sha256(header).digest(), hashlib.sha256(payload).digest()
@@ -110,7 +110,7 @@ def link(prev_hex: str, header_digest: bytes, payload_digest: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hex) + header_digest + payload_digest).hexdigest()
 
 
-def next_chain(prev_hex: str, header: bytes, payload: bytes) -> str:
+def next_chain(prev_hex: str, header: bytes, payload: bytes | memoryview) -> str:
     """The chain value of a batch whose predecessor's chain value (or the genesis) is
     `prev_hex`."""
     return link(prev_hex, *digests(header, payload))
