@@ -93,6 +93,11 @@ class FakeStore:
         self.records[session_id] = record
         return record
 
+    def close_sessions(
+        self, closing: Sequence[tuple[str, float]]
+    ) -> list[SessionRecord | StoreError]:
+        return [self.close_session(session_id, close_t) for session_id, close_t in closing]
+
     def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         raise NotImplementedError
 

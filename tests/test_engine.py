@@ -347,6 +347,70 @@ def test_closing_many_sessions_and_a_repeated_close_reports_each_once(tmp_path: 
     assert {sid: store.report(sid) for sid in sim.session_ids} == expected
 
 
+def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) -> None:
+    """CLOSEs arriving together are stored in one transaction, but each is answered as if
+    alone and in order: a repeat is CLOSED again (or NACKed for another t), a CLOSE with
+    events missing is a gap, and events after a CLOSE in the same burst are refused."""
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    layout = Layout.of(entry.scenario)
+    n = 4
+    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64),
+                   np.zeros(n, np.int32),
+                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+    names = [f"B{k}" for k in range(6)]
+
+    def close(sid: str, t: float = 9.0, next_seq: int = n) -> list[bytes]:
+        return [_frame({"type": "CLOSE", "session": sid, "t": t, "next_seq": next_seq})]
+
+    burst = [
+        *(close(sid) for sid in names[:4]),
+        close(names[0]),                      # repeat, same t: CLOSED again
+        close(names[1], t=12.0),              # repeat, other t: closed
+        close(names[4], next_seq=n + 3),      # events missing: gap
+        [_frame({"type": "EVENTS", "session": names[2], "first_seq": n, "count": n,
+                 "encoding": "columns-v1", "dtype": layout.dtype_header()}),
+         encode_columns_v1(Columns(cols.seq + n, cols.t + 10, cols.event, cols.signals),
+                           layout)],         # after its CLOSE: closed
+        close(names[5]),
+    ]  # fmt: skip
+    expected = ["CLOSED"] * 5 + ["closed", "gap", "closed", "CLOSED"]
+    with running_engine(tmp_path / "e.db") as (engine, store):
+        context = zmq.Context()
+        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(engine.endpoint)
+        try:
+            for sid in names:
+                sock.send_multipart([_frame({"type": "OPEN", "session": sid, "learner": "L",
+                                             "scenario": "network-lab",
+                                             "rubric": "network-lab"})])  # fmt: skip
+                sock.send_multipart([_frame({"type": "EVENTS", "session": sid, "first_seq": 0,
+                                             "count": n, "encoding": "columns-v1",
+                                             "dtype": layout.dtype_header()}),
+                                     encode_columns_v1(cols, layout)])  # fmt: skip
+            for _ in range(2 * len(names)):
+                assert sock.poll(5000)
+                assert json.loads(sock.recv_multipart()[0])["type"] in ("OPENED", "ACK")
+            for frames in burst:
+                sock.send_multipart(frames)
+            answers = []
+            for _ in burst:
+                assert sock.poll(5000)
+                reply = json.loads(sock.recv_multipart()[0])
+                answers.append(reply.get("code", reply["type"]))
+        finally:
+            sock.close(linger=0)
+            context.term()
+        assert answers == expected
+        assert engine.wait_idle(10)
+        records = {sid: store.session(sid) for sid in names}
+        assert {sid: r.status for sid, r in records.items() if r} == {
+            **dict.fromkeys(names, "closed"), names[4]: "open"
+        }
+        assert all(store.report(sid) is not None for sid in names if sid != names[4])
+
+
 def test_the_app_serves_the_engine_metrics_and_shuts_down_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     with running_engine(db) as (engine, _):

@@ -17,7 +17,13 @@ import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.sqlite_store import SCHEMA_VERSION, SqliteStore
-from assessengine.adapters.store import BatchRefusedError, SessionInfo, Store, StoreError
+from assessengine.adapters.store import (
+    BatchRefusedError,
+    SessionInfo,
+    SessionRecord,
+    Store,
+    StoreError,
+)
 from assessengine.core import chain
 
 Tamper = Callable[[Store, str, int], None]
@@ -158,6 +164,28 @@ def test_close_is_idempotent_for_the_same_close_t_only(store: Store) -> None:
 def test_closing_an_unknown_session_is_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="unknown session 'nope'"):
         store.close_session("nope", 1.0)
+
+
+def test_close_sessions_closes_many_and_answers_each_on_its_own(store: Store) -> None:
+    for sid in ("S1", "S2", "S3"):
+        store.open_session(info(sid))
+    store.append_batches([item("S2", 0)])
+    store.close_session("S3", 5.0)
+    results = store.close_sessions([("S1", 10.0), ("nope", 1.0), ("S2", 20.0), ("S3", 6.0)])
+    closed_s1, unknown, closed_s2, reclosed = results
+    assert isinstance(closed_s1, SessionRecord)
+    assert closed_s1.status == "closed"
+    assert closed_s1.close_t == 10.0
+    assert isinstance(unknown, StoreError)
+    assert "unknown session 'nope'" in str(unknown)
+    assert isinstance(closed_s2, SessionRecord)
+    assert closed_s2.next_seq == 10
+    assert isinstance(reclosed, StoreError)
+    assert "not t=6.0" in str(reclosed)
+    records = [store.session(s) for s in ("S1", "S2", "S3")]
+    assert [(r.status, r.close_t) for r in records if r] == [
+        ("closed", 10.0), ("closed", 20.0), ("closed", 5.0)
+    ]
 
 
 # ------------------------------------------------------------------------------ batches

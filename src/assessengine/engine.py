@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .adapters.store import SessionInfo, Store
+from .adapters.store import SessionInfo, Store, StoreError
 from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
 from .core.codec import Columns, Layout
 from .core.wire import NACK_CODES, Close, Closed, Open, Opened
@@ -359,9 +359,20 @@ class Engine:
         return messages
 
     def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
+        """Answer `messages` in arrival order, with as few store transactions as that order
+        allows: a run of EVENTS is one append, a run of CLOSEs (of distinct sessions) one
+        close; an OPEN is its own."""
         waiting: list[tuple[Message, Accept | Duplicate]] = []
+        closing: dict[str, tuple[Message, Close]] = {}
         for m in messages:
             h = m.header
+            if h.type == "CLOSE" and h.session not in closing:
+                self._commit(ingest, rules, waiting)  # a CLOSE counts the stored events
+                waiting = []
+                closing[h.session] = (m, h)
+                continue
+            self._close(ingest, rules, list(closing.values()))
+            closing = {}
             if h.type == "EVENTS":
                 assert m.payload is not None
                 decision = rules.events(h, m.raw_header, m.payload)
@@ -374,9 +385,10 @@ class Engine:
             waiting = []
             if h.type == "OPEN":
                 self._open(ingest, rules, m, h)
-            elif h.type == "CLOSE":
-                self._close(ingest, rules, m, h)
+            elif h.type == "CLOSE":  # the same session's second CLOSE in this run
+                closing[h.session] = (m, h)
         self._commit(ingest, rules, waiting)
+        self._close(ingest, rules, list(closing.values()))
 
     def _commit(
         self,
@@ -458,19 +470,33 @@ class Engine:
                                "this engine's library no longer has")  # fmt: skip
         return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
 
-    def _close(self, ingest: ZmqIngest, rules: IngestRules, m: Message, h: Close) -> None:
+    def _close(
+        self, ingest: ZmqIngest, rules: IngestRules, closing: list[tuple[Message, Close]]
+    ) -> None:
+        """Close these sessions (distinct) in one store transaction, answer each, queue the
+        closes for scoring."""
+        if not closing:
+            return
         try:
-            closed = rules.close(h)
+            results = rules.close_many([h for _, h in closing])
         except Exception as exc:
-            log.error("store: cannot close session %r: %s", h.session, exc)
-            _nack(ingest, m, "internal", f"the engine could not store the close: {exc}")
+            log.error("store: cannot close %d session(s): %s", len(closing), exc)
+            for m, _ in closing:
+                _nack(ingest, m, "internal", f"the engine could not store the close: {exc}")
             return
-        if isinstance(closed, Reject):
-            _nack(ingest, m, closed.code, closed.message, closed.expected_seq)
-            return
-        close_t = h.t if closed.close_t is None else closed.close_t
-        ingest.reply(m.identity, Closed(session=h.session, t=close_t, seq=closed.next_seq - 1))
-        self.queue.put(CloseItem(h.session, close_t))  # ignored by the scorer if done already
+        queued: list[tuple[Item, int]] = []
+        for (m, h), closed in zip(closing, results, strict=True):
+            if isinstance(closed, StoreError):
+                log.error("store: cannot close session %r: %s", h.session, closed)
+                _nack(ingest, m, "internal", f"the engine could not store the close: {closed}")
+            elif isinstance(closed, Reject):
+                _nack(ingest, m, closed.code, closed.message, closed.expected_seq)
+            else:
+                close_t = h.t if closed.close_t is None else closed.close_t
+                reply = Closed(session=h.session, t=close_t, seq=closed.next_seq - 1)
+                ingest.reply(m.identity, reply)
+                queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
+        self.queue.put_many(queued)
 
     # -------------------------------------------------------------------------- scoring thread
 

@@ -209,7 +209,33 @@ class IngestRules:
 
     def close(self, header: Close) -> SessionRecord | Reject:
         """Close the session at `header.t` once all `header.next_seq` events are stored
-        (idempotent for the same t). Call `commit` before."""
+        (idempotent for the same t). Call `commit` before. A StoreError propagates."""
+        (result,) = self.close_many([header])
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def close_many(self, headers: Sequence[Close]) -> list[SessionRecord | Reject | StoreError]:
+        """`close` for each header (of distinct sessions), the store's writes in ONE
+        transaction: per header the record, a Reject, or the StoreError the store gave for it.
+        Call `commit` before. Other store errors propagate (nothing closed)."""
+        if len({h.session for h in headers}) != len(headers):
+            raise ValueError("close_many takes one CLOSE per session")
+        results: list[SessionRecord | Reject | StoreError | None] = [
+            self._check_close(h) for h in headers
+        ]
+        writes = [i for i, r in enumerate(results) if r is None]
+        if writes:
+            stored = self._store.close_sessions([(headers[i].session, headers[i].t)
+                                                 for i in writes])  # fmt: skip
+            for i, result in zip(writes, stored, strict=True):
+                results[i] = result
+                self._state.pop(headers[i].session, None)
+        return [r for r in results if r is not None]
+
+    def _check_close(self, header: Close) -> SessionRecord | Reject | None:
+        """Why the CLOSE cannot (Reject) or need not (the closed record) be stored; None
+        when the store must close the session."""
         session = header.session
         state = self._load(session)
         if state is None:
@@ -229,9 +255,7 @@ class IngestRules:
         if header.t < state.last_t:
             return Reject(session, "bad_time", f"CLOSE t={header.t} is before the session's "
                           f"last event t={state.last_t}")
-        closed = self._store.close_session(session, header.t)
-        self._state.pop(session, None)
-        return closed
+        return None
 
     # -------------------------------------------------------------------------- cache
 

@@ -100,6 +100,17 @@ class MemoryStore:
             stored = list(self._entry(session_id).batches)
         return iter(stored)
 
+    def close_sessions(
+        self, closing: Sequence[tuple[str, float]]
+    ) -> list[SessionRecord | StoreError]:
+        out: list[SessionRecord | StoreError] = []
+        for session_id, close_t in closing:
+            try:
+                out.append(self.close_session(session_id, close_t))
+            except StoreError as exc:
+                out.append(exc)
+        return out
+
     def close_session(self, session_id: str, close_t: float) -> SessionRecord:
         value = common.check_close_t(session_id, close_t)
         with self._lock:

@@ -186,21 +186,39 @@ class SqliteStore:
         return _to_record(found[0]) if found else None
 
     def close_session(self, session_id: str, close_t: float) -> SessionRecord:
-        value = common.check_close_t(session_id, close_t)
+        (result,) = self.close_sessions([(session_id, close_t)])
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def close_sessions(
+        self, closing: Sequence[tuple[str, float]]
+    ) -> list[SessionRecord | StoreError]:
+        out: list[SessionRecord | StoreError] = []
+        stamp = common.now()
         with self._write() as db:
-            key, status, stored = self._find(db, session_id, "status, close_t")
-            if status == "closed":
-                if stored != value:
-                    raise StoreError(common.reclose_message(session_id, stored, value))
-            else:
-                db.execute(
-                    "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? "
-                    "WHERE id = ?",
-                    (value, common.now(), key),
-                )
-            record = self._record(db, session_id)
-        self._checkpointer.wrote(0, pages=2)
-        return record
+            for session_id, close_t in closing:
+                try:
+                    out.append(self._close_one(db, session_id, close_t, stamp))
+                except StoreError as exc:
+                    out.append(exc)
+        self._checkpointer.wrote(0, pages=2 * len(closing))
+        return out
+
+    def _close_one(
+        self, db: sqlite3.Connection, session_id: str, close_t: float, stamp: str
+    ) -> SessionRecord:
+        value = common.check_close_t(session_id, close_t)
+        key, status, stored = self._find(db, session_id, "status, close_t")
+        if status == "closed":
+            if stored != value:
+                raise StoreError(common.reclose_message(session_id, stored, value))
+        else:
+            db.execute(
+                "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? WHERE id = ?",
+                (value, stamp, key),
+            )
+        return self._record(db, session_id)
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
         common.check_status(status)
@@ -519,9 +537,12 @@ class _Checkpointer:
     """Copies the WAL into the database from a thread of its own, once about `threshold`
     bytes have gone into the WAL (or `CHECKPOINT_INTERVAL_S` after a write): PASSIVE
     checkpoints that run beside the writer, so the bulk of the copy and its fsyncs stay off the
-    append path. After each pass the writer copies the few pages appended meanwhile
-    (`after_commit`); the WAL is then wholly copied and SQLite starts it over at the next write
-    instead of letting it grow.
+    append path. SQLite starts the WAL over at the next write once it is wholly copied: a pass
+    that ends with nothing left to copy does that by itself (appends paused meanwhile). Under
+    sustained appends some pages always arrive during a pass, so once more than
+    ``2 * threshold`` bytes went into the WAL since it was last wholly copied, the writer
+    copies what the last pass left (`after_commit`, a short stall on the append path, taken
+    once per that many bytes rather than after every pass), and the WAL starts over.
 
     Back-pressure: when more than ``4 * threshold`` bytes wait to be copied (the disk is
     slower than the appends), the writer waits for the running pass and copies the rest
@@ -557,7 +578,8 @@ class _Checkpointer:
         """Called by the writer after each commit, holding the store's lock. One checkpoint
         runs at a time (`_running`), so the writer's never collides with a background pass."""
         with self._wake:
-            if not (self._tail or self._uncopied > 4 * self._threshold):
+            behind = self._uncopied > 4 * self._threshold
+            if not (behind or (self._tail and self._uncopied > 2 * self._threshold)):
                 return
             while self._running:  # behind: wait for the pass (back-pressure)
                 self._wake.wait()
@@ -586,11 +608,14 @@ class _Checkpointer:
             return
         try:
             while self._wait():
+                wholly = False
                 try:
-                    self._checkpoint(db)
+                    wholly = self._checkpoint(db)
                 finally:
                     with self._wake:
-                        self._running, self._tail = False, True
+                        self._running, self._tail = False, not wholly
+                        if wholly:  # only what was written during the pass may be uncopied
+                            self._uncopied = self._pending
                         self._last_pass = time.monotonic()
                         self._wake.notify_all()
         finally:
@@ -610,13 +635,17 @@ class _Checkpointer:
             self._running = not self._stopping
             return self._running
 
-    def _checkpoint(self, db: sqlite3.Connection) -> None:
+    def _checkpoint(self, db: sqlite3.Connection) -> bool:
+        """One background pass; True when it left nothing in the WAL to copy."""
         try:
             copied = 0
             for _ in range(3):  # again while a pass copied much (appends go on meanwhile)
-                done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
+                _, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if done == frames:
+                    return True
                 if (done - copied) * self._page_size < self._threshold // 8:
                     break
                 copied = done
         except sqlite3.Error as exc:  # the next round retries; the writer is unaffected
             log.warning("%s: checkpoint failed: %s", self._path, exc)
+        return False

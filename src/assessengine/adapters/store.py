@@ -115,6 +115,13 @@ class Store(Protocol):
         """Mark closed (idempotent for the same close_t)."""
         ...
 
+    def close_sessions(
+        self, closing: Sequence[tuple[str, float]]
+    ) -> list[SessionRecord | StoreError]:
+        """`close_session` for each (session, close_t), in ONE transaction: per item its record,
+        or the StoreError `close_session` would have raised for it (the others still close)."""
+        ...
+
     def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record incremental decisions: each row {criterion, verdict, evidence (dict)}."""
         ...
