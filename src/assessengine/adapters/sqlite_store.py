@@ -19,10 +19,10 @@ a power loss or OS crash the last transactions may be missing, never half there.
 the WAL at every commit and also survives power loss, at the disk's fsync cost.
 
 Checkpoints run in a background thread (`_Checkpointer`): the bulk of copying the WAL into the
-database, and its fsyncs, happen beside the writer, not in an append; the writer copies only
-the small remainder, which lets SQLite start the WAL over instead of growing it. When the disk
-cannot keep up, the writer waits for the running checkpoint (back-pressure; the WAL stays
-bounded).
+database, and its fsyncs, happen beside the writer, not in an append; now and then the
+writer copies the small remainder, which lets SQLite start the WAL over instead of growing it.
+When the disk cannot keep up, the writer waits for the running checkpoint (back-pressure; the
+WAL stays bounded).
 
 Threading: one `SqliteStore` owns one writer connection; its methods may be called from any
 thread and are serialised by a lock. Another process (an HTTP API, `assessengine audit`) may open
