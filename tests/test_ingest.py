@@ -17,7 +17,7 @@ from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, Zmq
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.wire import NACK_CODES, Close, Events
-from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, classify
+from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, _readonly, classify
 
 from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact, stored_batches
 
@@ -380,3 +380,18 @@ def test_a_tail_is_stored_with_a_rewritten_header_and_sliced_payload() -> None:
     assert tail.columns.seq.tolist() == [5, 6, 7]
     assert json.loads(tail.header)["first_seq"] == 5
     assert decode_events(tail.header, tail.payload, LAYOUT).seq.tolist() == [5, 6, 7]
+
+
+def test_a_received_payload_is_stored_without_a_copy() -> None:
+    """The engine keeps the received frame's read-only view (no copy per batch); anything a
+    caller could still change (a bytearray, a writable view) is copied before it is checked."""
+    frame = bytes(100)
+    view = memoryview(frame)
+    assert _readonly(view) is view
+    assert _readonly(frame) is frame
+    mutable = bytearray(100)
+    kept = _readonly(mutable)
+    mutable[0] = 1
+    assert isinstance(kept, bytes)
+    assert kept[0] == 0
+    assert isinstance(_readonly(memoryview(bytearray(4))), bytes)

@@ -321,7 +321,8 @@ class ZmqIngest:
         if header.type == "EVENTS":
             self.counters.batches += 1
             self.counters.events += header.count
-        body = payload[0].buffer if payload else None
+        # read-only: the frame is ours alone and never written, so it may be stored as it is
+        body = payload[0].buffer.toreadonly() if payload else None
         return Message(identity, header, raw, body, time.monotonic())
 
     # -------------------------------------------------------------------------- replying
