@@ -341,6 +341,25 @@ def test_rules_keep_pending_batches_in_order_until_commit() -> None:
     assert store.records["S1"].next_seq == 10
 
 
+def test_a_new_sessions_first_batch_reads_nothing_back_from_the_store() -> None:
+    """OPEN of a new session primes the rules' cache (nothing stored yet); a re-OPEN of a
+    session holding batches does not, so its next batch loads the stored head and last t."""
+    store = FakeStore()
+    rules = IngestRules(store, lambda info: LAYOUT)
+    reads: list[str] = []
+    store_session, store_batches = store.session, store.batches
+    store.session = lambda sid: reads.append("session") or store_session(sid)  # type: ignore[method-assign]
+    store.batches = lambda sid: reads.append("batches") or store_batches(sid)  # type: ignore[method-assign]
+    assert not isinstance(rules.open(_info()), Reject)
+    assert isinstance(rules.events(*_events_header(0, 5)), Accept)
+    rules.commit()
+    assert reads == []
+    fresh = IngestRules(store, lambda info: LAYOUT)
+    assert not isinstance(fresh.open(_info()), Reject)
+    assert isinstance(fresh.events(*_events_header(5, 5)), Accept)
+    assert reads == ["session", "batches"]
+
+
 def test_a_failed_commit_forgets_the_pending_batches() -> None:
     store = FakeStore()
     rules = IngestRules(store, lambda info: LAYOUT)

@@ -204,7 +204,10 @@ class IngestRules:
         except StoreError as exc:
             return Reject(info.session, "session_conflict", f"session {info.session!r} exists "
                           f"with different details: {exc}")
-        self._state.pop(info.session, None)
+        if record.status == "open" and record.next_seq == 0 and record.batches == 0:
+            self._state[info.session] = _State(record, layout, 0, 0.0)  # new: nothing to read
+        else:
+            self._state.pop(info.session, None)  # loaded (last t included) when next needed
         return record, layout
 
     def close(self, header: Close) -> SessionRecord | Reject:
