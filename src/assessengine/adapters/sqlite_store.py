@@ -613,9 +613,11 @@ class _Checkpointer:
                     wholly = self._checkpoint(db)
                 finally:
                     with self._wake:
-                        self._running, self._tail = False, not wholly
-                        if wholly:  # only what was written during the pass may be uncopied
-                            self._uncopied = self._pending
+                        # the WAL starts over only if nothing was appended during the pass
+                        caught_up = wholly and not self._pending
+                        self._running, self._tail = False, not caught_up
+                        if caught_up:
+                            self._uncopied = 0
                         self._last_pass = time.monotonic()
                         self._wake.notify_all()
         finally:
@@ -636,7 +638,8 @@ class _Checkpointer:
             return self._running
 
     def _checkpoint(self, db: sqlite3.Connection) -> bool:
-        """One background pass; True when it left nothing in the WAL to copy."""
+        """One background pass; True when it copied every frame the WAL had when its last
+        checkpoint started (appends made meanwhile may remain)."""
         try:
             copied = 0
             for _ in range(3):  # again while a pass copied much (appends go on meanwhile)
