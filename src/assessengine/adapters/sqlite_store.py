@@ -19,10 +19,10 @@ a power loss or OS crash the last transactions may be missing, never half there.
 the WAL at every commit and also survives power loss, at the disk's fsync cost.
 
 Checkpoints run in a background thread (`_Checkpointer`): the bulk of copying the WAL into the
-database, and its fsyncs, happen beside the writer, not in an append; now and then the
-writer copies the small remainder, which lets SQLite start the WAL over instead of growing it.
-When the disk cannot keep up, the writer waits for the running checkpoint (back-pressure; the
-WAL stays bounded).
+database, and its fsyncs, happen beside the writer, not in an append; the writer copies only
+the small remainder, which lets SQLite start the WAL over instead of growing it. When the disk
+cannot keep up, the writer waits for the running checkpoint (back-pressure; the WAL stays
+bounded).
 
 Threading: one `SqliteStore` owns one writer connection; its methods may be called from any
 thread and are serialised by a lock. Another process (an HTTP API, `assessengine audit`) may open
@@ -537,12 +537,9 @@ class _Checkpointer:
     """Copies the WAL into the database from a thread of its own, once about `threshold`
     bytes have gone into the WAL (or `CHECKPOINT_INTERVAL_S` after a write): PASSIVE
     checkpoints that run beside the writer, so the bulk of the copy and its fsyncs stay off the
-    append path. SQLite starts the WAL over at the next write once it is wholly copied: a pass
-    that ends with nothing left to copy does that by itself (appends paused meanwhile). Under
-    sustained appends some pages always arrive during a pass, so once more than
-    ``2 * threshold`` bytes went into the WAL since it was last wholly copied, the writer
-    copies what the last pass left (`after_commit`, a short stall on the append path, taken
-    once per that many bytes rather than after every pass), and the WAL starts over.
+    append path. After each pass the writer copies the few pages appended meanwhile
+    (`after_commit`); the WAL is then wholly copied and SQLite starts it over at the next write
+    instead of letting it grow.
 
     Back-pressure: when more than ``4 * threshold`` bytes wait to be copied (the disk is
     slower than the appends), the writer waits for the running pass and copies the rest
@@ -578,8 +575,7 @@ class _Checkpointer:
         """Called by the writer after each commit, holding the store's lock. One checkpoint
         runs at a time (`_running`), so the writer's never collides with a background pass."""
         with self._wake:
-            behind = self._uncopied > 4 * self._threshold
-            if not (behind or (self._tail and self._uncopied > 2 * self._threshold)):
+            if not (self._tail or self._uncopied > 4 * self._threshold):
                 return
             while self._running:  # behind: wait for the pass (back-pressure)
                 self._wake.wait()
@@ -608,16 +604,11 @@ class _Checkpointer:
             return
         try:
             while self._wait():
-                wholly = False
                 try:
-                    wholly = self._checkpoint(db)
+                    self._checkpoint(db)
                 finally:
                     with self._wake:
-                        # the WAL starts over only if nothing was appended during the pass
-                        caught_up = wholly and not self._pending
-                        self._running, self._tail = False, not caught_up
-                        if caught_up:
-                            self._uncopied = 0
+                        self._running, self._tail = False, True
                         self._last_pass = time.monotonic()
                         self._wake.notify_all()
         finally:
@@ -637,18 +628,13 @@ class _Checkpointer:
             self._running = not self._stopping
             return self._running
 
-    def _checkpoint(self, db: sqlite3.Connection) -> bool:
-        """One background pass; True when it copied every frame the WAL had when its last
-        checkpoint started (appends made meanwhile may remain)."""
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
         try:
             copied = 0
             for _ in range(3):  # again while a pass copied much (appends go on meanwhile)
-                _, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if done == frames:
-                    return True
+                done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
                 if (done - copied) * self._page_size < self._threshold // 8:
                     break
                 copied = done
         except sqlite3.Error as exc:  # the next round retries; the writer is unaffected
             log.warning("%s: checkpoint failed: %s", self._path, exc)
-        return False
