@@ -100,6 +100,9 @@ class CompiledRubric:
     tr_slot: NDArray[np.int64]  # `for` run slot (float state) or -1
     sparse: tuple[tuple[int, ...] | None, ...]  # (C,) guards outside which nothing changes
     events_only: NDArray[np.bool_]  # (C,) ... and they are all named (non-sample) events
+    extremes: NDArray[np.bool_]  # (n_signals,) session extremes kept (named by never/always)
+    event_guards: NDArray[np.int64]  # ids of the guards on a named (non-sample) event
+    event_table: NDArray[np.bool_]  # (n_event_codes, len(event_guards)) each code's guard bits
     init_i: NDArray[np.int64]  # (n_state_i,) a fresh session's int state
     init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
     max_ev: int = field(default=1)
@@ -243,6 +246,11 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
     for m in np.flatnonzero(kind == MACHINE):
         init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
         init_f[sf_off[m]] = 0.0
+    extremes = np.zeros(len(scenario.signal_names), np.bool_)
+    for never in np.flatnonzero(kind == NEVER):
+        extremes[b.ev_rows[ev_off[never] : ev_off[never] + ev_len[never]]] = True
+    event_guards = [g for g, guard in enumerate(b.guards) if guard.event_code > 0]
+    n_codes = len(scenario.event_names)
     return CompiledRubric(
         rubric=rubric,
         scenario=scenario,
@@ -274,6 +282,12 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         tr_slot=np.array(b.tr["slot"], np.int64),
         sparse=sparse,
         events_only=np.array([_events_only(g, b.guards) for g in sparse], np.bool_),
+        extremes=extremes,
+        event_guards=np.array(event_guards, np.int64),
+        event_table=np.array(
+            [[b.guards[g].event_code == code for g in event_guards] for code in range(n_codes)],
+            np.bool_,
+        ).reshape(n_codes, len(event_guards)),
         init_i=init_i,
         init_f=init_f,
         max_ev=max([1, *(len(x) for x in ev_names)]),

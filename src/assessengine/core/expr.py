@@ -470,17 +470,23 @@ def evaluate_truth(node: Node, columns: Mapping[str, FloatArray], n: int) -> NDA
     """Where the condition holds (is TRUE); unknown does not hold.
 
     Equivalent to ``evaluate(node, ...) == TRUE`` but faster: it works on boolean masks,
-    (is true, is false), and only computes "is false" under a ``not``.
+    (is true, is false), computing for each sub-condition only the side that is needed ("is
+    false" only under a ``not``, and then not "is true").
     """
-    return _holds(node, columns, n, want_false=False)[0]
+    true = _holds(node, columns, n, want_false=False)[0]
+    assert true is not None
+    return true
 
 
 def evaluate_indicator(node: Node, columns: Mapping[str, FloatArray], n: int) -> FloatArray:
     """A condition as numbers: 1.0 where true, 0.0 where false, NaN where unknown."""
     true, false = _holds(node, columns, n, want_false=True)
-    out = np.full(n, np.nan)
-    out[true] = 1.0
-    out[false] = 0.0
+    assert true is not None
+    assert false is not None
+    out = true.astype(np.float64)
+    unknown = ~(true | false)
+    if unknown.any():
+        np.copyto(out, np.nan, where=unknown)
     return out
 
 
@@ -489,39 +495,50 @@ BoolArray = NDArray[np.bool_]
 
 
 def _holds(
-    node: Node, columns: Mapping[str, FloatArray], n: int, *, want_false: bool
-) -> tuple[BoolArray, BoolArray | None]:
-    """(is TRUE, is FALSE or None when not wanted). NaN comparisons are False both ways."""
+    node: Node,
+    columns: Mapping[str, FloatArray],
+    n: int,
+    *,
+    want_false: bool,
+    want_true: bool = True,
+) -> tuple[BoolArray | None, BoolArray | None]:
+    """(is TRUE, is FALSE), each None when not wanted. NaN comparisons are False both ways."""
     if isinstance(node, Compare):
         left, right = _operand(node.left, columns, n), _operand(node.right, columns, n)
         if isinstance(left, float) and isinstance(right, float):
             left = np.full(n, left)
         with np.errstate(invalid="ignore"):
-            true = _CMP[node.op](left, right)
+            true = _CMP[node.op](left, right) if want_true else None
             false = _CMP[_NEGATED[node.op]](left, right) if want_false else None
-        if node.op in ("==", "!="):  # NaN != x is True in IEEE; a missing value is unknown
-            known = ~(np.isnan(left) | np.isnan(right))
-            if node.op == "!=":
-                true &= known
-            elif false is not None:
-                false &= known
+        # NaN != x is True in IEEE; a missing value is unknown
+        inequal = true if node.op == "!=" else false if node.op == "==" else None
+        if inequal is not None:
+            inequal &= ~(np.isnan(left) | np.isnan(right))
         return true, false
-    if isinstance(node, Not):
-        true, false = _holds(node.operand, columns, n, want_false=True)
-        assert false is not None
-        return false, true
+    if isinstance(node, Not):  # only the sides wanted of the operand, swapped
+        false, true = _holds(node.operand, columns, n, want_false=want_true, want_true=want_false)
+        return true, false
     if isinstance(node, Logic):
-        lt, lf = _holds(node.left, columns, n, want_false=want_false)
-        rt, rf = _holds(node.right, columns, n, want_false=want_false)
+        lt, lf = _holds(node.left, columns, n, want_false=want_false, want_true=want_true)
+        rt, rf = _holds(node.right, columns, n, want_false=want_false, want_true=want_true)
+        true = false = None
         if node.op == "and":
-            return lt & rt, (lf | rf) if lf is not None and rf is not None else None
-        return lt | rt, (lf & rf) if lf is not None and rf is not None else None
+            if lt is not None and rt is not None:
+                true = lt & rt
+            if lf is not None and rf is not None:
+                false = lf | rf
+        else:
+            if lt is not None and rt is not None:
+                true = lt | rt
+            if lf is not None and rf is not None:
+                false = lf & rf
+        return true, false
     if isinstance(node, Call) and node.fn == "between":
         x, lo, hi = (_operand(a, columns, n) for a in node.args)
         if isinstance(x, float):
             x = np.full(n, x)
         with np.errstate(invalid="ignore"):
-            true = (x >= lo) & (x <= hi)
+            true = ((x >= lo) & (x <= hi)) if want_true else None
             false = ((x < lo) | (x > hi)) if want_false else None
         return true, false
     raise TypeError(f"not a condition: {unparse(node)}")

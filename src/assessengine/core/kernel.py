@@ -11,7 +11,8 @@ interact, so criterion-major order gives the same results as event-major order.
 State per session slot:
   sess_i (cap, 3)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS
   sess_f (cap, 2 + 3 n_sig)  FIRST_T, LAST_T, then per signal block: held values (NaN =
-                             missing), session minimum, session maximum
+                             missing), session minimum, session maximum (kept only for the
+                             signals that never/always criteria name, else NaN)
   si (cap, n_state_i)        int64 per-criterion state, at `tables.io[c]`
   sf (cap, n_state_f)        float64 per-criterion state, at `tables.fo[c]`
   verdict (cap, C)           int8 verdict codes (compiler.PENDING ...)
@@ -74,57 +75,76 @@ def admit(sess, seq, t, sess_i, sess_f, ordinal):
     that sparse automata can tell whether two rows they visit are consecutive in the session.
 
     Returns -1 when every row is admitted, else the index of the first row whose seq does not
-    increase, whose t goes backwards, or whose t is negative or not finite (state unchanged).
+    increase, whose t goes backwards, or whose t is negative or not finite (state unchanged:
+    each session's columns are saved when the batch first touches it, and restored).
     """
     n = sess.shape[0]
-    saved_i = np.empty((n, 3), np.int64)
-    saved_f = np.empty((n, 2), np.float64)
+    cap = sess_i.shape[0]
+    touched = np.zeros(cap, np.bool_)
+    saved_i = np.empty((cap, 3), np.int64)
+    saved_f = np.empty((cap, 2), np.float64)
     for i in range(n):
         s = sess[i]
         ti = t[i]
-        bad = not (ti >= 0.0 and ti < math.inf)
-        if sess_i[s, N_EVENTS] > 0 and (seq[i] <= sess_i[s, LAST_SEQ] or ti < sess_f[s, LAST_T]):
-            bad = True
-        if bad:
-            for j in range(i - 1, -1, -1):
-                r = sess[j]
-                for k in range(3):
-                    sess_i[r, k] = saved_i[j, k]
-                sess_f[r, FIRST_T] = saved_f[j, 0]
-                sess_f[r, LAST_T] = saved_f[j, 1]
+        n_events = sess_i[s, N_EVENTS]
+        if not (ti >= 0.0 and ti < math.inf) or (
+            n_events > 0 and (seq[i] <= sess_i[s, LAST_SEQ] or ti < sess_f[s, LAST_T])
+        ):
+            for r in range(cap):
+                if touched[r]:
+                    for k in range(3):
+                        sess_i[r, k] = saved_i[r, k]
+                    sess_f[r, FIRST_T] = saved_f[r, 0]
+                    sess_f[r, LAST_T] = saved_f[r, 1]
             return i
-        for k in range(3):
-            saved_i[i, k] = sess_i[s, k]
-        saved_f[i, 0] = sess_f[s, FIRST_T]
-        saved_f[i, 1] = sess_f[s, LAST_T]
-        ordinal[i] = sess_i[s, N_EVENTS]
-        if sess_i[s, N_EVENTS] == 0:
+        if not touched[s]:
+            touched[s] = True
+            for k in range(3):
+                saved_i[s, k] = sess_i[s, k]
+            saved_f[s, 0] = sess_f[s, FIRST_T]
+            saved_f[s, 1] = sess_f[s, LAST_T]
+        ordinal[i] = n_events
+        if n_events == 0:
             sess_i[s, FIRST_SEQ] = seq[i]
             sess_f[s, FIRST_T] = ti
         sess_i[s, LAST_SEQ] = seq[i]
-        sess_i[s, N_EVENTS] += 1
+        sess_i[s, N_EVENTS] = n_events + 1
         sess_f[s, LAST_T] = ti
     return -1
 
 
 @njit(cache=True, nogil=True)
-def hold(sess, raw, sess_f, held):
+def hold(sess, raw, sess_f, held, extremes):
     """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i.
-    Also keeps each signal's session minimum and maximum (of the values reported so far)."""
+    Also keeps the session minimum and maximum (of the values reported so far) of each signal
+    k with extremes[k] (the others' stay NaN). Signal by signal: one short loop each."""
     n_sig, n = raw.shape
-    for i in range(n):
-        s = sess[i]
-        for k in range(n_sig):
-            x = raw[k, i]
-            if x == x:
-                sess_f[s, HELD + k] = x
-                lo = HELD + n_sig + k
-                hi = HELD + 2 * n_sig + k
-                if not (sess_f[s, lo] <= x):
-                    sess_f[s, lo] = x
-                if not (sess_f[s, hi] >= x):
-                    sess_f[s, hi] = x
-            held[k, i] = sess_f[s, HELD + k]
+    for k in range(n_sig):
+        h, lo, hi = HELD + k, HELD + n_sig + k, HELD + 2 * n_sig + k
+        src = raw[k]
+        dst = held[k]
+        if extremes[k]:
+            for i in range(n):
+                s = sess[i]
+                x = src[i]
+                if x == x:
+                    sess_f[s, h] = x
+                    if not (sess_f[s, lo] <= x):
+                        sess_f[s, lo] = x
+                    if not (sess_f[s, hi] >= x):
+                        sess_f[s, hi] = x
+                else:
+                    x = sess_f[s, h]
+                dst[i] = x
+        else:
+            for i in range(n):
+                s = sess[i]
+                x = src[i]
+                if x == x:
+                    sess_f[s, h] = x
+                else:
+                    x = sess_f[s, h]
+                dst[i] = x
 
 
 @njit(cache=True, nogil=True)

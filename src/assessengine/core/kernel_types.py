@@ -42,7 +42,7 @@ class Tables(NamedTuple):
 class Rows(NamedTuple):
     """One batch, as the automata see it."""
 
-    sess: NDArray[np.int32]  # (n,) session slot
+    sess: NDArray[np.uint32]  # (n,) session slot
     seq: Ints  # (n,)
     t: Floats  # (n,)
     guards: NDArray[np.bool_]  # (n_guards, n)

@@ -123,19 +123,31 @@ class ScoringState:
 
 
 def columns_for(
-    compiled: CompiledRubric, batch: EventBatch, values: NDArray[np.float64]
+    compiled: CompiledRubric,
+    batch: EventBatch,
+    values: NDArray[np.float64],
+    nonsample: NDArray[np.intp] | None = None,
 ) -> NDArray[np.bool_]:
     """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
-    the held signals, and return the guard matrix (n_guards, n)."""
+    the held signals, and return the guard matrix (n_guards, n).
+
+    Guards on named events are false on sample rows: they are set all at once on the batch's
+    non-sample rows (`nonsample`, computed if not given) from the per-event-code table."""
     n = len(batch)
     names = compiled.scenario.signal_names
     columns = {name: values[k] for k, name in enumerate(names)}
     guards = np.empty((len(compiled.guards), n), np.bool_)
+    named = compiled.event_guards
+    if named.shape[0]:
+        if nonsample is None:
+            nonsample = np.flatnonzero(batch.event != 0)
+        guards[named] = False
+        guards[named[:, None], nonsample] = compiled.event_table[batch.event[nonsample]].T
     for g, guard in enumerate(compiled.guards):
-        if guard.condition is None:
-            np.equal(batch.event, guard.event_code, out=guards[g])
-        else:
+        if guard.condition is not None:
             guards[g] = expr.evaluate_truth(guard.condition, columns, n)
+        elif guard.event_code <= 0:
+            np.equal(batch.event, guard.event_code, out=guards[g])
     for j, node in enumerate(compiled.value_exprs):
         row = len(names) + j
         if expr.kind_of(node) == "num":
@@ -178,8 +190,13 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         raise ScoringError(
             f"batch has {batch.signals.shape[0]} signal rows, scenario has {compiled.n_signals}"
         )
-    ordinal = np.empty(len(batch), np.int64)
-    bad = kernel.admit(batch.session, batch.seq, batch.t, state.sess_i, state.sess_f, ordinal)
+    n = len(batch)
+    if n and not (batch.session.min() >= 0 and batch.session.max() < state.capacity):
+        raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
+    # unsigned slots: the kernel then does no negative-index fix-up at each access
+    sess = batch.session.astype(np.int32, copy=False).view(np.uint32)
+    ordinal = np.empty(n, np.int64)
+    bad = kernel.admit(sess, batch.seq, batch.t, state.sess_i, state.sess_f, ordinal)
     if bad >= 0:
         raise ScoringError(
             f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
@@ -187,17 +204,18 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         )
     n_sig = compiled.n_signals
     values = np.empty((n_sig + len(compiled.value_exprs), len(batch)), np.float64)
-    kernel.hold(batch.session, batch.signals, state.sess_f, values[:n_sig])
-    guards = columns_for(compiled, batch, values)
-    visit, visit_off = _sparse_rows(compiled, batch, guards)
+    kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
+    nonsample = np.flatnonzero(batch.event != 0)
+    guards = columns_for(compiled, batch, values, nonsample)
+    visit, visit_off = _sparse_rows(compiled, nonsample, guards)
     out = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
-    rows = Rows(batch.session, batch.seq, batch.t, guards, values, ordinal)
+    rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     return _decisions(out)
 
 
 def _sparse_rows(
-    compiled: CompiledRubric, batch: EventBatch, guards: NDArray[np.bool_]
+    compiled: CompiledRubric, nonsample: NDArray[np.intp], guards: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The rows each sparse criterion must visit, concatenated, and per criterion its
     [start, end) in them ((-1, -1) for criteria that visit every row). Criteria whose guards are
@@ -213,7 +231,7 @@ def _sparse_rows(
         key = None if compiled.events_only[c] else gids
         if key not in placed:
             if key is None:
-                rows = np.flatnonzero(batch.event)
+                rows = nonsample
             elif len(key) == 1:
                 rows = np.flatnonzero(guards[key[0]])
             else:
