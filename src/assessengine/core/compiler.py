@@ -92,6 +92,7 @@ class CompiledRubric:
     # explicit machines, flat over all machine criteria
     state_first: NDArray[np.int64]  # (n_machine_states,) first transition
     state_count: NDArray[np.int64]  # (n_machine_states,)
+    state_quiet: NDArray[np.int64]  # (n_machine_states,) 1: only its wake guards can move it
     tr_on: NDArray[np.int64]  # (n_transitions,) guard or -1
     tr_when: NDArray[np.int64]  # guard or -1
     tr_for: NDArray[np.float64]  # seconds or NaN
@@ -113,8 +114,8 @@ class CompiledRubric:
         return Tables(
             self.kind, self.params_i, self.params_f, self.lists, self.repeat, self.list_off,
             self.list_len, self.ev_rows, self.ev_off, self.ev_len, self.state_i_off,
-            self.state_f_off, self.state_first, self.state_count, self.tr_on, self.tr_when,
-            self.tr_for, self.tr_after, self.tr_to, self.tr_slot,
+            self.state_f_off, self.state_first, self.state_count, self.state_quiet, self.tr_on,
+            self.tr_when, self.tr_for, self.tr_after, self.tr_to, self.tr_slot,
         )  # fmt: skip
 
     @property
@@ -140,6 +141,7 @@ class _Builder:
         self.n_f = 0
         self.states_first: list[int] = []
         self.states_count: list[int] = []
+        self.states_quiet: list[int] = []
         self.tr: dict[str, list[float]] = {
             k: [] for k in ("on", "when", "for", "after", "to", "slot")
         }
@@ -228,7 +230,7 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         b.ev_rows.extend(scenario.signal_index[name] for name in names)
         k = _compile_criterion(b, crit, pi[c], pf[c])
         kind[c] = k
-        if crit.all_before is not None or crit.sequence is not None:
+        if crit.all_before is not None or crit.sequence is not None or crit.machine is not None:
             list_off[c], list_len[c] = int(pi[c, 7]), int(pi[c, 6])
         width_i, width_f = _STATE_WIDTH[k]
         if k == NEVER:
@@ -274,6 +276,7 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         n_state_f=max(b.n_f, 1),
         state_first=np.array(b.states_first, np.int64),
         state_count=np.array(b.states_count, np.int64),
+        state_quiet=np.array(b.states_quiet, np.int64),
         tr_on=np.array(b.tr["on"], np.int64),
         tr_when=np.array(b.tr["when"], np.int64),
         tr_for=np.array(b.tr["for"], np.float64),
@@ -313,7 +316,8 @@ def _compile_criterion(
       DURATION   i[0] from guard, i[1] to guard;      f[0] min, f[1] max
       METRIC     i[0] value row, i[1] where guard (-1), i[2] aggregate; f[0] at_least, f[1] at_most
       MACHINE    i[0] first state (global), i[1] n states, i[2] initial (local), i[3] at_end
-                 verdict, i[4] number of `for` run slots
+                 verdict, i[4] number of `for` run slots; list = the wake guards of its
+                 quiet states (see `_compile_machine`)
     (i[6], i[7] = list length and offset, for kinds that use a list.)
     """
     if crit.never is not None or crit.always is not None:
@@ -377,13 +381,18 @@ def _compile_machine(b: _Builder, machine: Machine, pi: NDArray[np.int64]) -> No
     pi[0], pi[1], pi[2] = len(b.states_first), len(names), local[machine.initial]
     pi[3] = VERDICT_CODES[machine.at_end]
     slots = 0
+    wake: list[int] = []
     for name in names:
         transitions = machine.states[name]
         b.states_first.append(len(b.tr["to"]))
         b.states_count.append(len(transitions))
+        guards: list[int] = []
         for tr in transitions:
-            b.tr["on"].append(-1 if tr.on is None else b.event_guard(tr.on))
-            b.tr["when"].append(-1 if tr.when is None else b.condition_guard(tr.when.root))
+            on = -1 if tr.on is None else b.event_guard(tr.on)
+            when = -1 if tr.when is None else b.condition_guard(tr.when.root)
+            guards.append(on if on >= 0 else when)
+            b.tr["on"].append(on)
+            b.tr["when"].append(when)
             b.tr["for"].append(math.nan if tr.for_ is None else tr.for_)
             b.tr["after"].append(math.nan if tr.after is None else tr.after)
             b.tr["to"].append(local[tr.to])
@@ -392,7 +401,15 @@ def _compile_machine(b: _Builder, machine: Machine, pi: NDArray[np.int64]) -> No
                 slots += 1
             else:
                 b.tr["slot"].append(-1)
+        # quiet: every transition guarded (event or condition), none with `for` or `after`; at
+        # a row where none of those guards holds (its `on` event, else its `when`), nothing
+        # can happen in this state, so the kernel skips the row after a glance at the wake guards
+        quiet = all(g >= 0 and tr.for_ is None and tr.after is None
+                    for g, tr in zip(guards, transitions, strict=True))  # fmt: skip
+        b.states_quiet.append(int(quiet))
+        wake.extend(g for g in guards if quiet and g not in wake)
     pi[4] = slots
+    pi[7], pi[6] = b.add_list(wake)
 
 
 def sparse_guards(

@@ -604,11 +604,21 @@ def machine(c, idx, tables, batch, state, out):
 
     si: current state (local), seq of entry (-1: the initial state);
     sf: t of entry, then the start t of each `for` run (NaN = no run).
+    list = the wake guards: a row where none holds leaves a session in a quiet state as it is.
     """
     io, fo, base, n_slots = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 4]
+    l0, ln = tables.list_off[c], tables.list_len[c]
     si, sf = state.si, state.sf
     for i in idx:
         s = batch.sess[i]
+        if tables.state_quiet[base + si[s, io]]:
+            woken = False
+            for j in range(ln):
+                if batch.guards[tables.lists[l0 + j], i]:
+                    woken = True
+                    break
+            if not woken:
+                continue
         if state.verdict[s, c] != PENDING:
             continue
         t = batch.t[i]

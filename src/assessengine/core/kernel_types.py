@@ -31,6 +31,7 @@ class Tables(NamedTuple):
     fo: Ints  # (C,) offset of each criterion's float state
     state_first: Ints  # machines: first transition of each state
     state_count: Ints  # machines: transitions of each state
+    state_quiet: Ints  # machines: 1 if only the machine's wake guards can move the state
     tr_on: Ints  # transitions: event guard or -1
     tr_when: Ints  # condition guard or -1
     tr_for: Floats  # seconds or NaN
