@@ -498,9 +498,13 @@ def duration(c, idx, tables, batch, state, out):
     si, sf = state.si, state.sf
     for i in idx:
         s = batch.sess[i]
-        if state.verdict[s, c] != PENDING:
+        if si[s, io] == 0:  # waiting for A (never decided): only an A row matters
+            if batch.guards[a, i] and state.verdict[s, c] == PENDING:
+                si[s, io] = 1
+                si[s, io + 1] = batch.seq[i]
+                sf[s, fo] = batch.t[i]
             continue
-        if si[s, io] == 1:
+        if state.verdict[s, c] == PENDING:
             v = PENDING
             if batch.t[i] > sf[s, fo] + hi:
                 v = FAIL
@@ -509,11 +513,6 @@ def duration(c, idx, tables, batch, state, out):
                 v = FAIL if (elapsed < lo or elapsed > hi) else PASS
             if v != PENDING:
                 decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
-            continue
-        if batch.guards[a, i]:
-            si[s, io] = 1
-            si[s, io + 1] = batch.seq[i]
-            sf[s, fo] = batch.t[i]
 
 
 @njit(cache=True, nogil=True)
@@ -608,12 +607,13 @@ def machine(c, idx, tables, batch, state, out):
     """
     io, fo, base, n_slots = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 4]
     l0, ln = tables.list_off[c], tables.list_len[c]
+    wake0 = tables.lists[l0] if ln > 0 else 0
     si, sf = state.si, state.sf
     for i in idx:
         s = batch.sess[i]
-        if tables.state_quiet[base + si[s, io]]:
+        if tables.state_quiet[base + si[s, io]] and not (ln > 0 and batch.guards[wake0, i]):
             woken = False
-            for j in range(ln):
+            for j in range(1, ln):
                 if batch.guards[tables.lists[l0 + j], i]:
                     woken = True
                     break
