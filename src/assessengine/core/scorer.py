@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +24,8 @@ from . import expr, kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
 from .kernel_types import Out, Rows, State
+
+SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class ScoringState:
         self.si = np.zeros((0, compiled.n_state_i), np.int64)
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
+        self._scratch: dict[str, NDArray[Any]] = {}
         self._grow(max(capacity, 1))
 
     @classmethod
@@ -102,6 +106,21 @@ class ScoringState:
             del self.session_of[slot]
             self._free.append(slot)
 
+    def scratch(self, name: str, shape: tuple[int, int], dtype: type) -> NDArray[Any]:
+        """A C-contiguous work array of this shape, reused from step to step (fresh arrays of
+        megabytes cost a page fault per 4 KiB at every step) up to SCRATCH_ROWS columns; valid
+        until the next call with this name."""
+        rows, n = shape
+        if n > SCRATCH_ROWS:
+            return np.empty(shape, dtype)
+        buf = self._scratch.get(name)
+        if buf is None or buf.dtype != dtype or buf.shape[0] != rows or buf.shape[1] < n:
+            buf = self._scratch[name] = np.empty((rows, max(n, 1)), dtype)
+        if buf.shape[1] == n:
+            return buf
+        flat = buf.reshape(-1)[: rows * n]  # a C-contiguous prefix, viewed as (rows, n)
+        return flat.reshape(rows, n)
+
     def _reset(self, slot: int) -> None:
         self.sess_i[slot] = (-1, -1, 0)
         self.sess_f[slot] = np.nan
@@ -127,16 +146,18 @@ def columns_for(
     batch: EventBatch,
     values: NDArray[np.float64],
     nonsample: NDArray[np.intp] | None = None,
+    guards: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
-    the held signals, and return the guard matrix (n_guards, n).
+    the held signals, and return the guard matrix (n_guards, n) (filled into `guards` if given).
 
     Guards on named events are false on sample rows: they are set all at once on the batch's
     non-sample rows (`nonsample`, computed if not given) from the per-event-code table."""
     n = len(batch)
     names = compiled.scenario.signal_names
     columns = {name: values[k] for k, name in enumerate(names)}
-    guards = np.empty((len(compiled.guards), n), np.bool_)
+    if guards is None:
+        guards = np.empty((len(compiled.guards), n), np.bool_)
     named = compiled.event_guards
     if named.shape[0]:
         if nonsample is None:
@@ -195,7 +216,7 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
     # unsigned slots: the kernel then does no negative-index fix-up at each access
     sess = batch.session.astype(np.int32, copy=False).view(np.uint32)
-    ordinal = np.empty(n, np.int64)
+    ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     bad = kernel.admit(sess, batch.seq, batch.t, state.sess_i, state.sess_f, ordinal)
     if bad >= 0:
         raise ScoringError(
@@ -203,10 +224,11 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
             f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
         )
     n_sig = compiled.n_signals
-    values = np.empty((n_sig + len(compiled.value_exprs), len(batch)), np.float64)
+    values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
     nonsample = np.flatnonzero(batch.event != 0)
-    guards = columns_for(compiled, batch, values, nonsample)
+    guards = state.scratch("guards", (len(compiled.guards), n), np.bool_)
+    columns_for(compiled, batch, values, nonsample, guards)
     visit, visit_off = _sparse_rows(compiled, nonsample, guards)
     out = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
