@@ -10,6 +10,9 @@ ACK after commit, scoring on).
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
   the sender for every batch.
 
+* sink: the same sender and frames against a socket that answers at once and stores nothing,
+  the ceiling of the harness and the loopback transport on this machine (same run).
+
 The sender speaks the protocol on a bare DEALER socket with frames encoded before the clock
 starts, so the figures are the engine's, not the client library's.
 Run: pytest bench/test_bench_engine.py --benchmark-only -s
@@ -21,6 +24,7 @@ import gc
 import json
 import multiprocessing
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -322,6 +326,79 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
 )
 def test_columns_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:
     _throughput(benchmark, bench_engine, "columns-v1")
+
+
+class _Sink:
+    """A ROUTER that answers at once (OPENED, ACK, CLOSED) and stores nothing: what the sender
+    and the loopback transport alone reach on this machine, the ceiling for the engine's
+    figures measured in the same run."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.socket: zmq.Socket[bytes] = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        port = self.socket.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop:
+            if not self.socket.poll(100):
+                continue
+            while True:
+                try:
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                h = json.loads(frames[1].bytes)
+                sid = h.get("session")
+                last = h.get("first_seq", 0) + h.get("count", 0) - 1
+                reply = {"OPEN": {"type": "OPENED", "session": sid},
+                         "CLOSE": {"type": "CLOSED", "session": sid},
+                         "EVENTS": {"type": "ACK", "session": sid, "seq": last}}  # fmt: skip
+                if h.get("type") in reply:
+                    self.socket.send_multipart([frames[0].bytes,
+                                                json.dumps(reply[h["type"]]).encode()])  # fmt: skip
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join()
+        self.socket.close(linger=0)
+        self.context.term()
+
+
+@pytest.mark.parametrize("frame_bytes", [64 * 2**10, 2**20], ids=["64KiB", "1MiB"])
+def test_columns_v1_sender_to_a_sink(benchmark: Any, frame_bytes: int) -> None:
+    """The harness's ceiling: the same sender and frames against `_Sink`."""
+    sink = _Sink()
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    args = (child, sink.endpoint, "columns-v1", 1000, frame_bytes)
+    process = context.Process(target=_sender, args=args)
+    process.start()
+    results: list[tuple[float, int]] = []
+    try:
+        assert parent.poll(120)
+        assert parent.recv() == "planned"
+
+        def one_round() -> None:
+            parent.send(f"r{len(results)}")
+            assert parent.recv() == "ready"
+            parent.send("go")
+            elapsed, events, complete = parent.recv()
+            assert complete
+            results.append((elapsed, events))
+
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    finally:
+        parent.send(None)
+        process.join(30)
+        sink.close()
+    elapsed, events = min(results)
+    benchmark.extra_info.update(events_per_round=events, events_per_s_acked=round(events / elapsed))
+    print(f"\nsink: {benchmark.extra_info}")
 
 
 @pytest.mark.parametrize("bench_engine", [("json-v1", 100, 256 * 2**10)], indirect=True)
