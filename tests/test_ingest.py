@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import SessionInfo
+from assessengine.adapters.store import SessionInfo, kept_payload
 from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, ZmqIngest, check_bind
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.wire import NACK_CODES, Close, Events
-from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, _readonly, classify
+from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, classify
 
 from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact, stored_batches
 
@@ -406,11 +406,11 @@ def test_a_received_payload_is_stored_without_a_copy() -> None:
     caller could still change (a bytearray, a writable view) is copied before it is checked."""
     frame = bytes(100)
     view = memoryview(frame)
-    assert _readonly(view) is view
-    assert _readonly(frame) is frame
+    assert kept_payload(view) is view
+    assert kept_payload(frame) is frame
     mutable = bytearray(100)
-    kept = _readonly(mutable)
+    kept = kept_payload(mutable)
     mutable[0] = 1
     assert isinstance(kept, bytes)
     assert kept[0] == 0
-    assert isinstance(_readonly(memoryview(bytearray(4))), bytes)
+    assert isinstance(kept_payload(memoryview(bytearray(4))), bytes)

@@ -23,7 +23,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .adapters.store import Payload, SessionInfo, SessionRecord, Store, StoredBatch, StoreError
+from .adapters.store import (
+    Payload,
+    SessionInfo,
+    SessionRecord,
+    Store,
+    StoredBatch,
+    StoreError,
+    kept_payload,
+)
 from .core.codec import (
     COLUMNS_V1,
     Bytes,
@@ -137,7 +145,7 @@ class IngestRules:
         if case == "gap":
             return Reject(session, "gap", f"batch starts at seq {header.first_seq}, the session "
                           f"expects seq {state.next_seq}", expected_seq=state.next_seq)
-        return self._accept(state, header, raw_header, _readonly(payload),
+        return self._accept(state, header, raw_header, kept_payload(payload),
                             skip=state.next_seq - header.first_seq)  # fmt: skip
 
     def _accept(
@@ -292,13 +300,3 @@ class IngestRules:
     def forget(self, session: str) -> None:
         """Drop the cached state of `session` (it is reloaded from the store when needed)."""
         self._state.pop(session, None)
-
-
-def _readonly(payload: Bytes) -> Payload:
-    """The payload to keep: a received frame's read-only view as it is (no copy), anything
-    mutable copied (it could change after it was checked)."""
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous:
-        return payload
-    return bytes(payload)

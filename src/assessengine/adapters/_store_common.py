@@ -13,7 +13,16 @@ from typing import Any, Final, get_args
 import orjson
 
 from ..core import chain
-from .store import BatchRefusedError, Payload, SessionInfo, Source, Status, StoredBatch, StoreError
+from .store import (
+    BatchRefusedError,
+    Payload,
+    SessionInfo,
+    Source,
+    Status,
+    StoredBatch,
+    StoreError,
+    kept_payload,
+)
 
 AppendItem = tuple[str, int, int, str, bytes, Payload]
 """(session, first_seq, count, encoding, header, payload), as `Store.append_batches` takes."""
@@ -120,11 +129,7 @@ def check_items(items: Sequence[AppendItem]) -> list[AppendItem]:
         if problem:
             raise BatchRefusedError(f"item {index}: {problem}", index=index, session=str(item[0]))
         session, first_seq, count, encoding, header, payload = item
-        if not isinstance(payload, bytes) and not (
-            isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous
-        ):
-            payload = bytes(payload)  # a bytearray or writable view could change under us
-        checked.append((session, first_seq, count, encoding, bytes(header), payload))
+        checked.append((session, first_seq, count, encoding, bytes(header), kept_payload(payload)))
     return checked
 
 

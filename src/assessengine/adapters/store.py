@@ -73,6 +73,16 @@ Payload = bytes | memoryview
 it received without copying it). Batches read back from a store always hold `bytes`."""
 
 
+def kept_payload(payload: bytes | bytearray | memoryview) -> Payload:
+    """The payload to keep: `bytes` or a read-only contiguous view as it is (no copy), anything
+    mutable copied (it could change after it was checked)."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous:
+        return payload
+    return bytes(payload)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     """A batch exactly as it arrived (header and payload bytes), with its place in the chain."""

@@ -49,33 +49,18 @@ def _seq(x: int) -> int | None:
     return None if x < 0 else x
 
 
-def evidence_of(compiled: CompiledRubric, decisions: Decisions, row: int) -> Evidence:
-    """The evidence of one decision row."""
-    return evidence_rows(compiled, decisions, rows=slice(row, row + 1))[0]
-
-
-def evidence_rows(
-    compiled: CompiledRubric, decisions: Decisions, *, rows: slice | None = None
-) -> list[Evidence]:
-    """The evidence of every decision row (or of `rows`), in order. Reads each column once
-    (`tolist`): this runs for every decision the live engine saves."""
-    take = slice(None) if rows is None else rows
-    criterion = decisions.criterion[take].tolist()
-    seq = decisions.seq[take].tolist()
-    t = decisions.t[take].tolist()
-    t_start = decisions.t_start[take].tolist()
-    seq_start = decisions.seq_start[take].tolist()
-    measured = decisions.measured[take].tolist()
-    raw_values = decisions.values[take].tolist()
+def evidence_rows(compiled: CompiledRubric, decisions: Decisions) -> list[Evidence]:
+    """The evidence of every decision row, in order. Reads each column once (`tolist`): this
+    runs for every decision the live engine saves."""
+    d = decisions
     out: list[Evidence] = []
     for c, s, tt, ts, ss, m, raw in zip(
-        criterion, seq, t, t_start, seq_start, measured, raw_values, strict=True
-    ):
+        d.criterion.tolist(), d.seq.tolist(), d.t.tolist(), d.t_start.tolist(),
+        d.seq_start.tolist(), d.measured.tolist(), d.values.tolist(), strict=True,
+    ):  # fmt: skip
         names = compiled.ev_names[c]
         values: dict[str, Value]
-        if not names:
-            values = {}
-        elif int(compiled.kind[c]) == NEVER:
+        if int(compiled.kind[c]) == NEVER:
             values = {
                 name: {"min": _number(raw[2 * k]), "max": _number(raw[2 * k + 1])}
                 for k, name in enumerate(names)
