@@ -16,6 +16,8 @@ State per session slot:
   si (cap, n_state_i)        int64 per-criterion state, at `tables.io[c]`
   sf (cap, n_state_f)        float64 per-criterion state, at `tables.fo[c]`
   verdict (cap, C)           int8 verdict codes (compiler.PENDING ...)
+si, sf and verdict are field-major (Fortran order; see `scorer.ScoringState._grow`): the
+loops index them the same way whatever the layout.
 
 Decisions are appended to `out.oi` (m, 5) = slot, criterion, verdict, seq, seq_start and
 `out.of` (m, 3 + 2 * max_ev) = t, t_start, measured, values...; `out.nd[0]` counts them.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -129,16 +129,24 @@ class ScoringState:
         self.verdict[slot] = 0
 
     def _grow(self, capacity: int) -> None:
-        extra = capacity - self.capacity
-        self.sess_i = np.concatenate([self.sess_i, np.zeros((extra, 3), np.int64)])
-        self.sess_f = np.concatenate([self.sess_f, np.zeros((extra, self.sess_f.shape[1]))])
-        self.si = np.concatenate([self.si, np.zeros((extra, self.si.shape[1]), np.int64)])
-        self.sf = np.concatenate([self.sf, np.zeros((extra, self.sf.shape[1]))])
-        self.verdict = np.concatenate(
-            [self.verdict, np.zeros((extra, self.verdict.shape[1]), np.int8)]
-        )
+        """Make room for `capacity` slots. The criteria's state (si, sf, verdict) is kept
+        field-major (Fortran order): one criterion's pass over a batch then reads one compact
+        column per field (8 KB for 1,000 sessions, cache-resident) instead of a cache line per
+        session; the session columns (sess_i, sess_f) stay row-major, as each row reads many."""
+        self.sess_i = _grown(self.sess_i, capacity, "C")
+        self.sess_f = _grown(self.sess_f, capacity, "C")
+        self.si = _grown(self.si, capacity, "F")
+        self.sf = _grown(self.sf, capacity, "F")
+        self.verdict = _grown(self.verdict, capacity, "F")
         self._free.extend(range(capacity - 1, self.capacity - 1, -1))
         self.capacity = capacity
+
+
+def _grown(a: NDArray[Any], capacity: int, order: Literal["C", "F"]) -> NDArray[Any]:
+    """`a` (rows, k) with zero rows appended up to `capacity`, in the given memory order."""
+    out = np.zeros((capacity, a.shape[1]), a.dtype, order=order)
+    out[: a.shape[0]] = a
+    return out
 
 
 def columns_for(
