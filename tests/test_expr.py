@@ -19,10 +19,10 @@ from assessengine.core.expr import (
     Not,
     Num,
     evaluate,
-    evaluate_truth,
     name_positions,
     parse,
 )
+from assessengine.core.masks import compile_masks
 
 NAN = float("nan")
 
@@ -225,10 +225,11 @@ def test_abs_and_negation() -> None:
     assert _truth("abs(a) > 1 and -a < 0", a=[-2.0, 2.0, 0.5]) == [FALSE, TRUE, FALSE]
 
 
-def test_unknown_does_not_hold() -> None:
-    held = evaluate_truth(parse("a < 10").root, _columns(a=[5.0, NAN, 20.0]), 3)
-    assert held.tolist() == [True, False, False]
-    assert held.dtype == np.bool_
+def test_unknown_does_not_hold_as_a_guard() -> None:
+    program = compile_masks(("a",), [parse("a < 10").root], [])
+    masks = np.empty((program.n_masks, 3), np.bool_)
+    program.run(np.array([[5.0, NAN, 20.0]]), masks)
+    assert masks[0].tolist() == [True, False, False]
 
 
 def test_truth_codes_are_int8() -> None:

@@ -4,14 +4,12 @@ depend on how a stream is split into batches or how sessions are interleaved."""
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assessengine.core import expr
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, SessionEvents, batch_from_events
 from assessengine.core.offline import score_sessions
@@ -19,7 +17,7 @@ from assessengine.core.rubric import Rubric
 from assessengine.core.scorer import ScoringState, close, step
 from assessengine.core.scoring import DecisionLog
 
-from .strategies import SCENARIO, conditions, rubrics, session_sets
+from .strategies import SCENARIO, rubrics, session_sets
 
 PROPERTY = settings(
     max_examples=500,
@@ -92,19 +90,3 @@ def test_any_interleaving_of_sessions_gives_the_same_reports(
     shuffled = data.draw(interleavings(sessions))
     cuts = data.draw(st.lists(st.integers(0, len(order)), max_size=3))
     assert score_in_pieces(rubric, sessions, shuffled, cuts) == whole
-
-
-@settings(max_examples=300, deadline=None)
-@given(condition=conditions(), data=st.data())
-def test_fast_condition_masks_equal_three_valued_evaluation(
-    condition: str, data: st.DataObject
-) -> None:
-    values = st.sampled_from([0.0, 1.0, 2.0, -1.0, math.nan, math.inf])
-    n = data.draw(st.integers(1, 30))
-    columns = {s: np.array(data.draw(st.lists(values, min_size=n, max_size=n))) for s in "xyz"}
-    root = expr.parse(condition).root
-    truth = expr.evaluate(root, columns, n)
-    np.testing.assert_array_equal(expr.evaluate_truth(root, columns, n), truth == expr.TRUE)
-    indicator = expr.evaluate_indicator(root, columns, n)
-    expected = np.where(truth == expr.TRUE, 1.0, np.where(truth == expr.FALSE, 0.0, np.nan))
-    np.testing.assert_array_equal(indicator, expected)

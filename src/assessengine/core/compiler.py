@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from . import expr
 from .kernel_types import Tables
+from .masks import MaskProgram, compile_masks
 from .model import Step
 from .rubric import Criterion, Machine, Rubric
 from .scenario import Scenario
@@ -106,6 +107,7 @@ class CompiledRubric:
     event_table: NDArray[np.bool_]  # (n_event_codes, len(event_guards)) each code's guard bits
     init_i: NDArray[np.int64]  # (n_state_i,) a fresh session's int state
     init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
+    masks: MaskProgram  # fills the condition guards and the metric expressions' rows
     max_ev: int = field(default=1)
 
     @property
@@ -293,6 +295,9 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         ).reshape(n_codes, len(event_guards)),
         init_i=init_i,
         init_f=init_f,
+        masks=compile_masks(
+            scenario.signal_names, [g.condition for g in b.guards], b.value_exprs
+        ),
         max_ev=max([1, *(len(x) for x in ev_names)]),
     )
 

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ScoringError
-from . import expr, kernel
+from . import kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
 from .kernel_types import Out, Rows, State
@@ -154,36 +154,29 @@ def columns_for(
     batch: EventBatch,
     values: NDArray[np.float64],
     nonsample: NDArray[np.intp] | None = None,
-    guards: NDArray[np.bool_] | None = None,
+    masks: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
-    the held signals, and return the guard matrix (n_guards, n) (filled into `guards` if given).
+    the held signals, and the guard rows of `masks` (n_guards + n_work, n; made if not given),
+    and return `masks`: guard g is row g; the rows after the guards are the condition
+    program's work rows (`compiled.masks`).
 
     Guards on named events are false on sample rows: they are set all at once on the batch's
     non-sample rows (`nonsample`, computed if not given) from the per-event-code table."""
     n = len(batch)
-    names = compiled.scenario.signal_names
-    columns = {name: values[k] for k, name in enumerate(names)}
-    if guards is None:
-        guards = np.empty((len(compiled.guards), n), np.bool_)
+    if masks is None:
+        masks = np.empty((compiled.masks.n_masks, n), np.bool_)
     named = compiled.event_guards
     if named.shape[0]:
         if nonsample is None:
             nonsample = np.flatnonzero(batch.event != 0)
-        guards[named] = False
-        guards[named[:, None], nonsample] = compiled.event_table[batch.event[nonsample]].T
+        masks[named] = False
+        masks[named[:, None], nonsample] = compiled.event_table[batch.event[nonsample]].T
     for g, guard in enumerate(compiled.guards):
-        if guard.condition is not None:
-            guards[g] = expr.evaluate_truth(guard.condition, columns, n)
-        elif guard.event_code <= 0:
-            np.equal(batch.event, guard.event_code, out=guards[g])
-    for j, node in enumerate(compiled.value_exprs):
-        row = len(names) + j
-        if expr.kind_of(node) == "num":
-            values[row] = expr.evaluate(node, columns, n)
-        else:
-            values[row] = expr.evaluate_indicator(node, columns, n)
-    return guards
+        if guard.condition is None and guard.event_code <= 0:
+            np.equal(batch.event, guard.event_code, out=masks[g])
+    compiled.masks.run(values, masks)
+    return masks
 
 
 def _outputs(compiled: CompiledRubric, capacity: int) -> Out:
@@ -235,8 +228,8 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
     nonsample = np.flatnonzero(batch.event != 0)
-    guards = state.scratch("guards", (len(compiled.guards), n), np.bool_)
-    columns_for(compiled, batch, values, nonsample, guards)
+    masks = state.scratch("masks", (compiled.masks.n_masks, n), np.bool_)
+    guards = columns_for(compiled, batch, values, nonsample, masks)[: len(compiled.guards)]
     visit, visit_off = _sparse_rows(compiled, nonsample, guards)
     out = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
