@@ -334,6 +334,26 @@ def test_results_of_an_unknown_session_are_refused(store: Store) -> None:
         store.save_decisions("nope", [])
 
 
+def test_sqlite_looks_a_session_up_once_for_its_results(tmp_path: Path) -> None:
+    """Results are saved at every scoring step: the session's row id is read once, then
+    cached (rows of `sessions` are never deleted or renumbered)."""
+    with SqliteStore(tmp_path / "s.db") as store:
+        store.open_session(info("S1"))
+        store.open_session(info("S2"))
+        lookups: list[str] = []
+        assert store._db is not None
+        store._db.set_trace_callback(lambda sql: lookups.append(sql) if "FROM sessions" in sql
+                                     else None)  # fmt: skip
+        row = {"criterion": "c", "verdict": "pass", "evidence": {}}
+        for _ in range(3):
+            store.save_results({"S1": [row], "S2": [row]}, {})
+        store.save_report("S1", {"score": 1.0})
+        assert len(lookups) == 2
+        assert len(store.decisions("S1")) == 3
+        with pytest.raises(StoreError, match="unknown session"):
+            store.save_results({"nope": [row]}, {})
+
+
 # ------------------------------------------------------------------------------ lifecycle
 
 

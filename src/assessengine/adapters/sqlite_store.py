@@ -146,6 +146,7 @@ class SqliteStore:
             raise ValueError("checkpoint_bytes must be an integer >= 65536")
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
         self._db: sqlite3.Connection | None = _open(self.path, mode)
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._checkpointer = _Checkpointer(self.path, mode, checkpoint_bytes, page_size)
@@ -259,7 +260,7 @@ class SqliteStore:
         transaction is held between chunks). Raises StoreError at once for an unknown
         session."""
         with self._read() as db:
-            key = self._find(db, session_id)[0]
+            key = self._key(db, session_id)
         return self._iter_batches(session_id, key)
 
     def _iter_batches(self, session_id: str, key: int) -> Iterator[StoredBatch]:
@@ -283,7 +284,7 @@ class SqliteStore:
         checked = common.decision_rows(session_id, rows)
         stamp = common.now()
         with self._write() as db:
-            key = self._find(db, session_id)[0]
+            key = self._key(db, session_id)
             db.executemany(
                 "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -293,7 +294,7 @@ class SqliteStore:
 
     def decisions(self, session_id: str) -> list[dict[str, Any]]:
         with self._read() as db:
-            key = self._find(db, session_id)[0]
+            key = self._key(db, session_id)
             rows = db.execute(
                 "SELECT row FROM decisions WHERE session_id = ? ORDER BY id", (key,)
             ).fetchall()
@@ -302,7 +303,7 @@ class SqliteStore:
     def save_report(self, session_id: str, report: Mapping[str, Any]) -> None:
         text = common.to_json(session_id, "report", report)
         with self._write() as db:
-            key = self._find(db, session_id)[0]
+            key = self._key(db, session_id)
             db.execute(
                 "INSERT INTO reports (session_id, report, saved_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
@@ -322,7 +323,7 @@ class SqliteStore:
             return
         stamp = common.now()
         with self._write() as db:
-            keys = {sid: self._find(db, sid)[0] for sid in {*rows, *texts}}
+            keys = {sid: self._key(db, sid) for sid in {*rows, *texts}}
             db.executemany(
                 "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -340,7 +341,7 @@ class SqliteStore:
 
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._read() as db:
-            key = self._find(db, session_id)[0]
+            key = self._key(db, session_id)
             rows = db.execute("SELECT report FROM reports WHERE session_id = ?", (key,))
             found = rows.fetchall()
         return common.from_json(found[0][0]) if found else None
@@ -376,6 +377,13 @@ class SqliteStore:
         if self._db is None:
             raise StoreError(f"{self.path}: the store is closed")
         return self._db
+
+    def _key(self, db: sqlite3.Connection, session_id: str) -> int:
+        """The session's row id (cached); StoreError when it does not exist."""
+        key = self._keys.get(session_id)
+        if key is None:
+            key = self._keys[session_id] = int(self._find(db, session_id)[0])
+        return key
 
     @staticmethod
     def _find(db: sqlite3.Connection, session_id: str, columns: str = "NULL") -> tuple[Any, ...]:
