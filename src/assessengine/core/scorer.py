@@ -153,23 +153,18 @@ def columns_for(
     compiled: CompiledRubric,
     batch: EventBatch,
     values: NDArray[np.float64],
-    nonsample: NDArray[np.intp] | None = None,
-    masks: NDArray[np.bool_] | None = None,
+    nonsample: NDArray[np.intp],
+    masks: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
-    the held signals, and the guard rows of `masks` (n_guards + n_work, n; made if not given),
-    and return `masks`: guard g is row g; the rows after the guards are the condition
-    program's work rows (`compiled.masks`).
+    the held signals, and the guard rows of `masks` (n_guards + n_work, n), and return `masks`:
+    guard g is row g; the rows after the guards are the condition program's work rows
+    (`compiled.masks`).
 
     Guards on named events are false on sample rows: they are set all at once on the batch's
-    non-sample rows (`nonsample`, computed if not given) from the per-event-code table."""
-    n = len(batch)
-    if masks is None:
-        masks = np.empty((compiled.masks.n_masks, n), np.bool_)
+    non-sample rows (`nonsample`) from the per-event-code table."""
     named = compiled.event_guards
     if named.shape[0]:
-        if nonsample is None:
-            nonsample = np.flatnonzero(batch.event != 0)
         masks[named] = False
         masks[named[:, None], nonsample] = compiled.event_table[batch.event[nonsample]].T
     for g, guard in enumerate(compiled.guards):
