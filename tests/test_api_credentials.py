@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import stat
 import threading
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from assessengine.core.status_list import status_of
 from assessengine.core.xapi import VERBS
 from assessengine.credential_verify import verify
 
+from .stored_payloads import copy_store
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
 from .test_credentials_e2e import record_sessions
 from .test_engine_helpers import serve
@@ -95,7 +95,7 @@ class Http:
 
 def open_http(template: Path, folder: Path, **options: Any) -> Iterator[Http]:
     db = folder / "engine.db"
-    shutil.copyfile(template, db)
+    copy_store(template, db)
     settings = options.pop("credentials", CredentialSettings(base_url=BASE))
     app = create_app(db_path=db, credentials=settings, **options)
     tokens = make_tokens(app.state.service)
@@ -448,7 +448,7 @@ def test_serve_takes_the_issuer_key_and_base_url(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "engine.db"
-    shutil.copyfile(template, db)
+    copy_store(template, db)
     service = ReviewService.open(db)
     try:
         tokens = make_tokens(service)

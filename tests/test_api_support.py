@@ -5,7 +5,6 @@ the kernel scorer), tokens for every role, and clients."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1, encode_j
 from assessengine.core.events import SessionEvents
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
+
+from .stored_payloads import copy_store
 
 ROOT = Path(__file__).resolve().parents[1]
 FORKLIFT = ROOT / "rubrics" / "forklift-load-handling.yaml"
@@ -145,7 +146,7 @@ def make_tokens(service: ReviewService) -> dict[str, str]:
 def copy_template(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> tuple[Path, Stored]:
     path, stored = template(tmp_path_factory.getbasetemp())
     db = tmp_path / "engine.db"
-    shutil.copyfile(path, db)
+    copy_store(path, db)
     return db, stored
 
 

@@ -19,6 +19,8 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1, encode_j
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
 
+from .stored_payloads import copy_store, edit_payload
+
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "rubrics" / "forklift-load-handling.yaml"
 SESSION = "S-0001"
@@ -63,7 +65,7 @@ def stored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def db(stored_db: Path, tmp_path: Path) -> Path:
     """A private copy of the stored session, free to tamper with."""
     copy = tmp_path / "engine.db"
-    copy.write_bytes(stored_db.read_bytes())
+    copy_store(stored_db, copy)
     return copy
 
 
@@ -104,8 +106,10 @@ def test_the_reference_scorer_reproduces_the_report_too(db: Path) -> None:
 
 
 def test_a_changed_payload_byte_breaks_the_chain_at_that_batch(db: Path) -> None:
-    sql(db, "UPDATE batches SET payload = CAST(replace(CAST(payload AS TEXT), '\"t\":', "
-            "'\"t\" :') AS BLOB) WHERE idx = 3")  # fmt: skip
+    def rename_t(payload: bytearray) -> None:  # a json-v1 batch: its events lose their "t"
+        payload[:] = payload.replace(b'"t":', b'"T":')
+
+    edit_payload(db, "b.idx = 3", (), rename_t)
     result = audit(SESSION, "--db", str(db))
     assert result.exit_code == 1, result.output
     assert "chain:  BROKEN at batch 3 of" in result.output
@@ -113,18 +117,21 @@ def test_a_changed_payload_byte_breaks_the_chain_at_that_batch(db: Path) -> None
 
 
 def test_a_flipped_byte_in_a_binary_payload_is_found(db: Path) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        (blob,) = conn.execute("SELECT payload FROM batches WHERE idx = 2").fetchone()
-        tampered = bytearray(blob)
-        tampered[12] ^= 0x01  # inside the first record's t
-        conn.execute("UPDATE batches SET payload = ? WHERE idx = 2", (bytes(tampered),))
-        conn.commit()
-    finally:
-        conn.close()
+    edit_payload(db, "b.idx = 2", (), lambda p: p.__setitem__(12, p[12] ^ 0x01))  # a t
     result = audit(SESSION, "--db", str(db), "--json")
     assert result.exit_code == 1, result.output
     assert json.loads(result.output)["chain"] == {"ok": False, "batches": 20, "first_bad": 2}
+
+
+def test_a_store_copied_without_its_payload_folder_is_refused_clearly(
+    stored_db: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "engine.db"
+    copy.write_bytes(stored_db.read_bytes())
+    result = audit(SESSION, "--db", str(copy))
+    assert result.exit_code != 0
+    assert "00000001.seg is missing" in result.output
+    assert "must be copied with the database" in result.output
 
 
 def test_a_changed_report_is_found_and_the_difference_named(db: Path) -> None:

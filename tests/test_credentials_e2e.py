@@ -34,6 +34,8 @@ from assessengine.credential_service import (
 )
 from assessengine.credential_verify import verify
 
+from .stored_payloads import copy_store
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "docs" / "sample-credential.json"
 FORKLIFT = "forklift-load-handling"
@@ -76,7 +78,7 @@ def engine_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def db(engine_db: Path, tmp_path: Path) -> Path:
     copy_path = tmp_path / "engine.db"
-    copy_path.write_bytes(engine_db.read_bytes())
+    copy_store(engine_db, copy_path)
     return copy_path
 
 

@@ -26,6 +26,8 @@ from assessengine.adapters.store import (
 )
 from assessengine.core import chain
 
+from .stored_payloads import edit_payload
+
 Tamper = Callable[[Store, str, int], None]
 
 
@@ -73,19 +75,8 @@ class Stores:
             payload[7] ^= 0xFF
             batches[index] = replace(batches[index], payload=bytes(payload))
             return
-        db = sqlite3.connect(self.path)
-        try:
-            sql = (
-                "SELECT b.id, b.payload FROM batches b JOIN sessions s ON s.id = b.session_id "
-                "WHERE s.session = ? AND b.idx = ?"
-            )
-            rowid, blob = db.execute(sql, (session, index)).fetchone()
-            payload = bytearray(blob)
-            payload[7] ^= 0xFF
-            db.execute("UPDATE batches SET payload = ? WHERE id = ?", (bytes(payload), rowid))
-            db.commit()
-        finally:
-            db.close()
+        edit_payload(self.path, "s.session = ? AND b.idx = ?", (session, index),
+                     lambda payload: payload.__setitem__(7, payload[7] ^ 0xFF))
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -392,7 +383,7 @@ def test_the_file_is_in_wal_mode_with_foreign_keys_and_a_schema_version(db_path:
     db = sqlite3.connect(db_path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
         db.execute("PRAGMA foreign_keys = ON")
         with pytest.raises(sqlite3.IntegrityError):
             db.execute("INSERT INTO decisions VALUES (1, 99, 'c', 'pass', '{}', 'now')")
@@ -479,7 +470,7 @@ def test_a_newer_schema_is_refused(db_path: Path) -> None:
     db.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match="schema version 2; this assessengine supports up to 1"):
+    with pytest.raises(StoreError, match="schema version 3; this assessengine supports up to 2"):
         SqliteStore(db_path)
 
 

@@ -5,7 +5,6 @@ page, escaping of what people type."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from assessengine.api import timeline as tl
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 
+from .stored_payloads import copy_store
 from .test_web_support import LEARNER, OTHER_LEARNER, Sessions, csrf_of, fill_store, make_tokens
 
 NOTE_HTML = '<script>alert("pwned")</script><b>bold</b> & more'
@@ -78,10 +78,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 @pytest.fixture
 def site(template: Template, tmp_path: Path) -> Iterator[Site]:
     db = tmp_path / "store.db"
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{template.path}{suffix}")
-        if source.exists():
-            shutil.copy(source, f"{db}{suffix}")
+    copy_store(template.path, db)
     with TestClient(create_app(db_path=db)) as client:
         yield Site(client, template.sessions, template.tokens)
 

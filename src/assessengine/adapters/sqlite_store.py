@@ -1,22 +1,35 @@
-"""`SqliteStore`: the embedded default `Store`, on the standard library's sqlite3 in WAL mode.
+"""`SqliteStore`: the embedded default `Store`, on the standard library's sqlite3 in WAL mode,
+with batch payloads in append-only segment files beside it (`segments`).
 
-Schema (version 1; `schema_version` lists every applied migration, newest = current):
+Schema (version 2; `schema_version` lists every applied migration, newest = current):
 
     sessions   one row per OPEN, in open order: the info's canonical JSON (the genesis input)
                and its queryable fields, genesis hash, status, opened_at, close_t, closed_at
-    batches    every batch exactly as it arrived: header and payload BLOBs (payload last, so
-               metadata reads never touch its overflow pages), first_seq, count, encoding,
-               received_at and the chain value; unique (session, idx)
+    batches    every batch exactly as it arrived: the header BLOB, first_seq, count, encoding,
+               received_at, the chain value, and where its payload is: (segment, seg_offset,
+               seg_length) in the payload files (version 2), or the payload BLOB itself
+               (batches stored by version 1, whose segment is NULL); unique (session, idx)
+    payload_sync  one row: the id of the last batch whose payload bytes are known to be on disk
     decisions  incremental verdicts with their evidence, one JSON row each
     reports    the final report per session (JSON)
 
 A session's next_seq, chain head and batch count are read from its last batch (one indexed
 lookup), so an append writes batch rows only.
 
+Payloads: an append writes its payloads once, end to end, into the current segment file
+(``<db>-payloads/00000001.seg``...) at the end the last committed batch names, then commits their
+rows. SQLite would write each BLOB twice (WAL, then database) through its page cache; payloads
+are nearly all of the bytes. Copy or back up the folder with the database.
+
 Durability: every mutating call has committed when it returns. WAL with ``synchronous=NORMAL``
 (the default) survives a crash of the process (SIGKILL) with every committed transaction; after
 a power loss or OS crash the last transactions may be missing, never half there. ``FULL`` syncs
-the WAL at every commit and also survives power loss, at the disk's fsync cost.
+the segment and the WAL at every commit and also survives power loss, at the disk's fsync cost.
+Under NORMAL the background checkpointer syncs the segments before each pass and advances
+``payload_sync``; opening the store checks every batch after that mark against its chain
+value, and drops a batch whose payload did not reach the disk together with the later batches
+of its session (logged): the tail a power loss took, as SQLite drops the WAL's tail.
+One process appends batches at a time (the engine); others may read.
 
 Checkpoints run in a background thread (`_Checkpointer`): the bulk of copying the WAL into the
 database, and its fsyncs, happen beside the writer, not in an append; the writer copies only
@@ -44,6 +57,7 @@ from typing import Any, Final
 
 from ..core import chain
 from . import _store_common as common
+from .segments import SEGMENT_BYTES, Segments, folder_of
 from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
 
 log = logging.getLogger(__name__)
@@ -102,6 +116,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         saved_at   TEXT NOT NULL
     );
     """,
+    # 2: payloads in segment files
+    """
+    ALTER TABLE batches ADD COLUMN segment INTEGER;
+    ALTER TABLE batches ADD COLUMN seg_offset INTEGER;
+    ALTER TABLE batches ADD COLUMN seg_length INTEGER;
+    CREATE TABLE payload_sync (
+        only  INTEGER PRIMARY KEY CHECK (only = 0),
+        batch INTEGER NOT NULL
+    );
+    INSERT INTO payload_sync VALUES (0, 0);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -111,7 +136,14 @@ _SESSION_COLUMNS: Final = """
     FROM sessions s LEFT JOIN batches b ON b.session_id = s.id
         AND b.idx = (SELECT MAX(idx) FROM batches WHERE session_id = s.id)
 """
-_BATCH_COLUMNS: Final = "idx, first_seq, count, encoding, header, payload, chain, received_at"
+_BATCH_COLUMNS: Final = (
+    "idx, first_seq, count, encoding, header, payload, chain, received_at, "
+    "segment, seg_offset, seg_length"
+)
+_PAYLOAD_END: Final = (
+    "SELECT segment, seg_offset + seg_length FROM batches WHERE segment IS NOT NULL "
+    "ORDER BY id DESC LIMIT 1"
+)
 
 
 class SqliteStore:
@@ -121,6 +153,11 @@ class SqliteStore:
                       (also survives power loss), ``"EXTRA"``, ``"OFF"`` (tests only).
     checkpoint_bytes: bytes written between background checkpoints (the WAL stays near this
                       size while nothing holds old snapshots).
+    segment_bytes:    size of a payload segment file before the next one starts.
+    recover:          check the batches after the ``payload_sync`` mark when opening, and drop
+                      the tail a power loss took (see the module docstring). False for readers
+                      that must not change the store (``assessengine audit``): they see such
+                      a tail as it is, a broken chain.
 
     Raises StoreError when the file is not an assessengine store, is damaged, or has a newer
     schema than this version supports. See the module docstring for the threading contract.
@@ -132,6 +169,8 @@ class SqliteStore:
         *,
         synchronous: str = "NORMAL",
         checkpoint_bytes: int = 64 * 2**20,
+        segment_bytes: int = SEGMENT_BYTES,
+        recover: bool = True,
     ) -> None:
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in SYNCHRONOUS:
@@ -147,9 +186,24 @@ class SqliteStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
+        self._segments = Segments(folder_of(self.path), segment_bytes)
+        self._sync_each = mode in ("FULL", "EXTRA")
+        self._committed = 0  # id of the last batch this store committed
+        self._synced = self._marked = 0  # payload_sync: known on disk / as written to the row
         self._db: sqlite3.Connection | None = _open(self.path, mode)
+        try:
+            if recover:
+                with _errors(self.path):
+                    recover_payloads(self.path, self._db, self._segments)
+        except BaseException:
+            self._db.close()
+            self._segments.close()
+            raise
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        self._checkpointer = _Checkpointer(self.path, mode, checkpoint_bytes, page_size)
+        self._checkpointer = _Checkpointer(
+            self.path, mode, checkpoint_bytes, page_size,
+            before_pass=None if mode == "OFF" else self._sync_payloads,
+        )  # fmt: skip
         self._checkpointer.start()
 
     def __enter__(self) -> SqliteStore:
@@ -241,17 +295,28 @@ class SqliteStore:
         digests = [chain.digests(item[4], item[5]) for item in checked]  # outside the lock
         with self._write() as db:
             planned = common.plan_appends(checked, digests, _head_reader(db), common.now())
+            lengths = [len(b.payload) for _, b in planned]
+            segment, offset = self._segments.place(db.execute(_PAYLOAD_END).fetchone(),
+                                                   sum(lengths))  # fmt: skip
+            self._segments.write(segment, offset, [b.payload for _, b in planned])
+            if self._sync_each:
+                self._segments.sync()
+            rows = []
+            for (key, b), length in zip(planned, lengths, strict=True):
+                rows.append((key, b.index, b.first_seq, b.count, b.encoding, b.received_at,
+                             b.chain, b.header, segment, offset, length))  # fmt: skip
+                offset += length
             db.executemany(
-                "INSERT INTO batches (session_id, idx, first_seq, count, encoding, "
-                "received_at, chain, header, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (key, b.index, b.first_seq, b.count, b.encoding, b.received_at, b.chain,
-                     b.header, b.payload)
-                    for key, b in planned
-                ],
-            )  # fmt: skip
+                "INSERT INTO batches (session_id, idx, first_seq, count, encoding, received_at, "
+                "chain, header, payload, segment, seg_offset, seg_length) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?, ?, ?)",
+                rows,
+            )
+            last = db.execute("SELECT MAX(id) FROM batches").fetchone()[0]
+            self._mark(db, last if self._sync_each else self._synced)
+        self._committed = last
         sessions = len({key for key, _ in planned})
-        nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
+        nbytes = sum(len(b.header) for _, b in planned)
         self._checkpointer.wrote(nbytes, pages=sessions + 2)
         return [batch for _, batch in planned]
 
@@ -272,8 +337,10 @@ class SqliteStore:
                     "ORDER BY idx LIMIT ?",
                     (key, start, CHUNK),
                 ).fetchall()
-            for row in rows:
-                yield StoredBatch(session_id, *row)
+            for *fields, segment, offset, length in rows:
+                if segment is not None:
+                    fields[5] = self._segments.read(segment, offset, length)
+                yield StoredBatch(session_id, *fields)
             if len(rows) < CHUNK:
                 return
             start = rows[-1][0] + 1
@@ -349,13 +416,23 @@ class SqliteStore:
     # ------------------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Stop the checkpointer and close the connection (idempotent). SQLite checkpoints
-        the WAL into the database as the last connection closes."""
+        """Stop the checkpointer, sync the payload files and mark them so, close the connection
+        (idempotent). SQLite checkpoints the WAL into the database as the last connection
+        closes."""
         self._checkpointer.stop()
         with self._lock:
             db, self._db = self._db, None
-        if db is not None:
+        if db is None:
+            return
+        try:
+            if self._committed > self._marked:
+                with _errors(self.path):
+                    self._sync_payloads()
+                    with immediate(db):
+                        self._mark(db, self._synced)
+        finally:
             db.close()
+            self._segments.close()
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -377,6 +454,18 @@ class SqliteStore:
         if self._db is None:
             raise StoreError(f"{self.path}: the store is closed")
         return self._db
+
+    def _sync_payloads(self) -> None:
+        """Sync the payload files through the last committed batch (the checkpointer's thread,
+        before each pass); the next append records the mark in ``payload_sync``."""
+        committed = self._committed
+        self._segments.sync()
+        self._synced = max(self._synced, committed)
+
+    def _mark(self, db: sqlite3.Connection, synced: int) -> None:
+        if synced > self._marked:
+            db.execute("UPDATE payload_sync SET batch = MAX(batch, ?)", (synced,))
+            self._marked = synced
 
     def _key(self, db: sqlite3.Connection, session_id: str) -> int:
         """The session's row id (cached); StoreError when it does not exist."""
@@ -538,6 +627,50 @@ def _migrate(path: Path, db: sqlite3.Connection) -> None:
         raise
 
 
+# ================================================================================ payloads
+
+
+def recover_payloads(path: Path, db: sqlite3.Connection, segments: Segments) -> None:
+    """Check each batch after the ``payload_sync`` mark against its chain value, and drop a
+    batch whose payload is not what was stored (bytes a power loss kept from the disk), with
+    the later batches of its session, logging what went. Then sync the files and move the
+    mark past the batches checked."""
+    with immediate(db):
+        (mark,) = db.execute("SELECT batch FROM payload_sync").fetchone()
+        rows = db.execute(
+            "SELECT b.id, b.session_id, s.session, b.idx, b.first_seq, b.header, b.chain, "
+            "COALESCE((SELECT p.chain FROM batches p WHERE p.session_id = b.session_id "
+            "AND p.idx = b.idx - 1), s.genesis), b.segment, b.seg_offset, b.seg_length "
+            "FROM batches b JOIN sessions s ON s.id = b.session_id "
+            "WHERE b.id > ? AND b.segment IS NOT NULL ORDER BY b.id",
+            (mark,),
+        ).fetchall()
+        if not rows:
+            return
+        lost: dict[int, tuple[str, int, int, str]] = {}  # key -> (session, idx, first_seq, why)
+        for _, key, session, idx, first_seq, header, value, previous, *where in rows:
+            if key in lost:
+                continue
+            try:
+                payload = segments.read(*where)
+            except StoreError as exc:
+                lost[key] = (session, idx, first_seq, str(exc))
+                continue
+            if chain.link(previous, *chain.digests(header, payload)) != value:
+                lost[key] = (session, idx, first_seq, "its payload is not the bytes stored")
+        for key, (session, idx, first_seq, why) in lost.items():
+            gone = db.execute(
+                "DELETE FROM batches WHERE session_id = ? AND idx >= ?", (key, idx)
+            ).rowcount
+            log.warning(
+                "%s: session %r lost its last %d batch(es), from seq %d: they did not reach the "
+                "disk before the system stopped (%s)", path, session, gone, first_seq, why,
+            )  # fmt: skip
+        for segment in sorted({row[-3] for row in rows}):
+            segments.sync_file(segment)
+        db.execute("UPDATE payload_sync SET batch = MAX(batch, ?)", (rows[-1][0],))
+
+
 # ================================================================================ checkpoints
 
 
@@ -554,9 +687,17 @@ class _Checkpointer:
     itself, so appends slow to the disk's pace and the WAL stays bounded.
     """
 
-    def __init__(self, path: Path, synchronous: str, threshold: int, page_size: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str,
+        threshold: int,
+        page_size: int,
+        before_pass: Callable[[], None] | None = None,
+    ) -> None:
         self._path, self._synchronous, self._threshold = path, synchronous, threshold
         self._page_size = page_size
+        self._before_pass = before_pass
         self._pending = 0  # WAL bytes (estimated) since the last background pass started
         self._uncopied = 0  # WAL bytes (estimated) since the WAL was last wholly copied
         self._last_pass = time.monotonic()
@@ -637,6 +778,11 @@ class _Checkpointer:
             return self._running
 
     def _checkpoint(self, db: sqlite3.Connection) -> None:
+        if self._before_pass is not None:
+            try:
+                self._before_pass()
+            except StoreError as exc:  # the mark stays behind; the next pass tries again
+                log.warning("%s", exc)
         try:
             copied = 0
             for _ in range(3):  # again while a pass copied much (appends go on meanwhile)

@@ -116,7 +116,7 @@ def audit(
       assessengine audit S-0042 --db engine.db
     """
     try:
-        with SqliteStore(db_path) as store:
+        with SqliteStore(db_path, recover=False) as store:  # as it is: change nothing
             record = store.session(session)
             if record is None:
                 raise click.UsageError(f"no session {session!r} in {db_path}")

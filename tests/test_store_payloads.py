@@ -1,0 +1,197 @@
+"""`SqliteStore`'s payload segment files: payloads live beside the database, written once;
+segments rotate; bytes of a transaction that never committed are overwritten; the tail a
+power loss took is dropped on opening (not by readers such as the audit); version-1 stores
+with payloads inside the database still read and migrate."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assessengine.adapters import sqlite_store
+from assessengine.adapters.segments import folder_of
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import StoreError
+from assessengine.core import chain
+
+from .stored_payloads import edit_payload
+from .test_store import info, item
+
+
+def payload_rows(path: Path) -> list[tuple[int, int, int, int]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT segment, seg_offset, seg_length, length(payload) FROM batches ORDER BY id"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def mark_of(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT batch FROM payload_sync").fetchone()[0])
+    finally:
+        db.close()
+
+
+def set_mark(path: Path, value: int) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.execute("UPDATE payload_sync SET batch = ?", (value,))
+        db.commit()
+    finally:
+        db.close()
+
+
+def fill(path: Path, sessions: dict[str, int], *, count: int = 10, **options: object) -> None:
+    """Open each session and append `sessions[s]` batches of `count` events to it,
+    interleaved, one transaction per round; batch k of a session is filled with byte k+1."""
+    with SqliteStore(path, **options) as store:  # type: ignore[arg-type]
+        for name in sessions:
+            store.open_session(info(name))
+        for k in range(max(sessions.values())):
+            store.append_batches([item(name, k * count, count, fill=k + 1)
+                                  for name, n in sessions.items() if k < n])  # fmt: skip
+
+
+def test_payloads_are_written_once_into_the_segment_and_read_back_exactly(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 3, "B": 2})
+    rows = payload_rows(path)
+    assert [(seg, off, n, inline) for seg, off, n, inline in rows] == [
+        (1, 0, 600, 0), (1, 600, 600, 0), (1, 1200, 600, 0), (1, 1800, 600, 0),
+        (1, 2400, 600, 0),
+    ]  # fmt: skip
+    assert (folder_of(path) / "00000001.seg").stat().st_size == 3000
+    with SqliteStore(path) as store:
+        batches = list(store.batches("A"))
+        assert [b.payload for b in batches] == [bytes([k + 1]) * 600 for k in range(3)]
+        record = store.session("A")
+        assert record is not None
+        assert chain.verify_chain(chain.genesis(info("A")), batches) is None
+
+
+def test_a_new_segment_starts_when_the_current_one_is_full(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 5}, count=20, segment_bytes=2 * 1200 + 100)  # 1200 bytes per batch
+    assert [(seg, off) for seg, off, *_ in payload_rows(path)] == [
+        (1, 0), (1, 1200), (2, 0), (2, 1200), (3, 0)
+    ]
+    with SqliteStore(path, segment_bytes=2500) as store:
+        assert [b.payload[0] for b in store.batches("A")] == [1, 2, 3, 4, 5]
+        store.append_batches([item("A", 100, 200)])  # larger than a segment: one of its own
+    assert payload_rows(path)[-1][:3] == (4, 0, 12_000)
+
+
+def test_bytes_of_a_transaction_that_never_committed_are_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 1})
+    segment = folder_of(path) / "00000001.seg"
+    with segment.open("ab") as file:  # what a process killed before its COMMIT leaves
+        file.write(b"\xee" * 5000)
+    with SqliteStore(path) as store:
+        store.append_batches([item("A", 10, fill=9)])
+        assert [b.payload for b in store.batches("A")] == [b"\x01" * 600, b"\x09" * 600]
+    assert payload_rows(path)[-1][:2] == (1, 600)
+
+
+def test_a_clean_close_marks_every_payload_synced(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 2, "B": 2})
+    assert mark_of(path) == 4
+
+
+def test_under_full_every_commit_syncs_and_marks(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    with SqliteStore(path, synchronous="FULL") as store:
+        store.open_session(info("A"))
+        store.append_batches([item("A", 0), item("A", 10)])
+        assert mark_of(path) == 2
+        store.append_batches([item("A", 20)])
+        assert mark_of(path) == 3
+
+
+def test_opening_drops_the_tail_a_power_loss_took_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 4, "B": 4})  # ids: A0 B0 A1 B1 A2 B2 A3 B3
+    set_mark(path, 2)  # only the first round was known to be on disk
+    edit_payload(path, "s.session = 'A' AND b.idx = 2", (),
+                 lambda p: p.__setitem__(slice(None), bytes(len(p))))  # it never got there
+    with caplog.at_level(logging.WARNING, logger=sqlite_store.__name__):
+        store = SqliteStore(path)
+    try:
+        record = store.session("A")
+        assert record is not None
+        assert (record.batches, record.next_seq) == (2, 20)
+        assert [b.payload[0] for b in store.batches("A")] == [1, 2]
+        assert [b.payload[0] for b in store.batches("B")] == [1, 2, 3, 4]
+        store.append_batches([item("A", 20, fill=7)])  # the client's resend continues it
+        assert chain.verify_chain(chain.genesis(info("A")), store.batches("A")) is None
+    finally:
+        store.close()
+    assert "session 'A' lost its last 2 batch(es), from seq 20" in caplog.text
+    assert mark_of(path) == 9
+
+
+def test_a_reader_that_must_not_change_the_store_sees_the_broken_tail(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 3})
+    set_mark(path, 0)
+    edit_payload(path, "b.idx = 1", (), lambda p: p.__setitem__(0, 0xFF))
+    with SqliteStore(path, recover=False) as store:
+        batches = list(store.batches("A"))
+        assert len(batches) == 3
+        assert chain.verify_chain(chain.genesis(info("A")), batches) == 1
+    assert mark_of(path) == 0
+
+
+def test_a_cut_segment_file_is_a_clear_error_for_a_reader(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 2})
+    os.truncate(folder_of(path) / "00000001.seg", 900)
+    with SqliteStore(path, recover=False) as store, pytest.raises(StoreError) as caught:
+        list(store.batches("A"))
+    assert "00000001.seg is cut short: a payload of 600 bytes at offset 600 has only 300" in str(
+        caught.value
+    )
+
+
+def test_a_version_1_store_with_payloads_inside_migrates_and_reads(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA application_id = {sqlite_store.APPLICATION_ID}")
+    db.executescript(sqlite_store.MIGRATIONS[0])
+    db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    db.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    old = info("A")
+    text = chain.canonical_json(chain.info_data(old)).decode()
+    genesis = chain.genesis(old)
+    db.execute(
+        "INSERT INTO sessions VALUES (1, 'A', ?, 'L1', 'forklift-warehouse', "
+        "'forklift-load-handling', 1, 'simulator', ?, 'open', 'then', NULL, NULL)",
+        (text, genesis),
+    )
+    _, first_seq, count, encoding, header, payload = item("A", 0, fill=5)
+    value = chain.next_chain(genesis, header, payload)
+    db.execute(
+        "INSERT INTO batches VALUES (1, 1, 0, ?, ?, ?, 'then', ?, ?, ?)",
+        (first_seq, count, encoding, value, header, payload),
+    )
+    db.commit()
+    db.close()
+    with SqliteStore(path) as store:
+        store.append_batches([item("A", 10, fill=6)])
+        batches = list(store.batches("A"))
+        assert [b.payload for b in batches] == [b"\x05" * 600, b"\x06" * 600]
+        assert chain.verify_chain(genesis, batches) is None
+    assert payload_rows(path) == [(None, None, None, 600), (1, 0, 600, 0)]
