@@ -316,8 +316,8 @@ class SqliteStore:
             self._mark(db, last if self._sync_each else self._synced)
         self._committed = last
         sessions = len({key for key, _ in planned})
-        nbytes = sum(len(b.header) for _, b in planned)
-        self._checkpointer.wrote(nbytes, pages=sessions + 2)
+        nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
+        self._checkpointer.wrote(nbytes, pages=sessions + 2)  # a pass syncs the payloads too
         return [batch for _, batch in planned]
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
