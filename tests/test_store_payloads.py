@@ -195,3 +195,31 @@ def test_a_version_1_store_with_payloads_inside_migrates_and_reads(tmp_path: Pat
         assert [b.payload for b in batches] == [b"\x05" * 600, b"\x06" * 600]
         assert chain.verify_chain(genesis, batches) is None
     assert payload_rows(path) == [(None, None, None, 600), (1, 0, 600, 0)]
+
+
+def test_a_group_of_more_payloads_than_one_pwritev_takes_lands_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    with SqliteStore(path) as store:
+        store.open_session(info("A"))
+        store.append_batches([item("A", k, 1, fill=k % 251) for k in range(1300)])
+        assert [b.payload for b in store.batches("A")] == [
+            bytes([k % 251]) * 60 for k in range(1300)
+        ]
+
+
+def test_short_writes_are_continued_where_they_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.pwritev
+
+    def at_most_100_bytes(fd: int, buffers: list[memoryview], offset: int) -> int:
+        first = bytes(buffers[0][:100])  # the OS may write less than asked
+        return real(fd, [first], offset)
+
+    monkeypatch.setattr(os, "pwritev", at_most_100_bytes)
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 2, "B": 1})
+    monkeypatch.undo()
+    with SqliteStore(path) as store:
+        assert [b.payload for b in store.batches("A")] == [b"\x01" * 600, b"\x02" * 600]
+        assert [b.payload for b in store.batches("B")] == [b"\x01" * 600]

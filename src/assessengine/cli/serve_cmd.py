@@ -88,7 +88,8 @@ def stop_signals() -> Iterator[threading.Event]:
 @main.command("serve")
 @click.option("--db", "db_path", required=True, metavar="PATH",
               type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite store (created if missing).")
+              help="SQLite store (created if missing); batch payloads go in the "
+                   "folder PATH-payloads/ beside it.")
 @click.option("--zmq", "endpoint", default="tcp://127.0.0.1:5555", show_default=True,
               metavar="ENDPOINT", help="ZeroMQ endpoint to bind (port * = any free port).")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True,
