@@ -223,3 +223,28 @@ def test_short_writes_are_continued_where_they_stopped(
     with SqliteStore(path) as store:
         assert [b.payload for b in store.batches("A")] == [b"\x01" * 600, b"\x02" * 600]
         assert [b.payload for b in store.batches("B")] == [b"\x01" * 600]
+
+
+def test_two_writers_on_one_file_place_their_payloads_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    """`serve` has two: the engine's store and the HTTP API's (field uploads)."""
+    path = tmp_path / "engine.db"
+    engine = SqliteStore(path, segment_bytes=1500)
+    api = SqliteStore(path, segment_bytes=1500)
+    try:
+        engine.open_session(info("E"))
+        api.open_session(info("F"))
+        for k in range(6):
+            engine.append_batches([item("E", 10 * k, fill=k + 1)])
+            api.append_batches([item("F", 10 * k, fill=k + 11)])
+        for store in (engine, api):
+            assert [b.payload[0] for b in store.batches("E")] == [1, 2, 3, 4, 5, 6]
+            assert [b.payload[0] for b in store.batches("F")] == [11, 12, 13, 14, 15, 16]
+    finally:
+        api.close()
+        engine.close()
+    assert [(seg, off) for seg, off, *_ in payload_rows(path)] == [
+        (s, o) for s in range(1, 7) for o in (0, 600)
+    ]
+    assert mark_of(path) == 12

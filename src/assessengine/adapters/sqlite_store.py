@@ -188,7 +188,8 @@ class SqliteStore:
         self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
-        self._committed = 0  # id of the last batch this store committed
+        self._committed = (0, 1)  # (id, segment) of the last batch this store committed
+        self._synced_from = 1  # segments from here on may hold bytes not yet synced
         self._synced = self._marked = 0  # payload_sync: known on disk / as written to the row
         self._db: sqlite3.Connection | None = _open(self.path, mode)
         try:
@@ -314,7 +315,7 @@ class SqliteStore:
             )
             last = db.execute("SELECT MAX(id) FROM batches").fetchone()[0]
             self._mark(db, last if self._sync_each else self._synced)
-        self._committed = last
+        self._committed = (last, segment)
         sessions = len({key for key, _ in planned})
         nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
         self._checkpointer.wrote(nbytes, pages=sessions + 2)  # a pass syncs the payloads too
@@ -425,7 +426,7 @@ class SqliteStore:
         if db is None:
             return
         try:
-            if self._committed > self._marked:
+            if self._committed[0] > self._marked:
                 with _errors(self.path):
                     self._sync_payloads()
                     with immediate(db):
@@ -456,10 +457,16 @@ class SqliteStore:
         return self._db
 
     def _sync_payloads(self) -> None:
-        """Sync the payload files through the last committed batch (the checkpointer's thread,
-        before each pass); the next append records the mark in ``payload_sync``."""
-        committed = self._committed
+        """Sync the payload files through the last batch this store committed (the
+        checkpointer's thread, before each pass); the next append records the mark in
+        ``payload_sync``. Batches of another writer on the same file (the API's store beside
+        the engine's) with lower ids lie in the same or earlier segments: syncing a file syncs
+        every writer's bytes in it, and earlier segments are synced by name."""
+        committed, segment = self._committed
         self._segments.sync()
+        for earlier in range(self._synced_from, segment):  # filled by another writer too?
+            self._segments.sync_file(earlier)
+        self._synced_from = segment
         self._synced = max(self._synced, committed)
 
     def _mark(self, db: sqlite3.Connection, synced: int) -> None:
