@@ -48,12 +48,10 @@ class Segments:
         self._ends: dict[int, int] = {}  # segment -> end of the bytes written into it
         self._readable: dict[int, int] = {}  # segment -> fd open for reading
 
-    def place(self, end: tuple[int, int] | None, total: int) -> tuple[int, int]:
-        """(segment, offset) where `total` bytes go after the last committed payload `end`
-        ((segment, end offset), None when there is none): the same segment while it has
-        room (or is empty), else the start of the next."""
-        if end is None:
-            return 1, 0
+    def place(self, end: tuple[int, int], total: int) -> tuple[int, int]:
+        """(segment, offset) where `total` bytes go after the last committed payload's `end`
+        (segment, end offset): the same segment while it has room (or is empty), else the
+        start of the next."""
         segment, offset = end
         if offset > 0 and offset + total > self.limit:
             return segment + 1, 0

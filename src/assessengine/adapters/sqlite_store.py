@@ -9,7 +9,9 @@ Schema (version 2; `schema_version` lists every applied migration, newest = curr
                received_at, the chain value, and where its payload is: (segment, seg_offset,
                seg_length) in the payload files (version 2), or the payload BLOB itself
                (batches stored by version 1, whose segment is NULL); unique (session, idx)
-    payload_sync  one row: the id of the last batch whose payload bytes are known to be on disk
+    payload_files one row: where the last committed payload ends (segment, end_offset), so
+               the next goes there, and synced_batch: the id of the last batch whose payload
+               bytes are known to be on disk (batches of version 1 count as synced)
     decisions  incremental verdicts with their evidence, one JSON row each
     reports    the final report per session (JSON)
 
@@ -26,7 +28,7 @@ Durability: every mutating call has committed when it returns. WAL with ``synchr
 a power loss or OS crash the last transactions may be missing, never half there. ``FULL`` syncs
 the segment and the WAL at every commit and also survives power loss, at the disk's fsync cost.
 Under NORMAL the background checkpointer syncs the segments before each pass and advances
-``payload_sync``; opening the store checks every batch after that mark against its chain
+``synced_batch``; opening the store checks every batch after that mark against its chain
 value, and drops a batch whose payload did not reach the disk together with the later batches
 of its session (logged): the tail a power loss took, as SQLite drops the WAL's tail.
 One process appends batches at a time (the engine); others may read.
@@ -121,11 +123,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE batches ADD COLUMN segment INTEGER;
     ALTER TABLE batches ADD COLUMN seg_offset INTEGER;
     ALTER TABLE batches ADD COLUMN seg_length INTEGER;
-    CREATE TABLE payload_sync (
-        only  INTEGER PRIMARY KEY CHECK (only = 0),
-        batch INTEGER NOT NULL
+    CREATE TABLE payload_files (
+        only         INTEGER PRIMARY KEY CHECK (only = 0),
+        segment      INTEGER NOT NULL,
+        end_offset   INTEGER NOT NULL,
+        synced_batch INTEGER NOT NULL
     );
-    INSERT INTO payload_sync VALUES (0, 0);
+    INSERT INTO payload_files SELECT 0, 1, 0, COALESCE(MAX(id), 0) FROM batches;
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -140,10 +144,6 @@ _BATCH_COLUMNS: Final = (
     "idx, first_seq, count, encoding, header, payload, chain, received_at, "
     "segment, seg_offset, seg_length"
 )
-_PAYLOAD_END: Final = (
-    "SELECT segment, seg_offset + seg_length FROM batches WHERE segment IS NOT NULL "
-    "ORDER BY id DESC LIMIT 1"
-)
 
 
 class SqliteStore:
@@ -154,7 +154,7 @@ class SqliteStore:
     checkpoint_bytes: bytes written between background checkpoints (the WAL stays near this
                       size while nothing holds old snapshots).
     segment_bytes:    size of a payload segment file before the next one starts.
-    recover:          check the batches after the ``payload_sync`` mark when opening, and drop
+    recover:          check the batches after the ``synced_batch`` mark when opening, and drop
                       the tail a power loss took (see the module docstring). False for readers
                       that must not change the store (``assessengine audit``): they see such
                       a tail as it is, a broken chain.
@@ -190,7 +190,7 @@ class SqliteStore:
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
         self._synced_from = 1  # segments from here on may hold bytes not yet synced
-        self._synced = self._marked = 0  # payload_sync: known on disk / as written to the row
+        self._synced = self._marked = 0  # synced_batch: known on disk / as written to the row
         self._db: sqlite3.Connection | None = _open(self.path, mode)
         try:
             if recover:
@@ -297,8 +297,8 @@ class SqliteStore:
         with self._write() as db:
             planned = common.plan_appends(checked, digests, _head_reader(db), common.now())
             lengths = [len(b.payload) for _, b in planned]
-            segment, offset = self._segments.place(db.execute(_PAYLOAD_END).fetchone(),
-                                                   sum(lengths))  # fmt: skip
+            end = db.execute("SELECT segment, end_offset FROM payload_files").fetchone()
+            segment, offset = self._segments.place(end, sum(lengths))
             self._segments.write(segment, offset, [b.payload for _, b in planned])
             if self._sync_each:
                 self._segments.sync()
@@ -314,7 +314,13 @@ class SqliteStore:
                 rows,
             )
             last = db.execute("SELECT MAX(id) FROM batches").fetchone()[0]
-            self._mark(db, last if self._sync_each else self._synced)
+            synced = last if self._sync_each else self._synced
+            db.execute(
+                "UPDATE payload_files SET segment = ?, end_offset = ?, "
+                "synced_batch = MAX(synced_batch, ?)",
+                (segment, offset, synced),
+            )
+            self._marked = max(self._marked, synced)
         self._committed = (last, segment)
         sessions = len({key for key, _ in planned})
         nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
@@ -459,7 +465,7 @@ class SqliteStore:
     def _sync_payloads(self) -> None:
         """Sync the payload files through the last batch this store committed (the
         checkpointer's thread, before each pass); the next append records the mark in
-        ``payload_sync``. Batches of another writer on the same file (the API's store beside
+        ``payload_files``. Batches of another writer on the same file (the API's store beside
         the engine's) with lower ids lie in the same or earlier segments: syncing a file syncs
         every writer's bytes in it, and earlier segments are synced by name."""
         committed, segment = self._committed
@@ -471,7 +477,9 @@ class SqliteStore:
 
     def _mark(self, db: sqlite3.Connection, synced: int) -> None:
         if synced > self._marked:
-            db.execute("UPDATE payload_sync SET batch = MAX(batch, ?)", (synced,))
+            db.execute(
+                "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)", (synced,)
+            )
             self._marked = synced
 
     def _key(self, db: sqlite3.Connection, session_id: str) -> int:
@@ -638,12 +646,12 @@ def _migrate(path: Path, db: sqlite3.Connection) -> None:
 
 
 def recover_payloads(path: Path, db: sqlite3.Connection, segments: Segments) -> None:
-    """Check each batch after the ``payload_sync`` mark against its chain value, and drop a
+    """Check each batch after the ``synced_batch`` mark against its chain value, and drop a
     batch whose payload is not what was stored (bytes a power loss kept from the disk), with
     the later batches of its session, logging what went. Then sync the files and move the
     mark past the batches checked."""
     with immediate(db):
-        (mark,) = db.execute("SELECT batch FROM payload_sync").fetchone()
+        (mark,) = db.execute("SELECT synced_batch FROM payload_files").fetchone()
         rows = db.execute(
             "SELECT b.id, b.session_id, s.session, b.idx, b.first_seq, b.header, b.chain, "
             "COALESCE((SELECT p.chain FROM batches p WHERE p.session_id = b.session_id "
@@ -675,7 +683,9 @@ def recover_payloads(path: Path, db: sqlite3.Connection, segments: Segments) -> 
             )  # fmt: skip
         for segment in sorted({row[-3] for row in rows}):
             segments.sync_file(segment)
-        db.execute("UPDATE payload_sync SET batch = MAX(batch, ?)", (rows[-1][0],))
+        db.execute(
+            "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)", (rows[-1][0],)
+        )
 
 
 # ================================================================================ checkpoints
