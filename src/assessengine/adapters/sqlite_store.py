@@ -31,7 +31,9 @@ Under NORMAL the background checkpointer syncs the segments before each pass and
 ``synced_batch``; opening the store checks every batch after that mark against its chain
 value, and drops a batch whose payload did not reach the disk together with the later batches
 of its session (logged): the tail a power loss took, as SQLite drops the WAL's tail.
-One process appends batches at a time (the engine); others may read.
+Several stores may append to one file (``serve`` runs the engine's and the API's, which stores
+uploaded field logs): each takes its payloads' place inside its write transaction, and syncing
+a segment file syncs every writer's bytes in it.
 
 Checkpoints run in a background thread (`_Checkpointer`): the bulk of copying the WAL into the
 database, and its fsyncs, happen beside the writer, not in an append; the writer copies only
@@ -189,7 +191,7 @@ class SqliteStore:
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
-        self._synced_from = 1  # segments from here on may hold bytes not yet synced
+        self._synced_from = 1  # segments from here on may hold bytes not yet synced (set below)
         self._synced = self._marked = 0  # synced_batch: known on disk / as written to the row
         self._db: sqlite3.Connection | None = _open(self.path, mode)
         try:
@@ -200,6 +202,7 @@ class SqliteStore:
             self._db.close()
             self._segments.close()
             raise
+        self._synced_from = self._db.execute("SELECT segment FROM payload_files").fetchone()[0]
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._checkpointer = _Checkpointer(
             self.path, mode, checkpoint_bytes, page_size,
