@@ -1,9 +1,10 @@
 """Append throughput of `SqliteStore`: binary batches in group commits, on a real file.
 
-Each round appends `VOLUME` bytes of payload to a fresh database (so background checkpoints,
-and the fsyncs they do, are inside the timing), 8 sessions interleaved. ``extra_info`` gives
-MB/s of payload and events/s at 60 bytes per event (a forklift columns-v1 record: seq, t, event
-and five float64 signals). Run: pytest bench/test_bench_store.py --benchmark-only
+Each round appends `VOLUME` bytes of payload to a fresh store (so background checkpoints and
+payload syncs, and the fsyncs they do, are inside the timing), 8 sessions interleaved.
+``extra_info`` gives MB/s of payload and events/s at 60 bytes per event (a forklift columns-v1
+record: seq, t, event and five float64 signals).
+Run: pytest bench/test_bench_store.py --benchmark-only
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _append_all(store: SqliteStore, *, batch_bytes: int, group: int) -> int:
                 seqs[k] += count
             appended += len(store.append_batches(items)) * len(payload)
     finally:
-        store.close()  # inside the timing: closing copies what is left of the WAL
+        store.close()  # inside the timing: closing syncs the payloads, copies the WAL's rest
     return appended
 
 
