@@ -141,7 +141,7 @@ class Segments:
         try:
             self.folder.mkdir(exist_ok=True)
             fd = os.open(self.path(segment), os.O_WRONLY | os.O_CREAT, 0o644)
-            _sync_folder(self.folder)  # the new file's name survives a power loss
+            fsync_path(self.folder)  # the new file's name survives a power loss
         except OSError as exc:
             raise StoreError(f"{self.path(segment)}: cannot create ({exc})") from exc
         with self._lock:
@@ -178,8 +178,9 @@ def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> int:
     return offset
 
 
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (so its new entries survive a power loss)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
