@@ -250,3 +250,14 @@ def test_two_writers_on_one_file_place_their_payloads_one_after_the_other(
         (s, o) for s in range(1, 7) for o in (0, 600)
     ]
     assert mark_of(path) == 12
+
+
+def test_without_pwritev_payloads_are_written_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "pwritev")  # as on an OS without it
+    path = tmp_path / "engine.db"
+    fill(path, {"A": 3})
+    monkeypatch.undo()
+    with SqliteStore(path) as store:
+        assert [b.payload for b in store.batches("A")] == [bytes([k]) * 600 for k in (1, 2, 3)]

@@ -30,6 +30,8 @@ from .store import Payload, StoreError
 SEGMENT_BYTES: Final = 2**30  # a new segment file starts once the current one would pass this
 IOV_MAX: Final = 512  # buffers per pwritev call (the OS limit is at least 1024)
 SUFFIX: Final = "-payloads"
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+_drop_cached = getattr(os, "posix_fadvise", None)  # Linux and the BSDs; elsewhere the OS decides
 
 
 def folder_of(database: Path) -> Path:
@@ -80,8 +82,9 @@ class Segments:
             last = max(self._writable, default=0)
         for segment, fd, end in fds:
             try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, end, os.POSIX_FADV_DONTNEED)
+                _datasync(fd)
+                if _drop_cached is not None:
+                    _drop_cached(fd, 0, end, os.POSIX_FADV_DONTNEED)
             except OSError as exc:
                 raise StoreError(f"{self.path(segment)}: cannot sync payloads ({exc})") from exc
             if segment < last:
@@ -99,7 +102,7 @@ class Segments:
         except OSError as exc:
             raise StoreError(f"{self.path(segment)}: cannot open ({exc})") from exc
         try:
-            os.fdatasync(fd)
+            _datasync(fd)
         except OSError as exc:
             raise StoreError(f"{self.path(segment)}: cannot sync payloads ({exc})") from exc
         finally:
@@ -168,7 +171,7 @@ class Segments:
 def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> int:
     """Write all of `views` at `offset` (retrying short writes); the offset after them."""
     while views:
-        written = os.pwritev(fd, views, offset)
+        written = _pwritev(fd, views, offset)
         offset += written
         while views and written >= len(views[0]):
             written -= len(views[0])
@@ -176,6 +179,12 @@ def _pwrite_all(fd: int, views: list[memoryview], offset: int) -> int:
         if written:
             views[0] = views[0][written:]
     return offset
+
+
+def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
+    if hasattr(os, "pwritev"):
+        return os.pwritev(fd, views, offset)
+    return os.pwrite(fd, views[0], offset)  # where the OS has no pwritev: one at a time
 
 
 def fsync_path(path: Path) -> None:
