@@ -30,7 +30,8 @@ the segment and the WAL at every commit and also survives power loss, at the dis
 Under NORMAL the background checkpointer syncs the segments before each pass and advances
 ``synced_batch``; opening the store checks every batch after that mark against its chain
 value, and drops a batch whose payload did not reach the disk together with the later batches
-of its session (logged): the tail a power loss took, as SQLite drops the WAL's tail.
+of its session (logged): the tail a power loss took, as SQLite drops the WAL's tail (decisions
+or a report saved from it stay, and `assessengine audit` shows the difference).
 Several stores may append to one file (``serve`` runs the engine's and the API's, which stores
 uploaded field logs): each takes its payloads' place inside its write transaction, and syncing
 a segment file syncs every writer's bytes in it.
