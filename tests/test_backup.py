@@ -80,6 +80,13 @@ def test_an_existing_target_is_refused_and_left_as_it_was(tmp_path: Path) -> Non
     assert target.read_bytes() == b"mine"
 
 
+def test_a_target_in_a_missing_folder_is_refused_plainly(tmp_path: Path) -> None:
+    source = tmp_path / "engine.db"
+    fill(source, {"A": 1})
+    with pytest.raises(StoreError, match=r"nowhere is not a folder: create it first"):
+        backup_store(source, tmp_path / "nowhere" / "copy.db")
+
+
 def test_a_file_that_is_no_store_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
     other, target = tmp_path / "other.db", tmp_path / "copy.db"
     db = sqlite3.connect(other)

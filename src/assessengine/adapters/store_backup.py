@@ -40,6 +40,8 @@ def backup_store(source: Path, target: Path, progress: Progress | None = None) -
     or `target` (or its folder) exists."""
     if not source.is_file():
         raise StoreError(f"{source}: no such store file")
+    if not target.parent.is_dir():
+        raise StoreError(f"{target.parent} is not a folder: create it first")
     for taken in (target, folder_of(target)):
         if taken.exists():
             raise StoreError(f"{taken} exists: back up into a new path")
@@ -58,6 +60,7 @@ def backup_store(source: Path, target: Path, progress: Progress | None = None) -
         finally:
             db.close()
         fsync_path(target)
+        fsync_path(target.parent)  # the new names survive a power loss
     except BaseException as exc:
         _remove(target)
         if isinstance(exc, sqlite3.Error):
