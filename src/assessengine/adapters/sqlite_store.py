@@ -192,7 +192,6 @@ class SqliteStore:
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
-        self._synced_from = 1  # segments from here on may hold bytes not yet synced (set below)
         self._synced = self._marked = 0  # synced_batch: known on disk / as written to the row
         self._db: sqlite3.Connection | None = _open(self.path, mode)
         try:
@@ -203,7 +202,8 @@ class SqliteStore:
             self._db.close()
             self._segments.close()
             raise
-        self._synced_from = self._db.execute("SELECT segment FROM payload_files").fetchone()[0]
+        # segments from here on may hold bytes not yet synced
+        self._synced_from: int = self._db.execute("SELECT segment FROM payload_files").fetchone()[0]
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._checkpointer = _Checkpointer(
             self.path, mode, checkpoint_bytes, page_size,
@@ -327,7 +327,7 @@ class SqliteStore:
             self._marked = max(self._marked, synced)
         self._committed = (last, segment)
         sessions = len({key for key, _ in planned})
-        nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
+        nbytes = sum(len(b.header) for _, b in planned) + sum(lengths)
         self._checkpointer.wrote(nbytes, pages=sessions + 2)  # a pass syncs the payloads too
         return [batch for _, batch in planned]
 
