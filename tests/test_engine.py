@@ -5,6 +5,7 @@ rebuilds open sessions from the store, and metrics come out in Prometheus format
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import sqlite3
@@ -23,6 +24,7 @@ from assessengine.adapters.store import SessionInfo, Store, StoreError
 from assessengine.api.app import create_app
 from assessengine.client import EngineClient, NackError
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.engine import GC_THRESHOLDS
 from assessengine.metrics import Histogram, Metric, counter, render
 from assessengine.pipeline import RubricEntry, Scorer
 from assessengine.streaming import stream_sessions
@@ -274,6 +276,16 @@ def test_recovery_reports_a_session_closed_just_before_a_crash(tmp_path: Path) -
 
 
 # ================================================================================ metrics
+
+
+def test_a_running_engine_raises_the_collector_thresholds_and_restores_them(
+    tmp_path: Path,
+) -> None:
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    with running_engine(tmp_path / "e.db"):
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_threshold() == before
 
 
 def test_metrics_render_counters_labels_and_cumulative_histograms() -> None:
