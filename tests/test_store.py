@@ -408,6 +408,42 @@ def test_a_reader_connection_reads_while_the_writer_appends(db_path: Path) -> No
         writer.close()
 
 
+def test_two_writers_append_to_one_session_in_turn_and_the_chain_holds(db_path: Path) -> None:
+    """A store keeps each session's chain head after its own appends; a commit by another
+    connection (the API's store beside the engine's) must make it read the head again."""
+    engine, api = SqliteStore(db_path), SqliteStore(db_path)
+    try:
+        engine.open_session(info())
+        for k in range(8):
+            (engine if k % 2 == 0 else api).append_batches([item("S1", 10 * k, fill=k)])
+        record = engine.session("S1")
+        assert record is not None
+        assert (record.next_seq, record.batches) == (80, 8)
+        assert chain.verify_chain(chain.genesis(record.info), engine.batches("S1")) is None
+    finally:
+        api.close()
+        engine.close()
+
+
+def test_a_store_reads_a_head_once_then_appends_from_memory_until_the_session_closes(
+    db_path: Path,
+) -> None:
+    store = SqliteStore(db_path)
+    try:
+        store.open_session(info())
+        store.append_batches([item("S1", 0)])
+        statements: list[str] = []
+        store._connection().set_trace_callback(statements.append)
+        store.append_batches([item("S1", 10)])
+        store.append_batches([item("S1", 20)])
+        assert not [s for s in statements if "FROM sessions" in s]  # no head query
+        store.close_session("S1", 99.0)
+        with pytest.raises(BatchRefusedError, match="is closed"):
+            store.append_batches([item("S1", 30)])
+    finally:
+        store.close()
+
+
 def test_a_second_store_reads_while_another_thread_writes(db_path: Path) -> None:
     writer = SqliteStore(db_path, checkpoint_bytes=2**17)
     reader = SqliteStore(db_path)

@@ -187,8 +187,12 @@ class SqliteStore:
         ):
             raise ValueError("checkpoint_bytes must be an integer >= 65536")
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
+        # session -> chain head after this store's own last append to it, valid while no other
+        # connection has written (PRAGMA data_version unchanged): spares a query per batch
+        self._heads: dict[str, common.Head] = {}
+        self._heads_version = -1
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
@@ -278,6 +282,7 @@ class SqliteStore:
                 "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? WHERE id = ?",
                 (value, stamp, key),
             )
+            self._heads.pop(session_id, None)
         return self._record(db, session_id)
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
@@ -298,8 +303,31 @@ class SqliteStore:
         if not checked:
             return []
         digests = [chain.digests(item[4], item[5]) for item in checked]  # outside the lock
+        with self._lock:
+            planned = self._append(checked, digests)
+            self._heads.update(  # committed: these are the sessions' heads now
+                (b.session, common.Head(key, "open", b.first_seq + b.count, b.chain, b.index + 1))
+                for key, b in planned
+            )
+        return [batch for _, batch in planned]
+
+    def _append(
+        self, checked: list[common.AppendItem], digests: list[tuple[bytes, bytes]]
+    ) -> list[tuple[int, StoredBatch]]:
+        """Plan, write and commit one group of batches (the caller holds the lock)."""
         with self._write() as db:
-            planned = common.plan_appends(checked, digests, _head_reader(db), common.now())
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._heads_version:  # another connection wrote: heads may be stale
+                self._heads.clear()
+                self._heads_version = version
+            read = _head_reader(db)
+            heads = self._heads
+
+            def head_of(session: str) -> common.Head | None:
+                head = heads.get(session)
+                return head if head is not None else read(session)
+
+            planned = common.plan_appends(checked, digests, head_of, common.now())
             lengths = [len(b.payload) for _, b in planned]
             end = db.execute("SELECT segment, end_offset FROM payload_files").fetchone()
             segment, offset = self._segments.place(end, sum(lengths))
@@ -329,7 +357,7 @@ class SqliteStore:
         sessions = len({key for key, _ in planned})
         nbytes = sum(len(b.header) for _, b in planned) + sum(lengths)
         self._checkpointer.wrote(nbytes, pages=sessions + 2)  # a pass syncs the payloads too
-        return [batch for _, batch in planned]
+        return planned
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
         """The session's batches in order, read `CHUNK` at a time (no lock or read
