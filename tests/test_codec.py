@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assessengine.core import codec
 from assessengine.core.codec import (
     CODEC_CODES,
     COLUMNS_V1,
@@ -337,6 +338,79 @@ def test_json_v1_event_problems(item: Any, code: str) -> None:
 )
 def test_a_json_v1_payload_that_is_not_an_array_of_objects_is_bad_payload(payload: bytes) -> None:
     assert _code(decode_json_v1, payload, LAYOUT, first_seq=0, count=1) == "bad_payload"
+
+
+NUMBERS = st.integers(0, 40) | st.integers(-(10**30), 10**30) | st.floats()
+
+
+@st.composite
+def json_events(draw: st.DrawFn) -> list[Any]:
+    """Event objects near the valid ones: seqs in order or not, times and values as ints,
+    floats, NaN, infinities and integers beyond 64 bits, known and unknown names."""
+    out: list[Any] = []
+    t = 0.0
+    for j in range(draw(st.integers(0, 5))):
+        t += draw(st.sampled_from([0.0, 0.5, 1.0]))
+        event: dict[str, Any] = {
+            "seq": draw(st.just(j) | NUMBERS),
+            "t": draw(st.just(t) | NUMBERS),
+            "event": draw(st.sampled_from([*LAYOUT.event_names, "honk"])),
+        }
+        if draw(st.booleans()):
+            names = st.sampled_from([*LAYOUT.signal_names, "x"])
+            event["signals"] = draw(st.dictionaries(names, st.none() | NUMBERS, max_size=3))
+        out.append(event)
+    return out
+
+
+def _decoded(decode: Any, payload: bytes | str, count: int) -> tuple[Any, ...]:
+    try:
+        cols = decode(payload, count)
+    except CodecError as exc:
+        return ("error", str(exc))
+    return ("ok", cols.seq.tolist(), cols.t.tobytes(), cols.event.tolist(),
+            cols.signals.tobytes())  # fmt: skip
+
+
+def _fast(payload: bytes | str, count: int) -> Columns:
+    return decode_json_v1(payload, LAYOUT, first_seq=0, count=count)
+
+
+def _exact(payload: bytes | str, count: int) -> Columns:  # json.loads alone
+    return codec._json_columns(codec._json_array(payload), LAYOUT, 0, count, 0.0)
+
+
+@settings(max_examples=500)
+@given(
+    events=json_events(),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3)), max_size=2),
+    as_text=st.booleans(),
+)
+def test_json_v1_decodes_or_fails_exactly_as_with_json_loads(
+    events: list[Any], edits: list[tuple[int, bytes]], as_text: bool
+) -> None:
+    """orjson reads json-v1 payloads; where it differs from `json.loads` (NaN and Infinity,
+    1e400, lone surrogates, integers beyond 64 bits read as floats, a BOM) a payload must
+    still decode, or fail with the same message, exactly as with `json.loads` alone."""
+    data = bytearray(json.dumps(events).encode())
+    for at, new in edits:
+        i = at % (len(data) + 1)
+        data[i : i + len(new)] = new
+    payload: bytes | str = json.dumps(events) if as_text else bytes(data)
+    assert _decoded(_fast, payload, len(events)) == _decoded(_exact, payload, len(events))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'[{"seq": 0, "t": NaN, "event": "sample"}]', b'[{"seq": 0, "t": 1e400, "event": "sample"}]',
+     b'[{"seq": 12345678901234567890123, "t": 0, "event": "sample"}]',
+     b'[{"seq": 0, "t": 0, "event": "\\ud800"}]', b'\xef\xbb\xbf[{"seq": 0, "t": 0}]',
+     b'[{"seq": 0, "t": 123456789012345678901234, "event": "sample"}]'],
+)  # fmt: skip
+def test_json_that_orjson_refuses_or_reads_otherwise_decodes_as_json_loads_does(
+    payload: bytes,
+) -> None:
+    assert _decoded(_fast, payload, 1) == _decoded(_exact, payload, 1)
 
 
 def test_unknown_event_message_lists_the_scenarios_events() -> None:
