@@ -282,10 +282,13 @@ def test_a_running_engine_raises_the_collector_thresholds_and_restores_them(
     tmp_path: Path,
 ) -> None:
     before = gc.get_threshold()
-    assert before != GC_THRESHOLDS
-    with running_engine(tmp_path / "e.db"):
-        assert gc.get_threshold() == GC_THRESHOLDS
-    assert gc.get_threshold() == before
+    gc.set_threshold(700, 10, 10)  # CPython's default
+    try:
+        with running_engine(tmp_path / "e.db"):
+            assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_metrics_render_counters_labels_and_cumulative_histograms() -> None:
