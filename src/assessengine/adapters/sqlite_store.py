@@ -143,6 +143,7 @@ _SESSION_COLUMNS: Final = """
     FROM sessions s LEFT JOIN batches b ON b.session_id = s.id
         AND b.idx = (SELECT MAX(idx) FROM batches WHERE session_id = s.id)
 """
+_MARK_SYNCED: Final = "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)"
 _BATCH_COLUMNS: Final = (
     "idx, first_seq, count, encoding, header, payload, chain, received_at, "
     "segment, seg_offset, seg_length"
@@ -509,9 +510,7 @@ class SqliteStore:
 
     def _mark(self, db: sqlite3.Connection, synced: int) -> None:
         if synced > self._marked:
-            db.execute(
-                "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)", (synced,)
-            )
+            db.execute(_MARK_SYNCED, (synced,))
             self._marked = synced
 
     def _key(self, db: sqlite3.Connection, session_id: str) -> int:
@@ -715,9 +714,7 @@ def recover_payloads(path: Path, db: sqlite3.Connection, segments: Segments) -> 
             )  # fmt: skip
         for segment in sorted({row[-3] for row in rows}):
             segments.sync_file(segment)
-        db.execute(
-            "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)", (rows[-1][0],)
-        )
+        db.execute(_MARK_SYNCED, (rows[-1][0],))
 
 
 # ================================================================================ checkpoints
