@@ -7,7 +7,7 @@ Both the kernel and the reference scorer produce these; `to_data()` is the JSON 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Verdict = Literal["pass", "fail", "pending", "not_applicable"]
@@ -36,8 +36,19 @@ class Evidence:
     seq_end: int | None = None
     values: Mapping[str, Value] | None = None
     measured: float | None = None
+    _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_data(self) -> dict[str, Any]:
+        """The JSON shape, built on the first call and shared by later ones (the live engine
+        writes each decision's evidence twice: in its decision row and in the final report):
+        read or serialise it, never change it."""
+        data = self._data
+        if data is None:
+            data = self._build_data()
+            object.__setattr__(self, "_data", data)
+        return data
+
+    def _build_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "seq": self.seq,
             "t": self.t,
