@@ -55,6 +55,15 @@ class FakeStore:
         self.stored[info.session] = []
         return record
 
+    def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        out: list[SessionRecord | StoreError] = []
+        for info in infos:
+            try:
+                out.append(self.open_session(info))
+            except StoreError as exc:
+                out.append(exc)
+        return out
+
     def session(self, session_id: str) -> SessionRecord | None:
         return self.records.get(session_id)
 

@@ -10,6 +10,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +361,76 @@ def test_closing_many_sessions_and_a_repeated_close_reports_each_once(tmp_path: 
     assert scorer.close(sim.session_ids[0], 1.0) is None
     expected = offline_reports(sim, tmp_path)
     assert {sid: store.report(sid) for sid in sim.session_ids} == expected
+
+
+def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -> None:
+    """OPENs arriving together are stored in one transaction (`Store.open_sessions`), each
+    answered as if alone and in order: a repeat is OPENED again, other details are a conflict,
+    an unknown scenario or rubric is refused, and EVENTS and CLOSE in the same burst see the
+    sessions open."""
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    layout = Layout.of(entry.scenario)
+    n = 3
+    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64),
+                   np.zeros(n, np.int32),
+                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+
+    def open_(sid: str, learner: str = "L", **more: str) -> list[bytes]:
+        fields = {"scenario": "network-lab", "rubric": "network-lab"} | more
+        return [_frame({"type": "OPEN", "session": sid, "learner": learner, **fields})]
+
+    burst = [
+        *(open_(f"P{k}") for k in range(5)),
+        open_("P0"),                                   # repeat, same details: OPENED again
+        open_("P1", learner="someone else"),           # other details: conflict
+        open_("P5", scenario="no-such-scenario"),      # unknown scenario
+        open_("P6", rubric="no-such-rubric"),          # unknown rubric
+        [_frame({"type": "EVENTS", "session": "P2", "first_seq": 0, "count": n,
+                 "encoding": "columns-v1", "dtype": layout.dtype_header()}),
+         encode_columns_v1(cols, layout)],
+        [_frame({"type": "CLOSE", "session": "P3", "t": 1.0, "next_seq": 0})],
+        open_("P7"),
+    ]  # fmt: skip
+    expected = ["OPENED"] * 6 + ["session_conflict", "unknown_scenario", "unknown_rubric",
+                                 "ACK", "CLOSED", "OPENED"]  # fmt: skip
+    with running_engine(tmp_path / "e.db") as (engine, store):
+        held, sizes = threading.Event(), []
+        open_sessions = store.open_sessions
+
+        def holding(infos: Any) -> Any:  # the first OPEN waits until the burst is queued
+            sizes.append(len(infos))
+            held.wait(10)
+            return open_sessions(infos)
+
+        store.open_sessions = holding  # type: ignore[method-assign]
+        context = zmq.Context()
+        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(engine.endpoint)
+        try:
+            sock.send_multipart(open_("first"))
+            for frames in burst:
+                sock.send_multipart(frames)
+            time.sleep(0.3)
+            held.set()
+            answers = []
+            for _ in range(1 + len(burst)):
+                assert sock.poll(5000)
+                reply = json.loads(sock.recv_multipart()[0])
+                answers.append(reply.get("code", reply["type"]))
+        finally:
+            sock.close(linger=0)
+            context.term()
+        assert answers == ["OPENED", *expected]
+        assert max(sizes) >= 5  # the burst's first OPENs went in one transaction
+        assert len(sizes) <= 4  # and the rest in few others
+        records = {sid: store.session(sid) for sid in (f"P{k}" for k in range(8))}
+        assert {sid for sid, r in records.items() if r is not None} == {
+            "P0", "P1", "P2", "P3", "P4", "P7"
+        }  # fmt: skip
+        assert records["P1"] is not None
+        assert records["P1"].info.learner == "L"
 
 
 def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import SessionInfo, kept_payload
+from assessengine.adapters.store import SessionInfo, SessionRecord, StoreError, kept_payload
 from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, ZmqIngest, check_bind
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
@@ -358,6 +359,42 @@ def test_a_new_sessions_first_batch_reads_nothing_back_from_the_store() -> None:
     assert not isinstance(fresh.open(_info()), Reject)
     assert isinstance(fresh.events(*_events_header(5, 5)), Accept)
     assert reads == ["session", "batches"]
+
+
+def test_open_many_answers_each_open_with_one_store_call() -> None:
+    """A run of OPENs: one `open_sessions` call for those whose scenario is known; each gets
+    its record or its own refusal, in order."""
+    store = FakeStore()
+    calls: list[list[str]] = []
+    store_open = store.open_sessions
+
+    def open_sessions(infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        calls.append([i.session for i in infos])
+        return store_open(infos)
+
+    store.open_sessions = open_sessions  # type: ignore[method-assign]
+
+    def layout_for(info: SessionInfo) -> Layout:
+        if info.scenario == "mine":
+            raise KeyError(info.scenario)
+        return LAYOUT
+
+    rules = IngestRules(store, layout_for)
+    store.open_session(_info("S2"))
+    results = rules.open_many([_info("S1"), replace(_info("S3"), scenario="mine"),
+                               replace(_info("S2"), learner="other"), _info("S4")])  # fmt: skip
+    assert calls == [["S1", "S2", "S4"]]
+    opened, unknown, conflict, fourth = results
+    assert not isinstance(opened, Reject)
+    assert opened[0].info.session == "S1"
+    assert isinstance(unknown, Reject)
+    assert unknown.code == "unknown_scenario"
+    assert isinstance(conflict, Reject)
+    assert conflict.code == "session_conflict"
+    assert not isinstance(fourth, Reject)
+    assert isinstance(rules.events(*_events_header(0, 5)), Accept)  # S1 is open
+    with pytest.raises(ValueError, match="one OPEN per session"):
+        rules.open_many([_info("S5"), _info("S5")])
 
 
 def test_a_failed_commit_forgets_the_pending_batches() -> None:

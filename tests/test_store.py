@@ -157,6 +157,31 @@ def test_closing_an_unknown_session_is_refused(store: Store) -> None:
         store.close_session("nope", 1.0)
 
 
+def test_open_sessions_opens_many_and_answers_each_on_its_own(store: Store) -> None:
+    first = store.open_session(info("S1"))
+    store.append_batches([item("S1", 0)])
+    results = store.open_sessions(
+        [info("S2"), info("S1"), info("S3", learner="L9"), info(""),
+         info("S5", learner="L2")]
+    )  # fmt: skip
+    opened_s2, reopened_s1, opened_s3, bad, opened_s5 = results
+    assert isinstance(opened_s2, SessionRecord)
+    assert (opened_s2.status, opened_s2.next_seq, opened_s2.batches) == ("open", 0, 0)
+    assert isinstance(reopened_s1, SessionRecord)
+    assert reopened_s1.next_seq == 10  # the stored session, as open_session gives it
+    assert reopened_s1.chain_head != first.chain_head
+    assert isinstance(opened_s3, SessionRecord)
+    assert opened_s3.info.learner == "L9"
+    assert isinstance(bad, StoreError)
+    assert isinstance(opened_s5, SessionRecord)
+    conflict, again = store.open_sessions([info("S5"), info("S5", learner="L2")])
+    assert isinstance(conflict, StoreError)
+    assert "exists with different" in str(conflict)
+    assert again == opened_s5
+    assert [r.info.session for r in store.sessions()] == ["S1", "S2", "S3", "S5"]
+    assert store.open_sessions([]) == []
+
+
 def test_close_sessions_closes_many_and_answers_each_on_its_own(store: Store) -> None:
     for sid in ("S1", "S2", "S3"):
         store.open_session(info(sid))

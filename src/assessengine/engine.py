@@ -5,7 +5,8 @@ Two threads, one queue (see docs/architecture.md, "Live engine"):
 * the **ingest thread** owns the ROUTER socket (`ZmqIngest`) and the ingest rules. Per round it
   takes what arrived (up to `round_bytes`), decides every EVENTS (`IngestRules`), appends all
   accepted batches in ONE store transaction (group commit), and only then ACKs them; OPEN and
-  CLOSE commit what is pending first. Accepted batches (decoded columns) go to the work queue.
+  CLOSE commit what is pending first, and a run of OPENs or of CLOSEs is one transaction too.
+  Accepted batches (decoded columns) go to the work queue.
 * the **scoring thread** owns the `Scorer`: it takes everything queued, steps each compiled
   rubric once over the batches of all its sessions, saves decisions, and at CLOSE saves the
   final report and releases the session's slot.
@@ -39,7 +40,7 @@ from typing import Any, Final
 from .adapters.store import SessionInfo, Store, StoreError
 from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
 from .core.codec import Columns, Layout
-from .core.wire import NACK_CODES, Close, Closed, Open, Opened
+from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from .ingest_rules import Accept, Duplicate, IngestRules, Reject
 from .metrics import Histogram, Metric, counter, gauge, labelled, render
 from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer
@@ -371,36 +372,43 @@ class Engine:
         return messages
 
     def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
-        """Answer `messages` in arrival order, with as few store transactions as that order
-        allows: a run of EVENTS is one append, a run of CLOSEs (of distinct sessions) one
-        close; an OPEN is its own."""
+        """Answer `messages` (OPEN, EVENTS, CLOSE) in arrival order, with as few store
+        transactions as that order allows: a run of EVENTS is one append, a run of OPENs or
+        of CLOSEs (of distinct sessions) one transaction."""
         waiting: list[tuple[Message, Accept | Duplicate]] = []
-        closing: dict[str, tuple[Message, Close]] = {}
+        run: dict[str, tuple[Message, Open | Close]] = {}  # OPENs or CLOSEs, one per session
         for m in messages:
             h = m.header
-            if h.type == "CLOSE" and h.session not in closing:
+            if isinstance(h, Open | Close):
                 self._commit(ingest, rules, waiting)  # a CLOSE counts the stored events
                 waiting = []
-                closing[h.session] = (m, h)
+                if run and (h.session in run or type(next(iter(run.values()))[1]) is not type(h)):
+                    self._settle(ingest, rules, run)
+                    run = {}
+                run[h.session] = (m, h)
                 continue
-            self._close(ingest, rules, list(closing.values()))
-            closing = {}
-            if h.type == "EVENTS":
-                assert m.payload is not None
-                decision = rules.events(h, m.raw_header, m.payload)
-                if isinstance(decision, Reject):
-                    _nack(ingest, m, decision.code, decision.message, decision.expected_seq)
-                else:
-                    waiting.append((m, decision))  # answered after the commit, even duplicates
-                continue
-            self._commit(ingest, rules, waiting)
-            waiting = []
-            if h.type == "OPEN":
-                self._open(ingest, rules, m, h)
-            elif h.type == "CLOSE":  # the same session's second CLOSE in this run
-                closing[h.session] = (m, h)
+            self._settle(ingest, rules, run)
+            run = {}
+            assert isinstance(h, Events)  # HELLO and PING are answered by ZmqIngest
+            assert m.payload is not None
+            decision = rules.events(h, m.raw_header, m.payload)
+            if isinstance(decision, Reject):
+                _nack(ingest, m, decision.code, decision.message, decision.expected_seq)
+            else:
+                waiting.append((m, decision))  # answered after the commit, even duplicates
         self._commit(ingest, rules, waiting)
-        self._close(ingest, rules, list(closing.values()))
+        self._settle(ingest, rules, run)
+
+    def _settle(
+        self, ingest: ZmqIngest, rules: IngestRules, run: dict[str, tuple[Message, Open | Close]]
+    ) -> None:
+        """Store a run of OPENs or of CLOSEs in one transaction and answer each."""
+        opens = [(m, h) for m, h in run.values() if isinstance(h, Open)]
+        if opens:
+            self._open(ingest, rules, opens)
+        closes = [(m, h) for m, h in run.values() if isinstance(h, Close)]
+        if closes:
+            self._close(ingest, rules, closes)
 
     def _commit(
         self,
@@ -440,29 +448,40 @@ class Engine:
             s.ack_latency.observe(now - m.received)
         self.queue.put_many(queued)
 
-    def _open(self, ingest: ZmqIngest, rules: IngestRules, m: Message, h: Open) -> None:
-        entry = self._entry_for(h)
-        if isinstance(entry, Refusal):
-            _nack(ingest, m, entry.code, entry.message)
-            return
-        info = SessionInfo(h.session, h.learner, h.scenario, entry.rubric.rubric,
-                           entry.rubric.version, entry.sha256, h.source, dict(h.metadata))
+    def _open(
+        self, ingest: ZmqIngest, rules: IngestRules, opening: list[tuple[Message, Open]]
+    ) -> None:
+        """Open these sessions (distinct) in one store transaction, answer each in order,
+        queue the opens for scoring."""
+        entries = [self._entry_for(h) for _, h in opening]
+        infos = [
+            SessionInfo(h.session, h.learner, h.scenario, e.rubric.rubric, e.rubric.version,
+                        e.sha256, h.source, dict(h.metadata))
+            for (_, h), e in zip(opening, entries, strict=True)
+            if not isinstance(e, Refusal)
+        ]  # fmt: skip
         try:
-            opened = rules.open(info)
+            results = iter(rules.open_many(infos) if infos else [])
         except Exception as exc:
-            log.error("store: cannot open session %r: %s", h.session, exc)
-            _nack(ingest, m, "internal", f"the engine could not store the session: {exc}")
+            log.error("store: cannot open %d session(s): %s", len(infos), exc)
+            for m, _ in opening:
+                _nack(ingest, m, "internal", f"the engine could not store the session: {exc}")
             return
-        if isinstance(opened, Reject):
-            _nack(ingest, m, opened.code, opened.message)
-            return
-        record, layout = opened
-        ingest.reply(m.identity, Opened(
-            session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
-            signals=list(layout.signal_names), events=list(layout.event_names),
-        ))  # fmt: skip
-        if record.status == "open":
-            self.queue.put(OpenItem(h.session, entry))
+        queued: list[tuple[Item, int]] = []
+        for (m, h), entry in zip(opening, entries, strict=True):
+            opened = entry if isinstance(entry, Refusal) else next(results)
+            if isinstance(opened, Refusal | Reject):
+                _nack(ingest, m, opened.code, opened.message)
+                continue
+            assert isinstance(entry, RubricEntry)
+            record, layout = opened
+            ingest.reply(m.identity, Opened(
+                session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
+                signals=list(layout.signal_names), events=list(layout.event_names),
+            ))  # fmt: skip
+            if record.status == "open":
+                queued.append((OpenItem(h.session, entry), 0))
+        self.queue.put_many(queued)
 
     def _entry_for(self, h: Open) -> RubricEntry | Refusal:
         """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming

@@ -203,20 +203,39 @@ class IngestRules:
 
     def open(self, info: SessionInfo) -> tuple[SessionRecord, Layout] | Reject:
         """Store the session (idempotent for identical info). Call `commit` before."""
-        try:
-            layout = self._layout_for(info)
-        except KeyError:
-            return Reject(info.session, "unknown_scenario", f"unknown scenario {info.scenario!r}")
-        try:
-            record = self._store.open_session(info)
-        except StoreError as exc:
-            return Reject(info.session, "session_conflict", f"session {info.session!r} exists "
-                          f"with different details: {exc}")
-        if record.status == "open" and record.next_seq == 0 and record.batches == 0:
-            self._state[info.session] = _State(record, layout, 0, 0.0)  # new: nothing to read
-        else:
-            self._state.pop(info.session, None)  # loaded (last t included) when next needed
-        return record, layout
+        (result,) = self.open_many([info])
+        return result
+
+    def open_many(
+        self, infos: Sequence[SessionInfo]
+    ) -> list[tuple[SessionRecord, Layout] | Reject]:
+        """`open` for each info (of distinct sessions), the store's writes in ONE transaction.
+        Call `commit` before. Store errors other than a conflict propagate (nothing opened)."""
+        if len({i.session for i in infos}) != len(infos):
+            raise ValueError("open_many takes one OPEN per session")
+        results: list[tuple[SessionRecord, Layout] | Reject | None] = []
+        layouts: dict[int, Layout] = {}
+        for k, info in enumerate(infos):
+            try:
+                layouts[k] = self._layout_for(info)
+                results.append(None)
+            except KeyError:
+                results.append(Reject(info.session, "unknown_scenario",
+                                      f"unknown scenario {info.scenario!r}"))  # fmt: skip
+        writes = list(layouts)
+        stored = self._store.open_sessions([infos[k] for k in writes]) if writes else []
+        for k, record in zip(writes, stored, strict=True):
+            info = infos[k]
+            if isinstance(record, StoreError):
+                results[k] = Reject(info.session, "session_conflict", f"session "
+                                    f"{info.session!r} exists with different details: {record}")
+                continue
+            if record.status == "open" and record.next_seq == 0 and record.batches == 0:
+                self._state[info.session] = _State(record, layouts[k], 0, 0.0)  # nothing to read
+            else:
+                self._state.pop(info.session, None)  # loaded (last t included) when next needed
+            results[k] = (record, layouts[k])
+        return [r for r in results if r is not None]
 
     def close(self, header: Close) -> SessionRecord | Reject:
         """Close the session at `header.t` once all `header.next_seq` events are stored

@@ -63,19 +63,32 @@ class MemoryStore:
         self._closed = False
 
     def open_session(self, info: SessionInfo) -> SessionRecord:
-        text = common.info_json(info)
+        (result,) = self.open_sessions([info])
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        out: list[SessionRecord | StoreError] = []
         with self._lock:
             self._check_open()
-            existing = self._sessions.get(info.session)
-            if existing is not None:
-                if existing.info_json != text:
-                    raise StoreError(
-                        common.conflict_message(info.session, existing.info_json, text)
-                    )
-                return existing.record()
-            entry = _Session(len(self._sessions), text, common.genesis(text), common.now())
-            self._sessions[info.session] = entry
-            return entry.record()
+            for info in infos:
+                try:
+                    out.append(self._open_one(info))
+                except StoreError as exc:
+                    out.append(exc)
+        return out
+
+    def _open_one(self, info: SessionInfo) -> SessionRecord:
+        text = common.info_json(info)
+        existing = self._sessions.get(info.session)
+        if existing is not None:
+            if existing.info_json != text:
+                raise StoreError(common.conflict_message(info.session, existing.info_json, text))
+            return existing.record()
+        entry = _Session(len(self._sessions), text, common.genesis(text), common.now())
+        self._sessions[info.session] = entry
+        return entry.record()
 
     def session(self, session_id: str) -> SessionRecord | None:
         with self._lock:

@@ -225,24 +225,43 @@ class SqliteStore:
     # ------------------------------------------------------------------------------ sessions
 
     def open_session(self, info: SessionInfo) -> SessionRecord:
-        text = common.info_json(info)
+        (result,) = self.open_sessions([info])
+        if isinstance(result, StoreError):
+            raise result
+        return result
+
+    def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        out: list[SessionRecord | StoreError] = []
+        stamp = common.now()
+        nbytes = opened = 0
         with self._write() as db:
-            row = db.execute("SELECT info FROM sessions WHERE session = ?", (info.session,))
-            found = row.fetchone()
-            if found is not None:
-                if found[0] != text:
-                    raise StoreError(common.conflict_message(info.session, found[0], text))
-            else:
-                db.execute(
-                    "INSERT INTO sessions (session, info, learner, scenario, rubric, "
-                    "rubric_version, source, genesis, status, opened_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                    (info.session, text, info.learner, info.scenario, info.rubric,
-                     info.rubric_version, info.source, common.genesis(text), common.now()),
-                )  # fmt: skip
-            record = self._record(db, info.session)
-        self._checkpointer.wrote(len(text), pages=3)
-        return record
+            for info in infos:
+                try:
+                    text = common.info_json(info)
+                    out.append(self._open_one(db, info, text, stamp))
+                except StoreError as exc:
+                    out.append(exc)
+                else:
+                    nbytes, opened = nbytes + len(text), opened + 1
+        self._checkpointer.wrote(nbytes, pages=3 * opened)
+        return out
+
+    def _open_one(
+        self, db: sqlite3.Connection, info: SessionInfo, text: str, stamp: str
+    ) -> SessionRecord:
+        found = db.execute("SELECT info FROM sessions WHERE session = ?", (info.session,))
+        stored = found.fetchone()
+        if stored is not None and stored[0] != text:
+            raise StoreError(common.conflict_message(info.session, stored[0], text))
+        if stored is None:
+            db.execute(
+                "INSERT INTO sessions (session, info, learner, scenario, rubric, "
+                "rubric_version, source, genesis, status, opened_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+                (info.session, text, info.learner, info.scenario, info.rubric,
+                 info.rubric_version, info.source, common.genesis(text), stamp),
+            )  # fmt: skip
+        return self._record(db, info.session)
 
     def session(self, session_id: str) -> SessionRecord | None:
         with self._read() as db:

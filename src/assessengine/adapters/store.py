@@ -106,6 +106,12 @@ class Store(Protocol):
         Raises StoreError when a session with this id exists with different info."""
         ...
 
+    def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        """`open_session` for each info (of distinct sessions), in ONE transaction: per item its
+        record, or the StoreError `open_session` would have raised for it (the others still
+        open)."""
+        ...
+
     def session(self, session_id: str) -> SessionRecord | None: ...
 
     def append_batches(
