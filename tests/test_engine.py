@@ -433,6 +433,48 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
         assert records["P1"].info.learner == "L"
 
 
+def test_a_store_failure_on_open_is_nacked_internal_and_the_engine_goes_on(
+    tmp_path: Path,
+) -> None:
+    def open_(sid: str, scenario: str = "network-lab") -> list[bytes]:
+        return [_frame({"type": "OPEN", "session": sid, "learner": "L", "scenario": scenario,
+                        "rubric": "network-lab"})]  # fmt: skip
+
+    with running_engine(tmp_path / "e.db") as (engine, store):
+        open_sessions = store.open_sessions
+
+        def failing(infos: Any) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store.open_sessions = failing  # type: ignore[method-assign]
+        context = zmq.Context()
+        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(engine.endpoint)
+
+        def answers(*messages: list[bytes]) -> list[str]:
+            for frames in messages:
+                sock.send_multipart(frames)
+            out = []
+            for _ in messages:
+                assert sock.poll(5000)
+                reply = json.loads(sock.recv_multipart()[0])
+                out.append(reply.get("code", reply["type"]))
+            return out
+
+        try:
+            assert answers(open_("F1"), open_("F2", scenario="nowhere"), open_("F3")) == [
+                "internal", "unknown_scenario", "internal"
+            ]  # fmt: skip
+            store.open_sessions = open_sessions  # type: ignore[method-assign]
+            assert answers(open_("F1")) == ["OPENED"]
+        finally:
+            sock.close(linger=0)
+            context.term()
+        assert store.session("F3") is None
+        assert engine.running
+
+
 def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) -> None:
     """CLOSEs arriving together are stored in one transaction, but each is answered as if
     alone and in order: a repeat is CLOSED again (or NACKed for another t), a CLOSE with

@@ -33,11 +33,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .adapters.store import SessionInfo, Store, StoreError
+from .adapters.store import SessionInfo, SessionRecord, Store, StoreError
 from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
 from .core.codec import Columns, Layout
 from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
@@ -377,18 +377,19 @@ class Engine:
         of CLOSEs (of distinct sessions) one transaction."""
         waiting: list[tuple[Message, Accept | Duplicate]] = []
         run: dict[str, tuple[Message, Open | Close]] = {}  # OPENs or CLOSEs, one per session
+        kind = ""  # what `run` holds: "OPEN" or "CLOSE"
         for m in messages:
             h = m.header
             if isinstance(h, Open | Close):
                 self._commit(ingest, rules, waiting)  # a CLOSE counts the stored events
                 waiting = []
-                if run and (h.session in run or type(next(iter(run.values()))[1]) is not type(h)):
+                if h.type != kind or h.session in run:
                     self._settle(ingest, rules, run)
-                    run = {}
+                    run, kind = {}, h.type
                 run[h.session] = (m, h)
                 continue
             self._settle(ingest, rules, run)
-            run = {}
+            run, kind = {}, ""
             assert isinstance(h, Events)  # HELLO and PING are answered by ZmqIngest
             assert m.payload is not None
             decision = rules.events(h, m.raw_header, m.payload)
@@ -460,20 +461,25 @@ class Engine:
             for (_, h), e in zip(opening, entries, strict=True)
             if not isinstance(e, Refusal)
         ]  # fmt: skip
+        failure: Exception | None = None
+        results: Iterator[tuple[SessionRecord, Layout] | Reject] = iter(())
         try:
             results = iter(rules.open_many(infos) if infos else [])
         except Exception as exc:
             log.error("store: cannot open %d session(s): %s", len(infos), exc)
-            for m, _ in opening:
-                _nack(ingest, m, "internal", f"the engine could not store the session: {exc}")
-            return
+            failure = exc
         queued: list[tuple[Item, int]] = []
         for (m, h), entry in zip(opening, entries, strict=True):
-            opened = entry if isinstance(entry, Refusal) else next(results)
-            if isinstance(opened, Refusal | Reject):
+            if isinstance(entry, Refusal):
+                _nack(ingest, m, entry.code, entry.message)
+                continue
+            if failure is not None:
+                _nack(ingest, m, "internal", f"the engine could not store the session: {failure}")
+                continue
+            opened = next(results)
+            if isinstance(opened, Reject):
                 _nack(ingest, m, opened.code, opened.message)
                 continue
-            assert isinstance(entry, RubricEntry)
             record, layout = opened
             ingest.reply(m.identity, Opened(
                 session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
