@@ -4,7 +4,9 @@ ACK after commit, scoring on).
 
 * throughput: every batch of every session is sent as fast as the engine ACKs (a window of
   64 MiB in flight); a round ends when every batch is ACKed AND scored (`Engine.wait_idle`).
-  ``extra_info``: events/s to the last ACK and to the end of scoring.
+  ``extra_info``: events/s to the last ACK and to the end of scoring, and the CPU seconds the
+  best round took in the engine's ingest and scoring threads, the ZeroMQ I/O threads and the
+  sender (from /proc: whether a round is bound by one thread or by the machine's cores).
 * latency: 500 sessions at a steady 50,000 events/s in total, each session sending 10 events
   every 100 ms (5,000 batches/s) or 50 events every 500 ms (1,000 batches/s), staggered, for
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
@@ -23,6 +25,7 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import tempfile
 import threading
 import time
@@ -242,6 +245,48 @@ def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_byt
         peer.close()
 
 
+# ================================================================================ CPU by thread
+
+
+def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds (user + system) of each thread of process `pid`, keyed by (thread id,
+    name), from /proc (empty where there is none)."""
+    out: dict[tuple[int, str], float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue  # the thread ended
+        out[(int(tid), name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
+    """Cumulative CPU seconds of the engine's ingest and scoring threads, the ZeroMQ I/O
+    threads (engine and sender) and the sender's other threads."""
+    ingest, scoring = engine._ingest_thread.native_id, engine._scoring_thread.native_id
+    parts = {"ingest": 0.0, "scoring": 0.0, "zmq_io": 0.0, "sender": 0.0}
+    for pid in (os.getpid(), sender_pid):
+        for (tid, name), seconds in _thread_cpu(pid).items():
+            if name.startswith("ZMQbg/IO"):
+                parts["zmq_io"] += seconds
+            elif pid == sender_pid:
+                parts["sender"] += seconds
+            elif tid == ingest:
+                parts["ingest"] += seconds
+            elif tid == scoring:
+                parts["scoring"] += seconds
+    return parts
+
+
 # ================================================================================ the engine
 
 
@@ -251,9 +296,11 @@ class _Bench:
     conn: Connection
     process: Any
 
-    def round(self, prefix: str) -> dict[str, float]:
+    def round(self, prefix: str) -> dict[str, Any]:
         self.conn.send(prefix)
         assert self.conn.recv() == "ready"
+        assert self.engine.wait_idle(120)  # the OPENs are scored before the clock starts
+        before = _cpu_by_part(self.engine, self.process.pid)
         start = time.perf_counter()
         self.conn.send("go")
         if not self.conn.poll(300):
@@ -262,7 +309,9 @@ class _Bench:
         assert complete, "not every batch was acknowledged"
         assert self.engine.wait_idle(120)
         scored = time.perf_counter() - start
-        return {"events": events, "ack_seconds": elapsed, "scored_seconds": scored}
+        after = _cpu_by_part(self.engine, self.process.pid)
+        cpu = {part: round(after[part] - before[part], 2) for part in after}
+        return {"events": events, "ack_seconds": elapsed, "scored_seconds": scored, "cpu": cpu}
 
 
 @pytest.fixture
@@ -295,7 +344,7 @@ def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
 
 
 def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
-    results: list[dict[str, float]] = []
+    results: list[dict[str, Any]] = []
     counter = iter(range(1000))
 
     def one_round() -> None:
@@ -311,6 +360,7 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
         "events_per_s_scored": round(events / best["scored_seconds"]),
         "events_per_s_scored_all_rounds": [round(r["events"] / r["scored_seconds"])
                                            for r in results],
+        "cpu_seconds_of_best_round": best["cpu"],
         "store_commits": bench.engine.stats.commits,
         "batches": bench.engine.stats.batches_stored,
     })  # fmt: skip

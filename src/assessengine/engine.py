@@ -94,7 +94,8 @@ class WorkQueue:
 
     A batch counts from `put` until the scoring thread calls `done` for it (so memory held
     while scoring counts too). `put` blocks while the queue is full (one batch larger than the
-    bound is let in alone); items without bytes (OPEN, CLOSE) never block.
+    bound is let in alone); items without bytes (OPEN, CLOSE) never block. A queued CLOSE ends
+    the consumer's `linger` at once: a report is awaited.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -105,6 +106,7 @@ class WorkQueue:
         self._bytes = 0         # queued or being scored
         self._queued = 0        # queued only
         self._unfinished = 0
+        self._closes = 0        # CloseItems queued
         self._closed = False
         self._cond = threading.Condition()
         self.peak_bytes = 0
@@ -127,6 +129,7 @@ class WorkQueue:
                 self._bytes += nbytes
                 self._queued += nbytes
                 self._unfinished += 1
+                self._closes += isinstance(item, CloseItem)
             self.peak_bytes = max(self.peak_bytes, self._bytes)
             self._cond.notify_all()
 
@@ -140,20 +143,25 @@ class WorkQueue:
     def take(self, timeout: float, max_bytes: int, *, linger: float = 0.0) -> list[Item]:
         """The items at the head of the queue (at least one unless `timeout` passes first),
         up to about `max_bytes` of batches. With `linger`, waits up to that long after the
-        first item for `max_bytes` to gather (fewer, larger scoring steps)."""
+        first item for `max_bytes` to gather (fewer, larger scoring steps), but not once a
+        CLOSE or the last item is queued."""
         with self._cond:
             if not self._cond.wait_for(lambda: bool(self._items), timeout):
                 return []
             if linger > 0:
                 self._cond.wait_for(
-                    lambda: self._queued >= max_bytes or isinstance(self._items[-1], StopItem),
+                    lambda: self._queued >= max_bytes or self._closes > 0
+                    or isinstance(self._items[-1], StopItem),
                     linger,
-                )
+                )  # fmt: skip
             out: list[Item] = []
             taken = 0
             while self._items and (not out or taken < max_bytes):
                 item = self._items.popleft()
-                taken += item.nbytes if isinstance(item, BatchItem) else 0
+                if isinstance(item, BatchItem):
+                    taken += item.nbytes
+                elif isinstance(item, CloseItem):
+                    self._closes -= 1
                 out.append(item)
             self._queued -= taken
             return out
