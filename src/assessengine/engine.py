@@ -412,6 +412,8 @@ class Engine:
         self, ingest: ZmqIngest, rules: IngestRules, run: dict[str, tuple[Message, Open | Close]]
     ) -> None:
         """Store a run of OPENs or of CLOSEs in one transaction and answer each."""
+        if not run:
+            return
         opens = [(m, h) for m, h in run.values() if isinstance(h, Open)]
         if opens:
             self._open(ingest, rules, opens)
