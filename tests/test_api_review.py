@@ -76,6 +76,14 @@ def test_an_observation_needs_a_note_and_a_scored_session(api: Api) -> None:
     assert blank.json()["errors"][0]["name"] == "body.note"
     still_open = observe(api, api.stored.open_session)
     assert still_open.status_code == 409
+    for at in ("0001-01-01T05:00:00+14:00", "9999-12-31T20:00:00-10:00"):  # past the UTC range
+        beyond = observe(api, sid, observed_at=at)
+        assert beyond.status_code == 422, beyond.text
+        assert beyond.json()["errors"][0]["name"] == "body.observed_at"
+    early = observe(api, sid, observed_at="0999-06-01T00:00:00Z")
+    assert early.status_code == 201, early.text
+    observation = criterion(early.json(), OBSERVED)["observation"]
+    assert observation["observed_at"] == "0999-06-01T00:00:00.000000Z"  # a four-digit year
 
 
 def test_an_override_needs_a_written_reason(api: Api) -> None:

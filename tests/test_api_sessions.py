@@ -85,6 +85,21 @@ def test_field_source_and_date_range_filters(api: Api) -> None:
     assert all(s["opened_at"] <= middle for s in earlier)
     assert len(later) + len(earlier) == len(items) + 1
     assert api.get("/api/v1/sessions?opened_from=2999-01-01T00:00:00Z").json()["items"] == []
+    # bounds at the ends of the calendar, or that an offset pushes past them, still filter
+    # (years before 1000 once compared as text wrongly: "999-..." sorted after "2026-...")
+    for bound, expected in [("0999-01-01T00:00:00Z", len(items)),
+                            ("0001-01-01T05:00:00+14:00", len(items)),
+                            ("9999-12-31T20:00:00-10:00", 0)]:  # fmt: skip
+        answer = api.get("/api/v1/sessions", params={"limit": 500, "opened_from": bound})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["items"]) == expected
+    late = api.get("/api/v1/sessions", params={"limit": 500,
+                                               "opened_to": "9999-12-31T20:00:00-10:00"})
+    assert len(late.json()["items"]) == len(items)
+    audit = api.get("/api/v1/audit", params={"since": "0001-01-01T05:00:00+14:00",
+                                             "until": "9999-12-31T20:00:00-10:00"})
+    assert audit.status_code == 200, audit.text
+    assert audit.json()["items"] == api.get("/api/v1/audit").json()["items"]
 
 
 def test_a_bad_cursor_is_a_validation_problem(api: Api) -> None:

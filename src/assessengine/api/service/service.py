@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import MINYEAR, UTC, datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -559,12 +559,18 @@ def _now() -> str:
 
 
 def _stamp(value: datetime | None) -> str | None:
-    """A datetime as the store writes times (UTC, microseconds, Z); naive means UTC."""
+    """A datetime as the store writes times (UTC, microseconds, Z, the year in four digits so
+    that stamps compare as text); naive means UTC. An instant that its offset puts before year
+    1 or after year 9999 in UTC is held at that end: no stored time lies beyond it."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = (datetime.min if value.year == MINYEAR else datetime.max).replace(tzinfo=UTC)
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _encode_cursor(kind: str, key: int) -> str:
