@@ -11,6 +11,8 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,22 +129,15 @@ class _Garbage:
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        context = zmq.Context()
-        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
         try:
-            for frames in self.messages():
-                sock.send_multipart(frames)
-                if not sock.poll(5000):
-                    raise AssertionError(f"no reply to {frames[0][:80]!r}")
-                reply = json.loads(sock.recv_multipart()[0])
-                self.codes.append(reply.get("code", reply["type"]))
+            with _dealer(self.endpoint) as sock:
+                for frames in self.messages():
+                    sock.send_multipart(frames)
+                    if not sock.poll(5000):
+                        raise AssertionError(f"no reply to {frames[0][:80]!r}")
+                    self.codes.extend(_answers(sock, 1))
         except BaseException as exc:
             self.error = exc
-        finally:
-            sock.close(linger=0)
-            context.term()
 
     def messages(self) -> list[list[bytes]]:
         layout = self.layout
@@ -187,6 +182,47 @@ class _Garbage:
 
 def _frame(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
+
+
+def _open_lab(sid: str, learner: str = "L", **more: str) -> list[bytes]:
+    """An OPEN of a network-lab session (`more` overrides scenario or rubric)."""
+    fields = {"scenario": "network-lab", "rubric": "network-lab"} | more
+    return [_frame({"type": "OPEN", "session": sid, "learner": learner, **fields})]
+
+
+def _lab_rows(n: int) -> tuple[Layout, Columns]:
+    """The network-lab layout and `n` sample rows (seq and t 0 .. n-1, no signal reported)."""
+    entry = library().resolve("network-lab", "network-lab", None)
+    assert isinstance(entry, RubricEntry)
+    layout = Layout.of(entry.scenario)
+    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64),
+                   np.zeros(n, np.int32),
+                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+    return layout, cols
+
+
+@contextmanager
+def _dealer(endpoint: str) -> Iterator[zmq.Socket[bytes]]:
+    """A bare DEALER socket connected to the engine."""
+    context = zmq.Context()
+    sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        yield sock
+    finally:
+        sock.close(linger=0)
+        context.term()
+
+
+def _answers(sock: zmq.Socket[bytes], count: int) -> list[str]:
+    """The next `count` replies: each NACK's code, or the reply's type."""
+    out = []
+    for _ in range(count):
+        assert sock.poll(5000)
+        reply = json.loads(sock.recv_multipart()[0])
+        out.append(reply.get("code", reply["type"]))
+    return out
 
 
 def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path) -> None:
@@ -368,29 +404,19 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
     answered as if alone and in order: a repeat is OPENED again, other details are a conflict,
     an unknown scenario or rubric is refused, and EVENTS and CLOSE in the same burst see the
     sessions open."""
-    entry = library().resolve("network-lab", "network-lab", None)
-    assert isinstance(entry, RubricEntry)
-    layout = Layout.of(entry.scenario)
     n = 3
-    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64),
-                   np.zeros(n, np.int32),
-                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
-
-    def open_(sid: str, learner: str = "L", **more: str) -> list[bytes]:
-        fields = {"scenario": "network-lab", "rubric": "network-lab"} | more
-        return [_frame({"type": "OPEN", "session": sid, "learner": learner, **fields})]
-
+    layout, cols = _lab_rows(n)
     burst = [
-        *(open_(f"P{k}") for k in range(5)),
-        open_("P0"),                                   # repeat, same details: OPENED again
-        open_("P1", learner="someone else"),           # other details: conflict
-        open_("P5", scenario="no-such-scenario"),      # unknown scenario
-        open_("P6", rubric="no-such-rubric"),          # unknown rubric
+        *(_open_lab(f"P{k}") for k in range(5)),
+        _open_lab("P0"),                                   # repeat, same details: OPENED again
+        _open_lab("P1", learner="someone else"),           # other details: conflict
+        _open_lab("P5", scenario="no-such-scenario"),      # unknown scenario
+        _open_lab("P6", rubric="no-such-rubric"),          # unknown rubric
         [_frame({"type": "EVENTS", "session": "P2", "first_seq": 0, "count": n,
                  "encoding": "columns-v1", "dtype": layout.dtype_header()}),
          encode_columns_v1(cols, layout)],
         [_frame({"type": "CLOSE", "session": "P3", "t": 1.0, "next_seq": 0})],
-        open_("P7"),
+        _open_lab("P7"),
     ]  # fmt: skip
     expected = ["OPENED"] * 6 + ["session_conflict", "unknown_scenario", "unknown_rubric",
                                  "ACK", "CLOSED", "OPENED"]  # fmt: skip
@@ -404,24 +430,12 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
             return open_sessions(infos)
 
         store.open_sessions = holding  # type: ignore[method-assign]
-        context = zmq.Context()
-        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(engine.endpoint)
-        try:
-            sock.send_multipart(open_("first"))
-            for frames in burst:
+        with _dealer(engine.endpoint) as sock:
+            for frames in [_open_lab("first"), *burst]:
                 sock.send_multipart(frames)
             time.sleep(0.3)
             held.set()
-            answers = []
-            for _ in range(1 + len(burst)):
-                assert sock.poll(5000)
-                reply = json.loads(sock.recv_multipart()[0])
-                answers.append(reply.get("code", reply["type"]))
-        finally:
-            sock.close(linger=0)
-            context.term()
+            answers = _answers(sock, 1 + len(burst))
         assert answers == ["OPENED", *expected]
         assert max(sizes) >= 5  # the burst's first OPENs went in one transaction
         assert len(sizes) <= 4  # and the rest in few others
@@ -436,10 +450,6 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
 def test_a_store_failure_on_open_is_nacked_internal_and_the_engine_goes_on(
     tmp_path: Path,
 ) -> None:
-    def open_(sid: str, scenario: str = "network-lab") -> list[bytes]:
-        return [_frame({"type": "OPEN", "session": sid, "learner": "L", "scenario": scenario,
-                        "rubric": "network-lab"})]  # fmt: skip
-
     with running_engine(tmp_path / "e.db") as (engine, store):
         open_sessions = store.open_sessions
 
@@ -447,30 +457,14 @@ def test_a_store_failure_on_open_is_nacked_internal_and_the_engine_goes_on(
             raise sqlite3.OperationalError("disk I/O error")
 
         store.open_sessions = failing  # type: ignore[method-assign]
-        context = zmq.Context()
-        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(engine.endpoint)
-
-        def answers(*messages: list[bytes]) -> list[str]:
-            for frames in messages:
+        with _dealer(engine.endpoint) as sock:
+            for frames in (_open_lab("F1"), _open_lab("F2", scenario="nowhere"),
+                           _open_lab("F3")):  # fmt: skip
                 sock.send_multipart(frames)
-            out = []
-            for _ in messages:
-                assert sock.poll(5000)
-                reply = json.loads(sock.recv_multipart()[0])
-                out.append(reply.get("code", reply["type"]))
-            return out
-
-        try:
-            assert answers(open_("F1"), open_("F2", scenario="nowhere"), open_("F3")) == [
-                "internal", "unknown_scenario", "internal"
-            ]  # fmt: skip
+            assert _answers(sock, 3) == ["internal", "unknown_scenario", "internal"]
             store.open_sessions = open_sessions  # type: ignore[method-assign]
-            assert answers(open_("F1")) == ["OPENED"]
-        finally:
-            sock.close(linger=0)
-            context.term()
+            sock.send_multipart(_open_lab("F1"))
+            assert _answers(sock, 1) == ["OPENED"]
         assert store.session("F3") is None
         assert engine.running
 
@@ -479,13 +473,8 @@ def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) 
     """CLOSEs arriving together are stored in one transaction, but each is answered as if
     alone and in order: a repeat is CLOSED again (or NACKed for another t), a CLOSE with
     events missing is a gap, and events after a CLOSE in the same burst are refused."""
-    entry = library().resolve("network-lab", "network-lab", None)
-    assert isinstance(entry, RubricEntry)
-    layout = Layout.of(entry.scenario)
     n = 4
-    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64),
-                   np.zeros(n, np.int32),
-                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+    layout, cols = _lab_rows(n)
     names = [f"B{k}" for k in range(6)]
 
     def close(sid: str, t: float = 9.0, next_seq: int = n) -> list[bytes]:
@@ -504,32 +493,17 @@ def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) 
     ]  # fmt: skip
     expected = ["CLOSED"] * 5 + ["closed", "gap", "closed", "CLOSED"]
     with running_engine(tmp_path / "e.db") as (engine, store):
-        context = zmq.Context()
-        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(engine.endpoint)
-        try:
+        with _dealer(engine.endpoint) as sock:
             for sid in names:
-                sock.send_multipart([_frame({"type": "OPEN", "session": sid, "learner": "L",
-                                             "scenario": "network-lab",
-                                             "rubric": "network-lab"})])  # fmt: skip
+                sock.send_multipart(_open_lab(sid))
                 sock.send_multipart([_frame({"type": "EVENTS", "session": sid, "first_seq": 0,
                                              "count": n, "encoding": "columns-v1",
                                              "dtype": layout.dtype_header()}),
                                      encode_columns_v1(cols, layout)])  # fmt: skip
-            for _ in range(2 * len(names)):
-                assert sock.poll(5000)
-                assert json.loads(sock.recv_multipart()[0])["type"] in ("OPENED", "ACK")
+            assert set(_answers(sock, 2 * len(names))) <= {"OPENED", "ACK"}
             for frames in burst:
                 sock.send_multipart(frames)
-            answers = []
-            for _ in burst:
-                assert sock.poll(5000)
-                reply = json.loads(sock.recv_multipart()[0])
-                answers.append(reply.get("code", reply["type"]))
-        finally:
-            sock.close(linger=0)
-            context.term()
+            answers = _answers(sock, len(burst))
         assert answers == expected
         assert engine.wait_idle(10)
         records = {sid: store.session(sid) for sid in names}

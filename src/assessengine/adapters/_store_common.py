@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final, get_args
+from typing import Any, Final, TypeVar, get_args
 
 import orjson
 
@@ -35,6 +35,32 @@ MAX_SEQ: Final = 2**63 - 1
 def now() -> str:
     """The current time, ISO 8601 UTC with microseconds: ``2025-01-31T12:00:00.123456Z``."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ------------------------------------------------------------------------------ group calls
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(action: Callable[[T], R], items: Iterable[T]) -> list[R | StoreError]:
+    """`action` of each item in order: its result, or the StoreError it raised (the other
+    items go on), as the group calls (`open_sessions`, `close_sessions`) answer."""
+    out: list[R | StoreError] = []
+    for item in items:
+        try:
+            out.append(action(item))
+        except StoreError as exc:
+            out.append(exc)
+    return out
+
+
+def single(results: Sequence[R | StoreError]) -> R:
+    """The one answer of a group call made for one item; its StoreError is raised."""
+    (result,) = results
+    if isinstance(result, StoreError):
+        raise result
+    return result
 
 
 # ------------------------------------------------------------------------------ sessions

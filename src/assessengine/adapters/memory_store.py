@@ -63,21 +63,12 @@ class MemoryStore:
         self._closed = False
 
     def open_session(self, info: SessionInfo) -> SessionRecord:
-        (result,) = self.open_sessions([info])
-        if isinstance(result, StoreError):
-            raise result
-        return result
+        return common.single(self.open_sessions([info]))
 
     def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
-        out: list[SessionRecord | StoreError] = []
         with self._lock:
             self._check_open()
-            for info in infos:
-                try:
-                    out.append(self._open_one(info))
-                except StoreError as exc:
-                    out.append(exc)
-        return out
+            return common.each(self._open_one, infos)
 
     def _open_one(self, info: SessionInfo) -> SessionRecord:
         text = common.info_json(info)
@@ -116,13 +107,7 @@ class MemoryStore:
     def close_sessions(
         self, closing: Sequence[tuple[str, float]]
     ) -> list[SessionRecord | StoreError]:
-        out: list[SessionRecord | StoreError] = []
-        for session_id, close_t in closing:
-            try:
-                out.append(self.close_session(session_id, close_t))
-            except StoreError as exc:
-                out.append(exc)
-        return out
+        return common.each(lambda item: self.close_session(*item), closing)
 
     def close_session(self, session_id: str, close_t: float) -> SessionRecord:
         value = common.check_close_t(session_id, close_t)

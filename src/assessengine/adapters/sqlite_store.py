@@ -225,10 +225,7 @@ class SqliteStore:
     # ------------------------------------------------------------------------------ sessions
 
     def open_session(self, info: SessionInfo) -> SessionRecord:
-        (result,) = self.open_sessions([info])
-        if isinstance(result, StoreError):
-            raise result
-        return result
+        return common.single(self.open_sessions([info]))
 
     def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
         out: list[SessionRecord | StoreError] = []
@@ -270,22 +267,14 @@ class SqliteStore:
         return _to_record(found[0]) if found else None
 
     def close_session(self, session_id: str, close_t: float) -> SessionRecord:
-        (result,) = self.close_sessions([(session_id, close_t)])
-        if isinstance(result, StoreError):
-            raise result
-        return result
+        return common.single(self.close_sessions([(session_id, close_t)]))
 
     def close_sessions(
         self, closing: Sequence[tuple[str, float]]
     ) -> list[SessionRecord | StoreError]:
-        out: list[SessionRecord | StoreError] = []
         stamp = common.now()
         with self._write() as db:
-            for session_id, close_t in closing:
-                try:
-                    out.append(self._close_one(db, session_id, close_t, stamp))
-                except StoreError as exc:
-                    out.append(exc)
+            out = common.each(lambda item: self._close_one(db, *item, stamp), closing)
         self._checkpointer.wrote(0, pages=2 * len(closing))
         return out
 
