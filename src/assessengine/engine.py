@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from .adapters.store import SessionInfo, SessionRecord, Store, StoreError
@@ -427,7 +428,8 @@ class Engine:
         rules: IngestRules,
         waiting: list[tuple[Message, Accept | Duplicate]],
     ) -> None:
-        """Store every pending batch in one transaction, then ACK, then queue for scoring."""
+        """Store every pending batch in one transaction, queue the new ones for scoring, then
+        ACK (queued first, so that a client that has its ACK finds the batch in `wait_idle`)."""
         if not waiting:
             return
         start = time.perf_counter()
@@ -447,17 +449,19 @@ class Engine:
         queued: list[tuple[Item, int]] = []
         for m, d in waiting:
             if isinstance(d, Accept):
-                ingest.reply(m.identity, _ack_frame(d.session, d.last_seq))
                 cols = d.columns
                 size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
                 queued.append((BatchItem(d.session, cols, m.received, size), size))
+        self.queue.put_many(queued)
+        for m, d in waiting:
+            if isinstance(d, Accept):
+                ingest.reply(m.identity, _ack_frame(d.session, d.last_seq))
             else:
                 s.duplicates += 1
                 ingest.reply(m.identity, _ack_frame(d.session, d.ack_seq))
         now = time.monotonic()
         for m, _ in waiting:
             s.ack_latency.observe(now - m.received)
-        self.queue.put_many(queued)
 
     def _open(
         self, ingest: ZmqIngest, rules: IngestRules, opening: list[tuple[Message, Open]]
@@ -479,25 +483,29 @@ class Engine:
             log.error("store: cannot open %d session(s): %s", len(infos), exc)
             failure = exc
         queued: list[tuple[Item, int]] = []
+        answers: list[Callable[[], None]] = []  # in order, once the opens are queued
         for (m, h), entry in zip(opening, entries, strict=True):
             if isinstance(entry, Refusal):
-                _nack(ingest, m, entry.code, entry.message)
+                answers.append(partial(_nack, ingest, m, entry.code, entry.message))
                 continue
             if failure is not None:
-                _nack(ingest, m, "internal", f"the engine could not store the session: {failure}")
+                answers.append(partial(_nack, ingest, m, "internal",
+                                       f"the engine could not store the session: {failure}"))
                 continue
             opened = next(results)
             if isinstance(opened, Reject):
-                _nack(ingest, m, opened.code, opened.message)
+                answers.append(partial(_nack, ingest, m, opened.code, opened.message))
                 continue
             record, layout = opened
-            ingest.reply(m.identity, Opened(
+            answers.append(partial(ingest.reply, m.identity, Opened(
                 session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
                 signals=list(layout.signal_names), events=list(layout.event_names),
-            ))  # fmt: skip
+            )))  # fmt: skip
             if record.status == "open":
                 queued.append((OpenItem(h.session, entry), 0))
         self.queue.put_many(queued)
+        for answer in answers:
+            answer()
 
     def _entry_for(self, h: Open) -> RubricEntry | Refusal:
         """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
@@ -532,18 +540,23 @@ class Engine:
                 _nack(ingest, m, "internal", f"the engine could not store the close: {exc}")
             return
         queued: list[tuple[Item, int]] = []
+        answers: list[Callable[[], None]] = []  # in order, once the closes are queued
         for (m, h), closed in zip(closing, results, strict=True):
             if isinstance(closed, StoreError):
                 log.error("store: cannot close session %r: %s", h.session, closed)
-                _nack(ingest, m, "internal", f"the engine could not store the close: {closed}")
+                answers.append(partial(_nack, ingest, m, "internal",
+                                       f"the engine could not store the close: {closed}"))
             elif isinstance(closed, Reject):
-                _nack(ingest, m, closed.code, closed.message, closed.expected_seq)
+                answers.append(partial(_nack, ingest, m, closed.code, closed.message,
+                                       closed.expected_seq))  # fmt: skip
             else:
                 close_t = h.t if closed.close_t is None else closed.close_t
                 reply = Closed(session=h.session, t=close_t, seq=closed.next_seq - 1)
-                ingest.reply(m.identity, reply)
+                answers.append(partial(ingest.reply, m.identity, reply))
                 queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
         self.queue.put_many(queued)
+        for answer in answers:
+            answer()
 
     # -------------------------------------------------------------------------- scoring thread
 
