@@ -6,7 +6,10 @@ ACK after commit, scoring on).
   64 MiB in flight); a round ends when every batch is ACKed AND scored (`Engine.wait_idle`).
   ``extra_info``: events/s to the last ACK and to the end of scoring, and the CPU seconds the
   best round took in the engine's ingest and scoring threads, the ZeroMQ I/O threads and the
-  sender (from /proc: whether a round is bound by one thread or by the machine's cores).
+  sender (from /proc: whether a round is bound by one thread or by the machine's cores), and
+  each round's mid-round pace: events/s stored and scored between 10 % and 90 % of its events
+  (`_Progress`), the rate the engine keeps up while sessions stream, without the round's
+  start and its end (the scorer's backlog and the 1,000 sessions' closes at once).
 * latency: 500 sessions at a steady 50,000 events/s in total, each session sending 10 events
   every 100 ms (5,000 batches/s) or 50 events every 500 ms (1,000 batches/s), staggered, for
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
@@ -287,6 +290,50 @@ def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
     return parts
 
 
+# ================================================================================ mid-round rates
+
+
+class _Progress:
+    """Samples the engine's stored and scored event counters every `interval` s while a
+    round runs: the rates between 10 % and 90 % of the round's events are the steady pace of
+    ingest and scoring, without the start, the scorer's backlog at the end or the 1,000
+    sessions' closes (which a live engine spreads over the day)."""
+
+    def __init__(self, engine: Engine, interval: float = 0.005) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._base = self._counts()
+        self.samples: list[tuple[float, int, int]] = []  # (time, stored, scored) this round
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _counts(self) -> tuple[int, int]:
+        return self._engine.stats.events_stored, self._engine.scorer.events_scored
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            stored, scored = self._counts()
+            self.samples.append((time.perf_counter(), stored - self._base[0],
+                                 scored - self._base[1]))  # fmt: skip
+
+    def rates(self, events: int) -> dict[str, float | None]:
+        """events/s of storing and of scoring between 10 % and 90 % of `events`."""
+        self._stop.set()
+        self._thread.join()
+        return {"stored": _rate([(t, n) for t, n, _ in self.samples], events),
+                "scored": _rate([(t, n) for t, _, n in self.samples], events)}  # fmt: skip
+
+
+def _rate(series: list[tuple[float, int]], events: int) -> float | None:
+    """Events per second between the first samples at or past 10 % and 90 % of `events`."""
+    lo = next(((t, n) for t, n in series if n >= 0.1 * events), None)
+    hi = next(((t, n) for t, n in series if n >= 0.9 * events), None)
+    if lo is None or hi is None or hi[0] <= lo[0]:
+        return None
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
 # ================================================================================ the engine
 
 
@@ -301,6 +348,7 @@ class _Bench:
         assert self.conn.recv() == "ready"
         assert self.engine.wait_idle(120)  # the OPENs are scored before the clock starts
         before = _cpu_by_part(self.engine, self.process.pid)
+        progress = _Progress(self.engine)
         start = time.perf_counter()
         self.conn.send("go")
         if not self.conn.poll(300):
@@ -311,7 +359,8 @@ class _Bench:
         scored = time.perf_counter() - start
         after = _cpu_by_part(self.engine, self.process.pid)
         cpu = {part: round(after[part] - before[part], 2) for part in after}
-        return {"events": events, "ack_seconds": elapsed, "scored_seconds": scored, "cpu": cpu}
+        return {"events": events, "ack_seconds": elapsed, "scored_seconds": scored, "cpu": cpu,
+                "mid_round": progress.rates(events)}
 
 
 @pytest.fixture
@@ -361,6 +410,8 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
         "events_per_s_scored_all_rounds": [round(r["events"] / r["scored_seconds"])
                                            for r in results],
         "cpu_seconds_of_best_round": best["cpu"],
+        "mid_round_events_per_s": [{k: v and round(v) for k, v in r["mid_round"].items()}
+                                   for r in results],
         "store_commits": bench.engine.stats.commits,
         "batches": bench.engine.stats.batches_stored,
     })  # fmt: skip
