@@ -516,6 +516,68 @@ def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) 
         assert all(store.report(sid) is not None for sid in names if sid != names[4])
 
 
+def test_closes_between_other_sessions_batches_do_not_split_the_group_commit(
+    tmp_path: Path,
+) -> None:
+    """CLOSEs arriving between batches of other sessions (sessions ending while others
+    stream) are stored in one transaction and the batches in one append, not one transaction
+    per message; every answer still comes in arrival order, and a batch for a session whose
+    CLOSE came earlier in the burst is refused as closed."""
+    n = 4
+    layout, cols = _lab_rows(n)
+    ending, streaming = [f"E{k}" for k in range(4)], [f"S{k}" for k in range(4)]
+
+    def events(sid: str, first: int) -> list[bytes]:
+        moved = Columns(cols.seq + first, cols.t + first, cols.event, cols.signals)
+        return [_frame({"type": "EVENTS", "session": sid, "first_seq": first, "count": n,
+                        "encoding": "columns-v1", "dtype": layout.dtype_header()}),
+                encode_columns_v1(moved, layout)]  # fmt: skip
+
+    burst = [frames for e, s in zip(ending, streaming, strict=True)
+             for frames in ([_frame({"type": "CLOSE", "session": e, "t": 99.0,
+                                     "next_seq": n})], events(s, n))]  # fmt: skip
+    burst.append(events(ending[0], n))  # after its CLOSE: closed
+    expected = ["CLOSED", "ACK"] * 4 + ["closed"]
+    with running_engine(tmp_path / "e.db") as (engine, store):
+        with _dealer(engine.endpoint) as sock:
+            for sid in [*ending, *streaming, "first"]:
+                sock.send_multipart(_open_lab(sid))
+                sock.send_multipart(events(sid, 0))
+            assert set(_answers(sock, 2 * 9)) <= {"OPENED", "ACK"}
+            held, appends, closes = threading.Event(), [], []
+            append_batches, close_sessions = store.append_batches, store.close_sessions
+
+            def holding(items: Any) -> Any:  # the first append waits until the burst is queued
+                appends.append(len(items))
+                held.wait(10)
+                return append_batches(items)
+
+            def counting(closing: Any) -> Any:
+                closes.append(len(closing))
+                return close_sessions(closing)
+
+            store.append_batches = holding  # type: ignore[method-assign]
+            store.close_sessions = counting  # type: ignore[method-assign]
+            for frames in [events("first", n), *burst]:
+                sock.send_multipart(frames)
+            time.sleep(0.3)
+            held.set()
+            answers = _answers(sock, 1 + len(burst))
+        assert answers == ["ACK", *expected]
+        # the first round takes "first" and maybe the start of the burst, the next one the
+        # rest: five batches in two appends at most, four CLOSEs in two transactions at most
+        # (one transaction per message would be 5 and 4)
+        assert sum(appends) == 5
+        assert len(appends) <= 2
+        assert sum(closes) == 4
+        assert len(closes) <= 2
+        assert engine.wait_idle(10)
+        assert {sid: store.session(sid).status for sid in ending + streaming} == {  # type: ignore[union-attr]
+            **dict.fromkeys(ending, "closed"), **dict.fromkeys(streaming, "open")
+        }
+        assert all(store.report(sid) is not None for sid in ending)
+
+
 def test_the_app_serves_the_engine_metrics_and_shuts_down_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     with running_engine(db) as (engine, _):

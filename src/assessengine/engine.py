@@ -4,8 +4,9 @@ Two threads, one queue (see docs/architecture.md, "Live engine"):
 
 * the **ingest thread** owns the ROUTER socket (`ZmqIngest`) and the ingest rules. Per round it
   takes what arrived (up to `round_bytes`), decides every EVENTS (`IngestRules`), appends all
-  accepted batches in ONE store transaction (group commit), and only then ACKs them; OPEN and
-  CLOSE commit what is pending first, and a run of OPENs or of CLOSEs is one transaction too.
+  accepted batches in ONE store transaction (group commit), stores the round's OPENs in one
+  more and its CLOSEs in one more, and only then answers, in arrival order. Only a message
+  about a session whose OPEN or CLOSE is still pending makes it store what is pending first.
   Accepted batches (decoded columns) go to the work queue.
 * the **scoring thread** owns the `Scorer`: it takes everything queued, steps each compiled
   rubric once over the batches of all its sessions, saves decisions, and at CLOSE saves the
@@ -88,6 +89,19 @@ class StopItem:
 
 
 Item = OpenItem | BatchItem | CloseItem | StopItem
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a round holds until it is stored: decided batches (accepted or duplicates), OPENs
+    and CLOSEs (one per session each), the messages to answer in arrival order, and their
+    answers as they are known (id(message) -> answer; a refused EVENTS's at once)."""
+
+    batches: list[tuple[Message, Accept | Duplicate]] = field(default_factory=list)
+    opens: dict[str, tuple[Message, Open]] = field(default_factory=dict)
+    closes: dict[str, tuple[Message, Close]] = field(default_factory=dict)
+    order: list[Message] = field(default_factory=list)
+    answers: dict[int, Callable[[], None]] = field(default_factory=dict)
 
 
 class WorkQueue:
@@ -381,55 +395,63 @@ class Engine:
         return messages
 
     def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
-        """Answer `messages` (OPEN, EVENTS, CLOSE) in arrival order, with as few store
-        transactions as that order allows: a run of EVENTS is one append, a run of OPENs or
-        of CLOSEs (of distinct sessions) one transaction."""
-        waiting: list[tuple[Message, Accept | Duplicate]] = []
-        run: dict[str, tuple[Message, Open | Close]] = {}  # OPENs or CLOSEs, one per session
-        kind = ""  # what `run` holds: "OPEN" or "CLOSE"
+        """Answer `messages` (OPEN, EVENTS, CLOSE) with as few store transactions as their
+        order allows. What waits to be stored is kept in a `_Pending`: its batches are
+        appended in one transaction, then its OPENs in one, then its CLOSEs in one, and every
+        answer goes out in arrival order. Sessions are independent, so a batch of one session
+        may be stored before the CLOSE of another that arrived earlier; a message concerning a
+        session whose OPEN or CLOSE is pending first stores everything pending, so each
+        session's messages take effect in the order they were sent."""
+        pending = _Pending()
         for m in messages:
             h = m.header
-            if isinstance(h, Open | Close):
-                self._commit(ingest, rules, waiting)  # a CLOSE counts the stored events
-                waiting = []
-                if h.type != kind or h.session in run:
-                    self._settle(ingest, rules, run)
-                    run, kind = {}, h.type
-                run[h.session] = (m, h)
-                continue
-            self._settle(ingest, rules, run)
-            run, kind = {}, ""
-            assert isinstance(h, Events)  # HELLO and PING are answered by ZmqIngest
-            assert m.payload is not None
-            decision = rules.events(h, m.raw_header, m.payload)
-            if isinstance(decision, Reject):
-                _nack(ingest, m, decision.code, decision.message, decision.expected_seq)
+            assert isinstance(h, Open | Close | Events)  # HELLO, PING: answered by ZmqIngest
+            if h.session in pending.opens or h.session in pending.closes:
+                self._store(ingest, rules, pending)
+                pending = _Pending()
+            if isinstance(h, Open):
+                pending.opens[h.session] = (m, h)
+            elif isinstance(h, Close):
+                pending.closes[h.session] = (m, h)
             else:
-                waiting.append((m, decision))  # answered after the commit, even duplicates
-        self._commit(ingest, rules, waiting)
-        self._settle(ingest, rules, run)
+                assert m.payload is not None
+                decision = rules.events(h, m.raw_header, m.payload)
+                if isinstance(decision, Reject):
+                    pending.answers[id(m)] = partial(_nack, ingest, m, decision.code,
+                                                     decision.message, decision.expected_seq)
+                else:
+                    pending.batches.append((m, decision))  # answered after the commit
+            pending.order.append(m)
+        self._store(ingest, rules, pending)
 
-    def _settle(
-        self, ingest: ZmqIngest, rules: IngestRules, run: dict[str, tuple[Message, Open | Close]]
-    ) -> None:
-        """Store a run of OPENs or of CLOSEs in one transaction and answer each."""
-        if not run:
+    def _store(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Store what is pending (batches, then OPENs, then CLOSEs: one transaction each),
+        queue the work for scoring, then answer in arrival order (queued first, so that a
+        client that has its answer finds the work in `wait_idle`)."""
+        if not pending.order:
             return
-        opens = [(m, h) for m, h in run.values() if isinstance(h, Open)]
-        if opens:
-            self._open(ingest, rules, opens)
-        closes = [(m, h) for m, h in run.values() if isinstance(h, Close)]
-        if closes:
-            self._close(ingest, rules, closes)
+        queued: list[tuple[Item, int]] = []
+        answers = pending.answers
+        self._commit(ingest, rules, pending.batches, queued, answers)
+        self._open(ingest, rules, list(pending.opens.values()), queued, answers)
+        self._close(ingest, rules, list(pending.closes.values()), queued, answers)
+        self.queue.put_many(queued)
+        for m in pending.order:
+            answers[id(m)]()
+        now = time.monotonic()
+        for m, _ in pending.batches:
+            self.stats.ack_latency.observe(now - m.received)
 
     def _commit(
         self,
         ingest: ZmqIngest,
         rules: IngestRules,
         waiting: list[tuple[Message, Accept | Duplicate]],
+        queued: list[tuple[Item, int]],
+        answers: dict[int, Callable[[], None]],
     ) -> None:
-        """Store every pending batch in one transaction, queue the new ones for scoring, then
-        ACK (queued first, so that a client that has its ACK finds the batch in `wait_idle`)."""
+        """Store every pending batch in one transaction; add the new ones to `queued` and
+        every answer (ACK, or NACK ``internal`` when the store fails) to `answers`."""
         if not waiting:
             return
         start = time.perf_counter()
@@ -439,35 +461,37 @@ class Engine:
             log.error("store: cannot append %d batch(es): %s", len(waiting), exc)
             self.stats.store_errors += 1
             for m, _ in waiting:
-                _nack(ingest, m, "internal", f"the engine could not store the batch: {exc}")
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the batch: {exc}")
             return
         s = self.stats
         s.commit_seconds.observe(time.perf_counter() - start)
         s.commits += bool(stored)
         s.batches_stored += len(stored)
         s.events_stored += sum(a.count for a, _ in stored)
-        queued: list[tuple[Item, int]] = []
         for m, d in waiting:
             if isinstance(d, Accept):
                 cols = d.columns
                 size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
                 queued.append((BatchItem(d.session, cols, m.received, size), size))
-        self.queue.put_many(queued)
-        for m, d in waiting:
-            if isinstance(d, Accept):
-                ingest.reply(m.identity, _ack_frame(d.session, d.last_seq))
+                acked = d.last_seq
             else:
                 s.duplicates += 1
-                ingest.reply(m.identity, _ack_frame(d.session, d.ack_seq))
-        now = time.monotonic()
-        for m, _ in waiting:
-            s.ack_latency.observe(now - m.received)
+                acked = d.ack_seq
+            answers[id(m)] = partial(ingest.reply, m.identity, _ack_frame(d.session, acked))
 
     def _open(
-        self, ingest: ZmqIngest, rules: IngestRules, opening: list[tuple[Message, Open]]
+        self,
+        ingest: ZmqIngest,
+        rules: IngestRules,
+        opening: list[tuple[Message, Open]],
+        queued: list[tuple[Item, int]],
+        answers: dict[int, Callable[[], None]],
     ) -> None:
-        """Open these sessions (distinct) in one store transaction, answer each in order,
-        queue the opens for scoring."""
+        """Open these sessions (distinct) in one store transaction; add the opens to `queued`
+        and each answer to `answers`."""
+        if not opening:
+            return
         entries = [self._entry_for(h) for _, h in opening]
         infos = [
             SessionInfo(h.session, h.learner, h.scenario, e.rubric.rubric, e.rubric.version,
@@ -482,30 +506,25 @@ class Engine:
         except Exception as exc:
             log.error("store: cannot open %d session(s): %s", len(infos), exc)
             failure = exc
-        queued: list[tuple[Item, int]] = []
-        answers: list[Callable[[], None]] = []  # in order, once the opens are queued
         for (m, h), entry in zip(opening, entries, strict=True):
             if isinstance(entry, Refusal):
-                answers.append(partial(_nack, ingest, m, entry.code, entry.message))
+                answers[id(m)] = partial(_nack, ingest, m, entry.code, entry.message)
                 continue
             if failure is not None:
-                answers.append(partial(_nack, ingest, m, "internal",
-                                       f"the engine could not store the session: {failure}"))
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the session: {failure}")
                 continue
             opened = next(results)
             if isinstance(opened, Reject):
-                answers.append(partial(_nack, ingest, m, opened.code, opened.message))
+                answers[id(m)] = partial(_nack, ingest, m, opened.code, opened.message)
                 continue
             record, layout = opened
-            answers.append(partial(ingest.reply, m.identity, Opened(
+            answers[id(m)] = partial(ingest.reply, m.identity, Opened(
                 session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
                 signals=list(layout.signal_names), events=list(layout.event_names),
-            )))  # fmt: skip
+            ))  # fmt: skip
             if record.status == "open":
                 queued.append((OpenItem(h.session, entry), 0))
-        self.queue.put_many(queued)
-        for answer in answers:
-            answer()
 
     def _entry_for(self, h: Open) -> RubricEntry | Refusal:
         """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
@@ -526,10 +545,15 @@ class Engine:
         return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
 
     def _close(
-        self, ingest: ZmqIngest, rules: IngestRules, closing: list[tuple[Message, Close]]
+        self,
+        ingest: ZmqIngest,
+        rules: IngestRules,
+        closing: list[tuple[Message, Close]],
+        queued: list[tuple[Item, int]],
+        answers: dict[int, Callable[[], None]],
     ) -> None:
-        """Close these sessions (distinct) in one store transaction, answer each, queue the
-        closes for scoring."""
+        """Close these sessions (distinct) in one store transaction; add the closes to
+        `queued` and each answer to `answers`."""
         if not closing:
             return
         try:
@@ -537,26 +561,22 @@ class Engine:
         except Exception as exc:
             log.error("store: cannot close %d session(s): %s", len(closing), exc)
             for m, _ in closing:
-                _nack(ingest, m, "internal", f"the engine could not store the close: {exc}")
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the close: {exc}")
             return
-        queued: list[tuple[Item, int]] = []
-        answers: list[Callable[[], None]] = []  # in order, once the closes are queued
         for (m, h), closed in zip(closing, results, strict=True):
             if isinstance(closed, StoreError):
                 log.error("store: cannot close session %r: %s", h.session, closed)
-                answers.append(partial(_nack, ingest, m, "internal",
-                                       f"the engine could not store the close: {closed}"))
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the close: {closed}")
             elif isinstance(closed, Reject):
-                answers.append(partial(_nack, ingest, m, closed.code, closed.message,
-                                       closed.expected_seq))  # fmt: skip
+                answers[id(m)] = partial(_nack, ingest, m, closed.code, closed.message,
+                                         closed.expected_seq)  # fmt: skip
             else:
                 close_t = h.t if closed.close_t is None else closed.close_t
                 reply = Closed(session=h.session, t=close_t, seq=closed.next_seq - 1)
-                answers.append(partial(ingest.reply, m.identity, reply))
+                answers[id(m)] = partial(ingest.reply, m.identity, reply)
                 queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
-        self.queue.put_many(queued)
-        for answer in answers:
-            answer()
 
     # -------------------------------------------------------------------------- scoring thread
 
