@@ -3,13 +3,16 @@ tcp://127.0.0.1 to an in-process `Engine` (SqliteStore on a fresh file, synchron
 ACK after commit, scoring on).
 
 * throughput: every batch of every session is sent as fast as the engine ACKs (a window of
-  64 MiB in flight); a round ends when every batch is ACKed AND scored (`Engine.wait_idle`).
+  64 MiB in flight), and each session is closed as soon as its last batch is ACKed, as a
+  simulator closes its session when it ends (the ``closes-at-end`` case closes all 1,000 after
+  the last ACK instead: the worst case for the end of a round); a round ends when every batch
+  is ACKed AND scored and every report saved (`Engine.wait_idle`).
   ``extra_info``: events/s to the last ACK and to the end of scoring, and the CPU seconds the
   best round took in the engine's ingest and scoring threads, the ZeroMQ I/O threads and the
   sender (from /proc: whether a round is bound by one thread or by the machine's cores), and
   each round's mid-round pace: events/s stored and scored between 10 % and 90 % of its events
   (`_Progress`), the rate the engine keeps up while sessions stream, without the round's
-  start and its end (the scorer's backlog and the 1,000 sessions' closes at once).
+  start and its end (the scorer's backlog, and the closes still to come).
 * latency: 500 sessions at a steady 50,000 events/s in total, each session sending 10 events
   every 100 ms (5,000 batches/s) or 50 events every 500 ms (1,000 batches/s), staggered, for
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
@@ -59,6 +62,7 @@ LATENCY_SESSIONS = 500
 LATENCY_RATE = 50_000          # events/s, all sessions together
 LATENCY_TICK = 0.01            # some of the sessions send at every tick
 LATENCY_SECONDS = 6.0
+CLOSES_AT_END = "/closes-at-end"  # a sender mode's suffix: close every session after the last ACK
 
 
 # ================================================================================ the sender
@@ -140,7 +144,12 @@ def _open(peer: _Peer, names: list[str]) -> None:
         raise RuntimeError(f"{len(waiting)} OPEN(s) unanswered")
 
 
-def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -> None:
+def _throughput_round(
+    peer: _Peer, plan: _Plan, prefix: str, conn: Connection, *, close_each: bool
+) -> None:
+    """Open the sessions, then (timed) send every batch round robin over the sessions as the
+    window allows and close each session as soon as its last batch is ACKed (`close_each`,
+    as a simulator does when its session ends) or all of them after the last ACK."""
     names = [f"{prefix}-{k}" for k in range(len(plan.batches))]
     _open(peer, names)
     queue = [  # round robin over the sessions, as live simulators interleave
@@ -162,7 +171,7 @@ def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -
     acked: dict[str, int] = {}
     in_flight = sent = 0
     sizes: dict[tuple[str, int], int] = {}
-    done = 0
+    done = closed = 0
     deadline = time.monotonic() + 300
     while done < len(names) and time.monotonic() < deadline:
         while sent < len(queue) and in_flight < WINDOW:
@@ -172,6 +181,9 @@ def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -
             in_flight += len(payload)
             sent += 1
         for reply in peer.replies(0.001 if sent < len(queue) else 0.1):
+            if reply["type"] == "CLOSED" and close_each:
+                closed += 1
+                continue
             if reply["type"] != "ACK":
                 raise RuntimeError(f"unexpected reply {reply}")
             name, seq = reply["session"], reply["seq"]
@@ -179,13 +191,19 @@ def _throughput_round(peer: _Peer, plan: _Plan, prefix: str, conn: Connection) -
             if seq > acked.get(name, -1):
                 acked[name] = seq
                 done += seq == last[name]
+                if close_each and seq == last[name]:
+                    _close(peer, name, last[name])
     elapsed = time.perf_counter() - start
-    for name in names:
-        peer.send({"type": "CLOSE", "session": name, "t": 1e6, "next_seq": last[name] + 1})
-    closed = 0
+    if not close_each:
+        for name in names:
+            _close(peer, name, last[name])
     while closed < len(names) and time.monotonic() < deadline:
         closed += sum(r["type"] == "CLOSED" for r in peer.replies(1.0))
     conn.send((elapsed, plan.events, done == len(names)))
+
+
+def _close(peer: _Peer, name: str, last: int) -> None:
+    peer.send({"type": "CLOSE", "session": name, "t": 1e6, "next_seq": last + 1})
 
 
 def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
@@ -232,7 +250,7 @@ def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
 def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_bytes: int) -> None:
     """The sender process: plan once, then one round per command until None. The sender's own
     garbage collector is kept out of the measurement (its full passes took 15-40 ms)."""
-    encoding = "json-v1" if mode == "json-v1" else "columns-v1"
+    encoding = "json-v1" if mode == "json-v1" else "columns-v1"  # or columns-v1 CLOSES_AT_END
     plan = _plan(sessions, encoding, frame_bytes)
     gc.collect()
     gc.freeze()
@@ -243,7 +261,8 @@ def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_byt
             if mode == "latency":
                 _latency_round(peer, plan, conn)
             else:
-                _throughput_round(peer, plan, command, conn)
+                _throughput_round(peer, plan, command, conn,
+                                  close_each=not mode.endswith(CLOSES_AT_END))  # fmt: skip
     finally:
         peer.close()
 
@@ -296,8 +315,7 @@ def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
 class _Progress:
     """Samples the engine's stored and scored event counters every `interval` s while a
     round runs: the rates between 10 % and 90 % of the round's events are the steady pace of
-    ingest and scoring, without the start, the scorer's backlog at the end or the 1,000
-    sessions' closes (which a live engine spreads over the day)."""
+    ingest and scoring, without the start and the end of the round."""
 
     def __init__(self, engine: Engine, interval: float = 0.005) -> None:
         self._engine = engine
@@ -421,8 +439,8 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
 @pytest.mark.parametrize(
     "bench_engine",
     [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 256 * 2**10),
-     ("columns-v1", 1000, 2**20)],
-    ids=["64KiB", "256KiB", "1MiB"],
+     ("columns-v1", 1000, 2**20), ("columns-v1" + CLOSES_AT_END, 1000, 2**20)],
+    ids=["64KiB", "256KiB", "1MiB", "1MiB-closes-at-end"],
     indirect=True,
 )
 def test_columns_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:
