@@ -215,6 +215,33 @@ def _dealer(endpoint: str) -> Iterator[zmq.Socket[bytes]]:
         context.term()
 
 
+def _watch(store: Store, method: str, hold: threading.Event | None = None) -> list[int]:
+    """Wrap the store's group `method` (open_sessions, append_batches, close_sessions...):
+    the returned list gets the size of each call; with `hold`, each call first waits for it
+    (up to 10 s), so that what a test sends meanwhile queues up for the engine's next round."""
+    sizes: list[int] = []
+    original = getattr(store, method)
+
+    def watched(items: Any) -> Any:
+        sizes.append(len(items))
+        if hold is not None:
+            hold.wait(10)
+        return original(items)
+
+    setattr(store, method, watched)
+    return sizes
+
+
+def _send_then_release(
+    sock: zmq.Socket[bytes], messages: list[list[bytes]], held: threading.Event
+) -> None:
+    """Send `messages`, give them time to reach the engine's socket, then release `held`."""
+    for frames in messages:
+        sock.send_multipart(frames)
+    time.sleep(0.3)
+    held.set()
+
+
 def _answers(sock: zmq.Socket[bytes], count: int) -> list[str]:
     """The next `count` replies: each NACK's code, or the reply's type."""
     out = []
@@ -421,20 +448,10 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
     expected = ["OPENED"] * 6 + ["session_conflict", "unknown_scenario", "unknown_rubric",
                                  "ACK", "CLOSED", "OPENED"]  # fmt: skip
     with running_engine(tmp_path / "e.db") as (engine, store):
-        held, sizes = threading.Event(), []
-        open_sessions = store.open_sessions
-
-        def holding(infos: Any) -> Any:  # the first OPEN waits until the burst is queued
-            sizes.append(len(infos))
-            held.wait(10)
-            return open_sessions(infos)
-
-        store.open_sessions = holding  # type: ignore[method-assign]
+        held = threading.Event()  # the first OPEN waits until the burst is queued
+        sizes = _watch(store, "open_sessions", held)
         with _dealer(engine.endpoint) as sock:
-            for frames in [_open_lab("first"), *burst]:
-                sock.send_multipart(frames)
-            time.sleep(0.3)
-            held.set()
+            _send_then_release(sock, [_open_lab("first"), *burst], held)
             answers = _answers(sock, 1 + len(burst))
         assert answers == ["OPENED", *expected]
         # 9 OPENs reach the store (first, P0-P4, P0 again, P1 again, P7) in at most 4
@@ -544,24 +561,10 @@ def test_closes_between_other_sessions_batches_do_not_split_the_group_commit(
                 sock.send_multipart(_open_lab(sid))
                 sock.send_multipart(events(sid, 0))
             assert set(_answers(sock, 2 * 9)) <= {"OPENED", "ACK"}
-            held, appends, closes = threading.Event(), [], []
-            append_batches, close_sessions = store.append_batches, store.close_sessions
-
-            def holding(items: Any) -> Any:  # the first append waits until the burst is queued
-                appends.append(len(items))
-                held.wait(10)
-                return append_batches(items)
-
-            def counting(closing: Any) -> Any:
-                closes.append(len(closing))
-                return close_sessions(closing)
-
-            store.append_batches = holding  # type: ignore[method-assign]
-            store.close_sessions = counting  # type: ignore[method-assign]
-            for frames in [events("first", n), *burst]:
-                sock.send_multipart(frames)
-            time.sleep(0.3)
-            held.set()
+            held = threading.Event()  # the first append waits until the burst is queued
+            appends = _watch(store, "append_batches", held)
+            closes = _watch(store, "close_sessions")
+            _send_then_release(sock, [events("first", n), *burst], held)
             answers = _answers(sock, 1 + len(burst))
         assert answers == ["ACK", *expected]
         # the first round takes "first" and maybe the start of the burst, the next one the
