@@ -248,9 +248,10 @@ def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
 
 
 def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_bytes: int) -> None:
-    """The sender process: plan once, then one round per command until None. The sender's own
-    garbage collector is kept out of the measurement (its full passes took 15-40 ms)."""
-    encoding = "json-v1" if mode == "json-v1" else "columns-v1"  # or columns-v1 CLOSES_AT_END
+    """The sender process: plan once, then one round per command until None. `mode`:
+    ``json-v1``, ``columns-v1`` (+ `CLOSES_AT_END`) or ``latency`` (columns-v1). The sender's
+    own garbage collector is kept out of the measurement (its full passes took 15-40 ms)."""
+    encoding = "json-v1" if mode == "json-v1" else "columns-v1"
     plan = _plan(sessions, encoding, frame_bytes)
     gc.collect()
     gc.freeze()
