@@ -4,13 +4,15 @@ For each EVENTS message, `IngestRules.events` decides: store all, store only the
 partial overlap with what is stored), duplicate (re-ACK, store nothing), or reject (NACK
 ``gap`` with the expected seq, ``closed``, ``unknown_session``, or a codec code). Accepted
 batches are kept pending until `commit` appends them in one transaction; ACK them only after
-`commit` returned. The engine's loop, per poll:
+`commit` returned, and `commit` before `open_many` / `close_many` (a CLOSE counts the stored
+events). The engine's loop (`Engine._round`), per round of messages:
 
-    for msg in ingest.poll(timeout):
-        EVENTS: decision = rules.events(msg.header, msg.raw_header, msg.payload)
-                Accept -> remember (identity, decision); Duplicate -> ACK; Reject -> NACK
-        OPEN / CLOSE: rules.commit() first (and ACK what it stored), then rules.open / close
-    rules.commit(); ACK every remembered Accept
+    for msg in messages:
+        if msg is about a session whose OPEN or CLOSE is pending: store what is pending
+        EVENTS: decision = rules.events(msg.header, msg.raw_header, msg.payload), kept
+        OPEN / CLOSE: kept (one per session)
+    store what is pending: rules.commit(), rules.open_many(OPENs), rules.close_many(CLOSEs);
+    then answer every message in arrival order (ACK, NACK, OPENED, CLOSED)
 
 The rules keep a small per-session cache (next seq, last t, status) so the hot path does not
 read the store; all writes to sessions and batches must therefore go through these rules.
