@@ -94,14 +94,16 @@ Item = OpenItem | BatchItem | CloseItem | StopItem
 @dataclass(slots=True)
 class _Pending:
     """What a round holds until it is stored: decided batches (accepted or duplicates), OPENs
-    and CLOSEs (one per session each), the messages to answer in arrival order, and their
-    answers as they are known (id(message) -> answer; a refused EVENTS's at once)."""
+    and CLOSEs (one per session each), the messages to answer in arrival order, their answers
+    as they are known (id(message) -> answer; a refused EVENTS's at once), and the work for
+    the scoring thread that storing them gave."""
 
     batches: list[tuple[Message, Accept | Duplicate]] = field(default_factory=list)
     opens: dict[str, tuple[Message, Open]] = field(default_factory=dict)
     closes: dict[str, tuple[Message, Close]] = field(default_factory=dict)
     order: list[Message] = field(default_factory=list)
     answers: dict[int, Callable[[], None]] = field(default_factory=dict)
+    queued: list[tuple[Item, int]] = field(default_factory=list)
 
 
 class WorkQueue:
@@ -430,30 +432,25 @@ class Engine:
         client that has its answer finds the work in `wait_idle`)."""
         if not pending.order:
             return
-        queued: list[tuple[Item, int]] = []
-        answers = pending.answers
-        self._commit(ingest, rules, pending.batches, queued, answers)
-        self._open(ingest, rules, list(pending.opens.values()), queued, answers)
-        self._close(ingest, rules, list(pending.closes.values()), queued, answers)
-        self.queue.put_many(queued)
+        acked = self._commit(ingest, rules, pending)
+        self._open(ingest, rules, pending)
+        self._close(ingest, rules, pending)
+        self.queue.put_many(pending.queued)
         for m in pending.order:
-            answers[id(m)]()
+            pending.answers[id(m)]()
         now = time.monotonic()
-        for m, _ in pending.batches:
+        for m, _ in acked:
             self.stats.ack_latency.observe(now - m.received)
 
     def _commit(
-        self,
-        ingest: ZmqIngest,
-        rules: IngestRules,
-        waiting: list[tuple[Message, Accept | Duplicate]],
-        queued: list[tuple[Item, int]],
-        answers: dict[int, Callable[[], None]],
-    ) -> None:
-        """Store every pending batch in one transaction; add the new ones to `queued` and
-        every answer (ACK, or NACK ``internal`` when the store fails) to `answers`."""
+        self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending
+    ) -> list[tuple[Message, Accept | Duplicate]]:
+        """Store every pending batch in one transaction; queue the new ones and answer each
+        (ACK, or NACK ``internal`` when the store fails) in `pending`. Returns the batches
+        ACKed."""
+        waiting, answers = pending.batches, pending.answers
         if not waiting:
-            return
+            return []
         start = time.perf_counter()
         try:
             stored = rules.commit()
@@ -463,7 +460,7 @@ class Engine:
             for m, _ in waiting:
                 answers[id(m)] = partial(_nack, ingest, m, "internal",
                                          f"the engine could not store the batch: {exc}")
-            return
+            return []
         s = self.stats
         s.commit_seconds.observe(time.perf_counter() - start)
         s.commits += bool(stored)
@@ -473,23 +470,18 @@ class Engine:
             if isinstance(d, Accept):
                 cols = d.columns
                 size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
-                queued.append((BatchItem(d.session, cols, m.received, size), size))
+                pending.queued.append((BatchItem(d.session, cols, m.received, size), size))
                 acked = d.last_seq
             else:
                 s.duplicates += 1
                 acked = d.ack_seq
             answers[id(m)] = partial(ingest.reply, m.identity, _ack_frame(d.session, acked))
+        return waiting
 
-    def _open(
-        self,
-        ingest: ZmqIngest,
-        rules: IngestRules,
-        opening: list[tuple[Message, Open]],
-        queued: list[tuple[Item, int]],
-        answers: dict[int, Callable[[], None]],
-    ) -> None:
-        """Open these sessions (distinct) in one store transaction; add the opens to `queued`
-        and each answer to `answers`."""
+    def _open(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Open the pending sessions (distinct) in one store transaction; queue the opens and
+        answer each in `pending`."""
+        opening, answers = list(pending.opens.values()), pending.answers
         if not opening:
             return
         entries = [self._entry_for(h) for _, h in opening]
@@ -524,7 +516,7 @@ class Engine:
                 signals=list(layout.signal_names), events=list(layout.event_names),
             ))  # fmt: skip
             if record.status == "open":
-                queued.append((OpenItem(h.session, entry), 0))
+                pending.queued.append((OpenItem(h.session, entry), 0))
 
     def _entry_for(self, h: Open) -> RubricEntry | Refusal:
         """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
@@ -544,16 +536,10 @@ class Engine:
                                "this engine's library no longer has")  # fmt: skip
         return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
 
-    def _close(
-        self,
-        ingest: ZmqIngest,
-        rules: IngestRules,
-        closing: list[tuple[Message, Close]],
-        queued: list[tuple[Item, int]],
-        answers: dict[int, Callable[[], None]],
-    ) -> None:
-        """Close these sessions (distinct) in one store transaction; add the closes to
-        `queued` and each answer to `answers`."""
+    def _close(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Close the pending sessions (distinct) in one store transaction; queue the closes
+        and answer each in `pending`."""
+        closing, answers = list(pending.closes.values()), pending.answers
         if not closing:
             return
         try:
@@ -576,7 +562,7 @@ class Engine:
                 close_t = h.t if closed.close_t is None else closed.close_t
                 reply = Closed(session=h.session, t=close_t, seq=closed.next_seq - 1)
                 answers[id(m)] = partial(ingest.reply, m.identity, reply)
-                queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
+                pending.queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
 
     # -------------------------------------------------------------------------- scoring thread
 
