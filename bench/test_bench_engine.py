@@ -50,6 +50,7 @@ from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
 from assessengine.engine import Engine
 from assessengine.pipeline import RubricLibrary
+from assessengine.scoring_process import RemoteScorer
 from assessengine.sim.generate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,19 +294,26 @@ def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
 
 
 def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
-    """Cumulative CPU seconds of the engine's ingest and scoring threads, the ZeroMQ I/O
-    threads (engine and sender) and the sender's other threads."""
+    """Cumulative CPU seconds of the engine's ingest thread, its scoring thread (with the
+    thread reading the scoring process's answers), the scoring process (all its threads), the
+    ZeroMQ I/O threads (engine and sender) and the sender's other threads."""
     ingest, scoring = engine._ingest_thread.native_id, engine._scoring_thread.native_id
-    parts = {"ingest": 0.0, "scoring": 0.0, "zmq_io": 0.0, "sender": 0.0}
-    for pid in (os.getpid(), sender_pid):
+    scorer = engine.scorer.pid if isinstance(engine.scorer, RemoteScorer) else None
+    parts = {"ingest": 0.0, "scoring": 0.0, "scoring_process": 0.0, "zmq_io": 0.0,
+             "sender": 0.0}  # fmt: skip
+    for pid in (os.getpid(), sender_pid, scorer):
+        if pid is None:
+            continue
         for (tid, name), seconds in _thread_cpu(pid).items():
             if name.startswith("ZMQbg/IO"):
                 parts["zmq_io"] += seconds
             elif pid == sender_pid:
                 parts["sender"] += seconds
+            elif pid == scorer:
+                parts["scoring_process"] += seconds
             elif tid == ingest:
                 parts["ingest"] += seconds
-            elif tid == scoring:
+            elif tid == scoring or name == "scoring-answers":
                 parts["scoring"] += seconds
     return parts
 
@@ -388,7 +396,7 @@ def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
     library, _ = RubricLibrary.load([RUBRIC_DIR])
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteStore(Path(folder) / "bench.db")
-        engine = Engine(store, library, endpoint="tcp://127.0.0.1:*")
+        engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring="process")
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()

@@ -44,11 +44,14 @@ from .test_engine_helpers import (
 )
 
 
-def test_final_reports_equal_assessengine_score_on_the_same_events(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scoring", ["thread", "process"])
+def test_final_reports_equal_assessengine_score_on_the_same_events(
+    tmp_path: Path, scoring: str
+) -> None:
     forklift = sessions("forklift-warehouse", 5)
     lab = sessions("network-lab", 8)
     db = tmp_path / "engine.db"
-    with running_engine(db) as (engine, store):
+    with running_engine(db, scoring=scoring) as (engine, store):
         with EngineClient(engine.endpoint, client_id="sim", batch_bytes=16_384, **FAST) as c:
             stream_sessions(c, forklift)
         with EngineClient(engine.endpoint, client_id="lab", encoding="json-v1", **FAST) as c:
@@ -252,12 +255,13 @@ def _answers(sock: zmq.Socket[bytes], count: int) -> list[str]:
     return out
 
 
-def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scoring", ["thread", "process"])
+def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path, scoring: str) -> None:
     sim = sessions("network-lab", 3, seed=4)
     entry = library().resolve("network-lab", "network-lab", None)
     assert isinstance(entry, RubricEntry)
     layout = library().layout(entry)
-    with running_engine(tmp_path / "e.db") as (engine, _):
+    with running_engine(tmp_path / "e.db", scoring=scoring) as (engine, _):
         garbage = _Garbage(engine.endpoint, layout, sim.session_ids[0])
         with EngineClient(engine.endpoint, client_id="good", batch_bytes=512, **FAST) as c:
             thread = threading.Thread(target=garbage.run)
@@ -290,11 +294,14 @@ def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path) ->
 # ================================================================================ recovery
 
 
-def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scoring", ["thread", "process"])
+def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(
+    tmp_path: Path, scoring: str
+) -> None:
     sim = sessions("lhd-underground", 3, seed=6)
     db = tmp_path / "e.db"
     half = sim.seq < np.diff(sim.offsets)[sim.session] // 2
-    with running_engine(db) as (engine, store), EngineClient(
+    with running_engine(db, scoring=scoring) as (engine, store), EngineClient(
         engine.endpoint, client_id="sim", **FAST
     ) as c:
         for k, sid in enumerate(sim.session_ids):
@@ -307,7 +314,7 @@ def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(tmp_path: Path
         assert engine.wait_idle(10)
         before = {sid: len(store.decisions(sid)) for sid in sim.session_ids}
     # stopped with the sessions open; a new engine replays them and the stream resumes
-    with running_engine(db) as (engine, store):
+    with running_engine(db, scoring=scoring) as (engine, store):
         recovered = engine.stats.recovery
         assert (recovered.reopened, recovered.events) == (3, int(half.sum()))
         assert recovered.decisions_saved == 0
@@ -319,7 +326,10 @@ def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(tmp_path: Path
     assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
 
 
-def test_recovery_reports_a_session_closed_just_before_a_crash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scoring", ["thread", "process"])
+def test_recovery_reports_a_session_closed_just_before_a_crash(
+    tmp_path: Path, scoring: str
+) -> None:
     sim = sessions("network-lab", 2, seed=9)
     db = tmp_path / "e.db"
     with running_engine(db) as (engine, store), EngineClient(
@@ -334,7 +344,7 @@ def test_recovery_reports_a_session_closed_just_before_a_crash(tmp_path: Path) -
         raw.commit()
     finally:
         raw.close()
-    with running_engine(db) as (engine, store):
+    with running_engine(db, scoring=scoring) as (engine, store):
         assert engine.stats.recovery.reported == 2
         assert {sid: store.report(sid) for sid in sim.session_ids} == expected
 

@@ -37,19 +37,23 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from .adapters.store import SessionInfo, SessionRecord, Store, StoreError
+from .adapters.sqlite_store import SqliteStore
+from .adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
 from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
-from .core.codec import Columns, Layout
+from .core.codec import COLUMNS_V1, Columns, Layout
 from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from .ingest_rules import Accept, Duplicate, IngestRules, Reject
 from .metrics import Histogram, Metric, counter, gauge, labelled, render
 from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer
+from .scoring_process import START_TIMEOUT_S, RemoteScorer, ScoringProcessError
 
 log = logging.getLogger(__name__)
 
 MiB: Final = 2**20
+STOP_TIMEOUT_S: Final = 60.0
+"""How long `stop` lets the scoring process finish what it was given."""
 ROUND_SECONDS: Final = 0.002
 """A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
 GC_THRESHOLDS: Final = (50_000, 20, 10)
@@ -75,6 +79,7 @@ class BatchItem:
     columns: Columns
     received: float         # time.monotonic() when the message arrived
     nbytes: int
+    records: Payload | None = None  # the columns-v1 payload the columns view, if so it came
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,10 @@ class Engine:
     round_bytes:     payload bytes taken from the socket per round (one group commit).
     scoring_linger:  seconds the scoring thread waits for more batches before a step, when
                      less than a step's worth is queued (fewer steps, each with more rows).
+    scoring:         ``thread``: the scoring thread runs the `Scorer` itself (any store);
+                     ``process``: it drives a `RemoteScorer`, a scoring process with its own
+                     GIL and its own connection to the store (a `SqliteStore` only), which is
+                     what `serve` and `demo` run: ingest and scoring then use a core each.
 
     The store is not closed by the engine.
     """
@@ -264,9 +273,14 @@ class Engine:
         round_messages: int = 2048,
         poll_interval: float = 0.05,
         scoring_linger: float = 0.05,
+        scoring: Literal["thread", "process"] = "thread",
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
+        if scoring not in ("thread", "process"):
+            raise ValueError(f"scoring must be 'thread' or 'process', got {scoring!r}")
+        if scoring == "process" and not isinstance(store, SqliteStore):
+            raise ValueError("scoring='process' needs a SqliteStore (the process opens the file)")
         self.store, self.library = store, library
         self._requested = endpoint
         self._ingest_options: dict[str, Any] = {
@@ -279,11 +293,16 @@ class Engine:
         self.queue = WorkQueue(queue_bytes)
         self.counters = Counters()
         self.stats = EngineStats()
-        self.scorer = Scorer(store, library)
+        self.scorer: Scorer | RemoteScorer = (
+            RemoteScorer(store.path, library, synchronous=store.synchronous)
+            if isinstance(store, SqliteStore) and scoring == "process"
+            else Scorer(store, library)
+        )
         self.endpoint = ""
         """The bound endpoint (real port filled in), once started."""
         self._stopping = threading.Event()
         self._ready = threading.Event()
+        self._scoring_ready = threading.Event()
         self._error: BaseException | None = None
         self._ingest_thread = threading.Thread(target=self._ingest_main, name="engine-ingest")
         self._scoring_thread = threading.Thread(target=self._scoring_main, name="engine-scoring")
@@ -298,8 +317,15 @@ class Engine:
         if self._started:
             raise RuntimeError("the engine was started already")
         self._started = True
-        self.scorer.warm_up()
-        self.stats.recovery = self.scorer.recover()
+        if isinstance(self.scorer, RemoteScorer):  # the scoring thread starts the process
+            self._scoring_thread.start()
+            if not self._scoring_ready.wait(START_TIMEOUT_S) or self._error is not None:
+                error = self._error or ScoringProcessError("the scoring process did not start")
+                self.stop()
+                raise error
+        else:
+            self.scorer.warm_up()
+            self.stats.recovery = self.scorer.recover()
         for line in self.stats.recovery.skipped:
             log.error("recovery: %s", line)
         # Everything loaded so far (modules, numba, pydantic schemas, rubrics) lives as long as
@@ -309,7 +335,8 @@ class Engine:
         gc.freeze()
         self._gc_before = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
-        self._scoring_thread.start()
+        if not self._scoring_thread.is_alive():
+            self._scoring_thread.start()
         self._ingest_thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
             error = self._error or RuntimeError("the ingest socket did not start")
@@ -345,7 +372,8 @@ class Engine:
 
     @property
     def running(self) -> bool:
-        return self._ingest_thread.is_alive() and self._scoring_thread.is_alive()
+        remote = not isinstance(self.scorer, RemoteScorer) or self.scorer.alive
+        return self._ingest_thread.is_alive() and self._scoring_thread.is_alive() and remote
 
     # -------------------------------------------------------------------------- ingest thread
 
@@ -470,7 +498,9 @@ class Engine:
             if isinstance(d, Accept):
                 cols = d.columns
                 size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
-                pending.queued.append((BatchItem(d.session, cols, m.received, size), size))
+                records = d.payload if d.encoding == COLUMNS_V1 else None
+                item = BatchItem(d.session, cols, m.received, size, records)
+                pending.queued.append((item, size))
                 acked = d.last_seq
             else:
                 s.duplicates += 1
@@ -568,37 +598,81 @@ class Engine:
 
     def _scoring_main(self) -> None:
         budget = max(self.queue.max_bytes // 4, 1)
+        remote = self.scorer if isinstance(self.scorer, RemoteScorer) else None
         try:
+            if remote is not None:
+                try:
+                    self.stats.recovery = remote.start()
+                except BaseException as exc:
+                    self._error = exc
+                    return
+                finally:
+                    self._scoring_ready.set()
             while True:
                 items = self.queue.take(1.0, budget, linger=self._linger)
                 stop = any(isinstance(i, StopItem) for i in items)
                 self._process(items)
                 if stop:
+                    if remote is not None and not remote.drain(STOP_TIMEOUT_S):
+                        log.error("scoring: the scoring process did not finish its work")
                     return
+        except ScoringProcessError as exc:  # what it had is in the store: a restart re-scores
+            log.error("scoring stopped: %s", exc)
+            self._error = exc
         finally:
             self.queue.close()
+            if remote is not None:
+                remote.close()
 
     def _process(self, items: list[Item]) -> None:
         """Opens at once; then every batch in one step per rubric; then the closes (a closed
         session takes no more batches, so closing after the step keeps each session's order)."""
+        if isinstance(self.scorer, RemoteScorer):
+            self._process_remote(self.scorer, items)
+            return
+        scorer = self.scorer
         pending: list[BatchItem] = []
         closing: list[tuple[str, float]] = []
         for item in items:
             if isinstance(item, BatchItem):
                 pending.append(item)
             elif isinstance(item, OpenItem):
-                self._guarded(f"open {item.session!r}", self.scorer.open, item.session, item.entry)
+                self._guarded(f"open {item.session!r}", scorer.open, item.session, item.entry)
             elif isinstance(item, CloseItem):
                 closing.append((item.session, item.close_t))
         self._flush(pending)
         if closing:
-            self._guarded(f"close {len(closing)} session(s)", self.scorer.close_many, closing)
+            self._guarded(f"close {len(closing)} session(s)", scorer.close_many, closing)
         self.queue.done(len(items) - len(pending), 0)
+
+    def _process_remote(self, remote: RemoteScorer, items: list[Item]) -> None:
+        """`_process` by the scoring process, in the same order; the items are finished with
+        once it has saved the results (meanwhile the next items are taken and sent)."""
+        if not items:
+            return
+        pending = [i for i in items if isinstance(i, BatchItem)]
+        remote.submit(
+            [(i.session, i.entry) for i in items if isinstance(i, OpenItem)],
+            [(b.session, b.columns, b.records) for b in pending],
+            [(i.session, i.close_t) for i in items if isinstance(i, CloseItem)],
+            on_done=partial(self._finish_remote, len(items), pending),
+        )
+
+    def _finish_remote(self, items: int, pending: list[BatchItem]) -> None:
+        self._scored(pending)
+        self.queue.done(items - len(pending), 0)
 
     def _flush(self, pending: list[BatchItem]) -> None:
         if not pending:
             return
+        assert isinstance(self.scorer, Scorer)
         self._guarded("score", self.scorer.score, [(b.session, b.columns) for b in pending])
+        self._scored(pending)
+
+    def _scored(self, pending: list[BatchItem]) -> None:
+        """Count scored batches and their latency; finish with them in the queue."""
+        if not pending:
+            return
         now = time.monotonic()
         for b in pending:
             self.stats.scoring_latency.observe(now - b.received)

@@ -214,6 +214,15 @@ class Scorer:
     def sessions_open(self) -> int:
         return len(self._session_track)
 
+    @property
+    def library(self) -> RubricLibrary:
+        return self._library
+
+    def layout_of(self, session: str) -> Layout | None:
+        """The columns layout of an open session's scenario (None: not open here)."""
+        entry = self._entries.get(session)
+        return None if entry is None else self._library.layout(entry)
+
     def is_open(self, session: str) -> bool:
         return session in self._session_track
 

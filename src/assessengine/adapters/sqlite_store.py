@@ -188,6 +188,8 @@ class SqliteStore:
         ):
             raise ValueError("checkpoint_bytes must be an integer >= 65536")
         self.path = Path(path)
+        self.synchronous: str = mode
+        """The ``synchronous`` mode (upper case): another connection opens the file with it."""
         self._lock = threading.RLock()
         self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
         # session -> chain head after this store's own last append to it, valid while no other

@@ -252,25 +252,31 @@ def decode_columns_v1(
     n = size // itemsize
     if n != count:
         raise CodecError("count_mismatch", f"header says count={count}, payload holds {n} records")
-    records = np.frombuffer(view, dtype=layout.record, count=n)
-    records.flags.writeable = False
-    signals = _signal_view(view, len(layout.signal_names), n, itemsize)
-    signals.flags.writeable = False
-    cols = Columns(
-        seq=records["seq"], t=records["t"], event=records["event"], signals=signals
-    )
-    if not columns_ok(cols.seq, cols.t, cols.event, signals, first_seq, min_t,
+    cols = records_view(view, layout, n)
+    if not columns_ok(cols.seq, cols.t, cols.event, cols.signals, first_seq, min_t,
                       len(layout.event_names)):  # fmt: skip
         _check_columns(cols, layout, first_seq=first_seq, min_t=min_t)  # raises, naming it
     return cols
 
 
-def _signal_view(buffer: Bytes, k: int, n: int, itemsize: int) -> NDArray[np.float64]:
+def records_view(buffer: Any, layout: Layout, n: int, *, offset: int = 0) -> Columns:
+    """Read-only column views of `n` columns-v1 records at `offset` of `buffer` (no copy, no
+    checks: for records decoded once already)."""
+    records = np.frombuffer(buffer, dtype=layout.record, count=n, offset=offset)
+    records.flags.writeable = False
+    signals = _signal_view(buffer, len(layout.signal_names), n, layout.itemsize, offset)
+    signals.flags.writeable = False
+    return Columns(seq=records["seq"], t=records["t"], event=records["event"], signals=signals)
+
+
+def _signal_view(
+    buffer: Bytes, k: int, n: int, itemsize: int, offset: int = 0
+) -> NDArray[np.float64]:
     """The (k, n) float64 view of the signal fields of n packed records (no copy)."""
     if k == 0 or n == 0:
         return np.empty((k, n), dtype=np.float64)
     return np.ndarray(
-        shape=(k, n), dtype=np.dtype(SIGNAL_FORMAT), buffer=buffer, offset=FIXED_BYTES,
+        shape=(k, n), dtype=np.dtype(SIGNAL_FORMAT), buffer=buffer, offset=offset + FIXED_BYTES,
         strides=(8, itemsize),
     )
 
