@@ -39,6 +39,20 @@ def _free_port() -> int:
         return port
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
 class _Streamer(threading.Thread):
     """One client streaming its sessions at a modest pace (events interleaved in time
     order, a pause after every `SLICE_ROWS` rows), closing each after its last event."""
@@ -91,10 +105,16 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(tmp_pat
         deadline = time.monotonic() + 30
         while min(s.sent for s in streamers) < 8 * SLICE_ROWS and time.monotonic() < deadline:
             time.sleep(0.02)
+        children = _children(first.process.pid)  # the scoring process (and spawn's tracker)
         first.kill()  # SIGKILL, mid-stream
     finally:
         if first.process.poll() is None:
             first.kill()
+    assert children, "serve runs no scoring process"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child outlived it"
     assert all(s.is_alive() for s in streamers), "a stream ended before the crash"
     acked = {sid: s.client.acked(sid) for s in streamers if s.client is not None
              for sid in s.sim.session_ids}  # fmt: skip

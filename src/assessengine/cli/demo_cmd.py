@@ -118,7 +118,7 @@ def _running(store: SqliteStore, db_path: Path) -> Iterator[tuple[Engine, str]]:
     for line in skipped:
         click.echo(f"warning: {line}", err=True)
     click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
-    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*")
+    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring="process")
     engine.start()
     try:
         app = create_app(db_path=db_path, metrics=engine.metrics_text, rubric_dirs=rubric_dirs())

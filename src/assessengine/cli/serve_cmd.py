@@ -111,6 +111,10 @@ def stop_signals() -> Iterator[threading.Event]:
 @click.option("--synchronous", type=click.Choice(["normal", "full"]), default="normal",
               show_default=True,
               help="SQLite sync: normal survives a crash of the engine, full also a power loss.")
+@click.option("--scoring", type=click.Choice(["process", "thread"]), default="process",
+              show_default=True,
+              help="Where scoring runs: a process of its own (ingest and scoring each use a "
+              "core) or a thread of the engine's process (one core's worth of Python for both).")
 @click.option("--issuer-key", "issuer_key", metavar="FILE", envvar="ASSESSENGINE_ISSUER_KEY",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Key that signs credentials (`assessengine keys issuer`); default: "
@@ -128,6 +132,7 @@ def serve(
     max_frame_mb: int,
     queue_mb: int,
     synchronous: str,
+    scoring: str,
     issuer_key: Path | None,
     base_url: str | None,
 ) -> None:  # fmt: skip
@@ -164,7 +169,8 @@ def serve(
     try:
         _run(store, library, db_path, endpoint, address, curve=curve, insecure=insecure,
              max_frame_bytes=max_frame_mb * MiB, queue_bytes=queue_mb * MiB,
-             extra_rubric_dirs=rubric_dirs_, app_options=app_options)  # fmt: skip
+             scoring=scoring, extra_rubric_dirs=rubric_dirs_,
+             app_options=app_options)  # fmt: skip
     finally:
         store.close()
 
@@ -180,6 +186,7 @@ def _run(
     insecure: bool,
     max_frame_bytes: int,
     queue_bytes: int,
+    scoring: str,
     extra_rubric_dirs: Sequence[Path],
     app_options: Mapping[str, Any] | None = None,
 ) -> None:
@@ -188,7 +195,8 @@ def _run(
     from ..webserver import WebServer  # noqa: PLC0415
 
     engine = Engine(store, library, endpoint=endpoint, curve=curve, insecure=insecure,
-                    max_frame_bytes=max_frame_bytes, queue_bytes=queue_bytes)  # fmt: skip
+                    max_frame_bytes=max_frame_bytes, queue_bytes=queue_bytes,
+                    scoring="thread" if scoring == "thread" else "process")  # fmt: skip
     with stop_signals() as stop:
         try:
             recovered = engine.start()
