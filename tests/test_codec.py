@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -495,3 +497,18 @@ def test_the_compiled_check_accepts_exactly_what_the_numpy_checks_accept(
     else:
         with pytest.raises(CodecError):
             decode()
+
+
+def test_warm_up_decoder_loads_the_compiled_check_before_the_first_batch() -> None:
+    """A fresh process (as the engine is when scoring runs in a process of its own) has not
+    loaded the compiled check; `warm_up_decoder` loads it, so no batch waits for numba."""
+    script = (
+        "from assessengine.core.codec import Layout, warm_up_decoder\n"
+        "from assessengine.core.codec_kernel import columns_ok\n"
+        "before = len(columns_ok.signatures)\n"
+        "warm_up_decoder(Layout.from_names(['speed'], ['sample']))\n"
+        "print(before, len(columns_ok.signatures))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    assert out.stdout.split() == ["0", "1"]

@@ -42,7 +42,7 @@ from typing import Any, Final, Literal
 from .adapters.sqlite_store import SqliteStore
 from .adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
 from .adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
-from .core.codec import COLUMNS_V1, Columns, Layout
+from .core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from .ingest_rules import Accept, Duplicate, IngestRules, Reject
 from .metrics import Histogram, Metric, counter, gauge, labelled, render
@@ -294,7 +294,7 @@ class Engine:
         self.counters = Counters()
         self.stats = EngineStats()
         self.scorer: Scorer | RemoteScorer = (
-            RemoteScorer(store.path, library, synchronous=store.synchronous)
+            RemoteScorer(store, library)
             if isinstance(store, SqliteStore) and scoring == "process"
             else Scorer(store, library)
         )
@@ -326,6 +326,8 @@ class Engine:
         else:
             self.scorer.warm_up()
             self.stats.recovery = self.scorer.recover()
+        for entry in self.library.entries():  # the ingest thread's compiled check
+            warm_up_decoder(self.library.layout(entry))
         for line in self.stats.recovery.skipped:
             log.error("recovery: %s", line)
         # Everything loaded so far (modules, numba, pydantic schemas, rubrics) lives as long as
