@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns, Layout, decode_json_v1, encode_json_v1, records_v1
 from assessengine.engine import Engine
@@ -61,13 +60,12 @@ def test_rows_reach_the_scoring_process_exactly_as_records_or_as_columns() -> No
 
 
 def test_a_scoring_process_that_cannot_start_says_why(tmp_path: Path) -> None:
-    with SqliteStore(tmp_path / "e.db") as store:
-        store.path = tmp_path / "not-a-store"  # the process opens this path
-        store.path.mkdir()
-        scorer = RemoteScorer(store, library())
-        with pytest.raises(ScoringProcessError, match=r"could not start: StoreError: .*directory"):
-            scorer.start()
-        assert not scorer.alive
+    folder = tmp_path / "not-a-store"
+    folder.mkdir()
+    scorer = RemoteScorer(folder, library(), synchronous="NORMAL")
+    with pytest.raises(ScoringProcessError, match=r"could not start: StoreError: .*directory"):
+        scorer.start()
+    assert not scorer.alive
 
 
 def test_only_a_sqlite_store_can_be_shared_with_a_scoring_process() -> None:

@@ -294,7 +294,7 @@ class Engine:
         self.counters = Counters()
         self.stats = EngineStats()
         self.scorer: Scorer | RemoteScorer = (
-            RemoteScorer(store, library)
+            RemoteScorer(store.path, library, synchronous=store.synchronous)
             if isinstance(store, SqliteStore) and scoring == "process"
             else Scorer(store, library)
         )

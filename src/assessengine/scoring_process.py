@@ -2,18 +2,16 @@
 own interpreter (and GIL), so that neither waits for the other's Python.
 
 The engine's scoring thread drives a `RemoteScorer`: for each group of work items it copies the
-batches' rows into a shared buffer (a file in ``/dev/shm`` mapped by both processes) and sends
-the child one message naming the OPENs, the batches (session, kind, offset, rows) and the
-CLOSEs. The child (`_child_main`) owns a `Scorer`, which reads the store through a connection of
-its own: it opens, scores (one kernel step per rubric) and closes in that order, and answers
-with its counters and the results, serialised (decision rows, reports). The engine writes them
-on its own connection (one writer per database: SQLite's lock between two processes waits by
-sleeping, up to 100 ms at a time, which the ACKs would feel) and only then finishes with the
-work (`WorkQueue.done`), so the engine's contract is unchanged.
+batches' rows into a shared buffer (a file in ``/dev/shm`` mapped by both processes), sends the
+child one message naming the OPENs, the batches (session, kind, offset, rows) and the CLOSEs,
+and waits for its answer. The child (`_child_main`) owns a `Scorer` on its own connection to the
+same SQLite file: it opens, scores (one kernel step per rubric) and closes in that order, saves
+decisions and reports, and answers with its counters. So the engine's contract is unchanged:
+work is finished with (`WorkQueue.done`) only once the child has saved its results.
 
-    scorer = RemoteScorer(store, library)        # store: the engine's SqliteStore
-    recovery = scorer.start()   # spawns the child; it warms up and recovers open sessions
-    scorer.submit(opens, batches, closes, on_done=...)
+    scorer = RemoteScorer(Path("engine.db"), library, synchronous="NORMAL")
+    recovery = scorer.start()        # spawns the child; it warms up and recovers open sessions
+    scorer.process(opens, batches, closes)
     scorer.close()
 
 Rows travel as columns-v1 records when the batch arrived so (one copy of the payload as
@@ -35,17 +33,14 @@ import signal
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import numpy as np
 
-from .adapters._store_common import ResultRows, result_rows
-from .adapters.sqlite_store import SqliteStore
-from .adapters.store import Store, StoreError
 from .core.codec import Columns, Layout, records_view
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer
 
@@ -88,9 +83,8 @@ class RemoteScorer:
     Up to `IN_FLIGHT` submissions are outstanding, each in a shared buffer of its own: the
     child scores one while the next is copied and sent (it never waits for the engine)."""
 
-    def __init__(self, store: SqliteStore, library: RubricLibrary) -> None:
-        self._store, self._library = store, library
-        self._write_errors = 0
+    def __init__(self, database: Path, library: RubricLibrary, *, synchronous: str) -> None:
+        self._database, self._library, self._synchronous = database, library, synchronous
         self._process: Any = None
         self._conn: Connection | None = None
         self._buffers: list[_Buffer | None] = [None] * IN_FLIGHT
@@ -115,7 +109,7 @@ class RemoteScorer:
 
     @property
     def scoring_errors(self) -> int:
-        return self._counts.scoring_errors + self._write_errors
+        return self._counts.scoring_errors
 
     @property
     def pid(self) -> int | None:
@@ -133,7 +127,7 @@ class RemoteScorer:
         self._process = context.Process(
             target=_child_main, name="assessengine-scoring", daemon=True,
             args=(theirs, os.getpid(), logging.getLogger().getEffectiveLevel(),
-                  str(self._store.path), self._store.synchronous, self._library.entries(),
+                  str(self._database), self._synchronous, self._library.entries(),
                   sorted(self._library.scenarios)),
         )  # fmt: skip
         self._process.start()
@@ -165,8 +159,7 @@ class RemoteScorer:
         """Have the child open `opens`, score `batches` (session, columns, the columns-v1
         records of the same rows or None), then close `closes`, in that order and after what
         was submitted before; `on_done` runs (in the answers thread) once it has saved the
-        results (written by the engine's store). Blocks while `IN_FLIGHT` submissions are
-        outstanding. Raises
+        results. Blocks while `IN_FLIGHT` submissions are outstanding. Raises
         ScoringProcessError when the child is gone."""
         while not self._slots.acquire(timeout=1.0):
             if not self.alive:
@@ -239,7 +232,6 @@ class RemoteScorer:
                 if answer[0] != "done":
                     self._failure = f"the scoring process failed: {answer[1]}"
                     return
-                self._save(answer[2])
                 self._counts = answer[1]
                 on_done = self._waiting.popleft()
                 self._slots.release()
@@ -253,16 +245,6 @@ class RemoteScorer:
         finally:
             for _ in range(IN_FLIGHT):  # wake a waiting `submit` or `drain`
                 self._slots.release()
-
-    def _save(self, results: ResultRows) -> None:
-        """Write a submission's results; a failure is logged and counted, as the scoring
-        thread's is (the store keeps every batch: a restart saves what is missing)."""
-        try:
-            self._store.save_result_rows(results)
-        except StoreError as exc:
-            self._write_errors += 1
-            log.error("scoring: cannot save %d session(s)' results: %s",
-                      len(results[0].keys() | results[1].keys()), exc)  # fmt: skip
 
     def _buffer_for(self, slot: int, nbytes: int) -> _Buffer:
         buffer = self._buffers[slot]
@@ -363,6 +345,8 @@ def _child_main(
 ) -> None:
     """The scoring process: a `Scorer` on its own store connection, driven by `conn`."""
     _die_with_parent(parent)
+    from .adapters.sqlite_store import SqliteStore  # noqa: PLC0415 (the child's own import)
+
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         store = SqliteStore(Path(database), synchronous=synchronous, recover=False)
@@ -370,61 +354,23 @@ def _child_main(
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     try:
-        outbox = _Outbox(store)
-        scorer = Scorer(cast(Store, outbox), RubricLibrary(entries, scenarios=scenarios))
+        scorer = Scorer(store, RubricLibrary(entries, scenarios=scenarios))
         try:
             scorer.warm_up()
-            recovery = scorer.recover()  # writes itself: the engine does not write yet
+            recovery = scorer.recover()
         except Exception as exc:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
             return
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        outbox.collecting = True
         conn.send(("ready", recovery))
-        _serve(conn, scorer, outbox)
+        _serve(conn, scorer)
     finally:
         store.close()
 
 
-class _Outbox:
-    """The child's store, as its `Scorer` sees it: reads go to the child's own connection;
-    once `collecting`, results are serialised and kept for the engine to write (`take`)."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-        self.collecting = False
-        self._rows: dict[str, list[tuple[str, str, str]]] = {}
-        self._texts: dict[str, str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def save_results(
-        self,
-        decisions: Mapping[str, Sequence[Mapping[str, Any]]],
-        reports: Mapping[str, Mapping[str, Any]],
-    ) -> None:
-        if not self.collecting:
-            self._store.save_results(decisions, reports)
-            return
-        rows, texts = result_rows(decisions, reports)
-        for sid, checked in rows.items():
-            self._rows.setdefault(sid, []).extend(checked)
-        self._texts.update(texts)
-
-    def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.save_results({session_id: rows}, {})
-
-    def take(self) -> ResultRows:
-        """The results kept since the last `take`."""
-        out = (self._rows, self._texts)
-        self._rows, self._texts = {}, {}
-        return out
-
-
-def _serve(conn: Connection, scorer: Scorer, outbox: _Outbox) -> None:
+def _serve(conn: Connection, scorer: Scorer) -> None:
     buffers: dict[str, _Buffer] = {}  # the engine's buffers, by path (the newest IN_FLIGHT)
     errors = 0
     while True:
@@ -455,9 +401,8 @@ def _serve(conn: Connection, scorer: Scorer, outbox: _Outbox) -> None:
             del batches
         if closes:
             errors += _guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
-        counts = Counts(scorer.events_scored, scorer.reports_saved, scorer.sessions_open,
-                        scorer.scoring_errors + errors)  # fmt: skip
-        conn.send(("done", counts, outbox.take()))
+        conn.send(("done", Counts(scorer.events_scored, scorer.reports_saved,
+                                  scorer.sessions_open, scorer.scoring_errors + errors)))
 
 
 def _guarded(what: str, action: Any, *args: Any) -> int:

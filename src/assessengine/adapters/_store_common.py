@@ -238,20 +238,6 @@ def decision_rows(session: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple
     return out
 
 
-ResultRows = tuple[dict[str, list[tuple[str, str, str]]], dict[str, str]]
-"""Results ready to write: session -> (criterion, verdict, row JSON) per decision row, and
-session -> report JSON."""
-
-
-def result_rows(
-    decisions: Mapping[str, Sequence[Mapping[str, Any]]], reports: Mapping[str, Mapping[str, Any]]
-) -> ResultRows:
-    """`Store.save_results`' arguments checked and serialised (StoreError names a bad one)."""
-    rows = {sid: decision_rows(sid, given) for sid, given in decisions.items()}
-    texts = {sid: to_json(sid, "report", report) for sid, report in reports.items()}
-    return rows, texts
-
-
 def to_json(session: str, what: str, data: Mapping[str, Any]) -> str:
     """Compact, strict JSON (RFC 8259) of a decision row or report: NaN and infinities are
     written as null. orjson: the engine saves one of these per decision."""

@@ -434,12 +434,8 @@ class SqliteStore:
         decisions: Mapping[str, Sequence[Mapping[str, Any]]],
         reports: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        self.save_result_rows(common.result_rows(decisions, reports))
-
-    def save_result_rows(self, results: common.ResultRows) -> None:
-        """`save_results` of results serialised already (`_store_common.result_rows`): the
-        engine writes what its scoring process serialised, on the one writer connection."""
-        rows, texts = results
+        rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
+        texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
         if not any(rows.values()) and not texts:
             return
         stamp = common.now()
