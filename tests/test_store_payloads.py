@@ -1,5 +1,5 @@
 """`SqliteStore`'s payload segment files: payloads live beside the database, written once;
-segments rotate; bytes of a transaction that never committed are overwritten; the tail a
+segments rotate; bytes whose rows never committed are never read; the tail a
 power loss took is dropped on opening (not by readers such as the audit); version-1 stores
 with payloads inside the database still read and migrate."""
 
@@ -91,16 +91,20 @@ def test_a_new_segment_starts_when_the_current_one_is_full(tmp_path: Path) -> No
     assert payload_rows(path)[-1][:3] == (4, 0, 12_000)
 
 
-def test_bytes_of_a_transaction_that_never_committed_are_overwritten(tmp_path: Path) -> None:
+def test_bytes_whose_rows_never_committed_are_never_read(tmp_path: Path) -> None:
     path = tmp_path / "engine.db"
     fill(path, {"A": 1})
     segment = folder_of(path) / "00000001.seg"
-    with segment.open("ab") as file:  # what a process killed before its COMMIT leaves
+    with segment.open("ab") as file:  # past the last place taken: overwritten by the next append
         file.write(b"\xee" * 5000)
     with SqliteStore(path) as store:
+        with pytest.raises(StoreError, match="expects seq 10"):  # refused once its place was
+            store.append_batches([item("A", 50, fill=7)])  # taken and written: a hole
         store.append_batches([item("A", 10, fill=9)])
         assert [b.payload for b in store.batches("A")] == [b"\x01" * 600, b"\x09" * 600]
-    assert payload_rows(path)[-1][:2] == (1, 600)
+    assert payload_rows(path)[-1][:2] == (1, 1200)  # after the 600-byte hole
+    with SqliteStore(path) as store:  # opening checks nothing it should not
+        assert [b.payload for b in store.batches("A")] == [b"\x01" * 600, b"\x09" * 600]
 
 
 def test_a_clean_close_marks_every_payload_synced(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 A store ``engine.db`` keeps its payloads in ``engine.db-payloads/00000001.seg``, ``...2.seg``
 and so on: append-only files of payload bytes laid end to end. The database row of a batch
 names its (segment, offset, length); the rows, and so the chain values that cover the bytes,
-commit in SQLite. A payload is written once, by one ``pwritev`` into the file at the end the
-last committed row names, before its row commits. Bytes written by a transaction that did not
-commit are never referenced and are overwritten by the next append.
+commit in SQLite. A payload is written once, by one ``pwritev`` into the place its append took
+(`SqliteStore` records the end of the last place taken), before its row commits. Bytes whose
+rows never committed are never referenced: a hole.
 
 Why: SQLite writes a BLOB twice (into the WAL, then into the database at the checkpoint) and
 copies it through its page cache each time; the payloads are almost all of the bytes.
