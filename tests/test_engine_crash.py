@@ -39,17 +39,18 @@ def _free_port() -> int:
         return port
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc)."""
-    out = []
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their names (from /proc)."""
+    out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                name = (entry / "comm").read_text().strip()
             except OSError:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
+                out[int(entry.name)] = name
     return out
 
 
@@ -110,7 +111,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(tmp_pat
     finally:
         if first.process.poll() is None:
             first.kill()
-    assert children, "serve runs no scoring process"
+    assert "ae-scoring" in children.values(), f"serve runs no scoring process: {children}"
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)

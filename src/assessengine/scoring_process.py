@@ -417,13 +417,15 @@ def _guarded(what: str, action: Any, *args: Any) -> int:
 
 
 def _die_with_parent(parent: int) -> None:
-    """On Linux, have the kernel kill this process when the engine's dies (even by SIGKILL)."""
+    """On Linux, have the kernel kill this process when the engine's dies (even by SIGKILL),
+    and name it ``ae-scoring`` (as `top` and ``ps -o comm`` show it)."""
     try:
         import ctypes  # noqa: PLC0415
 
         libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
+        pr_set_pdeathsig, pr_set_name = 1, 15
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        libc.prctl(pr_set_name, b"ae-scoring")
     except (OSError, AttributeError):  # not Linux: the closed pipe ends the process instead
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect
