@@ -254,6 +254,9 @@ class Engine:
                      ``process``: it drives a `RemoteScorer`, a scoring process with its own
                      GIL and its own connection to the store (a `SqliteStore` only), which is
                      what `serve` and `demo` run: ingest and scoring then use a core each.
+                     The process is spawned: as for any spawned process, a script that
+                     starts the engine must guard its work with ``if __name__ ==
+                     "__main__":``.
 
     The store is not closed by the engine.
     """
