@@ -128,12 +128,15 @@ class Served:
             raise
 
 
-def serve(db: Path, *, zmq: str = "tcp://127.0.0.1:*", timeout: float = 60) -> Served:
-    """Start ``assessengine serve`` and wait until it serves (raises with its log if not)."""
+def serve(
+    db: Path, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = 60
+) -> Served:
+    """Start ``assessengine serve`` (with `options`) and wait until it serves (raises with its
+    log if not)."""
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "assessengine", "serve", "--db", str(db), "--zmq", zmq,
-         "--http", "127.0.0.1:0"],
+         "--http", "127.0.0.1:0", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()

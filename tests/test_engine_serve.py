@@ -28,9 +28,12 @@ from assessengine.streaming import stream_sessions
 from .test_engine_helpers import FAST, audit, offline_reports, running_engine, serve, sessions
 
 
-def test_serve_takes_simulate_connect_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scoring", ["process", "thread"])
+def test_serve_takes_simulate_connect_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, scoring: str
+) -> None:
     db = tmp_path / "engine.db"
-    served = serve(db)
+    served = serve(db, "--scoring", scoring)
     lab = sessions("network-lab", 3, seed=2)
     closing = sessions("haul-truck-surface", 2, seed=5)
     half = sessions("forklift-warehouse", 1, seed=4)

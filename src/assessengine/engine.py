@@ -8,14 +8,17 @@ Two threads, one queue (see docs/architecture.md, "Live engine"):
   more and its CLOSEs in one more, and only then answers, in arrival order. Only a message
   about a session whose OPEN or CLOSE is still pending makes it store what is pending first.
   Accepted batches (decoded columns) go to the work queue.
-* the **scoring thread** owns the `Scorer`: it takes everything queued, steps each compiled
-  rubric once over the batches of all its sessions, saves decisions, and at CLOSE saves the
-  final report and releases the session's slot.
+* the **scoring thread** takes everything queued and has it scored: each compiled rubric
+  stepped once over the batches of all its sessions, decisions saved, and at CLOSE the final
+  report saved and the session's slot released. It runs the `Scorer` itself
+  (``scoring="thread"``), or drives one in a process of its own (``scoring="process"``, what
+  `serve` runs: `scoring_process.RemoteScorer`), so that ingest and scoring each have a GIL.
 
 Backpressure: the work queue is bounded in bytes (`queue_bytes`). When it is full the ingest
 thread stops reading the socket; ZeroMQ's receive high-water mark (`rcvhwm` messages per
 client) then fills and clients' sends block. Memory stays bounded by about ``queue_bytes +
-round_bytes + clients * rcvhwm * frame size``, whatever the offered load.
+round_bytes + clients * rcvhwm * frame size`` (plus, with a scoring process, its two shared
+buffers, each the size of one take rounded up to a power of two), whatever the offered load.
 
 Recovery: `start` first replays every open session's stored batches into the scorer
 (`Scorer.recover`), so its state is exact after a crash; clients resend what was not ACKed.
