@@ -1,10 +1,13 @@
 """Backpressure: a client that offers ten times what the scorer can take is slowed down to the
-scorer's pace; the engine's memory stays bounded (bounded work queue, ZeroMQ high-water mark)
-and nothing is lost."""
+scorer's pace, and one whose scoring process stalls is stopped at the queue's bound; the
+engine's memory stays bounded (bounded work queue, ZeroMQ high-water mark) and nothing is
+lost."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -14,6 +17,7 @@ from typing import Any
 
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns
+from assessengine.scoring_process import RemoteScorer
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, offline_reports, reports, running_engine, sessions
@@ -92,3 +96,61 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
     assert peak < min(6 * QUEUE_BYTES, payload / 3), f"{peak:,} bytes traced for {payload:,}"
     sim = sessions(SCENARIO, SESSIONS, seed=1, first=SESSIONS)
     assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
+
+
+def test_a_stalled_scoring_process_holds_the_client_back_with_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    """With scoring in its own process (as `serve` runs it), a scorer that stops taking work
+    (here: the process stopped with SIGSTOP) stops the ingest at the queue's bound; when it
+    goes on, everything is scored exactly."""
+    db = tmp_path / "e.db"
+    with running_engine(db, queue_bytes=QUEUE_BYTES, round_bytes=QUEUE_BYTES, rcvhwm=4,
+                        scoring="process") as (engine, _):  # fmt: skip
+        assert isinstance(engine.scorer, RemoteScorer)
+        assert engine.scorer.pid is not None
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        sender = context.Process(target=_sender, args=(theirs, engine.endpoint))
+        sender.start()
+        os.kill(engine.scorer.pid, signal.SIGSTOP)  # idle: it holds no transaction
+        tracemalloc.start()
+        try:
+            ours.send(0)  # the client floods a scorer that takes nothing, until held back:
+            stalled = _settled(lambda: engine.stats.events_stored, quiet=1.0, timeout=60)
+            assert not ours.poll(0)  # the client has not got through
+            os.kill(engine.scorer.pid, signal.SIGCONT)
+            assert ours.poll(60)
+            events, _ = ours.recv()
+            assert engine.wait_idle(30)
+            _, peak = tracemalloc.get_traced_memory()
+            ours.send(None)
+        finally:
+            tracemalloc.stop()
+            os.kill(engine.scorer.pid, signal.SIGCONT)
+            sender.join(20)
+            if sender.is_alive():
+                sender.kill()
+                sender.join()
+            ours.close()
+            theirs.close()
+        queue_peak = engine.queue.peak_bytes
+    assert 0 < stalled * 60 <= 2 * QUEUE_BYTES + 2 * BATCH_BYTES  # the queue and one round
+    assert queue_peak <= QUEUE_BYTES + 2 * BATCH_BYTES
+    assert peak < min(6 * QUEUE_BYTES, events * 60 / 3), f"{peak:,} bytes traced"
+    sim = sessions(SCENARIO, SESSIONS, seed=1)
+    assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
+
+
+def _settled(value: Any, *, quiet: float, timeout: float) -> int:
+    """`value()` once it is above zero and has not changed for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif last > 0 and time.monotonic() - since >= quiet:
+            return int(last)
+    raise AssertionError(f"still changing (or zero) after {timeout}s: {last}")
