@@ -2,16 +2,19 @@
 own interpreter (and GIL), so that neither waits for the other's Python.
 
 The engine's scoring thread drives a `RemoteScorer`: for each group of work items it copies the
-batches' rows into a shared buffer (a file in ``/dev/shm`` mapped by both processes), sends the
-child one message naming the OPENs, the batches (session, kind, offset, rows) and the CLOSEs,
-and waits for its answer. The child (`_child_main`) owns a `Scorer` on its own connection to the
-same SQLite file: it opens, scores (one kernel step per rubric) and closes in that order, saves
-decisions and reports, and answers with its counters. So the engine's contract is unchanged:
-work is finished with (`WorkQueue.done`) only once the child has saved its results.
+batches' rows into a shared buffer (a file in ``/dev/shm`` mapped by both processes) and sends
+the child one message naming the OPENs, the batches (session, kind, offset, rows) and the
+CLOSEs; up to `IN_FLIGHT` such submissions are outstanding. The child (`_child_main`) owns a
+`Scorer` on its own connection to the same SQLite file: it opens, scores (one kernel step per
+rubric) and closes in that order, saves decisions and reports, and answers with its counters;
+a thread of the `RemoteScorer` reads the answers and runs each submission's `on_done`. So the
+engine's contract is unchanged: work is finished with (`WorkQueue.done`) only once the child
+has saved its results.
 
     scorer = RemoteScorer(Path("engine.db"), library, synchronous="NORMAL")
     recovery = scorer.start()        # spawns the child; it warms up and recovers open sessions
-    scorer.process(opens, batches, closes)
+    scorer.submit(opens, batches, closes, on_done=lambda: ...)
+    scorer.drain(60.0)               # every submission answered
     scorer.close()
 
 Rows travel as columns-v1 records when the batch arrived so (one copy of the payload as
