@@ -10,7 +10,8 @@ import os
 import signal
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,26 @@ def _sender(conn: Connection, endpoint: str) -> None:
         conn.close()
 
 
+@contextmanager
+def _flooding_client(endpoint: str) -> Iterator[Connection]:
+    """A `_sender` process streaming to `endpoint`; yields the pipe that commands it (send
+    the first session number, receive (events, seconds)); stopped on exit."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    sender = context.Process(target=_sender, args=(theirs, endpoint))
+    sender.start()
+    try:
+        yield ours
+        ours.send(None)
+    finally:
+        sender.join(20)
+        if sender.is_alive():
+            sender.kill()
+            sender.join()
+        ours.close()
+        theirs.close()
+
+
 class _Throttle:
     """Wraps `Scorer.score`: sleeps as long as scoring at RATE events/s would take."""
 
@@ -60,11 +81,7 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
         engine, _):  # fmt: skip
         throttle = _Throttle(engine.scorer.score)
         engine.scorer.score = throttle  # type: ignore[method-assign]
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        sender = context.Process(target=_sender, args=(theirs, engine.endpoint))
-        sender.start()
-        try:
+        with _flooding_client(engine.endpoint) as ours:
             ours.send(0)  # unthrottled: the rate the client can offer
             assert ours.poll(60)
             events_a, seconds_a = ours.recv()
@@ -80,14 +97,6 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-            ours.send(None)
-        finally:
-            sender.join(20)
-            if sender.is_alive():
-                sender.kill()
-                sender.join()
-            ours.close()
-            theirs.close()
         queue_peak = engine.queue.peak_bytes
     payload = events_b * 60
     assert offered >= 10 * RATE, f"the client offers only {offered:,.0f} events/s"
@@ -109,31 +118,21 @@ def test_a_stalled_scoring_process_holds_the_client_back_with_bounded_memory(
                         scoring="process") as (engine, _):  # fmt: skip
         assert isinstance(engine.scorer, RemoteScorer)
         assert engine.scorer.pid is not None
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        sender = context.Process(target=_sender, args=(theirs, engine.endpoint))
-        sender.start()
-        os.kill(engine.scorer.pid, signal.SIGSTOP)  # idle: it holds no transaction
-        tracemalloc.start()
-        try:
-            ours.send(0)  # the client floods a scorer that takes nothing, until held back:
-            stalled = _settled(lambda: engine.stats.events_stored, quiet=1.0, timeout=60)
-            assert not ours.poll(0)  # the client has not got through
-            os.kill(engine.scorer.pid, signal.SIGCONT)
-            assert ours.poll(60)
-            events, _ = ours.recv()
-            assert engine.wait_idle(30)
-            _, peak = tracemalloc.get_traced_memory()
-            ours.send(None)
-        finally:
-            tracemalloc.stop()
-            os.kill(engine.scorer.pid, signal.SIGCONT)
-            sender.join(20)
-            if sender.is_alive():
-                sender.kill()
-                sender.join()
-            ours.close()
-            theirs.close()
+        with _flooding_client(engine.endpoint) as ours:
+            os.kill(engine.scorer.pid, signal.SIGSTOP)  # idle: it holds no transaction
+            tracemalloc.start()
+            try:
+                ours.send(0)  # the client floods a scorer that takes nothing, until held back:
+                stalled = _settled(lambda: engine.stats.events_stored, quiet=1.0, timeout=60)
+                assert not ours.poll(0)  # the client has not got through
+                os.kill(engine.scorer.pid, signal.SIGCONT)
+                assert ours.poll(60)
+                events, _ = ours.recv()
+                assert engine.wait_idle(30)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+                os.kill(engine.scorer.pid, signal.SIGCONT)
         queue_peak = engine.queue.peak_bytes
     assert 0 < stalled * 60 <= 2 * QUEUE_BYTES + 2 * BATCH_BYTES  # the queue and one round
     assert queue_peak <= QUEUE_BYTES + 2 * BATCH_BYTES

@@ -49,7 +49,7 @@ from .core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from .ingest_rules import Accept, Duplicate, IngestRules, Reject
 from .metrics import Histogram, Metric, counter, gauge, labelled, render
-from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer
+from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer, guarded
 from .scoring_process import START_TIMEOUT_S, RemoteScorer, ScoringProcessError
 
 log = logging.getLogger(__name__)
@@ -688,13 +688,9 @@ class Engine:
         self.queue.done(len(pending), sum(b.nbytes for b in pending))
 
     def _guarded(self, what: str, action: Callable[..., object], *args: Any) -> None:
-        """Run a scorer action; an error is logged and counted, never fatal to the thread
-        (every batch is in the store: the next restart, or the session's close, re-scores)."""
-        try:
-            action(*args)
-        except Exception:
+        """`pipeline.guarded`, counting a failure."""
+        if not guarded(what, action, *args):
             self.stats.scoring_errors += 1
-            log.exception("scoring: %s failed", what)
 
     # -------------------------------------------------------------------------- metrics
 

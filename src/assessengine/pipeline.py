@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -213,10 +213,6 @@ class Scorer:
     @property
     def sessions_open(self) -> int:
         return len(self._session_track)
-
-    @property
-    def library(self) -> RubricLibrary:
-        return self._library
 
     def layout_of(self, session: str) -> Layout | None:
         """The columns layout of an open session's scenario (None: not open here)."""
@@ -423,6 +419,18 @@ class Scorer:
             log.error("session %r: no report (cannot re-score it from the store)", session)
             return None
         return self.close(session, close_t)
+
+
+def guarded(what: str, action: Callable[..., object], *args: Any) -> bool:
+    """Run a scorer action; an error is logged, never raised: False. Whoever scores (the
+    engine's scoring thread or its scoring process) goes on: every batch is in the store, and
+    the next restart, or the session's close, re-scores."""
+    try:
+        action(*args)
+    except Exception:
+        log.exception("scoring: %s failed", what)
+        return False
+    return True
 
 
 def _steps(parts: list[tuple[int, Columns]]) -> Iterator[list[tuple[int, Columns]]]:

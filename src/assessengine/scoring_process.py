@@ -44,8 +44,9 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from .core.codec import Columns, Layout, records_view
-from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer
+from .adapters.sqlite_store import SqliteStore
+from .core.codec import FIXED_BYTES, Columns, Layout, records_view
+from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class RemoteScorer:
         parts: list[Part] = []
         path = ""
         if batches:
-            sizes = [len(cols) * 20 + cols.signals.nbytes for _, cols, _ in batches]
+            sizes = [len(cols) * FIXED_BYTES + cols.signals.nbytes for _, cols, _ in batches]
             buffer = self._buffer_for(self._sent % IN_FLIGHT, sum(sizes) + 8 * len(batches))
             offset = 0
             for (session, cols, records), size in zip(batches, sizes, strict=True):
@@ -348,8 +349,6 @@ def _child_main(
 ) -> None:
     """The scoring process: a `Scorer` on its own store connection, driven by `conn`."""
     _die_with_parent(parent)
-    from .adapters.sqlite_store import SqliteStore  # noqa: PLC0415 (the child's own import)
-
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         store = SqliteStore(Path(database), synchronous=synchronous, recover=False)
@@ -357,7 +356,8 @@ def _child_main(
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
     try:
-        scorer = Scorer(store, RubricLibrary(entries, scenarios=scenarios))
+        library = RubricLibrary(entries, scenarios=scenarios)
+        scorer = Scorer(store, library)
         try:
             scorer.warm_up()
             recovery = scorer.recover()
@@ -368,12 +368,12 @@ def _child_main(
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         conn.send(("ready", recovery))
-        _serve(conn, scorer)
+        _serve(conn, scorer, library)
     finally:
         store.close()
 
 
-def _serve(conn: Connection, scorer: Scorer) -> None:
+def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
     buffers: dict[str, _Buffer] = {}  # the engine's buffers, by path (the newest IN_FLIGHT)
     errors = 0
     while True:
@@ -390,9 +390,9 @@ def _serve(conn: Connection, scorer: Scorer) -> None:
             while len(buffers) > IN_FLIGHT:  # the oldest was replaced by a larger one
                 buffers.pop(next(iter(buffers))).close()
         for session, key in opens:
-            entry = scorer.library.find(*key)
+            entry = library.find(*key)
             if entry is not None:
-                errors += _guarded(f"open {session!r}", scorer.open, session, entry)
+                errors += not guarded(f"open {session!r}", scorer.open, session, entry)
         if parts:
             assert buffer is not None
             batches = []
@@ -400,23 +400,12 @@ def _serve(conn: Connection, scorer: Scorer) -> None:
                 layout = scorer.layout_of(session)
                 if layout is not None:  # else not open here: `score` would ignore it too
                     batches.append((session, buffer.view(kind, offset, n, layout)))
-            errors += _guarded("score", scorer.score, batches)
+            errors += not guarded("score", scorer.score, batches)
             del batches
         if closes:
-            errors += _guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
+            errors += not guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
         conn.send(("done", Counts(scorer.events_scored, scorer.reports_saved,
                                   scorer.sessions_open, scorer.scoring_errors + errors)))
-
-
-def _guarded(what: str, action: Any, *args: Any) -> int:
-    """Run a scorer action; an error is logged and counted (1), never fatal (every batch is in
-    the store: the next restart, or the session's close, re-scores)."""
-    try:
-        action(*args)
-    except Exception:
-        log.exception("scoring: %s failed", what)
-        return 1
-    return 0
 
 
 def _die_with_parent(parent: int) -> None:
