@@ -4,12 +4,15 @@ depend on how a stream is split into batches or how sessions are interleaved."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assessengine.core import scorer
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, SessionEvents, batch_from_events
 from assessengine.core.offline import score_sessions
@@ -90,3 +93,28 @@ def test_any_interleaving_of_sessions_gives_the_same_reports(
     shuffled = data.draw(interleavings(sessions))
     cuts = data.draw(st.lists(st.integers(0, len(order)), max_size=3))
     assert score_in_pieces(rubric, sessions, shuffled, cuts) == whole
+
+
+@contextmanager
+def dense_share(share: int) -> Iterator[None]:
+    """Criteria with sparse guards visit every row (share huge) or only their guards' rows
+    (share 0), whatever the guards' density."""
+    saved = scorer.DENSE_SHARE
+    scorer.DENSE_SHARE = share
+    try:
+        yield
+    finally:
+        scorer.DENSE_SHARE = saved
+
+
+@PROPERTY
+@given(rubric=rubrics(), sessions=session_sets())
+def test_visiting_every_row_or_only_the_guards_rows_gives_the_same_reports(
+    rubric: Rubric, sessions: list[SessionEvents]
+) -> None:
+    with dense_share(0):
+        sparse = score_sessions(rubric, SCENARIO, sessions, engine="kernel")
+    with dense_share(10**9):
+        dense = score_sessions(rubric, SCENARIO, sessions, engine="kernel")
+    assert _data(sparse) == _data(dense)
+    assert _data(dense) == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))

@@ -149,28 +149,36 @@ def advance(tables, batch, state, out, visit, visit_off):
     row. Criteria never interact, so advancing them one after the other over the whole batch
     gives the same results as advancing all of them event by event.
     """
-    every = np.arange(batch.sess.shape[0])
+    n = batch.sess.shape[0]
     for c in range(tables.kind.shape[0]):
-        idx = every if visit_off[c, 0] < 0 else visit[visit_off[c, 0] : visit_off[c, 1]]
-        k = tables.kind[c]
-        if k == NEVER:
-            never(c, idx, tables, batch, state, out)
-        elif k == ALL_BEFORE:
-            all_before(c, idx, tables, batch, state, out)
-        elif k == SEQUENCE:
-            sequence(c, idx, tables, batch, state, out)
-        elif k == COUNT:
-            count(c, idx, tables, batch, state, out)
-        elif k == RESPONSE:
-            response(c, idx, tables, batch, state, out)
-        elif k == PRECEDE:
-            precede(c, idx, tables, batch, state, out)
-        elif k == DURATION:
-            duration(c, idx, tables, batch, state, out)
-        elif k == METRIC:
-            metric(c, idx, tables, batch, state, out)
-        elif k == MACHINE:
-            machine(c, idx, tables, batch, state, out)
+        if visit_off[c, 0] < 0:  # a range, not an index array: one stream less per row
+            advance_over(c, range(n), tables, batch, state, out)
+        else:
+            advance_over(c, visit[visit_off[c, 0] : visit_off[c, 1]], tables, batch, state, out)
+
+
+@njit(cache=True, nogil=True)
+def advance_over(c, idx, tables, batch, state, out):
+    """Advance criterion `c` over the rows `idx` (a range or an index array, ascending)."""
+    k = tables.kind[c]
+    if k == NEVER:
+        never(c, idx, tables, batch, state, out)
+    elif k == ALL_BEFORE:
+        all_before(c, idx, tables, batch, state, out)
+    elif k == SEQUENCE:
+        sequence(c, idx, tables, batch, state, out)
+    elif k == COUNT:
+        count(c, idx, tables, batch, state, out)
+    elif k == RESPONSE:
+        response(c, idx, tables, batch, state, out)
+    elif k == PRECEDE:
+        precede(c, idx, tables, batch, state, out)
+    elif k == DURATION:
+        duration(c, idx, tables, batch, state, out)
+    elif k == METRIC:
+        metric(c, idx, tables, batch, state, out)
+    elif k == MACHINE:
+        machine(c, idx, tables, batch, state, out)
 
 
 @njit(cache=True, nogil=True)

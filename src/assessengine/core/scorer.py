@@ -232,13 +232,18 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     return _decisions(out)
 
 
+DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all
+
+
 def _sparse_rows(
     compiled: CompiledRubric, nonsample: NDArray[np.intp], guards: NDArray[np.bool_]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The rows each sparse criterion must visit, concatenated, and per criterion its
     [start, end) in them ((-1, -1) for criteria that visit every row). Criteria whose guards are
     all named events share the batch's non-sample rows; others get the rows where one of their
-    guards holds (shared between criteria with the same guards)."""
+    guards holds (shared between criteria with the same guards), or every row when those are
+    more than 1/DENSE_SHARE of the batch: a dense list costs more to build and to walk than the
+    rows it would skip (visiting a row where no guard holds changes nothing)."""
     offsets = np.full((compiled.n_criteria, 2), -1, np.int64)
     parts: list[NDArray[np.int64]] = []
     placed: dict[tuple[int, ...] | None, tuple[int, int]] = {}
@@ -248,18 +253,24 @@ def _sparse_rows(
             continue
         key = None if compiled.events_only[c] else gids
         if key not in placed:
-            if key is None:
-                rows = nonsample
-            elif len(key) == 1:
-                rows = np.flatnonzero(guards[key[0]])
-            else:
-                rows = np.flatnonzero(np.logical_or.reduce(guards[list(key)], axis=0))
+            rows = nonsample if key is None else _guard_rows(guards, key)
+            if rows is None:
+                placed[key] = (-1, -1)
+                continue
             placed[key] = (total, total + rows.shape[0])
             parts.append(rows.astype(np.int64, copy=False))
             total += rows.shape[0]
         offsets[c] = placed[key]
     rows_all = np.concatenate(parts) if parts else np.empty(0, np.int64)
     return rows_all, offsets
+
+
+def _guard_rows(guards: NDArray[np.bool_], gids: tuple[int, ...]) -> NDArray[np.intp] | None:
+    """The rows where one of the guards `gids` holds, or None when they are too many."""
+    held = guards[gids[0]] if len(gids) == 1 else np.logical_or.reduce(guards[list(gids)], axis=0)
+    if np.count_nonzero(held) * DENSE_SHARE > held.shape[0]:
+        return None
+    return np.flatnonzero(held)
 
 
 def close(
