@@ -70,21 +70,23 @@ AGG_MAX, AGG_MIN, AGG_MEAN, AGG_SUM, AGG_LAST, AGG_COUNT, AGG_TIME_TRUE = range(
 
 
 @njit(cache=True, nogil=True)
-def admit(sess, seq, t, sess_i, sess_f, ordinal):
+def admit(sess, seq, t, event, sess_i, sess_f, ordinal, nonsample):
     """Check order and advance each session's first/last event; all or nothing.
 
     ordinal[i] receives the row's position in its session (0 for the session's first event), so
-    that sparse automata can tell whether two rows they visit are consecutive in the session.
+    that sparse automata can tell whether two rows they visit are consecutive in the session;
+    nonsample[:m] the rows whose event code is not 0 (sample), in order.
 
-    Returns -1 when every row is admitted, else the index of the first row whose seq does not
-    increase, whose t goes backwards, or whose t is negative or not finite (state unchanged:
-    each session's columns are saved when the batch first touches it, and restored).
+    Returns (-1, m) when every row is admitted, else (the index of the first row whose seq does
+    not increase, whose t goes backwards, or whose t is negative or not finite, 0), the state
+    unchanged: each session's columns are saved when the batch first touches it, and restored.
     """
     n = sess.shape[0]
     cap = sess_i.shape[0]
     touched = np.zeros(cap, np.bool_)
     saved_i = np.empty((cap, 3), np.int64)
     saved_f = np.empty((cap, 2), np.float64)
+    m = 0
     for i in range(n):
         s = sess[i]
         ti = t[i]
@@ -98,7 +100,7 @@ def admit(sess, seq, t, sess_i, sess_f, ordinal):
                         sess_i[r, k] = saved_i[r, k]
                     sess_f[r, FIRST_T] = saved_f[r, 0]
                     sess_f[r, LAST_T] = saved_f[r, 1]
-            return i
+            return i, 0
         if not touched[s]:
             touched[s] = True
             for k in range(3):
@@ -112,7 +114,9 @@ def admit(sess, seq, t, sess_i, sess_f, ordinal):
         sess_i[s, LAST_SEQ] = seq[i]
         sess_i[s, N_EVENTS] = n_events + 1
         sess_f[s, LAST_T] = ti
-    return -1
+        nonsample[m] = i  # branch-free: kept only where the row is not a sample
+        m += event[i] != 0
+    return -1, m
 
 
 @njit(cache=True, nogil=True)

@@ -213,7 +213,10 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     # unsigned slots: the kernel then does no negative-index fix-up at each access
     sess = batch.session.astype(np.int32, copy=False).view(np.uint32)
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
-    bad = kernel.admit(sess, batch.seq, batch.t, state.sess_i, state.sess_f, ordinal)
+    nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
+    bad, m = kernel.admit(
+        sess, batch.seq, batch.t, batch.event, state.sess_i, state.sess_f, ordinal, nonsample
+    )
     if bad >= 0:
         raise ScoringError(
             f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
@@ -222,7 +225,7 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     n_sig = compiled.n_signals
     values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
-    nonsample = np.flatnonzero(batch.event != 0)
+    nonsample = nonsample[:m]
     masks = state.scratch("masks", (compiled.masks.n_masks, n), np.bool_)
     guards = columns_for(compiled, batch, values, nonsample, masks)[: len(compiled.guards)]
     visit, visit_off = _sparse_rows(compiled, nonsample, guards)
