@@ -88,15 +88,18 @@ class ScoringState:
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
         """Give each new session a fresh slot (existing ids keep theirs); returns the slots."""
         out = np.empty(len(session_ids), np.int32)
+        fresh: list[int] = []
         for j, sid in enumerate(session_ids):
             if sid not in self.slot_of:
                 if not self._free:
                     self._grow(self.capacity * 2)
                 slot = self._free.pop()
-                self._reset(slot)
+                fresh.append(slot)
                 self.slot_of[sid] = slot
                 self.session_of[slot] = sid
             out[j] = self.slot_of[sid]
+        if fresh:
+            self._reset(np.array(fresh, np.intp))
         return out
 
     def release(self, session_ids: Sequence[str]) -> None:
@@ -121,7 +124,8 @@ class ScoringState:
         flat = buf.reshape(-1)[: rows * n]  # a C-contiguous prefix, viewed as (rows, n)
         return flat.reshape(rows, n)
 
-    def _reset(self, slot: int) -> None:
+    def _reset(self, slot: NDArray[np.intp]) -> None:
+        """Give these slots a fresh session's state."""
         self.sess_i[slot] = (-1, -1, 0)
         self.sess_f[slot] = np.nan
         self.si[slot] = self.compiled.init_i
