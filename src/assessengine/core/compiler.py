@@ -47,7 +47,7 @@ _STATE_WIDTH = {
     COUNT: (2, 0),
     RESPONSE: (2, 1),
     PRECEDE: (1, 1),
-    DURATION: (2, 2),
+    DURATION: (2, 1),
     METRIC: (2, 5),
     OBSERVED: (0, 0),
     MACHINE: (2, 1),

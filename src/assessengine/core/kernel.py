@@ -496,33 +496,28 @@ def precede(c, idx, tables, batch, state, out):
 def duration(c, idx, tables, batch, state, out):
     """duration. Parameters: pi[0] from guard, pi[1] to guard; pf[0] min, pf[1] max.
 
-    si: the first A occurred, its seq;  sf: its t, the deadline t + max while the criterion
-    waits for B (NaN otherwise: no row is past it). At each row: expiry, then B, then A; a row
-    past no deadline where neither A nor B holds changes nothing.
+    si: the first A occurred, its seq;  sf: its t. At each row: expiry, then B, then A.
     """
     io, fo, a, b = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 1]
     lo, hi = tables.pf[c, 0], tables.pf[c, 1]
     si, sf = state.si, state.sf
     for i in idx:
         s = batch.sess[i]
-        t = batch.t[i]
-        if t > sf[s, fo + 1]:
-            sf[s, fo + 1] = math.nan
-            decide(c, i, FAIL, si[s, io + 1], sf[s, fo], tables, batch, state, out)
-            continue
-        if not (batch.guards[a, i] or batch.guards[b, i]) or state.verdict[s, c] != PENDING:
-            continue
-        if si[s, io] == 0:  # waiting for A: only an A row matters
-            if batch.guards[a, i]:
+        if si[s, io] == 0:  # waiting for A (never decided): only an A row matters
+            if batch.guards[a, i] and state.verdict[s, c] == PENDING:
                 si[s, io] = 1
                 si[s, io + 1] = batch.seq[i]
-                sf[s, fo] = t
-                sf[s, fo + 1] = t + hi
-        elif batch.guards[b, i]:
-            elapsed = t - sf[s, fo]
-            sf[s, fo + 1] = math.nan
-            v = FAIL if (elapsed < lo or elapsed > hi) else PASS
-            decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+                sf[s, fo] = batch.t[i]
+            continue
+        if state.verdict[s, c] == PENDING:
+            v = PENDING
+            if batch.t[i] > sf[s, fo] + hi:
+                v = FAIL
+            elif batch.guards[b, i]:
+                elapsed = batch.t[i] - sf[s, fo]
+                v = FAIL if (elapsed < lo or elapsed > hi) else PASS
+            if v != PENDING:
+                decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
 
 
 @njit(cache=True, nogil=True)
