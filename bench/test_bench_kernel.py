@@ -16,6 +16,10 @@ from assessengine.core.scorer import ScoringState, close, step
 from .conftest import Workload
 
 BATCH_ROWS = 65_536
+# The machine is shared: another tenant's load only ever slows a round down, so the best of
+# many short rounds (0.2 s each) is the estimate of the code's own speed; the median is
+# reported next to it.
+ROUNDS = 15
 
 
 def score_with_kernel(w: Workload) -> int:
@@ -50,7 +54,7 @@ def test_kernel_forklift(benchmark: Any, forklift_workload: Workload) -> None:
     benchmark.extra_info["sessions"] = len(forklift_workload.sim.session_ids)
     benchmark.extra_info["batch_rows"] = BATCH_ROWS
     decisions = benchmark.pedantic(
-        score_with_kernel, args=(forklift_workload,), rounds=5, iterations=1
+        score_with_kernel, args=(forklift_workload,), rounds=ROUNDS, iterations=1
     )
     assert decisions > 0
 
