@@ -150,7 +150,8 @@ def advance(tables, batch, state, out, visit, visit_off):
 
     A criterion with visit_off[c, 0] >= 0 visits only visit[visit_off[c, 0]:visit_off[c, 1]] (the
     rows where one of its guards may hold; see `compiler.sparse_guards`); the others visit every
-    row. Criteria never interact, so advancing them one after the other over the whole batch
+    row (`scorer._sparse_rows` also sends there the criteria whose guards hold on many rows).
+    Criteria never interact, so advancing them one after the other over the whole batch
     gives the same results as advancing all of them event by event.
     """
     n = batch.sess.shape[0]
