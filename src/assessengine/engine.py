@@ -49,7 +49,16 @@ from .core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from .core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from .ingest_rules import Accept, Duplicate, IngestRules, Reject
 from .metrics import Histogram, Metric, counter, gauge, labelled, render
-from .pipeline import Recovery, Refusal, RubricEntry, RubricLibrary, Scorer, guarded
+from .pipeline import (
+    GC_THRESHOLDS,
+    Recovery,
+    Refusal,
+    RubricEntry,
+    RubricLibrary,
+    Scorer,
+    guarded,
+    settle_collector,
+)
 from .scoring_process import START_TIMEOUT_S, RemoteScorer, ScoringProcessError
 
 log = logging.getLogger(__name__)
@@ -59,12 +68,6 @@ STOP_TIMEOUT_S: Final = 60.0
 """How long `stop` lets the scoring process finish what it was given."""
 ROUND_SECONDS: Final = 0.002
 """A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
-GC_THRESHOLDS: Final = (50_000, 20, 10)
-"""The cyclic collector's thresholds while an engine runs. Under load the engine keeps tens of
-thousands of young containers alive for a while (queued batches, decisions awaiting their
-session's close) and makes no garbage cycles of its own. With CPython's default (700, 10,
-10) the collector made about 370 passes per 4.5 M-event benchmark round (64 KiB frames),
-about 75 ms holding the GIL that both threads need; with these, two passes and 15 ms."""
 
 
 # ================================================================================ work queue
@@ -336,13 +339,7 @@ class Engine:
             warm_up_decoder(self.library.layout(entry))
         for line in self.stats.recovery.skipped:
             log.error("recovery: %s", line)
-        # Everything loaded so far (modules, numba, pydantic schemas, rubrics) lives as long as
-        # the process: keep it out of the collector's full passes, which otherwise paused the
-        # threads for 40-80 ms every few seconds under load (ACK latency p99).
-        gc.collect()
-        gc.freeze()
-        self._gc_before = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
+        self._gc_before = settle_collector()
         if not self._scoring_thread.is_alive():
             self._scoring_thread.start()
         self._ingest_thread.start()

@@ -27,7 +27,6 @@ a scorer writing to the store that a restarted one recovers from.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import mmap
 import multiprocessing
@@ -46,7 +45,7 @@ import numpy as np
 
 from .adapters.sqlite_store import SqliteStore
 from .core.codec import FIXED_BYTES, Columns, Layout, records_view
-from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded
+from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, settle_collector
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ START_TIMEOUT_S: Final = 120.0
 MIN_BUFFER: Final = 1 << 20
 IN_FLIGHT: Final = 2
 """Submissions outstanding at once (each with its shared buffer)."""
-GC_THRESHOLDS: Final = (50_000, 20, 10)  # as the engine's (engine.GC_THRESHOLDS)
 
 Kind = Literal["records", "columns"]
 Part = tuple[str, Kind, int, int]
@@ -364,9 +362,7 @@ def _child_main(
         except Exception as exc:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
             return
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        settle_collector()
         conn.send(("ready", recovery))
         _serve(conn, scorer, library)
     finally:
