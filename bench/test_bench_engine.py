@@ -48,9 +48,9 @@ import zmq
 from assessengine.adapters.library import load_rubric
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
-from assessengine.engine import Engine
-from assessengine.pipeline import RubricLibrary
-from assessengine.scoring_process import RemoteScorer
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.pipeline import RubricLibrary
+from assessengine.runtime.scoring_process import RemoteScorer
 from assessengine.sim.generate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ from assessengine.adapters.store import SessionInfo, Store, StoreError
 from assessengine.api.app import create_app
 from assessengine.client import EngineClient, NackError
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
-from assessengine.engine import GC_THRESHOLDS
 from assessengine.metrics import Histogram, Metric, counter, render
-from assessengine.pipeline import RubricEntry, Scorer
+from assessengine.runtime.engine import GC_THRESHOLDS
+from assessengine.runtime.pipeline import RubricEntry, Scorer
 from assessengine.streaming import stream_sessions
 from assessengine.webserver import WebServer
 

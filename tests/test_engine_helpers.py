@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from assessengine.adapters.library import load_scenario
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.cli import main
-from assessengine.engine import Engine
-from assessengine.pipeline import RubricLibrary
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from typing import Any
 
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns
-from assessengine.scoring_process import RemoteScorer
+from assessengine.runtime.scoring_process import RemoteScorer
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, offline_reports, reports, running_engine, sessions

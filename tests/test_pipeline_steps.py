@@ -17,7 +17,7 @@ from assessengine.core.codec import (
     encode_json_v1,
 )
 from assessengine.core.scorer import SCRATCH_ROWS
-from assessengine.pipeline import RubricEntry, Scorer, _batch, _steps
+from assessengine.runtime.pipeline import RubricEntry, Scorer, _batch, _steps
 from assessengine.sim.generate import simulate
 
 from .test_engine_helpers import library

@@ -17,8 +17,8 @@ import pytest
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns, Layout, decode_json_v1, encode_json_v1, records_v1
-from assessengine.engine import Engine
-from assessengine.scoring_process import RemoteScorer, ScoringProcessError, _Buffer
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.scoring_process import RemoteScorer, ScoringProcessError, _Buffer
 from assessengine.sim.generate import SimBatch
 from assessengine.streaming import stream_sessions
 

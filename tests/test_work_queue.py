@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from assessengine.core.codec import Columns
-from assessengine.engine import BatchItem, CloseItem, StopItem, WorkQueue
+from assessengine.runtime.engine import BatchItem, CloseItem, StopItem, WorkQueue
 
 LONG = 30.0  # a linger or timeout no test may wait out
 

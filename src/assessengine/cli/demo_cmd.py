@@ -20,8 +20,8 @@ import click
 from ..adapters.library import load_scenario, rubric_dirs
 from ..adapters.sqlite_store import SqliteStore
 from ..client import EngineClient
-from ..engine import Engine
-from ..pipeline import RubricLibrary
+from ..runtime.engine import Engine
+from ..runtime.pipeline import RubricLibrary
 from ..sim.generate import simulate
 from ..streaming import stream_sessions
 from ._app import main

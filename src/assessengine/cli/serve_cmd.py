@@ -21,8 +21,8 @@ from ..adapters.library import rubric_dirs
 from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import StoreError
 from ..adapters.zmq_ingest import CurveConfig, IngestConfigError
-from ..engine import Engine, MiB
-from ..pipeline import RubricLibrary
+from ..runtime.engine import Engine, MiB
+from ..runtime.pipeline import RubricLibrary
 from ._app import main
 
 log = logging.getLogger("assessengine.serve")

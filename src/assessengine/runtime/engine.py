@@ -1,0 +1,760 @@
+"""The live engine: ZeroMQ ingest -> durable store -> ACK -> incremental scoring.
+
+Two threads, one queue (see docs/architecture.md, "Live engine"):
+
+* the **ingest thread** owns the ROUTER socket (`ZmqIngest`) and the ingest rules. Per round it
+  takes what arrived (up to `round_bytes`), decides every EVENTS (`IngestRules`), appends all
+  accepted batches in ONE store transaction (group commit), stores the round's OPENs in one
+  more and its CLOSEs in one more, and only then answers, in arrival order. Only a message
+  about a session whose OPEN or CLOSE is still pending makes it store what is pending first.
+  Accepted batches (decoded columns) go to the work queue.
+* the **scoring thread** takes everything queued and has it scored: each compiled rubric
+  stepped once over the batches of all its sessions, decisions saved, and at CLOSE the final
+  report saved and the session's slot released. It runs the `Scorer` itself
+  (``scoring="thread"``), or drives one in a process of its own (``scoring="process"``, what
+  `serve` runs: `scoring_process.RemoteScorer`), so that ingest and scoring each have a GIL.
+
+Backpressure: the work queue is bounded in bytes (`queue_bytes`). When it is full the ingest
+thread stops reading the socket; ZeroMQ's receive high-water mark (`rcvhwm` messages per
+client) then fills and clients' sends block. Memory stays bounded by about ``queue_bytes +
+round_bytes + clients * rcvhwm * frame size`` (plus, with a scoring process, its two shared
+buffers, each the size of one take rounded up to a power of two), whatever the offered load.
+
+Recovery: `start` first replays every open session's stored batches into the scorer
+(`Scorer.recover`), so its state is exact after a crash; clients resend what was not ACKed.
+
+    with SqliteStore(path) as store:
+        library, _ = RubricLibrary.load(rubric_dirs())
+        with Engine(store, library, endpoint="tcp://127.0.0.1:5555") as engine:
+            ...                                   # engine.endpoint, engine.metrics_text()
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Final, Literal
+
+from ..adapters.sqlite_store import SqliteStore
+from ..adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
+from ..adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
+from ..core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
+from ..core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
+from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
+from ..metrics import Histogram, Metric, counter, gauge, labelled, render
+from .pipeline import (
+    GC_THRESHOLDS,
+    Recovery,
+    Refusal,
+    RubricEntry,
+    RubricLibrary,
+    Scorer,
+    guarded,
+    settle_collector,
+)
+from .scoring_process import START_TIMEOUT_S, RemoteScorer, ScoringProcessError
+
+log = logging.getLogger(__name__)
+
+MiB: Final = 2**20
+STOP_TIMEOUT_S: Final = 60.0
+"""How long `stop` lets the scoring process finish what it was given."""
+ROUND_SECONDS: Final = 0.002
+"""A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
+
+
+# ================================================================================ work queue
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    session: str
+    entry: RubricEntry
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    session: str
+    columns: Columns
+    received: float         # time.monotonic() when the message arrived
+    nbytes: int
+    records: Payload | None = None  # the columns-v1 payload the columns view, if so it came
+
+
+@dataclass(frozen=True, slots=True)
+class CloseItem:
+    session: str
+    close_t: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopItem:
+    """The last item: the ingest thread has stopped."""
+
+
+Item = OpenItem | BatchItem | CloseItem | StopItem
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a round holds until it is stored: decided batches (accepted or duplicates), OPENs
+    and CLOSEs (one per session each), the messages to answer in arrival order, their answers
+    as they are known (id(message) -> answer; a refused EVENTS's at once), and the work for
+    the scoring thread that storing them gave."""
+
+    batches: list[tuple[Message, Accept | Duplicate]] = field(default_factory=list)
+    opens: dict[str, tuple[Message, Open]] = field(default_factory=dict)
+    closes: dict[str, tuple[Message, Close]] = field(default_factory=dict)
+    order: list[Message] = field(default_factory=list)
+    answers: dict[int, Callable[[], None]] = field(default_factory=dict)
+    queued: list[tuple[Item, int]] = field(default_factory=list)
+
+
+class WorkQueue:
+    """A FIFO between the two threads, bounded by the bytes of the batches it holds.
+
+    A batch counts from `put` until the scoring thread calls `done` for it (so memory held
+    while scoring counts too). `put` blocks while the queue is full (one batch larger than the
+    bound is let in alone); items without bytes (OPEN, CLOSE) never block. A queued CLOSE ends
+    the consumer's `linger` at once: a report is awaited.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self.max_bytes = max_bytes
+        self._items: deque[Item] = deque()
+        self._bytes = 0         # queued or being scored
+        self._queued = 0        # queued only
+        self._unfinished = 0
+        self._closes = 0        # CloseItems queued
+        self._closed = False
+        self._cond = threading.Condition()
+        self.peak_bytes = 0
+
+    def put(self, item: Item, nbytes: int = 0) -> None:
+        self.put_many([(item, nbytes)])
+
+    def put_many(self, items: Sequence[tuple[Item, int]]) -> None:
+        """`put` each (item, nbytes) in order, waking the consumer once, not per item."""
+        if not items:
+            return
+        with self._cond:
+            for item, nbytes in items:
+                while nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
+                    if self._closed:
+                        break
+                    self._cond.notify_all()  # let the consumer see what is queued so far
+                    self._cond.wait(0.5)
+                self._items.append(item)
+                self._bytes += nbytes
+                self._queued += nbytes
+                self._unfinished += 1
+                self._closes += isinstance(item, CloseItem)
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            self._cond.notify_all()
+
+    def wait_room(self, timeout: float) -> bool:
+        """True as soon as the queue is below its bound; False after `timeout` seconds."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._bytes < self.max_bytes or self._closed, timeout
+            )
+
+    def take(self, timeout: float, max_bytes: int, *, linger: float = 0.0) -> list[Item]:
+        """The items at the head of the queue (at least one unless `timeout` passes first),
+        up to about `max_bytes` of batches. With `linger`, waits up to that long after the
+        first item for `max_bytes` to gather (fewer, larger scoring steps), but not once a
+        CLOSE or the last item is queued."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._items), timeout):
+                return []
+            if linger > 0:
+                self._cond.wait_for(
+                    lambda: self._queued >= max_bytes or self._closes > 0
+                    or isinstance(self._items[-1], StopItem),
+                    linger,
+                )  # fmt: skip
+            out: list[Item] = []
+            taken = 0
+            while self._items and (not out or taken < max_bytes):
+                item = self._items.popleft()
+                if isinstance(item, BatchItem):
+                    taken += item.nbytes
+                elif isinstance(item, CloseItem):
+                    self._closes -= 1
+                out.append(item)
+            self._queued -= taken
+            return out
+
+    def done(self, items: int, nbytes: int) -> None:
+        """`items` taken items (holding `nbytes`) are finished with."""
+        with self._cond:
+            self._unfinished -= items
+            self._bytes -= nbytes
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """No consumer any more: `put` stops blocking."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every item put has been finished with."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._unfinished == 0, timeout)
+
+    @property
+    def depth(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+# ================================================================================ statistics
+
+
+@dataclass
+class EngineStats:
+    """Counters of the engine's own work (the socket's are in `Counters`)."""
+
+    commits: int = 0
+    batches_stored: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    store_errors: int = 0
+    scoring_errors: int = 0
+    batches_scored: int = 0
+    commit_seconds: Histogram = field(default_factory=Histogram)
+    scoring_latency: Histogram = field(default_factory=Histogram)
+    ack_latency: Histogram = field(default_factory=Histogram)
+    started: float = field(default_factory=time.monotonic)
+    recovery: Recovery = field(default_factory=Recovery)
+
+
+# ================================================================================ the engine
+
+
+class Engine:
+    """Ingest, store and scoring in two threads; see the module docstring.
+
+    endpoint:        ZeroMQ endpoint to bind (``tcp://127.0.0.1:0`` picks a free port).
+    curve, insecure: see `ZmqIngest` (non-loopback binds need CURVE or ``insecure``).
+    max_frame_bytes: largest payload frame accepted (NACK ``too_large`` above).
+    rcvhwm:          messages queued per client in ZeroMQ before its sends block.
+    queue_bytes:     bound of the work queue between ingest and scoring.
+    round_bytes:     payload bytes taken from the socket per round (one group commit).
+    scoring_linger:  seconds the scoring thread waits for more batches before a step, when
+                     less than a step's worth is queued (fewer steps, each with more rows).
+    scoring:         ``thread``: the scoring thread runs the `Scorer` itself (any store);
+                     ``process``: it drives a `RemoteScorer`, a scoring process with its own
+                     GIL and its own connection to the store (a `SqliteStore` only), which is
+                     what `serve` and `demo` run: ingest and scoring then use a core each.
+                     The process is spawned: as for any spawned process, a script that
+                     starts the engine must guard its work with ``if __name__ ==
+                     "__main__":``.
+
+    The store is not closed by the engine.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        library: RubricLibrary,
+        *,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        curve: CurveConfig | None = None,
+        insecure: bool = False,
+        max_frame_bytes: int = 16 * MiB,
+        rcvhwm: int = 256,
+        queue_bytes: int = 64 * MiB,
+        round_bytes: int = 16 * MiB,
+        round_messages: int = 2048,
+        poll_interval: float = 0.05,
+        scoring_linger: float = 0.05,
+        scoring: Literal["thread", "process"] = "thread",
+    ) -> None:
+        if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
+            raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
+        if scoring not in ("thread", "process"):
+            raise ValueError(f"scoring must be 'thread' or 'process', got {scoring!r}")
+        if scoring == "process" and not isinstance(store, SqliteStore):
+            raise ValueError("scoring='process' needs a SqliteStore (the process opens the file)")
+        self.store, self.library = store, library
+        self._requested = endpoint
+        self._ingest_options: dict[str, Any] = {
+            "max_frame_bytes": max_frame_bytes, "rcvhwm": rcvhwm, "curve": curve,
+            "insecure": insecure, "max_messages": 64,
+        }  # fmt: skip
+        self._round_bytes, self._round_messages = round_bytes, round_messages
+        self._poll_interval = poll_interval
+        self._linger = scoring_linger
+        self.queue = WorkQueue(queue_bytes)
+        self.counters = Counters()
+        self.stats = EngineStats()
+        self.scorer: Scorer | RemoteScorer = (
+            RemoteScorer(store.path, library, synchronous=store.synchronous)
+            if isinstance(store, SqliteStore) and scoring == "process"
+            else Scorer(store, library)
+        )
+        self.endpoint = ""
+        """The bound endpoint (real port filled in), once started."""
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._scoring_ready = threading.Event()
+        self._error: BaseException | None = None
+        self._ingest_thread = threading.Thread(target=self._ingest_main, name="engine-ingest")
+        self._scoring_thread = threading.Thread(target=self._scoring_main, name="engine-scoring")
+        self._started = False
+        self._gc_before: tuple[int, int, int] | None = None
+
+    # -------------------------------------------------------------------------- lifecycle
+
+    def start(self, timeout: float = 30.0) -> Recovery:
+        """Recover the scorer's state from the store, start scoring, bind the socket. Raises
+        IngestConfigError (bad endpoint or security setup) or the store's error."""
+        if self._started:
+            raise RuntimeError("the engine was started already")
+        self._started = True
+        if isinstance(self.scorer, RemoteScorer):  # the scoring thread starts the process
+            self._scoring_thread.start()
+            if not self._scoring_ready.wait(START_TIMEOUT_S) or self._error is not None:
+                error = self._error or ScoringProcessError("the scoring process did not start")
+                self.stop()
+                raise error
+        else:
+            self.scorer.warm_up()
+            self.stats.recovery = self.scorer.recover()
+        for entry in self.library.entries():  # the ingest thread's compiled check
+            warm_up_decoder(self.library.layout(entry))
+        for line in self.stats.recovery.skipped:
+            log.error("recovery: %s", line)
+        self._gc_before = settle_collector()
+        if not self._scoring_thread.is_alive():
+            self._scoring_thread.start()
+        self._ingest_thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            error = self._error or RuntimeError("the ingest socket did not start")
+            self.stop()
+            raise error
+        self.stats.started = time.monotonic()
+        return self.stats.recovery
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop reading, finish the round in hand (stored batches are ACKed), score everything
+        queued (decisions and reports saved), then return. Idempotent."""
+        self._stopping.set()
+        for thread in (self._ingest_thread, self._scoring_thread):
+            if thread.is_alive():
+                thread.join(timeout)
+                if thread.is_alive():
+                    log.error("%s did not stop within %.0fs", thread.name, timeout)
+        if self._gc_before is not None and gc.get_threshold() == GC_THRESHOLDS:
+            gc.set_threshold(*self._gc_before)
+            self._gc_before = None
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once everything stored so far has been scored (reports of closed sessions
+        saved); False after `timeout` seconds."""
+        return self.queue.wait_idle(timeout)
+
+    @property
+    def running(self) -> bool:
+        remote = not isinstance(self.scorer, RemoteScorer) or self.scorer.alive
+        return self._ingest_thread.is_alive() and self._scoring_thread.is_alive() and remote
+
+    # -------------------------------------------------------------------------- ingest thread
+
+    def _ingest_main(self) -> None:
+        try:
+            ingest = ZmqIngest(self._requested, counters=self.counters, **self._ingest_options)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            self.queue.put(StopItem())
+            return
+        try:
+            self.endpoint = ingest.endpoint
+            rules = IngestRules(self.store, self._layout_for)
+            self._ready.set()
+            while not self._stopping.is_set():
+                if not self.queue.wait_room(self._poll_interval):
+                    continue  # full: leave messages in ZeroMQ's queues (backpressure)
+                self._round(ingest, rules, self._receive(ingest))
+        except BaseException as exc:  # a bug: log it; the engine stops taking messages
+            log.exception("ingest thread failed")
+            self._error = exc
+        finally:
+            ingest.close()
+            self.queue.put(StopItem())
+
+    def _layout_for(self, info: SessionInfo) -> Layout:
+        entry = self.library.find(info.rubric, info.rubric_version, info.rubric_sha256)
+        if entry is None:
+            raise KeyError(info.rubric)
+        return self.library.layout(entry)
+
+    def _receive(self, ingest: ZmqIngest) -> list[Message]:
+        """What arrived: waits up to `poll_interval` for the first message, then takes what is
+        queued up to `round_bytes` / `round_messages`."""
+        messages = ingest.poll(self._poll_interval, max_bytes=self._round_bytes)
+        more = messages
+        size = sum(len(m.payload) for m in messages if m.payload is not None)
+        until = time.monotonic() + ROUND_SECONDS
+        while (
+            len(more) >= ingest.max_messages  # more is queued (or arriving: stop at `until`)
+            and size < self._round_bytes
+            and len(messages) < self._round_messages
+            and time.monotonic() < until
+        ):
+            more = ingest.poll(0, max_bytes=self._round_bytes - size)
+            messages += more
+            size += sum(len(m.payload) for m in more if m.payload is not None)
+        return messages
+
+    def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
+        """Answer `messages` (OPEN, EVENTS, CLOSE) with as few store transactions as their
+        order allows. What waits to be stored is kept in a `_Pending`: its batches are
+        appended in one transaction, then its OPENs in one, then its CLOSEs in one, and every
+        answer goes out in arrival order. Sessions are independent, so a batch of one session
+        may be stored before the CLOSE of another that arrived earlier; a message concerning a
+        session whose OPEN or CLOSE is pending first stores everything pending, so each
+        session's messages take effect in the order they were sent."""
+        pending = _Pending()
+        for m in messages:
+            h = m.header
+            assert isinstance(h, Open | Close | Events)  # HELLO, PING: answered by ZmqIngest
+            if h.session in pending.opens or h.session in pending.closes:
+                self._store(ingest, rules, pending)
+                pending = _Pending()
+            if isinstance(h, Open):
+                pending.opens[h.session] = (m, h)
+            elif isinstance(h, Close):
+                pending.closes[h.session] = (m, h)
+            else:
+                assert m.payload is not None
+                decision = rules.events(h, m.raw_header, m.payload)
+                if isinstance(decision, Reject):
+                    pending.answers[id(m)] = partial(_nack, ingest, m, decision.code,
+                                                     decision.message, decision.expected_seq)
+                else:
+                    pending.batches.append((m, decision))  # answered after the commit
+            pending.order.append(m)
+        self._store(ingest, rules, pending)
+
+    def _store(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Store what is pending (batches, then OPENs, then CLOSEs: one transaction each),
+        queue the work for scoring, then answer in arrival order (queued first, so that a
+        client that has its answer finds the work in `wait_idle`)."""
+        if not pending.order:
+            return
+        acked = self._commit(ingest, rules, pending)
+        self._open(ingest, rules, pending)
+        self._close(ingest, rules, pending)
+        self.queue.put_many(pending.queued)
+        for m in pending.order:
+            pending.answers[id(m)]()
+        now = time.monotonic()
+        for m, _ in acked:
+            self.stats.ack_latency.observe(now - m.received)
+
+    def _commit(
+        self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending
+    ) -> list[tuple[Message, Accept | Duplicate]]:
+        """Store every pending batch in one transaction; queue the new ones and answer each
+        (ACK, or NACK ``internal`` when the store fails) in `pending`. Returns the batches
+        ACKed."""
+        waiting, answers = pending.batches, pending.answers
+        if not waiting:
+            return []
+        start = time.perf_counter()
+        try:
+            stored = rules.commit()
+        except Exception as exc:
+            log.error("store: cannot append %d batch(es): %s", len(waiting), exc)
+            self.stats.store_errors += 1
+            for m, _ in waiting:
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the batch: {exc}")
+            return []
+        s = self.stats
+        s.commit_seconds.observe(time.perf_counter() - start)
+        s.commits += bool(stored)
+        s.batches_stored += len(stored)
+        s.events_stored += sum(a.count for a, _ in stored)
+        for m, d in waiting:
+            if isinstance(d, Accept):
+                cols = d.columns
+                size = cols.seq.nbytes + cols.t.nbytes + cols.event.nbytes + cols.signals.nbytes
+                records = d.payload if d.encoding == COLUMNS_V1 else None
+                item = BatchItem(d.session, cols, m.received, size, records)
+                pending.queued.append((item, size))
+                acked = d.last_seq
+            else:
+                s.duplicates += 1
+                acked = d.ack_seq
+            answers[id(m)] = partial(ingest.reply, m.identity, _ack_frame(d.session, acked))
+        return waiting
+
+    def _open(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Open the pending sessions (distinct) in one store transaction; queue the opens and
+        answer each in `pending`."""
+        opening, answers = list(pending.opens.values()), pending.answers
+        if not opening:
+            return
+        entries = [self._entry_for(h) for _, h in opening]
+        infos = [
+            SessionInfo(h.session, h.learner, h.scenario, e.rubric.rubric, e.rubric.version,
+                        e.sha256, h.source, dict(h.metadata))
+            for (_, h), e in zip(opening, entries, strict=True)
+            if not isinstance(e, Refusal)
+        ]  # fmt: skip
+        failure: Exception | None = None
+        results: Iterator[tuple[SessionRecord, Layout] | Reject] = iter(())
+        try:
+            results = iter(rules.open_many(infos) if infos else [])
+        except Exception as exc:
+            log.error("store: cannot open %d session(s): %s", len(infos), exc)
+            failure = exc
+        for (m, h), entry in zip(opening, entries, strict=True):
+            if isinstance(entry, Refusal):
+                answers[id(m)] = partial(_nack, ingest, m, entry.code, entry.message)
+                continue
+            if failure is not None:
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the session: {failure}")
+                continue
+            opened = next(results)
+            if isinstance(opened, Reject):
+                answers[id(m)] = partial(_nack, ingest, m, opened.code, opened.message)
+                continue
+            record, layout = opened
+            answers[id(m)] = partial(ingest.reply, m.identity, Opened(
+                session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
+                signals=list(layout.signal_names), events=list(layout.event_names),
+            ))  # fmt: skip
+            if record.status == "open":
+                pending.queued.append((OpenItem(h.session, entry), 0))
+
+    def _entry_for(self, h: Open) -> RubricEntry | Refusal:
+        """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
+        after a reconnect or an engine restart) gets the version the session was stored with,
+        even if the library has a newer one by now."""
+        stored = self.store.session(h.session) if h.rubric_version is None else None
+        if stored is not None:
+            i = stored.info
+            same = (i.learner, i.scenario, i.rubric, i.source, dict(i.metadata)) == (
+                h.learner, h.scenario, h.rubric, h.source, dict(h.metadata))  # fmt: skip
+            if same:
+                entry = self.library.find(i.rubric, i.rubric_version, i.rubric_sha256)
+                if entry is not None:
+                    return entry
+                return Refusal("unknown_rubric", f"session {h.session!r} was opened with rubric "
+                               f"{i.rubric} v{i.rubric_version} ({i.rubric_sha256[:12]}), which "
+                               "this engine's library no longer has")  # fmt: skip
+        return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
+
+    def _close(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+        """Close the pending sessions (distinct) in one store transaction; queue the closes
+        and answer each in `pending`."""
+        closing, answers = list(pending.closes.values()), pending.answers
+        if not closing:
+            return
+        try:
+            results = rules.close_many([h for _, h in closing])
+        except Exception as exc:
+            log.error("store: cannot close %d session(s): %s", len(closing), exc)
+            for m, _ in closing:
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the close: {exc}")
+            return
+        for (m, h), closed in zip(closing, results, strict=True):
+            if isinstance(closed, StoreError):
+                log.error("store: cannot close session %r: %s", h.session, closed)
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the close: {closed}")
+            elif isinstance(closed, Reject):
+                answers[id(m)] = partial(_nack, ingest, m, closed.code, closed.message,
+                                         closed.expected_seq)  # fmt: skip
+            else:
+                close_t = h.t if closed.close_t is None else closed.close_t
+                reply = Closed(session=h.session, t=close_t, seq=closed.next_seq - 1)
+                answers[id(m)] = partial(ingest.reply, m.identity, reply)
+                pending.queued.append((CloseItem(h.session, close_t), 0))  # scorer ignores a repeat
+
+    # -------------------------------------------------------------------------- scoring thread
+
+    def _scoring_main(self) -> None:
+        budget = max(self.queue.max_bytes // 4, 1)
+        remote = self.scorer if isinstance(self.scorer, RemoteScorer) else None
+        try:
+            if remote is not None:
+                try:
+                    self.stats.recovery = remote.start()
+                except BaseException as exc:
+                    self._error = exc
+                    return
+                finally:
+                    self._scoring_ready.set()
+            while True:
+                items = self.queue.take(1.0, budget, linger=self._linger)
+                stop = any(isinstance(i, StopItem) for i in items)
+                self._process(items)
+                if stop:
+                    if remote is not None and not remote.drain(STOP_TIMEOUT_S):
+                        log.error("scoring: the scoring process did not finish its work")
+                    return
+        except ScoringProcessError as exc:  # what it had is in the store: a restart re-scores
+            log.error("scoring stopped: %s", exc)
+            self._error = exc
+        finally:
+            self.queue.close()
+            if remote is not None:
+                remote.close()
+
+    def _process(self, items: list[Item]) -> None:
+        """Opens at once; then every batch in one step per rubric; then the closes (a closed
+        session takes no more batches, so closing after the step keeps each session's order)."""
+        if isinstance(self.scorer, RemoteScorer):
+            self._process_remote(self.scorer, items)
+            return
+        scorer = self.scorer
+        pending: list[BatchItem] = []
+        closing: list[tuple[str, float]] = []
+        for item in items:
+            if isinstance(item, BatchItem):
+                pending.append(item)
+            elif isinstance(item, OpenItem):
+                self._guarded(f"open {item.session!r}", scorer.open, item.session, item.entry)
+            elif isinstance(item, CloseItem):
+                closing.append((item.session, item.close_t))
+        self._flush(pending)
+        if closing:
+            self._guarded(f"close {len(closing)} session(s)", scorer.close_many, closing)
+        self.queue.done(len(items) - len(pending), 0)
+
+    def _process_remote(self, remote: RemoteScorer, items: list[Item]) -> None:
+        """`_process` by the scoring process, in the same order; the items are finished with
+        once it has saved the results (meanwhile the next items are taken and sent)."""
+        if not items:
+            return
+        pending = [i for i in items if isinstance(i, BatchItem)]
+        remote.submit(
+            [(i.session, i.entry) for i in items if isinstance(i, OpenItem)],
+            [(b.session, b.columns, b.records) for b in pending],
+            [(i.session, i.close_t) for i in items if isinstance(i, CloseItem)],
+            on_done=partial(self._finish_remote, len(items), pending),
+        )
+
+    def _finish_remote(self, items: int, pending: list[BatchItem]) -> None:
+        self._scored(pending)
+        self.queue.done(items - len(pending), 0)
+
+    def _flush(self, pending: list[BatchItem]) -> None:
+        if not pending:
+            return
+        assert isinstance(self.scorer, Scorer)
+        self._guarded("score", self.scorer.score, [(b.session, b.columns) for b in pending])
+        self._scored(pending)
+
+    def _scored(self, pending: list[BatchItem]) -> None:
+        """Count scored batches and their latency; finish with them in the queue."""
+        if not pending:
+            return
+        now = time.monotonic()
+        for b in pending:
+            self.stats.scoring_latency.observe(now - b.received)
+        self.stats.batches_scored += len(pending)
+        self.queue.done(len(pending), sum(b.nbytes for b in pending))
+
+    def _guarded(self, what: str, action: Callable[..., object], *args: Any) -> None:
+        """`pipeline.guarded`, counting a failure."""
+        if not guarded(what, action, *args):
+            self.stats.scoring_errors += 1
+
+    # -------------------------------------------------------------------------- metrics
+
+    def metrics(self) -> list[Metric]:
+        c = self.counters.snapshot()
+        s = self.stats
+        nacks = {code: float(c["nacks"].get(code, 0)) for code in NACK_CODES}
+        p = "assessengine_"
+        return [
+            counter(p + "messages_received_total", "Messages received on the ingest socket.",
+                    c["messages"]),
+            counter(p + "batches_received_total", "EVENTS messages received (well formed).",
+                    c["batches"]),
+            counter(p + "events_received_total", "Events in the EVENTS messages received.",
+                    c["events"]),
+            counter(p + "bytes_received_total", "Bytes received (all frames).", c["bytes"]),
+            labelled(p + "nacks_total", "counter", "NACKs sent, by code.", "code", nacks),
+            counter(p + "clients_denied_total", "CURVE handshakes refused.",
+                    c["denied_clients"]),
+            counter(p + "batches_stored_total", "Batches committed to the store.",
+                    s.batches_stored),
+            counter(p + "events_stored_total", "Events committed to the store.", s.events_stored),
+            counter(p + "duplicate_batches_total", "Resent batches already stored (re-ACKed).",
+                    s.duplicates),
+            counter(p + "store_commits_total", "Group commits.", s.commits),
+            counter(p + "store_errors_total", "Failed store writes (answered NACK internal).",
+                    s.store_errors),
+            Metric(p + "store_commit_seconds", "histogram",
+                   "Time of one group commit (many batches).", s.commit_seconds),
+            gauge(p + "queue_depth", "Items waiting between ingest and scoring.",
+                  self.queue.depth),
+            gauge(p + "queue_bytes", "Bytes of batches queued or being scored.",
+                  self.queue.nbytes),
+            gauge(p + "queue_bytes_limit", "Bound of queue_bytes (backpressure).",
+                  self.queue.max_bytes),
+            counter(p + "batches_scored_total", "Batches scored.", s.batches_scored),
+            counter(p + "events_scored_total", "Events scored.", self.scorer.events_scored),
+            Metric(p + "ack_latency_seconds", "histogram",
+                   "Time from reading an EVENTS message to sending its ACK (after commit).",
+                   s.ack_latency),
+            Metric(p + "scoring_latency_seconds", "histogram",
+                   "Time from a batch's arrival to the end of its scoring.", s.scoring_latency),
+            counter(p + "scoring_errors_total", "Scoring steps that failed (re-scored later).",
+                    s.scoring_errors + self.scorer.scoring_errors),
+            gauge(p + "sessions_open", "Sessions open in the scorer.", self.scorer.sessions_open),
+            counter(p + "reports_saved_total", "Final reports saved.", self.scorer.reports_saved),
+            gauge(p + "recovered_sessions", "Open sessions rebuilt from the store at start.",
+                  s.recovery.reopened),
+            gauge(p + "uptime_seconds", "Seconds since the engine started.",
+                  time.monotonic() - s.started),
+        ]  # fmt: skip
+
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition of `metrics`."""
+        return render(self.metrics())
+
+
+def _ack_frame(session: str, seq: int) -> bytes:
+    """The ACK header frame, as `Ack(...).to_frame()` gives it but without the model (this is
+    the hottest reply)."""
+    return b'{"type":"ACK","session":%s,"seq":%d}' % (json.dumps(session).encode(), seq)
+
+
+def _nack(
+    ingest: ZmqIngest, m: Message, code: str, message: str, expected_seq: int | None = None
+) -> None:
+    h = m.header
+    ingest.nack(m.identity, code, message, session=getattr(h, "session", None),
+                expected_seq=expected_seq, in_reply_to=h.type,
+                first_seq=getattr(h, "first_seq", None))  # fmt: skip
