@@ -4,6 +4,7 @@ offline contexts and the refusal to sign what JSON-LD would drop."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import socket
 from datetime import UTC, datetime
@@ -27,29 +28,28 @@ from assessengine.adapters.signer import (
 )
 from assessengine.adapters.standards import (
     CONTEXT_FILES,
+    SCHEMA_NAMES,
     UnknownContextError,
     bundled_file,
     offline_document_loader,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STANDARDS = REPO_ROOT.parent / "shared" / "standards"
-VECTOR_DIR = STANDARDS / "openbadges-3.0" / "signing-test-vector"
+STANDARDS = Path(__file__).resolve().parent / "data" / "standards"  # see its README
+VECTOR_DIR = STANDARDS / "signing-test-vector"
 CREATED = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def _standards_dir() -> Path:
-    if not (VECTOR_DIR / "vector.json").is_file():
-        pytest.fail(
-            f"standards data missing: expected {VECTOR_DIR} (shared/ must sit beside the"
-            " repository clone, as it does in CI)"
-        )
-    return STANDARDS
+def _published_digests() -> dict[str, str]:
+    """``contexts/<file>`` / ``schemas/<file>`` -> the sha256 of the published original."""
+    lines = (STANDARDS / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+PUBLISHED = _published_digests()
 
 
 @pytest.fixture(scope="module")
 def vector() -> dict[str, Any]:
-    _standards_dir()
     data: dict[str, Any] = json.loads((VECTOR_DIR / "vector.json").read_text())
     return data
 
@@ -174,16 +174,20 @@ def test_vector_secured_credential_verifies_with_its_public_key(vector: dict[str
     assert report.ok, report.checks
 
 
-@pytest.mark.parametrize("url", sorted(CONTEXT_FILES))
-def test_bundled_context_is_a_byte_copy_of_the_shared_one(url: str) -> None:
-    name = CONTEXT_FILES[url]
-    assert bundled_file("contexts", name) == (_standards_dir() / "contexts" / name).read_bytes()
+@pytest.mark.parametrize(
+    "path",
+    [f"contexts/{name}" for name in sorted(CONTEXT_FILES.values())]
+    + [f"schemas/{name}.json" for name in SCHEMA_NAMES],
+)
+def test_bundled_standards_file_is_the_published_original(path: str) -> None:
+    assert path in PUBLISHED, f"{path}: add the published original's sha256 to SHA256SUMS"
+    assert hashlib.sha256(bundled_file(*path.split("/"))).hexdigest() == PUBLISHED[path]
 
 
-@pytest.mark.parametrize("name", ["achievementcredential", "profile", "endorsementcredential"])
-def test_bundled_schema_is_a_byte_copy_of_the_shared_one(name: str) -> None:
-    shared = _standards_dir() / "openbadges-3.0" / f"{name}.json"
-    assert bundled_file("schemas", f"{name}.json") == shared.read_bytes()
+def test_every_published_digest_names_a_bundled_file() -> None:
+    bundled = {f"contexts/{name}" for name in CONTEXT_FILES.values()}
+    bundled |= {f"schemas/{name}.json" for name in SCHEMA_NAMES}
+    assert set(PUBLISHED) == bundled
 
 
 # --- keys -----------------------------------------------------------------------------------
