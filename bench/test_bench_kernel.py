@@ -26,7 +26,8 @@ def score_with_kernel(w: Workload) -> int:
     compiled = compile_rubric(w.rubric, w.scenario)
     state = ScoringState.new(compiled, capacity=len(w.sim.session_ids))
     slots = state.open(list(w.sim.session_ids))
-    assert (slots[w.batch.session] == w.batch.session).all() or True
+    # the batch's session codes index the state directly: a fresh state gives slots 0..n-1
+    assert np.array_equal(slots, np.arange(len(w.sim.session_ids)))
     decisions = 0
     for start in range(0, len(w.batch), BATCH_ROWS):
         decisions += len(step(compiled, state, w.batch.take(slice(start, start + BATCH_ROWS))))
@@ -56,7 +57,10 @@ def test_kernel_forklift(benchmark: Any, forklift_workload: Workload) -> None:
     decisions = benchmark.pedantic(
         score_with_kernel, args=(forklift_workload,), rounds=ROUNDS, iterations=1
     )
-    assert decisions > 0
+    # every machine-scored criterion of every session is decided exactly once (an observed
+    # criterion stays pending for the assessor)
+    machine = sum(c.observed is None for c in forklift_workload.rubric.criteria)
+    assert decisions == len(forklift_workload.sim.session_ids) * machine
 
 
 def test_reference_forklift(benchmark: Any, forklift_workload: Workload) -> None:
@@ -73,7 +77,7 @@ def test_reference_forklift(benchmark: Any, forklift_workload: Workload) -> None
 def test_state_memory_100k_sessions(benchmark: Any, forklift_workload: Workload) -> None:
     compiled = compile_rubric(forklift_workload.rubric, forklift_workload.scenario)
 
-    def open_100k() -> int:
+    def open_100k() -> tuple[int, int]:
         tracemalloc.start()
         state = ScoringState.new(compiled, capacity=1024)
         state.open([f"session-{i:06d}" for i in range(100_000)])
@@ -84,8 +88,8 @@ def test_state_memory_100k_sessions(benchmark: Any, forklift_workload: Workload)
         benchmark.extra_info["arrays_mb"] = state.capacity * state.bytes_per_session / 2**20
         benchmark.extra_info["traced_mb"] = current / 2**20
         benchmark.extra_info["traced_peak_mb"] = peak / 2**20
-        return current
+        return current, state.bytes_per_session
 
-    current = benchmark.pedantic(open_100k, rounds=1, iterations=1)
+    current, per_session = benchmark.pedantic(open_100k, rounds=1, iterations=1)
     assert current < 200 * 2**20
-    assert np.isfinite(current)
+    assert per_session <= 1024  # the README's target: at most 1 KiB of state a session

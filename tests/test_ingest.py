@@ -403,7 +403,7 @@ def test_a_failed_commit_forgets_the_pending_batches() -> None:
     rules.open(_info())
     rules.events(*_events_header(0, 5))
     store.fail_next_append = True
-    with pytest.raises(Exception, match="disk full"):
+    with pytest.raises(StoreError, match="disk full"):
         rules.commit()
     assert isinstance(rules.events(*_events_header(0, 5)), Accept)
     assert len(rules.commit()) == 1
