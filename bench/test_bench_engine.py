@@ -47,6 +47,7 @@ import zmq
 
 from assessengine.adapters.library import load_rubric
 from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.compose import scoring_backend
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
@@ -298,7 +299,7 @@ def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
     thread reading the scoring process's answers), the scoring process (all its threads), the
     ZeroMQ I/O threads (engine and sender) and the sender's other threads."""
     ingest, scoring = engine._ingest_thread.native_id, engine._scoring_thread.native_id
-    scorer = engine.scorer.pid if isinstance(engine.scorer, RemoteScorer) else None
+    scorer = engine.scoring.pid if isinstance(engine.scoring, RemoteScorer) else None
     parts = {"ingest": 0.0, "scoring": 0.0, "scoring_process": 0.0, "zmq_io": 0.0,
              "sender": 0.0}  # fmt: skip
     for pid in (os.getpid(), sender_pid, scorer):
@@ -336,7 +337,7 @@ class _Progress:
         self._thread.start()
 
     def _counts(self) -> tuple[int, int]:
-        return self._engine.stats.events_stored, self._engine.scorer.events_scored
+        return self._engine.stats.events_stored, self._engine.scoring.events_scored
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -396,7 +397,8 @@ def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
     library, _ = RubricLibrary.load([RUBRIC_DIR])
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteStore(Path(folder) / "bench.db")
-        engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring="process")
+        scoring = scoring_backend("process", store, library, url=store.path)
+        engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring=scoring)
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()

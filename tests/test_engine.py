@@ -30,6 +30,7 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.metrics import Histogram, Metric, counter, render
 from assessengine.runtime.engine import GC_THRESHOLDS
 from assessengine.runtime.pipeline import RubricEntry, Scorer
+from assessengine.runtime.scoring import ThreadScoring
 from assessengine.streaming import stream_sessions
 from assessengine.webserver import WebServer
 
@@ -57,7 +58,7 @@ def test_final_reports_equal_assessengine_score_on_the_same_events(
         with EngineClient(engine.endpoint, client_id="lab", encoding="json-v1", **FAST) as c:
             stream_sessions(c, lab)
         assert engine.wait_idle(30)
-        assert engine.scorer.sessions_open == 0
+        assert engine.scoring.sessions_open == 0
         decisions = {sid: store.decisions(sid) for sid in forklift.session_ids}
     for sim in (forklift, lab):
         assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
@@ -83,7 +84,8 @@ def test_decisions_are_saved_while_the_session_is_still_open(tmp_path: Path) -> 
         assert engine.wait_idle(10)
         assert store.decisions(sid)
         assert store.report(sid) is None
-        assert engine.scorer.is_open(sid)
+        assert isinstance(engine.scoring, ThreadScoring)
+        assert engine.scoring.scorer.is_open(sid)
 
 
 @pytest.mark.parametrize(

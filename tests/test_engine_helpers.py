@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from assessengine.adapters.library import load_scenario
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.cli import main
+from assessengine.compose import ScoringKind, scoring_backend
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
@@ -71,10 +72,15 @@ def audit(db: Path, session: str) -> tuple[int, str]:
 
 
 @contextmanager
-def running_engine(db: Path, **options: Any) -> Iterator[tuple[Engine, SqliteStore]]:
-    """An in-process engine on loopback (free port) over a SQLite file."""
+def running_engine(
+    db: Path, *, scoring: ScoringKind = "thread", **options: Any
+) -> Iterator[tuple[Engine, SqliteStore]]:
+    """An in-process engine on loopback (free port) over a SQLite file, scoring in a thread
+    or in a process of its own."""
     with SqliteStore(db) as store:
-        engine = Engine(store, library(), endpoint="tcp://127.0.0.1:*", **options)
+        backend = scoring_backend(scoring, store, library(), url=db)
+        engine = Engine(store, library(), endpoint="tcp://127.0.0.1:*", scoring=backend,
+                        **options)  # fmt: skip
         engine.start()
         try:
             yield engine, store

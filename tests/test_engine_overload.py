@@ -18,6 +18,7 @@ from typing import Any
 
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns
+from assessengine.runtime.scoring import ThreadScoring
 from assessengine.runtime.scoring_process import RemoteScorer
 from assessengine.streaming import stream_sessions
 
@@ -79,8 +80,9 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
     db = tmp_path / "e.db"
     with running_engine(db, queue_bytes=QUEUE_BYTES, round_bytes=QUEUE_BYTES, rcvhwm=4) as (
         engine, _):  # fmt: skip
-        throttle = _Throttle(engine.scorer.score)
-        engine.scorer.score = throttle  # type: ignore[method-assign]
+        assert isinstance(engine.scoring, ThreadScoring)
+        throttle = _Throttle(engine.scoring.scorer.score)
+        engine.scoring.scorer.score = throttle  # type: ignore[method-assign]
         with _flooding_client(engine.endpoint) as ours:
             ours.send(0)  # unthrottled: the rate the client can offer
             assert ours.poll(60)
@@ -116,23 +118,23 @@ def test_a_stalled_scoring_process_holds_the_client_back_with_bounded_memory(
     db = tmp_path / "e.db"
     with running_engine(db, queue_bytes=QUEUE_BYTES, round_bytes=QUEUE_BYTES, rcvhwm=4,
                         scoring="process") as (engine, _):  # fmt: skip
-        assert isinstance(engine.scorer, RemoteScorer)
-        assert engine.scorer.pid is not None
+        assert isinstance(engine.scoring, RemoteScorer)
+        assert engine.scoring.pid is not None
         with _flooding_client(engine.endpoint) as ours:
-            os.kill(engine.scorer.pid, signal.SIGSTOP)  # idle: it holds no transaction
+            os.kill(engine.scoring.pid, signal.SIGSTOP)  # idle: it holds no transaction
             tracemalloc.start()
             try:
                 ours.send(0)  # the client floods a scorer that takes nothing, until held back:
                 stalled = _settled(lambda: engine.stats.events_stored, quiet=1.0, timeout=60)
                 assert not ours.poll(0)  # the client has not got through
-                os.kill(engine.scorer.pid, signal.SIGCONT)
+                os.kill(engine.scoring.pid, signal.SIGCONT)
                 assert ours.poll(60)
                 events, _ = ours.recv()
                 assert engine.wait_idle(30)
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-                os.kill(engine.scorer.pid, signal.SIGCONT)
+                os.kill(engine.scoring.pid, signal.SIGCONT)
         queue_peak = engine.queue.peak_bytes
     assert 0 < stalled * 60 <= 2 * QUEUE_BYTES + 2 * BATCH_BYTES  # the queue and one round
     assert queue_peak <= QUEUE_BYTES + 2 * BATCH_BYTES

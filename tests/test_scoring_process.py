@@ -1,11 +1,13 @@
 """Scoring in a process of its own (`Engine(scoring="process")`, what `serve` and `demo` run):
 rows reach the process exactly in either form, a process that cannot start says why, the
 engine says it stopped when its scoring process dies (acknowledged events stay safe and a
-restart scores them), and only a SQLite store can be shared with it. (Final reports, bad
-input, recovery: the engine tests run in both modes; the SIGKILL test runs `serve`.)"""
+restart scores them), and only a store another process can open (by URL) is shared with it.
+(Final reports, bad input, recovery: the engine tests run in both modes; the SIGKILL test runs
+`serve`.)"""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -16,8 +18,8 @@ import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
+from assessengine.compose import open_store, scoring_backend
 from assessengine.core.codec import Columns, Layout, decode_json_v1, encode_json_v1, records_v1
-from assessengine.runtime.engine import Engine
 from assessengine.runtime.scoring_process import RemoteScorer, ScoringProcessError, _Buffer
 from assessengine.sim.generate import SimBatch
 from assessengine.streaming import stream_sessions
@@ -62,25 +64,25 @@ def test_rows_reach_the_scoring_process_exactly_as_records_or_as_columns() -> No
 def test_a_scoring_process_that_cannot_start_says_why(tmp_path: Path) -> None:
     folder = tmp_path / "not-a-store"
     folder.mkdir()
-    scorer = RemoteScorer(folder, library(), synchronous="NORMAL")
+    scorer = RemoteScorer(functools.partial(open_store, folder, recover=False), library())
     with pytest.raises(ScoringProcessError, match=r"could not start: StoreError: .*directory"):
         scorer.start()
     assert not scorer.alive
 
 
-def test_only_a_sqlite_store_can_be_shared_with_a_scoring_process() -> None:
-    with pytest.raises(ValueError, match="needs a SqliteStore"):
-        Engine(MemoryStore(), library(), scoring="process")
+def test_only_a_store_with_a_url_can_be_shared_with_a_scoring_process() -> None:
+    with pytest.raises(ValueError, match="needs a store URL"):
+        scoring_backend("process", MemoryStore(), library())
     with pytest.raises(ValueError, match="'thread' or 'process'"):
-        Engine(MemoryStore(), library(), scoring="fork")  # type: ignore[arg-type]
+        scoring_backend("fork", MemoryStore(), library())  # type: ignore[arg-type]
 
 
 def test_the_engine_says_it_stopped_when_its_scoring_process_dies(tmp_path: Path) -> None:
     sim = sessions("forklift-warehouse", 2, seed=31)
     db = tmp_path / "e.db"
     with running_engine(db, scoring="process") as (engine, _store):
-        assert isinstance(engine.scorer, RemoteScorer)
-        assert engine.scorer.pid is not None
+        assert isinstance(engine.scoring, RemoteScorer)
+        assert engine.scoring.pid is not None
         with EngineClient(engine.endpoint, client_id="sim", **FAST) as c:
             for k, sid in enumerate(sim.session_ids):
                 c.open(sid, learner=sim.learners[k], scenario=sim.scenario, rubric=sim.rubric,
@@ -89,7 +91,7 @@ def test_the_engine_says_it_stopped_when_its_scoring_process_dies(tmp_path: Path
             c.send(sim.session_ids[0], half)
             c.flush(10)
             assert engine.wait_idle(10)
-            os.kill(engine.scorer.pid, signal.SIGKILL)
+            os.kill(engine.scoring.pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while engine.running and time.monotonic() < deadline:
                 time.sleep(0.05)

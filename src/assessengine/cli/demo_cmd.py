@@ -20,6 +20,7 @@ import click
 from ..adapters.library import load_scenario, rubric_dirs
 from ..adapters.sqlite_store import SqliteStore
 from ..client import EngineClient
+from ..compose import scoring_backend
 from ..runtime.engine import Engine
 from ..runtime.pipeline import RubricLibrary
 from ..sim.generate import simulate
@@ -118,7 +119,8 @@ def _running(store: SqliteStore, db_path: Path) -> Iterator[tuple[Engine, str]]:
     for line in skipped:
         click.echo(f"warning: {line}", err=True)
     click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
-    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring="process")
+    scoring = scoring_backend("process", store, library, url=db_path)
+    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring=scoring)
     engine.start()
     try:
         app = create_app(db_path=db_path, metrics=engine.metrics_text, rubric_dirs=rubric_dirs())
@@ -151,7 +153,7 @@ def _feed(engine: Engine, scenarios: Sequence[str], sessions: int, seed: int) ->
             while not ours.poll(0.2):
                 if not sender.is_alive():
                     raise click.ClickException("the simulator process died")
-                now = engine.scorer.reports_saved
+                now = engine.scoring.reports_saved
                 bar.update(now - done)
                 done = now
             outcome = ours.recv()
@@ -159,7 +161,7 @@ def _feed(engine: Engine, scenarios: Sequence[str], sessions: int, seed: int) ->
                 raise click.ClickException(f"streaming failed: {outcome}")
             if not engine.wait_idle(60):
                 raise click.ClickException("the engine did not finish scoring within 60 s")
-            bar.update(engine.scorer.reports_saved - done)
+            bar.update(engine.scoring.reports_saved - done)
         return int(outcome), time.perf_counter() - start
     finally:
         sender.join(10)

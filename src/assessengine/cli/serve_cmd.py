@@ -21,6 +21,7 @@ from ..adapters.library import rubric_dirs
 from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import StoreError
 from ..adapters.zmq_ingest import CurveConfig, IngestConfigError
+from ..compose import scoring_backend
 from ..runtime.engine import Engine, MiB
 from ..runtime.pipeline import RubricLibrary
 from ._app import main
@@ -196,7 +197,9 @@ def _run(
 
     engine = Engine(store, library, endpoint=endpoint, curve=curve, insecure=insecure,
                     max_frame_bytes=max_frame_bytes, queue_bytes=queue_bytes,
-                    scoring="thread" if scoring == "thread" else "process")  # fmt: skip
+                    scoring=scoring_backend("thread" if scoring == "thread" else "process",
+                                            store, library, url=db_path,
+                                            store_options={"synchronous": store.synchronous}))
     with stop_signals() as stop:
         try:
             recovered = engine.start()

@@ -8,11 +8,12 @@ Two threads, one queue (see docs/architecture.md, "Live engine"):
   more and its CLOSEs in one more, and only then answers, in arrival order. Only a message
   about a session whose OPEN or CLOSE is still pending makes it store what is pending first.
   Accepted batches (decoded columns) go to the work queue.
-* the **scoring thread** takes everything queued and has it scored: each compiled rubric
-  stepped once over the batches of all its sessions, decisions saved, and at CLOSE the final
-  report saved and the session's slot released. It runs the `Scorer` itself
-  (``scoring="thread"``), or drives one in a process of its own (``scoring="process"``, what
-  `serve` runs: `scoring_process.RemoteScorer`), so that ingest and scoring each have a GIL.
+* the **scoring thread** takes everything queued and submits it to its `ScoringBackend`: each
+  compiled rubric stepped once over the batches of all its sessions, decisions saved, and at
+  CLOSE the final report saved and the session's slot released. The backend runs the `Scorer`
+  in this thread (`ThreadScoring`, the default), or in a process of its own
+  (`scoring_process.RemoteScorer`, what `serve` runs), so that ingest and scoring each have a
+  GIL.
 
 Backpressure: the work queue is bounded in bytes (`queue_bytes`). When it is full the ingest
 thread stops reading the socket; ZeroMQ's receive high-water mark (`rcvhwm` messages per
@@ -20,7 +21,7 @@ client) then fills and clients' sends block. Memory stays bounded by about ``que
 round_bytes + clients * rcvhwm * frame size`` (plus, with a scoring process, its two shared
 buffers, each the size of one take rounded up to a power of two), whatever the offered load.
 
-Recovery: `start` first replays every open session's stored batches into the scorer
+Recovery: `start` first has the scoring backend replay every open session's stored batches
 (`Scorer.recover`), so its state is exact after a crash; clients resend what was not ACKed.
 
     with SqliteStore(path) as store:
@@ -40,32 +41,22 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
 from ..adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
 from ..core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from ..core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
 from ..metrics import Histogram, Metric, counter, gauge, labelled, render
-from .pipeline import (
-    GC_THRESHOLDS,
-    Recovery,
-    Refusal,
-    RubricEntry,
-    RubricLibrary,
-    Scorer,
-    guarded,
-    settle_collector,
-)
-from .scoring_process import START_TIMEOUT_S, RemoteScorer, ScoringProcessError
+from .pipeline import GC_THRESHOLDS, Recovery, Refusal, RubricEntry, RubricLibrary, settle_collector
+from .scoring import ScoringBackend, ScoringBackendError, ThreadScoring
 
 log = logging.getLogger(__name__)
 
 MiB: Final = 2**20
 STOP_TIMEOUT_S: Final = 60.0
-"""How long `stop` lets the scoring process finish what it was given."""
+"""How long `stop` lets the scoring backend finish what it was given."""
 ROUND_SECONDS: Final = 0.002
 """A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
 
@@ -233,7 +224,6 @@ class EngineStats:
     events_stored: int = 0
     duplicates: int = 0
     store_errors: int = 0
-    scoring_errors: int = 0
     batches_scored: int = 0
     commit_seconds: Histogram = field(default_factory=Histogram)
     scoring_latency: Histogram = field(default_factory=Histogram)
@@ -256,13 +246,14 @@ class Engine:
     round_bytes:     payload bytes taken from the socket per round (one group commit).
     scoring_linger:  seconds the scoring thread waits for more batches before a step, when
                      less than a step's worth is queued (fewer steps, each with more rows).
-    scoring:         ``thread``: the scoring thread runs the `Scorer` itself (any store);
-                     ``process``: it drives a `RemoteScorer`, a scoring process with its own
-                     GIL and its own connection to the store (a `SqliteStore` only), which is
-                     what `serve` and `demo` run: ingest and scoring then use a core each.
-                     The process is spawned: as for any spawned process, a script that
-                     starts the engine must guard its work with ``if __name__ ==
-                     "__main__":``.
+    scoring:         the `ScoringBackend` the scoring thread drives; default: a
+                     `ThreadScoring` on `store` (the `Scorer` runs in the scoring thread).
+                     `compose.scoring_backend` builds the one `serve` and `demo` run, a
+                     `RemoteScorer` (a process with its own GIL and its own connection to the
+                     store: ingest and scoring then use a core each). That process is
+                     spawned: as for any spawned process, a script that starts the engine
+                     must guard its work with ``if __name__ == "__main__":``. The engine
+                     starts and closes the backend.
 
     The store is not closed by the engine.
     """
@@ -282,14 +273,10 @@ class Engine:
         round_messages: int = 2048,
         poll_interval: float = 0.05,
         scoring_linger: float = 0.05,
-        scoring: Literal["thread", "process"] = "thread",
+        scoring: ScoringBackend | None = None,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
-        if scoring not in ("thread", "process"):
-            raise ValueError(f"scoring must be 'thread' or 'process', got {scoring!r}")
-        if scoring == "process" and not isinstance(store, SqliteStore):
-            raise ValueError("scoring='process' needs a SqliteStore (the process opens the file)")
         self.store, self.library = store, library
         self._requested = endpoint
         self._ingest_options: dict[str, Any] = {
@@ -302,11 +289,7 @@ class Engine:
         self.queue = WorkQueue(queue_bytes)
         self.counters = Counters()
         self.stats = EngineStats()
-        self.scorer: Scorer | RemoteScorer = (
-            RemoteScorer(store.path, library, synchronous=store.synchronous)
-            if isinstance(store, SqliteStore) and scoring == "process"
-            else Scorer(store, library)
-        )
+        self.scoring: ScoringBackend = scoring or ThreadScoring(store, library)
         self.endpoint = ""
         """The bound endpoint (real port filled in), once started."""
         self._stopping = threading.Event()
@@ -321,27 +304,25 @@ class Engine:
     # -------------------------------------------------------------------------- lifecycle
 
     def start(self, timeout: float = 30.0) -> Recovery:
-        """Recover the scorer's state from the store, start scoring, bind the socket. Raises
-        IngestConfigError (bad endpoint or security setup) or the store's error."""
+        """Start the scoring backend (it recovers the open sessions' state from the store),
+        then the ingest. Raises IngestConfigError (bad endpoint or security setup),
+        ScoringBackendError or the store's error."""
         if self._started:
             raise RuntimeError("the engine was started already")
         self._started = True
-        if isinstance(self.scorer, RemoteScorer):  # the scoring thread starts the process
-            self._scoring_thread.start()
-            if not self._scoring_ready.wait(START_TIMEOUT_S) or self._error is not None:
-                error = self._error or ScoringProcessError("the scoring process did not start")
-                self.stop()
-                raise error
-        else:
-            self.scorer.warm_up()
-            self.stats.recovery = self.scorer.recover()
+        # the scoring thread starts the backend: a scoring process is the child of that
+        # long-lived thread (on Linux it dies with the thread that made it)
+        self._scoring_thread.start()
+        self._scoring_ready.wait()
+        if self._error is not None:
+            error = self._error
+            self.stop()
+            raise error
         for entry in self.library.entries():  # the ingest thread's compiled check
             warm_up_decoder(self.library.layout(entry))
         for line in self.stats.recovery.skipped:
             log.error("recovery: %s", line)
         self._gc_before = settle_collector()
-        if not self._scoring_thread.is_alive():
-            self._scoring_thread.start()
         self._ingest_thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
             error = self._error or RuntimeError("the ingest socket did not start")
@@ -377,8 +358,8 @@ class Engine:
 
     @property
     def running(self) -> bool:
-        remote = not isinstance(self.scorer, RemoteScorer) or self.scorer.alive
-        return self._ingest_thread.is_alive() and self._scoring_thread.is_alive() and remote
+        threads = self._ingest_thread.is_alive() and self._scoring_thread.is_alive()
+        return threads and self.scoring.alive
 
     # -------------------------------------------------------------------------- ingest thread
 
@@ -603,76 +584,48 @@ class Engine:
 
     def _scoring_main(self) -> None:
         budget = max(self.queue.max_bytes // 4, 1)
-        remote = self.scorer if isinstance(self.scorer, RemoteScorer) else None
+        scoring = self.scoring
         try:
-            if remote is not None:
-                try:
-                    self.stats.recovery = remote.start()
-                except BaseException as exc:
-                    self._error = exc
-                    return
-                finally:
-                    self._scoring_ready.set()
+            try:
+                self.stats.recovery = scoring.start()
+            except BaseException as exc:
+                self._error = exc
+                return
+            finally:
+                self._scoring_ready.set()
             while True:
                 items = self.queue.take(1.0, budget, linger=self._linger)
                 stop = any(isinstance(i, StopItem) for i in items)
                 self._process(items)
                 if stop:
-                    if remote is not None and not remote.drain(STOP_TIMEOUT_S):
-                        log.error("scoring: the scoring process did not finish its work")
+                    if not scoring.drain(STOP_TIMEOUT_S):
+                        log.error("scoring: the scoring backend did not finish its work")
                     return
-        except ScoringProcessError as exc:  # what it had is in the store: a restart re-scores
+        except ScoringBackendError as exc:  # what it had is in the store: a restart re-scores
             log.error("scoring stopped: %s", exc)
             self._error = exc
         finally:
             self.queue.close()
-            if remote is not None:
-                remote.close()
+            scoring.close()
 
     def _process(self, items: list[Item]) -> None:
-        """Opens at once; then every batch in one step per rubric; then the closes (a closed
-        session takes no more batches, so closing after the step keeps each session's order)."""
-        if isinstance(self.scorer, RemoteScorer):
-            self._process_remote(self.scorer, items)
-            return
-        scorer = self.scorer
-        pending: list[BatchItem] = []
-        closing: list[tuple[str, float]] = []
-        for item in items:
-            if isinstance(item, BatchItem):
-                pending.append(item)
-            elif isinstance(item, OpenItem):
-                self._guarded(f"open {item.session!r}", scorer.open, item.session, item.entry)
-            elif isinstance(item, CloseItem):
-                closing.append((item.session, item.close_t))
-        self._flush(pending)
-        if closing:
-            self._guarded(f"close {len(closing)} session(s)", scorer.close_many, closing)
-        self.queue.done(len(items) - len(pending), 0)
-
-    def _process_remote(self, remote: RemoteScorer, items: list[Item]) -> None:
-        """`_process` by the scoring process, in the same order; the items are finished with
-        once it has saved the results (meanwhile the next items are taken and sent)."""
+        """Submit `items` to the backend: its opens, then every batch (one step per rubric),
+        then its closes (a closed session takes no more batches, so closing after the step
+        keeps each session's order). The items are finished with once the backend has saved
+        the results (a scoring process takes the next items meanwhile)."""
         if not items:
             return
         pending = [i for i in items if isinstance(i, BatchItem)]
-        remote.submit(
+        self.scoring.submit(
             [(i.session, i.entry) for i in items if isinstance(i, OpenItem)],
             [(b.session, b.columns, b.records) for b in pending],
             [(i.session, i.close_t) for i in items if isinstance(i, CloseItem)],
-            on_done=partial(self._finish_remote, len(items), pending),
+            on_done=partial(self._finish, len(items), pending),
         )
 
-    def _finish_remote(self, items: int, pending: list[BatchItem]) -> None:
+    def _finish(self, items: int, pending: list[BatchItem]) -> None:
         self._scored(pending)
         self.queue.done(items - len(pending), 0)
-
-    def _flush(self, pending: list[BatchItem]) -> None:
-        if not pending:
-            return
-        assert isinstance(self.scorer, Scorer)
-        self._guarded("score", self.scorer.score, [(b.session, b.columns) for b in pending])
-        self._scored(pending)
 
     def _scored(self, pending: list[BatchItem]) -> None:
         """Count scored batches and their latency; finish with them in the queue."""
@@ -683,11 +636,6 @@ class Engine:
             self.stats.scoring_latency.observe(now - b.received)
         self.stats.batches_scored += len(pending)
         self.queue.done(len(pending), sum(b.nbytes for b in pending))
-
-    def _guarded(self, what: str, action: Callable[..., object], *args: Any) -> None:
-        """`pipeline.guarded`, counting a failure."""
-        if not guarded(what, action, *args):
-            self.stats.scoring_errors += 1
 
     # -------------------------------------------------------------------------- metrics
 
@@ -724,16 +672,16 @@ class Engine:
             gauge(p + "queue_bytes_limit", "Bound of queue_bytes (backpressure).",
                   self.queue.max_bytes),
             counter(p + "batches_scored_total", "Batches scored.", s.batches_scored),
-            counter(p + "events_scored_total", "Events scored.", self.scorer.events_scored),
+            counter(p + "events_scored_total", "Events scored.", self.scoring.events_scored),
             Metric(p + "ack_latency_seconds", "histogram",
                    "Time from reading an EVENTS message to sending its ACK (after commit).",
                    s.ack_latency),
             Metric(p + "scoring_latency_seconds", "histogram",
                    "Time from a batch's arrival to the end of its scoring.", s.scoring_latency),
             counter(p + "scoring_errors_total", "Scoring steps that failed (re-scored later).",
-                    s.scoring_errors + self.scorer.scoring_errors),
-            gauge(p + "sessions_open", "Sessions open in the scorer.", self.scorer.sessions_open),
-            counter(p + "reports_saved_total", "Final reports saved.", self.scorer.reports_saved),
+                    self.scoring.scoring_errors),
+            gauge(p + "sessions_open", "Sessions open in the scorer.", self.scoring.sessions_open),
+            counter(p + "reports_saved_total", "Final reports saved.", self.scoring.reports_saved),
             gauge(p + "recovered_sessions", "Open sessions rebuilt from the store at start.",
                   s.recovery.reopened),
             gauge(p + "uptime_seconds", "Seconds since the engine started.",

@@ -5,13 +5,15 @@ The engine's scoring thread drives a `RemoteScorer`: for each group of work item
 batches' rows into a shared buffer (a file in ``/dev/shm`` mapped by both processes) and sends
 the child one message naming the OPENs, the batches (session, kind, offset, rows) and the
 CLOSEs; up to `IN_FLIGHT` such submissions are outstanding. The child (`_child_main`) owns a
-`Scorer` on its own connection to the same SQLite file: it opens, scores (one kernel step per
-rubric) and closes in that order, saves decisions and reports, and answers with its counters;
+`Scorer` on its own connection to the same store (opened by the `StoreOpener` it was given):
+it opens, scores (one kernel step per rubric) and closes in that order, saves decisions and
+reports, and answers with its counters;
 a thread of the `RemoteScorer` reads the answers and runs each submission's `on_done`. So the
 engine's contract is unchanged: work is finished with (`WorkQueue.done`) only once the child
-has saved its results.
+has saved its results. `RemoteScorer` is a `scoring.ScoringBackend`.
 
-    scorer = RemoteScorer(Path("engine.db"), library, synchronous="NORMAL")
+    opener = functools.partial(open_store, "sqlite:///engine.db", recover=False)
+    scorer = RemoteScorer(opener, library)
     recovery = scorer.start()        # spawns the child; it warms up and recovers open sessions
     scorer.submit(opens, batches, closes, on_done=lambda: ...)
     scorer.drain(60.0)               # every submission answered
@@ -35,17 +37,16 @@ import signal
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
 
-from ..adapters.sqlite_store import SqliteStore
 from ..core.codec import FIXED_BYTES, Columns, Layout, records_view
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, settle_collector
+from .scoring import Batches, Closes, Opens, ScoringBackendError, StoreOpener
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ Part = tuple[str, Kind, int, int]
 """One batch in the shared buffer: session, kind, byte offset, rows."""
 
 
-class ScoringProcessError(RuntimeError):
+class ScoringProcessError(ScoringBackendError):
     """The scoring process could not start, or it stopped (its exit code is in the message)."""
 
 
@@ -85,8 +86,8 @@ class RemoteScorer:
     Up to `IN_FLIGHT` submissions are outstanding, each in a shared buffer of its own: the
     child scores one while the next is copied and sent (it never waits for the engine)."""
 
-    def __init__(self, database: Path, library: RubricLibrary, *, synchronous: str) -> None:
-        self._database, self._library, self._synchronous = database, library, synchronous
+    def __init__(self, opener: StoreOpener, library: RubricLibrary) -> None:
+        self._opener, self._library = opener, library
         self._process: Any = None
         self._conn: Connection | None = None
         self._buffers: list[_Buffer | None] = [None] * IN_FLIGHT
@@ -129,7 +130,7 @@ class RemoteScorer:
         self._process = context.Process(
             target=_child_main, name="assessengine-scoring", daemon=True,
             args=(theirs, os.getpid(), logging.getLogger().getEffectiveLevel(),
-                  str(self._database), self._synchronous, self._library.entries(),
+                  self._opener, self._library.entries(),
                   sorted(self._library.scenarios)),
         )  # fmt: skip
         self._process.start()
@@ -153,9 +154,9 @@ class RemoteScorer:
 
     def submit(
         self,
-        opens: Sequence[tuple[str, RubricEntry]],
-        batches: Sequence[tuple[str, Columns, Any]],
-        closes: Sequence[tuple[str, float]],
+        opens: Opens,
+        batches: Batches,
+        closes: Closes,
         on_done: Callable[[], None],
     ) -> None:
         """Have the child open `opens`, score `batches` (session, columns, the columns-v1
@@ -340,8 +341,7 @@ def _child_main(
     conn: Connection,
     parent: int,
     log_level: int,
-    database: str,
-    synchronous: str,
+    opener: StoreOpener,
     entries: list[RubricEntry],
     scenarios: list[str],
 ) -> None:
@@ -349,7 +349,7 @@ def _child_main(
     _die_with_parent(parent)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        store = SqliteStore(Path(database), synchronous=synchronous, recover=False)
+        store = opener()
     except Exception as exc:  # reported to the parent, which raises it
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
