@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from . import credential_routes, problems, routes
+from .limits import DEFAULT_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimit
 from .service import ReviewService
 from .service.credentials import CredentialApi, CredentialSettings
 from .service.service import MAX_UPLOAD_BYTES
@@ -82,7 +82,10 @@ def create_app(
     app.state.credentials = issuing
     app.state.db_path = Path(db_path)
     problems.install(app)
-    app.add_middleware(ContentLengthLimit, limit=review.max_upload_bytes + 2**20)
+    app.add_middleware(BodyLimit, default=DEFAULT_BODY_LIMIT, routes={
+        f"{routes.PREFIX}/field-sessions": review.max_upload_bytes + MULTIPART_OVERHEAD,
+        f"{routes.PREFIX}/rubrics": routes.MAX_RUBRIC_BYTES + MULTIPART_OVERHEAD,
+    })  # fmt: skip
 
     @app.get("/health", tags=["ops"], summary="Liveness")
     def health() -> dict[str, str]:
@@ -100,25 +103,6 @@ def create_app(
         _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-class ContentLengthLimit:
-    """Refuses (413 problem) a request whose Content-Length is over `limit`, before its body is
-    read; bodies without a length are bounded where they are read."""
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    detail = f"the request body is larger than {self.limit} bytes"
-                    response = problems.problem_response(Request(scope), 413, detail,
-                                                         slug="too-large")  # fmt: skip
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def _include_web(app: FastAPI) -> None:

@@ -18,9 +18,11 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from .guard import GuardedRoute, Requires
 from .problems import MEDIA_TYPE, responses
 from .routes import PREFIX, Who
-from .service import FieldProblem, InvalidError, ServiceError, TooLargeError
+from .service import FieldProblem, InvalidError, Principal, ServiceError, TooLargeError
+from .service.access import Action
 from .service.credentials import (
     MAX_CREDENTIAL_BYTES,
     CredentialApi,
@@ -46,9 +48,13 @@ LearnerPath = Annotated[str, Path(min_length=1, max_length=200, description="lea
 CredentialPath = Annotated[str, Path(min_length=1, max_length=200, description=(
     "credential id (`urn:uuid:...`, URL-encoded or not; the bare UUID also works)"))]
 SessionPath = Annotated[str, Path(min_length=1, max_length=200, description="session id")]
+MayIssue = Annotated[Principal, Depends(Requires(Action.ISSUE_CREDENTIALS))]
+MayRevoke = Annotated[Principal, Depends(Requires(Action.REVOKE_CREDENTIALS))]
+MayForward = Annotated[Principal, Depends(Requires(Action.FORWARD_XAPI))]
 _OBJECT: Final = {"type": "object", "additionalProperties": True}
 
-router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422))
+router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422),
+                   route_class=GuardedRoute)  # fmt: skip
 
 
 class BadBodyError(ServiceError):
@@ -72,7 +78,7 @@ def _upstream(description: str) -> dict[int | str, dict[str, Any]]:
                   "schema": _OBJECT}}},
     },
 )  # fmt: skip
-def issue(api: Credentials, who: Who, body: IssueIn, response: Response) -> dict[str, Any]:
+def issue(api: Credentials, who: MayIssue, body: IssueIn, response: Response) -> dict[str, Any]:
     """Decides over the learner's scored sessions (the machine's verdicts plus assessors'
     in-field observations; overrides do not count) and, when the policy is met, signs and files
     the credential. Not eligible: 422 problem `not-eligible` whose `errors` name each unmet
@@ -109,7 +115,7 @@ def get_credential(
 @router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (admin)",
              responses=responses(401, 403, 404, 409, 422))  # fmt: skip
 def revoke(
-    api: Credentials, who: Who, credential_id: CredentialPath, body: RevokeIn
+    api: Credentials, who: MayRevoke, credential_id: CredentialPath, body: RevokeIn
 ) -> CredentialOut:
     """Recorded with who, when and the reason (audit action `credential.revoke`); the status
     list served from now on has the credential's bit set, so verifiers see it revoked."""
@@ -182,7 +188,7 @@ def session_xapi(api: Credentials, who: Who, session_id: SessionPath) -> list[di
              summary="Send a session's xAPI statements to the LRS (admin)",
              responses={**responses(401, 403, 404, 409),
                         **_upstream("The LRS refused them, or failed every retry")})  # fmt: skip
-def forward_xapi(api: Credentials, who: Who, session_id: SessionPath) -> ForwardOut:
+def forward_xapi(api: Credentials, who: MayForward, session_id: SessionPath) -> ForwardOut:
     """POSTs the statements to the Learning Record Store the server was started with
     (`ASSESSENGINE_LRS_URL`, basic auth), retrying server errors, 429 and network failures with
     backoff. 409 when no LRS is configured; 502 when the LRS refused or never answered."""

@@ -75,16 +75,24 @@ def problem_response(
                         media_type=MEDIA_TYPE)  # fmt: skip
 
 
+def service_problem(request: Request, exc: ServiceError, *, close: bool = False) -> JSONResponse:
+    """The problem answering `exc` (with ``WWW-Authenticate`` for a 401). `close`: the request's
+    body was not read, so the answer closes the connection (``Connection: close``)."""
+    errors = list(getattr(exc, "errors", ())) or None
+    headers = {"WWW-Authenticate": 'Bearer realm="assessengine"'} if isinstance(
+        exc, UnauthenticatedError) else {}  # fmt: skip
+    if close:
+        headers["Connection"] = "close"
+    return problem_response(request, exc.status, exc.detail, slug=exc.slug, title=exc.title,
+                            errors=errors, headers=headers or None)  # fmt: skip
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of `app` with a problem."""
 
     async def service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        errors = list(getattr(exc, "errors", ())) or None
-        headers = {"WWW-Authenticate": 'Bearer realm="assessengine"'} if isinstance(
-            exc, UnauthenticatedError) else None  # fmt: skip
-        return problem_response(request, exc.status, exc.detail, slug=exc.slug, title=exc.title,
-                                errors=errors, headers=headers)  # fmt: skip
+        return service_problem(request, exc)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -96,7 +104,7 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(request, exc.status_code, detail,
+        return problem_response(request, exc.status_code, detail, slug=getattr(exc, "slug", None),
                                 headers=dict(exc.headers or {}) or None)  # fmt: skip
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .guard import GuardedRoute, Requires
 from .problems import responses
 from .service import FieldUpload, Principal, ReviewService, SessionFilters, TooLargeError
+from .service.access import Action
 from .service.models import (
     AuditPage,
     LearnerHistory,
@@ -26,10 +27,7 @@ from .service.models import (
 )
 
 PREFIX = "/api/v1"
-bearer = HTTPBearer(
-    auto_error=False,
-    description="A token from `assessengine token create`; send `Authorization: Bearer <token>`.",
-)
+MAX_RUBRIC_BYTES = 1_000_000
 
 
 def service_of(request: Request) -> ReviewService:
@@ -37,21 +35,23 @@ def service_of(request: Request) -> ReviewService:
     return service
 
 
-def principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """The principal of the request's bearer token (401 problem without a valid one)."""
-    token = None if credentials is None else credentials.credentials
-    return service_of(request).authenticate(token)
-
-
 Service = Annotated[ReviewService, Depends(service_of)]
-Who = Annotated[Principal, Depends(principal)]
+Who = Annotated[Principal, Depends(Requires())]
+"""The principal of the request's bearer token (401 problem without a valid one)."""
+
+
+# Routes with a body name the action they take: the role is checked, like the token, before the
+# body is read (the service checks it again).
+MayObserve = Annotated[Principal, Depends(Requires(Action.OBSERVE))]
+MayOverride = Annotated[Principal, Depends(Requires(Action.OVERRIDE))]
+MayUploadField = Annotated[Principal, Depends(Requires(Action.UPLOAD_FIELD_SESSION))]
+MayUploadRubric = Annotated[Principal, Depends(Requires(Action.UPLOAD_RUBRIC))]
+MayRescore = Annotated[Principal, Depends(Requires(Action.RESCORE))]
 SessionPath = Annotated[str, Path(min_length=1, max_length=200, description="session id")]
 Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 
-router = APIRouter(prefix=PREFIX, responses=responses(400, 401, 403, 422))
+router = APIRouter(prefix=PREFIX, responses=responses(400, 401, 403, 422),
+                   route_class=GuardedRoute)  # fmt: skip
 
 
 # ==================================================================================== who
@@ -119,7 +119,7 @@ def get_events(
 @router.post("/sessions/{session_id}/observations", tags=["review"], status_code=201,
              summary="Record an in-field observation", responses=responses(404, 409))
 def post_observation(
-    service: Service, who: Who, session_id: SessionPath, body: ObservationIn
+    service: Service, who: MayObserve, session_id: SessionPath, body: ObservationIn
 ) -> SessionDetail:
     """For an `observed` criterion: pass or fail, a note, when (and where). The session's
     outcome is re-evaluated at once; the answer is the session as it now stands."""
@@ -130,7 +130,7 @@ def post_observation(
              summary="Override a criterion's verdict (with a reason)",
              responses=responses(404, 409))  # fmt: skip
 def post_override(
-    service: Service, who: Who, session_id: SessionPath, body: OverrideIn
+    service: Service, who: MayOverride, session_id: SessionPath, body: OverrideIn
 ) -> SessionDetail:
     """The machine verdict is kept beside the override; the session shows both outcomes."""
     return service.override(who, session_id, body)
@@ -141,7 +141,7 @@ def post_override(
              responses=responses(409, 413))  # fmt: skip
 def post_field_session(
     service: Service,
-    who: Who,
+    who: MayUploadField,
     response: Response,
     file: Annotated[UploadFile, File(description="events JSONL (one session), or CSV with a "
                                      "header row: t, event, seq (optional), signal names")],
@@ -175,14 +175,14 @@ def list_rubrics(service: Service, who: Who, rubric: Text = None) -> list[Rubric
              summary="Upload a rubric version (checked first)", responses=responses(409, 413))
 def post_rubric(
     service: Service,
-    who: Who,
+    who: MayUploadRubric,
     response: Response,
     file: Annotated[UploadFile, File(description="the rubric YAML")],
 ) -> RubricVersionOut:
     """Checked as `assessengine rubric check` checks a file: problems come back as a 422
     problem whose `errors` give each one's line and column. 200 (not 201) when the very same
     version is known already; 409 when its version number is taken by other content."""
-    data = _read(file, 1_000_000)
+    data = _read(file, MAX_RUBRIC_BYTES)
     version, created = service.upload_rubric(who, file.filename or "rubric.yaml", data)
     if not created:
         response.status_code = 200
@@ -204,7 +204,7 @@ def get_rubric_text(
 
 @router.post("/rescores", tags=["rubrics"], status_code=201,
              summary="Re-score sessions under another rubric version", responses=responses(404))
-def post_rescore(service: Service, who: Who, body: RescoreIn) -> RescoreOut:
+def post_rescore(service: Service, who: MayRescore, body: RescoreIn) -> RescoreOut:
     """Name the sessions, or give a cohort filter. Stored reports stay as they are; the answer
     lists each session's outcome before and after, and every verdict that changed."""
     return service.rescore(who, body)
