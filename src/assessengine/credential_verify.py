@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from .adapters.signer import issuer_id, verify_credential
 from .adapters.standards import schema_problems
+from .core.instants import to_utc, utc_text
 from .core.status_list import status_entries, status_of
 
 CheckStatus = Literal["ok", "failed", "skipped"]
@@ -166,7 +167,7 @@ def _period(document: Mapping[str, Any]) -> tuple[str | None, datetime | None, d
             return f"{name} is not a date-time: {raw!r}", None, None
         if moment.tzinfo is None:
             return f"{name} has no time zone: {raw!r}", None, None
-        values.append(moment.astimezone(UTC))
+        values.append(to_utc(moment))
     start, end = values
     if start is not None and end is not None and end < start:
         return "validUntil is before validFrom", None, None
@@ -174,4 +175,4 @@ def _period(document: Mapping[str, Any]) -> tuple[str | None, datetime | None, d
 
 
 def _show(moment: datetime | None) -> str:
-    return "(unspecified)" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "(unspecified)" if moment is None else utc_text(moment)

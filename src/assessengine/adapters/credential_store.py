@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from ..core.instants import utc_text
 from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
 from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S, immediate
@@ -488,7 +489,7 @@ def _taken_in(db: sqlite3.Connection, list_id: int) -> Callable[[int], bool]:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(moment, "microseconds")
 
 
 def _parse(text: str) -> datetime:

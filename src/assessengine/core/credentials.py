@@ -27,11 +27,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from ..errors import AssessEngineError
+from .instants import utc_text
 
 VC_V2_CONTEXT: Final = "https://www.w3.org/ns/credentials/v2"
 OB_V3_CONTEXT: Final = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -447,7 +448,7 @@ def _require_unique(values: Sequence[str], what: str) -> None:
 def _timestamp(moment: datetime, what: str) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise CredentialError(f"{what} must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(moment)
 
 
 def _fragment(value: str) -> str:

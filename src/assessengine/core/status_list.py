@@ -21,10 +21,11 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from .credentials import VC_V2_CONTEXT, CredentialError
+from .instants import utc_text
 
 MIN_ENTRIES: Final = 131_072  # 16 KiB of bits: the spec's minimum list length
 LIST_CREDENTIAL_TYPE: Final = ("VerifiableCredential", "BitstringStatusListCredential")
@@ -192,4 +193,4 @@ def status_of(entry: Mapping[str, Any], list_credential: Mapping[str, Any]) -> E
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise StatusListError("dates must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(moment)

@@ -25,11 +25,12 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from ..errors import AssessEngineError
+from .instants import utc_text
 
 XAPI_VERSION: Final = "1.0.3"
 VERBS: Final[Mapping[str, str]] = {
@@ -47,6 +48,9 @@ EXT_RUBRIC_SHA256: Final = f"{ENGINE_IRI}/extensions/rubric-sha256"
 EXT_CHAIN_HEAD: Final = f"{ENGINE_IRI}/extensions/chain-head"
 #: The namespace of every UUID the engine derives for xAPI (statement ids, registrations).
 UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, ENGINE_IRI)
+#: The longest session a statement reports (seconds, about 31 years): a session that closed
+#: later than this (a close time of 1e308 s, say) is refused with a message, not formatted.
+MAX_DURATION_S: Final = 1e9
 
 
 class XapiError(AssessEngineError):
@@ -105,7 +109,11 @@ def session_statements(
         raise XapiError(f"session {facts.session!r}: not a session report ({error!r})") from None
     if not 0.0 <= score <= 100.0 or math.isnan(score):
         raise XapiError(f"session {facts.session!r}: score {score!r} is outside 0..100")
-    duration = iso_duration(facts.duration_s)
+    try:
+        duration = iso_duration(facts.duration_s)
+    except XapiError as error:
+        raise XapiError(f"session {facts.session!r} closed at t = {facts.duration_s!r} s: "
+                        f"{error}") from None  # fmt: skip
     completed: dict[str, Any] = {"completion": True, "duration": duration}
     if outcome not in ("pass", "fail"):
         completed["extensions"] = {EXT_CRITERIA: criteria}
@@ -139,9 +147,11 @@ def rubric_activity_id(config: XapiConfig, rubric: str, version: int) -> str:
 
 
 def iso_duration(seconds: float) -> str:
-    """An ISO 8601 duration to the hundredth of a second: ``PT1H2M3.5S``, ``PT0S``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise XapiError(f"a duration must be a finite number of seconds >= 0, not {seconds!r}")
+    """An ISO 8601 duration to the hundredth of a second: ``PT1H2M3.5S``, ``PT0S``. XapiError
+    for a duration that is not a number of seconds from 0 to `MAX_DURATION_S`."""
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION_S:
+        raise XapiError(f"a duration is a number of seconds from 0 to {MAX_DURATION_S:.0e} "
+                        f"(about 31 years), not {seconds!r}")  # fmt: skip
     centi = round(seconds * 100)
     hours, rest = divmod(centi, 360_000)
     minutes, rest = divmod(rest, 6_000)
@@ -225,4 +235,4 @@ def _criterion(item: Mapping[str, Any]) -> dict[str, Any]:
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise XapiError("ended_at must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(moment, "milliseconds")

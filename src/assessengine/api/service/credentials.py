@@ -48,6 +48,7 @@ from ...adapters.review_store import AuditEntry
 from ...adapters.signer import IssuerKey
 from ...adapters.store import SessionRecord, StoreError
 from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
+from ...core.instants import utc_text
 from ...core.policy import Policy, PolicyError
 from ...core.rubric import Rubric
 from ...core.xapi import XapiError
@@ -547,4 +548,4 @@ def _not_eligible(refusal: NotEligibleError, policy: Policy) -> IneligibleError:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(moment, "microseconds")

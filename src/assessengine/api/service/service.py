@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import MINYEAR, UTC, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -31,6 +32,7 @@ from ...adapters.review_store import (
 from ...adapters.sqlite_store import SqliteStore
 from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError
 from ...core.codec import CodecError, Layout
+from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
 from . import history, series, uploads, views
@@ -65,6 +67,9 @@ from .verdicts import review
 MAX_UPLOAD_BYTES: Final = 64 * 2**20
 FIELD_BATCH_ROWS: Final = 4096
 MAX_PAGE: Final = 500
+MAX_KEY: Final = 2**63 - 1
+"""The largest row key a cursor may name (SQLite's INTEGER is a signed 64-bit number)."""
+_CURSOR_KEY: Final = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,22 +560,14 @@ def _criterion(entry: Entry, criterion_id: str) -> Any:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(datetime.now(UTC), "microseconds")
 
 
 def _stamp(value: datetime | None) -> str | None:
     """A datetime as the store writes times (UTC, microseconds, Z, the year in four digits so
     that stamps compare as text); naive means UTC. An instant that its offset puts before year
     1 or after year 9999 in UTC is held at that end: no stored time lies beyond it."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        utc = (datetime.min if value.year == MINYEAR else datetime.max).replace(tzinfo=UTC)
-    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return None if value is None else utc_text(value, "microseconds")
 
 
 def _encode_cursor(kind: str, key: int) -> str:
@@ -583,7 +580,7 @@ def _decode_cursor(cursor: str | None, kind: str) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, key = text.partition(":")
-        if prefix != kind or not key.isdigit():
+        if prefix != kind or not _CURSOR_KEY.fullmatch(key) or int(key) > MAX_KEY:
             raise ValueError(text)
         return int(key)
     except (ValueError, binascii.Error, UnicodeDecodeError):
