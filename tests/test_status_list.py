@@ -97,7 +97,8 @@ def test_an_index_outside_the_list_is_refused(index: int) -> None:
         ("H4sIAAAA", "must start with 'u'"),
         ("u!!!!", "base64url alphabet"),
         ("u" + base64.urlsafe_b64encode(b"not gzip").decode().rstrip("="), "not base64url of gzip"),
-        ("u" + base64.urlsafe_b64encode(gzip.compress(bytes(100), mtime=0)[:-9]).decode(), "truncated"),
+        ("u" + base64.urlsafe_b64encode(gzip.compress(bytes(100), mtime=0)[:-9]).decode(),
+         "truncated"),
         (None, "must start with 'u'"),
     ],
 )
