@@ -49,6 +49,7 @@ from assessengine.adapters.library import load_rubric
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.compose import scoring_backend
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
+from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.runtime.scoring_process import RemoteScorer
@@ -398,7 +399,7 @@ def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteStore(Path(folder) / "bench.db")
         scoring = scoring_backend("process", store, library, url=store.path)
-        engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring=scoring)
+        engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring)
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()

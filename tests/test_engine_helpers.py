@@ -26,6 +26,7 @@ from assessengine.adapters.library import load_scenario
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.cli import main
 from assessengine.compose import ScoringKind, scoring_backend
+from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
@@ -38,6 +39,8 @@ RUBRIC_OF = {
     "lhd-underground": "lhd-underground",
     "network-lab": "network-lab",
 }
+TRANSPORT_OPTIONS = ("curve", "insecure", "max_frame_bytes", "rcvhwm")
+"""`running_engine`'s options that are the ZeroMQ transport's (the others are the engine's)."""
 FAST = {"reply_timeout": 0.2, "resend_after": 0.6, "dead_after": 1.0}
 """Client timeouts for tests: an engine that is down is noticed within a second."""
 
@@ -77,10 +80,11 @@ def running_engine(
 ) -> Iterator[tuple[Engine, SqliteStore]]:
     """An in-process engine on loopback (free port) over a SQLite file, scoring in a thread
     or in a process of its own."""
+    transport_options = {k: options.pop(k) for k in TRANSPORT_OPTIONS if k in options}
     with SqliteStore(db) as store:
         backend = scoring_backend(scoring, store, library(), url=db)
-        engine = Engine(store, library(), endpoint="tcp://127.0.0.1:*", scoring=backend,
-                        **options)  # fmt: skip
+        transport = zmq_transport("tcp://127.0.0.1:*", **transport_options)
+        engine = Engine(store, library(), transport, scoring=backend, **options)
         engine.start()
         try:
             yield engine, store

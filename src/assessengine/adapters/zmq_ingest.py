@@ -14,13 +14,11 @@ Not thread-safe: create, poll, reply and close from one thread.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import zmq
 import zmq.auth
@@ -38,6 +36,9 @@ from ..core.wire import (
     parse_client_header,
 )
 from ..errors import AssessEngineError
+from ..ingest.port import Counters, Message
+
+__all__ = ["Counters", "CurveConfig", "IngestConfigError", "Message", "ZmqIngest", "check_bind"]
 
 ZAP_DOMAIN: Final = "assessengine"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -126,52 +127,7 @@ class _AllowList:
         return allowed
 
 
-# ------------------------------------------------------------------------------ counters
-
-
-@dataclass
-class Counters:
-    """What the ingest saw, for /metrics. Updated by the polling thread (and the ZAP thread for
-    `denied_clients`); read a consistent copy with `snapshot`."""
-
-    messages: int = 0           # multipart messages received
-    batches: int = 0            # EVENTS messages that passed frame and header checks
-    events: int = 0             # sum of their counts
-    bytes: int = 0              # bytes received, all frames
-    denied_clients: int = 0     # CURVE handshakes refused by the allow-list
-    nacks: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count_denied(self) -> None:
-        with self._lock:
-            self.denied_clients += 1
-
-    def count_nack(self, code: str) -> None:
-        with self._lock:
-            self.nacks[code] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "messages": self.messages, "batches": self.batches, "events": self.events,
-                "bytes": self.bytes, "denied_clients": self.denied_clients,
-                "nacks": dict(self.nacks),
-            }
-
-
 # ------------------------------------------------------------------------------ the socket
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A well-formed client message. `payload` (EVENTS only) is a read-only view of the received
-    frame (it keeps the frame alive, so it stays valid as long as it is referenced)."""
-
-    identity: bytes
-    header: ClientMessage
-    raw_header: bytes
-    payload: memoryview | None
-    received: float             # time.monotonic() at receipt
 
 
 class ZmqIngest:

@@ -21,6 +21,7 @@ from ..adapters.library import load_scenario, rubric_dirs
 from ..adapters.sqlite_store import SqliteStore
 from ..client import EngineClient
 from ..compose import scoring_backend
+from ..ingest.zmq import zmq_transport
 from ..runtime.engine import Engine
 from ..runtime.pipeline import RubricLibrary
 from ..sim.generate import simulate
@@ -120,7 +121,7 @@ def _running(store: SqliteStore, db_path: Path) -> Iterator[tuple[Engine, str]]:
         click.echo(f"warning: {line}", err=True)
     click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
     scoring = scoring_backend("process", store, library, url=db_path)
-    engine = Engine(store, library, endpoint="tcp://127.0.0.1:*", scoring=scoring)
+    engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring)
     engine.start()
     try:
         app = create_app(db_path=db_path, metrics=engine.metrics_text, rubric_dirs=rubric_dirs())

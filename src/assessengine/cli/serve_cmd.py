@@ -22,6 +22,7 @@ from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import StoreError
 from ..adapters.zmq_ingest import CurveConfig, IngestConfigError
 from ..compose import scoring_backend
+from ..ingest.zmq import zmq_transport
 from ..runtime.engine import Engine, MiB
 from ..runtime.pipeline import RubricLibrary
 from ._app import main
@@ -195,11 +196,14 @@ def _run(
     from ..api.app import create_app  # noqa: PLC0415
     from ..webserver import WebServer  # noqa: PLC0415
 
-    engine = Engine(store, library, endpoint=endpoint, curve=curve, insecure=insecure,
-                    max_frame_bytes=max_frame_bytes, queue_bytes=queue_bytes,
-                    scoring=scoring_backend("thread" if scoring == "thread" else "process",
-                                            store, library, url=db_path,
-                                            store_options={"synchronous": store.synchronous}))
+    try:
+        transport = zmq_transport(endpoint, curve=curve, insecure=insecure,
+                                  max_frame_bytes=max_frame_bytes)  # fmt: skip
+    except IngestConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    backend = scoring_backend("thread" if scoring == "thread" else "process", store, library,
+                              url=db_path, store_options={"synchronous": store.synchronous})
+    engine = Engine(store, library, transport, scoring=backend, queue_bytes=queue_bytes)
     with stop_signals() as stop:
         try:
             recovered = engine.start()

@@ -1,8 +1,10 @@
-"""The live engine: ZeroMQ ingest -> durable store -> ACK -> incremental scoring.
+"""The live engine: ingest -> durable store -> ACK -> incremental scoring.
 
 Two threads, one queue (see docs/architecture.md, "Live engine"):
 
-* the **ingest thread** owns the ROUTER socket (`ZmqIngest`) and the ingest rules. Per round it
+* the **ingest thread** owns the ingest transport (an `ingest.port.IngestTransport`, which
+  it makes with the `TransportFactory` it was given: in `serve`, ZeroMQ's ROUTER socket,
+  `ZmqIngest`; in tests, an `ingest.fake.FakeTransport`) and the ingest rules. Per round it
   takes what arrived (up to `round_bytes`), decides every EVENTS (`IngestRules`), appends all
   accepted batches in ONE store transaction (group commit), stores the round's OPENs in one
   more and its CLOSEs in one more, and only then answers, in arrival order. Only a message
@@ -16,18 +18,21 @@ Two threads, one queue (see docs/architecture.md, "Live engine"):
   GIL.
 
 Backpressure: the work queue is bounded in bytes (`queue_bytes`). When it is full the ingest
-thread stops reading the socket; ZeroMQ's receive high-water mark (`rcvhwm` messages per
-client) then fills and clients' sends block. Memory stays bounded by about ``queue_bytes +
-round_bytes + clients * rcvhwm * frame size`` (plus, with a scoring process, its two shared
-buffers, each the size of one take rounded up to a power of two), whatever the offered load.
+thread stops reading its transport; with ZeroMQ, the receive high-water mark (`rcvhwm`
+messages per client) then fills and clients' sends block. Memory stays bounded by about
+``queue_bytes + round_bytes + clients * rcvhwm * frame size`` (plus, with a scoring process,
+its two shared buffers, each the size of one take rounded up to a power of two), whatever the
+offered load.
 
 Recovery: `start` first has the scoring backend replay every open session's stored batches
 (`Scorer.recover`), so its state is exact after a crash; clients resend what was not ACKed.
 
-    with SqliteStore(path) as store:
+    with open_store("sqlite:///engine.db") as store:
         library, _ = RubricLibrary.load(rubric_dirs())
-        with Engine(store, library, endpoint="tcp://127.0.0.1:5555") as engine:
+        with Engine(store, library, zmq_transport("tcp://127.0.0.1:5555")) as engine:
             ...                                   # engine.endpoint, engine.metrics_text()
+
+(`compose.build_engine` does this from the settings.)
 """
 
 from __future__ import annotations
@@ -41,12 +46,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 from ..adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
-from ..adapters.zmq_ingest import Counters, CurveConfig, Message, ZmqIngest
 from ..core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from ..core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
+from ..ingest.port import Counters, IngestTransport, Message, TransportFactory
 from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
 from ..metrics import Histogram, Metric, counter, gauge, labelled, render
 from .pipeline import GC_THRESHOLDS, Recovery, Refusal, RubricEntry, RubricLibrary, settle_collector
@@ -217,7 +222,7 @@ class WorkQueue:
 
 @dataclass
 class EngineStats:
-    """Counters of the engine's own work (the socket's are in `Counters`)."""
+    """Counters of the engine's own work (the transport's are in `Counters`)."""
 
     commits: int = 0
     batches_stored: int = 0
@@ -238,12 +243,13 @@ class EngineStats:
 class Engine:
     """Ingest, store and scoring in two threads; see the module docstring.
 
-    endpoint:        ZeroMQ endpoint to bind (``tcp://127.0.0.1:0`` picks a free port).
-    curve, insecure: see `ZmqIngest` (non-loopback binds need CURVE or ``insecure``).
-    max_frame_bytes: largest payload frame accepted (NACK ``too_large`` above).
-    rcvhwm:          messages queued per client in ZeroMQ before its sends block.
+    transport:       makes the ingest transport, in the ingest thread
+                     (`ingest.zmq.zmq_transport(endpoint, ...)`, `ingest.fake.FakeTransport()`).
     queue_bytes:     bound of the work queue between ingest and scoring.
-    round_bytes:     payload bytes taken from the socket per round (one group commit).
+    round_bytes:     payload bytes taken from the transport per round (one group commit).
+    round_messages:  messages taken per round, at most.
+    poll_interval:   seconds the ingest thread waits for a message (or for room in the
+                     queue) before it looks whether it should stop.
     scoring_linger:  seconds the scoring thread waits for more batches before a step, when
                      less than a step's worth is queued (fewer steps, each with more rows).
     scoring:         the `ScoringBackend` the scoring thread drives; default: a
@@ -262,12 +268,8 @@ class Engine:
         self,
         store: Store,
         library: RubricLibrary,
+        transport: TransportFactory,
         *,
-        endpoint: str = "tcp://127.0.0.1:5555",
-        curve: CurveConfig | None = None,
-        insecure: bool = False,
-        max_frame_bytes: int = 16 * MiB,
-        rcvhwm: int = 256,
         queue_bytes: int = 64 * MiB,
         round_bytes: int = 16 * MiB,
         round_messages: int = 2048,
@@ -278,11 +280,7 @@ class Engine:
         if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
         self.store, self.library = store, library
-        self._requested = endpoint
-        self._ingest_options: dict[str, Any] = {
-            "max_frame_bytes": max_frame_bytes, "rcvhwm": rcvhwm, "curve": curve,
-            "insecure": insecure, "max_messages": 64,
-        }  # fmt: skip
+        self._transport = transport
         self._round_bytes, self._round_messages = round_bytes, round_messages
         self._poll_interval = poll_interval
         self._linger = scoring_linger
@@ -325,7 +323,7 @@ class Engine:
         self._gc_before = settle_collector()
         self._ingest_thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
-            error = self._error or RuntimeError("the ingest socket did not start")
+            error = self._error or RuntimeError("the ingest transport did not start")
             self.stop()
             raise error
         self.stats.started = time.monotonic()
@@ -365,7 +363,7 @@ class Engine:
 
     def _ingest_main(self) -> None:
         try:
-            ingest = ZmqIngest(self._requested, counters=self.counters, **self._ingest_options)
+            ingest = self._transport(self.counters)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -377,7 +375,7 @@ class Engine:
             self._ready.set()
             while not self._stopping.is_set():
                 if not self.queue.wait_room(self._poll_interval):
-                    continue  # full: leave messages in ZeroMQ's queues (backpressure)
+                    continue  # full: leave messages in the transport's queues (backpressure)
                 self._round(ingest, rules, self._receive(ingest))
         except BaseException as exc:  # a bug: log it; the engine stops taking messages
             log.exception("ingest thread failed")
@@ -392,7 +390,7 @@ class Engine:
             raise KeyError(info.rubric)
         return self.library.layout(entry)
 
-    def _receive(self, ingest: ZmqIngest) -> list[Message]:
+    def _receive(self, ingest: IngestTransport) -> list[Message]:
         """What arrived: waits up to `poll_interval` for the first message, then takes what is
         queued up to `round_bytes` / `round_messages`."""
         messages = ingest.poll(self._poll_interval, max_bytes=self._round_bytes)
@@ -410,7 +408,7 @@ class Engine:
             size += sum(len(m.payload) for m in more if m.payload is not None)
         return messages
 
-    def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
+    def _round(self, ingest: IngestTransport, rules: IngestRules, messages: list[Message]) -> None:
         """Answer `messages` (OPEN, EVENTS, CLOSE) with as few store transactions as their
         order allows. What waits to be stored is kept in a `_Pending`: its batches are
         appended in one transaction, then its OPENs in one, then its CLOSEs in one, and every
@@ -421,7 +419,7 @@ class Engine:
         pending = _Pending()
         for m in messages:
             h = m.header
-            assert isinstance(h, Open | Close | Events)  # HELLO, PING: answered by ZmqIngest
+            assert isinstance(h, Open | Close | Events)  # HELLO, PING: answered by the transport
             if h.session in pending.opens or h.session in pending.closes:
                 self._store(ingest, rules, pending)
                 pending = _Pending()
@@ -440,7 +438,7 @@ class Engine:
             pending.order.append(m)
         self._store(ingest, rules, pending)
 
-    def _store(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+    def _store(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Store what is pending (batches, then OPENs, then CLOSEs: one transaction each),
         queue the work for scoring, then answer in arrival order (queued first, so that a
         client that has its answer finds the work in `wait_idle`)."""
@@ -457,7 +455,7 @@ class Engine:
             self.stats.ack_latency.observe(now - m.received)
 
     def _commit(
-        self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending
+        self, ingest: IngestTransport, rules: IngestRules, pending: _Pending
     ) -> list[tuple[Message, Accept | Duplicate]]:
         """Store every pending batch in one transaction; queue the new ones and answer each
         (ACK, or NACK ``internal`` when the store fails) in `pending`. Returns the batches
@@ -494,7 +492,7 @@ class Engine:
             answers[id(m)] = partial(ingest.reply, m.identity, _ack_frame(d.session, acked))
         return waiting
 
-    def _open(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+    def _open(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Open the pending sessions (distinct) in one store transaction; queue the opens and
         answer each in `pending`."""
         opening, answers = list(pending.opens.values()), pending.answers
@@ -552,7 +550,7 @@ class Engine:
                                "this engine's library no longer has")  # fmt: skip
         return self.library.resolve(h.scenario, h.rubric, h.rubric_version)
 
-    def _close(self, ingest: ZmqIngest, rules: IngestRules, pending: _Pending) -> None:
+    def _close(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Close the pending sessions (distinct) in one store transaction; queue the closes
         and answer each in `pending`."""
         closing, answers = list(pending.closes.values()), pending.answers
@@ -700,7 +698,7 @@ def _ack_frame(session: str, seq: int) -> bytes:
 
 
 def _nack(
-    ingest: ZmqIngest, m: Message, code: str, message: str, expected_seq: int | None = None
+    ingest: IngestTransport, m: Message, code: str, message: str, expected_seq: int | None = None
 ) -> None:
     h = m.header
     ingest.nack(m.identity, code, message, session=getattr(h, "session", None),
