@@ -1,16 +1,21 @@
-"""Test support for the ingest tests: a list-backed fake `Store`, and a tiny engine loop
-(ZmqIngest + IngestRules + store, ACK after commit) running in a thread. No scoring."""
+"""Test support for the ingest tests: a list-backed fake `Store` (for the ingest rules alone),
+the real `Engine` over a demo scenario and rubric on any transport (`running`), a transport
+that loses messages in transit (`Lossy`), a store that fails an append on demand, and a bare
+ZeroMQ peer."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import zmq
 
+from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.store import (
     SessionInfo,
     SessionRecord,
@@ -18,12 +23,13 @@ from assessengine.adapters.store import (
     StoredBatch,
     StoreError,
 )
-from assessengine.adapters.zmq_ingest import Counters, Message, ZmqIngest
 from assessengine.core import chain
-from assessengine.core.codec import Layout
+from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
-from assessengine.core.wire import Ack, Closed, Opened
-from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject
+from assessengine.core.wire import WireModel
+from assessengine.ingest.port import Counters, IngestTransport, Message, TransportFactory
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.pipeline import RubricEntry, RubricLibrary
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -146,127 +152,6 @@ def status(store: Store, session: str) -> str:
     return "missing" if record is None else record.status
 
 
-class LoopEngine:
-    """ZmqIngest + IngestRules + a store, in a thread: the protocol side of the engine.
-
-    drop: messages for which it returns True are ignored (simulated loss in transit).
-    """
-
-    def __init__(
-        self,
-        endpoint: str,
-        store: Store,
-        scenarios: Mapping[str, Scenario],
-        *,
-        drop: Callable[[Message], bool] | None = None,
-        **ingest_options: Any,
-    ) -> None:
-        self.store = store
-        self.layouts = {name: Layout.of(sc) for name, sc in scenarios.items()}
-        self.drop = drop
-        self._options = ingest_options
-        self._requested = endpoint
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.endpoint = ""
-        self.counters = Counters()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> LoopEngine:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("engine did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        try:
-            ingest = ZmqIngest(self._requested, counters=self.counters, **self._options)
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        try:
-            self.endpoint = ingest.endpoint
-            self._ready.set()
-            rules = IngestRules(self.store, lambda info: self.layouts[info.scenario])
-            while not self._stop.is_set():
-                self._round(ingest, rules, ingest.poll(0.01))
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            ingest.close()
-
-    def _round(self, ingest: ZmqIngest, rules: IngestRules, messages: list[Message]) -> None:
-        waiting: list[tuple[bytes, Accept]] = []
-        for m in messages:
-            if self.drop is not None and self.drop(m):
-                continue
-            h = m.header
-            if h.type == "EVENTS":
-                assert m.payload is not None
-                decision = rules.events(h, m.raw_header, m.payload)
-                if isinstance(decision, Accept):
-                    waiting.append((m.identity, decision))
-                elif isinstance(decision, Duplicate):
-                    ingest.reply(m.identity, Ack(session=h.session, seq=decision.ack_seq))
-                else:
-                    self._nack(ingest, m, decision)
-                continue
-            self._commit(ingest, rules, waiting)
-            waiting = []
-            if h.type == "OPEN":
-                info = SessionInfo(h.session, h.learner, h.scenario, h.rubric,
-                                   h.rubric_version or 1, "0" * 64, h.source, dict(h.metadata))
-                opened = rules.open(info)
-                if isinstance(opened, Reject):
-                    self._nack(ingest, m, opened)
-                    continue
-                record, layout = opened
-                ingest.reply(m.identity, Opened(
-                    session=h.session, next_seq=record.next_seq,
-                    closed=record.status == "closed", signals=list(layout.signal_names),
-                    events=list(layout.event_names)))
-            elif h.type == "CLOSE":
-                closed = rules.close(h)
-                if isinstance(closed, Reject):
-                    self._nack(ingest, m, closed)
-                else:
-                    ingest.reply(m.identity, Closed(session=h.session, t=h.t,
-                                                    seq=closed.next_seq - 1))
-        self._commit(ingest, rules, waiting)
-
-    def _commit(
-        self, ingest: ZmqIngest, rules: IngestRules, waiting: list[tuple[bytes, Accept]]
-    ) -> None:
-        try:
-            rules.commit()
-        except StoreError as exc:
-            for identity, a in waiting:
-                ingest.nack(identity, "internal", str(exc), session=a.session,
-                            in_reply_to="EVENTS", first_seq=a.first_seq)
-            return
-        for identity, a in waiting:
-            ingest.reply(identity, Ack(session=a.session, seq=a.last_seq))
-
-    @staticmethod
-    def _nack(ingest: ZmqIngest, m: Message, r: Reject) -> None:
-        ingest.nack(m.identity, r.code, r.message, session=r.session,
-                    expected_seq=r.expected_seq, in_reply_to=m.header.type,
-                    first_seq=getattr(m.header, "first_seq", None))
-
-
 DEMO = Scenario.model_validate(
     {
         "scenario": "demo",
@@ -317,3 +202,83 @@ class RawPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+DEMO_RUBRIC = Rubric.model_validate(
+    {
+        "rubric": "r",
+        "version": 1,
+        "title": "Demo rubric",
+        "scenario": "demo",
+        "criteria": [{"id": "slow", "title": "Slow", "never": "speed > 15"}],
+    }
+)
+
+
+@cache
+def demo_library() -> RubricLibrary:
+    """The demo scenario with one rubric, ``r`` v1."""
+    entry = RubricEntry(DEMO_RUBRIC, DEMO, DEMO_RUBRIC.sha256(), Path("r.yaml"))
+    return RubricLibrary([entry])
+
+
+@contextmanager
+def running(store: Store, transport: TransportFactory, **options: Any) -> Iterator[Engine]:
+    """The real engine (scoring in its thread) over `store` and the demo library, started on
+    `transport`; stopped on the way out."""
+    engine = Engine(store, demo_library(), transport, **options)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+class FailingStore(MemoryStore):
+    """A `MemoryStore` whose next `append_batches` fails once `fail_next_append` is set."""
+
+    fail_next_append = False
+
+    def append_batches(
+        self, items: Sequence[tuple[str, int, int, str, bytes, bytes]]
+    ) -> list[StoredBatch]:
+        if self.fail_next_append:
+            self.fail_next_append = False
+            raise StoreError("disk full (simulated)")
+        return super().append_batches(items)
+
+
+class Lossy:
+    """A transport that loses the messages `drop` picks, in transit (the engine never sees
+    them), around the transport `inner` makes."""
+
+    def __init__(self, inner: TransportFactory, drop: Callable[[Message], bool]) -> None:
+        self._make, self._drop = inner, drop
+        self._inner: IngestTransport | None = None
+
+    def __call__(self, counters: Counters) -> IngestTransport:
+        self._inner = self._make(counters)
+        return self
+
+    @property
+    def inner(self) -> IngestTransport:
+        assert self._inner is not None
+        return self._inner
+
+    @property
+    def endpoint(self) -> str:
+        return self.inner.endpoint
+
+    @property
+    def max_messages(self) -> int:
+        return self.inner.max_messages
+
+    def poll(self, timeout: float, *, max_bytes: int | None = None) -> list[Message]:
+        return [m for m in self.inner.poll(timeout, max_bytes=max_bytes) if not self._drop(m)]
+
+    def reply(self, identity: bytes, header: WireModel | bytes, *frames: bytes) -> None:
+        self.inner.reply(identity, header, *frames)
+
+    def nack(self, identity: bytes, code: str, message: str, **fields: Any) -> None:
+        self.inner.nack(identity, code, message, **fields)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -68,3 +68,67 @@ print(score_sessions(rubric, scenario, [session])[0].criteria[0].verdict)
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "fail"
+
+
+# ------------------------------------------------------------------------------ ports and wiring
+
+SRC = CORE.parent
+PORT_USERS = ("runtime", "ingest/port.py")
+"""The engine and the ports it depends on: they use I/O only through a port."""
+IMPLEMENTATIONS = {
+    "assessengine.adapters.sqlite_store", "assessengine.adapters.zmq_ingest",
+    "assessengine.ingest.zmq", "assessengine.ingest.fake", "assessengine.runtime.scoring_process",
+}  # fmt: skip
+WIRING = ("compose.py", "cli")
+"""Where implementations of the ports are chosen (besides the shims that keep old paths)."""
+SHIMS = ("engine.py", "pipeline.py", "scoring_process.py")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The assessengine modules `path` imports (relative imports resolved)."""
+    package = ".".join(("assessengine", *path.relative_to(SRC).parent.parts))
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("assessengine")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            if module.startswith("assessengine"):
+                out.add(module)
+                out |= {f"{module}.{a.name}" for a in node.names}
+    return out
+
+
+def _sources(*where: str) -> list[Path]:
+    paths: list[Path] = []
+    for name in where:
+        target = SRC / name
+        paths += sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    return paths
+
+
+def test_the_engine_and_the_ports_import_no_io_library_nor_an_implementation() -> None:
+    offenders = {
+        str(path.relative_to(SRC)): sorted(
+            (_imported_roots(path) & set(FORBIDDEN)) | (_imported_modules(path) & IMPLEMENTATIONS)
+        )
+        for path in _sources(*PORT_USERS)
+        if path.name != "scoring_process.py"  # the scoring process is a backend, not a user
+    }
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_only_the_composition_module_and_the_cli_choose_implementations() -> None:
+    wiring = set(_sources(*WIRING)) | {SRC / s for s in SHIMS}
+    offenders = {
+        str(path.relative_to(SRC)): sorted(
+            _imported_modules(path) & (IMPLEMENTATIONS - {"assessengine.adapters.sqlite_store"})
+        )
+        for path in SRC.rglob("*.py")
+        if path not in wiring and "ingest" not in path.relative_to(SRC).parts[:1]
+    }
+    assert {name: mods for name, mods in offenders.items() if mods} == {}

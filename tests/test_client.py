@@ -4,6 +4,7 @@ duplicates, gaps, lost batches and an engine restart; fatal NACKs; CURVE."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,21 @@ from assessengine.client import (
 )
 from assessengine.core.codec import Columns, Layout, decode_events
 from assessengine.core.events import Event
+from assessengine.ingest.zmq import zmq_transport
+from assessengine.runtime.engine import Engine
 
 from .ingest_engine import (
     DEMO,
-    LoopEngine,
+    Lossy,
     RawPeer,
     chain_intact,
+    running,
     status,
     stored_batches,
 )
 
 LAYOUT = Layout.of(DEMO)
+ENDPOINT = "tcp://127.0.0.1:*"
 FAST = {"reply_timeout": 0.1, "resend_after": 0.3, "dead_after": 0.6}
 
 
@@ -70,13 +75,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def engine(store: Store) -> Iterator[LoopEngine]:
-    with LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO}) as e:
+def engine(store: Store) -> Iterator[Engine]:
+    with running(store, zmq_transport(ENDPOINT)) as e:
         yield e
 
 
 @pytest.mark.parametrize("encoding", ["columns-v1", "json-v1"])
-def test_open_send_close_flush_stores_every_event(engine: LoopEngine, encoding: Any) -> None:
+def test_open_send_close_flush_stores_every_event(engine: Engine, encoding: Any) -> None:
     sent = make_events(0, 3000)
     with client(engine.endpoint, encoding=encoding, batch_bytes=4096) as c:
         opened = c.open("S1", learner="L1", scenario="demo", rubric="r")
@@ -92,7 +97,7 @@ def test_open_send_close_flush_stores_every_event(engine: LoopEngine, encoding: 
     assert chain_intact(engine.store, "S1")
 
 
-def test_send_takes_dicts_columns_and_structured_arrays(engine: LoopEngine) -> None:
+def test_send_takes_dicts_columns_and_structured_arrays(engine: Engine) -> None:
     sent = make_events(0, 30)
     with client(engine.endpoint) as c:
         open_demo(c)
@@ -111,7 +116,7 @@ def test_send_takes_dicts_columns_and_structured_arrays(engine: LoopEngine) -> N
     assert stored_events(engine.store, "S1") == sent
 
 
-def test_several_sessions_share_one_client(engine: LoopEngine) -> None:
+def test_several_sessions_share_one_client(engine: Engine) -> None:
     with client(engine.endpoint, batch_bytes=1024) as c:
         for name in ("A", "B", "C"):
             open_demo(c, name)
@@ -137,7 +142,7 @@ def _drop_once(predicate: Any) -> Any:
 
 def test_a_lost_batch_is_resent_after_the_gap_nack() -> None:
     lost = _drop_once(lambda m: m.header.type == "EVENTS" and m.header.first_seq > 0)
-    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
+    with running(MemoryStore(), Lossy(zmq_transport(ENDPOINT), lost)) as engine:
         with client(engine.endpoint, batch_bytes=1024) as c:
             open_demo(c)
             c.send("S1", make_events(0, 500))
@@ -150,7 +155,7 @@ def test_a_lost_batch_is_resent_after_the_gap_nack() -> None:
 
 def test_a_lost_last_batch_is_resent_after_resend_after() -> None:
     lost = _drop_once(lambda m: m.header.type == "EVENTS" and m.header.first_seq >= 90)
-    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
+    with running(MemoryStore(), Lossy(zmq_transport(ENDPOINT), lost)) as engine:
         with client(engine.endpoint, batch_bytes=400) as c:
             open_demo(c)
             c.send("S1", make_events(0, 100))
@@ -160,7 +165,7 @@ def test_a_lost_last_batch_is_resent_after_resend_after() -> None:
 
 def test_a_lost_close_is_resent() -> None:
     lost = _drop_once(lambda m: m.header.type == "CLOSE")
-    with LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, drop=lost) as engine:
+    with running(MemoryStore(), Lossy(zmq_transport(ENDPOINT), lost)) as engine:
         with client(engine.endpoint) as c:
             open_demo(c)
             c.send("S1", make_events(0, 10))
@@ -172,8 +177,7 @@ def test_a_lost_close_is_resent() -> None:
 def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
     store: Store,
 ) -> None:
-    first = LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO})
-    with first:
+    with running(store, zmq_transport(ENDPOINT)) as first:
         endpoint = first.endpoint
         c = client(endpoint, batch_bytes=2048)
         open_demo(c)
@@ -184,7 +188,7 @@ def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
         with pytest.raises(DeliveryTimeoutError):
             c.flush(timeout=1.0)  # silent for longer than dead_after: a new socket
         assert c.reconnects >= 1
-        with LoopEngine(endpoint, store, {"demo": DEMO}):
+        with running(store, zmq_transport(endpoint)):
             c.send("S1", make_events(800, 200))
             c.close("S1", 20.0)
             c.flush(timeout=10)
@@ -195,7 +199,7 @@ def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
     assert chain_intact(store, "S1")
 
 
-def test_a_restarted_client_resumes_at_the_engines_next_seq(engine: LoopEngine) -> None:
+def test_a_restarted_client_resumes_at_the_engines_next_seq(engine: Engine) -> None:
     with client(engine.endpoint) as c:
         open_demo(c)
         c.send("S1", make_events(0, 50))
@@ -208,14 +212,14 @@ def test_a_restarted_client_resumes_at_the_engines_next_seq(engine: LoopEngine) 
     assert stored_events(engine.store, "S1") == make_events(0, 60)
 
 
-def test_a_fatal_nack_at_open_raises(engine: LoopEngine) -> None:
+def test_a_fatal_nack_at_open_raises(engine: Engine) -> None:
     with client(engine.endpoint) as c, pytest.raises(NackError) as info:
         c.open("S1", learner="L1", scenario="nope", rubric="r")
     assert info.value.code == "unknown_scenario"
     assert info.value.session == "S1"
 
 
-def test_events_after_another_client_closed_the_session_fail_it(engine: LoopEngine) -> None:
+def test_events_after_another_client_closed_the_session_fail_it(engine: Engine) -> None:
     with client(engine.endpoint) as c:
         open_demo(c)
         c.send("S1", make_events(0, 10))
@@ -229,7 +233,7 @@ def test_events_after_another_client_closed_the_session_fail_it(engine: LoopEngi
             c.send("S1", make_events(20, 1))
 
 
-def test_send_checks_seqs_and_times_before_sending(engine: LoopEngine) -> None:
+def test_send_checks_seqs_and_times_before_sending(engine: Engine) -> None:
     with client(engine.endpoint) as c:
         open_demo(c)
         with pytest.raises(ValueError, match="seqs must run 0"):
@@ -247,7 +251,7 @@ def test_open_against_no_engine_times_out() -> None:
         c.open("S1", learner="L1", scenario="demo", rubric="r", timeout=0.3)
 
 
-def test_the_unacked_window_blocks_send_until_acks_arrive(engine: LoopEngine) -> None:
+def test_the_unacked_window_blocks_send_until_acks_arrive(engine: Engine) -> None:
     with client(engine.endpoint, batch_bytes=1024, max_unacked_bytes=4096) as c:
         open_demo(c)
         c.send("S1", make_events(0, 2000))
@@ -272,9 +276,9 @@ def keys(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
     return out
 
 
-def _curve_engine(keys: dict[str, tuple[Path, Path]]) -> LoopEngine:
+def _curve_engine(keys: dict[str, tuple[Path, Path]]) -> AbstractContextManager[Engine]:
     curve = CurveConfig.from_files(keys["server"][1], keys["server"][1].parent.parent / "allowed")
-    return LoopEngine("tcp://127.0.0.1:*", MemoryStore(), {"demo": DEMO}, curve=curve)
+    return running(MemoryStore(), zmq_transport(ENDPOINT, curve=curve))
 
 
 def test_an_allowed_curve_client_delivers(keys: dict[str, tuple[Path, Path]]) -> None:

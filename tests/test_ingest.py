@@ -1,6 +1,8 @@
-"""The ingest socket and its rules over real loopback sockets: every message gets one reply;
+"""The engine's ingest, its transports and its rules: every message gets one reply;
 duplicates are re-ACKed, overlaps keep the new tail, gaps are NACKed with the expected seq,
-and every malformed message gets a precise NACK code."""
+and every malformed message gets a precise NACK code. The conversation runs on the real engine
+over each transport (ZeroMQ on loopback, and the in-process fake), so both keep the same
+contract; what only a socket does (binding, the hard frame cap) runs over ZeroMQ."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -18,9 +20,21 @@ from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, Zmq
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.wire import NACK_CODES, Close, Events
+from assessengine.ingest.fake import FakeTransport
+from assessengine.ingest.port import TransportFactory
+from assessengine.ingest.zmq import zmq_transport
 from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, classify
+from assessengine.runtime.engine import Engine
 
-from .ingest_engine import DEMO, FakeStore, LoopEngine, RawPeer, chain_intact, stored_batches
+from .ingest_engine import (
+    DEMO,
+    FailingStore,
+    FakeStore,
+    RawPeer,
+    chain_intact,
+    running,
+    stored_batches,
+)
 
 LAYOUT = Layout.of(DEMO)
 ENDPOINT = "tcp://127.0.0.1:*"
@@ -41,21 +55,48 @@ def events_msg(session: str, first: int, n: int, **head: Any) -> tuple[dict[str,
 OPEN = {"type": "OPEN", "session": "S1", "learner": "L1", "scenario": "demo", "rubric": "r"}
 
 
+LIMITS = {"max_frame_bytes": 4096, "max_header_bytes": 2048}
+
+
+class Peer(Protocol):
+    """A client speaking the protocol by hand: `RawPeer` (ZeroMQ) or `FakePeer`."""
+
+    def send(self, *frames: Any) -> None: ...
+
+    def recv(self, timeout: float = 2.0) -> dict[str, Any] | None: ...
+
+    def request(self, *frames: Any, timeout: float = 2.0) -> dict[str, Any]: ...
+
+
+@pytest.fixture(params=["zmq", "fake"])
+def transport(request: pytest.FixtureRequest) -> TransportFactory:
+    if request.param == "fake":
+        return FakeTransport(**LIMITS)
+    return zmq_transport(ENDPOINT, max_message_bytes=65536, **LIMITS)
+
+
 @pytest.fixture
-def engine() -> Iterator[LoopEngine]:
-    with LoopEngine(ENDPOINT, MemoryStore(), {"demo": DEMO}, max_frame_bytes=4096,
-                    max_header_bytes=2048, max_message_bytes=65536) as e:
+def zmq_only() -> TransportFactory:
+    return zmq_transport(ENDPOINT, max_message_bytes=65536, **LIMITS)
+
+
+@pytest.fixture
+def engine(transport: TransportFactory) -> Iterator[Engine]:
+    with running(MemoryStore(), transport) as e:
         yield e
 
 
 @pytest.fixture
-def peer(engine: LoopEngine) -> Iterator[RawPeer]:
+def peer(transport: TransportFactory, engine: Engine) -> Iterator[Peer]:
+    if isinstance(transport, FakeTransport):
+        yield transport.peer()
+        return
     with RawPeer(engine.endpoint) as p:
         yield p
 
 
 @pytest.fixture
-def opened(peer: RawPeer) -> RawPeer:
+def opened(peer: Peer) -> Peer:
     assert peer.request(OPEN)["type"] == "OPENED"
     return peer
 
@@ -89,6 +130,19 @@ def test_the_ingest_refuses_to_bind_all_interfaces_without_curve() -> None:
         ZmqIngest("tcp://0.0.0.0:*")
 
 
+def test_the_zmq_transport_refuses_an_unsafe_bind_before_the_engine_starts() -> None:
+    with pytest.raises(IngestConfigError, match="without CURVE"):
+        zmq_transport("tcp://0.0.0.0:*")
+
+
+def test_a_transport_that_cannot_be_made_stops_the_engine_start() -> None:
+    def broken(counters: Any) -> Any:
+        raise IngestConfigError("no such interface")
+
+    with pytest.raises(IngestConfigError, match="no such interface"):
+        running(MemoryStore(), broken).__enter__()
+
+
 def test_a_malformed_endpoint_is_refused() -> None:
     with pytest.raises(IngestConfigError, match="TRANSPORT://ADDRESS"):
         check_bind("127.0.0.1:5555", curve=None, insecure=False)
@@ -103,45 +157,45 @@ def test_the_bound_endpoint_names_the_real_port() -> None:
 # ------------------------------------------------------------------------------ conversation
 
 
-def test_hello_gets_welcome_with_the_limits(peer: RawPeer) -> None:
+def test_hello_gets_welcome_with_the_limits(peer: Peer) -> None:
     reply = peer.request({"type": "HELLO", "client": "sim-1", "protocol": 1})
     assert reply["type"] == "WELCOME"
     assert reply["protocol"] == 1
     assert reply["max_frame_bytes"] == 4096
 
 
-def test_hello_with_another_protocol_version_is_nacked(peer: RawPeer) -> None:
+def test_hello_with_another_protocol_version_is_nacked(peer: Peer) -> None:
     reply = peer.request({"type": "HELLO", "client": "sim-1", "protocol": 2})
     assert reply["code"] == "unsupported_version"
 
 
-def test_ping_gets_pong_with_the_nonce(peer: RawPeer) -> None:
+def test_ping_gets_pong_with_the_nonce(peer: Peer) -> None:
     assert peer.request({"type": "PING", "nonce": 42}) == {"type": "PONG", "nonce": 42}
 
 
-def test_open_gets_opened_with_the_scenario_layout(peer: RawPeer) -> None:
+def test_open_gets_opened_with_the_scenario_layout(peer: Peer) -> None:
     reply = peer.request(OPEN)
     assert reply == {"type": "OPENED", "session": "S1", "next_seq": 0, "closed": False,
                      "signals": ["speed", "load"], "events": ["sample", "horn", "stop"]}
     assert peer.request(OPEN)["type"] == "OPENED"  # idempotent
 
 
-def test_open_with_other_details_is_a_conflict(opened: RawPeer) -> None:
+def test_open_with_other_details_is_a_conflict(opened: Peer) -> None:
     assert opened.request(OPEN | {"learner": "L2"})["code"] == "session_conflict"
 
 
-def test_open_of_an_unknown_scenario_is_nacked(peer: RawPeer) -> None:
+def test_open_of_an_unknown_scenario_is_nacked(peer: Peer) -> None:
     assert peer.request(OPEN | {"scenario": "nope"})["code"] == "unknown_scenario"
 
 
-def test_a_batch_is_stored_then_acked(opened: RawPeer, engine: LoopEngine) -> None:
+def test_a_batch_is_stored_then_acked(opened: Peer, engine: Engine) -> None:
     assert opened.request(*events_msg("S1", 0, 10)) == {"type": "ACK", "session": "S1", "seq": 9}
     [stored] = stored_batches(engine.store, "S1")
     assert (stored.first_seq, stored.count, stored.encoding) == (0, 10, "columns-v1")
     assert chain_intact(engine.store, "S1")
 
 
-def test_a_json_batch_is_stored_then_acked(opened: RawPeer, engine: LoopEngine) -> None:
+def test_a_json_batch_is_stored_then_acked(opened: Peer, engine: Engine) -> None:
     items = [{"seq": i, "t": i * 0.5, "event": "horn" if i == 2 else "sample"} for i in range(4)]
     head = {"type": "EVENTS", "session": "S1", "first_seq": 0, "count": 4, "encoding": "json-v1"}
     assert opened.request(head, json.dumps(items).encode())["seq"] == 3
@@ -149,14 +203,14 @@ def test_a_json_batch_is_stored_then_acked(opened: RawPeer, engine: LoopEngine) 
     assert decode_events(stored.header, stored.payload, LAYOUT).event.tolist() == [0, 0, 1, 0]
 
 
-def test_a_duplicate_batch_is_dropped_and_re_acked(opened: RawPeer, engine: LoopEngine) -> None:
+def test_a_duplicate_batch_is_dropped_and_re_acked(opened: Peer, engine: Engine) -> None:
     opened.request(*events_msg("S1", 0, 10))
     opened.request(*events_msg("S1", 10, 5))
     assert opened.request(*events_msg("S1", 0, 10)) == {"type": "ACK", "session": "S1", "seq": 14}
     assert len(stored_batches(engine.store, "S1")) == 2
 
 
-def test_a_partial_overlap_stores_only_the_new_tail(opened: RawPeer, engine: LoopEngine) -> None:
+def test_a_partial_overlap_stores_only_the_new_tail(opened: Peer, engine: Engine) -> None:
     opened.request(*events_msg("S1", 0, 10))
     assert opened.request(*events_msg("S1", 5, 10))["seq"] == 14
     tail = stored_batches(engine.store, "S1")[1]
@@ -166,19 +220,19 @@ def test_a_partial_overlap_stores_only_the_new_tail(opened: RawPeer, engine: Loo
     assert chain_intact(engine.store, "S1")
 
 
-def test_a_gap_is_nacked_with_the_expected_seq(opened: RawPeer) -> None:
+def test_a_gap_is_nacked_with_the_expected_seq(opened: Peer) -> None:
     opened.request(*events_msg("S1", 0, 10))
     reply = opened.request(*events_msg("S1", 20, 5))
     assert (reply["code"], reply["expected_seq"], reply["first_seq"]) == ("gap", 10, 20)
     assert reply["in_reply_to"] == "EVENTS"
 
 
-def test_events_for_a_session_never_opened(peer: RawPeer) -> None:
+def test_events_for_a_session_never_opened(peer: Peer) -> None:
     reply = peer.request(*events_msg("nobody", 0, 3))
     assert (reply["code"], reply["session"]) == ("unknown_session", "nobody")
 
 
-def test_close_then_new_events_are_refused_but_resends_are_acked(opened: RawPeer) -> None:
+def test_close_then_new_events_are_refused_but_resends_are_acked(opened: Peer) -> None:
     opened.request(*events_msg("S1", 0, 10))
     closed = opened.request({"type": "CLOSE", "session": "S1", "t": 5.0, "next_seq": 10})
     assert closed == {"type": "CLOSED", "session": "S1", "t": 5.0, "seq": 9}
@@ -190,13 +244,13 @@ def test_close_then_new_events_are_refused_but_resends_are_acked(opened: RawPeer
     assert opened.request(OPEN)["closed"] is True
 
 
-def test_close_before_all_events_arrived_is_a_gap(opened: RawPeer) -> None:
+def test_close_before_all_events_arrived_is_a_gap(opened: Peer) -> None:
     opened.request(*events_msg("S1", 0, 10))
     reply = opened.request({"type": "CLOSE", "session": "S1", "t": 5.0, "next_seq": 12})
     assert (reply["code"], reply["expected_seq"]) == ("gap", 10)
 
 
-def test_a_batch_before_the_last_stored_time_is_bad_time(opened: RawPeer) -> None:
+def test_a_batch_before_the_last_stored_time_is_bad_time(opened: Peer) -> None:
     opened.request(*events_msg("S1", 0, 10))
     head, _ = events_msg("S1", 10, 1)
     early = encode_columns_v1(Columns.from_events([Event(10, 0.2, "sample")], LAYOUT), LAYOUT)
@@ -204,8 +258,9 @@ def test_a_batch_before_the_last_stored_time_is_bad_time(opened: RawPeer) -> Non
 
 
 def test_a_store_failure_is_nacked_internal_and_the_resend_succeeds() -> None:
-    store = FakeStore()
-    with LoopEngine(ENDPOINT, store, {"demo": DEMO}) as engine, RawPeer(engine.endpoint) as peer:
+    store, transport = FailingStore(), FakeTransport()
+    with running(store, transport):
+        peer = transport.peer()
         peer.request(OPEN)
         store.fail_next_append = True
         assert peer.request(*events_msg("S1", 0, 10))["code"] == "internal"
@@ -270,7 +325,7 @@ MALFORMED: list[tuple[str, list[Any]]] = [
 
 @pytest.mark.parametrize(("code", "frames"), MALFORMED, ids=[c for c, _ in MALFORMED])
 def test_malformed_messages_get_a_precise_nack_and_are_counted(
-    opened: RawPeer, engine: LoopEngine, code: str, frames: list[Any]
+    opened: Peer, engine: Engine, code: str, frames: list[Any]
 ) -> None:
     reply = opened.request(*frames)
     assert reply["type"] == "NACK", reply
@@ -288,15 +343,15 @@ def test_every_nack_code_is_registered() -> None:
     assert set(NACK_CODES) - codes == {"unknown_rubric"}  # the engine's rubric library's
 
 
-def test_a_frame_over_the_hard_limit_drops_the_connection(engine: LoopEngine) -> None:
-    with RawPeer(engine.endpoint) as big:
+def test_a_frame_over_the_hard_limit_drops_the_connection(zmq_only: TransportFactory) -> None:
+    with running(MemoryStore(), zmq_only) as engine, RawPeer(engine.endpoint) as big:
         big.send(events_msg("S1", 0, 2)[0], b"x" * 70_000)
         assert big.recv(timeout=0.5) is None
-    with RawPeer(engine.endpoint) as other:
-        assert other.request({"type": "PING"})["type"] == "PONG"
+        with RawPeer(engine.endpoint) as other:
+            assert other.request({"type": "PING"})["type"] == "PONG"
 
 
-def test_counters_count_messages_batches_and_events(opened: RawPeer, engine: LoopEngine) -> None:
+def test_counters_count_messages_batches_and_events(opened: Peer, engine: Engine) -> None:
     opened.request(*events_msg("S1", 0, 10))
     opened.request(*events_msg("S1", 10, 5))
     snap = engine.counters.snapshot()

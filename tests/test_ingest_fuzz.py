@@ -17,8 +17,9 @@ from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
+from assessengine.ingest.zmq import zmq_transport
 
-from .ingest_engine import DEMO, LoopEngine, RawPeer, chain_intact, status
+from .ingest_engine import DEMO, RawPeer, chain_intact, running, status
 
 LAYOUT = Layout.of(DEMO)
 MESSAGES = 10_500
@@ -133,8 +134,9 @@ def test_ten_thousand_bad_messages_then_a_good_session_is_stored_whole() -> None
     store = MemoryStore()
     replies: Counter[str] = Counter()
     nacks: Counter[str] = Counter()
-    with LoopEngine("tcp://127.0.0.1:*", store, {"demo": DEMO}, max_frame_bytes=MAX_FRAME,
-                    max_header_bytes=4096, max_message_bytes=2**20) as engine:
+    transport = zmq_transport("tcp://127.0.0.1:*", max_frame_bytes=MAX_FRAME,
+                              max_header_bytes=4096, max_message_bytes=2**20)
+    with running(store, transport) as engine:
         with RawPeer(engine.endpoint, sndhwm=0, rcvhwm=0) as fuzzer:
             for k in range(SESSIONS):
                 fuzzer.send(_open(f"F{k}"))

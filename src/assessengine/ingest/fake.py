@@ -7,10 +7,11 @@ sockets, no threads of its own; deterministic.
         peer = transport.peer()
         peer.request({"type": "OPEN", "session": "S1", ...})      # -> {"type": "OPENED", ...}
 
-Like the ZeroMQ transport, it answers HELLO (WELCOME) and PING (PONG) itself, NACKs a header
-that is not a client message (`core.wire.parse_client_header`) or a message with the wrong
-number of frames, and counts what it sees. Frame sizes are not limited (that is the socket's
-job: `adapters.zmq_ingest`).
+Like the ZeroMQ transport (`adapters.zmq_ingest`), and in the same order, it NACKs a message
+with the wrong number of frames, a frame over its size limit (``too_large``) and a header that
+is not a client message (`core.wire.parse_client_header`); it answers HELLO (WELCOME) and PING
+(PONG) itself, and counts what it sees. What it cannot fake: the socket's hard frame cap
+(ZeroMQ drops the connection), CURVE, high-water marks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .. import __version__
 from ..core.wire import (
     PAYLOAD_FRAMES,
     PROTOCOL,
+    ClientMessage,
     HeaderProblem,
     Nack,
     Welcome,
@@ -35,6 +37,7 @@ from ..core.wire import (
 from .port import Counters, Message
 
 FAKE_ENDPOINT: Final = "fake://in-process"
+MAX_FRAMES: Final = 1 + max(PAYLOAD_FRAMES.values())
 Frame = bytes | dict[str, Any]
 """A frame a peer sends: bytes as they are, a dict as its JSON."""
 
@@ -44,9 +47,15 @@ class FakeTransport:
     polls and answers while test threads send and receive. The object is its own
     `TransportFactory` (``Engine(store, library, FakeTransport())``)."""
 
-    def __init__(self, *, max_messages: int = 64, max_frame_bytes: int = 16 * 2**20) -> None:
+    def __init__(
+        self,
+        *,
+        max_messages: int = 64,
+        max_frame_bytes: int = 16 * 2**20,
+        max_header_bytes: int = 64 * 2**10,
+    ) -> None:
         self.max_messages = max_messages
-        self.max_frame_bytes = max_frame_bytes
+        self.max_frame_bytes, self.max_header_bytes = max_frame_bytes, max_header_bytes
         self.counters = Counters()
         self.closed = False
         self._inbox: deque[tuple[bytes, list[bytes]]] = deque()
@@ -107,8 +116,13 @@ class FakeTransport:
         c = self.counters
         c.messages += 1
         c.bytes += sum(len(f) for f in frames)
-        if not frames:
-            self.nack(identity, "frame_count", "a message has at least a header frame")
+        if not 1 <= len(frames) <= MAX_FRAMES:
+            self.nack(identity, "frame_count", f"a message has 1 to {MAX_FRAMES} frames, this "
+                      f"one has {len(frames)}")  # fmt: skip
+            return None
+        if len(frames[0]) > self.max_header_bytes:
+            self.nack(identity, "too_large", f"header frame is {len(frames[0])} bytes, the "
+                      f"limit is {self.max_header_bytes}")  # fmt: skip
             return None
         parsed = parse_client_header(frames[0])
         if isinstance(parsed, HeaderProblem):
@@ -119,8 +133,11 @@ class FakeTransport:
         wanted = 1 + PAYLOAD_FRAMES[parsed.type]
         if len(frames) != wanted:
             self.nack(identity, "frame_count", f"{parsed.type} has {wanted} frame(s), this one "
-                      f"has {len(frames)}", session=getattr(parsed, "session", None),
-                      in_reply_to=parsed.type)  # fmt: skip
+                      f"has {len(frames)}", **_about(parsed))  # fmt: skip
+            return None
+        if payload and len(payload[0]) > self.max_frame_bytes:
+            self.nack(identity, "too_large", f"payload frame is {len(payload[0])} bytes, the "
+                      f"limit is {self.max_frame_bytes}", **_about(parsed))  # fmt: skip
             return None
         if parsed.type == "HELLO":
             if parsed.protocol != PROTOCOL:
@@ -129,7 +146,7 @@ class FakeTransport:
             else:
                 self.reply(identity, Welcome(engine=f"assessengine/{__version__}",
                                              max_frame_bytes=self.max_frame_bytes,
-                                             max_header_bytes=self.max_frame_bytes))  # fmt: skip
+                                             max_header_bytes=self.max_header_bytes))  # fmt: skip
             return None
         if parsed.type == "PING":
             self.reply(identity, b'{"type":"PONG","nonce":%d}' % parsed.nonce)
@@ -192,6 +209,12 @@ class FakePeer:
         if reply is None:
             raise TimeoutError(f"no reply within {timeout}s")
         return reply
+
+
+def _about(header: ClientMessage) -> dict[str, Any]:
+    """The NACK fields that name the message being refused."""
+    return {"session": getattr(header, "session", None), "in_reply_to": header.type,
+            "first_seq": getattr(header, "first_seq", None)}  # fmt: skip
 
 
 def _frame(frame: Frame) -> bytes:
