@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SCHEMA_VERSION, SqliteStore
+from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.store import (
     BatchRefusedError,
     SessionInfo,
@@ -25,6 +25,7 @@ from assessengine.adapters.store import (
     StoreError,
 )
 from assessengine.core import chain
+from assessengine.storage.migrate import head_version
 
 from .stored_payloads import edit_payload
 
@@ -528,7 +529,7 @@ def test_another_applications_database_is_refused(db_path: Path) -> None:
 def test_a_newer_schema_is_refused(db_path: Path) -> None:
     SqliteStore(db_path).close()
     db = sqlite3.connect(db_path)
-    db.execute("INSERT INTO schema_version VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
+    db.execute("INSERT INTO schema_version VALUES (?, 'later')", (head_version() + 1,))
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="schema version 3; this assessengine supports up to 2"):

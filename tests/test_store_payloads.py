@@ -170,11 +170,59 @@ def test_a_cut_segment_file_is_a_clear_error_for_a_reader(tmp_path: Path) -> Non
     )
 
 
+VERSION_1 = """
+CREATE TABLE sessions (
+    id             INTEGER PRIMARY KEY,
+    session        TEXT NOT NULL UNIQUE,
+    info           TEXT NOT NULL,
+    learner        TEXT NOT NULL,
+    scenario       TEXT NOT NULL,
+    rubric         TEXT NOT NULL,
+    rubric_version INTEGER NOT NULL,
+    source         TEXT NOT NULL CHECK (source IN ('simulator', 'field')),
+    genesis        TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    opened_at      TEXT NOT NULL,
+    close_t        REAL,
+    closed_at      TEXT
+);
+CREATE INDEX sessions_by_status ON sessions (status, id);
+CREATE TABLE batches (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES sessions (id),
+    idx         INTEGER NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    encoding    TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    chain       TEXT NOT NULL,
+    header      BLOB NOT NULL,
+    payload     BLOB NOT NULL,
+    UNIQUE (session_id, idx)
+);
+CREATE TABLE decisions (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES sessions (id),
+    criterion   TEXT NOT NULL,
+    verdict     TEXT NOT NULL,
+    row         TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX decisions_by_session ON decisions (session_id, id);
+CREATE TABLE reports (
+    session_id INTEGER PRIMARY KEY REFERENCES sessions (id),
+    report     TEXT NOT NULL,
+    saved_at   TEXT NOT NULL
+);
+"""
+"""The schema of store version 1, as the releases before the payload files created it."""
+
+
 def test_a_version_1_store_with_payloads_inside_migrates_and_reads(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA application_id = {sqlite_store.APPLICATION_ID}")
-    db.executescript(sqlite_store.MIGRATIONS[0])
+    db.executescript(VERSION_1)
     db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
     db.execute("INSERT INTO schema_version VALUES (1, 'then')")
     old = info("A")

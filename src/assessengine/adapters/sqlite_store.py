@@ -1,7 +1,7 @@
 """`SqliteStore`: the embedded default `Store`, on the standard library's sqlite3 in WAL mode,
 with batch payloads in append-only segment files beside it (`segments`).
 
-Schema (version 2; `schema_version` lists every applied migration, newest = current):
+Schema (`storage.schema`, built by the migrations of `storage.migrate`, version 2):
 
     sessions   one row per OPEN, in open order: the info's canonical JSON (the genesis input)
                and its queryable fields, genesis hash, status, opened_at, close_t, closed_at
@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..core import chain
+from ..storage import migrate
 from . import _store_common as common
 from .segments import SEGMENT_BYTES, Segments, folder_of
 from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
@@ -79,68 +80,6 @@ SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_S: Final = 10.0
 CHUNK: Final = 256  # batches read per query by `batches()`
 
-MIGRATIONS: Final[tuple[str, ...]] = (
-    # 1: the first schema
-    """
-    CREATE TABLE sessions (
-        id             INTEGER PRIMARY KEY,
-        session        TEXT NOT NULL UNIQUE,
-        info           TEXT NOT NULL,
-        learner        TEXT NOT NULL,
-        scenario       TEXT NOT NULL,
-        rubric         TEXT NOT NULL,
-        rubric_version INTEGER NOT NULL,
-        source         TEXT NOT NULL CHECK (source IN ('simulator', 'field')),
-        genesis        TEXT NOT NULL,
-        status         TEXT NOT NULL CHECK (status IN ('open', 'closed')),
-        opened_at      TEXT NOT NULL,
-        close_t        REAL,
-        closed_at      TEXT
-    );
-    CREATE INDEX sessions_by_status ON sessions (status, id);
-    CREATE TABLE batches (
-        id          INTEGER PRIMARY KEY,
-        session_id  INTEGER NOT NULL REFERENCES sessions (id),
-        idx         INTEGER NOT NULL,
-        first_seq   INTEGER NOT NULL,
-        count       INTEGER NOT NULL,
-        encoding    TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        chain       TEXT NOT NULL,
-        header      BLOB NOT NULL,
-        payload     BLOB NOT NULL,
-        UNIQUE (session_id, idx)
-    );
-    CREATE TABLE decisions (
-        id          INTEGER PRIMARY KEY,
-        session_id  INTEGER NOT NULL REFERENCES sessions (id),
-        criterion   TEXT NOT NULL,
-        verdict     TEXT NOT NULL,
-        row         TEXT NOT NULL,
-        recorded_at TEXT NOT NULL
-    );
-    CREATE INDEX decisions_by_session ON decisions (session_id, id);
-    CREATE TABLE reports (
-        session_id INTEGER PRIMARY KEY REFERENCES sessions (id),
-        report     TEXT NOT NULL,
-        saved_at   TEXT NOT NULL
-    );
-    """,
-    # 2: payloads in segment files
-    """
-    ALTER TABLE batches ADD COLUMN segment INTEGER;
-    ALTER TABLE batches ADD COLUMN seg_offset INTEGER;
-    ALTER TABLE batches ADD COLUMN seg_length INTEGER;
-    CREATE TABLE payload_files (
-        only         INTEGER PRIMARY KEY CHECK (only = 0),
-        segment      INTEGER NOT NULL,
-        end_offset   INTEGER NOT NULL,
-        synced_batch INTEGER NOT NULL
-    );
-    INSERT INTO payload_files SELECT 0, 1, 0, COALESCE(MAX(id), 0) FROM batches;
-    """,
-)
-SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _SESSION_COLUMNS: Final = """
     s.id, s.info, s.genesis, s.status, s.opened_at, s.close_t, s.closed_at,
@@ -630,7 +569,7 @@ def _explain(path: Path, exc: sqlite3.Error) -> str:
 
 
 def _open(path: Path, synchronous: str) -> sqlite3.Connection:
-    """The writer connection, with the schema created or migrated to `SCHEMA_VERSION`."""
+    """The writer connection, with the schema created or migrated to the newest version."""
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a store file")
     with _errors(path):
@@ -677,29 +616,25 @@ def _prepare(path: Path, db: sqlite3.Connection) -> None:
 
 
 def _migrate(path: Path, db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has store schema version {current}; this assessengine "
-                f"supports up to {SCHEMA_VERSION}: upgrade assessengine"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version - 1].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, common.now()))
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    """Bring the file to the newest schema version (`storage.migrate`: Alembic, one scheme for
+    every backend), in a connection and transaction of its own; nothing to do (no SQLAlchemy)
+    when the file is at it already."""
+    head = migrate.head_version()
+    if _version(db) == head:
+        return
+    migrate.upgrade_sqlite(path, after=f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def _version(db: sqlite3.Connection) -> int | None:
+    """The file's schema version as `storage.migrate.current_version` reads it, by sqlite3."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "alembic_version" not in tables or "schema_version" not in tables:
+        return None
+    (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone() or (None,)
+    (legacy,) = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    if not isinstance(revision, str) or not revision.isdigit():
+        return None
+    return max(int(revision), legacy or 0)
 
 
 # ================================================================================ payloads

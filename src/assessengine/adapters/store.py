@@ -27,6 +27,13 @@ class StoreError(AssessEngineError):
     """The store refused an operation (conflicting open, unknown or closed session, ...)."""
 
 
+class StoreOpenError(StoreError):
+    """A store could not be opened: an unknown URL scheme, an unreachable server, refused
+    credentials, a file or database that is not an assessengine store, or one at a newer schema
+    version than this assessengine knows. The message is one line and never shows a password;
+    the CLI prints it and exits with status 2."""
+
+
 class BatchRefusedError(StoreError):
     """`append_batches` refused item `index` of its group (unknown or closed session, or a
     first_seq other than `expected_seq`); nothing of the group was stored."""

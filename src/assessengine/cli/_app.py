@@ -7,9 +7,25 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..adapters.store import StoreOpenError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The root group: a store that cannot be opened (`StoreOpenError`, from any command that
+    opens one through `storage.open_store`) is one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except StoreOpenError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="assessengine")
 def main() -> None:
     """assessengine: score simulator and in-field sessions against trainers' rubrics.

@@ -1,0 +1,97 @@
+"""Store URLs: which backend a URL names, and opening it.
+
+    engine.db, ./data/engine.db          a SQLite file (a bare path)
+    sqlite:///engine.db                  the same, relative to the working directory
+    sqlite:////var/lib/assess/engine.db  an absolute path (four slashes, as SQLAlchemy writes it)
+    postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=...]   a PostgreSQL database
+    postgres://...                       the same (libpq accepts both)
+
+Passwords never appear in messages: `redact` replaces them with ``***``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from ..adapters.store import Store, StoreError, StoreOpenError
+
+Backend = Literal["sqlite", "postgresql"]
+_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")
+USAGE: Final = "use a file path, sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrl:
+    """A parsed store URL: the backend, and its file path (SQLite) or libpq URL (PostgreSQL)."""
+
+    backend: Backend
+    target: str
+
+    def __str__(self) -> str:
+        return redact(self.target)
+
+
+def parse_url(url: str | Path) -> StoreUrl:
+    """The backend and target `url` names; StoreOpenError for an unknown scheme or an empty
+    path."""
+    if isinstance(url, Path):
+        return StoreUrl("sqlite", str(url))
+    if not isinstance(url, str) or not url.strip():
+        raise StoreOpenError(f"a store URL must be a non-empty string, got {url!r}: {USAGE}")
+    match = _SCHEME.match(url)
+    if match is None:
+        return StoreUrl("sqlite", url)
+    scheme = match.group(1).lower()
+    if scheme == "sqlite":
+        path = url[match.end() :]
+        if not path.startswith("/") or path == "/":
+            raise StoreOpenError(f"{redact(url)}: a SQLite URL is sqlite:///PATH ({USAGE})")
+        return StoreUrl("sqlite", path[1:])
+    if scheme in _POSTGRES_SCHEMES:
+        return StoreUrl("postgresql", "postgresql://" + url[match.end() :])
+    raise StoreOpenError(f"{redact(url)}: unknown store URL scheme {scheme!r}; {USAGE}")
+
+
+def open_store(url: str | Path, **options: Any) -> Store:
+    """The store `url` names, opened (created and migrated to the current schema when new).
+
+    `options` go to the backend: `SqliteStore`'s (``synchronous``, ``checkpoint_bytes``,
+    ``segment_bytes``, ``recover``) or `PostgresStore`'s (``synchronous``, ``pool_size``,
+    ``connect_timeout``, ``recover``). Raises StoreOpenError (one line, no password) when the
+    store cannot be opened; ValueError for an option out of range.
+    """
+    parsed = parse_url(url)
+    try:
+        if parsed.backend == "postgresql":
+            from .postgres import open_postgres  # noqa: PLC0415  (psycopg only when asked for)
+
+            return open_postgres(parsed.target, **options)
+        from ..adapters.sqlite_store import SqliteStore  # noqa: PLC0415
+
+        return SqliteStore(parsed.target, **options)
+    except StoreOpenError:
+        raise
+    except StoreError as exc:
+        raise StoreOpenError(one_line(str(exc))) from exc
+
+
+def redact(url: str) -> str:
+    """`url` with its password (if any) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def one_line(text: str) -> str:
+    """`text` on one line (a driver's multi-line message joined with '; ')."""
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())

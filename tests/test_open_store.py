@@ -1,0 +1,135 @@
+"""`storage.open_store`: a store named by URL, and the one-line refusals when it cannot open."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import SessionInfo, StoreError, StoreOpenError
+from assessengine.core import chain
+from assessengine.storage import open_store, parse_url, redact
+from assessengine.storage.migrate import head_version
+
+DATA = Path(__file__).parent / "data"
+
+
+def info(session: str = "S1") -> SessionInfo:
+    return SessionInfo(session=session, learner="L1", scenario="forklift-warehouse",
+                       rubric="forklift-load-handling", rubric_version=1,
+                       rubric_sha256="ab" * 32)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "backend", "target"),
+    [
+        ("engine.db", "sqlite", "engine.db"),
+        ("data/engine.db", "sqlite", "data/engine.db"),
+        ("sqlite:///engine.db", "sqlite", "engine.db"),
+        ("sqlite:////var/lib/assess/engine.db", "sqlite", "/var/lib/assess/engine.db"),
+        ("postgresql://engine@db:5432/assess", "postgresql", "postgresql://engine@db:5432/assess"),
+        ("postgres://engine@db/assess", "postgresql", "postgresql://engine@db/assess"),
+    ],
+)
+def test_a_url_names_its_backend(url: str, backend: str, target: str) -> None:
+    parsed = parse_url(url)
+    assert (parsed.backend, parsed.target) == (backend, target)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/x.db"])
+def test_a_malformed_sqlite_url_is_refused(url: str) -> None:
+    with pytest.raises(StoreOpenError, match=r"a SQLite URL is sqlite:///PATH"):
+        parse_url(url)
+
+
+def test_an_unknown_scheme_is_refused_in_one_line_without_the_password() -> None:
+    with pytest.raises(StoreOpenError) as refused:
+        open_store("mysql://engine:s3cret@db/assess")
+    message = str(refused.value)
+    assert message == (
+        "mysql://engine:***@db/assess: unknown store URL scheme 'mysql'; use a file path, "
+        "sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+    )
+    assert isinstance(refused.value, StoreError)
+
+
+def test_redact_hides_only_the_password() -> None:
+    assert redact("postgresql://u:pw@h:5/d?sslmode=require") == "postgresql://u:***@h:5/d?sslmode=require"
+    assert redact("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_a_bare_path_and_a_sqlite_url_open_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    with open_store(path) as first:  # type: ignore[attr-defined]
+        first.open_session(info())
+    store = open_store(f"sqlite:///{path}", synchronous="full")
+    try:
+        assert isinstance(store, SqliteStore)
+        assert store.synchronous == "FULL"
+        assert store.session("S1") is not None
+    finally:
+        store.close()
+
+
+def test_a_file_that_cannot_be_a_store_is_an_open_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just words " * 100)
+    with pytest.raises(StoreOpenError, match="is not an assessengine store"):
+        open_store(str(path))
+
+
+def test_a_sqlite_store_at_a_newer_schema_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    SqliteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE alembic_version SET version_num = ?", (f"{head_version() + 1:04d}",))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreOpenError) as refused:
+        open_store(str(path))
+    assert str(refused.value) == (
+        f"{path} has store schema version {head_version() + 1}; this assessengine supports up "
+        f"to {head_version()}: upgrade assessengine"
+    )
+
+
+def test_a_store_written_by_the_release_before_alembic_opens_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """tests/data/store-v2.db was written by the release whose SQLite store migrated itself
+    (schema_version 1 and 2, no alembic_version; two payload segment files)."""
+    path = tmp_path / "engine.db"
+    shutil.copyfile(DATA / "store-v2.db", path)
+    shutil.copytree(DATA / "store-v2.db-payloads", tmp_path / "engine.db-payloads")
+    store = open_store(path)
+    try:
+        a, b = store.session("A"), store.session("B")
+        assert a is not None
+        assert b is not None
+        assert (a.status, a.close_t, a.next_seq, a.batches) == ("closed", 59.5, 60, 6)
+        assert (b.status, b.next_seq, b.batches) == ("open", 60, 6)
+        for record in (a, b):
+            batches = list(store.batches(record.info.session))
+            assert chain.verify_chain(chain.genesis(record.info), batches) is None
+            assert batches[-1].chain == record.chain_head
+            assert batches[3].payload == bytes([3]) * 6000 + record.info.session.encode()
+        assert store.decisions("A") == [
+            {"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4}}
+        ]
+        assert store.report("A") == {"session": "A", "score": 50.0}
+        store.append_batches([("B", 60, 5, "json-v1", b"{}", b"[]")])  # and it works on
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (f"{head_version():04d}",)
+        ]
+        assert [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY 1")] == (
+            list(range(1, head_version() + 1))
+        )
+    finally:
+        db.close()
