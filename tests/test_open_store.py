@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo, StoreError, StoreOpenError
+from assessengine.adapters.store import SessionInfo, Store, StoreError, StoreOpenError
 from assessengine.core import chain
-from assessengine.storage import open_store, parse_url, redact
+from assessengine.storage import open_store, parse_url, redact, schema
 from assessengine.storage.migrate import head_version
+
+from .pg_server import PASSWORD, PgServer, free_port
 
 DATA = Path(__file__).parent / "data"
 
@@ -133,3 +141,90 @@ def test_a_store_written_by_the_release_before_alembic_opens_after_the_upgrade(
         )
     finally:
         db.close()
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+
+def test_an_unreachable_server_is_one_line(pg_server: PgServer) -> None:
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(StoreOpenError) as refused:
+        open_store(url, connect_timeout=2)
+    message = str(refused.value)
+    assert message.startswith(f"{redact(url)}: cannot connect (")
+    assert "\n" not in message
+    assert PASSWORD not in message
+
+
+def test_wrong_credentials_are_one_line_without_the_password(pg_server: PgServer) -> None:
+    url = pg_server.url(password="not-the-password")
+    with pytest.raises(StoreOpenError, match="password authentication failed") as refused:
+        open_store(url)
+    assert "not-the-password" not in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_an_empty_database_gets_the_schema_of_the_metadata(pg_database: str) -> None:
+    open_store(pg_database).close()
+    assert schema_differences(pg_database) == []
+
+
+def test_a_new_sqlite_file_gets_the_schema_of_the_metadata(tmp_path: Path) -> None:
+    open_store(tmp_path / "engine.db").close()
+    assert schema_differences(f"sqlite:///{tmp_path / 'engine.db'}") == []
+
+
+def test_a_postgres_store_at_a_newer_schema_version_is_refused(pg_store_url: str) -> None:
+    open_store(pg_store_url).close()
+    with psycopg.connect(pg_store_url) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = %s", (f"{head_version() + 1:04d}",))
+    with pytest.raises(StoreOpenError) as refused:
+        open_store(pg_store_url)
+    assert str(refused.value) == (
+        f"{redact(pg_store_url)} has store schema version {head_version() + 1}; this "
+        f"assessengine supports up to {head_version()}: upgrade assessengine"
+    )
+
+
+def test_a_database_of_another_application_is_refused(pg_store_url: str) -> None:
+    with psycopg.connect(pg_store_url) as conn:
+        conn.execute("CREATE TABLE customers (id int)")
+    with pytest.raises(StoreOpenError, match=r"not an assessengine store .*tables: customers"):
+        open_store(pg_store_url)
+
+
+def test_concurrent_openers_of_a_new_database_migrate_it_once(pg_store_url: str) -> None:
+    stores: list[Store] = []
+    threads = [threading.Thread(target=lambda: stores.append(open_store(pg_store_url)))
+               for _ in range(3)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(stores) == 3
+        with psycopg.connect(pg_store_url) as conn:
+            versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        assert versions == [(v,) for v in range(1, head_version() + 1)]
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.parametrize("options", [{"synchronous": "SOMETIMES"}, {"pool_size": 0}])
+def test_bad_postgres_options_are_refused_before_connecting(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        open_store("postgresql://nobody@127.0.0.1:1/x", **options)
+
+
+def schema_differences(url: str) -> list[Any]:
+    """What Alembic's autogenerate finds between the database at `url` and `schema.metadata`
+    (the store's own tables; Alembic's bookkeeping aside)."""
+    target = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(target, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, schema.metadata)
+    finally:
+        engine.dispose()

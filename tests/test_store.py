@@ -3,6 +3,7 @@ real temporary file), then what only a file can show (reopening, WAL readers, ba
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
@@ -26,6 +28,7 @@ from assessengine.adapters.store import (
 )
 from assessengine.core import chain
 from assessengine.storage.migrate import head_version
+from assessengine.storage.postgres import PostgresStore
 
 from .stored_payloads import edit_payload
 
@@ -56,15 +59,26 @@ def item(
 
 
 class Stores:
-    """Opens stores of one kind (SQLite: always on the same file) and closes them all."""
+    """Opens stores of one kind (SQLite: always on the same file; PostgreSQL: always on the
+    same database) and closes them all."""
 
-    def __init__(self, kind: str, path: Path) -> None:
-        self.kind, self.path = kind, path
+    def __init__(self, kind: str, path: Path, url: str = "") -> None:
+        self.kind, self.path, self.url = kind, path, url
         self.opened: list[Store] = []
-        self._memory: MemoryStore | None = None
+
+    @property
+    def target(self) -> str:
+        """What `open_store` opens: the file's path or the database's URL."""
+        return self.url if self.kind == "postgres" else str(self.path)
 
     def open(self) -> Store:
-        store: Store = SqliteStore(self.path) if self.kind == "sqlite" else MemoryStore()
+        store: Store
+        if self.kind == "sqlite":
+            store = SqliteStore(self.path)
+        elif self.kind == "postgres":
+            store = PostgresStore(self.url)
+        else:
+            store = MemoryStore()
         self.opened.append(store)
         return store
 
@@ -76,13 +90,28 @@ class Stores:
             payload[7] ^= 0xFF
             batches[index] = replace(batches[index], payload=bytes(payload))
             return
+        if self.kind == "postgres":
+            with psycopg.connect(self.url) as conn:
+                conn.execute(
+                    "UPDATE batches b SET payload = overlay(b.payload PLACING "
+                    "set_byte('\\x00'::bytea, 0, get_byte(b.payload, 7) # 255) FROM 8 FOR 1) "
+                    "FROM sessions s WHERE s.id = b.session_id AND s.session = %s "
+                    "AND b.idx = %s",
+                    (session, index),
+                )
+            return
         edit_payload(self.path, "s.session = ? AND b.idx = ?", (session, index),
                      lambda payload: payload.__setitem__(7, payload[7] ^ 0xFF))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+BACKENDS = ["memory", "sqlite", "postgres"]
+"""Every `Store`: the contract tests run on each (postgres: on the tests' own server)."""
+
+
+@pytest.fixture(params=BACKENDS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
-    opened = Stores(request.param, tmp_path / "store.db")
+    url = request.getfixturevalue("pg_store_url") if request.param == "postgres" else ""
+    opened = Stores(request.param, tmp_path / "store.db", url)
     yield opened
     for store in opened.opened:
         store.close()
@@ -91,6 +120,16 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
 @pytest.fixture
 def store(stores: Stores) -> Store:
     return stores.open()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Stores that outlive the object (a file, a database): reopened, shared, killed."""
+    url = request.getfixturevalue("pg_store_url") if request.param == "postgres" else ""
+    opened = Stores(request.param, tmp_path / "store.db", url)
+    yield opened
+    for store in opened.opened:
+        store.close()
 
 
 # ------------------------------------------------------------------------------ sessions
@@ -310,6 +349,67 @@ def test_batches_of_an_unknown_session_are_refused_at_once(store: Store) -> None
         store.batches("nope")
 
 
+def test_payloads_round_trip_exactly_whatever_their_size_or_kind(store: Store) -> None:
+    store.open_session(info())
+    big = bytes(range(256)) * (4 * 2**12)  # 4 MiB
+    view = memoryview(b"a received frame: " + bytes(range(256)))[18:]  # read-only, no copy
+    sent = [("S1", 0, 1, "json-v1", b"{}", b""), ("S1", 1, 1, "columns-v1", b"h", big),
+            ("S1", 2, 1, "columns-v1", b"\x00\xff", view)]  # fmt: skip
+    stored = store.append_batches(sent)
+    got = list(store.batches("S1"))
+    assert [b.payload for b in got] == [b"", big, bytes(range(256))]
+    assert all(type(b.payload) is bytes and type(b.header) is bytes for b in got)
+    assert [b.chain for b in got] == [b.chain for b in stored]
+    assert chain.verify_chain(chain.genesis(info()), got) is None
+
+
+def test_a_group_of_many_batches_lands_whole_and_in_order(store: Store) -> None:
+    for sid in ("A", "B"):
+        store.open_session(info(sid))
+    group = [item("A" if k % 3 else "B", 0, 1, fill=k % 256) for k in range(1200)]
+    seqs = {"A": 0, "B": 0}
+    for k, (sid, *rest) in enumerate(group):
+        group[k] = (sid, seqs[sid], *rest[1:])
+        seqs[sid] += 1
+    store.append_batches(group)
+    for sid in ("A", "B"):
+        got = list(store.batches(sid))
+        assert [b.first_seq for b in got] == list(range(seqs[sid]))
+        assert [b.payload for b in got] == [g[5] for g in group if g[0] == sid]
+        assert chain.verify_chain(chain.genesis(info(sid)), got) is None
+
+
+def test_writers_racing_on_one_session_keep_one_unbroken_chain(durable: Stores) -> None:
+    """Two stores (two processes' worth of connections) append to one session at once, each
+    taking the seq the store says is next and retrying when the other got there first."""
+    first, second = durable.open(), durable.open()
+    first.open_session(info())
+    errors: list[BaseException] = []
+
+    def write(store: Store, fill: int) -> None:
+        try:
+            stored = 0
+            while stored < 40:
+                record = store.session("S1")
+                assert record is not None
+                with contextlib.suppress(BatchRefusedError):  # the other one was first
+                    store.append_batches([item("S1", record.next_seq, 2, fill=fill)])
+                    stored += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(s, f)) for s, f in ((first, 1), (second, 2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    batches = list(first.batches("S1"))
+    assert [b.first_seq for b in batches] == list(range(0, 160, 2))
+    assert sorted(b.payload[0] for b in batches) == [1] * 40 + [2] * 40
+    assert chain.verify_chain(chain.genesis(info()), batches) is None
+
+
 # ------------------------------------------------------------------------------ results
 
 
@@ -389,15 +489,15 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "engine.db"
 
 
-def test_everything_persists_across_reopening_the_file(db_path: Path) -> None:
-    with SqliteStore(db_path) as first:
+def test_everything_persists_across_reopening_the_store(durable: Stores) -> None:
+    with durable.open() as first:  # type: ignore[attr-defined]
         first.open_session(info())
         stored = first.append_batches([item("S1", 0), item("S1", 10)])
         first.close_session("S1", 42.0)
         first.save_decisions("S1", [{"criterion": "c", "verdict": "pass", "evidence": {}}])
         first.save_report("S1", {"score": 100.0})
         before = first.session("S1")
-    with SqliteStore(db_path) as second:
+    with durable.open() as second:  # type: ignore[attr-defined]
         assert second.session("S1") == before
         assert list(second.batches("S1")) == stored
         assert second.decisions("S1") == [{"criterion": "c", "verdict": "pass", "evidence": {}}]
@@ -434,21 +534,17 @@ def test_a_reader_connection_reads_while_the_writer_appends(db_path: Path) -> No
         writer.close()
 
 
-def test_two_writers_append_to_one_session_in_turn_and_the_chain_holds(db_path: Path) -> None:
+def test_two_writers_append_to_one_session_in_turn_and_the_chain_holds(durable: Stores) -> None:
     """A store keeps each session's chain head after its own appends; a commit by another
     connection (the API's store beside the engine's) must make it read the head again."""
-    engine, api = SqliteStore(db_path), SqliteStore(db_path)
-    try:
-        engine.open_session(info())
-        for k in range(8):
-            (engine if k % 2 == 0 else api).append_batches([item("S1", 10 * k, fill=k)])
-        record = engine.session("S1")
-        assert record is not None
-        assert (record.next_seq, record.batches) == (80, 8)
-        assert chain.verify_chain(chain.genesis(record.info), engine.batches("S1")) is None
-    finally:
-        api.close()
-        engine.close()
+    engine, api = durable.open(), durable.open()
+    engine.open_session(info())
+    for k in range(8):
+        (engine if k % 2 == 0 else api).append_batches([item("S1", 10 * k, fill=k)])
+    record = engine.session("S1")
+    assert record is not None
+    assert (record.next_seq, record.batches) == (80, 8)
+    assert chain.verify_chain(chain.genesis(record.info), engine.batches("S1")) is None
 
 
 def test_a_store_reads_a_head_once_then_appends_from_memory_until_the_session_closes(
@@ -470,9 +566,8 @@ def test_a_store_reads_a_head_once_then_appends_from_memory_until_the_session_cl
         store.close()
 
 
-def test_a_second_store_reads_while_another_thread_writes(db_path: Path) -> None:
-    writer = SqliteStore(db_path, checkpoint_bytes=2**17)
-    reader = SqliteStore(db_path)
+def test_a_second_store_reads_while_another_thread_writes(durable: Stores) -> None:
+    writer, reader = durable.open(), durable.open()
     writer.open_session(info())
     done = threading.Event()
 
@@ -495,8 +590,6 @@ def test_a_second_store_reads_while_another_thread_writes(db_path: Path) -> None
         assert len(list(reader.batches("S1"))) == 200
     finally:
         thread.join()
-        reader.close()
-        writer.close()
 
 
 def test_a_file_that_is_not_sqlite_is_refused_clearly(db_path: Path) -> None:
@@ -566,9 +659,9 @@ def test_background_checkpoints_keep_the_wal_small(db_path: Path) -> None:
 
 WRITER = """
 import sys
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.store import SessionInfo
-store = SqliteStore(sys.argv[1], checkpoint_bytes=2**18)
+from assessengine.storage import open_store
+store = open_store(sys.argv[1])
 store.open_session(SessionInfo("S1", "L1", "s", "r", 1, "ab" * 32))
 k = 0
 while True:
@@ -578,9 +671,9 @@ while True:
 """
 
 
-def test_every_acknowledged_batch_survives_a_sigkill(db_path: Path) -> None:
+def test_every_acknowledged_batch_survives_a_sigkill(durable: Stores) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, durable.target], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     try:
@@ -591,7 +684,7 @@ def test_every_acknowledged_batch_survives_a_sigkill(db_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-    with SqliteStore(db_path) as store:
+    with durable.open() as store:  # type: ignore[attr-defined]
         record = store.session("S1")
         assert record is not None
         assert record.batches > acked
