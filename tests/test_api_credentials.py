@@ -35,7 +35,7 @@ from assessengine.credential_verify import verify
 
 from .stored_payloads import copy_store
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
-from .test_credentials_e2e import record_sessions
+from .test_credentials_e2e import forged_copy, record_sessions
 from .test_engine_helpers import serve
 from .test_web_support import csrf_of
 from .test_xapi import statement_problems
@@ -148,8 +148,8 @@ def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
 
     # anyone may verify, without a token: every check passes, revocation against our list
     checks = _checks(http.post(f"{API}/credentials/verify", document, None))
-    assert checks == dict.fromkeys(["proof", "key", "expansion", "signature", "schema",
-                                    "validity", "status"], "ok")  # fmt: skip
+    assert checks == dict.fromkeys(["proof", "key", "expansion", "signature", "issuer",
+                                    "schema", "validity", "status"], "ok")  # fmt: skip
 
     tampered = copy.deepcopy(document)
     tampered["credentialSubject"]["result"][0]["value"] = "42"
@@ -172,9 +172,10 @@ def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
     published = http.get(urlsplit(list_url).path, None)
     assert published.status_code == 200, published.text
     status_list = published.json()
-    assert verify(status_list).ok
+    ours = {document["issuer"]["id"]}
+    assert verify(status_list, trusted=ours).ok
     assert status_of(document["credentialStatus"], status_list).set
-    assert not verify(document, status_list=status_list).ok
+    assert not verify(document, trusted=ours, status_list=status_list).ok
 
     after = http.post(f"{API}/credentials/verify", document, None)
     assert after.json()["valid"] is False
@@ -275,6 +276,37 @@ def test_the_urls_inside_a_credential_are_served(http: Http) -> None:
     assert http.get(session, "learner").json()["session"] == "S-1"
     _problem(http.get(f"{API}/credentials/status/2", None), 404, "not-found")
     _problem(http.get(f"{API}/achievements/crane-operator", None), 404, "not-found")
+
+
+def test_a_credential_re_signed_under_another_did_key_is_not_valid(http: Http) -> None:
+    http.observe_all()
+    document = http.issue().json()
+    forger = IssuerKey.generate()
+    forged = forged_copy(document, forger)
+    answer = http.post(f"{API}/credentials/verify", forged, None)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["valid"], body["signature"], body["trusted"]) == (False, "ok", False)
+    assert body["issuer"] == forger.did
+    assert "not trusted" in body["reason"]
+    assert _checks(answer)["issuer"] == "failed"
+    genuine = http.post(f"{API}/credentials/verify", document, None).json()
+    assert (genuine["valid"], genuine["trusted"], genuine["reason"]) == (True, True, None)
+
+
+def test_an_issuer_the_server_is_configured_to_trust_verifies(
+    template: Path, tmp_path: Path
+) -> None:
+    partner = IssuerKey.generate()
+    settings = settings_from(BASE, {"ASSESSENGINE_TRUSTED_ISSUERS": f"{partner.did},did:web:x.org"})
+    assert settings.trusted_issuers == {partner.did, "did:web:x.org"}
+    for http in open_http(template, tmp_path, credentials=settings):
+        http.observe_all()
+        document = forged_copy(http.issue().json(), partner)
+        body = http.post(f"{API}/credentials/verify", document, None).json()
+        assert (body["valid"], body["trusted"]) == (True, True), body
+    with pytest.raises(CredentialError, match="a trusted issuer is a DID"):
+        settings_from(BASE, {"ASSESSENGINE_TRUSTED_ISSUERS": "https://x.org"})
 
 
 def test_verify_refuses_what_is_not_a_json_object(http: Http) -> None:
@@ -475,7 +507,7 @@ def test_serve_takes_the_issuer_key_and_base_url(
                                           "url": "https://assess.example.org"}  # fmt: skip
             status_url = document["credentialStatus"]["statusListCredential"]
             assert status_url == f"https://assess.example.org{API}/credentials/status/1"
-            assert verify(client.get(urlsplit(status_url).path).json()).ok
+            assert verify(client.get(urlsplit(status_url).path).json(), trusted={key.did}).ok
             checked = client.post(f"{API}/credentials/verify", json=document).json()
             assert checked["valid"] is True, checked
         assert served.terminate() == 0, served.log()

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from assessengine.adapters.credential_store import MemoryCredentialStore, SqliteCredentialStore
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.policies import load_policy, shipped_rubric
-from assessengine.adapters.signer import IssuerKey
+from assessengine.adapters.signer import IssuerKey, sign_credential
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
 from assessengine.adapters.store import SessionRecord
@@ -53,6 +53,7 @@ def _sample_module() -> ModuleType:
 
 SAMPLER = _sample_module()
 record_sessions = SAMPLER.record_sessions
+SAMPLE_ISSUER = SAMPLER.ISSUER_KEY.did
 
 # L-1: eligible (a failure, then two consecutive simulator passes, then an observed field pass)
 # L-2: one simulator pass only; L-3: eligible but the field observation is not recorded yet
@@ -112,7 +113,7 @@ def test_issue_verify_tamper_revoke(service: CredentialService) -> None:
     result = service.verify(document)
     assert result.ok, result.to_data()
     assert [c.name for c in result.checks] == [
-        "proof", "key", "expansion", "signature", "schema", "validity", "status",
+        "proof", "key", "expansion", "signature", "issuer", "schema", "validity", "status",
     ]  # fmt: skip
     assert all(c.status == "ok" for c in result.checks)
     assert schema_problems(document) == ()
@@ -201,20 +202,24 @@ def test_the_published_status_list_verifies_and_carries_the_revocation(
     service: CredentialService,
 ) -> None:
     issued = service.issue("L-1", load_policy("forklift-operator"))
+    ours = service.trusted()
     before = service.status_list_credential(1)
-    assert verify(before).ok
-    assert verify(issued.document, status_list=before).check("status").status == "ok"
+    assert verify(before, trusted=ours).ok
+    assert verify(issued.document, trusted=ours, status_list=before).check("status").status == "ok"
     service.revoke(issued.id, reason="r", by="admin")
     after = service.status_list_credential(1)
-    assert verify(issued.document, status_list=before).check("status").status == "ok"
-    assert verify(issued.document, status_list=after).check("status").status == "failed"
+    assert verify(issued.document, trusted=ours, status_list=before).check("status").status == "ok"
+    assert verify(issued.document, trusted=ours, status_list=after).check("status").status == (
+        "failed"
+    )
 
 
 def test_a_status_list_from_another_issuer_is_not_believed(service: CredentialService) -> None:
     issued = service.issue("L-1", load_policy("forklift-operator"))
     impostor = CredentialService(service.store, service.credentials, key=IssuerKey.generate(),
                                  urls=service.urls)  # fmt: skip
-    check = verify(issued.document, status_list=impostor.status_list_credential(1))
+    check = verify(issued.document, trusted=service.trusted(),
+                   status_list=impostor.status_list_credential(1))  # fmt: skip
     assert check.check("status").status == "failed"
     assert "issued by" in check.check("status").detail
 
@@ -222,10 +227,12 @@ def test_a_status_list_from_another_issuer_is_not_believed(service: CredentialSe
 def test_validity_is_checked_against_the_clock(service: CredentialService) -> None:
     issued = service.issue("L-1", load_policy("forklift-operator"))
     assert issued.valid_until is not None
-    later = verify(issued.document, now=issued.valid_until + timedelta(seconds=1))
+    later = verify(issued.document, trusted=service.trusted(),
+                   now=issued.valid_until + timedelta(seconds=1))  # fmt: skip
     assert later.check("validity").status == "failed"
     assert later.check("validity").detail.startswith("expired")
-    earlier = verify(issued.document, now=issued.issued_at - timedelta(days=1))
+    earlier = verify(issued.document, trusted=service.trusted(),
+                     now=issued.issued_at - timedelta(days=1))  # fmt: skip
     assert earlier.check("validity").detail.startswith("not valid yet")
 
 
@@ -251,7 +258,7 @@ def test_every_shipped_policy_issues_from_simulated_sessions(policy_id: str) -> 
     record_sessions(store, policy.requirements[0].rubric, "L-9", plan)
     service = CredentialService(store, MemoryCredentialStore(), key=IssuerKey.generate())
     issued = service.issue("L-9", policy)
-    assert verify(issued.document).ok
+    assert service.verify(issued.document).ok
     assert len(issued.document["evidence"]) == len(plan)
     assert issued.document["credentialSubject"]["achievement"]["alignment"]
 
@@ -278,28 +285,36 @@ def test_the_command_line_issues_verifies_and_revokes(db: Path, tmp_path: Path) 
     document = json.loads(out.read_text())
     assert document["issuer"]["id"] == did
 
-    checked = run("credential", "verify", str(out))
+    checked = run("credential", "verify", str(out), "--key", str(key_file))
     assert checked.exit_code == 0, checked.output
-    for name in ("proof", "key", "expansion", "signature", "schema", "validity"):
+    for name in ("proof", "key", "expansion", "signature", "issuer", "schema", "validity"):
         assert f"ok       {name}" in checked.output
     assert "skipped  status" in checked.output
+    as_the_engine = run("credential", "verify", str(out), "--db", str(db), "--key", str(key_file))
+    assert as_the_engine.exit_code == 0, as_the_engine.output
+    assert "ok       status     not revoked" in as_the_engine.output
 
     listing = tmp_path / "status-1.json"
     made_list = run("credential", "status-list", "--db", str(db), "--key", str(key_file),
                     "--out", str(listing))  # fmt: skip
     assert made_list.exit_code == 0, made_list.output
-    assert run("credential", "verify", str(out), "--status-list", str(listing)).exit_code == 0
+    assert run("credential", "verify", str(out), "--status-list", str(listing),
+               "--trusted-issuer", did).exit_code == 0  # fmt: skip
 
     revoked = run("credential", "revoke", "--db", str(db), "--id", document["id"], "--reason",
                   "cheating in the simulator")  # fmt: skip
     assert revoked.exit_code == 0, revoked.output
     assert f"revoked {document['id']}" in revoked.output
+    again = run("credential", "revoke", "--db", str(db), "--id", document["id"], "--reason", "x")
+    assert again.exit_code == 1
+    assert "already revoked" in again.output
     run("credential", "status-list", "--db", str(db), "--key", str(key_file), "--out",
         str(listing))  # fmt: skip
-    after = run("credential", "verify", str(out), "--status-list", str(listing))
+    after = run("credential", "verify", str(out), "--status-list", str(listing), "--key",
+                str(key_file))  # fmt: skip
     assert after.exit_code == 1
     assert "FAILED   status     revoked" in after.output
-    assert after.output.rstrip().endswith("INVALID")
+    assert after.output.rstrip().splitlines()[-1].startswith("INVALID: status: revoked")
 
 
 def test_the_command_line_refuses_an_ineligible_learner_with_the_reasons(
@@ -320,18 +335,87 @@ def test_the_command_line_reports_a_tampered_credential(tmp_path: Path) -> None:
     document["credentialSubject"]["result"][0]["value"] = "99"
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(document))
-    result = run("credential", "verify", "--json", str(tampered))
+    result = run("credential", "verify", "--json", str(tampered), "--trusted-issuer",
+                 SAMPLE_ISSUER)  # fmt: skip
     assert result.exit_code == 1
     data = json.loads(result.output)
     assert data["valid"] is False
+    assert data["signature"] == "failed"
     assert {c["name"]: c["status"] for c in data["checks"]}["signature"] == "failed"
 
 
-def test_issuing_needs_a_key(db: Path) -> None:
+def forged_copy(document: dict[str, Any], forger: IssuerKey) -> dict[str, Any]:
+    """`document` re-signed under the forger's did:key: issuer id changed, status removed."""
+    forged = copy.deepcopy(document)
+    forged["issuer"]["id"] = forger.did
+    del forged["credentialStatus"], forged["proof"]
+    return sign_credential(forged, forger, created=datetime.now(UTC).replace(microsecond=0))
+
+
+def test_a_forged_credential_signed_by_another_key_is_not_valid(
+    service: CredentialService,
+) -> None:
+    issued = service.issue("L-1", load_policy("forklift-operator"))
+    forged = forged_copy(dict(issued.document), IssuerKey.generate())
+    result = service.verify(forged)
+    assert result.signature == "ok"
+    assert not result.trusted
+    assert not result.ok
+    assert result.check("issuer").status == "failed"
+    assert result.reason is not None
+    assert "not trusted" in result.reason
+    assert service.verify(issued.document).trusted
+
+
+def test_a_configured_trusted_issuer_verifies_and_nobody_else(service: CredentialService) -> None:
+    partner = IssuerKey.generate()
+    document = forged_copy(dict(service.issue("L-1", load_policy("forklift-operator")).document),
+                           partner)  # fmt: skip
+    assert not verify(document, trusted=()).ok
+    assert verify(document, trusted={partner.did}).ok
+    service.trusted_issuers = frozenset({partner.did})
+    assert service.verify(document).ok
+
+
+def test_the_command_line_refuses_a_forged_credential(db: Path, tmp_path: Path) -> None:
+    key_file = tmp_path / "issuer.pem"
+    key_file.write_bytes(IssuerKey.generate().to_pem())
+    env = {"ASSESSENGINE_ISSUER_KEY": str(key_file)}
+    out = tmp_path / "L-1.json"
+    issued = CliRunner().invoke(main, ["credential", "issue", "--db", str(db), "--learner", "L-1",
+                                       "--policy", "forklift-operator", "--out", str(out)],
+                                env=env)  # fmt: skip
+    assert issued.exit_code == 0, issued.output
+    forger = IssuerKey.generate()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(forged_copy(json.loads(out.read_text()), forger)))
+
+    for extra in ([], ["--db", str(db)]):
+        result = CliRunner().invoke(main, ["credential", "verify", "--json", str(forged), *extra],
+                                    env=env)  # fmt: skip
+        assert result.exit_code == 1, result.output
+        data = json.loads(result.output)
+        assert (data["valid"], data["signature"], data["trusted"]) == (False, "ok", False)
+        assert data["issuer"] == forger.did
+        assert "not trusted" in data["reason"]
+    genuine = CliRunner().invoke(main, ["credential", "verify", str(out)], env=env)
+    assert genuine.exit_code == 0, genuine.output
+    trusting = CliRunner().invoke(main, ["credential", "verify", str(forged), "--trusted-issuer",
+                                         forger.did])  # fmt: skip
+    assert trusting.exit_code == 0, trusting.output
+    bad = CliRunner().invoke(main, ["credential", "verify", str(forged), "--trusted-issuer", "x"])
+    assert bad.exit_code == 2
+    assert "a trusted issuer is a DID" in bad.output
+
+
+def test_issuing_without_a_key_uses_the_one_serve_makes_beside_the_store(db: Path) -> None:
     result = CliRunner().invoke(main, ["credential", "issue", "--db", str(db), "--learner",
                                        "L-1", "--policy", "forklift-operator"], env={})  # fmt: skip
-    assert result.exit_code == 2
-    assert "no issuer key" in result.output
+    assert result.exit_code == 0, result.output
+    key_file = db.with_name(db.name + ".issuer.pem")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    document = json.loads(result.stdout)
+    assert document["issuer"]["id"] == IssuerKey.from_pem(key_file.read_bytes()).did
 
 
 def test_an_existing_key_file_is_not_overwritten(tmp_path: Path) -> None:
@@ -358,7 +442,7 @@ def test_the_sample_credential_is_what_the_script_makes() -> None:
 def test_the_sample_credential_verifies_and_fails_when_changed() -> None:
     document = json.loads(SAMPLE.read_text())
     moment = datetime(2025, 6, 3, tzinfo=UTC)
-    result = verify(document, now=moment)
+    result = verify(document, trusted={SAMPLE_ISSUER}, now=moment)
     assert result.ok, result.to_data()
     assert result.check("schema").status == "ok"
     for path, value in [
@@ -372,4 +456,6 @@ def test_the_sample_credential_verifies_and_fails_when_changed() -> None:
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
-        assert verify(changed, now=moment).check("signature").status == "failed", path
+        assert verify(changed, trusted={SAMPLE_ISSUER}, now=moment).check("signature").status == (
+            "failed"
+        ), path

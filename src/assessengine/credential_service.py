@@ -9,7 +9,8 @@
   file it (`adapters.credential_store`); `NotEligibleError` with the reasons otherwise;
 - `revoke(credential_id, reason=..., by=...)`: set its bit in the revocation list, recorded;
 - `status_list_credential(list_id)`: the signed ``BitstringStatusListCredential`` to publish;
-- `verify(document)`: `credential_verify.verify` with the engine's own current status list;
+- `verify(document)`: `credential_verify.verify` trusting the engine's own key and the
+  configured `trusted_issuers`, with the engine's own current status list;
 - `session_statements(session_id, config)`: the xAPI statements of one scored session.
 
 Reviews: a stored report is the machine's; assessors' in-field observations (and, if the
@@ -21,7 +22,7 @@ returns the report as reviewed (same JSON shape, optionally with an ``"assessor"
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -56,7 +57,11 @@ from .core.scoring import score_and_outcome
 from .core.status_list import MIN_ENTRIES, bitstring, status_entries, status_list_credential
 from .credential_verify import VerificationResult, verify
 
-DEFAULT_BASE_URL: Final = "http://localhost:8000"
+DEFAULT_HTTP: Final = "127.0.0.1:8080"
+"""`assessengine serve`'s default HTTP address."""
+DEFAULT_BASE_URL: Final = f"http://{DEFAULT_HTTP}"
+"""The engine's public URL when none is configured: serve's default address, so that the CLI
+and the server write (and recognise) the same URLs."""
 
 Review = Callable[[SessionRecord, dict[str, Any]], dict[str, Any]]
 """(stored session, stored report) -> the report as reviewed (same JSON shape)."""
@@ -222,6 +227,7 @@ class CredentialService:
     urls:         the engine's public URLs
     rubrics:      rubric id -> rubric (titles, pass scores, observed criteria)
     review:       see the module docstring
+    trusted_issuers:  issuer ids (DIDs) whose credentials verify as valid besides the key's
     clock, new_id, choose:  injected for tests (time, credential ids, status indices)
     """
 
@@ -236,6 +242,7 @@ class CredentialService:
         urls: EngineUrls | None = None,
         rubrics: RubricLookup = shipped_rubric,
         review: Review | None = None,
+        trusted_issuers: Collection[str] = (),
         clock: Callable[[], datetime] | None = None,
         new_id: Callable[[], str] | None = None,
         choose: Chooser | None = None,
@@ -248,6 +255,7 @@ class CredentialService:
         self.issuer_url = issuer_url or self.urls.base
         self.rubrics = rubrics
         self.review = review
+        self.trusted_issuers = frozenset(trusted_issuers)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._new_id = new_id or (lambda: f"urn:uuid:{uuid.uuid4()}")
         self._choose = choose
@@ -391,9 +399,15 @@ class CredentialService:
         )
         return sign_credential(document, key, created=now)
 
+    def trusted(self) -> frozenset[str]:
+        """The issuers whose credentials verify as valid here: the key's and the configured."""
+        own = frozenset() if self.key is None else frozenset({self.key.did})
+        return own | self.trusted_issuers
+
     def verify(self, document: Mapping[str, Any]) -> VerificationResult:
-        """Verify `document`, reading its status from this engine's current list when it
-        points at one (else the status check is skipped)."""
+        """Verify `document` (valid only when issued by a `trusted` issuer), reading its
+        status from this engine's current list when it points at one (else the status check
+        is skipped)."""
         status_list = None
         prefix = self.urls.status_list(0).removesuffix("0")
         for entry in status_entries(document):
@@ -405,7 +419,8 @@ class CredentialService:
                 except CredentialError:
                     status_list = None  # not a list of ours: the status check is skipped
                 break
-        return verify(document, status_list=status_list, now=self._clock())
+        return verify(document, trusted=self.trusted(), status_list=status_list,
+                      now=self._clock())
 
     # ---------------------------------------------------------------------------- xAPI
 

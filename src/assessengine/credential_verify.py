@@ -1,33 +1,54 @@
-"""Verify a credential offline: proof, schema, validity period and revocation, each reported.
+"""Verify a credential offline: proof, issuer trust, schema, validity period and revocation.
 
-`verify(document, status_list=..., now=...)` never raises for a bad document; it returns a
-`VerificationResult` with one `CheckResult` per check:
+`verify(document, trusted=..., status_list=..., now=...)` never raises for a bad document; it
+returns a `VerificationResult` with one `CheckResult` per check:
 
     proof, key, expansion, signature   the Data Integrity proof (adapters.signer)
+    issuer                             the issuer is one of `trusted` (issuer ids, DIDs)
     schema                             the official Open Badges 3.0 JSON Schema
     validity                           validFrom <= now <= validUntil
     status                             the credential's bit in its Bitstring Status List
 
 A check is ``ok``, ``failed`` or ``skipped`` (nothing to check, or nothing to check it with: a
 credential without ``credentialStatus``, or no status list given). The credential is valid when
-no check failed. The status list must itself verify, come from the credential's issuer, be
-the list the credential names, and be within its own validity period.
+no check failed, so *valid* means correctly signed AND by a trusted issuer: anyone can make a
+did:key and sign a copy of a credential under it, and such a copy verifies cryptographically
+(``signature`` ok) while proving nothing about who issued it (``issuer`` failed). The caller
+always says whom it trusts (the engine: its own key plus the configured issuer DIDs). The
+status list must itself verify, come from the credential's issuer, be the list the credential
+names, and be within its own validity period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .adapters.signer import issuer_id, verify_credential
 from .adapters.standards import schema_problems
+from .core.credentials import CredentialError
 from .core.instants import to_utc, utc_text
 from .core.status_list import status_entries, status_of
 
 CheckStatus = Literal["ok", "failed", "skipped"]
 OPEN_BADGE_TYPES = ("OpenBadgeCredential", "AchievementCredential")
+_DID = re.compile(r"did:[a-z0-9]+:[A-Za-z0-9._:%-]+(#[A-Za-z0-9._:%-]*)?")
+
+
+def trusted_issuers(values: Iterable[str]) -> frozenset[str]:
+    """The issuer ids in `values` (each may hold several, separated by commas or whitespace,
+    as in ``ASSESSENGINE_TRUSTED_ISSUERS``); each must be a DID (``did:METHOD:ID``).
+    CredentialError names the first that is not."""
+    found: set[str] = set()
+    for value in values:
+        for item in value.replace(",", " ").split():
+            if not _DID.fullmatch(item) or "#" in item:
+                raise CredentialError(f"a trusted issuer is a DID (did:key:z6Mk...), not {item!r}")
+            found.add(item)
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +65,36 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class VerificationResult:
+    """Every check of one credential; `ok` (valid) when none failed."""
+
     checks: tuple[CheckResult, ...]
+    issuer: str | None = None
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def signature(self) -> CheckStatus:
+        """The signature check's status (``failed`` when it could not run)."""
+        found = [c.status for c in self.checks if c.name == "signature"]
+        return found[0] if found else "failed"
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the issuer is one the verifier trusts."""
+        return any(c.name == "issuer" and c.status == "ok" for c in self.checks)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the credential is not valid (None when it is): a correct signature by an
+        untrusted issuer says so; otherwise the first failed check."""
+        if self.ok:
+            return None
+        failed = [c for c in self.checks if not c.ok]
+        if self.signature == "ok" and not self.trusted and len(failed) == 1:
+            return f"correctly signed, but by {self.issuer or 'no issuer'}, which is not trusted"
+        return f"{failed[0].name}: {failed[0].detail}"
 
     def check(self, name: str) -> CheckResult:
         for item in self.checks:
@@ -57,9 +103,15 @@ class VerificationResult:
         raise KeyError(name)
 
     def to_data(self) -> dict[str, Any]:
-        """JSON-ready: ``{"valid": bool, "checks": [{"name", "status", "detail"}, ...]}``."""
+        """JSON-ready: ``{"valid": bool, "signature": "ok"|"failed"|"skipped", "trusted": bool,
+        "issuer": str|None, "reason": str|None, "checks": [{"name", "status", "detail"}, ...]}``.
+        """
         return {
             "valid": self.ok,
+            "signature": self.signature,
+            "trusted": self.trusted,
+            "issuer": self.issuer,
+            "reason": self.reason,
             "checks": [
                 {"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks
             ],
@@ -69,20 +121,33 @@ class VerificationResult:
 def verify(
     document: object,
     *,
+    trusted: Collection[str],
     status_list: Mapping[str, Any] | None = None,
     now: datetime | None = None,
     public_key: bytes | None = None,
 ) -> VerificationResult:
-    """Every check of `document` at time `now` (default: the current time)."""
+    """Every check of `document` at time `now` (default: the current time); `trusted`: the
+    issuer ids the verifier trusts (an empty collection trusts no one)."""
     if not isinstance(document, Mapping):
         return VerificationResult((CheckResult("document", "failed", "not a JSON object"),))
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     proof = verify_credential(document, public_key=public_key)
     checks = [CheckResult(c.name, "ok" if c.ok else "failed", c.detail) for c in proof.checks]
+    checks.append(_trust(document, trusted))
     checks.append(_schema(document))
     checks.append(_validity(document, moment))
     checks.append(_status(document, status_list, moment))
-    return VerificationResult(tuple(checks))
+    return VerificationResult(tuple(checks), issuer_id(document))
+
+
+def _trust(document: Mapping[str, Any], trusted: Collection[str]) -> CheckResult:
+    issuer = issuer_id(document)
+    if issuer is None:
+        return CheckResult("issuer", "failed", "the credential names no issuer")
+    if issuer in trusted:
+        return CheckResult("issuer", "ok", f"{issuer} is a trusted issuer")
+    return CheckResult("issuer", "failed", f"{issuer} is not a trusted issuer (trusted: "
+                       f"{len(trusted)} issuer{'' if len(trusted) == 1 else 's'})")  # fmt: skip
 
 
 def _schema(document: Mapping[str, Any]) -> CheckResult:

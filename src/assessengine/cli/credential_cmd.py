@@ -1,39 +1,45 @@
 """`assessengine credential ...` and `assessengine keys issuer`: microcredentials from the CLI.
 
-Thin wrappers over `credential_service.CredentialService` and `credential_verify.verify`;
-the HTTP API wraps the same calls. Settings come from options or the environment
-(``ASSESSENGINE_ISSUER_KEY``, ``ASSESSENGINE_BASE_URL``, ``ASSESSENGINE_ISSUER_NAME``,
-``ASSESSENGINE_ISSUER_URL``), read here only.
+Issuing, revoking, publishing and verifying against a store go through the same
+`api.service.credentials.CredentialApi` as the HTTP API (so the CLI counts the assessors'
+observations, audits what it does, and uses the key `serve` uses: ``<db>.issuer.pem`` beside
+the store unless ``--key`` says otherwise); it acts as an admin named ``cli:<user>``.
+`credential verify FILE` without ``--db`` is `credential_verify.verify` offline. Settings
+come from options or the environment (``ASSESSENGINE_ISSUER_KEY``, ``ASSESSENGINE_BASE_URL``,
+``ASSESSENGINE_ISSUER_NAME``, ``ASSESSENGINE_ISSUER_URL``, ``ASSESSENGINE_TRUSTED_ISSUERS``),
+read here only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
-from ..adapters.credential_store import CredentialStoreError, SqliteCredentialStore
 from ..adapters.policies import check_policy_file, load_policy
 from ..adapters.signer import IssuerKey
-from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import StoreError
+from ..api.service import Principal, ReviewService, ServiceError
+from ..api.service.credentials import (
+    MAX_REASON,
+    CredentialApi,
+    CredentialSettings,
+    IneligibleError,
+    RevokeIn,
+)
 from ..core.credentials import CredentialError
 from ..core.policy import Policy, PolicyError
-from ..credential_service import (
-    DEFAULT_BASE_URL,
-    AlreadyIssuedError,
-    CredentialService,
-    EngineUrls,
-    NotEligibleError,
-)
-from ..credential_verify import verify
+from ..credential_service import DEFAULT_BASE_URL, EngineUrls
+from ..credential_verify import VerificationResult, trusted_issuers, verify
 from ._app import main
 from .keys_cmd import keys
+from .token_cmd import actor
 
 EXIT_REFUSED = 1  # not eligible, invalid credential, unknown credential
 
@@ -76,25 +82,28 @@ def credential() -> None:
     \b
     A credential policy (credentials/<id>.yaml) says what a learner must pass; the engine
     checks the learner's sessions in its store against it and signs the credential:
-      assessengine keys issuer --out issuer.pem
       assessengine credential issue --db engine.db --learner L-1 --policy forklift-operator \\
-          --key issuer.pem --out L-1.json
-      assessengine credential status-list --db engine.db --key issuer.pem --out status-1.json
-      assessengine credential verify L-1.json --status-list status-1.json
+          --out L-1.json
+      assessengine credential verify L-1.json --db engine.db
       assessengine credential revoke --db engine.db --id urn:uuid:... --reason "..."
-    See docs/credentials.md.
+      assessengine credential status-list --db engine.db --out status-1.json
+      assessengine credential verify L-1.json --status-list status-1.json \\
+          --trusted-issuer did:key:z6Mk...
+    The key is the one `serve` uses: DB.issuer.pem beside the store (made on the first issue),
+    or --key FILE (`assessengine keys issuer --out FILE`). See docs/credentials.md.
     """
 
 
-def _db_option(function: Any) -> Any:
+def _db_option(required: bool) -> Callable[[Any], Any]:
     return click.option(
         "--db",
         "db",
-        required=True,
+        required=required,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         metavar="PATH",
-        help="The engine's store (SQLite file).",
-    )(function)
+        help="The engine's store (SQLite file)."
+        + ("" if required else " Verify as the engine does: its key, its current status list."),
+    )
 
 
 def _key_option(function: Any) -> Any:
@@ -104,7 +113,32 @@ def _key_option(function: Any) -> Any:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         envvar="ASSESSENGINE_ISSUER_KEY",
         metavar="FILE",
-        help="Issuer key (from `keys issuer`); env ASSESSENGINE_ISSUER_KEY.",
+        help="Issuer key (from `keys issuer`); default: DB.issuer.pem beside the store, as "
+        "`serve` makes it. Env ASSESSENGINE_ISSUER_KEY.",
+    )(function)
+
+
+def _trust_option(function: Any) -> Any:
+    return click.option(
+        "--trusted-issuer",
+        "trusted",
+        multiple=True,
+        envvar="ASSESSENGINE_TRUSTED_ISSUERS",
+        metavar="DID",
+        help="An issuer whose credentials are valid here besides the engine's own key "
+        "(repeatable); env ASSESSENGINE_TRUSTED_ISSUERS (DIDs separated by spaces).",
+    )(function)
+
+
+def _base_url_option(function: Any) -> Any:
+    return click.option(
+        "--base-url",
+        envvar="ASSESSENGINE_BASE_URL",
+        default=DEFAULT_BASE_URL,
+        show_default=True,
+        metavar="URL",
+        help="The engine's public URL (sessions, status lists), as `serve` has it; env "
+        "ASSESSENGINE_BASE_URL.",
     )(function)
 
 
@@ -122,18 +156,11 @@ def _issuer_options(function: Any) -> Any:
         show_default=True,
         help="The issuer's name in credentials; env ASSESSENGINE_ISSUER_NAME.",
     )(function)
-    return click.option(
-        "--base-url",
-        envvar="ASSESSENGINE_BASE_URL",
-        default=DEFAULT_BASE_URL,
-        show_default=True,
-        metavar="URL",
-        help="The engine's public URL (sessions, status lists); env ASSESSENGINE_BASE_URL.",
-    )(function)
+    return _base_url_option(function)
 
 
 @credential.command("issue")
-@_db_option
+@_db_option(required=True)
 @click.option("--learner", required=True, metavar="ID", help="The learner's id.")
 @click.option("--policy", "policy_ref", required=True, metavar="ID|FILE", help="Policy id or file.")
 @_key_option
@@ -156,23 +183,17 @@ def issue(
 ) -> None:
     """Issue a signed credential to LEARNER when their sessions meet the policy.
 
-    Exit 1 with what is missing when they do not (or when they already hold one).
+    Counts what `serve` counts: the scorer's verdicts plus the observations assessors recorded
+    (over HTTP or on the web pages). Exit 1 with what is missing when they do not (or when
+    they already hold one).
     """
     policy = _policy(policy_ref)
-    key = _key(key_file)
-    with _service(db, key, base_url, issuer_name, issuer_url) as service:
+    settings = _settings(base_url, issuer_name, issuer_url)
+    with _engine(db, key_file, settings) as api:
         try:
-            issued = service.issue(learner, policy)
-        except NotEligibleError as refusal:
-            click.echo(f"not eligible: {learner} for {policy.policy}", err=True)
-            for reason in refusal.reasons:
-                click.echo(f"  - {reason}", err=True)
-            raise SystemExit(EXIT_REFUSED) from None
-        except AlreadyIssuedError as refusal:
-            click.echo(f"refused: {refusal}", err=True)
-            raise SystemExit(EXIT_REFUSED) from None
-        except CredentialError as error:
-            raise click.ClickException(str(error)) from None
+            issued = api.issue_policy(_admin(), learner, policy)
+        except ServiceError as error:
+            _refuse(error, f"{learner} for {policy.policy}")
     text = json.dumps(issued.document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -189,55 +210,98 @@ def issue(
 
 @credential.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_db_option(required=False)
+@_key_option
+@_trust_option
+@_base_url_option
 @click.option(
     "--status-list",
     "status_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="The issuer's published status list credential (else revocation is not checked).",
+    help="The issuer's published status list credential (else, with --db, the engine's "
+    "current list; without, revocation is not checked).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def verify_command(file: Path, status_file: Path | None, as_json: bool) -> None:
-    """Verify a credential offline: proof, schema, validity period, revocation status.
+def verify_command(
+    file: Path,
+    db: Path | None,
+    key_file: Path | None,
+    trusted: tuple[str, ...],
+    base_url: str,
+    status_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify a credential: proof, issuer, schema, validity period, revocation status.
 
+    Valid means correctly signed AND issued by a trusted issuer: the engine's own key (--db:
+    the key beside the store; --key FILE) or one given with --trusted-issuer. A correct
+    signature by anyone else is reported (signature ok, issuer FAILED) and is not valid.
     Exit 0 when no check failed (a skipped check does not fail), else 1.
     """
     document = _read_json(file)
     status_list = _read_json(status_file) if status_file else None
     if status_file is not None and not isinstance(status_list, dict):
         raise click.BadParameter("not a JSON object", param_hint="--status-list")
-    result = verify(document, status_list=status_list)
+    try:
+        trust = trusted_issuers(trusted)
+    except CredentialError as error:
+        raise click.BadParameter(str(error), param_hint="--trusted-issuer") from None
+    result = _verification(document, db, key_file, trust, base_url, status_list)
     if as_json:
         click.echo(json.dumps(result.to_data(), indent=2))
     else:
         for check in result.checks:
             status = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[check.status]
             click.echo(f"{status:<8} {check.name:<10} {check.detail}")
-        click.echo("valid" if result.ok else "INVALID")
+        click.echo("valid" if result.ok else f"INVALID: {result.reason}")
     if not result.ok:
         raise SystemExit(EXIT_REFUSED)
 
 
+def _verification(
+    document: Any,
+    db: Path | None,
+    key_file: Path | None,
+    trust: frozenset[str],
+    base_url: str,
+    status_list: dict[str, Any] | None,
+) -> VerificationResult:
+    """With --db as the engine verifies (its key, its current status list); else offline."""
+    if db is not None:
+        with _engine(db, key_file, _settings(base_url, trusted=trust)) as api:
+            if status_list is None and isinstance(document, dict):
+                return api.verification(document)
+            key = api.key.get(make=False)
+    else:
+        key = None if key_file is None else _key(key_file)
+    own = frozenset() if key is None else frozenset({key.did})
+    return verify(document, trusted=own | trust, status_list=status_list)
+
+
 @credential.command("revoke")
-@_db_option
+@_db_option(required=True)
 @click.option("--id", "credential_id", required=True, metavar="CREDENTIAL_ID")
-@click.option("--reason", required=True, help="Why (kept with the revocation).")
-@click.option("--by", "by", default="admin", show_default=True, help="Who revokes.")
-def revoke(db: Path, credential_id: str, reason: str, by: str) -> None:
+@click.option("--reason", required=True, help="Why (kept with the revocation, audited).")
+@click.option("--by", "by", default=None, help="Who revokes (default: cli:<user>).")
+def revoke(db: Path, credential_id: str, reason: str, by: str | None) -> None:
     """Revoke an issued credential (publish the status list again for verifiers to see it)."""
-    with _service(db, None, DEFAULT_BASE_URL, "assessengine", None) as service:
+    try:
+        body = RevokeIn(reason=reason)
+    except ValidationError:
+        raise click.BadParameter(f"1 to {MAX_REASON} characters", param_hint="--reason") from None
+    who = _admin(by)
+    with _engine(db, None, CredentialSettings()) as api:
         try:
-            revocation = service.revoke(credential_id, reason=reason, by=by)
-        except CredentialStoreError as error:
-            click.echo(f"refused: {error}", err=True)
-            raise SystemExit(EXIT_REFUSED) from None
-        issued = service.credentials.issued(credential_id)
-    where = f" (status list {issued.status.list_id} index {issued.status.index})" if issued else ""
-    click.echo(f"revoked {credential_id}{where} by {revocation.revoked_by}: {revocation.reason}")
+            done = api.revoke(who, credential_id, body)
+        except ServiceError as error:
+            _refuse(error, credential_id)
+    where = f" (status list {done.status_list} index {done.status_index})"
+    click.echo(f"revoked {done.id}{where} by {who.name}: {body.reason}")
 
 
 @credential.command("status-list")
-@_db_option
+@_db_option(required=True)
 @_key_option
 @click.option("--list", "list_id", default=1, show_default=True, help="Which list.")
 @click.option(
@@ -257,11 +321,11 @@ def status_list(
     issuer_url: str | None,
 ) -> None:
     """The signed revocation list (BitstringStatusListCredential) to publish at its URL."""
-    with _service(db, _key(key_file), base_url, issuer_name, issuer_url) as service:
+    with _engine(db, key_file, _settings(base_url, issuer_name, issuer_url)) as api:
         try:
-            document = service.status_list_credential(list_id)
-        except CredentialError as error:
-            raise click.ClickException(str(error)) from None
+            document = api.status_list(list_id)
+        except ServiceError as error:
+            raise click.ClickException(error.detail) from None
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -295,12 +359,7 @@ def _policy(reference: str) -> Policy:
         raise click.BadParameter(str(error), param_hint="--policy") from None
 
 
-def _key(key_file: Path | None) -> IssuerKey:
-    if key_file is None:
-        raise click.UsageError(
-            "no issuer key: pass --key FILE or set ASSESSENGINE_ISSUER_KEY"
-            " (make one with `assessengine keys issuer --out FILE`)"
-        )
+def _key(key_file: Path) -> IssuerKey:
     try:
         return IssuerKey.from_pem(key_file.read_bytes())
     except (ValueError, TypeError, CredentialError) as error:
@@ -309,32 +368,56 @@ def _key(key_file: Path | None) -> IssuerKey:
         ) from None
 
 
-@contextmanager
-def _service(
-    db: Path, key: IssuerKey | None, base_url: str, issuer_name: str, issuer_url: str | None
-) -> Iterator[CredentialService]:
+def _settings(
+    base_url: str,
+    issuer_name: str = "assessengine",
+    issuer_url: str | None = None,
+    *,
+    trusted: frozenset[str] = frozenset(),
+) -> CredentialSettings:
     try:
-        urls = EngineUrls(base_url.rstrip("/"))
+        EngineUrls(base_url.rstrip("/"))
     except CredentialError as error:
         raise click.BadParameter(str(error), param_hint="--base-url") from None
+    return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=issuer_name,
+                              issuer_url=issuer_url, trusted_issuers=trusted)  # fmt: skip
+
+
+def _admin(name: str | None = None) -> Principal:
+    """Whoever runs the CLI on the store file acts as an admin (they hold the file)."""
+    return Principal("cli", name or actor(), "admin")
+
+
+def _refuse(error: ServiceError, what: str) -> NoReturn:
+    """Exit 1 with the refusal (not eligible: each missing requirement)."""
+    if isinstance(error, IneligibleError):
+        click.echo(f"not eligible: {what}", err=True)
+        for reason in error.reasons:
+            click.echo(f"  - {reason}", err=True)
+    else:
+        click.echo(f"refused: {error.detail}", err=True)
+    raise SystemExit(EXIT_REFUSED)
+
+
+@contextmanager
+def _engine(
+    db: Path, key_file: Path | None, settings: CredentialSettings
+) -> Iterator[CredentialApi]:
+    """The engine's credential service over the store at `db`, as `serve` builds it."""
     try:
-        store = SqliteStore(db)
+        reviews = ReviewService.open(db)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
     try:
-        with SqliteCredentialStore(db) as credentials:
-            yield CredentialService(
-                store,
-                credentials,
-                key=key,
-                issuer_name=issuer_name,
-                issuer_url=issuer_url,
-                urls=urls,
-            )
-    except (CredentialStoreError, StoreError) as error:
+        api = CredentialApi(reviews, db, issuer_key_path=key_file, settings=settings)
+    except CredentialError as error:
+        reviews.close()
         raise click.ClickException(str(error)) from None
+    try:
+        yield api
     finally:
-        store.close()
+        api.close()
+        reviews.close()
 
 
 def _read_json(path: Path) -> Any:

@@ -22,6 +22,7 @@ from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import StoreError
 from ..adapters.zmq_ingest import CurveConfig, IngestConfigError
 from ..compose import scoring_backend
+from ..credential_service import DEFAULT_HTTP
 from ..ingest.zmq import zmq_transport
 from ..runtime.engine import Engine, MiB
 from ..runtime.pipeline import RubricLibrary
@@ -94,7 +95,7 @@ def stop_signals() -> Iterator[threading.Event]:
                    "folder PATH-payloads/ beside it.")
 @click.option("--zmq", "endpoint", default="tcp://127.0.0.1:5555", show_default=True,
               metavar="ENDPOINT", help="ZeroMQ endpoint to bind (port * = any free port).")
-@click.option("--http", "http", default="127.0.0.1:8080", show_default=True,
+@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True,
               metavar="HOST:PORT", help="HTTP API and web pages (port 0 = any free port).")
 @click.option("--rubrics", "rubric_dirs_", multiple=True, metavar="DIR",
               type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -25,7 +25,8 @@ DB_OPTION = click.option(
 )
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who runs the CLI, as the audit log names them: ``cli:<user>``."""
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in a bare container
@@ -63,7 +64,7 @@ def create(role: str, name: str, learner: str | None, db_path: Path) -> None:
     """
     service = _open(db_path)
     try:
-        row, secret = service.create_token(name=name, role=role, learner=learner, actor=_actor())
+        row, secret = service.create_token(name=name, role=role, learner=learner, actor=actor())
     except InvalidError as exc:
         raise click.UsageError(exc.detail) from None
     finally:
@@ -102,7 +103,7 @@ def revoke(token_id: str, db_path: Path) -> None:
     """Revoke the token with id (or name) TOKEN_ID; requests with it get 401 from now on."""
     service = _open(db_path)
     try:
-        revoked = service.revoke_token(token_id, actor=_actor())
+        revoked = service.revoke_token(token_id, actor=actor())
     except NotFoundError as exc:
         raise click.ClickException(exc.detail) from None
     finally:

@@ -60,7 +60,7 @@ from ...credential_service import (
     NotEligibleError,
     reviewed_report,
 )
-from ...credential_verify import VerificationResult
+from ...credential_verify import VerificationResult, trusted_issuers
 from .access import Action, Principal
 from .errors import (
     ConflictError,
@@ -95,23 +95,26 @@ class LrsSettings:
 
 @dataclass(frozen=True, slots=True)
 class CredentialSettings:
-    """How the engine issues: its public URL (written into every credential: status lists,
-    evidence, subjects), the issuer's name and home page, and an optional LRS."""
+    """How the engine issues and verifies: its public URL (written into every credential:
+    status lists, evidence, subjects), the issuer's name and home page, an optional LRS, and
+    the issuers (DIDs) whose credentials verify as valid besides the engine's own key."""
 
     base_url: str = DEFAULT_BASE_URL
     issuer_name: str = "assessengine"
     issuer_url: str | None = None
     lrs: LrsSettings | None = None
+    trusted_issuers: frozenset[str] = frozenset()
 
 
 def settings_from(
     base_url: str | None, environ: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0
 ) -> CredentialSettings:
     """Settings for `assessengine serve`: `base_url`, else ``http://HOST:PORT`` of the HTTP
-    address (the default URL when the port is chosen at start); the issuer's name and URL and
-    the LRS from ``ASSESSENGINE_ISSUER_NAME``, ``ASSESSENGINE_ISSUER_URL``,
-    ``ASSESSENGINE_LRS_URL``, ``ASSESSENGINE_LRS_USERNAME``, ``ASSESSENGINE_LRS_PASSWORD``.
-    CredentialError for a URL that is not http(s)."""
+    address (the default URL when the port is chosen at start); the issuer's name and URL, the
+    LRS and the trusted issuers from ``ASSESSENGINE_ISSUER_NAME``, ``ASSESSENGINE_ISSUER_URL``,
+    ``ASSESSENGINE_LRS_URL``, ``ASSESSENGINE_LRS_USERNAME``, ``ASSESSENGINE_LRS_PASSWORD``,
+    ``ASSESSENGINE_TRUSTED_ISSUERS`` (DIDs, separated by spaces or commas).
+    CredentialError for a URL that is not http(s) or a trusted issuer that is not a DID."""
     if base_url is None:
         shown = f"[{host}]" if ":" in host else host
         base_url = f"http://{shown}:{port}" if port else DEFAULT_BASE_URL
@@ -126,6 +129,7 @@ def settings_from(
         base_url=base_url.rstrip("/"),
         issuer_name=environ.get("ASSESSENGINE_ISSUER_NAME") or "assessengine",
         issuer_url=environ.get("ASSESSENGINE_ISSUER_URL") or None, lrs=lrs,
+        trusted_issuers=trusted_issuers([environ.get("ASSESSENGINE_TRUSTED_ISSUERS", "")]),
     )  # fmt: skip
 
 
@@ -150,15 +154,21 @@ class RevokeIn(Model):
 
 
 class CheckOut(Model):
-    name: str = Field(description="proof, key, expansion, signature, schema, validity, status")
+    name: str = Field(description="proof, key, expansion, signature, issuer, schema, validity, "
+                      "status")  # fmt: skip
     status: str = Field(description="ok, failed or skipped")
     detail: str
 
 
 class VerificationOut(Model):
-    """Each check of a credential; `valid` when none failed (a skipped check does not fail)."""
+    """Each check of a credential; `valid` when none failed (a skipped check does not fail):
+    correctly signed AND issued by a trusted issuer (this engine's key, or one configured)."""
 
     valid: bool
+    signature: str = Field(description="the signature check: ok, failed or skipped")
+    trusted: bool = Field(description="the issuer is one this engine trusts")
+    issuer: str | None = Field(description="the credential's issuer id")
+    reason: str | None = Field(description="why it is not valid (null when valid)")
     checks: list[CheckOut]
 
 
@@ -201,15 +211,21 @@ class UpstreamError(ServiceError):
 
 
 class IneligibleError(InvalidError):
-    """The learner's sessions do not meet the policy; `errors` say what is missing."""
+    """The learner's sessions do not meet the policy; `errors` say what is missing (by
+    requirement), `reasons` the decision's sentences."""
 
     slug, title = "not-eligible", "Not eligible"
+
+    def __init__(
+        self, detail: str, errors: list[FieldProblem], reasons: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(detail, errors)
+        self.reasons = reasons
 
 
 def verification_out(result: VerificationResult) -> VerificationOut:
     data = result.to_data()
-    return VerificationOut(valid=data["valid"],
-                           checks=[CheckOut(**c) for c in data["checks"]])  # fmt: skip
+    return VerificationOut(**{**data, "checks": [CheckOut(**c) for c in data["checks"]]})
 
 
 # ==================================================================================== key
@@ -310,18 +326,25 @@ class CredentialApi:
             raise ConflictError(f"policy {policy_id!r} is not valid here: {error}") from None
 
     def issue(self, who: Principal, body: IssueIn) -> IssuedCredential:
-        """Decide and issue; `IneligibleError` (422) with one error per missing
-        requirement, `ConflictError` when the learner holds an active one already."""
+        """`issue_policy` with a shipped policy by id (422 for an unknown one)."""
         _allow(who, Action.ISSUE_CREDENTIALS)
         try:
             policy = self.policy(body.policy)
         except NotFoundError as error:
             raise InvalidError(error.detail, [FieldProblem("body.policy", "unknown policy; one "
                                f"of: {', '.join(self.policies())}")]) from None  # fmt: skip
+        return self.issue_policy(who, body.learner, policy)
+
+    def issue_policy(self, who: Principal, learner: str, policy: Policy) -> IssuedCredential:
+        """Decide over the learner's reviewed sessions and issue, audited: the one path for
+        issuing (the HTTP API and `assessengine credential issue` both come here).
+        `IneligibleError` (422) with one error per missing requirement, `ConflictError` when
+        the learner holds an active one already or the credential cannot be made."""
+        _allow(who, Action.ISSUE_CREDENTIALS)
         with self._issue_lock:
             service = self._service(make_key=True)
             try:
-                issued = service.issue(body.learner, policy)
+                issued = service.issue(learner, policy)
             except NotEligibleError as refusal:
                 raise _not_eligible(refusal, policy) from None
             except AlreadyIssuedError as refusal:
@@ -419,9 +442,14 @@ class CredentialApi:
             raise NotFoundError(str(error)) from None
 
     def verify(self, document: Mapping[str, Any]) -> VerificationOut:
-        """Every check; revocation against this engine's current list when the credential
-        names one of its lists (else the status check is skipped)."""
-        return verification_out(self._service(make_key=False).verify(document))
+        """`verification` as the HTTP API answers it."""
+        return verification_out(self.verification(document))
+
+    def verification(self, document: Mapping[str, Any]) -> VerificationResult:
+        """Every check; valid only when issued by this engine's key or a configured trusted
+        issuer; revocation against this engine's current list when the credential names one of
+        its lists (else the status check is skipped)."""
+        return self._service(make_key=False).verify(document)
 
     def achievement(self, policy_id: str) -> dict[str, Any]:
         """The Open Badges 3.0 `Achievement` of a policy (what its credentials certify)."""
@@ -497,6 +525,7 @@ class CredentialApi:
             self.reviews.store, self._credentials(), key=key,
             issuer_name=self.settings.issuer_name, issuer_url=self.settings.issuer_url,
             urls=self.urls, rubrics=self._rubric, review=self._reviewed, clock=self._clock,
+            trusted_issuers=self.settings.trusted_issuers,
         )  # fmt: skip
 
     def _rubric(self, rubric_id: str) -> Rubric | None:
@@ -544,7 +573,7 @@ def _not_eligible(refusal: NotEligibleError, policy: Policy) -> IneligibleError:
     errors += [FieldProblem("window", r) for r in refusal.reasons if r not in named]
     detail = (f"learner {refusal.learner!r} is not eligible for {policy.policy!r}: "
               + " ".join(refusal.reasons))  # fmt: skip
-    return IneligibleError(detail, errors)
+    return IneligibleError(detail, errors, refusal.reasons)
 
 
 def _iso(moment: datetime) -> str:
