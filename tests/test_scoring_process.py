@@ -65,7 +65,7 @@ def test_a_scoring_process_that_cannot_start_says_why(tmp_path: Path) -> None:
     folder = tmp_path / "not-a-store"
     folder.mkdir()
     scorer = RemoteScorer(functools.partial(open_store, folder, recover=False), library())
-    with pytest.raises(ScoringProcessError, match=r"could not start: StoreError: .*directory"):
+    with pytest.raises(ScoringProcessError, match=r"could not start: StoreOpenError: .*directory"):
         scorer.start()
     assert not scorer.alive
 

@@ -16,21 +16,11 @@ from .adapters.store import Store
 from .runtime.pipeline import RubricLibrary
 from .runtime.scoring import ScoringBackend, ThreadScoring
 from .runtime.scoring_process import RemoteScorer
+from .storage import open_store
+
+__all__ = ["ScoringKind", "open_store", "scoring_backend"]
 
 ScoringKind = Literal["thread", "process"]
-
-
-def open_store(url: str | Path, **options: Any) -> Store:
-    """The store `url` names: ``sqlite:///PATH`` or a bare path (a SQLite file, created when
-    missing). `options` go to the backend (`SqliteStore`: ``synchronous``, ``recover``, ...).
-    """
-    from .adapters.sqlite_store import SqliteStore  # noqa: PLC0415
-
-    text = str(url)
-    path = text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text
-    if "://" in path:
-        raise ValueError(f"{text}: unknown store URL (expected sqlite:///PATH or a path)")
-    return SqliteStore(path, **options)
 
 
 def scoring_backend(
