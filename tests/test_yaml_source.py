@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assessengine.adapters.yaml_source import Mark, load_yaml
+from assessengine.adapters.yaml_source import MAX_DEPTH, Mark, load_yaml
 
 BOTH_PARSERS = pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "python"])
 
@@ -106,17 +106,98 @@ def test_a_duplicate_key_is_reported_at_the_repeat_and_the_first_value_kept(liby
     ]
 
 
-def test_merge_keys_are_overridden_by_explicit_keys_without_a_duplicate_problem() -> None:
-    doc = load_yaml("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n")
-    assert doc.data == {"base": {"x": 1, "y": 2}, "m": {"y": 3, "x": 1}}
+ALIAS_REFUSED = "aliases and anchors ('*name', '&name') are not allowed; write the value out in full"
+
+
+@BOTH_PARSERS
+@pytest.mark.parametrize(
+    ("text", "mark"),
+    [
+        ("a: &c speed > 8\nb: *c\n", Mark(1, 4)),
+        ("base: {x: 1}\nm:\n  <<: *b\n", Mark(3, 7)),
+        ("x: *nope\n", Mark(1, 4)),
+        ("a: &x [1, *x]\n", Mark(1, 4)),
+    ],
+    ids=["anchor", "merge-alias", "undefined-alias", "recursive"],
+)
+def test_anchors_and_aliases_are_refused_where_first_written(
+    libyaml: bool, text: str, mark: Mark
+) -> None:
+    doc = load_yaml(text, libyaml=libyaml)
+    assert doc.data is None
+    assert [(p.mark, p.message) for p in doc.problems] == [(mark, ALIAS_REFUSED)]
+
+
+def _alias_bomb(levels: int) -> str:
+    """Each level a list of nine aliases of the one before: 9**levels strings once expanded."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@BOTH_PARSERS
+def test_an_alias_bomb_is_refused_at_its_first_anchor_without_expanding(libyaml: bool) -> None:
+    doc = load_yaml(_alias_bomb(5), libyaml=libyaml)  # 59,049 strings once expanded
+    assert doc.data is None
+    assert [(p.mark, p.message) for p in doc.problems] == [(Mark(1, 5), ALIAS_REFUSED)]
+
+
+@BOTH_PARSERS
+@pytest.mark.parametrize("shape", ["flow", "block"])
+def test_nesting_deeper_than_the_limit_is_a_located_problem(libyaml: bool, shape: str) -> None:
+    depth = 500
+    if shape == "flow":
+        text = "a: " + "[" * depth + "]" * depth + "\n"
+        mark = Mark(1, 3 + MAX_DEPTH)  # the first list past the limit (the root mapping is 1)
+    else:
+        text = "a:\n" + "".join("  " * i + "- \n" for i in range(depth))
+        mark = Mark(MAX_DEPTH + 1, 2 * MAX_DEPTH - 1)
+    doc = load_yaml(text, libyaml=libyaml)
+    assert doc.data is None
+    assert [(p.mark, p.message) for p in doc.problems] == [
+        (mark, f"lists and mappings nest more than {MAX_DEPTH} deep here; flatten the file")
+    ]
+
+
+@BOTH_PARSERS
+def test_nesting_up_to_the_limit_is_read(libyaml: bool) -> None:
+    depth = MAX_DEPTH - 1  # under the root mapping
+    doc = load_yaml("a: " + "[" * depth + "1" + "]" * depth + "\n", libyaml=libyaml)
     assert doc.problems == ()
-    assert doc.positions.value(("m", "x")) == Mark(1, 14)
+    value = doc.data["a"]  # type: ignore[index]
+    for _ in range(depth):
+        (value,) = value
+    assert value == 1
 
 
-def test_an_alias_value_is_located_at_its_anchor() -> None:
-    doc = load_yaml("a: &c speed > 8\nb: *c\n")
-    assert doc.data == {"a": "speed > 8", "b": "speed > 8"}
-    assert doc.positions.value(("b",)) == Mark(1, 7)
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: .inf\n", "'.inf' is not a finite number; write a number such as 100, or put text "
+         "in quotes"),
+        ("a: -.Inf\n", "'-.Inf' is not a finite number; write a number such as 100, or put text "
+         "in quotes"),
+        ("a: .nan\n", "'.nan' is not a finite number; write a number such as 100, or put text "
+         "in quotes"),
+        ("a: 1.0e+400\n", "'1.0e+400' is not a finite number; write a number such as 100, or "
+         "put text in quotes"),
+        ("a: 9223372036854775808\n", "the integer is too large (at most 9223372036854775807)"),
+        ("a: -9223372036854775808\n", "the integer is too large (at most 9223372036854775807)"),
+        ("a: " + "9" * 5000 + "\n", "the integer is too large (at most 9223372036854775807)"),
+    ],
+    ids=["inf", "minus-inf", "nan", "overflow", "int64-plus-1", "int64-min", "5000-digits"],
+)
+def test_a_number_that_is_not_finite_or_beyond_int64_is_a_located_problem(
+    text: str, message: str
+) -> None:
+    doc = load_yaml("x: 1\n" + text)
+    assert [(p.mark, p.message) for p in doc.problems] == [(Mark(2, 4), message)]
+    assert doc.data == {"x": 1, "a": None}
+
+
+def test_the_largest_int64_and_quoted_infinities_are_read() -> None:
+    doc = load_yaml("a: 9223372036854775807\nb: '.inf'\n")
+    assert (doc.data, doc.problems) == ({"a": 2**63 - 1, "b": ".inf"}, ())
 
 
 def test_an_empty_text_has_no_data_and_no_problem() -> None:
@@ -137,9 +218,8 @@ def test_an_empty_text_has_no_data_and_no_problem() -> None:
         ),
         ("a: 1\n---\nb: 2\n", Mark(2, 1), "a second document ('---'); a file holds one document"),
         ("a: @x\n", Mark(1, 4), "text cannot start with '@'; put it in quotes"),
-        ("x: *nope\n", Mark(1, 4), "an alias ('*name') refers to no anchor ('&name') above it"),
     ],
-    ids=["unclosed-quote", "tab", "flow-list", "two-documents", "reserved-char", "alias"],
+    ids=["unclosed-quote", "tab", "flow-list", "two-documents", "reserved-char"],
 )
 def test_syntax_errors_read_the_same_with_either_parser(
     libyaml: bool, text: str, mark: Mark, message: str
@@ -166,17 +246,10 @@ def test_a_bad_value_for_an_explicit_tag_is_a_located_problem() -> None:
     ]
 
 
-def test_a_condition_after_an_anchor_and_a_tag_is_located_inside_its_text() -> None:
-    doc = load_yaml("never: &c !!str speed > 8 & x\n")
-    assert doc.positions.value(("never",)) == Mark(1, 17)
-    assert doc.positions.inside(("never",), 10) == Mark(1, 27)
-
-
-def test_a_recursive_alias_is_a_located_problem() -> None:
-    doc = load_yaml("a: &x [1, *x]\n")
-    assert [(p.mark, p.message) for p in doc.problems] == [
-        (Mark(1, 4), "an alias refers to a value that contains it")
-    ]
+def test_a_condition_after_a_tag_is_located_inside_its_text() -> None:
+    doc = load_yaml("never: !!str speed > 8 & x\n")
+    assert doc.positions.value(("never",)) == Mark(1, 14)
+    assert doc.positions.inside(("never",), 10) == Mark(1, 24)
 
 
 def test_a_key_that_is_a_list_is_a_located_problem() -> None:

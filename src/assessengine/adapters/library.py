@@ -60,13 +60,11 @@ def check_rubric_file(path: Path | str, *, scenario_dirs: Sequence[Path] = ()) -
     except (OSError, UnicodeDecodeError) as exc:
         return RubricCheck(path, None, None, (_at(path, 1, 1, f"cannot read: {_reason(exc)}"),))
     doc = load_yaml(text)
-    located = [_at(path, p.mark.line, p.mark.column, p.message) for p in doc.problems]
     if doc.data is None and doc.problems:
-        return RubricCheck(path, None, None, tuple(located))
+        return RubricCheck(path, None, None, tuple(locate_all(path, doc, [])))
     scenario, problems, elsewhere = _scenario_for(doc, path, scenario_dirs)
     rubric, more = check_rubric(doc.data, scenario)
-    located += [_locate(path, doc.positions, p) for p in [*problems, *more]]
-    located += elsewhere
+    located = locate_all(path, doc, [*problems, *more]) + elsewhere
     located.sort(key=lambda p: (p.location.file != str(path), p.location.line, p.location.column))
     return RubricCheck(path, rubric, scenario, tuple(located))
 
@@ -205,22 +203,35 @@ def _load_scenario_file(source: Traversable) -> Scenario:
     """Parse and validate a scenario file; raises _ScenarioFileError with located problems."""
     name = str(source)
     doc = load_yaml(source.read_text(encoding="utf-8"))
-    located = [_at(name, p.mark.line, p.mark.column, p.message) for p in doc.problems]
-    if doc.data is None and not located:
-        located.append(
-            _at(name, 1, 1, "the file is empty; a scenario starts with 'scenario: <id>'")
-        )
-    if located:
-        raise _ScenarioFileError(located)
+    if doc.data is None:
+        message = "the file is empty; a scenario starts with 'scenario: <id>'"
+        raise _ScenarioFileError(locate_all(name, doc, []) or [_at(name, 1, 1, message)])
     try:
         scenario = Scenario.model_validate(doc.data)
     except ValidationError as exc:
         problems = problems_from_validation(exc, Scenario)
-        raise _ScenarioFileError([_locate(name, doc.positions, p) for p in problems]) from None
+        raise _ScenarioFileError(locate_all(name, doc, problems)) from None
+    if doc.problems:
+        raise _ScenarioFileError(locate_all(name, doc, []))
     return scenario
 
 
 # =================================================================================== location
+
+
+def locate_all(file: Path | str, doc: YamlDocument, problems: Sequence[Problem]) -> list[
+    LocatedProblem
+]:  # fmt: skip
+    """The YAML problems of `doc`, then `problems` placed in the file; a problem at the very
+    place of a YAML problem is left out (a value the YAML layer refused reads as nothing, and
+    "expected a number, got nothing" would only repeat it)."""
+    located = [_at(file, p.mark.line, p.mark.column, p.message) for p in doc.problems]
+    refused = {(p.mark.line, p.mark.column) for p in doc.problems}
+    for problem in problems:
+        placed = _locate(file, doc.positions, problem)
+        if (placed.location.line, placed.location.column) not in refused:
+            located.append(placed)
+    return located
 
 
 def _locate(

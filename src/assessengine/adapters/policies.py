@@ -19,8 +19,8 @@ from ..core.policy import Policy, PolicyError, check_policy
 from ..core.problems import Problem, did_you_mean
 from ..core.rubric import Rubric
 from ..errors import AssessEngineError, LocatedProblem, Location
-from .library import find_rubric, load_rubric, rubric_dirs
-from .yaml_source import SourceMap, load_yaml
+from .library import find_rubric, load_rubric, locate_all, rubric_dirs
+from .yaml_source import load_yaml
 
 SUFFIX = ".yaml"
 
@@ -124,16 +124,15 @@ def check_policy_file(
         reason = "the file is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc
         return PolicyCheck(path, None, (_at(path, 1, 1, f"cannot read: {reason}"),))
     doc = load_yaml(text)
-    located = [_at(path, p.mark.line, p.mark.column, p.message) for p in doc.problems]
     if doc.data is None and doc.problems:
-        return PolicyCheck(path, None, tuple(located))
+        return PolicyCheck(path, None, tuple(locate_all(path, doc, [])))
     policy, problems = check_policy(doc.data, shipped_rubrics() if rubrics is None else rubrics)
     if policy is not None and policy.policy != path.stem:
         problems.append(
             Problem(("policy",), f"policy id '{policy.policy}' differs from the file name"
                     f" '{path.name}': name the file {policy.policy}{SUFFIX}")
         )  # fmt: skip
-    located += [_locate(path, doc.positions, p) for p in problems]
+    located = locate_all(path, doc, problems)
     located.sort(key=lambda p: (p.location.line, p.location.column))
     return PolicyCheck(path, policy if not located else None, tuple(located))
 
@@ -160,11 +159,6 @@ def load_policy(
 
 
 # ================================================================================ location
-
-
-def _locate(file: Path, positions: SourceMap, problem: Problem) -> LocatedProblem:
-    mark = positions.key(problem.path) if problem.at_key else positions.value(problem.path)
-    return _at(file, mark.line, mark.column, problem.message)
 
 
 def _at(file: Path | str, line: int, column: int, message: str) -> LocatedProblem:

@@ -11,10 +11,19 @@ Two readings differ from PyYAML's defaults, on purpose (see docs/rubrics.md):
   as ``True``), ``1:`` is ``"1"``.
 - Only ``true``/``false`` (any case style YAML allows) are booleans; ``yes``, ``no``, ``on``,
   ``off`` are text, as in YAML 1.2. So ``to: off`` names a state ``off``.
+
+Limits (docs/operations.md, "Limits"), each a located problem and no data, found while the
+text is read event by event, before anything is built:
+
+- anchors (``&name``) and aliases (``*name``) are refused: an alias is a pointer, and a few
+  hundred bytes of nested aliases expand to gigabytes (the "billion laughs");
+- lists and mappings nest at most `MAX_DEPTH` deep;
+- a number must be finite (no ``.inf``, ``.nan``) and an integer within the int64 range.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,8 +34,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 PathPart = str | int
 DataPath = tuple[PathPart, ...]
 
+MAX_DEPTH = 50
+"""How deep lists and mappings may nest (a rubric needs about 8 levels)."""
+INT64_MAX = 2**63 - 1
+
 _BOOL = "tag:yaml.org,2002:bool"
-_MERGE = "tag:yaml.org,2002:merge"
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -138,8 +150,12 @@ def load_yaml(text: str, *, libyaml: bool = True) -> YamlDocument:
     ``libyaml=False`` forces the pure-Python parser (the C one is used when installed).
     """
     lines = tuple(text.splitlines())
+    loader = _Loader if libyaml else _PyLoader
     try:
-        root = yaml.compose(text, Loader=_Loader if libyaml else _PyLoader)
+        refused = _screen(text, loader)
+        if refused is not None:
+            return YamlDocument(None, SourceMap(lines), (refused,))
+        root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         return YamlDocument(None, SourceMap(lines), (_syntax_problem(exc, lines),))
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (no mark)
@@ -151,6 +167,25 @@ def load_yaml(text: str, *, libyaml: bool = True) -> YamlDocument:
     return YamlDocument(data, SourceMap(lines, builder.entries), tuple(builder.problems))
 
 
+def _screen(text: str, loader: type[yaml.SafeLoader]) -> YamlProblem | None:
+    """The first anchor, alias or too deep nesting in `text`, read as a stream of events (no
+    tree is built, so nothing can expand or recurse); None when there is none. Raises the
+    parser's errors for bad syntax."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            return YamlProblem(_event_mark(event), "aliases and anchors ('*name', '&name') "
+                               "are not allowed; write the value out in full")  # fmt: skip
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return YamlProblem(_event_mark(event), f"lists and mappings nest more "
+                                   f"than {MAX_DEPTH} deep here; flatten the file")  # fmt: skip
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
 # ------------------------------------------------------------------------------ construction
 
 
@@ -160,39 +195,39 @@ class _Builder:
     def __init__(self) -> None:
         self.entries: dict[DataPath, _Entry] = {}
         self.problems: list[YamlProblem] = []
-        self._open: set[int] = set()
         self._constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: Node, path: DataPath, key: Mark | None) -> object:
+        """Plain data of `node` (a tree: `_screen` refused aliases, so no node is shared)."""
         self.entries[path] = _Entry(key, node)
-        if id(node) in self._open:
-            self._problem(node, "an alias refers to a value that contains it")
-            return None
-        self._open.add(id(node))
-        try:
-            if isinstance(node, MappingNode):
-                return self._mapping(node, path)
-            if isinstance(node, SequenceNode):
-                return [self.build(item, (*path, i), None) for i, item in enumerate(node.value)]
-            return self._scalar(node)
-        finally:
-            self._open.discard(id(node))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i), None) for i, item in enumerate(node.value)]
+        return self._scalar(node)
 
     def _scalar(self, node: Node) -> object:
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError):
-            self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
+            if str(node.value).lstrip("+-").isdigit():  # more digits than Python reads
+                self._problem(node, f"the integer is too large (at most {INT64_MAX})")
+            else:
+                self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._problem(node, f"{node.value!r} is not a finite number; write a number such as "
+                          "100, or put text in quotes")  # fmt: skip
+            return None
+        if isinstance(value, int) and not -INT64_MAX <= value <= INT64_MAX:
+            self._problem(node, f"the integer is too large (at most {INT64_MAX})")
+            return None
+        return value
 
     def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, object]:
         result: dict[str, object] = {}
         first_line: dict[str, int] = {}
-        merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merged.extend(self._merge_sources(value_node))
-                continue
             name = self._key_text(key_node)
             if name is None:
                 continue
@@ -204,19 +239,7 @@ class _Builder:
                 continue
             first_line[name] = key_mark.line
             result[name] = self.build(value_node, (*path, name), key_mark)
-        for key_node, value_node in merged:
-            name = self._key_text(key_node)
-            if name is not None and name not in result:
-                result[name] = self.build(value_node, (*path, name), _mark(key_node.start_mark))
         return result
-
-    def _merge_sources(self, node: Node) -> Iterator[tuple[Node, Node]]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
-        for source in sources:
-            if isinstance(source, MappingNode):
-                yield from source.value
-            else:
-                self._problem(source, "'<<' (merge) needs a mapping or a list of mappings")
 
     def _key_text(self, node: Node) -> str | None:
         if isinstance(node, ScalarNode):
@@ -230,6 +253,11 @@ class _Builder:
 
 def _mark(mark: yaml.Mark) -> Mark:
     return Mark(mark.line + 1, mark.column + 1)
+
+
+def _event_mark(event: yaml.Event) -> Mark:
+    start = event.start_mark
+    return Mark(start.line + 1, start.column + 1) if start is not None else Mark(1, 1)
 
 
 # ------------------------------------------------------------------------------ syntax errors

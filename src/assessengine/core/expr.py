@@ -12,6 +12,12 @@ Grammar (lowest precedence first)::
     primary    := NUMBER | NAME | FUNC "(" args ")" | "(" or_expr ")"
     FUNC       := abs(x) | min(a, b) | max(a, b) | between(x, lo, hi)
 
+Limits, each an `ExprError` at the place it is passed (docs/operations.md, "Limits"): a text
+of at most `MAX_LENGTH` characters, nesting at most `MAX_DEPTH` deep. Depth counts both the
+parser's nesting (parentheses, function calls, ``not``, unary ``-``) and the tree's (each
+operator of a chain such as ``a and b and c`` is a level), so every recursive walk of a parsed
+tree (printing, evaluation, compilation) stays far inside Python's recursion limit.
+
 Every expression has a kind: ``num`` (a number, possibly missing) or ``bool`` (three-valued:
 false, unknown, true). Nothing is ever evaluated as Python.
 
@@ -41,6 +47,10 @@ KEYWORDS = frozenset({"and", "or", "not"})
 FUNCTIONS: Mapping[str, int] = {"abs": 1, "min": 2, "max": 2, "between": 3}
 RESERVED = KEYWORDS | frozenset(FUNCTIONS)
 COMPARISONS = ("<=", ">=", "==", "!=", "<", ">")
+MAX_LENGTH = 4096
+"""The longest condition or expression text, in characters."""
+MAX_DEPTH = 50
+"""How deep a condition may nest (see the module's docstring)."""
 
 
 class ExprError(ValueError):
@@ -233,8 +243,30 @@ def _tokenize(text: str) -> list[_Token]:
 
 class _Parser:
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_LENGTH:
+            raise ExprError(f"the condition is longer than {MAX_LENGTH} characters", MAX_LENGTH)
         self.tokens = _tokenize(text)
         self.i = 0
+        self.nesting = 0  # parentheses, calls, `not` and unary `-` being parsed
+        self.depths: dict[int, tuple[Node, int]] = {}  # id -> (node, depth): composite nodes
+
+    def enter(self, tok: _Token) -> None:
+        """One level deeper into the text at `tok`; refused past MAX_DEPTH."""
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise ExprError(_too_deep(), tok.pos)
+
+    def made(self, node: Node, *children: Node) -> Node:
+        """`node`, built from `children`; refused when the tree gets deeper than MAX_DEPTH."""
+        depth = 1 + max(self.depth(child) for child in children)
+        if depth > MAX_DEPTH:
+            raise ExprError(_too_deep(), node.pos)
+        self.depths[id(node)] = (node, depth)
+        return node
+
+    def depth(self, node: Node) -> int:
+        entry = self.depths.get(id(node))
+        return 1 if entry is None else entry[1]
 
     @property
     def tok(self) -> _Token:
@@ -270,7 +302,8 @@ class _Parser:
         while self.at("or"):
             tok = self.advance()
             right = self.and_expr()
-            node = Logic("or", _need(node, "bool", "or"), _need(right, "bool", "or"), tok.pos)
+            node = self.made(Logic("or", _need(node, "bool", "or"), _need(right, "bool", "or"),
+                                   tok.pos), node, right)  # fmt: skip
         return node
 
     def and_expr(self) -> Node:
@@ -278,13 +311,17 @@ class _Parser:
         while self.at("and"):
             tok = self.advance()
             right = self.not_expr()
-            node = Logic("and", _need(node, "bool", "and"), _need(right, "bool", "and"), tok.pos)
+            node = self.made(Logic("and", _need(node, "bool", "and"),
+                                   _need(right, "bool", "and"), tok.pos), node, right)  # fmt: skip
         return node
 
     def not_expr(self) -> Node:
         if self.at("not"):
             tok = self.advance()
-            return Not(_need(self.not_expr(), "bool", "not"), tok.pos)
+            self.enter(tok)
+            operand = self.not_expr()
+            self.nesting -= 1
+            return self.made(Not(_need(operand, "bool", "not"), tok.pos), operand)
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -292,12 +329,12 @@ class _Parser:
         if self.tok.kind == "op" and self.tok.text in COMPARISONS:
             tok = self.advance()
             right = self.sum()
-            node = Compare(
+            node = self.made(Compare(
                 tok.text,  # type: ignore[arg-type]
                 _need(node, "num", tok.text),
                 _need(right, "num", tok.text),
                 tok.pos,
-            )
+            ), node, right)  # fmt: skip
             if self.tok.kind == "op" and self.tok.text in COMPARISONS:
                 raise ExprError(
                     "comparisons cannot be chained; use between(x, lo, hi) or 'and'",
@@ -310,12 +347,12 @@ class _Parser:
         while self.at("+", "-"):
             tok = self.advance()
             right = self.product()
-            node = Arith(
+            node = self.made(Arith(
                 tok.text,  # type: ignore[arg-type]
                 _need(node, "num", tok.text),
                 _need(right, "num", tok.text),
                 tok.pos,
-            )
+            ), node, right)  # fmt: skip
         return node
 
     def product(self) -> Node:
@@ -323,21 +360,23 @@ class _Parser:
         while self.at("*", "/"):
             tok = self.advance()
             right = self.unary()
-            node = Arith(
+            node = self.made(Arith(
                 tok.text,  # type: ignore[arg-type]
                 _need(node, "num", tok.text),
                 _need(right, "num", tok.text),
                 tok.pos,
-            )
+            ), node, right)  # fmt: skip
         return node
 
     def unary(self) -> Node:
         if self.at("-"):
             tok = self.advance()
+            self.enter(tok)
             operand = self.unary()
+            self.nesting -= 1
             if isinstance(operand, Num):
                 return Num(-operand.value, tok.pos)
-            return Neg(_need(operand, "num", "-"), tok.pos)
+            return self.made(Neg(_need(operand, "num", "-"), tok.pos), operand)
         return self.primary()
 
     def primary(self) -> Node:
@@ -359,14 +398,15 @@ class _Parser:
                 raise ExprError(f"unknown function '{tok.text}' (known: {known})", tok.pos)
             return Name(tok.text, tok.pos)
         if self.at("("):
-            self.advance()
+            self.enter(self.advance())
             node = self.or_expr()
             self.expect(")", "')'")
+            self.nesting -= 1
             return node
         raise ExprError(f"expected a value, found {_describe(tok)}", tok.pos)
 
     def call(self, name: _Token) -> Node:
-        self.expect("(", f"'(' after {name.text}")
+        self.enter(self.expect("(", f"'(' after {name.text}"))
         args: list[Node] = []
         if not self.at(")"):
             args.append(self.or_expr())
@@ -380,8 +420,14 @@ class _Parser:
                 f"{name.text}() takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}",
                 close.pos,
             )
+        self.nesting -= 1
         checked = tuple(_need(a, "num", f"{name.text}()") for a in args)
-        return Call(name.text, checked, name.pos)  # type: ignore[arg-type]
+        return self.made(Call(name.text, checked, name.pos), *args)  # type: ignore[arg-type]
+
+
+def _too_deep() -> str:
+    return (f"the condition nests more than {MAX_DEPTH} levels deep here (parentheses, "
+            "functions, 'not', or a long chain of operators); split it or simplify it")  # fmt: skip
 
 
 def _describe(tok: _Token) -> str:

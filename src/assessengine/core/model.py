@@ -14,12 +14,18 @@ from .expr import Expr, ExprError, parse
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+INT_MAX = 2**31 - 1
+"""The largest integer a rubric, scenario or policy accepts (versions, counts): it fits every
+store's integer columns and the kernel's counters."""
 
 
 class Frozen(BaseModel):
-    """Immutable, strict-keyed model: unknown keys are errors."""
+    """Immutable, strict-keyed model: unknown keys are errors, and so is a number that is not
+    finite (``.inf``, ``.nan``, ``"1e400"``) anywhere a float is read."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=False, allow_inf_nan=False
+    )
 
 
 def _duration(value: Any) -> float:

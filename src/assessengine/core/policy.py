@@ -42,7 +42,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import AssessEngineError, LocatedProblem
-from .model import ID_PATTERN, Frozen
+from .model import ID_PATTERN, INT_MAX, Frozen
 from .problems import Problem, did_you_mean, problems_from_validation
 from .rubric import Rubric
 
@@ -92,6 +92,8 @@ _UNITS: Final = {
     "mo": "months", "month": "months", "months": "months",
     "y": "years", "year": "years", "years": "years",
 }  # fmt: skip
+_LONGEST: Final = {"days": 36525, "weeks": 5218, "months": 1200, "years": 100}
+"""The longest period in each unit: 100 years (dates stay far inside the calendar's range)."""
 _PERIOD = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
 
 
@@ -125,7 +127,8 @@ class Period:
 
 def parse_period(value: object) -> Period:
     """``"90 days"``, ``"90d"``, ``"3 years"``, ``"6 months"``, ``"2 weeks"`` -> `Period`;
-    ValueError with a trainer-readable message otherwise (the amount must be at least 1)."""
+    ValueError with a trainer-readable message otherwise (at least 1 unit, at most 100
+    years)."""
     if isinstance(value, Period):
         return value
     match = _PERIOD.match(value.lower()) if isinstance(value, str) else None
@@ -133,10 +136,15 @@ def parse_period(value: object) -> Period:
         raise ValueError(
             f"expected a period such as '90 days', '6 months' or '3 years', got {value!r}"
         )
-    amount = int(match.group(1))
+    unit = _UNITS[match.group(2)]
+    digits = match.group(1).lstrip("0") or "0"
+    amount = int(digits) if len(digits) <= 9 else _LONGEST[unit] + 1
     if amount < 1:
-        raise ValueError(f"a period must be at least 1 {_UNITS[match.group(2)][:-1]}")
-    return Period(amount, _UNITS[match.group(2)])  # type: ignore[arg-type]
+        raise ValueError(f"a period must be at least 1 {unit[:-1]}")
+    if amount > _LONGEST[unit]:
+        in_unit = "" if unit == "years" else f" ({_LONGEST[unit]} {unit})"
+        raise ValueError(f"a period is at most 100 years{in_unit}")
+    return Period(amount, unit)  # type: ignore[arg-type]
 
 
 def _period(value: Any) -> Period:
@@ -201,7 +209,7 @@ class Requirement(Frozen):
 
     rubric: PolicyId
     source: Source
-    min_version: int = Field(default=1, ge=1)
+    min_version: int = Field(default=1, ge=1, le=INT_MAX)
     passes: int = Field(default=1, ge=1, le=100)
     consecutive: bool = False
     observed_by_assessor: bool = False

@@ -117,6 +117,7 @@ _SIMPLE = {
     "int_from_float": "expected an integer, got {v}",
     "float_parsing": "expected a number, got {v}",
     "float_type": "expected a number, got {v}",
+    "finite_number": "expected a finite number, got {v}",
     "bool_parsing": "expected true or false, got {v}",
     "bool_type": "expected true or false, got {v}",
     "string_too_short": "must not be empty",

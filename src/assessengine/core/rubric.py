@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from .model import (
     ID_PATTERN,
+    INT_MAX,
     NAME_PATTERN,
     AnyExpr,
     Condition,
@@ -57,8 +58,8 @@ class AllBefore(Frozen):
 class Count(Frozen):
     event: EventName | None = None
     when: Condition | None = None
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
+    min: int | None = Field(default=None, ge=0, le=INT_MAX)
+    max: int | None = Field(default=None, ge=0, le=INT_MAX)
 
     @model_validator(mode="after")
     def _shape(self) -> Count:
@@ -164,7 +165,7 @@ class Criterion(Frozen):
     machine: Machine | None = None
     # template options
     for_: Duration | None = Field(default=None, alias="for")
-    allow: int | None = Field(default=None, ge=0)
+    allow: int | None = Field(default=None, ge=0, le=INT_MAX)
     within: Duration | None = None
 
     @model_validator(mode="after")
@@ -204,7 +205,7 @@ class PassPolicy(Frozen):
 
 class Rubric(Frozen):
     rubric: RubricId
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT_MAX)
     title: str = Field(min_length=1)
     scenario: RubricId
     description: str = ""
