@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import numpy as np
 import pytest
 
 from assessengine.core.expr import (
     FALSE,
+    MAX_DEPTH,
+    MAX_LENGTH,
     TRUE,
     UNKNOWN,
     Arith,
@@ -235,3 +240,82 @@ def test_unknown_does_not_hold_as_a_guard() -> None:
 def test_truth_codes_are_int8() -> None:
     result = evaluate(parse("a > 1 or not a > 1").root, _columns(a=[1.0, NAN]), 2)
     assert result.dtype == np.int8
+
+
+# -------------------------------------------------------------------------------- limits
+
+TOO_DEEP = (
+    f"the condition nests more than {MAX_DEPTH} levels deep here (parentheses, functions, "
+    "'not', or a long chain of operators); split it or simplify it"
+)
+
+
+def _chain(op: str, terms: int) -> str:
+    """`terms` operands joined by `op`: a tree `terms` levels deep (as a condition)."""
+    operand = "x > 1" if op in ("and", "or") else "x"
+    text = f" {op} ".join([operand] * terms)
+    return text if op in ("and", "or") else f"{text} > 1"
+
+
+def _deepest(shape: str, depth: int) -> str:
+    """A condition whose nesting (of the given shape) is `depth` levels."""
+    if shape == "parentheses":
+        return "(" * depth + "x > 1" + ")" * depth
+    if shape == "not":
+        return "not " * (depth - 2) + "x > 1"
+    if shape == "minus":
+        return "-" * (depth - 2) + "x > 1"
+    if shape == "abs":
+        return "abs(" * (depth - 2) + "x" + ")" * (depth - 2) + " > 1"
+    return _chain(shape, depth - 1)  # and, or: over comparisons; + - * /: under one
+
+
+SHAPES = ["parentheses", "not", "minus", "abs", "and", "or", "+", "-", "*", "/"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_condition_nested_past_the_limit_is_a_located_error(shape: str) -> None:
+    text = _deepest(shape, MAX_DEPTH + 1)
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert caught.value.message == TOO_DEEP
+    assert 0 <= caught.value.offset < len(text)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_condition_at_the_depth_limit_prints_evaluates_and_compiles(shape: str) -> None:
+    """Every recursive walk of the deepest accepted trees stays inside the recursion limit,
+    with room to spare: they run here under a limit of 600 frames above this test's own (the
+    parser takes 9 frames a level of parentheses or calls)."""
+    expr_ = parse(_deepest(shape, MAX_DEPTH))
+    columns = {"x": np.array([0.5, 2.0, NAN])}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 600)
+    try:
+        assert parse(expr_.text) == expr_
+        evaluate(expr_.root, columns, 3)
+        program = compile_masks(["x"], [expr_.root], [expr_.root])
+        program.run(np.vstack([columns["x"], np.zeros(3)]), np.zeros((1 + program.n_work, 3), bool))
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("text", [
+    "(" * 5000 + "x > 1" + ")" * 5000,
+    "not " * 1000 + "x > 1",
+    "-" * 4000 + "x > 1",
+    " and ".join(["x > 1"] * 600),
+    " + ".join(["x"] * 1300) + " > 1",
+])  # fmt: skip
+def test_no_condition_text_can_exhaust_the_parser_s_recursion(text: str) -> None:
+    with pytest.raises(ExprError):
+        parse(text)
+
+
+def test_a_condition_longer_than_the_limit_is_an_error_at_the_limit() -> None:
+    text = "x > 1" + " " * MAX_LENGTH
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert (caught.value.message, caught.value.offset) == (
+        f"the condition is longer than {MAX_LENGTH} characters", MAX_LENGTH)  # fmt: skip
+    assert parse(text[:MAX_LENGTH]).text == "x > 1"

@@ -18,7 +18,10 @@ text is read event by event, before anything is built:
 - anchors (``&name``) and aliases (``*name``) are refused: an alias is a pointer, and a few
   hundred bytes of nested aliases expand to gigabytes (the "billion laughs");
 - lists and mappings nest at most `MAX_DEPTH` deep;
-- a number must be finite (no ``.inf``, ``.nan``) and an integer within the int64 range.
+- a number must be finite (no ``.inf``, ``.nan``) and an integer within the int64 range;
+  such a number is a problem at its place and stays in `data` as its text, so that checks of
+  the data that follow find their own problem, if any, at that same place (callers report
+  only the YAML one there: `adapters.library.locate_all`).
 """
 
 from __future__ import annotations
@@ -212,16 +215,16 @@ class _Builder:
         except (yaml.YAMLError, ValueError, TypeError):
             if str(node.value).lstrip("+-").isdigit():  # more digits than Python reads
                 self._problem(node, f"the integer is too large (at most {INT64_MAX})")
-            else:
-                self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
+                return str(node.value)
+            self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self._problem(node, f"{node.value!r} is not a finite number; write a number such as "
                           "100, or put text in quotes")  # fmt: skip
-            return None
+            return str(node.value)
         if isinstance(value, int) and not -INT64_MAX <= value <= INT64_MAX:
             self._problem(node, f"the integer is too large (at most {INT64_MAX})")
-            return None
+            return str(node.value)
         return value
 
     def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, object]:

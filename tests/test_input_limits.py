@@ -1,0 +1,215 @@
+"""Rubric, scenario and policy files at and past the input limits (docs/operations.md, "Limits"):
+every number the engine reads is finite and every integer fits where it is stored; anchors,
+aliases and deep nesting are refused before anything expands. Each case is one located
+problem, from `rubric check` (exit 2) and from an HTTP rubric upload (422) alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assessengine.adapters.library import check_rubric_file, load_scenario
+from assessengine.adapters.policies import check_policy_file
+from assessengine.adapters.yaml_source import MAX_DEPTH
+from assessengine.cli import main
+from assessengine.errors import ScenarioError
+
+from .test_api_support import Api, open_api
+
+REPO = Path(__file__).resolve().parents[1]
+RUBRIC = (REPO / "rubrics" / "forklift-load-handling.yaml").read_text(encoding="utf-8")
+SCENARIO = (REPO / "scenarios" / "forklift-warehouse.yaml").read_text(encoding="utf-8")
+POLICY = (REPO / "credentials" / "forklift-operator.yaml").read_text(encoding="utf-8")
+
+NOT_FINITE = "is not a finite number; write a number such as 100, or put text in quotes"
+FINITE = "expected a finite number, got "
+INT64 = "the integer is too large (at most 9223372036854775807)"
+INT31 = "must be at most 2147483647, got "
+ALIASES = "aliases and anchors ('*name', '&name') are not allowed; write the value out in full"
+NESTING = f"lists and mappings nest more than {MAX_DEPTH} deep here; flatten the file"
+
+
+def _edit(text: str, old: str, new: str) -> str:
+    assert text.count(old) >= 1, old
+    return text.replace(old, new, 1)
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+# (old, new, the new line's fragment, message start): each makes exactly one problem
+RUBRIC_CASES = [
+    pytest.param("points: 20", "points: .inf", "points: .inf", f"'.inf' {NOT_FINITE}",
+                 id="points-inf"),
+    pytest.param("points: 20", 'points: "1e400"', "1e400", f"{FINITE}'1e400'",
+                 id="points-text-overflow"),
+    pytest.param("points: 20", "points: -.inf", "-.inf", f"'-.inf' {NOT_FINITE}",
+                 id="points-minus-inf"),
+    pytest.param("min_score: 80", "min_score: .nan", ".nan", f"'.nan' {NOT_FINITE}",
+                 id="min-score-nan"),
+    pytest.param("min_score: 80", "min_score: 'inf'", "inf", f"{FINITE}'inf'",
+                 id="min-score-text-inf"),
+    pytest.param("at_most: 10", "at_most: 1.0e+999", "1.0e+999", f"'1.0e+999' {NOT_FINITE}",
+                 id="metric-bound-overflow"),
+    pytest.param("at_most: 10", "at_most: NaN", "NaN", f"{FINITE}'NaN'",
+                 id="metric-bound-text-nan"),
+    pytest.param("for: 1s ", "for: .inf ", "for: .inf", f"'.inf' {NOT_FINITE}",
+                 id="for-inf"),
+    pytest.param("max: 4min", "max: .Inf", ".Inf", f"'.Inf' {NOT_FINITE}",
+                 id="duration-inf"),
+    pytest.param("within: 5s", "within: 1e400", "1e400",
+                 "expected a duration such as 2s, 500ms, 1.5min or 1h, got '1e400'",
+                 id="within-text-overflow"),
+    pytest.param('"load > 50 and speed > 8"', '"load > 50 and speed > 1e400"', "1e400",
+                 "bad condition: number 1e400 is too large", id="condition-number-overflow"),
+    pytest.param("version: 1", "version: 9223372036854775808", "version:", INT64,
+                 id="version-past-int64"),
+    pytest.param("version: 1", "version: 2147483648", "version:", f"{INT31}2147483648",
+                 id="version-past-int32"),
+    pytest.param("version: 1", 'version: "99999999999999999999"', "version:",
+                 f"{INT31}'99999999999999999999'", id="version-text-past-int64"),
+    pytest.param("max: 0}", "max: 9223372036854775807}", "max: 92", f"{INT31}9223372036854775807",
+                 id="count-max"),
+    pytest.param("allow: 1 ", "allow: 2147483648 ", "allow:", f"{INT31}2147483648",
+                 id="allow"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "fragment", "message"), RUBRIC_CASES)
+def test_a_number_out_of_range_in_a_rubric_is_one_located_problem(
+    tmp_path: Path, old: str, new: str, fragment: str, message: str
+) -> None:
+    text = _edit(RUBRIC, old, new)
+    path = tmp_path / "rubrics" / "r.yaml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    (problem,) = check_rubric_file(path, scenario_dirs=(REPO / "scenarios",)).problems
+    assert problem.message.startswith(message), problem.message
+    line = _line_of(text, fragment)
+    assert problem.location.line == line
+    assert 1 < problem.location.column <= len(text.splitlines()[line - 1])
+
+
+SCENARIO_CASES = [
+    pytest.param("range: [0, 20]", "range: [0, .inf]", f"'.inf' {NOT_FINITE}", id="range-inf"),
+    pytest.param("range: [0, 20]", "range: [0, '-inf']", f"{FINITE}'-inf'", id="range-text"),
+    pytest.param("rate: 10", "rate: .nan", f"'.nan' {NOT_FINITE}", id="rate-nan"),
+    pytest.param("version: 1", "version: 2147483648", f"{INT31}2147483648", id="version"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), SCENARIO_CASES)
+def test_a_number_out_of_range_in_a_scenario_is_a_located_problem(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = _edit(SCENARIO, old, new)
+    path = tmp_path / "forklift-warehouse.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    (line,) = str(caught.value).splitlines()
+    where, found = line.split(": ", 1)
+    assert found.startswith(message), found
+    key = new.split(":", maxsplit=1)[0]
+    assert where.startswith(f"{path}:{_line_of(text, key + ':')}:")
+
+
+POLICY_CASES = [
+    pytest.param("passes: 2", "passes: .inf", f"'.inf' {NOT_FINITE}", id="passes-inf"),
+    pytest.param("min_version: 1", "min_version: 9223372036854775808", INT64,
+                 id="min-version-past-int64"),
+    pytest.param("min_version: 1", "min_version: 2147483648", f"{INT31}2147483648",
+                 id="min-version-past-int32"),
+    pytest.param("valid_for: 3 years", "valid_for: 101 years", "a period is at most 100 years",
+                 id="valid-for"),
+    pytest.param("window: 90 days", "window: 99999999999999999999999 days",
+                 "a period is at most 100 years (36525 days)", id="window"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), POLICY_CASES)
+def test_a_number_out_of_range_in_a_policy_is_one_located_problem(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = _edit(POLICY, old, new)
+    path = tmp_path / "forklift-operator.yaml"
+    path.write_text(text, encoding="utf-8")
+    (problem,) = check_policy_file(path).problems
+    assert problem.message.startswith(message), problem.message
+    assert problem.location.line == _line_of(text, new)
+
+
+# ============================================================================ aliases, depth
+
+
+def _rubric_with(extra: str) -> str:
+    return _edit(RUBRIC, "version: 1\n", "version: 1\n" + extra)
+
+
+REFUSED = [
+    pytest.param(_rubric_with(_alias_bomb(6)), 7, 5, ALIASES, id="alias-bomb"),
+    pytest.param(_rubric_with("x: " + "[" * 500 + "]" * 500 + "\n"), 7, 3 + MAX_DEPTH, NESTING,
+                 id="nested-500"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "line", "column", "message"), REFUSED)
+def test_rubric_check_refuses_aliases_and_deep_nesting_with_one_line_and_exit_2(
+    tmp_path: Path, text: str, line: int, column: int, message: str
+) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(main, ["rubric", "check", str(path)])
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [f"{path}:{line}:{column}: {message}"]
+
+
+@pytest.mark.parametrize("kind", ["scenario", "policy"])
+def test_scenario_and_policy_files_refuse_aliases_too(tmp_path: Path, kind: str) -> None:
+    if kind == "scenario":
+        path = tmp_path / "forklift-warehouse.yaml"
+        path.write_text(_edit(SCENARIO, "version: 1\n", "version: &v 1\n"), encoding="utf-8")
+        with pytest.raises(ScenarioError) as caught:
+            load_scenario(path)
+        assert str(caught.value) == f"{path}:2:10: {ALIASES}"
+    else:
+        path = tmp_path / "forklift-operator.yaml"
+        path.write_text(_edit(POLICY, "passes: 2", "passes: *two"), encoding="utf-8")
+        (problem,) = check_policy_file(path).problems
+        assert (problem.location.line, problem.message) == (_line_of(POLICY, "passes: 2"),
+                                                            ALIASES)  # fmt: skip
+
+
+@pytest.fixture
+def api(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Api]:
+    yield from open_api(tmp_path_factory, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(_rubric_with(_alias_bomb(6)), ALIASES, id="alias-bomb"),
+        pytest.param(_edit(RUBRIC, "points: 20", "points: .inf"), f"'.inf' {NOT_FINITE}",
+                     id="points-inf"),
+        pytest.param(_edit(RUBRIC, "version: 1", "version: 9223372036854775808"), INT64,
+                     id="version-past-int64"),
+    ],
+)  # fmt: skip
+def test_an_uploaded_rubric_past_a_limit_is_refused_with_its_place(
+    api: Api, text: str, message: str
+) -> None:
+    answer = api.post("/api/v1/rubrics", "trainer", files={"file": ("r.yaml", text.encode())})
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert error["reason"] == message
+    assert error["line"] > 1
