@@ -120,6 +120,32 @@ class MemoryStore:
             entry.status, entry.close_t, entry.closed_at = "closed", value, common.now()
             return entry.record()
 
+    def file_session(
+        self,
+        info: SessionInfo,
+        items: Sequence[tuple[str, int, int, str, bytes, Payload]],
+        close_t: float,
+        report: Mapping[str, Any],
+    ) -> SessionRecord:
+        text = common.info_json(info)
+        value = common.check_close_t(info.session, close_t)
+        report_text = common.to_json(info.session, "report", report)
+        checked = [(*item[:5], bytes(item[5])) for item in common.check_items(items)]
+        if any(item[0] != info.session for item in checked):
+            raise StoreError(f"session {info.session!r}: every batch must be of this session")
+        digests = [chain.digests(item[4], item[5]) for item in checked]
+        with self._lock:
+            self._check_open()
+            if info.session in self._sessions:
+                raise StoreError(f"session {info.session!r} exists already")
+            entry = _Session(len(self._sessions), text, common.genesis(text), common.now())
+            planned = common.plan_appends(checked, digests, lambda _: entry.head(), common.now())
+            entry.batches.extend(batch for _, batch in planned)  # nothing is kept before here
+            entry.status, entry.close_t, entry.closed_at = "closed", value, common.now()
+            entry.report = report_text
+            self._sessions[info.session] = entry
+            return entry.record()
+
     def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         texts = [text for _, _, text in common.decision_rows(session_id, rows)]
         with self._lock:

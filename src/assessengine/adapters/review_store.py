@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .sqlite_store import immediate
-from .store import StoreError
+from .store import StorageFullError, StoreError, disk_full
 
 BUSY_TIMEOUT_S: Final = 10.0
 
@@ -607,4 +607,7 @@ def _errors(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
+        if disk_full(exc):
+            raise StorageFullError(f"{path}: the disk is full ({exc}); free space, then retry"
+                                   ) from exc  # fmt: skip
         raise StoreError(f"{path}: {exc}") from exc

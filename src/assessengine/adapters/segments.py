@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from .store import Payload, StoreError
+from .store import Payload, StorageFullError, StoreError, disk_full
 
 SEGMENT_BYTES: Final = 2**30  # a new segment file starts once the current one would pass this
 IOV_MAX: Final = 512  # buffers per pwritev call (the OS limit is at least 1024)
@@ -68,7 +68,7 @@ class Segments:
                 chunk = views[start : start + IOV_MAX]
                 offset = _pwrite_all(fd, chunk, offset)
         except OSError as exc:
-            raise StoreError(f"{self.path(segment)}: cannot write payloads ({exc})") from exc
+            raise _error(f"{self.path(segment)}: cannot write payloads", exc) from exc
         with self._lock:
             self._ends[segment] = offset
 
@@ -146,7 +146,7 @@ class Segments:
             fd = os.open(self.path(segment), os.O_WRONLY | os.O_CREAT, 0o644)
             fsync_path(self.folder)  # the new file's name survives a power loss
         except OSError as exc:
-            raise StoreError(f"{self.path(segment)}: cannot create ({exc})") from exc
+            raise _error(f"{self.path(segment)}: cannot create", exc) from exc
         with self._lock:
             self._writable[segment] = fd
         return fd
@@ -194,3 +194,10 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _error(what: str, exc: OSError) -> StoreError:
+    """The StoreError for a failed write: a StorageFullError when the disk is full."""
+    if disk_full(exc):
+        return StorageFullError(f"{what}: the disk is full ({exc}); free space, then retry")
+    return StoreError(f"{what} ({exc})")

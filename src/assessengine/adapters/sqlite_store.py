@@ -69,7 +69,16 @@ from ..core import chain
 from ..storage import migrate
 from . import _store_common as common
 from .segments import SEGMENT_BYTES, Segments, folder_of
-from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
+from .store import (
+    Payload,
+    SessionInfo,
+    SessionRecord,
+    Status,
+    StorageFullError,
+    StoredBatch,
+    StoreError,
+    disk_full,
+)
 
 log = logging.getLogger(__name__)
 
@@ -306,27 +315,82 @@ class SqliteStore:
                 head = heads.get(session)
                 return head if head is not None else read(session)
 
-            planned = common.plan_appends(checked, digests, head_of, common.now())
-            rows = []
-            for key, b in planned:  # every item is planned (or plan_appends raised)
-                rows.append((key, b.index, b.first_seq, b.count, b.encoding, b.received_at,
-                             b.chain, b.header, segment, offset, len(b.payload)))  # fmt: skip
-                offset += len(b.payload)
-            db.executemany(
-                "INSERT INTO batches (session_id, idx, first_seq, count, encoding, received_at, "
-                "chain, header, payload, segment, seg_offset, seg_length) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?, ?, ?)",
-                rows,
-            )
-            last = db.execute("SELECT MAX(id) FROM batches").fetchone()[0]
-            synced = last if self._sync_each else self._synced
-            db.execute(_MARK_SYNCED, (synced,))
-            self._marked = max(self._marked, synced)
+            planned, last = self._insert_batches(db, checked, digests, head_of, segment, offset)
+        self._appended(planned, last, segment)
+        return planned
+
+    def _insert_batches(
+        self,
+        db: sqlite3.Connection,
+        checked: list[common.AppendItem],
+        digests: list[tuple[bytes, bytes]],
+        head_of: Callable[[str], common.Head | None],
+        segment: int,
+        offset: int,
+    ) -> tuple[list[tuple[int, StoredBatch]], int]:
+        """Plan and insert the rows of batches whose payloads lie end to end from (`segment`,
+        `offset`), inside the caller's transaction; (planned, id of the last row)."""
+        planned = common.plan_appends(checked, digests, head_of, common.now())
+        rows = []
+        for key, b in planned:  # every item is planned (or plan_appends raised)
+            rows.append((key, b.index, b.first_seq, b.count, b.encoding, b.received_at,
+                         b.chain, b.header, segment, offset, len(b.payload)))  # fmt: skip
+            offset += len(b.payload)
+        db.executemany(
+            "INSERT INTO batches (session_id, idx, first_seq, count, encoding, received_at, "
+            "chain, header, payload, segment, seg_offset, seg_length) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?, ?, ?)",
+            rows,
+        )
+        last: int = db.execute("SELECT MAX(id) FROM batches").fetchone()[0]
+        synced = last if self._sync_each else self._synced
+        db.execute(_MARK_SYNCED, (synced,))
+        return planned, last
+
+    def _appended(self, planned: list[tuple[int, StoredBatch]], last: int, segment: int) -> None:
+        """Account for batches just committed (the sync mark, the checkpointer's budget)."""
+        self._marked = max(self._marked, last if self._sync_each else self._synced)
         self._committed = max(self._committed, (last, segment))
         sessions = len({key for key, _ in planned})
         nbytes = sum(len(b.header) + len(b.payload) for _, b in planned)
         self._checkpointer.wrote(nbytes, pages=sessions + 3)  # a pass syncs the payloads too
-        return planned
+
+    def file_session(
+        self,
+        info: SessionInfo,
+        items: Sequence[tuple[str, int, int, str, bytes, Payload]],
+        close_t: float,
+        report: Mapping[str, Any],
+    ) -> SessionRecord:
+        text = common.info_json(info)
+        value = common.check_close_t(info.session, close_t)
+        report_text = common.to_json(info.session, "report", report)
+        checked = common.check_items(items)
+        if any(item[0] != info.session for item in checked):
+            raise StoreError(f"session {info.session!r}: every batch must be of this session")
+        digests = [chain.digests(item[4], item[5]) for item in checked]
+        stamp = common.now()
+        with self._appending:
+            segment, offset = self._reserve(sum(len(item[5]) for item in checked))
+            self._segments.write(segment, offset, [item[5] for item in checked])
+            if self._sync_each:
+                self._segments.sync()
+            with self._write() as db:  # an error anywhere rolls all of it back
+                if db.execute("SELECT 1 FROM sessions WHERE session = ?",
+                              (info.session,)).fetchone():  # fmt: skip
+                    raise StoreError(f"session {info.session!r} exists already")
+                self._open_one(db, info, text, stamp)
+                planned, last = self._insert_batches(
+                    db, checked, digests, _head_reader(db), segment, offset
+                ) if checked else ([], 0)  # fmt: skip
+                record = self._close_one(db, info.session, value, stamp)
+                db.execute("INSERT INTO reports (session_id, report, saved_at) VALUES "
+                           "((SELECT id FROM sessions WHERE session = ?), ?, ?)",
+                           (info.session, report_text, stamp))  # fmt: skip
+            if planned:
+                self._appended(planned, last, segment)
+        self._checkpointer.wrote(len(text) + len(report_text), pages=6)
+        return record
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
         """The session's batches in order, read `CHUNK` at a time (no lock or read
@@ -554,11 +618,14 @@ def _errors(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(_explain(path, exc)) from exc
+        failure = StorageFullError if disk_full(exc) else StoreError
+        raise failure(_explain(path, exc)) from exc
 
 
 def _explain(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
+    if disk_full(exc):
+        return f"{path}: the disk is full ({text}); free space, then retry"
     if "file is not a database" in text:
         return f"{path} is not an assessengine store: not a SQLite database"
     if "malformed" in text:

@@ -13,6 +13,8 @@ changes every later chain value, so tampering is evident (`assessengine audit`).
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -32,6 +34,34 @@ class StoreOpenError(StoreError):
     credentials, a file or database that is not an assessengine store, or one at a newer schema
     version than this assessengine knows. The message is one line and never shows a password;
     the CLI prints it and exits with status 2."""
+
+
+class StorageFullError(StoreError):
+    """The disk that holds the store is full (or the store is at its size or quota limit):
+    nothing of the write was kept. Free space, then retry."""
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_PG_DISK_FULL = "53100"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says the disk is full: a
+    `StorageFullError`, SQLite's ``SQLITE_FULL`` ("database or disk is full"), PostgreSQL's
+    ``disk_full`` (SQLSTATE 53100), or an OSError ENOSPC / EDQUOT."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFullError) or (
+            isinstance(current, sqlite3.Error)
+            and getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        ) or (isinstance(current, OSError) and current.errno in _FULL_ERRNOS) or (
+            getattr(current, "sqlstate", None) == _PG_DISK_FULL
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class BatchRefusedError(StoreError):
@@ -136,6 +166,19 @@ class Store(Protocol):
 
     def close_session(self, session_id: str, close_t: float) -> SessionRecord:
         """Mark closed (idempotent for the same close_t)."""
+        ...
+
+    def file_session(
+        self,
+        info: SessionInfo,
+        items: Sequence[tuple[str, int, int, str, bytes, Payload]],
+        close_t: float,
+        report: Mapping[str, Any],
+    ) -> SessionRecord:
+        """A whole session at once (an uploaded log): open `info`'s session, append `items`
+        (its batches, in order from seq 0), close it at `close_t` and save its `report`, in ONE
+        transaction: all of it is stored, or nothing is (StoreError; StorageFullError when the
+        disk is full). A session with this id must not exist yet."""
         ...
 
     def close_sessions(

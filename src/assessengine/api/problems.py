@@ -9,6 +9,7 @@ request path), and for invalid input ``errors``: one entry per field (``name`` s
 from __future__ import annotations
 
 import logging
+import sqlite3
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -18,7 +19,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..adapters.store import StoreError, disk_full
 from .service import FieldProblem, ServiceError, UnauthenticatedError
+from .service.errors import InsufficientStorageError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ def service_problem(request: Request, exc: ServiceError, *, close: bool = False)
     errors = list(getattr(exc, "errors", ())) or None
     headers = {"WWW-Authenticate": 'Bearer realm="assessengine"'} if isinstance(
         exc, UnauthenticatedError) else {}  # fmt: skip
+    if isinstance(exc, InsufficientStorageError):
+        headers["Retry-After"] = str(exc.retry_after_s)
     if close:
         headers["Connection"] = "close"
     return problem_response(request, exc.status, exc.detail, slug=exc.slug, title=exc.title,
@@ -107,6 +112,13 @@ def install(app: FastAPI) -> None:
         return problem_response(request, exc.status_code, detail, slug=getattr(exc, "slug", None),
                                 headers=dict(exc.headers or {}) or None)  # fmt: skip
 
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        if disk_full(exc):  # whatever the write: 507, with Retry-After
+            log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+            return service_problem(request, InsufficientStorageError(
+                f"the server's disk is full; nothing was kept, retry later ({exc})"))
+        return await server_error(request, exc)
+
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(request, 500, "an internal error occurred; it has been logged",
@@ -115,6 +127,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for storage in (StoreError, sqlite3.Error, OSError):
+        app.add_exception_handler(storage, storage_error)
     app.add_exception_handler(Exception, server_error)
 
 
@@ -134,6 +148,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with the current state",
         413: "Content too large",
         422: "Invalid input; `errors` names each field",
+        507: "The server's disk is full: nothing was kept; retry after `Retry-After` seconds",
     }
     schema = {"$ref": "#/components/schemas/Problem"}
     return {s: {"description": what[s], "content": {MEDIA_TYPE: {"schema": schema}}}

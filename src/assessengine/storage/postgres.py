@@ -37,10 +37,12 @@ from ..adapters.store import (
     SessionInfo,
     SessionRecord,
     Status,
+    StorageFullError,
     Store,
     StoredBatch,
     StoreError,
     StoreOpenError,
+    disk_full,
 )
 from ..core import chain
 from . import migrate
@@ -242,6 +244,41 @@ class PostgresStore:
                 ])  # fmt: skip
         return [batch for _, batch in planned]
 
+    def file_session(
+        self,
+        info: SessionInfo,
+        items: Sequence[tuple[str, int, int, str, bytes, Payload]],
+        close_t: float,
+        report: Mapping[str, Any],
+    ) -> SessionRecord:
+        value = common.check_close_t(info.session, close_t)
+        report_text = common.to_json(info.session, "report", report)
+        checked = common.check_items(items)
+        if any(item[0] != info.session for item in checked):
+            raise StoreError(f"session {info.session!r}: every batch must be of this session")
+        digests = [chain.digests(item[4], item[5]) for item in checked]
+        stamp = common.now()
+        with self._transaction() as conn:  # an error anywhere rolls all of it back
+            if conn.execute("SELECT 1 FROM sessions WHERE session = %s",
+                            (info.session,)).fetchone():  # fmt: skip
+                raise StoreError(f"session {info.session!r} exists already")
+            self._open_one(conn, info, stamp)
+            heads = _heads(conn, [info.session])
+            planned = common.plan_appends(checked, digests, heads.get, stamp)
+            with conn.cursor() as cursor:
+                if planned:
+                    cursor.executemany(_INSERT_BATCH, [
+                        (key, b.index, b.first_seq, b.count, b.encoding, b.received_at, b.chain,
+                         b.header, b.payload) for key, b in planned
+                    ])  # fmt: skip
+                record = self._close_one(conn, info.session, value, stamp)
+                cursor.execute(
+                    "INSERT INTO reports (session_id, report, saved_at) VALUES "
+                    "((SELECT id FROM sessions WHERE session = %s), %s, %s)",
+                    (info.session, report_text, stamp),
+                )
+        return record
+
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
         """The session's batches in order, read `CHUNK` at a time (no connection is held
         between chunks). Raises StoreError at once for an unknown session."""
@@ -337,6 +374,9 @@ class PostgresStore:
             with pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except psycopg.Error as exc:
+            if disk_full(exc):
+                raise StorageFullError(f"{self.where}: the disk is full ({one_line(str(exc))}); "
+                                       "free space, then retry") from exc  # fmt: skip
             raise StoreError(f"{self.where}: {one_line(str(exc))}") from exc
 
     @contextmanager

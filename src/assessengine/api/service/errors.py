@@ -53,6 +53,14 @@ class TooLargeError(ServiceError):
     status, slug, title = 413, "too-large", "Content too large"
 
 
+class InsufficientStorageError(ServiceError):
+    """The server's disk is full: nothing of the request was kept; retry once space is freed
+    (the answer carries ``Retry-After``)."""
+
+    status, slug, title = 507, "storage-full", "The server's disk is full"
+    retry_after_s = 60
+
+
 class InvalidError(ServiceError):
     """Input that fails validation; `errors` name each field."""
 

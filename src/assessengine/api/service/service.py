@@ -30,7 +30,7 @@ from ...adapters.review_store import (
     TokenRow,
 )
 from ...adapters.sqlite_store import SqliteStore
-from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError
+from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError, disk_full
 from ...core.codec import CodecError, Layout
 from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
@@ -43,6 +43,7 @@ from .errors import (
     ConflictError,
     FieldProblem,
     ForbiddenError,
+    InsufficientStorageError,
     InvalidError,
     NotFoundError,
     RubricProblemsError,
@@ -334,6 +335,10 @@ class ReviewService:
         try:
             self._store_field_session(info, log, entry)
         except StoreError as exc:
+            if disk_full(exc):
+                raise InsufficientStorageError(
+                    f"the server's disk is full; the session was not kept ({exc})"
+                ) from exc
             raise ConflictError(f"the store refused the session: {exc}") from None
         self.review.record(AuditEntry(
             who.name, who.role, "field_session.create", session_id, session=session_id,
@@ -342,16 +347,15 @@ class ReviewService:
         return self.session(who, session_id)
 
     def _store_field_session(self, info: SessionInfo, log: uploads.FieldLog, entry: Entry) -> None:
+        """Score the log, then file the session with its batches and report in one
+        transaction (`Store.file_session`): nothing of it is kept if any part fails."""
         cols = log.columns
         items = uploads.encode_batches(info.session, cols, Layout.of(entry.scenario),
                                        FIELD_BATCH_ROWS)  # fmt: skip
-        self.store.open_session(info)
-        self.store.append_batches(items)
         close_t = max(log.close_t, float(cols.t[-1]))
-        self.store.close_session(info.session, close_t)
         (report,) = score_columns(entry.compiled, cols.to_batch(0), [info.session],
                                   np.array([close_t], np.float64))  # fmt: skip
-        self.store.save_report(info.session, report.to_data())
+        self.store.file_session(info, items, close_t, report.to_data())
 
     # ================================================================================ rubrics
 
@@ -394,6 +398,8 @@ class ReviewService:
         try:
             self.review.add_rubric(row, audit)
         except StoreError as exc:
+            if disk_full(exc):
+                raise InsufficientStorageError(f"the server's disk is full ({exc})") from exc
             raise ConflictError(str(exc)) from None
         entry = self.catalog.find(rubric.rubric, rubric.version, row.sha256)
         return (entry or checked.entry).describe(), True
