@@ -396,6 +396,80 @@ def test_forwarding_to_the_lrs_retries_and_is_audited(template: Path, tmp_path: 
             assert [a["session"] for a in audit] == ["F-1"]
 
 
+class StrictLrs:
+    """An LRS on 127.0.0.1 that keeps statements immutable, as xAPI 1.0.3 says: a statement
+    under a known id that differs is a 409 Conflict (nothing of the request stored); a request
+    whose statements it holds already, identical, is a 204; otherwise it stores them (200, the
+    ids)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.answers: list[int] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, payload = owner.take(body)
+                owner.answers.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xapi"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)  # fmt: skip
+
+    def take(self, statements: list[dict[str, Any]]) -> tuple[int, bytes]:
+        known = [s for s in statements if s["id"] in self.stored]
+        if any(self.stored[s["id"]] != s for s in known):
+            return 409, b'{"message": "a different statement with this id exists"}'
+        if len(known) == len(statements):
+            return 204, b""
+        self.stored.update((s["id"], s) for s in statements)
+        return 200, json.dumps([s["id"] for s in statements]).encode()
+
+    def __enter__(self) -> StrictLrs:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_a_statement_that_changed_reaches_an_lrs_that_keeps_statements_immutable(
+    template: Path, tmp_path: Path
+) -> None:
+    with StrictLrs() as lrs:
+        settings = CredentialSettings(base_url=BASE, lrs=LrsSettings(lrs.url, attempts=1))
+        for http in open_http(template, tmp_path, credentials=settings):
+            forward = f"{API}/sessions/F-1/xapi/forward"
+            pending = http.post(forward, None)  # the observed item is still pending
+            assert pending.status_code == 200, pending.text
+            (completed,) = http.get(f"{API}/sessions/F-1/xapi").json()
+
+            http.observe_all(("F-1",))  # the observation decides the session: passed
+            decided = http.post(forward, None)
+            assert decided.status_code == 200, decided.text
+            statements = http.get(f"{API}/sessions/F-1/xapi").json()
+            assert [s["verb"]["id"] for s in statements] == [VERBS["completed"], VERBS["passed"]]
+            assert statements[0]["id"] != completed["id"]  # it changed: a new id
+            assert decided.json()["statements"] == [s["id"] for s in statements]
+            assert {s["id"]: s for s in statements}.items() <= lrs.stored.items()
+
+            again = http.post(forward, None)  # nothing changed: the same ids, a 204
+            assert again.status_code == 200, again.text
+            assert again.json()["statements"] == [s["id"] for s in statements]
+            assert lrs.answers == [200, 200, 204]
+
+
 # ============================================================================ web page
 
 

@@ -136,9 +136,9 @@ def test_too_many_requests_waits_as_asked_within_the_cap(lrs: StandIn) -> None:
     assert sleeps == [3.0]
 
 
-def test_a_204_answer_is_success_without_ids(lrs: StandIn) -> None:
+def test_a_204_answer_is_success_and_the_ids_sent_stand(lrs: StandIn) -> None:
     lrs.statuses = [204]
-    assert client(lrs.url, []).send(STATEMENTS) == []
+    assert client(lrs.url, []).send(STATEMENTS) == [s["id"] for s in STATEMENTS]
 
 
 def test_a_refused_connection_is_retried_then_reported() -> None:

@@ -23,6 +23,7 @@ from assessengine.core.xapi import (
     SessionFacts,
     XapiConfig,
     XapiError,
+    content_id,
     iso_duration,
     registration,
     session_statements,
@@ -300,7 +301,7 @@ def test_the_assessor_is_the_instructor_of_field_sessions_only(
     assert all("instructor" not in s["context"] for s in unknown)
 
 
-def test_ids_and_registration_are_derived_from_the_session(
+def test_the_registration_is_derived_from_the_session_and_ids_from_the_content(
     forklift_reports: dict[str, SessionReport],
 ) -> None:
     report = forklift_reports["pass"]
@@ -310,6 +311,11 @@ def test_ids_and_registration_are_derived_from_the_session(
     assert uuid.UUID(registration(report.session)).version == 5
     assert registration("S-1") != registration("S-2")
     assert len({s["id"] for s in first}) == 2
+    for statement in first:
+        assert uuid.UUID(statement["id"]).version == 5
+        assert content_id(statement) == statement["id"]
+        stored = {**statement, "stored": "2026-01-01T00:00:00.000Z", "id": "x"}
+        assert content_id(stored) == statement["id"]  # what an LRS adds is not content
     assert first[0]["context"]["extensions"][EXT_SESSION] == report.session
     assert first[0]["context"]["extensions"][EXT_CHAIN_HEAD] == "ab" * 32
 
@@ -340,3 +346,20 @@ def test_a_report_that_is_not_a_report_is_refused(
 def test_the_configuration_needs_http_urls() -> None:
     with pytest.raises(XapiError, match="home_page"):
         XapiConfig(home_page="engine", activity_base="https://x.example")
+
+
+def test_a_statement_gets_a_new_id_when_it_changes(
+    forklift_reports: dict[str, SessionReport],
+) -> None:
+    report = forklift_reports["incomplete"]
+    (pending,) = statements(report)
+    decided = report.to_data() | {"outcome": "pass", "score": 100.0, "criteria": [
+        c | {"verdict": "pass"} for c in report.to_data()["criteria"]]}  # fmt: skip
+    completed, passed = session_statements(decided, facts(report), CONFIG)
+    assert completed["verb"] == pending["verb"]
+    assert completed["id"] != pending["id"]  # same verb, same session, different content
+    rescored = decided | {"score": 95.0}
+    assert session_statements(rescored, facts(report), CONFIG)[1]["id"] != passed["id"]
+    field = [session_statements(decided, facts(report, source="field", assessor=who), CONFIG)
+             for who in ("A-1", "A-2")]  # fmt: skip
+    assert {s["id"] for s in field[0]}.isdisjoint({s["id"] for s in field[1]})

@@ -90,7 +90,9 @@ class LrsClient:
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
 
     def send(self, statements: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Store `statements`; returns the ids the LRS reports (none for an empty list)."""
+        """Store `statements`; returns the ids the LRS reports, or the ids sent when it
+        answers without a body (``204 No Content``: e.g. it holds them already); none for an
+        empty list."""
         if not statements:
             return []
         body = json.dumps(list(statements), separators=(",", ":"), ensure_ascii=False).encode()
@@ -99,7 +101,7 @@ class LrsClient:
             if attempt > 1:
                 self._sleep(self._delay(attempt, last))
             try:
-                return self._post(body)
+                reported = self._post(body)
             except LrsError as error:
                 if not error.retryable:
                     raise
@@ -107,6 +109,10 @@ class LrsClient:
                 log.warning(
                     "LRS %s: attempt %d/%d failed: %s", self.url, attempt, self.attempts, error
                 )
+                continue
+            if reported is None:
+                return [str(s["id"]) for s in statements if "id" in s]
+            return reported
         raise LrsError(
             f"gave up after {self.attempts} attempt{'s' if self.attempts > 1 else ''} to send"
             f" {len(statements)} statement(s) to {self.url}: {last}",
@@ -120,7 +126,7 @@ class LrsClient:
             delay = min(max(delay, error.retry_after), self.max_backoff_s)
         return delay
 
-    def _post(self, body: bytes) -> list[str]:
+    def _post(self, body: bytes) -> list[str] | None:
         request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -146,9 +152,10 @@ def _answer_error(answer: urllib.error.HTTPError) -> LrsError:
     )
 
 
-def _ids(text: str) -> list[str]:
+def _ids(text: str) -> list[str] | None:
+    """The ids in the LRS's answer (None for an answer without a body)."""
     if not text.strip():
-        return []
+        return None
     try:
         data = json.loads(text)
     except ValueError:

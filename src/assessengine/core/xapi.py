@@ -11,9 +11,13 @@ For each closed session:
 
 Identities: the learner (actor) and the assessor (``context.instructor``, field sessions only)
 are xAPI accounts on the engine's home page; the object is the rubric at its version
-(``<activity base>/rubrics/<rubric>/versions/<version>``). Statement ids and
-``context.registration`` are UUIDs derived from the session id (uuid5), so the statements of a
-session are the same every time they are produced and an LRS can deduplicate them.
+(``<activity base>/rubrics/<rubric>/versions/<version>``). ``context.registration`` is a UUID
+derived from the session id (uuid5): every statement of a session carries it. A statement's id
+is derived from its content (`content_id`: uuid5 over the canonical JSON of the statement
+without its id), so producing the same statement again gives the same id (an LRS keeps one),
+and a statement that changed (an observation decided the session, a re-scoring changed a
+verdict) gets a new id: an LRS that enforces statement immutability (xAPI 1.0.3: a differing
+statement under a known id is a 409 Conflict) stores it instead of refusing it.
 
 The verbs are the cmi5 ones by IRI, but the statements are not "cmi5 defined" statements (no
 launching LMS or AU is involved), so they carry no cmi5 category or session extension.
@@ -21,6 +25,7 @@ launching LMS or AU is involved), so they carry no cmi5 category or session exte
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -48,6 +53,7 @@ EXT_RUBRIC_SHA256: Final = f"{ENGINE_IRI}/extensions/rubric-sha256"
 EXT_CHAIN_HEAD: Final = f"{ENGINE_IRI}/extensions/chain-head"
 #: The namespace of every UUID the engine derives for xAPI (statement ids, registrations).
 UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, ENGINE_IRI)
+_NOT_CONTENT: Final = frozenset({"id", "stored", "authority", "version"})
 #: The longest session a statement reports (seconds, about 31 years): a session that closed
 #: later than this (a close time of 1e308 s, say) is refused with a message, not formatted.
 MAX_DURATION_S: Final = 1e9
@@ -136,9 +142,15 @@ def registration(session: str) -> str:
     return str(uuid.uuid5(UUID_NAMESPACE, f"registration/{session}"))
 
 
-def statement_id(session: str, verb: str) -> str:
-    """The id of the `verb` statement of `session`."""
-    return str(uuid.uuid5(UUID_NAMESPACE, f"statement/{session}/{verb}"))
+def content_id(statement: Mapping[str, Any]) -> str:
+    """The id of a statement with this content: uuid5 over its canonical JSON (keys sorted,
+    no whitespace), leaving out what is not content: ``id`` and what an LRS adds (``stored``,
+    ``authority``, ``version``). The statement's ``timestamp`` is when the session ended, not
+    when it is sent, so it is content."""
+    kept = {k: v for k, v in statement.items() if k not in _NOT_CONTENT}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
+    return str(uuid.uuid5(UUID_NAMESPACE, f"statement/{text}"))
 
 
 def rubric_activity_id(config: XapiConfig, rubric: str, version: int) -> str:
@@ -174,8 +186,7 @@ def _statement(
     facts: SessionFacts,
     config: XapiConfig,
 ) -> dict[str, Any]:
-    return {
-        "id": statement_id(facts.session, verb),
+    statement = {
         "actor": _agent(facts.learner, config),
         "verb": {"id": VERBS[verb], "display": {config.language: verb}},
         "object": activity,
@@ -183,6 +194,7 @@ def _statement(
         "context": _context(report, facts, config),
         "timestamp": _timestamp(facts.ended_at),
     }
+    return {"id": content_id(statement), **statement}
 
 
 def _agent(name: str, config: XapiConfig) -> dict[str, Any]:
