@@ -201,7 +201,8 @@ class LearnerOut(Model):
 class ForwardOut(Model):
     session: str
     lrs: str = Field(description="the LRS statements endpoint")
-    statements: list[str] = Field(description="the ids of the statements the LRS stored")
+    statements: list[str] = Field(description="the ids of the statements the LRS holds now "
+                                  "(derived from their content)")
 
 
 class UpstreamError(ServiceError):
