@@ -19,6 +19,7 @@ from assessengine.adapters.credential_store import (
     CredentialStoreError,
     IssuedCredential,
     MemoryCredentialStore,
+    PublishedList,
     SqliteCredentialStore,
     StatusSlot,
 )
@@ -312,3 +313,14 @@ def test_the_sqlite_store_needs_an_engine_store_file(tmp_path: Path) -> None:
     foreign.write_bytes(b"")
     with pytest.raises(CredentialStoreError, match="not an assessengine store"):
         SqliteCredentialStore(foreign)
+
+
+def test_a_published_list_is_kept_until_it_is_replaced(credentials: CredentialStore) -> None:
+    assert credentials.published(1) is None
+    first = PublishedList(1, "r1", '{"id":"list-1"}', NOW)
+    credentials.publish(first)
+    assert credentials.published(1) == first
+    assert credentials.published(2) is None
+    second = PublishedList(1, "r2", '{"id":"list-1","v":2}', NOW)
+    credentials.publish(second)
+    assert credentials.published(1) == second

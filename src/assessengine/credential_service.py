@@ -8,7 +8,8 @@
   allocate a status list slot, sign (`adapters.signer`), check it against the official schema,
   file it (`adapters.credential_store`); `NotEligibleError` with the reasons otherwise;
 - `revoke(credential_id, reason=..., by=...)`: set its bit in the revocation list, recorded;
-- `status_list_credential(list_id)`: the signed ``BitstringStatusListCredential`` to publish;
+- `published_status_list(list_id)`: the signed ``BitstringStatusListCredential`` to publish,
+  signed once per change (see there); `status_list_credential` is its document;
 - `verify(document)`: `credential_verify.verify` trusting the engine's own key and the
   configured `trusted_issuers`, with the engine's own current status list;
 - `session_statements(session_id, config)`: the xAPI statements of one scored session.
@@ -21,10 +22,12 @@ returns the report as reviewed (same JSON shape, optionally with an ``"assessor"
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -32,6 +35,7 @@ from .adapters.credential_store import (
     Chooser,
     CredentialStore,
     IssuedCredential,
+    PublishedList,
     Revocation,
 )
 from .adapters.policies import RubricLookup, shipped_rubric
@@ -60,6 +64,13 @@ from .credential_verify import VerificationResult, verify
 DEFAULT_HTTP: Final = "127.0.0.1:8080"
 """`assessengine serve`'s default HTTP address."""
 DEFAULT_BASE_URL: Final = f"http://{DEFAULT_HTTP}"
+STATUS_LIST_VALIDITY: Final = timedelta(days=30)
+"""How long a signed status list is valid (its ``validUntil``): verifiers refuse an expired
+list, so a list that has not changed is signed again once `STATUS_LIST_REFRESH` is left."""
+STATUS_LIST_REFRESH: Final = timedelta(days=15)
+STATUS_LIST_TTL_S: Final = 300
+"""How long a verifier may cache a status list (its ``ttl``, and the HTTP max-age): a
+revocation reaches every verifier within this."""
 """The engine's public URL when none is configured: serve's default address, so that the CLI
 and the server write (and recognise) the same URLs."""
 
@@ -387,17 +398,38 @@ class CredentialService:
     def status_list_credential(self, list_id: int = 1) -> dict[str, Any]:
         """The signed revocation list `list_id` as it stands now (to publish at
         ``urls.status_list(list_id)``)."""
+        document: dict[str, Any] = json.loads(self.published_status_list(list_id).document)
+        return document
+
+    def published_status_list(self, list_id: int = 1) -> PublishedList:
+        """The signed revocation list `list_id` as published: signed once per change, not per
+        request. The list kept in the credential store is served as long as its revision (the
+        issuer, the URL and the bits) is the current one and more than `STATUS_LIST_REFRESH`
+        of its validity is left; otherwise it is signed afresh (``validFrom`` now,
+        ``validUntil`` `STATUS_LIST_VALIDITY` later, ``ttl`` `STATUS_LIST_TTL_S`) and kept."""
         key = self._require_key()
         sizes = {s.list_id: s.size for s in self.credentials.status_lists()}
         if list_id not in sizes and list_id != 1:
             raise CredentialError(f"there is no status list {list_id}")
+        url = self.urls.status_list(list_id)
+        bits = bitstring(self.credentials.revoked_indices(list_id),
+                         sizes.get(list_id, MIN_ENTRIES))  # fmt: skip
+        revision = hashlib.sha256(f"{key.did}\n{url}\n".encode() + bits).hexdigest()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
-        size = sizes.get(list_id, MIN_ENTRIES)
-        bits = bitstring(self.credentials.revoked_indices(list_id), size)
+        kept = self.credentials.published(list_id)
+        if kept is not None and kept.revision == revision and (
+            kept.valid_until - now > STATUS_LIST_REFRESH
+        ):
+            return kept
         document = status_list_credential(
-            list_url=self.urls.status_list(list_id), issuer=key.did, bits=bits, valid_from=now
-        )
-        return sign_credential(document, key, created=now)
+            list_url=url, issuer=key.did, bits=bits, valid_from=now,
+            valid_until=now + STATUS_LIST_VALIDITY, ttl_ms=STATUS_LIST_TTL_S * 1000,
+        )  # fmt: skip
+        signed = sign_credential(document, key, created=now)
+        published = PublishedList(list_id, revision, json.dumps(signed, separators=(",", ":")),
+                                  now + STATUS_LIST_VALIDITY)  # fmt: skip
+        self.credentials.publish(published)
+        return published
 
     def trusted(self) -> frozenset[str]:
         """The issuers whose credentials verify as valid here: the key's and the configured."""

@@ -70,6 +70,18 @@ class Revocation:
     revoked_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedList:
+    """A signed status list as published: `document` is the exact JSON text served (so its
+    bytes, and the ETag made from them, stay the same until it is signed again); `revision`
+    fingerprints what it says (see `CredentialService.published_status_list`)."""
+
+    list_id: int
+    revision: str
+    document: str
+    valid_until: datetime
+
+
 class CredentialStore(Protocol):
     """Durable storage of issued credentials. Every mutating call has committed on return."""
 
@@ -104,6 +116,14 @@ class CredentialStore(Protocol):
 
     def status_lists(self) -> list[StatusSlot]:
         """Every list that has slots: (list_id, index = slots allocated, size)."""
+        ...
+
+    def published(self, list_id: int) -> PublishedList | None:
+        """The signed list last published for `list_id`, if any."""
+        ...
+
+    def publish(self, published: PublishedList) -> None:
+        """Keep `published` as its list's published document (replacing the one before)."""
         ...
 
     def close(self) -> None: ...
@@ -150,6 +170,7 @@ class MemoryCredentialStore:
         self._used: set[tuple[int, int]] = set()
         self._issued: dict[str, IssuedCredential] = {}
         self._revocations: dict[str, Revocation] = {}
+        self._published: dict[int, PublishedList] = {}
 
     def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
         with self._lock:
@@ -209,6 +230,14 @@ class MemoryCredentialStore:
         with self._lock:
             return [StatusSlot(k, len(v), self._size) for k, v in sorted(self._slots.items())]
 
+    def published(self, list_id: int) -> PublishedList | None:
+        with self._lock:
+            return self._published.get(list_id)
+
+    def publish(self, published: PublishedList) -> None:
+        with self._lock:
+            self._published[published.list_id] = published
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -246,6 +275,12 @@ CREATE TABLE IF NOT EXISTS credential_revocations (
     reason         TEXT NOT NULL,
     revoked_by     TEXT NOT NULL,
     revoked_at     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credential_status_published (
+    list_id      INTEGER PRIMARY KEY,
+    revision     TEXT NOT NULL,
+    document     TEXT NOT NULL,
+    valid_until  TEXT NOT NULL
 )
 """
 _ISSUED_COLUMNS: Final = (
@@ -406,6 +441,23 @@ class SqliteCredentialStore:
                 "GROUP BY l.id ORDER BY l.id"
             ).fetchall()
         return [StatusSlot(*row) for row in rows]
+
+    def published(self, list_id: int) -> PublishedList | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT revision, document, valid_until FROM credential_status_published "
+                "WHERE list_id = ?", (list_id,),
+            ).fetchone()  # fmt: skip
+        return None if row is None else PublishedList(list_id, row[0], row[1], _parse(row[2]))
+
+    def publish(self, published: PublishedList) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO credential_status_published (list_id, revision, "
+                "document, valid_until) VALUES (?, ?, ?, ?)",
+                (published.list_id, published.revision, published.document,
+                 _stamp(published.valid_until)),
+            )  # fmt: skip
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -10,14 +10,15 @@ The service is ``request.app.state.credentials`` (set by `api.app.create_app`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..credential_service import STATUS_LIST_TTL_S
 from .guard import GuardedRoute, Requires
 from .problems import MEDIA_TYPE, responses
 from .routes import PREFIX, Who
@@ -149,13 +150,20 @@ async def verify(request: Request, api: Credentials) -> VerificationOut:
                    "schema": _OBJECT}}}},
 )  # fmt: skip
 def status_list(
-    api: Credentials, list_id: Annotated[int, Path(ge=1, le=1_000_000)]
-) -> JSONResponse:
+    request: Request, api: Credentials, list_id: Annotated[int, Path(ge=1, le=1_000_000)]
+) -> Response:
     """W3C Bitstring Status List v1.0, statusPurpose `revocation`, signed by the issuer key,
-    as it stands now. Every credential's `credentialStatus.statusListCredential` is this URL."""
-    document = api.status_list(list_id)
-    return JSONResponse(document, media_type=CREDENTIAL_MEDIA_TYPE,
-                        headers={"Cache-Control": "no-cache"})  # fmt: skip
+    as it stands now. Every credential's `credentialStatus.statusListCredential` is this URL.
+    Signed once per change (a revocation), so the same bytes are served until the next one:
+    a strong `ETag` (304 to a matching `If-None-Match`), `Cache-Control: max-age` as the list's
+    `ttl`, and a `validUntil` 30 days on (signed again, unchanged, halfway)."""
+    published = api.published_status_list(list_id)
+    body = published.document.encode("utf-8")
+    headers = {"ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+               "Cache-Control": f"public, max-age={STATUS_LIST_TTL_S}"}  # fmt: skip
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=CREDENTIAL_MEDIA_TYPE, headers=headers)
 
 
 @router.get(
@@ -196,6 +204,15 @@ def forward_xapi(api: Credentials, who: MayForward, session_id: SessionPath) -> 
 
 
 # ==================================================================================== helpers
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names `etag` (or is ``*``); weak tags compare by
+    their opaque part, as RFC 9110 says for If-None-Match."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _credential_url(learner: str, credential_id: str) -> str:

@@ -103,9 +103,11 @@ def status_list_credential(
     valid_from: datetime,
     valid_until: datetime | None = None,
     purpose: Purpose = "revocation",
+    ttl_ms: int | None = None,
 ) -> dict[str, Any]:
     """The unsigned ``BitstringStatusListCredential`` published at `list_url`; its subject's
-    id is ``<list_url>#list``. `issuer` is the issuer's id (the signing key's did:key)."""
+    id is ``<list_url>#list``. `issuer` is the issuer's id (the signing key's did:key);
+    `ttl_ms` the subject's ``ttl``: how long (milliseconds) a verifier may cache the list."""
     if len(bits) * 8 < MIN_ENTRIES:
         raise StatusListError(f"a status list has at least {MIN_ENTRIES} entries")
     if "#" in list_url:
@@ -125,6 +127,8 @@ def status_list_credential(
         "statusPurpose": purpose,
         "encodedList": encode_list(bits),
     }
+    if ttl_ms is not None:
+        document["credentialSubject"]["ttl"] = ttl_ms
     return document
 
 

@@ -25,6 +25,7 @@ Decisions (docs/credentials.md, "Over HTTP"):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -39,6 +40,7 @@ from pydantic import Field
 from ...adapters.credential_store import (
     CredentialStoreError,
     IssuedCredential,
+    PublishedList,
     Revocation,
     SqliteCredentialStore,
 )
@@ -433,12 +435,17 @@ class CredentialApi:
 
     def status_list(self, list_id: int) -> dict[str, Any]:
         """The signed BitstringStatusListCredential `list_id` as it stands now."""
+        document: dict[str, Any] = json.loads(self.published_status_list(list_id).document)
+        return document
+
+    def published_status_list(self, list_id: int) -> PublishedList:
+        """`status_list` as published: its exact text, signed once per change."""
         if self.key.get(make=False) is None:
             raise NotFoundError("no credential has been issued here yet: there is no status list")
         if list_id not in {s.list_id for s in self._credentials().status_lists()} | {1}:
             raise NotFoundError(f"there is no status list {list_id}")
         try:
-            return self._service(make_key=False).status_list_credential(list_id)
+            return self._service(make_key=False).published_status_list(list_id)
         except CredentialError as error:
             raise NotFoundError(str(error)) from None
 
