@@ -1,4 +1,6 @@
-"""Append throughput of `SqliteStore`: binary batches in group commits, on a real file.
+"""Append throughput of the stores: binary batches in group commits, on a real SQLite file and
+on a real PostgreSQL server (the tests' throwaway cluster, started with fsync on, on this
+machine over TCP on 127.0.0.1).
 
 Each round appends `VOLUME` bytes of payload to a fresh store (so background checkpoints and
 payload syncs, and the fsyncs they do, are inside the timing), 8 sessions interleaved.
@@ -9,17 +11,20 @@ Run: pytest bench/test_bench_store.py --benchmark-only
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.pg_server import PgServer, start_server
 
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo
+from assessengine.adapters.store import SessionInfo, Store
+from assessengine.storage import open_store
 
 VOLUME = 512 * 2**20
 BYTES_PER_EVENT = 60
@@ -27,15 +32,23 @@ SESSIONS = 8
 ROUNDS = 3
 
 
-def _fresh(folder: Path, synchronous: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """A new store with SESSIONS open sessions in `folder`."""
-    store = SqliteStore(folder / "bench.db", synchronous=synchronous)
+_schemas = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PgServer]:
+    yield from start_server(durable=True)
+
+
+def _fresh(url: str, synchronous: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A new store with SESSIONS open sessions at `url`."""
+    store = open_store(url, synchronous=synchronous)
     for k in range(SESSIONS):
         store.open_session(SessionInfo(f"S{k}", "L", "forklift-warehouse", "r", 1, "0" * 64))
     return (store,), {}
 
 
-def _append_all(store: SqliteStore, *, batch_bytes: int, group: int) -> int:
+def _append_all(store: Store, *, batch_bytes: int, group: int) -> int:
     count = batch_bytes // BYTES_PER_EVENT
     payload = os.urandom(count * BYTES_PER_EVENT)
     seqs = [0] * SESSIONS
@@ -56,21 +69,37 @@ def _append_all(store: SqliteStore, *, batch_bytes: int, group: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("batch_kib", "group", "synchronous"),
-    [(64, 16, "NORMAL"), (64, 1, "NORMAL"), (256, 4, "NORMAL"), (64, 16, "FULL")],
-)
+    ("backend", "batch_kib", "group", "synchronous"),
+    [("sqlite", 64, 16, "NORMAL"), ("sqlite", 64, 1, "NORMAL"), ("sqlite", 256, 4, "NORMAL"),
+     ("sqlite", 64, 16, "FULL"), ("postgres", 64, 16, "NORMAL"), ("postgres", 64, 1, "NORMAL"),
+     ("postgres", 256, 4, "NORMAL")],
+)  # fmt: skip
 def test_append_binary_batches(
-    benchmark: Any, batch_kib: int, group: int, synchronous: str
+    request: pytest.FixtureRequest,
+    benchmark: Any,
+    backend: str,
+    batch_kib: int,
+    group: int,
+    synchronous: str,
 ) -> None:
     batch_bytes = batch_kib * 1024
-
+    server: PgServer | None = None
+    if backend == "postgres":
+        server = request.getfixturevalue("pg_server")
     folders: list[Path] = []
+    schemas: list[str] = []
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        for old in folders:  # the previous round's file (outside the timing)
+        for old in folders:  # the previous round's store (outside the timing)
             shutil.rmtree(old, ignore_errors=True)
-        folders.append(Path(tempfile.mkdtemp(prefix="bench-store-")))
-        return _fresh(folders[-1], synchronous)
+        if server is None:
+            folders.append(Path(tempfile.mkdtemp(prefix="bench-store-")))
+            return _fresh(str(folders[-1] / "bench.db"), synchronous)
+        for old in schemas:
+            server.sql(f"DROP SCHEMA IF EXISTS {old} CASCADE")
+        schemas.append(f"bench{next(_schemas)}")
+        server.sql(f"CREATE SCHEMA {schemas[-1]}")
+        return _fresh(server.url() + f"?options=-csearch_path%3D{schemas[-1]}", synchronous)
 
     try:
         appended = benchmark.pedantic(
@@ -82,9 +111,13 @@ def test_append_binary_batches(
     finally:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        for schema in schemas:
+            assert server is not None
+            server.sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     assert appended >= VOLUME - batch_bytes * group
     mean = benchmark.stats.stats.mean
     benchmark.extra_info.update(
+        backend=backend,
         batch_bytes=batch_bytes,
         group=group,
         synchronous=synchronous,

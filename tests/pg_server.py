@@ -8,7 +8,8 @@ is never touched: it may be running or not.
 
 Databases are made per test from a template (``CREATE DATABASE ... TEMPLATE ...``: a file copy,
 milliseconds), so every test starts from a known state. The server runs with ``fsync=off``:
-it is thrown away at the end, and the tests check what the engine commits, not the disk.
+it is thrown away at the end, and the tests check what the engine commits, not the disk
+(the benchmarks start theirs with ``durable=True``).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class PgServer:
     """A running cluster: `url(dbname)` connects to one of its databases as the superuser
     (password authentication over TCP)."""
 
-    def __init__(self, programs: Path) -> None:
+    def __init__(self, programs: Path, *, durable: bool = False) -> None:
         self.programs = programs
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="assessengine-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -78,9 +80,10 @@ class PgServer:
                   "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")  # fmt: skip
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         )
+        if not self.durable:  # tests: nothing to keep; benchmarks sync as a real server does
+            options += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
                   "-w", "-t", "60", "start")  # fmt: skip
 
@@ -121,12 +124,13 @@ class PgServer:
         return done.stdout
 
 
-def start_server() -> Iterator[PgServer]:
-    """A started server, stopped and deleted afterwards; skips when PostgreSQL is missing."""
+def start_server(*, durable: bool = False) -> Iterator[PgServer]:
+    """A started server, stopped and deleted afterwards; skips when PostgreSQL is missing.
+    `durable`: fsync as a production server does (benchmarks), not as the tests need."""
     programs = bin_dir()
     if programs is None:
         pytest.skip(MISSING)
-    server = PgServer(programs)
+    server = PgServer(programs, durable=durable)
     try:
         server.start()
         yield server

@@ -693,15 +693,11 @@ def _migrate(path: Path, db: sqlite3.Connection) -> None:
 
 
 def _version(db: sqlite3.Connection) -> int | None:
-    """The file's schema version as `storage.migrate.current_version` reads it, by sqlite3."""
+    """The file's schema version (None for a new file or one of a release before Alembic)."""
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "alembic_version" not in tables or "schema_version" not in tables:
         return None
-    (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone() or (None,)
-    (legacy,) = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    if not isinstance(revision, str) or not revision.isdigit():
-        return None
-    return max(int(revision), legacy or 0)
+    return migrate.stored_version(db.execute)
 
 
 # ================================================================================ payloads

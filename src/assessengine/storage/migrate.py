@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from alembic import command, op
@@ -60,6 +61,17 @@ def current_version(connection: sa.Connection) -> int | None:
     if not revision.isdigit():
         raise StoreOpenError(f"unknown store schema revision {revision!r}")
     return max(int(revision), legacy)
+
+
+def stored_version(execute: Callable[[str], Any]) -> int | None:
+    """The schema version of a database that has both ``alembic_version`` and
+    ``schema_version``, read through a driver connection's `execute` (sqlite3, psycopg): the
+    opening's fast path, without SQLAlchemy. None when the revision is not a plain number."""
+    (revision,) = execute("SELECT version_num FROM alembic_version").fetchone() or (None,)
+    (legacy,) = execute("SELECT MAX(version) FROM schema_version").fetchone() or (None,)
+    if not isinstance(revision, str) or not revision.isdigit():
+        return None
+    return max(int(revision), legacy or 0)
 
 
 def upgrade(connection: sa.Connection, where: str) -> None:

@@ -463,18 +463,12 @@ def _migrate(url: str, where: str, timeout: float) -> None:
 
 
 def _version(conn: psycopg.Connection[Any]) -> int | None:
-    """The database's schema version if it has one at a plain revision, else None."""
+    """The database's schema version (None for a new database)."""
     found = conn.execute(
         "SELECT to_regclass('alembic_version') IS NOT NULL AND "
         "to_regclass('schema_version') IS NOT NULL"
     ).fetchone()
-    if not found or not found[0]:
-        return None
-    (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone() or (None,)
-    (legacy,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone() or (None,)
-    if not isinstance(revision, str) or not revision.isdigit():
-        return None
-    return max(int(revision), legacy or 0)
+    return migrate.stored_version(conn.execute) if found and found[0] else None
 
 
 def _once(conn: psycopg.Connection[Any]) -> Callable[[], psycopg.Connection[Any]]:
