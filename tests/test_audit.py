@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from assessengine.adapters.library import load_rubric
 from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo
+from assessengine.adapters.store import SessionInfo, Store
 from assessengine.cli import main
 from assessengine.core.codec import Columns, Layout, encode_columns_v1, encode_json_v1
 from assessengine.core.offline import score_sessions
@@ -29,36 +29,40 @@ EVENTS_PER_BATCH = 200
 
 @pytest.fixture(scope="module")
 def stored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A closed forklift session in a store: batches alternately columns-v1 and json-v1, the
+    path = tmp_path_factory.mktemp("audit") / "engine.db"
+    with SqliteStore(path) as store:
+        write_scored_session(store)
+    return path
+
+
+def write_scored_session(store: Store) -> None:
+    """A closed forklift session in `store`: batches alternately columns-v1 and json-v1, the
     report scored offline from the same events."""
     rubric, scenario = load_rubric(RUBRIC)
     layout = Layout.of(scenario)
     (session,) = simulate(scenario, "mixed", 1, seed=3).to_sessions()
     session.session = SESSION
-    path = tmp_path_factory.mktemp("audit") / "engine.db"
-    with SqliteStore(path) as store:
-        store.open_session(
-            SessionInfo(SESSION, "L-7", scenario.scenario, rubric.rubric, rubric.version,
-                        rubric.sha256(), metadata={"profile": "mixed"})
-        )  # fmt: skip
-        events = session.events
-        for k, start in enumerate(range(0, len(events), EVENTS_PER_BATCH)):
-            part = events[start : start + EVENTS_PER_BATCH]
-            header: dict[str, Any] = {"session": SESSION, "first_seq": part[0].seq,
-                                      "count": len(part)}  # fmt: skip
-            if k % 2 == 0:
-                header |= {"encoding": "columns-v1", "dtype": layout.dtype_header()}
-                payload = encode_columns_v1(Columns.from_events(part, layout), layout)
-            else:
-                header["encoding"] = "json-v1"
-                payload = encode_json_v1(part, layout)
-            store.append_batches([(SESSION, part[0].seq, len(part), header["encoding"],
-                                   json.dumps(header).encode(), payload)])  # fmt: skip
-        assert session.close_t is not None
-        store.close_session(SESSION, session.close_t)
-        (report,) = score_sessions(rubric, scenario, [session])
-        store.save_report(SESSION, report.to_data())
-    return path
+    store.open_session(
+        SessionInfo(SESSION, "L-7", scenario.scenario, rubric.rubric, rubric.version,
+                    rubric.sha256(), metadata={"profile": "mixed"})
+    )  # fmt: skip
+    events = session.events
+    for k, start in enumerate(range(0, len(events), EVENTS_PER_BATCH)):
+        part = events[start : start + EVENTS_PER_BATCH]
+        header: dict[str, Any] = {"session": SESSION, "first_seq": part[0].seq,
+                                  "count": len(part)}  # fmt: skip
+        if k % 2 == 0:
+            header |= {"encoding": "columns-v1", "dtype": layout.dtype_header()}
+            payload = encode_columns_v1(Columns.from_events(part, layout), layout)
+        else:
+            header["encoding"] = "json-v1"
+            payload = encode_json_v1(part, layout)
+        store.append_batches([(SESSION, part[0].seq, len(part), header["encoding"],
+                               json.dumps(header).encode(), payload)])  # fmt: skip
+    assert session.close_t is not None
+    store.close_session(SESSION, session.close_t)
+    (report,) = score_sessions(rubric, scenario, [session])
+    store.save_report(SESSION, report.to_data())
 
 
 @pytest.fixture

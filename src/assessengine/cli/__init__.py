@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (each module attaches its commands to `main`)
     audit_cmd,
     backup_cmd,
+    copy_cmd,
     credential_cmd,
     demo_cmd,
     keys_cmd,

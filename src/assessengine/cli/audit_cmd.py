@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any
 import click
 
 from ..adapters.library import load_rubric
-from ..adapters.sqlite_store import SqliteStore
 from ..adapters.store import SessionRecord, StoredBatch, StoreError
 from ..core import chain
 from ..core.codec import CodecError, Layout, decode_events
@@ -31,6 +31,7 @@ from ..core.offline import score_sessions
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
+from ..storage import open_existing, parse_url
 from ._app import main, scenario_dirs_option
 
 EXIT_MISMATCH = 1
@@ -74,10 +75,10 @@ class Audit:
 @click.argument("session")
 @click.option(
     "--db",
-    "db_path",
+    "db_url",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The engine's SQLite store.",
+    metavar="PATH|URL",
+    help="The engine's store: a SQLite file (PATH or sqlite:///PATH) or postgresql://...",
 )
 @click.option(
     "--rubric-dir",
@@ -93,7 +94,7 @@ class Audit:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def audit(
     session: str,
-    db_path: Path,
+    db_url: str,
     rubric_dirs: tuple[Path, ...],
     scenario_dirs: tuple[Path, ...],
     reference: bool,
@@ -116,10 +117,10 @@ def audit(
       assessengine audit S-0042 --db engine.db
     """
     try:
-        with SqliteStore(db_path, recover=False) as store:  # as it is: change nothing
+        with closing(open_existing(db_url, recover=False)) as store:  # as it is: change nothing
             record = store.session(session)
             if record is None:
-                raise click.UsageError(f"no session {session!r} in {db_path}")
+                raise click.UsageError(f"no session {session!r} in {parse_url(db_url)}")
             result = run_audit(
                 store.batches(session),
                 record,

@@ -80,6 +80,16 @@ def open_store(url: str | Path, **options: Any) -> Store:
         raise StoreOpenError(one_line(str(exc))) from exc
 
 
+def open_existing(url: str | Path, **options: Any) -> Store:
+    """`open_store` for a store that must exist already (what an audit or a copy reads): a
+    SQLite file that is not there is a StoreOpenError instead of a new, empty store. (A
+    PostgreSQL database that does not exist is refused by the server.)"""
+    parsed = parse_url(url)
+    if parsed.backend == "sqlite" and not Path(parsed.target).exists():
+        raise StoreOpenError(f"no store at {parsed.target}")
+    return open_store(url, **options)
+
+
 def redact(url: str) -> str:
     """`url` with its password (if any) replaced by ``***``."""
     try:

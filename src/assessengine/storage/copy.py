@@ -1,0 +1,123 @@
+"""Copy every session of one store into another, through the `Store` port (so between any two
+backends: SQLite to PostgreSQL, back, or SQLite to SQLite).
+
+For each session, in open order: OPEN it in the target (identical info: the same genesis),
+append the batches the target does not have yet (their header and payload bytes as stored, so
+every chain value comes out the same, and is checked to), the decisions it does not have yet,
+the report if it differs, and CLOSE it at the same close_t if it is closed. Running a copy
+again adds only what the source gained meanwhile: nothing is duplicated. A target that holds
+something else under the same session id (other info, another chain, other decisions) is
+refused with a StoreError naming the session, before anything of that session is written
+that would not match.
+
+What the port does not carry is new in the target: the times the target recorded (opened_at,
+received_at, closed_at of the copy). The chain covers headers and payloads, not these times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from ..adapters.store import SessionRecord, Store, StoredBatch, StoreError
+
+GROUP_BYTES: Final = 16 * 2**20  # payload bytes per target transaction
+GROUP_BATCHES: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """What one copy added to the target (zero everywhere for a copy that was complete)."""
+
+    sessions: int = 0
+    batches: int = 0
+    payload_bytes: int = 0
+    decisions: int = 0
+    reports: int = 0
+    closed: int = 0
+
+    def __add__(self, other: Copied) -> Copied:
+        return Copied(*(a + b for a, b in zip(self._values(), other._values(), strict=True)))
+
+    def _values(self) -> tuple[int, ...]:
+        return (self.sessions, self.batches, self.payload_bytes, self.decisions, self.reports,
+                self.closed)  # fmt: skip
+
+
+def copy_store(
+    source: Store, target: Store, *, progress: Callable[[str, Copied], None] | None = None
+) -> Copied:
+    """Copy every session of `source` into `target` (see the module); what was added.
+    `progress(session, copied_so_far)` after each session. StoreError on a conflict."""
+    total = Copied()
+    for record in source.sessions():
+        total += copy_session(source, target, record)
+        if progress is not None:
+            progress(record.info.session, total)
+    return total
+
+
+def copy_session(source: Store, target: Store, record: SessionRecord) -> Copied:
+    """Copy one session (`record`, as `source` holds it) into `target`; what was added."""
+    sid = record.info.session
+    there = target.session(sid)
+    opened = target.open_session(record.info)  # StoreError when the info differs
+    batches, nbytes = _copy_batches(source, target, sid, opened)
+    decisions = _copy_decisions(source, target, sid)
+    report = source.report(sid)
+    reported = report is not None and target.report(sid) != report
+    if reported:
+        assert report is not None
+        target.save_report(sid, report)
+    closed = record.status == "closed" and opened.status != "closed"
+    if record.status == "closed":
+        assert record.close_t is not None
+        target.close_session(sid, record.close_t)  # StoreError at another close_t
+    return Copied(int(there is None), batches, nbytes, decisions, int(reported), int(closed))
+
+
+def _copy_batches(
+    source: Store, target: Store, sid: str, opened: SessionRecord
+) -> tuple[int, int]:
+    """Append the batches of `sid` past the target's; (batches, payload bytes) added."""
+    added = nbytes = 0
+    pending: list[StoredBatch] = []
+    for batch in source.batches(sid):
+        if batch.index < opened.batches:
+            if batch.index == opened.batches - 1 and batch.chain != opened.chain_head:
+                raise StoreError(
+                    f"session {sid!r}: the target's batches are not the source's (chain "
+                    f"differs at batch {batch.index}); nothing more of it was copied"
+                )
+            continue
+        pending.append(batch)
+        if len(pending) >= GROUP_BATCHES or sum(len(b.payload) for b in pending) >= GROUP_BYTES:
+            added, nbytes = _append(target, pending, added, nbytes)
+            pending = []
+    if pending:
+        added, nbytes = _append(target, pending, added, nbytes)
+    return added, nbytes
+
+
+def _append(target: Store, batches: list[StoredBatch], added: int, nbytes: int) -> tuple[int, int]:
+    stored = target.append_batches(
+        [(b.session, b.first_seq, b.count, b.encoding, b.header, b.payload) for b in batches]
+    )
+    for given, got in zip(batches, stored, strict=True):
+        if got.chain != given.chain:  # cannot happen when the heads matched: a guard
+            raise StoreError(f"session {given.session!r}: batch {given.index} chained differently")
+    return added + len(stored), nbytes + sum(len(b.payload) for b in batches)
+
+
+def _copy_decisions(source: Store, target: Store, sid: str) -> int:
+    """Save the decisions of `sid` the target does not have (its are a prefix of the
+    source's, or StoreError); how many."""
+    given, there = source.decisions(sid), target.decisions(sid)
+    if given[: len(there)] != there:
+        raise StoreError(f"session {sid!r}: the target's decisions are not the source's")
+    missing = given[len(there) :]
+    if missing:
+        target.save_decisions(sid, missing)
+    return len(missing)
+
