@@ -5,8 +5,10 @@ problem, from `rubric check` (exit 2) and from an HTTP rubric upload (422) alike
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,9 +17,12 @@ from assessengine.adapters.library import check_rubric_file, load_scenario
 from assessengine.adapters.policies import check_policy_file
 from assessengine.adapters.yaml_source import MAX_DEPTH
 from assessengine.cli import main
-from assessengine.errors import ScenarioError
+from assessengine.core.events import MAX_RECORD_DEPTH, parse_events_lines
+from assessengine.errors import EventsError, ScenarioError
 
 from .test_api_support import Api, open_api
+from .test_api_uploads import field_log
+from .test_score_cli import good_session
 
 REPO = Path(__file__).resolve().parents[1]
 RUBRIC = (REPO / "rubrics" / "forklift-load-handling.yaml").read_text(encoding="utf-8")
@@ -213,3 +218,115 @@ def test_an_uploaded_rubric_past_a_limit_is_refused_with_its_place(
     (error,) = answer.json()["errors"]
     assert error["reason"] == message
     assert error["line"] > 1
+
+
+# ================================================================================ events files
+
+DEEP = "[" * 5000 + "]" * 5000
+SEQ_RANGE = "'seq' must be an integer from 0 to 9223372036854775807, got "
+EVENT = {"session": "S1", "seq": 9, "t": 0.5, "event": "sample"}
+TOO_DEEP = f"the record nests more than {MAX_RECORD_DEPTH} levels deep"
+
+
+def _record(**fields: object) -> str:
+    return json.dumps({**EVENT, **fields})
+
+
+JSONL_CASES = [
+    pytest.param(_record(seq=2**64), f"{SEQ_RANGE}18446744073709551616", id="seq-past-64-bits"),
+    pytest.param(_record(seq=2**63), f"{SEQ_RANGE}9223372036854775808", id="seq-past-int64"),
+    pytest.param(_record(t=10**400), "'t' must be finite, got 1" + "0" * 36 + "...",
+                 id="t-past-float"),
+    pytest.param(_record(signals={"speed": 10**400}), "signal 'speed' is infinite",
+                 id="signal-past-float"),
+    pytest.param(_record().replace('"seq": 9', '"seq": ' + "9" * 5000),
+                 "not valid JSON (Exceeds the limit (4300 digits)", id="seq-5000-digits"),
+    pytest.param(_record()[:-1] + f', "signals": {{"speed": {DEEP}}}}}', TOO_DEEP,
+                 id="value-5000-deep"),
+    pytest.param(json.dumps({"session": "S1", "open": {"x": 0}}).replace("0", DEEP), TOO_DEEP,
+                 id="open-5000-deep"),
+    pytest.param(DEEP, TOO_DEEP, id="line-5000-deep"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bad", "message"), JSONL_CASES)
+def test_an_events_line_past_a_limit_is_named_and_score_exits_2(
+    tmp_path: Path, bad: str, message: str
+) -> None:
+    lines = good_session()
+    lines.insert(2, bad)
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rubric = REPO / "rubrics" / "forklift-load-handling.yaml"
+    result = CliRunner().invoke(main, ["score", "--rubric", str(rubric), str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}:3: {message}"), result.stderr[:300]
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_record_nested_up_to_the_limit_is_read_as_json() -> None:
+    nested = "[" * (MAX_RECORD_DEPTH - 2) + "]" * (MAX_RECORD_DEPTH - 2)
+    bad = _record()[:-1] + f', "signals": {{"speed": {nested}}}}}'
+    with pytest.raises(EventsError) as caught:
+        parse_events_lines([bad])
+    assert str(caught.value) == (
+        "<events>:1: signal 'speed' must be a number or null, got " + "[" * 37 + "..."
+    )
+
+
+def _log_lines() -> list[str]:
+    return field_log(seed=11)[1].splitlines()
+
+
+def _upload(api: Api, name: str, text: str) -> Any:
+    return api.post("/api/v1/field-sessions", "assessor",
+                    files={"file": (name, text.encode())},
+                    data={"learner": "learner-x", "rubric": "forklift-load-handling"})  # fmt: skip
+
+
+def test_an_uploaded_jsonl_log_past_a_limit_is_422_with_its_line(api: Api) -> None:
+    lines = _log_lines()
+    first = json.loads(lines[1])
+    cases = {
+        1: DEEP,  # the first line, which the upload reads for its `open` object too
+        2: json.dumps({**first, "seq": 2**64}),
+        3: json.dumps({**first, "signals": {"speed": 10**400}}),
+    }
+    for number, bad in cases.items():
+        text = "\n".join([*lines[: number - 1], bad, *lines[number:]]) + "\n"
+        answer = _upload(api, "log.jsonl", text)
+        assert answer.status_code == 422, answer.text
+        (error,) = answer.json()["errors"]
+        assert error["line"] == number
+
+
+CSV_HEAD = "t,seq,event,speed\n0,0,,1\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        ("1,inf,,1", 2, "seq must be a whole number from 0 to 9223372036854775807, got 'inf'"),
+        ("1,1e400,,1", 2, "seq must be a whole number from 0 to 9223372036854775807, got '1e400'"),
+        ("1,-1,,1", 2, "seq must be a whole number from 0 to 9223372036854775807, got '-1'"),
+        ("1,1.5,,1", 2, "seq must be a whole number from 0 to 9223372036854775807, got '1.5'"),
+        ("1,1e19,,1", 2, "seq must be a whole number from 0 to 9223372036854775807, got '1e19'"),
+        ("1e400,1,,1", 1, "t must be finite and >= 0, got inf"),
+        ("1,1,,1e400", 4, "speed is infinite"),
+    ],
+)
+def test_an_uploaded_csv_cell_out_of_range_is_422_with_line_and_column(
+    api: Api, row: str, column: int, reason: str
+) -> None:
+    answer = _upload(api, "log.csv", CSV_HEAD + row + "\n")
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert (error["line"], error["column"], error["reason"]) == (3, column, reason)
+
+
+def test_an_uploaded_csv_cell_past_the_csv_field_limit_is_422_with_its_line(api: Api) -> None:
+    answer = _upload(api, "log.csv", CSV_HEAD + "1,1,," + "9" * 131_073 + "\n")
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert (error["line"], error["reason"]) == (3, "a cell is longer than 131072 characters")

@@ -8,6 +8,10 @@ An events file is JSON Lines. Each line is one of::
 
 A signal value of ``null`` or NaN counts as not reported. Within a session ``seq`` must strictly
 increase and ``t`` must not decrease; sessions may be interleaved.
+
+Limits (docs/operations.md, "Limits"), each a message naming the line: ``seq`` is an integer
+from 0 to 2**63 - 1 (it is stored as int64); ``t`` and signal values are finite numbers; a
+record nests at most `MAX_RECORD_DEPTH` levels (`load_record` checks it before parsing).
 """
 
 from __future__ import annotations
@@ -23,6 +27,46 @@ from numpy.typing import NDArray
 
 from ..errors import EventsError
 from .scenario import Scenario
+
+INT64_MAX = 2**63 - 1
+MAX_RECORD_DEPTH = 64
+"""How deep one JSON record of an events file may nest (an event needs 2 levels)."""
+
+
+def load_record(line: str) -> Any:
+    """The JSON value of one line; ValueError naming the fault when it is not JSON or nests
+    deeper than `MAX_RECORD_DEPTH` (checked before parsing, so no line can exhaust the
+    parser's recursion)."""
+    if line.count("[") + line.count("{") > MAX_RECORD_DEPTH and _depth(line) > MAX_RECORD_DEPTH:
+        raise ValueError(f"the record nests more than {MAX_RECORD_DEPTH} levels deep")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more digits than Python reads
+        raise ValueError(f"not valid JSON ({exc})") from None
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of [ and { outside JSON strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +201,7 @@ def parse_events_lines(
 
 
 def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenario | None) -> None:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    record = load_record(line)
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
     session = record.get("session")
@@ -204,8 +245,8 @@ def _parse_event(record: Mapping[str, Any], scenario: Scenario | None) -> Event:
         if key not in record:
             raise ValueError(f"missing field {key!r}")
     seq = record["seq"]
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ValueError(f"'seq' must be a non-negative integer, got {seq!r}")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= INT64_MAX:
+        raise ValueError(f"'seq' must be an integer from 0 to {INT64_MAX}, got {_show(seq)}")
     t = _number(record["t"], "t")
     if t < 0:
         raise ValueError(f"'t' must be >= 0, got {t!r}")
@@ -224,21 +265,37 @@ def _parse_event(record: Mapping[str, Any], scenario: Scenario | None) -> Event:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"signal {key!r} must be a number or null, got {value!r}")
-        if math.isnan(value):
+            raise ValueError(f"signal {key!r} must be a number or null, got {_show(value)}")
+        number = _float(value)
+        if math.isnan(number):
             continue
-        if math.isinf(value):
+        if math.isinf(number):
             raise ValueError(f"signal {key!r} is infinite")
-        signals[key] = float(value)
+        signals[key] = number
     return Event(seq=seq, t=t, event=name, signals=signals)
 
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what!r} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{what!r} must be finite, got {value!r}")
-    return float(value)
+        raise ValueError(f"{what!r} must be a number, got {_show(value)}")
+    number = _float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what!r} must be finite, got {_show(value)}")
+    return number
+
+
+def _float(value: int | float) -> float:
+    """`value` as a float; an integer too large for one is infinite."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _show(value: object) -> str:
+    """A value in a message, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_keys(record: Mapping[str, Any], allowed: set[str]) -> None:

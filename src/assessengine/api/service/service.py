@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from ...adapters.review_store import (
 from ...adapters.sqlite_store import SqliteStore
 from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError, disk_full
 from ...core.codec import CodecError, Layout
+from ...core.events import load_record
 from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
@@ -599,8 +599,8 @@ def _open_record(data: bytes) -> dict[str, Any]:
     for line in data[:65536].splitlines():
         if line.strip():
             try:
-                first = json.loads(line)
-            except ValueError:
+                first = load_record(line.decode("utf-8-sig"))
+            except ValueError:  # UnicodeDecodeError too; parsing the log names the fault
                 return {}
             opened = first.get("open") if isinstance(first, dict) else None
             return opened if isinstance(opened, dict) else {}

@@ -9,14 +9,14 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import numpy as np
 
 from ...core.codec import CodecError, Columns, Layout, encode_columns_v1
-from ...core.events import parse_events_lines
+from ...core.events import INT64_MAX, parse_events_lines
 from ...core.problems import did_you_mean
 from ...core.scenario import SAMPLE, Scenario
 from ...errors import EventsError
@@ -106,7 +106,7 @@ def _line_of(message: str, filename: str) -> int | None:
 
 
 def _csv(text: str, scenario: Scenario) -> FieldLog:
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = _rows(text)
     header = next(rows, None)
     if header is None:
         raise InvalidError("the CSV file is empty", [FieldProblem("file", "no header row", line=1)])
@@ -145,6 +145,24 @@ def _csv(text: str, scenario: Scenario) -> FieldLog:
     )
     renumbered = seqs != list(range(n))
     return FieldLog(cols, t[-1] if t else 0.0, {}, renumbered)
+
+
+def _rows(text: str) -> Iterator[list[str]]:
+    """The CSV rows of `text`; InvalidError naming the line of a cell longer than
+    `csv.field_size_limit()` (131,072 characters) or any other fault of the CSV syntax."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            limit = csv.field_size_limit()
+            reason = (f"a cell is longer than {limit} characters" if "field limit" in str(exc)
+                      else f"not readable as CSV ({exc})")  # fmt: skip
+            problem = FieldProblem("file", reason, line=reader.line_num)
+            raise InvalidError("the CSV file cannot be read", [problem]) from None
+        yield row
 
 
 def _columns(names: list[str], scenario: Scenario) -> dict[str, int]:
@@ -193,8 +211,7 @@ def _row(
             code = scenario.event_code[name]
     seq = None
     if "seq" in columns:
-        raw = _number(row, columns["seq"], "seq", line, problems)
-        seq = None if raw is None else int(raw)
+        seq = _seq(row, columns["seq"], line, problems)
     signals = [math.nan] * n_signals
     for name, k in columns.items():
         if name in RESERVED_COLUMNS:
@@ -222,6 +239,18 @@ def _number(
     except ValueError:
         problems.append(FieldProblem("file", f"{name}: {cell!r} is not a number", line, k + 1))
         return None
+
+
+def _seq(row: list[str], k: int, line: int, problems: list[FieldProblem]) -> int | None:
+    """The seq cell: empty, or a whole number from 0 to 2**63 - 1 (``12``, ``12.0``)."""
+    value = _number(row, k, "seq", line, problems)
+    if value is None:
+        return None
+    if not (value.is_integer() and 0 <= value <= INT64_MAX):  # inf, nan: not integers
+        problems.append(FieldProblem("file", f"seq must be a whole number from 0 to "
+                                     f"{INT64_MAX}, got {row[k].strip()[:40]!r}", line, k + 1))
+        return None  # fmt: skip
+    return int(value)
 
 
 def encode_batches(
