@@ -27,11 +27,13 @@ from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
-from assessengine.api.service.credentials import CredentialSettings, LrsSettings, settings_from
+from assessengine.api.service.credentials import CredentialSettings, LrsSettings
+from assessengine.compose import credential_settings
 from assessengine.core.credentials import CHAIN_HEAD_LABEL, CredentialError
 from assessengine.core.status_list import status_of
 from assessengine.core.xapi import VERBS
 from assessengine.credential_verify import verify
+from assessengine.settings import Settings, SettingsError
 
 from .stored_payloads import copy_store
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
@@ -298,7 +300,8 @@ def test_an_issuer_the_server_is_configured_to_trust_verifies(
     template: Path, tmp_path: Path
 ) -> None:
     partner = IssuerKey.generate()
-    settings = settings_from(BASE, {"ASSESSENGINE_TRUSTED_ISSUERS": f"{partner.did},did:web:x.org"})
+    settings = _credentials({"ASSESSENGINE_BASE_URL": BASE,
+                             "ASSESSENGINE_TRUSTED_ISSUERS": f"{partner.did},did:web:x.org"})
     assert settings.trusted_issuers == {partner.did, "did:web:x.org"}
     for http in open_http(template, tmp_path, credentials=settings):
         http.observe_all()
@@ -306,7 +309,7 @@ def test_an_issuer_the_server_is_configured_to_trust_verifies(
         body = http.post(f"{API}/credentials/verify", document, None).json()
         assert (body["valid"], body["trusted"]) == (True, True), body
     with pytest.raises(CredentialError, match="a trusted issuer is a DID"):
-        settings_from(BASE, {"ASSESSENGINE_TRUSTED_ISSUERS": "https://x.org"})
+        _credentials({"ASSESSENGINE_TRUSTED_ISSUERS": "https://x.org"})
 
 
 def test_verify_refuses_what_is_not_a_json_object(http: Http) -> None:
@@ -590,17 +593,21 @@ def test_serve_takes_the_issuer_key_and_base_url(
             served.kill()
 
 
+def _credentials(environ: dict[str, str], host: str = "127.0.0.1") -> CredentialSettings:
+    return credential_settings(Settings.load(environ=environ), host=host, port=8080)
+
+
 def test_serve_settings_default_to_the_http_address() -> None:
-    assert settings_from(None, {}, host="127.0.0.1", port=8080).base_url == (
-        "http://127.0.0.1:8080"
-    )
-    assert settings_from(None, {}, host="::1", port=8080).base_url == "http://[::1]:8080"
-    settings = settings_from("https://a.example/", {
-        "ASSESSENGINE_LRS_URL": "https://lrs.example/xapi", "ASSESSENGINE_LRS_USERNAME": "u",
-        "ASSESSENGINE_LRS_PASSWORD": "hunter2"})  # fmt: skip
+    assert _credentials({}).base_url == "http://127.0.0.1:8080"
+    assert _credentials({}, host="::1").base_url == "http://[::1]:8080"
+    environ = {"ASSESSENGINE_BASE_URL": "https://a.example/",
+               "ASSESSENGINE_LRS_URL": "https://lrs.example/xapi",
+               "ASSESSENGINE_LRS_USERNAME": "u", "ASSESSENGINE_LRS_PASSWORD": "hunter2"}
+    settings = _credentials(environ)
     assert settings.base_url == "https://a.example"
     assert settings.lrs == LrsSettings("https://lrs.example/xapi", username="u",
                                        password="hunter2")  # fmt: skip
     assert "hunter2" not in repr(settings)  # the password is never shown
-    with pytest.raises(CredentialError):
-        settings_from("ftp://a.example", {})
+    assert "hunter2" not in repr(Settings.load(environ=environ))
+    with pytest.raises(SettingsError, match="ASSESSENGINE_BASE_URL"):
+        _credentials({"ASSESSENGINE_BASE_URL": "ftp://a.example"})

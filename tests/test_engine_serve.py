@@ -13,15 +13,15 @@ import threading
 import time
 from pathlib import Path
 
-import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.zmq_ingest import IngestConfigError
 from assessengine.cli import main
-from assessengine.cli.serve_cmd import curve_from
 from assessengine.client import ClientCurve, DeliveryTimeoutError, EngineClient
+from assessengine.compose import curve_from
 from assessengine.core.codec import Columns
 from assessengine.streaming import stream_sessions
 
@@ -142,8 +142,8 @@ def test_curve_keys_dir_admits_listed_clients_only(tmp_path: Path) -> None:
 
 
 def test_curve_keys_dir_needs_the_engine_secret_and_a_client_key(tmp_path: Path) -> None:
-    with pytest.raises(click.UsageError, match=r"engine\.key_secret"):
+    with pytest.raises(IngestConfigError, match=r"engine\.key_secret"):
         curve_from(tmp_path)
     assert CliRunner().invoke(main, ["keys", "create", "--out", str(tmp_path)]).exit_code == 0
-    with pytest.raises(click.UsageError, match="no client public keys"):
+    with pytest.raises(IngestConfigError, match="no client public keys"):
         curve_from(tmp_path)

@@ -1,26 +1,104 @@
-"""The composition root: the one module that wires store, ingest transport, scoring backend and
-HTTP app together. The CLI builds a `Settings` and calls these; nothing else chooses an
-implementation of a port.
+"""The composition root: the one module that turns `Settings` into a store, an ingest
+transport, a scoring backend, an engine and an HTTP app. The CLI builds the settings and calls
+these; nothing else chooses an implementation of a port.
 
-    store = open_store(settings.db, synchronous=settings.synchronous)
-    engine = build_engine(settings, store, library)     # ZeroMQ transport, scoring backend
+    settings = Settings.load(flags=..., environ=os.environ, config=...)   # the CLI
+    store = open_store(settings.db, **store_options(settings))
+    library = load_library(settings)
+    engine = build_engine(settings, store, library)
+    app = build_app(settings, metrics=engine.metrics_text)
+
+Errors are the domain's (`SettingsError`, `IngestConfigError`, `StoreError`...): the CLI turns
+them into one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from .adapters.library import rubric_dirs
 from .adapters.store import Store
+from .adapters.zmq_ingest import CurveConfig, IngestConfigError
+from .ingest.port import TransportFactory
+from .ingest.zmq import zmq_transport
+from .runtime.engine import Engine
 from .runtime.pipeline import RubricLibrary
 from .runtime.scoring import ScoringBackend, ThreadScoring
-from .runtime.scoring_process import RemoteScorer
-from .storage import open_store
+from .runtime.scoring_process import START_TIMEOUT_S, RemoteScorer
+from .settings import Settings, SettingsError
+from .storage import open_store, parse_url
 
-__all__ = ["ScoringKind", "open_store", "scoring_backend"]
+__all__ = ["ScoringKind", "build_app", "build_engine", "open_store", "scoring_backend"]
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastapi import FastAPI
+
+    from .api.service.credentials import CredentialSettings
 
 ScoringKind = Literal["thread", "process"]
+SERVER_KEY = "engine"
+"""Base name of the engine's key pair in the CURVE key directory (engine.key, .key_secret)."""
+
+
+# ================================================================================ store
+
+
+def sqlite_path(url: str | Path) -> Path:
+    """The file of a SQLite store URL (``sqlite:///PATH`` or a bare path). StoreOpenError for
+    an unknown URL; SettingsError for another backend (the HTTP app and its review and
+    credential stores open a SQLite file today)."""
+    parsed = parse_url(url)
+    if parsed.backend != "sqlite":
+        raise SettingsError(f"db: {parsed}: the HTTP API, reviews and credentials need a SQLite "
+                            "store (sqlite:///PATH) for now")  # fmt: skip
+    return Path(parsed.target)
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """The store's options from `settings` (for the engine's store and the scoring process)."""
+    return {"synchronous": settings.synchronous.upper()}
+
+
+def database(settings: Settings) -> str:
+    """The store URL of `settings`; SettingsError when none is set."""
+    if settings.db is None:
+        raise SettingsError("db: no store given (--db URL, ASSESSENGINE_DB or db in --config)")
+    return settings.db
+
+
+# ================================================================================ engine
+
+
+def load_library(settings: Settings) -> tuple[RubricLibrary, list[str]]:
+    """The rubrics of `settings.rubrics`, then the bundled ones; and the files skipped."""
+    return RubricLibrary.load([*settings.rubrics, *rubric_dirs()])
+
+
+def curve_from(keys: Path) -> CurveConfig:
+    """CURVE from a key directory: KEYS/engine.key_secret is the engine's pair, every other
+    KEYS/*.key an allowed client. IngestConfigError when one is missing or unreadable."""
+    secret = keys / f"{SERVER_KEY}.key_secret"
+    if not secret.is_file():
+        raise IngestConfigError(f"{secret} not found (assessengine keys create --out {keys})")
+    allowed = [p for p in sorted(keys.glob("*.key")) if p.stem != SERVER_KEY]
+    if not allowed:
+        raise IngestConfigError(
+            f"no client public keys (*.key besides {SERVER_KEY}.key) in {keys}"
+        )
+    return CurveConfig.from_files(secret, allowed)
+
+
+def transport(settings: Settings) -> TransportFactory:
+    """The ZeroMQ transport of `settings` (IngestConfigError for an unsafe bind or bad keys)."""
+    curve = curve_from(settings.curve_keys) if settings.curve_keys is not None else None
+    return zmq_transport(settings.zmq, curve=curve, insecure=settings.insecure,
+                         max_frame_bytes=settings.max_frame_bytes,
+                         max_header_bytes=settings.max_header_bytes,
+                         rcvhwm=settings.rcvhwm)  # fmt: skip
 
 
 def scoring_backend(
@@ -30,6 +108,7 @@ def scoring_backend(
     *,
     url: str | Path | None = None,
     store_options: dict[str, Any] | None = None,
+    start_timeout: float = START_TIMEOUT_S,
 ) -> ScoringBackend:
     """The scoring backend `kind` names: ``thread`` (the `Scorer` in the engine's scoring
     thread, on `store`) or ``process`` (a `RemoteScorer`: the scoring process opens the store
@@ -43,4 +122,61 @@ def scoring_backend(
         raise ValueError("scoring='process' needs a store URL (the scoring process opens the "
                          "store itself; a store in memory cannot be shared)")  # fmt: skip
     opener = functools.partial(open_store, url, **(store_options or {}), recover=False)
-    return RemoteScorer(opener, library)
+    return RemoteScorer(opener, library, start_timeout=start_timeout)
+
+
+def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> Engine:
+    """The engine of `settings` over `store` (opened from `settings.db`): ZeroMQ ingest,
+    scoring as `settings.scoring` says. Not started."""
+    backend = scoring_backend(settings.scoring, store, library, url=database(settings),
+                              store_options=store_options(settings),
+                              start_timeout=settings.scoring_start_timeout)  # fmt: skip
+    return Engine(store, library, transport(settings), scoring=backend,
+                  queue_bytes=settings.queue_bytes, round_bytes=settings.round_bytes,
+                  round_messages=settings.round_messages,
+                  scoring_linger=settings.scoring_linger)  # fmt: skip
+
+
+# ================================================================================ HTTP
+
+
+def credential_settings(settings: Settings, *, host: str, port: int) -> CredentialSettings:
+    """How the engine issues credentials: `settings.base_url`, else ``http://HOST:PORT`` of
+    the HTTP address (the default URL when the port is chosen at start); the issuer's name
+    and URL; the LRS; the trusted issuers. CredentialError for a base URL the credentials
+    cannot use or a trusted issuer that is not a DID."""
+    from .api.service.credentials import CredentialSettings, LrsSettings  # noqa: PLC0415
+    from .credential_service import DEFAULT_BASE_URL, EngineUrls  # noqa: PLC0415
+    from .credential_verify import trusted_issuers  # noqa: PLC0415
+
+    base_url = settings.base_url
+    if base_url is None:
+        shown = f"[{host}]" if ":" in host else host
+        base_url = f"http://{shown}:{port}" if port else DEFAULT_BASE_URL
+    EngineUrls(base_url.rstrip("/"))  # checked here, so serve refuses it before starting
+    password = settings.lrs_password
+    lrs = None if settings.lrs_url is None else LrsSettings(
+        settings.lrs_url, username=settings.lrs_username,
+        password=None if password is None else password.get_secret_value())  # fmt: skip
+    trusted = trusted_issuers(settings.trusted_issuers)
+    return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=settings.issuer_name,
+                              issuer_url=settings.issuer_url, lrs=lrs,
+                              trusted_issuers=trusted)  # fmt: skip
+
+
+def build_app(
+    settings: Settings,
+    *,
+    metrics: Callable[[], str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> FastAPI:
+    """The HTTP app of `settings` over its store, serving `metrics` at /metrics; `host` and
+    `port` are where it is served (the default base URL of credentials)."""
+    from .api.app import create_app  # noqa: PLC0415  (FastAPI loads only where HTTP is served)
+
+    return create_app(db_path=sqlite_path(database(settings)), metrics=metrics,
+                      rubric_dirs=[*settings.rubrics, *rubric_dirs()],
+                      max_upload_bytes=settings.max_upload_bytes,
+                      issuer_key_path=settings.issuer_key,
+                      credentials=credential_settings(settings, host=host, port=port))  # fmt: skip

@@ -17,16 +17,16 @@ from typing import Any
 
 import click
 
+from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
-from ..adapters.sqlite_store import SqliteStore
+from ..adapters.store import Store
 from ..client import EngineClient
-from ..compose import scoring_backend
-from ..ingest.zmq import zmq_transport
 from ..runtime.engine import Engine
-from ..runtime.pipeline import RubricLibrary
+from ..settings import Settings
 from ..sim.generate import simulate
 from ..streaming import stream_sessions
 from ._app import main
+from ._settings import load_settings
 from .serve_cmd import stop_signals
 
 SCENARIOS = ("forklift-warehouse", "haul-truck-surface", "lhd-underground", "network-lab")
@@ -85,8 +85,13 @@ def demo(
     with ExitStack() as stack:
         if db_path is None:
             db_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "demo.db"
-        store = stack.enter_context(SqliteStore(db_path))
-        engine, url = stack.enter_context(_running(store, db_path))
+        # loopback, ephemeral ports, scoring in its own process (as serve); the environment's
+        # ASSESSENGINE_* tuning applies too
+        settings = load_settings({"db": str(db_path), "zmq": "tcp://127.0.0.1:*",
+                                  "http": "127.0.0.1:0", "scoring": "process"}, None)  # fmt: skip
+        store = compose.open_store(db_path, **compose.store_options(settings))
+        stack.callback(store.close)
+        engine, url = stack.enter_context(_running(settings, store))
         click.echo(f"engine: zmq {engine.endpoint}, http {url}, store {db_path}", err=True)
         streamed, seconds = _feed(engine, chosen, sessions, seed)
         rows = _results(store)
@@ -110,21 +115,19 @@ def demo(
 
 
 @contextmanager
-def _running(store: SqliteStore, db_path: Path) -> Iterator[tuple[Engine, str]]:
-    """The engine (ingest, store, scoring) and the HTTP app, on loopback ephemeral ports."""
+def _running(settings: Settings, store: Store) -> Iterator[tuple[Engine, str]]:
+    """The engine (ingest, store, scoring) and the HTTP app of `settings`."""
     # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
-    from ..api.app import create_app  # noqa: PLC0415
     from ..webserver import WebServer  # noqa: PLC0415
 
-    library, skipped = RubricLibrary.load(rubric_dirs())
+    library, skipped = compose.load_library(settings)
     for line in skipped:
         click.echo(f"warning: {line}", err=True)
     click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
-    scoring = scoring_backend("process", store, library, url=db_path)
-    engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring)
+    engine = compose.build_engine(settings, store, library)
     engine.start()
     try:
-        app = create_app(db_path=db_path, metrics=engine.metrics_text, rubric_dirs=rubric_dirs())
+        app = compose.build_app(settings, metrics=engine.metrics_text)
         web = WebServer(app, "127.0.0.1", 0)
         web.start()
         try:
@@ -211,7 +214,7 @@ def _assessor_token(db_path: Path) -> str:
     return secret
 
 
-def _results(store: SqliteStore) -> list[tuple[str, str, ProfileResult]]:
+def _results(store: Store) -> list[tuple[str, str, ProfileResult]]:
     """Per scenario and profile, from the reports the engine saved."""
     results: dict[tuple[str, str], ProfileResult] = {}
     for record in store.sessions(status="closed"):

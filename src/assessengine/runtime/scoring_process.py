@@ -51,7 +51,8 @@ from .scoring import Batches, Closes, Opens, ScoringBackendError, StoreOpener
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S: Final = 120.0
-"""How long the child may take to start: imports, the kernel's warm-up, recovery."""
+"""How long the child may take to start by default (imports, the kernel's warm-up, recovery):
+the setting ``scoring_start_timeout``."""
 MIN_BUFFER: Final = 1 << 20
 IN_FLIGHT: Final = 2
 """Submissions outstanding at once (each with its shared buffer)."""
@@ -86,8 +87,11 @@ class RemoteScorer:
     Up to `IN_FLIGHT` submissions are outstanding, each in a shared buffer of its own: the
     child scores one while the next is copied and sent (it never waits for the engine)."""
 
-    def __init__(self, opener: StoreOpener, library: RubricLibrary) -> None:
+    def __init__(
+        self, opener: StoreOpener, library: RubricLibrary, *, start_timeout: float = START_TIMEOUT_S
+    ) -> None:
         self._opener, self._library = opener, library
+        self._start_timeout = start_timeout
         self._process: Any = None
         self._conn: Connection | None = None
         self._buffers: list[_Buffer | None] = [None] * IN_FLIGHT
@@ -136,9 +140,9 @@ class RemoteScorer:
         self._process.start()
         theirs.close()
         self._conn = ours
-        answer: tuple[Any, ...] = ("failed", f"no answer within {START_TIMEOUT_S:.0f}s")
+        answer: tuple[Any, ...] = ("failed", f"no answer within {self._start_timeout:.0f}s")
         try:
-            if ours.poll(START_TIMEOUT_S):
+            if ours.poll(self._start_timeout):
                 answer = ours.recv()
         except (OSError, EOFError):
             self._process.join(5.0)

@@ -62,7 +62,7 @@ from ...credential_service import (
     NotEligibleError,
     reviewed_report,
 )
-from ...credential_verify import VerificationResult, trusted_issuers
+from ...credential_verify import VerificationResult
 from .access import Action, Principal
 from .errors import (
     ConflictError,
@@ -106,33 +106,6 @@ class CredentialSettings:
     issuer_url: str | None = None
     lrs: LrsSettings | None = None
     trusted_issuers: frozenset[str] = frozenset()
-
-
-def settings_from(
-    base_url: str | None, environ: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0
-) -> CredentialSettings:
-    """Settings for `assessengine serve`: `base_url`, else ``http://HOST:PORT`` of the HTTP
-    address (the default URL when the port is chosen at start); the issuer's name and URL, the
-    LRS and the trusted issuers from ``ASSESSENGINE_ISSUER_NAME``, ``ASSESSENGINE_ISSUER_URL``,
-    ``ASSESSENGINE_LRS_URL``, ``ASSESSENGINE_LRS_USERNAME``, ``ASSESSENGINE_LRS_PASSWORD``,
-    ``ASSESSENGINE_TRUSTED_ISSUERS`` (DIDs, separated by spaces or commas).
-    CredentialError for a URL that is not http(s) or a trusted issuer that is not a DID."""
-    if base_url is None:
-        shown = f"[{host}]" if ":" in host else host
-        base_url = f"http://{shown}:{port}" if port else DEFAULT_BASE_URL
-    EngineUrls(base_url.rstrip("/"))  # checked here, so serve refuses it before starting
-    endpoint = environ.get("ASSESSENGINE_LRS_URL") or None
-    if endpoint is not None and not endpoint.startswith(("https://", "http://")):
-        raise CredentialError(f"ASSESSENGINE_LRS_URL must be an http(s) URL, not {endpoint!r}")
-    lrs = None if endpoint is None else LrsSettings(
-        endpoint, username=environ.get("ASSESSENGINE_LRS_USERNAME") or None,
-        password=environ.get("ASSESSENGINE_LRS_PASSWORD") or None)  # fmt: skip
-    return CredentialSettings(
-        base_url=base_url.rstrip("/"),
-        issuer_name=environ.get("ASSESSENGINE_ISSUER_NAME") or "assessengine",
-        issuer_url=environ.get("ASSESSENGINE_ISSUER_URL") or None, lrs=lrs,
-        trusted_issuers=trusted_issuers([environ.get("ASSESSENGINE_TRUSTED_ISSUERS", "")]),
-    )  # fmt: skip
 
 
 def default_issuer_key_path(db_path: Path) -> Path:

@@ -1,0 +1,100 @@
+"""The engine's settings on the command line: one flag per `Settings` field (``--queue-mb``),
+``--config FILE``, and `load_settings`, the one call that reads the process's environment."""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import click
+from pydantic.fields import FieldInfo
+
+from ..settings import (
+    SECRET,
+    Settings,
+    SettingsError,
+    env_name,
+    flag_name,
+    unknown_environment,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+METAVARS = {
+    "db": "URL", "zmq": "ENDPOINT", "http": "HOST:PORT", "curve_keys": "DIR", "rcvhwm": "N",
+    "round_messages": "N", "scoring_linger": "SECONDS", "scoring_start_timeout": "SECONDS",
+    "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",
+    "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
+}  # fmt: skip
+
+config_option = click.option(
+    "--config", "config", metavar="FILE",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A TOML file of settings (same names as the flags, e.g. queue_mb = 128). Flags win "
+    "over ASSESSENGINE_* environment variables, which win over the file.",
+)  # fmt: skip
+
+
+def settings_options(*, exclude: frozenset[str] = frozenset()) -> Callable[[F], F]:
+    """A decorator adding one option per setting (not `exclude`, not the secret ones). Each
+    defaults to None (not given), so that `load_settings` can let env and file fill it."""
+
+    def decorate(command: F) -> F:
+        for name, field in reversed(Settings.model_fields.items()):
+            if name not in exclude and name not in SECRET:
+                command = click.option(flag_name(name), name, **_option(name, field))(command)
+        return command
+
+    return decorate
+
+
+def load_settings(flags: Mapping[str, Any], config: Path | None) -> Settings:
+    """The settings: `flags` over the environment over `config` over the defaults. A bad
+    setting is a usage error (one line, exit status 2)."""
+    given = {k: v for k, v in flags.items() if v is not None and v != ()}
+    for name in unknown_environment(os.environ):
+        click.echo(f"warning: {name} is not a setting (ignored)", err=True)
+    try:
+        return Settings.load(flags=given, environ=os.environ, config=config)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _option(name: str, field: FieldInfo) -> dict[str, Any]:
+    default = field.get_default(call_default_factory=True)
+    shown = "" if default in (None, []) else f" [default: {_text(default)}]"
+    options: dict[str, Any] = {
+        "default": None,
+        "help": f"{field.description or ''}{shown} Env {env_name(name)}.",
+    }
+    kind = _inner(field.annotation)
+    if kind is bool:
+        return options | {"is_flag": True, "flag_value": True}
+    if typing.get_origin(kind) is list:
+        if typing.get_args(kind) == (Path,):
+            return options | {"multiple": True, "metavar": "DIR",
+                              "type": click.Path(file_okay=False, exists=True, path_type=Path)}
+        return options | {"multiple": True, "metavar": METAVARS.get(name, "TEXT")}
+    if typing.get_origin(kind) is Literal:
+        return options | {"type": click.Choice([str(c) for c in typing.get_args(kind)])}
+    metavar = METAVARS.get(name, name.rsplit("_", 1)[-1].upper())
+    if kind is Path:
+        return options | {"metavar": metavar, "type": click.Path(exists=True, path_type=Path)}
+    return options | {"metavar": metavar, "type": kind}
+
+
+def _inner(annotation: Any) -> Any:
+    """`X` of ``X | None`` and of ``Annotated[X, ...]``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _inner(typing.get_args(annotation)[0])
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 else str
+    return annotation
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
