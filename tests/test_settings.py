@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from assessengine.adapters.store import StoreOpenError
 from assessengine.cli import main
 from assessengine.compose import open_store, sqlite_path
 from assessengine.settings import Settings, SettingsError, env_name, flag_name, unknown_environment
@@ -106,8 +107,10 @@ def test_the_lrs_password_is_never_shown_and_has_no_flag() -> None:
 def test_db_takes_a_sqlite_url_or_a_bare_path(tmp_path: Path) -> None:
     assert sqlite_path(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
     assert sqlite_path("relative/b.db") == Path("relative/b.db")
-    with pytest.raises(SettingsError, match="not a store URL"):
+    with pytest.raises(StoreOpenError, match="unknown store URL scheme"):
         sqlite_path("mysql://h/db")
+    with pytest.raises(SettingsError, match="need a SQLite store"):
+        sqlite_path("postgresql://engine@db.example/assess")
     store = open_store(f"sqlite:///{tmp_path}/c.db")
     store.close()
     assert (tmp_path / "c.db").is_file()

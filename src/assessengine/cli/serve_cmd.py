@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .. import compose
-from ..adapters.store import Store, StoreError
+from ..adapters.store import Store, StoreError, StoreOpenError
 from ..adapters.zmq_ingest import IngestConfigError
 from ..core.credentials import CredentialError
 from ..runtime.pipeline import RubricLibrary
@@ -98,11 +98,13 @@ def serve(config: Path | None, **flags: Any) -> None:
         url = compose.database(settings)
         compose.sqlite_path(url)
         compose.credential_settings(settings, host=address.host, port=address.port)
-    except (SettingsError, CredentialError) as exc:
+    except (SettingsError, CredentialError, StoreOpenError) as exc:
         raise click.UsageError(str(exc)) from None
     library = load_library(settings)
     try:
         store = compose.open_store(url, **compose.store_options(settings))
+    except StoreOpenError as exc:
+        raise click.UsageError(str(exc)) from None
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
