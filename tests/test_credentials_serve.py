@@ -21,10 +21,12 @@ from click.testing import CliRunner
 
 from assessengine.adapters.library import load_scenario
 from assessengine.adapters.signer import IssuerKey
-from assessengine.api.service.credentials import settings_from
 from assessengine.cli import main
+from assessengine.cli.credential_cmd import issue
 from assessengine.cli.serve_cmd import parse_address
 from assessengine.client import EngineClient
+from assessengine.compose import credential_settings
+from assessengine.settings import Settings
 from assessengine.sim.generate import simulate
 
 from .test_engine_helpers import FAST, Served, serve
@@ -146,9 +148,7 @@ def _default(command: click.Command, name: str) -> Any:
 
 
 def test_the_cli_and_serve_write_the_same_public_url_by_default() -> None:
-    from assessengine.cli.credential_cmd import issue  # noqa: PLC0415
-    from assessengine.cli.serve_cmd import serve as serve_command  # noqa: PLC0415
-
-    address = parse_address(_default(serve_command, "http"))
-    served_url = settings_from(None, {}, host=address.host, port=address.port).base_url
+    settings = Settings.load(environ={})  # what serve runs with when nothing is configured
+    address = parse_address(settings.http)
+    served_url = credential_settings(settings, host=address.host, port=address.port).base_url
     assert _default(issue, "base_url") == served_url == "http://127.0.0.1:8080"
