@@ -134,7 +134,8 @@ def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> En
     return Engine(store, library, transport(settings), scoring=backend,
                   queue_bytes=settings.queue_bytes, round_bytes=settings.round_bytes,
                   round_messages=settings.round_messages,
-                  scoring_linger=settings.scoring_linger)  # fmt: skip
+                  scoring_linger=settings.scoring_linger,
+                  stop_timeout=settings.stop_timeout)  # fmt: skip
 
 
 # ================================================================================ HTTP

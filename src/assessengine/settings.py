@@ -82,6 +82,9 @@ class Settings(BaseSettings):
                                   "more batches before a step when little is queued.")
     scoring_start_timeout: float = Field(120.0, gt=0, description="Seconds the scoring process "
                                          "may take to start (warm-up and recovery).")
+    stop_timeout: float = Field(60.0, gt=0, description="Seconds a stop waits for the ingest "
+                                "and the scoring to finish what they hold (keep the service "
+                                "manager's stop timeout above it).")
     # -------------------------------------------------------------------------- HTTP
     max_upload_mb: int = Field(64, ge=1, le=4096,
                                description="Largest upload accepted over HTTP, MiB.")

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 MiB: Final = 2**20
 STOP_TIMEOUT_S: Final = 60.0
-"""How long `stop` lets the scoring backend finish what it was given."""
+"""How long `stop` lets each thread and the scoring backend finish by default (the setting
+``stop_timeout``)."""
 ROUND_SECONDS: Final = 0.002
 """A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
 
@@ -252,6 +253,8 @@ class Engine:
                      queue) before it looks whether it should stop.
     scoring_linger:  seconds the scoring thread waits for more batches before a step, when
                      less than a step's worth is queued (fewer steps, each with more rows).
+    stop_timeout:    seconds `stop` waits for each thread, and the scoring backend, to finish
+                     what it holds.
     scoring:         the `ScoringBackend` the scoring thread drives; default: a
                      `ThreadScoring` on `store` (the `Scorer` runs in the scoring thread).
                      `compose.scoring_backend` builds the one `serve` and `demo` run, a
@@ -275,15 +278,19 @@ class Engine:
         round_messages: int = 2048,
         poll_interval: float = 0.05,
         scoring_linger: float = 0.05,
+        stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
     ) -> None:
-        if min(queue_bytes, round_bytes, round_messages) < 1 or poll_interval <= 0:
-            raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval must be > 0")
+        if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
+                                                                     stop_timeout) <= 0:
+            raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval, "
+                             "stop_timeout must be > 0")  # fmt: skip
         self.store, self.library = store, library
         self._transport = transport
         self._round_bytes, self._round_messages = round_bytes, round_messages
         self._poll_interval = poll_interval
         self._linger = scoring_linger
+        self._stop_timeout = stop_timeout
         self.queue = WorkQueue(queue_bytes)
         self.counters = Counters()
         self.stats = EngineStats()
@@ -329,9 +336,11 @@ class Engine:
         self.stats.started = time.monotonic()
         return self.stats.recovery
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop reading, finish the round in hand (stored batches are ACKed), score everything
-        queued (decisions and reports saved), then return. Idempotent."""
+        queued (decisions and reports saved), then return; each thread is waited for up to
+        `timeout` seconds (default: `stop_timeout`). Idempotent."""
+        timeout = self._stop_timeout if timeout is None else timeout
         self._stopping.set()
         for thread in (self._ingest_thread, self._scoring_thread):
             if thread.is_alive():
@@ -596,7 +605,7 @@ class Engine:
                 stop = any(isinstance(i, StopItem) for i in items)
                 self._process(items)
                 if stop:
-                    if not scoring.drain(STOP_TIMEOUT_S):
+                    if not scoring.drain(self._stop_timeout):
                         log.error("scoring: the scoring backend did not finish its work")
                     return
         except ScoringBackendError as exc:  # what it had is in the store: a restart re-scores
