@@ -242,10 +242,13 @@ class SessionQuery:
     before_key: int | None = None
 
 
+# A report that is not strict JSON (NaN or Infinity, as an old store could write them) would
+# make json_extract fail the whole listing: it lists with no outcome; its page reads it whole.
 _SESSION_SELECT: Final = """
 SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, s.source, s.status,
        s.opened_at, s.closed_at,
-       json_extract(r.report, '$.outcome'), json_extract(r.report, '$.score'),
+       CASE WHEN json_valid(r.report) THEN json_extract(r.report, '$.outcome') END,
+       CASE WHEN json_valid(r.report) THEN json_extract(r.report, '$.score') END,
        o.outcome, o.score, o.outcome_with_overrides, o.score_with_overrides, o.overrides
 FROM sessions s
 LEFT JOIN reports r ON r.session_id = s.id
@@ -565,7 +568,8 @@ def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
             clauses.append(f"{column} = ?")
             params.append(value)
     if query.outcome is not None:
-        clauses.append("COALESCE(o.outcome, json_extract(r.report, '$.outcome')) = ?")
+        clauses.append("COALESCE(o.outcome, CASE WHEN json_valid(r.report) THEN "
+                       "json_extract(r.report, '$.outcome') END) = ?")
         params.append(query.outcome)
     if query.opened_from is not None:
         clauses.append("s.opened_at >= ?")

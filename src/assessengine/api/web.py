@@ -33,6 +33,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from ..core.compiler import criterion_signals
+from ..core.report import finite
 from . import timeline as tl
 from .service import (
     Action,
@@ -79,7 +80,7 @@ _env.globals.update(
     session_url=lambda sid: f"/sessions/{quote(sid, safe='')}",
     learner_url=lambda lid: f"/learners/{quote(lid, safe='')}",
 )
-_env.filters["num"] = lambda v: "" if v is None else f"{float(v):.4g}"
+_env.filters["num"] = lambda v: "" if finite(v) is None else f"{finite(v):.4g}"
 _CSS: Final = (HERE / "static" / "web.css").read_bytes()
 
 
@@ -453,8 +454,7 @@ def _timeline(
     return Markup(svg), None  # timeline_svg escapes every text
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+_number = finite  # evidence read back from a stored report: None unless a finite number
 
 
 def _criterion_view(c: CriterionOut) -> dict[str, Any]:
@@ -521,5 +521,6 @@ def learner_page(request: Request, learner: str) -> Response:
 
 
 def _attempt_label(k: int, opened_at: str, final: Any) -> str:
-    outcome = "not scored" if final is None else f"{final.outcome}, score {final.score:.4g}"
+    score = "" if final is None or final.score is None else f", score {final.score:.4g}"
+    outcome = "not scored" if final is None else f"{final.outcome}{score}"
     return f"Attempt {k + 1} ({opened_at[:16].replace('T', ' ')}): {outcome}"

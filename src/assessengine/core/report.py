@@ -6,6 +6,7 @@ Both the kernel and the reference scorer produce these; `to_data()` is the JSON 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,20 @@ Verdict = Literal["pass", "fail", "pending", "not_applicable"]
 Outcome = Literal["pass", "fail", "incomplete"]
 Extremes = Mapping[str, float | None]
 Value = float | None | Extremes
+
+
+def finite(value: object) -> float | None:
+    """A number read back from a stored report, or None when it is missing or not a finite
+    number (null, NaN, an infinity: a report saved before non-finite numbers were refused).
+    Whatever reads stored reports for people goes through this, so no page or answer depends
+    on a stored value being finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True, slots=True)

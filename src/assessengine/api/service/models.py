@@ -144,7 +144,8 @@ class Me(Model):
 
 class OutcomeScore(Model):
     outcome: Outcome
-    score: float
+    score: float | None = Field(description="null when the stored report holds no finite "
+                                "score (a report saved before non-finite numbers were refused)")
 
 
 class SessionSummary(Model):
@@ -205,7 +206,8 @@ class CriterionOut(Model):
     title: str
     competency: str | None
     critical: bool
-    points: float
+    points: float | None = Field(description="null when the stored report holds no finite "
+                                 "number of points")
     template: str | None
     scorer_verdict: Verdict
     verdict: Verdict

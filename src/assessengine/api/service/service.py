@@ -26,6 +26,7 @@ from ...adapters.review_store import (
     ReviewStore,
     RubricRow,
     SessionQuery,
+    SessionWrite,
     TokenRow,
 )
 from ...adapters.sqlite_store import SqliteStore
@@ -63,7 +64,7 @@ from .models import (
     SessionDetail,
     SessionPage,
 )
-from .verdicts import review
+from .verdicts import Reviewed, review
 
 MAX_UPLOAD_BYTES: Final = 64 * 2**20
 FIELD_BATCH_ROWS: Final = 4096
@@ -268,7 +269,7 @@ class ReviewService:
                                observed_at=observed_at, t=body.t, location=location,
                                actor=who.name, at=at)  # fmt: skip
             reviewed = review(session_id, report, entry, tx.observations(), tx.overrides())
-            tx.set_outcome(reviewed.outcome_row(), at)
+            _keep_outcome(tx, reviewed, at)
             tx.audit(AuditEntry(
                 who.name, who.role, "observation.create", f"{session_id}/{criterion.id}",
                 session=session_id, reason=body.note,
@@ -292,7 +293,7 @@ class ReviewService:
             tx.add_override(criterion=criterion.id, verdict=body.verdict, machine_verdict=machine,
                             reason=body.reason, actor=who.name, at=at)  # fmt: skip
             reviewed = review(session_id, report, entry, tx.observations(), tx.overrides())
-            tx.set_outcome(reviewed.outcome_row(), at)
+            _keep_outcome(tx, reviewed, at)
             tx.audit(AuditEntry(
                 who.name, who.role, "override.create", f"{session_id}/{criterion.id}",
                 session=session_id, reason=body.reason,
@@ -592,6 +593,12 @@ def _decode_cursor(cursor: str | None, kind: str) -> int | None:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidError("the cursor is not one this listing gave",
                       [FieldProblem("query.cursor", "invalid cursor")]) from None  # fmt: skip
+
+
+def _keep_outcome(tx: SessionWrite, reviewed: Reviewed, at: str) -> None:
+    row = reviewed.outcome_row()
+    if row is not None:
+        tx.set_outcome(row, at)
 
 
 def _open_record(data: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ...adapters.review_store import ObservationRow, OutcomeRow, OverrideRow
-from ...core.report import Evidence, Verdict
+from ...core.report import Evidence, Verdict, finite
 from ...core.scoring import build_report, score_and_outcome
 from .catalog import Entry
 from .models import CriterionOut, ObservationOut, OutcomeScore, OverrideOut
@@ -32,10 +32,15 @@ class Reviewed:
     def overridden(self) -> bool:
         return any(c.override is not None for c in self.criteria)
 
-    def outcome_row(self) -> OutcomeRow:
+    def outcome_row(self) -> OutcomeRow | None:
+        """The row the review tables keep; None when a score is not a finite number (only a
+        stored report's can be, and it is shown as it is, not kept)."""
         overrides = sum(c.override is not None for c in self.criteria)
-        return OutcomeRow(self.machine.outcome, self.machine.score, self.with_overrides.outcome,
-                          self.with_overrides.score, overrides)  # fmt: skip
+        machine, overridden = self.machine.score, self.with_overrides.score
+        if machine is None or overridden is None:
+            return None
+        return OutcomeRow(self.machine.outcome, machine, self.with_overrides.outcome,
+                          overridden, overrides)  # fmt: skip
 
 
 def observation_out(row: ObservationRow) -> ObservationOut:
@@ -67,7 +72,7 @@ def review(
     observed = {o.criterion: o for o in observations}  # later rows replace earlier ones
     overridden = {o.criterion: o for o in overrides}
     stored = report.get("criteria", [])
-    scored = OutcomeScore(outcome=report["outcome"], score=float(report["score"]))
+    scored = OutcomeScore(outcome=report["outcome"], score=finite(report.get("score")))
     if entry is None or [c.id for c in entry.rubric.criteria] != [c["id"] for c in stored]:
         rows = [_criterion(c, None, c["verdict"], None, overridden.get(c["id"])) for c in stored]
         return Reviewed(rows, scored, scored, scored)
@@ -105,7 +110,7 @@ def _criterion(
         decided_by = "pending" if verdict == "pending" else "scorer"
     return CriterionOut(
         id=stored["id"], title=stored["title"], competency=competency,
-        critical=bool(stored["critical"]), points=float(stored["points"]), template=template,
+        critical=bool(stored["critical"]), points=finite(stored.get("points")), template=template,
         scorer_verdict=scorer, verdict=cast(Any, verdict), decided_by=cast(Any, decided_by),
         evidence=dict(stored["evidence"]),
         observation=None if observation is None else observation_out(observation),

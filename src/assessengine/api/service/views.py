@@ -11,6 +11,7 @@ import numpy as np
 from ...adapters.review_store import SessionRow
 from ...adapters.store import SessionRecord
 from ...core.codec import Columns, Layout
+from ...core.report import finite
 from . import series
 from .errors import FieldProblem, InvalidError
 from .models import EventOut, OutcomeScore, SeriesOut, SessionDetail, SessionSummary
@@ -24,9 +25,9 @@ def summary(row: SessionRow) -> SessionSummary:
         overridden = OutcomeScore(outcome=cast(Any, r.outcome_with_overrides),
                                   score=r.score_with_overrides)  # fmt: skip
         count = r.overrides
-    elif row.report_outcome is not None and row.report_score is not None:
+    elif row.report_outcome is not None:
         machine = overridden = OutcomeScore(outcome=cast(Any, row.report_outcome),
-                                            score=float(row.report_score))  # fmt: skip
+                                            score=finite(row.report_score))  # fmt: skip
         count = 0
     else:
         machine = overridden = None
