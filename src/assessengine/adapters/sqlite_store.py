@@ -57,6 +57,7 @@ the WAL from starting over.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -64,6 +65,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from ..core import chain
 from ..storage import migrate
@@ -113,8 +115,11 @@ class SqliteStore:
     segment_bytes:    size of a payload segment file before the next one starts.
     recover:          check the batches after the ``synced_batch`` mark when opening, and drop
                       the tail a power loss took (see the module docstring). False for readers
-                      that must not change the store (``assessengine audit``): they see such
-                      a tail as it is, a broken chain.
+                      that must not change the store: they see such a tail as it is, a broken
+                      chain.
+    read_only:        open the file for reading only (``assessengine audit``): nothing is
+                      created, migrated, recovered or checkpointed, and a copy on a read-only
+                      folder can be read (`open_read_only`); every write raises StoreError.
 
     Raises StoreError when the file is not an assessengine store, is damaged, or has a newer
     schema than this version supports. See the module docstring for the threading contract.
@@ -128,6 +133,7 @@ class SqliteStore:
         checkpoint_bytes: int = 64 * 2**20,
         segment_bytes: int = SEGMENT_BYTES,
         recover: bool = True,
+        read_only: bool = False,
     ) -> None:
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in SYNCHRONOUS:
@@ -154,9 +160,11 @@ class SqliteStore:
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
         self._synced = self._marked = 0  # synced_batch: known on disk / as written to the row
-        self._db: sqlite3.Connection | None = _open(self.path, mode)
+        self._db: sqlite3.Connection | None = (
+            open_read_only(self.path) if read_only else _open(self.path, mode)
+        )
         try:
-            if recover:
+            if recover and not read_only:
                 with _errors(self.path):
                     recover_payloads(self.path, self._db, self._segments)
         except BaseException:
@@ -170,7 +178,8 @@ class SqliteStore:
             self.path, mode, checkpoint_bytes, page_size,
             before_pass=None if mode == "OFF" else self._sync_payloads,
         )  # fmt: skip
-        self._checkpointer.start()
+        if not read_only:
+            self._checkpointer.start()
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -647,6 +656,63 @@ def _open(path: Path, synchronous: str) -> sqlite3.Connection:
             db.close()
             raise
     return db
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that only reads the store at `path` (``mode=ro``). Where the file or its
+    folder is read-only (`_read_only`) and no other connection has the store open (no
+    shared-memory file), it is opened ``immutable``, which a store that no one can write is:
+    then no file is created beside it (not even the WAL's). StoreError when it is not an
+    assessengine store, is newer than this version, or holds changes in a write-ahead log
+    that a read-only folder keeps from being read."""
+    if not path.is_file():
+        raise StoreError(f"no store at {path}")
+    params = "mode=ro"
+    if (_read_only(path) or _read_only(path.parent)) and not _shm_readable(path):
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise StoreError(f"{path}: its write-ahead log {wal.name} holds changes that cannot "
+                             "be read in a read-only folder; copy the store with "
+                             "`assessengine backup`, or make the folder writable")  # fmt: skip
+        params += "&immutable=1"
+    uri = f"file:{quote(str(path.resolve()))}?{params}"
+    with _errors(path):
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                             check_same_thread=False)  # fmt: skip
+        try:
+            _check_readable(path, db)
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+def _read_only(path: Path) -> bool:
+    """Whether `path` may not be written: by this user, or by anyone (no write bit: even root,
+    who may write anyway, then leaves it as it is)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
+def _shm_readable(path: Path) -> bool:
+    shm = path.with_name(path.name + "-shm")
+    return shm.is_file() and os.access(shm, os.R_OK)
+
+
+def _check_readable(path: Path, db: sqlite3.Connection) -> None:
+    """The checks `_prepare` makes before it changes anything: an assessengine store, at a
+    schema version this one reads."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if app_id != APPLICATION_ID or "schema_version" not in tables:
+        raise StoreError(f"{path} is not an assessengine store")
+    current, head = _version(db), migrate.head_version()
+    if current is not None and current > head:
+        raise StoreError(f"{path} has store schema version {current}; this assessengine "
+                         f"supports up to {head}: upgrade assessengine")  # fmt: skip
+    if current != head:
+        raise StoreError(f"{path} has store schema version {current or 'unknown'}: open it "
+                         "once with `assessengine serve` (which migrates it) before reading "
+                         "it read-only")  # fmt: skip
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:

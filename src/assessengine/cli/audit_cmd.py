@@ -36,6 +36,11 @@ from ._app import main, scenario_dirs_option
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
+_READ_ONLY: dict[str, dict[str, Any]] = {
+    "sqlite": {"read_only": True},  # mode=ro: a read-only copy can be audited; nothing changes
+    "postgresql": {"recover": False},
+}
+"""How each backend opens a store that the audit must not change."""
 MAX_DIFFERENCES = 20
 
 
@@ -117,7 +122,7 @@ def audit(
       assessengine audit S-0042 --db engine.db
     """
     try:
-        with closing(open_existing(db_url, recover=False)) as store:  # as it is: change nothing
+        with closing(open_existing(db_url, **_READ_ONLY[parse_url(db_url).backend])) as store:
             record = store.session(session)
             if record is None:
                 raise click.UsageError(f"no session {session!r} in {parse_url(db_url)}")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from .. import compose
+from ..adapters.sqlite_check import damage
 from ..adapters.store import Store, StoreError, StoreOpenError
 from ..adapters.zmq_ingest import IngestConfigError
 from ..core.credentials import CredentialError
@@ -101,6 +102,7 @@ def serve(config: Path | None, **flags: Any) -> None:
     except (SettingsError, CredentialError, StoreOpenError) as exc:
         raise click.UsageError(str(exc)) from None
     library = load_library(settings)
+    _check_integrity(compose.sqlite_path(url))
     try:
         store = compose.open_store(url, **compose.store_options(settings))
     except StoreOpenError as exc:
@@ -111,6 +113,19 @@ def serve(config: Path | None, **flags: Any) -> None:
         _run(settings, store, library, address)
     finally:
         store.close()
+
+
+def _check_integrity(db_path: Path) -> None:
+    """Refuse (one line, exit 2) a store file that SQLite's quick_check finds damaged."""
+    if not db_path.is_file():
+        return  # a new store: serve makes it
+    try:
+        problem = damage(db_path)
+    except StoreError as exc:
+        problem = str(exc)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2)  # a usage problem: the file given is not usable
 
 
 def _run(settings: Settings, store: Store, library: RubricLibrary, address: Address) -> None:
