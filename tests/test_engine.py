@@ -297,11 +297,12 @@ def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path, sc
 
 
 @pytest.mark.parametrize("scoring", ["thread", "process"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(
-    tmp_path: Path, scoring: str
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, scoring: str
 ) -> None:
     sim = sessions("lhd-underground", 3, seed=6)
-    db = tmp_path / "e.db"
+    db = request.getfixturevalue("pg_store_url") if backend == "postgres" else tmp_path / "e.db"
     half = sim.seq < np.diff(sim.offsets)[sim.session] // 2
     with running_engine(db, scoring=scoring) as (engine, store), EngineClient(
         engine.endpoint, client_id="sim", **FAST

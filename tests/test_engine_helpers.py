@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,9 +23,9 @@ import httpx
 from click.testing import CliRunner
 
 from assessengine.adapters.library import load_scenario
-from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.store import Store
 from assessengine.cli import main
-from assessengine.compose import ScoringKind, scoring_backend
+from assessengine.compose import ScoringKind, open_store, scoring_backend
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
@@ -76,12 +76,12 @@ def audit(db: Path, session: str) -> tuple[int, str]:
 
 @contextmanager
 def running_engine(
-    db: Path, *, scoring: ScoringKind = "thread", **options: Any
-) -> Iterator[tuple[Engine, SqliteStore]]:
-    """An in-process engine on loopback (free port) over a SQLite file, scoring in a thread
-    or in a process of its own."""
+    db: Path | str, *, scoring: ScoringKind = "thread", **options: Any
+) -> Iterator[tuple[Engine, Store]]:
+    """An in-process engine on loopback (free port) over a store (a SQLite file's path or a
+    store URL), scoring in a thread or in a process of its own."""
     transport_options = {k: options.pop(k) for k in TRANSPORT_OPTIONS if k in options}
-    with SqliteStore(db) as store:
+    with closing(open_store(db)) as store:
         backend = scoring_backend(scoring, store, library(), url=db)
         transport = zmq_transport("tcp://127.0.0.1:*", **transport_options)
         engine = Engine(store, library(), transport, scoring=backend, **options)
@@ -92,8 +92,8 @@ def running_engine(
             engine.stop()
 
 
-def reports(db: Path, session_ids: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    with SqliteStore(db) as store:
+def reports(db: Path | str, session_ids: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    with closing(open_store(db)) as store:
         return {sid: store.report(sid) for sid in session_ids}
 
 

@@ -690,3 +690,29 @@ def test_every_acknowledged_batch_survives_a_sigkill(durable: Stores) -> None:
         assert record.batches > acked
         genesis = chain.genesis(record.info)
         assert chain.verify_chain(genesis, store.batches("S1")) is None
+
+
+# ================================================================================ PostgreSQL only
+
+
+def test_a_postgres_store_reconnects_after_the_server_dropped_its_connections(
+    pg_store_url: str,
+) -> None:
+    """A server restart or a failover closes every connection: the next call takes a new one
+    (the pool checks a connection before handing it out) instead of failing."""
+    store = PostgresStore(pg_store_url, pool_size=2)
+    try:
+        store.open_session(info())
+        with psycopg.connect(pg_store_url, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert dropped is not None
+        assert dropped[0] >= 1
+        record = store.session("S1")
+        assert record is not None
+        store.append_batches([item("S1", 0)])
+        assert len(list(store.batches("S1"))) == 1
+    finally:
+        store.close()

@@ -18,6 +18,11 @@ last one exactly. A refused item (`BatchRefusedError`) rolls the whole group bac
 
 Threading: the methods may be called from any thread; each call takes a connection from the
 pool (``pool_size`` at most) for its duration. `batches` holds none between its chunks.
+
+Connections: the pool checks a connection before handing it out (one empty round trip), so
+after a server restart or a failover the next call reconnects instead of failing; a call that
+was running when the connection broke raises StoreError (the engine did not acknowledge it,
+and its client resends).
 """
 
 from __future__ import annotations
@@ -137,7 +142,7 @@ class PostgresStore:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="assessengine-store",
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout))},
-            configure=configure,
+            configure=configure, check=ConnectionPool.check_connection,
         )  # fmt: skip
         try:
             self._pool.open(wait=True, timeout=self._timeout)
