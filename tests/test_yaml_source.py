@@ -241,6 +241,20 @@ def test_an_unknown_tag_is_a_located_problem() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["a: !!int\n", "a: !!float\n", "a: !!bool\n", "a: !!timestamp\n", "a: !!binary aGk=\n",
+     "a: !!timestamp 2026-12-06\n"],
+)  # fmt: skip
+def test_an_explicit_tag_with_an_empty_or_unplain_value_is_a_located_problem(text: str) -> None:
+    doc = load_yaml(text)
+    tag = "tag:yaml.org,2002:" + text.split("!!")[1].split(maxsplit=1)[0]
+    assert [(p.mark, p.message) for p in doc.problems] == [
+        (Mark(1, 4), f"cannot read this value as '{tag}'; remove the tag")
+    ]
+    assert doc.data == {"a": None}
+
+
 def test_a_bad_value_for_an_explicit_tag_is_a_located_problem() -> None:
     doc = load_yaml("a: !!int abc\n")
     assert [(p.mark, p.message) for p in doc.problems] == [

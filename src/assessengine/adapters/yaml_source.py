@@ -192,6 +192,10 @@ def _screen(text: str, loader: type[yaml.SafeLoader]) -> YamlProblem | None:
 # ------------------------------------------------------------------------------ construction
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_UNREADABLE = object()
+
+
 class _Builder:
     """Walks a composed node tree into plain data, recording each path's entry."""
 
@@ -212,10 +216,13 @@ class _Builder:
     def _scalar(self, node: Node) -> object:
         try:
             value = self._constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError):
+        except Exception:  # PyYAML's constructors fail in many ways on odd text
+            # (``!!int`` with no digits raises IndexError, ``!!bool`` KeyError ...)
             if str(node.value).lstrip("+-").isdigit():  # more digits than Python reads
                 self._problem(node, f"the integer is too large (at most {INT64_MAX})")
                 return str(node.value)
+            value = _UNREADABLE
+        if not isinstance(value, _PLAIN):  # also ``!!binary`` bytes, ``!!timestamp`` dates
             self._problem(node, f"cannot read this value as '{node.tag}'; remove the tag")
             return None
         if isinstance(value, float) and not math.isfinite(value):
