@@ -7,12 +7,14 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.store import Store
 from assessengine.cli import main
 from assessengine.storage import open_store
+from assessengine.storage.engines import engine_for
 
 from .pg_server import PASSWORD
 from .test_audit import SESSION, write_scored_session
@@ -39,14 +41,30 @@ def source(tmp_path: Path) -> Path:
 
 
 def contents(store: Store) -> list[tuple[object, ...]]:
-    """Everything a store holds, but the times it recorded."""
+    """Everything a store holds, as its port shows it."""
     return [
-        (r.info, r.status, r.close_t, r.next_seq, r.chain_head, r.batches,
-         [(b.index, b.first_seq, b.count, b.encoding, b.header, b.payload, b.chain)
-          for b in store.batches(r.info.session)],
+        (r.info, r.status, r.close_t, r.next_seq, r.chain_head, r.batches, r.opened_at,
+         r.closed_at,
+         [(b.index, b.first_seq, b.count, b.encoding, b.header, b.payload, b.chain,
+           b.received_at) for b in store.batches(r.info.session)],
          store.decisions(r.info.session), store.report(r.info.session))
         for r in store.sessions()
     ]  # fmt: skip
+
+
+def recorded_times(url: str | Path) -> list[tuple[str, str]]:
+    """The times of decisions and reports (the port does not show them), by session."""
+    engine = engine_for(url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(sa.text(
+                "SELECT s.session, d.recorded_at FROM decisions d JOIN sessions s "
+                "ON s.id = d.session_id UNION ALL SELECT s.session, r.saved_at FROM reports r "
+                "JOIN sessions s ON s.id = r.session_id ORDER BY 1, 2"
+            )).all()  # fmt: skip
+        return [(session, at) for session, at in rows]
+    finally:
+        engine.dispose()
 
 
 def test_a_copy_to_postgres_holds_everything_and_audits_clean(
@@ -58,6 +76,7 @@ def test_a_copy_to_postgres_holds_everything_and_audits_clean(
     assert "3 decision(s), 1 report(s), 1 close(s)" in result.output
     with closing(open_store(source)) as src, closing(open_store(pg_store_url)) as dst:
         assert contents(dst) == contents(src)
+    assert recorded_times(pg_store_url) == recorded_times(source)
     audited = run("audit", SESSION, "--db", pg_store_url)
     assert audited.exit_code == 0, audited.output
 
@@ -91,6 +110,7 @@ def test_a_copy_back_from_postgres_to_sqlite_audits_clean(
     assert result.exit_code == 0, result.output
     with closing(open_store(source)) as src, closing(open_store(back)) as dst:
         assert contents(dst) == contents(src)
+    assert recorded_times(back) == recorded_times(source)
     assert run("audit", SESSION, "--db", str(back)).exit_code == 0
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from contextlib import closing
 
 import click
+import sqlalchemy as sa
 
 from ..adapters.store import StoreError
 from ..storage import open_existing, open_store, parse_url
-from ..storage.copy import Copied, copy_store
+from ..storage.copy import Copied, copy_store, copy_times
+from ..storage.engines import engine_for
 from ._app import main
 
 EXIT_FAILED = 1
@@ -21,7 +23,8 @@ EXIT_FAILED = 1
               help="The store to copy into (created and migrated when new).")  # fmt: skip
 def copy(source: str, target: str) -> None:
     """Copy every session of one store into another: sessions, raw batches (byte for byte,
-    so every chain value is the same), decisions, reports, closes.
+    so every chain value is the same), decisions, reports, closes, and the times the source
+    recorded (opened, received, closed, decided, reported).
 
     \b
     Running it again adds only what the source gained since: nothing is duplicated. A
@@ -42,9 +45,15 @@ def copy(source: str, target: str) -> None:
             closing(open_store(target)) as dst:  # fmt: skip
         try:
             copied = copy_store(src, dst)
+            sessions = [record.info.session for record in src.sessions()]
         except StoreError as exc:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(EXIT_FAILED) from None
+    try:
+        copy_times(engine_for(source), engine_for(target), sessions)
+    except sa.exc.SQLAlchemyError as exc:
+        click.echo(f"error: copying the recorded times: {exc}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
     click.echo(_summary(copied, parse_url(target)))
 
 

@@ -10,17 +10,22 @@ something else under the same session id (other info, another chain, other decis
 refused with a StoreError naming the session, before anything of that session is written
 that would not match.
 
-What the port does not carry is new in the target: the times the target recorded (opened_at,
-received_at, closed_at of the copy). The chain covers headers and payloads, not these times.
+The port does not carry the times a store records (opened_at, received_at, closed_at,
+recorded_at, saved_at): the target records those of the copy, then `copy_times` sets them to
+the source's, table by table through SQLAlchemy Core on the schema both stores share
+(`storage.schema`). The chain covers headers and payloads, not these times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+import sqlalchemy as sa
+
 from ..adapters.store import SessionRecord, Store, StoredBatch, StoreError
+from . import schema
 
 GROUP_BYTES: Final = 16 * 2**20  # payload bytes per target transaction
 GROUP_BATCHES: Final = 256
@@ -121,3 +126,62 @@ def _copy_decisions(source: Store, target: Store, sid: str) -> int:
         target.save_decisions(sid, missing)
     return len(missing)
 
+
+
+def copy_times(source: sa.Engine, target: sa.Engine, sessions: Iterable[str]) -> None:
+    """Set the times the target recorded for `sessions` (all copied: the same batches and
+    decisions in the same order) to the source's, one transaction per session. Rows already
+    right are left alone, so a second run writes nothing."""
+    with source.connect() as reading:
+        for session in sessions:
+            times = _times(reading, session)
+            with target.begin() as writing:
+                _set_times(writing, session, times)
+
+
+@dataclass(frozen=True, slots=True)
+class _Times:
+    opened_at: str
+    closed_at: str | None
+    received: list[tuple[int, str]]  # (idx, received_at) of each batch
+    recorded: list[str]  # recorded_at of each decision, in order
+    saved_at: str | None
+
+
+def _times(db: sa.Connection, session: str) -> _Times:
+    s, b, d, r = schema.sessions, schema.batches, schema.decisions, schema.reports
+    key, opened_at, closed_at = db.execute(
+        sa.select(s.c.id, s.c.opened_at, s.c.closed_at).where(s.c.session == session)
+    ).one()
+    received = db.execute(
+        sa.select(b.c.idx, b.c.received_at).where(b.c.session_id == key).order_by(b.c.idx)
+    ).all()
+    recorded = db.scalars(
+        sa.select(d.c.recorded_at).where(d.c.session_id == key).order_by(d.c.id)
+    ).all()
+    saved_at = db.scalar(sa.select(r.c.saved_at).where(r.c.session_id == key))
+    return _Times(opened_at, closed_at, [(i, at) for i, at in received], list(recorded),
+                  saved_at)  # fmt: skip
+
+
+def _set_times(db: sa.Connection, session: str, times: _Times) -> None:
+    s, b, d, r = schema.sessions, schema.batches, schema.decisions, schema.reports
+    key = db.scalar(sa.select(s.c.id).where(s.c.session == session))
+    db.execute(sa.update(s).where(s.c.id == key).values(
+        opened_at=times.opened_at, closed_at=times.closed_at))  # fmt: skip
+    changed: sa.BindParameter[str] = sa.bindparam("at")
+    if times.received:
+        db.execute(
+            sa.update(b).where(b.c.session_id == key, b.c.idx == sa.bindparam("i"),
+                               b.c.received_at != changed).values(received_at=changed),
+            [{"i": i, "at": at} for i, at in times.received],
+        )  # fmt: skip
+    ids = db.scalars(sa.select(d.c.id).where(d.c.session_id == key).order_by(d.c.id)).all()
+    if ids:
+        db.execute(
+            sa.update(d).where(d.c.id == sa.bindparam("row_id"), d.c.recorded_at != changed)
+            .values(recorded_at=changed),
+            [{"row_id": i, "at": at} for i, at in zip(ids, times.recorded, strict=True)],
+        )  # fmt: skip
+    if times.saved_at is not None:
+        db.execute(sa.update(r).where(r.c.session_id == key).values(saved_at=times.saved_at))

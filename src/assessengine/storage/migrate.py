@@ -15,7 +15,6 @@ transaction-scoped advisory lock).
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +27,7 @@ from alembic.script import ScriptDirectory
 
 from ..adapters._store_common import now
 from ..adapters.store import StoreError, StoreOpenError
+from .engines import sqlite_engine
 
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
 ADVISORY_LOCK: Final = 0x41534547  # "ASEG": one migrating opener at a time per database
@@ -105,11 +105,7 @@ def upgrade_sqlite(path: Path, *, after: str | None = None, timeout: float = 10.
     connection, then run the statement `after` in it (SqliteStore marks the file as its own).
     StoreError (StoreOpenError for a newer or foreign file) when it cannot."""
 
-    def connect() -> sqlite3.Connection:
-        return sqlite3.connect(path, timeout=timeout, isolation_level=None)
-
-    engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.NullPool)
-    sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    engine = sqlite_engine(path, timeout=timeout)
     try:
         with engine.begin() as connection:
             upgrade(connection, str(path))

@@ -51,6 +51,7 @@ from ..adapters.store import (
 )
 from ..core import chain
 from . import migrate
+from .engines import postgres_engine
 from .url import one_line, redact
 
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -452,8 +453,7 @@ def _migrate(url: str, where: str, timeout: float) -> None:
         if _version(conn) == migrate.head_version():
             conn.close()
             return
-        engine = sa.create_engine("postgresql+psycopg://", creator=_once(conn),
-                                  poolclass=sa.NullPool)  # fmt: skip
+        engine = postgres_engine(_once(conn))
         try:
             with engine.begin() as connection:
                 migrate.upgrade(connection, where)
