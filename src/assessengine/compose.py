@@ -4,7 +4,7 @@ these; nothing else chooses an implementation of a port.
 
     settings = Settings.load(flags=..., environ=os.environ, config=...)   # the CLI
     store = open_store(settings.db, **store_options(settings))
-    library = load_library(settings)
+    library, skipped = load_library(settings)
     engine = build_engine(settings, store, library)
     app = build_app(settings, metrics=engine.metrics_text)
 
