@@ -33,6 +33,7 @@ NOT_FINITE = "is not a finite number; write a number such as 100, or put text in
 FINITE = "expected a finite number, got "
 INT64 = "the integer is too large (at most 9223372036854775807)"
 INT31 = "must be at most 2147483647, got "
+VERSIONS = "must be at most 1000000, got "
 ALIASES = "aliases and anchors ('*name', '&name') are not allowed; write the value out in full"
 NESTING = f"lists and mappings nest more than {MAX_DEPTH} deep here; flatten the file"
 
@@ -79,10 +80,10 @@ RUBRIC_CASES = [
                  "bad condition: number 1e400 is too large", id="condition-number-overflow"),
     pytest.param("version: 1", "version: 9223372036854775808", "version:", INT64,
                  id="version-past-int64"),
-    pytest.param("version: 1", "version: 2147483648", "version:", f"{INT31}2147483648",
-                 id="version-past-int32"),
+    pytest.param("version: 1", "version: 1000001", "version:", f"{VERSIONS}1000001",
+                 id="version-past-the-api-s"),
     pytest.param("version: 1", 'version: "99999999999999999999"', "version:",
-                 f"{INT31}'99999999999999999999'", id="version-text-past-int64"),
+                 f"{VERSIONS}'99999999999999999999'", id="version-text-past-int64"),
     pytest.param("max: 0}", "max: 9223372036854775807}", "max: 92", f"{INT31}9223372036854775807",
                  id="count-max"),
     pytest.param("allow: 1 ", "allow: 2147483648 ", "allow:", f"{INT31}2147483648",
@@ -109,7 +110,7 @@ SCENARIO_CASES = [
     pytest.param("range: [0, 20]", "range: [0, .inf]", f"'.inf' {NOT_FINITE}", id="range-inf"),
     pytest.param("range: [0, 20]", "range: [0, '-inf']", f"{FINITE}'-inf'", id="range-text"),
     pytest.param("rate: 10", "rate: .nan", f"'.nan' {NOT_FINITE}", id="rate-nan"),
-    pytest.param("version: 1", "version: 2147483648", f"{INT31}2147483648", id="version"),
+    pytest.param("version: 1", "version: 1000001", f"{VERSIONS}1000001", id="version"),
 ]  # fmt: skip
 
 
@@ -133,8 +134,8 @@ POLICY_CASES = [
     pytest.param("passes: 2", "passes: .inf", f"'.inf' {NOT_FINITE}", id="passes-inf"),
     pytest.param("min_version: 1", "min_version: 9223372036854775808", INT64,
                  id="min-version-past-int64"),
-    pytest.param("min_version: 1", "min_version: 2147483648", f"{INT31}2147483648",
-                 id="min-version-past-int32"),
+    pytest.param("min_version: 1", "min_version: 1000001", f"{VERSIONS}1000001",
+                 id="min-version-past-the-api-s"),
     pytest.param("valid_for: 3 years", "valid_for: 101 years", "a period is at most 100 years",
                  id="valid-for"),
     pytest.param("window: 90 days", "window: 99999999999999999999999 days",

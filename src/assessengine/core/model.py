@@ -15,8 +15,11 @@ from .expr import Expr, ExprError, parse
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 INT_MAX = 2**31 - 1
-"""The largest integer a rubric, scenario or policy accepts (versions, counts): it fits every
-store's integer columns and the kernel's counters."""
+"""The largest count a rubric accepts (count `min`/`max`, `allow`): it fits every store's
+integer columns and the kernel's counters."""
+MAX_VERSION = 1_000_000
+"""The largest version of a rubric or scenario (and a policy's `min_version`): the HTTP API's
+bound on the versions it names, so every version a file may have can be asked for."""
 
 
 class Frozen(BaseModel):

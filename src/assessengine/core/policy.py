@@ -42,7 +42,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import AssessEngineError, LocatedProblem
-from .model import ID_PATTERN, INT_MAX, Frozen
+from .model import ID_PATTERN, MAX_VERSION, Frozen
 from .problems import Problem, did_you_mean, problems_from_validation
 from .rubric import Rubric
 
@@ -209,7 +209,7 @@ class Requirement(Frozen):
 
     rubric: PolicyId
     source: Source
-    min_version: int = Field(default=1, ge=1, le=INT_MAX)
+    min_version: int = Field(default=1, ge=1, le=MAX_VERSION)
     passes: int = Field(default=1, ge=1, le=100)
     consecutive: bool = False
     observed_by_assessor: bool = False

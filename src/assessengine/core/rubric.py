@@ -15,6 +15,7 @@ from pydantic import Field, StringConstraints, model_validator
 from .model import (
     ID_PATTERN,
     INT_MAX,
+    MAX_VERSION,
     NAME_PATTERN,
     AnyExpr,
     Condition,
@@ -205,7 +206,7 @@ class PassPolicy(Frozen):
 
 class Rubric(Frozen):
     rubric: RubricId
-    version: int = Field(ge=1, le=INT_MAX)
+    version: int = Field(ge=1, le=MAX_VERSION)
     title: str = Field(min_length=1)
     scenario: RubricId
     description: str = ""

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from .expr import RESERVED
-from .model import ID_PATTERN, INT_MAX, NAME_PATTERN, Frozen
+from .model import ID_PATTERN, MAX_VERSION, NAME_PATTERN, Frozen
 
 SAMPLE = "sample"
 """The event name of a telemetry sample; every scenario has it, implicitly."""
@@ -36,7 +36,7 @@ class Scenario(Frozen):
     (name -> description)."""
 
     scenario: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-    version: int = Field(default=1, ge=1, le=INT_MAX)
+    version: int = Field(default=1, ge=1, le=MAX_VERSION)
     title: str
     task: str = ""
     signals: dict[Identifier, Signal]
