@@ -61,6 +61,8 @@ RUBRIC_CASES = [
                  id="points-text-overflow"),
     pytest.param("points: 20", "points: -.inf", "-.inf", f"'-.inf' {NOT_FINITE}",
                  id="points-minus-inf"),
+    pytest.param("points: 20", "points: 1.0e+308", "1.0e+308",
+                 "must be at most 1000000, got 1e+308", id="points-past-their-bound"),
     pytest.param("min_score: 80", "min_score: .nan", ".nan", f"'.nan' {NOT_FINITE}",
                  id="min-score-nan"),
     pytest.param("min_score: 80", "min_score: 'inf'", "inf", f"{FINITE}'inf'",

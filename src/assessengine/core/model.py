@@ -17,6 +17,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 INT_MAX = 2**31 - 1
 """The largest count a rubric accepts (count `min`/`max`, `allow`): it fits every store's
 integer columns and the kernel's counters."""
+MAX_POINTS = 1_000_000
+"""The most points one criterion may carry: sums of points stay finite, and so does a score."""
 MAX_VERSION = 1_000_000
 """The largest version of a rubric or scenario (and a policy's `min_version`): the HTTP API's
 bound on the versions it names, so every version a file may have can be asked for."""

@@ -205,7 +205,7 @@ def _show(value: object) -> str:
 
 
 def _number(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return str(value)
 

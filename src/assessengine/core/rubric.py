@@ -15,6 +15,7 @@ from pydantic import Field, StringConstraints, model_validator
 from .model import (
     ID_PATTERN,
     INT_MAX,
+    MAX_POINTS,
     MAX_VERSION,
     NAME_PATTERN,
     AnyExpr,
@@ -151,7 +152,7 @@ class Criterion(Frozen):
     title: str = Field(min_length=1)
     competency: str | None = None
     critical: bool = False
-    points: float | None = Field(default=None, ge=0)
+    points: float | None = Field(default=None, ge=0, le=MAX_POINTS)
     # templates: exactly one is set
     never: Condition | None = None
     always: Condition | None = None
