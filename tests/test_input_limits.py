@@ -5,7 +5,9 @@ problem, from `rubric check` (exit 2) and from an HTTP rubric upload (422) alike
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.library import check_rubric_file, load_scenario
+from assessengine.adapters.library import check_rubric_file, load_rubric, load_scenario
 from assessengine.adapters.policies import check_policy_file
 from assessengine.adapters.yaml_source import MAX_DEPTH
 from assessengine.cli import main
+from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import MAX_RECORD_DEPTH, parse_events_lines
+from assessengine.core.expr import MAX_DEPTH as MAX_EXPR_DEPTH
+from assessengine.core.offline import score_sessions
 from assessengine.errors import EventsError, ScenarioError
 
 from .test_api_support import Api, open_api
@@ -333,3 +338,55 @@ def test_an_uploaded_csv_cell_past_the_csv_field_limit_is_422_with_its_line(api:
     assert answer.status_code == 422, answer.text
     (error,) = answer.json()["errors"]
     assert (error["line"], error["reason"]) == (3, "a cell is longer than 131072 characters")
+
+
+# ================================================================= deepest accepted conditions
+
+
+def _deepest_conditions() -> list[str]:
+    """One condition per way of nesting, each exactly MAX_EXPR_DEPTH levels deep."""
+    d = MAX_EXPR_DEPTH
+    return [
+        "(" * d + "speed > 1" + ")" * d,
+        "not " * (d - 2) + "speed > 1",
+        "-" * (d - 2) + "speed > 1",
+        "abs(" * (d - 2) + "speed" + ")" * (d - 2) + " > 1",
+        " and ".join(["speed > 1"] * (d - 1)),
+        " or ".join(["load > 1"] * (d - 1)),
+        " + ".join(["speed"] * (d - 1)) + " > 1",
+        " * ".join(["load"] * (d - 1)) + " > 1",
+    ]
+
+
+def test_the_deepest_accepted_conditions_check_compile_and_score_on_both_engines(
+    tmp_path: Path,
+) -> None:
+    """Every recursive walk (checker, compiler, masks, kernel and reference scorers) of the
+    deepest trees the parser accepts stays inside the recursion limit, with room to spare: all
+    of it runs here under a limit of 700 frames above this test's own."""
+    criteria = "".join(
+        f"  - id: deep_{k}\n    title: Deep {k}\n    never: \"{text}\"\n"
+        for k, text in enumerate(_deepest_conditions())
+    )
+    text = (
+        "rubric: deep\nversion: 1\ntitle: Deep\nscenario: forklift-warehouse\ncriteria:\n"
+        + criteria
+    )
+    path = tmp_path / "rubrics" / "deep.yaml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    lines = good_session()
+    parsed = parse_events_lines(lines)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 700)
+    try:
+        rubric, scenario = load_rubric(path, scenario_dirs=(REPO / "scenarios",))
+        compile_rubric(rubric, scenario)
+        kernel = score_sessions(rubric, scenario, list(parsed.sessions.values()))
+        reference = score_sessions(rubric, scenario, list(parsed.sessions.values()),
+                                   engine="reference")  # fmt: skip
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [r.to_data() for r in kernel] == [r.to_data() for r in reference]
+    verdicts = {c.id: c.verdict for c in kernel[0].criteria}
+    assert verdicts["deep_0"] == "fail"  # speed 5 > 1 at the samples
