@@ -118,3 +118,24 @@ def test_the_engine_is_not_running_once_its_backend_stopped(
     assert e.running
     backend.alive = False
     assert not e.running
+
+
+def test_one_round_stores_then_answers_every_message_in_arrival_order() -> None:
+    """All five messages are queued before the engine starts, so its first round takes them
+    together (the fake transport makes this deterministic): the OPEN is stored before the
+    batches that follow it, a resend of a batch still pending in the round is ACKed after the
+    commit, and every answer goes out in arrival order."""
+    transport, store = FakeTransport(), MemoryStore()
+    peer = transport.peer()
+    close = {"type": "CLOSE", "session": "S1", "t": 2.0, "next_seq": 8}
+    for frames in ([OPEN], _batch(0, 5), _batch(0, 5), _batch(5, 3), [close]):
+        peer.send(*frames)
+    with running(store, transport) as e:
+        replies = [peer.recv(10) for _ in range(5)]
+        assert e.wait_idle(10)
+        assert e.stats.duplicates == 1
+    assert [r["type"] if r else None for r in replies] == ["OPENED", "ACK", "ACK", "ACK",
+                                                           "CLOSED"]  # fmt: skip
+    assert [r["seq"] for r in replies[1:] if r] == [4, 4, 7, 7]
+    assert [(b.first_seq, b.count) for b in store.batches("S1")] == [(0, 5), (5, 3)]
+    assert store.report("S1") is not None
