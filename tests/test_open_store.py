@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,16 @@ def test_an_unknown_scheme_is_refused_in_one_line_without_the_password() -> None
         "sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
     )
     assert isinstance(refused.value, StoreError)
+
+
+def test_a_postgres_url_without_psycopg_installed_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an import of a missing one does
+    monkeypatch.delitem(sys.modules, "assessengine.storage.postgres", raising=False)
+    extra = r"pip install 'assessengine\[postgres\]'"
+    with pytest.raises(StoreOpenError, match=rf"need psycopg .*{extra}"):
+        open_store("postgresql://engine@db/assess")
 
 
 def test_redact_hides_only_the_password() -> None:

@@ -12,6 +12,7 @@ Passwords never appear in messages: `redact` replaces them with ``***``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -68,9 +69,7 @@ def open_store(url: str | Path, **options: Any) -> Store:
     parsed = parse_url(url)
     try:
         if parsed.backend == "postgresql":
-            from .postgres import open_postgres  # noqa: PLC0415  (psycopg only when asked for)
-
-            return open_postgres(parsed.target, **options)
+            return _postgres()(parsed.target, **options)
         from ..adapters.sqlite_store import SqliteStore  # noqa: PLC0415
 
         return SqliteStore(parsed.target, **options)
@@ -78,6 +77,17 @@ def open_store(url: str | Path, **options: Any) -> Store:
         raise
     except StoreError as exc:
         raise StoreOpenError(one_line(str(exc))) from exc
+
+
+def _postgres() -> Callable[..., Store]:
+    """`postgres.open_postgres`, imported when asked for (psycopg is the ``postgres`` extra)."""
+    try:
+        from .postgres import open_postgres  # noqa: PLC0415
+    except ImportError as exc:
+        raise StoreOpenError(
+            f"PostgreSQL stores need psycopg ({exc}): pip install 'assessengine[postgres]'"
+        ) from None
+    return open_postgres
 
 
 def open_existing(url: str | Path, **options: Any) -> Store:
