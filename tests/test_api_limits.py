@@ -46,7 +46,7 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
     db, _ = copy_template(tmp_path_factory, tmp_path)
-    app = create_app(db_path=db, web=False, max_upload_bytes=UPLOAD_CAP)
+    app = create_app(db_path=db, max_upload_bytes=UPLOAD_CAP)  # with the pages
     tokens = make_tokens(app.state.service)
     served = WebServer(app, "127.0.0.1", 0)
     served.start()
@@ -141,3 +141,21 @@ def test_a_body_within_its_cap_still_reaches_the_route(
     answer = send(base, "/api/v1/rescores", body, tokens["admin"])
     assert answer.status_code == 422
     assert body.sent == body.total
+
+
+@pytest.mark.parametrize("cookie", [None, "aet_not-a-token"])
+@pytest.mark.parametrize("form", ["observations", "overrides"])
+def test_a_page_form_without_a_live_token_goes_to_sign_in_unread(
+    server: tuple[str, dict[str, str]], cookie: str | None, form: str
+) -> None:
+    base, _ = server
+    body = Body(head=b"csrf=x&note=")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with httpx.Client(base_url=base, timeout=60) as http:
+        if cookie is not None:
+            http.cookies.set("ae_token", cookie)
+        answer = http.post(f"/sessions/S-1/{form}", content=iter(body), headers=headers)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin?next=%2Fsessions%2FS-1"
+    assert body.sent < body.total
+    assert healthy(base)

@@ -10,13 +10,14 @@ details. The routers of the JSON API therefore use `GuardedRoute`: before the bo
 it runs the route's `Requires` (401 without a valid token, 403 when the role may not take the
 action) and keeps the principal on ``request.state``, where the dependency finds it again. A
 refusal closes the connection (``Connection: close``), so a client still sending is cut off
-instead of having its body read and thrown away.
+instead of having its body read and thrown away. The pages' form POSTs use the same route
+class with their own guard (the token cookie: to the sign-in form without it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -59,37 +60,49 @@ class Requires:
             )
         return who
 
-    async def before_body(self, request: Request) -> None:
+    async def before_body(self, request: Request) -> Response | None:
         """Run this check from the request's headers alone (the body stays unread)."""
         credentials = await bearer(request)
         await run_in_threadpool(self, request, credentials)
+        return None
+
+
+class Guard(Protocol):
+    """A dependency that can decide from the request's headers alone: `before_body` returns
+    the answer that refuses the request (or raises a ServiceError), or None to let it in."""
+
+    async def before_body(self, request: Request) -> Response | None: ...
 
 
 class GuardedRoute(APIRoute):
-    """An API route that runs its `Requires` dependency before it reads the request body."""
+    """A route that runs its guard dependency (`Requires`, or any with `before_body`) before
+    it reads the request body; a refusal closes the connection."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        guard = _requires(self.dependant)
+        guard = _guard(self.dependant)
         if guard is None:
             return handler
 
         async def guarded(request: Request) -> Response:
             try:
-                await guard.before_body(request)
+                refused = await guard.before_body(request)
             except ServiceError as exc:
                 return problems.service_problem(request, exc, close=True)
+            if refused is not None:
+                refused.headers["Connection"] = "close"
+                return refused
             return await handler(request)
 
         return guarded
 
 
-def _requires(dependant: Dependant) -> Requires | None:
-    """The route's `Requires` dependency (searched depth first), if it has one."""
+def _guard(dependant: Dependant) -> Guard | None:
+    """The route's guard dependency (searched depth first), if it has one."""
     for sub in dependant.dependencies:
-        if isinstance(sub.call, Requires):
-            return sub.call
-        found = _requires(sub)
+        if callable(getattr(sub.call, "before_body", None)):
+            return cast(Guard, sub.call)
+        found = _guard(sub)
         if found is not None:
             return found
     return None

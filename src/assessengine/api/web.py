@@ -27,14 +27,16 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote, urlencode
 
 import jinja2
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ..core.compiler import criterion_signals
 from ..core.report import finite
 from . import timeline as tl
+from .guard import GuardedRoute
 from .service import (
     Action,
     ForbiddenError,
@@ -66,7 +68,7 @@ SECURITY_HEADERS: Final = {
     "Cache-Control": "no-store",
 }
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=GuardedRoute)
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -121,6 +123,27 @@ def _render(
 
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+class SignedIn:
+    """A guard dependency of the form POSTs that need a signed-in user: without a live token
+    cookie the request goes to the sign-in form before its body is read (`GuardedRoute`)."""
+
+    def __call__(self) -> None:
+        """Nothing to give the route: `_page` authenticates the cookie again."""
+
+    async def before_body(self, request: Request) -> Response | None:
+        token = request.cookies.get(TOKEN_COOKIE)
+        if not token:
+            return _to_signin(request)
+        try:
+            await run_in_threadpool(_service(request).authenticate, token)
+        except UnauthenticatedError:
+            return _to_signin(request, forget=True)
+        return None
+
+
+SIGNED_IN: Final = Depends(SignedIn())
 
 
 def _to_signin(request: Request, *, forget: bool = False) -> Response:
@@ -326,7 +349,8 @@ def session_page(
     return _page(request, build)
 
 
-@router.post("/sessions/{session_id}/observations", response_class=HTMLResponse)
+@router.post("/sessions/{session_id}/observations", response_class=HTMLResponse,
+             dependencies=[SIGNED_IN])  # fmt: skip
 def record_observation(
     request: Request,
     session_id: str,
@@ -343,7 +367,8 @@ def record_observation(
     return _review_post(request, session_id, csrf, form, record)
 
 
-@router.post("/sessions/{session_id}/overrides", response_class=HTMLResponse)
+@router.post("/sessions/{session_id}/overrides", response_class=HTMLResponse,
+             dependencies=[SIGNED_IN])  # fmt: skip
 def record_override(
     request: Request,
     session_id: str,
