@@ -78,6 +78,22 @@ def test_table_lists_each_session_with_outcome_and_score(tmp_path: Path) -> None
     assert "2 session(s)" in result.output
 
 
+def test_the_table_ends_with_the_failed_sessions_of_each_criterion(tmp_path: Path) -> None:
+    events = str(write(tmp_path, good_session("A") + good_session("B", speed=14.0)
+                       + good_session("C", speed=14.0)))  # fmt: skip
+    reports = json.loads(score("--json", events).output)["sessions"]
+    failed: dict[str, int] = {}
+    for report in reports:
+        for criterion in report["criteria"]:
+            if criterion["verdict"] == "fail":
+                failed[criterion["id"]] = failed.get(criterion["id"], 0) + 1
+    assert failed, reports
+    last = score(events).output.rstrip().splitlines()[-1]
+    ranked = sorted(failed, key=lambda cid: (-failed[cid], cid))  # most failed first
+    expected = ", ".join(f"{cid} ({failed[cid]})" for cid in ranked)
+    assert last == f"failed sessions per criterion: {expected}"
+
+
 def test_a_session_without_close_closes_at_its_last_event(tmp_path: Path) -> None:
     lines = [ln for ln in good_session() if '"close"' not in ln]
     (report,) = json.loads(score("--json", str(write(tmp_path, lines))).output)["sessions"]

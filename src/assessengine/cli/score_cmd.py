@@ -16,6 +16,7 @@ from ..core.report import SessionReport
 from ..core.scenario import Scenario
 from ..errors import EventsError, RubricError
 from ._app import main, scenario_dirs_option
+from .summary import count_failed, render_failed
 
 EXIT_INPUT = 2
 
@@ -107,7 +108,8 @@ def _check_open_lines(parsed: EventsFile, rubric_id: str, scenario_id: str, sour
 
 
 def render_table(reports: Sequence[SessionReport]) -> str:
-    """A readable summary: one line per session, then each failed or pending criterion."""
+    """A readable summary: one line per session, the outcomes, each failure with its time,
+    and last the number of sessions that failed each criterion (most failed first)."""
     if not reports:
         return "no sessions"
     width = max(7, *(len(r.session) for r in reports))
@@ -129,6 +131,8 @@ def render_table(reports: Sequence[SessionReport]) -> str:
         for c in r.criteria
         if c.verdict == "fail" and c.evidence.t is not None
     )
+    failed = count_failed([(c.id, c.verdict) for c in r.criteria] for r in reports)
+    lines.append(f"failed sessions per criterion: {render_failed(failed)}")
     return "\n".join(lines)
 
 
