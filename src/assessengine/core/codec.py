@@ -259,14 +259,15 @@ def decode_columns_v1(
     return cols
 
 
-def warm_up_decoder(layout: Layout) -> None:
+def warm_up_decoder(layout: Layout) -> Columns:
     """Decode one columns-v1 record, so that the first batch a live engine receives does not
     wait for numba to load the compiled check (a quarter of a second in a process that has
-    not loaded numba yet)."""
+    not loaded numba yet). Returns the decoded record: columns as batches arrive (strided
+    views of the payload), for warming up what consumes them."""
     one = Columns(np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int32),
                   np.full((len(layout.signal_names), 1), np.nan))  # fmt: skip
-    decode_columns_v1(records_v1(one, layout).data, layout, dtype=layout.dtype_header(),
-                      first_seq=0, count=1)  # fmt: skip
+    return decode_columns_v1(records_v1(one, layout).data, layout,
+                             dtype=layout.dtype_header(), first_seq=0, count=1)  # fmt: skip
 
 
 def records_view(buffer: Any, layout: Layout, n: int, *, offset: int = 0) -> Columns:

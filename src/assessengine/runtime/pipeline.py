@@ -33,7 +33,7 @@ import numpy as np
 
 from ..adapters.library import list_scenarios, load_rubric
 from ..adapters.store import SessionRecord, Store
-from ..core.codec import Columns, Layout, decode_events
+from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
 from ..core.events import EventBatch
@@ -224,15 +224,15 @@ class Scorer:
         return session in self._session_track
 
     def warm_up(self) -> None:
-        """Compile every rubric of the library and run the kernel once, so that the first
-        batches do not wait for numba to load (or, on a fresh install, compile) it."""
+        """Compile every rubric of the library and run the kernel once on a decoded columns-v1
+        record (the columns as batches arrive: strided views, which the copy into a step is
+        compiled for separately), so that the first batches do not wait for numba to load
+        (or, on a fresh install, compile) it."""
         for entry in self._library.entries():
             compiled = self._library.compiled(entry)
             state = ScoringState.new(compiled, capacity=1)
             slots = state.open(["warm-up"])
-            n = compiled.n_signals
-            one = Columns(np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int32),
-                          np.full((n, 1), np.nan))  # fmt: skip
+            one = warm_up_decoder(self._library.layout(entry))
             step(compiled, state, _batch([(int(slots[0]), one)]))
             close(compiled, state, slots, np.zeros(1))
 
