@@ -112,6 +112,24 @@ def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_pat
     assert audit(db, closed[0].info.session)[0] == 0
 
 
+def test_demo_without_keep_gives_no_address_and_times_the_kernel_apart(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "assessengine", "demo", "--sessions", "3", "--scenario",
+         "network-lab", "--db", str(tmp_path / "demo.db")],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "http://" not in done.stdout + done.stderr  # it stopped: no address to visit
+    assert "run `assessengine demo --keep`" in done.stdout
+    lines = done.stdout.splitlines()
+    stream = next(k for k, line in enumerate(lines) if "events/s end to end" in line)
+    kernel = lines[stream + 1]
+    assert kernel.startswith(("Scoring kernel: compiled", "Scoring kernel: loaded")), kernel
+    assert kernel.endswith("before the stream (not counted above)."), kernel
+    assert "preparing the scoring kernel" in done.stderr
+
+
 def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "e.db"), "--zmq",
                                        "tcp://0.0.0.0:*", "--http", "127.0.0.1:0"])  # fmt: skip

@@ -1,5 +1,10 @@
 """`assessengine demo`: the live engine on a fresh SQLite file, fed over ZeroMQ by simulated
-sessions of every scenario; then the results, the throughput and the assessors' web page."""
+sessions of every scenario; then the results and the throughput, and with ``--keep`` the
+assessors' web page while it serves.
+
+The scoring kernel is made ready first, in the foreground and timed on its own (a first run
+compiles it with numba, which caches it; later runs load it in about a second), so the
+throughput is the stream's alone."""
 
 from __future__ import annotations
 
@@ -16,18 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import click
+from numba.core.registry import CPUDispatcher as Dispatcher
 
 from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
+from ..adapters.memory_store import MemoryStore
 from ..adapters.store import Store
 from ..client import EngineClient
+from ..core import kernel
 from ..runtime.engine import Engine
+from ..runtime.pipeline import RubricLibrary, Scorer
 from ..settings import Settings
 from ..sim.generate import simulate
 from ..streaming import stream_sessions
 from ._app import main
 from ._settings import load_settings
 from .serve_cmd import stop_signals
+from .summary import count_failed, render_failed
 
 SCENARIOS = ("forklift-warehouse", "haul-truck-surface", "lhd-underground", "network-lab")
 RUBRICS = {
@@ -73,7 +83,9 @@ def demo(
     flawed profiles) stream their sessions over ZeroMQ; the engine stores every batch in
     SQLite before acknowledging it, scores it incrementally against the shipped rubrics, and
     saves a report when each session closes. Then: pass rate per profile, the criteria that
-    fail most, the throughput, and the address of the assessors' web page.
+    fail most, and the throughput (the kernel's first-run compile timed apart). With --keep
+    it then keeps serving, and prints the address of the assessors' web page and a sign-in
+    token, until Ctrl-C.
 
     \b
     Afterwards, with --db:
@@ -91,39 +103,98 @@ def demo(
                                   "http": "127.0.0.1:0", "scoring": "process"}, None)  # fmt: skip
         store = compose.open_store(db_path, **compose.store_options(settings))
         stack.callback(store.close)
-        engine, url = stack.enter_context(_running(settings, store))
-        click.echo(f"engine: zmq {engine.endpoint}, http {url}, store {db_path}", err=True)
+        library, skipped = compose.load_library(settings)
+        for line in skipped:
+            click.echo(f"warning: {line}", err=True)
+        kernel_ready = _prepare_kernel(settings, library, chosen)
+        engine, url = stack.enter_context(_running(settings, store, library))
+        served = f", http {url}" if keep else ""  # the address only where it will be served
+        click.echo(f"engine: zmq {engine.endpoint}{served}, store {db_path}", err=True)
         streamed, seconds = _feed(engine, chosen, sessions, seed)
         rows = _results(store)
         click.echo(_table(rows))
         events = engine.stats.events_stored
         click.echo(
             f"\n{events:,} events in {streamed:,} sessions streamed over ZeroMQ (columns-v1) in "
-            f"{seconds:.1f}s: {events / seconds:,.0f} events/s, each batch stored in SQLite "
-            f"before its ACK and scored incrementally (final reports at CLOSE)."
+            f"{seconds:.1f}s: {events / seconds:,.0f} events/s end to end (the simulator's "
+            f"client, ZeroMQ, each batch stored in SQLite before its ACK and scored "
+            f"incrementally, final reports at CLOSE; client and engine share this machine)."
         )
+        click.echo(f"Scoring kernel: {kernel_ready}, before the stream (not counted above).")
         click.echo("Sessions with a pending in-field observation are 'incomplete' until an "
                    "assessor records it.")  # fmt: skip
+        if not keep:
+            click.echo("The engine has stopped. To review the sessions on the assessors' web "
+                       "page, run `assessengine demo --keep`: it keeps serving until Ctrl-C."
+                       )  # fmt: skip
+            return
         token = _assessor_token(db_path)
         click.echo(f"Assessors' web page: {url}/   (sign in with the demo assessor token "
                    f"{token}; metrics: {url}/metrics)")  # fmt: skip
-        if keep:
-            click.echo(f"Serving until Ctrl-C (ZeroMQ {engine.endpoint}; store {db_path}).")
-            with stop_signals() as stop:
-                while not stop.wait(0.5):
-                    pass
+        click.echo(f"Serving until Ctrl-C (ZeroMQ {engine.endpoint}; store {db_path}).")
+        with stop_signals() as stop:
+            while not stop.wait(0.5):
+                pass
+
+
+def _prepare_kernel(settings: Settings, library: RubricLibrary, scenarios: Sequence[str]) -> str:
+    """Compile (a first run) or load (numba's cache) the scoring kernel before the engine
+    starts, so that the stream is timed alone; says which it was and how long it took.
+
+    A first run also streams a few sessions of each scenario through a throwaway engine on
+    a scratch store: the live path (the ingest's checks, the scoring process's views of the
+    batches) needs variants of the compiled functions that a one-row warm-up does not reach,
+    and they are compiled then, not during the timed stream."""
+    click.echo("preparing the scoring kernel (a first run compiles it: minutes on a busy "
+               "machine; later runs load it from numba's cache) ...", err=True)  # fmt: skip
+    misses = _compiled()
+    start = time.perf_counter()
+    Scorer(MemoryStore(), library).warm_up()
+    first_run = _compiled() > misses
+    if first_run:
+        with tempfile.TemporaryDirectory() as folder:
+            scratch = settings.model_copy(update={"db": str(Path(folder) / "warm-up.db")})
+            store = compose.open_store(Path(folder) / "warm-up.db",
+                                       **compose.store_options(scratch))  # fmt: skip
+            try:
+                _warm_up_round(compose.build_engine(scratch, store, library), scenarios)
+            finally:
+                store.close()
+    seconds = time.perf_counter() - start
+    how = ("compiled (a first run; numba cached it for the next ones)" if first_run
+           else "loaded from numba's cache")  # fmt: skip
+    return f"{how} in {seconds:.1f}s"
+
+
+def _warm_up_round(engine: Engine, scenarios: Sequence[str]) -> None:
+    engine.start()
+    try:
+        with EngineClient(engine.endpoint, client_id="assessengine-demo-warm-up") as client:
+            for scenario in scenarios:
+                sim = simulate(load_scenario(scenario), "mixed", 4, seed=0,
+                               rubric=RUBRICS[scenario])  # fmt: skip
+                stream_sessions(client, sim, timeout=SENDER_TIMEOUT)
+        if not engine.wait_idle(SENDER_TIMEOUT):
+            raise click.ClickException("the scoring kernel did not get ready (see the log)")
+    finally:
+        engine.stop()
+
+
+def _compiled() -> int:
+    """How many functions of the kernel this process compiled (numba's cache missed)."""
+    return sum(sum(f.stats.cache_misses.values()) for f in vars(kernel).values()
+               if isinstance(f, Dispatcher))  # fmt: skip
 
 
 @contextmanager
-def _running(settings: Settings, store: Store) -> Iterator[tuple[Engine, str]]:
+def _running(
+    settings: Settings, store: Store, library: RubricLibrary
+) -> Iterator[tuple[Engine, str]]:
     """The engine (ingest, store, scoring) and the HTTP app of `settings`."""
     # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
     from ..webserver import WebServer  # noqa: PLC0415
 
-    library, skipped = compose.load_library(settings)
-    for line in skipped:
-        click.echo(f"warning: {line}", err=True)
-    click.echo("starting the engine (the first run compiles the scoring kernel) ...", err=True)
+    click.echo("starting the engine ...", err=True)
     engine = compose.build_engine(settings, store, library)
     engine.start()
     try:
@@ -233,10 +304,10 @@ def _results(store: Store) -> list[tuple[str, str, ProfileResult]]:
 
 
 def _count(result: ProfileResult, report: Mapping[str, Any]) -> None:
-    verdicts = [(c["id"], c["verdict"]) for c in report["criteria"]]
+    verdicts = [(str(c["id"]), str(c["verdict"])) for c in report["criteria"]]
     result.sessions += 1
     result.passed += all(v != "fail" for _, v in verdicts)
-    result.failed_criteria.update(cid for cid, v in verdicts if v == "fail")
+    result.failed_criteria.update(count_failed([verdicts]))
 
 
 def _table(rows: list[tuple[str, str, ProfileResult]]) -> str:
@@ -245,7 +316,7 @@ def _table(rows: list[tuple[str, str, ProfileResult]]) -> str:
     )
     lines = [header, "-" * len(header)]
     for scenario_id, profile, r in rows:
-        top = ", ".join(f"{cid} ({n})" for cid, n in r.failed_criteria.most_common(3)) or "-"
+        top = render_failed(r.failed_criteria, most=3)
         rate = f"{100 * r.passed / r.sessions:.0f}%"
         lines.append(f"{scenario_id:<20} {profile:<20} {r.sessions:>8} {rate:>8}  {top}")
     return "\n".join(lines)
