@@ -12,12 +12,14 @@ Two readings differ from PyYAML's defaults, on purpose (see docs/rubrics.md):
 - Only ``true``/``false`` (any case style YAML allows) are booleans; ``yes``, ``no``, ``on``,
   ``off`` are text, as in YAML 1.2. So ``to: off`` names a state ``off``.
 
-Limits (docs/operations.md, "Limits"), each a located problem and no data, found while the
-text is read event by event, before anything is built:
+Limits (docs/operations.md, "Limits"), each a located problem:
 
 - anchors (``&name``) and aliases (``*name``) are refused: an alias is a pointer, and a few
-  hundred bytes of nested aliases expand to gigabytes (the "billion laughs");
-- lists and mappings nest at most `MAX_DEPTH` deep;
+  hundred bytes of nested aliases expand to gigabytes (the "billion laughs"); and lists and
+  mappings nest at most `MAX_DEPTH` deep. Both are found while the text is read event by
+  event, before any tree is built, and give no data;
+- a scalar with an explicit tag that PyYAML cannot read, or reads as anything but plain data
+  (``!!binary``, ``!!timestamp``), is a problem and reads as None;
 - a number must be finite (no ``.inf``, ``.nan``) and an integer within the int64 range;
   such a number is a problem at its place and stays in `data` as its text, so that checks of
   the data that follow find their own problem, if any, at that same place (callers report

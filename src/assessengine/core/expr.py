@@ -248,7 +248,8 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.i = 0
         self.nesting = 0  # parentheses, calls, `not` and unary `-` being parsed
-        self.depths: dict[int, tuple[Node, int]] = {}  # id -> (node, depth): composite nodes
+        self.depths: dict[int, tuple[Node, int]] = {}  # id -> (node, kept so the id stays its
+        # own, depth) of each composite node
 
     def enter(self, tok: _Token) -> None:
         """One level deeper into the text at `tok`; refused past MAX_DEPTH."""
