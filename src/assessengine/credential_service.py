@@ -56,6 +56,7 @@ from .core.credentials import (
 )
 from .core.eligibility import Attempt, CriterionVerdict, Decision
 from .core.policy import Policy
+from .core.report import finite
 from .core.rubric import Rubric
 from .core.scoring import score_and_outcome
 from .core.status_list import MIN_ENTRIES, bitstring, status_entries, status_list_credential
@@ -154,13 +155,15 @@ def attempt_from(
                 title=str(c["title"]),
                 verdict=c["verdict"],
                 critical=bool(c.get("critical", False)),
-                points=float(c["points"]) if c.get("points") is not None else None,
+                points=finite(c.get("points")),
                 observed=str(c["id"]) in observed,
             )
             for c in report["criteria"]
         )
-        score = float(report["score"])
+        score = finite(report["score"])  # a stored NaN or infinity: unreadable
     except (KeyError, TypeError, ValueError):
+        return None
+    if score is None:
         return None
     assessor = report.get("assessor") or record.info.metadata.get("assessor")
     return Attempt(
