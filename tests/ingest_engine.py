@@ -184,7 +184,10 @@ class RawPeer:
     def recv(self, timeout: float = 2.0) -> dict[str, Any] | None:
         if not self.socket.poll(int(timeout * 1000)):
             return None
-        reply: dict[str, Any] = json.loads(self.socket.recv_multipart()[0])
+        frames = self.socket.recv_multipart()
+        while len(frames) > 1 and not frames[0]:  # the delimiter echoed to an empty first frame
+            frames = frames[1:]
+        reply: dict[str, Any] = json.loads(frames[0])
         return reply
 
     def request(self, *frames: bytes | dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:

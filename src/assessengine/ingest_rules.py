@@ -318,6 +318,14 @@ class IngestRules:
         cols = decode_events(last.header, last.payload, layout)
         return float(cols.t[-1]) if len(cols) else 0.0
 
+    def discard(self) -> None:
+        """Drop the pending batches and the cached state of their sessions (reloaded from the
+        store when next needed): after a failure between `events` and `commit`, what was not
+        stored must not count as stored."""
+        pending, self._pending = self._pending, []
+        for a in pending:
+            self._state.pop(a.session, None)
+
     def forget(self, session: str) -> None:
         """Drop the cached state of `session` (it is reloaded from the store when needed)."""
         self._state.pop(session, None)

@@ -13,6 +13,7 @@ from typing import Any, Final, TypeVar, get_args
 import orjson
 
 from ..core import chain
+from ..core.ids import id_problem
 from .store import (
     BatchRefusedError,
     Payload,
@@ -70,10 +71,14 @@ def info_json(info: SessionInfo) -> str:
     """The canonical JSON of `info` (what the genesis hashes). Raises StoreError on bad info."""
     if not isinstance(info, SessionInfo):
         raise StoreError(f"expected a SessionInfo, got {type(info).__name__}")
-    for name in ("session", "learner", "scenario", "rubric", "rubric_sha256"):
+    for name in ("session", "learner"):  # a backstop: every edge checks them already
+        problem = id_problem(getattr(info, name), name)
+        if problem is not None:
+            raise StoreError(f"session info: {problem}")
+    for name in ("scenario", "rubric", "rubric_sha256"):
         value = getattr(info, name)
-        if not isinstance(value, str) or (name == "session" and not value):
-            raise StoreError(f"session info: {name} must be a non-empty string, got {value!r}")
+        if not isinstance(value, str):
+            raise StoreError(f"session info: {name} must be a string, got {value!r}")
     if isinstance(info.rubric_version, bool) or not isinstance(info.rubric_version, int):
         raise StoreError(
             f"session info: rubric_version must be an integer, got {info.rubric_version!r}"

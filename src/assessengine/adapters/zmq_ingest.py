@@ -14,6 +14,7 @@ Not thread-safe: create, poll, reply and close from one thread.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from .. import __version__
 from ..core.wire import (
+    EMPTY_HEADER_HINT,
     PAYLOAD_FRAMES,
     PROTOCOL,
     ClientMessage,
@@ -39,6 +41,8 @@ from ..errors import AssessEngineError
 from ..ingest.port import Counters, Message
 
 __all__ = ["Counters", "CurveConfig", "IngestConfigError", "Message", "ZmqIngest", "check_bind"]
+
+log = logging.getLogger(__name__)
 
 ZAP_DOMAIN: Final = "assessengine"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -176,6 +180,9 @@ class ZmqIngest:
         try:
             self._configure(hard, rcvhwm, sndhwm, curve)
             self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise IngestConfigError(f"cannot bind the ingest socket to {endpoint}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -217,7 +224,7 @@ class ZmqIngest:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            message = self._check(frames)
+            message = self._guarded_check(frames)
             if message is not None:
                 out.append(message)
             if max_bytes is not None:
@@ -226,12 +233,29 @@ class ZmqIngest:
                     break
         return out
 
+    def _guarded_check(self, frames: list[zmq.Frame]) -> Message | None:
+        """`_check`, except that a failure (a bug: `_check` answers every message it can
+        read) is logged and answered NACK ``internal`` instead of ending the caller's loop."""
+        try:
+            return self._check(frames)
+        except Exception as exc:
+            log.exception("ingest: failed on a message of %d frame(s)", len(frames) - 1)
+            with contextlib.suppress(Exception):
+                self.nack(frames[0].bytes, "internal", f"the engine failed on this message "
+                          f"({type(exc).__name__}); it was not stored")
+            return None
+
     def _check(self, frames: list[zmq.Frame]) -> Message | None:
         identity = frames[0].bytes
         parts = frames[1:]
         c = self.counters
         c.messages += 1
         c.bytes += sum(len(f) for f in parts)
+        if len(parts) > 1 and not len(parts[0]):  # a REQ socket's delimiter: answer in kind
+            self.counters.count_nack("frame_count")
+            nack = Nack(code="frame_count", message=EMPTY_HEADER_HINT)
+            self._send(identity, [b"", nack.to_frame()])
+            return None
         if not parts or len(parts) > MAX_FRAMES:
             self.nack(identity, "frame_count", f"a message has 1 to {MAX_FRAMES} frames, this "
                       f"one has {len(parts)}")
@@ -300,10 +324,12 @@ class ZmqIngest:
         in_reply_to: str | None = None,
         first_seq: int | None = None,
     ) -> None:
-        """Send a NACK and count it under `code`."""
+        """Send a NACK and count it under `code`. Text UTF-8 cannot encode (lone surrogates)
+        is sent escaped, so that no value makes the NACK itself fail."""
         self.counters.count_nack(code)
-        nack = Nack(session=session, code=code, message=message, expected_seq=expected_seq,
-                    in_reply_to=in_reply_to, first_seq=first_seq)
+        nack = Nack(session=_utf8(session), code=code, message=_utf8(message) or "",
+                    expected_seq=expected_seq, in_reply_to=_utf8(in_reply_to),
+                    first_seq=first_seq)  # fmt: skip
         self._send(identity, [nack.to_frame()])
 
     def _send(self, identity: bytes, frames: list[bytes]) -> None:
@@ -333,3 +359,9 @@ class ZmqIngest:
 def _first_seq(header: ClientMessage) -> int | None:
     return header.first_seq if header.type == "EVENTS" else None
 
+
+def _utf8(text: str | None) -> str | None:
+    """`text`, with what UTF-8 cannot encode (lone surrogates) written as escapes."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -6,7 +6,8 @@ An events file is JSON Lines. Each line is one of::
     {"session": "S1", "seq": 0, "t": 0.0, "event": "sample", "signals": {"speed": 3.2}}
     {"session": "S1", "close": {"t": 612.0}}
 
-A signal value of ``null`` or NaN counts as not reported. Within a session ``seq`` must strictly
+Session ids (and an open record's ``learner``) follow the id rule of `core.ids`. A signal
+value of ``null`` or NaN counts as not reported. Within a session ``seq`` must strictly
 increase and ``t`` must not decrease; sessions may be interleaved.
 
 Limits (docs/operations.md, "Limits"), each a message naming the line: ``seq`` is an integer
@@ -26,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import EventsError
+from .ids import check_id
 from .scenario import Scenario
 
 INT64_MAX = 2**63 - 1
@@ -204,9 +206,9 @@ def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenari
     record = load_record(line)
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
-    session = record.get("session")
-    if not isinstance(session, str) or not session:
-        raise ValueError("missing field 'session' (a non-empty string)")
+    if "session" not in record:
+        raise ValueError("missing field 'session'")
+    session = check_id(record["session"], "session")
     current = sessions.get(session)
     if "open" in record:
         _check_keys(record, {"session", "open"})
@@ -214,6 +216,8 @@ def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenari
             raise ValueError(f"session {session!r} is opened twice or after its first event")
         if not isinstance(record["open"], dict):
             raise ValueError("'open' must be an object")
+        if "learner" in record["open"]:
+            check_id(record["open"]["learner"], "open.learner")
         sessions.setdefault(session, SessionEvents(session)).open = record["open"]
         return
     if current is not None and current.close_t is not None:

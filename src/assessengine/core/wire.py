@@ -12,6 +12,7 @@ code; the client parses the engine's headers with `parse_server_header`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -23,10 +24,12 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from .codec import Encoding
+from .ids import ID_PATTERN, ID_RULE, Id
 
 PROTOCOL: Final = 1
 """The protocol version this module speaks (``assessengine ingest protocol v1``)."""
@@ -37,7 +40,8 @@ MAX_SEQ: Final = 2**53
 Text = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-SessionId = Text
+SessionId = Id
+"""Session ids follow the one id rule of `core.ids` (learner ids too)."""
 Seq = Annotated[int, Field(ge=0, lt=MAX_SEQ)]
 Time = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -64,12 +68,20 @@ class Hello(WireModel):
 class Open(WireModel):
     type: Literal["OPEN"]
     session: SessionId
-    learner: Text
+    learner: Id
     scenario: Text
     rubric: Text
     rubric_version: Annotated[int, Field(ge=1)] | None = None
     source: Literal["simulator", "field"] = "simulator"
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _finite(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        where = _not_finite(value)
+        if where is not None:
+            raise ValueError(f"metadata must be finite JSON: {where} is NaN or infinite")
+        return value
 
 
 class Events(WireModel):
@@ -225,8 +237,18 @@ _SERVER: TypeAdapter[ServerMessage] = TypeAdapter(
 _SPECIAL_FIELDS: Final = {"t": "bad_time", "encoding": "bad_encoding"}
 
 
+EMPTY_HEADER_HINT: Final = (
+    "the first frame is empty, but it must be the JSON header: an empty delimiter frame is a "
+    "REQ/REP convention; connect a DEALER socket and send the header first"
+)
+"""What a NACK says to a client whose first frame is empty (a REQ socket's delimiter)."""
+
+
 def parse_client_header(frame: bytes) -> ClientMessage | HeaderProblem:
-    """The client message in a header frame, or the problem (with its NACK code)."""
+    """The client message in a header frame, or the problem (with its NACK code). Never
+    raises, whatever the bytes; the problem's strings are always valid UTF-8."""
+    if not frame:
+        return HeaderProblem("bad_header", EMPTY_HEADER_HINT)
     try:
         return _CLIENT.validate_json(frame)
     except ValidationError as exc:
@@ -260,21 +282,46 @@ def _problem(frame: bytes, exc: ValidationError) -> HeaderProblem:
     code = _SPECIAL_FIELDS.get(str(loc[1]), "bad_message") if len(loc) > 1 else "bad_message"
     if not where:
         return HeaderProblem(code, f"{mtype}: {error['msg']}", session, mtype)
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == ID_PATTERN:
+        error["msg"] = f"an id is {ID_RULE}"
     got = error.get("input")
     shown = "" if kind == "missing" else f" (got {json.dumps(got, default=repr)[:80]})"
     return HeaderProblem(code, f"{mtype} field {where!r}: {error['msg']}{shown}", session, mtype)
 
 
 def _best_effort_ids(frame: bytes) -> tuple[str | None, str | None]:
-    """Session id and type of a header that failed validation, when they are readable."""
+    """Session id and type of a header that failed validation, when they are readable: short
+    strings that are valid UTF-8 (so that the NACK echoing them can be sent)."""
     try:
         data: Any = json.loads(frame)
     except (ValueError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None
-    session, mtype = data.get("session"), data.get("type")
-    return (
-        session if isinstance(session, str) and len(session) <= 200 else None,
-        mtype if isinstance(mtype, str) and len(mtype) <= 40 else None,
+    return _echoable(data.get("session"), 200), _echoable(data.get("type"), 40)
+
+
+def _echoable(value: object, limit: int) -> str | None:
+    """`value` if it is a string of at most `limit` characters that UTF-8 can encode (JSON
+    escapes may spell lone surrogates, which it cannot), else None."""
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _not_finite(value: JsonValue, where: str = "metadata") -> str | None:
+    """The path of the first NaN or infinite number in a JSON value, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    items: Any = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ()
     )
+    for key, item in items:
+        found = _not_finite(item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None

@@ -37,6 +37,7 @@ Recovery: `start` first has the scoring backend replay every open session's stor
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -385,7 +386,7 @@ class Engine:
             while not self._stopping.is_set():
                 if not self.queue.wait_room(self._poll_interval):
                     continue  # full: leave messages in the transport's queues (backpressure)
-                self._round(ingest, rules, self._receive(ingest))
+                self._guarded_round(ingest, rules, self._receive(ingest))
         except BaseException as exc:  # a bug: log it; the engine stops taking messages
             log.exception("ingest thread failed")
             self._error = exc
@@ -416,6 +417,30 @@ class Engine:
             messages += more
             size += sum(len(m.payload) for m in more if m.payload is not None)
         return messages
+
+    def _guarded_round(
+        self, ingest: IngestTransport, rules: IngestRules, messages: list[Message]
+    ) -> None:
+        """`_round`; if it fails (a bug), the round's messages are taken again one at a time,
+        and one that fails alone is logged and answered NACK ``internal``: one message never
+        stops the ingest thread. (Messages answered before the failure may be answered twice:
+        stored batches as duplicates, OPEN and CLOSE idempotently.)"""
+        try:
+            self._round(ingest, rules, messages)
+            return
+        except Exception:
+            log.exception("ingest: a round of %d message(s) failed; taking them one at a time",
+                          len(messages))  # fmt: skip
+            rules.discard()
+        for m in messages:
+            try:
+                self._round(ingest, rules, [m])
+            except Exception as exc:
+                log.exception("ingest: %s message failed", m.header.type)
+                rules.discard()
+                with contextlib.suppress(Exception):
+                    _nack(ingest, m, "internal", f"the engine failed on this message "
+                          f"({type(exc).__name__})")
 
     def _round(self, ingest: IngestTransport, rules: IngestRules, messages: list[Message]) -> None:
         """Answer `messages` (OPEN, EVENTS, CLOSE) with as few store transactions as their

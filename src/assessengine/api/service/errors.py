@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...core.ids import id_problem
 from ...errors import AssessEngineError
 
 
@@ -76,3 +77,12 @@ class RubricProblemsError(InvalidError):
     and column in the uploaded text."""
 
     slug, title = "rubric-problems", "The rubric has problems"
+
+
+def check_ids(**ids: str | None) -> None:
+    """Raise InvalidError naming each given id (``session=...``, ``learner=...``) that does
+    not follow the id rule (`core.ids`); None means not given."""
+    problems = [FieldProblem(name, problem) for name, value in ids.items()
+                if value is not None and (problem := id_problem(value, name)) is not None]
+    if problems:
+        raise InvalidError("; ".join(p.reason for p in problems), problems)

@@ -50,6 +50,7 @@ from .errors import (
     RubricProblemsError,
     TooLargeError,
     UnauthenticatedError,
+    check_ids,
 )
 from .models import (
     AuditOut,
@@ -154,6 +155,7 @@ class ReviewService:
         if (role == "learner") != bool(learner):
             raise InvalidError("a learner token needs --learner, and only a learner token takes it",
                           [FieldProblem("learner", "required for role learner only")])
+        check_ids(learner=learner)
         if not name.strip():
             raise InvalidError("a token needs a name", [FieldProblem("name", "empty")])
         secret = new_token()
@@ -320,6 +322,7 @@ class ReviewService:
                    if not value]  # fmt: skip
         if missing or learner is None or rubric_id is None:
             raise InvalidError("say whose session this is and which rubric scores it", missing)
+        check_ids(session=upload.session, learner=learner)
         entry = self.catalog.find(rubric_id, upload.version)
         if entry is None:
             which = f"rubric {rubric_id!r}" + (f" version {upload.version}" if upload.version
