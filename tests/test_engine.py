@@ -449,7 +449,7 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
     burst = [
         *(_open_lab(f"P{k}") for k in range(5)),
         _open_lab("P0"),                                   # repeat, same details: OPENED again
-        _open_lab("P1", learner="someone else"),           # other details: conflict
+        _open_lab("P1", learner="someone-else"),           # other details: conflict
         _open_lab("P5", scenario="no-such-scenario"),      # unknown scenario
         _open_lab("P6", rubric="no-such-rubric"),          # unknown rubric
         [_frame({"type": "EVENTS", "session": "P2", "first_seq": 0, "count": n,

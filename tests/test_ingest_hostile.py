@@ -226,7 +226,8 @@ def test_an_empty_first_frame_gets_the_delimiter_hint_which_a_req_socket_shows(
         context.term()
     assert reply["type"] == "NACK"
     assert reply["code"] == "frame_count"
-    assert "delimiter" in reply["message"] and "DEALER" in reply["message"]
+    assert "delimiter" in reply["message"]
+    assert "DEALER" in reply["message"]
 
 
 def test_a_lone_empty_frame_is_nacked_with_the_same_hint(engine: Engine, peer: RawPeer) -> None:
@@ -280,7 +281,8 @@ def test_an_exception_on_one_message_nacks_it_and_the_engine_keeps_serving(
     assert by_kind == [("ACK", None, 1), ("ACK", None, 3), ("NACK", "internal", None)]
     assert_still_serving(engine, peer)
     stored = engine.store.session(good)
-    assert stored is not None and stored.next_seq == 4  # what was ACKed is stored
+    assert stored is not None
+    assert stored.next_seq == 4
     monkeypatch.undo()
     if where == "decide":  # nothing of the failed message counts as stored
         assert reply_to(peer, json.dumps(boom).encode(), payload) == {

@@ -63,6 +63,14 @@ def store_options(settings: Settings) -> dict[str, Any]:
     return {"synchronous": settings.synchronous.upper()}
 
 
+def open_engine_store(url: str | Path, settings: Settings) -> Store:
+    """The engine's own store (``serve``, ``demo``): `open_store` with the settings' options;
+    a SQLite store holds its lock while open, so a second engine on the same file is refused
+    (StoreOpenError: "... is in use by another engine (pid N) ...") before it touches it."""
+    only_engine = {"exclusive": True} if parse_url(url).backend == "sqlite" else {}
+    return open_store(url, **store_options(settings), **only_engine)
+
+
 def database(settings: Settings) -> str:
     """The store URL of `settings`; SettingsError when none is set."""
     if settings.db is None:

@@ -81,6 +81,7 @@ from .store import (
     StoreError,
     disk_full,
 )
+from .store_lock import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ class SqliteStore:
     read_only:        open the file for reading only (``assessengine audit``): nothing is
                       created, migrated, recovered or checkpointed, and a copy on a read-only
                       folder can be read (`open_read_only`); every write raises StoreError.
+    exclusive:        hold the store's lock (`store_lock`) while open: what the engine's own
+                      store does (``serve``, ``demo``), so that a second engine on the same
+                      file refuses to start (StoreInUseError) instead of writing beside the
+                      first. Other stores on the file (readers, the scoring process) leave it.
 
     Raises StoreError when the file is not an assessengine store, is damaged, or has a newer
     schema than this version supports. See the module docstring for the threading contract.
@@ -134,6 +139,7 @@ class SqliteStore:
         segment_bytes: int = SEGMENT_BYTES,
         recover: bool = True,
         read_only: bool = False,
+        exclusive: bool = False,
     ) -> None:
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in SYNCHRONOUS:
@@ -160,16 +166,21 @@ class SqliteStore:
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
         self._synced = self._marked = 0  # synced_batch: known on disk / as written to the row
-        self._db: sqlite3.Connection | None = (
-            open_read_only(self.path) if read_only else _open(self.path, mode)
-        )
+        self._owner = StoreLock(self.path) if exclusive else None
+        try:
+            self._db: sqlite3.Connection | None = (
+                open_read_only(self.path) if read_only else _open(self.path, mode)
+            )
+        except BaseException:
+            self._release()
+            raise
         try:
             if recover and not read_only:
                 with _errors(self.path):
                     recover_payloads(self.path, self._db, self._segments)
         except BaseException:
             self._db.close()
-            self._segments.close()
+            self._release()
             raise
         # segments from here on may hold bytes not yet synced
         self._synced_from: int = self._db.execute("SELECT segment FROM payload_files").fetchone()[0]
@@ -513,7 +524,12 @@ class SqliteStore:
                         self._mark(db, self._synced)
         finally:
             db.close()
-            self._segments.close()
+            self._release()
+
+    def _release(self) -> None:
+        self._segments.close()
+        if self._owner is not None:
+            self._owner.release()
 
     # ------------------------------------------------------------------------------ helpers
 

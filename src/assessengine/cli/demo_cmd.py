@@ -26,7 +26,7 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
 from ..adapters.memory_store import MemoryStore
-from ..adapters.store import Store
+from ..adapters.store import Store, StoreError
 from ..client import EngineClient
 from ..core import kernel
 from ..runtime.engine import Engine
@@ -101,7 +101,11 @@ def demo(
         # ASSESSENGINE_* tuning applies too
         settings = load_settings({"db": str(db_path), "zmq": "tcp://127.0.0.1:*",
                                   "http": "127.0.0.1:0", "scoring": "process"}, None)  # fmt: skip
-        store = compose.open_store(db_path, **compose.store_options(settings))
+        try:
+            store = compose.open_engine_store(db_path, settings)
+        except StoreError as exc:  # e.g. a `serve` runs on it
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(2) from None
         stack.callback(store.close)
         library, skipped = compose.load_library(settings)
         for line in skipped:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -27,6 +27,7 @@ from ._app import main
 from ._settings import config_option, load_settings, settings_options
 
 log = logging.getLogger("assessengine.serve")
+EXIT_USAGE: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,17 @@ def load_library(settings: Settings) -> RubricLibrary:
     if not len(library):
         raise click.UsageError("no valid rubric found (give a directory with --rubrics DIR)")
     return library
+
+
+def refuse(message: str) -> NoReturn:
+    """End the command with one line on stderr and exit status 2 (what cannot start)."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(EXIT_USAGE)
+
+
+def http_text(address: Address) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
 
 
 @contextmanager
@@ -93,6 +105,7 @@ def serve(config: Path | None, **flags: Any) -> None:
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO: each migration step
     settings = load_settings(flags, config)
     address = parse_address(settings.http)
     try:
@@ -103,12 +116,10 @@ def serve(config: Path | None, **flags: Any) -> None:
         raise click.UsageError(str(exc)) from None
     library = load_library(settings)
     _check_integrity(compose.sqlite_path(url))
-    try:
-        store = compose.open_store(url, **compose.store_options(settings))
-    except StoreOpenError as exc:
-        raise click.UsageError(str(exc)) from None
+    try:  # the engine's own store: a second `serve` on it refuses here, before touching it
+        store = compose.open_engine_store(url, settings)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        refuse(str(exc))
     try:
         _run(settings, store, library, address)
     finally:
@@ -134,20 +145,23 @@ def _run(settings: Settings, store: Store, library: RubricLibrary, address: Addr
 
     try:
         engine = compose.build_engine(settings, store, library)
-    except IngestConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    except IngestConfigError as exc:  # an unsafe endpoint, unreadable CURVE keys
+        refuse(str(exc))
     with stop_signals() as stop:
         try:
             recovered = engine.start()
-        except IngestConfigError as exc:
-            raise click.UsageError(str(exc)) from None
+        except IngestConfigError as exc:  # an unsafe endpoint, a port in use, ...
+            refuse(str(exc))
         try:
             if recovered.reopened or recovered.reported:
                 log.info("recovered %d open session(s) (%d events), reported %d closed one(s)",
                          recovered.reopened, recovered.events, recovered.reported)  # fmt: skip
             app = compose.build_app(settings, metrics=engine.metrics_text, host=address.host,
                                     port=address.port)  # fmt: skip
-            web = WebServer(app, address.host, address.port)
+            try:
+                web = WebServer(app, address.host, address.port)
+            except OSError as exc:
+                refuse(f"cannot serve HTTP on {http_text(address)}: {exc.strerror or exc}")
             web.start()
             try:
                 click.echo(f"assessengine serving: zmq {engine.endpoint}  http {web.url}  "
