@@ -21,8 +21,9 @@ from assessengine.adapters.library import load_scenario
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
-from assessengine.engine import Engine
+from assessengine.ingest.zmq import zmq_transport
 from assessengine.ingest_rules import IngestRules
+from assessengine.runtime.engine import Engine
 
 from .ingest_engine import RawPeer
 from .test_engine_helpers import library
@@ -37,8 +38,8 @@ _nonces = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    engine = Engine(MemoryStore(), library(), endpoint="tcp://127.0.0.1:*", scoring="thread",
-                    max_frame_bytes=65_536)  # fmt: skip
+    transport = zmq_transport("tcp://127.0.0.1:*", max_frame_bytes=65_536)
+    engine = Engine(MemoryStore(), library(), transport)  # the real engine, scoring in a thread
     engine.start()
     try:
         yield engine
