@@ -166,5 +166,10 @@ def test_token_create_checks_role_and_learner(tmp_path: Path) -> None:
     assert run("create", "--role", "learner", "--name", "x", "--db", db).exit_code == 2
     assert run("create", "--role", "admin", "--name", "x", "--learner", "L", "--db",
                db).exit_code == 2  # fmt: skip
+    for bad in ("crew/7", "L" * 129, "L\x01"):
+        refused = run("create", "--role", "learner", "--name", "x", "--learner", bad, "--db", db)
+        assert refused.exit_code == 2
+        assert "learner" in refused.output
+        assert "not a valid id" in refused.output or "at most 128" in refused.output
     made = run("create", "--role", "learner", "--name", "x", "--learner", "L", "--db", db)
     assert made.exit_code == 0, made.output

@@ -5,6 +5,7 @@ re-scoring under another version with the verdicts that changed."""
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +132,26 @@ def test_a_field_log_needs_a_learner_a_known_rubric_and_one_session(api: Api) ->
     bad = upload(api, "bad.jsonl", '{"session": "S", "seq": 0}\n', learner="L", rubric=RUBRIC)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["line"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "form", "open_learner"),
+    [("session", {"session": "yard/0001"}, None), ("session", {"session": "a b"}, None),
+     ("learner", {"learner": "crew/7"}, None), ("learner", {}, "L\u0001"),
+     ("learner", {}, "L" * 5000)],
+)  # fmt: skip
+def test_an_upload_with_an_invalid_id_is_refused_naming_the_field(
+    api: Api, field: str, form: dict[str, str], open_learner: str | None
+) -> None:
+    """Ids follow the protocol's rule, so every uploaded session is reachable by its URL
+    (a `/` in a session id used to be listed in the queue and then 404 on every route)."""
+    session, text = field_log(seed=15)
+    if open_learner is not None:
+        text = text.replace(json.dumps(session.open["learner"]), json.dumps(open_learner), 1)
+    answer = upload(api, "shift.jsonl", text, rubric=RUBRIC, **form)
+    assert answer.status_code == 422, answer.text
+    assert any(e["name"] == field for e in answer.json()["errors"]), answer.json()
+    assert api.get("/api/v1/sessions?source=field").json()["items"] == []
 
 
 def test_an_existing_session_id_is_a_conflict(api: Api) -> None:
