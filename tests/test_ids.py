@@ -5,7 +5,6 @@ tokens are in test_api_uploads / test_api_access."""
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +25,8 @@ from assessengine.sim.generate import simulate
 from .ingest_engine import DEMO
 
 VALID = ["S1", "L", "forklift-warehouse-s1-000042", "learner-000042", "field-3f9a0c1b2d4e",
-         str(uuid.uuid4()), "ana.lopez@mine.example", "site:7", "x" * MAX_ID_LENGTH, "0"]
+         "0b6f3c1e-8d2a-4f51-9a7e-5c3b2d1e0f9a", "ana.lopez@mine.example", "site:7",
+         "x" * MAX_ID_LENGTH, "0"]  # fmt: skip
 INVALID = ["", ".", "..", "a/b", "../etc", "a b", "-rm", "_x", "a%2Fb", "tab\t", "nul\x00",
            "x" * (MAX_ID_LENGTH + 1), "é", "\ud800", "a?b", "a#b"]  # fmt: skip
 
