@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from assessengine.adapters.store import SessionInfo, SessionRecord
 from assessengine.api.app import create_app
 from assessengine.core.report import finite
+from assessengine.credential_service import attempt_from
 
 from .test_api_support import LEARNER, Stored, copy_template, make_tokens
 
@@ -110,3 +112,19 @@ def test_pages_render(site: Site, kind: str) -> None:
 )  # fmt: skip
 def test_finite_reads_only_finite_numbers(value: object, expected: float | None) -> None:
     assert finite(value) == expected
+
+
+@pytest.mark.parametrize("score", [None, math.nan, math.inf])
+def test_a_stored_report_without_a_finite_score_is_no_attempt_toward_a_credential(
+    score: float | None,
+) -> None:
+    info = SessionInfo("s-1", "learner-1", "forklift-warehouse", "forklift-load-handling", 1,
+                       "0" * 64)  # fmt: skip
+    record = SessionRecord(info, "closed", "2026-12-06T00:00:00Z", 10, "0" * 64, 1, 9.0,
+                           "2026-12-06T00:10:00Z")  # fmt: skip
+    report = {"outcome": "pass", "score": 100.0, "criteria": [
+        {"id": "a", "title": "A", "verdict": "pass", "critical": False, "points": math.inf}]}
+    attempt = attempt_from(record, report)
+    assert attempt is not None
+    assert attempt.criteria[0].points is None
+    assert attempt_from(record, {**report, "score": score}) is None
