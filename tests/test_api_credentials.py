@@ -31,7 +31,7 @@ from assessengine.api.service.credentials import CredentialSettings, LrsSettings
 from assessengine.compose import credential_settings
 from assessengine.core.credentials import CHAIN_HEAD_LABEL, CredentialError
 from assessengine.core.status_list import status_of
-from assessengine.core.xapi import VERBS
+from assessengine.core.xapi import VERBS, VOIDED
 from assessengine.credential_verify import verify
 from assessengine.settings import Settings, SettingsError
 
@@ -389,7 +389,8 @@ def test_forwarding_to_the_lrs_retries_and_is_audited(template: Path, tmp_path: 
             assert answer.status_code == 200, answer.text
             statements = http.get(f"{API}/sessions/F-1/xapi").json()
             assert answer.json() == {"session": "F-1", "lrs": f"{lrs.url}/statements",
-                                     "statements": [s["id"] for s in statements]}  # fmt: skip
+                                     "statements": [s["id"] for s in statements],
+                                     "voided": []}  # fmt: skip
             assert len(lrs.received) == 2  # a 503, then stored
             headers, body = lrs.received[-1]
             assert body == statements
@@ -466,11 +467,16 @@ def test_a_statement_that_changed_reaches_an_lrs_that_keeps_statements_immutable
             assert statements[0]["id"] != completed["id"]  # it changed: a new id
             assert decided.json()["statements"] == [s["id"] for s in statements]
             assert {s["id"]: s for s in statements}.items() <= lrs.stored.items()
+            assert decided.json()["voided"] == [completed["id"]]  # it no longer stands
+            (voiding,) = [s for s in lrs.stored.values() if s["verb"]["id"] == VOIDED]
+            assert voiding["object"] == {"objectType": "StatementRef", "id": completed["id"]}
+            assert voiding["actor"]["account"] == {"homePage": BASE, "name": "assessengine"}
 
             again = http.post(forward, None)  # nothing changed: the same ids, a 204
             assert again.status_code == 200, again.text
-            assert again.json()["statements"] == [s["id"] for s in statements]
+            assert again.json() == decided.json() | {"voided": []}
             assert lrs.answers == [200, 200, 204]
+            assert len(lrs.stored) == 4  # completed (pending), completed, passed, voided
 
 
 # ============================================================================ web page

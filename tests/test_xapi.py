@@ -27,6 +27,7 @@ from assessengine.core.xapi import (
     iso_duration,
     registration,
     session_statements,
+    voiding_statement,
 )
 from assessengine.sim.generate import simulate
 
@@ -363,3 +364,14 @@ def test_a_statement_gets_a_new_id_when_it_changes(
     field = [session_statements(decided, facts(report, source="field", assessor=who), CONFIG)
              for who in ("A-1", "A-2")]  # fmt: skip
     assert {s["id"] for s in field[0]}.isdisjoint({s["id"] for s in field[1]})
+
+
+def test_a_voiding_statement_refers_to_the_statement_it_voids() -> None:
+    voiding = voiding_statement("0f8fad5b-d9cb-469f-a165-70867728950e", CONFIG)
+    assert voiding["verb"]["id"] == "http://adlnet.gov/expapi/verbs/voided"
+    assert voiding["object"] == {"objectType": "StatementRef",
+                                 "id": "0f8fad5b-d9cb-469f-a165-70867728950e"}  # fmt: skip
+    assert voiding["actor"]["account"] == {"homePage": CONFIG.home_page, "name": "assessengine"}
+    assert uuid.UUID(voiding["id"]).version == 5
+    assert voiding == voiding_statement("0f8fad5b-d9cb-469f-a165-70867728950e", CONFIG)
+    assert voiding["id"] != voiding_statement("d9b4fd46-03d3-59af-bad4-66456502b107", CONFIG)["id"]

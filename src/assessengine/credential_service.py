@@ -482,10 +482,13 @@ class CredentialService:
             rubric_title=rubric.title if rubric else None,
             chain_head=record.chain_head,
         )
-        config = config or xapi.XapiConfig(
+        return xapi.session_statements(report, facts, config or self.xapi_config())
+
+    def xapi_config(self) -> xapi.XapiConfig:
+        """Where the engine's xAPI identities live: its base URL."""
+        return xapi.XapiConfig(
             home_page=self.urls.base, activity_base=f"{self.urls.base}/xapi/activities"
         )
-        return xapi.session_statements(report, facts, config)
 
     def _require_key(self) -> IssuerKey:
         if self.key is None:

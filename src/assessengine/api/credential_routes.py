@@ -199,7 +199,9 @@ def session_xapi(api: Credentials, who: Who, session_id: SessionPath) -> list[di
 def forward_xapi(api: Credentials, who: MayForward, session_id: SessionPath) -> ForwardOut:
     """POSTs the statements to the Learning Record Store the server was started with
     (`ASSESSENGINE_LRS_URL`, basic auth), retrying server errors, 429 and network failures with
-    backoff. 409 when no LRS is configured; 502 when the LRS refused or never answered."""
+    backoff. Statement ids follow their content; statements forwarded before that no longer
+    stand (an observation or a re-scoring changed them) are voided in the same request
+    (`voided`). 409 when no LRS is configured; 502 when the LRS refused or never answered."""
     return api.forward_statements(who, session_id)
 
 

@@ -44,6 +44,7 @@ VERBS: Final[Mapping[str, str]] = {
     "failed": "http://adlnet.gov/expapi/verbs/failed",
 }
 ASSESSMENT_ACTIVITY: Final = "http://adlnet.gov/expapi/activities/assessment"
+VOIDED: Final = "http://adlnet.gov/expapi/verbs/voided"
 
 ENGINE_IRI: Final = "https://assessengine.dev/xapi"
 EXT_CRITERIA: Final = f"{ENGINE_IRI}/extensions/criteria"
@@ -151,6 +152,18 @@ def content_id(statement: Mapping[str, Any]) -> str:
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False)  # fmt: skip
     return str(uuid.uuid5(UUID_NAMESPACE, f"statement/{text}"))
+
+
+def voiding_statement(statement_id: str, config: XapiConfig) -> dict[str, Any]:
+    """The statement that voids `statement_id` (xAPI 1.0.3: verb ``voided``, a
+    ``StatementRef`` object), made by the engine (an account named `config.platform` on its
+    home page); its id derived from its content, like every statement's."""
+    statement = {
+        "actor": _agent(config.platform, config),
+        "verb": {"id": VOIDED, "display": {config.language: "voided"}},
+        "object": {"objectType": "StatementRef", "id": statement_id},
+    }
+    return {"id": content_id(statement), **statement}
 
 
 def rubric_activity_id(config: XapiConfig, rubric: str, version: int) -> str:

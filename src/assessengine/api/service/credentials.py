@@ -49,6 +49,7 @@ from ...adapters.policies import list_policies, load_policy
 from ...adapters.review_store import AuditEntry
 from ...adapters.signer import IssuerKey
 from ...adapters.store import SessionRecord, StoreError
+from ...core import xapi
 from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
 from ...core.instants import utc_text
 from ...core.policy import Policy, PolicyError
@@ -80,6 +81,8 @@ log = logging.getLogger(__name__)
 ISSUER_KEY_SUFFIX: Final = ".issuer.pem"
 MAX_CREDENTIAL_BYTES: Final = 1 * 2**20
 MAX_REASON = 2000
+MAX_FORWARDS: Final = 10_000
+"""The forwards of one session read back from the audit log (what to void)."""
 
 
 # ==================================================================================== settings
@@ -176,8 +179,11 @@ class LearnerOut(Model):
 class ForwardOut(Model):
     session: str
     lrs: str = Field(description="the LRS statements endpoint")
-    statements: list[str] = Field(description="the ids of the statements the LRS holds now "
-                                  "(derived from their content)")
+    statements: list[str] = Field(description="the ids of the session's statements, which the "
+                                  "LRS holds now (derived from their content)")
+    voided: list[str] = Field(description="the ids of statements forwarded before that no "
+                              "longer stand (an observation or a re-scoring changed them), "
+                              "voided now")
 
 
 class UpstreamError(ServiceError):
@@ -469,22 +475,38 @@ class CredentialApi:
             raise ConflictError(str(error)) from None
 
     def forward_statements(self, who: Principal, session_id: str) -> ForwardOut:
-        """Send the session's statements to the configured LRS (admins), with retries."""
+        """Send the session's statements to the configured LRS (admins), with retries, and
+        void the ones forwarded before that no longer stand (the audit log keeps what was
+        forwarded and voided)."""
         _allow(who, Action.FORWARD_XAPI)
         lrs = self.settings.lrs
         if lrs is None:
             raise ConflictError("no Learning Record Store is configured (serve with "
                                 "ASSESSENGINE_LRS_URL)")  # fmt: skip
         statements = self.session_statements(who, session_id)
+        current = [str(s["id"]) for s in statements]
+        sent, voided = self._forwarded(session_id)
+        stale = [i for i in sent if i not in current and i not in voided]
+        config = self._service(make_key=False).xapi_config()
+        voiding = [xapi.voiding_statement(i, config) for i in stale]
         client = LrsClient(lrs.endpoint, username=lrs.username, password=lrs.password,
                            attempts=lrs.attempts)  # fmt: skip
         try:
-            ids = client.send(statements)
+            client.send([*statements, *voiding])
         except LrsError as error:
             raise UpstreamError(str(error)) from None
         self._audit(who, "xapi.forward", session_id, session=session_id,
-                    detail={"lrs": client.url, "statements": ids})  # fmt: skip
-        return ForwardOut(session=session_id, lrs=client.url, statements=ids)
+                    detail={"lrs": client.url, "statements": current, "voided": stale})  # fmt: skip
+        return ForwardOut(session=session_id, lrs=client.url, statements=current, voided=stale)
+
+    def _forwarded(self, session_id: str) -> tuple[list[str], set[str]]:
+        """The ids of the session's statements forwarded so far (oldest first) and of those
+        voided, from the audit log."""
+        rows = self.reviews.review.audit(session=session_id, action="xapi.forward",
+                                         limit=MAX_FORWARDS)  # fmt: skip
+        sent = [str(i) for row in reversed(rows) for i in row.detail.get("statements", ())]
+        voided = {str(i) for row in rows for i in row.detail.get("voided", ())}
+        return list(dict.fromkeys(sent)), voided
 
     # ---------------------------------------------------------------------------- plumbing
 
