@@ -300,3 +300,24 @@ def test_nan_and_infinite_metadata_are_refused_naming_the_field(
         assert reply["code"] == "bad_message"
         assert "metadata must be finite JSON: metadata.site[1]" in reply["message"]
     assert reply_to(peer, json.dumps(_open("M1")).encode())["type"] == "OPENED"
+
+
+def test_a_nack_carries_text_utf8_cannot_encode_escaped() -> None:
+    """The last line of defence: whatever text a NACK is given (a session id or message with
+    a lone surrogate, say from a future code path), it is sent, escaped, and never raises."""
+    with zmq_ingest.ZmqIngest("tcp://127.0.0.1:*") as ingest, RawPeer(ingest.endpoint) as peer:
+        peer.send(_open("S9"))
+        (message,) = _poll_until_one(ingest)
+        ingest.nack(message.identity, "bad_message", "odd \ud800 text", session="S\udfff",
+                    in_reply_to="\ud83d")  # fmt: skip
+        reply = peer.recv(10)
+    assert reply == {"type": "NACK", "session": "S\\udfff", "code": "bad_message",
+                     "message": "odd \\ud800 text", "in_reply_to": "\\ud83d"}  # fmt: skip
+
+
+def _poll_until_one(ingest: zmq_ingest.ZmqIngest) -> list[zmq_ingest.Message]:
+    for _ in range(100):
+        got = ingest.poll(0.1)
+        if got:
+            return got
+    raise AssertionError("the OPEN did not arrive")

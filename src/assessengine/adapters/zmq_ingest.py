@@ -214,7 +214,9 @@ class ZmqIngest:
         for the first one, then takes what is already queued (up to `max_messages`, and with
         `max_bytes` until the frames taken reach that many bytes: what a caller holds at once).
         Malformed messages are answered with NACK here and not returned. HELLO is answered with
-        WELCOME here too, and PING with PONG, so neither is returned either."""
+        WELCOME here too, and PING with PONG, so neither is returned either. Nothing a client
+        sends makes `poll` raise: a message it fails on (a bug) is logged and answered NACK
+        ``internal``."""
         out: list[Message] = []
         if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
             return out
