@@ -1,4 +1,8 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the PostgreSQL tests' one skip message.
+
+Without Debian's ``postgresql`` package the tests that need a server (a ``pg_*`` fixture, or
+a ``postgres`` parameter of the store fixtures) are deselected at collection and the run says
+so once, in its summary, instead of a skip line per test."""
 
 from __future__ import annotations
 
@@ -7,9 +11,31 @@ from collections.abc import Iterator
 
 import pytest
 
+from . import pg_server as pg
 from .pg_server import PgServer, start_server
 
 _schemas = itertools.count(1)
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    if any(name.startswith("pg_") for name in getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgres" in callspec.params.values()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if pg.bin_dir() is not None:
+        return
+    dropped = [item for item in items if _needs_postgres(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _needs_postgres(item)]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if pg.bin_dir() is None:
+        terminalreporter.write_line(pg.MISSING, yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")
