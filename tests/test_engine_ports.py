@@ -6,7 +6,7 @@ engine. Runs on the in-process fake transport (no sockets)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import pytest
@@ -36,7 +36,7 @@ class Recording:
         self._fail_start = fail_start
         self.started_in: str | None = None
 
-    def start(self) -> Recovery:
+    def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         self.started_in = threading.current_thread().name
         if self._fail_start:
             raise ScoringBackendError("no scorer today")
@@ -44,7 +44,7 @@ class Recording:
 
     def submit(self, opens: Opens, batches: Batches, closes: Closes,
                on_done: Callable[[], None]) -> None:  # fmt: skip
-        self.calls += [("open", s) for s, _ in opens]
+        self.calls += [("open", s) for s, *_ in opens]
         self.calls += [("batch", (s, int(cols.seq[0]), len(cols))) for s, cols, _ in batches]
         self.calls += [("close", (s, t)) for s, t in closes]
         self.events_scored += sum(len(cols) for _, cols, _ in batches)

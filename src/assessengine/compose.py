@@ -15,6 +15,8 @@ them into one line and exit status 2.
 from __future__ import annotations
 
 import functools
+import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,8 +31,10 @@ from .runtime.scoring import ScoringBackend, ThreadScoring
 from .runtime.scoring_process import START_TIMEOUT_S, RemoteScorer
 from .settings import Settings, SettingsError
 from .storage import open_store, parse_url
+from .storage.owners import Owners, SoleOwner
 
-__all__ = ["ScoringKind", "build_app", "build_engine", "open_store", "scoring_backend"]
+__all__ = ["ScoringKind", "build_app", "build_engine", "build_owners", "open_store",
+           "scoring_backend"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,6 +137,21 @@ def scoring_backend(
     return RemoteScorer(opener, library, start_timeout=start_timeout)
 
 
+def build_owners(settings: Settings) -> Owners:
+    """Who owns which session, for the store of `settings`: on PostgreSQL, which several
+    engines may share, advisory locks on a connection of the engine's own
+    (`PostgresOwners`, named after this host, process and ZeroMQ endpoint); otherwise the
+    engine is the store's only one (`SoleOwner`). StoreOpenError when the server cannot be
+    reached."""
+    url = parse_url(database(settings))
+    if url.backend != "postgresql":
+        return SoleOwner()
+    from .storage.postgres_owners import PostgresOwners  # noqa: PLC0415  (psycopg: an extra)
+
+    name = f"assessengine {socket.gethostname()} pid {os.getpid()} {settings.zmq}"
+    return PostgresOwners(url.target, name=name)
+
+
 def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> Engine:
     """The engine of `settings` over `store` (opened from `settings.db`): ZeroMQ ingest,
     scoring as `settings.scoring` says. Not started."""
@@ -140,6 +159,7 @@ def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> En
                               store_options=store_options(settings),
                               start_timeout=settings.scoring_start_timeout)  # fmt: skip
     return Engine(store, library, transport(settings), scoring=backend,
+                  owners=build_owners(settings),
                   queue_bytes=settings.queue_bytes, round_bytes=settings.round_bytes,
                   round_messages=settings.round_messages,
                   scoring_linger=settings.scoring_linger,

@@ -211,6 +211,8 @@ NACK_CODES: Final[dict[str, NackCode]] = {
         NackCode("unknown_rubric", False, "OPEN names a rubric (or version) the engine does not "
                  "know, or one for another scenario"),
         NackCode("internal", True, "the engine could not store the message; resend later"),
+        NackCode("session_owned", True, "another engine on the same database owns the "
+                 "session: send to that engine, or resend later (taken over once it is gone)"),
     )
 }
 

@@ -55,6 +55,7 @@ from ..core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from ..ingest.port import Counters, IngestTransport, Message, TransportFactory
 from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
 from ..metrics import Histogram, Metric, counter, gauge, labelled, render
+from ..storage.owners import Owners, SoleOwner
 from .pipeline import GC_THRESHOLDS, Recovery, Refusal, RubricEntry, RubricLibrary, settle_collector
 from .scoring import ScoringBackend, ScoringBackendError, ThreadScoring
 
@@ -75,6 +76,7 @@ ROUND_SECONDS: Final = 0.002
 class OpenItem:
     session: str
     entry: RubricEntry
+    replay: bool = False  # taken over from another engine: rebuild its state from the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,11 @@ class Engine:
                      less than a step's worth is queued (fewer steps, each with more rows).
     stop_timeout:    seconds `stop` waits for each thread, and the scoring backend, to finish
                      what it holds.
+    owners:          which sessions this engine owns when several engines share the store
+                     (`storage.owners`); default `SoleOwner` (the only engine). A message about
+                     a session another live engine owns is answered NACK ``session_owned``; a
+                     session taken over is rebuilt from the store before it is scored further.
+                     The engine closes it when it stops (releasing every session).
     scoring:         the `ScoringBackend` the scoring thread drives; default: a
                      `ThreadScoring` on `store` (the `Scorer` runs in the scoring thread).
                      `compose.scoring_backend` builds the one `serve` and `demo` run, a
@@ -281,6 +288,7 @@ class Engine:
         scoring_linger: float = 0.05,
         stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
+        owners: Owners | None = None,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
                                                                      stop_timeout) <= 0:
@@ -296,6 +304,8 @@ class Engine:
         self.counters = Counters()
         self.stats = EngineStats()
         self.scoring: ScoringBackend = scoring or ThreadScoring(store, library)
+        self.owners: Owners = owners or SoleOwner()
+        self._owned_elsewhere: frozenset[str] = frozenset()  # at start: not recovered here
         self.endpoint = ""
         """The bound endpoint (real port filled in), once started."""
         self._stopping = threading.Event()
@@ -316,6 +326,12 @@ class Engine:
         if self._started:
             raise RuntimeError("the engine was started already")
         self._started = True
+        try:  # the open sessions another engine owns are not recovered here
+            opened = [r.info.session for r in self.store.sessions(status="open")]
+            self._owned_elsewhere = self.owners.claim(opened).refused
+        except BaseException:
+            self.stop()
+            raise
         # the scoring thread starts the backend: a scoring process is the child of that
         # long-lived thread (on Linux it dies with the thread that made it)
         self._scoring_thread.start()
@@ -351,6 +367,8 @@ class Engine:
         if self._gc_before is not None and gc.get_threshold() == GC_THRESHOLDS:
             gc.set_threshold(*self._gc_before)
             self._gc_before = None
+        if not any(t.is_alive() for t in (self._ingest_thread, self._scoring_thread)):
+            self.owners.close()  # every session this engine owned may be taken over now
 
     def __enter__(self) -> Engine:
         self.start()
@@ -451,9 +469,14 @@ class Engine:
         session whose OPEN or CLOSE is pending first stores everything pending, so each
         session's messages take effect in the order they were sent."""
         pending = _Pending()
+        refused, passing = self._claim(rules, messages)
         for m in messages:
             h = m.header
             assert isinstance(h, Open | Close | Events)  # HELLO, PING: answered by the transport
+            if h.session in refused:
+                pending.answers[id(m)] = partial(_nack, ingest, m, *refused[h.session])
+                pending.order.append(m)
+                continue
             if h.session in pending.opens or h.session in pending.closes:
                 self._store(ingest, rules, pending)
                 pending = _Pending()
@@ -471,6 +494,60 @@ class Engine:
                     pending.batches.append((m, decision))  # answered after the commit
             pending.order.append(m)
         self._store(ingest, rules, pending)
+        self._let_go(passing)
+
+    def _claim(
+        self, rules: IngestRules, messages: list[Message]
+    ) -> tuple[dict[str, tuple[str, str]], dict[str, bool]]:
+        """Own the sessions of `messages` (`Owners.claim`). Returns the NACK (code, message)
+        of each session that is not this engine's to handle now, and the sessions acquired
+        that were not open in the store (unknown: True; closed: False), to let go after the
+        round unless it opened them. A session taken over that the store holds open is
+        queued to be rebuilt from the store (before any batch of this round) and dropped
+        from the ingest rules' cache (another engine may have appended to it)."""
+        sessions = {m.header.session for m in messages
+                    if isinstance(m.header, Open | Close | Events)}  # fmt: skip
+        if not sessions:
+            return {}, {}
+        acquired: frozenset[str] = frozenset()
+        passing: dict[str, bool] = {}
+        try:
+            claim = self.owners.claim(sessions)
+            acquired = claim.acquired
+            for sid in sorted(acquired):
+                rules.forget(sid)
+                record = self.store.session(sid)
+                entry = None if record is None else self.library.find(
+                    record.info.rubric, record.info.rubric_version, record.info.rubric_sha256)
+                if record is not None and record.status == "open" and entry is not None:
+                    self.queue.put(OpenItem(sid, entry, replay=True))
+                elif record is None or record.status == "closed":
+                    passing[sid] = record is None
+        except Exception as exc:
+            log.error("ownership: cannot claim %d session(s): %s", len(sessions), exc)
+            self.owners.release(acquired)
+            reason = f"the engine could not check which engine owns the session: {exc}"
+            return dict.fromkeys(sessions, ("internal", reason)), {}
+        return {sid: ("session_owned", self._owned(sid)) for sid in claim.refused}, passing
+
+    def _owned(self, session: str) -> str:
+        owner = self.owners.owner(session)
+        return (f"session {session!r} is owned by another engine"
+                f"{'' if owner is None else f' ({owner})'}: send it there, or resend later "
+                "(this engine takes the session over once that one is gone)")  # fmt: skip
+
+    def _let_go(self, passing: dict[str, bool]) -> None:
+        """Release the sessions acquired this round that were closed before it, or unknown
+        and still not stored (a refused OPEN, a message about a session never opened)."""
+        if not passing:
+            return
+        try:
+            done = [s for s, unknown in passing.items()
+                    if not unknown or self.store.session(s) is None]  # fmt: skip
+        except Exception as exc:  # kept: released when the engine stops
+            log.error("ownership: cannot look sessions up: %s", exc)
+            return
+        self.owners.release(done)
 
     def _store(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Store what is pending (batches, then OPENs, then CLOSEs: one transaction each),
@@ -619,7 +696,7 @@ class Engine:
         scoring = self.scoring
         try:
             try:
-                self.stats.recovery = scoring.start()
+                self.stats.recovery = scoring.start(self._owned_elsewhere)
             except BaseException as exc:
                 self._error = exc
                 return
@@ -649,14 +726,17 @@ class Engine:
             return
         pending = [i for i in items if isinstance(i, BatchItem)]
         self.scoring.submit(
-            [(i.session, i.entry) for i in items if isinstance(i, OpenItem)],
+            [(i.session, i.entry, i.replay) for i in items if isinstance(i, OpenItem)],
             [(b.session, b.columns, b.records) for b in pending],
             [(i.session, i.close_t) for i in items if isinstance(i, CloseItem)],
-            on_done=partial(self._finish, len(items), pending),
+            on_done=partial(self._finish, len(items), pending,
+                            [i.session for i in items if isinstance(i, CloseItem)]),
         )
 
-    def _finish(self, items: int, pending: list[BatchItem]) -> None:
+    def _finish(self, items: int, pending: list[BatchItem], closed: list[str]) -> None:
         self._scored(pending)
+        if closed:  # their reports are saved: another engine may have them
+            self.owners.release(closed)
         self.queue.done(items - len(pending), 0)
 
     def _scored(self, pending: list[BatchItem]) -> None:

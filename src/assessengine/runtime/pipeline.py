@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -207,6 +207,7 @@ class Scorer:
         self._session_track: dict[str, _Track] = {}
         self._entries: dict[str, RubricEntry] = {}
         self._broken: set[str] = set()
+        self._replayed: dict[str, int] = {}  # session -> last seq replayed from the store
         self.events_scored = 0
         self.reports_saved = 0
         self.scoring_errors = 0
@@ -238,8 +239,15 @@ class Scorer:
 
     # -------------------------------------------------------------------------- open / score
 
-    def open(self, session: str, entry: RubricEntry) -> None:
-        """Give `session` a slot in its rubric's state (no-op when it has one)."""
+    def open(self, session: str, entry: RubricEntry, *, replay: bool = False) -> None:
+        """Give `session` a slot in its rubric's state (no-op when it has one). With `replay`
+        (the engine has just taken the session over from another engine), rebuild its state
+        from the store instead, whatever this scorer held: replay the stored batches and save
+        the decisions missing; rows the replay covered are skipped when their batches are
+        scored after it (they were stored before the replay read them)."""
+        if replay:
+            self._take_over(session)
+            return
         if session in self._session_track:
             return
         track = self._tracks.get(entry.key)
@@ -256,8 +264,9 @@ class Scorer:
         in seq order), one kernel step per compiled rubric. Saves the decisions taken (unless
         `save` is false) and returns them. Batches of sessions that are not open are ignored."""
         groups: dict[int, tuple[_Track, list[tuple[int, Columns]]]] = {}
-        for session, cols in batches:
+        for session, given in batches:
             track = self._session_track.get(session)
+            cols = self._unreplayed(session, given) if session in self._replayed else given
             if track is None or session in self._broken or not len(cols):
                 continue
             slot = track.state.slot_of[session]
@@ -359,10 +368,12 @@ class Scorer:
         for sid in sessions:
             del self._session_track[sid]
             del self._entries[sid]
+            self._replayed.pop(sid, None)
         return out
 
     def forget(self, session: str) -> None:
         """Drop an open session's state without a report (it is rebuilt by `recover`)."""
+        self._replayed.pop(session, None)
         track = self._session_track.pop(session, None)
         if track is not None:
             track.log.by_slot.pop(track.state.slot_of[session], None)
@@ -372,15 +383,19 @@ class Scorer:
 
     # -------------------------------------------------------------------------- recovery
 
-    def recover(self) -> Recovery:
+    def recover(self, skip: Collection[str] = frozenset()) -> Recovery:
         """Rebuild the state of every session the store holds open by replaying its stored
         batches (exact: the kernel does not depend on how batches are split), save the
-        decisions a crash kept from being saved, and report closed sessions that have none."""
+        decisions a crash kept from being saved, and report closed sessions that have none.
+        Sessions in `skip` (owned by another engine) are left alone."""
         result = Recovery()
         for record in self._store.sessions(status="open"):
-            self._replay(record, result)
+            if record.info.session not in skip:
+                self._replay(record, result)
         for record in self._store.sessions(status="closed"):
             sid = record.info.session
+            if sid in skip:
+                continue
             if self._store.report(sid) is None and self._replay(record, result):
                 assert record.close_t is not None
                 self.close(sid, record.close_t)
@@ -397,9 +412,11 @@ class Scorer:
         self.forget(info.session)
         self.open(info.session, entry)
         rows: list[dict[str, Any]] = []
+        last = -1
         try:
             for part in _chunks(self._store, info.session, self._library.layout(entry), result):
                 rows += self.score([(info.session, part)], save=False).get(info.session, [])
+                last = int(part.seq[-1])
         except AssessEngineError as exc:
             self.forget(info.session)
             result.skipped.append(f"{info.session}: cannot replay its stored batches: {exc}")
@@ -409,7 +426,26 @@ class Scorer:
             self._store.save_decisions(info.session, missing)
             result.decisions_saved += len(missing)
         result.reopened += record.status == "open"
+        if last >= 0:
+            self._replayed[info.session] = last
         return True
+
+    def _take_over(self, session: str) -> None:
+        """`open(session, replay=True)`: rebuild the session's state from what the store
+        holds now. The session stays open here even if the store holds it closed by now: its
+        CLOSE (stored after the takeover, by this engine) is queued behind this and closes it."""
+        record = self._store.session(session)
+        if record is not None:
+            self._replay(record, Recovery())
+
+    def _unreplayed(self, session: str, cols: Columns) -> Columns:
+        """The rows of `cols` after those replayed from the store (the batches stored before a
+        takeover that are also queued to be scored)."""
+        last = self._replayed[session]
+        if not len(cols) or int(cols.seq[0]) > last:
+            del self._replayed[session]  # past the replay: nothing more to skip
+            return cols
+        return cols.tail(min(len(cols), last + 1 - int(cols.seq[0])))
 
     def _rescore(self, session: str, close_t: float) -> SessionReport | None:
         """Close a session whose live state was spoiled: score it again from the store."""

@@ -19,15 +19,17 @@ work items, `drain` when it stops, `close` last. It reads the counters from any 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from ..adapters.store import Store
 from ..core.codec import Columns
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded
 
-Opens = Sequence[tuple[str, RubricEntry]]
-"""Sessions to open: (session id, its rubric)."""
+Opens = Sequence[tuple[str, RubricEntry, bool]]
+"""Sessions to open: (session id, its rubric, replay: rebuild its state from the store, the
+session being taken over from another engine; see `Scorer.open`)."""
 Batches = Sequence[tuple[str, Columns, Any]]
 """Batches to score, in arrival order: (session id, columns, the columns-v1 records of the
 same rows as received, or None)."""
@@ -65,9 +67,10 @@ class ScoringBackend(Protocol):
         """False once the backend has stopped on its own (the engine then stops too)."""
         ...
 
-    def start(self) -> Recovery:
-        """Warm up and rebuild every open session's state from the store; returns what was
-        recovered. Raises ScoringBackendError (or the store's error)."""
+    def start(self, skip: Collection[str] = frozenset()) -> Recovery:
+        """Warm up and rebuild every open session's state from the store, except those in
+        `skip` (owned by another engine); returns what was recovered. Raises
+        ScoringBackendError (or the store's error)."""
         ...
 
     def submit(self, opens: Opens, batches: Batches, closes: Closes,
@@ -116,15 +119,16 @@ class ThreadScoring:
     def alive(self) -> bool:
         return True
 
-    def start(self) -> Recovery:
+    def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         self.scorer.warm_up()
-        return self.scorer.recover()
+        return self.scorer.recover(skip)
 
     def submit(self, opens: Opens, batches: Batches, closes: Closes,
                on_done: Callable[[], None]) -> None:  # fmt: skip
         scorer = self.scorer
-        for session, entry in opens:
-            self._guarded(f"open {session!r}", scorer.open, session, entry)
+        for session, entry, replay in opens:
+            self._guarded(f"open {session!r}", partial(scorer.open, replay=replay), session,
+                          entry)  # fmt: skip
         if batches:
             self._guarded("score", scorer.score, [(s, cols) for s, cols, _ in batches])
         if closes:

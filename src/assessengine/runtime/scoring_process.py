@@ -29,6 +29,7 @@ a scorer writing to the store that a restarted one recovers from.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import multiprocessing
@@ -37,7 +38,7 @@ import signal
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal
@@ -126,7 +127,7 @@ class RemoteScorer:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive() and self._failure is None
 
-    def start(self) -> Recovery:
+    def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         """Spawn the child and wait until it has warmed up and recovered the open sessions;
         returns what it recovered. Raises ScoringProcessError."""
         context = multiprocessing.get_context("spawn")
@@ -135,7 +136,7 @@ class RemoteScorer:
             target=_child_main, name="assessengine-scoring", daemon=True,
             args=(theirs, os.getpid(), logging.getLogger().getEffectiveLevel(),
                   self._opener, self._library.entries(),
-                  sorted(self._library.scenarios)),
+                  sorted(self._library.scenarios), sorted(skip)),
         )  # fmt: skip
         self._process.start()
         theirs.close()
@@ -189,7 +190,8 @@ class RemoteScorer:
         self._sent += 1
         assert self._conn is not None
         try:
-            self._conn.send(("work", [(s, e.key) for s, e in opens], path, parts, list(closes)))
+            keys = [(s, e.key, replay) for s, e, replay in opens]
+            self._conn.send(("work", keys, path, parts, list(closes)))
         except (OSError, EOFError) as exc:
             raise self._gone("") from exc
 
@@ -348,6 +350,7 @@ def _child_main(
     opener: StoreOpener,
     entries: list[RubricEntry],
     scenarios: list[str],
+    skip: list[str],
 ) -> None:
     """The scoring process: a `Scorer` on its own store connection, driven by `conn`."""
     _die_with_parent(parent)
@@ -362,7 +365,7 @@ def _child_main(
         scorer = Scorer(store, library)
         try:
             scorer.warm_up()
-            recovery = scorer.recover()
+            recovery = scorer.recover(frozenset(skip))
         except Exception as exc:
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
             return
@@ -389,10 +392,11 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
             buffer = buffers[path] = _Buffer(path, os.stat(path).st_size, owner=False)
             while len(buffers) > IN_FLIGHT:  # the oldest was replaced by a larger one
                 buffers.pop(next(iter(buffers))).close()
-        for session, key in opens:
+        for session, key, replay in opens:
             entry = library.find(*key)
             if entry is not None:
-                errors += not guarded(f"open {session!r}", scorer.open, session, entry)
+                errors += not guarded(f"open {session!r}", functools.partial(
+                    scorer.open, replay=replay), session, entry)  # fmt: skip
         if parts:
             assert buffer is not None
             batches = []

@@ -1,0 +1,236 @@
+"""Several engines on one PostgreSQL database: a session is owned by one engine at a time
+(`storage.owners`); another engine answers NACK ``session_owned`` until the owner is gone,
+then takes the session over, rebuilding its scoring state from the stored batches.
+
+The engines are built as `serve` builds them (`compose.build_engine` from `Settings`), on
+loopback ZeroMQ, scoring in a thread, on the PostgreSQL server the test session starts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assessengine.client import EngineClient
+from assessengine.compose import build_engine, build_owners, open_store, store_options
+from assessengine.core.codec import Columns
+from assessengine.core.wire import NACK_CODES
+from assessengine.runtime.engine import Engine
+from assessengine.settings import Settings
+from assessengine.sim.generate import SimBatch
+from assessengine.storage.owners import SoleOwner
+from assessengine.storage.postgres_owners import PostgresOwners
+from assessengine.streaming import stream_sessions
+
+from .ingest_engine import RawPeer
+from .pg_server import PgServer
+from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
+
+
+def _settings(url: str) -> Settings:
+    return Settings.load(flags={"db": url, "zmq": "tcp://127.0.0.1:*", "scoring": "thread"})
+
+
+@contextmanager
+def composed_engine(url: str) -> Iterator[Engine]:
+    """An engine as `serve` builds it from its settings, started; stopped afterwards."""
+    settings = _settings(url)
+    with closing(open_store(url, **store_options(settings))) as store:
+        engine = build_engine(settings, store, library())
+        engine.start()
+        try:
+            yield engine
+        finally:
+            engine.stop()
+
+
+def _open(sim: SimBatch, k: int) -> dict[str, Any]:
+    return {"type": "OPEN", "session": sim.session_ids[k], "learner": sim.learners[k],
+            "scenario": sim.scenario, "rubric": sim.rubric,
+            "metadata": {"profile": sim.profiles[k]}}  # fmt: skip
+
+
+def _send_first_half(endpoint: str, sim: SimBatch) -> int:
+    """Open every session of `sim` and send the first half of each one's events (ACKed)."""
+    half = sim.seq < np.diff(sim.offsets)[sim.session] // 2
+    with EngineClient(endpoint, client_id="sim", **FAST) as c:
+        for k, sid in enumerate(sim.session_ids):
+            c.open(sid, learner=sim.learners[k], scenario=sim.scenario, rubric=sim.rubric,
+                   metadata={"profile": sim.profiles[k]})  # fmt: skip
+            rows = np.flatnonzero(half & (sim.session == k))
+            c.send(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
+                                sim.signals[:, rows]))  # fmt: skip
+        c.flush(20)
+    return int(half.sum())
+
+
+# ================================================================================ the port
+
+
+def test_compose_gives_a_sqlite_store_the_sole_owner(tmp_path: Path) -> None:
+    owners = build_owners(_settings(str(tmp_path / "e.db")))
+    assert isinstance(owners, SoleOwner)
+    claim = owners.claim(["a", "b"])
+    assert (claim.refused, claim.acquired) == (frozenset(), frozenset())
+
+
+def test_a_session_held_by_one_connection_is_refused_to_another_until_released(
+    pg_database: str,
+) -> None:
+    first, second = build_owners(_settings(pg_database)), build_owners(_settings(pg_database))
+    try:
+        assert first.claim(["s1", "s2"]).acquired == {"s1", "s2"}
+        assert first.claim(["s1"]).acquired == frozenset()  # owned already: not acquired again
+        claim = second.claim(["s1", "s3"])
+        assert (claim.refused, claim.acquired) == ({"s1"}, {"s3"})
+        assert second.owner("s1") is not None
+        assert "assessengine" in (second.owner("s1") or "")
+        first.release(["s1"])
+        assert second.claim(["s1"]).acquired == {"s1"}
+        assert first.claim(["s1"]).refused == {"s1"}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_session_is_free_once_its_owners_connection_is_gone(
+    pg_server: PgServer, pg_database: str
+) -> None:
+    """The server releases a dead connection's locks: what a killed engine leaves; an owner
+    whose lock connection broke notices it at its next check and owns nothing any more."""
+    first, second = (PostgresOwners(pg_database, check_interval=0) for _ in range(2))
+    try:
+        first.claim(["s1"])
+        assert second.claim(["s1"]).refused == {"s1"}
+        dbname = pg_database.rsplit("/", 1)[1]
+        pg_server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      f"datname = '{dbname}' AND pid <> pg_backend_pid() AND "
+                      "application_name LIKE 'assessengine%'")  # fmt: skip
+        # both lock connections are gone: each reconnects, and s1 is the first claimer's
+        assert second.claim(["s1"]).acquired == {"s1"}
+        assert first.claim(["s1"]).refused == {"s1"}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_session_owned_is_a_documented_retryable_nack() -> None:
+    assert NACK_CODES["session_owned"].retry
+    protocol = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    assert "| `session_owned` | **yes** |" in protocol
+
+
+# ================================================================================ two engines
+
+
+def test_two_engines_on_one_database_report_and_audit_every_session(
+    tmp_path: Path, pg_database: str
+) -> None:
+    one, two = sessions("forklift-warehouse", 3, seed=21), sessions("network-lab", 4, seed=22)
+    with composed_engine(pg_database) as a, composed_engine(pg_database) as b:
+        errors: list[BaseException] = []
+
+        def stream(endpoint: str, sim: SimBatch, name: str) -> None:
+            try:
+                with EngineClient(endpoint, client_id=name, **FAST) as c:
+                    stream_sessions(c, sim, timeout=60)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=stream, args=(a.endpoint, one, "sim-a")),
+                   threading.Thread(target=stream, args=(b.endpoint, two, "sim-b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        assert a.wait_idle(30)
+        assert b.wait_idle(30)
+    expected = offline_reports(one, tmp_path) | offline_reports(two, tmp_path)
+    assert reports(pg_database, list(expected)) == expected
+    for sid in expected:
+        code, output = audit(pg_database, sid)  # type: ignore[arg-type]
+        assert code == 0, output
+
+
+def test_a_second_engine_refuses_a_session_the_first_owns(pg_database: str) -> None:
+    sim = sessions("lhd-underground", 1, seed=5)
+    sid = sim.session_ids[0]
+    with composed_engine(pg_database) as a, composed_engine(pg_database) as b:
+        with RawPeer(a.endpoint) as owner, RawPeer(b.endpoint) as other:
+            assert owner.request(_open(sim, 0))["type"] == "OPENED"
+            close = {"type": "CLOSE", "session": sid, "t": 1.0, "next_seq": 0}
+            for message in (_open(sim, 0), close):
+                reply = other.request(message)
+                assert (reply["type"], reply["code"], reply["session"]) == (
+                    "NACK", "session_owned", sid)  # fmt: skip
+                assert "owned by another engine" in reply["message"]
+        assert b.store.session(sid) is not None  # stored by the owner; nothing by the other
+        assert b.store.session(sid).status == "open"  # type: ignore[union-attr]
+
+
+def test_a_session_is_taken_over_once_its_engine_stops_and_reports_as_one_engine(
+    tmp_path: Path, pg_database: str
+) -> None:
+    sim = sessions("lhd-underground", 3, seed=6)
+    with composed_engine(pg_database) as b:
+        with composed_engine(pg_database) as a:
+            sent = _send_first_half(a.endpoint, sim)
+            assert a.wait_idle(20)
+            with RawPeer(b.endpoint) as other:
+                assert other.request(_open(sim, 0))["code"] == "session_owned"
+        # a has stopped: b takes the sessions over and the stream resumes where it stood
+        with EngineClient(b.endpoint, client_id="sim", **FAST) as c:
+            streamed = stream_sessions(c, sim, timeout=60)
+        assert streamed.events == len(sim) - sent
+        assert b.wait_idle(30)
+    assert reports(pg_database, sim.session_ids) == offline_reports(sim, tmp_path)
+    for sid in sim.session_ids:
+        code, output = audit(pg_database, sid)  # type: ignore[arg-type]
+        assert code == 0, output
+
+
+def _engine_process(conn: Connection, url: str) -> None:
+    """A composed engine in a process of its own: sends its endpoint, then runs until killed."""
+    with composed_engine(url) as engine:
+        conn.send(engine.endpoint)
+        conn.recv()  # never comes: the test kills this process
+
+
+def test_a_session_is_taken_over_once_its_engine_is_killed(
+    tmp_path: Path, pg_database: str
+) -> None:
+    sim = sessions("forklift-warehouse", 2, seed=8)
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=_engine_process, args=(child, pg_database), daemon=True)
+    process.start()
+    try:
+        assert parent.poll(120), "the engine process did not start"
+        endpoint = parent.recv()
+        with composed_engine(pg_database) as b:
+            sent = _send_first_half(endpoint, sim)
+            with RawPeer(b.endpoint) as other:
+                assert other.request(_open(sim, 0))["code"] == "session_owned"
+            process.kill()  # SIGKILL: its connections close, and its locks go with them
+            process.join(30)
+            with EngineClient(b.endpoint, client_id="sim", **FAST) as c:
+                streamed = stream_sessions(c, sim, timeout=60)
+            assert streamed.events == len(sim) - sent
+            assert b.wait_idle(30)
+    finally:
+        if process.is_alive():
+            process.kill()
+        parent.close()
+    assert reports(pg_database, sim.session_ids) == offline_reports(sim, tmp_path)
+    for sid in sim.session_ids:
+        code, output = audit(pg_database, sid)  # type: ignore[arg-type]
+        assert code == 0, output
+
+
