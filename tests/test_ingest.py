@@ -340,7 +340,8 @@ def test_every_nack_code_is_registered() -> None:
                                                "closed", "session_conflict", "unknown_scenario",
                                                "internal"}
     assert codes <= set(NACK_CODES)
-    assert set(NACK_CODES) - codes == {"unknown_rubric"}  # the engine's rubric library's
+    # the engine's rubric library's, and its session owners' (tests/test_engine_owners.py)
+    assert set(NACK_CODES) - codes == {"unknown_rubric", "session_owned"}
 
 
 def test_a_frame_over_the_hard_limit_drops_the_connection(zmq_only: TransportFactory) -> None:
