@@ -172,8 +172,8 @@ def serve(
             words = line.split()
             for kept in seen:
                 lines.put(kept)
-            return Served(process, words[words.index("zmq") + 1],
-                          words[words.index("http") + 1], lines)  # fmt: skip
+            zmq_at = words[words.index("zmq") + 1] if "zmq" in words else ""  # --no-ingest
+            return Served(process, zmq_at, words[words.index("http") + 1], lines)
     process.kill()
     process.wait(10)
     raise AssertionError("serve did not start:\n" + "".join(seen))

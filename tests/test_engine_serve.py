@@ -165,3 +165,35 @@ def test_curve_keys_dir_needs_the_engine_secret_and_a_client_key(tmp_path: Path)
     assert CliRunner().invoke(main, ["keys", "create", "--out", str(tmp_path)]).exit_code == 0
     with pytest.raises(IngestConfigError, match="no client public keys"):
         curve_from(tmp_path)
+
+
+def test_serve_no_ingest_serves_the_api_beside_a_running_engine_on_its_store(
+    tmp_path: Path,
+) -> None:
+    """`serve --no-ingest` opens no ZeroMQ socket, runs no scoring and does not take the
+    engine's lock on the store: it serves the HTTP API over what the engine stores."""
+    db = tmp_path / "engine.db"
+    sim = sessions("network-lab", 1, seed=12)
+    with running_engine(db) as (engine, _):
+        with EngineClient(engine.endpoint, client_id="t", **FAST) as c:
+            stream_sessions(c, sim)
+        assert engine.wait_idle(20)
+        made = CliRunner().invoke(main, ["token", "create", "--role", "assessor", "--name", "t",
+                                         "--db", str(db)])  # fmt: skip
+        assert made.exit_code == 0, made.output
+        token = made.output.splitlines()[0]
+        api = serve(db, "--no-ingest")
+        try:
+            assert (api.zmq, api.health()) == ("", 200)
+            assert api.metrics() == ""  # no ingest, no scoring: nothing to count
+            sid = sim.session_ids[0]
+            got = httpx.get(f"{api.http}/api/v1/sessions/{sid}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert got.status_code == 200, got.text
+            assert got.json()["session"] == sid
+            code = api.terminate()
+        finally:
+            if api.process.poll() is None:
+                api.kill()
+    assert code == 0, api.log()
+    assert "HTTP only: --no-ingest" in api.log()

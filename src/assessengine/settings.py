@@ -86,6 +86,9 @@ class Settings(BaseSettings):
                                 "and the scoring to finish what they hold (keep the service "
                                 "manager's stop timeout above it).")
     # -------------------------------------------------------------------------- HTTP
+    no_ingest: bool = Field(False, description="Serve the HTTP API and pages alone: no ZeroMQ "
+                            "socket, no scoring, the store not locked as an engine's (an API "
+                            "server beside the engines of a shared database).")
     max_upload_mb: int = Field(64, ge=1, le=4096,
                                description="Largest upload accepted over HTTP, MiB.")
     # -------------------------------------------------------------------------- credentials

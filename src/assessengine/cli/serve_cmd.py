@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +102,7 @@ def serve(config: Path | None, **flags: Any) -> None:
       assessengine serve --db engine.db
       assessengine serve --db sqlite:///var/lib/assessengine/engine.db --config engine.toml
       assessengine serve --db engine.db --zmq tcp://0.0.0.0:5555 --curve-keys keys/
+      assessengine serve --db engine.db --no-ingest --http 0.0.0.0:8080   # the API alone
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
@@ -114,8 +115,15 @@ def serve(config: Path | None, **flags: Any) -> None:
         compose.credential_settings(settings, host=address.host, port=address.port)
     except (SettingsError, CredentialError, StoreOpenError) as exc:
         raise click.UsageError(str(exc)) from None
-    library = load_library(settings)
     _check_integrity(compose.sqlite_path(url))
+    if settings.no_ingest:
+        with stop_signals() as stop:
+            _serve_http(settings, address, stop,
+                        banner=f"assessengine serving: http {{url}}  db {settings.db}  "
+                        "(HTTP only: --no-ingest)")  # fmt: skip
+        log.info("stopped cleanly")
+        return
+    library = load_library(settings)
     try:  # the engine's own store: a second `serve` on it refuses here, before touching it
         store = compose.open_engine_store(url, settings)
     except StoreError as exc:
@@ -140,9 +148,6 @@ def _check_integrity(db_path: Path) -> None:
 
 
 def _run(settings: Settings, store: Store, library: RubricLibrary, address: Address) -> None:
-    # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
-    from ..webserver import WebServer  # noqa: PLC0415
-
     try:
         engine = compose.build_engine(settings, store, library)
     except IngestConfigError as exc:  # an unsafe endpoint, unreadable CURVE keys
@@ -156,22 +161,41 @@ def _run(settings: Settings, store: Store, library: RubricLibrary, address: Addr
             if recovered.reopened or recovered.reported:
                 log.info("recovered %d open session(s) (%d events), reported %d closed one(s)",
                          recovered.reopened, recovered.events, recovered.reported)  # fmt: skip
-            app = compose.build_app(settings, metrics=engine.metrics_text, host=address.host,
-                                    port=address.port)  # fmt: skip
-            try:
-                web = WebServer(app, address.host, address.port)
-            except OSError as exc:
-                refuse(f"cannot serve HTTP on {http_text(address)}: {exc.strerror or exc}")
-            web.start()
-            try:
-                click.echo(f"assessengine serving: zmq {engine.endpoint}  http {web.url}  "
-                           f"db {settings.db}  ({len(library)} rubrics)", err=True)  # fmt: skip
-                while not stop.wait(0.5):
-                    if not engine.running:
-                        raise click.ClickException("the engine stopped unexpectedly (see log)")
-                log.info("stopping: finishing the round in hand and the scoring queue")
-            finally:
-                web.stop()
+            banner = (f"assessengine serving: zmq {engine.endpoint}  http {{url}}  "
+                      f"db {settings.db}  ({len(library)} rubrics)")  # fmt: skip
+            _serve_http(settings, address, stop, banner=banner, metrics=engine.metrics_text,
+                        running=lambda: engine.running)  # fmt: skip
+            log.info("stopping: finishing the round in hand and the scoring queue")
         finally:
             engine.stop()
     log.info("stopped cleanly")
+
+
+def _serve_http(
+    settings: Settings,
+    address: Address,
+    stop: threading.Event,
+    *,
+    banner: str,
+    metrics: Callable[[], str] | None = None,
+    running: Callable[[], bool] = lambda: True,
+) -> None:
+    """Serve the HTTP app of `settings` on `address` until `stop` is set; `banner` (its
+    ``{url}`` filled in) goes to stderr once serving. ClickException when `running` turns
+    false (the engine stopped on its own)."""
+    # FastAPI and uvicorn load only in the commands that serve HTTP (every CLI start pays them)
+    from ..webserver import WebServer  # noqa: PLC0415
+
+    app = compose.build_app(settings, metrics=metrics, host=address.host, port=address.port)
+    try:
+        web = WebServer(app, address.host, address.port)
+    except OSError as exc:
+        refuse(f"cannot serve HTTP on {http_text(address)}: {exc.strerror or exc}")
+    web.start()
+    try:
+        click.echo(banner.replace("{url}", web.url), err=True)
+        while not stop.wait(0.5):
+            if not running():
+                raise click.ClickException("the engine stopped unexpectedly (see log)")
+    finally:
+        web.stop()
