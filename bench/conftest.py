@@ -3,11 +3,13 @@ engines. Run: pytest bench --benchmark-only --benchmark-json=bench.json"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.pg_server import PgServer, start_server
 
 from assessengine.adapters.library import load_rubric
 from assessengine.core.events import EventBatch
@@ -33,3 +35,10 @@ def forklift_workload() -> Workload:
     sim = simulate(scenario, "mixed", SESSIONS, seed=7)
     order = np.argsort(sim.t, kind="stable")
     return Workload(rubric, scenario, sim, sim.batch().take(order))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of the benchmarks' own, syncing as a production server does
+    (``durable``); skips where the package is missing."""
+    yield from start_server(durable=True)

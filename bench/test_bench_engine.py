@@ -1,6 +1,10 @@
 """The live engine end to end: a sender in a separate process streams forklift sessions over
-tcp://127.0.0.1 to an in-process `Engine` (SqliteStore on a fresh file, synchronous=NORMAL,
-ACK after commit, scoring on).
+tcp://127.0.0.1 to an in-process `Engine` (a fresh store, synchronous=NORMAL, ACK after
+commit, scoring on in a process of its own, as `serve` runs it). The store is a SQLite file,
+and for the columns-v1 throughput also a PostgreSQL database (``[sqlite-...]`` and
+``[postgresql-...]``) on the benchmarks' own server (tests/pg_server.py, started with fsync on
+as a production server runs; skipped where PostgreSQL is not installed), the engine owning
+its sessions through advisory locks as on a shared database.
 
 * throughput: every batch of every session is sent as fast as the engine ACKs (a window of
   64 MiB in flight), and each session is closed as soon as its last batch is ACKed, as a
@@ -24,6 +28,8 @@ ACK after commit, scoring on).
 The sender speaks the protocol on a bare DEALER socket with frames encoded before the clock
 starts, so the figures are the engine's, not the client library's.
 Run: pytest bench/test_bench_engine.py --benchmark-only -s
+Smoke (every case once, 20 sessions, a 1 s latency run; nothing measured):
+pytest bench/test_bench_engine.py --benchmark-disable -q
 """
 
 from __future__ import annotations
@@ -44,15 +50,16 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from tests.pg_server import PgServer
 
 from assessengine.adapters.library import load_rubric
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.compose import scoring_backend
+from assessengine.compose import build_owners, open_store, scoring_backend
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.runtime.scoring_process import RemoteScorer
+from assessengine.settings import Settings
 from assessengine.sim.generate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,13 +216,13 @@ def _close(peer: _Peer, name: str, last: int) -> None:
     peer.send({"type": "CLOSE", "session": name, "t": 1e6, "next_seq": last + 1})
 
 
-def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
+def _latency_round(peer: _Peer, plan: _Plan, conn: Connection, seconds: float) -> None:
     names = [f"lat-{k}" for k in range(len(plan.batches))]
     _open(peer, names)
     conn.send("ready")
     conn.recv()
     rows = plan.batches[0][0][1]  # events per batch: each session sends every rows/rate s
-    groups = round(rows * len(names) / LATENCY_RATE / LATENCY_TICK)
+    groups = max(1, round(rows * len(names) / LATENCY_RATE / LATENCY_TICK))
     sent_at: dict[tuple[str, int], float] = {}
     latencies: list[float] = []
     cursor = [0] * len(names)
@@ -224,7 +231,7 @@ def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
     while True:
         due = start + tick * LATENCY_TICK
         now = time.perf_counter()
-        if now - start >= LATENCY_SECONDS:
+        if now - start >= seconds:
             break
         if now >= due:
             for k in range(tick % groups, len(names), groups):
@@ -250,7 +257,14 @@ def _latency_round(peer: _Peer, plan: _Plan, conn: Connection) -> None:
     conn.send((latencies, len(sent_at), sum(cursor) * rows, time.perf_counter() - start))
 
 
-def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_bytes: int) -> None:
+def _sender(
+    conn: Connection,
+    endpoint: str,
+    mode: str,
+    sessions: int,
+    frame_bytes: int,
+    latency_seconds: float = LATENCY_SECONDS,
+) -> None:
     """The sender process: plan once, then one round per command until None. `mode`:
     ``json-v1``, ``columns-v1`` (+ `CLOSES_AT_END`) or ``latency`` (columns-v1). The sender's
     own garbage collector is kept out of the measurement (its full passes took 15-40 ms)."""
@@ -263,7 +277,7 @@ def _sender(conn: Connection, endpoint: str, mode: str, sessions: int, frame_byt
         conn.send("planned")
         while (command := conn.recv()) is not None:
             if mode == "latency":
-                _latency_round(peer, plan, conn)
+                _latency_round(peer, plan, conn, latency_seconds)
             else:
                 _throughput_round(peer, plan, command, conn,
                                   close_each=not mode.endswith(CLOSES_AT_END))  # fmt: skip
@@ -392,19 +406,52 @@ class _Bench:
                 "mid_round": progress.rates(events)}
 
 
+def _smoke(request: pytest.FixtureRequest) -> bool:
+    """``--benchmark-disable``: a quick run of every case (a few sessions, a short latency
+    run), to see that it works, not to measure."""
+    return bool(request.config.getoption("benchmark_disable", False))
+
+
 @pytest.fixture
-def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
+def bench_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new, empty store on the backend `request.param` names (``sqlite``, the
+    default: a file in a temporary folder; ``postgresql``: a database of its own on the
+    benchmarks' server, which syncs as a production server does)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield str(Path(folder) / "bench.db")
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterator[_Bench]:
+    """An engine as `serve` runs it (a scoring process; on PostgreSQL, session owners) on a
+    new store at `bench_store_url`, and a sender process connected to it."""
     mode, sessions, frame_bytes = request.param
+    smoke = _smoke(request)
+    if smoke:
+        sessions = min(sessions, 20)
     library, _ = RubricLibrary.load([RUBRIC_DIR])
-    with tempfile.TemporaryDirectory() as folder:
-        store = SqliteStore(Path(folder) / "bench.db")
-        scoring = scoring_backend("process", store, library, url=store.path)
-        engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring)
+    url = bench_store_url
+    store = open_store(url)
+    try:
+        scoring = scoring_backend("process", store, library, url=url)
+        owners = build_owners(Settings.load(flags={"db": url}))
+        engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring,
+                        owners=owners)  # fmt: skip
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        process = context.Process(target=_sender,
-                                  args=(child, engine.endpoint, mode, sessions, frame_bytes))
+        seconds = 1.0 if smoke else LATENCY_SECONDS
+        process = context.Process(target=_sender, args=(child, engine.endpoint, mode, sessions,
+                                                        frame_bytes, seconds))  # fmt: skip
         process.start()
         try:
             if not parent.poll(120) or parent.recv() != "planned":
@@ -419,7 +466,8 @@ def bench_engine(request: pytest.FixtureRequest) -> Iterator[_Bench]:
             parent.close()
             child.close()
             engine.stop()
-            store.close()
+    finally:
+        store.close()
 
 
 def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
@@ -448,6 +496,7 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
     print(f"\n{label}: {benchmark.extra_info}")
 
 
+@pytest.mark.parametrize("bench_store_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize(
     "bench_engine",
     [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 256 * 2**10),

@@ -16,12 +16,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.pg_server import PgServer, start_server
+from tests.pg_server import PgServer
 
 from assessengine.adapters.store import SessionInfo, Store
 from assessengine.storage import open_store
@@ -33,11 +32,6 @@ ROUNDS = 3
 
 
 _schemas = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PgServer]:
-    yield from start_server(durable=True)
 
 
 def _fresh(url: str, synchronous: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
