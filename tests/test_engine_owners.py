@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -17,18 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from assessengine.adapters.memory_store import MemoryStore
+from assessengine.adapters.store import StoreError
 from assessengine.client import EngineClient
 from assessengine.compose import build_engine, build_owners, open_store, store_options
 from assessengine.core.codec import Columns
 from assessengine.core.wire import NACK_CODES
+from assessengine.ingest.fake import FakeTransport
 from assessengine.runtime.engine import Engine
 from assessengine.settings import Settings
 from assessengine.sim.generate import SimBatch
-from assessengine.storage.owners import SoleOwner
+from assessengine.storage.owners import Claim, SoleOwner
 from assessengine.storage.postgres_owners import PostgresOwners
 from assessengine.streaming import stream_sessions
 
-from .ingest_engine import RawPeer
+from .ingest_engine import RawPeer, running
 from .pg_server import PgServer
 from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
 
@@ -126,6 +129,82 @@ def test_session_owned_is_a_documented_retryable_nack() -> None:
     assert "| `session_owned` | **yes** |" in protocol
 
 
+# ================================================================================ engine and port
+
+
+class Scripted:
+    """An `Owners` fake: sessions in `others` are another engine's; `fail` makes claims
+    raise; what is claimed and released is recorded."""
+
+    def __init__(self, others: Collection[str] = (), *, fail: bool = False) -> None:
+        self.others, self.fail = set(others), fail
+        self.held: set[str] = set()
+        self.released: list[str] = []
+        self.closed = False
+
+    def claim(self, sessions: Collection[str]) -> Claim:
+        if self.fail:
+            raise StoreError("the lock connection is down (simulated)")
+        new = set(sessions) - self.held - self.others
+        self.held |= new
+        return Claim(refused=frozenset(set(sessions) & self.others), acquired=frozenset(new))
+
+    def release(self, sessions: Collection[str]) -> None:
+        self.released += [s for s in sessions if s in self.held]
+        self.held -= set(sessions)
+
+    def owner(self, session: str) -> str | None:
+        return "engine-a" if session in self.others else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+DEMO_OPEN = {"type": "OPEN", "session": "S1", "learner": "L1", "scenario": "demo", "rubric": "r"}
+DEMO_CLOSE = {"type": "CLOSE", "session": "S1", "t": 1.0, "next_seq": 0}
+
+
+def test_the_engine_refuses_another_engines_session_and_stores_nothing_of_it() -> None:
+    transport, store, owners = FakeTransport(), MemoryStore(), Scripted(others={"S1"})
+    peer = transport.peer()
+    with running(store, transport, owners=owners):
+        for message in (DEMO_OPEN, DEMO_CLOSE):
+            peer.send(message)
+            reply = peer.recv(10)
+            assert reply is not None
+            assert (reply["type"], reply["code"]) == ("NACK", "session_owned")
+            assert "(engine-a)" in reply["message"]
+    assert store.session("S1") is None
+    assert owners.closed  # the engine's stop released everything
+
+
+def test_the_engine_answers_internal_when_ownership_cannot_be_checked() -> None:
+    transport, store, owners = FakeTransport(), MemoryStore(), Scripted(fail=True)
+    peer = transport.peer()
+    with running(store, transport, owners=owners):
+        peer.send(DEMO_OPEN)
+        reply = peer.recv(10)
+    assert reply is not None
+    assert (reply["type"], reply["code"]) == ("NACK", "internal")
+    assert "which engine owns the session" in reply["message"]
+    assert store.session("S1") is None
+
+
+def test_the_engine_releases_a_session_once_its_report_is_saved_and_refused_opens_at_once() -> None:
+    transport, store, owners = FakeTransport(), MemoryStore(), Scripted()
+    peer = transport.peer()
+    with running(store, transport, owners=owners) as engine:
+        assert peer.request(DEMO_OPEN)["type"] == "OPENED"
+        assert "S1" in owners.held
+        bad = DEMO_OPEN | {"session": "S2", "scenario": "nowhere"}
+        assert peer.request(bad)["code"] == "unknown_scenario"
+        assert "S2" not in owners.held  # never stored: let go at the end of its round
+        assert peer.request(DEMO_CLOSE)["type"] == "CLOSED"
+        assert engine.wait_idle(10)
+        assert store.report("S1") is not None
+    assert owners.released == ["S2", "S1"]
+
+
 # ================================================================================ two engines
 
 
@@ -194,6 +273,22 @@ def test_a_session_is_taken_over_once_its_engine_stops_and_reports_as_one_engine
     for sid in sim.session_ids:
         code, output = audit(pg_database, sid)  # type: ignore[arg-type]
         assert code == 0, output
+
+
+def test_an_engine_starting_beside_a_live_owner_leaves_its_sessions_alone(
+    pg_database: str,
+) -> None:
+    sim = sessions("network-lab", 2, seed=14)
+    with composed_engine(pg_database) as a:
+        _send_first_half(a.endpoint, sim)
+        assert a.wait_idle(20)
+        decided = {sid: len(a.store.decisions(sid)) for sid in sim.session_ids}
+        with composed_engine(pg_database) as b:
+            assert (b.stats.recovery.reopened, b.stats.recovery.events) == (0, 0)
+            assert b.scoring.sessions_open == 0
+        assert {sid: len(a.store.decisions(sid)) for sid in sim.session_ids} == decided
+    with composed_engine(pg_database) as c:  # the owner gone: the next engine recovers them
+        assert c.stats.recovery.reopened == 2
 
 
 def _engine_process(conn: Connection, url: str) -> None:

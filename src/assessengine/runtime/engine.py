@@ -328,7 +328,8 @@ class Engine:
         self._started = True
         try:  # the open sessions another engine owns are not recovered here
             opened = [r.info.session for r in self.store.sessions(status="open")]
-            self._owned_elsewhere = self.owners.claim(opened).refused
+            if opened:
+                self._owned_elsewhere = self.owners.claim(opened).refused
         except BaseException:
             self.stop()
             raise
