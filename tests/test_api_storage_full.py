@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from assessengine.adapters import review_store, segments
+from assessengine.adapters import segments
 from assessengine.adapters.sqlite_store import SqliteStore, immediate
+from assessengine.storage import appdb
 
 from .test_api_support import Api, open_api
 from .test_api_uploads import RUBRIC, field_log, upload
@@ -107,7 +108,7 @@ def full_at_commit(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def test_any_write_on_a_full_disk_is_507(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(review_store, "immediate", full_at_commit)
+    monkeypatch.setattr(appdb, "immediate", full_at_commit)
     sid = api.stored.forklift_competent[0]
     observed = api.post(f"/api/v1/sessions/{sid}/observations", "assessor", json={
         "criterion": "looks_before_reversing", "verdict": "pass", "note": "looked"})

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from assessengine.adapters.credential_store import SqlCredentialStore
+from assessengine.adapters.review_store import ReviewStore, SessionQuery
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.store import SessionInfo, Store, StoreError, StoreOpenError
 from assessengine.core import chain
@@ -152,6 +154,59 @@ def test_a_store_written_by_the_release_before_alembic_opens_after_the_upgrade(
         )
     finally:
         db.close()
+
+
+def test_a_store_with_the_app_tables_of_the_release_before_adopts_them_nothing_lost(
+    tmp_path: Path,
+) -> None:
+    """tests/data/store-v2-app.db was written by the release before revision 0003 (schema
+    0002; its review and credential adapters made their tables with CREATE TABLE IF NOT
+    EXISTS): a token, an observation, an override, an issued, revoked and published
+    credential. After the upgrade every row is there and the stores write on."""
+    path = tmp_path / "engine.db"
+    shutil.copyfile(DATA / "store-v2-app.db", path)
+    open_store(path).close()
+    review = ReviewStore(path)
+    try:
+        (token,) = review.tokens()
+        assert (token.id, token.name, token.role) == ("tok1", "alice", "assessor")
+        assert review.token_by_hash("h" * 64) == token
+        (observed,) = review.observations(["A"])
+        assert (observed.criterion, observed.t, observed.location) == ("looks", 3.5, {"x": 1})
+        (override,) = review.overrides(["A"])
+        assert (override.machine_verdict, override.reason) == ("fail", "radar off")
+        (row,) = review.session_rows(SessionQuery(outcome="competent"), 10)
+        assert (row.session, row.report_score) == ("A", 90.0)
+        assert [entry.action for entry in review.audit()] == ["token.create"]
+        with review.session_write("A") as tx:
+            assert tx.add_observation(criterion="c2", verdict="fail", note="n", observed_at="x",
+                                      t=None, location=None, actor="bob", at="y") == 2
+    finally:
+        review.close()
+    with SqlCredentialStore(path) as credentials:
+        issued = credentials.issued("urn:uuid:c1")
+        assert issued is not None
+        assert (issued.status.list_id, issued.status.index, issued.status.size) == (1, 5, 16)
+        revoked = credentials.revocation("urn:uuid:c1")
+        assert revoked is not None
+        assert revoked.reason == "mistake"
+        assert credentials.revoked_indices(1) == [5]
+        published = credentials.published(1)
+        assert published is not None
+        assert published.document == '{"list":1}'
+        assert credentials.allocate_status(choose=lambda size: 5).index != 5
+
+
+def test_an_app_table_with_other_columns_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "engine.db"
+    shutil.copyfile(DATA / "store-v2.db", path)
+    shutil.copytree(DATA / "store-v2.db-payloads", tmp_path / "engine.db-payloads")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE review_tokens (id TEXT PRIMARY KEY, secret TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreOpenError, match=r"table review_tokens has columns \(id, secret\)"):
+        open_store(path)
 
 
 # ------------------------------------------------------------------------------ PostgreSQL

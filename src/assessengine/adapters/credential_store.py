@@ -1,8 +1,8 @@
 """The credential store port: issued credentials, status list slots, revocations.
 
-Kept apart from the session `Store` (another port, another owner): `SqliteCredentialStore`
-lives in the same database file as `SqliteStore`, in tables of its own (all named
-``credential_*``, created with ``CREATE TABLE IF NOT EXISTS``); `MemoryCredentialStore` is the
+Kept apart from the session `Store` (another port, another owner): `SqlCredentialStore`
+lives in the engine store's database (SQLite or PostgreSQL), in tables of its own (all named
+``credential_*``, created by the store's migrations); `MemoryCredentialStore` is the
 fake beside it. Both follow the same rules:
 
 - A status slot (list, index) is allocated once and never reused, whether or not the
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,7 +27,10 @@ from typing import Any, Final, Protocol
 from ..core.instants import utc_text
 from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
-from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S, immediate
+from ..storage.appdb import AppDb, Db
+from ..storage.url import parse_url
+from .sqlite_store import APPLICATION_ID
+from .store import StoreError
 
 Chooser = Callable[[int], int]
 """``choose(size)`` -> a candidate index in ``0..size-1`` (default: `secrets.randbelow`)."""
@@ -242,80 +244,41 @@ class MemoryCredentialStore:
         """Nothing to release."""
 
 
-# ------------------------------------------------------------------------------ sqlite
+# ------------------------------------------------------------------------------ SQL
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS credential_status_lists (
-    id          INTEGER PRIMARY KEY,
-    purpose     TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    created_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS credential_status_slots (
-    list_id       INTEGER NOT NULL REFERENCES credential_status_lists (id),
-    idx           INTEGER NOT NULL,
-    allocated_at  TEXT NOT NULL,
-    PRIMARY KEY (list_id, idx)
-);
-CREATE TABLE IF NOT EXISTS credential_issued (
-    id            TEXT PRIMARY KEY,
-    learner       TEXT NOT NULL,
-    policy        TEXT NOT NULL,
-    issued_at     TEXT NOT NULL,
-    valid_until   TEXT,
-    status_list   INTEGER NOT NULL,
-    status_index  INTEGER NOT NULL,
-    document      TEXT NOT NULL,
-    UNIQUE (status_list, status_index),
-    FOREIGN KEY (status_list, status_index) REFERENCES credential_status_slots (list_id, idx)
-);
-CREATE INDEX IF NOT EXISTS credential_issued_by_learner ON credential_issued (learner, issued_at);
-CREATE TABLE IF NOT EXISTS credential_revocations (
-    credential_id  TEXT PRIMARY KEY REFERENCES credential_issued (id),
-    reason         TEXT NOT NULL,
-    revoked_by     TEXT NOT NULL,
-    revoked_at     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS credential_status_published (
-    list_id      INTEGER PRIMARY KEY,
-    revision     TEXT NOT NULL,
-    document     TEXT NOT NULL,
-    valid_until  TEXT NOT NULL
-)
-"""
 _ISSUED_COLUMNS: Final = (
     "id, learner, policy, issued_at, valid_until, status_list, status_index, document"
 )
 
 
-class SqliteCredentialStore:
-    """A `CredentialStore` in an assessengine SQLite store file (made by `SqliteStore`).
+class SqlCredentialStore:
+    """A `CredentialStore` in an assessengine store's database, SQLite or PostgreSQL (tables
+    ``credential_*`` of `storage.schema`, made by the migrations when the engine's store
+    opens).
 
-    Raises CredentialStoreError when `path` is missing or is not an assessengine store. Safe to
-    use beside a `SqliteStore` on the same file, in this process or another (WAL).
+    `source` is a store URL or path, or an `AppDb` already open on it (closed with this
+    store). Raises CredentialStoreError when a SQLite file is missing or is not an
+    assessengine store, or the database cannot be opened. Safe to use beside the engine's
+    store on the same database, in this process or another.
     """
 
-    def __init__(self, path: str | Path, *, list_size: int = MIN_ENTRIES) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CredentialStoreError(
-                f"no store at {self.path}: credentials live in an engine store file"
-            )
+    def __init__(self, source: str | Path | AppDb, *, list_size: int = MIN_ENTRIES) -> None:
         self._size = list_size
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        with self._errors():
-            db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+        self._db: AppDb | None = None
+        if isinstance(source, AppDb):
+            self._db = source
+        else:
+            _check_sqlite_file(source)
             try:
-                _prepare(self.path, db)
-            except BaseException:
-                db.close()
-                raise
-        self._db = db
+                self._db = AppDb(source)
+            except StoreError as exc:
+                raise CredentialStoreError(str(exc)) from exc
+        self.where = self._db.where
+        if self._db.dialect == "sqlite":
+            with self._read() as db:
+                _check_store(self.where, db)
 
-    def __enter__(self) -> SqliteCredentialStore:
+    def __enter__(self) -> SqlCredentialStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -333,15 +296,17 @@ class SqliteCredentialStore:
                 index = _pick(size, _taken_in(db, list_id), choose)
                 if index is not None:
                     db.execute(
-                        "INSERT INTO credential_status_slots VALUES (?, ?, ?)",
+                        "INSERT INTO credential_status_slots (list_id, idx, allocated_at) "
+                        "VALUES (?, ?, ?)",
                         (list_id, index, _stamp(datetime.now(UTC))),
                     )
                     return StatusSlot(list_id, index, size)
                 list_id = self._new_list(db, list_id + 1)
 
-    def _new_list(self, db: sqlite3.Connection, list_id: int) -> int:
+    def _new_list(self, db: Db, list_id: int) -> int:
         db.execute(
-            "INSERT INTO credential_status_lists VALUES (?, 'revocation', ?, ?)",
+            "INSERT INTO credential_status_lists (id, purpose, size, created_at) "
+            "VALUES (?, 'revocation', ?, ?)",
             (list_id, self._size, _stamp(datetime.now(UTC))),
         )
         return list_id
@@ -385,16 +350,17 @@ class SqliteCredentialStore:
             row = db.execute(
                 f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE id = ?", (credential_id,)
             ).fetchone()
-        return None if row is None else self._credential(row)
+            return None if row is None else self._credential(db, row)
 
     def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
         with self._read() as db:
+            mine = "" if policy is None else " AND policy = ?"
             rows = db.execute(
-                f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE learner = ?1 "
-                "AND (?2 IS NULL OR policy = ?2) ORDER BY issued_at, rowid",
-                (learner, policy),
+                f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE learner = ?{mine} "
+                "ORDER BY issued_at, id",
+                (learner,) if policy is None else (learner, policy),
             ).fetchall()
-        return [self._credential(row) for row in rows]
+            return [self._credential(db, row) for row in rows]
 
     def revoke(
         self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
@@ -410,7 +376,8 @@ class SqliteCredentialStore:
             ).fetchone():
                 raise CredentialStoreError(f"credential {credential_id!r} is already revoked")
             db.execute(
-                "INSERT INTO credential_revocations VALUES (?, ?, ?, ?)",
+                "INSERT INTO credential_revocations (credential_id, reason, revoked_by, "
+                "revoked_at) VALUES (?, ?, ?, ?)",
                 (credential_id, reason, revoked_by, _stamp(at)),
             )
         return Revocation(credential_id, reason, revoked_by, _parse(_stamp(at)))
@@ -453,22 +420,23 @@ class SqliteCredentialStore:
     def publish(self, published: PublishedList) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO credential_status_published (list_id, revision, "
-                "document, valid_until) VALUES (?, ?, ?, ?)",
+                "INSERT INTO credential_status_published (list_id, revision, document, "
+                "valid_until) VALUES (?, ?, ?, ?) ON CONFLICT (list_id) DO UPDATE SET "
+                "revision = excluded.revision, document = excluded.document, "
+                "valid_until = excluded.valid_until",
                 (published.list_id, published.revision, published.document,
                  _stamp(published.valid_until)),
             )  # fmt: skip
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        with self._lock:
-            db, self._db = self._db, None
+        db, self._db = self._db, None
         if db is not None:
             db.close()
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _credential(self, row: tuple[Any, ...]) -> IssuedCredential:
+    def _credential(self, db: Db, row: tuple[Any, ...]) -> IssuedCredential:
         ident, learner, policy, issued_at, valid_until, list_id, index, document = row
         return IssuedCredential(
             id=ident,
@@ -476,60 +444,60 @@ class SqliteCredentialStore:
             policy=policy,
             issued_at=_parse(issued_at),
             valid_until=None if valid_until is None else _parse(valid_until),
-            status=StatusSlot(list_id, index, self._list_size(list_id)),
+            status=StatusSlot(list_id, index, self._list_size(db, list_id)),
             document=json.loads(document),
         )
 
-    def _list_size(self, list_id: int) -> int:
-        db = self._connection()
-        row = db.execute("SELECT size FROM credential_status_lists WHERE id = ?", (list_id,))
-        found = row.fetchone()
+    def _list_size(self, db: Db, list_id: int) -> int:
+        found = db.execute(
+            "SELECT size FROM credential_status_lists WHERE id = ?", (list_id,)
+        ).fetchone()
         return int(found[0]) if found else self._size
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with self._errors(), self._connection().read() as db:
+            yield db
+
+    @contextmanager
+    def _write(self) -> Iterator[Db]:
+        with self._errors(), self._connection().write() as db:
+            yield db
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            raise CredentialStoreError(f"{self.path}: {exc}") from exc
+        except StoreError as exc:
+            raise CredentialStoreError(str(exc)) from exc
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._errors():
-            yield self._connection()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._errors():
-            db = self._connection()
-            with immediate(db):
-                yield db
-
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> AppDb:
         if self._db is None:
-            raise CredentialStoreError(f"{self.path}: the credential store is closed")
+            raise CredentialStoreError(f"{self.where}: the credential store is closed")
         return self._db
 
 
-def _prepare(path: Path, db: sqlite3.Connection) -> None:
+SqliteCredentialStore = SqlCredentialStore
+"""The name of releases when only SQLite held credentials."""
+
+
+def _check_sqlite_file(source: str | Path) -> None:
+    """A SQLite store's file must exist (credentials live in an engine store file)."""
+    parsed = parse_url(source)
+    if parsed.backend == "sqlite" and not Path(parsed.target).is_file():
+        raise CredentialStoreError(
+            f"no store at {parsed.target}: credentials live in an engine store file"
+        )
+
+
+def _check_store(where: str, db: Db) -> None:
     if db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
         raise CredentialStoreError(
-            f"{path} is not an assessengine store (open it with the engine first)"
+            f"{where} is not an assessengine store (open it with the engine first)"
         )
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
-def _taken_in(db: sqlite3.Connection, list_id: int) -> Callable[[int], bool]:
+def _taken_in(db: Db, list_id: int) -> Callable[[int], bool]:
     def taken(index: int) -> bool:
         row = db.execute(
             "SELECT 1 FROM credential_status_slots WHERE list_id = ? AND idx = ?",

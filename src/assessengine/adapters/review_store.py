@@ -1,8 +1,10 @@
-"""`ReviewStore`: what people add to a store's sessions, in the same SQLite file.
+"""`ReviewStore`: what people add to a store's sessions, in the same database (SQLite or
+PostgreSQL, through `storage.appdb.AppDb`).
 
-The engine's `SqliteStore` owns ``sessions``, ``batches``, ``decisions`` and ``reports``; this
-adapter adds its own tables beside them (``CREATE TABLE IF NOT EXISTS``, never touching the
-engine's) and reads the engine's ``sessions`` and ``reports`` for the filtered session list:
+The engine's store owns ``sessions``, ``batches``, ``decisions`` and ``reports``; this adapter
+writes its own tables beside them (defined in `storage.schema`, created by the migrations when
+the engine's store opens) and reads the engine's ``sessions`` and ``reports`` for the filtered
+session list:
 
     review_tokens        API tokens: name, role, learner, sha256 of the secret (never the secret)
     review_observations  in-field observations of `observed` criteria (every one kept)
@@ -14,107 +16,23 @@ engine's) and reads the engine's ``sessions`` and ``reports`` for the filtered s
     review_rescores      re-scoring runs and the verdicts they changed
     review_audit         every change: who, when, what, why
 
-Open the engine's `SqliteStore` on a file first (it creates the file and marks it as an
-assessengine store, and refuses a file with foreign tables). Methods may be called from any
-thread; they are serialised by a lock. Writes that read first run inside one ``BEGIN
-IMMEDIATE`` transaction (`session_write`), so concurrent writers never lose an update.
+Open the engine's store first (`open_store`: it creates and migrates the database and refuses
+one with foreign tables). Methods may be called from any thread; they are serialised by a
+lock. Writes that read first run inside one write transaction (`session_write`; SQLite
+``BEGIN IMMEDIATE``), so concurrent writers never lose an update.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from .sqlite_store import immediate
-from .store import StorageFullError, StoreError, disk_full
-
-BUSY_TIMEOUT_S: Final = 10.0
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS review_tokens (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    role        TEXT NOT NULL CHECK (role IN ('admin', 'trainer', 'assessor', 'learner')),
-    learner     TEXT,
-    hash        TEXT NOT NULL UNIQUE,
-    created_at  TEXT NOT NULL,
-    revoked_at  TEXT
-);
-CREATE TABLE IF NOT EXISTS review_observations (
-    id          INTEGER PRIMARY KEY,
-    session     TEXT NOT NULL,
-    criterion   TEXT NOT NULL,
-    verdict     TEXT NOT NULL CHECK (verdict IN ('pass', 'fail')),
-    note        TEXT NOT NULL,
-    observed_at TEXT NOT NULL,
-    t           REAL,
-    location    TEXT,
-    actor       TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_observations_by_session ON review_observations (session, id);
-CREATE TABLE IF NOT EXISTS review_overrides (
-    id              INTEGER PRIMARY KEY,
-    session         TEXT NOT NULL,
-    criterion       TEXT NOT NULL,
-    verdict         TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'not_applicable')),
-    machine_verdict TEXT NOT NULL,
-    reason          TEXT NOT NULL CHECK (length(trim(reason)) > 0),
-    actor           TEXT NOT NULL,
-    recorded_at     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_overrides_by_session ON review_overrides (session, id);
-CREATE TABLE IF NOT EXISTS review_outcomes (
-    session                TEXT PRIMARY KEY,
-    outcome                TEXT NOT NULL,
-    score                  REAL NOT NULL,
-    outcome_with_overrides TEXT NOT NULL,
-    score_with_overrides   REAL NOT NULL,
-    overrides              INTEGER NOT NULL,
-    updated_at             TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_rubrics (
-    id          INTEGER PRIMARY KEY,
-    rubric      TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
-    scenario    TEXT NOT NULL,
-    title       TEXT NOT NULL,
-    filename    TEXT NOT NULL,
-    text        TEXT NOT NULL,
-    uploaded_by TEXT NOT NULL,
-    uploaded_at TEXT NOT NULL,
-    UNIQUE (rubric, version)
-);
-CREATE TABLE IF NOT EXISTS review_rescores (
-    id         INTEGER PRIMARY KEY,
-    rubric     TEXT NOT NULL,
-    version    INTEGER NOT NULL,
-    sha256     TEXT NOT NULL,
-    actor      TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    result     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_audit (
-    id      INTEGER PRIMARY KEY,
-    at      TEXT NOT NULL,
-    actor   TEXT NOT NULL,
-    role    TEXT NOT NULL,
-    action  TEXT NOT NULL,
-    target  TEXT NOT NULL,
-    session TEXT,
-    reason  TEXT,
-    detail  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_audit_by_session ON review_audit (session, id);
-"""
-
+from ..storage.appdb import AppDb, Db
+from .store import StoreError
 
 # ==================================================================================== rows
 
@@ -242,13 +160,14 @@ class SessionQuery:
     before_key: int | None = None
 
 
-# A report that is not strict JSON (NaN or Infinity, as an old store could write them) would
-# make json_extract fail the whole listing: it lists with no outcome; its page reads it whole.
-_SESSION_SELECT: Final = """
+# A report that is not strict JSON (NaN or Infinity, as an old SQLite store could write them)
+# would make the JSON functions fail the whole listing: it lists with no outcome; its page
+# reads it whole.
+def _session_select(db: AppDb) -> str:
+    return f"""
 SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, s.source, s.status,
-       s.opened_at, s.closed_at,
-       CASE WHEN json_valid(r.report) THEN json_extract(r.report, '$.outcome') END,
-       CASE WHEN json_valid(r.report) THEN json_extract(r.report, '$.score') END,
+       s.opened_at, s.closed_at, {db.json_field("r.report", "outcome")},
+       {db.json_field("r.report", "score", real=True)},
        o.outcome, o.score, o.outcome_with_overrides, o.score_with_overrides, o.overrides
 FROM sessions s
 LEFT JOIN reports r ON r.session_id = s.id
@@ -260,26 +179,18 @@ LEFT JOIN review_outcomes o ON o.session = s.session
 
 
 class ReviewStore:
-    """The review tables in the SQLite store at `path` (created if missing; see the module
-    docstring). Raises StoreError when the file cannot be opened."""
+    """The review tables of the store at `source`: a store URL or path (see `storage.url`),
+    or an `AppDb` already open on it (then closing the ReviewStore closes it). Open the
+    engine's store on it first (`open_store`: it creates and migrates the tables). Raises
+    StoreError when the database cannot be opened."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the review tables ({exc})") from exc
+    def __init__(self, source: str | Path | AppDb) -> None:
+        self._db: AppDb | None = source if isinstance(source, AppDb) else AppDb(source)
+        self.where = self._db.where
+        self._session_select = _session_select(self._db)
 
     def close(self) -> None:
-        with self._lock:
-            db, self._db = self._db, None
+        db, self._db = self._db, None
         if db is not None:
             db.close()
 
@@ -294,7 +205,8 @@ class ReviewStore:
     def add_token(self, row: TokenRow, token_hash: str, audit: AuditEntry) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT INTO review_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO review_tokens (id, name, role, learner, hash, created_at, "
+                "revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (row.id, row.name, row.role, row.learner, token_hash, row.created_at),
             )
             _audit(db, audit, row.created_at)
@@ -321,14 +233,14 @@ class ReviewStore:
         with self._write() as db:
             rows = db.execute(
                 "SELECT id, name, role, learner, created_at, revoked_at FROM review_tokens "
-                "WHERE (id = ?1 OR name = ?1) AND revoked_at IS NULL",
-                (key,),
+                "WHERE (id = ? OR name = ?) AND revoked_at IS NULL",
+                (key, key),
             ).fetchall()
             if rows:
                 db.execute(
-                    "UPDATE review_tokens SET revoked_at = ?2 "
-                    "WHERE (id = ?1 OR name = ?1) AND revoked_at IS NULL",
-                    (key, at),
+                    "UPDATE review_tokens SET revoked_at = ? "
+                    "WHERE (id = ? OR name = ?) AND revoked_at IS NULL",
+                    (at, key, key),
                 )
                 _audit(db, audit, at)
         return [TokenRow(*row) for row in rows]
@@ -338,17 +250,17 @@ class ReviewStore:
     def session_rows(self, query: SessionQuery, limit: int) -> list[SessionRow]:
         """Sessions matching `query`, newest first (by the store's open order), at most
         `limit`."""
-        clauses, params = _session_where(query)
+        clauses, params = _session_where(query, self._connection())
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read() as db:
             rows = db.execute(
-                f"{_SESSION_SELECT} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
+                f"{self._session_select} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
             ).fetchall()
         return [_session_row(row) for row in rows]
 
     def session_row(self, session: str) -> SessionRow | None:
         with self._read() as db:
-            row = db.execute(f"{_SESSION_SELECT} WHERE s.session = ?", (session,)).fetchone()
+            row = db.execute(f"{self._session_select} WHERE s.session = ?", (session,)).fetchone()
         return _session_row(row) if row else None
 
     def observations(self, sessions: Sequence[str]) -> list[ObservationRow]:
@@ -394,22 +306,20 @@ class ReviewStore:
                         f"{existing.sha256}; upload a new version number"
                     )
                 return existing
-            cursor = db.execute(
+            key = db.insert_id(
                 "INSERT INTO review_rubrics (rubric, version, sha256, scenario, title, filename,"
                 " text, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.rubric, row.version, row.sha256, row.scenario, row.title, row.filename,
                  row.text, row.uploaded_by, row.uploaded_at),
             )  # fmt: skip
             _audit(db, audit, row.uploaded_at)
-            key = cursor.lastrowid
-        return RubricRow(key or 0, *_fields(row)[1:])
+        return RubricRow(key, *_fields(row)[1:])
 
     def rubrics(self, rubric: str | None = None) -> list[RubricRow]:
         with self._read() as db:
+            where, params = _filters(("rubric = ?", rubric))
             rows = db.execute(
-                "SELECT * FROM review_rubrics WHERE ?1 IS NULL OR rubric = ?1 "
-                "ORDER BY rubric, version",
-                (rubric,),
+                f"SELECT * FROM review_rubrics {where} ORDER BY rubric, version", params
             ).fetchall()
         return [RubricRow(*row) for row in rows]
 
@@ -420,12 +330,11 @@ class ReviewStore:
         audit: AuditEntry, at: str,
     ) -> int:  # fmt: skip
         with self._write() as db:
-            cursor = db.execute(
+            key = db.insert_id(
                 "INSERT INTO review_rescores (rubric, version, sha256, actor, created_at, result)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (rubric, version, sha256, audit.actor, at, json.dumps(result)),
             )
-            key = int(cursor.lastrowid or 0)
             _audit(db, audit, at, extra={"rescore": key})
         return key
 
@@ -458,39 +367,37 @@ class ReviewStore:
     ) -> list[AuditRow]:
         """Audit entries, newest first."""
         with self._read() as db:
+            where, params = _filters(
+                ("session = ?", session), ("actor = ?", actor), ("action = ?", action),
+                ("at >= ?", since), ("at <= ?", until), ("id < ?", before_id),
+            )  # fmt: skip
             rows = db.execute(
-                "SELECT * FROM review_audit WHERE (?1 IS NULL OR session = ?1) "
-                "AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR action = ?3) "
-                "AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at <= ?5) "
-                "AND (?6 IS NULL OR id < ?6) ORDER BY id DESC LIMIT ?7",
-                (session, actor, action, since, until, before_id, limit),
+                f"SELECT * FROM review_audit {where} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
         return [_audit_row(row) for row in rows]
 
     # ------------------------------------------------------------------------------ helpers
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _errors(self.path):
-            yield self._connection()
+    def _read(self) -> Iterator[Db]:
+        with self._connection().read() as db:
+            yield db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _errors(self.path):
-            db = self._connection()
-            with immediate(db):
-                yield db
+    def _write(self) -> Iterator[Db]:
+        with self._connection().write() as db:
+            yield db
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> AppDb:
         if self._db is None:
-            raise StoreError(f"{self.path}: the review store is closed")
+            raise StoreError(f"{self.where}: the review store is closed")
         return self._db
 
 
 class SessionWrite:
     """Reads and writes of one session's review rows inside one transaction."""
 
-    def __init__(self, db: sqlite3.Connection, session: str) -> None:
+    def __init__(self, db: Db, session: str) -> None:
         self._db, self.session = db, session
 
     def observations(self) -> list[ObservationRow]:
@@ -509,28 +416,28 @@ class SessionWrite:
         self, *, criterion: str, verdict: str, note: str, observed_at: str, t: float | None,
         location: Mapping[str, Any] | None, actor: str, at: str,
     ) -> int:  # fmt: skip
-        cursor = self._db.execute(
+        return self._db.insert_id(
             "INSERT INTO review_observations (session, criterion, verdict, note, observed_at, t,"
             " location, actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.session, criterion, verdict, note, observed_at, t,
              None if location is None else json.dumps(dict(location)), actor, at),
         )  # fmt: skip
-        return int(cursor.lastrowid or 0)
 
     def add_override(
         self, *, criterion: str, verdict: str, machine_verdict: str, reason: str, actor: str,
         at: str,
     ) -> int:  # fmt: skip
-        cursor = self._db.execute(
+        return self._db.insert_id(
             "INSERT INTO review_overrides (session, criterion, verdict, machine_verdict, reason,"
             " actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.session, criterion, verdict, machine_verdict, reason, actor, at),
         )
-        return int(cursor.lastrowid or 0)
 
     def set_outcome(self, outcome: OutcomeRow, at: str) -> None:
         self._db.execute(
-            "INSERT INTO review_outcomes VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session) "
+            "INSERT INTO review_outcomes (session, outcome, score, outcome_with_overrides, "
+            "score_with_overrides, overrides, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (session) "
             "DO UPDATE SET outcome = excluded.outcome, score = excluded.score, "
             "outcome_with_overrides = excluded.outcome_with_overrides, "
             "score_with_overrides = excluded.score_with_overrides, "
@@ -547,7 +454,7 @@ class SessionWrite:
 
 
 def _audit(
-    db: sqlite3.Connection, entry: AuditEntry, at: str, *, extra: Mapping[str, Any] | None = None
+    db: Db, entry: AuditEntry, at: str, *, extra: Mapping[str, Any] | None = None
 ) -> None:
     detail = {**(entry.detail or {}), **(extra or {})}
     db.execute(
@@ -558,7 +465,8 @@ def _audit(
     )  # fmt: skip
 
 
-def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
+def _session_where(query: SessionQuery, db: AppDb) -> tuple[list[str], list[Any]]:
+    outcome = db.json_field("r.report", "outcome")
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (("s.learner", query.learner), ("s.scenario", query.scenario),
@@ -568,8 +476,7 @@ def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
             clauses.append(f"{column} = ?")
             params.append(value)
     if query.outcome is not None:
-        clauses.append("COALESCE(o.outcome, CASE WHEN json_valid(r.report) THEN "
-                       "json_extract(r.report, '$.outcome') END) = ?")
+        clauses.append(f"COALESCE(o.outcome, {outcome}) = ?")
         params.append(query.outcome)
     if query.opened_from is not None:
         clauses.append("s.opened_at >= ?")
@@ -606,12 +513,9 @@ def _fields(row: RubricRow) -> tuple[Any, ...]:
             row.text, row.uploaded_by, row.uploaded_at)  # fmt: skip
 
 
-@contextmanager
-def _errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        if disk_full(exc):
-            raise StorageFullError(f"{path}: the disk is full ({exc}); free space, then retry"
-                                   ) from exc  # fmt: skip
-        raise StoreError(f"{path}: {exc}") from exc
+def _filters(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """``WHERE`` of the clauses whose value is not None (or nothing), and their values."""
+    given = [(clause, value) for clause, value in pairs if value is not None]
+    if not given:
+        return "", []
+    return "WHERE " + " AND ".join(c for c, _ in given), [v for _, v in given]

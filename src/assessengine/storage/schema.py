@@ -107,3 +107,159 @@ reports: Final = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("saved_at", sa.Text, nullable=False),
 )  # fmt: skip
+
+# ------------------------------------------------------------------ the HTTP app's tables
+# `adapters.review_store` (review_*) and `adapters.credential_store` (credential_*): before
+# revision 0003 the adapters created them on SQLite (``CREATE TABLE IF NOT EXISTS``); 0003
+# creates them on both dialects and adopts a SQLite store's existing ones as they are. The
+# column order is the adapters' (they read ``SELECT *``).
+
+review_tokens: Final = sa.Table(
+    "review_tokens", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("learner", sa.Text),
+    sa.Column("hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
+    sa.CheckConstraint("role IN ('admin', 'trainer', 'assessor', 'learner')",
+                       name="review_tokens_role"),
+)  # fmt: skip
+
+review_observations: Final = sa.Table(
+    "review_observations", metadata,
+    _id(),
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("observed_at", sa.Text, nullable=False),
+    sa.Column("t", sa.Float),
+    sa.Column("location", sa.Text),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Text, nullable=False),
+    sa.CheckConstraint("verdict IN ('pass', 'fail')", name="review_observations_verdict"),
+    sa.Index("review_observations_by_session", "session", "id"),
+)  # fmt: skip
+
+review_overrides: Final = sa.Table(
+    "review_overrides", metadata,
+    _id(),
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),
+    sa.Column("machine_verdict", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Text, nullable=False),
+    sa.CheckConstraint("verdict IN ('pass', 'fail', 'not_applicable')",
+                       name="review_overrides_verdict"),
+    sa.CheckConstraint("length(trim(reason)) > 0", name="review_overrides_reason"),
+    sa.Index("review_overrides_by_session", "session", "id"),
+)  # fmt: skip
+
+review_outcomes: Final = sa.Table(
+    "review_outcomes", metadata,
+    sa.Column("session", sa.Text, primary_key=True),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("outcome_with_overrides", sa.Text, nullable=False),
+    sa.Column("score_with_overrides", sa.Float, nullable=False),
+    sa.Column("overrides", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=False),
+)  # fmt: skip
+
+review_rubrics: Final = sa.Table(
+    "review_rubrics", metadata,
+    _id(),
+    sa.Column("rubric", sa.Text, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("scenario", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("uploaded_by", sa.Text, nullable=False),
+    sa.Column("uploaded_at", sa.Text, nullable=False),
+    sa.UniqueConstraint("rubric", "version", name="review_rubrics_version"),
+)  # fmt: skip
+
+review_rescores: Final = sa.Table(
+    "review_rescores", metadata,
+    _id(),
+    sa.Column("rubric", sa.Text, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+)  # fmt: skip
+
+review_audit: Final = sa.Table(
+    "review_audit", metadata,
+    _id(),
+    sa.Column("at", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("session", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("review_audit_by_session", "session", "id"),
+)  # fmt: skip
+
+credential_status_lists: Final = sa.Table(
+    "credential_status_lists", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+)  # fmt: skip
+
+credential_status_slots: Final = sa.Table(
+    "credential_status_slots", metadata,
+    sa.Column("list_id", sa.BigInteger, sa.ForeignKey("credential_status_lists.id"),
+              primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("allocated_at", sa.Text, nullable=False),
+)  # fmt: skip
+
+credential_issued: Final = sa.Table(
+    "credential_issued", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("learner", sa.Text, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("issued_at", sa.Text, nullable=False),
+    sa.Column("valid_until", sa.Text),
+    sa.Column("status_list", sa.BigInteger, nullable=False),
+    sa.Column("status_index", sa.BigInteger, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.UniqueConstraint("status_list", "status_index", name="credential_issued_slot"),
+    sa.ForeignKeyConstraint(["status_list", "status_index"],
+                            ["credential_status_slots.list_id", "credential_status_slots.idx"]),
+    sa.Index("credential_issued_by_learner", "learner", "issued_at"),
+)  # fmt: skip
+
+credential_revocations: Final = sa.Table(
+    "credential_revocations", metadata,
+    sa.Column("credential_id", sa.Text, sa.ForeignKey("credential_issued.id"),
+              primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("revoked_by", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text, nullable=False),
+)  # fmt: skip
+
+credential_status_published: Final = sa.Table(
+    "credential_status_published", metadata,
+    sa.Column("list_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("valid_until", sa.Text, nullable=False),
+)  # fmt: skip
+
+APP_TABLES: Final = tuple(t for t in metadata.sorted_tables
+                          if t.name.startswith(("review_", "credential_")))  # fmt: skip
+"""The HTTP app's tables (revision 0003), in dependency order."""

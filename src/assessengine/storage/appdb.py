@@ -1,0 +1,152 @@
+"""`AppDb`: one connection to a store's database for the HTTP app's stores (`ReviewStore`,
+`SqlCredentialStore`), the same SQL on SQLite and PostgreSQL.
+
+The adapters write their SQL once, with ``?`` placeholders (positional only); `AppDb`
+translates for the driver (``%s`` for psycopg). What differs between the dialects beyond that
+is asked of it: `json_field` (a field of a JSON text column). Both dialects take
+``INSERT ... ON CONFLICT ... DO UPDATE`` and ``RETURNING``.
+
+The tables are `storage.schema`'s, created by the migrations when the engine's store opens
+(`open_store`): open the store first. Calls are serialised by a lock (one connection);
+`write` is one transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN``), committed when
+the block ends and rolled back if it raises. Driver errors become StoreError (StorageFullError
+when the disk is full), naming the store without its password.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+from ..adapters.sqlite_store import immediate
+from ..adapters.store import StorageFullError, StoreError, StoreOpenError, disk_full
+from .url import one_line, parse_url, redact
+
+BUSY_TIMEOUT_S: Final = 10.0
+
+
+class Rows(Protocol):
+    """What `Db.execute` returns (a driver cursor)."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db:
+    """The connection inside `AppDb.read` / `write`: `execute` with ``?`` placeholders."""
+
+    def __init__(self, conn: Any, dialect: Literal["sqlite", "postgresql"]) -> None:
+        self._conn, self._dialect = conn, dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        if self._dialect == "postgresql":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        rows: Rows = self._conn.execute(sql, tuple(params))
+        return rows
+
+    def insert_id(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT and return the new row's ``id`` (``RETURNING id``)."""
+        row = self.execute(f"{sql} RETURNING id", params).fetchone()
+        return int(row[0])
+
+
+class AppDb:
+    """One connection to the database of the store `url` names (see the module)."""
+
+    def __init__(self, url: str | Path) -> None:
+        parsed = parse_url(url)
+        self.dialect: Literal["sqlite", "postgresql"] = parsed.backend
+        self.where = str(parsed)
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        try:
+            if parsed.backend == "sqlite":
+                self._conn = _sqlite(Path(parsed.target))
+            else:
+                self._conn = _postgres(parsed.target)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreOpenError(f"{self.where}: cannot open ({exc})") from None
+        except Exception as exc:  # psycopg.Error: psycopg is imported only for PostgreSQL
+            raise StoreOpenError(f"{redact(self.where)}: cannot connect "
+                                 f"({one_line(str(exc))})") from None  # fmt: skip
+
+    def json_field(self, column: str, key: str, *, real: bool = False) -> str:
+        """SQL for the field `key` of the JSON text in `column` (NULL when the text is not
+        JSON, on SQLite; PostgreSQL's stores hold strict JSON only); `real`: as a number."""
+        if self.dialect == "sqlite":
+            return f"CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{key}') END"
+        field = f"({column}::jsonb ->> '{key}')"
+        return f"{field}::float8" if real else field
+
+    @contextmanager
+    def read(self) -> Iterator[Db]:
+        with self._lock, self._errors():
+            yield Db(self._connection(), self.dialect)
+
+    @contextmanager
+    def write(self) -> Iterator[Db]:
+        with self._lock, self._errors():
+            conn = self._connection()
+            if self.dialect == "postgresql":
+                with conn.transaction():
+                    yield Db(conn, self.dialect)
+                return
+            with immediate(conn):
+                yield Db(conn, self.dialect)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            raise StoreError(f"{self.where}: closed")
+        return self._conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not _driver_error(exc):
+                raise
+            if disk_full(exc):
+                raise StorageFullError(f"{self.where}: the disk is full ({one_line(str(exc))})"
+                                       "; free space, then retry") from exc  # fmt: skip
+            raise StoreError(f"{self.where}: {one_line(str(exc))}") from exc
+
+
+def _driver_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return True
+    module = type(exc).__module__
+    return module.startswith("psycopg")
+
+
+def _sqlite(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)  # fmt: skip
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _postgres(url: str) -> Any:
+    import psycopg  # noqa: PLC0415  (the postgres extra)
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=int(BUSY_TIMEOUT_S))
