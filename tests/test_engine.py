@@ -81,7 +81,7 @@ def test_decisions_are_saved_while_the_session_is_still_open(tmp_path: Path) -> 
         c.open(sid, learner="L", scenario=sim.scenario, rubric=sim.rubric)
         c.send(sid, cols)
         c.flush(10)
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         assert store.decisions(sid)
         assert store.report(sid) is None
         assert isinstance(engine.scoring, ThreadScoring)
@@ -279,7 +279,7 @@ def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path, sc
                 c.close(sid, float(sim.close_t[k]))
             c.flush(20)
             thread.join(20)
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         metrics = engine.metrics_text()
     assert garbage.error is None
     assert garbage.codes == [
@@ -314,7 +314,7 @@ def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(
             c.send(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
                                 sim.signals[:, rows]))  # fmt: skip
         c.flush(10)
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         before = {sid: len(store.decisions(sid)) for sid in sim.session_ids}
     # stopped with the sessions open; a new engine replays them and the stream resumes
     with running_engine(db, scoring=scoring) as (engine, store):
@@ -325,7 +325,7 @@ def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(
         with EngineClient(engine.endpoint, client_id="sim", **FAST) as c:
             streamed = stream_sessions(c, sim)
         assert streamed.events == len(sim) - int(half.sum())
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
     assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
 
 
@@ -339,7 +339,7 @@ def test_recovery_reports_a_session_closed_just_before_a_crash(
         engine.endpoint, client_id="sim", **FAST
     ) as c:
         stream_sessions(c, sim)
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         expected = {sid: store.report(sid) for sid in sim.session_ids}
     raw = sqlite3.connect(db)  # as if the engine had crashed between the CLOSE and its report
     try:
@@ -538,7 +538,7 @@ def test_a_burst_of_closes_is_answered_in_order_each_on_its_own(tmp_path: Path) 
                 sock.send_multipart(frames)
             answers = _answers(sock, len(burst))
         assert answers == expected
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         records = {sid: store.session(sid) for sid in names}
         assert {sid: r.status for sid, r in records.items() if r} == {
             **dict.fromkeys(names, "closed"), names[4]: "open"
@@ -588,7 +588,7 @@ def test_closes_between_other_sessions_batches_do_not_split_the_group_commit(
         assert len(appends) < 5
         assert sum(closes) == 4
         assert len(closes) < 4
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         assert {sid: store.session(sid).status for sid in ending + streaming} == {  # type: ignore[union-attr]
             **dict.fromkeys(ending, "closed"), **dict.fromkeys(streaming, "open")
         }

@@ -153,7 +153,7 @@ def test_curve_keys_dir_admits_listed_clients_only(tmp_path: Path) -> None:
         with EngineClient(engine.endpoint, client_id="intruder", curve=bad, **FAST) as c, \
                 pytest.raises(DeliveryTimeoutError):  # fmt: skip
             c.open("X", learner="L", scenario="network-lab", rubric="network-lab", timeout=1.5)
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(60)
         assert store.report(sim.session_ids[0]) is not None
         assert store.session("X") is None
         assert engine.counters.snapshot()["denied_clients"] >= 1
@@ -177,7 +177,7 @@ def test_serve_no_ingest_serves_the_api_beside_a_running_engine_on_its_store(
     with running_engine(db) as (engine, _):
         with EngineClient(engine.endpoint, client_id="t", **FAST) as c:
             stream_sessions(c, sim)
-        assert engine.wait_idle(20)
+        assert engine.wait_idle(60)
         made = CliRunner().invoke(main, ["token", "create", "--role", "assessor", "--name", "t",
                                          "--db", str(db)])  # fmt: skip
         assert made.exit_code == 0, made.output

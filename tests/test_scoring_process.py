@@ -90,7 +90,7 @@ def test_the_engine_says_it_stopped_when_its_scoring_process_dies(tmp_path: Path
             half = _rows(sim, 0, 0.5)
             c.send(sim.session_ids[0], half)
             c.flush(10)
-            assert engine.wait_idle(10)
+            assert engine.wait_idle(60)
             os.kill(engine.scoring.pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while engine.running and time.monotonic() < deadline:
