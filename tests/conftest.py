@@ -33,6 +33,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not _needs_postgres(item)]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile (a fresh clone) or load the scoring kernel once, before any test runs: in the
+    xdist controller, so that the workers load it from numba's cache instead of compiling it
+    at once inside tests that wait for an engine with a bound."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from assessengine.adapters.memory_store import MemoryStore  # noqa: PLC0415
+    from assessengine.compose import load_library  # noqa: PLC0415
+    from assessengine.runtime.pipeline import Scorer  # noqa: PLC0415
+    from assessengine.settings import Settings  # noqa: PLC0415
+
+    library, _ = load_library(Settings())
+    Scorer(MemoryStore(), library).warm_up()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if pg.bin_dir() is None:
         terminalreporter.write_line(pg.MISSING, yellow=True, bold=True)
