@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.store import StoreError
@@ -36,14 +37,14 @@ from .pg_server import PgServer
 from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
 
 
-def _settings(url: str) -> Settings:
-    return Settings.load(flags={"db": url, "zmq": "tcp://127.0.0.1:*", "scoring": "thread"})
+def _settings(url: str, scoring: str = "thread") -> Settings:
+    return Settings.load(flags={"db": url, "zmq": "tcp://127.0.0.1:*", "scoring": scoring})
 
 
 @contextmanager
-def composed_engine(url: str) -> Iterator[Engine]:
+def composed_engine(url: str, scoring: str = "thread") -> Iterator[Engine]:
     """An engine as `serve` builds it from its settings, started; stopped afterwards."""
-    settings = _settings(url)
+    settings = _settings(url, scoring)
     with closing(open_store(url, **store_options(settings))) as store:
         engine = build_engine(settings, store, library())
         engine.start()
@@ -254,11 +255,13 @@ def test_a_second_engine_refuses_a_session_the_first_owns(pg_database: str) -> N
         assert b.store.session(sid).status == "open"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("scoring", ["thread", "process"])
 def test_a_session_is_taken_over_once_its_engine_stops_and_reports_as_one_engine(
-    tmp_path: Path, pg_database: str
+    tmp_path: Path, pg_database: str, scoring: str
 ) -> None:
+    """(The scoring process of the engine that takes over rebuilds the sessions itself.)"""
     sim = sessions("lhd-underground", 3, seed=6)
-    with composed_engine(pg_database) as b:
+    with composed_engine(pg_database, scoring) as b:
         with composed_engine(pg_database) as a:
             sent = _send_first_half(a.endpoint, sim)
             assert a.wait_idle(20)

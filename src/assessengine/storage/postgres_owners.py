@@ -39,8 +39,9 @@ from .url import one_line, redact
 CHECK_S: Final = 1.0
 """Seconds between liveness checks of the lock connection (when no claim queried it)."""
 KEEPALIVE_S: Final = 10
-"""TCP keepalive idle seconds of the lock connection (the server notices a vanished engine
-after about this plus 3 probes 3 s apart)."""
+"""TCP keepalive idle seconds of the lock connection, on both ends (the server notices a
+vanished engine host, and the engine a vanished server, after about this plus 3 probes 3 s
+apart)."""
 _LOCK: Final = (
     "SELECT u.i, pg_try_advisory_lock(u.k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(k, i)"
 )
@@ -175,6 +176,8 @@ class PostgresOwners:
                 application_name=self._name[:63], keepalives=1, keepalives_idle=KEEPALIVE_S,
                 keepalives_interval=3, keepalives_count=3,
             )  # fmt: skip
+            for name, value in (("idle", KEEPALIVE_S), ("interval", 3), ("count", 3)):
+                conn.execute(f"SET tcp_keepalives_{name} = {value}")  # the server's side
             row = conn.execute("SELECT current_schema()").fetchone()
         except psycopg.Error as exc:
             error = StoreOpenError if opening else StoreError
