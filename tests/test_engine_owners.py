@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Collection, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,34 @@ def test_a_session_is_taken_over_once_its_engine_stops_and_reports_as_one_engine
     for sid in sim.session_ids:
         code, output = audit(pg_database, sid)  # type: ignore[arg-type]
         assert code == 0, output
+
+
+def test_the_client_keeps_resending_a_refused_open_until_the_owner_is_gone(
+    pg_database: str,
+) -> None:
+    """session_owned is retryable: `EngineClient.open` waits through the NACKs, and gets
+    OPENED from the engine that takes the session over once its owner stops."""
+    sim = sessions("network-lab", 1, seed=15)
+    sid = sim.session_ids[0]
+    with composed_engine(pg_database) as b, ExitStack() as owning:
+        owner = owning.enter_context(composed_engine(pg_database))
+        with RawPeer(owner.endpoint) as peer:
+            assert peer.request(_open(sim, 0))["type"] == "OPENED"
+
+        def stop_the_owner_once_refused() -> None:
+            while not b.counters.snapshot()["nacks"].get("session_owned"):
+                threading.Event().wait(0.05)
+            owning.close()  # the owner stops (idempotent: the `with` closes it again)
+
+        stopper = threading.Thread(target=stop_the_owner_once_refused, daemon=True)
+        stopper.start()
+        with EngineClient(b.endpoint, client_id="sim", **FAST) as c:
+            opened = c.open(sid, learner=sim.learners[0], scenario=sim.scenario,
+                            rubric=sim.rubric, metadata={"profile": sim.profiles[0]},
+                            timeout=60)  # fmt: skip
+        stopper.join(60)
+        assert opened.next_seq == 0
+        assert b.counters.snapshot()["nacks"]["session_owned"] >= 1
 
 
 def test_an_engine_starting_beside_a_live_owner_leaves_its_sessions_alone(
