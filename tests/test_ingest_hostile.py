@@ -21,6 +21,7 @@ from assessengine.adapters.library import load_scenario
 from assessengine.adapters.memory_store import MemoryStore
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
+from assessengine.ingest import triage
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.ingest_rules import IngestRules
 from assessengine.runtime.engine import Engine
@@ -256,14 +257,14 @@ def test_an_exception_on_one_message_nacks_it_and_the_engine_keeps_serving(
 
         monkeypatch.setattr(IngestRules, "events", events)
     else:
-        real_parse = zmq_ingest.parse_client_header
+        real_parse = triage.parse_client_header
 
         def parse(frame: bytes) -> Any:
             if b"BOOM" in frame:
                 raise RuntimeError("bug")
             return real_parse(frame)
 
-        monkeypatch.setattr(zmq_ingest, "parse_client_header", parse)
+        monkeypatch.setattr(triage, "parse_client_header", parse)
     good = f"G-{where}"
     assert peer.request(_open(good))["type"] == "OPENED"
     if where == "decide":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,10 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from .. import __version__
-from ..core.wire import (
-    EMPTY_HEADER_HINT,
-    PAYLOAD_FRAMES,
-    PROTOCOL,
-    ClientMessage,
-    HeaderProblem,
-    Nack,
-    Welcome,
-    WireModel,
-    parse_client_header,
-)
+from ..core.wire import WireModel
 from ..errors import AssessEngineError
 from ..ingest.port import Counters, Message
+from ..ingest.triage import Triage
 
 __all__ = ["Counters", "CurveConfig", "IngestConfigError", "Message", "ZmqIngest", "check_bind"]
 
@@ -47,7 +36,6 @@ log = logging.getLogger(__name__)
 ZAP_DOMAIN: Final = "assessengine"
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 LOCAL_TRANSPORTS: Final = frozenset({"ipc", "inproc"})
-MAX_FRAMES: Final = 1 + max(PAYLOAD_FRAMES.values())
 
 
 class IngestConfigError(AssessEngineError):
@@ -169,11 +157,8 @@ class ZmqIngest:
         self.max_header_bytes = max_header_bytes
         self.max_messages = max_messages
         self.counters = counters if counters is not None else Counters()
-        self._welcome = Welcome(
-            engine=f"assessengine/{__version__}",
-            max_frame_bytes=max_frame_bytes,
-            max_header_bytes=max_header_bytes,
-        ).to_frame()
+        self._triage = Triage(max_frame_bytes=max_frame_bytes, max_header_bytes=max_header_bytes,
+                              counters=self.counters, send=self._send)  # fmt: skip
         self._context = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         self._socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
@@ -226,7 +211,7 @@ class ZmqIngest:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            message = self._guarded_check(frames)
+            message = self._triage.guarded(frames[0].bytes, [f.buffer for f in frames[1:]])
             if message is not None:
                 out.append(message)
             if max_bytes is not None:
@@ -234,78 +219,6 @@ class ZmqIngest:
                 if taken >= max_bytes:
                     break
         return out
-
-    def _guarded_check(self, frames: list[zmq.Frame]) -> Message | None:
-        """`_check`, except that a failure (a bug: `_check` answers every message it can
-        read) is logged and answered NACK ``internal`` instead of ending the caller's loop."""
-        try:
-            return self._check(frames)
-        except Exception as exc:
-            log.exception("ingest: failed on a message of %d frame(s)", len(frames) - 1)
-            with contextlib.suppress(Exception):
-                self.nack(frames[0].bytes, "internal", f"the engine failed on this message "
-                          f"({type(exc).__name__}); it was not stored")
-            return None
-
-    def _check(self, frames: list[zmq.Frame]) -> Message | None:
-        identity = frames[0].bytes
-        parts = frames[1:]
-        c = self.counters
-        c.messages += 1
-        c.bytes += sum(len(f) for f in parts)
-        if len(parts) > 1 and not len(parts[0]):  # a REQ socket's delimiter: answer in kind
-            self.counters.count_nack("frame_count")
-            nack = Nack(code="frame_count", message=EMPTY_HEADER_HINT)
-            self._send(identity, [b"", nack.to_frame()])
-            return None
-        if not parts or len(parts) > MAX_FRAMES:
-            self.nack(identity, "frame_count", f"a message has 1 to {MAX_FRAMES} frames, this "
-                      f"one has {len(parts)}")
-            return None
-        head = parts[0]
-        if len(head) > self.max_header_bytes:
-            self.nack(identity, "too_large", f"header frame is {len(head)} bytes, the limit is "
-                      f"{self.max_header_bytes}")
-            return None
-        raw = head.bytes
-        parsed = parse_client_header(raw)
-        if isinstance(parsed, HeaderProblem):
-            self.nack(identity, parsed.code, parsed.message, session=parsed.session,
-                      in_reply_to=parsed.in_reply_to)
-            return None
-        return self._admit(identity, parsed, raw, parts[1:])
-
-    def _admit(
-        self, identity: bytes, header: ClientMessage, raw: bytes, payload: list[zmq.Frame]
-    ) -> Message | None:
-        session = getattr(header, "session", None)
-        wanted = PAYLOAD_FRAMES[header.type]
-        if len(payload) != wanted:
-            self.nack(identity, "frame_count", f"{header.type} has {1 + wanted} frame(s) (header"
-                      f"{' + payload' if wanted else ''}), this one has {1 + len(payload)}",
-                      session=session, in_reply_to=header.type, first_seq=_first_seq(header))
-            return None
-        if payload and len(payload[0]) > self.max_frame_bytes:
-            self.nack(identity, "too_large", f"payload frame is {len(payload[0])} bytes, the "
-                      f"limit is {self.max_frame_bytes}; send smaller batches", session=session,
-                      in_reply_to=header.type, first_seq=_first_seq(header))
-            return None
-        if header.type == "HELLO":
-            if header.protocol != PROTOCOL:
-                self.nack(identity, "unsupported_version", f"this engine speaks protocol "
-                          f"{PROTOCOL}, not {header.protocol}", in_reply_to="HELLO")
-            else:
-                self._send(identity, [self._welcome])
-            return None
-        if header.type == "PING":
-            self._send(identity, [b'{"type":"PONG","nonce":%d}' % header.nonce])
-            return None
-        if header.type == "EVENTS":
-            self.counters.batches += 1
-            self.counters.events += header.count
-        # read-only: the frame is ours alone and never written, so it may be stored as it is
-        body = payload[0].buffer.toreadonly() if payload else None
-        return Message(identity, header, raw, body, time.monotonic())
 
     # -------------------------------------------------------------------------- replying
 
@@ -326,13 +239,9 @@ class ZmqIngest:
         in_reply_to: str | None = None,
         first_seq: int | None = None,
     ) -> None:
-        """Send a NACK and count it under `code`. Text UTF-8 cannot encode (lone surrogates)
-        is sent escaped, so that no value makes the NACK itself fail."""
-        self.counters.count_nack(code)
-        nack = Nack(session=_utf8(session), code=code, message=_utf8(message) or "",
-                    expected_seq=expected_seq, in_reply_to=_utf8(in_reply_to),
-                    first_seq=first_seq)  # fmt: skip
-        self._send(identity, [nack.to_frame()])
+        """Send a NACK and count it under `code` (see `Triage.nack`)."""
+        self._triage.nack(identity, code, message, session=session, expected_seq=expected_seq,
+                          in_reply_to=in_reply_to, first_seq=first_seq)  # fmt: skip
 
     def _send(self, identity: bytes, frames: list[bytes]) -> None:
         # ROUTER drops (does not raise) when the peer is gone or its queue is full
@@ -357,13 +266,3 @@ class ZmqIngest:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _first_seq(header: ClientMessage) -> int | None:
-    return header.first_seq if header.type == "EVENTS" else None
-
-
-def _utf8(text: str | None) -> str | None:
-    """`text`, with what UTF-8 cannot encode (lone surrogates) written as escapes."""
-    if text is None or text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -7,11 +7,10 @@ sockets, no threads of its own; deterministic.
         peer = transport.peer()
         peer.request({"type": "OPEN", "session": "S1", ...})      # -> {"type": "OPENED", ...}
 
-Like the ZeroMQ transport (`adapters.zmq_ingest`), and in the same order, it NACKs a message
-with the wrong number of frames, a frame over its size limit (``too_large``) and a header that
-is not a client message (`core.wire.parse_client_header`); it answers HELLO (WELCOME) and PING
-(PONG) itself, and counts what it sees. What it cannot fake: the socket's hard frame cap
-(ZeroMQ drops the connection), CURVE, high-water marks.
+It checks and answers messages with the ZeroMQ transport's own `ingest.triage.Triage`, so it
+NACKs exactly what that one NACKs (frame counts, sizes, headers that are not client messages)
+and answers HELLO (WELCOME) and PING (PONG) itself, counting what it sees. What it cannot fake:
+the socket's hard frame cap (ZeroMQ drops the connection), CURVE, high-water marks.
 """
 
 from __future__ import annotations
@@ -19,25 +18,14 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from collections import deque
 from typing import Any, Final
 
-from .. import __version__
-from ..core.wire import (
-    PAYLOAD_FRAMES,
-    PROTOCOL,
-    ClientMessage,
-    HeaderProblem,
-    Nack,
-    Welcome,
-    WireModel,
-    parse_client_header,
-)
+from ..core.wire import WireModel
 from .port import Counters, Message
+from .triage import Triage
 
 FAKE_ENDPOINT: Final = "fake://in-process"
-MAX_FRAMES: Final = 1 + max(PAYLOAD_FRAMES.values())
 Frame = bytes | dict[str, Any]
 """A frame a peer sends: bytes as they are, a dict as its JSON."""
 
@@ -57,6 +45,7 @@ class FakeTransport:
         self.max_messages = max_messages
         self.max_frame_bytes, self.max_header_bytes = max_frame_bytes, max_header_bytes
         self.counters = Counters()
+        self._triage = self._triage_for(self.counters)
         self.closed = False
         self._inbox: deque[tuple[bytes, list[bytes]]] = deque()
         self._outbox: dict[bytes, deque[list[bytes]]] = {}
@@ -69,9 +58,14 @@ class FakeTransport:
 
     def __call__(self, counters: Counters) -> FakeTransport:
         """The factory: the engine's ingest thread takes this transport, with its counters."""
-        self.counters = counters
+        self.counters, self._triage = counters, self._triage_for(counters)
         self.closed = False
         return self
+
+    def _triage_for(self, counters: Counters) -> Triage:
+        return Triage(max_frame_bytes=self.max_frame_bytes,
+                      max_header_bytes=self.max_header_bytes, counters=counters,
+                      send=self._deliver)  # fmt: skip
 
     # -------------------------------------------------------------------------- peers' side
 
@@ -104,7 +98,7 @@ class FakeTransport:
                 if not self._inbox or self.closed:
                     break
                 identity, frames = self._inbox.popleft()
-                message = self._check(identity, frames)
+                message = self._triage.guarded(identity, [memoryview(f) for f in frames])
                 if message is not None:
                     out.append(message)
                 taken += sum(len(f) for f in frames)
@@ -112,55 +106,13 @@ class FakeTransport:
                     break
         return out
 
-    def _check(self, identity: bytes, frames: list[bytes]) -> Message | None:
-        c = self.counters
-        c.messages += 1
-        c.bytes += sum(len(f) for f in frames)
-        if not 1 <= len(frames) <= MAX_FRAMES:
-            self.nack(identity, "frame_count", f"a message has 1 to {MAX_FRAMES} frames, this "
-                      f"one has {len(frames)}")  # fmt: skip
-            return None
-        if len(frames[0]) > self.max_header_bytes:
-            self.nack(identity, "too_large", f"header frame is {len(frames[0])} bytes, the "
-                      f"limit is {self.max_header_bytes}")  # fmt: skip
-            return None
-        parsed = parse_client_header(frames[0])
-        if isinstance(parsed, HeaderProblem):
-            self.nack(identity, parsed.code, parsed.message, session=parsed.session,
-                      in_reply_to=parsed.in_reply_to)  # fmt: skip
-            return None
-        payload = frames[1:]
-        wanted = 1 + PAYLOAD_FRAMES[parsed.type]
-        if len(frames) != wanted:
-            self.nack(identity, "frame_count", f"{parsed.type} has {wanted} frame(s), this one "
-                      f"has {len(frames)}", **_about(parsed))  # fmt: skip
-            return None
-        if payload and len(payload[0]) > self.max_frame_bytes:
-            self.nack(identity, "too_large", f"payload frame is {len(payload[0])} bytes, the "
-                      f"limit is {self.max_frame_bytes}", **_about(parsed))  # fmt: skip
-            return None
-        if parsed.type == "HELLO":
-            if parsed.protocol != PROTOCOL:
-                self.nack(identity, "unsupported_version", f"this engine speaks protocol "
-                          f"{PROTOCOL}, not {parsed.protocol}", in_reply_to="HELLO")  # fmt: skip
-            else:
-                self.reply(identity, Welcome(engine=f"assessengine/{__version__}",
-                                             max_frame_bytes=self.max_frame_bytes,
-                                             max_header_bytes=self.max_header_bytes))  # fmt: skip
-            return None
-        if parsed.type == "PING":
-            self.reply(identity, b'{"type":"PONG","nonce":%d}' % parsed.nonce)
-            return None
-        if parsed.type == "EVENTS":
-            c.batches += 1
-            c.events += parsed.count
-        body = memoryview(payload[0]).toreadonly() if payload else None
-        return Message(identity, parsed, frames[0], body, time.monotonic())
-
     def reply(self, identity: bytes, header: WireModel | bytes, *frames: bytes) -> None:
         head = header if isinstance(header, bytes) else header.to_frame()
+        self._deliver(identity, [head, *frames])
+
+    def _deliver(self, identity: bytes, frames: list[bytes]) -> None:
         with self._cond:
-            self._outbox.setdefault(identity, deque()).append([head, *frames])
+            self._outbox.setdefault(identity, deque()).append(frames)
             self._cond.notify_all()
 
     def nack(
@@ -174,10 +126,8 @@ class FakeTransport:
         in_reply_to: str | None = None,
         first_seq: int | None = None,
     ) -> None:
-        self.counters.count_nack(code)
-        self.reply(identity, Nack(session=session, code=code, message=message,
-                                  expected_seq=expected_seq, in_reply_to=in_reply_to,
-                                  first_seq=first_seq))  # fmt: skip
+        self._triage.nack(identity, code, message, session=session, expected_seq=expected_seq,
+                          in_reply_to=in_reply_to, first_seq=first_seq)  # fmt: skip
 
     def close(self) -> None:
         with self._cond:
@@ -209,12 +159,6 @@ class FakePeer:
         if reply is None:
             raise TimeoutError(f"no reply within {timeout}s")
         return reply
-
-
-def _about(header: ClientMessage) -> dict[str, Any]:
-    """The NACK fields that name the message being refused."""
-    return {"session": getattr(header, "session", None), "in_reply_to": header.type,
-            "first_seq": getattr(header, "first_seq", None)}  # fmt: skip
 
 
 def _frame(frame: Frame) -> bytes:
