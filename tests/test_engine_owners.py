@@ -157,6 +157,9 @@ class Scripted:
     def owner(self, session: str) -> str | None:
         return "engine-a" if session in self.others else None
 
+    def serving(self, endpoint: str) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 
@@ -250,7 +253,8 @@ def test_a_second_engine_refuses_a_session_the_first_owns(pg_database: str) -> N
                 reply = other.request(message)
                 assert (reply["type"], reply["code"], reply["session"]) == (
                     "NACK", "session_owned", sid)  # fmt: skip
-                assert "owned by another engine" in reply["message"]
+                assert f"owned by another engine ({a.endpoint} assessengine pid" in reply[
+                    "message"]  # fmt: skip
         assert b.store.session(sid) is not None  # stored by the owner; nothing by the other
         assert b.store.session(sid).status == "open"  # type: ignore[union-attr]
 

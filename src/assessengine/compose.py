@@ -140,7 +140,8 @@ def scoring_backend(
 def build_owners(settings: Settings) -> Owners:
     """Who owns which session, for the store of `settings`: on PostgreSQL, which several
     engines may share, advisory locks on a connection of the engine's own
-    (`PostgresOwners`, named after this host, process and ZeroMQ endpoint); otherwise the
+    (`PostgresOwners`, named after this process and host, and the engine's ZeroMQ
+    endpoint once bound); otherwise the
     engine is the store's only one (`SoleOwner`). StoreOpenError when the server cannot be
     reached."""
     url = parse_url(database(settings))
@@ -148,7 +149,7 @@ def build_owners(settings: Settings) -> Owners:
         return SoleOwner()
     from .storage.postgres_owners import PostgresOwners  # noqa: PLC0415  (psycopg: an extra)
 
-    name = f"assessengine {socket.gethostname()} pid {os.getpid()} {settings.zmq}"
+    name = f"assessengine pid {os.getpid()} on {socket.gethostname()}"  # + the endpoint
     return PostgresOwners(url.target, name=name)
 
 

@@ -352,6 +352,7 @@ class Engine:
             self.stop()
             raise error
         self.stats.started = time.monotonic()
+        self.owners.serving(self.endpoint)
         return self.stats.recovery
 
     def stop(self, timeout: float | None = None) -> None:

@@ -57,6 +57,11 @@ class Owners(Protocol):
         """A name of the engine that owns `session`, for messages (None when unknown)."""
         ...
 
+    def serving(self, endpoint: str) -> None:
+        """This engine's clients reach it at `endpoint` (bound once it started): part of the
+        name other engines give their clients in NACK ``session_owned``."""
+        ...
+
     def close(self) -> None:
         """Release every session (idempotent)."""
         ...
@@ -73,6 +78,9 @@ class SoleOwner:
 
     def owner(self, session: str) -> str | None:
         return None
+
+    def serving(self, endpoint: str) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -63,7 +63,7 @@ class PostgresOwners:
                  check_interval: float = CHECK_S) -> None:  # fmt: skip
         self.where = redact(url)
         self._interval = check_interval
-        self._url, self._name, self._timeout = url, name, connect_timeout
+        self._url, self._name, self._base, self._timeout = url, name, name, connect_timeout
         self._lock = threading.Lock()
         self._held: dict[str, int] = {}  # session -> lock key
         self._checked = 0.0
@@ -115,6 +115,19 @@ class PostgresOwners:
             except psycopg.Error:
                 return None
         return None if row is None else str(row[0])
+
+    def serving(self, endpoint: str) -> None:
+        """Name the lock connection ``ENDPOINT NAME`` (the endpoint first: PostgreSQL keeps
+        63 bytes of an ``application_name``)."""
+        with self._lock:
+            self._name = f"{endpoint} {self._base}"
+            if self._conn is None:
+                return
+            try:
+                self._conn.execute("SELECT set_config('application_name', %s, false)",
+                                   (self._name[:63],))  # fmt: skip
+            except psycopg.Error:
+                self._lost()  # named anew when it reconnects
 
     def release(self, sessions: Collection[str]) -> None:
         with self._lock:
