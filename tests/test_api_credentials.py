@@ -25,6 +25,7 @@ from assessengine.adapters.policies import shipped_rubric
 from assessengine.adapters.signer import IssuerKey
 from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
+from assessengine.adapters.store import Store
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.credentials import CredentialSettings, LrsSettings
@@ -34,6 +35,7 @@ from assessengine.core.status_list import status_of
 from assessengine.core.xapi import VERBS, VOIDED
 from assessengine.credential_verify import verify
 from assessengine.settings import Settings, SettingsError
+from assessengine.storage import open_store
 
 from .stored_payloads import copy_store
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens
@@ -58,20 +60,24 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assessors record it through the API)."""
     path = tmp_path_factory.mktemp("credentials") / "engine.db"
     with SqliteStore(path, synchronous="OFF") as store:
-        record_sessions(store, FORKLIFT, LEARNER, [("S-1", "simulator", "competent"),
-                                                   ("S-2", "simulator", "competent"),
-                                                   ("F-1", "field", "competent")],
-                        observe=False)  # fmt: skip
-        record_sessions(store, FORKLIFT, OTHER_LEARNER, [("S-3", "simulator", "competent")],
-                        observe=False)  # fmt: skip
+        record_template(store)
     return path
+
+
+def record_template(store: Store) -> None:
+    record_sessions(store, FORKLIFT, LEARNER, [("S-1", "simulator", "competent"),
+                                               ("S-2", "simulator", "competent"),
+                                               ("F-1", "field", "competent")],
+                    observe=False)  # fmt: skip
+    record_sessions(store, FORKLIFT, OTHER_LEARNER, [("S-3", "simulator", "competent")],
+                    observe=False)  # fmt: skip
 
 
 @dataclass
 class Http:
     client: TestClient
     tokens: dict[str, str]
-    db: Path
+    db: str | Path
 
     def headers(self, role: str | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -110,6 +116,25 @@ def http(template: Path, tmp_path: Path) -> Iterator[Http]:
     yield from open_http(template, tmp_path)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def http_on(request: pytest.FixtureRequest, template: Path, tmp_path: Path) -> Iterator[Http]:
+    """`http` on each backend: the same sessions in a SQLite file, or in a PostgreSQL
+    database (the issuer key given as a file: a server database keeps none beside it)."""
+    if request.param == "sqlite":
+        yield from open_http(template, tmp_path)
+        return
+    url: str = request.getfixturevalue("pg_store_url")
+    with open_store(url) as store:
+        record_template(store)
+    key = tmp_path / "issuer.pem"
+    key.write_bytes(IssuerKey.generate().to_pem())
+    app = create_app(db_path=url, credentials=CredentialSettings(base_url=BASE),
+                     issuer_key_path=key)  # fmt: skip
+    tokens = make_tokens(app.state.service)
+    with TestClient(app) as client:
+        yield Http(client, tokens, url)
+
+
 def _problem(answer: Any, status: int, slug: str) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
@@ -127,8 +152,9 @@ def _checks(answer: Any) -> dict[str, str]:
 
 
 def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
-    http: Http,
+    http_on: Http,
 ) -> None:
+    http = http_on
     refused = _problem(http.issue(), 422, "not-eligible")
     assert "pending: looks_before_reversing" in refused["detail"]
 
@@ -143,7 +169,7 @@ def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
     assert http.get(answer.headers["location"], "learner").json()["document"] == document
     evidence = document["evidence"]
     assert [e["id"] for e in evidence] == [f"{BASE}{API}/sessions/{s}" for s in MINE]
-    with SqliteStore(http.db) as store:
+    with open_store(http.db) as store:
         heads = [store.session(s).chain_head for s in MINE]  # type: ignore[union-attr]
     assert [e["description"] for e in evidence] == [CHAIN_HEAD_LABEL + h for h in heads]
     assert "Assessor: assessor-1." in evidence[2]["narrative"]  # who recorded the observation
@@ -196,7 +222,8 @@ def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
     assert again.json()["id"] != document["id"]
 
 
-def test_an_active_credential_is_not_issued_twice(http: Http) -> None:
+def test_an_active_credential_is_not_issued_twice(http_on: Http) -> None:
+    http = http_on
     http.observe_all()
     assert http.issue().status_code == 201
     body = _problem(http.issue(), 409, "conflict")
@@ -482,7 +509,8 @@ def test_a_statement_that_changed_reaches_an_lrs_that_keeps_statements_immutable
 # ============================================================================ web page
 
 
-def test_the_learner_sees_the_badge_its_evidence_and_its_verification(http: Http) -> None:
+def test_the_learner_sees_the_badge_its_evidence_and_its_verification(http_on: Http) -> None:
+    http = http_on
     http.observe_all()
     document = http.issue().json()
     form = http.client.get("/signin")
@@ -617,3 +645,27 @@ def test_serve_settings_default_to_the_http_address() -> None:
     assert "hunter2" not in repr(Settings.load(environ=environ))
     with pytest.raises(SettingsError, match="ASSESSENGINE_BASE_URL"):
         _credentials({"ASSESSENGINE_BASE_URL": "ftp://a.example"})
+
+
+def test_the_session_list_observations_overrides_and_audit_on_each_backend(
+    http_on: Http,
+) -> None:
+    http = http_on
+    listed = http.get(f"{API}/sessions?learner={LEARNER}&limit=10", "assessor").json()["items"]
+    assert sorted(s["session"] for s in listed) == sorted(MINE)
+    http.observe_all(("S-1",))
+    detail = http.get(f"{API}/sessions/S-1", "assessor").json()
+    assert [o["criterion"] for o in detail["observations"]] == OBSERVED
+    criterion = next(c["id"] for c in detail["criteria"] if c["verdict"] == "pass")
+    answer = http.post(f"{API}/sessions/S-1/overrides",
+                       {"criterion": criterion, "verdict": "fail", "reason": "seen in the yard"},
+                       "assessor")  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["overridden"] is True
+    found = http.get(f"{API}/sessions?outcome=pass&learner={LEARNER}", "assessor").json()
+    assert [s["session"] for s in found["items"]] == ["S-1"]  # observed: the others pending
+    audit = http.get(f"{API}/audit?session=S-1").json()["items"]
+    assert audit[0]["action"] == "override.create"
+    service: ReviewService = http.client.app.state.service  # type: ignore[attr-defined]
+    assert [t.name for t in service.revoke_token("assessor-1", actor="test")] == ["assessor-1"]
+    assert http.get(f"{API}/sessions", "assessor").status_code == 401

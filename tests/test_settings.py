@@ -7,13 +7,14 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from assessengine.adapters.store import StoreOpenError
 from assessengine.cli import main
-from assessengine.compose import open_store, sqlite_path
+from assessengine.compose import check_store, open_store
 from assessengine.settings import Settings, SettingsError, env_name, flag_name, unknown_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,13 +105,18 @@ def test_the_lrs_password_is_never_shown_and_has_no_flag() -> None:
     assert "ASSESSENGINE_QUEUE_MB" in result.output
 
 
-def test_db_takes_a_sqlite_url_or_a_bare_path(tmp_path: Path) -> None:
-    assert sqlite_path(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
-    assert sqlite_path("relative/b.db") == Path("relative/b.db")
+def test_db_takes_a_sqlite_url_a_bare_path_or_a_postgres_url(tmp_path: Path) -> None:
+    def checked(db: str, **more: Any) -> Path | None:
+        return check_store(Settings.load(flags={"db": db, **more}, environ={}))
+
+    assert checked(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
+    assert checked("relative/b.db") == Path("relative/b.db")
     with pytest.raises(StoreOpenError, match="unknown store URL scheme"):
-        sqlite_path("mysql://h/db")
-    with pytest.raises(SettingsError, match="need a SQLite store"):
-        sqlite_path("postgresql://engine@db.example/assess")
+        checked("mysql://h/db")
+    with pytest.raises(SettingsError, match="give --issuer-key FILE"):
+        checked("postgresql://engine@db.example/assess")
+    key = tmp_path / "issuer.pem"
+    assert checked("postgresql://engine@db.example/assess", issuer_key=key) is None
     store = open_store(f"sqlite:///{tmp_path}/c.db")
     store.close()
     assert (tmp_path / "c.db").is_file()

@@ -30,7 +30,7 @@ from .runtime.pipeline import RubricLibrary
 from .runtime.scoring import ScoringBackend, ThreadScoring
 from .runtime.scoring_process import START_TIMEOUT_S, RemoteScorer
 from .settings import Settings, SettingsError
-from .storage import open_store, parse_url
+from .storage import local_file, open_store, parse_url
 from .storage.owners import Owners, SoleOwner
 
 __all__ = ["ScoringKind", "build_app", "build_engine", "build_owners", "open_store",
@@ -51,15 +51,16 @@ SERVER_KEY = "engine"
 # ================================================================================ store
 
 
-def sqlite_path(url: str | Path) -> Path:
-    """The file of a SQLite store URL (``sqlite:///PATH`` or a bare path). StoreOpenError for
-    an unknown URL; SettingsError for another backend (the HTTP app and its review and
-    credential stores open a SQLite file today)."""
-    parsed = parse_url(url)
-    if parsed.backend != "sqlite":
-        raise SettingsError(f"db: {parsed}: the HTTP API, reviews and credentials need a SQLite "
-                            "store (sqlite:///PATH) for now")  # fmt: skip
-    return Path(parsed.target)
+def check_store(settings: Settings) -> Path | None:
+    """What `serve` checks of the store before opening it: the URL is one it knows
+    (StoreOpenError), and the issuer key is given when the store has no file to keep it
+    beside (SettingsError). Returns the store's file (SQLite), None for a server database."""
+    found = local_file(database(settings))
+    if found is None and settings.issuer_key is None:
+        raise SettingsError("issuer_key: a store on a database server keeps no file beside it; "
+                            "give --issuer-key FILE (assessengine keys issuer --out "
+                            "FILE makes one)")  # fmt: skip
+    return found
 
 
 def store_options(settings: Settings) -> dict[str, Any]:
@@ -205,7 +206,7 @@ def build_app(
     `port` are where it is served (the default base URL of credentials)."""
     from .api.app import create_app  # noqa: PLC0415  (FastAPI loads only where HTTP is served)
 
-    return create_app(db_path=sqlite_path(database(settings)), metrics=metrics,
+    return create_app(db_path=database(settings), metrics=metrics,
                       rubric_dirs=[*settings.rubrics, *rubric_dirs()],
                       max_upload_bytes=settings.max_upload_bytes,
                       issuer_key_path=settings.issuer_key,

@@ -31,7 +31,7 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def create_app(
     *,
-    db_path: Path,
+    db_path: str | Path,
     metrics: Callable[[], str] | None = None,
     rubric_dirs: Sequence[Path] = (),
     scenario_dirs: Sequence[Path] = (),
@@ -41,23 +41,25 @@ def create_app(
     issuer_key_path: Path | None = None,
     credentials: CredentialSettings | None = None,
 ) -> FastAPI:
-    """Build the HTTP app over the SQLite store at `db_path` (created when missing).
+    """Build the HTTP app over the store `db_path` names (a path or a store URL, see
+    `storage.url`; created when missing).
 
     `metrics` returns the Prometheus text exposition served at `/metrics` (empty if None);
     `rubric_dirs` are searched for rubric files (before the bundled ones) besides the uploaded
     versions; `scenario_dirs` for scenarios. `service` (tests, or a front end that already has
     one) is used instead of opening the store; the app closes only a service it opened, when
     the server shuts down. `web` False leaves the server-rendered pages out (JSON API only).
-    `issuer_key_path` is the key that signs credentials (default: ``<db_path>.issuer.pem``,
-    made on first use); `credentials` the engine's public URL, issuer name and LRS.
+    `issuer_key_path` is the key that signs credentials (default for a SQLite file:
+    ``<db_path>.issuer.pem``, made on first use; a server database needs one given);
+    `credentials` the engine's public URL, issuer name and LRS.
     """
     own = service is None
     review = service or ReviewService.open(
-        Path(db_path), rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
+        db_path, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
         max_upload_bytes=max_upload_bytes,
     )  # fmt: skip
     try:
-        issuing = CredentialApi(review, Path(db_path), issuer_key_path=issuer_key_path,
+        issuing = CredentialApi(review, db_path, issuer_key_path=issuer_key_path,
                                 settings=credentials)  # fmt: skip
     except BaseException:
         if own:
@@ -80,7 +82,7 @@ def create_app(
     )
     app.state.service = review
     app.state.credentials = issuing
-    app.state.db_path = Path(db_path)
+    app.state.db_path = db_path
     problems.install(app)
     app.add_middleware(BodyLimit, default=DEFAULT_BODY_LIMIT, routes={
         f"{routes.PREFIX}/field-sessions": review.max_upload_bytes + MULTIPART_OVERHEAD,

@@ -23,6 +23,7 @@ from ..adapters.zmq_ingest import IngestConfigError
 from ..core.credentials import CredentialError
 from ..runtime.pipeline import RubricLibrary
 from ..settings import Settings, SettingsError
+from ..storage import redact
 from ._app import main
 from ._settings import config_option, load_settings, settings_options
 
@@ -111,15 +112,16 @@ def serve(config: Path | None, **flags: Any) -> None:
     address = parse_address(settings.http)
     try:
         url = compose.database(settings)
-        compose.sqlite_path(url)
+        store_file = compose.check_store(settings)
         compose.credential_settings(settings, host=address.host, port=address.port)
     except (SettingsError, CredentialError, StoreOpenError) as exc:
         raise click.UsageError(str(exc)) from None
-    _check_integrity(compose.sqlite_path(url))
+    if store_file is not None:
+        _check_integrity(store_file)
     if settings.no_ingest:
         with stop_signals() as stop:
             _serve_http(settings, address, stop,
-                        banner=f"assessengine serving: http {{url}}  db {settings.db}  "
+                        banner=f"assessengine serving: http {{url}}  db {redact(url)}  "
                         "(HTTP only: --no-ingest)")  # fmt: skip
         log.info("stopped cleanly")
         return
@@ -161,8 +163,9 @@ def _run(settings: Settings, store: Store, library: RubricLibrary, address: Addr
             if recovered.reopened or recovered.reported:
                 log.info("recovered %d open session(s) (%d events), reported %d closed one(s)",
                          recovered.reopened, recovered.events, recovered.reported)  # fmt: skip
+            where = redact(compose.database(settings))  # a password stays out of the log
             banner = (f"assessengine serving: zmq {engine.endpoint}  http {{url}}  "
-                      f"db {settings.db}  ({len(library)} rubrics)")  # fmt: skip
+                      f"db {where}  ({len(library)} rubrics)")  # fmt: skip
             _serve_http(settings, address, stop, banner=banner, metrics=engine.metrics_text,
                         running=lambda: engine.running)  # fmt: skip
             log.info("stopping: finishing the round in hand and the scoring queue")

@@ -8,13 +8,14 @@ this package is their one entrance: callers name a store by URL and get a `Store
 from __future__ import annotations
 
 from ..adapters.store import Store, StoreError, StoreOpenError
-from .url import StoreUrl, open_existing, open_store, parse_url, redact
+from .url import StoreUrl, local_file, open_existing, open_store, parse_url, redact
 
 __all__ = [
     "Store",
     "StoreError",
     "StoreOpenError",
     "StoreUrl",
+    "local_file",
     "open_existing",
     "open_store",
     "parse_url",

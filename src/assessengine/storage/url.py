@@ -100,6 +100,13 @@ def open_existing(url: str | Path, **options: Any) -> Store:
     return open_store(url, **options)
 
 
+def local_file(url: str | Path) -> Path | None:
+    """The file of a SQLite store (what lies beside it: its payload segments, a default
+    issuer key); None for a database on a server. StoreOpenError for an unknown URL."""
+    parsed = parse_url(url)
+    return Path(parsed.target) if parsed.backend == "sqlite" else None
+
+
 def redact(url: str) -> str:
     """`url` with its password (if any) replaced by ``***``."""
     try:

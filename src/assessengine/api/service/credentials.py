@@ -42,7 +42,7 @@ from ...adapters.credential_store import (
     IssuedCredential,
     PublishedList,
     Revocation,
-    SqliteCredentialStore,
+    SqlCredentialStore,
 )
 from ...adapters.lrs import LrsClient, LrsError
 from ...adapters.policies import list_policies, load_policy
@@ -64,6 +64,7 @@ from ...credential_service import (
     reviewed_report,
 )
 from ...credential_verify import VerificationResult
+from ...storage import local_file
 from .access import Action, Principal
 from .errors import (
     ConflictError,
@@ -111,9 +112,15 @@ class CredentialSettings:
     trusted_issuers: frozenset[str] = frozenset()
 
 
-def default_issuer_key_path(db_path: Path) -> Path:
-    """Where the issuer key is made when none is configured: beside the store file."""
-    return db_path.with_name(db_path.name + ISSUER_KEY_SUFFIX)
+def default_issuer_key_path(db_path: str | Path) -> Path:
+    """Where the issuer key is made when none is configured: beside the store file.
+    CredentialError for a store on a database server (it has no file to keep the key beside:
+    the key must be given)."""
+    found = local_file(db_path)
+    if found is None:
+        raise CredentialError("a store on a database server keeps no issuer key beside it: "
+                              "give one (--issuer-key FILE)")  # fmt: skip
+    return found.with_name(found.name + ISSUER_KEY_SUFFIX)
 
 
 # ==================================================================================== models
@@ -264,25 +271,26 @@ class IssuerKeyFile:
 
 
 class CredentialApi:
-    """Credentials over the store of `reviews` (the same SQLite file at `db_path`)."""
+    """Credentials over the store of `reviews` (the same database, `db_path`: a path or a
+    store URL)."""
 
     def __init__(
         self,
         reviews: ReviewService,
-        db_path: Path,
+        db_path: str | Path,
         *,
         issuer_key_path: Path | None = None,
         settings: CredentialSettings | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.reviews = reviews
-        self.db_path = Path(db_path)
+        self.db_path = db_path
         self.settings = settings or CredentialSettings()
         self.urls = EngineUrls(self.settings.base_url.rstrip("/"))
         path = issuer_key_path or default_issuer_key_path(self.db_path)
         self.key = IssuerKeyFile(Path(path), create=issuer_key_path is None)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._store: SqliteCredentialStore | None = None
+        self._store: SqlCredentialStore | None = None
         self._store_lock = threading.Lock()
         self._issue_lock = threading.Lock()
 
@@ -510,11 +518,11 @@ class CredentialApi:
 
     # ---------------------------------------------------------------------------- plumbing
 
-    def _credentials(self) -> SqliteCredentialStore:
+    def _credentials(self) -> SqlCredentialStore:
         with self._store_lock:
             if self._store is None:
                 try:
-                    self._store = SqliteCredentialStore(self.db_path)
+                    self._store = SqlCredentialStore(self.db_path)
                 except (CredentialStoreError, StoreError) as error:
                     raise ConflictError(f"the credential store: {error}") from None
             return self._store

@@ -29,13 +29,13 @@ from ...adapters.review_store import (
     SessionWrite,
     TokenRow,
 )
-from ...adapters.sqlite_store import SqliteStore
 from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError, disk_full
 from ...core.codec import CodecError, Layout
 from ...core.events import load_record
 from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
+from ...storage import open_store
 from . import history, series, uploads, views
 from . import rescore as rescoring
 from .access import ROLES, Action, Principal, Role, new_token, token_hash
@@ -116,11 +116,12 @@ class ReviewService:
 
     @classmethod
     def open(
-        cls, db_path: Path, *, rubric_dirs: Sequence[Path] = (),
+        cls, db_path: str | Path, *, rubric_dirs: Sequence[Path] = (),
         scenario_dirs: Sequence[Path] = (), max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> ReviewService:  # fmt: skip
-        """Open the store at `db_path` (created when missing), then the review tables."""
-        store = SqliteStore(db_path)
+        """Open the store `db_path` names (a path or a store URL; created when missing), then
+        the review tables in it."""
+        store = open_store(db_path)
         try:
             review_store = ReviewStore(db_path)
         except BaseException:

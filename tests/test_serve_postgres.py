@@ -1,0 +1,52 @@
+"""`assessengine serve --db postgresql://...` as a process: ingest, scoring and the HTTP API
+on one PostgreSQL database (the engine's tables and the app's: tokens, reviews, credentials)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from assessengine.adapters.signer import IssuerKey
+from assessengine.api.service import ReviewService
+from assessengine.client import EngineClient
+from assessengine.storage import open_store
+from assessengine.streaming import stream_sessions
+
+from .pg_server import PASSWORD
+from .test_engine_helpers import FAST, audit, offline_reports, serve, sessions
+
+
+def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
+    pg_store_url: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "issuer.pem"
+    key.write_bytes(IssuerKey.generate().to_pem())
+    served = serve(pg_store_url, "--issuer-key", str(key))  # type: ignore[arg-type]
+    lab = sessions("network-lab", 3, seed=2)
+    try:
+        with EngineClient(served.zmq, client_id="t", **FAST) as client:
+            stream_sessions(client, lab)
+        service = ReviewService.open(pg_store_url)
+        try:
+            _, token = service.create_token(name="a", role="assessor", learner=None, actor="t")
+        finally:
+            service.close()
+        expected = offline_reports(lab, tmp_path)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=served.http, headers=headers, timeout=10) as http:
+            listed = http.get("/api/v1/sessions?limit=10").json()["items"]
+            assert sorted(row["session"] for row in listed) == sorted(lab.session_ids)
+            for sid in lab.session_ids:
+                machine = http.get(f"/api/v1/sessions/{sid}").json()["machine"]
+                assert machine == {"outcome": expected[sid]["outcome"],
+                                   "score": expected[sid]["score"]}  # fmt: skip
+        code = served.terminate()
+    finally:
+        if served.process.poll() is None:
+            served.kill()
+    assert code == 0, served.log()
+    assert PASSWORD not in served.log()
+    with open_store(pg_store_url) as store:
+        assert {sid: store.report(sid) for sid in lab.session_ids} == expected
+    assert audit(pg_store_url, lab.session_ids[-1])[0] == 0  # type: ignore[arg-type]
