@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from assessengine.adapters.sqlite_store import SqliteStore
+from assessengine.adapters.signer import IssuerKey
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns
 from assessengine.sim.generate import SimBatch
+from assessengine.storage import open_store
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import (
@@ -92,13 +94,23 @@ class _Streamer(threading.Thread):
             self.error = exc
 
 
-def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """On a SQLite file, or on a PostgreSQL database (the issuer key given as a file)."""
     sims = [sessions("forklift-warehouse", 2, seed=21), sessions("lhd-underground", 2, seed=22),
             sessions("haul-truck-surface", 2, seed=23)]  # fmt: skip
     ids = [sid for sim in sims for sid in sim.session_ids]
-    db = tmp_path / "crash.db"
+    db: Path | str = tmp_path / "crash.db"
+    options: tuple[str, ...] = ()
+    if backend == "postgres":
+        db = request.getfixturevalue("pg_store_url")
+        key = tmp_path / "issuer.pem"
+        key.write_bytes(IssuerKey.generate().to_pem())
+        options = ("--issuer-key", str(key))
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    first = serve(db, zmq=endpoint)
+    first = serve(db, *options, zmq=endpoint)
     streamers = [_Streamer(endpoint, sim) for sim in sims]
     try:
         for s in streamers:
@@ -121,14 +133,14 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(tmp_pat
              for sid in s.sim.session_ids}  # fmt: skip
     assert len(acked) == len(ids)
     assert sum(seq >= 0 for seq in acked.values()) >= 3  # a good part was acknowledged
-    with SqliteStore(db) as store:  # what the crashed engine acknowledged is there
+    with open_store(db) as store:  # what the crashed engine acknowledged is there
         for sid, seq in acked.items():
             record = store.session(sid)
             assert record is not None
             assert record.next_seq - 1 >= seq
         assert any(r.status == "open" for r in store.sessions())
 
-    second = serve(db, zmq=endpoint)
+    second = serve(db, *options, zmq=endpoint)
     try:
         for s in streamers:
             s.join(60)
@@ -150,7 +162,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(tmp_pat
     assert crashed == reports(tmp_path / "uninterrupted.db", ids)
     for sim in sims:
         assert {sid: crashed[sid] for sid in sim.session_ids} == offline_reports(sim, tmp_path)
-    with SqliteStore(db) as store:
+    with open_store(db) as store:
         for sim in sims:
             for k, sid in enumerate(sim.session_ids):
                 record = store.session(sid)

@@ -68,7 +68,7 @@ def offline_reports(sim: SimBatch, folder: Path) -> dict[str, dict[str, Any]]:
     return {r["session"]: r for r in json.loads(result.output)["sessions"]}
 
 
-def audit(db: Path, session: str) -> tuple[int, str]:
+def audit(db: Path | str, session: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["audit", session, "--db", str(db), "--rubric-dir",
                                        str(RUBRIC_DIR)])  # fmt: skip
     return result.exit_code, result.output
@@ -139,7 +139,7 @@ class Served:
 
 
 def serve(
-    db: Path, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = 60
+    db: Path | str, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = 60
 ) -> Served:
     """Start ``assessengine serve`` (with `options`) and wait until it serves (raises with its
     log if not)."""

@@ -22,7 +22,7 @@ def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
 ) -> None:
     key = tmp_path / "issuer.pem"
     key.write_bytes(IssuerKey.generate().to_pem())
-    served = serve(pg_store_url, "--issuer-key", str(key))  # type: ignore[arg-type]
+    served = serve(pg_store_url, "--issuer-key", str(key))
     lab = sessions("network-lab", 3, seed=2)
     try:
         with EngineClient(served.zmq, client_id="t", **FAST) as client:
@@ -49,4 +49,4 @@ def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
     assert PASSWORD not in served.log()
     with open_store(pg_store_url) as store:
         assert {sid: store.report(sid) for sid in lab.session_ids} == expected
-    assert audit(pg_store_url, lab.session_ids[-1])[0] == 0  # type: ignore[arg-type]
+    assert audit(pg_store_url, lab.session_ids[-1])[0] == 0
