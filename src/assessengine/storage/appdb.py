@@ -10,7 +10,9 @@ The tables are `storage.schema`'s, created by the migrations when the engine's s
 (`open_store`): open the store first. Calls are serialised by a lock (one connection);
 `write` is one transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN``), committed when
 the block ends and rolled back if it raises. Driver errors become StoreError (StorageFullError
-when the disk is full), naming the store without its password.
+when the disk is full), naming the store without its password. A PostgreSQL connection that
+broke (a server restart, a failover) fails the call that finds it so, and the next call
+reconnects.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ..adapters.store import StorageFullError, StoreError, StoreOpenError, disk_
 from .url import one_line, parse_url, redact
 
 BUSY_TIMEOUT_S: Final = 10.0
+APPLICATION_NAME: Final = "assessengine-app"
+"""The PostgreSQL connections' application_name (what pg_stat_activity shows)."""
 
 
 class Rows(Protocol):
@@ -62,13 +66,16 @@ class AppDb:
         parsed = parse_url(url)
         self.dialect: Literal["sqlite", "postgresql"] = parsed.backend
         self.where = str(parsed)
+        self._target = parsed.target
         self._lock = threading.RLock()
         self._conn: Any = None
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
         try:
-            if parsed.backend == "sqlite":
-                self._conn = _sqlite(Path(parsed.target))
-            else:
-                self._conn = _postgres(parsed.target)
+            if self.dialect == "sqlite":
+                return _sqlite(Path(self._target))
+            return _postgres(self._target)
         except (sqlite3.Error, OSError) as exc:
             raise StoreOpenError(f"{self.where}: cannot open ({exc})") from None
         except Exception as exc:  # psycopg.Error: psycopg is imported only for PostgreSQL
@@ -107,8 +114,12 @@ class AppDb:
             conn.close()
 
     def _connection(self) -> Any:
+        """The connection; a PostgreSQL connection found broken (the server restarted, or
+        ended it) is replaced, so only the call that found it broken fails."""
         if self._conn is None:
             raise StoreError(f"{self.where}: closed")
+        if self.dialect == "postgresql" and self._conn.closed:
+            self._conn = self._connect()
         return self._conn
 
     @contextmanager
@@ -149,4 +160,5 @@ def _sqlite(path: Path) -> sqlite3.Connection:
 def _postgres(url: str) -> Any:
     import psycopg  # noqa: PLC0415  (the postgres extra)
 
-    return psycopg.connect(url, autocommit=True, connect_timeout=int(BUSY_TIMEOUT_S))
+    return psycopg.connect(url, autocommit=True, connect_timeout=int(BUSY_TIMEOUT_S),
+                           application_name=APPLICATION_NAME)
