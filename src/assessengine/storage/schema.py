@@ -112,7 +112,8 @@ reports: Final = sa.Table(
 # `adapters.review_store` (review_*) and `adapters.credential_store` (credential_*): before
 # revision 0003 the adapters created them on SQLite (``CREATE TABLE IF NOT EXISTS``); 0003
 # creates them on both dialects and adopts a SQLite store's existing ones as they are. The
-# column order is the adapters' (they read ``SELECT *``).
+# column order is the adapters' (they read ``SELECT *``). The adapters reach them through
+# `storage.appdb`.
 
 review_tokens: Final = sa.Table(
     "review_tokens", metadata,
@@ -259,7 +260,3 @@ credential_status_published: Final = sa.Table(
     sa.Column("document", sa.Text, nullable=False),
     sa.Column("valid_until", sa.Text, nullable=False),
 )  # fmt: skip
-
-APP_TABLES: Final = tuple(t for t in metadata.sorted_tables
-                          if t.name.startswith(("review_", "credential_")))  # fmt: skip
-"""The HTTP app's tables (revision 0003), in dependency order."""
