@@ -79,13 +79,17 @@ class PgServer:
         self._run("initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}",
                   "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")  # fmt: skip
+        self.resume()
+
+    @property
+    def _options(self) -> str:
+        """The server's command-line options (``pg_ctl -o``)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
         )
         if not self.durable:  # tests: nothing to keep; benchmarks sync as a real server does
             options += " -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options,
-                  "-w", "-t", "60", "start")  # fmt: skip
+        return options
 
     def create_database(self, *, template: str = "template1") -> str:
         """A new, empty database (a copy of `template`): its name."""
@@ -102,6 +106,16 @@ class PgServer:
             "psql", "-X", "-q", "-A", "-t", "-h", str(self.root), "-p", str(self.port),
             "-U", USER, "-d", dbname, "-v", "ON_ERROR_STOP=1", "-c", statement,
         )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server as a crash would (``pg_ctl stop -m immediate``), keeping its data
+        directory and port: `resume` starts it again (an outage, not the end of the test)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start a server `halt` stopped, on the same data directory and port."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o",
+                  self._options, "-w", "-t", "60", "start")  # fmt: skip
 
     def stop(self) -> None:
         try:

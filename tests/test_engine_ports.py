@@ -33,6 +33,7 @@ class Recording:
         self.events_scored = self.reports_saved = self.sessions_open = self.scoring_errors = 0
         self.alive = True
         self.closed = False
+        self.idles = 0
         self._fail_start = fail_start
         self.started_in: str | None = None
 
@@ -50,6 +51,9 @@ class Recording:
         self.events_scored += sum(len(cols) for _, cols, _ in batches)
         self.reports_saved += len(closes)
         on_done()
+
+    def idle(self) -> None:
+        self.idles += 1
 
     def drain(self, timeout: float) -> bool:
         return True

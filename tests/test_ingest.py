@@ -268,6 +268,41 @@ def test_a_store_failure_is_nacked_internal_and_the_resend_succeeds() -> None:
         assert chain_intact(store, "S1")
 
 
+class UnreachableStore(MemoryStore):
+    """A `MemoryStore` whose `session` lookups fail while `down` (a server gone), counted."""
+
+    down = False
+    failed_reads = 0
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        if self.down:
+            self.failed_reads += 1
+            raise StoreError("postgresql://...: connection refused (simulated)")
+        return super().session(session_id)
+
+
+def test_a_store_that_cannot_be_read_gets_the_round_nacked_internal_with_one_call_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each failed read may wait for the store's connect timeout: the engine answers the whole
+    round NACK internal (retryable) after one, instead of trying each message alone, and logs
+    one line, not a traceback; once the store is back the resends succeed."""
+    store, transport = UnreachableStore(), FakeTransport()
+    sessions = [f"S{k}" for k in range(6)]
+    with running(store, transport):
+        peer = transport.peer()
+        store.down = True
+        for sid in sessions:
+            peer.send(OPEN | {"session": sid})
+        answers = [peer.recv() for _ in sessions]
+        assert [a and a["code"] for a in answers] == ["internal"] * len(sessions)
+        assert 1 <= store.failed_reads < len(sessions)  # not one more per message
+        store.down = False
+        for sid in sessions:
+            assert peer.request(OPEN | {"session": sid})["type"] == "OPENED"
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 # ------------------------------------------------------------------------------ malformed
 
 

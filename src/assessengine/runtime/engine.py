@@ -444,9 +444,20 @@ class Engine:
         """`_round`; if it fails (a bug), the round's messages are taken again one at a time,
         and one that fails alone is logged and answered NACK ``internal``: one message never
         stops the ingest thread. (Messages answered before the failure may be answered twice:
-        stored batches as duplicates, OPEN and CLOSE idempotently.)"""
+        stored batches as duplicates, OPEN and CLOSE idempotently.) A store that fails a
+        read (a PostgreSQL server gone, a locked SQLite file) is no bug: the whole round is
+        answered NACK ``internal`` (retryable: clients resend) at once, without a store call
+        per message (each may wait for the store's connect timeout)."""
         try:
             self._round(ingest, rules, messages)
+            return
+        except StoreError as exc:
+            log.error("store: cannot handle a round of %d message(s): %s", len(messages), exc)
+            self.stats.store_errors += 1
+            rules.discard()
+            for m in messages:
+                with contextlib.suppress(Exception):
+                    _nack(ingest, m, "internal", f"the engine could not reach its store: {exc}")
             return
         except Exception:
             log.exception("ingest: a round of %d message(s) failed; taking them one at a time",
@@ -706,6 +717,9 @@ class Engine:
                 self._scoring_ready.set()
             while True:
                 items = self.queue.take(1.0, budget, linger=self._linger)
+                if not items:
+                    scoring.idle()  # retries what a failed save left (the store was down)
+                    continue
                 stop = any(isinstance(i, StopItem) for i in items)
                 self._process(items)
                 if stop:

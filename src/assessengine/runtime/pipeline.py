@@ -211,6 +211,8 @@ class Scorer:
         self.events_scored = 0
         self.reports_saved = 0
         self.scoring_errors = 0
+        self.save_errors = 0
+        self._unsaved: tuple[Rows, dict[str, dict[str, Any]]] = ({}, {})  # see `_save`
 
     @property
     def sessions_open(self) -> int:
@@ -278,7 +280,7 @@ class Scorer:
             for session, taken in self._rows(track, decisions).items():
                 rows.setdefault(session, []).extend(taken)
         if save and rows:
-            self._store.save_results(rows, {})
+            self._save(rows, {})
         return rows
 
     def _step(self, track: _Track, parts: list[tuple[int, Columns]]) -> list[Decisions]:
@@ -348,9 +350,47 @@ class Scorer:
         for track, sessions, times in groups.values():
             closed.update(self._close(track, sessions, times, rows))
         if closed:
-            self._store.save_results(rows, {sid: r.to_data() for sid, r in closed.items()})
-            self.reports_saved += len(closed)
+            self._save(rows, {sid: r.to_data() for sid, r in closed.items()})
         return reports | closed
+
+    # -------------------------------------------------------------------------- saving
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether results a failed save left wait to be saved (see `save_unsaved`)."""
+        return bool(self._unsaved[0] or self._unsaved[1])
+
+    def save_unsaved(self) -> bool:
+        """Save what failed saves left (nothing else): True once nothing waits."""
+        return self._save({}, {})
+
+    def _save(self, rows: Rows, reports: dict[str, dict[str, Any]]) -> bool:
+        """Save decisions and final reports in one store transaction, after those earlier
+        failed saves left (each session's rows stay in order). When the store fails (a
+        PostgreSQL server gone, a locked or full SQLite file, ...) nothing is lost: the
+        results are kept, the error is logged and counted, and the next save (or
+        `save_unsaved`, which the engine calls when idle and at stop) saves them too. (A
+        crash meanwhile loses nothing either: `recover` re-derives them from the stored
+        batches.) True when saved."""
+        kept_rows, kept_reports = self._unsaved
+        if kept_rows or kept_reports:
+            merged = {sid: list(taken) for sid, taken in kept_rows.items()}
+            for sid, taken in rows.items():
+                merged.setdefault(sid, []).extend(taken)
+            rows, reports = merged, kept_reports | reports
+        if not rows and not reports:
+            return True
+        try:
+            self._store.save_results(rows, reports)
+        except Exception as exc:  # StoreError, sqlite3's errors, ...: kept for the next save
+            self._unsaved = (rows, reports)
+            self.save_errors += 1
+            log.error("scoring: cannot save the decisions of %d session(s) and %d report(s) "
+                      "(kept; saved with the next results): %s", len(rows), len(reports), exc)
+            return False
+        self._unsaved = ({}, {})
+        self.reports_saved += len(reports)
+        return True
 
     def _close(
         self, track: _Track, sessions: list[str], times: list[float], rows: Rows

@@ -8,7 +8,8 @@ Two backends implement `ScoringBackend`:
   its own connection to the store, which it opens with a `StoreOpener` (what `serve` runs).
 
 The engine calls, from its scoring thread only: `start` once, then `submit` for each group of
-work items, `drain` when it stops, `close` last. It reads the counters from any thread.
+work items, `idle` when there was none for a while, `drain` when it stops, `close` last. It
+reads the counters from any thread.
 
     scoring = ThreadScoring(store, library)
     recovery = scoring.start()             # warm up, rebuild the open sessions from the store
@@ -81,9 +82,14 @@ class ScoringBackend(Protocol):
         is logged and counted, never raised; ScoringBackendError when the backend is gone."""
         ...
 
+    def idle(self) -> None:
+        """Nothing was submitted for a while: save what failed saves left (the store was
+        unavailable), if anything waits. Never raises."""
+        ...
+
     def drain(self, timeout: float) -> bool:
-        """True once everything submitted is done; False after `timeout` seconds or when the
-        backend is gone."""
+        """True once everything submitted is done (including what failed saves left, if the
+        store takes it now); False after `timeout` seconds or when the backend is gone."""
         ...
 
     def close(self) -> None:
@@ -135,7 +141,12 @@ class ThreadScoring:
             self._guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
         on_done()
 
+    def idle(self) -> None:
+        if self.scorer.unsaved:
+            self.scorer.save_unsaved()
+
     def drain(self, timeout: float) -> bool:
+        self.idle()
         return True
 
     def close(self) -> None:

@@ -57,6 +57,8 @@ the setting ``scoring_start_timeout``."""
 MIN_BUFFER: Final = 1 << 20
 IN_FLIGHT: Final = 2
 """Submissions outstanding at once (each with its shared buffer)."""
+IDLE_S: Final = 1.0
+"""Seconds without a submission after which the child retries a failed save."""
 
 Kind = Literal["records", "columns"]
 Part = tuple[str, Kind, int, int]
@@ -194,6 +196,9 @@ class RemoteScorer:
             self._conn.send(("work", keys, path, parts, list(closes)))
         except (OSError, EOFError) as exc:
             raise self._gone("") from exc
+
+    def idle(self) -> None:
+        """Nothing to do: the child saves what failed saves left itself, when idle."""
 
     def drain(self, timeout: float) -> bool:
         """True once every submission is answered; False after `timeout` seconds or when the
@@ -381,10 +386,14 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
     errors = 0
     while True:
         try:
+            if scorer.unsaved and not conn.poll(IDLE_S):
+                scorer.save_unsaved()  # the store failed a save: retry while idle
+                continue
             message = conn.recv()
         except (EOFError, OSError):
             return  # the engine is gone
         if message[0] == "stop":
+            scorer.save_unsaved()
             return
         _, opens, path, parts, closes = message
         buffer = buffers.get(path) if parts else None
