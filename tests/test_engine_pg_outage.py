@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from assessengine.client import EngineClient
-from assessengine.compose import open_store, scoring_backend
+from assessengine.compose import ScoringKind, open_store, scoring_backend
 from assessengine.ingest.port import Counters, IngestTransport
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
@@ -60,8 +60,9 @@ class AckLog:
         return Recording()  # type: ignore[return-value]
 
 
+@pytest.mark.parametrize("scoring", ["thread", "process"])
 def test_the_engine_rides_out_a_postgres_outage_without_losing_or_acking_uncommitted_data(
-    tmp_path: Path, pg_outage_server: PgServer
+    tmp_path: Path, pg_outage_server: PgServer, scoring: ScoringKind
 ) -> None:
     server = pg_outage_server
     url = server.url(server.create_database())
@@ -81,7 +82,8 @@ def test_the_engine_rides_out_a_postgres_outage_without_losing_or_acking_uncommi
         halted.wait(60)  # the rest is sent while the server is down
 
     with closing(open_store(url, connect_timeout=2)) as store:
-        backend = scoring_backend("thread", store, library())
+        backend = scoring_backend(scoring, store, library(), url=url,
+                                  store_options={"connect_timeout": 2})  # fmt: skip
         engine = Engine(store, library(), transport, scoring=backend)
         engine.start()
         try:
