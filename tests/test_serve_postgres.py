@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
 from assessengine.adapters.signer import IssuerKey
 from assessengine.api.service import ReviewService
+from assessengine.cli import main
 from assessengine.client import EngineClient
 from assessengine.storage import open_store
 from assessengine.streaming import stream_sessions
@@ -50,3 +52,19 @@ def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
     with open_store(pg_store_url) as store:
         assert {sid: store.report(sid) for sid in lab.session_ids} == expected
     assert audit(pg_store_url, lab.session_ids[-1])[0] == 0
+
+
+def test_the_token_and_credential_commands_take_a_postgres_url(pg_store_url: str) -> None:
+    open_store(pg_store_url).close()
+    made = CliRunner().invoke(main, ["token", "create", "--role", "assessor", "--name", "sam",
+                                     "--db", pg_store_url])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    listed = CliRunner().invoke(main, ["token", "list", "--db", pg_store_url])
+    assert listed.exit_code == 0, listed.output
+    assert "sam" in listed.output
+    refused = CliRunner().invoke(main, ["credential", "revoke", "--id", "urn:uuid:nope", "--reason",
+                                        "x", "--db", pg_store_url])  # fmt: skip
+    assert refused.exit_code == 1  # credential revoke has no --issuer-key yet: one line
+    assert refused.output == ("Error: a store on a database server keeps no issuer key beside "
+                              "it: give one (--issuer-key FILE)\n")  # fmt: skip
+    assert PASSWORD not in made.output + listed.output + refused.output

@@ -37,6 +37,7 @@ from ..core.credentials import CredentialError
 from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
 from ..credential_verify import VerificationResult, trusted_issuers, verify
+from ..storage import local_file
 from ._app import main
 from .keys_cmd import keys
 from .token_cmd import actor
@@ -99,9 +100,8 @@ def _db_option(required: bool) -> Callable[[Any], Any]:
         "--db",
         "db",
         required=required,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        metavar="PATH",
-        help="The engine's store (SQLite file)."
+        metavar="URL",
+        help="The engine's store: a SQLite file, sqlite:///PATH or postgresql://USER@HOST/DBNAME."
         + ("" if required else " Verify as the engine does: its key, its current status list."),
     )
 
@@ -172,7 +172,7 @@ def _issuer_options(function: Any) -> Any:
 )
 @_issuer_options
 def issue(
-    db: Path,
+    db: str,
     learner: str,
     policy_ref: str,
     key_file: Path | None,
@@ -225,7 +225,7 @@ def issue(
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def verify_command(
     file: Path,
-    db: Path | None,
+    db: str | None,
     key_file: Path | None,
     trusted: tuple[str, ...],
     base_url: str,
@@ -261,7 +261,7 @@ def verify_command(
 
 def _verification(
     document: Any,
-    db: Path | None,
+    db: str | None,
     key_file: Path | None,
     trust: frozenset[str],
     base_url: str,
@@ -284,7 +284,7 @@ def _verification(
 @click.option("--id", "credential_id", required=True, metavar="CREDENTIAL_ID")
 @click.option("--reason", required=True, help="Why (kept with the revocation, audited).")
 @click.option("--by", "by", default=None, help="Who revokes (default: cli:<user>).")
-def revoke(db: Path, credential_id: str, reason: str, by: str | None) -> None:
+def revoke(db: str, credential_id: str, reason: str, by: str | None) -> None:
     """Revoke an issued credential (publish the status list again for verifiers to see it)."""
     try:
         body = RevokeIn(reason=reason)
@@ -312,7 +312,7 @@ def revoke(db: Path, credential_id: str, reason: str, by: str | None) -> None:
 )
 @_issuer_options
 def status_list(
-    db: Path,
+    db: str,
     key_file: Path | None,
     list_id: int,
     out: Path | None,
@@ -401,10 +401,14 @@ def _refuse(error: ServiceError, what: str) -> NoReturn:
 
 @contextmanager
 def _engine(
-    db: Path, key_file: Path | None, settings: CredentialSettings
+    db: str, key_file: Path | None, settings: CredentialSettings
 ) -> Iterator[CredentialApi]:
-    """The engine's credential service over the store at `db`, as `serve` builds it."""
+    """The engine's credential service over the store at `db`, as `serve` builds it (a SQLite
+    file must exist: credentials live in an engine's store)."""
     try:
+        found = local_file(db)
+        if found is not None and not found.is_file():
+            raise click.ClickException(f"no store at {found}")
         reviews = ReviewService.open(db)
     except StoreError as error:
         raise click.ClickException(str(error)) from None

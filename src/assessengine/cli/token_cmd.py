@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-from pathlib import Path
 
 import click
 
@@ -20,8 +19,9 @@ DB_OPTION = click.option(
     "--db",
     "db_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The engine's SQLite store (created if missing).",
+    metavar="URL",
+    help="The engine's store: a SQLite file (created if missing), sqlite:///PATH or "
+    "postgresql://USER@HOST/DBNAME.",
 )
 
 
@@ -33,7 +33,7 @@ def actor() -> str:
         return "cli"
 
 
-def _open(db_path: Path) -> ReviewService:
+def _open(db_path: str) -> ReviewService:
     try:
         return ReviewService.open(db_path)
     except StoreError as exc:
@@ -56,7 +56,7 @@ def token() -> None:
 @click.option("--name", required=True, help="Who or what holds it (shown in the audit log).")
 @click.option("--learner", default=None, help="The learner id (role learner only).")
 @DB_OPTION
-def create(role: str, name: str, learner: str | None, db_path: Path) -> None:
+def create(role: str, name: str, learner: str | None, db_path: str) -> None:
     """Create a token and print it ONCE (only its hash is kept: store it now).
 
     Send it as 'Authorization: Bearer <token>'. A learner token needs --learner: it sees only
@@ -78,7 +78,7 @@ def create(role: str, name: str, learner: str | None, db_path: Path) -> None:
 @token.command("list")
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_tokens(db_path: Path, as_json: bool) -> None:
+def list_tokens(db_path: str, as_json: bool) -> None:
     """List tokens (id, role, learner, name, created, revoked); never the secrets."""
     service = _open(db_path)
     try:
@@ -99,7 +99,7 @@ def list_tokens(db_path: Path, as_json: bool) -> None:
 @token.command("revoke")
 @click.argument("token_id")
 @DB_OPTION
-def revoke(token_id: str, db_path: Path) -> None:
+def revoke(token_id: str, db_path: str) -> None:
     """Revoke the token with id (or name) TOKEN_ID; requests with it get 401 from now on."""
     service = _open(db_path)
     try:

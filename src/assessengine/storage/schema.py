@@ -18,6 +18,9 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     batch known synced (one row; unused on PostgreSQL)
     decisions       incremental verdicts, one JSON row each
     reports         the final report per session
+    review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
+                    rubric versions, rescores, audit log), revision 0003
+    credential_*    issued credentials, revocations, status lists (slots, published), 0003
 """
 
 from __future__ import annotations
