@@ -54,7 +54,9 @@ def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
     assert audit(pg_store_url, lab.session_ids[-1])[0] == 0
 
 
-def test_the_token_and_credential_commands_take_a_postgres_url(pg_store_url: str) -> None:
+def test_the_token_and_credential_commands_take_a_postgres_url(
+    pg_store_url: str, tmp_path: Path
+) -> None:
     open_store(pg_store_url).close()
     made = CliRunner().invoke(main, ["token", "create", "--role", "assessor", "--name", "sam",
                                      "--db", pg_store_url])  # fmt: skip
@@ -64,7 +66,15 @@ def test_the_token_and_credential_commands_take_a_postgres_url(pg_store_url: str
     assert "sam" in listed.output
     refused = CliRunner().invoke(main, ["credential", "revoke", "--id", "urn:uuid:nope", "--reason",
                                         "x", "--db", pg_store_url])  # fmt: skip
-    assert refused.exit_code == 1  # credential revoke has no --issuer-key yet: one line
+    assert refused.exit_code == 1  # a server database keeps no key beside it: one line
     assert refused.output == ("Error: a store on a database server keeps no issuer key beside "
                               "it: give one (--issuer-key FILE)\n")  # fmt: skip
+    key = tmp_path / "issuer.pem"
+    key.write_bytes(IssuerKey.generate().to_pem())
+    unknown = CliRunner().invoke(main, ["credential", "revoke", "--id", "urn:uuid:nope",
+                                        "--reason", "x", "--key", str(key),
+                                        "--db", pg_store_url])  # fmt: skip
+    assert unknown.exit_code != 0
+    assert "urn:uuid:nope" in unknown.output, unknown.output
+    assert PASSWORD not in unknown.output
     assert PASSWORD not in made.output + listed.output + refused.output

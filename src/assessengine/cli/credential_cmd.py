@@ -113,8 +113,8 @@ def _key_option(function: Any) -> Any:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         envvar="ASSESSENGINE_ISSUER_KEY",
         metavar="FILE",
-        help="Issuer key (from `keys issuer`); default: DB.issuer.pem beside the store, as "
-        "`serve` makes it. Env ASSESSENGINE_ISSUER_KEY.",
+        help="Issuer key (from `keys issuer`); default: DB.issuer.pem beside a SQLite store, as "
+        "`serve` makes it (a PostgreSQL store needs it given). Env ASSESSENGINE_ISSUER_KEY.",
     )(function)
 
 
@@ -284,14 +284,16 @@ def _verification(
 @click.option("--id", "credential_id", required=True, metavar="CREDENTIAL_ID")
 @click.option("--reason", required=True, help="Why (kept with the revocation, audited).")
 @click.option("--by", "by", default=None, help="Who revokes (default: cli:<user>).")
-def revoke(db: str, credential_id: str, reason: str, by: str | None) -> None:
+@_key_option
+def revoke(db: str, credential_id: str, reason: str, by: str | None,
+           key_file: Path | None) -> None:  # fmt: skip
     """Revoke an issued credential (publish the status list again for verifiers to see it)."""
     try:
         body = RevokeIn(reason=reason)
     except ValidationError:
         raise click.BadParameter(f"1 to {MAX_REASON} characters", param_hint="--reason") from None
     who = _admin(by)
-    with _engine(db, None, CredentialSettings()) as api:
+    with _engine(db, key_file, CredentialSettings()) as api:
         try:
             done = api.revoke(who, credential_id, body)
         except ServiceError as error:
