@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 import pytest
 
 from assessengine.adapters.memory_store import MemoryStore
@@ -19,10 +20,21 @@ from assessengine.runtime.scoring import ThreadScoring
 from .test_engine_helpers import library
 from .test_pipeline_steps import SCENARIO, _session_columns
 
+
+def _raised_from(error: StoreError, cause: Exception) -> StoreError:
+    error.__cause__ = cause
+    return error
+
+
 FAILURES = {
-    "unavailable": StoreError("postgresql://...: server closed the connection (simulated)"),
+    "unavailable": _raised_from(
+        StoreError("postgresql://...: server closed the connection"),
+        psycopg.OperationalError("server closed the connection"),
+    ),
     "full": StorageFullError("the disk is full (simulated)"),
-    "locked": sqlite3.OperationalError("database is locked"),
+    "locked": _raised_from(
+        StoreError("engine.db: database is locked"), sqlite3.OperationalError("database is locked")
+    ),
 }
 
 
@@ -121,3 +133,16 @@ def test_reports_a_failed_save_left_are_saved_when_the_engine_is_idle(
     assert (decisions, reports) == expected
     assert scorer.reports_saved == len(reports)
     assert not scorer.unsaved
+
+
+def test_results_the_store_refuses_are_dropped_and_never_hold_up_later_saves(
+    expected: tuple[Any, Any],
+) -> None:
+    """A refused write (not an unavailable store) cannot succeed later: it is logged and
+    dropped (a restart re-derives it), and the next results are saved."""
+    store = FlakyStore(StoreError("unknown session 'S9'"))
+    decisions, reports, scorer = _run(store, {1}, idle=True)
+    assert reports == expected[1]
+    assert decisions != expected[0]  # the refused call's rows only
+    assert not scorer.unsaved
+    assert scorer.save_errors == 1

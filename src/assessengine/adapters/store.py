@@ -64,6 +64,23 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says the store is unavailable for now
+    (the same write can succeed later): a full disk (`disk_full`), an ``OperationalError`` of
+    SQLite (locked, busy, I/O) or of psycopg (the server gone, a broken connection, no
+    connection from the pool in time), or an OSError. Not: a refused or invalid write."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) or any(
+            cls.__name__ == "OperationalError" for cls in type(current).__mro__
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return disk_full(exc)
+
+
 class BatchRefusedError(StoreError):
     """`append_batches` refused item `index` of its group (unknown or closed session, or a
     first_seq other than `expected_seq`); nothing of the group was stored."""

@@ -32,7 +32,7 @@ from typing import Any, Final
 import numpy as np
 
 from ..adapters.library import list_scenarios, load_rubric
-from ..adapters.store import SessionRecord, Store
+from ..adapters.store import SessionRecord, Store, unavailable
 from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
@@ -366,12 +366,13 @@ class Scorer:
 
     def _save(self, rows: Rows, reports: dict[str, dict[str, Any]]) -> bool:
         """Save decisions and final reports in one store transaction, after those earlier
-        failed saves left (each session's rows stay in order). When the store fails (a
-        PostgreSQL server gone, a locked or full SQLite file, ...) nothing is lost: the
-        results are kept, the error is logged and counted, and the next save (or
+        failed saves left (each session's rows stay in order). When the store is unavailable
+        (`unavailable`: a PostgreSQL server gone, a locked or full SQLite file) nothing is
+        lost: the results are kept, the error is logged and counted, and the next save (or
         `save_unsaved`, which the engine calls when idle and at stop) saves them too. (A
         crash meanwhile loses nothing either: `recover` re-derives them from the stored
-        batches.) True when saved."""
+        batches.) Results the store refuses (an invalid write) are logged and dropped, as a
+        restart re-derives them: they never hold up later saves. True when saved."""
         kept_rows, kept_reports = self._unsaved
         if kept_rows or kept_reports:
             merged = {sid: list(taken) for sid, taken in kept_rows.items()}
@@ -382,9 +383,15 @@ class Scorer:
             return True
         try:
             self._store.save_results(rows, reports)
-        except Exception as exc:  # StoreError, sqlite3's errors, ...: kept for the next save
-            self._unsaved = (rows, reports)
+        except Exception as exc:
             self.save_errors += 1
+            if not unavailable(exc):  # refused: saving it again cannot succeed
+                self._unsaved = ({}, {})
+                log.error("scoring: the store refused the decisions of %d session(s) and %d "
+                          "report(s) (a restart re-derives them): %s", len(rows), len(reports),
+                          exc)  # fmt: skip
+                return False
+            self._unsaved = (rows, reports)
             log.error("scoring: cannot save the decisions of %d session(s) and %d report(s) "
                       "(kept; saved with the next results): %s", len(rows), len(reports), exc)
             return False
