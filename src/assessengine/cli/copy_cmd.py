@@ -1,4 +1,5 @@
-"""`assessengine copy --from URL --to URL`: every session of one store into another."""
+"""`assessengine copy --from URL --to URL`: a whole store into another (the engine's sessions,
+then the HTTP app's reviews, tokens, audit log and credentials)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import sqlalchemy as sa
 from ..adapters.store import StoreError
 from ..storage import open_existing, open_store, parse_url
 from ..storage.copy import Copied, copy_store, copy_times
+from ..storage.copy_tables import TableCopied, copy_tables
 from ..storage.engines import engine_for
+from ..storage.url import one_line
 from ._app import main
 
 EXIT_FAILED = 1
@@ -22,18 +25,22 @@ EXIT_FAILED = 1
 @click.option("--to", "target", required=True, metavar="PATH|URL",
               help="The store to copy into (created and migrated when new).")  # fmt: skip
 def copy(source: str, target: str) -> None:
-    """Copy every session of one store into another: sessions, raw batches (byte for byte,
-    so every chain value is the same), decisions, reports, closes, and the times the source
-    recorded (opened, received, closed, decided, reported).
+    """Copy a whole store into another: every session, its raw batches (byte for byte, so
+    every chain value is the same), decisions, reports, closes, and the times the source
+    recorded (opened, received, closed, decided, reported); then the HTTP app's tables
+    (tokens, rubric versions, re-scorings, observations, overrides, outcomes, audit log,
+    status lists, issued credentials, revocations, published status lists) with their keys.
 
     \b
     Running it again adds only what the source gained since: nothing is duplicated. A
-    target holding other data under a session's id is refused, naming the session. Stop the
-    engine writing to the source first, or run the copy again once it has stopped.
+    target holding other data under a session's id, or under a row's key, is refused,
+    naming the session, or the table and the key. Stop the engine and the HTTP API writing
+    to the source first, or run the copy again once they have stopped. The issuer key is
+    not in the store: serve the target with the source's (--issuer-key).
 
     \b
-    Exit status: 0 when everything was copied; 1 when a session could not be (the message
-    names it; the sessions before it are copied); 2 when a store cannot be opened.
+    Exit status: 0 when everything was copied; 1 when a session or a row could not be (the
+    message names it; what came before it is copied); 2 when a store cannot be opened.
 
     \b
     Example:
@@ -49,12 +56,26 @@ def copy(source: str, target: str) -> None:
         except StoreError as exc:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(EXIT_FAILED) from None
-    try:
-        copy_times(engine_for(source), engine_for(target), sessions)
-    except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"error: copying the recorded times: {exc}", err=True)
-        raise SystemExit(EXIT_FAILED) from None
     click.echo(_summary(copied, parse_url(target)))
+    reading, writing = engine_for(source), engine_for(target)
+    try:
+        copy_times(reading, writing, sessions)
+        tables = copy_tables(reading, writing, progress=_table_progress)
+    except sa.exc.SQLAlchemyError as exc:
+        click.echo(f"error: {one_line(str(exc))}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    finally:
+        reading.dispose()
+        writing.dispose()
+    added, updated = sum(t.added for t in tables), sum(t.updated for t in tables)
+    click.echo(f"copied the HTTP app's tables: {added:,} row(s) added, {updated:,} updated")
+
+
+def _table_progress(done: TableCopied) -> None:
+    click.echo(f"  {done.table}: {done.added:,} row(s) added, {done.updated:,} updated")
 
 
 def _summary(copied: Copied, target: object) -> str:

@@ -1,0 +1,191 @@
+"""Copy the HTTP app's tables (the review store's and the credential store's) from one store's
+database into another's, between any two dialects, through SQLAlchemy Core on the schema both
+share (`storage.schema`).
+
+Tables go in dependency order (`APP_TABLES`: a row's references are copied before it), each
+row with its primary key as the source holds it, so every reference (a revocation to its
+credential, a credential to its status slot, a re-scoring's id in the audit log) stays
+intact. A row the target holds already, the same, is left alone: running a copy again
+duplicates nothing, and adds only what the source gained since.
+
+A row of the same key with other content is refused (StoreError naming the table and the key;
+the tables and rows before it are copied), except where the app itself rewrites a row in
+place and the source's is the later state: a token revoked since (``revoked_at`` set, the
+rest the same), a session's outcome recomputed since (a later ``updated_at``), a status list
+signed again since (a later ``valid_until``). Those are brought up to date.
+
+On PostgreSQL the identity sequences of the tables copied with their ids are moved past the
+highest id, so the app's next row gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from ..adapters.store import StoreError
+from . import schema
+from .url import one_line
+
+Row = Mapping[Any, Any]
+
+CHUNK_ROWS: Final = 1000  # rows compared and written per target transaction
+
+APP_TABLES: Final = (
+    schema.review_tokens,
+    schema.review_rubrics,
+    schema.review_rescores,
+    schema.review_observations,
+    schema.review_overrides,
+    schema.review_outcomes,
+    schema.review_audit,
+    schema.credential_status_lists,
+    schema.credential_status_slots,
+    schema.credential_issued,
+    schema.credential_revocations,
+    schema.credential_status_published,
+)
+"""Every table of the review and credential stores, references first."""
+
+ENGINE_TABLES: Final = frozenset(
+    {"schema_version", "sessions", "batches", "payload_files", "decisions", "reports"}
+)
+"""The engine's tables: copied through the `Store` port (`storage.copy`), or the store's own
+bookkeeping (schema_version, payload_files), never by this module."""
+
+
+def _revoked_since(there: Row, given: Row) -> bool:
+    same = all(there[k] == given[k] for k in given if k != "revoked_at")
+    return same and there["revoked_at"] is None and given["revoked_at"] is not None
+
+
+def _later(column: str) -> Callable[[Row, Row], bool]:
+    def later(there: Row, given: Row) -> bool:
+        return bool(given[column] > there[column])
+
+    return later
+
+
+SUPERSEDES: Final[dict[str, Callable[[Row, Row], bool]]] = {
+    "review_tokens": _revoked_since,
+    "review_outcomes": _later("updated_at"),
+    "credential_status_published": _later("valid_until"),
+}
+"""For the rows the app rewrites in place: whether the source's row (`given`) is a later state
+of the target's (`there`), to bring it up to date rather than refuse it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableCopied:
+    """What a copy did to one table of the target."""
+
+    table: str
+    added: int = 0
+    updated: int = 0
+
+
+def copy_tables(
+    source: sa.Engine,
+    target: sa.Engine,
+    *,
+    progress: Callable[[TableCopied], None] | None = None,
+) -> list[TableCopied]:
+    """Copy every table of `APP_TABLES` from `source` into `target` (see the module); what
+    was done, per table. `progress(done)` after each table. A table the source does not have
+    (a store of an older release, never migrated) is skipped. StoreError on a conflict."""
+    present = set(sa.inspect(source).get_table_names())
+    done = []
+    for table in APP_TABLES:
+        copied = copy_table(source, target, table) if table.name in present else (
+            TableCopied(table.name))  # fmt: skip
+        done.append(copied)
+        if progress is not None:
+            progress(copied)
+    return done
+
+
+def copy_table(source: sa.Engine, target: sa.Engine, table: sa.Table) -> TableCopied:
+    """Copy the rows of `table` the target lacks or holds in an earlier state; one target
+    transaction per `CHUNK_ROWS` rows (the chunks before a conflict stay copied)."""
+    key = list(table.primary_key.columns)
+    supersedes = SUPERSEDES.get(table.name)
+    added = updated = 0
+    with source.connect() as reading:
+        rows = reading.execution_options(yield_per=CHUNK_ROWS).execute(
+            sa.select(table).order_by(*key)
+        )
+        for chunk in rows.mappings().partitions(CHUNK_ROWS):
+            with target.begin() as writing:
+                new, changed = _compare(writing, table, key, chunk, supersedes)
+                for row in changed:
+                    writing.execute(sa.update(table).where(*_matches(key, row)).values(row))
+                if new:
+                    _insert(writing, table, new)
+            added, updated = added + len(new), updated + len(changed)
+    if added and target.dialect.name == "postgresql":
+        _advance_identity(target, table)
+    return TableCopied(table.name, added, updated)
+
+
+def _compare(
+    db: sa.Connection,
+    table: sa.Table,
+    key: list[sa.Column[Any]],
+    chunk: Sequence[Row],
+    supersedes: Callable[[Row, Row], bool] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of `chunk` the target lacks, and those it holds in an earlier state."""
+    keys = [tuple(row[c.name] for c in key) for row in chunk]
+    selector = key[0].in_([k[0] for k in keys]) if len(key) == 1 else sa.tuple_(*key).in_(keys)
+    there = {
+        tuple(row[c.name] for c in key): row
+        for row in db.execute(sa.select(table).where(selector)).mappings()
+    }
+    new, changed = [], []
+    for ident, row in zip(keys, chunk, strict=True):
+        held = there.get(ident)
+        if held is None:
+            new.append(dict(row))
+        elif dict(held) == dict(row):
+            continue
+        elif supersedes is not None and supersedes(held, row):
+            changed.append(dict(row))
+        else:
+            raise StoreError(
+                f"{table.name} {_key_text(key, ident)}: the target holds other content under "
+                "this key; nothing more of this table was copied"
+            )
+    return new, changed
+
+
+def _matches(key: list[sa.Column[Any]], row: Row) -> list[sa.ColumnElement[bool]]:
+    return [c == row[c.name] for c in key]
+
+
+def _key_text(key: list[sa.Column[Any]], ident: tuple[Any, ...]) -> str:
+    return ", ".join(f"{c.name}={v!r}" for c, v in zip(key, ident, strict=True))
+
+
+def _insert(db: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    try:
+        db.execute(sa.insert(table), rows)
+    except sa.exc.IntegrityError as exc:  # another key, the same unique value (a token hash)
+        raise StoreError(
+            f"{table.name}: the target holds a row under another key that conflicts with one "
+            f"copied ({one_line(str(exc.orig))}); nothing more of this table was copied"
+        ) from None
+
+
+def _advance_identity(target: sa.Engine, table: sa.Table) -> None:
+    """Move the identity sequence of `table` (if it has one) past its highest id."""
+    identity = [c for c in table.columns if c.identity is not None]
+    if not identity:
+        return
+    column = identity[0]
+    highest = sa.select(sa.func.max(column)).scalar_subquery()
+    with target.begin() as db:
+        db.execute(sa.select(sa.func.setval(
+            sa.func.pg_get_serial_sequence(table.name, column.name), highest)))  # fmt: skip
