@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
@@ -21,6 +22,7 @@ from assessengine.api.service.credentials import CredentialSettings
 from assessengine.cli import main
 from assessengine.storage import open_store, schema
 from assessengine.storage.copy_tables import APP_TABLES, ENGINE_TABLES
+from assessengine.storage.engines import engine_for
 
 from .test_api_credentials import API, BASE, LEARNER, OBSERVED, Http, open_http, record_template
 from .test_api_support import make_tokens
@@ -189,3 +191,40 @@ def test_every_app_table_is_copied_references_first() -> None:
             referred = key.column.table
             assert APP_TABLES.index(referred) < APP_TABLES.index(table), (table, referred)
     assert len(order) == len(APP_TABLES)
+
+
+def test_a_copy_back_from_postgres_to_sqlite_serves_the_same(
+    source: tuple[Path, dict[str, str], list[Any]], pg_store_url: str, tmp_path: Path
+) -> None:
+    db, tokens, _ = source
+    assert run("copy", "--from", str(db), "--to", pg_store_url).exit_code == 0
+    back = tmp_path / "back" / "engine.db"
+    back.parent.mkdir()
+    result = run("copy", "--from", pg_store_url, "--to", f"sqlite:///{back}")
+    assert result.exit_code == 0, result.output
+    Path(f"{back}.issuer.pem").write_bytes(Path(f"{db}.issuer.pem").read_bytes())
+    with served_again(db, tmp_path) as before:
+        expected = views(before, tokens)
+    with served_again(back, tmp_path) as http:
+        assert views(http, tokens) == expected
+
+
+def test_a_row_conflicting_under_another_key_is_refused_naming_the_table(
+    source: tuple[Path, dict[str, str], list[Any]], tmp_path: Path
+) -> None:
+    db, _, _ = source
+    other = tmp_path / "other.db"
+    open_store(other).close()
+    tokens = schema.review_tokens
+    with engine_for(db).connect() as reading:
+        first = dict(reading.execute(sa.select(tokens).limit(1)).mappings().one())
+    writing = engine_for(other)
+    with writing.begin() as db_other:  # the same secret's hash under another id
+        db_other.execute(sa.insert(tokens), [{**first, "id": "another"}])
+    writing.dispose()
+    result = run("copy", "--from", str(db), "--to", str(other))
+    assert result.exit_code == 1
+    assert "error: review_tokens: the target holds a row under another key that conflicts" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
