@@ -19,9 +19,10 @@ from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.credentials import CredentialSettings
-from assessengine.cli import main
+from assessengine.cli import copy_cmd, main
+from assessengine.storage import copy_tables as copy_tables_module
 from assessengine.storage import open_store, schema
-from assessengine.storage.copy_tables import APP_TABLES, ENGINE_TABLES
+from assessengine.storage.copy_tables import APP_TABLES, ENGINE_TABLES, TableCopied, copy_tables
 from assessengine.storage.engines import engine_for
 
 from .test_api_credentials import API, BASE, LEARNER, OBSERVED, Http, open_http, record_template
@@ -228,3 +229,29 @@ def test_a_row_conflicting_under_another_key_is_refused_naming_the_table(
         result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_a_long_copy_reports_progress_on_the_way(
+    source: tuple[Path, dict[str, str], list[Any]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, _, _ = source
+    monkeypatch.setattr(copy_cmd, "PROGRESS_SESSIONS", 2)
+    result = run("copy", "--from", str(db), "--to", str(tmp_path / "copy.db"))
+    assert result.exit_code == 0, result.output
+    assert "  sessions: 2 read so far, 2 new" in result.output
+    assert "  sessions: 4 read so far, 4 new" in result.output
+    monkeypatch.setattr(copy_tables_module, "CHUNK_ROWS", 1)
+    seen: list[TableCopied] = []
+    reading, writing = engine_for(db), engine_for(tmp_path / "again.db")
+    open_store(tmp_path / "again.db").close()
+    try:
+        copy_tables(reading, writing, progress=seen.append, every=2)
+    finally:
+        reading.dispose()
+        writing.dispose()
+    observations = [p for p in seen if p.table == "review_observations"]
+    assert observations == [
+        TableCopied("review_observations", 2, 0, 2, finished=False),
+        TableCopied("review_observations", 3, 0, 3),
+    ]

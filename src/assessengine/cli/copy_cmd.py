@@ -3,6 +3,7 @@ then the HTTP app's reviews, tokens, audit log and credentials)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 
 import click
@@ -17,6 +18,7 @@ from ..storage.url import one_line
 from ._app import main
 
 EXIT_FAILED = 1
+PROGRESS_SESSIONS = 1000  # sessions between two progress lines of a long copy
 
 
 @main.command("copy")
@@ -51,7 +53,7 @@ def copy(source: str, target: str) -> None:
     with closing(open_existing(source, recover=False)) as src, \
             closing(open_store(target)) as dst:  # fmt: skip
         try:
-            copied = copy_store(src, dst)
+            copied = copy_store(src, dst, progress=_session_progress())
             sessions = [record.info.session for record in src.sessions()]
         except StoreError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -75,7 +77,25 @@ def copy(source: str, target: str) -> None:
 
 
 def _table_progress(done: TableCopied) -> None:
+    if not done.finished:
+        click.echo(f"  {done.table}: {done.read:,} row(s) read so far, {done.added:,} added, "
+                   f"{done.updated:,} updated")  # fmt: skip
+        return
     click.echo(f"  {done.table}: {done.added:,} row(s) added, {done.updated:,} updated")
+
+
+def _session_progress() -> Callable[[str, Copied], None]:
+    """Prints a line after every `PROGRESS_SESSIONS` sessions of a long copy."""
+    seen = 0
+
+    def report(session: str, copied: Copied) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % PROGRESS_SESSIONS == 0:
+            click.echo(f"  sessions: {seen:,} read so far, {copied.sessions:,} new, "
+                       f"{copied.batches:,} batch(es) added")  # fmt: skip
+
+    return report
 
 
 def _summary(copied: Copied, target: object) -> str:

@@ -33,6 +33,7 @@ from .url import one_line
 Row = Mapping[Any, Any]
 
 CHUNK_ROWS: Final = 1000  # rows compared and written per target transaction
+PROGRESS_ROWS: Final = 100_000  # rows read between two progress reports on a long table
 
 APP_TABLES: Final = (
     schema.review_tokens,
@@ -85,6 +86,8 @@ class TableCopied:
     table: str
     added: int = 0
     updated: int = 0
+    read: int = 0  # rows of the source read so far
+    finished: bool = True  # False: a report on the way (see `copy_tables`)
 
 
 def copy_tables(
@@ -92,27 +95,37 @@ def copy_tables(
     target: sa.Engine,
     *,
     progress: Callable[[TableCopied], None] | None = None,
+    every: int = PROGRESS_ROWS,
 ) -> list[TableCopied]:
     """Copy every table of `APP_TABLES` from `source` into `target` (see the module); what
-    was done, per table. `progress(done)` after each table. A table the source does not have
-    (a store of an older release, never migrated) is skipped. StoreError on a conflict."""
+    was done, per table. `progress(done)` after each table (``finished``), and on the way
+    through a long one after about every `every` rows read (not ``finished``). A table the
+    source does not have (a store of an older release, never migrated) is skipped.
+    StoreError on a conflict."""
     present = set(sa.inspect(source).get_table_names())
     done = []
     for table in APP_TABLES:
-        copied = copy_table(source, target, table) if table.name in present else (
-            TableCopied(table.name))  # fmt: skip
+        copied = copy_table(source, target, table, progress, every) if table.name in present \
+            else TableCopied(table.name)  # fmt: skip
         done.append(copied)
         if progress is not None:
             progress(copied)
     return done
 
 
-def copy_table(source: sa.Engine, target: sa.Engine, table: sa.Table) -> TableCopied:
+def copy_table(
+    source: sa.Engine,
+    target: sa.Engine,
+    table: sa.Table,
+    progress: Callable[[TableCopied], None] | None = None,
+    every: int = PROGRESS_ROWS,
+) -> TableCopied:
     """Copy the rows of `table` the target lacks or holds in an earlier state; one target
-    transaction per `CHUNK_ROWS` rows (the chunks before a conflict stay copied)."""
+    transaction per `CHUNK_ROWS` rows (the chunks before a conflict stay copied).
+    `progress` as `copy_tables` says, but never ``finished``."""
     key = list(table.primary_key.columns)
     supersedes = SUPERSEDES.get(table.name)
-    added = updated = 0
+    added = updated = read = 0
     with source.connect() as reading:
         rows = reading.execution_options(yield_per=CHUNK_ROWS).execute(
             sa.select(table).order_by(*key)
@@ -125,9 +138,12 @@ def copy_table(source: sa.Engine, target: sa.Engine, table: sa.Table) -> TableCo
                 if new:
                     _insert(writing, table, new)
             added, updated = added + len(new), updated + len(changed)
+            read += len(chunk)
+            if progress is not None and read // every > (read - len(chunk)) // every:
+                progress(TableCopied(table.name, added, updated, read, finished=False))
     if added and target.dialect.name == "postgresql":
         _advance_identity(target, table)
-    return TableCopied(table.name, added, updated)
+    return TableCopied(table.name, added, updated, read)
 
 
 def _compare(
