@@ -53,6 +53,13 @@ def problems_from_validation(error: ValidationError, model: type[BaseModel]) -> 
     return [_problem(e, model) for e in errors if not _follow_on(e, errors)]
 
 
+def _subpath(ctx: Mapping[str, Any]) -> DataPath:
+    """Where inside the value a custom validator found the fault: ``ctx["subpath"]``, a key
+    or a tuple of keys and indexes (none: the value itself)."""
+    sub = ctx.get("subpath", ())
+    return tuple(sub) if isinstance(sub, tuple | list) else (sub,)
+
+
 def _follow_on(error: ErrorDetails, errors: Sequence[ErrorDetails]) -> bool:
     loc = error["loc"]
     return error["type"] == "too_short" and any(
@@ -69,9 +76,8 @@ def _problem(error: ErrorDetails, model: type[BaseModel]) -> Problem:
         return Problem(loc[:-1], _message(kind, loc[-2], ctx, error["msg"]), at_key=True)
     if kind == "missing":
         return Problem(loc, f"missing required key '{loc[-1]}'")
-    if kind in ("condition", "expression"):
-        path = (*loc, ctx["subpath"]) if "subpath" in ctx else loc
-        return Problem(path, error["msg"], offset=ctx.get("offset"))
+    if kind in ("condition", "expression", "row"):
+        return Problem((*loc, *_subpath(ctx)), error["msg"], offset=ctx.get("offset"))
     if kind == "step" and isinstance(value, dict):
         return _bad_step(loc, value, error["msg"])
     if not loc and kind == "model_type":
