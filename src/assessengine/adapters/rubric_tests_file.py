@@ -83,8 +83,8 @@ def check_tests_file(path: Path, rubric: Rubric, scenario: Scenario) -> TestsChe
         return TestsCheck(path, None, doc, tuple(locate_all(path, doc, [])))
     if not isinstance(doc.data, dict):
         shown = "the file is empty" if doc.data is None else "the file is not a mapping"
-        problem = Problem((), f"{shown}; a test file starts with 'examples:'")
-        return TestsCheck(path, None, doc, tuple(locate_all(path, doc, [problem])))
+        empty = Problem((), f"{shown}; a test file starts with 'examples:'")
+        return TestsCheck(path, None, doc, tuple(locate_all(path, doc, [empty])))
     tests, problems = check_tests(doc.data, rubric, scenario)
     problems += _simulations(valid_examples(doc.data), scenario)
     located = locate_all(path, doc, problems)
