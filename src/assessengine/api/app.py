@@ -20,9 +20,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
-from . import credential_routes, problems, routes
+from . import cohort_routes, credential_routes, problems, routes
 from .limits import DEFAULT_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimit
 from .service import ReviewService
+from .service.cohorts import CohortService
 from .service.credentials import CredentialApi, CredentialSettings
 from .service.service import MAX_UPLOAD_BYTES
 
@@ -65,11 +66,19 @@ def create_app(
         if own:
             review.close()
         raise
+    try:
+        cohorts = CohortService.open(review, db_path)
+    except BaseException:
+        issuing.close()
+        if own:
+            review.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         issuing.close()
+        cohorts.close()
         if own:
             review.close()
 
@@ -82,6 +91,7 @@ def create_app(
     )
     app.state.service = review
     app.state.credentials = issuing
+    app.state.cohorts = cohorts
     app.state.db_path = db_path
     problems.install(app)
     app.add_middleware(BodyLimit, default=DEFAULT_BODY_LIMIT, routes={
@@ -101,6 +111,7 @@ def create_app(
 
     app.include_router(routes.router)
     app.include_router(credential_routes.router)
+    app.include_router(cohort_routes.router)
     if web:
         _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -143,6 +154,7 @@ _TAGS = [
     {"name": "audit", "description": "Every change: who, when, what, why"},
     {"name": "credentials", "description": "Open Badges 3.0 credentials: issue, verify, "
      "revoke, status lists; xAPI statements"},
+    {"name": "cohorts", "description": "The cohort dashboard's numbers (trainers)"},
     {"name": "access", "description": "Who the token is"},
     {"name": "ops", "description": "Health and metrics (no token)"},
 ]

@@ -53,6 +53,18 @@ class Db:
         rows: Rows = self._conn.execute(sql, tuple(params))
         return rows
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`execute` once per row of `rows` (the driver's batch call: one round trip per
+        batch on PostgreSQL, not per row)."""
+        if not rows:
+            return
+        if self._dialect == "postgresql":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+            with self._conn.cursor() as cursor:
+                cursor.executemany(sql, [tuple(r) for r in rows])
+            return
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT and return the new row's ``id`` (``RETURNING id``)."""
         row = self.execute(f"{sql} RETURNING id", params).fetchone()

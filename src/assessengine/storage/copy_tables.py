@@ -57,6 +57,10 @@ ENGINE_TABLES: Final = frozenset(
 """The engine's tables: copied through the `Store` port (`storage.copy`), or the store's own
 bookkeeping (schema_version, payload_files), never by this module."""
 
+DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts"})
+"""The cohort index (`storage.cohorts`): derived from reports and reviews and rebuilt on the
+target when first used, never copied."""
+
 
 def _revoked_since(there: Row, given: Row) -> bool:
     same = all(there[k] == given[k] for k in given if k != "revoked_at")

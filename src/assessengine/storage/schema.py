@@ -21,6 +21,10 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
                     rubric versions, rescores, audit log), revision 0003
     credential_*    issued credentials, revocations, status lists (slots, published), 0003
+    cohort_*        the cohort index: per closed, scored session its counted outcome, the
+                    queue's flags and per criterion the scorer's and the final verdict;
+                    derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
+                    never copied, revision 0004
 """
 
 from __future__ import annotations
@@ -262,4 +266,38 @@ credential_status_published: Final = sa.Table(
     sa.Column("revision", sa.Text, nullable=False),
     sa.Column("document", sa.Text, nullable=False),
     sa.Column("valid_until", sa.Text, nullable=False),
+)  # fmt: skip
+
+# ------------------------------------------------------------------ the cohort index (0004)
+# Derived data (`storage.cohorts`): rows are (re)written from ``reports`` and the review tables
+# whenever these change, so the review queue and the cohort dashboard aggregate in SQL over
+# flat rows instead of parsing every report. Never copied (`copy_tables.DERIVED_TABLES`).
+
+cohort_sessions: Final = sa.Table(
+    "cohort_sessions", metadata,
+    sa.Column("session_id", RowId, sa.ForeignKey("sessions.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("saved_at", sa.Text, nullable=False),
+    sa.Column("reviewed_at", sa.Text),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("machine_outcome", sa.Text, nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("site", sa.Text),
+    sa.Column("critical_failed", sa.Integer, nullable=False),
+    sa.Column("pending", sa.Integer, nullable=False),
+    sa.Index("cohort_sessions_by_outcome", "outcome"),
+)  # fmt: skip
+
+cohort_verdicts: Final = sa.Table(
+    "cohort_verdicts", metadata,
+    sa.Column("session_id", RowId, sa.ForeignKey("sessions.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("critical", sa.Integer, nullable=False),
+    sa.Column("observed", sa.Integer, nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),
+    sa.Column("final", sa.Text, nullable=False),
+    sa.Index("cohort_verdicts_by_criterion", "criterion"),
 )  # fmt: skip

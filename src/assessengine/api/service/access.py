@@ -29,6 +29,7 @@ class Action(StrEnum):
     REVOKE_CREDENTIALS = "revoke_credentials"
     READ_CREDENTIALS = "read_credentials"  # learners: their own only
     FORWARD_XAPI = "forward_xapi"
+    READ_COHORTS = "read_cohorts"          # the review queue and the cohort dashboard
 
 
 PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
@@ -45,6 +46,7 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.REVOKE_CREDENTIALS: frozenset({"admin"}),
     Action.READ_CREDENTIALS: frozenset({"admin", "assessor", "learner"}),
     Action.FORWARD_XAPI: frozenset({"admin"}),
+    Action.READ_COHORTS: frozenset({"admin", "trainer", "assessor"}),
 }
 """Action -> the roles allowed to take it. A learner's reads are narrowed to their own
 records by the service (another learner's session is reported as not found)."""

@@ -195,13 +195,13 @@ class ReviewService:
             learner=learner, scenario=filters.scenario, rubric=filters.rubric,
             outcome=filters.outcome, source=filters.source, status=filters.status,
             opened_from=_stamp(filters.opened_from), opened_to=_stamp(filters.opened_to),
-            before_key=_decode_cursor(cursor, "s"),
+            before_key=decode_cursor(cursor, "s"),
         )  # fmt: skip
         limit = max(1, min(limit, MAX_PAGE))
         rows = self.review.session_rows(query, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor("s", rows[-1].key) if more and rows else None
+        next_cursor = encode_cursor("s", rows[-1].key) if more and rows else None
         return SessionPage(items=[views.summary(r) for r in rows], next_cursor=next_cursor,
                            limit=limit)  # fmt: skip
 
@@ -516,14 +516,14 @@ class ReviewService:
         limit = max(1, min(limit, MAX_PAGE))
         rows = self.review.audit(
             session=session, actor=actor, action=action, since=_stamp(since),
-            until=_stamp(until), before_id=_decode_cursor(cursor, "a"), limit=limit + 1,
+            until=_stamp(until), before_id=decode_cursor(cursor, "a"), limit=limit + 1,
         )  # fmt: skip
         more = len(rows) > limit
         rows = rows[:limit]
         items = [AuditOut(id=r.id, at=r.at, actor=r.actor, role=r.role, action=r.action,
                           target=r.target, session=r.session, reason=r.reason, detail=r.detail)
                  for r in rows]  # fmt: skip
-        next_cursor = _encode_cursor("a", rows[-1].id) if more and rows else None
+        next_cursor = encode_cursor("a", rows[-1].id) if more and rows else None
         return AuditPage(items=items, next_cursor=next_cursor, limit=limit)
 
     # ================================================================================ helpers
@@ -581,11 +581,11 @@ def _stamp(value: datetime | None) -> str | None:
     return None if value is None else utc_text(value, "microseconds")
 
 
-def _encode_cursor(kind: str, key: int) -> str:
+def encode_cursor(kind: str, key: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None, kind: str) -> int | None:
+def decode_cursor(cursor: str | None, kind: str) -> int | None:
     if cursor is None:
         return None
     try:

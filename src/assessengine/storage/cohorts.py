@@ -1,0 +1,425 @@
+"""`CohortStore`: the cohort index and the queries over it (review queue, cohort dashboard).
+
+The index (tables ``cohort_sessions`` and ``cohort_verdicts``, `storage.schema`) holds, per
+closed and scored session, its counted outcome (with observations and overrides), the review
+queue's flags (a critical criterion failed, an observed item pending) and, per criterion, the
+scorer's verdict and the final one. It is derived data: `stale` names the sessions whose row is
+missing or older than their report (``reports.saved_at``) or their review
+(``review_outcomes.updated_at``), the caller computes their rows (`api.service.cohorts`, with
+the same rules as the session page) and `put` writes them. Whoever writes reports or reviews
+needs to know nothing of the index.
+
+Every aggregation runs in SQL over these flat rows (no report is parsed to answer a query), on
+SQLite and PostgreSQL alike (``ROW_NUMBER() OVER``, ``substr`` of the ISO 8601 text times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final, Literal
+
+from .appdb import AppDb, Db
+
+Reason = Literal["critical", "pending", "incomplete"]
+REASONS: Final[tuple[Reason, ...]] = ("critical", "pending", "incomplete")
+Period = Literal["day", "month"]
+PERIOD_CHARS: Final[dict[Period, int]] = {"day": 10, "month": 7}
+"""How many leading characters of an ISO 8601 time name its day / month."""
+
+_REASON_SQL: Final[dict[Reason, str]] = {
+    "critical": "c.critical_failed = 1",
+    "pending": "c.pending = 1",
+    "incomplete": "c.outcome = 'incomplete'",
+}
+_QUEUED: Final = "(c.critical_failed = 1 OR c.pending = 1 OR c.outcome = 'incomplete')"
+_FROM: Final = "FROM sessions s JOIN cohort_sessions c ON c.session_id = s.id"
+
+
+# ==================================================================================== rows
+
+
+@dataclass(frozen=True, slots=True)
+class StaleSession:
+    """A closed, scored session whose index rows are missing or out of date: what computing
+    them needs (the session's info and report as stored, as JSON text)."""
+
+    key: int
+    session: str
+    info: str
+    report: str
+    saved_at: str
+    reviewed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    """One criterion of an indexed session: the scorer's verdict and the final one (with the
+    latest observation and override)."""
+
+    idx: int
+    criterion: str
+    title: str
+    critical: bool
+    observed: bool
+    verdict: str
+    final: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedSession:
+    """What the index keeps of a session (`put` writes it)."""
+
+    key: int
+    saved_at: str
+    reviewed_at: str | None
+    outcome: str             # counted: with observations and overrides
+    machine_outcome: str     # with observations, without overrides
+    score: float | None      # with overrides; None when not a finite number
+    site: str | None
+    critical_failed: bool
+    pending: bool
+    verdicts: tuple[VerdictRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CohortQuery:
+    """Which indexed sessions count (None: any). Times are inclusive bounds on ``opened_at``
+    as ISO 8601 UTC text; `outcome` is the counted outcome."""
+
+    learner: str | None = None
+    scenario: str | None = None
+    rubric: str | None = None
+    rubric_version: int | None = None
+    source: str | None = None
+    site: str | None = None
+    outcome: str | None = None
+    opened_from: str | None = None
+    opened_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One session of the review queue."""
+
+    key: int
+    session: str
+    learner: str
+    scenario: str
+    rubric: str
+    rubric_version: int
+    source: str
+    opened_at: str
+    closed_at: str | None
+    outcome: str
+    machine_outcome: str
+    score: float | None
+    site: str | None
+    critical_failed: bool
+    pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """Sessions in the queue under the filters other than the reason: all, and per reason (a
+    session can have several reasons)."""
+
+    total: int
+    critical: int
+    pending: int
+    incomplete: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRow:
+    rubric: str
+    rubric_version: int
+    period: str
+    sessions: int
+    passed: int
+    failed: int
+    incomplete: int
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionRow:
+    """Final verdicts of one criterion of one rubric, on learners' first attempts and on
+    their later ones."""
+
+    rubric: str
+    criterion: str
+    title: str
+    idx: int
+    first_decided: int
+    first_failed: int
+    later_decided: int
+    later_failed: int
+    undecided: int  # pending or not applicable
+
+
+@dataclass(frozen=True, slots=True)
+class FirstPassRow:
+    """`learners` of `rubric` who first passed on attempt `attempt` (None: not yet, after
+    `attempts` sessions in total over these learners)."""
+
+    rubric: str
+    attempt: int | None
+    learners: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    scenario: str
+    site: str | None
+    source: str
+    sessions: int
+    passed: int
+    failed: int
+    incomplete: int
+
+
+@dataclass(frozen=True, slots=True)
+class CohortNumbers:
+    sessions: int
+    first_opened: str | None
+    last_opened: str | None
+    periods: list[PeriodRow]
+    criteria: list[CriterionRow]
+    first_pass: list[FirstPassRow]
+    groups: list[GroupRow]
+
+
+# ==================================================================================== store
+
+
+class CohortStore:
+    """The cohort index in the database of `db` (opened by the caller, which closes it)."""
+
+    def __init__(self, db: AppDb) -> None:
+        self._db = db
+
+    # ------------------------------------------------------------------------------ index
+
+    def stale(self, limit: int) -> list[StaleSession]:
+        """Up to `limit` closed, scored sessions whose index rows are missing or older than
+        their report or review, in open order."""
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT s.id, s.session, s.info, r.report, r.saved_at, o.updated_at "
+                "FROM sessions s JOIN reports r ON r.session_id = s.id "
+                "LEFT JOIN review_outcomes o ON o.session = s.session "
+                "LEFT JOIN cohort_sessions c ON c.session_id = s.id "
+                "WHERE s.status = 'closed' AND (c.session_id IS NULL OR c.saved_at <> r.saved_at"
+                " OR COALESCE(c.reviewed_at, '') <> COALESCE(o.updated_at, '')) "
+                "ORDER BY s.id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [StaleSession(*row) for row in rows]
+
+    def put(self, sessions: Sequence[IndexedSession]) -> None:
+        """Write (or replace) these sessions' index rows, in one transaction."""
+        if not sessions:
+            return
+        with self._db.write() as db:
+            db.executemany(
+                "INSERT INTO cohort_sessions (session_id, saved_at, reviewed_at, outcome, "
+                "machine_outcome, score, site, critical_failed, pending) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "saved_at = excluded.saved_at, reviewed_at = excluded.reviewed_at, "
+                "outcome = excluded.outcome, machine_outcome = excluded.machine_outcome, "
+                "score = excluded.score, site = excluded.site, "
+                "critical_failed = excluded.critical_failed, pending = excluded.pending",
+                [(s.key, s.saved_at, s.reviewed_at, s.outcome, s.machine_outcome, s.score,
+                  s.site, int(s.critical_failed), int(s.pending)) for s in sessions],
+            )  # fmt: skip
+            db.executemany("DELETE FROM cohort_verdicts WHERE session_id = ?",
+                           [(s.key,) for s in sessions])  # fmt: skip
+            db.executemany(
+                "INSERT INTO cohort_verdicts (session_id, idx, criterion, title, critical, "
+                "observed, verdict, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (session_id, idx) DO UPDATE SET criterion = excluded.criterion, "
+                "title = excluded.title, critical = excluded.critical, "
+                "observed = excluded.observed, verdict = excluded.verdict, "
+                "final = excluded.final",
+                [(s.key, v.idx, v.criterion, v.title, int(v.critical), int(v.observed),
+                  v.verdict, v.final) for s in sessions for v in s.verdicts],
+            )  # fmt: skip
+
+    # ------------------------------------------------------------------------------ queue
+
+    def queue(
+        self, query: CohortQuery, *, reason: Reason | None = None,
+        before_key: int | None = None, limit: int = 50,
+    ) -> list[QueueRow]:  # fmt: skip
+        """Indexed sessions that need a person (a critical criterion failed, an observed item
+        pending, or the counted outcome incomplete), newest first, at most `limit`."""
+        clauses, params = _where(query)
+        clauses.append(_QUEUED if reason is None else _REASON_SQL[reason])
+        if before_key is not None:
+            clauses.append("s.id < ?")
+            params.append(before_key)
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, "
+                "s.source, s.opened_at, s.closed_at, c.outcome, c.machine_outcome, c.score, "
+                f"c.site, c.critical_failed, c.pending {_FROM} WHERE {' AND '.join(clauses)} "
+                "ORDER BY s.id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_queue_row(row) for row in rows]
+
+    def queue_counts(self, query: CohortQuery) -> QueueCounts:
+        """How many sessions of the queue match `query`, in all and per reason."""
+        clauses, params = _where(query)
+        clauses.append(_QUEUED)
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT COUNT(*), SUM(c.critical_failed), SUM(c.pending), "
+                f"SUM(CASE WHEN c.outcome = 'incomplete' THEN 1 ELSE 0 END) {_FROM} "
+                f"WHERE {' AND '.join(clauses)}",
+                params,
+            ).fetchone()
+        return QueueCounts(*(int(v or 0) for v in row))
+
+    def queue_criteria(self, keys: Sequence[int]) -> dict[int, list[VerdictRow]]:
+        """Per session key, the criteria that put it in the queue (critical failed, observed
+        pending), in rubric order."""
+        found: dict[int, list[VerdictRow]] = {k: [] for k in keys}
+        if not keys:
+            return found
+        marks = ",".join("?" * len(keys))
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT session_id, idx, criterion, title, critical, observed, verdict, final "
+                f"FROM cohort_verdicts WHERE session_id IN ({marks}) AND ((critical = 1 AND "
+                "final = 'fail') OR (observed = 1 AND final = 'pending')) "
+                "ORDER BY session_id, idx",
+                tuple(keys),
+            ).fetchall()
+        for key, *rest in rows:
+            idx, criterion, title, critical, observed, verdict, final = rest
+            found[key].append(VerdictRow(idx, criterion, title, bool(critical), bool(observed),
+                                         verdict, final))  # fmt: skip
+        return found
+
+    def key_of(self, session: str) -> int | None:
+        """The store's row key of a session (its open order), None when unknown."""
+        with self._db.read() as db:
+            row = db.execute("SELECT id FROM sessions WHERE session = ?", (session,)).fetchone()
+        return None if row is None else int(row[0])
+
+    # ------------------------------------------------------------------------------ cohorts
+
+    def cohort(self, query: CohortQuery, *, period: Period | None = None) -> CohortNumbers:
+        """The dashboard's numbers over the indexed sessions `query` selects. Attempts are
+        numbered per learner and rubric in open order among the selected sessions. `period`
+        None: by day when the sessions span at most 92 days, else by month."""
+        clauses, params = _where(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.read() as db:
+            count, first, last = db.execute(
+                f"SELECT COUNT(*), MIN(s.opened_at), MAX(s.opened_at) {_FROM} {where}", params
+            ).fetchone()
+            chosen: Period = period or _auto_period(first, last)
+            return CohortNumbers(
+                int(count), first, last, _periods(db, where, params, PERIOD_CHARS[chosen]),
+                _criteria(db, where, params), _first_pass(db, where, params),
+                _groups(db, where, params),
+            )  # fmt: skip
+
+
+# ==================================================================================== queries
+
+_RANKED: Final = (
+    "SELECT s.id, s.learner, s.rubric, c.outcome, ROW_NUMBER() OVER "
+    "(PARTITION BY s.learner, s.rubric ORDER BY s.id) AS attempt "
+)
+_OUTCOMES: Final = (
+    "SUM(CASE WHEN c.outcome = 'pass' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN c.outcome = 'fail' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN c.outcome = 'incomplete' THEN 1 ELSE 0 END)"
+)
+
+
+def _periods(db: Db, where: str, params: Sequence[Any], chars: int) -> list[PeriodRow]:
+    rows = db.execute(
+        f"SELECT s.rubric, s.rubric_version, substr(s.opened_at, 1, {chars}) AS period, "
+        f"COUNT(*), {_OUTCOMES} {_FROM} {where} "
+        "GROUP BY s.rubric, s.rubric_version, period ORDER BY s.rubric, s.rubric_version, period",
+        params,
+    ).fetchall()
+    return [PeriodRow(r[0], int(r[1]), r[2], *(int(v) for v in r[3:])) for r in rows]
+
+
+def _criteria(db: Db, where: str, params: Sequence[Any]) -> list[CriterionRow]:
+    decided = "v.final IN ('pass', 'fail')"
+    rows = db.execute(
+        f"WITH ranked AS ({_RANKED} {_FROM} {where}) "
+        "SELECT r.rubric, v.criterion, MAX(v.title), MIN(v.idx), "
+        f"SUM(CASE WHEN r.attempt = 1 AND {decided} THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN r.attempt = 1 AND v.final = 'fail' THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN r.attempt > 1 AND {decided} THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN r.attempt > 1 AND v.final = 'fail' THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {decided} THEN 0 ELSE 1 END) "
+        "FROM ranked r JOIN cohort_verdicts v ON v.session_id = r.id "
+        "GROUP BY r.rubric, v.criterion ORDER BY r.rubric, MIN(v.idx), v.criterion",
+        params,
+    ).fetchall()
+    return [CriterionRow(r[0], r[1], r[2], int(r[3]), *(int(v) for v in r[4:])) for r in rows]
+
+
+def _first_pass(db: Db, where: str, params: Sequence[Any]) -> list[FirstPassRow]:
+    rows = db.execute(
+        f"WITH ranked AS ({_RANKED} {_FROM} {where}), "
+        "firsts AS (SELECT rubric, learner, COUNT(*) AS attempts, "
+        "MIN(CASE WHEN outcome = 'pass' THEN attempt END) AS first_pass "
+        "FROM ranked GROUP BY rubric, learner) "
+        "SELECT rubric, first_pass, COUNT(*), SUM(attempts) FROM firsts "
+        "GROUP BY rubric, first_pass ORDER BY rubric, first_pass",
+        params,
+    ).fetchall()
+    return [FirstPassRow(r[0], None if r[1] is None else int(r[1]), int(r[2]), int(r[3]))
+            for r in rows]  # fmt: skip
+
+
+def _groups(db: Db, where: str, params: Sequence[Any]) -> list[GroupRow]:
+    rows = db.execute(
+        f"SELECT s.scenario, c.site, s.source, COUNT(*), {_OUTCOMES} {_FROM} {where} "
+        "GROUP BY s.scenario, c.site, s.source",
+        params,
+    ).fetchall()
+    return [GroupRow(r[0], r[1], r[2], *(int(v) for v in r[3:])) for r in rows]
+
+
+def _queue_row(r: Sequence[Any]) -> QueueRow:
+    return QueueRow(
+        key=int(r[0]), session=r[1], learner=r[2], scenario=r[3], rubric=r[4],
+        rubric_version=int(r[5]), source=r[6], opened_at=r[7], closed_at=r[8], outcome=r[9],
+        machine_outcome=r[10], score=r[11], site=r[12], critical_failed=bool(r[13]),
+        pending=bool(r[14]),
+    )  # fmt: skip
+
+
+def _auto_period(first: str | None, last: str | None) -> Period:
+    if first is None or last is None:
+        return "day"
+    span = date.fromisoformat(last[:10]) - date.fromisoformat(first[:10])
+    return "day" if span.days <= 92 else "month"
+
+
+def _where(query: CohortQuery) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("s.learner = ?", query.learner), ("s.scenario = ?", query.scenario),
+        ("s.rubric = ?", query.rubric), ("s.rubric_version = ?", query.rubric_version),
+        ("s.source = ?", query.source), ("c.site = ?", query.site),
+        ("c.outcome = ?", query.outcome), ("s.opened_at >= ?", query.opened_from),
+        ("s.opened_at <= ?", query.opened_to),
+    ):  # fmt: skip
+        if value is not None:
+            clauses.append(column)
+            params.append(value)
+    return clauses, params
