@@ -123,7 +123,9 @@ def test_queue_counts_and_items_match_the_session_pages(api: tuple[TestClient, A
     counts = Counter(r for reasons in expected.values() for r in reasons)
     assert page["counts"] == {"total": len(expected), "critical": counts["critical"],
                               "pending": counts["pending"], "incomplete": counts["incomplete"]}
-    assert counts["critical"] and counts["pending"] and counts["incomplete"]
+    assert counts["critical"]
+    assert counts["pending"]
+    assert counts["incomplete"]
     for item in page["items"]:
         assert {r["kind"] for r in item["reasons"]} == expected[item["session"]]
     for reason in ("critical", "pending", "incomplete"):
@@ -152,9 +154,11 @@ def test_queue_filters_and_pages(api: tuple[TestClient, Any]) -> None:
         i["session"] for i in whole["items"] if i["learner"] == "L-2"}
     assert mine["counts"]["total"] == len(mine["items"])
     fails = client.get("/api/v1/review-queue?outcome=fail&limit=500").json()["items"]
-    assert fails and all(i["outcome"] == "fail" for i in fails)
+    assert fails
+    assert all(i["outcome"] == "fail" for i in fails)
     later = client.get("/api/v1/review-queue?opened_from=2999-01-01T00:00:00Z").json()
-    assert later["items"] == [] and later["counts"]["total"] == 0
+    assert later["items"] == []
+    assert later["counts"]["total"] == 0
     seen, cursor = [], None
     while True:
         url = "/api/v1/review-queue?limit=3" + (f"&cursor={cursor}" if cursor else "")
@@ -209,7 +213,8 @@ def test_learners_may_not_read_the_queue_or_the_dashboard(api: tuple[TestClient,
         assert answer.status_code == 403, path
         assert "assessors, trainers and admins" in answer.json()["detail"]
     rows = _csv(client.get("/api/v1/sessions.csv", headers=as_learner).text)
-    assert rows[1:] and {r[1] for r in rows[1:]} == {"L-1"}
+    assert rows[1:]
+    assert {r[1] for r in rows[1:]} == {"L-1"}
 
 
 # ==================================================================================== CSV
@@ -243,7 +248,8 @@ def test_queue_csv_rows_equal_the_queue_with_formulas_neutralised(
     assert [r[0] for r in rows[1:]] == [i["session"] for i in items]
     site = rows[0].index("site")
     hostile = [r for r in rows[1:] if HOSTILE_SITE in r[site]]
-    assert hostile and all(r[site] == "'" + HOSTILE_SITE for r in hostile)
+    assert hostile
+    assert all(r[site] == "'" + HOSTILE_SITE for r in hostile)
     assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
 
 
@@ -327,9 +333,12 @@ def test_dashboard_filters_select_sessions(api: tuple[TestClient, Any]) -> None:
     assert [b["key"] for b in field["by_source"]] == ["field"]
     north = client.get("/api/v1/dashboard?site=north&period=month").json()
     assert [b["key"] for b in north["by_site"]] == ["north"]
-    assert north["period"] == "month" and len(north["pass_rates"][0]["period"]) == 7
+    assert north["period"] == "month"
+    assert len(north["pass_rates"][0]["period"]) == 7
     none = client.get("/api/v1/dashboard?rubric=nothing").json()
-    assert none["sessions"] == 0 and none["criteria"] == [] and none["pass_rates"] == []
+    assert none["sessions"] == 0
+    assert none["criteria"] == []
+    assert none["pass_rates"] == []
 
 
 @pytest.mark.parametrize(("query", "name"), [

@@ -111,7 +111,7 @@ def dashboard(
     cohorts: Cohorts,
     who: Who,
     rubric: Text = None,
-    version: Annotated[int | None, Query(ge=1, lt=2**31, description="rubric version")] = None,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000, description="rubric version")] = None,
     scenario: Text = None,
     source: Literal["simulator", "field"] | None = None,
     site: Text = None,

@@ -426,11 +426,11 @@ def cohort_filters(params: Mapping[str, str]) -> CohortFilters:
     version = _text(params, "version")
     number = None
     if version is not None:
-        if version.isdigit() and 1 <= int(version) < 2**31:
+        if version.isdigit() and 1 <= int(version) <= 1_000_000:
             number = int(version)
         else:
             problems.append(FieldProblem("query.version", f"{version!r} is not a rubric "
-                                         "version (a whole number from 1)"))  # fmt: skip
+                                         "version (a whole number from 1 to 1000000)"))  # fmt: skip
     opened_from = _time(params, "from", problems, end=False)
     opened_to = _time(params, "to", problems, end=True)
     _raise(problems)
