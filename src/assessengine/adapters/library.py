@@ -24,6 +24,7 @@ from ..core.check import check_rubric
 from ..core.model import ID_PATTERN
 from ..core.problems import Problem, did_you_mean, problems_from_validation
 from ..core.rubric import Rubric
+from ..core.rubric_tests import TESTS_SUFFIX
 from ..core.scenario import Scenario
 from ..errors import LocatedProblem, Location, RubricError, ScenarioError
 from .yaml_source import SourceMap, YamlDocument, load_yaml
@@ -270,6 +271,17 @@ def rubric_dirs() -> list[Path]:
     bundled = resources.files("assessengine") / "_data" / "rubrics"
     candidates = [Path(str(bundled))] + [p.parent / "rubrics" for p in _repo_scenarios()]
     return [p for p in candidates if p.is_dir()]
+
+
+def rubric_files(folder: Path) -> list[Path]:
+    """The rubric files in `folder`, sorted: ``*.yaml`` and ``*.yml``, but not the rubric test
+    files beside them (``*.tests.yaml``, see `core.rubric_tests`). Every place that loads the
+    rubrics of a directory lists them with this."""
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.suffix in (SUFFIX, ".yml") and not p.name.endswith((TESTS_SUFFIX, ".tests.yml"))
+    )
 
 
 def find_rubric(rubric_id: str) -> Path:

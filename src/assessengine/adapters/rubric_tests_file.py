@@ -15,6 +15,7 @@ from pathlib import Path
 from ..core.events import SessionEvents
 from ..core.problems import DataPath, Problem, did_you_mean
 from ..core.rubric import Rubric
+from ..core.rubric_testing import CoverageSummary, coverage_gaps, run_tests
 from ..core.rubric_tests import (
     TESTS_SUFFIX,
     Example,
@@ -26,7 +27,7 @@ from ..core.rubric_tests import (
 from ..core.scenario import Scenario
 from ..errors import LocatedProblem, Location
 from ..sim import MODELS, simulate
-from .library import locate_all
+from .library import check_rubric_file, locate_all
 from .yaml_source import YamlDocument, load_yaml
 
 
@@ -139,3 +140,57 @@ def files_for(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
         rubric = rubric_of_tests(path) if is_tests_file(path) else path
         pairs.setdefault(rubric, path if is_tests_file(path) else path_of_tests(path))
     return list(pairs.items())
+
+
+# ==================================================================================== running
+
+
+@dataclass(frozen=True, slots=True)
+class RubricTestResult:
+    """What `run_rubric_tests` found for one rubric.
+
+    problems:     the rubric's or the test file's problems (then nothing ran)
+    failures:     ``FILE:LINE:COL: example 'NAME': ...`` for each failed expectation
+    missing:      the test file does not exist (nothing ran, nothing is wrong)
+    examples, expectations: how many ran
+    coverage:     the counts and the gaps (located in the rubric), when the examples ran
+    """
+
+    rubric_path: Path
+    tests_path: Path
+    problems: tuple[LocatedProblem, ...] = ()
+    failures: tuple[LocatedProblem, ...] = ()
+    missing: bool = False
+    examples: int = 0
+    expectations: int = 0
+    coverage: CoverageSummary | None = None
+    gaps: tuple[LocatedProblem, ...] = ()
+
+
+def run_rubric_tests(
+    rubric_path: Path, tests_path: Path, *, scenario_dirs: Sequence[Path] = ()
+) -> RubricTestResult:
+    """Check the rubric and its test file, run every example on the kernel and the reference
+    scorer, and compare; never raises for a bad file (its problems are in the result)."""
+    checked = check_rubric_file(rubric_path, scenario_dirs=scenario_dirs)
+    if not checked.ok or checked.rubric is None or checked.scenario is None:
+        return RubricTestResult(rubric_path, tests_path, problems=checked.problems)
+    if not tests_path.exists():
+        return RubricTestResult(rubric_path, tests_path, missing=True)
+    rubric, scenario = checked.rubric, checked.scenario
+    loaded = check_tests_file(tests_path, rubric, scenario)
+    if not loaded.ok or loaded.tests is None:
+        return RubricTestResult(rubric_path, tests_path, problems=loaded.problems)
+    run = run_tests(rubric, scenario, loaded.tests, example_sessions(loaded.tests, scenario))
+    failures = tuple(LocatedProblem(loaded.where(f.path), str(f)) for f in run.failures)
+    summary = coverage_gaps(rubric, run.coverage)
+    doc = load_yaml(rubric_path.read_text(encoding="utf-8"))
+    return RubricTestResult(
+        rubric_path,
+        tests_path,
+        failures=failures,
+        examples=len(loaded.tests.examples),
+        expectations=run.expectations,
+        coverage=summary,
+        gaps=tuple(locate_all(rubric_path, doc, summary.gaps)),
+    )

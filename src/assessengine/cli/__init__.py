@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     demo_cmd,
     keys_cmd,
     rubric_cmd,
+    rubric_test_cmd,
     score_cmd,
     serve_cmd,
     simulate_cmd,

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from ..adapters.library import load_rubric
+from ..adapters.library import load_rubric, rubric_files
 from ..adapters.store import SessionRecord, StoredBatch, StoreError
 from ..core import chain
 from ..core.codec import CodecError, Layout, decode_events
@@ -281,7 +281,7 @@ def find_rubric(
 
 def _rubric_files(dirs: Sequence[Path]) -> Iterator[Path]:
     for folder in dirs:
-        yield from sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+        yield from rubric_files(folder)
 
 
 # ================================================================================ comparing

@@ -486,6 +486,10 @@ class MachineT(Template):
         self.entry_t = 0.0  # the initial state is entered at t = 0
         self.entry: Mark | None = None  # anchor: the session's first event for the initial state
         self.runs: dict[int, float] = {}  # transition index -> t of the first event of its run
+        # what the session exercised (`rubric test --coverage`): states entered, and the
+        # transitions that fired as (state, index in that state's list)
+        self.entered: set[str] = {spec.initial}
+        self.fired: set[tuple[str, int]] = set()
 
     def step(self, event: Event, held: Held) -> Decision | None:
         verdict = pass_or_fail(self.state)
@@ -508,6 +512,8 @@ class MachineT(Template):
                 continue
             if tr.after is not None and event.t - self.entry_t < tr.after:
                 continue
+            self.fired.add((self.state, i))
+            self.entered.add(tr.to)
             verdict = pass_or_fail(tr.to)
             if verdict is not None:
                 return Decision(verdict, self.entry)
@@ -519,10 +525,12 @@ class MachineT(Template):
         verdict = pass_or_fail(self.state)
         if verdict is not None:
             return Decision(verdict)
-        for tr in self.spec.states.get(self.state, ()):
+        for i, tr in enumerate(self.spec.states.get(self.state, ())):
             if tr.on is not None or tr.when is not None or tr.after is None:
                 continue  # at the close there is no event: only pure timeouts can fire
             if t - self.entry_t >= tr.after:
+                self.fired.add((self.state, i))
+                self.entered.add(tr.to)
                 verdict = pass_or_fail(tr.to)
                 if verdict is not None:
                     return Decision(verdict, self.entry)

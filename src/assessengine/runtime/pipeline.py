@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ..adapters.library import list_scenarios, load_rubric
+from ..adapters.library import list_scenarios, load_rubric, rubric_files
 from ..adapters.store import SessionRecord, Store, unavailable
 from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
 from ..core.codec_kernel import gather_columns
@@ -104,12 +104,13 @@ class RubricLibrary:
     def load(
         cls, dirs: Sequence[Path], *, scenario_dirs: Sequence[Path] = ()
     ) -> tuple[RubricLibrary, list[str]]:
-        """Every valid rubric (``*.yaml``, ``*.yml``) in `dirs`, in order; returns the library
-        and one line per file that was skipped (invalid, or its scenario missing)."""
+        """Every valid rubric (``*.yaml``, ``*.yml``; not the ``*.tests.yaml`` beside them) in
+        `dirs`, in order; returns the library and one line per file that was skipped (invalid,
+        or its scenario missing)."""
         entries: list[RubricEntry] = []
         skipped: list[str] = []
         for folder in dirs:
-            for path in sorted(p for p in Path(folder).iterdir() if p.suffix in (".yaml", ".yml")):
+            for path in rubric_files(Path(folder)):
                 try:
                     rubric, scenario = load_rubric(path, scenario_dirs=scenario_dirs)
                 except (AssessEngineError, OSError) as exc:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...adapters.library import check_rubric_file
+from ...adapters.library import check_rubric_file, rubric_files
 from ...adapters.library import rubric_dirs as bundled_rubric_dirs
 from ...adapters.review_store import ReviewStore, RubricRow
 from ...core.compiler import CompiledRubric, compile_rubric
@@ -125,9 +125,7 @@ class Catalog:
         for folder in self._dirs:
             if not folder.is_dir():
                 continue
-            for path in sorted(folder.iterdir()):
-                if path.suffix not in (".yaml", ".yml"):
-                    continue
+            for path in rubric_files(folder):
                 result = check_rubric_file(path, scenario_dirs=self._scenario_dirs)
                 if result.ok and result.rubric is not None and result.scenario is not None:
                     compiled = compile_rubric(result.rubric, result.scenario)
