@@ -169,10 +169,11 @@ def _rubric_with(extra: str) -> str:
     return _edit(RUBRIC, "version: 1\n", "version: 1\n" + extra)
 
 
+_AFTER_VERSION = _line_of(RUBRIC, "version: 1") + 1  # where _rubric_with's lines start
 REFUSED = [
-    pytest.param(_rubric_with(_alias_bomb(6)), 7, 5, ALIASES, id="alias-bomb"),
-    pytest.param(_rubric_with("x: " + "[" * 500 + "]" * 500 + "\n"), 7, 3 + MAX_DEPTH, NESTING,
-                 id="nested-500"),
+    pytest.param(_rubric_with(_alias_bomb(6)), _AFTER_VERSION, 5, ALIASES, id="alias-bomb"),
+    pytest.param(_rubric_with("x: " + "[" * 500 + "]" * 500 + "\n"), _AFTER_VERSION,
+                 3 + MAX_DEPTH, NESTING, id="nested-500"),
 ]  # fmt: skip
 
 
@@ -194,7 +195,8 @@ def test_scenario_and_policy_files_refuse_aliases_too(tmp_path: Path, kind: str)
         path.write_text(_edit(SCENARIO, "version: 1\n", "version: &v 1\n"), encoding="utf-8")
         with pytest.raises(ScenarioError) as caught:
             load_scenario(path)
-        assert str(caught.value) == f"{path}:2:10: {ALIASES}"
+        line = _line_of(SCENARIO, "version: 1")
+        assert str(caught.value) == f"{path}:{line}:10: {ALIASES}"
     else:
         path = tmp_path / "forklift-operator.yaml"
         path.write_text(_edit(POLICY, "passes: 2", "passes: *two"), encoding="utf-8")

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     keys_cmd,
     rubric_cmd,
     rubric_test_cmd,
+    schema_cmd,
     score_cmd,
     serve_cmd,
     simulate_cmd,

@@ -6,7 +6,9 @@ import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|min|h)?\s*$")
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|min|h)?\s*$"
+"""A duration written as text (the rubric files' JSON Schema uses it too)."""
+_PATTERN = re.compile(DURATION_PATTERN)
 
 
 def parse_duration(value: object) -> float:

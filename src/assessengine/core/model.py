@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from .duration import parse_duration
+from .duration import DURATION_PATTERN, parse_duration
 from .expr import Expr, ExprError, parse
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -64,10 +64,52 @@ def _expression(kind: str) -> Any:
     return validate
 
 
-Duration = Annotated[float, PlainValidator(_duration)]
-Condition = Annotated[Expr, PlainValidator(_expression("bool")), PlainSerializer(str)]
-NumericExpr = Annotated[Expr, PlainValidator(_expression("num")), PlainSerializer(str)]
-AnyExpr = Annotated[Expr, PlainValidator(_expression("any")), PlainSerializer(str)]
+# What each custom field type accepts, as JSON Schema (core.json_schema; editors read it). It
+# describes the written form only: what a condition means is checked by the engine alone.
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": DURATION_PATTERN},
+    ],
+    "description": "a duration: 500ms, 2s, 1.5min, 1h, or a number of seconds",
+}
+_CONDITION_SCHEMA = {"type": "string", "description": "a condition such as 'speed > 8'"}
+_EXPRESSION_SCHEMA = {
+    "type": ["string", "number"],
+    "description": "an expression such as 'abs(mast_tilt)', or a condition",
+}
+_STEP_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": NAME_PATTERN, "description": "an event name"},
+        {
+            "type": "object",
+            "properties": {"when": _CONDITION_SCHEMA},
+            "required": ["when"],
+            "additionalProperties": False,
+        },
+    ],
+    "description": "an event name, or {when: CONDITION}",
+}
+
+Duration = Annotated[float, PlainValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
+Condition = Annotated[
+    Expr,
+    PlainValidator(_expression("bool")),
+    PlainSerializer(str),
+    WithJsonSchema(_CONDITION_SCHEMA),
+]
+NumericExpr = Annotated[
+    Expr,
+    PlainValidator(_expression("num")),
+    PlainSerializer(str),
+    WithJsonSchema(_EXPRESSION_SCHEMA),
+]
+AnyExpr = Annotated[
+    Expr,
+    PlainValidator(_expression("any")),
+    PlainSerializer(str),
+    WithJsonSchema(_EXPRESSION_SCHEMA),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +160,9 @@ def _step(value: Any) -> Step:
     )
 
 
-StepField = Annotated[Step, PlainValidator(_step), PlainSerializer(lambda s: s.to_data())]
+StepField = Annotated[
+    Step,
+    PlainValidator(_step),
+    PlainSerializer(lambda s: s.to_data()),
+    WithJsonSchema(_STEP_SCHEMA),
+]

@@ -37,6 +37,7 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -162,8 +163,28 @@ def _iri(value: Any) -> str:
     return value
 
 
-PeriodField = Annotated[Period, PlainValidator(_period), PlainSerializer(str)]
-AbsoluteIri = Annotated[str, PlainValidator(_iri)]
+def _period_pattern() -> str:
+    """`_PERIOD` with its units spelled out, in any letter case (as `parse_period` reads it)."""
+    units = "|".join(
+        "".join(f"[{c}{c.upper()}]" for c in unit) for unit in sorted(_UNITS, key=len, reverse=True)
+    )
+    return rf"^\s*\d+\s*({units})\s*$"
+
+
+_PERIOD_SCHEMA = {
+    "type": "string",
+    "pattern": _period_pattern(),
+    "description": "a period such as '90 days', '6 months' or '3 years' (at most 100 years)",
+}
+_IRI_SCHEMA = {
+    "type": "string",
+    "pattern": _IRI.pattern,
+    "description": "an absolute URL such as https://...",
+}
+PeriodField = Annotated[
+    Period, PlainValidator(_period), PlainSerializer(str), WithJsonSchema(_PERIOD_SCHEMA)
+]
+AbsoluteIri = Annotated[str, PlainValidator(_iri), WithJsonSchema(_IRI_SCHEMA)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic.config import JsonValue
 
 from .model import (
     ID_PATTERN,
@@ -43,6 +44,18 @@ TEMPLATES = (
     "machine",
 )
 AGGREGATES = ("max", "min", "mean", "sum", "last", "count", "time_true")
+OPTION_TEMPLATES: Final = {
+    "for": ("never", "always"),
+    "allow": ("never", "always"),
+    "within": ("sequence",),
+}
+"""The criterion-level options and the templates each goes with (`Criterion` refuses the rest;
+its JSON Schema says the same, and a test holds the two together)."""
+
+
+def _one_of(*keys: str) -> list[JsonValue]:
+    """JSON Schema: one ``{"required": [key]}`` per key (for oneOf / anyOf)."""
+    return [{"required": [key]} for key in keys]
 
 
 class Competency(Frozen):
@@ -58,6 +71,10 @@ class AllBefore(Frozen):
 
 
 class Count(Frozen):
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": _one_of("event", "when"), "anyOf": _one_of("min", "max")}
+    )
+
     event: EventName | None = None
     when: Condition | None = None
     min: int | None = Field(default=None, ge=0, le=INT_MAX)
@@ -89,6 +106,8 @@ class Precede(Frozen):
 
 
 class DurationTemplate(Frozen):
+    model_config = ConfigDict(json_schema_extra={"anyOf": _one_of("max", "min")})
+
     from_: StepField = Field(alias="from")
     to: StepField
     max: Duration | None = None
@@ -104,6 +123,8 @@ class DurationTemplate(Frozen):
 
 
 class Metric(Frozen):
+    model_config = ConfigDict(json_schema_extra={"anyOf": _one_of("at_most", "at_least")})
+
     aggregate: Literal["max", "min", "mean", "sum", "last", "count", "time_true"]
     of: AnyExpr
     where: Condition | None = None
@@ -126,6 +147,13 @@ class Observed(Frozen):
 
 
 class Transition(Frozen):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": _one_of("on", "when", "after"),
+            "dependentRequired": {"for": ["when"]},
+        }
+    )
+
     on: EventName | None = None
     when: Condition | None = None
     for_: Duration | None = Field(default=None, alias="for")
@@ -141,13 +169,34 @@ class Transition(Frozen):
         return self
 
 
+def _terminal_states_are_built_in(schema: dict[str, Any]) -> None:
+    schema["properties"]["states"].setdefault("propertyNames", {})["not"] = {
+        "enum": ["pass", "fail"]
+    }
+
+
 class Machine(Frozen):
+    model_config = ConfigDict(json_schema_extra=_terminal_states_are_built_in)
+
     initial: EventName
     at_end: Literal["pass", "fail"] = "fail"
     states: dict[EventName, tuple[Transition, ...]]
 
 
 class Criterion(Frozen):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": _one_of(*TEMPLATES),
+            "dependentSchemas": {
+                option: {"anyOf": _one_of(*templates)}
+                for option, templates in OPTION_TEMPLATES.items()
+            },
+            # a critical criterion is a gate: no points (0 is allowed, as `points` is optional)
+            "if": {"properties": {"critical": {"enum": [True, "yes"]}}, "required": ["critical"]},
+            "then": {"properties": {"points": {"maximum": 0}}},
+        }
+    )
+
     id: Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
     title: str = Field(min_length=1)
     competency: str | None = None
