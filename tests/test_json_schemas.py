@@ -198,10 +198,24 @@ def test_schema_and_model_agree_on_which_options_go_with_a_template(
         pytest.param("scenario", {"scenario": "s", "title": "S", "events": {},
                                   "signals": {"speed": {"unit": "m", "range": [0]}}},
                      id="scenario-range-of-one"),
+        pytest.param("tests", {"examples": [{"name": "a", "events": [[0, "horn"]],
+                                             "expect": {"c": "passed"}}]}, id="tests-verdict"),
+        pytest.param("tests", {"examples": [{"name": "a", "events": [[0, "horn"]],
+                                             "expec": {"c": "pass"}}]}, id="tests-unknown-key"),
+        pytest.param("tests", {"examples": [{"name": "a", "events": [["soon", "horn"]]}]},
+                     id="tests-row-time"),
     ],
 )  # fmt: skip
 def test_policy_and_scenario_mistakes_are_rejected(kind: str, data: dict[str, Any]) -> None:
     assert _errors(kind, data) != []
+
+
+def test_a_well_formed_test_file_passes_its_schema() -> None:
+    data = {"rubric": "r", "examples": [
+        {"name": "a", "events": [[0, "horn"], ["1.5s", {"speed": 3}], [2, "horn", {"speed": None}]],
+         "expect": {"c": "pass", "d": {"verdict": "fail", "t": 2, "seq": 2}}, "outcome": "fail"},
+        {"name": "b", "simulate": {"profile": "speeder", "seed": 3}, "expect": {"c": "fail"}}]}
+    assert _errors("tests", data) == []  # fmt: skip
 
 
 def test_a_period_in_any_letter_case_is_accepted_as_the_policy_reads_it() -> None:
