@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from . import (  # noqa: F401  (each module attaches its commands to `main`)
+    archive_cmd,
     audit_cmd,
     backup_cmd,
     copy_cmd,
     credential_cmd,
     demo_cmd,
     keys_cmd,
+    rescore_cmd,
     rubric_cmd,
     rubric_test_cmd,
     schema_cmd,

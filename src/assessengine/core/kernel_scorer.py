@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,13 +46,31 @@ def score_columns(
     """Score whole sessions given as columns: `batch.session[i]` is an index into
     `session_ids` (rows in seq order within each session, sessions in any interleaving);
     `close_t[k]` closes session k. Reports in `session_ids` order."""
+    chunks = (batch.take(slice(start, start + BATCH_ROWS))
+              for start in range(0, len(batch), BATCH_ROWS))  # fmt: skip
+    return score_stream(compiled, chunks, session_ids, close_t, observations=observations)
+
+
+def score_stream(
+    compiled: CompiledRubric,
+    batches: Iterable[EventBatch],
+    session_ids: Sequence[str],
+    close_t: NDArray[np.float64],
+    *,
+    observations: Mapping[str, Mapping[str, Verdict]] | None = None,
+) -> list[SessionReport]:
+    """`score_columns` over a stream of batches (each `batch.session[i]` an index into
+    `session_ids`; rows of one session in seq order across the whole stream): one batch is
+    held at a time, so memory is bounded by the largest batch and the sessions' state.
+    Reports in `session_ids` order, equal to `score_columns` over the concatenated batches."""
     observations = observations or {}
     state = ScoringState.new(compiled, capacity=max(len(session_ids), 1))
     slots = state.open(session_ids)
-    slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
     log = DecisionLog(compiled)
-    for start in range(0, len(slotted), BATCH_ROWS):
-        log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
+    for batch in batches:
+        slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
+        for start in range(0, len(slotted), BATCH_ROWS):
+            log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
     log.add(close(compiled, state, slots, close_t))
     extents = spans(state, slots, close_t)
     return [

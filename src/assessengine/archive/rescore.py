@@ -1,0 +1,246 @@
+"""Cohort re-scoring from an archive: one task per events file, scored with the kernel.
+
+    job = Job.of(root, rubric, scenario)
+    parts = plan(root, manifest, scenario.scenario, since=..., until=...)
+    for done in run_local(job, parts): ...                 # in this process
+    with DaskRunner(workers=2) as runner:                  # or scheduler="tcp://host:8786"
+        for done in runner.run(job, parts): ...
+
+A task (`score_partition`) streams its file through `reader.event_batches` into
+`core.kernel_scorer.score_stream` (bounded memory), recomputes each session's events digest
+and refuses the file, naming the session, when one differs from the sessions table's
+``events_sha256``. Its reports equal `assessengine score` on the same sessions: the same
+compiled kernel, the same rows, the same close times.
+
+On Dask distributed each task is retried on another worker when the worker running it dies
+(the scheduler does this); a task is pure, so a retried task gives the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import numpy as np
+
+from ..core.codec import Layout
+from ..core.compiler import CompiledRubric, compile_rubric
+from ..core.kernel_scorer import score_stream
+from ..core.report import Verdict
+from ..core.rubric import Rubric
+from ..core.scenario import Scenario
+from ..errors import AssessEngineError, ScoringError
+from .digest import Digests
+from .layout import Manifest
+from .location import ArchiveError, ArchiveRoot
+from .reader import event_batches, read_sessions
+
+Observations = Mapping[str, Mapping[str, Verdict]]
+CONNECT_TIMEOUT: Final = 10.0
+"""Seconds to wait for a Dask scheduler to answer."""
+
+
+class SchedulerError(AssessEngineError):
+    """The Dask scheduler cannot be reached, or the cluster could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What every task needs: where the archive is, and the rubric to score with."""
+
+    url: str
+    storage_options: Mapping[str, Any]
+    rubric: Rubric
+    scenario: Scenario
+
+    @classmethod
+    def of(cls, root: ArchiveRoot, rubric: Rubric, scenario: Scenario) -> Job:
+        return cls(root.url, dict(root.storage_options), rubric, scenario)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One events file and the sessions to score from it (in this order)."""
+
+    index: int
+    path: str
+    sessions: tuple[str, ...]
+    close_t: tuple[float, ...]
+    digests: tuple[str, ...]
+    observations: Mapping[str, Mapping[str, Verdict]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionResult:
+    """The reports of one partition (`SessionReport.to_data()`, in its sessions' order)."""
+
+    index: int
+    path: str
+    reports: list[dict[str, Any]]
+    events: int
+    seconds: float
+
+
+def plan(
+    root: ArchiveRoot,
+    manifest: Manifest,
+    scenario: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sessions: Sequence[str] | None = None,
+    observations: Observations | None = None,
+) -> tuple[list[Partition], dict[str, dict[str, Any]]]:
+    """The partitions of the archived sessions of `scenario` (opened in [since, until), and
+    among `sessions` when given), one per events file, in archive order; and per session its
+    sessions-table row (learner, report, ...)."""
+    table = read_sessions(root, manifest, scenario=scenario, since=since, until=until,
+                          columns=["session", "learner", "close_t", "events_sha256", "report",
+                                   "file", "events"])  # fmt: skip
+    rows = table.to_pylist()
+    if sessions is not None:
+        keep = set(sessions)
+        rows = [r for r in rows if r["session"] in keep]
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_file.setdefault(row["file"], []).append(row)
+    known = {f.path for f in manifest.events_files(scenario)}
+    for path in by_file:
+        if path not in known:
+            raise ArchiveError(f"{root.where(path)}: the sessions table names an events file "
+                               "the manifest does not list")  # fmt: skip
+    obs = observations or {}
+    parts = [
+        Partition(k, path, tuple(r["session"] for r in group),
+                  tuple(float(r["close_t"]) for r in group),
+                  tuple(r["events_sha256"] for r in group),
+                  {r["session"]: obs[r["session"]] for r in group if r["session"] in obs})
+        for k, (path, group) in enumerate(by_file.items())
+    ]  # fmt: skip
+    return parts, {r["session"]: r for r in rows}
+
+
+# ------------------------------------------------------------------------------ one task
+
+_COMPILED: dict[str, CompiledRubric] = {}
+
+
+def _compiled(job: Job) -> CompiledRubric:
+    key = job.rubric.sha256() + job.scenario.model_dump_json()
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = compile_rubric(job.rubric, job.scenario)
+    return found
+
+
+def score_partition(partition: Partition, job: Job) -> PartitionResult:
+    """Score one partition (see the module docstring). Raises ArchiveError naming the file,
+    or the session whose events digest does not match."""
+    started = time.perf_counter()
+    root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
+    ids = list(partition.sessions)
+    digests = Digests(Layout.of(job.scenario), len(ids))
+    counted = [0]
+
+    def batches() -> Iterator[Any]:
+        for batch in event_batches(root, partition.path, job.scenario, session_ids=ids):
+            digests.update(batch)
+            counted[0] += len(batch)
+            yield batch
+
+    try:
+        reports = score_stream(_compiled(job), batches(), ids,
+                               np.array(partition.close_t, np.float64),
+                               observations=partition.observations)  # fmt: skip
+    except ScoringError as exc:
+        raise ArchiveError(f"{root.where(partition.path)}: rows out of order ({exc})") from None
+    for sid, expected, found in zip(ids, partition.digests, digests.hexdigests(), strict=True):
+        if expected != found:
+            raise ArchiveError(f"{root.where(partition.path)}: session {sid!r}: its archived "
+                               "events do not match its events digest (events_sha256): the "
+                               "file was changed after export")  # fmt: skip
+    return PartitionResult(partition.index, partition.path, [r.to_data() for r in reports],
+                           counted[0], time.perf_counter() - started)  # fmt: skip
+
+
+def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionResult]:
+    """Every partition in this process, in order (no Dask)."""
+    for partition in partitions:
+        yield score_partition(partition, job)
+
+
+# ------------------------------------------------------------------------------ Dask
+
+
+Task = Callable[[Partition, Job], PartitionResult]
+
+
+class DaskRunner:
+    """A Dask distributed client: on a LocalCluster of `workers` processes (one thread each)
+    that it starts and stops, or on the existing `scheduler` (``tcp://HOST:PORT``).
+
+    `run` yields each partition's result as it completes (any order). A task that raises stops
+    the run (its error re-raised, the other tasks cancelled) unless `keep_going`, which yields
+    the error in place of the result. Raises SchedulerError when the scheduler cannot be
+    reached or the cluster cannot start."""
+
+    def __init__(self, *, workers: int = 2, scheduler: str | None = None,
+                 task: Task = score_partition) -> None:  # fmt: skip
+        self.workers, self.scheduler, self.task = workers, scheduler, task
+        self.cluster: Any = None
+        self.client: Any = None
+
+    def __enter__(self) -> DaskRunner:
+        from distributed import Client, LocalCluster  # noqa: PLC0415 - heavy, only when used
+
+        try:
+            if self.scheduler is not None:
+                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT,
+                                     set_as_default=False)  # fmt: skip
+            else:
+                self.cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0", silence_logs=logging.ERROR,
+                )  # fmt: skip
+                self.client = Client(self.cluster, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self.__exit__(None, None, None)
+            where = self.scheduler or "a local cluster"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SchedulerError(f"Dask scheduler {where}: cannot connect ({first[:200]})"
+                                 ) from None  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def run(
+        self, job: Job, partitions: Sequence[Partition], *, keep_going: bool = False
+    ) -> Iterator[PartitionResult | BaseException]:
+        from distributed import as_completed  # noqa: PLC0415
+
+        assert self.client is not None, "use DaskRunner as a context manager"
+        if not partitions:
+            return
+        shared = self.client.scatter(job, broadcast=True, hash=False)
+        futures = self.client.map(self.task, list(partitions), job=shared, pure=False)
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                if future.status == "error":
+                    error = future.exception()
+                    if not keep_going:
+                        raise error
+                    yield error
+                else:
+                    yield future.result()
+        finally:
+            self.client.cancel(futures)

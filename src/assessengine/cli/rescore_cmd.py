@@ -1,0 +1,213 @@
+"""`assessengine rescore`: score an archived cohort again with a rubric, on Dask distributed."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..adapters.library import load_rubric
+from ..archive.compare import Summary
+from ..archive.layout import require_manifest
+from ..archive.location import ArchiveError
+from ..archive.rescore import DaskRunner, Job, Partition, PartitionResult, SchedulerError, plan
+from ..errors import RubricError
+from ._app import main, scenario_dirs_option
+from .archive_cmd import EXIT_FAILED, EXIT_USAGE, fail, open_root, parse_since
+
+WHERE_KEYS = ("scenario", "since", "until")
+
+
+@main.command("rescore")
+@click.option("--rubric", "rubric_path", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The rubric YAML file to score with.")
+@click.option("--archive", "archive_url", required=True, metavar="DIR|URL",
+              help="The archive (assessengine archive export): a directory or s3://BUCKET/PREFIX.")
+@click.option("--workers", type=click.IntRange(1, 256), metavar="N",
+              help="Worker processes of the local Dask cluster (one thread each). "
+              "Default: the number of CPUs.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Run on this existing Dask scheduler instead of a local cluster.")
+@click.option("--where", "where", metavar="scenario=ID,since=DATE,until=DATE",
+              help="Only these sessions: of this scenario (must be the rubric's), opened at or "
+              "after since, before until.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.parquet", help="Write the reports here as Parquet.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"sessions": [REPORT, ...], "summary": {...}} as JSON.')
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@scenario_dirs_option
+def rescore(
+    rubric_path: Path,
+    archive_url: str,
+    workers: int | None,
+    scheduler: str | None,
+    where: str | None,
+    out: Path | None,
+    as_json: bool,
+    quiet: bool,
+    scenario_dirs: tuple[Path, ...],
+) -> None:
+    """Score every archived session of the rubric's scenario with RUBRIC, in parallel on Dask
+    distributed (one task per events file, each scored with the kernel), and say what
+    changed against the archived reports: sessions, events, events/s, and per criterion the
+    sessions whose verdict differs.
+
+    \b
+    The reports are those `assessengine score` gives on the same sessions. A worker that
+    dies mid-job has its tasks run again on another (the result is the same).
+
+    \b
+    Exit status: 0 when every session was scored; 1 when a file of the archive is corrupt,
+    lacks a column, or holds a session whose events do not match its digest (each named on
+    stderr; no report file is written); 2 on a usage problem or when the archive or the
+    scheduler cannot be reached.
+
+    \b
+    Example:
+      assessengine rescore --rubric rubrics/lhd-underground.yaml --archive s3://assess/archive \\
+          --workers 4 --where since=2026-01-01 --out reports.parquet
+    """
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers or --scheduler, not both")
+    if out is not None and as_json:
+        raise click.UsageError("give --out or --json, not both")
+    try:
+        rubric, scenario = load_rubric(rubric_path, scenario_dirs=scenario_dirs)
+    except RubricError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    filters = parse_where(where, scenario.scenario)
+    root = open_root(archive_url)
+    try:
+        manifest = require_manifest(root)
+        partitions, rows = plan(root, manifest, scenario.scenario, since=filters.get("since"),
+                                until=filters.get("until"))  # fmt: skip
+    except ArchiveError as exc:
+        raise fail(exc) from None
+    job = Job.of(root, rubric, scenario)
+    started = time.perf_counter()
+    try:
+        with DaskRunner(workers=workers or os.cpu_count() or 1, scheduler=scheduler) as runner:
+            results, errors = _collect(runner.run(job, partitions, keep_going=True),
+                                       partitions, quiet)  # fmt: skip
+    except SchedulerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    if errors:
+        for error in errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(f"rescore: {len(errors)} of {len(partitions)} file(s) failed; no reports "
+                   "written", err=True)  # fmt: skip
+        raise SystemExit(EXIT_FAILED)
+    reports = [r for result in sorted(results, key=lambda r: r.index) for r in result.reports]
+    summary = Summary(seconds=time.perf_counter() - started)
+    summary.events = sum(r.events for r in results)
+    for report in reports:
+        row = rows[report["session"]]
+        summary.add(report, row["report"])
+    if as_json:
+        click.echo(json.dumps({"sessions": reports, "summary": summary.to_data()}, indent=2))
+        return
+    if out is not None:
+        write_reports(out, reports, rows)
+    click.echo(summary.render() + (f"\nreports: {out}" if out is not None else ""))
+
+
+def parse_where(text: str | None, scenario: str) -> dict[str, datetime]:
+    """``scenario=ID,since=DATE,until=DATE`` (each optional); UsageError naming a bad part."""
+    found: dict[str, datetime] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in WHERE_KEYS:
+            raise click.UsageError(f"--where {part!r}: expected KEY=VALUE with KEY one of "
+                                   f"{', '.join(WHERE_KEYS)}")  # fmt: skip
+        if key == "scenario":
+            if value != scenario:
+                raise click.UsageError(f"--where scenario={value}: the rubric scores scenario "
+                                       f"{scenario!r}")  # fmt: skip
+            continue
+        moment = parse_since(value, f"--where {key}")
+        assert moment is not None
+        found[key] = moment
+    return found
+
+
+def _collect(
+    stream: Iterator[PartitionResult | BaseException],
+    partitions: Sequence[Partition],
+    quiet: bool,
+) -> tuple[list[PartitionResult], list[BaseException]]:
+    results: list[PartitionResult] = []
+    errors: list[BaseException] = []
+    with _progress_bar(quiet, len(partitions)) as advance:
+        for item in stream:
+            if isinstance(item, BaseException):
+                if not isinstance(item, ArchiveError):
+                    raise item
+                errors.append(item)
+            else:
+                results.append(item)
+            if advance is not None:
+                advance(1)
+    return results, errors
+
+
+def _progress_bar(quiet: bool, total: int) -> AbstractContextManager[Any]:
+    if quiet:
+        return nullcontext(None)
+    return _RichProgress(total)
+
+
+class _RichProgress:
+    """A rich progress bar over files done, on stderr (the reports go to stdout)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import Progress  # noqa: PLC0415
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.total = total
+        self.task: Any = None
+
+    def __enter__(self) -> Any:
+        self.progress.start()
+        self.task = self.progress.add_task("rescore: files", total=self.total)
+        return lambda n: self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def write_reports(out: Path, reports: Sequence[dict[str, Any]],
+                  rows: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+    """The reports as Parquet (session, learner, outcome, score, report JSON), written to a
+    temporary name beside `out` and renamed: `out` is complete or absent."""
+    table = pa.table({
+        "session": [r["session"] for r in reports],
+        "learner": [rows[r["session"]]["learner"] for r in reports],
+        "outcome": [r["outcome"] for r in reports],
+        "score": pa.array([r["score"] for r in reports], pa.float64()),
+        "report": [json.dumps(r, sort_keys=True) for r in reports],
+    })  # fmt: skip
+    temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, temp, compression="zstd")
+        temp.replace(out)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise click.ClickException(f"{out}: cannot write the reports: {exc.strerror}") from None
