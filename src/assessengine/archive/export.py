@@ -14,6 +14,7 @@ their places, and the manifest that names them is written last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -381,8 +382,11 @@ def _commit(
 
 
 def _remove(root: ArchiveRoot, path: str) -> None:
-    try:
+    """Remove the run's staging folder, and the staging folder itself once empty (leftovers
+    are harmless: no manifest names them)."""
+    with contextlib.suppress(Exception):
         if root.fs.exists(path):
             root.fs.rm(path, recursive=True)
-    except Exception:
-        pass
+        parent = path.rsplit("/", 1)[0]
+        if root.is_local and root.fs.exists(parent) and not root.fs.ls(parent):
+            root.fs.rmdir(parent)
