@@ -235,7 +235,7 @@ def test_the_schema_accepts_a_row_in_each_form() -> None:
     assert {"$ref": "#/$defs/ExpectedVerdict"} in verdicts["anyOf"]
 
 
-VALID = (REPO / "tests" / "data" / "forklift-tests-sample.yaml").read_text(encoding="utf-8")
+VALID = (REPO / "rubrics" / "forklift-load-handling.tests.yaml").read_text(encoding="utf-8")
 FUZZ = settings(
     max_examples=200,
     deadline=None,

@@ -194,3 +194,18 @@ def run_rubric_tests(
         coverage=summary,
         gaps=tuple(locate_all(rubric_path, doc, summary.gaps)),
     )
+
+
+def check_tests_beside(tests_path: Path, *, scenario_dirs: Sequence[Path] = ()) -> TestsCheck:
+    """Check a test file against the rubric beside it (``NAME.tests.yaml`` -> ``NAME.yaml``),
+    without running it (`rubric check` on a test file). An invalid or missing rubric gives its
+    own problems (or one at the test file's 1:1)."""
+    rubric_path = rubric_of_tests(tests_path)
+    if not rubric_path.exists():
+        message = f"no rubric beside these tests (expected {rubric_path.name})"
+        return TestsCheck(tests_path, None, None, (LocatedProblem(Location(str(tests_path), 1, 1),
+                                                                  message),))  # fmt: skip
+    checked = check_rubric_file(rubric_path, scenario_dirs=scenario_dirs)
+    if not checked.ok or checked.rubric is None or checked.scenario is None:
+        return TestsCheck(tests_path, None, None, checked.problems)
+    return check_tests_file(tests_path, checked.rubric, checked.scenario)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..adapters.library import check_rubric_file
+from ..adapters.rubric_tests_file import check_tests_beside, is_tests_file
 from ._app import main, scenario_dirs_option
 
 EXIT_PROBLEMS = 2
@@ -27,6 +28,9 @@ def rubric() -> None:
 def check(files: tuple[Path, ...], scenario_dirs: tuple[Path, ...]) -> None:
     """Check rubric FILEs against the rubric language and their scenario.
 
+    A rubric test file (NAME.tests.yaml) is checked against the rubric beside it (NAME.yaml),
+    without running its examples (`rubric test` runs them).
+
     Prints 'FILE: ok (N criteria)' for each valid file. Otherwise prints one line per
     problem, 'FILE:LINE:COL: message', and exits with status 2.
 
@@ -43,6 +47,9 @@ def check(files: tuple[Path, ...], scenario_dirs: tuple[Path, ...]) -> None:
     """
     failed = 0
     for path in files:
+        if is_tests_file(path):
+            failed += not _check_tests(path, scenario_dirs)
+            continue
         result = check_rubric_file(path, scenario_dirs=scenario_dirs)
         if result.ok and result.rubric is not None:
             click.echo(f"{path}: ok ({len(result.rubric.criteria)} criteria)")
@@ -53,3 +60,15 @@ def check(files: tuple[Path, ...], scenario_dirs: tuple[Path, ...]) -> None:
     if failed:
         click.echo(f"{failed} of {len(files)} rubric file(s) have problems", err=True)
         raise SystemExit(EXIT_PROBLEMS)
+
+
+def _check_tests(path: Path, scenario_dirs: tuple[Path, ...]) -> bool:
+    """Check a rubric test file (``NAME.tests.yaml``) against the rubric beside it, without
+    running it (that is `rubric test`); print 'FILE: ok (N examples)' or its problems."""
+    result = check_tests_beside(path, scenario_dirs=scenario_dirs)
+    if result.ok and result.tests is not None:
+        click.echo(f"{path}: ok ({len(result.tests.examples)} examples)")
+        return True
+    for problem in result.problems:
+        click.echo(str(problem))
+    return False

@@ -225,7 +225,7 @@ class Simulate(Frozen):
     """A session drawn from the simulator: session `session` (0 = the first) of the run with
     `seed`, every session operated by `profile` (see ``assessengine simulate --help``)."""
 
-    profile: Name
+    profile: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
     seed: int = Field(default=0, ge=0, le=INT_MAX)
     session: int = Field(default=0, ge=0, le=INT_MAX)
 
