@@ -31,6 +31,7 @@ from .service.credentials import (
     ForwardOut,
     IssueIn,
     LearnerOut,
+    PolicyProgress,
     RevokeIn,
     VerificationOut,
 )
@@ -95,6 +96,15 @@ def issue(api: Credentials, who: MayIssue, body: IssueIn, response: Response) ->
 def get_learner(api: Credentials, who: Who, learner: LearnerPath) -> LearnerOut:
     """The `credentialSubject.id` of the learner's credentials. Learners: their own only."""
     return api.learner(who, learner)
+
+
+@router.get("/learners/{learner}/progress", summary="A learner's progress towards each "
+            "credential policy", responses=responses(401, 403, 404))  # fmt: skip
+def learner_progress(api: Credentials, who: Who, learner: LearnerPath) -> list[PolicyProgress]:
+    """Per shipped policy: each requirement met or not (with the sessions that meet it and
+    what is missing), whether a credential can be issued now (`eligible`), and the active one
+    held. Learners: their own only (another learner's: 404)."""
+    return api.progress(who, learner)
 
 
 @router.get("/learners/{learner}/credentials", summary="A learner's credentials",
