@@ -36,6 +36,10 @@ from .service.credentials import (
     VerificationOut,
 )
 
+MAX_LIST_ID: Final = 2**62
+"""The largest status list id asked for (a site numbers its lists in its own range of ids,
+`storage.replication`: up to 2**63)."""
+
 TAG: Final = "credentials"
 CREDENTIAL_MEDIA_TYPE: Final = "application/json"
 
@@ -160,7 +164,7 @@ async def verify(request: Request, api: Credentials) -> VerificationOut:
                    "schema": _OBJECT}}}},
 )  # fmt: skip
 def status_list(
-    request: Request, api: Credentials, list_id: Annotated[int, Path(ge=1, le=1_000_000)]
+    request: Request, api: Credentials, list_id: Annotated[int, Path(ge=1, le=MAX_LIST_ID)]
 ) -> Response:
     """W3C Bitstring Status List v1.0, statusPurpose `revocation`, signed by the issuer key,
     as it stands now. Every credential's `credentialStatus.statusListCredential` is this URL.
