@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar, get_args
+from typing import Any, Final, NamedTuple, TypeVar, get_args
 
 import orjson
 
@@ -241,6 +241,32 @@ def decision_rows(session: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple
             raise StoreError(f"session {session!r}: decision {i} needs an 'evidence' mapping")
         out.append((criterion, verdict, to_json(session, f"decision {i}", row)))
     return out
+
+
+class ReportRow(NamedTuple):
+    """A report as the ``reports`` table stores it: its JSON text, and the outcome and score
+    copied into columns of their own (what the session list filters on and shows)."""
+
+    text: str
+    outcome: str | None
+    score: float | None
+
+
+def report_row(session: str, report: Mapping[str, Any]) -> ReportRow:
+    """The row of `report`: outcome when it is a string, score when it is a finite number
+    (else None, as the migration's backfill reads them); StoreError if it is not JSON."""
+    text = to_json(session, "report", report)
+    outcome, score = report.get("outcome"), report.get("score")
+    return ReportRow(text, outcome if isinstance(outcome, str) else None, _finite(score))
+
+
+def _finite(value: object) -> float | None:
+    """`value` as a float when it is a finite number (not a bool), else None (`to_json`
+    has refused an int beyond 64 bits already)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def to_json(session: str, what: str, data: Mapping[str, Any]) -> str:

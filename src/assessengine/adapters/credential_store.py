@@ -286,11 +286,9 @@ class SqlCredentialStore:
 
     def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
         with self._write() as db:
-            first, last = db.id_range()
-            list_id = db.execute("SELECT MAX(id) FROM credential_status_lists "
-                                 "WHERE id BETWEEN ? AND ?", (first, last)).fetchone()[0]
+            list_id = db.execute("SELECT MAX(id) FROM credential_status_lists").fetchone()[0]
             if list_id is None:
-                list_id = self._new_list(db, first)
+                list_id = self._new_list(db, 1)
             while True:
                 size = db.execute(
                     "SELECT size FROM credential_status_lists WHERE id = ?", (list_id,)

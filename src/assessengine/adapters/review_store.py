@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..storage.appdb import AppDb, Db
 from .store import StoreError
@@ -160,14 +160,11 @@ class SessionQuery:
     before_key: int | None = None
 
 
-# A report that is not strict JSON (NaN or Infinity, as an old SQLite store could write them)
-# would make the JSON functions fail the whole listing: it lists with no outcome; its page
-# reads it whole.
-def _session_select(db: AppDb) -> str:
-    return f"""
+# The report's outcome and score are columns of their own (revision 0006; the stores write
+# them with the report): the list never parses a report's JSON.
+_SESSION_SELECT: Final = """
 SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, s.source, s.status,
-       s.opened_at, s.closed_at, {db.json_field("r.report", "outcome")},
-       {db.json_field("r.report", "score", real=True)},
+       s.opened_at, s.closed_at, r.outcome, r.score,
        o.outcome, o.score, o.outcome_with_overrides, o.score_with_overrides, o.overrides
 FROM sessions s
 LEFT JOIN reports r ON r.session_id = s.id
@@ -187,7 +184,6 @@ class ReviewStore:
     def __init__(self, source: str | Path | AppDb) -> None:
         self._db: AppDb | None = source if isinstance(source, AppDb) else AppDb(source)
         self.where = self._db.where
-        self._session_select = _session_select(self._db)
 
     def close(self) -> None:
         db, self._db = self._db, None
@@ -250,17 +246,17 @@ class ReviewStore:
     def session_rows(self, query: SessionQuery, limit: int) -> list[SessionRow]:
         """Sessions matching `query`, newest first (by the store's open order), at most
         `limit`."""
-        clauses, params = _session_where(query, self._connection())
+        clauses, params = _session_where(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read() as db:
             rows = db.execute(
-                f"{self._session_select} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
+                f"{_SESSION_SELECT} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
             ).fetchall()
         return [_session_row(row) for row in rows]
 
     def session_row(self, session: str) -> SessionRow | None:
         with self._read() as db:
-            row = db.execute(f"{self._session_select} WHERE s.session = ?", (session,)).fetchone()
+            row = db.execute(f"{_SESSION_SELECT} WHERE s.session = ?", (session,)).fetchone()
         return _session_row(row) if row else None
 
     def observations(self, sessions: Sequence[str]) -> list[ObservationRow]:
@@ -465,8 +461,7 @@ def _audit(
     )  # fmt: skip
 
 
-def _session_where(query: SessionQuery, db: AppDb) -> tuple[list[str], list[Any]]:
-    outcome = db.json_field("r.report", "outcome")
+def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (("s.learner", query.learner), ("s.scenario", query.scenario),
@@ -476,7 +471,7 @@ def _session_where(query: SessionQuery, db: AppDb) -> tuple[list[str], list[Any]
             clauses.append(f"{column} = ?")
             params.append(value)
     if query.outcome is not None:
-        clauses.append(f"COALESCE(o.outcome, {outcome}) = ?")
+        clauses.append("COALESCE(o.outcome, r.outcome) = ?")
         params.append(query.outcome)
     if query.opened_from is not None:
         clauses.append("s.opened_at >= ?")

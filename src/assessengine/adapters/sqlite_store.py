@@ -99,6 +99,11 @@ _SESSION_COLUMNS: Final = """
     FROM sessions s LEFT JOIN batches b ON b.session_id = s.id
         AND b.idx = (SELECT MAX(idx) FROM batches WHERE session_id = s.id)
 """
+_UPSERT_REPORT: Final = (
+    "INSERT INTO reports (session_id, report, saved_at, outcome, score) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
+    "saved_at = excluded.saved_at, outcome = excluded.outcome, score = excluded.score"
+)
 _MARK_SYNCED: Final = "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)"
 _BATCH_COLUMNS: Final = (
     "idx, first_seq, count, encoding, header, payload, chain, received_at, "
@@ -384,7 +389,7 @@ class SqliteStore:
     ) -> SessionRecord:
         text = common.info_json(info)
         value = common.check_close_t(info.session, close_t)
-        report_text = common.to_json(info.session, "report", report)
+        reported = common.report_row(info.session, report)
         checked = common.check_items(items)
         if any(item[0] != info.session for item in checked):
             raise StoreError(f"session {info.session!r}: every batch must be of this session")
@@ -404,12 +409,13 @@ class SqliteStore:
                     db, checked, digests, _head_reader(db), segment, offset
                 ) if checked else ([], 0)  # fmt: skip
                 record = self._close_one(db, info.session, value, stamp)
-                db.execute("INSERT INTO reports (session_id, report, saved_at) VALUES "
-                           "((SELECT id FROM sessions WHERE session = ?), ?, ?)",
-                           (info.session, report_text, stamp))  # fmt: skip
+                db.execute("INSERT INTO reports (session_id, report, saved_at, outcome, score) "
+                           "VALUES ((SELECT id FROM sessions WHERE session = ?), ?, ?, ?, ?)",
+                           (info.session, reported.text, stamp, reported.outcome,
+                            reported.score))  # fmt: skip
             if planned:
                 self._appended(planned, last, segment)
-        self._checkpointer.wrote(len(text) + len(report_text), pages=6)
+        self._checkpointer.wrote(len(text) + len(reported.text), pages=6)
         return record
 
     def batches(self, session_id: str) -> Iterator[StoredBatch]:
@@ -460,16 +466,12 @@ class SqliteStore:
         return [common.from_json(text) for (text,) in rows]
 
     def save_report(self, session_id: str, report: Mapping[str, Any]) -> None:
-        text = common.to_json(session_id, "report", report)
+        reported = common.report_row(session_id, report)
         with self._write() as db:
             key = self._key(db, session_id)
-            db.execute(
-                "INSERT INTO reports (session_id, report, saved_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
-                "saved_at = excluded.saved_at",
-                (key, text, common.now()),
-            )
-        self._checkpointer.wrote(len(text), pages=2)
+            db.execute(_UPSERT_REPORT, (key, reported.text, common.now(), reported.outcome,
+                                        reported.score))  # fmt: skip
+        self._checkpointer.wrote(len(reported.text), pages=2)
 
     def save_results(
         self,
@@ -477,7 +479,7 @@ class SqliteStore:
         reports: Mapping[str, Mapping[str, Any]],
     ) -> None:
         rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
-        texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
+        texts = {sid: common.report_row(sid, report) for sid, report in reports.items()}
         if not any(rows.values()) and not texts:
             return
         stamp = common.now()
@@ -489,14 +491,11 @@ class SqliteStore:
                 [(keys[sid], criterion, verdict, text, stamp)
                  for sid, checked in rows.items() for criterion, verdict, text in checked],
             )  # fmt: skip
-            db.executemany(
-                "INSERT INTO reports (session_id, report, saved_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
-                "saved_at = excluded.saved_at",
-                [(keys[sid], text, stamp) for sid, text in texts.items()],
-            )
+            db.executemany(_UPSERT_REPORT, [(keys[sid], r.text, stamp, r.outcome, r.score)
+                                            for sid, r in texts.items()])  # fmt: skip
         nbytes = sum(len(t) for checked in rows.values() for *_, t in checked)
-        self._checkpointer.wrote(nbytes + sum(map(len, texts.values())), pages=2 + len(texts))
+        nbytes += sum(len(r.text) for r in texts.values())
+        self._checkpointer.wrote(nbytes, pages=2 + len(texts))
 
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._read() as db:

@@ -2,8 +2,7 @@
 `SqlCredentialStore`), the same SQL on SQLite and PostgreSQL.
 
 The adapters write their SQL once, with ``?`` placeholders (positional only); `AppDb`
-translates for the driver (``%s`` for psycopg). What differs between the dialects beyond that
-is asked of it: `json_field` (a field of a JSON text column). Both dialects take
+translates for the driver (``%s`` for psycopg). Both dialects take
 ``INSERT ... ON CONFLICT ... DO UPDATE`` and ``RETURNING``.
 
 The tables are `storage.schema`'s, created by the migrations when the engine's store opens
@@ -65,20 +64,6 @@ class Db:
             return
         self._conn.executemany(sql, [tuple(r) for r in rows])
 
-    def id_range(self) -> tuple[int, int]:
-        """The ids this database gives its rows: the range of its identity sequences on a
-        PostgreSQL database that joined a hub (`storage.replication`), else every positive
-        id. Keys the app numbers itself (status lists) are taken from it too, so that no two
-        sites' rows share a key at the hub."""
-        if self._dialect == "postgresql":
-            row = self._conn.execute(
-                "SELECT seqmin, seqmax FROM pg_sequence WHERE seqrelid = "
-                "pg_get_serial_sequence('sessions', 'id')::regclass"
-            ).fetchone()
-            if row is not None:
-                return int(row[0]), int(row[1])
-        return 1, 2**63 - 1
-
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT and return the new row's ``id`` (``RETURNING id``)."""
         row = self.execute(f"{sql} RETURNING id", params).fetchone()
@@ -107,14 +92,6 @@ class AppDb:
         except Exception as exc:  # psycopg.Error: psycopg is imported only for PostgreSQL
             raise StoreOpenError(f"{redact(self.where)}: cannot connect "
                                  f"({one_line(str(exc))})") from None  # fmt: skip
-
-    def json_field(self, column: str, key: str, *, real: bool = False) -> str:
-        """SQL for the field `key` of the JSON text in `column` (NULL when the text is not
-        JSON, on SQLite; PostgreSQL's stores hold strict JSON only); `real`: as a number."""
-        if self.dialect == "sqlite":
-            return f"CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{key}') END"
-        field = f"({column}::jsonb ->> '{key}')"
-        return f"{field}::float8" if real else field
 
     @contextmanager
     def read(self) -> Iterator[Db]:

@@ -83,8 +83,10 @@ _INSERT_DECISION: Final = (
     "VALUES (%s, %s, %s, %s, %s)"
 )
 _UPSERT_REPORT: Final = (
-    "INSERT INTO reports (session_id, report, saved_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, saved_at = excluded.saved_at"
+    "INSERT INTO reports (session_id, report, saved_at, outcome, score) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO UPDATE SET "
+    "report = excluded.report, saved_at = excluded.saved_at, outcome = excluded.outcome, "
+    "score = excluded.score"
 )
 
 
@@ -258,7 +260,7 @@ class PostgresStore:
         report: Mapping[str, Any],
     ) -> SessionRecord:
         value = common.check_close_t(info.session, close_t)
-        report_text = common.to_json(info.session, "report", report)
+        reported = common.report_row(info.session, report)
         checked = common.check_items(items)
         if any(item[0] != info.session for item in checked):
             raise StoreError(f"session {info.session!r}: every batch must be of this session")
@@ -279,9 +281,9 @@ class PostgresStore:
                     ])  # fmt: skip
                 record = self._close_one(conn, info.session, value, stamp)
                 cursor.execute(
-                    "INSERT INTO reports (session_id, report, saved_at) VALUES "
-                    "((SELECT id FROM sessions WHERE session = %s), %s, %s)",
-                    (info.session, report_text, stamp),
+                    "INSERT INTO reports (session_id, report, saved_at, outcome, score) VALUES "
+                    "((SELECT id FROM sessions WHERE session = %s), %s, %s, %s, %s)",
+                    (info.session, reported.text, stamp, reported.outcome, reported.score),
                 )
         return record
 
@@ -341,7 +343,7 @@ class PostgresStore:
         """See `Store.save_results`. `check`: look the sessions up even when there is nothing
         to save (`save_decisions` of no rows refuses an unknown session, as SQLite's does)."""
         rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
-        texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
+        texts = {sid: common.report_row(sid, report) for sid, report in reports.items()}
         if not check and not any(rows.values()) and not texts:
             return
         stamp = common.now()
@@ -354,9 +356,9 @@ class PostgresStore:
                 if decided:
                     cursor.executemany(_INSERT_DECISION, decided)
                 if texts:
-                    cursor.executemany(
-                        _UPSERT_REPORT, [(keys[sid], text, stamp) for sid, text in texts.items()]
-                    )
+                    cursor.executemany(_UPSERT_REPORT, [
+                        (keys[sid], r.text, stamp, r.outcome, r.score) for sid, r in texts.items()
+                    ])  # fmt: skip
 
     # ------------------------------------------------------------------------------ lifecycle
 

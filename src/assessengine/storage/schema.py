@@ -17,7 +17,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     payload_files   SQLite's payload segment files: where the next payload goes, and the last
                     batch known synced (one row; unused on PostgreSQL)
     decisions       incremental verdicts, one JSON row each
-    reports         the final report per session
+    reports         the final report per session, and its outcome and score as columns (what
+                    the session list filters and shows without reading the JSON; revision 0006)
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
                     rubric versions, rescores, audit log), revision 0003
     credential_*    issued credentials, revocations, status lists (slots, published), 0003
@@ -113,6 +114,9 @@ reports: Final = sa.Table(
               autoincrement=False),
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("saved_at", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text),
+    sa.Column("score", sa.Float),
+    sa.Index("reports_by_outcome", "outcome", "session_id"),
 )  # fmt: skip
 
 # ------------------------------------------------------------------ the HTTP app's tables
