@@ -10,6 +10,10 @@ Databases are made per test from a template (``CREATE DATABASE ... TEMPLATE ...`
 milliseconds), so every test starts from a known state. The server runs with ``fsync=off``:
 it is thrown away at the end, and the tests check what the engine commits, not the disk
 (the benchmarks start theirs with ``durable=True``).
+
+More server settings go in `config` (``{"wal_level": "logical"}``: the replication tests);
+`standby` makes a streaming standby of a running server (``pg_basebackup``), `promote` turns
+a standby into a primary.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Final
@@ -56,9 +60,12 @@ class PgServer:
     """A running cluster: `url(dbname)` connects to one of its databases as the superuser
     (password authentication over TCP)."""
 
-    def __init__(self, programs: Path, *, durable: bool = False) -> None:
+    def __init__(
+        self, programs: Path, *, durable: bool = False, config: Mapping[str, str] | None = None
+    ) -> None:
         self.programs = programs
         self.durable = durable
+        self.config = dict(config or {})
         self.root = Path(tempfile.mkdtemp(prefix="assessengine-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -89,7 +96,26 @@ class PgServer:
         )
         if not self.durable:  # tests: nothing to keep; benchmarks sync as a real server does
             options += " -c fsync=off -c full_page_writes=off"
+        for name, value in self.config.items():
+            options += f" -c {name}={value}"
         return options
+
+    def standby(self, *, config: Mapping[str, str] | None = None) -> PgServer:
+        """A streaming standby of this (running) server, started: a base backup
+        (``pg_basebackup -R``: it follows this server from then on) on a port of its own.
+        Stop it with `stop`."""
+        replica = PgServer(self.programs, durable=self.durable,
+                           config={**self.config, **(config or {})})  # fmt: skip
+        conninfo = (f"host=127.0.0.1 port={self.port} user={USER} password={PASSWORD} "
+                    "application_name=standby")  # fmt: skip
+        replica._run("pg_basebackup", "-D", str(replica.data), "-d", conninfo, "-R",
+                     "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
+        replica.resume()
+        return replica
+
+    def promote(self) -> None:
+        """Make this standby a primary (``pg_ctl promote``, waiting until it takes writes)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def create_database(self, *, template: str = "template1") -> str:
         """A new, empty database (a copy of `template`): its name."""
@@ -138,13 +164,16 @@ class PgServer:
         return done.stdout
 
 
-def start_server(*, durable: bool = False) -> Iterator[PgServer]:
+def start_server(
+    *, durable: bool = False, config: Mapping[str, str] | None = None
+) -> Iterator[PgServer]:
     """A started server, stopped and deleted afterwards; skips when PostgreSQL is missing.
-    `durable`: fsync as a production server does (benchmarks), not as the tests need."""
+    `durable`: fsync as a production server does (benchmarks), not as the tests need;
+    `config`: more server settings (``-c NAME=VALUE``)."""
     programs = bin_dir()
     if programs is None:
         pytest.skip(MISSING)
-    server = PgServer(programs, durable=durable)
+    server = PgServer(programs, durable=durable, config=config)
     try:
         server.start()
         yield server

@@ -353,3 +353,23 @@ def test_dashboard_refuses_bad_parameters_naming_them(
     answer = client.get(f"/api/v1/dashboard?{query}")
     assert answer.status_code == 422, answer.text
     assert [e["name"] for e in answer.json()["errors"]] == [name]
+
+
+# ==================================================================================== progress
+
+
+def test_learner_progress_lists_each_policy_with_its_requirements(
+    api: tuple[TestClient, Any],
+) -> None:
+    client, tokens = api
+    mine = client.get("/api/v1/learners/L-1/progress",
+                      headers={"Authorization": f"Bearer {tokens['learner']}"})  # fmt: skip
+    assert mine.status_code == 200, mine.text
+    forklift = next(p for p in mine.json() if p["policy"] == "forklift-operator")
+    assert forklift["requirements"]
+    assert all(set(r) == {"text", "met", "sessions", "missing"} for r in forklift["requirements"])
+    assert forklift["eligible"] is False
+    assert forklift["reasons"]
+    other = client.get("/api/v1/learners/L-2/progress",
+                       headers={"Authorization": f"Bearer {tokens['learner']}"})  # fmt: skip
+    assert other.status_code == 404

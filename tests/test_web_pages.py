@@ -135,6 +135,35 @@ def test_signin_keeps_the_token_in_an_httponly_strict_cookie(site: Site) -> None
     assert csrf_of(form.text) not in csrf_cookie
 
 
+@pytest.mark.parametrize(("target", "landing"), [
+    ("", f"/learners/{LEARNER}"), ("/review", f"/learners/{LEARNER}"),
+    ("/dashboard", f"/learners/{LEARNER}"), ("/", f"/learners/{LEARNER}"),
+    (f"/learners/{LEARNER}/credentials", f"/learners/{LEARNER}/credentials"),
+    ("/sessions/S-1", "/sessions/S-1"), ("/learners/someone-else", f"/learners/{LEARNER}"),
+])  # fmt: skip
+def test_a_learner_lands_on_their_own_page_after_signing_in(
+    site: Site, target: str, landing: str
+) -> None:
+    form = site.client.get("/signin" + (f"?next={target}" if target else ""))
+    kept = re.search(r'name="next" value="([^"]*)"', form.text)
+    assert kept is not None
+    answer = site.client.post("/signin", data={"token": site.tokens["learner"],
+                                               "csrf": csrf_of(form.text),
+                                               "next": kept.group(1)},
+                              follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303
+    assert answer.headers["location"] == landing
+
+
+def test_staff_land_where_they_were_going_or_on_the_queue(site: Site) -> None:
+    for target, landing in (("", "/review"), ("/dashboard", "/dashboard")):
+        form = site.client.get("/signin")
+        answer = site.client.post("/signin", data={"token": site.tokens["trainer"],
+                                                   "csrf": csrf_of(form.text), "next": target},
+                                  follow_redirects=False)  # fmt: skip
+        assert answer.headers["location"] == landing
+
+
 def test_signin_with_an_unknown_token_is_refused(site: Site) -> None:
     form = site.client.get("/signin")
     answer = site.client.post("/signin", data={"token": "aet_nope", "csrf": csrf_of(form.text)},
@@ -213,8 +242,8 @@ def test_queue_lists_sessions_that_need_a_person_newest_first(site: Site) -> Non
     html = site.page("/review")
     s = site.s
     assert _queue(html) == [s.critical, s.network, s.competent, s.no_tilt, s.speeder]
-    assert "Critical failed: pre_use_checks" in html
-    assert "Observation pending: looks_before_reversing" in html
+    assert "Critical failed: All four pre-use checks done before starting the engine" in html
+    assert "Observation pending: Looks over the shoulder in the direction of travel" in html
 
 
 def test_queue_filters_by_scenario(site: Site) -> None:

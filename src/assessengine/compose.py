@@ -24,6 +24,7 @@ from .adapters.library import rubric_dirs
 from .adapters.store import Store
 from .adapters.zmq_ingest import CurveConfig, IngestConfigError
 from .ingest.port import TransportFactory
+from .ingest.sites import at_site
 from .ingest.zmq import zmq_transport
 from .runtime.engine import Engine
 from .runtime.pipeline import RubricLibrary
@@ -106,12 +107,14 @@ def curve_from(keys: Path) -> CurveConfig:
 
 
 def transport(settings: Settings) -> TransportFactory:
-    """The ZeroMQ transport of `settings` (IngestConfigError for an unsafe bind or bad keys)."""
+    """The ZeroMQ transport of `settings` (IngestConfigError for an unsafe bind or bad keys);
+    at a site (`settings.site_id`), ids are qualified with the site's name (`ingest.sites`)."""
     curve = curve_from(settings.curve_keys) if settings.curve_keys is not None else None
-    return zmq_transport(settings.zmq, curve=curve, insecure=settings.insecure,
+    made = zmq_transport(settings.zmq, curve=curve, insecure=settings.insecure,
                          max_frame_bytes=settings.max_frame_bytes,
                          max_header_bytes=settings.max_header_bytes,
                          rcvhwm=settings.rcvhwm)  # fmt: skip
+    return made if settings.site_id is None else at_site(made, settings.site_id)
 
 
 def scoring_backend(

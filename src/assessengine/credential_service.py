@@ -284,6 +284,18 @@ class CredentialService:
 
     # ---------------------------------------------------------------------------- issuing
 
+    def active_credential(
+        self, learner: str, policy_id: str, now: datetime | None = None
+    ) -> IssuedCredential | None:
+        """The learner's credential of this policy that is still valid at `now` (default: the
+        clock) and not revoked, if any."""
+        now = now or self._clock().astimezone(UTC).replace(microsecond=0)
+        for held in self.credentials.issued_to(learner, policy=policy_id):
+            active = held.valid_until is None or held.valid_until > now
+            if active and self.credentials.revocation(held.id) is None:
+                return held
+        return None
+
     def issue(self, learner: str, policy: Policy) -> IssuedCredential:
         """Issue `policy`'s credential to `learner`, file it and return it.
 
@@ -292,10 +304,9 @@ class CredentialService:
         """
         key = self._require_key()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
-        for held in self.credentials.issued_to(learner, policy=policy.policy):
-            active = held.valid_until is None or held.valid_until > now
-            if active and self.credentials.revocation(held.id) is None:
-                raise AlreadyIssuedError(held)
+        held = self.active_credential(learner, policy.policy, now)
+        if held is not None:
+            raise AlreadyIssuedError(held)
         decision = self.decide(learner, policy)
         if not decision.eligible:
             raise NotEligibleError(learner, decision)

@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .core.ids import site_problem
 from .errors import AssessEngineError
 
 ENV_PREFIX: Final = "ASSESSENGINE_"
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
                      description="ZeroMQ endpoint to bind (port * = any free port).")
     http: str = Field("127.0.0.1:8080",
                       description="HTTP API and web pages, HOST:PORT (port 0 = any free port).")
+    site_id: str | None = Field(None, description="This engine's site, when several sites "
+                                "replicate to a hub (docs/operations.md, \"Several sites\"): "
+                                "every new session and learner id is stored as SITE:ID. "
+                                "None: a single-site install, ids as sent.")
     rubrics: list[Path] = Field(default_factory=list, description="Also serve the rubrics in "
                                 "these directories (before the bundled ones).")
     # -------------------------------------------------------------------------- security
@@ -112,6 +117,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return value.replace(",", " ").split() if isinstance(value, str) else value
+
+    @field_validator("site_id")
+    @classmethod
+    def _site(cls, value: str | None) -> str | None:
+        problem = None if value is None else site_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_url", "issuer_url", "lrs_url")
     @classmethod

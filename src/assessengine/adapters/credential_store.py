@@ -286,9 +286,11 @@ class SqlCredentialStore:
 
     def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
         with self._write() as db:
-            list_id = db.execute("SELECT MAX(id) FROM credential_status_lists").fetchone()[0]
+            first, last = db.id_range()
+            list_id = db.execute("SELECT MAX(id) FROM credential_status_lists "
+                                 "WHERE id BETWEEN ? AND ?", (first, last)).fetchone()[0]
             if list_id is None:
-                list_id = self._new_list(db, 1)
+                list_id = self._new_list(db, first)
             while True:
                 size = db.execute(
                     "SELECT size FROM credential_status_lists WHERE id = ?", (list_id,)

@@ -125,6 +125,7 @@ def _include_web(app: FastAPI) -> None:
     web = importlib.import_module("assessengine.api.web")
     app.include_router(web.router)
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
+    app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

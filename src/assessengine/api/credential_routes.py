@@ -31,9 +31,14 @@ from .service.credentials import (
     ForwardOut,
     IssueIn,
     LearnerOut,
+    PolicyProgress,
     RevokeIn,
     VerificationOut,
 )
+
+MAX_LIST_ID: Final = 2**62
+"""The largest status list id asked for (a site numbers its lists in its own range of ids,
+`storage.replication`: up to 2**63)."""
 
 TAG: Final = "credentials"
 CREDENTIAL_MEDIA_TYPE: Final = "application/json"
@@ -97,6 +102,15 @@ def get_learner(api: Credentials, who: Who, learner: LearnerPath) -> LearnerOut:
     return api.learner(who, learner)
 
 
+@router.get("/learners/{learner}/progress", summary="A learner's progress towards each "
+            "credential policy", responses=responses(401, 403, 404))  # fmt: skip
+def learner_progress(api: Credentials, who: Who, learner: LearnerPath) -> list[PolicyProgress]:
+    """Per shipped policy: each requirement met or not (with the sessions that meet it and
+    what is missing), whether a credential can be issued now (`eligible`), and the active one
+    held. Learners: their own only (another learner's: 404)."""
+    return api.progress(who, learner)
+
+
 @router.get("/learners/{learner}/credentials", summary="A learner's credentials",
             responses=responses(401, 403, 404))  # fmt: skip
 def list_credentials(api: Credentials, who: Who, learner: LearnerPath) -> list[CredentialOut]:
@@ -150,7 +164,7 @@ async def verify(request: Request, api: Credentials) -> VerificationOut:
                    "schema": _OBJECT}}}},
 )  # fmt: skip
 def status_list(
-    request: Request, api: Credentials, list_id: Annotated[int, Path(ge=1, le=1_000_000)]
+    request: Request, api: Credentials, list_id: Annotated[int, Path(ge=1, le=MAX_LIST_ID)]
 ) -> Response:
     """W3C Bitstring Status List v1.0, statusPurpose `revocation`, signed by the issuer key,
     as it stands now. Every credential's `credentialStatus.statusListCredential` is this URL.

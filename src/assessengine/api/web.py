@@ -1,7 +1,7 @@
 """The server-rendered pages: review queue, session page, learner page (Jinja2, no build step).
 
     /signin            the sign-in form: a bearer token (``assessengine token create``)
-    /review            sessions that need a person, newest first, filterable by scenario
+    /review            the review queue, /search, /dashboard: `api.web_cohorts`
     /sessions/{id}     timeline (inline SVG), criteria with evidence, observation and override
                        forms (each POST answers 303 back to the page)
     /learners/{id}     attempts over time, competencies
@@ -44,7 +44,6 @@ from .service import (
     Principal,
     ReviewService,
     ServiceError,
-    SessionFilters,
     UnauthenticatedError,
 )
 from .service.catalog import Entry
@@ -54,8 +53,6 @@ TOKEN_COOKIE: Final = "ae_token"
 CSRF_COOKIE: Final = "ae_csrf"
 CSRF_FIELD: Final = "csrf"
 TOKEN_MAX_AGE: Final = 12 * 3600  # a working day in the field
-QUEUE_TARGET: Final = 50          # sessions per queue page (at least, unless the list ends)
-QUEUE_SCAN: Final = 500           # summaries read at most per queue page
 HERE: Final = Path(__file__).parent
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -205,10 +202,27 @@ class _CsrfError(ForbiddenError):
 
 
 def _safe_next(target: str | None, who: Principal | None = None) -> str:
-    """A local path to go to after signing in (never another site)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after signing in: `target` when it is a local path (never another site)
+    that `who` may open, else their home. A learner lands on their own page unless `target` is
+    a page of theirs (their record, a session): never on the staff's pages."""
+    if target is not None and _local(target) and (
+        who is None or who.role != "learner" or _learners_page(target, who)
+    ):
         return target
     return _home(who)
+
+
+def _local(target: str | None) -> bool:
+    return bool(target) and str(target).startswith("/") and not str(target).startswith("//") \
+        and "\\" not in str(target)  # fmt: skip
+
+
+def _learners_page(target: str, who: Principal) -> bool:
+    """Whether `target` is a page a learner may open: their record or a session (another
+    learner's session is "not found" there)."""
+    own = f"/learners/{quote(who.learner or '', safe='')}"
+    path = target.split("?", 1)[0]
+    return path == own or path.startswith((own + "/", "/sessions/"))
 
 
 def _home(who: Principal | None) -> str:
@@ -233,7 +247,7 @@ def stylesheet() -> Response:
 
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(request: Request, next: str | None = None) -> Response:
-    return _render(request, "signin.html", next=_safe_next(next), error=None)
+    return _render(request, "signin.html", next=next if _local(next) else "", error=None)
 
 
 @router.post("/signin", response_class=HTMLResponse)
@@ -248,7 +262,7 @@ def signin(
     try:
         who = _service(request).authenticate(token.strip())
     except UnauthenticatedError:
-        return _render(request, "signin.html", status=401, next=_safe_next(next),
+        return _render(request, "signin.html", status=401, next=next if _local(next) else "",
                        error="That token is not valid (unknown or revoked).")  # fmt: skip
     response = _redirect(_safe_next(next, who))
     _set_cookie(response, request, TOKEN_COOKIE, token.strip(), TOKEN_MAX_AGE)
@@ -264,72 +278,6 @@ def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     response.delete_cookie(TOKEN_COOKIE, path="/")
     _set_cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32))
     return response
-
-
-# ============================================================================== review queue
-
-
-@router.get("/review", response_class=HTMLResponse)
-def review_queue(
-    request: Request, scenario: str | None = None, cursor: str | None = None
-) -> Response:
-    scenario = scenario or None
-
-    def build(who: Principal, service: ReviewService) -> Response:
-        if who.role == "learner":
-            raise ForbiddenError("The review queue is for assessors, trainers and admins.")
-        items, next_cursor = _queue(who, service, scenario, cursor)
-        known = sorted({e.scenario.scenario for e in service.catalog.entries()}
-                       | ({scenario} if scenario else set()))  # fmt: skip
-        more = None if next_cursor is None else "/review?" + urlencode(
-            {k: v for k, v in (("scenario", scenario), ("cursor", next_cursor)) if v}
-        )  # fmt: skip
-        return _render(request, "review.html", who=who, items=items, scenarios=known,
-                       scenario=scenario, more=more, first_page=cursor is None)  # fmt: skip
-
-    return _page(request, build)
-
-
-def _queue(
-    who: Principal, service: ReviewService, scenario: str | None, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Closed sessions that need a person, newest first: at least `QUEUE_TARGET` of them
-    unless the list ends first (reading at most `QUEUE_SCAN` summaries), and the cursor that
-    continues after the last summary read."""
-    filters = SessionFilters(scenario=scenario, status="closed")
-    items: list[dict[str, Any]] = []
-    scanned = 0
-    while True:
-        page = service.list_sessions(who, filters, cursor=cursor, limit=QUEUE_TARGET)
-        scanned += len(page.items)
-        for summary in page.items:
-            outcomes = {o.outcome for o in (summary.machine, summary.with_overrides) if o}
-            if outcomes and outcomes <= {"pass"}:
-                continue  # a pass leaves nothing failed-critical or pending
-            detail = service.session(who, summary.session)
-            reasons = _reasons(detail)
-            if reasons:
-                items.append({"s": detail, "reasons": reasons})
-        cursor = page.next_cursor
-        if cursor is None or len(items) >= QUEUE_TARGET or scanned >= QUEUE_SCAN:
-            return items, cursor
-
-
-def _reasons(detail: SessionDetail) -> list[dict[str, str]]:
-    """Why a person must look: a critical criterion failed, an observation is pending, the
-    outcome is incomplete (after observations and overrides)."""
-    reasons = []
-    critical = [c.id for c in detail.criteria if c.critical and c.final_verdict == "fail"]
-    if critical:
-        reasons.append({"kind": "critical", "text": "Critical failed: " + ", ".join(critical)})
-    pending = [c.id for c in detail.criteria
-               if c.final_verdict == "pending" and c.template == "observed"]  # fmt: skip
-    if pending:
-        reasons.append({"kind": "pending", "text": "Observation pending: " + ", ".join(pending)})
-    final = detail.with_overrides
-    if final is not None and final.outcome == "incomplete":
-        reasons.append({"kind": "incomplete", "text": "Outcome incomplete"})
-    return reasons
 
 
 # ============================================================================== session page
@@ -540,7 +488,10 @@ def learner_page(request: Request, learner: str) -> Response:
                 "chart": Markup(chart),  # attempts_svg escapes every text
                 "min_score": min_score,
             })  # fmt: skip
-        return _render(request, "learner.html", who=who, learner=learner, rubrics=rubrics)
+        credentials = request.app.state.credentials
+        return _render(request, "learner.html", who=who, learner=learner, rubrics=rubrics,
+                       progress=credentials.progress(who, learner),
+                       can_issue=who.may(Action.ISSUE_CREDENTIALS))  # fmt: skip
 
     return _page(request, build)
 

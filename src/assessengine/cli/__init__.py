@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     score_cmd,
     serve_cmd,
     simulate_cmd,
+    site_cmd,
     token_cmd,
 )
 from ._app import main

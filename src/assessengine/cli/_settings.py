@@ -24,7 +24,8 @@ from ..settings import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 METAVARS = {
-    "db": "URL", "zmq": "ENDPOINT", "http": "HOST:PORT", "curve_keys": "DIR", "rcvhwm": "N",
+    "db": "URL", "site_id": "NAME", "zmq": "ENDPOINT", "http": "HOST:PORT", "curve_keys": "DIR",
+    "rcvhwm": "N",
     "round_messages": "N", "scoring_linger": "SECONDS", "scoring_start_timeout": "SECONDS",
     "stop_timeout": "SECONDS",
     "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",

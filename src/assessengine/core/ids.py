@@ -58,3 +58,37 @@ def check_id(value: object, what: str = "id") -> str:
         raise ValueError(problem)
     assert isinstance(value, str)
     return value
+
+
+# ------------------------------------------------------------------------------ sites
+
+SITE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,31}$"
+"""A site's name (``ASSESSENGINE_SITE_ID``, ``site add --name``): a lower-case letter, then up
+to 31 lower-case letters, digits and ``_``. It is an id's prefix and a PostgreSQL identifier's
+part as it stands (no quoting, no case folding)."""
+SITE_RULE: Final = "1 to 32 characters of a-z 0-9 _, starting with a letter"
+SITE_SEPARATOR: Final = ":"
+"""Between a site's name and the id it was given there: ``north:S1``."""
+
+_SITE: Final = re.compile(SITE_PATTERN)
+
+
+def site_problem(value: object) -> str | None:
+    """None if `value` is a valid site name, else one line saying why not."""
+    if isinstance(value, str) and _SITE.fullmatch(value) is not None:
+        return None
+    shown = ascii(value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "...")
+    return f"site {shown} is not a valid site name (a site name is {SITE_RULE})"
+
+
+def qualify(site: str, value: str) -> str:
+    """`value` (an id given at `site`) as the id it has everywhere: ``SITE:value``. The result
+    may break the id rule (too long): check it with `id_problem`."""
+    return f"{site}{SITE_SEPARATOR}{value}"
+
+
+def unqualify(site: str, value: str) -> str:
+    """The id `value` was given at `site` (`qualify` undone); `value` itself when it does not
+    start with the site's prefix."""
+    prefix = site + SITE_SEPARATOR
+    return value[len(prefix):] if value.startswith(prefix) else value

@@ -64,6 +64,20 @@ class Db:
             return
         self._conn.executemany(sql, [tuple(r) for r in rows])
 
+    def id_range(self) -> tuple[int, int]:
+        """The ids this database gives its rows: the range of its identity sequences on a
+        PostgreSQL database that joined a hub (`storage.replication`), else every positive
+        id. Keys the app numbers itself (status lists) are taken from it too, so that no two
+        sites' rows share a key at the hub."""
+        if self._dialect == "postgresql":
+            row = self._conn.execute(
+                "SELECT seqmin, seqmax FROM pg_sequence WHERE seqrelid = "
+                "pg_get_serial_sequence('sessions', 'id')::regclass"
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), int(row[1])
+        return 1, 2**63 - 1
+
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT and return the new row's ``id`` (``RETURNING id``)."""
         row = self.execute(f"{sql} RETURNING id", params).fetchone()

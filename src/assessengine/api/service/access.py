@@ -42,9 +42,9 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.UPLOAD_RUBRIC: frozenset({"admin", "trainer"}),
     Action.RESCORE: frozenset({"admin", "trainer"}),
     Action.READ_AUDIT: frozenset({"admin", "trainer"}),
-    Action.ISSUE_CREDENTIALS: frozenset({"admin", "assessor"}),
+    Action.ISSUE_CREDENTIALS: frozenset({"admin", "trainer", "assessor"}),
     Action.REVOKE_CREDENTIALS: frozenset({"admin"}),
-    Action.READ_CREDENTIALS: frozenset({"admin", "assessor", "learner"}),
+    Action.READ_CREDENTIALS: frozenset({"admin", "trainer", "assessor", "learner"}),
     Action.FORWARD_XAPI: frozenset({"admin"}),
     Action.READ_COHORTS: frozenset({"admin", "trainer", "assessor"}),
 }

@@ -52,7 +52,7 @@ from ...adapters.store import SessionRecord, StoreError
 from ...core import xapi
 from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
 from ...core.instants import utc_text
-from ...core.policy import Policy, PolicyError
+from ...core.policy import Policy, PolicyError, Requirement
 from ...core.rubric import Rubric
 from ...core.xapi import XapiError
 from ...credential_service import (
@@ -181,6 +181,29 @@ class LearnerOut(Model):
     learner: str
     history: str = Field(description="URL of the attempt history")
     credentials: str = Field(description="URL of the credentials")
+
+
+class RequirementProgress(Model):
+    """One requirement of a policy: in words, met or not, the sessions that meet it, and what
+    is missing."""
+
+    text: str
+    met: bool
+    sessions: list[str]
+    missing: str | None
+
+
+class PolicyProgress(Model):
+    """How far a learner is towards one credential policy. `eligible`: a credential can be
+    issued now (every requirement met, within the window, none active already); `held`: the
+    id of an active credential of this policy."""
+
+    policy: str
+    name: str
+    eligible: bool
+    held: str | None
+    requirements: list[RequirementProgress]
+    reasons: list[str]
 
 
 class ForwardOut(Model):
@@ -373,6 +396,30 @@ class CredentialApi:
         base = self.urls.learner(learner)
         return LearnerOut(learner=learner, history=f"{base}/history",
                           credentials=f"{base}/credentials")  # fmt: skip
+
+    def progress(self, who: Principal, learner: str) -> list[PolicyProgress]:
+        """The learner's standing towards every shipped policy (`PolicyProgress`); readable by
+        whoever may read the learner's record."""
+        _allow(who, Action.READ_LEARNERS)
+        if not who.sees_learner(learner):
+            raise NotFoundError(f"no learner {learner!r}")
+        service = self._service(make_key=False)
+        out = []
+        for policy_id in self.policies():
+            policy = self.policy(policy_id)
+            decision = service.decide(learner, policy)
+            held = service.active_credential(learner, policy.policy)
+            out.append(PolicyProgress(
+                policy=policy.policy, name=policy.achievement.name,
+                eligible=decision.eligible and held is None,
+                held=None if held is None else held.id,
+                requirements=[RequirementProgress(
+                    text=describe_requirement(r.requirement), met=r.met,
+                    sessions=[a.session for a in r.sessions], missing=r.missing,
+                ) for r in decision.requirements],
+                reasons=list(decision.reasons),
+            ))  # fmt: skip
+        return out
 
     def _may_read(self, who: Principal, learner: str) -> None:
         _allow(who, Action.READ_CREDENTIALS)
@@ -589,3 +636,15 @@ def _not_eligible(refusal: NotEligibleError, policy: Policy) -> IneligibleError:
 
 def _iso(moment: datetime) -> str:
     return utc_text(moment, "microseconds")
+
+
+def describe_requirement(requirement: Requirement) -> str:
+    """A requirement in words: "pass forklift-load-handling (version 2 or later) 3 times in a
+    row in the simulator, observed by an assessor"."""
+    times = "once" if requirement.passes == 1 else f"{requirement.passes} times"
+    version = f" (version {requirement.min_version} or later)" if requirement.min_version > 1 \
+        else ""  # fmt: skip
+    row = " in a row" if requirement.consecutive and requirement.passes > 1 else ""
+    where = "in the simulator" if requirement.source == "simulator" else "in the field"
+    observed = ", observed by an assessor" if requirement.observed_by_assessor else ""
+    return f"Pass {requirement.rubric}{version} {times}{row} {where}{observed}"

@@ -1,0 +1,323 @@
+"""Sites and a hub on PostgreSQL logical replication (issue #19, item 1), on real servers the
+tests start: two site clusters (``north``, ``south``) each with an engine of its own (ZeroMQ
+on loopback, the real kernel), and a hub cluster serving the API (``serve --no-ingest``).
+
+Sessions streamed to either site reach the hub with their batches and reports; a review
+made at the hub reaches the site that owns the session (and no other), one made at a site
+reaches the hub, and none comes back to where it was written; a site cut off from the hub
+keeps ingesting and the hub catches up; a hub standby (``pg_basebackup``) promoted after the
+hub's primary is killed serves, through the API, everything acknowledged before."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from assessengine.adapters.signer import IssuerKey
+from assessengine.api.service import ReviewService
+from assessengine.api.service.models import ObservationIn
+from assessengine.cli import main
+from assessengine.client import EngineClient
+from assessengine.ingest.sites import at_site
+from assessengine.ingest.zmq import zmq_transport
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.scoring import ThreadScoring
+from assessengine.sim.generate import SimBatch
+from assessengine.storage import Store, open_store
+from assessengine.streaming import stream_sessions
+
+from .pg_server import PASSWORD, PgServer, bin_dir
+from .test_engine_helpers import FAST, Served, audit, library, serve, sessions
+
+T = TypeVar("T")
+LOGICAL: Final = {
+    "wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10",
+    "max_logical_replication_workers": "8", "max_worker_processes": "16",
+    "wal_retrieve_retry_interval": "200ms",
+}  # fmt: skip
+"""What a site's and a hub's server need (and a quick retry after an outage, for the tests)."""
+WAIT_S: Final = 30.0
+
+
+@dataclass
+class Site:
+    name: str
+    server: PgServer
+    url: str
+    engine: Engine
+    store: Store
+
+
+@dataclass
+class Federation:
+    hub: PgServer
+    hub_url: str
+    api: Served
+    token: str
+    sites: dict[str, Site]
+
+
+def _eventually(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
+    """`check()` once it is not None (polled); fails naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got is not None:
+            return got
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.1)
+
+
+def _servers(n: int) -> list[PgServer]:
+    programs = bin_dir()
+    if programs is None:
+        pytest.skip("PostgreSQL is not installed")
+    servers = [PgServer(programs, config=LOGICAL) for _ in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(PgServer.start, servers))
+    for server in servers:
+        server.sql("CREATE DATABASE assess")
+    return servers
+
+
+@contextmanager
+def _site_engine(url: str, name: str) -> Iterator[tuple[Engine, Store]]:
+    """A site's engine: the real one, its ids qualified with the site's name."""
+    with closing(open_store(url)) as store:
+        transport = at_site(zmq_transport("tcp://127.0.0.1:*"), name)
+        engine = Engine(store, library(), transport, scoring=ThreadScoring(store, library()))
+        engine.start()
+        try:
+            yield engine, store
+        finally:
+            engine.stop()
+
+
+def _add(hub_url: str, site_url: str, name: str) -> None:
+    added = CliRunner().invoke(main, ["site", "add", "--hub", hub_url, "--site", site_url,
+                                      "--name", name])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert PASSWORD not in added.output
+
+
+def _token(url: str) -> str:
+    service = ReviewService.open(url)
+    try:
+        return service.create_token(name="hub assessor", role="assessor", learner=None,
+                                    actor="t")[1]  # fmt: skip
+    finally:
+        service.close()
+
+
+def _stream(site: Site, sim: SimBatch) -> list[str]:
+    """Stream `sim` to `site` (every batch acknowledged); the sessions' ids there."""
+    with EngineClient(site.engine.endpoint, client_id="sim", **FAST) as client:
+        stream_sessions(client, sim)
+    assert site.engine.wait_idle(20)
+    return [f"{site.name}:{sid}" for sid in sim.session_ids]
+
+
+def _key_file(folder: Path) -> Path:
+    key = folder / "issuer.pem"
+    key.write_bytes(IssuerKey.generate().to_pem())
+    return key
+
+
+@pytest.fixture(scope="module")
+def pg_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    servers = _servers(3)
+    hub, north, south = servers
+    hub_url = hub.url("assess")
+    try:
+        with _site_engine(north.url("assess"), "north") as (n_engine, n_store), \
+                _site_engine(south.url("assess"), "south") as (s_engine, s_store):  # fmt: skip
+            for server, name in ((north, "north"), (south, "south")):
+                _add(hub_url, server.url("assess"), name)
+            key = _key_file(tmp_path_factory.mktemp("hub"))
+            api = serve(hub_url, "--no-ingest", "--issuer-key", str(key))
+            try:
+                yield Federation(hub, hub_url, api, _token(hub_url), {
+                    "north": Site("north", north, north.url("assess"), n_engine, n_store),
+                    "south": Site("south", south, south.url("assess"), s_engine, s_store),
+                })  # fmt: skip
+            finally:
+                api.terminate()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _report_at(url: str, sid: str) -> dict[str, Any] | None:
+    """The session's report in the store at `url` (None: no report, or no such session)."""
+    with closing(open_store(url)) as store:
+        return None if store.session(sid) is None else store.report(sid)
+
+
+def _rows(server: PgServer, query: str) -> list[str]:
+    return [line for line in server.sql(query, "assess").splitlines() if line]
+
+
+def _listed(hub_url: str) -> dict[str, dict[str, Any]]:
+    listed = CliRunner().invoke(main, ["site", "list", "--hub", hub_url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    return {s["name"]: s for s in json.loads(listed.output)}
+
+
+# ================================================================================ tests
+
+
+def test_sessions_streamed_to_both_sites_reach_the_hub_with_their_reports(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    lab = sessions("network-lab", 2, seed=31)  # the same simulator ids at both sites
+    ids = {name: _stream(site, lab) for name, site in fed.sites.items()}
+    assert ids["north"] != ids["south"]
+    with closing(open_store(fed.hub_url)) as hub:
+        for name, site in fed.sites.items():
+            for sid in ids[name]:
+                report = _eventually(lambda sid=sid: hub.report(sid), f"{sid} at the hub")
+                assert report == site.store.report(sid)
+                # the report was committed after the batches: they are there too, in order
+                chains = [b.chain for b in site.store.batches(sid)]
+                assert [b.chain for b in hub.batches(sid)] == chains
+                record = hub.session(sid)
+                assert record is not None
+                assert record.info.learner.startswith(f"{name}:")
+    assert audit(fed.hub_url, ids["south"][0])[0] == 0  # the hash chain verifies at the hub
+    headers = {"Authorization": f"Bearer {fed.token}"}
+    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
+        for sid in ids["north"] + ids["south"]:
+            got = http.get(f"/api/v1/sessions/{sid}")
+            assert got.status_code == 200, got.text
+            assert got.json()["machine"] is not None
+    sites = _listed(fed.hub_url)
+    assert sorted(sites) == ["north", "south"]
+    assert {s["number"] for s in sites.values()} == {2, 3}
+    assert all(s["errors"] == 0 and s["receiving"] for s in sites.values()), sites
+
+
+def test_a_review_at_the_hub_reaches_the_owning_site_and_one_at_a_site_the_hub(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    north, south = fed.sites["north"], fed.sites["south"]
+    lab = sessions("network-lab", 1, seed=32)
+    sid = _stream(north, lab)[0]
+    _stream(south, lab)
+    _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    headers = {"Authorization": f"Bearer {fed.token}"}
+    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
+        overridden = http.post(f"/api/v1/sessions/{sid}/overrides", json={
+            "criterion": "correct_ports", "verdict": "not_applicable",
+            "reason": "work order changed on the day"})  # fmt: skip
+        assert overridden.status_code == 201, overridden.text
+    query = f"SELECT reason FROM review_overrides WHERE session = '{sid}'"
+    assert _eventually(lambda: _rows(north.server, query) or None, "the override at north") \
+        == ["work order changed on the day"]  # fmt: skip
+    audit_query = f"SELECT action FROM review_audit WHERE session = '{sid}'"
+    assert _eventually(lambda: _rows(north.server, audit_query) or None,
+                       "the audit entry at north") == ["override.create"]  # fmt: skip
+    service = ReviewService.open(north.url)  # an assessor at the site observes
+    try:
+        token = service.create_token(name="north assessor", role="assessor", learner=None,
+                                     actor="t")[1]  # fmt: skip
+        who = service.authenticate(token)
+        service.observe(who, sid, _observation())
+    finally:
+        service.close()
+    seen = f"SELECT note FROM review_observations WHERE session = '{sid}'"
+    assert _eventually(lambda: _rows(fed.hub, seen) or None, "the observation at the hub") \
+        == ["cables dressed and labelled"]  # fmt: skip
+    time.sleep(1)  # a row sent back would arrive now: it must not (nor break replication)
+    assert _rows(fed.hub, query) == ["work order changed on the day"]
+    assert _rows(north.server, seen) == ["cables dressed and labelled"]
+    assert _rows(south.server, "SELECT count(*) FROM review_overrides") == ["0"]
+    assert _rows(north.server, "SELECT count(*) FROM review_tokens") == ["1"]  # tokens: local
+    assert all(s["errors"] == 0 for s in _listed(fed.hub_url).values())
+
+
+def _observation() -> ObservationIn:
+    return ObservationIn(criterion="cabling_dressed", verdict="pass",
+                         note="cables dressed and labelled", t=3.0)  # fmt: skip
+
+
+def test_a_site_cut_off_from_the_hub_keeps_ingesting_and_the_hub_catches_up(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    south = fed.sites["south"]
+    subscription = "assessengine_site_south"
+    fed.hub.sql(f"ALTER SUBSCRIPTION {subscription} DISABLE", "assess")
+    try:
+        first = _stream(south, sessions("network-lab", 2, seed=33))
+        assert all(south.store.report(sid) is not None for sid in first)
+        assert not _listed(fed.hub_url)["south"]["enabled"]
+        assert all(_report_at(fed.hub_url, sid) is None for sid in first)
+    finally:
+        fed.hub.sql(f"ALTER SUBSCRIPTION {subscription} ENABLE", "assess")
+    fed.hub.halt()  # then the hub's server is down altogether
+    try:
+        second = _stream(south, sessions("network-lab", 2, seed=34))
+    finally:
+        fed.hub.resume()
+    for sid in first + second:
+        assert _eventually(lambda sid=sid: _report_at(fed.hub_url, sid), f"{sid} caught up") \
+            == south.store.report(sid)  # fmt: skip
+
+
+def test_a_promoted_hub_standby_serves_everything_acknowledged_before(
+    pg_federation: Federation, tmp_path: Path
+) -> None:
+    """A hub of its own (with a synchronous standby), a site database ``west`` beside
+    north's on the north cluster."""
+    north = pg_federation.sites["north"]
+    (primary,) = _servers(1)
+    standby = primary.standby()
+    try:
+        primary.sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        primary.sql("SELECT pg_reload_conf()")
+        north.server.sql("CREATE DATABASE west")
+        west_url = north.server.url("west")
+        _add(primary.url("assess"), west_url, "west")
+        with _site_engine(west_url, "west") as (engine, _):
+            site = Site("west", north.server, west_url, engine, north.store)
+            ids = _stream(site, sessions("network-lab", 2, seed=35))
+        for sid in ids:
+            _eventually(lambda sid=sid: _report_at(primary.url("assess"), sid), sid)
+        token = _token(primary.url("assess"))
+        service = ReviewService.open(primary.url("assess"))
+        try:
+            who = service.authenticate(token)
+            service.observe(who, ids[0], _observation())  # acknowledged: returned
+        finally:
+            service.close()
+        primary.halt()  # killed (immediate: no shutdown checkpoint)
+        standby.promote()
+        key = _key_file(tmp_path)
+        api = serve(standby.url("assess"), "--no-ingest", "--issuer-key", str(key))
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=api.http, headers=headers, timeout=10) as http:
+                for sid in ids:
+                    got = http.get(f"/api/v1/sessions/{sid}")
+                    assert got.status_code == 200, got.text
+                    assert got.json()["machine"] is not None
+                first = http.get(f"/api/v1/sessions/{ids[0]}").json()
+                assert [o["note"] for o in first["observations"]] == [
+                    "cables dressed and labelled"]
+        finally:
+            assert api.terminate() == 0, api.log()
+    finally:
+        standby.stop()
+        primary.stop()
