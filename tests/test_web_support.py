@@ -54,17 +54,19 @@ def fill_store(path: Path) -> Sessions:
 
 
 def _store(
-    store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int, close: bool = True
-) -> str:
+    store: SqliteStore, rubric_id: str, profile: str, *, seed: int, index: int, close: bool = True,
+    learner: str | None = None, source: str = "simulator", metadata: dict[str, str] | None = None,
+) -> str:  # fmt: skip
     rubric, scenario = load_rubric(find_rubric(rubric_id))
     compiled = compile_rubric(rubric, scenario)
     layout = Layout.of(scenario)
     sim = simulate(scenario, profile, 1, seed=seed, first=index)
-    sid = sim.session_ids[0]
+    sid = sim.session_ids[0] if learner is None else f"{learner}-{source}-{seed}"
     cols = Columns(sim.seq, sim.t, sim.event, sim.signals)
-    store.open_session(SessionInfo(sid, sim.learners[0], scenario.scenario, rubric.rubric,
-                                   rubric.version, compiled.sha256, "simulator",
-                                   {"profile": profile}))  # fmt: skip
+    store.open_session(SessionInfo(sid, learner or sim.learners[0], scenario.scenario,
+                                   rubric.rubric, rubric.version, compiled.sha256,
+                                   "field" if source == "field" else "simulator",
+                                   {"profile": profile, **(metadata or {})}))  # fmt: skip
     items = []
     for start in range(0, len(cols), ROWS_PER_BATCH):
         end = start + ROWS_PER_BATCH
@@ -104,3 +106,13 @@ def csrf_of(html: str) -> str:
     found = CSRF_FIELD.search(html)
     assert found is not None, "no CSRF field on the page"
     return found.group(1)
+
+
+def add_session(
+    path: Path, profile: str, *, seed: int, learner: str, source: str = "simulator",
+    metadata: dict[str, str] | None = None, rubric: str = "forklift-load-handling",
+) -> str:  # fmt: skip
+    """One more scored session of `learner` in the store at `path`; its id."""
+    with SqliteStore(path) as store:
+        return _store(store, rubric, profile, seed=seed, index=seed, learner=learner,
+                      source=source, metadata=metadata)  # fmt: skip
