@@ -28,7 +28,6 @@ from fastapi.testclient import TestClient
 
 from assessengine.adapters.library import load_rubric
 from assessengine.adapters.signer import IssuerKey
-from assessengine.adapters.store import SessionInfo
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn, OverrideIn
@@ -36,6 +35,7 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
 from assessengine.storage import open_store
+from assessengine.storage.port import SessionInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 10_000

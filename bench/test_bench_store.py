@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from tests.pg_server import PgServer
 
-from assessengine.adapters.store import SessionInfo, Store
 from assessengine.storage import open_store
+from assessengine.storage.port import SessionInfo, Store
 
 VOLUME = 512 * 2**20
 BYTES_PER_EVENT = 60

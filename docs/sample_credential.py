@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from assessengine.adapters.credential_store import MemoryCredentialStore
+from assessengine.storage.credentials import MemoryCredentialStore
 from assessengine.adapters.library import find_rubric, load_rubric
-from assessengine.adapters.memory_store import MemoryStore
+from assessengine.storage.memory import MemoryStore
 from assessengine.adapters.policies import load_policy
 from assessengine.adapters.signer import IssuerKey
-from assessengine.adapters.store import SessionInfo, SessionRecord, Source, Store
+from assessengine.storage.port import SessionInfo, SessionRecord, Source, Store
 from assessengine.core.codec import Layout, encode_json_v1
 from assessengine.core.offline import score_sessions
 from assessengine.credential_service import CredentialService, EngineUrls

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from assessengine.adapters.library import load_rubric
-from assessengine.adapters.store import SessionInfo, Store
 from assessengine.api.service.uploads import encode_batches
 from assessengine.core.codec import Columns, Layout, encode_json_v1
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
+from assessengine.storage.port import SessionInfo, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRICS = {

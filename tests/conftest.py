@@ -39,10 +39,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     at once inside tests that wait for an engine with a bound."""
     if hasattr(session.config, "workerinput"):
         return
-    from assessengine.adapters.memory_store import MemoryStore  # noqa: PLC0415
     from assessengine.compose import load_library  # noqa: PLC0415
     from assessengine.runtime.pipeline import Scorer  # noqa: PLC0415
     from assessengine.settings import Settings  # noqa: PLC0415
+    from assessengine.storage.memory import MemoryStore  # noqa: PLC0415
 
     library, _ = load_library(Settings())
     Scorer(MemoryStore(), library).warm_up()

@@ -15,14 +15,6 @@ from typing import Any
 
 import zmq
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import (
-    SessionInfo,
-    SessionRecord,
-    Store,
-    StoredBatch,
-    StoreError,
-)
 from assessengine.core import chain
 from assessengine.core.rubric import Rubric
 from assessengine.core.scenario import Scenario
@@ -30,6 +22,14 @@ from assessengine.core.wire import WireModel
 from assessengine.ingest.port import Counters, IngestTransport, Message, TransportFactory
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricEntry, RubricLibrary
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import (
+    SessionInfo,
+    SessionRecord,
+    Store,
+    StoredBatch,
+    StoreError,
+)
 
 NOW = "2026-01-01T00:00:00Z"
 

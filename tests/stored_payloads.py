@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assessengine.adapters.segments import Segments, folder_of
+from assessengine.storage.segments import Segments, folder_of
 
 
 def edit_payload(db: Path, where: str, params: tuple[Any, ...],

@@ -23,9 +23,7 @@ from fastapi.testclient import TestClient
 
 from assessengine.adapters.policies import shipped_rubric
 from assessengine.adapters.signer import IssuerKey
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
-from assessengine.adapters.store import Store
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.credentials import CredentialSettings, LrsSettings
@@ -36,6 +34,8 @@ from assessengine.core.xapi import VERBS, VOIDED
 from assessengine.credential_verify import verify
 from assessengine.settings import Settings, SettingsError
 from assessengine.storage import open_store
+from assessengine.storage.port import Store
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import copy_store
 from .test_api_support import LEARNER, OTHER_LEARNER, make_tokens

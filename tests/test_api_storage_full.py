@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from assessengine.adapters import segments
-from assessengine.adapters.sqlite_store import SqliteStore, immediate
-from assessengine.storage import appdb
+from assessengine.storage import appdb, segments
+from assessengine.storage.sqlite import SqliteStore, immediate
 
 from .test_api_support import Api, open_api
 from .test_api_uploads import RUBRIC, field_log, upload

@@ -15,14 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assessengine.adapters.library import load_rubric
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.core.codec import Columns, Layout, encode_columns_v1, encode_json_v1
 from assessengine.core.events import SessionEvents
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
+from assessengine.storage.port import SessionInfo
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import copy_store
 

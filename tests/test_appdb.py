@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from assessengine.adapters.review_store import AuditEntry, ReviewStore
-from assessengine.adapters.store import StoreError
 from assessengine.storage import open_store
 from assessengine.storage.appdb import APPLICATION_NAME
+from assessengine.storage.port import StoreError
+from assessengine.storage.reviews import AuditEntry, ReviewStore
 
 from .pg_server import PgServer
 

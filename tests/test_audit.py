@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from assessengine.adapters.library import load_rubric
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo, Store
 from assessengine.cli import main
 from assessengine.core.codec import Columns, Layout, encode_columns_v1, encode_json_v1
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
+from assessengine.storage.port import SessionInfo, Store
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import copy_store, edit_payload
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.segments import folder_of
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import StoreError
-from assessengine.adapters.store_backup import backup_store
 from assessengine.cli import main
 from assessengine.core import chain
+from assessengine.storage.backup import backup_store
+from assessengine.storage.port import StoreError
+from assessengine.storage.segments import folder_of
+from assessengine.storage.sqlite import SqliteStore
 
 from .test_store import info, item
 from .test_store_payloads import fill, mark_of, set_mark

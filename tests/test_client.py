@@ -12,10 +12,6 @@ import numpy as np
 import pytest
 import zmq.auth
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import Store
-from assessengine.adapters.zmq_ingest import CurveConfig, Message
 from assessengine.client import (
     ClientCurve,
     ClientError,
@@ -25,8 +21,11 @@ from assessengine.client import (
 )
 from assessengine.core.codec import Columns, Layout, decode_events
 from assessengine.core.events import Event
-from assessengine.ingest.zmq import zmq_transport
+from assessengine.ingest.zmq import CurveConfig, Message, zmq_transport
 from assessengine.runtime.engine import Engine
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import Store
+from assessengine.storage.sqlite import SqliteStore
 
 from .ingest_engine import (
     DEMO,

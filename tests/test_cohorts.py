@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 
 from assessengine.adapters.library import find_rubric, load_rubric
 from assessengine.adapters.signer import IssuerKey
-from assessengine.adapters.store import SessionInfo
 from assessengine.api.app import create_app
 from assessengine.api.csv_export import cell
 from assessengine.api.service.models import ObservationIn, OverrideIn
@@ -26,6 +25,7 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
 from assessengine.storage import open_store
+from assessengine.storage.port import SessionInfo
 
 LEARNERS = 5
 ATTEMPTS = 4

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import Store
 from assessengine.cli import main
 from assessengine.storage import open_store
 from assessengine.storage.engines import engine_for
+from assessengine.storage.port import Store
+from assessengine.storage.sqlite import SqliteStore
 
 from .pg_server import PASSWORD
 from .test_audit import SESSION, write_scored_session

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.credentials import CredentialSettings
@@ -30,6 +29,7 @@ from assessengine.storage.copy_tables import (
     copy_tables,
 )
 from assessengine.storage.engines import engine_for
+from assessengine.storage.sqlite import SqliteStore
 
 from .test_api_credentials import API, BASE, LEARNER, OBSERVED, Http, open_http, record_template
 from .test_api_support import make_tokens

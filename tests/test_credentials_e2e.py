@@ -16,13 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.credential_store import MemoryCredentialStore, SqliteCredentialStore
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.adapters.policies import load_policy, shipped_rubric
 from assessengine.adapters.signer import IssuerKey, sign_credential
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.adapters.standards import schema_problems
-from assessengine.adapters.store import SessionRecord
 from assessengine.cli import main
 from assessengine.core.credentials import CHAIN_HEAD_LABEL
 from assessengine.credential_service import (
@@ -33,6 +29,10 @@ from assessengine.credential_service import (
     reviewed_report,
 )
 from assessengine.credential_verify import verify
+from assessengine.storage.credentials import MemoryCredentialStore, SqliteCredentialStore
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionRecord
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import copy_store
 

@@ -21,9 +21,6 @@ import numpy as np
 import pytest
 import zmq
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo, Store, StoreError
 from assessengine.api.app import create_app
 from assessengine.client import EngineClient, NackError
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
@@ -31,6 +28,9 @@ from assessengine.metrics import Histogram, Metric, counter, render
 from assessengine.runtime.engine import GC_THRESHOLDS
 from assessengine.runtime.pipeline import RubricEntry, Scorer
 from assessengine.runtime.scoring import ThreadScoring
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo, Store, StoreError
+from assessengine.storage.sqlite import SqliteStore
 from assessengine.streaming import stream_sessions
 from assessengine.webserver import WebServer
 

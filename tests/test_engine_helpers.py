@@ -23,13 +23,13 @@ import httpx
 from click.testing import CliRunner
 
 from assessengine.adapters.library import load_scenario
-from assessengine.adapters.store import Store
 from assessengine.cli import main
 from assessengine.compose import ScoringKind, open_store, scoring_backend
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
+from assessengine.storage.port import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC_DIR = ROOT / "rubrics"

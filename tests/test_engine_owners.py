@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import StoreError
 from assessengine.client import EngineClient
 from assessengine.compose import build_engine, build_owners, open_store, store_options
 from assessengine.core.codec import Columns
@@ -28,7 +26,9 @@ from assessengine.ingest.fake import FakeTransport
 from assessengine.runtime.engine import Engine
 from assessengine.settings import Settings
 from assessengine.sim.generate import SimBatch
+from assessengine.storage.memory import MemoryStore
 from assessengine.storage.owners import Claim, SoleOwner
+from assessengine.storage.port import StoreError
 from assessengine.storage.postgres_owners import PostgresOwners
 from assessengine.streaming import stream_sessions
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.ingest.fake import FakeTransport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.pipeline import Recovery
 from assessengine.runtime.scoring import Batches, Closes, Opens, ScoringBackendError
+from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import DEMO, demo_library, running
 

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.zmq_ingest import IngestConfigError
 from assessengine.cli import main
 from assessengine.client import ClientCurve, DeliveryTimeoutError, EngineClient
 from assessengine.compose import curve_from
 from assessengine.core.codec import Columns
+from assessengine.ingest.zmq import IngestConfigError
+from assessengine.storage.sqlite import SqliteStore
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, audit, offline_reports, running_engine, serve, sessions

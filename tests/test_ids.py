@@ -13,14 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assessengine.adapters.library import load_scenario
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo, Store, StoreError
 from assessengine.core.events import parse_events_lines
 from assessengine.core.ids import MAX_ID_LENGTH, check_id, id_problem, is_id
 from assessengine.core.wire import HeaderProblem, Open, parse_client_header
 from assessengine.errors import EventsError
 from assessengine.sim.generate import simulate
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo, Store, StoreError
+from assessengine.storage.sqlite import SqliteStore
 
 from .ingest_engine import DEMO
 

@@ -14,17 +14,22 @@ from typing import Any, Protocol
 
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import SessionInfo, SessionRecord, StoreError, kept_payload
-from assessengine.adapters.zmq_ingest import CurveConfig, IngestConfigError, ZmqIngest, check_bind
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.wire import NACK_CODES, Close, Events
 from assessengine.ingest.fake import FakeTransport
 from assessengine.ingest.port import TransportFactory
-from assessengine.ingest.zmq import zmq_transport
+from assessengine.ingest.zmq import (
+    CurveConfig,
+    IngestConfigError,
+    ZmqIngest,
+    check_bind,
+    zmq_transport,
+)
 from assessengine.ingest_rules import Accept, Duplicate, IngestRules, Reject, classify
 from assessengine.runtime.engine import Engine
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo, SessionRecord, StoreError, kept_payload
 
 from .ingest_engine import (
     DEMO,

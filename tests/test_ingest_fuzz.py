@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
 from assessengine.core.codec import Columns, Layout, decode_events, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.ingest.zmq import zmq_transport
+from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import DEMO, RawPeer, chain_intact, running, status
 

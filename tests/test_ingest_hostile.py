@@ -16,15 +16,15 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assessengine.adapters import zmq_ingest
 from assessengine.adapters.library import load_scenario
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.ingest import triage
+from assessengine.ingest import zmq as zmq_ingest
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.ingest_rules import IngestRules
 from assessengine.runtime.engine import Engine
+from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import RawPeer
 from .test_engine_helpers import library

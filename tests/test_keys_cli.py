@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from assessengine.adapters.zmq_ingest import CurveConfig
 from assessengine.cli import main
 from assessengine.client import ClientCurve
+from assessengine.ingest.zmq import CurveConfig
 
 
 def test_keys_create_writes_a_loadable_pair_with_a_private_secret(tmp_path: Path) -> None:

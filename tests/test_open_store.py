@@ -15,13 +15,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from assessengine.adapters.credential_store import SqlCredentialStore
-from assessengine.adapters.review_store import ReviewStore, SessionQuery
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo, Store, StoreError, StoreOpenError
 from assessengine.core import chain
 from assessengine.storage import open_store, parse_url, redact, schema
+from assessengine.storage.credentials import SqlCredentialStore
 from assessengine.storage.migrate import head_version
+from assessengine.storage.port import SessionInfo, Store, StoreError, StoreOpenError
+from assessengine.storage.reviews import ReviewStore, SessionQuery
+from assessengine.storage.sqlite import SqliteStore
 
 from .pg_server import PASSWORD, PgServer, free_port
 

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from assessengine.adapters.library import load_scenario
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import SessionInfo
 from assessengine.core.codec import (
     Columns,
     Layout,
@@ -19,6 +17,8 @@ from assessengine.core.codec import (
 from assessengine.core.scorer import SCRATCH_ROWS
 from assessengine.runtime.pipeline import RubricEntry, Scorer, _batch, _steps
 from assessengine.sim.generate import simulate
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo
 
 from .test_engine_helpers import library
 

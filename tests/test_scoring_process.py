@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.client import EngineClient
 from assessengine.compose import open_store, scoring_backend
 from assessengine.core.codec import Columns, Layout, decode_json_v1, encode_json_v1, records_v1
 from assessengine.runtime.scoring_process import RemoteScorer, ScoringProcessError, _Buffer
 from assessengine.sim.generate import SimBatch
+from assessengine.storage.memory import MemoryStore
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, library, offline_reports, reports, running_engine, sessions

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.store import SessionInfo, StorageFullError, StoreError
 from assessengine.core.codec import Columns
 from assessengine.runtime.pipeline import RubricEntry, Scorer
 from assessengine.runtime.scoring import ThreadScoring
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo, StorageFullError, StoreError
 
 from .test_engine_helpers import library
 from .test_pipeline_steps import SCENARIO, _session_columns

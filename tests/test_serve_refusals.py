@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store_lock import StoreInUseError, lock_path
+from assessengine.storage.lock import StoreInUseError, lock_path
+from assessengine.storage.sqlite import SqliteStore
 
 from .test_engine_helpers import serve
 

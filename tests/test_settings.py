@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.store import StoreOpenError
 from assessengine.cli import main
 from assessengine.compose import check_store, open_store
 from assessengine.settings import Settings, SettingsError, env_name, flag_name, unknown_environment
+from assessengine.storage.port import StoreOpenError
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "assessengine"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.ids import MAX_ID_LENGTH, qualify, site_problem, unqualify
 from assessengine.ingest.fake import FakeTransport
 from assessengine.ingest.sites import at_site
 from assessengine.settings import Settings, SettingsError
+from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import DEMO, running
 

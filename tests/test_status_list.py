@@ -14,17 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assessengine.adapters.credential_store import (
-    CredentialStore,
-    CredentialStoreError,
-    IssuedCredential,
-    MemoryCredentialStore,
-    PublishedList,
-    SqliteCredentialStore,
-    StatusSlot,
-)
 from assessengine.adapters.signer import IssuerKey, sign_credential
-from assessengine.adapters.sqlite_store import SqliteStore
 from assessengine.core.status_list import (
     MIN_ENTRIES,
     StatusListError,
@@ -35,6 +25,16 @@ from assessengine.core.status_list import (
     status_list_credential,
     status_of,
 )
+from assessengine.storage.credentials import (
+    CredentialStore,
+    CredentialStoreError,
+    IssuedCredential,
+    MemoryCredentialStore,
+    PublishedList,
+    SqliteCredentialStore,
+    StatusSlot,
+)
+from assessengine.storage.sqlite import SqliteStore
 
 LIST_URL = "https://engine.example.org/api/v1/credentials/status/1"
 NOW = datetime(2025, 3, 1, 7, 0, tzinfo=UTC)

@@ -17,18 +17,18 @@ from typing import Any
 import psycopg
 import pytest
 
-from assessengine.adapters.memory_store import MemoryStore
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import (
+from assessengine.core import chain
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.migrate import head_version
+from assessengine.storage.port import (
     BatchRefusedError,
     SessionInfo,
     SessionRecord,
     Store,
     StoreError,
 )
-from assessengine.core import chain
-from assessengine.storage.migrate import head_version
 from assessengine.storage.postgres import PostgresStore
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import edit_payload
 
@@ -661,7 +661,7 @@ def test_background_checkpoints_keep_the_wal_small(db_path: Path) -> None:
 
 WRITER = """
 import sys
-from assessengine.adapters.store import SessionInfo
+from assessengine.storage.port import SessionInfo
 from assessengine.storage import open_store
 store = open_store(sys.argv[1])
 store.open_session(SessionInfo("S1", "L1", "s", "r", 1, "ab" * 32))

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from assessengine.adapters import segments
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import (
+from assessengine.storage import segments
+from assessengine.storage.port import (
     BatchRefusedError,
     StorageFullError,
     Store,
     StoreError,
     disk_full,
 )
+from assessengine.storage.sqlite import SqliteStore
 
 from .test_store import Stores, info, item, stores  # noqa: F401  (the fixture)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assessengine.adapters import sqlite_store
-from assessengine.adapters.segments import folder_of
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import StoreError
 from assessengine.core import chain
+from assessengine.storage import sqlite as sqlite_store
+from assessengine.storage.port import StoreError
+from assessengine.storage.segments import folder_of
+from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import edit_payload
 from .test_store import info, item

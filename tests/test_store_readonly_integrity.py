@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assessengine.adapters.sqlite_check import damage
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import StoreError
 from assessengine.cli import main
+from assessengine.storage.port import StoreError
+from assessengine.storage.sqlite import SqliteStore
+from assessengine.storage.sqlite_check import damage
 
 from .stored_payloads import copy_store
 from .test_audit import SESSION, audit, stored_db  # noqa: F401  (the fixture)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from assessengine.adapters.store import SessionInfo, SessionRecord
 from assessengine.api.app import create_app
 from assessengine.core.report import finite
 from assessengine.credential_service import attempt_from
+from assessengine.storage.port import SessionInfo, SessionRecord
 
 from .test_api_support import LEARNER, Stored, copy_template, make_tokens
 

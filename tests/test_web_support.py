@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assessengine.adapters.library import find_rubric, load_rubric
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo
 from assessengine.api.service import ReviewService
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.sim.generate import simulate
+from assessengine.storage.port import SessionInfo
+from assessengine.storage.sqlite import SqliteStore
 
 ROWS_PER_BATCH = 1000
 LEARNER = "learner-000001"

@@ -21,18 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .adapters.library import rubric_dirs
-from .adapters.store import Store
-from .adapters.zmq_ingest import CurveConfig, IngestConfigError
 from .ingest.port import TransportFactory
 from .ingest.sites import at_site
-from .ingest.zmq import zmq_transport
+from .ingest.zmq import CurveConfig, IngestConfigError, zmq_transport
 from .runtime.engine import Engine
 from .runtime.pipeline import RubricLibrary
 from .runtime.scoring import ScoringBackend, ThreadScoring
 from .runtime.scoring_process import START_TIMEOUT_S, RemoteScorer
 from .settings import Settings, SettingsError
-from .storage import local_file, open_store, parse_url
-from .storage.owners import Owners, SoleOwner
+from .storage import local_file, open_owners, open_store
+from .storage.owners import Owners
+from .storage.port import Store
 
 __all__ = ["ScoringKind", "build_app", "build_engine", "build_owners", "open_store",
            "scoring_backend"]
@@ -55,7 +54,7 @@ SERVER_KEY = "engine"
 def check_store(settings: Settings) -> Path | None:
     """What `serve` checks of the store before opening it: the URL is one it knows
     (StoreOpenError), and the issuer key is given when the store has no file to keep it
-    beside (SettingsError). Returns the store's file (SQLite), None for a server database."""
+    beside (SettingsError). Returns the store's file, None for a database on a server."""
     found = local_file(database(settings))
     if found is None and settings.issuer_key is None:
         raise SettingsError("issuer_key: a store on a database server keeps no file beside it; "
@@ -70,11 +69,10 @@ def store_options(settings: Settings) -> dict[str, Any]:
 
 
 def open_engine_store(url: str | Path, settings: Settings) -> Store:
-    """The engine's own store (``serve``, ``demo``): `open_store` with the settings' options;
-    a SQLite store holds its lock while open, so a second engine on the same file is refused
-    (StoreOpenError: "... is in use by another engine (pid N) ...") before it touches it."""
-    only_engine = {"exclusive": True} if parse_url(url).backend == "sqlite" else {}
-    return open_store(url, **store_options(settings), **only_engine)
+    """The engine's own store (``serve``, ``demo``): `open_store` with the settings' options,
+    exclusive (a second engine on a store only one engine may write is refused,
+    StoreOpenError "... is in use by another engine (pid N) ...", before it touches it)."""
+    return open_store(url, exclusive=True, **store_options(settings))
 
 
 def database(settings: Settings) -> str:
@@ -142,19 +140,12 @@ def scoring_backend(
 
 
 def build_owners(settings: Settings) -> Owners:
-    """Who owns which session, for the store of `settings`: on PostgreSQL, which several
-    engines may share, advisory locks on a connection of the engine's own
-    (`PostgresOwners`, named after this process and host, and the engine's ZeroMQ
-    endpoint once bound); otherwise the
-    engine is the store's only one (`SoleOwner`). StoreOpenError when the server cannot be
-    reached."""
-    url = parse_url(database(settings))
-    if url.backend != "postgresql":
-        return SoleOwner()
-    from .storage.postgres_owners import PostgresOwners  # noqa: PLC0415  (psycopg: an extra)
-
+    """Who owns which session, for the store of `settings` (`storage.open_owners`): on a
+    database several engines share, locks named after this process and host (and the
+    engine's ZeroMQ endpoint once bound); otherwise the engine is the store's only one.
+    StoreOpenError when the server cannot be reached."""
     name = f"assessengine pid {os.getpid()} on {socket.gethostname()}"  # + the endpoint
-    return PostgresOwners(url.target, name=name)
+    return open_owners(database(settings), name=name)
 
 
 def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> Engine:

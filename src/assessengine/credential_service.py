@@ -6,7 +6,7 @@
 - `decide(learner, policy)`: eligible or not, and what is missing;
 - `issue(learner, policy)`: decide, build the Open Badges 3.0 document (`core.credentials`),
   allocate a status list slot, sign (`adapters.signer`), check it against the official schema,
-  file it (`adapters.credential_store`); `NotEligibleError` with the reasons otherwise;
+  file it (`storage.credentials`); `NotEligibleError` with the reasons otherwise;
 - `revoke(credential_id, reason=..., by=...)`: set its bit in the revocation list, recorded;
 - `published_status_list(list_id)`: the signed ``BitstringStatusListCredential`` to publish,
   signed once per change (see there); `status_list_credential` is its document;
@@ -31,17 +31,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 from urllib.parse import quote
 
-from .adapters.credential_store import (
-    Chooser,
-    CredentialStore,
-    IssuedCredential,
-    PublishedList,
-    Revocation,
-)
 from .adapters.policies import RubricLookup, shipped_rubric
 from .adapters.signer import IssuerKey, sign_credential
 from .adapters.standards import schema_problems
-from .adapters.store import SessionRecord, Store
 from .core import eligibility, xapi
 from .core.credentials import (
     AchievementInfo,
@@ -61,6 +53,14 @@ from .core.rubric import Rubric
 from .core.scoring import score_and_outcome
 from .core.status_list import MIN_ENTRIES, bitstring, status_entries, status_list_credential
 from .credential_verify import VerificationResult, verify
+from .storage.credentials import (
+    Chooser,
+    CredentialStore,
+    IssuedCredential,
+    PublishedList,
+    Revocation,
+)
+from .storage.port import SessionRecord, Store
 
 DEFAULT_HTTP: Final = "127.0.0.1:8080"
 """`assessengine serve`'s default HTTP address."""

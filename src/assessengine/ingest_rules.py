@@ -25,15 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .adapters.store import (
-    Payload,
-    SessionInfo,
-    SessionRecord,
-    Store,
-    StoredBatch,
-    StoreError,
-    kept_payload,
-)
 from .core.codec import (
     COLUMNS_V1,
     Bytes,
@@ -46,6 +37,15 @@ from .core.codec import (
     slice_payload,
 )
 from .core.wire import Close, Events
+from .storage.port import (
+    Payload,
+    SessionInfo,
+    SessionRecord,
+    Store,
+    StoredBatch,
+    StoreError,
+    kept_payload,
+)
 
 
 @dataclass(frozen=True, slots=True)

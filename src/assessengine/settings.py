@@ -76,9 +76,9 @@ class Settings(BaseSettings):
     round_messages: int = Field(2048, ge=1,
                                 description="Messages taken per ingest round, at most.")
     # -------------------------------------------------------------------------- storage
-    synchronous: Literal["normal", "full"] = Field("normal", description="SQLite sync: normal "
-                                                   "survives a crash of the engine, full also "
-                                                   "a power loss.")
+    synchronous: Literal["normal", "full"] = Field("normal", description="Commit durability: "
+                                                   "normal survives a crash of the engine, "
+                                                   "full also a power loss.")
     # -------------------------------------------------------------------------- scoring
     scoring: Literal["process", "thread"] = Field("process", description="Where scoring runs: "
                                                   "a process of its own (ingest and scoring each "

@@ -50,8 +50,8 @@ def create_app(
     versions; `scenario_dirs` for scenarios. `service` (tests, or a front end that already has
     one) is used instead of opening the store; the app closes only a service it opened, when
     the server shuts down. `web` False leaves the server-rendered pages out (JSON API only).
-    `issuer_key_path` is the key that signs credentials (default for a SQLite file:
-    ``<db_path>.issuer.pem``, made on first use; a server database needs one given);
+    `issuer_key_path` is the key that signs credentials (default for a store in a
+    file: ``<db_path>.issuer.pem``, made on first use; a server database needs one given);
     `credentials` the engine's public URL, issuer name and LRS.
     """
     own = service is None

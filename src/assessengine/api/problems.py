@@ -9,7 +9,6 @@ request path), and for invalid input ``errors``: one entry per field (``name`` s
 from __future__ import annotations
 
 import logging
-import sqlite3
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -19,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..adapters.store import StoreError, disk_full
+from ..storage.port import StoreError, disk_full
 from .service import FieldProblem, ServiceError, UnauthenticatedError
 from .service.errors import InsufficientStorageError
 
@@ -127,7 +126,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    for storage in (StoreError, sqlite3.Error, OSError):
+    for storage in (StoreError, OSError):  # the stores raise only StoreError (and OSError)
         app.add_exception_handler(storage, storage_error)
     app.add_exception_handler(Exception, server_error)
 

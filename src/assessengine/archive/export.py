@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..adapters.store import SessionRecord, Store, StoredBatch
 from ..core import chain
 from ..core.codec import CodecError, Columns, Layout, decode_events
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
+from ..storage.port import SessionRecord, Store, StoredBatch
 from .digest import columns_digest
 from .layout import (
     COMPRESSION,

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..adapters.store import Store
 from ..core.codec import Layout
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
+from ..storage.port import Store
 from .digest import Digests
 from .layout import MANIFEST, STAGING_DIR, Manifest
 from .location import ArchiveError, ArchiveRoot

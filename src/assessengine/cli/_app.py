@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..adapters.store import StoreOpenError
+from ..storage.port import StoreOpenError
 
 
 class _Main(click.Group):

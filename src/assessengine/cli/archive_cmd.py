@@ -12,13 +12,13 @@ from typing import Any
 import click
 
 from ..adapters.library import load_scenario
-from ..adapters.store import StoreError
 from ..archive.export import export
 from ..archive.layout import require_manifest
 from ..archive.location import ArchiveError, ArchiveRoot, ArchiveUnreachableError, s3_options
 from ..archive.verify import verify
 from ..core.scenario import Scenario
 from ..storage import open_existing, parse_url
+from ..storage.port import StoreError
 from ._app import main, scenario_dirs_option
 
 EXIT_FAILED = 1

@@ -23,7 +23,6 @@ from typing import Any
 import click
 
 from ..adapters.library import load_rubric, rubric_files
-from ..adapters.store import SessionRecord, StoredBatch, StoreError
 from ..core import chain
 from ..core.codec import CodecError, Layout, decode_events
 from ..core.events import Event, SessionEvents
@@ -32,15 +31,11 @@ from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
 from ..storage import open_existing, parse_url
+from ..storage.port import SessionRecord, StoredBatch, StoreError
 from ._app import main, scenario_dirs_option
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
-_READ_ONLY: dict[str, dict[str, Any]] = {
-    "sqlite": {"read_only": True},  # mode=ro: a read-only copy can be audited; nothing changes
-    "postgresql": {"recover": False},
-}
-"""How each backend opens a store that the audit must not change."""
 MAX_DIFFERENCES = 20
 
 
@@ -122,7 +117,7 @@ def audit(
       assessengine audit S-0042 --db engine.db
     """
     try:
-        with closing(open_existing(db_url, **_READ_ONLY[parse_url(db_url).backend])) as store:
+        with closing(open_existing(db_url, read_only=True)) as store:
             record = store.session(session)
             if record is None:
                 raise click.UsageError(f"no session {session!r} in {parse_url(db_url)}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..adapters.store import StoreError
-from ..adapters.store_backup import backup_store
+from ..storage.backup import backup_store
+from ..storage.port import StoreError
 from ._app import main
 
 EXIT_USAGE = 2

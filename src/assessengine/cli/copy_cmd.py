@@ -7,14 +7,11 @@ from collections.abc import Callable
 from contextlib import closing
 
 import click
-import sqlalchemy as sa
 
-from ..adapters.store import StoreError
 from ..storage import open_existing, open_store, parse_url
-from ..storage.copy import Copied, copy_store, copy_times
-from ..storage.copy_tables import TableCopied, copy_tables
-from ..storage.engines import engine_for
-from ..storage.url import one_line
+from ..storage.copy import Copied, copy_rest, copy_store
+from ..storage.copy_tables import TableCopied
+from ..storage.port import StoreError
 from ._app import main
 
 EXIT_FAILED = 1
@@ -59,19 +56,11 @@ def copy(source: str, target: str) -> None:
             click.echo(f"error: {exc}", err=True)
             raise SystemExit(EXIT_FAILED) from None
     click.echo(_summary(copied, parse_url(target)))
-    reading, writing = engine_for(source), engine_for(target)
     try:
-        copy_times(reading, writing, sessions)
-        tables = copy_tables(reading, writing, progress=_table_progress)
-    except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"error: {one_line(str(exc))}", err=True)
-        raise SystemExit(EXIT_FAILED) from None
+        tables = copy_rest(source, target, sessions, progress=_table_progress)
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_FAILED) from None
-    finally:
-        reading.dispose()
-        writing.dispose()
     added, updated = sum(t.added for t in tables), sum(t.updated for t in tables)
     click.echo(f"copied the HTTP app's tables: {added:,} row(s) added, {updated:,} updated")
 

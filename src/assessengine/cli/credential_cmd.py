@@ -24,7 +24,6 @@ from pydantic import ValidationError
 
 from ..adapters.policies import check_policy_file, load_policy
 from ..adapters.signer import IssuerKey
-from ..adapters.store import StoreError
 from ..api.service import Principal, ReviewService, ServiceError
 from ..api.service.credentials import (
     MAX_REASON,
@@ -38,6 +37,7 @@ from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
 from ..credential_verify import VerificationResult, trusted_issuers, verify
 from ..storage import local_file
+from ..storage.port import StoreError
 from ._app import main
 from .keys_cmd import keys
 from .token_cmd import actor
@@ -405,7 +405,7 @@ def _refuse(error: ServiceError, what: str) -> NoReturn:
 def _engine(
     db: str, key_file: Path | None, settings: CredentialSettings
 ) -> Iterator[CredentialApi]:
-    """The engine's credential service over the store at `db`, as `serve` builds it (a SQLite
+    """The engine's credential service over the store at `db`, as `serve` builds it (a store
     file must exist: credentials live in an engine's store)."""
     try:
         found = local_file(db)

@@ -25,14 +25,14 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 
 from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
-from ..adapters.memory_store import MemoryStore
-from ..adapters.store import Store, StoreError
 from ..client import EngineClient
 from ..core import kernel
 from ..runtime.engine import Engine
 from ..runtime.pipeline import RubricLibrary, Scorer
 from ..settings import Settings
 from ..sim.generate import simulate
+from ..storage.memory import MemoryStore
+from ..storage.port import Store, StoreError
 from ..streaming import stream_sessions
 from ._app import main
 from ._settings import load_settings

@@ -1,4 +1,4 @@
-"""`assessengine serve`: the live engine (ZeroMQ ingest, SQLite store, scoring, HTTP) in one
+"""`assessengine serve`: the live engine (ZeroMQ ingest, the store, scoring, HTTP) in one
 process, until SIGTERM or SIGINT (attaches itself to `main`)."""
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any, Final, NoReturn
 import click
 
 from .. import compose
-from ..adapters.sqlite_check import damage
-from ..adapters.store import Store, StoreError, StoreOpenError
-from ..adapters.zmq_ingest import IngestConfigError
 from ..core.credentials import CredentialError
+from ..ingest.zmq import IngestConfigError
 from ..runtime.pipeline import RubricLibrary
 from ..settings import Settings, SettingsError
-from ..storage import redact
+from ..storage import redact, verify_store
+from ..storage.port import Store, StoreError, StoreOpenError
 from ._app import main
 from ._settings import config_option, load_settings, settings_options
 
@@ -107,17 +106,18 @@ def serve(config: Path | None, **flags: Any) -> None:
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO: each migration step
     settings = load_settings(flags, config)
     address = parse_address(settings.http)
     try:
         url = compose.database(settings)
-        store_file = compose.check_store(settings)
+        compose.check_store(settings)
         compose.credential_settings(settings, host=address.host, port=address.port)
     except (SettingsError, CredentialError, StoreOpenError) as exc:
         raise click.UsageError(str(exc)) from None
-    if store_file is not None:
-        _check_integrity(store_file)
+    try:  # a damaged store is refused before the engine or the API reads it
+        verify_store(url)
+    except StoreError as exc:
+        refuse(str(exc))
     if settings.no_ingest:
         with stop_signals() as stop:
             _serve_http(settings, address, stop,
@@ -134,19 +134,6 @@ def serve(config: Path | None, **flags: Any) -> None:
         _run(settings, store, library, address)
     finally:
         store.close()
-
-
-def _check_integrity(db_path: Path) -> None:
-    """Refuse (one line, exit 2) a store file that SQLite's quick_check finds damaged."""
-    if not db_path.is_file():
-        return  # a new store: serve makes it
-    try:
-        problem = damage(db_path)
-    except StoreError as exc:
-        problem = str(exc)
-    if problem is not None:
-        click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2)  # a usage problem: the file given is not usable
 
 
 def _run(settings: Settings, store: Store, library: RubricLibrary, address: Address) -> None:

@@ -11,8 +11,8 @@ import json
 
 import click
 
-from ..adapters.store import StoreError
 from ..api.service import ROLES, InvalidError, NotFoundError, ReviewService
+from ..storage.port import StoreError
 from ._app import main
 
 DB_OPTION = click.option(

@@ -1,4 +1,4 @@
 """The pure core: data in, data out.
 
-Nothing here imports I/O (zmq, sqlite3, fastapi, yaml, socket).
+Nothing here imports I/O (zmq, a database driver, fastapi, yaml, socket).
 """

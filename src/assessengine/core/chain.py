@@ -30,11 +30,11 @@ GENESIS_FIELDS: Final = (
     "source",
     "metadata",
 )
-"""The session info fields the genesis hash covers (all of `adapters.store.SessionInfo`)."""
+"""The session info fields the genesis hash covers (all of `storage.port.SessionInfo`)."""
 
 
 class SessionFields(Protocol):
-    """What the genesis needs of a session's info (`adapters.store.SessionInfo` fits)."""
+    """What the genesis needs of a session's info (`storage.port.SessionInfo` fits)."""
 
     @property
     def session(self) -> str: ...
@@ -55,7 +55,7 @@ class SessionFields(Protocol):
 
 
 class ChainedBatch(Protocol):
-    """A stored batch as the chain sees it (`adapters.store.StoredBatch` fits)."""
+    """A stored batch as the chain sees it (`storage.port.StoredBatch` fits)."""
 
     @property
     def header(self) -> bytes: ...

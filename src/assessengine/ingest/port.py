@@ -4,7 +4,7 @@ The engine's ingest thread builds its transport with a `TransportFactory` (a Zer
 be made in the thread that uses it), then, per round, `poll`s for well-formed client messages
 and answers each with `reply` (OPENED, ACK, CLOSED) or `nack`. A transport answers HELLO, PING
 and malformed messages itself and never returns them; it counts what it sees in the engine's
-`Counters`. Implementations: `adapters.zmq_ingest.ZmqIngest` (made by `ingest.zmq.
+`Counters`. Implementations: `ingest.zmq.ZmqIngest` (made by `ingest.zmq.
 zmq_transport`) and `ingest.fake.FakeTransport`.
 """
 

@@ -49,13 +49,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
-from ..adapters.store import Payload, SessionInfo, SessionRecord, Store, StoreError
 from ..core.codec import COLUMNS_V1, Columns, Layout, warm_up_decoder
 from ..core.wire import NACK_CODES, Close, Closed, Events, Open, Opened
 from ..ingest.port import Counters, IngestTransport, Message, TransportFactory
 from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
 from ..metrics import Histogram, Metric, counter, gauge, labelled, render
 from ..storage.owners import Owners, SoleOwner
+from ..storage.port import Payload, SessionInfo, SessionRecord, Store, StoreError
 from .pipeline import GC_THRESHOLDS, Recovery, Refusal, RubricEntry, RubricLibrary, settle_collector
 from .scoring import ScoringBackend, ScoringBackendError, ThreadScoring
 
@@ -445,7 +445,7 @@ class Engine:
         and one that fails alone is logged and answered NACK ``internal``: one message never
         stops the ingest thread. (Messages answered before the failure may be answered twice:
         stored batches as duplicates, OPEN and CLOSE idempotently.) A store that fails a
-        read (a PostgreSQL server gone, a locked SQLite file) is no bug: the whole round is
+        read (a database server gone, a locked store file) is no bug: the whole round is
         answered NACK ``internal`` (retryable: clients resend) at once, without a store call
         per message (each may wait for the store's connect timeout)."""
         try:

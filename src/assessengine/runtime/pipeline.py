@@ -32,7 +32,6 @@ from typing import Any, Final
 import numpy as np
 
 from ..adapters.library import list_scenarios, load_rubric, rubric_files
-from ..adapters.store import SessionRecord, Store, unavailable
 from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
@@ -44,6 +43,7 @@ from ..core.scenario import Scenario
 from ..core.scorer import SCRATCH_ROWS, Decisions, ScoringState, close, step
 from ..core.scoring import DecisionLog, evidence_rows
 from ..errors import AssessEngineError, ScoringError
+from ..storage.port import SessionRecord, Store, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ class Scorer:
     def _save(self, rows: Rows, reports: dict[str, dict[str, Any]]) -> bool:
         """Save decisions and final reports in one store transaction, after those earlier
         failed saves left (each session's rows stay in order). When the store is unavailable
-        (`unavailable`: a PostgreSQL server gone, a locked or full SQLite file) nothing is
+        (`unavailable`: a database server gone, a locked store file, a full disk) nothing is
         lost: the results are kept, the error is logged and counted, and the next save (or
         `save_unsaved`, which the engine calls when idle and at stop) saves them too. (A
         crash meanwhile loses nothing either: `recover` re-derives them from the stored

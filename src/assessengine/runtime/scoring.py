@@ -24,8 +24,8 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from ..adapters.store import Store
 from ..core.codec import Columns
+from ..storage.port import Store
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded
 
 Opens = Sequence[tuple[str, RubricEntry, bool]]

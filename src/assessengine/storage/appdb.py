@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from ..adapters.sqlite_store import immediate
-from ..adapters.store import StorageFullError, StoreError, StoreOpenError, disk_full
+from .port import StorageFullError, StoreError, StoreOpenError, disk_full
+from .sqlite import immediate
 from .url import one_line, parse_url, redact
 
 BUSY_TIMEOUT_S: Final = 10.0

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import sqlalchemy as sa
 
-from ..adapters.store import SessionRecord, Store, StoredBatch, StoreError
 from . import schema
+from .copy_tables import TableCopied, copy_tables
+from .engines import engine_for
+from .port import SessionRecord, Store, StoredBatch, StoreError
+from .url import one_line
 
 GROUP_BYTES: Final = 16 * 2**20  # payload bytes per target transaction
 GROUP_BATCHES: Final = 256
@@ -126,6 +130,29 @@ def _copy_decisions(source: Store, target: Store, sid: str) -> int:
         target.save_decisions(sid, missing)
     return len(missing)
 
+
+
+def copy_rest(
+    source: str | Path,
+    target: str | Path,
+    sessions: Iterable[str],
+    *,
+    progress: Callable[[TableCopied], None] | None = None,
+) -> list[TableCopied]:
+    """What `copy_store` cannot carry through the port, from the store `source` names into the
+    store `target` names (both open already, `sessions` copied): the times of `sessions`
+    (`copy_times`), then the HTTP app's tables (`copy_tables.copy_tables`, `progress` as
+    there); what was done, per table. StoreError (one line) on a conflict or a database
+    error."""
+    reading, writing = engine_for(source), engine_for(target)
+    try:
+        copy_times(reading, writing, sessions)
+        return copy_tables(reading, writing, progress=progress)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(one_line(str(exc))) from exc
+    finally:
+        reading.dispose()
+        writing.dispose()
 
 
 def copy_times(source: sa.Engine, target: sa.Engine, sessions: Iterable[str]) -> None:

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from ..adapters.store import StoreError
 from . import schema
+from .port import StoreError
 from .url import one_line
 
 Row = Mapping[Any, Any]

@@ -15,6 +15,7 @@ transaction-scoped advisory lock).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -25,12 +26,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ..adapters._store_common import now
-from ..adapters.store import StoreError, StoreOpenError
+from ._common import now
 from .engines import sqlite_engine
+from .port import StoreError, StoreOpenError
 
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
 ADVISORY_LOCK: Final = 0x41534547  # "ASEG": one migrating opener at a time per database
+
+logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO: a line per migration step
 
 
 def record(revision: str) -> None:

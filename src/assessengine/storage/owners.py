@@ -16,7 +16,8 @@ Two implementations:
   connection of their own (docs/architecture.md, "Several engines on one database", says why
   locks rather than a lease).
 
-`compose.build_owners` chooses one from the store URL; the engine never looks at the backend.
+`open_owners` chooses one from the store URL (`compose.build_owners` calls it); nothing else
+looks at the backend.
 
     claim = owners.claim(["s1", "s2"])       # Claim(refused={"s2"}, acquired={"s1"})
     owners.release(["s1"])                   # after s1's report is saved
@@ -27,7 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
+
+from .port import StoreOpenError
+from .url import parse_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +89,20 @@ class SoleOwner:
 
     def close(self) -> None:
         pass
+
+
+def open_owners(url: str | Path, *, name: str) -> Owners:
+    """The session owners of the store `url` names: on a database several engines share
+    (PostgreSQL), advisory locks on a connection of their own named `name`; otherwise
+    (a store only one engine may open) `SoleOwner`. StoreOpenError when the server cannot be
+    reached (or its driver is not installed)."""
+    parsed = parse_url(url)
+    if parsed.backend != "postgresql":
+        return SoleOwner()
+    try:
+        from .postgres_owners import PostgresOwners  # noqa: PLC0415  (psycopg: an extra)
+    except ImportError as exc:
+        raise StoreOpenError(
+            f"PostgreSQL stores need psycopg ({exc}): pip install 'assessengine[postgres]'"
+        ) from None
+    return PostgresOwners(parsed.target, name=name)

@@ -36,8 +36,11 @@ import psycopg
 import sqlalchemy as sa
 from psycopg_pool import ConnectionPool
 
-from ..adapters import _store_common as common
-from ..adapters.store import (
+from ..core import chain
+from . import _common as common
+from . import migrate
+from .engines import postgres_engine
+from .port import (
     Payload,
     SessionInfo,
     SessionRecord,
@@ -49,9 +52,6 @@ from ..adapters.store import (
     StoreOpenError,
     disk_full,
 )
-from ..core import chain
-from . import migrate
-from .engines import postgres_engine
 from .url import one_line, redact
 
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -105,6 +105,10 @@ class PostgresStore:
     connect_timeout: seconds to wait for the server when connecting.
     recover:         accepted for the same calls as `SqliteStore`; nothing to recover here
                      (the server's own recovery keeps every committed transaction whole).
+    read_only, exclusive: accepted for the same calls as `SqliteStore`: an audit reads
+                     through the same store (nothing to recover changes nothing); a server
+                     database is shared by several engines, each session owned by one
+                     (`postgres_owners`).
 
     Raises StoreOpenError (one line, no password) when the server cannot be reached, refuses
     the credentials, or holds a database that is not an assessengine store or is at a newer
@@ -119,6 +123,8 @@ class PostgresStore:
         pool_size: int = 4,
         connect_timeout: float = 10.0,
         recover: bool = True,
+        read_only: bool = False,
+        exclusive: bool = False,
     ) -> None:
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in SYNCHRONOUS:
@@ -129,7 +135,7 @@ class PostgresStore:
             raise ValueError(f"pool_size must be an integer >= 1, got {pool_size!r}")
         if not isinstance(connect_timeout, int | float) or not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be a number > 0, got {connect_timeout!r}")
-        del recover  # nothing to recover: see the docstring
+        del recover, read_only, exclusive  # see the docstring
         self.where = redact(url)
         """The URL without its password, as messages name the store."""
         self.synchronous: str = mode

@@ -32,8 +32,8 @@ from typing import Any, Final
 
 import psycopg
 
-from ..adapters.store import StoreError, StoreOpenError
 from .owners import Claim
+from .port import StoreError, StoreOpenError
 from .url import one_line, redact
 
 CHECK_S: Final = 1.0

@@ -42,9 +42,9 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from ..adapters.store import StoreError
 from ..core.ids import SITE_SEPARATOR, site_problem
 from . import schema
+from .port import StoreError
 from .url import one_line, open_store, parse_url, redact
 
 RANGE_BITS: Final = 40

@@ -120,7 +120,7 @@ reports: Final = sa.Table(
 )  # fmt: skip
 
 # ------------------------------------------------------------------ the HTTP app's tables
-# `adapters.review_store` (review_*) and `adapters.credential_store` (credential_*): before
+# `storage.reviews` (review_*) and `storage.credentials` (credential_*): before
 # revision 0003 the adapters created them on SQLite (``CREATE TABLE IF NOT EXISTS``); 0003
 # creates them on both dialects and adopts a SQLite store's existing ones as they are. The
 # column order is the adapters' (they read ``SELECT *``). The adapters reach them through

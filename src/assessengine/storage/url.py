@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from ..adapters.store import Store, StoreError, StoreOpenError
+from .port import Store, StoreError, StoreOpenError
 
 Backend = Literal["sqlite", "postgresql"]
 _SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -61,16 +61,20 @@ def parse_url(url: str | Path) -> StoreUrl:
 def open_store(url: str | Path, **options: Any) -> Store:
     """The store `url` names, opened (created and migrated to the current schema when new).
 
-    `options` go to the backend: `SqliteStore`'s (``synchronous``, ``checkpoint_bytes``,
-    ``segment_bytes``, ``recover``) or `PostgresStore`'s (``synchronous``, ``pool_size``,
-    ``connect_timeout``, ``recover``). Raises StoreOpenError (one line, no password) when the
-    store cannot be opened; ValueError for an option out of range.
+    `options` go to the backend; every backend takes ``synchronous``,
+    ``recover`` (False: leave open sessions as they are), ``read_only`` (what an audit opens:
+    nothing changes) and ``exclusive`` (the engine's own store: a second engine on a store
+    that only one engine may write is refused, StoreOpenError "... is in use by another
+    engine ..."; a server database is shared, its sessions owned one by one, `open_owners`).
+    `SqliteStore` also takes ``checkpoint_bytes`` and ``segment_bytes``; `PostgresStore`
+    ``pool_size`` and ``connect_timeout``. Raises StoreOpenError (one line, no password) when
+    the store cannot be opened; ValueError for an option out of range.
     """
     parsed = parse_url(url)
     try:
         if parsed.backend == "postgresql":
             return _postgres()(parsed.target, **options)
-        from ..adapters.sqlite_store import SqliteStore  # noqa: PLC0415
+        from .sqlite import SqliteStore  # noqa: PLC0415
 
         return SqliteStore(parsed.target, **options)
     except StoreOpenError:
@@ -98,6 +102,26 @@ def open_existing(url: str | Path, **options: Any) -> Store:
     if parsed.backend == "sqlite" and not Path(parsed.target).exists():
         raise StoreOpenError(f"no store at {parsed.target}")
     return open_store(url, **options)
+
+
+def verify_store(url: str | Path) -> None:
+    """Refuse a damaged store before it is used (`serve` calls it first): StoreOpenError with
+    one line naming what is damaged (a SQLite file: its ``quick_check``, each damaged table
+    and index named). A store not created yet passes (opening it creates it); a server
+    database keeps itself whole and passes here."""
+    parsed = parse_url(url)
+    if parsed.backend != "sqlite" or not Path(parsed.target).is_file():
+        return
+    from .sqlite_check import damage  # noqa: PLC0415  (reads the whole file: only when asked)
+
+    try:
+        problem = damage(Path(parsed.target))
+    except StoreOpenError:
+        raise
+    except StoreError as exc:
+        raise StoreOpenError(one_line(str(exc))) from exc
+    if problem is not None:
+        raise StoreOpenError(problem)
 
 
 def local_file(url: str | Path) -> Path | None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ...adapters.library import check_rubric_file, rubric_files
 from ...adapters.library import rubric_dirs as bundled_rubric_dirs
-from ...adapters.review_store import ReviewStore, RubricRow
 from ...core.compiler import CompiledRubric, compile_rubric
 from ...core.rubric import Rubric
 from ...core.scenario import Scenario
 from ...errors import AssessEngineError, LocatedProblem
+from ...storage.reviews import ReviewStore, RubricRow
 from .models import RubricVersionOut
 
 MAX_RUBRIC_BYTES = 1_000_000

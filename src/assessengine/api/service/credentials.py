@@ -37,18 +37,9 @@ from typing import Any, Final
 
 from pydantic import Field
 
-from ...adapters.credential_store import (
-    CredentialStoreError,
-    IssuedCredential,
-    PublishedList,
-    Revocation,
-    SqlCredentialStore,
-)
 from ...adapters.lrs import LrsClient, LrsError
 from ...adapters.policies import list_policies, load_policy
-from ...adapters.review_store import AuditEntry
 from ...adapters.signer import IssuerKey
-from ...adapters.store import SessionRecord, StoreError
 from ...core import xapi
 from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
 from ...core.instants import utc_text
@@ -65,6 +56,15 @@ from ...credential_service import (
 )
 from ...credential_verify import VerificationResult
 from ...storage import local_file
+from ...storage.credentials import (
+    CredentialStoreError,
+    IssuedCredential,
+    PublishedList,
+    Revocation,
+    SqlCredentialStore,
+)
+from ...storage.port import SessionRecord, StoreError
+from ...storage.reviews import AuditEntry
 from .access import Action, Principal
 from .errors import (
     ConflictError,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from ...adapters.review_store import SessionRow
+from ...storage.reviews import SessionRow
 from .catalog import Entry
 from .models import Attempt, CompetencyStatus, LearnerHistory, RubricHistory
 from .verdicts import Reviewed

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...adapters.review_store import ObservationRow
-from ...adapters.store import SessionRecord, StoredBatch
 from ...core.codec import CodecError, Columns, Layout
 from ...core.events import EventBatch
 from ...core.kernel_scorer import score_columns
 from ...core.report import SessionReport, Verdict
+from ...storage.port import SessionRecord, StoredBatch
+from ...storage.reviews import ObservationRow
 from .catalog import Entry
 from .models import OutcomeScore, SessionRescore, VerdictChange
 from .series import decode_session

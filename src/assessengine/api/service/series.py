@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ...adapters.store import StoredBatch
 from ...core.codec import Columns, Layout, decode_events
+from ...storage.port import StoredBatch
 
 MAX_RAW_ROWS = 20_000
 MAX_BUCKETS = 5_000

@@ -21,7 +21,14 @@ from typing import Any, Final, cast
 
 import numpy as np
 
-from ...adapters.review_store import (
+from ...core.codec import CodecError, Layout
+from ...core.events import load_record
+from ...core.instants import utc_text
+from ...core.kernel_scorer import score_columns
+from ...core.report import Verdict
+from ...storage import open_store
+from ...storage.port import SessionInfo, SessionRecord, Store, StoreError, disk_full
+from ...storage.reviews import (
     AuditEntry,
     ReviewStore,
     RubricRow,
@@ -29,13 +36,6 @@ from ...adapters.review_store import (
     SessionWrite,
     TokenRow,
 )
-from ...adapters.store import SessionInfo, SessionRecord, Store, StoreError, disk_full
-from ...core.codec import CodecError, Layout
-from ...core.events import load_record
-from ...core.instants import utc_text
-from ...core.kernel_scorer import score_columns
-from ...core.report import Verdict
-from ...storage import open_store
 from . import history, series, uploads, views
 from . import rescore as rescoring
 from .access import ROLES, Action, Principal, Role, new_token, token_hash
@@ -71,7 +71,7 @@ MAX_UPLOAD_BYTES: Final = 64 * 2**20
 FIELD_BATCH_ROWS: Final = 4096
 MAX_PAGE: Final = 500
 MAX_KEY: Final = 2**63 - 1
-"""The largest row key a cursor may name (SQLite's INTEGER is a signed 64-bit number)."""
+"""The largest row key a cursor may name (the stores' row keys are signed 64-bit numbers)."""
 _CURSOR_KEY: Final = re.compile(r"[0-9]{1,19}")
 
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ...adapters.review_store import ObservationRow, OutcomeRow, OverrideRow
 from ...core.report import Evidence, Verdict, finite
 from ...core.scoring import build_report, score_and_outcome
+from ...storage.reviews import ObservationRow, OutcomeRow, OverrideRow
 from .catalog import Entry
 from .models import CriterionOut, ObservationOut, OutcomeScore, OverrideOut
 

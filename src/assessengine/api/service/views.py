@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from ...adapters.review_store import SessionRow
-from ...adapters.store import SessionRecord
 from ...core.codec import Columns, Layout
 from ...core.report import finite
+from ...storage.port import SessionRecord
+from ...storage.reviews import SessionRow
 from . import series
 from .errors import FieldProblem, InvalidError
 from .models import EventOut, OutcomeScore, SeriesOut, SessionDetail, SessionSummary

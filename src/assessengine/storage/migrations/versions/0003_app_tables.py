@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from assessengine.adapters.store import StoreOpenError
 from assessengine.storage.migrate import record
+from assessengine.storage.port import StoreOpenError
 from assessengine.storage.schema import RowId
 
 revision = "0003"

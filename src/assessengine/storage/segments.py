@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from .store import Payload, StorageFullError, StoreError, disk_full
+from .port import Payload, StorageFullError, StoreError, disk_full
 
 SEGMENT_BYTES: Final = 2**30  # a new segment file starts once the current one would pass this
 IOV_MAX: Final = 512  # buffers per pwritev call (the OS limit is at least 1024)

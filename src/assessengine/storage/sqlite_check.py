@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
-from .sqlite_store import open_read_only
+from .sqlite import open_read_only
 
 MAX_REPORTED: Final = 5
 _PAGE = re.compile(r"\bPage (\d+)\b|\bTree (\d+) page\b", re.IGNORECASE)

@@ -27,10 +27,10 @@ from typing import Any, Final, Protocol
 from ..core.instants import utc_text
 from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
-from ..storage.appdb import AppDb, Db
-from ..storage.url import parse_url
-from .sqlite_store import APPLICATION_ID
-from .store import StoreError
+from .appdb import AppDb, Db
+from .port import StoreError
+from .sqlite import APPLICATION_ID
+from .url import parse_url
 
 Chooser = Callable[[int], int]
 """``choose(size)`` -> a candidate index in ``0..size-1`` (default: `secrets.randbelow`)."""

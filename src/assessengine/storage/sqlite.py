@@ -68,10 +68,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ..core import chain
-from ..storage import migrate
-from . import _store_common as common
-from .segments import SEGMENT_BYTES, Segments, folder_of
-from .store import (
+from . import _common as common
+from . import migrate
+from .lock import StoreLock
+from .port import (
     Payload,
     SessionInfo,
     SessionRecord,
@@ -81,7 +81,7 @@ from .store import (
     StoreError,
     disk_full,
 )
-from .store_lock import StoreLock
+from .segments import SEGMENT_BYTES, Segments, folder_of
 
 log = logging.getLogger(__name__)
 

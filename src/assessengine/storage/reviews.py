@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..storage.appdb import AppDb, Db
-from .store import StoreError
+from .appdb import AppDb, Db
+from .port import StoreError
 
 # ==================================================================================== rows
 

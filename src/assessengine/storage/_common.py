@@ -14,7 +14,7 @@ import orjson
 
 from ..core import chain
 from ..core.ids import id_problem
-from .store import (
+from .port import (
     BatchRefusedError,
     Payload,
     SessionInfo,

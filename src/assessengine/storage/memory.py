@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import chain
-from . import _store_common as common
-from .store import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
+from . import _common as common
+from .port import Payload, SessionInfo, SessionRecord, Status, StoredBatch, StoreError
 
 
 @dataclass(slots=True)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from .port import StoreError
 from .segments import Segments, folder_of, fsync_path
-from .sqlite_store import APPLICATION_ID, BUSY_TIMEOUT_S
-from .store import StoreError
+from .sqlite import APPLICATION_ID, BUSY_TIMEOUT_S
 
 CHUNK: Final = 8 * 2**20  # bytes copied per read
 Progress = Callable[[int, int], None]

@@ -14,7 +14,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .store import StoreError
+from .port import StoreError
 
 
 class StoreInUseError(StoreError):
