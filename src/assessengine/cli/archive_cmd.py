@@ -7,7 +7,6 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,14 +16,12 @@ from ..archive.layout import require_manifest
 from ..archive.location import ArchiveError, ArchiveRoot, ArchiveUnreachableError, s3_options
 from ..archive.verify import verify
 from ..core.scenario import Scenario
-from ..storage import open_existing, parse_url
+from ..storage import open_existing
 from ..storage.port import StoreError
 from ._app import main, scenario_dirs_option
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-_READ_ONLY: dict[str, dict[str, Any]] = {"sqlite": {"read_only": True},
-                                         "postgresql": {"recover": False}}  # fmt: skip
 
 
 def open_root(url: str) -> ArchiveRoot:
@@ -108,7 +105,7 @@ def export_cmd(db_url: str, out: str, since: str | None, quiet: bool,
     """
     root = open_root(out)
     moment = parse_since(since)
-    with closing(open_existing(db_url, **_READ_ONLY[parse_url(db_url).backend])) as store:
+    with closing(open_existing(db_url, read_only=True)) as store:
         try:
             result = export(store, root, load_scenario=scenario_loader(scenario_dirs),
                             since=moment, progress=None if quiet else _progress())  # fmt: skip
@@ -159,8 +156,7 @@ def verify_cmd(url: str, db_url: str | None, scenario_dirs: tuple[Path, ...]) ->
         if db_url is None:
             result = verify(root, manifest, load_scenario=scenario_loader(scenario_dirs))
         else:
-            backend = parse_url(db_url).backend
-            with closing(open_existing(db_url, **_READ_ONLY[backend])) as store:
+            with closing(open_existing(db_url, read_only=True)) as store:
                 result = verify(root, manifest, load_scenario=scenario_loader(scenario_dirs),
                                 store=store)  # fmt: skip
     except (ArchiveError, StoreError) as exc:
