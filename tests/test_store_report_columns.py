@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from assessengine.adapters._store_common import report_row
-from assessengine.adapters.review_store import ReviewStore, SessionQuery
-from assessengine.adapters.sqlite_store import APPLICATION_ID
-from assessengine.adapters.store import SessionInfo
 from assessengine.storage import open_store
+from assessengine.storage._common import report_row
 from assessengine.storage.migrate import MIGRATIONS
+from assessengine.storage.port import SessionInfo
+from assessengine.storage.reviews import ReviewStore, SessionQuery
+from assessengine.storage.sqlite import APPLICATION_ID
 
 
 def info(session: str) -> SessionInfo:
