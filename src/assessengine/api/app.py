@@ -126,6 +126,7 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(web.router)
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
     app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
+    app.include_router(importlib.import_module("assessengine.api.web_rubrics").router)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
