@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from assessengine.adapters.library import load_rubric, load_scenario
+from assessengine.adapters.standards import schema_problems
 from assessengine.api.app import create_app
 from assessengine.cli import main
 from assessengine.core.explain import explain, pass_rule
 from assessengine.core.explain_render import STYLE_HASH, html_page, markdown
+from assessengine.core.policy import Policy
 from assessengine.core.rubric import Rubric
+from assessengine.credential_service import EngineUrls
 
 REPO = Path(__file__).resolve().parents[1]
 FORKLIFT = REPO / "rubrics" / "forklift-load-handling.yaml"
@@ -250,3 +255,35 @@ def test_unknown_rubric_or_version_is_a_4xx(client: TestClient, url: str, status
     assert answer.status_code == status
     if status == 404:
         assert "There is no published rubric" in answer.text
+
+
+# ------------------------------------------------------------------------ credentials link here
+
+
+def _policy(*rubrics: str) -> Policy:
+    return Policy.model_validate({
+        "policy": "p", "achievement": {"name": "N", "description": "D", "criteria": "Pass."},
+        "requirements": [{"rubric": r, "source": "simulator"} for r in rubrics],
+    })  # fmt: skip
+
+
+def test_a_policy_of_one_rubric_has_the_rubric_page_as_its_criteria_id() -> None:
+    urls = EngineUrls("https://engine.example.org")
+    assert urls.criteria(_policy("forklift-load-handling")) == (
+        "https://engine.example.org/rubrics/forklift-load-handling", "Pass.")
+
+
+def test_a_policy_of_several_rubrics_links_each_page_in_its_narrative() -> None:
+    url, narrative = EngineUrls("https://e.example").criteria(_policy("a-1", "b-2"))
+    assert url is None
+    assert narrative == ("Pass.\n\nThe rubrics in plain language: [a-1](https://e.example/rubrics"
+                         "/a-1), [b-2](https://e.example/rubrics/b-2).")  # fmt: skip
+
+
+def test_the_sample_credentials_criteria_page_is_served(client: TestClient) -> None:
+    document = json.loads((REPO / "docs" / "sample-credential.json").read_text())
+    criteria = document["credentialSubject"]["achievement"]["criteria"]
+    path = urlsplit(criteria["id"]).path
+    assert path == "/rubrics/forklift-load-handling"
+    assert client.get(path).status_code == 200
+    assert schema_problems(document) == ()

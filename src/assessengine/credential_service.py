@@ -126,6 +126,20 @@ class EngineUrls:
     def status_list(self, list_id: int) -> str:
         return f"{self.base}/api/v1/credentials/status/{list_id}"
 
+    def rubric_page(self, rubric: str) -> str:
+        """The rubric's public plain-language page (`api.web_rubrics`)."""
+        return f"{self.base}/rubrics/{quote(rubric, safe='')}"
+
+    def criteria(self, policy: Policy) -> tuple[str | None, str]:
+        """The achievement's `criteria`: (id, narrative). A policy of one rubric points at that
+        rubric's page; the narrative of a policy of several links each rubric's page."""
+        narrative = policy.criteria_narrative()
+        pages = [(rubric, self.rubric_page(rubric)) for rubric in policy.rubrics]
+        if len(pages) == 1:
+            return pages[0][1], narrative
+        links = ", ".join(f"[{rubric}]({url})" for rubric, url in pages)
+        return None, f"{narrative}\n\nThe rubrics in plain language: {links}."
+
 
 # ------------------------------------------------------------------------------ history
 
@@ -346,11 +360,13 @@ class CredentialService:
 
     def _achievement(self, policy: Policy) -> AchievementInfo:
         spec = policy.achievement
+        criteria_url, narrative = self.urls.criteria(policy)
         return AchievementInfo(
             id=spec.id or self.urls.achievement(policy.policy),
             name=spec.name,
             description=spec.description,
-            criteria_narrative=policy.criteria_narrative(),
+            criteria_narrative=narrative,
+            criteria_url=criteria_url,
             achievement_type=spec.achievement_type,
             competencies=tuple(
                 CompetencyAlignment(

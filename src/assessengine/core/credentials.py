@@ -110,6 +110,7 @@ class AchievementInfo:
     criteria_narrative: str
     competencies: tuple[CompetencyAlignment, ...] = ()
     achievement_type: str = "MicroCredential"
+    criteria_url: str | None = None  # a page describing the criteria (the rubric's, in words)
 
     def __post_init__(self) -> None:
         _require_iri(self.id, "achievement id")
@@ -121,6 +122,8 @@ class AchievementInfo:
             (self.criteria_narrative, "criteria narrative"),
         ):
             _require_text(value, what)
+        if self.criteria_url is not None:
+            _require_iri(self.criteria_url, "criteria url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +312,7 @@ def _achievement(info: AchievementInfo, results: Sequence[RubricOutcome]) -> dic
         "achievementType": info.achievement_type,
         "name": info.name,
         "description": info.description,
-        "criteria": {"narrative": info.criteria_narrative},
+        "criteria": criteria_of(info.criteria_url, info.criteria_narrative),
     }
     if info.competencies:
         achievement["alignment"] = [_alignment(c) for c in info.competencies]
@@ -317,6 +320,11 @@ def _achievement(info: AchievementInfo, results: Sequence[RubricOutcome]) -> dic
     if descriptions:
         achievement["resultDescription"] = descriptions
     return achievement
+
+
+def criteria_of(url: str | None, narrative: str) -> dict[str, Any]:
+    """An Open Badges 3.0 `Criteria`: the page that describes them (if any) and the narrative."""
+    return {"id": url, "narrative": narrative} if url is not None else {"narrative": narrative}
 
 
 def _alignment(competency: CompetencyAlignment) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from ...adapters.lrs import LrsClient, LrsError
 from ...adapters.policies import list_policies, load_policy
 from ...adapters.signer import IssuerKey
 from ...core import xapi
-from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError
+from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError, criteria_of
 from ...core.instants import utc_text
 from ...core.policy import Policy, PolicyError, Requirement
 from ...core.rubric import Rubric
@@ -504,7 +504,7 @@ class CredentialApi:
             "achievementType": spec.achievement_type,
             "name": spec.name,
             "description": spec.description,
-            "criteria": {"narrative": policy.criteria_narrative()},
+            "criteria": criteria_of(*self.urls.criteria(policy)),
         }
         if spec.competencies:
             achievement["alignment"] = [
