@@ -3,7 +3,7 @@
 Issuing, revoking, publishing and verifying against a store go through the same
 `api.service.credentials.CredentialApi` as the HTTP API (so the CLI counts the assessors'
 observations, audits what it does, and uses the key `serve` uses: ``<db>.issuer.pem`` beside
-the store unless ``--key`` says otherwise); it acts as an admin named ``cli:<user>``.
+the store unless ``--issuer-key`` says otherwise); it acts as an admin named ``cli:<user>``.
 `credential verify FILE` without ``--db`` is `credential_verify.verify` offline. Settings
 come from options or the environment (``ASSESSENGINE_ISSUER_KEY``, ``ASSESSENGINE_BASE_URL``,
 ``ASSESSENGINE_ISSUER_NAME``, ``ASSESSENGINE_ISSUER_URL``, ``ASSESSENGINE_TRUSTED_ISSUERS``),
@@ -60,7 +60,7 @@ def issuer_key(out: Path, force: bool) -> None:
 
     \b
       assessengine keys issuer --out issuer.pem
-      assessengine credential issue --key issuer.pem ...
+      assessengine credential issue --issuer-key issuer.pem ...
     Keep the file private and backed up: credentials verify against its did:key forever.
     """
     if out.exists() and not force:
@@ -91,7 +91,7 @@ def credential() -> None:
       assessengine credential verify L-1.json --status-list status-1.json \\
           --trusted-issuer did:key:z6Mk...
     The key is the one `serve` uses: DB.issuer.pem beside the store (made on the first issue),
-    or --key FILE (`assessengine keys issuer --out FILE`). See docs/credentials.md.
+    or --issuer-key FILE (`assessengine keys issuer --out FILE`). See docs/credentials.md.
     """
 
 
@@ -108,13 +108,15 @@ def _db_option(required: bool) -> Callable[[Any], Any]:
 
 def _key_option(function: Any) -> Any:
     return click.option(
-        "--key",
+        "--issuer-key",
+        "--key",  # the name before `serve`'s --issuer-key was adopted here too
         "key_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         envvar="ASSESSENGINE_ISSUER_KEY",
         metavar="FILE",
-        help="Issuer key (from `keys issuer`); default: DB.issuer.pem beside a SQLite store, as "
-        "`serve` makes it (a PostgreSQL store needs it given). Env ASSESSENGINE_ISSUER_KEY.",
+        help="Issuer key (from `keys issuer`), as `serve --issuer-key` takes it; default: "
+        "DB.issuer.pem beside a SQLite store, as `serve` makes it (a PostgreSQL store needs it "
+        "given). --key is the same option. Env ASSESSENGINE_ISSUER_KEY.",
     )(function)
 
 
@@ -235,7 +237,7 @@ def verify_command(
     """Verify a credential: proof, issuer, schema, validity period, revocation status.
 
     Valid means correctly signed AND issued by a trusted issuer: the engine's own key (--db:
-    the key beside the store; --key FILE) or one given with --trusted-issuer. A correct
+    the key beside the store; --issuer-key FILE) or one given with --trusted-issuer. A correct
     signature by anyone else is reported (signature ok, issuer FAILED) and is not valid.
     Exit 0 when no check failed (a skipped check does not fail), else 1.
     """
@@ -366,7 +368,7 @@ def _key(key_file: Path) -> IssuerKey:
         return IssuerKey.from_pem(key_file.read_bytes())
     except (ValueError, TypeError, CredentialError) as error:
         raise click.BadParameter(
-            f"{key_file}: not an issuer key ({error})", param_hint="--key"
+            f"{key_file}: not an issuer key ({error})", param_hint="--issuer-key"
         ) from None
 
 
