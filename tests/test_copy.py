@@ -81,6 +81,30 @@ def test_a_copy_to_postgres_holds_everything_and_audits_clean(
     assert audited.exit_code == 0, audited.output
 
 
+def test_a_copy_to_postgres_refreshes_the_planner_statistics(
+    source: Path, pg_store_url: str
+) -> None:
+    result = run("copy", "--from", str(source), "--to", pg_store_url)
+    assert result.exit_code == 0, result.output
+    assert "refreshed the target's planner statistics (ANALYZE)" in result.output
+    engine = engine_for(pg_store_url)
+    try:
+        with engine.connect() as db:
+            analyzed = set(db.scalars(sa.text(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                "AND schemaname = current_schema()"
+            )))  # fmt: skip
+    finally:
+        engine.dispose()
+    assert {"sessions", "batches", "reports", "review_outcomes"} <= analyzed
+
+
+def test_a_copy_to_sqlite_says_nothing_of_statistics(source: Path, tmp_path: Path) -> None:
+    result = run("copy", "--from", str(source), "--to", str(tmp_path / "copy.db"))
+    assert result.exit_code == 0, result.output
+    assert "ANALYZE" not in result.output
+
+
 def test_copying_again_duplicates_nothing_and_adds_what_is_new(
     source: Path, pg_store_url: str
 ) -> None:

@@ -9,7 +9,7 @@ from contextlib import closing
 import click
 
 from ..storage import open_existing, open_store, parse_url
-from ..storage.copy import Copied, copy_rest, copy_store
+from ..storage.copy import Copied, copy_rest, copy_store, refresh_statistics
 from ..storage.copy_tables import TableCopied
 from ..storage.port import StoreError
 from ._app import main
@@ -58,11 +58,14 @@ def copy(source: str, target: str) -> None:
     click.echo(_summary(copied, parse_url(target)))
     try:
         tables = copy_rest(source, target, sessions, progress=_table_progress)
+        analyzed = refresh_statistics(target)
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_FAILED) from None
     added, updated = sum(t.added for t in tables), sum(t.updated for t in tables)
     click.echo(f"copied the HTTP app's tables: {added:,} row(s) added, {updated:,} updated")
+    if analyzed:
+        click.echo("refreshed the target's planner statistics (ANALYZE)")
 
 
 def _table_progress(done: TableCopied) -> None:

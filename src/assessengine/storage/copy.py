@@ -212,3 +212,23 @@ def _set_times(db: sa.Connection, session: str, times: _Times) -> None:
         )  # fmt: skip
     if times.saved_at is not None:
         db.execute(sa.update(r).where(r.c.session_id == key).values(saved_at=times.saved_at))
+
+
+def refresh_statistics(target: str | Path) -> bool:
+    """After a bulk load into the store `target` names: ``ANALYZE`` it when it is on
+    PostgreSQL, so its planner knows the copied tables' sizes and values from the first query
+    (autovacuum gets there only later; until then a listing may run a plan made for empty
+    tables). True when it ran; a SQLite store is left as it is (its queries are planned
+    without statistics). StoreError (one line) on a database error."""
+    engine = engine_for(target)
+    try:
+        if engine.dialect.name != "postgresql":
+            return False
+        with engine.connect() as connection:
+            connection.execute(sa.text("ANALYZE"))
+            connection.commit()
+        return True
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(one_line(str(exc))) from exc
+    finally:
+        engine.dispose()
