@@ -169,7 +169,10 @@ BAD = [
     ),
     pytest.param(
         HEAD + "  - id: c\n    title: C\n    critical: true\n    points: 5\n    never: speed > 8\n",
-        ["6:5: a critical criterion has no points (it is a gate, not a weight)"],
+        [
+            "9:5: a critical criterion has no points: remove `points` (a critical criterion is "
+            "a gate, not a weight)"
+        ],
         id="critical-with-points",
     ),
     pytest.param(
@@ -245,8 +248,37 @@ BAD = [
     ),
     pytest.param(
         HEAD + "  - id: c\n    title: C\n    never: collision > 0\n",
-        ["8:12: 'collision' is an event, not a signal: conditions read signals only"],
+        [
+            "8:12: 'collision' is an event, not a signal: events are not conditions; to count "
+            "or forbid it, use `count: {event: collision, max: 0}` (or `min:`)"
+        ],
         id="event-used-as-signal",
+    ),
+    pytest.param(
+        HEAD + "  - id: c\n    title: C\n    never: speed > 8 or horn\n",
+        [
+            "8:25: 'horn' is an event, not a signal: events are not conditions; to count or "
+            "forbid it, use `count: {event: horn, max: 0}` (or `min:`)"
+        ],
+        id="bare-event-in-never",
+    ),
+    pytest.param(
+        HEAD + "  - id: c\n    title: C\n"
+        "    response: {after: horn, expect: {when: \"speed < 1 or collision\"}, within: 3s}\n",
+        [
+            "8:58: 'collision' is an event, not a signal: events are not conditions; write the "
+            "step as the event itself, `collision`, not {when: ...}"
+        ],
+        id="bare-event-in-a-step",
+    ),
+    pytest.param(
+        MACHINE_HEAD + "      initial: idle\n      states:\n        idle:\n"
+        "          - {when: \"horn and speed > 1\", to: fail}\n",
+        [
+            "12:21: 'horn' is an event, not a signal: events are not conditions; to react to "
+            "it, use `on: horn` in the transition (`when:` for the signals)"
+        ],
+        id="bare-event-in-a-machine",
     ),
     pytest.param(
         HEAD
@@ -571,6 +603,38 @@ def test_valid_criteria_are_checked_even_when_another_is_malformed() -> None:
     assert [p.message for p in problems] == [
         "missing required key 'title'",
         "unknown signal 'sped' (did you mean 'speed'?)",
+    ]
+
+
+def test_every_independent_problem_is_reported_in_one_run_in_file_order(tmp_path: Path) -> None:
+    text = HEAD + """\
+  - id: a
+    title: A
+    never: "speed > 8"
+    fro: 1s
+  - id: a
+    title: A2
+    critical: true
+    points: 5
+    count: {event: colision, max: 0}
+  - id: c
+    title: C
+    count: {when: "sped > 8", max: 1}
+    within: 3s
+    for: 1s
+pass:
+  min_scor: 3
+"""
+    assert _problems(tmp_path, text) == [
+        "9:5: unknown key 'fro' (did you mean 'for'?)",
+        "10:9: duplicate criterion id 'a' (first at line 6)",
+        "13:5: a critical criterion has no points: remove `points` (a critical criterion is a "
+        "gate, not a weight)",
+        "14:20: unknown event 'colision' (did you mean 'collision'?)",
+        "17:20: unknown signal 'sped' (did you mean 'speed'?)",
+        "18:5: `within` at criterion level goes with `sequence` only",
+        "19:5: `for` goes with `never` or `always` only",
+        "21:3: unknown key 'min_scor' (did you mean 'min_score'?)",
     ]
 
 

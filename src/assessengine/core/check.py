@@ -16,11 +16,13 @@ such as ``("criteria", 2, "never")`` and, for conditions, an offset inside that 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .expr import Expr, name_positions
 from .model import Step
@@ -42,8 +44,10 @@ def check_rubric(data: object, scenario: Scenario | None) -> tuple[Rubric | None
     is valid exactly when the list is empty.
     """
     rubric, problems = validate_rubric(data)
+    if scenario is not None:
+        problems = [_event_in_bad_condition(p, data, scenario) for p in problems]
     parts = _Parts.of_rubric(rubric) if rubric is not None else _Parts.of_data(data)
-    return rubric, problems + _semantics(parts, scenario)
+    return rubric, problems + parts.hidden + _semantics(parts, scenario)
 
 
 def validate_rubric(data: object) -> tuple[Rubric | None, list[Problem]]:
@@ -65,6 +69,9 @@ class _Parts:
     competencies: list[tuple[int, Competency]]
     competencies_complete: bool
     criteria: list[tuple[int, Criterion]]
+    codes: list[tuple[DataPath, str]]  # every competency code written, valid item or not
+    ids: list[tuple[DataPath, str]]  # every criterion id written, valid criterion or not
+    hidden: list[Problem]  # misplaced keys that a first misplaced key hid from validation
 
     @classmethod
     def of_rubric(cls, rubric: Rubric) -> _Parts:
@@ -73,46 +80,91 @@ class _Parts:
             list(enumerate(rubric.competencies)),
             True,
             list(enumerate(rubric.criteria)),
+            [(("competencies", i, "code"), c.code) for i, c in enumerate(rubric.competencies)],
+            [(("criteria", i, "id"), c.id) for i, c in enumerate(rubric.criteria)],
+            [],
         )
 
     @classmethod
     def of_data(cls, data: object) -> _Parts:
         if not isinstance(data, dict):
-            return cls(None, [], False, [])
+            return cls(None, [], False, [], [], [], [])
         scenario_id = data.get("scenario")
-        competencies, complete = _valid_items(data.get("competencies", []), Competency)
-        criteria, _ = _valid_items(data.get("criteria"), Criterion)
+        hidden: list[Problem] = []
+        competencies, complete = _valid_items(
+            data.get("competencies", []), Competency, ("competencies",), hidden
+        )
+        criteria, _ = _valid_items(data.get("criteria"), Criterion, ("criteria",), hidden)
         return cls(
-            scenario_id if isinstance(scenario_id, str) else None, competencies, complete, criteria
+            scenario_id if isinstance(scenario_id, str) else None,
+            competencies,
+            complete,
+            criteria,
+            _written(data.get("competencies"), "competencies", "code"),
+            _written(data.get("criteria"), "criteria", "id"),
+            hidden,
         )
 
 
-def _valid_items(items: object, model: type[M]) -> tuple[list[tuple[int, M]], bool]:
-    """The items of a list that validate as `model` (once their unknown keys are dropped), and
-    whether all of them did."""
+def _written(items: object, where: str, key: str) -> list[tuple[DataPath, str]]:
+    """The text values of `key` in each mapping of the list `items` (duplicates are found
+    among every name written, even in items with other problems)."""
+    if not isinstance(items, list):
+        return []
+    return [
+        ((where, i, key), item[key])
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and isinstance(item.get(key), str)
+    ]
+
+
+def _valid_items(
+    items: object, model: type[M], at: DataPath, hidden: list[Problem]
+) -> tuple[list[tuple[int, M]], bool]:
+    """The items of a list that validate as `model` (once their unknown and misplaced keys
+    are dropped), and whether all of them did; appends to `hidden` the misplaced keys that
+    only showed once another was dropped."""
     if not isinstance(items, list):
         return [], False
     valid: list[tuple[int, M]] = []
     for index, item in enumerate(items):
-        parsed = _lenient(item, model)
+        parsed = _lenient(item, model, (*at, index), hidden)
         if parsed is not None:
             valid.append((index, parsed))
     return valid, len(valid) == len(items)
 
 
-def _lenient(item: object, model: type[M]) -> M | None:
-    """`item` as `model`, ignoring unknown keys; None if it has any other structural error."""
-    try:
-        return model.model_validate(item)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] != "extra_forbidden" for e in errors):
+def _lenient(item: object, model: type[M], at: DataPath, hidden: list[Problem]) -> M | None:
+    """`item` as `model`, without its unknown keys and the keys that do not belong with the
+    rest (`misplaced_key`: `within` beside `never`, `points` on a critical criterion); None if
+    it has any other structural error. A model reports one misplaced key at a time: those
+    found after the first round go to `hidden`, located under `at`."""
+    for round_ in range(_MAX_PRUNED):
+        try:
+            return model.model_validate(item)
+        except ValidationError as exc:
+            paths = [_prunable(e) for e in exc.errors(include_url=False)]
+            if round_ > 0:
+                hidden += [
+                    Problem((*at, *p.path), p.message, p.offset, p.at_key, p.first)
+                    for p in problems_from_validation(exc, model)
+                ]
+        if any(path is None for path in paths):
             return None
-        pruned = _without(item, [tuple(e["loc"]) for e in errors])
-    try:
-        return model.model_validate(pruned)
-    except ValidationError:
-        return None
+        item = _without(item, [p for p in paths if p is not None])
+    return None
+
+
+_MAX_PRUNED = 8
+"""Rounds of pruning (a model validator reports one misplaced key at a time)."""
+
+
+def _prunable(error: ErrorDetails) -> DataPath | None:
+    if error["type"] == "extra_forbidden":
+        return tuple(error["loc"])
+    if error["type"] == "misplaced_key":
+        return (*error["loc"], (error.get("ctx") or {})["key"])
+    return None
 
 
 def _without(data: object, paths: Sequence[DataPath]) -> object:
@@ -131,10 +183,8 @@ def _without(data: object, paths: Sequence[DataPath]) -> object:
 
 def _semantics(parts: _Parts, scenario: Scenario | None) -> list[Problem]:
     problems = list(_scenario_id(parts.scenario_id, scenario))
-    codes = [(("competencies", i, "code"), c.code) for i, c in parts.competencies]
-    problems += _duplicates(codes, "competency code")
-    ids = [(("criteria", i, "id"), c.id) for i, c in parts.criteria]
-    problems += _duplicates(ids, "criterion id")
+    problems += _duplicates(parts.codes, "competency code")
+    problems += _duplicates(parts.ids, "criterion id")
     known = [c.code for _, c in parts.competencies] if parts.competencies_complete else None
     for index, criterion in parts.criteria:
         problems += _criterion(("criteria", index), criterion, known, scenario)
@@ -277,13 +327,53 @@ def _names(path: DataPath, ref: Reference, scenario: Scenario) -> Iterator[Probl
         return
     for name in name_positions(ref.root):
         if name.name not in scenario.signals:
-            yield Problem(path, _unknown_signal(name.name, scenario), offset=name.pos)
+            yield Problem(path, _unknown_signal(name.name, scenario, path), offset=name.pos)
 
 
-def _unknown_signal(name: str, scenario: Scenario) -> str:
+def _unknown_signal(name: str, scenario: Scenario, path: DataPath) -> str:
     if name in scenario.event_code:
-        return f"'{name}' is an event, not a signal: conditions read signals only"
+        return _event_not_condition(name, path)
     return _unknown("signal", name, scenario.signal_names, scenario.scenario)
+
+
+def _event_not_condition(name: str, path: DataPath) -> str:
+    """What to write instead of event `name` inside the condition at `path`."""
+    if path[-1] in ("never", "always") or "count" in path or "metric" in path:
+        use = f"to count or forbid it, use `count: {{event: {name}, max: 0}}` (or `min:`)"
+    elif "machine" in path:
+        use = f"to react to it, use `on: {name}` in the transition (`when:` for the signals)"
+    else:
+        use = f"write the step as the event itself, `{name}`, not {{when: ...}}"
+    return f"'{name}' is an event, not a signal: events are not conditions; {use}"
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _event_in_bad_condition(problem: Problem, data: object, scenario: Scenario) -> Problem:
+    """A condition that does not parse because it names an event (``speed > 8 or horn``):
+    say so at the event, instead of the parser's words about the grammar."""
+    if problem.offset is None or not problem.message.startswith("bad condition"):
+        return problem
+    text = _text_at(data, problem.path)
+    for word in _WORD.finditer(text or ""):
+        name = word.group()
+        if name in scenario.event_code and name not in scenario.signal_index:
+            message = _event_not_condition(name, problem.path)
+            return Problem(problem.path, message, offset=word.start())
+    return problem
+
+
+def _text_at(data: object, path: DataPath) -> str | None:
+    """The text at `path` in plain data, if there is text there."""
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data if isinstance(data, str) else None
 
 
 def _unknown_event(name: str, scenario: Scenario) -> str:

@@ -76,6 +76,8 @@ def _problem(error: ErrorDetails, model: type[BaseModel]) -> Problem:
         return Problem(loc[:-1], _message(kind, loc[-2], ctx, error["msg"]), at_key=True)
     if kind == "missing":
         return Problem(loc, f"missing required key '{loc[-1]}'")
+    if kind == "misplaced_key":
+        return Problem((*loc, ctx["key"]), error["msg"], at_key=True)
     if kind in ("condition", "expression", "row"):
         return Problem((*loc, *_subpath(ctx)), error["msg"], offset=ctx.get("offset"))
     if kind == "step" and isinstance(value, dict):

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonValue
+from pydantic_core import PydanticCustomError
 
 from .model import (
     ID_PATTERN,
@@ -229,12 +230,17 @@ class Criterion(Frozen):
                 f"a criterion needs exactly one template key ({listed}); found {found}"
             )
         kind = present[0]
-        if kind not in ("never", "always") and (self.for_ is not None or self.allow is not None):
-            raise ValueError("`for` and `allow` go with `never` or `always` only")
+        for key, value in (("for", self.for_), ("allow", self.allow)):
+            if kind not in ("never", "always") and value is not None:
+                raise _misplaced(key, f"`{key}` goes with `never` or `always` only")
         if kind != "sequence" and self.within is not None:
-            raise ValueError("`within` at criterion level goes with `sequence` only")
+            raise _misplaced("within", "`within` at criterion level goes with `sequence` only")
         if self.critical and self.points:
-            raise ValueError("a critical criterion has no points (it is a gate, not a weight)")
+            raise _misplaced(
+                "points",
+                "a critical criterion has no points: remove `points` (a critical criterion is "
+                "a gate, not a weight)",
+            )
         return self
 
     @property
@@ -248,6 +254,12 @@ class Criterion(Frozen):
         if self.critical:
             return 0.0
         return 1.0 if self.points is None else float(self.points)
+
+
+def _misplaced(key: str, message: str) -> PydanticCustomError:
+    """A criterion key that does not belong with the rest of the criterion: the error names
+    the key (``ctx["key"]``), so the check points at it and checks the criterion without it."""
+    return PydanticCustomError("misplaced_key", message, {"key": key})
 
 
 class PassPolicy(Frozen):
