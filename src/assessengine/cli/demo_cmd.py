@@ -21,17 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from numba.core.registry import CPUDispatcher as Dispatcher
 
 from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
 from ..client import EngineClient
-from ..core import kernel
 from ..runtime.engine import Engine
-from ..runtime.pipeline import RubricLibrary, Scorer
+from ..runtime.pipeline import RubricLibrary, warm_up_kernel
 from ..settings import Settings
 from ..sim.generate import simulate
-from ..storage.memory import MemoryStore
 from ..storage.port import Store, StoreError
 from ..streaming import stream_sessions
 from ._app import main
@@ -151,10 +148,8 @@ def _prepare_kernel(settings: Settings, library: RubricLibrary, scenarios: Seque
     and they are compiled then, not during the timed stream."""
     click.echo("preparing the scoring kernel (a first run compiles it: minutes on a busy "
                "machine; later runs load it from numba's cache) ...", err=True)  # fmt: skip
-    misses = _compiled()
     start = time.perf_counter()
-    Scorer(MemoryStore(), library).warm_up()
-    first_run = _compiled() > misses
+    first_run = warm_up_kernel(library)
     if first_run:
         with tempfile.TemporaryDirectory() as folder:
             scratch = settings.model_copy(update={"db": str(Path(folder) / "warm-up.db")})
@@ -182,12 +177,6 @@ def _warm_up_round(engine: Engine, scenarios: Sequence[str]) -> None:
             raise click.ClickException("the scoring kernel did not get ready (see the log)")
     finally:
         engine.stop()
-
-
-def _compiled() -> int:
-    """How many functions of the kernel this process compiled (numba's cache missed)."""
-    return sum(sum(f.stats.cache_misses.values()) for f in vars(kernel).values()
-               if isinstance(f, Dispatcher))  # fmt: skip
 
 
 @contextmanager

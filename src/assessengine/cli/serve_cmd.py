@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import click
 from .. import compose
 from ..core.credentials import CredentialError
 from ..ingest.zmq import IngestConfigError
-from ..runtime.pipeline import RubricLibrary
+from ..runtime.pipeline import RubricLibrary, warm_up_kernel
 from ..settings import Settings, SettingsError
 from ..storage import redact, verify_store
 from ..storage.port import Store, StoreError, StoreOpenError
@@ -59,6 +60,17 @@ def refuse(message: str) -> NoReturn:
     """End the command with one line on stderr and exit status 2 (what cannot start)."""
     click.echo(f"error: {message}", err=True)
     raise SystemExit(EXIT_USAGE)
+
+
+def prepare_kernel(library: RubricLibrary) -> None:
+    """Load the scoring kernel from numba's cache, or compile it (a first run: minutes on a
+    busy machine), here, before the engine starts: the scoring process then loads it from
+    the cache well within ``scoring_start_timeout``, which never includes a compile."""
+    log.info("preparing the scoring kernel (a first run compiles it) ...")
+    start = time.perf_counter()
+    compiled = warm_up_kernel(library)
+    log.info("scoring kernel %s in %.1fs", "compiled (a first run; cached for the next ones)"
+             if compiled else "loaded from numba's cache", time.perf_counter() - start)
 
 
 def http_text(address: Address) -> str:
@@ -137,6 +149,7 @@ def serve(config: Path | None, **flags: Any) -> None:
 
 
 def _run(settings: Settings, store: Store, library: RubricLibrary, address: Address) -> None:
+    prepare_kernel(library)  # before the scoring process's start clock (scoring_start_timeout)
     try:
         engine = compose.build_engine(settings, store, library)
     except IngestConfigError as exc:  # an unsafe endpoint, unreadable CURVE keys

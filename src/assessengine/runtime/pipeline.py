@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from numba.core.registry import CPUDispatcher as Dispatcher
 
 from ..adapters.library import list_scenarios, load_rubric, rubric_files
+from ..core import kernel
 from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
@@ -228,17 +230,9 @@ class Scorer:
         return session in self._session_track
 
     def warm_up(self) -> None:
-        """Compile every rubric of the library and run the kernel once on a decoded columns-v1
-        record (the columns as batches arrive: strided views, which the copy into a step is
-        compiled for separately), so that the first batches do not wait for numba to load
-        (or, on a fresh install, compile) it."""
-        for entry in self._library.entries():
-            compiled = self._library.compiled(entry)
-            state = ScoringState.new(compiled, capacity=1)
-            slots = state.open(["warm-up"])
-            one = warm_up_decoder(self._library.layout(entry))
-            step(compiled, state, _batch([(int(slots[0]), one)]))
-            close(compiled, state, slots, np.zeros(1))
+        """`warm_up_kernel` for this scorer's library: the first batches do not wait for
+        numba to load (or, on a fresh install, compile) the kernel."""
+        warm_up_kernel(self._library)
 
     # -------------------------------------------------------------------------- open / score
 
@@ -504,6 +498,31 @@ class Scorer:
             log.error("session %r: no report (cannot re-score it from the store)", session)
             return None
         return self.close(session, close_t)
+
+
+def warm_up_kernel(library: RubricLibrary) -> bool:
+    """Compile every rubric of `library` and run the kernel once on a decoded columns-v1
+    record (the columns as batches arrive: strided views, which the copy into a step is
+    compiled for separately), in this process. True when numba compiled something (a first
+    run: minutes on a busy machine; it caches what it compiled on disk, so every later
+    process, a scoring process included, loads it in about a second); False when all came
+    from its cache. What waits for a scoring process to start (``scoring_start_timeout``)
+    runs this first, so that the timeout never includes a first run's compile."""
+    before = _kernel_compilations()
+    for entry in library.entries():
+        compiled = library.compiled(entry)
+        state = ScoringState.new(compiled, capacity=1)
+        slots = state.open(["warm-up"])
+        one = warm_up_decoder(library.layout(entry))
+        step(compiled, state, _batch([(int(slots[0]), one)]))
+        close(compiled, state, slots, np.zeros(1))
+    return _kernel_compilations() > before
+
+
+def _kernel_compilations() -> int:
+    """How many functions of the kernel this process compiled (numba's cache missed)."""
+    return sum(sum(f.stats.cache_misses.values()) for f in vars(kernel).values()
+               if isinstance(f, Dispatcher))  # fmt: skip
 
 
 def guarded(what: str, action: Callable[..., object], *args: Any) -> bool:
