@@ -48,6 +48,7 @@ from .core.credentials import (
 )
 from .core.eligibility import Attempt, CriterionVerdict, Decision
 from .core.policy import Policy
+from .core.reasons import report_reasons
 from .core.report import finite
 from .core.rubric import Rubric
 from .core.scoring import score_and_outcome
@@ -508,7 +509,9 @@ class CredentialService:
             scenario=record.info.scenario,
             rubric_title=rubric.title if rubric else None,
             chain_head=record.chain_head,
-        )
+            reasons=tuple(r.text for r in report_reasons(
+                report, rubric.pass_.min_score if rubric else None)),
+        )  # fmt: skip
         return xapi.session_statements(report, facts, config or self.xapi_config())
 
     def xapi_config(self) -> xapi.XapiConfig:

@@ -5,15 +5,27 @@ into the SVG (names, titles, notes) is escaped here, so a page may inline the re
 Colours are SVG presentation attributes (no ``style``), so the charts render the same inline,
 stand-alone, and under a strict Content-Security-Policy.
 
-Timeline geometry: time runs left to right over ``[t_from, t_to]`` on a `TimeScale` from
-``x = LEFT`` to ``x = width - RIGHT``; one plot-width pixel is one downsampling bucket
-(`plot_buckets`). From the top: decision markers (a triangle for a fail, a disc otherwise, each
-with a ``<title>``), one row per violation interval, one lane per signal (the min/max envelope of
-each bucket), a row of discrete events, the time axis. A violation interval is a
-``<rect class="violation">`` in its row with ``x = scale.x(t_start)`` and
-``width = scale.x(t_end) - x`` (at least `MIN_RECT_PX`, so an instant still shows), its
-criterion and times in ``data-criterion``, ``data-t-start``, ``data-t-end``; the same span is
-shaded lightly across the lanes (``rect.violation-shade``).
+Timeline geometry: time runs left to right over ``[t_from, t_to]`` (the whole session, or a
+zoomed window) on a `TimeScale` from ``x = LEFT`` to ``x = width - RIGHT``; one plot-width pixel
+is one downsampling bucket (`plot_buckets`). From the top:
+
+- decision markers (a triangle for a fail, a disc otherwise), each labelled with its criterion's
+  number (the criteria table's), with a ``<title>`` too;
+- one row per failed criterion, headed by its number and full title (a link when `Interval.href`
+  is given: the page zooms to it). The row's bars: the evidence interval ``t_start..t_end``
+  (``<rect class="violation">``), or, for a count or metric whose evidence lists them, each
+  contributing interval or instant (``<rect class="contrib">``). Every bar has
+  ``x = scale.x(t_start)`` and ``width = scale.x(t_end) - x``, at least `MIN_RECT_PX`; a bar
+  narrower than that in truth also gets a marker above it (``<path class="short">``). Its
+  criterion and times are in ``data-criterion``, ``data-t-start``, ``data-t-end``, and the same
+  spans are shaded lightly across the lanes (``rect.violation-shade``);
+- one lane per signal: its name and unit inside the lane, its range at the left; each bucket
+  drawn as a step over its time span from the signal's minimum to its maximum there (a value
+  held between samples is a flat step). A lane's ``data-lo``/``data-hi`` are the values at
+  ``data-y-lo``/``data-y-hi``; the thresholds of the rubric's conditions on that signal are
+  dashed lines (``<line class="threshold" data-value=...>``) at their height, labelled;
+- a row of discrete events (ticks, labelled where the labels do not collide);
+- the time axis.
 """
 
 from __future__ import annotations
@@ -25,20 +37,23 @@ from html import escape
 from typing import Final
 
 WIDTH: Final = 960
-LEFT: Final = 150           # lane labels
+LEFT: Final = 64            # the lanes' value labels
 RIGHT: Final = 16
-LANE_HEIGHT: Final = 64
+LANE_HEIGHT: Final = 72
 LANE_GAP: Final = 10
-MARKER_ROW: Final = 16      # one row of decision markers
-VIOLATION_ROW: Final = 20   # one row per violation interval
-LABEL_CHARS: Final = 19
+MARKER_ROW: Final = 18      # one row of decision markers
+MARKER_GAP: Final = 24      # markers closer than this (px) go to another row
+VIOLATION_ROW: Final = 34   # one row per failed criterion: its title, then its bars
+BAR_HEIGHT: Final = 12
 MAX_MARKER_ROWS: Final = 4
-EVENT_ROW: Final = 26
+EVENT_ROW: Final = 34
 AXIS_HEIGHT: Final = 30
-MIN_RECT_PX: Final = 2.0
+MIN_RECT_PX: Final = 6.0    # the narrowest bar drawn; narrower ones also get a marker
+LABEL_CHARS: Final = 110    # a row's title is cut past this many characters (fits the plot)
 PALETTE: Final = ("#1f6fb2", "#b35c00", "#2e7d32", "#7b3fa0", "#00838f", "#6d4c41")
 VERDICT_FILL: Final = {"fail": "#c62828", "pass": "#2e7d32"}
 OTHER_FILL: Final = "#757575"
+THRESHOLD_COLOUR: Final = "#6a1b9a"
 
 
 # ====================================================================================== data
@@ -47,7 +62,8 @@ OTHER_FILL: Final = "#757575"
 @dataclass(frozen=True, slots=True)
 class Lane:
     """One signal, downsampled: bucket i covers ``[t_start[i], t_end[i])`` and holds the
-    signal's minimum ``lo[i]`` and maximum ``hi[i]`` there (None: no sample in the bucket)."""
+    signal's minimum ``lo[i]`` and maximum ``hi[i]`` there (None: no value in the bucket).
+    `thresholds`: values the rubric's conditions compare the signal with, and their labels."""
 
     name: str
     unit: str
@@ -55,16 +71,24 @@ class Lane:
     t_end: Sequence[float]
     lo: Sequence[float | None]
     hi: Sequence[float | None]
+    thresholds: Sequence[tuple[float, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """A failed criterion's evidence interval, seconds into the session."""
+    """A failed criterion's row: its evidence interval (seconds into the session), or the
+    contributing `spans` (count and metric evidence; `total` of them in all, more than listed
+    when the evidence's list was full). `number`: its place in the criteria table; `href`: where
+    tapping the row goes (the page zoomed to it)."""
 
     criterion: str
     title: str
     t_start: float
     t_end: float
+    spans: Sequence[tuple[float, float]] = ()
+    total: int = 0
+    number: int | None = None
+    href: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +100,7 @@ class Decision:
     verdict: str
     t: float
     seq: int | None = None
+    number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +129,10 @@ class TimeScale:
         share = min(max((t - self.t_from) / span, 0.0), 1.0)
         return self.x_left + share * (self.x_right - self.x_left)
 
+    def shows(self, t_start: float, t_end: float) -> bool:
+        """Whether [t_start, t_end] meets the plotted range."""
+        return t_end >= self.t_from and t_start <= self.t_to
+
 
 def time_scale(t_from: float, t_to: float, *, width: int = WIDTH) -> TimeScale:
     """The timeline's time axis for a chart `width` pixels wide."""
@@ -131,6 +160,7 @@ def timeline_svg(
 ) -> str:
     """The session timeline as one ``<svg>`` element (see the module docstring)."""
     scale = time_scale(t_from, t_to, width=width)
+    decisions = [d for d in decisions if scale.shows(d.t, d.t)]
     # fails claim the first marker row and are drawn last (on top of passes at the same time)
     decisions = sorted(decisions, key=lambda d: d.verdict != "fail")
     rows = _marker_rows(scale, decisions)
@@ -167,70 +197,123 @@ def timeline_svg(
     return "".join(p for p in parts if p)
 
 
+def _spans(iv: Interval) -> tuple[str, list[tuple[float, float]]]:
+    """The bars of a row: its contributing spans if it has some, else its evidence interval."""
+    if iv.spans:
+        return "contrib", list(iv.spans)
+    return "violation", [(iv.t_start, iv.t_end)]
+
+
+def _bar(scale: TimeScale, t0: float, t1: float) -> tuple[float, float, bool]:
+    """x and width of a bar over [t0, t1], and whether it is narrower in truth than drawn."""
+    x = scale.x(t0)
+    w = scale.x(t1) - x
+    return x, max(w, MIN_RECT_PX), w < MIN_RECT_PX
+
+
 def _interval(scale: TimeScale, iv: Interval, top: float) -> str:
-    """The violation's own row: its criterion at the left, the interval as a red bar."""
-    x = scale.x(iv.t_start)
-    w = max(scale.x(iv.t_end) - x, MIN_RECT_PX)
-    return (
-        f'<g class="violation-row"><text x="{LEFT - 8}" y="{_n(top + VIOLATION_ROW - 6)}" '
-        f'text-anchor="end" font-size="12" fill="#b71c1c">{_t(_clip(iv.criterion))}</text>'
-        f'<rect class="violation" data-criterion="{_a(iv.criterion)}" '
-        f'data-t-start="{iv.t_start!r}" data-t-end="{iv.t_end!r}" x="{_n(x)}" '
-        f'y="{_n(top + 3)}" width="{_n(w)}" height="{VIOLATION_ROW - 6}" fill="#e53935" '
-        f'fill-opacity="0.8" stroke="#b71c1c"><title>{_t(iv.criterion)} failed: '
-        f"{_t(iv.title)} ({_t(format_t(iv.t_start))} to {_t(format_t(iv.t_end))})</title>"
-        "</rect></g>"
-    )
+    """The failed criterion's own row: number and full title, then its bars."""
+    kind, spans = _spans(iv)
+    number = "" if iv.number is None else f"{iv.number}. "
+    more = ""
+    if kind == "contrib":
+        listed = len(spans)
+        more = f" ({iv.total} contributing" + (f", first {listed} shown)" if iv.total > listed
+                                                  else ")")  # fmt: skip
+    head = (f'<text class="row-title" x="{LEFT + 2}" y="{_n(top + 13)}" font-size="13" '
+            f'fill="#b71c1c">{_t(_clip(number + iv.title + more))}</text>')  # fmt: skip
+    bars = []
+    y = top + VIOLATION_ROW - BAR_HEIGHT - 3
+    for t0, t1 in spans:
+        if not scale.shows(t0, t1):
+            continue
+        x, w, short = _bar(scale, t0, t1)
+        bars.append(
+            f'<rect class="{kind}" data-criterion="{_a(iv.criterion)}" data-t-start="{t0!r}" '
+            f'data-t-end="{t1!r}" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{BAR_HEIGHT}" '
+            f'fill="#e53935" fill-opacity="0.85" stroke="#b71c1c"><title>{_t(iv.criterion)} '
+            f"failed: {_t(iv.title)} ({_t(format_t(t0))} to {_t(format_t(t1))})</title></rect>"
+        )
+        if short:
+            cx = x + MIN_RECT_PX / 2
+            bars.append(f'<path class="short" data-criterion="{_a(iv.criterion)}" '
+                        f'd="M{_n(cx - 5)},{_n(y - 8)} L{_n(cx + 5)},{_n(y - 8)} L{_n(cx)},'
+                        f'{_n(y - 1)} Z" fill="#b71c1c"/>')  # fmt: skip
+    body = head + "".join(bars)
+    if iv.href:
+        body = (f'<a href="{_a(iv.href)}" class="row-link"><rect x="0" y="{_n(top)}" '
+                f'width="{_n(scale.x_right)}" height="{VIOLATION_ROW}" fill="#ffffff" '
+                f'fill-opacity="0"/>{body}</a>')  # fmt: skip
+    return f'<g class="violation-row" data-criterion="{_a(iv.criterion)}">{body}</g>'
 
 
 def _shade(scale: TimeScale, iv: Interval, y0: float, y1: float) -> str:
-    """The same interval, lightly shaded across the signal lanes."""
-    x = scale.x(iv.t_start)
-    w = max(scale.x(iv.t_end) - x, MIN_RECT_PX)
-    return (
-        f'<rect class="violation-shade" data-criterion="{_a(iv.criterion)}" x="{_n(x)}" '
-        f'y="{_n(y0)}" width="{_n(w)}" height="{_n(y1 - y0)}" fill="#e53935" '
-        f'fill-opacity="0.1"/>'
-    )
+    """The same spans, lightly shaded across the signal lanes."""
+    out = []
+    for t0, t1 in _spans(iv)[1]:
+        if not scale.shows(t0, t1):
+            continue
+        x, w, _ = _bar(scale, t0, t1)
+        out.append(
+            f'<rect class="violation-shade" data-criterion="{_a(iv.criterion)}" x="{_n(x)}" '
+            f'y="{_n(y0)}" width="{_n(w)}" height="{_n(y1 - y0)}" fill="#e53935" '
+            f'fill-opacity="0.1"/>'
+        )
+    return "".join(out)
 
 
 def _lane(scale: TimeScale, lane: Lane, top: float, colour: str) -> str:
     lows = [v for v in lane.lo if v is not None and math.isfinite(v)]
     highs = [v for v in lane.hi if v is not None and math.isfinite(v)]
     bottom = top + LANE_HEIGHT
-    head = (
-        f'<g class="lane" data-signal="{_a(lane.name)}">'
-        f'<rect x="{LEFT}" y="{top}" width="{_n(scale.x_right - scale.x_left)}" '
-        f'height="{LANE_HEIGHT}" fill="none" stroke="#bdbdbd"/>'
-        f'<text x="{LEFT - 8}" y="{top + 18}" text-anchor="end" font-weight="bold">'
-        f"<title>{_t(lane.name)}</title>{_t(_clip(lane.name))}</text>"
-        f'<text x="{LEFT - 8}" y="{top + 34}" text-anchor="end" fill="#616161">'
-        f"{_t(lane.unit)}</text>"
-    )
+    unit = f" ({lane.unit})" if lane.unit else ""
+    frame = (f'<rect x="{LEFT}" y="{top}" width="{_n(scale.x_right - scale.x_left)}" '
+             f'height="{LANE_HEIGHT}" fill="none" stroke="#bdbdbd"/>')  # fmt: skip
+    name = (f'<text class="lane-name" x="{LEFT + 4}" y="{top + 14}" font-size="13" '
+            f'font-weight="bold" fill="#212121">{_t(lane.name)}{_t(unit)}</text>')  # fmt: skip
     if not lows or not highs:
-        return (f'{head}<text x="{_n((scale.x_left + scale.x_right) / 2)}" y="{top + 38}" '
+        return (f'<g class="lane" data-signal="{_a(lane.name)}">{frame}{name}<text '
+                f'x="{_n((scale.x_left + scale.x_right) / 2)}" y="{top + 42}" '
                 f'text-anchor="middle" fill="#757575">no samples</text></g>')  # fmt: skip
-    lo, hi = min(lows), max(highs)
+    marks = [v for v, _ in lane.thresholds if math.isfinite(v)]
+    lo, hi = min(lows + marks), max(highs + marks)
     if hi - lo < 1e-12:
         lo, hi = lo - 1.0, hi + 1.0
-    pad = (hi - lo) * 0.06
+    inset = 3 + 0.06 / 1.12 * (LANE_HEIGHT - 6)  # 6 % of the range as padding on each side
+    y_lo, y_hi = bottom - inset, top + inset
 
     def y(v: float) -> float:
-        return bottom - 3 - (v - (lo - pad)) / (hi - lo + 2 * pad) * (LANE_HEIGHT - 6)
+        return y_lo + (v - lo) / (hi - lo) * (y_hi - y_lo)
 
     paths = [_band(scale, lane, run, y) for run in _runs(lane)]
+    lines = "".join(_threshold(scale, lane, v, text, y(v)) for v, text in lane.thresholds
+                    if math.isfinite(v))  # fmt: skip
     return (
-        f"{head}"
-        f'<text x="{LEFT - 8}" y="{top + 12 + 38}" text-anchor="end" font-size="11" '
-        f'fill="#757575">{_t(_num(lo))}..{_t(_num(hi))}</text>'
+        f'<g class="lane" data-signal="{_a(lane.name)}" data-lo="{lo!r}" data-hi="{hi!r}" '
+        f'data-y-lo="{y_lo!r}" data-y-hi="{y_hi!r}">{frame}'
+        f'<text x="{LEFT - 6}" y="{_n(y_hi + 4)}" text-anchor="end" font-size="12" '
+        f'fill="#616161">{_t(_num(hi))}</text>'
+        f'<text x="{LEFT - 6}" y="{_n(y_lo + 4)}" text-anchor="end" font-size="12" '
+        f'fill="#616161">{_t(_num(lo))}</text>'
         f'<path class="signal" d="{" ".join(paths)}" fill="{colour}" fill-opacity="0.35" '
         f'stroke="{colour}" stroke-width="1.2" stroke-linejoin="round" '
-        f'stroke-linecap="round"/></g>'
+        f'stroke-linecap="round"/>{lines}{name}</g>'
+    )
+
+
+def _threshold(scale: TimeScale, lane: Lane, value: float, text: str, y: float) -> str:
+    label = f"{_num(value)} {lane.unit}".strip() + (f" ({text})" if text else "")
+    return (
+        f'<g class="threshold-mark"><line class="threshold" data-signal="{_a(lane.name)}" '
+        f'data-value="{value!r}" x1="{_n(scale.x_left)}" y1="{_n(y)}" x2="{_n(scale.x_right)}" '
+        f'y2="{_n(y)}" stroke="{THRESHOLD_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>'
+        f'<text x="{_n(scale.x_right - 4)}" y="{_n(y - 3)}" text-anchor="end" font-size="11" '
+        f'fill="{THRESHOLD_COLOUR}">{_t(label)}</text></g>'
     )
 
 
 def _runs(lane: Lane) -> list[range]:
-    """Maximal runs of buckets that have a sample."""
+    """Maximal runs of buckets that have a value."""
     runs: list[range] = []
     start: int | None = None
     n = min(len(lane.lo), len(lane.hi), len(lane.t_start), len(lane.t_end))
@@ -245,36 +328,59 @@ def _runs(lane: Lane) -> list[range]:
 
 
 def _band(scale: TimeScale, lane: Lane, run: range, y: Callable[[float], float]) -> str:
-    """One closed path: the maxima left to right, then the minima back (a spike in a single
-    bucket shows as a vertical stroke)."""
-    xs = {i: scale.x((lane.t_start[i] + lane.t_end[i]) / 2) for i in run}
-    upper = [f"{_n(xs[i])},{_n(y(_f(lane.hi[i])))}" for i in run]
-    lower = [f"{_n(xs[i])},{_n(y(_f(lane.lo[i])))}" for i in reversed(run)]
-    return "M" + " L".join(upper + lower) + " Z"
+    """One closed path of steps: each bucket's maximum across its time span, left to right,
+    then the minima back (a spike in a single bucket shows as a narrow column; a value held
+    across buckets as one flat step)."""
+    upper: list[str] = []
+    lower: list[str] = []
+    for i in run:
+        x0, x1 = _n(scale.x(lane.t_start[i])), _n(scale.x(lane.t_end[i]))
+        yh, yl = _n(y(_f(lane.hi[i]))), _n(y(_f(lane.lo[i])))
+        upper += (f"{x0},{yh}", f"{x1},{yh}")
+        lower += (f"{x1},{yl}", f"{x0},{yl}")
+    lower.reverse()
+    return "M" + " L".join(_dedupe(upper) + _dedupe(lower)) + " Z"
+
+
+def _dedupe(points: list[str]) -> list[str]:
+    """Drop the middle points of horizontal runs (a held value's many equal buckets)."""
+    if len(points) < 3:
+        return points
+    ys = [p.rsplit(",", 1)[1] for p in points]
+    middle = [points[k] for k in range(1, len(points) - 1)
+              if not (ys[k - 1] == ys[k] == ys[k + 1])]  # fmt: skip
+    return [points[0], *middle, points[-1]]
 
 
 def _events(scale: TimeScale, events: Sequence[Mark], top: float) -> str:
     if not events:
         return ""
-    ticks = "".join(
-        f'<line class="event" data-event="{_a(e.name)}" data-t="{e.t!r}" x1="{_n(scale.x(e.t))}" '
-        f'y1="{top + 4}" x2="{_n(scale.x(e.t))}" y2="{top + EVENT_ROW - 6}" stroke="#455a64" '
-        f'stroke-width="2"><title>{_t(e.name)} at {_t(format_t(e.t))} (seq {e.seq})</title>'
-        "</line>"
-        for e in events
-    )
-    return (f'<g class="events"><text x="{LEFT - 8}" y="{top + EVENT_ROW - 9}" '
-            f'text-anchor="end" fill="#616161">events</text>{ticks}</g>')  # fmt: skip
+    ticks = []
+    free_from = -math.inf  # labels left to right, each where the previous one ended
+    for e in events:
+        x = scale.x(e.t)
+        ticks.append(
+            f'<line class="event" data-event="{_a(e.name)}" data-t="{e.t!r}" x1="{_n(x)}" '
+            f'y1="{top + 4}" x2="{_n(x)}" y2="{top + 16}" stroke="#455a64" stroke-width="2">'
+            f"<title>{_t(e.name)} at {_t(format_t(e.t))} (seq {e.seq})</title></line>"
+        )
+        width = 6.2 * len(e.name) + 6
+        if x - 2 >= free_from and x + width <= scale.x_right + RIGHT:
+            ticks.append(f'<text class="event-label" x="{_n(x + 2)}" y="{top + 28}" '
+                         f'font-size="11" fill="#37474f">{_t(e.name)}</text>')  # fmt: skip
+            free_from = x + width
+    return (f'<g class="events"><text x="{LEFT - 6}" y="{top + 16}" text-anchor="end" '
+            f'font-size="12" fill="#616161">events</text>{"".join(ticks)}</g>')  # fmt: skip
 
 
 def _marker_rows(scale: TimeScale, decisions: Sequence[Decision]) -> list[int]:
-    """A row for each decision marker so that markers closer than 12 px do not overlap
-    (beyond `MAX_MARKER_ROWS` rows they stack on the last one)."""
+    """A row for each decision marker so that markers (and their numbers) closer than
+    `MARKER_GAP` px do not overlap (beyond `MAX_MARKER_ROWS` rows they stack on the last)."""
     last: list[float] = []
     rows: list[int] = []
     for d in decisions:
         x = scale.x(d.t)
-        row = next((r for r, seen in enumerate(last) if abs(x - seen) >= 12), len(last))
+        row = next((r for r, seen in enumerate(last) if abs(x - seen) >= MARKER_GAP), len(last))
         row = min(row, MAX_MARKER_ROWS - 1)
         if row == len(last):
             last.append(x)
@@ -299,10 +405,14 @@ def _decision(scale: TimeScale, d: Decision, row: int, y0: float, y1: float) -> 
         if d.verdict == "fail"
         else f'<circle cx="{_n(x)}" cy="{_n(cy)}" r="4.5" fill="{fill}"/>'
     )
+    number = "" if d.number is None else (
+        f'<text class="marker-number" x="{_n(x + 8)}" y="{_n(cy + 4)}" font-size="11" '
+        f'font-weight="bold" fill="{fill}">{d.number}</text>'
+    )  # fmt: skip
     return (
         f'<g class="decision" data-criterion="{_a(d.criterion)}" data-verdict="{_a(d.verdict)}" '
         f'data-t="{d.t!r}"><title>{_t(d.criterion)}: {_t(d.verdict)} at {_t(format_t(d.t))}'
-        f"{seq} ({_t(d.title)})</title>{guide}{shape}</g>"
+        f"{seq} ({_t(d.title)})</title>{guide}{shape}{number}</g>"
     )
 
 
@@ -467,7 +577,7 @@ def _n(v: float) -> str:
 
 
 def _clip(name: str) -> str:
-    """A label that fits the left margin."""
+    """A row title that fits the plot."""
     return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "\u2026"
 
 

@@ -20,6 +20,7 @@ from . import expr
 from .kernel_types import Tables
 from .masks import MaskProgram, compile_masks
 from .model import Step
+from .report import CONTRIB_MAX
 from .rubric import Criterion, Machine, Rubric
 from .scenario import Scenario
 
@@ -44,11 +45,11 @@ _STATE_WIDTH = {
     NEVER: (4, 1),
     ALL_BEFORE: (1, 0),
     SEQUENCE: (2, 1),
-    COUNT: (2, 0),
+    COUNT: (3, 1 + 2 * CONTRIB_MAX),
     RESPONSE: (2, 1),
     PRECEDE: (1, 1),
     DURATION: (2, 1),
-    METRIC: (2, 5),
+    METRIC: (3, 6 + 2 * CONTRIB_MAX),
     OBSERVED: (0, 0),
     MACHINE: (2, 1),
 }
@@ -315,11 +316,13 @@ def _compile_criterion(
       NEVER      i[0] guard, i[1] allow;            f[0] for
       ALL_BEFORE i[0] before guard, i[1] if_never;  list = listed event guards
       SEQUENCE   list = step guards (+ repeat flags); f[0] within (inf if none)
-      COUNT      i[0] guard, i[1] 1 if `when` (episodes), i[2] min, i[3] max (-1 = none)
+      COUNT      i[0] guard, i[1] 1 if `when` (episodes), i[2] min, i[3] max (-1 = none),
+                 i[5] CONTRIB_MAX
       RESPONSE   i[0] after guard, i[1] expect guard; f[0] within
       PRECEDE    i[0] event guard, i[1] by guard;     f[0] within (inf if none)
       DURATION   i[0] from guard, i[1] to guard;      f[0] min, f[1] max
-      METRIC     i[0] value row, i[1] where guard (-1), i[2] aggregate; f[0] at_least, f[1] at_most
+      METRIC     i[0] value row, i[1] where guard (-1), i[2] aggregate, i[5] CONTRIB_MAX;
+                 f[0] at_least, f[1] at_most
       MACHINE    i[0] first state (global), i[1] n states, i[2] initial (local), i[3] at_end
                  verdict, i[4] number of `for` run slots; list = the wake guards of its
                  quiet states (see `_compile_machine`)
@@ -350,6 +353,7 @@ def _compile_criterion(
             pi[0], pi[1] = b.condition_guard(cnt.when.root), 1
         pi[2] = cnt.min or 0
         pi[3] = -1 if cnt.max is None else cnt.max
+        pi[5] = CONTRIB_MAX
         return COUNT
     if crit.response is not None:
         r = crit.response
@@ -370,6 +374,7 @@ def _compile_criterion(
         pi[0] = b.value_row(m.of.root)
         pi[1] = -1 if m.where is None else b.condition_guard(m.where.root)
         pi[2] = AGGREGATE_CODES[m.aggregate]
+        pi[5] = CONTRIB_MAX
         pf[0], pf[1] = _bound(m.at_least, -math.inf), _bound(m.at_most, math.inf)
         return METRIC
     if crit.observed is not None:

@@ -19,9 +19,12 @@ State per session slot:
 si, sf and verdict are field-major (Fortran order; see `scorer.ScoringState._grow`): the
 loops index them the same way whatever the layout.
 
-Decisions are appended to `out.oi` (m, 5) = slot, criterion, verdict, seq, seq_start and
-`out.of` (m, 3 + 2 * max_ev) = t, t_start, measured, values...; `out.nd[0]` counts them.
-For never/always the values are (min, max) pairs, otherwise one value per named signal.
+Decisions are appended to `out.oi` (m, 7) = slot, criterion, verdict, seq, seq_start,
+steps done, step out of order (sequences; else -1) and `out.of` (m, 3 + 2 * max_ev + 1 +
+2 * CONTRIB_MAX) = t, t_start, measured, values..., then (count and metric criteria only; the
+other decisions leave these columns unset) the number of contributing intervals and the first
+CONTRIB_MAX of them as (start, end) pairs; `out.nd[0]` counts them. For never/always the values
+are (min, max) pairs, otherwise one value per named signal.
 
 Every template `X(c, idx, tables, batch, state, out)` advances criterion `c` over the batch
 rows `idx`, given the compiled tables, the batch, the session state and the decision output
@@ -209,6 +212,10 @@ def close(tables, state, out, slots, close_t):
             state.verdict[s, c] = v
             d = emit(out, s, c, v, last, ct, seq0, t0)
             out.of[d, 2] = measured
+            if tables.kind[c] == COUNT or tables.kind[c] == METRIC:
+                contrib_out(c, s, d, tables, state, out)
+            elif tables.kind[c] == SEQUENCE:
+                out.oi[d, 5] = state.si[s, tables.io[c]]
             e0 = tables.ev_off[c]
             for q in range(tables.ev_len[c]):
                 row = tables.ev_rows[e0 + q]
@@ -234,7 +241,7 @@ def _at_end(c, s, ct, tables, state):
             return FAIL, si[s, io + 1], sf[s, fo], math.nan
         return FAIL, -2, math.nan, math.nan
     if k == COUNT:
-        return (PASS if si[s, io] >= tables.pi[c, 2] else FAIL), -2, math.nan, math.nan
+        return (PASS if si[s, io] >= tables.pi[c, 2] else FAIL), -2, math.nan, float(si[s, io])
     if k == RESPONSE or k == DURATION:
         if si[s, io] == 1:
             return FAIL, si[s, io + 1], sf[s, fo], math.nan
@@ -270,7 +277,62 @@ def emit(out, s, c, v, seq, t, seq0, t0):
     out.of[d, 0] = t
     out.of[d, 1] = t0
     out.of[d, 2] = math.nan
+    out.oi[d, 5] = -1
+    out.oi[d, 6] = -1
     return d
+
+
+@njit(cache=True, nogil=True)
+def contrib_slots(c, tables):
+    """Where criterion `c` (count or metric) keeps its contributing intervals: the int slot that
+    counts them, the float slot of the last one's end (the (start, end) pairs follow it)."""
+    if tables.kind[c] == METRIC:
+        return tables.io[c] + 2, tables.fo[c] + 5
+    return tables.io[c] + 2, tables.fo[c]
+
+
+@njit(cache=True, nogil=True)
+def contrib_add(c, s, t0, t1, tables, state):
+    """Record [t0, t1] as contributing to criterion `c` of session slot `s`: an interval that
+    starts where the last one ended extends it; only the first `pi[c, 5]` are kept, all are
+    counted."""
+    ni, fl = contrib_slots(c, tables)
+    cap = tables.pi[c, 5]
+    si, sf = state.si, state.sf
+    n = si[s, ni]
+    if n > 0 and sf[s, fl] == t0:
+        if n <= cap:
+            sf[s, fl + 2 * n] = t1
+    else:
+        if n < cap:
+            sf[s, fl + 1 + 2 * n] = t0
+            sf[s, fl + 2 + 2 * n] = t1
+        si[s, ni] = n + 1
+    sf[s, fl] = t1
+
+
+@njit(cache=True, nogil=True)
+def contrib_set(c, s, t, tables, state):
+    """Make the instant `t` the only one contributing to criterion `c` (a metric's best or last
+    value)."""
+    ni, fl = contrib_slots(c, tables)
+    state.si[s, ni] = 1
+    state.sf[s, fl] = t
+    state.sf[s, fl + 1] = t
+    state.sf[s, fl + 2] = t
+
+
+@njit(cache=True, nogil=True)
+def contrib_out(c, s, d, tables, state, out):
+    """Copy criterion `c`'s contributing intervals into decision row `d` (see the module
+    docstring)."""
+    ni, fl = contrib_slots(c, tables)
+    cap = tables.pi[c, 5]
+    base = out.of.shape[1] - 1 - 2 * cap
+    n = state.si[s, ni]
+    out.of[d, base] = n
+    for q in range(2 * min(n, cap)):
+        out.of[d, base + 1 + q] = state.sf[s, fl + 1 + q]
 
 
 @njit(cache=True, nogil=True)
@@ -282,13 +344,16 @@ def decide(c, i, v, seq0, t0, tables, batch, state, out):
     e0 = tables.ev_off[c]
     for k in range(tables.ev_len[c]):
         out.of[d, 3 + k] = batch.values[tables.ev_rows[e0 + k], i]
+    return d
 
 
 @njit(cache=True, nogil=True)
 def decide_from_start(c, i, v, tables, batch, state, out):
     """`decide`, with the interval starting at the session's first event."""
     s = batch.sess[i]
-    decide(c, i, v, state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T], tables, batch, state, out)
+    return decide(
+        c, i, v, state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T], tables, batch, state, out
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -373,7 +438,8 @@ def all_before(c, idx, tables, batch, state, out):
 def sequence(c, idx, tables, batch, state, out):
     """sequence. Parameters: list = step guards (+ repeat flags); pf[0] within (inf if none).
 
-    si: steps done, seq of S1;  sf: t of S1.
+    si: steps done, seq of S1;  sf: t of S1. A decision carries the steps done and, when a later
+    step came before the next one, that step's number (from 1).
     """
     io, fo, within = tables.io[c], tables.fo[c], tables.pf[c, 0]
     l0, ln = tables.list_off[c], tables.list_len[c]
@@ -384,6 +450,7 @@ def sequence(c, idx, tables, batch, state, out):
             continue
         done = si[s, io]
         v = PENDING
+        early = -1
         if done > 0 and batch.t[i] > sf[s, fo] + within:
             v = FAIL
         elif batch.guards[tables.lists[l0 + done], i]:
@@ -398,13 +465,16 @@ def sequence(c, idx, tables, batch, state, out):
             for j in range(done + 1, ln):
                 if tables.repeat[l0 + j] == 0 and batch.guards[tables.lists[l0 + j], i]:
                     v = FAIL
+                    early = j + 1
                     break
         if v == PENDING:
             continue
         if si[s, io] > 0:
-            decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+            d = decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
         else:
-            decide_from_start(c, i, v, tables, batch, state, out)
+            d = decide_from_start(c, i, v, tables, batch, state, out)
+        out.oi[d, 5] = si[s, io]
+        out.oi[d, 6] = early
 
 
 @njit(cache=True, nogil=True)
@@ -412,9 +482,10 @@ def count(c, idx, tables, batch, state, out):
     """count. Parameters: pi[0] guard, pi[1] 1 if episodes of a condition, pi[2] min,
     pi[3] max (-1 = none).
 
-    si: count, ordinal of the last row where the guard held (-2 = none). Visits rows where the
+    si: count, ordinal of the last row where the guard held (-2 = none), contributing instants;
+    sf: the last instant, then the first pi[5] instants (t, t) counted. Visits rows where the
     guard may hold; with episodes, a row starts one unless it directly follows (in the session)
-    a row where the condition held.
+    a row where the condition held. A decision's `measured` is the count.
     """
     io, g, episodes = tables.io[c], tables.pi[c, 0], tables.pi[c, 1]
     lo, hi = tables.pi[c, 2], tables.pi[c, 3]
@@ -431,10 +502,16 @@ def count(c, idx, tables, batch, state, out):
         if not occurs:
             continue
         si[s, io] += 1
+        contrib_add(c, s, batch.t[i], batch.t[i], tables, state)
+        v = PENDING
         if hi >= 0 and si[s, io] > hi:
-            decide_from_start(c, i, FAIL, tables, batch, state, out)
+            v = FAIL
         elif hi < 0 and si[s, io] >= lo:
-            decide_from_start(c, i, PASS, tables, batch, state, out)
+            v = PASS
+        if v != PENDING:
+            d = decide_from_start(c, i, v, tables, batch, state, out)
+            out.of[d, 2] = si[s, io]
+            contrib_out(c, s, d, tables, state, out)
 
 
 @njit(cache=True, nogil=True)
@@ -537,10 +614,14 @@ def metric(c, idx, tables, batch, state, out):
     """metric. Parameters: pi[0] value row, pi[1] where guard (-1), pi[2] aggregate;
     pf[0] at_least, pf[1] at_most. Decided at the close (`metric_close`).
 
-    si: kept events, a weighted contribution is pending;
-    sf: acc a, acc b, acc c, pending event's t, pending event's value.
+    si: kept events, a weighted contribution is pending, contributing intervals;
+    sf: acc a, acc b, acc c, pending event's t, pending event's value, the last contributing
+    interval's end, then the first pi[5] of them as (start, end).
     `mean` and `time_true` weight a kept event by the time to the session's next event, so its
-    contribution waits (pending) until that event, or the close.
+    contribution (and its interval, from the event to the next) waits (pending) until that event,
+    or the close. Contributing: the intervals of `mean` and `time_true`, the instants of the
+    events `sum` and `count` add up, the instant where `max`/`min` first took its final value,
+    the instant of the `last` value.
     """
     io, fo, row, where, agg = (
         tables.io[c],
@@ -553,30 +634,40 @@ def metric(c, idx, tables, batch, state, out):
     si, sf = state.si, state.sf
     for i in idx:
         s = batch.sess[i]
+        t = batch.t[i]
         if si[s, io + 1] == 1:
-            metric_weight(agg, fo, s, sf, batch.t[i] - sf[s, fo + 3])
+            metric_weight(agg, fo, s, sf, t - sf[s, fo + 3])
+            contrib_add(c, s, sf[s, fo + 3], t, tables, state)
             si[s, io + 1] = 0
         x = batch.values[row, i]
         if not (x == x and (where < 0 or batch.guards[where, i])):
             continue
-        if si[s, io] == 0:
+        first = si[s, io] == 0
+        if first:
             sf[s, fo] = 0.0
             sf[s, fo + 1] = 0.0
             sf[s, fo + 2] = 0.0
             if agg == AGG_MAX or agg == AGG_MIN:
                 sf[s, fo] = x
         if agg == AGG_MAX:
+            if first or x > sf[s, fo]:
+                contrib_set(c, s, t, tables, state)
             sf[s, fo] = upper(sf[s, fo], x)
         elif agg == AGG_MIN:
+            if first or x < sf[s, fo]:
+                contrib_set(c, s, t, tables, state)
             sf[s, fo] = lower(sf[s, fo], x)
         elif agg == AGG_MEAN:
             sf[s, fo + 2] += x
         elif agg == AGG_SUM:
             sf[s, fo] += x
+            contrib_add(c, s, t, t, tables, state)
         elif agg == AGG_LAST:
             sf[s, fo] = x
+            contrib_set(c, s, t, tables, state)
         elif agg == AGG_COUNT and x == 1.0:
             sf[s, fo] += 1.0
+            contrib_add(c, s, t, t, tables, state)
         si[s, io] += 1
         if weighted and (agg == AGG_MEAN or x == 1.0):
             si[s, io + 1] = 1
@@ -591,6 +682,7 @@ def metric_close(c, s, ct, tables, state):
     si, sf = state.si, state.sf
     if si[s, io + 1] == 1:
         metric_weight(agg, fo, s, sf, ct - sf[s, fo + 3])
+        contrib_add(c, s, sf[s, fo + 3], ct, tables, state)
         si[s, io + 1] = 0
     n = si[s, io]
     if n == 0:

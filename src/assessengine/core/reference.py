@@ -18,13 +18,22 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ScoringError
 from .events import Event, SessionEvents
 from .expr import Arith, Call, Compare, Logic, Name, Neg, Node, Not, Num
 from .model import Step
-from .report import PENDING, CriterionResult, Evidence, Outcome, SessionReport, Value, Verdict
+from .report import (
+    CONTRIB_MAX,
+    PENDING,
+    CriterionResult,
+    Evidence,
+    Outcome,
+    SessionReport,
+    Value,
+    Verdict,
+)
 from .rubric import (
     AllBefore,
     Count,
@@ -180,6 +189,36 @@ class Decision:
     anchor: Mark | None = None
     extremes: Mapping[str, Value] | None = None
     measured: float | None = None
+    contributing: Contributing | None = None
+    steps_done: int | None = None
+    out_of_order: int | None = None
+
+
+class Contributing:
+    """The intervals that contributed to a count or a metric, in time order: an interval that
+    starts where the previous one ended extends it; the first `CONTRIB_MAX` are listed, all are
+    counted."""
+
+    def __init__(self) -> None:
+        self.listed: list[tuple[float, float]] = []
+        self.total = 0
+        self.last_end: float | None = None
+
+    def add(self, start: float, end: float) -> None:
+        if self.total and self.last_end == start:
+            if self.total <= CONTRIB_MAX:
+                self.listed[-1] = (self.listed[-1][0], end)
+        else:
+            if self.total < CONTRIB_MAX:
+                self.listed.append((start, end))
+            self.total += 1
+        self.last_end = end
+
+    def only(self, t: float) -> None:
+        """The instant `t` alone contributes (a best or a last value)."""
+        self.listed = [(t, t)]
+        self.total = 1
+        self.last_end = t
 
 
 class Extremes:
@@ -287,19 +326,21 @@ class SequenceT(Template):
     def step(self, event: Event, held: Held) -> Decision | None:
         first, within = self.first, self.within
         if first is not None and within is not None and event.t > first.t + within:
-            return Decision("fail", first)
+            return Decision("fail", first, steps_done=self.done)
         if matches(self.steps[self.done], event, held):
             if self.done == 0:
                 self.first = mark(event)
             self.done += 1
-            return Decision("pass", self.first) if self.done == len(self.steps) else None
+            if self.done == len(self.steps):
+                return Decision("pass", self.first, steps_done=self.done)
+            return None
         for j in range(self.done + 1, len(self.steps)):
             if not self.repeat[j] and matches(self.steps[j], event, held):
-                return Decision("fail", self.first)
+                return Decision("fail", self.first, steps_done=self.done, out_of_order=j + 1)
         return None
 
     def close(self, t: float) -> Decision:
-        return Decision("fail", self.first)
+        return Decision("fail", self.first, steps_done=self.done)
 
 
 class CountT(Template):
@@ -307,6 +348,7 @@ class CountT(Template):
         self.spec = spec
         self.count = 0
         self.previous_held = False  # did `when` hold at the session's previous event?
+        self.contributing = Contributing()  # the counted occurrences, as instants
 
     def step(self, event: Event, held: Held) -> Decision | None:
         if self.spec.when is not None:
@@ -318,14 +360,18 @@ class CountT(Template):
         if not hit:
             return None
         self.count += 1
+        self.contributing.add(event.t, event.t)
         if self.spec.max is not None and self.count > self.spec.max:
-            return Decision("fail")
+            return self.decision("fail")
         if self.spec.max is None and self.spec.min is not None and self.count >= self.spec.min:
-            return Decision("pass")
+            return self.decision("pass")
         return None
 
+    def decision(self, verdict: Verdict) -> Decision:
+        return Decision(verdict, measured=float(self.count), contributing=self.contributing)
+
     def close(self, t: float) -> Decision:
-        return Decision("pass" if self.count >= (self.spec.min or 0) else "fail")
+        return self.decision("pass" if self.count >= (self.spec.min or 0) else "fail")
 
 
 class ResponseT(Template):
@@ -391,7 +437,10 @@ class DurationT(Template):
 
 class MetricT(Template):
     """Aggregates kept events; an event's weight is known when the next event (or the close)
-    arrives, so weighted sums are added one event late, still in event order."""
+    arrives, so weighted sums are added one event late, still in event order. Contributing: the
+    spans `mean` and `time_true` weigh (a kept, for `time_true` true, event to the next), the
+    instants of the events `sum` and `count` add up, the first instant of a `max`/`min`'s
+    final value, the instant of the `last` value."""
 
     def __init__(self, spec: Metric) -> None:
         self.spec = spec
@@ -405,14 +454,15 @@ class MetricT(Template):
         self.time_true = 0.0
         self.previous_t: float | None = None
         self.previous_value: float | bool | None = None  # the previous event's, if kept
+        self.contributing = Contributing()
 
     def step(self, event: Event, held: Held) -> None:
         if self.previous_t is not None:
-            self.weigh(event.t - self.previous_t)
+            self.weigh(self.previous_t, event.t)
         self.previous_t = event.t
-        self.previous_value = self.keep(held)
+        self.previous_value = self.keep(held, event.t)
 
-    def keep(self, held: Held) -> float | bool | None:
+    def keep(self, held: Held, t: float) -> float | bool | None:
         """Take the event into the unweighted aggregates; its value if kept, else None."""
         if self.spec.where is not None and not holds(self.spec.where.root, held):
             return None
@@ -421,26 +471,40 @@ class MetricT(Template):
         if value is None:
             return None
         self.kept += 1
+        agg = self.spec.aggregate
         if isinstance(value, bool):
             self.trues += value
+            if value and agg == "count":
+                self.contributing.add(t, t)
             return value
         self.sum_v += value
         self.last = value
-        agg, best = self.spec.aggregate, self.best
+        best = self.best
         if best is None or (agg == "max" and value > best) or (agg == "min" and value < best):
             self.best = value
+            if agg in ("max", "min"):
+                self.contributing.only(t)
+        if agg == "last":
+            self.contributing.only(t)
+        elif agg == "sum":
+            self.contributing.add(t, t)
         return value
 
-    def weigh(self, weight: float) -> None:
-        value = self.previous_value
+    def weigh(self, start: float, end: float) -> None:
+        """The previous event, kept at `start`, weighs up to `end`."""
+        value, weight = self.previous_value, end - start
         if value is None:
             return
         if isinstance(value, bool):
             if value:
                 self.time_true += weight
+                if self.spec.aggregate == "time_true":
+                    self.contributing.add(start, end)
             return
         self.sum_vw += value * weight
         self.sum_w += weight
+        if self.spec.aggregate == "mean":
+            self.contributing.add(start, end)
 
     def measured(self) -> float:
         agg = self.spec.aggregate
@@ -460,13 +524,13 @@ class MetricT(Template):
 
     def close(self, t: float) -> Decision:
         if self.previous_t is not None:
-            self.weigh(t - self.previous_t)
+            self.weigh(self.previous_t, t)
         if self.kept == 0:
-            return Decision("not_applicable")
+            return Decision("not_applicable", contributing=self.contributing)
         value = self.measured()
         high, low = self.spec.at_most, self.spec.at_least
         bad = (high is not None and value > high) or (low is not None and value < low)
-        return Decision("fail" if bad else "pass", measured=value)
+        return Decision("fail" if bad else "pass", measured=value, contributing=self.contributing)
 
 
 class ObservedT(Template):
@@ -672,7 +736,7 @@ class ReferenceSession:
             decision = run.template.close(t)
             if decision is not None:
                 if decision.verdict == "pass":  # every pass at end is anchored at the start
-                    decision = Decision("pass", None, decision.extremes, decision.measured)
+                    decision = replace(decision, anchor=None)
                 self._decide(run, decision, end)
         return self.report()
 
@@ -717,6 +781,7 @@ class ReferenceSession:
         else:
             values = {name: self.held.get(name) for name in run.names}
         run.verdict = decision.verdict
+        found = decision.contributing
         run.evidence = Evidence(
             seq=at.seq,
             t=at.t,
@@ -726,6 +791,10 @@ class ReferenceSession:
             seq_end=at.seq,
             values=values,
             measured=decision.measured,
+            contributing=None if found is None else tuple(found.listed),
+            contributing_total=None if found is None else found.total,
+            steps_done=decision.steps_done,
+            out_of_order=decision.out_of_order,
         )
 
 

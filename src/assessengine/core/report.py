@@ -14,6 +14,11 @@ from typing import Any, Literal
 Verdict = Literal["pass", "fail", "pending", "not_applicable"]
 Outcome = Literal["pass", "fail", "incomplete"]
 Extremes = Mapping[str, float | None]
+CONTRIB_MAX = 8
+"""Evidence of count and metric criteria lists at most this many contributing intervals (and
+counts them all); docs/operations.md "Limits". The kernel keeps them in each session's scoring
+state (16 bytes each per count or metric criterion), which must stay small: 8 keeps the
+shipped forklift rubric within its 1 KiB per session (tests/test_kernel_state.py)."""
 Value = float | None | Extremes
 
 
@@ -40,7 +45,17 @@ class Evidence:
     seq_start, seq_end: the episode or window concerned (see docs/semantics.md)
     values:             signal name -> held value at the deciding event; for never/always
                         signal name -> {"min": x, "max": y} over the window
-    measured:           metric criteria: the aggregate's value
+    measured:           metric criteria: the aggregate's value; count criteria: the count
+    contributing:       count and metric criteria: the first `CONTRIB_MAX` intervals
+                        (start, end) that contributed, in time order: a count's occurrences and a
+                        metric's kept events as instants (start = end), the spans a `mean` or
+                        `time_true` weighs (each kept event to the next, adjoining ones merged),
+                        the instant a `max`/`min` first took its value, the `last` value's
+    contributing_total: how many there were in all (more than listed when the list is full)
+    steps_done:         sequence criteria: the steps done when decided
+    out_of_order:       sequence criteria: the step (from 1) that came before the next one
+    Fields that do not apply are None and left out of `to_data()` (except the first seven),
+    so reports stored before they existed read the same.
     """
 
     seq: int | None = None
@@ -51,6 +66,10 @@ class Evidence:
     seq_end: int | None = None
     values: Mapping[str, Value] | None = None
     measured: float | None = None
+    contributing: tuple[tuple[float, float], ...] | None = None
+    contributing_total: int | None = None
+    steps_done: int | None = None
+    out_of_order: int | None = None
     _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_data(self) -> dict[str, Any]:
@@ -75,6 +94,13 @@ class Evidence:
         }
         if self.measured is not None:
             data["measured"] = self.measured
+        if self.contributing is not None:
+            data["contributing"] = [[a, b] for a, b in self.contributing]
+            data["contributing_total"] = self.contributing_total
+        if self.steps_done is not None:
+            data["steps_done"] = self.steps_done
+        if self.out_of_order is not None:
+            data["out_of_order"] = self.out_of_order
         return data
 
 

@@ -24,6 +24,7 @@ from . import kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
 from .kernel_types import Out, Rows, State
+from .report import CONTRIB_MAX
 
 SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
 
@@ -36,6 +37,11 @@ class Decisions:
     seq, seq_start:           (m,) int64, -1 = none
     t, t_start, measured:     (m,) float64, NaN = none
     values:                   (m, 2 * max_ev) float64 (see kernel.py)
+    steps_done, out_of_order: (m,) int64, sequences only (else -1): steps done, and the step
+                              (from 1) that came before the next one (-1 = none)
+    contrib:                  (m, 1 + 2 * CONTRIB_MAX) float64, count and metric criteria
+                              only (else unset): how many intervals contributed, then the
+                              first CONTRIB_MAX as (start, end) pairs
     """
 
     slot: NDArray[np.int64]
@@ -47,6 +53,9 @@ class Decisions:
     t_start: NDArray[np.float64]
     measured: NDArray[np.float64]
     values: NDArray[np.float64]
+    steps_done: NDArray[np.int64]
+    out_of_order: NDArray[np.int64]
+    contrib: NDArray[np.float64]
 
     def __len__(self) -> int:
         return int(self.slot.shape[0])
@@ -180,14 +189,15 @@ def columns_for(
 
 def _outputs(compiled: CompiledRubric, capacity: int) -> Out:
     return Out(
-        oi=np.empty((capacity, 5), np.int64),
-        of=np.empty((capacity, 3 + 2 * compiled.max_ev), np.float64),
+        oi=np.empty((capacity, 7), np.int64),
+        of=np.empty((capacity, 3 + 2 * compiled.max_ev + 1 + 2 * CONTRIB_MAX), np.float64),
         nd=np.zeros(1, np.int64),
     )
 
 
 def _decisions(out: Out) -> Decisions:
     oi, of, m = out.oi, out.of, int(out.nd[0])
+    contrib = of.shape[1] - 1 - 2 * CONTRIB_MAX
     return Decisions(
         slot=oi[:m, 0].copy(),
         criterion=oi[:m, 1].copy(),
@@ -197,7 +207,10 @@ def _decisions(out: Out) -> Decisions:
         t=of[:m, 0].copy(),
         t_start=of[:m, 1].copy(),
         measured=of[:m, 2].copy(),
-        values=of[:m, 3:].copy(),
+        values=of[:m, 3:contrib].copy(),
+        steps_done=oi[:m, 5].copy(),
+        out_of_order=oi[:m, 6].copy(),
+        contrib=of[:m, contrib:].copy(),
     )
 
 

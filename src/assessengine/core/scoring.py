@@ -9,8 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .compiler import NEVER, VERDICT_NAMES, CompiledRubric
-from .report import PENDING, CriterionResult, Evidence, Outcome, SessionReport, Value, Verdict
+from .compiler import COUNT, METRIC, NEVER, SEQUENCE, VERDICT_NAMES, CompiledRubric
+from .report import (
+    CONTRIB_MAX,
+    PENDING,
+    CriterionResult,
+    Evidence,
+    Outcome,
+    SessionReport,
+    Value,
+    Verdict,
+)
 from .rubric import Rubric
 from .scorer import Decisions
 
@@ -54,13 +63,15 @@ def evidence_rows(compiled: CompiledRubric, decisions: Decisions) -> list[Eviden
     runs for every decision the live engine saves."""
     d = decisions
     out: list[Evidence] = []
-    for c, s, tt, ts, ss, m, raw in zip(
+    kinds = compiled.kind.tolist()
+    for row, (c, s, tt, ts, ss, m, raw) in enumerate(zip(
         d.criterion.tolist(), d.seq.tolist(), d.t.tolist(), d.t_start.tolist(),
         d.seq_start.tolist(), d.measured.tolist(), d.values.tolist(), strict=True,
-    ):  # fmt: skip
+    )):  # fmt: skip
         names = compiled.ev_names[c]
+        kind = kinds[c]
         values: dict[str, Value]
-        if int(compiled.kind[c]) == NEVER:
+        if kind == NEVER:
             values = {
                 name: {"min": _number(raw[2 * k]), "max": _number(raw[2 * k + 1])}
                 for k, name in enumerate(names)
@@ -69,8 +80,27 @@ def evidence_rows(compiled: CompiledRubric, decisions: Decisions) -> list[Eviden
             values = {name: _number(raw[k]) for k, name in enumerate(names)}
         end = _number(tt)
         last = _seq(s)
-        out.append(Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m)))
+        if kind in (COUNT, METRIC):
+            pairs, total = _contributing(d.contrib[row].tolist())
+            evidence = Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m),
+                                contributing=pairs, contributing_total=total)  # fmt: skip
+        elif kind == SEQUENCE:
+            evidence = Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m),
+                                steps_done=int(d.steps_done[row]),
+                                out_of_order=_seq(int(d.out_of_order[row])))  # fmt: skip
+        else:
+            evidence = Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m))
+        out.append(evidence)
     return out
+
+
+def _contributing(contrib: list[float]) -> tuple[tuple[tuple[float, float], ...], int]:
+    """The contributing intervals and their total, from a decision's `contrib` columns."""
+    total = int(contrib[0])
+    pairs = tuple(
+        (contrib[1 + 2 * k], contrib[2 + 2 * k]) for k in range(min(total, CONTRIB_MAX))
+    )
+    return pairs, total
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ For each closed session:
   ``result.success``, ``result.score`` (``scaled`` = score / 100, ``raw``, ``min`` 0,
   ``max`` 100), ``result.completion``, ``result.duration`` and the per-criterion verdicts as
   the result extension `EXT_CRITERIA`. An ``incomplete`` session (an observation still
-  pending) carries its criteria on the ``completed`` statement instead.
+  pending) carries its criteria on the ``completed`` statement instead. The statement that
+  carries the criteria also carries, when `SessionFacts.reasons` gives them, the reasons for the
+  outcome in words (`core.reasons`: failed critical criteria by title, the score against the
+  pass mark, pending items) as the result extension `EXT_REASONS`, a list of strings.
 
 Identities: the learner (actor) and the assessor (``context.instructor``, field sessions only)
 are xAPI accounts on the engine's home page; the object is the rubric at its version
@@ -48,6 +51,7 @@ VOIDED: Final = "http://adlnet.gov/expapi/verbs/voided"
 
 ENGINE_IRI: Final = "https://assessengine.dev/xapi"
 EXT_CRITERIA: Final = f"{ENGINE_IRI}/extensions/criteria"
+EXT_REASONS: Final = f"{ENGINE_IRI}/extensions/reasons"
 EXT_SESSION: Final = f"{ENGINE_IRI}/extensions/session"
 EXT_SOURCE: Final = f"{ENGINE_IRI}/extensions/source"
 EXT_RUBRIC_SHA256: Final = f"{ENGINE_IRI}/extensions/rubric-sha256"
@@ -90,6 +94,7 @@ class SessionFacts:
     ended_at:    when the session closed (timezone-aware)
     duration_s:  the session's length in seconds (its close time ``t``)
     assessor:    the field assessor's account name, when known
+    reasons:     the outcome's reasons in words (`core.reasons`), when known
     """
 
     session: str
@@ -101,6 +106,7 @@ class SessionFacts:
     scenario: str | None = None
     rubric_title: str | None = None
     chain_head: str | None = None
+    reasons: tuple[str, ...] = ()
 
 
 def session_statements(
@@ -121,9 +127,12 @@ def session_statements(
     except XapiError as error:
         raise XapiError(f"session {facts.session!r} closed at t = {facts.duration_s!r} s: "
                         f"{error}") from None  # fmt: skip
+    extensions: dict[str, Any] = {EXT_CRITERIA: criteria}
+    if facts.reasons:
+        extensions[EXT_REASONS] = list(facts.reasons)
     completed: dict[str, Any] = {"completion": True, "duration": duration}
     if outcome not in ("pass", "fail"):
-        completed["extensions"] = {EXT_CRITERIA: criteria}
+        completed["extensions"] = extensions
     statements = [_statement("completed", completed, activity, report, facts, config)]
     if outcome in ("pass", "fail"):
         judged = {
@@ -131,7 +140,7 @@ def session_statements(
             "success": outcome == "pass",
             "completion": True,
             "duration": duration,
-            "extensions": {EXT_CRITERIA: criteria},
+            "extensions": extensions,
         }
         verb = "passed" if outcome == "pass" else "failed"
         statements.append(_statement(verb, judged, activity, report, facts, config))

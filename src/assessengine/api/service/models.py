@@ -218,6 +218,15 @@ class CriterionOut(Model):
     final_verdict: Verdict
 
 
+class ReasonOut(Model):
+    """One reason for the outcome that counts (`core.reasons`)."""
+
+    kind: Literal["critical_failed", "below_pass_mark", "pass_mark_met", "pending", "override",
+                  "observation"]
+    text: str
+    criterion: str | None = Field(description="the criterion it names, if one")
+
+
 class SessionDetail(SessionSummary):
     rubric_sha256: str
     rubric_available: bool = Field(description="false: the rubric version is not known here, so "
@@ -230,6 +239,14 @@ class SessionDetail(SessionSummary):
     criteria: list[CriterionOut]
     observations: list[ObservationOut]
     overrides: list[OverrideOut]
+    pass_mark: float | None = Field(default=None, description="the rubric's pass mark (null: "
+                                    "the rubric version is not known here)")
+    reasons: list[ReasonOut] = Field(
+        default_factory=list,
+        description="why the session has the outcome that counts (`with_overrides`): failed "
+        "critical criteria, the score against the pass mark, pending items; then each override "
+        "and observation, who and when",
+    )
 
 
 class EventOut(Model):

@@ -215,7 +215,9 @@ class ReviewService:
         entry = self._entry_of(record)
         reviewed = None if report is None else review(session_id, report, entry, observations,
                                                       overrides)  # fmt: skip
-        return views.detail(record, entry is not None, reviewed, observations, overrides)
+        min_score = None if entry is None else entry.rubric.pass_.min_score
+        return views.detail(record, entry is not None, reviewed, observations, overrides,
+                            min_score=min_score)  # fmt: skip
 
     def events(
         self, who: Principal, session_id: str, *, t_from: float | None = None,

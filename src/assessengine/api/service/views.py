@@ -9,12 +9,22 @@ from typing import Any, cast
 import numpy as np
 
 from ...core.codec import Columns, Layout
+from ...core.reasons import Change, Item, change_reasons, outcome_reasons
 from ...core.report import finite
 from ...storage.port import SessionRecord
 from ...storage.reviews import SessionRow
 from . import series
 from .errors import FieldProblem, InvalidError
-from .models import EventOut, OutcomeScore, SeriesOut, SessionDetail, SessionSummary
+from .models import (
+    EventOut,
+    ObservationOut,
+    OutcomeScore,
+    OverrideOut,
+    ReasonOut,
+    SeriesOut,
+    SessionDetail,
+    SessionSummary,
+)
 from .verdicts import Reviewed, observation_out, override_out
 
 
@@ -42,9 +52,11 @@ def summary(row: SessionRow) -> SessionSummary:
 
 def detail(
     record: SessionRecord, available: bool, reviewed: Reviewed | None,
-    observations: Sequence[Any], overrides: Sequence[Any],
+    observations: Sequence[Any], overrides: Sequence[Any], *, min_score: float | None = None,
 ) -> SessionDetail:  # fmt: skip
     info = record.info
+    observed = [observation_out(o) for o in observations]
+    overridden = [override_out(o) for o in overrides]
     return SessionDetail(
         session=info.session, learner=info.learner, scenario=info.scenario, rubric=info.rubric,
         rubric_version=info.rubric_version, source=info.source, status=record.status,
@@ -55,9 +67,29 @@ def detail(
         rubric_available=available, scored=None if reviewed is None else reviewed.scored,
         close_t=record.close_t, batches=record.batches, chain_head=record.chain_head,
         metadata=dict(info.metadata), criteria=[] if reviewed is None else reviewed.criteria,
-        observations=[observation_out(o) for o in observations],
-        overrides=[override_out(o) for o in overrides],
+        observations=observed, overrides=overridden, pass_mark=min_score,
+        reasons=[] if reviewed is None else reasons_of(reviewed, observed, overridden, min_score),
     )  # fmt: skip
+
+
+def reasons_of(
+    reviewed: Reviewed, observations: Sequence[ObservationOut],
+    overrides: Sequence[OverrideOut], min_score: float | None,
+) -> list[ReasonOut]:  # fmt: skip
+    """Why the session has its outcome with overrides (the one that counts), then who changed
+    what: each override, and each observation that decided an item, oldest first."""
+    items = [Item(c.id, c.title, c.critical, c.points or 0.0, c.final_verdict,
+                  observed=c.template == "observed") for c in reviewed.criteria]  # fmt: skip
+    final = reviewed.with_overrides
+    found = outcome_reasons(final.outcome, final.score, min_score, items)
+    changes = sorted(
+        [Change(o.criterion, o.verdict, o.by, o.recorded_at, o.reason, o.machine_verdict)
+         for o in overrides]
+        + [Change(o.criterion, o.verdict, o.by, o.recorded_at, o.note) for o in observations],
+        key=lambda ch: ch.at,
+    )  # fmt: skip
+    found += change_reasons(items, changes)
+    return [ReasonOut(kind=r.kind, text=r.text, criterion=r.criterion) for r in found]
 
 
 def signal_names(signals: Sequence[str] | None, layout: Layout) -> list[str]:
