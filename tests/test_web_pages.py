@@ -283,15 +283,20 @@ def test_session_page_draws_each_violation_where_the_evidence_says(site: Site) -
     scale = tl.time_scale(from_, to)
     assert to == report_close(site, site.s.speeder)
     for criterion, evidence in failed.items():
-        rect = re.search(rf'<rect class="violation" data-criterion="{criterion}"[^>]*>', html)
-        assert rect is not None, criterion
-        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', rect.group(0)))
-        assert float(attrs["data-t-start"]) == evidence["t_start"]
-        assert float(attrs["data-t-end"]) == evidence["t_end"]
-        assert float(attrs["x"]) == pytest.approx(scale.x(evidence["t_start"]), abs=0.01)
-        assert float(attrs["x"]) + float(attrs["width"]) == pytest.approx(
-            scale.x(evidence["t_end"]), abs=0.02
-        )
+        # a metric's bars are its contributing intervals; the others' their evidence interval
+        kind, spans = ("contrib", evidence["contributing"]) if evidence.get("contributing") else (
+            "violation", [[evidence["t_start"], evidence["t_end"]]])  # fmt: skip
+        rects = re.findall(rf'<rect class="{kind}" data-criterion="{criterion}"[^>]*>', html)
+        assert len(rects) == len(spans), criterion
+        for rect, (t_start, t_end) in zip(rects, spans, strict=True):
+            attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', rect))
+            assert float(attrs["data-t-start"]) == t_start
+            assert float(attrs["data-t-end"]) == t_end
+            assert float(attrs["x"]) == pytest.approx(scale.x(t_start), abs=0.01)
+            assert float(attrs["x"]) + float(attrs["width"]) == pytest.approx(
+                max(scale.x(t_end), scale.x(t_start) + tl.MIN_RECT_PX), abs=0.02
+            )
+    assert failed["empty_speed"]["contributing"]  # the over-speed moments, not the session
 
 
 def report_close(site: Site, sid: str) -> float:
@@ -319,9 +324,13 @@ def test_session_page_shows_the_criteria_with_evidence(site: Site) -> None:
     row = _row(html, "loaded_speed")
     assert 'data-verdict="fail"' in row
     assert "2:29.6 - 2:30.6" in row  # the evidence interval
-    assert "speed" in row
-    assert "min 8.042, max 9.842" in row
+    assert "Rule: never load &gt; 50 kg and speed &gt; 8 km/h for 1.0 s or longer" in row
+    assert "speed 8.042 to 9.842 km/h during it" in row  # the values over the episode
     assert _outcome(html) == "fail"
+    metric = _row(html, "empty_speed")
+    assert re.search(r"\d+\.\d s of speed &gt; 12 km/h while load ≤ 50 kg, limit 10 s", metric)
+    passed = _row(html, "pre_use_checks")
+    assert "min " not in passed and "max " not in passed  # no whole-session extremes for a pass
 
 
 def test_an_observation_changes_the_outcome_at_once(site: Site) -> None:
@@ -354,7 +363,7 @@ def test_notes_and_reasons_are_escaped(site: Site) -> None:
     assert "<b>bold</b>" not in html
     escaped = ("&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt; "
                "&amp; more")
-    assert html.count(escaped) == 4  # in the criteria table and in the history, twice each
+    assert html.count(escaped) == 6  # in the reasons, the criteria table and the history
 
 
 def test_an_override_is_shown_beside_the_machine_verdict(site: Site) -> None:
@@ -373,7 +382,8 @@ def test_an_override_is_shown_beside_the_machine_verdict(site: Site) -> None:
     # 60 + 20 points, the observation still pending: no longer certain to fail
     assert 'data-outcome-with-overrides="incomplete"' in html
     assert _outcome(html) == "fail"
-    assert "With overrides" in html
+    assert "Before overrides" in html
+    assert "this is the outcome that counts, with the overrides below" in html
     # the violation is still drawn: the evidence has not changed
     assert '<rect class="violation" data-criterion="loaded_speed"' in html
 

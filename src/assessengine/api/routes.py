@@ -110,10 +110,13 @@ def get_events(
                        "(repeat, or comma-separated); default: all")] = None,
     buckets: Annotated[int | None, Query(ge=1, le=5000, description="downsample to N time "
                        "buckets: min and max per bucket and signal")] = None,
+    hold: Annotated[bool, Query(description="sample-and-hold: a missing value is the last one "
+                    "reported before it; each bucket also holds the value held at its "
+                    "start")] = False,
 ) -> SeriesOut:
     names = [n for part in signals or [] for n in part.split(",") if n]
     return service.events(who, session_id, t_from=t_from, t_to=t_to, signals=names or None,
-                          buckets=buckets)  # fmt: skip
+                          buckets=buckets, hold=hold)  # fmt: skip
 
 
 @router.post("/sessions/{session_id}/observations", tags=["review"], status_code=201,

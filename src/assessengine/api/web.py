@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..core.compiler import criterion_signals
-from ..core.report import finite
+from . import session_view
 from . import timeline as tl
 from .guard import GuardedRoute
 from .service import (
@@ -47,7 +47,7 @@ from .service import (
     UnauthenticatedError,
 )
 from .service.catalog import Entry
-from .service.models import CriterionOut, ObservationIn, OverrideIn, SessionDetail
+from .service.models import ObservationIn, OverrideIn, SessionDetail
 
 TOKEN_COOKIE: Final = "ae_token"
 CSRF_COOKIE: Final = "ae_csrf"
@@ -79,7 +79,7 @@ _env.globals.update(
     session_url=lambda sid: f"/sessions/{quote(sid, safe='')}",
     learner_url=lambda lid: f"/learners/{quote(lid, safe='')}",
 )
-_env.filters["num"] = lambda v: "" if finite(v) is None else f"{finite(v):.4g}"
+_env.filters["num"] = session_view.num
 _CSS: Final = (HERE / "static" / "web.css").read_bytes()
 
 
@@ -285,14 +285,19 @@ def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
 
 @router.get("/sessions/{session_id}", response_class=HTMLResponse)
 def session_page(
-    request: Request, session_id: str, done: str | None = None, criterion: str | None = None
-) -> Response:
+    request: Request, session_id: str, done: str | None = None, criterion: str | None = None,
+    zoom: str | None = None, view: str | None = None,
+) -> Response:  # fmt: skip
+    """The session page; `zoom`: a criterion id (the timeline shows its evidence);
+    `view=print`: the printable report (no forms, signature lines)."""
+
     def build(who: Principal, service: ReviewService) -> Response:
         flash = None
         if done in ("observation", "override") and criterion:
             flash = f"{'Observation' if done == 'observation' else 'Override'} recorded for " \
                     f"{criterion}."  # fmt: skip
-        return _session_response(request, who, service, session_id, flash=flash)
+        return _session_response(request, who, service, session_id, flash=flash, zoom=zoom,
+                                 printing=view == "print")  # fmt: skip
 
     return _page(request, build)
 
@@ -373,92 +378,47 @@ def _problem_text(exc: ValidationError | InvalidError) -> str:
 def _session_response(
     request: Request, who: Principal, service: ReviewService, session_id: str, *,
     status: int = 200, flash: str | None = None, error: str | None = None,
-    form: Mapping[str, str] | None = None,
+    form: Mapping[str, str] | None = None, zoom: str | None = None, printing: bool = False,
 ) -> Response:  # fmt: skip
     detail = service.session(who, session_id)
     entry = service.catalog.find(detail.rubric, detail.rubric_version, detail.rubric_sha256)
-    svg, problem = _timeline(who, service, detail, entry)
+    criteria = {c.id: c for c in entry.rubric.criteria} if entry is not None else {}
+    units = {n: sig.unit for n, sig in entry.scenario.signals.items()} if entry else {}
+    focus = session_view.zoom_window(detail, zoom)
+    svg, problem = _timeline(who, service, detail, entry, focus)
     return _render(
         request, "session.html", status=status, who=who, s=detail, timeline=svg,
-        timeline_problem=problem, criteria=[_criterion_view(c) for c in detail.criteria],
-        can_observe=who.may(Action.OBSERVE) and detail.rubric_available,
-        can_override=who.may(Action.OVERRIDE) and detail.rubric_available,
-        min_score=None if entry is None else entry.rubric.pass_.min_score,
+        timeline_problem=problem, zoom=focus,
+        criteria=[session_view.criterion_view(detail.session, k + 1, c, criteria.get(c.id), units)
+                  for k, c in enumerate(detail.criteria)],
+        can_observe=who.may(Action.OBSERVE) and detail.rubric_available and not printing,
+        can_override=who.may(Action.OVERRIDE) and detail.rubric_available and not printing,
+        min_score=detail.pass_mark, printing=printing,
+        titles={c.id: c.title for c in detail.criteria},
         flash=flash, error=error, form=form or {},
     )  # fmt: skip
 
 
 def _timeline(
-    who: Principal, service: ReviewService, detail: SessionDetail, entry: Entry | None
-) -> tuple[Markup | None, str | None]:
-    """The session's timeline SVG over the rubric's signals, or why there is none."""
+    who: Principal, service: ReviewService, detail: SessionDetail, entry: Entry | None,
+    focus: session_view.Zoom | None,
+) -> tuple[Markup | None, str | None]:  # fmt: skip
+    """The session's timeline SVG over the rubric's signals (the whole session, or the `focus`
+    window), or why there is none."""
     names: list[str] | None = None
-    units: dict[str, str] = {}
     if entry is not None:
         used = {n for c in entry.rubric.criteria for n in criterion_signals(c)}
         names = [n for n in entry.scenario.signal_names if n in used] or None
-        units = {n: s.unit for n, s in entry.scenario.signals.items()}
+    window = {} if focus is None else {"t_from": focus.t_from, "t_to": focus.t_to}
     try:
-        series = service.events(who, detail.session, signals=names, buckets=tl.plot_buckets())
+        series = service.events(who, detail.session, signals=names, buckets=tl.plot_buckets(),
+                                hold=True, **window)  # fmt: skip
     except ServiceError as exc:
         if isinstance(exc, ForbiddenError):
             raise
         return None, exc.detail
-    lanes = [
-        tl.Lane(n, units.get(n, ""), series.t, series.t_end or series.t,
-                (series.min or {}).get(n, []), (series.max or {}).get(n, []))
-        for n in (series.min or {})
-    ]  # fmt: skip
-    intervals = [
-        tl.Interval(c.id, c.title, float(c.evidence["t_start"]), float(c.evidence["t_end"]))
-        for c in detail.criteria
-        if c.verdict == "fail" and _number(c.evidence.get("t_start")) is not None
-        and _number(c.evidence.get("t_end")) is not None
-    ]  # fmt: skip
-    decisions = [
-        tl.Decision(c.id, c.title, c.verdict, float(c.evidence["t"]), c.evidence.get("seq"))
-        for c in detail.criteria
-        if _number(c.evidence.get("t")) is not None
-    ]
-    events = [tl.Mark(e.event, e.t, e.seq) for e in series.events]
-    svg = tl.timeline_svg(lanes, t_from=series.t_from, t_to=series.t_to, intervals=intervals,
-                          decisions=decisions, events=events,
-                          label=f"Timeline of session {detail.session}")  # fmt: skip
+    svg = session_view.timeline(detail, entry, series)
     return Markup(svg), None  # timeline_svg escapes every text
-
-
-_number = finite  # evidence read back from a stored report: None unless a finite number
-
-
-def _criterion_view(c: CriterionOut) -> dict[str, Any]:
-    """What the criteria table shows of a criterion: verdicts, evidence in words."""
-    ev = c.evidence
-    t_start, t_end, t = (_number(ev.get(k)) for k in ("t_start", "t_end", "t"))
-    interval = None
-    if t_start is not None and t_end is not None:
-        interval = f"{tl.format_t(t_start)} - {tl.format_t(t_end)} ({t_end - t_start:.1f} s)"
-    values = [(name, _value_text(v)) for name, v in sorted((ev.get("values") or {}).items())]
-    return {
-        "c": c, "interval": interval, "signal_values": values,
-        "measured": _number(ev.get("measured")),
-        "decided": None if t is None else tl.format_t(t), "seq": ev.get("seq"),
-        "observed": c.template == "observed",
-        "overridden": c.override is not None,
-    }  # fmt: skip
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, Mapping):
-        lo, hi = _number(value.get("min")), _number(value.get("max"))
-        if lo is None and hi is None:
-            return "not reported"
-        return f"min {_fmt(lo)}, max {_fmt(hi)}"
-    number = _number(value)
-    return "not reported" if number is None else _fmt(number)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 # ============================================================================== learner page

@@ -110,6 +110,34 @@ def _first_time_of_max(
     return out
 
 
+def held(cols: Columns) -> Columns:
+    """Sample-and-hold (a signal keeps its last value until the next one, docs/protocol.md):
+    each signal's NaN replaced by its last reported value before it (NaN before the first)."""
+    signals = cols.signals.copy()
+    positions = np.arange(signals.shape[1])
+    for k in range(signals.shape[0]):
+        row = signals[k]
+        last = np.where(np.isnan(row), -1, positions)
+        np.maximum.accumulate(last, out=last)
+        signals[k] = np.where(last >= 0, row[np.maximum(last, 0)], np.nan)
+    return Columns(cols.seq, cols.t, cols.event, signals)
+
+
+def hold_buckets(b: Buckets, t: NDArray[np.float64], signals: NDArray[np.float64]) -> Buckets:
+    """`b` with each bucket's extremes widened to the value held at its start: `t` and
+    `signals` are the whole session's rows (held, see `held`), so a bucket with no row of its
+    own shows the held value, and one whose first row changes the value shows the step."""
+    before = np.searchsorted(t, b.start, side="left") - 1  # the last row before each bucket
+    known = before >= 0
+    lo, hi = b.lo.copy(), b.hi.copy()
+    for k in range(signals.shape[0]):
+        value = np.full(b.start.shape[0], np.nan)
+        value[known] = signals[k, before[known]]
+        lo[k] = np.fmin(lo[k], value)
+        hi[k] = np.fmax(hi[k], value)
+    return Buckets(b.start, b.end, lo, hi, b.t_lo, b.t_hi)
+
+
 def plain(values: Sequence[float] | NDArray[np.float64]) -> list[float | None]:
     """Floats for JSON: NaN -> None."""
     return [None if math.isnan(v) else float(v) for v in np.asarray(values, np.float64).tolist()]

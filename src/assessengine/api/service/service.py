@@ -222,10 +222,13 @@ class ReviewService:
     def events(
         self, who: Principal, session_id: str, *, t_from: float | None = None,
         t_to: float | None = None, signals: Sequence[str] | None = None,
-        buckets: int | None = None,
+        buckets: int | None = None, hold: bool = False,
     ) -> SeriesOut:  # fmt: skip
         """The session's events in [t_from, t_to]: raw rows, or `buckets` min/max buckets per
-        signal (spikes survive). Non-sample events are listed either way."""
+        signal (spikes survive). Non-sample events are listed either way. With `hold`, signals
+        are sample-and-hold: a row's missing value is the last one reported before it, and a
+        bucket holds the value held at its start too (a signal sent only on change is a
+        step, never a gap)."""
         _allow(who, Action.READ_SESSIONS)
         record = self._visible(who, session_id)
         entry = self._entry_of(record) or self.catalog.find(record.info.rubric)
@@ -248,8 +251,9 @@ class ReviewService:
         hi = max(end, lo) if t_to is None else t_to
         if hi < lo:
             raise InvalidError("t_to is before t_from", [FieldProblem("query.t_to", "< t_from")])
-        part = series.window(cols, lo, hi)
-        return views.series_out(session_id, part, layout, names, lo, hi, buckets)
+        whole = series.held(cols) if hold else None
+        part = series.window(cols if whole is None else whole, lo, hi)
+        return views.series_out(session_id, part, layout, names, lo, hi, buckets, whole=whole)
 
     # ================================================================================ review
 

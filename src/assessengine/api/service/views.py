@@ -106,8 +106,11 @@ def signal_names(signals: Sequence[str] | None, layout: Layout) -> list[str]:
 
 def series_out(
     session_id: str, cols: Columns, layout: Layout, names: Sequence[str], lo: float,
-    hi: float, buckets: int | None,
+    hi: float, buckets: int | None, *, whole: Columns | None = None,
 ) -> SeriesOut:  # fmt: skip
+    """`cols` (the rows in [lo, hi]) as raw rows or `buckets` buckets; `whole`: the whole
+    session's held rows, when the signals are sample-and-hold (`series.held`): each bucket
+    then also holds the value held at its start."""
     rows = [layout.signal_index[n] for n in names]
     marked = np.flatnonzero(cols.event != 0)[: series.MAX_EVENTS]
     events = [EventOut(seq=int(cols.seq[k]), t=float(cols.t[k]),
@@ -126,6 +129,8 @@ def series_out(
             events=events,
         )  # fmt: skip
     b = series.downsample(cols.t, cols.signals[rows], lo, hi, buckets)
+    if whole is not None:
+        b = series.hold_buckets(b, whole.t, whole.signals[rows])
 
     def per(arr: Any) -> dict[str, list[float | None]]:
         return {n: series.plain(arr[i]) for i, n in enumerate(names)}
