@@ -86,17 +86,18 @@ def timeline(detail: SessionDetail, entry: Entry | None, series: SeriesOut) -> s
     """The timeline SVG of `series` (downsampled, held) with the rubric's thresholds on the
     lanes, a row per failed criterion and a numbered marker per decision."""
     units = {n: s.unit for n, s in entry.scenario.signals.items()} if entry is not None else {}
-    marks: dict[str, list[tuple[float, str]]] = {}
+    # signal -> limit -> the numbers of the criteria that set it (one line per limit)
+    marks: dict[str, dict[float, list[str]]] = {}
     if entry is not None:
         numbers = {c.id: k + 1 for k, c in enumerate(detail.criteria)}
         for criterion in entry.rubric.criteria:
             for th in thresholds(criterion):
-                label = f"#{numbers.get(th.criterion, '?')}"
-                marks.setdefault(th.signal, []).append((th.value, label))
+                marks.setdefault(th.signal, {}).setdefault(th.value, []).append(
+                    f"#{numbers.get(th.criterion, '?')}")  # fmt: skip
     lanes = [
         tl.Lane(n, units.get(n, ""), series.t, series.t_end or series.t,
                 (series.min or {}).get(n, []), (series.max or {}).get(n, []),
-                thresholds=marks.get(n, ()))
+                thresholds=[(v, " ".join(by)) for v, by in marks.get(n, {}).items()])
         for n in (series.min or {})
     ]  # fmt: skip
     rows = []
@@ -142,7 +143,9 @@ def criterion_view(
     ev = c.evidence
     t_start, t_end, t = (finite(ev.get(k)) for k in ("t_start", "t_end", "t"))
     interval = None
-    if t_start is not None and t_end is not None and c.verdict == "fail":
+    if t_start is not None and t_end is not None and c.verdict == "fail" and not (
+        ev.get("contributing")
+    ):  # a count's or metric's evidence is where it contributed, not the whole session
         interval = f"{tl.format_t(t_start)} - {tl.format_t(t_end)} ({t_end - t_start:.1f} s)"
     lines = evidence_lines(criterion, c.verdict, ev, units)
     if criterion is None and c.verdict == "fail":  # rubric not known here: the values as stored
