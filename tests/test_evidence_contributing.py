@@ -6,10 +6,18 @@ Each case runs on the kernel and on the reference scorer (`engine`): both must g
 
 from __future__ import annotations
 
+import pytest
+
 from assessengine.core.offline import Engine
 from assessengine.core.report import CONTRIB_MAX, Evidence
 
-from .test_semantics import crit, engine, ev, metric, one  # noqa: F401 (engine is a fixture)
+from .test_semantics import ENGINES, crit, ev, metric, one
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    value: Engine = request.param
+    return value
 
 
 def intervals(e: Evidence) -> tuple[tuple[tuple[float, float], ...] | None, int | None]:
@@ -65,7 +73,8 @@ def test_contributing_intervals_are_bounded_and_all_counted(engine: Engine) -> N
     r = one(engine, metric("time_true", "speed > 12", at_most=1), events)
     listed, total = intervals(r.evidence)
     assert total == n
-    assert listed is not None and len(listed) == CONTRIB_MAX
+    assert listed is not None
+    assert len(listed) == CONTRIB_MAX
     assert listed[:2] == ((0.0, 2.0), (4.0, 6.0))
     assert r.evidence.to_data()["contributing_total"] == n
 

@@ -15,6 +15,8 @@ docs/img (otherwise into pytest's tmp dir, so CI never rewrites the repository's
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -26,21 +28,19 @@ import numpy as np
 import pytest
 
 from assessengine.adapters.library import find_rubric, load_rubric
-from assessengine.adapters.sqlite_store import SqliteStore
-from assessengine.adapters.store import SessionInfo
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.kernel_scorer import score_columns
+from assessengine.storage.port import SessionInfo
+from assessengine.storage.sqlite import SqliteStore
 
 from .test_web_browser import Server, _serve, browser  # noqa: F401 (browser is a fixture)
 from .test_web_support import fill_store, make_tokens
 
-try:
+with contextlib.suppress(ImportError):  # the `browser` fixture reports it
     from playwright.sync_api import BrowserContext, Page, expect
-except ImportError:  # the `browser` fixture reports it
-    pass
 
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 ON_CHANGE = "on-change-0001"
@@ -76,7 +76,7 @@ def _store_on_change_session(db: Path) -> None:
     signals = np.full((len(layout.signal_names), len(t)), np.nan)
     speed = layout.signal_index["speed"]
     for when, value in SPEED_CHANGES:
-        signals[speed, int(round(when * 10))] = value
+        signals[speed, round(when * 10)] = value
     for name, value in (("load", 0.0), ("fork_height", 0.1), ("mast_tilt", 2.0),
                         ("pedestrian_distance", 50.0)):  # fmt: skip
         signals[layout.signal_index[name], 0] = value
@@ -236,7 +236,8 @@ def test_a_threshold_is_a_line_at_its_height_on_its_lane(
     # on the laid-out page too: the line sits between the lane's top and bottom edges
     frame = lane.locator("rect").first.bounding_box()
     drawn = twelve.bounding_box()
-    assert frame is not None and drawn is not None
+    assert frame is not None
+    assert drawn is not None
     share = (12.0 - lo) / (hi - lo)
     expected = frame["y"] + frame["height"] - 3 - share * (frame["height"] - 6)
     assert drawn["y"] + drawn["height"] / 2 == pytest.approx(expected, abs=4.0)
@@ -254,14 +255,16 @@ def test_tapping_a_criterion_row_zooms_to_its_evidence(
     page.wait_for_url(re.compile(r".*zoom=loaded_speed.*"))
     t_from, t_to, _, _, _ = _scale(page)
     ev = loaded["evidence"]
-    assert t_from < ev["t_start"] and ev["t_end"] < t_to
+    assert t_from < ev["t_start"]
+    assert ev["t_end"] < t_to
     assert t_to - t_from < detail["close_t"] / 4  # a window, not the whole session
     expect(page.locator(".zoom-note")).to_contain_text("Loaded travel at or under 8 km/h")
     bar = page.locator('rect.violation[data-criterion="loaded_speed"]')
     assert float(bar.get_attribute("x") or "nan") == pytest.approx(_x(page, ev["t_start"]),
                                                                    abs=0.01)
     box = bar.bounding_box()
-    assert box is not None and box["width"] > 20  # a 1 s episode is now wide
+    assert box is not None
+    assert box["width"] > 20  # a 1 s episode is now wide
     _shot(page, tmp_path, "session-zoomed.png")
     # the criteria table's title link zooms too; "Whole session" goes back
     page.locator('tr[data-criterion="empty_speed"] a.zoom-link').click()
@@ -282,7 +285,8 @@ def test_a_signal_sent_only_on_change_is_drawn_as_held_steps(
     lane = page.locator('g.lane[data-signal="speed"]')
     lo, hi, y_lo, y_hi = (float(lane.get_attribute(a) or "nan")
                           for a in ("data-lo", "data-hi", "data-y-lo", "data-y-hi"))  # fmt: skip
-    assert lo <= 0.0 and hi >= 11.0  # the range covers every value sent, and the limits
+    assert lo <= 0.0  # the range covers every value sent, and the limits
+    assert hi >= 11.0
 
     def y(v: float) -> float:
         return y_lo + (v - lo) / (hi - lo) * (y_hi - y_lo)
@@ -292,7 +296,7 @@ def test_a_signal_sent_only_on_change_is_drawn_as_held_steps(
     points = [(float(a), float(b)) for a, b in re.findall(r"([-\d.]+),([-\d.]+)", d)]
     # each value sent is one flat step, from its change to the next: a horizontal segment of
     # the path at its height over the whole span
-    steps = [(a, b) for a, b in zip(points, points[1:]) if a[1] == b[1]]
+    steps = [(a, b) for a, b in itertools.pairwise(points) if a[1] == b[1]]
     for (t0, value), (t1, _) in zip(SPEED_CHANGES, (*SPEED_CHANGES[1:], (60.0, 0.0)),
                                     strict=True):  # fmt: skip
         assert any(
