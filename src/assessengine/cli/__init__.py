@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     keys_cmd,
     rescore_cmd,
     rubric_cmd,
+    rubric_diff_cmd,
     rubric_explain_cmd,
     rubric_test_cmd,
     schema_cmd,

@@ -11,17 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from ...core.codec import CodecError, Columns, Layout
-from ...core.events import EventBatch
-from ...core.kernel_scorer import score_columns
 from ...core.report import SessionReport, Verdict
+from ...core.rubric_diff import score_many
+from ...core.session_columns import decode_session
 from ...storage.port import SessionRecord, StoredBatch
 from ...storage.reviews import ObservationRow
 from .catalog import Entry
 from .models import OutcomeScore, SessionRescore, VerdictChange
-from .series import decode_session
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +66,15 @@ def _unusable(record: SessionRecord, target: Entry) -> str | None:
 
 
 def _score(target: Entry, usable: Sequence[tuple[Candidate, Columns]]) -> list[SessionReport]:
-    if not usable:
-        return []
-    batch = EventBatch(
-        np.concatenate([np.full(len(cols), k, np.int32) for k, (_, cols) in enumerate(usable)]),
-        np.concatenate([cols.seq for _, cols in usable]),
-        np.concatenate([cols.t for _, cols in usable]),
-        np.concatenate([cols.event for _, cols in usable]),
-        np.concatenate([cols.signals for _, cols in usable], axis=1),
-    )
-    ids = [c.record.info.session for c, _ in usable]
-    close_t = np.array([c.record.close_t for c, _ in usable], np.float64)
+    sessions = [(c.record.info.session, cols, _close_t(c.record)) for c, cols in usable]
     observations = {c.record.info.session: {o.criterion: o.verdict for o in c.observations}
                     for c, _ in usable}  # fmt: skip
-    return score_columns(target.compiled, batch, ids, close_t,
-                         observations=observations)  # type: ignore[arg-type]  # fmt: skip
+    return score_many(target.compiled, sessions, observations)  # type: ignore[arg-type]
+
+
+def _close_t(record: SessionRecord) -> float:
+    assert record.close_t is not None  # `_unusable` refused open sessions
+    return record.close_t
 
 
 def _compare(cand: Candidate, report: SessionReport) -> SessionRescore:

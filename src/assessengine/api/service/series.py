@@ -3,42 +3,18 @@ the minimum and maximum of each signal per time bucket (so a one-sample spike su
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ...core.codec import Columns, Layout, decode_events
-from ...storage.port import StoredBatch
+from ...core.codec import Columns
 
 MAX_RAW_ROWS = 20_000
 MAX_BUCKETS = 5_000
 MAX_EVENTS = 5_000
-
-
-def decode_session(batches: Iterable[StoredBatch], layout: Layout) -> Columns:
-    """Every stored batch of a session decoded (`core.codec`) and joined, in seq order.
-    Raises CodecError when a stored batch does not decode."""
-    parts: list[Columns] = []
-    last_t = 0.0
-    for batch in batches:
-        cols = decode_events(json.loads(batch.header), batch.payload, layout, min_t=last_t)
-        if len(cols):
-            last_t = float(cols.t[-1])
-            parts.append(cols)
-    if not parts:
-        n = len(layout.signal_names)
-        return Columns(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int32),
-                       np.empty((n, 0), np.float64))  # fmt: skip
-    return Columns(
-        np.concatenate([p.seq for p in parts]),
-        np.concatenate([p.t for p in parts]),
-        np.concatenate([p.event for p in parts]),
-        np.concatenate([p.signals for p in parts], axis=1),
-    )
 
 
 def window(cols: Columns, t_from: float, t_to: float) -> Columns:

@@ -26,6 +26,7 @@ from ...core.events import load_record
 from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
+from ...core.session_columns import decode_session
 from ...storage import open_store
 from ...storage.port import SessionInfo, SessionRecord, Store, StoreError, disk_full
 from ...storage.reviews import (
@@ -239,7 +240,7 @@ class ReviewService:
         layout = Layout.of(entry.scenario)
         names = views.signal_names(signals, layout)
         try:
-            cols = series.decode_session(self.store.batches(session_id), layout)
+            cols = decode_session(self.store.batches(session_id), layout)
         except CodecError as exc:
             raise ConflictError(
                 f"a stored batch does not decode ({exc}); run assessengine audit"
