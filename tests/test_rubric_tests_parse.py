@@ -274,3 +274,13 @@ def test_fuzzed_test_files_give_a_parse_or_located_problems(tmp_path: Path, text
 def test_any_data_validates_or_gives_problems(data: object) -> None:
     tests, problems = validate_tests({"examples": [{"name": "x", "events": data}]})
     assert (tests is None) == bool(problems)
+
+
+def test_limits_of_a_test_file_are_located_problems() -> None:
+    rows = [[0, "horn"]] * 100_001
+    _, problems = validate_tests({"examples": [{"name": "x" * 201, "events": rows,
+                                                "outcome": "pass"}]})  # fmt: skip
+    assert [(p.path, p.message) for p in problems] == [
+        (("examples", 0, "name"), "at most 200 characters, got 201"),
+        (("examples", 0, "events"), "at most 100,000 items, got 100,001"),
+    ]

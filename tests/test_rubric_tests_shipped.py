@@ -53,3 +53,40 @@ def test_rubric_check_checks_test_files_against_the_rubric_beside_them(tmp_path:
         f"{tests}:2:28: unknown event 'lab_strated' (did you mean 'lab_started'?)",
         f"{orphan}:1:1: no rubric beside these tests (expected gone.yaml)",
     ]
+
+
+def _guide_test_file() -> str:
+    """The rubric test file shown in docs/rubrics.md, "Testing your rubric"."""
+    guide = (REPO / "docs" / "rubrics.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in guide.split("```yaml\n")[1:]]
+    (block,) = [b for b in blocks if b.startswith("# rubrics/forklift-load-handling.tests.yaml")]
+    return block
+
+
+def _guide_failure_line() -> str:
+    guide = (REPO / "docs" / "rubrics.md").read_text(encoding="utf-8")
+    prefix = "rubrics/forklift-load-handling.tests.yaml:"
+    (line,) = [x for x in guide.splitlines() if x.startswith(prefix) and "example '" in x]
+    return line
+
+
+def test_the_guides_test_file_passes_and_its_failure_reads_as_the_guide_says(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "rubrics"
+    folder.mkdir()
+    rubric = folder / "forklift-load-handling.yaml"
+    rubric.write_text((REPO / "rubrics" / rubric.name).read_text(encoding="utf-8"),
+                      encoding="utf-8")  # fmt: skip
+    tests = path_of_tests(rubric)
+    tests.write_text(_guide_test_file(), encoding="utf-8")
+    result = run_rubric_tests(rubric, tests)
+    assert (result.problems, result.failures) == ((), ())
+    planted = _guide_test_file().replace(
+        "{verdict: fail, t: 15.5, seq: 2}", "pass" + " " * 27, 1
+    )
+    tests.write_text(planted, encoding="utf-8")
+    result = run_rubric_tests(rubric, tests)
+    assert [str(f).replace(str(tmp_path) + "/", "") for f in result.failures] == [
+        _guide_failure_line()
+    ]

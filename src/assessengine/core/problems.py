@@ -170,6 +170,16 @@ def _too_short(value: object, ctx: Mapping[str, Any]) -> str:
     return f"needs at least {count} item{'s' if count != 1 else ''}"
 
 
+def _too_long(value: object, ctx: Mapping[str, Any]) -> str:
+    count, actual = int(ctx.get("max_length", 0)), ctx.get("actual_length")
+    got = f", got {int(actual):,}" if isinstance(actual, int) else ""
+    return f"at most {count:,} item{'s' if count != 1 else ''}{got}"
+
+
+def _text_too_long(value: object, ctx: Mapping[str, Any]) -> str:
+    return f"at most {int(ctx.get('max_length', 0)):,} characters, got {len(str(value)):,}"
+
+
 def _bound(word: str, key: str) -> Callable[[object, Mapping[str, Any]], str]:
     return lambda value, ctx: f"must be {word} {_number(ctx[key])}, got {_show(value)}"
 
@@ -187,6 +197,8 @@ _SPECIAL: dict[str, Callable[[object, Mapping[str, Any]], str]] = {
     "tuple_type": _sequence,
     "list_type": _sequence,
     "too_short": _too_short,
+    "too_long": _too_long,
+    "string_too_long": _text_too_long,
     "greater_than_equal": _bound("at least", "ge"),
     "greater_than": _bound("more than", "gt"),
     "less_than_equal": _bound("at most", "le"),
