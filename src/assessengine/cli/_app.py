@@ -7,19 +7,33 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..core.policy import PolicyError
+from ..errors import EventsError, RubricError, ScenarioError
 from ..storage.port import StoreOpenError
+
+EXIT_INPUT = 2
+"""Exit status of a command given a store it cannot open or an input file it cannot use."""
+INPUT_FILE_ERRORS = (RubricError, ScenarioError, PolicyError, EventsError)
+"""The loaders' errors: an input file malformed or invalid (each line ``FILE:LINE:COL:
+message``), or not found."""
 
 
 class _Main(click.Group):
     """The root group: a store that cannot be opened (`StoreOpenError`, from any command that
-    opens one through `storage.open_store`) is one line on stderr and exit status 2."""
+    opens one through `storage.open_store`) is one line on stderr and exit status 2; an input
+    file that cannot be used (`INPUT_FILE_ERRORS`, from any command that loads one) is one
+    ``FILE:LINE:COL: message`` line per problem on stderr and exit status 2, as `rubric check`
+    answers."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except StoreOpenError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(EXIT_INPUT)
+        except INPUT_FILE_ERRORS as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_INPUT)
 
 
 @click.group(

@@ -36,9 +36,10 @@ from ..core.credentials import CredentialError
 from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
 from ..credential_verify import VerificationResult, trusted_issuers, verify
+from ..errors import LocatedProblem, Location
 from ..storage import local_file
 from ..storage.port import StoreError
-from ._app import main
+from ._app import EXIT_INPUT, main
 from .keys_cmd import keys
 from .token_cmd import actor
 
@@ -340,7 +341,8 @@ def status_list(
 @credential.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def check(files: tuple[Path, ...]) -> None:
-    """Check credential policy files; prints FILE:LINE:COL: message for each problem."""
+    """Check credential policy files; prints FILE:LINE:COL: message for each problem and
+    exits with status 2 (as `rubric check` does)."""
     failed = 0
     for file in files:
         result = check_policy_file(file)
@@ -350,7 +352,7 @@ def check(files: tuple[Path, ...]) -> None:
         if result.ok:
             click.echo(f"{file}: ok")
     if failed:
-        raise SystemExit(EXIT_REFUSED)
+        raise SystemExit(EXIT_INPUT)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -429,7 +431,14 @@ def _engine(
 
 
 def _read_json(path: Path) -> Any:
+    """The JSON document in `path`; a file that is not JSON is one line, ``FILE:LINE:COL:
+    not JSON (...)`` (``FILE: ...`` when it cannot be read at all), and exit status 2."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        where = Location(str(path), error.lineno, error.colno)
+        problem = str(LocatedProblem(where, f"not JSON ({error.msg})"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise click.BadParameter(f"{path}: not a JSON file ({error})") from None
+        problem = f"{path}: not a JSON file ({error})"
+    click.echo(problem, err=True)
+    raise SystemExit(EXIT_INPUT)

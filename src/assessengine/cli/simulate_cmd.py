@@ -12,7 +12,6 @@ import click
 from ..adapters.library import load_scenario
 from ..client import ClientError, EngineClient
 from ..core.scenario import Scenario
-from ..errors import ScenarioError
 from ..sim import MIXED, SensorOptions, SimBatch, jsonl_lines, model_for, parse_mix, simulate
 from ..streaming import Rate, stream_sessions
 from ._app import main, scenario_dirs_option
@@ -215,10 +214,9 @@ def _stream(
 
 
 def _scenario(scenario: str, scenario_dirs: tuple[Path, ...]) -> Scenario:
-    try:
-        return load_scenario(scenario, scenario_dirs=scenario_dirs)
-    except ScenarioError as exc:
-        raise click.ClickException(str(exc)) from None
+    """The scenario; ScenarioError (FILE:LINE:COL lines, exit 2 from the root group) when it
+    is not found or invalid."""
+    return load_scenario(scenario, scenario_dirs=scenario_dirs)
 
 
 def _write(
