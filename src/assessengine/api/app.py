@@ -97,6 +97,9 @@ def create_app(
     app.add_middleware(BodyLimit, default=DEFAULT_BODY_LIMIT, routes={
         f"{routes.PREFIX}/field-sessions": review.max_upload_bytes + MULTIPART_OVERHEAD,
         f"{routes.PREFIX}/rubrics": routes.MAX_RUBRIC_BYTES + MULTIPART_OVERHEAD,
+        "/rubric-versions/draft": routes.MAX_RUBRIC_BYTES + MULTIPART_OVERHEAD,
+        # the draft page posts the text back URL-encoded: up to 3 bytes per byte
+        "/rubric-versions/publish": 3 * routes.MAX_RUBRIC_BYTES + MULTIPART_OVERHEAD,
     })  # fmt: skip
 
     @app.get("/health", tags=["ops"], summary="Liveness")
@@ -127,6 +130,7 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
     app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
     app.include_router(importlib.import_module("assessengine.api.web_rubrics").router)
+    app.include_router(importlib.import_module("assessengine.api.web_rubric_versions").router)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

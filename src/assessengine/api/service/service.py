@@ -37,7 +37,7 @@ from ...storage.reviews import (
     SessionWrite,
     TokenRow,
 )
-from . import history, series, uploads, views
+from . import drafts, history, series, uploads, views
 from . import rescore as rescoring
 from .access import ROLES, Action, Principal, Role, new_token, token_hash
 from .catalog import Catalog, Entry
@@ -382,6 +382,43 @@ class ReviewService:
         (each with line and column) when the text does not pass the check, and ConflictError when
         the version number is taken by other content."""
         _allow(who, Action.UPLOAD_RUBRIC)
+        text, entry = self._checked_rubric(filename, data)
+        rubric = entry.rubric
+        known = self.catalog.find(rubric.rubric, rubric.version)
+        if known is not None:
+            return known.describe(), False
+        at = _now()
+        row = RubricRow(0, rubric.rubric, rubric.version, entry.sha256, rubric.scenario,
+                        rubric.title, filename, text, who.name, at)  # fmt: skip
+        audit = AuditEntry(who.name, who.role, "rubric.upload",
+                           f"{rubric.rubric}@{rubric.version}",
+                           detail={"sha256": row.sha256, "filename": filename})  # fmt: skip
+        try:
+            self.review.add_rubric(row, audit)
+        except StoreError as exc:
+            if disk_full(exc):
+                raise InsufficientStorageError(f"the server's disk is full ({exc})") from exc
+            raise ConflictError(str(exc)) from None
+        found = self.catalog.find(rubric.rubric, rubric.version, row.sha256)
+        return (found or entry).describe(), True
+
+    def preview_rubric(self, who: Principal, filename: str, data: bytes) -> drafts.Preview:
+        """A draft version checked as an upload is (the same errors), and what it would change
+        on the newest closed sessions of its rubric against the version published now. Nothing
+        is stored."""
+        _allow(who, Action.UPLOAD_RUBRIC)
+        _, entry = self._checked_rubric(filename, data)
+        base = self.catalog.find(entry.rubric.rubric)
+        rows = self.review.session_rows(SessionQuery(rubric=entry.rubric.rubric, status="closed"),
+                                        drafts.PREVIEW_SESSIONS)  # fmt: skip
+        records = [r for r in (self.store.session(row.session) for row in rows) if r is not None]
+        observations = self.review.observations([r.info.session for r in records])
+        return drafts.preview(entry, base, records, self.store.batches, observations)
+
+    def _checked_rubric(self, filename: str, data: bytes) -> tuple[str, Entry]:
+        """Uploaded rubric text and its checked version. Raises TooLargeError,
+        RubricProblemsError (each problem with line and column) and ConflictError (the version
+        number is taken by other content)."""
         if len(data) > 1_000_000:
             raise TooLargeError("a rubric file is at most 1 MB")
         try:
@@ -399,22 +436,7 @@ class ReviewService:
         if known is not None and known.sha256 != checked.entry.sha256:
             raise ConflictError(f"rubric {rubric.rubric!r} version {rubric.version} exists with "
                            f"sha256 {known.sha256}; give the new text a new version number")
-        if known is not None:
-            return known.describe(), False
-        at = _now()
-        row = RubricRow(0, rubric.rubric, rubric.version, checked.entry.sha256, rubric.scenario,
-                        rubric.title, filename, text, who.name, at)  # fmt: skip
-        audit = AuditEntry(who.name, who.role, "rubric.upload",
-                           f"{rubric.rubric}@{rubric.version}",
-                           detail={"sha256": row.sha256, "filename": filename})  # fmt: skip
-        try:
-            self.review.add_rubric(row, audit)
-        except StoreError as exc:
-            if disk_full(exc):
-                raise InsufficientStorageError(f"the server's disk is full ({exc})") from exc
-            raise ConflictError(str(exc)) from None
-        entry = self.catalog.find(rubric.rubric, rubric.version, row.sha256)
-        return (entry or checked.entry).describe(), True
+        return text, checked.entry
 
     def rubric_text(self, who: Principal, rubric: str, version: int) -> str:
         """The uploaded text of a version (file versions: the file's text)."""
