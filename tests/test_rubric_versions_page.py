@@ -21,8 +21,9 @@ from .test_web_support import _store, csrf_of, make_tokens
 
 REPO = Path(__file__).resolve().parents[1]
 V1 = (REPO / "rubrics" / "forklift-load-handling.yaml").read_text(encoding="utf-8")
-V2 = (V1.replace("\nversion: 1\n", "\nversion: 2\n")
-      .replace('never: "load > 50 and speed > 8"', 'never: "load > 50 and speed > 30"'))  # fmt: skip
+V2 = V1.replace("\nversion: 1\n", "\nversion: 2\n").replace(
+    'never: "load > 50 and speed > 8"', 'never: "load > 50 and speed > 30"'
+)
 EDIT = "criterion loaded_speed: never 'load > 50 and speed > 8' -> 'load > 50 and speed > 30'"
 
 
