@@ -27,6 +27,10 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import AssessEngineError
 
 S3_SCHEMES: Final = ("s3", "s3a")
+S3_CLIENT_CONFIG: Final = {"connect_timeout": 5, "read_timeout": 60,
+                           "retries": {"max_attempts": 3, "mode": "standard"}}
+"""botocore settings unless the caller gives its own: an endpoint that does not answer fails in
+seconds, not minutes."""
 
 
 class ArchiveError(AssessEngineError):
@@ -83,6 +87,7 @@ class ArchiveRoot:
             path = fs._strip_protocol(url)
             options = {}
         else:
+            options.setdefault("config_kwargs", dict(S3_CLIENT_CONFIG))
             try:
                 fs = fsspec.filesystem("s3", **options)
             except ImportError:  # pragma: no cover - s3fs is in the archive extra

@@ -40,7 +40,7 @@ from .location import ArchiveError, ArchiveRoot
 from .reader import event_batches, read_sessions
 
 Observations = Mapping[str, Mapping[str, Verdict]]
-CONNECT_TIMEOUT: Final = 10.0
+CONNECT_TIMEOUT: Final = 5.0
 """Seconds to wait for a Dask scheduler to answer."""
 
 
@@ -231,8 +231,9 @@ class DaskRunner:
         assert self.client is not None, "use DaskRunner as a context manager"
         if not partitions:
             return
-        shared = self.client.scatter(job, broadcast=True, hash=False)
-        futures = self.client.map(self.task, list(partitions), job=shared, pure=False)
+        # the job travels inside each task (it is small), not scattered: data scattered to
+        # workers is lost with a worker that dies, and the tasks needing it could not be retried
+        futures = self.client.map(self.task, list(partitions), job=job, pure=False)
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 if future.status == "error":

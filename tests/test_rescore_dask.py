@@ -1,0 +1,224 @@
+"""`assessengine rescore` on Dask distributed: one LocalCluster (2 worker processes, one thread
+each) for the whole module. Reports equal `assessengine score` on all four scenarios; a worker
+killed mid-job changes nothing; faults are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assessengine.adapters.library import load_rubric, load_scenario
+from assessengine.archive.export import export
+from assessengine.archive.layout import Manifest
+from assessengine.archive.location import ArchiveRoot
+from assessengine.archive.rescore import (
+    DaskRunner,
+    Job,
+    Partition,
+    PartitionResult,
+    plan,
+    run_local,
+    score_partition,
+)
+from assessengine.cli import main
+from assessengine.sim.generate import SimBatch
+from assessengine.storage import open_store
+
+from .archive_data import RUBRICS, fill_store, write_jsonl
+
+distributed = pytest.importorskip("distributed")
+
+SESSIONS = 3
+FILE_ROWS = 4000  # several events files per scenario: tasks for both workers
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, SimBatch]]:
+    """An archive of SESSIONS sessions of each of the four scenarios, and the runs."""
+    folder = tmp_path_factory.mktemp("rescore")
+    store = open_store(folder / "engine.db")
+    try:
+        runs = {sc: fill_store(store, sc, SESSIONS, seed=3) for sc in RUBRICS}
+        export(store, ArchiveRoot.open(str(folder / "archive")), load_scenario=load_scenario,
+               file_rows=FILE_ROWS)  # fmt: skip
+    finally:
+        store.close()
+    return folder / "archive", runs
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("scenario", sorted(RUBRICS))
+def test_rescore_reports_equal_score_on_the_same_sessions(
+    scenario: str, scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+) -> None:
+    archive, runs = archived
+    rubric = str(RUBRICS[scenario])
+    code, out, err = _run("rescore", "--rubric", rubric, "--archive", str(archive),
+                          "--scheduler", scheduler, "--json", "--quiet")  # fmt: skip
+    assert code == 0, err
+    rescored = json.loads(out)
+    events = write_jsonl([runs[scenario]], tmp_path / "events.jsonl")
+    code, out, err = _run("score", str(events), "--rubric", rubric, "--json")
+    assert code == 0, err
+    scored = json.loads(out)["sessions"]
+    assert [r["session"] for r in rescored["sessions"]] == [r["session"] for r in scored]
+    assert rescored["sessions"] == scored
+    summary = rescored["summary"]
+    assert summary["sessions"] == SESSIONS
+    assert summary["events"] == len(runs[scenario])
+    assert summary["changed_sessions"] == 0
+
+
+def test_the_summary_counts_changed_verdicts_per_criterion(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+) -> None:
+    archive, _ = archived
+    text = RUBRICS["network-lab"].read_text().replace("version: 1\n", "version: 2\n", 1)
+    stricter = text.replace("      at_end: pass\n", "      at_end: fail\n", 1)
+    assert stricter != text
+    variant = tmp_path / "network-lab.yaml"
+    variant.write_text(stricter)
+    out_file = tmp_path / "reports.parquet"
+    code, out, err = _run("rescore", "--rubric", str(variant), "--archive", str(archive),
+                          "--scheduler", scheduler, "--out", str(out_file), "-q",
+                          "--scenarios", str(RUBRICS["network-lab"].parents[1] / "scenarios")
+                          )  # fmt: skip
+    assert code == 0, err
+    assert f"{SESSIONS} session(s)" in out
+    assert "esd_protection:" in out
+    assert "pass -> fail" in out
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    table = pq.read_table(out_file)
+    assert table.num_rows == SESSIONS
+    assert table.column_names == ["session", "learner", "outcome", "score", "report"]
+
+
+# ------------------------------------------------------------------------------ a worker dies
+
+
+def stall_once(partition: Partition, job: Job) -> PartitionResult:
+    """The first partition's first attempt writes its worker's pid and waits to be killed;
+    every other attempt scores as usual."""
+    marker = Path(job.url) / "stalled.pid"
+    if partition.index == 0:
+        try:
+            with marker.open("x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(120)
+    return score_partition(partition, job)
+
+
+def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(archived[0], archive)
+    root = ArchiveRoot.open(str(archive))
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    rubric, scenario = load_rubric(RUBRICS["lhd-underground"])
+    job = Job.of(root, rubric, scenario)
+    parts, _ = plan(root, manifest, scenario.scenario)
+    assert len(parts) > 1
+    expected = {r.index: r.reports for r in run_local(job, parts)}
+    with DaskRunner(scheduler=scheduler, task=stall_once) as runner, \
+            ThreadPoolExecutor(1) as pool:  # fmt: skip
+        running = pool.submit(lambda: list(runner.run(job, parts)))
+        marker = archive / "stalled.pid"
+        deadline = time.monotonic() + 120
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline, "the stalled task never started"
+            time.sleep(0.05)
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        results = running.result(timeout=300)
+        runner.client.wait_for_workers(2, timeout=120)
+    assert all(isinstance(r, PartitionResult) for r in results)
+    got = {r.index: r.reports for r in results if isinstance(r, PartitionResult)}
+    assert got == expected
+
+
+# ------------------------------------------------------------------------------ faults
+
+
+def test_a_corrupt_file_fails_the_run_naming_it_and_writes_no_reports(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    shutil.copytree(archived[0], archive)
+    manifest = Manifest.load(ArchiveRoot.open(str(archive)))
+    assert manifest is not None
+    victim = archive / manifest.events_files("haul-truck-surface")[0].path
+    victim.write_bytes(b"PAR1" + b"\0" * 100 + b"PAR1")
+    out_file = tmp_path / "reports.parquet"
+    code, _, err = _run("rescore", "--rubric", str(RUBRICS["haul-truck-surface"]),
+                        "--archive", str(archive), "--scheduler", scheduler,
+                        "--out", str(out_file), "-q")  # fmt: skip
+    assert code == 1
+    assert f"error: {victim}: not a readable Parquet file" in err
+    assert "no reports written" in err
+    assert "Traceback" not in err
+    assert not out_file.exists()
+
+
+def test_an_unreachable_scheduler_is_one_line_exit_2(
+    archived: tuple[Path, dict[str, SimBatch]],
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = _run("rescore", "--rubric", str(RUBRICS["network-lab"]), "--archive",
+                        str(archived[0]), "--scheduler", f"tcp://127.0.0.1:{port}",
+                        "-q")  # fmt: skip
+    assert code == 2
+    assert err.startswith(f"error: Dask scheduler tcp://127.0.0.1:{port}: cannot connect")
+    assert err.count("\n") == 1
+
+
+def test_workers_and_scheduler_together_are_a_usage_error(
+    archived: tuple[Path, dict[str, SimBatch]],
+) -> None:
+    code, _, err = _run("rescore", "--rubric", str(RUBRICS["network-lab"]), "--archive",
+                        str(archived[0]), "--scheduler", "tcp://127.0.0.1:1",
+                        "--workers", "2")  # fmt: skip
+    assert code == 2
+    assert "give --workers or --scheduler, not both" in err
+
+
+def test_where_names_another_scenario_is_a_usage_error(
+    archived: tuple[Path, dict[str, SimBatch]],
+) -> None:
+    code, _, err = _run("rescore", "--rubric", str(RUBRICS["network-lab"]), "--archive",
+                        str(archived[0]), "--where", "scenario=lhd-underground")  # fmt: skip
+    assert code == 2
+    assert "the rubric scores scenario 'network-lab'" in err
