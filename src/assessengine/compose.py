@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from .api.service.credentials import CredentialSettings
+    from .archive.cohort import ArchiveSource
 
 ScoringKind = Literal["thread", "process"]
 SERVER_KEY = "engine"
@@ -204,4 +205,19 @@ def build_app(
                       rubric_dirs=[*settings.rubrics, *rubric_dirs()],
                       max_upload_bytes=settings.max_upload_bytes,
                       issuer_key_path=settings.issuer_key,
-                      credentials=credential_settings(settings, host=host, port=port))  # fmt: skip
+                      credentials=credential_settings(settings, host=host, port=port),
+                      archive=archive_source(settings))  # fmt: skip
+
+
+def archive_source(settings: Settings) -> ArchiveSource | None:
+    """The archive the API re-scores cohorts from (setting ``archive_url``), None without one.
+    S3 credentials and endpoint: botocore's own lookup (the standard AWS environment
+    variables, profiles, instance roles). Raises ArchiveError for a URL that is no archive
+    place (another scheme); nothing is read until a re-score."""
+    if settings.archive_url is None:
+        return None
+    from .archive.cohort import ArchiveSource  # noqa: PLC0415  (pyarrow only when configured)
+    from .archive.location import ArchiveRoot  # noqa: PLC0415
+
+    return ArchiveSource(ArchiveRoot.open(settings.archive_url),
+                         scheduler=settings.archive_scheduler)  # fmt: skip

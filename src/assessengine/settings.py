@@ -96,6 +96,13 @@ class Settings(BaseSettings):
                             "server beside the engines of a shared database).")
     max_upload_mb: int = Field(64, ge=1, le=4096,
                                description="Largest upload accepted over HTTP, MiB.")
+    # -------------------------------------------------------------------------- archive
+    archive_url: str | None = Field(None, description="A Parquet archive (assessengine archive "
+                                    "export: a directory or s3://BUCKET/PREFIX): cohort "
+                                    "re-scores in the API read archived sessions from it.")
+    archive_scheduler: str | None = Field(None, description="A Dask scheduler "
+                                          "(tcp://HOST:PORT) that runs the API's re-scores "
+                                          "from the archive; default: in the API's process.")
     # -------------------------------------------------------------------------- credentials
     issuer_key: Path | None = Field(None, description="Key that signs credentials (assessengine "
                                     "keys issuer); default: DB.issuer.pem beside the store, "

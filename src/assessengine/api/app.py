@@ -13,7 +13,7 @@ import importlib.util
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -26,6 +26,9 @@ from .service import ReviewService
 from .service.cohorts import CohortService
 from .service.credentials import CredentialApi, CredentialSettings
 from .service.service import MAX_UPLOAD_BYTES
+
+if TYPE_CHECKING:
+    from ..archive.cohort import ArchiveSource
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -41,6 +44,7 @@ def create_app(
     web: bool = True,
     issuer_key_path: Path | None = None,
     credentials: CredentialSettings | None = None,
+    archive: ArchiveSource | None = None,
 ) -> FastAPI:
     """Build the HTTP app over the store `db_path` names (a path or a store URL, see
     `storage.url`; created when missing).
@@ -52,12 +56,13 @@ def create_app(
     the server shuts down. `web` False leaves the server-rendered pages out (JSON API only).
     `issuer_key_path` is the key that signs credentials (default for a store in a
     file: ``<db_path>.issuer.pem``, made on first use; a server database needs one given);
-    `credentials` the engine's public URL, issuer name and LRS.
+    `credentials` the engine's public URL, issuer name and LRS; `archive` the Parquet archive
+    cohort re-scores read archived sessions from (setting ``archive_url``).
     """
     own = service is None
     review = service or ReviewService.open(
         db_path, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
-        max_upload_bytes=max_upload_bytes,
+        max_upload_bytes=max_upload_bytes, archive=archive,
     )  # fmt: skip
     try:
         issuing = CredentialApi(review, db_path, issuer_key_path=issuer_key_path,

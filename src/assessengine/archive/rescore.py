@@ -225,7 +225,7 @@ class DaskRunner:
 
     def run(
         self, job: Job, partitions: Sequence[Partition], *, keep_going: bool = False
-    ) -> Iterator[PartitionResult | BaseException]:
+    ) -> Iterator[PartitionResult | PartitionFailed]:
         from distributed import as_completed  # noqa: PLC0415
 
         assert self.client is not None, "use DaskRunner as a context manager"
@@ -234,14 +234,23 @@ class DaskRunner:
         # the job travels inside each task (it is small), not scattered: data scattered to
         # workers is lost with a worker that dies, and the tasks needing it could not be retried
         futures = self.client.map(self.task, list(partitions), job=job, pure=False)
+        of = {future.key: part for future, part in zip(futures, partitions, strict=True)}
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 if future.status == "error":
                     error = future.exception()
                     if not keep_going:
                         raise error
-                    yield error
+                    yield PartitionFailed(of[future.key], error)
                 else:
                     yield future.result()
         finally:
             self.client.cancel(futures)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFailed:
+    """A task that raised (with `DaskRunner.run(keep_going=True)`)."""
+
+    partition: Partition
+    error: BaseException

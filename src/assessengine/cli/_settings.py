@@ -30,6 +30,7 @@ METAVARS = {
     "stop_timeout": "SECONDS",
     "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",
     "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
+    "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT",
 }  # fmt: skip
 
 config_option = click.option(

@@ -19,7 +19,15 @@ from ..adapters.library import load_rubric
 from ..archive.compare import Summary
 from ..archive.layout import require_manifest
 from ..archive.location import ArchiveError
-from ..archive.rescore import DaskRunner, Job, Partition, PartitionResult, SchedulerError, plan
+from ..archive.rescore import (
+    DaskRunner,
+    Job,
+    Partition,
+    PartitionFailed,
+    PartitionResult,
+    SchedulerError,
+    plan,
+)
 from ..errors import RubricError
 from ._app import main, scenario_dirs_option
 from .archive_cmd import EXIT_FAILED, EXIT_USAGE, fail, open_root, parse_since
@@ -148,7 +156,7 @@ def parse_where(text: str | None, scenario: str) -> dict[str, datetime]:
 
 
 def _collect(
-    stream: Iterator[PartitionResult | BaseException],
+    stream: Iterator[PartitionResult | PartitionFailed],
     partitions: Sequence[Partition],
     quiet: bool,
 ) -> tuple[list[PartitionResult], list[BaseException]]:
@@ -156,10 +164,10 @@ def _collect(
     errors: list[BaseException] = []
     with _progress_bar(quiet, len(partitions)) as advance:
         for item in stream:
-            if isinstance(item, BaseException):
-                if not isinstance(item, ArchiveError):
-                    raise item
-                errors.append(item)
+            if isinstance(item, PartitionFailed):
+                if not isinstance(item.error, ArchiveError):
+                    raise item.error
+                errors.append(item.error)
             else:
                 results.append(item)
             if advance is not None:

@@ -4,12 +4,20 @@ The stored events are decoded (`core.codec`) and scored with the compiled kernel
 (`core.kernel_scorer.score_columns`), all sessions in one pass; each session's in-field
 observations are applied to the new report as they are to the old one. Stored reports are not
 changed: a re-score is a comparison, recorded in the audit log.
+
+With an archive configured (setting ``archive_url``), the archived sessions are scored from it
+the way ``assessengine rescore`` does (`archive.cohort.ArchiveSource`: the Parquet reader and
+one kernel pass per events file, in process or on a Dask scheduler); the others, and all of
+them when the archive cannot be reached (logged), from the store. A session in an archived
+file that is corrupt or altered gets that as its `problem`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ...core.codec import CodecError, Columns, Layout
 from ...core.report import SessionReport, Verdict
@@ -19,6 +27,11 @@ from ...storage.port import SessionRecord, StoredBatch
 from ...storage.reviews import ObservationRow
 from .catalog import Entry
 from .models import OutcomeScore, SessionRescore, VerdictChange
+
+if TYPE_CHECKING:
+    from ...archive.cohort import ArchiveSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +48,19 @@ def rescore(
     target: Entry,
     candidates: Sequence[Candidate],
     batches: Callable[[str], Iterable[StoredBatch]],
+    *,
+    archive: ArchiveSource | None = None,
 ) -> list[SessionRescore]:
     """One result per candidate, in order. A session that cannot be re-scored (other scenario,
     still open, undecodable batch) gets a `problem` instead of verdicts."""
     layout = Layout.of(target.scenario)
     results: dict[str, SessionRescore] = {}
+    if archive is not None:
+        results = _from_archive(archive, target, candidates)
     usable: list[tuple[Candidate, Columns]] = []
     for cand in candidates:
+        if cand.record.info.session in results:
+            continue
         problem = _unusable(cand.record, target)
         if problem is None:
             try:
@@ -53,6 +72,32 @@ def rescore(
     for cand, report in zip((c for c, _ in usable), _score(target, usable), strict=True):
         results[cand.record.info.session] = _compare(cand, report)
     return [results[c.record.info.session] for c in candidates]
+
+
+def _from_archive(
+    archive: ArchiveSource, target: Entry, candidates: Sequence[Candidate]
+) -> dict[str, SessionRescore]:
+    """The results of the candidates the archive holds (none when it cannot be reached)."""
+    from ...archive.location import ArchiveError  # noqa: PLC0415 - pyarrow only when archived
+
+    usable = {c.record.info.session: c for c in candidates
+              if _unusable(c.record, target) is None}  # fmt: skip
+    observations = {sid: {o.criterion: o.verdict for o in c.observations}
+                    for sid, c in usable.items() if c.observations}  # fmt: skip
+    try:
+        found = archive.rescore(target.rubric, target.scenario, list(usable),
+                                observations)  # type: ignore[arg-type]  # fmt: skip
+    except ArchiveError as exc:
+        log.warning("re-scoring from the store: the archive cannot be read: %s", exc)
+        return {}
+    results = {sid: _refused(usable[sid], problem) for sid, problem in found.problems.items()}
+    for sid, data in found.reports.items():
+        criteria = data.get("criteria")
+        verdicts = ({str(c["id"]): c["verdict"] for c in criteria}
+                    if isinstance(criteria, list) else {})  # fmt: skip
+        after = OutcomeScore(outcome=data["outcome"], score=data["score"])
+        results[sid] = _compared(usable[sid], verdicts, after)
+    return results
 
 
 def _unusable(record: SessionRecord, target: Entry) -> str | None:
@@ -78,14 +123,17 @@ def _close_t(record: SessionRecord) -> float:
 
 
 def _compare(cand: Candidate, report: SessionReport) -> SessionRescore:
-    after = {c.id: c.verdict for c in report.criteria}
+    return _compared(cand, {c.id: c.verdict for c in report.criteria},
+                     OutcomeScore(outcome=report.outcome, score=report.score))  # fmt: skip
+
+
+def _compared(cand: Candidate, after: dict[str, Verdict], outcome: OutcomeScore) -> SessionRescore:
     changed = [VerdictChange(criterion=cid, before=cand.before.get(cid), after=after.get(cid))
                for cid in [*cand.before, *(k for k in after if k not in cand.before)]
                if cand.before.get(cid) != after.get(cid)]  # fmt: skip
     return SessionRescore(
         session=cand.record.info.session, learner=cand.record.info.learner,
-        before=cand.before_outcome,
-        after=OutcomeScore(outcome=report.outcome, score=report.score), changed=changed,
+        before=cand.before_outcome, after=outcome, changed=changed,
     )  # fmt: skip
 
 

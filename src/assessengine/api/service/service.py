@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 
@@ -68,6 +68,9 @@ from .models import (
 )
 from .verdicts import Reviewed, review
 
+if TYPE_CHECKING:
+    from ...archive.cohort import ArchiveSource
+
 MAX_UPLOAD_BYTES: Final = 64 * 2**20
 FIELD_BATCH_ROWS: Final = 4096
 MAX_PAGE: Final = 500
@@ -110,15 +113,17 @@ class ReviewService:
 
     def __init__(
         self, store: Store, review_store: ReviewStore, catalog: Catalog, *,
-        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES, archive: ArchiveSource | None = None,
     ) -> None:  # fmt: skip
         self.store, self.review, self.catalog = store, review_store, catalog
         self.max_upload_bytes = max_upload_bytes
+        self.archive = archive
 
     @classmethod
     def open(
         cls, db_path: str | Path, *, rubric_dirs: Sequence[Path] = (),
         scenario_dirs: Sequence[Path] = (), max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        archive: ArchiveSource | None = None,
     ) -> ReviewService:  # fmt: skip
         """Open the store `db_path` names (a path or a store URL; created when missing), then
         the review tables in it."""
@@ -129,7 +134,8 @@ class ReviewService:
             store.close()
             raise
         catalog = Catalog(review_store, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs)
-        return cls(store, review_store, catalog, max_upload_bytes=max_upload_bytes)
+        return cls(store, review_store, catalog, max_upload_bytes=max_upload_bytes,
+                   archive=archive)  # fmt: skip
 
     def close(self) -> None:
         self.review.close()
@@ -454,7 +460,8 @@ class ReviewService:
             raise NotFoundError(f"no rubric {body.rubric!r} version {body.version}")
         records = self._rescore_records(body)
         candidates = [self._candidate(record) for record in records]
-        results = rescoring.rescore(target, candidates, self.store.batches)
+        results = rescoring.rescore(target, candidates, self.store.batches,
+                                    archive=self.archive)  # fmt: skip
         summary = {
             "rubric": body.rubric, "version": body.version, "sha256": target.sha256,
             "sessions": [r.model_dump() for r in results],
