@@ -204,3 +204,12 @@ def test_the_rubrics_of_a_directory_leave_out_their_test_files(tmp_path: Path) -
     library, skipped = RubricLibrary.load([rubric.parent], scenario_dirs=[SCENARIOS])
     assert skipped == []
     assert len(library) == 1
+
+
+def test_a_test_file_named_but_missing_is_a_problem(tmp_path: Path) -> None:
+    rubric = _project(tmp_path)
+    tests = rubric.with_name("t.tests.yaml")
+    tests.unlink()
+    code, out = _run(str(tests))
+    assert code == 2
+    assert out.splitlines() == [f"{tests}:1:1: cannot read: no such file"]

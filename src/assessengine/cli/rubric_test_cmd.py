@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from ..adapters.rubric_tests_file import RubricTestResult, files_for, run_rubric_tests
+from ..errors import LocatedProblem, Location
 from ._app import scenario_dirs_option
 from .rubric_cmd import rubric
 
@@ -40,7 +42,10 @@ def test(files: tuple[Path, ...], coverage: bool, scenario_dirs: tuple[Path, ...
     Exit status: 0 when every expectation holds; 1 when one does not; 2 when a rubric or a
     test file has problems (FILE:LINE:COL: message, as `rubric check` prints them).
     """
-    results = [run_rubric_tests(r, t, scenario_dirs=scenario_dirs) for r, t in files_for(files)]
+    results = [
+        _named_but_missing(run_rubric_tests(r, t, scenario_dirs=scenario_dirs), files)
+        for r, t in files_for(files)
+    ]
     for result in results:
         _print(result, coverage=coverage)
     malformed = sum(1 for r in results if r.problems)
@@ -55,6 +60,15 @@ def test(files: tuple[Path, ...], coverage: bool, scenario_dirs: tuple[Path, ...
     if failed:
         click.echo(f"{failed} of {len(results)} test file(s) have failed expectations", err=True)
         raise SystemExit(EXIT_FAILED)
+
+
+def _named_but_missing(result: RubricTestResult, named: tuple[Path, ...]) -> RubricTestResult:
+    """A test file named on the command line that does not exist is a problem (a rubric
+    without tests, named by the rubric, is only a note)."""
+    if not (result.missing and result.tests_path in named):
+        return result
+    problem = LocatedProblem(Location(str(result.tests_path), 1, 1), "cannot read: no such file")
+    return dataclasses.replace(result, missing=False, problems=(problem,))
 
 
 def _print(result: RubricTestResult, *, coverage: bool) -> None:
