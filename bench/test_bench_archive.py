@@ -1,0 +1,155 @@
+"""The Parquet archive and cohort re-scoring, measured in one run on the same sessions:
+
+- `archive export`: events/s (store read, chain walk, decode, Parquet zstd write) and bytes per
+  event on disk;
+- `rescore` on Dask distributed with 1 and 2 worker processes (a LocalCluster started before
+  the timing): events/s including Parquet reading and the digest check;
+- the in-process kernel on the same sessions' columns (already in memory), the reference rate.
+
+Targets (issue 19): 2 workers at least 1.5x one worker; one worker at least half the
+in-process kernel. The last test prints the ratios (and keeps them in its extra_info).
+Run: pytest bench/test_bench_archive.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.archive_data import RUBRICS, fill_store
+
+from assessengine.adapters.library import load_rubric, load_scenario
+from assessengine.archive.export import export
+from assessengine.archive.layout import Manifest
+from assessengine.archive.location import ArchiveRoot
+from assessengine.archive.rescore import DaskRunner, Job, Partition, PartitionResult, plan
+from assessengine.core.compiler import compile_rubric
+from assessengine.core.events import EventBatch
+from assessengine.core.kernel_scorer import score_columns
+from assessengine.sim.generate import SimBatch
+from assessengine.storage import open_store
+
+SCENARIO = "lhd-underground"
+SESSIONS = 240
+FILE_ROWS = 40_000  # about 20 events files: tasks enough for two workers
+ROUNDS = 3
+RATES: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Archived:
+    db: Path
+    root: ArchiveRoot
+    sim: SimBatch
+    events: int
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Archived:
+    folder = tmp_path_factory.mktemp("bench-archive")
+    store = open_store(folder / "engine.db")
+    try:
+        sim = fill_store(store, SCENARIO, SESSIONS, seed=5)
+        root = ArchiveRoot.open(str(folder / "archive"))
+        export(store, root, load_scenario=load_scenario, file_rows=FILE_ROWS)
+    finally:
+        store.close()
+    return Archived(folder / "engine.db", root, sim, len(sim))
+
+
+def test_archive_export(benchmark: Any, archived: Archived, tmp_path: Path) -> None:
+    runs = iter(range(10_000))
+
+    def once() -> int:
+        out = tmp_path / f"a{next(runs)}"
+        store = open_store(archived.db)
+        try:
+            result = export(store, ArchiveRoot.open(str(out)), load_scenario=load_scenario,
+                            file_rows=FILE_ROWS)  # fmt: skip
+        finally:
+            store.close()
+        benchmark.extra_info["bytes"] = result.bytes
+        shutil.rmtree(out)
+        return result.events
+
+    events = benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
+    assert events == archived.events
+    rate = events / benchmark.stats.stats.min
+    per_event = benchmark.extra_info["bytes"] / events
+    benchmark.extra_info |= {"events": events, "events_per_s": round(rate),
+                             "bytes_per_event": round(per_event, 2)}  # fmt: skip
+    RATES["export"] = rate
+    print(f"\narchive export: {events} events, {rate:,.0f} events/s (best of {ROUNDS}), "
+          f"{per_event:.2f} bytes/event on disk (zstd)")
+
+
+def _job(archived: Archived) -> tuple[Job, list[Partition]]:
+    rubric, scenario = load_rubric(RUBRICS[SCENARIO])
+    manifest = Manifest.load(archived.root)
+    assert manifest is not None
+    parts, _ = plan(archived.root, manifest, scenario.scenario)
+    return Job.of(archived.root, rubric, scenario), parts
+
+
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def runner(request: pytest.FixtureRequest) -> Iterator[DaskRunner]:
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with DaskRunner(workers=request.param) as started:
+        started.client.wait_for_workers(request.param, timeout=120)
+        yield started
+
+
+def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner) -> None:
+    job, parts = _job(archived)
+
+    def once() -> int:
+        results = list(runner.run(job, parts))
+        assert all(isinstance(r, PartitionResult) for r in results)
+        return sum(r.events for r in results if isinstance(r, PartitionResult))
+
+    once()  # every worker compiles the rubric and loads the kernel outside the timing
+    events = benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
+    assert events == archived.events
+    rate = events / benchmark.stats.stats.min
+    benchmark.extra_info |= {"events": events, "files": len(parts), "workers": runner.workers,
+                             "events_per_s": round(rate)}  # fmt: skip
+    RATES[f"rescore-{runner.workers}"] = rate
+    print(f"\nrescore, {runner.workers} worker(s): {events} events in {len(parts)} files, "
+          f"{rate:,.0f} events/s (best of {ROUNDS}, Parquet reading included)")
+
+
+def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archived) -> None:
+    rubric, scenario = load_rubric(RUBRICS[SCENARIO])
+    compiled = compile_rubric(rubric, scenario)
+    sim = archived.sim
+    batch = EventBatch(sim.session, sim.seq, sim.t, sim.event, sim.signals)
+
+    def once() -> int:
+        reports = score_columns(compiled, batch, list(sim.session_ids), sim.close_t)
+        return len(reports)
+
+    once()
+    assert benchmark.pedantic(once, rounds=ROUNDS, iterations=1) == SESSIONS
+    rate = len(batch) / benchmark.stats.stats.min
+    benchmark.extra_info |= {"events": len(batch), "events_per_s": round(rate)}
+    RATES["kernel"] = rate
+    print(f"\nin-process kernel: {len(batch)} events, {rate:,.0f} events/s (best of {ROUNDS})")
+
+
+def test_ratios(benchmark: Any) -> None:
+    """The targets' ratios from the rates measured above in this run."""
+    needed = {"rescore-1", "rescore-2", "kernel"}
+    if not needed <= set(RATES):
+        pytest.skip("run the whole module: the ratios need every rate")
+    two_over_one = RATES["rescore-2"] / RATES["rescore-1"]
+    one_over_kernel = RATES["rescore-1"] / RATES["kernel"]
+    benchmark.extra_info |= {"two_workers_over_one": round(two_over_one, 2),
+                             "one_worker_over_kernel": round(one_over_kernel, 2)}  # fmt: skip
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\nratios: 2 workers / 1 worker = {two_over_one:.2f} (target >= 1.5); "
+          f"1 worker / in-process kernel = {one_over_kernel:.2f} (target >= 0.5)")
