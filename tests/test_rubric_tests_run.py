@@ -9,11 +9,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from assessengine.adapters.library import rubric_files
+from assessengine.adapters.library import load_scenario, rubric_files
+from assessengine.adapters.yaml_source import load_yaml
 from assessengine.cli import main
 from assessengine.core import kernel_scorer
 from assessengine.core.report import SessionReport
+from assessengine.core.rubric import Rubric
+from assessengine.core.rubric_testing import run_tests
+from assessengine.core.rubric_tests import check_tests, table_session
 from assessengine.runtime.pipeline import RubricLibrary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,3 +219,39 @@ def test_a_test_file_named_but_missing_is_a_problem(tmp_path: Path) -> None:
     code, out = _run(str(tests))
     assert code == 2
     assert out.splitlines() == [f"{tests}:1:1: cannot read: no such file"]
+
+
+# ================================================================ random tables, both scorers
+
+_SIGNALS = st.dictionaries(
+    st.sampled_from(["speed", "load", "pedestrian_distance"]),
+    st.one_of(st.none(), st.sampled_from([0, 0.5, 1.5, 3, 4.9, 5, 8, 8.5, 13, 400])),
+    max_size=3,
+)
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from([0, 0, 0.5, 1, 1, 2, 5, 7, 12.4]),
+        st.sampled_from(["sample", "horn", "intersection_entered", "collision"]),
+        _SIGNALS,
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=_ROWS, close_after=st.sampled_from([None, 0, 3]))
+def test_random_tables_run_and_both_scorers_agree(
+    rows: list[tuple[float, str, dict[str, float | None]]], close_after: float | None
+) -> None:
+    rubric = Rubric.model_validate(load_yaml(RUBRIC).data)
+    scenario = load_scenario("forklift-warehouse", scenario_dirs=[SCENARIOS])
+    table = [[t, event, signals] for t, event, signals in sorted(rows, key=lambda r: r[0])]
+    close = None if close_after is None or not table else table[-1][0] + close_after
+    data = {"examples": [{"name": "random", "events": table, "close": close,
+                          "expect": {c.id: "pass" for c in rubric.criteria}}]}  # fmt: skip
+    tests, problems = check_tests(data, rubric, scenario)
+    assert problems == []
+    assert tests is not None
+    run = run_tests(rubric, scenario, tests, [table_session(tests.examples[0], "s")])
+    assert run.expectations == len(rubric.criteria)
+    assert all(" on the kernel " not in f.message for f in run.failures)

@@ -24,7 +24,7 @@ A row is ``[t, event]``, ``[t, event, {signal: value, ...}]`` or ``[t, {signal: 
 (a ``sample``). `t` is seconds since the session started (a number, or a duration such as
 ``1.5min``); signals are sample-and-hold as in every session, and ``null`` means not reported.
 
-This module is the structure only (pydantic, pure): `RubricTests.model_validate(data)` refuses
+Pure (no files, no YAML). The structure: `RubricTests.model_validate(data)` refuses
 unknown keys and wrong shapes with errors that `core.problems.problems_from_validation`
 translates, located by data path (a row's cell is ``(..., "events", ROW, CELL)``). Checks that
 need the rubric and its scenario (names of criteria, events and signals, rows in time order)
