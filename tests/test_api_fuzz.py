@@ -191,6 +191,8 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/credentials/status/{list_id}", "GET /api/v1/achievements/{policy}",
     "GET /api/v1/sessions/{session_id}/xapi", "POST /api/v1/sessions/{session_id}/xapi/forward",
     "GET /health", "GET /metrics",
+    "GET /api/v1/review-queue", "GET /api/v1/review-queue.csv", "GET /api/v1/sessions.csv",
+    "GET /api/v1/dashboard", "GET /api/v1/learners/{learner}/progress",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 
