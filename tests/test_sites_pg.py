@@ -247,6 +247,20 @@ def test_a_review_at_the_hub_reaches_the_owning_site_and_one_at_a_site_the_hub(
     assert all(s["errors"] == 0 for s in _listed(fed.hub_url).values())
 
 
+def test_a_name_taken_and_a_database_that_is_a_site_already_are_refused(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    for name, site, said in (("north", "south", "a site named 'north' is added already"),
+                             ("west", "south", "is a site of a hub already")):  # fmt: skip
+        refused = CliRunner().invoke(main, ["site", "add", "--hub", fed.hub_url, "--site",
+                                            fed.sites[site].url, "--name", name])  # fmt: skip
+        assert refused.exit_code == 2, refused.output
+        assert said in refused.output
+        assert len(refused.output.splitlines()) == 1
+    assert sorted(_listed(fed.hub_url)) == ["north", "south"]
+
+
 def _observation() -> ObservationIn:
     return ObservationIn(criterion="cabling_dressed", verdict="pass",
                          note="cables dressed and labelled", t=3.0)  # fmt: skip
