@@ -3,10 +3,14 @@ stores what a simulator opens as SITE:ID, and answers with the simulator's own i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from assessengine.api.app import create_app
+from assessengine.api.service import ReviewService
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.events import Event
 from assessengine.core.ids import MAX_ID_LENGTH, qualify, site_problem, unqualify
@@ -16,6 +20,7 @@ from assessengine.settings import Settings, SettingsError
 from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import DEMO, running
+from .test_api_uploads import field_log
 
 LAYOUT = Layout.of(DEMO)
 
@@ -100,3 +105,30 @@ def test_the_site_id_setting_comes_from_the_environment_and_is_checked() -> None
     assert Settings.load(environ={"ASSESSENGINE_SITE_ID": "north"}).site_id == "north"
     with pytest.raises(SettingsError, match=r"ASSESSENGINE_SITE_ID: .*not a valid site name"):
         Settings.load(environ={"ASSESSENGINE_SITE_ID": "North Site"})
+
+
+def test_a_field_log_uploaded_at_a_site_is_filed_under_site_qualified_ids(
+    tmp_path: Path,
+) -> None:
+    session, text = field_log()
+    db = tmp_path / "site.db"
+    app = create_app(db_path=db, site="north", web=False)
+    with TestClient(app) as client:
+        service = ReviewService.open(db)
+        try:
+            token = service.create_token(name="a", role="assessor", learner=None, actor="t")[1]
+        finally:
+            service.close()
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = client.post("/api/v1/field-sessions", headers=headers,
+                             files={"file": ("shift.jsonl", text.encode())},
+                             data={"session": "yard-0001"})  # fmt: skip
+        generated = client.post("/api/v1/field-sessions", headers=headers,
+                                files={"file": ("shift.jsonl", text.encode())})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    detail = answer.json()
+    assert (detail["session"], detail["learner"]) == (
+        "north:yard-0001", f"north:{session.open['learner']}")
+    assert answer.headers["location"] == "/api/v1/sessions/north:yard-0001"
+    assert generated.status_code == 201, generated.text
+    assert generated.json()["session"].startswith("north:field-")

@@ -206,7 +206,7 @@ def build_app(
                       max_upload_bytes=settings.max_upload_bytes,
                       issuer_key_path=settings.issuer_key,
                       credentials=credential_settings(settings, host=host, port=port),
-                      archive=archive_source(settings))  # fmt: skip
+                      archive=archive_source(settings), site=settings.site_id)  # fmt: skip
 
 
 def archive_source(settings: Settings) -> ArchiveSource | None:

@@ -45,6 +45,7 @@ def create_app(
     issuer_key_path: Path | None = None,
     credentials: CredentialSettings | None = None,
     archive: ArchiveSource | None = None,
+    site: str | None = None,
 ) -> FastAPI:
     """Build the HTTP app over the store `db_path` names (a path or a store URL, see
     `storage.url`; created when missing).
@@ -58,11 +59,13 @@ def create_app(
     file: ``<db_path>.issuer.pem``, made on first use; a server database needs one given);
     `credentials` the engine's public URL, issuer name and LRS; `archive` the Parquet archive
     cohort re-scores read archived sessions from (setting ``archive_url``).
+    `site`: the site the app runs at (field sessions uploaded here get ids ``SITE:ID``,
+    `ReviewService`).
     """
     own = service is None
     review = service or ReviewService.open(
         db_path, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs,
-        max_upload_bytes=max_upload_bytes, archive=archive,
+        max_upload_bytes=max_upload_bytes, archive=archive, site=site,
     )  # fmt: skip
     try:
         issuing = CredentialApi(review, db_path, issuer_key_path=issuer_key_path,

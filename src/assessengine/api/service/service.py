@@ -23,6 +23,7 @@ import numpy as np
 
 from ...core.codec import CodecError, Layout
 from ...core.events import load_record
+from ...core.ids import qualify
 from ...core.instants import utc_text
 from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
@@ -114,16 +115,21 @@ class ReviewService:
     def __init__(
         self, store: Store, review_store: ReviewStore, catalog: Catalog, *,
         max_upload_bytes: int = MAX_UPLOAD_BYTES, archive: ArchiveSource | None = None,
+        site: str | None = None,
     ) -> None:  # fmt: skip
         self.store, self.review, self.catalog = store, review_store, catalog
         self.max_upload_bytes = max_upload_bytes
         self.archive = archive
+        self.site = site
+        """The site this service runs at (`Settings.site_id`): the field sessions it files
+        get ids ``SITE:ID`` and so do their learners, as the engine's do (`ingest.sites`)."""
 
     @classmethod
     def open(
         cls, db_path: str | Path, *, rubric_dirs: Sequence[Path] = (),
         scenario_dirs: Sequence[Path] = (), max_upload_bytes: int = MAX_UPLOAD_BYTES,
         archive: ArchiveSource | None = None,
+        site: str | None = None,
     ) -> ReviewService:  # fmt: skip
         """Open the store `db_path` names (a path or a store URL; created when missing), then
         the review tables in it."""
@@ -135,7 +141,7 @@ class ReviewService:
             raise
         catalog = Catalog(review_store, rubric_dirs=rubric_dirs, scenario_dirs=scenario_dirs)
         return cls(store, review_store, catalog, max_upload_bytes=max_upload_bytes,
-                   archive=archive)  # fmt: skip
+                   archive=archive, site=site)  # fmt: skip
 
     def close(self) -> None:
         self.review.close()
@@ -337,12 +343,15 @@ class ReviewService:
         if missing or learner is None or rubric_id is None:
             raise InvalidError("say whose session this is and which rubric scores it", missing)
         check_ids(session=upload.session, learner=learner)
+        session_id = upload.session or f"field-{uuid.uuid4().hex[:12]}"
+        if self.site is not None:
+            session_id, learner = qualify(self.site, session_id), qualify(self.site, learner)
+            check_ids(session=session_id, learner=learner)
         entry = self.catalog.find(rubric_id, upload.version)
         if entry is None:
             which = f"rubric {rubric_id!r}" + (f" version {upload.version}" if upload.version
                                                else "")  # fmt: skip
             raise InvalidError(f"{which} is not known here", [FieldProblem("rubric", "unknown")])
-        session_id = upload.session or f"field-{uuid.uuid4().hex[:12]}"
         if self.store.session(session_id) is not None:
             raise ConflictError(f"session {session_id!r} exists already")
         log = uploads.parse_log(upload.data, fmt, entry.scenario, upload.filename)
