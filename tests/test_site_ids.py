@@ -52,6 +52,7 @@ def test_a_site_engine_stores_qualified_ids_and_answers_with_the_simulators_own(
     record = store.session("north:S1")
     assert record is not None
     assert record.info.learner == "north:L1"
+    assert record.info.metadata == {"site": "north"}
     assert store.session("S1") is None
     assert store.report("north:S1") is not None
 

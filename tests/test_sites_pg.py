@@ -216,15 +216,10 @@ def test_a_review_at_the_hub_reaches_the_owning_site_and_one_at_a_site_the_hub(
     sid = _stream(north, lab)[0]
     _stream(south, lab)
     _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
-    headers = {"Authorization": f"Bearer {fed.token}"}
-    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
-        overridden = http.post(f"/api/v1/sessions/{sid}/overrides", json={
-            "criterion": "correct_ports", "verdict": "not_applicable",
-            "reason": "work order changed on the day"})  # fmt: skip
-        assert overridden.status_code == 201, overridden.text
-    query = f"SELECT reason FROM review_overrides WHERE session = '{sid}'"
+    overridden = _override(fed, sid, "correct_ports", "work order changed on the day")
+    query = f"SELECT reason FROM review_overrides WHERE session = '{sid}' ORDER BY id"
     assert _eventually(lambda: _rows(north.server, query) or None, "the override at north") \
-        == ["work order changed on the day"]  # fmt: skip
+        == [overridden]  # fmt: skip
     audit_query = f"SELECT action FROM review_audit WHERE session = '{sid}'"
     assert _eventually(lambda: _rows(north.server, audit_query) or None,
                        "the audit entry at north") == ["override.create"]  # fmt: skip
@@ -239,12 +234,27 @@ def test_a_review_at_the_hub_reaches_the_owning_site_and_one_at_a_site_the_hub(
     seen = f"SELECT note FROM review_observations WHERE session = '{sid}'"
     assert _eventually(lambda: _rows(fed.hub, seen) or None, "the observation at the hub") \
         == ["cables dressed and labelled"]  # fmt: skip
-    time.sleep(1)  # a row sent back would arrive now: it must not (nor break replication)
-    assert _rows(fed.hub, query) == ["work order changed on the day"]
+    # Rows arrive in commit order: an echo of the hub's override from north (committed there
+    # before the observation) would be at the hub by now; one of north's observation from the
+    # hub would reach north before a later hub override does.
+    later = _override(fed, sid, "config_order", "the lab sheet gave another order")
+    _eventually(lambda: _rows(north.server, query)[1:] or None, "the second override at north")
+    assert _rows(fed.hub, query) == [overridden, later]
+    assert _rows(north.server, query) == [overridden, later]
     assert _rows(north.server, seen) == ["cables dressed and labelled"]
     assert _rows(south.server, "SELECT count(*) FROM review_overrides") == ["0"]
     assert _rows(north.server, "SELECT count(*) FROM review_tokens") == ["1"]  # tokens: local
     assert all(s["errors"] == 0 for s in _listed(fed.hub_url).values())
+
+
+def _override(fed: Federation, sid: str, criterion: str, reason: str) -> str:
+    """An override through the hub's API; its reason."""
+    headers = {"Authorization": f"Bearer {fed.token}"}
+    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
+        answer = http.post(f"/api/v1/sessions/{sid}/overrides", json={
+            "criterion": criterion, "verdict": "not_applicable", "reason": reason})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    return reason
 
 
 def test_a_name_taken_and_a_database_that_is_a_site_already_are_refused(

@@ -6,7 +6,9 @@ hub that gathers them (docs/operations.md, "Several sites").
 the answers it sends carry the simulator's own ids again. The protocol is unchanged, a
 simulator never sees the prefix; the raw EVENTS header is stored as the simulator sent it (the
 hash chain covers exactly the bytes received). An id that would be longer than an id may be
-once qualified is refused as the id rule would refuse it (NACK ``bad_message``).
+once qualified is refused as the id rule would refuse it (NACK ``bad_message``). An OPEN's
+metadata gets ``site: NAME`` unless the simulator gave a ``site`` itself (the cohort
+dashboards group sessions by it).
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ class SiteTransport:
                                  f"{qualify(self.site, '...')!r})", session=h.session,
                                  in_reply_to=h.type)  # fmt: skip
                 continue
-            update = {n: qualify(self.site, getattr(h, n)) for n in names}
+            update: dict[str, object] = {n: qualify(self.site, getattr(h, n)) for n in names}
+            if isinstance(h, Open) and "site" not in h.metadata:
+                update["metadata"] = {**h.metadata, "site": self.site}
             out.append(Message(m.identity, h.model_copy(update=update), m.raw_header,
                                m.payload, m.received))  # fmt: skip
         return out

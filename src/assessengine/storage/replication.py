@@ -51,6 +51,8 @@ RANGE_BITS: Final = 40
 """Each database's identity columns take ids in [number << 40, (number + 1) << 40)."""
 HUB_NUMBER: Final = 1
 FIRST_SITE: Final = 2
+LAST_SITE: Final = (1 << (62 - RANGE_BITS)) - 1
+"""Every id stays below 2**62 (what the API's integer parameters take)."""
 SITE_PUBLICATION: Final = "assessengine_site"
 HUB_SUBSCRIPTION: Final = "assessengine_hub"
 COMMENT: Final = "assessengine site number "
@@ -208,7 +210,11 @@ def _choose_number(h: psycopg.Connection[Any], s: psycopg.Connection[Any], site:
         top = _value(h, sql.SQL("SELECT max(id) FROM {}").format(sql.Identifier(table)))
         if top is not None:
             taken.append(int(top) >> RANGE_BITS)
-    return max(taken) + 1
+    number = max(taken) + 1
+    if number > LAST_SITE:
+        raise ReplicationError(f"the hub has given out every site number ({LAST_SITE}); "
+                               "no more sites can join it")  # fmt: skip
+    return number
 
 
 def _holds_range(conn: psycopg.Connection[Any], number: int) -> bool:
