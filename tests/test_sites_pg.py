@@ -1,6 +1,7 @@
 """Sites and a hub on PostgreSQL logical replication (issue #19, item 1), on real servers the
 tests start: two site clusters (``north``, ``south``) each with an engine of its own (ZeroMQ
-on loopback, the real kernel), and a hub cluster serving the API (``serve --no-ingest``).
+on loopback, the real kernel), and a hub cluster serving the API (in process; the standby
+test runs ``serve --no-ingest`` on the promoted hub).
 
 Sessions streamed to either site reach the hub with their batches and reports; a review
 made at the hub reaches the site that owns the session (and no other), one made at a site
@@ -22,8 +23,10 @@ from typing import Any, Final, TypeVar
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from assessengine.adapters.signer import IssuerKey
+from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn
 from assessengine.cli import main
@@ -37,7 +40,7 @@ from assessengine.storage import Store, open_store
 from assessengine.streaming import stream_sessions
 
 from .pg_server import PASSWORD, PgServer, bin_dir
-from .test_engine_helpers import FAST, Served, audit, library, serve, sessions
+from .test_engine_helpers import FAST, audit, library, serve, sessions
 
 T = TypeVar("T")
 LOGICAL: Final = {
@@ -62,7 +65,7 @@ class Site:
 class Federation:
     hub: PgServer
     hub_url: str
-    api: Served
+    api: TestClient             # the hub's API (``serve --no-ingest`` runs it in the standby test)
     token: str
     sites: dict[str, Site]
 
@@ -144,14 +147,14 @@ def pg_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federati
             for server, name in ((north, "north"), (south, "south")):
                 _add(hub_url, server.url("assess"), name)
             key = _key_file(tmp_path_factory.mktemp("hub"))
-            api = serve(hub_url, "--no-ingest", "--issuer-key", str(key))
-            try:
-                yield Federation(hub, hub_url, api, _token(hub_url), {
+            app = create_app(db_path=hub_url, issuer_key_path=key, web=False)
+            with TestClient(app) as api:
+                token = _token(hub_url)
+                api.headers["Authorization"] = f"Bearer {token}"
+                yield Federation(hub, hub_url, api, token, {
                     "north": Site("north", north, north.url("assess"), n_engine, n_store),
                     "south": Site("south", south, south.url("assess"), s_engine, s_store),
                 })  # fmt: skip
-            finally:
-                api.terminate()
     finally:
         for server in servers:
             server.stop()
@@ -195,12 +198,10 @@ def test_sessions_streamed_to_both_sites_reach_the_hub_with_their_reports(
                 assert record is not None
                 assert record.info.learner.startswith(f"{name}:")
     assert audit(fed.hub_url, ids["south"][0])[0] == 0  # the hash chain verifies at the hub
-    headers = {"Authorization": f"Bearer {fed.token}"}
-    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
-        for sid in ids["north"] + ids["south"]:
-            got = http.get(f"/api/v1/sessions/{sid}")
-            assert got.status_code == 200, got.text
-            assert got.json()["machine"] is not None
+    for sid in ids["north"] + ids["south"]:
+        got = fed.api.get(f"/api/v1/sessions/{sid}")
+        assert got.status_code == 200, got.text
+        assert got.json()["machine"] is not None
     sites = _listed(fed.hub_url)
     assert sorted(sites) == ["north", "south"]
     assert {s["number"] for s in sites.values()} == {2, 3}
@@ -249,10 +250,8 @@ def test_a_review_at_the_hub_reaches_the_owning_site_and_one_at_a_site_the_hub(
 
 def _override(fed: Federation, sid: str, criterion: str, reason: str) -> str:
     """An override through the hub's API; its reason."""
-    headers = {"Authorization": f"Bearer {fed.token}"}
-    with httpx.Client(base_url=fed.api.http, headers=headers, timeout=10) as http:
-        answer = http.post(f"/api/v1/sessions/{sid}/overrides", json={
-            "criterion": criterion, "verdict": "not_applicable", "reason": reason})  # fmt: skip
+    answer = fed.api.post(f"/api/v1/sessions/{sid}/overrides", json={
+        "criterion": criterion, "verdict": "not_applicable", "reason": reason})  # fmt: skip
     assert answer.status_code == 201, answer.text
     return reason
 
