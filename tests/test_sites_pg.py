@@ -270,6 +270,32 @@ def test_a_name_taken_and_a_database_that_is_a_site_already_are_refused(
     assert sorted(_listed(fed.hub_url)) == ["north", "south"]
 
 
+def test_a_removed_site_leaves_no_replication_behind_and_the_hub_keeps_its_rows(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    south = fed.sites["south"].server
+    south.sql("CREATE DATABASE east")
+    east = south.url("east")
+    _add(fed.hub_url, east, "east")
+    with _site_engine(east, "east") as (engine, store):
+        ids = _stream(Site("east", south, east, engine, store), sessions("network-lab", 1,
+                                                                         seed=36))  # fmt: skip
+    _eventually(lambda: _report_at(fed.hub_url, ids[0]), "east's session at the hub")
+    removed = CliRunner().invoke(main, ["site", "remove", "--hub", fed.hub_url, "--name", "east"])
+    assert (removed.exit_code, removed.output) == (0, "site east removed\n")
+    assert sorted(_listed(fed.hub_url)) == ["north", "south"]
+    assert _rows(south, "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE "
+                        "'%east'") == []  # fmt: skip
+    assert _rows(fed.hub, "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE "
+                          "'%east'") == []  # fmt: skip
+    assert south.sql("SELECT count(*) FROM pg_publication", "east").strip() == "0"
+    assert south.sql("SELECT count(*) FROM pg_subscription WHERE subname = 'assessengine_hub' "
+                     "AND subdbid = (SELECT oid FROM pg_database WHERE datname = 'east')"
+                     ).strip() == "0"  # fmt: skip
+    assert _report_at(fed.hub_url, ids[0]) is not None
+
+
 def _observation() -> ObservationIn:
     return ObservationIn(criterion="cabling_dressed", verdict="pass",
                          note="cables dressed and labelled", t=3.0)  # fmt: skip
