@@ -33,11 +33,11 @@ import pytest
 from tests.pg_server import PgServer, bin_dir
 
 from assessengine.adapters.library import load_rubric
-from assessengine.adapters.store import SessionInfo
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.offline import score_sessions
 from assessengine.sim.generate import simulate
 from assessengine.storage import open_store
+from assessengine.storage.port import SessionInfo
 from assessengine.storage.replication import add_site, site_subscription
 
 ROOT = Path(__file__).resolve().parents[1]
