@@ -126,7 +126,7 @@ def _stream(site: Site, sim: SimBatch) -> list[str]:
     """Stream `sim` to `site` (every batch acknowledged); the sessions' ids there."""
     with EngineClient(site.engine.endpoint, client_id="sim", **FAST) as client:
         stream_sessions(client, sim)
-    assert site.engine.wait_idle(20)
+    assert site.engine.wait_idle(60)
     return [f"{site.name}:{sid}" for sid in sim.session_ids]
 
 
