@@ -337,3 +337,26 @@ def test_verify_of_a_place_without_archive_is_exit_2(tmp_path: Path) -> None:
     code, _, err = _run("archive", "verify", str(tmp_path))
     assert code == 2
     assert "no archive here" in err
+
+
+def test_rescore_of_a_scenario_with_nothing_archived_says_so_without_a_cluster(
+    archive: ArchiveRoot,
+) -> None:
+    code, stdout, err = _run("rescore", "--rubric", str(RUBRICS["forklift-warehouse"]),
+                             "--archive", archive.path, "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert stdout.startswith("0 session(s), 0 events")
+
+
+def test_rescore_where_with_a_bad_key_is_a_usage_error(archive: ArchiveRoot) -> None:
+    code, _, err = _run("rescore", "--rubric", str(RUBRICS[NET]), "--archive", archive.path,
+                        "--where", "learner=L1")  # fmt: skip
+    assert code == 2
+    assert "--where 'learner=L1': expected KEY=VALUE with KEY one of scenario, since, until" in err
+
+
+def test_rescore_where_since_after_every_session_scores_none(archive: ArchiveRoot) -> None:
+    code, stdout, err = _run("rescore", "--rubric", str(RUBRICS[NET]), "--archive", archive.path,
+                             "--where", "scenario=network-lab,since=2999-01-01", "-q")  # fmt: skip
+    assert code == 0, err
+    assert stdout.startswith("0 session(s)")

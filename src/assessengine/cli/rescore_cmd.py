@@ -106,10 +106,15 @@ def rescore(
         raise fail(exc) from None
     job = Job.of(root, rubric, scenario)
     started = time.perf_counter()
+    results: list[PartitionResult] = []
+    errors: list[BaseException] = []
     try:
-        with DaskRunner(workers=workers or os.cpu_count() or 1, scheduler=scheduler) as runner:
-            results, errors = _collect(runner.run(job, partitions, keep_going=True),
-                                       partitions, quiet)  # fmt: skip
+        if partitions:  # no cluster to start for an empty cohort
+            with DaskRunner(workers=workers or os.cpu_count() or 1,
+                            scheduler=scheduler) as runner:  # fmt: skip
+                started = time.perf_counter()  # events/s of the work, not of the start-up
+                results, errors = _collect(runner.run(job, partitions, keep_going=True),
+                                           partitions, quiet)  # fmt: skip
     except SchedulerError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
