@@ -20,6 +20,7 @@ from assessengine.adapters.library import find_rubric, load_rubric
 from assessengine.adapters.signer import IssuerKey
 from assessengine.api.app import create_app
 from assessengine.api.csv_export import cell
+from assessengine.api.service.cohorts import site_of
 from assessengine.api.service.models import ObservationIn, OverrideIn
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.offline import score_sessions
@@ -265,6 +266,16 @@ def test_sessions_csv_lists_what_the_session_list_does(api: tuple[TestClient, An
 
 
 # ==================================================================================== cohort
+
+
+@pytest.mark.parametrize(("session", "metadata", "site"), [
+    ("north:S1", {}, "north"), ("north:S1", {"site": "yard B"}, "yard B"), ("S1", {}, None),
+    ("urn:x", {"site": 3}, "urn"), ("Bad:S1", {}, None), ("S1", {"site": "=1"}, "=1"),
+])  # fmt: skip
+def test_a_sessions_site_is_its_metadata_else_its_site_prefix(
+    session: str, metadata: dict[str, Any], site: str | None
+) -> None:
+    assert site_of(session, {"metadata": metadata}) == site
 
 
 def _rate(failed: int, decided: int) -> float | None:

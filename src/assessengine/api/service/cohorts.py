@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
+from ...core.ids import SITE_SEPARATOR, site_problem
 from ...core.instants import utc_text
 from ...core.report import finite
 from ...storage.appdb import AppDb
@@ -277,15 +278,25 @@ def _index(
                    str(c.get("verdict", "pending")), final)
         for k, (c, final) in enumerate(zip(stored, finals, strict=True))
     )  # fmt: skip
-    metadata = info.get("metadata")
-    site = metadata.get("site") if isinstance(metadata, Mapping) else None
     return IndexedSession(
         key=s.key, saved_at=s.saved_at, reviewed_at=s.reviewed_at, outcome=outcome,
-        machine_outcome=machine, score=score, site=site if isinstance(site, str) else None,
+        machine_outcome=machine, score=score, site=site_of(s.session, info),
         critical_failed=any(v.critical and v.final == "fail" for v in verdicts),
         pending=any(v.observed and v.final == "pending" for v in verdicts),
         verdicts=verdicts,
     )  # fmt: skip
+
+
+def site_of(session: str, info: Mapping[str, Any]) -> str | None:
+    """Where a session was taken: its OPEN metadata's ``site`` when it is text, else the site
+    that qualified its id at a multi-site engine (``north:S1``, `ingest.sites`); None when
+    neither says."""
+    metadata = info.get("metadata")
+    given = metadata.get("site") if isinstance(metadata, Mapping) else None
+    if isinstance(given, str) and given:
+        return given
+    prefix, sep, _ = session.partition(SITE_SEPARATOR)
+    return prefix if sep and site_problem(prefix) is None else None
 
 
 def _observed_ids(entry: Entry | None, stored: Sequence[Mapping[str, Any]]) -> frozenset[str]:
