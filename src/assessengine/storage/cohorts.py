@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Final, Literal
 
-from .appdb import AppDb, Db
+from .appdb import AppDb
+from .cohort_numbers import CODES, CohortNumbers, numbers
 
 Reason = Literal["critical", "pending", "incomplete"]
 REASONS: Final[tuple[Reason, ...]] = ("critical", "pending", "incomplete")
 Period = Literal["day", "month"]
-PERIOD_CHARS: Final[dict[Period, int]] = {"day": 10, "month": 7}
-"""How many leading characters of an ISO 8601 time name its day / month."""
 
 _REASON_SQL: Final[dict[Reason, str]] = {
     "critical": "c.critical_failed = 1",
@@ -131,64 +129,9 @@ class QueueCounts:
     incomplete: int
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodRow:
-    rubric: str
-    rubric_version: int
-    period: str
-    sessions: int
-    passed: int
-    failed: int
-    incomplete: int
 
 
-@dataclass(frozen=True, slots=True)
-class CriterionRow:
-    """Final verdicts of one criterion of one rubric, on learners' first attempts and on
-    their later ones."""
 
-    rubric: str
-    criterion: str
-    title: str
-    idx: int
-    first_decided: int
-    first_failed: int
-    later_decided: int
-    later_failed: int
-    undecided: int  # pending or not applicable
-
-
-@dataclass(frozen=True, slots=True)
-class FirstPassRow:
-    """`learners` of `rubric` who first passed on attempt `attempt` (None: not yet, after
-    `attempts` sessions in total over these learners)."""
-
-    rubric: str
-    attempt: int | None
-    learners: int
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRow:
-    scenario: str
-    site: str | None
-    source: str
-    sessions: int
-    passed: int
-    failed: int
-    incomplete: int
-
-
-@dataclass(frozen=True, slots=True)
-class CohortNumbers:
-    sessions: int
-    first_opened: str | None
-    last_opened: str | None
-    periods: list[PeriodRow]
-    criteria: list[CriterionRow]
-    first_pass: list[FirstPassRow]
-    groups: list[GroupRow]
 
 
 # ==================================================================================== store
@@ -212,7 +155,8 @@ class CohortStore:
                 "LEFT JOIN review_outcomes o ON o.session = s.session "
                 "LEFT JOIN cohort_sessions c ON c.session_id = s.id "
                 "WHERE s.status = 'closed' AND (c.session_id IS NULL OR c.saved_at <> r.saved_at"
-                " OR COALESCE(c.reviewed_at, '') <> COALESCE(o.updated_at, '')) "
+                " OR COALESCE(c.reviewed_at, '') <> COALESCE(o.updated_at, '') "
+                "OR c.finals IS NULL) "
                 "ORDER BY s.id LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -225,14 +169,16 @@ class CohortStore:
         with self._db.write() as db:
             db.executemany(
                 "INSERT INTO cohort_sessions (session_id, saved_at, reviewed_at, outcome, "
-                "machine_outcome, score, site, critical_failed, pending) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "machine_outcome, score, site, critical_failed, pending, finals) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
                 "saved_at = excluded.saved_at, reviewed_at = excluded.reviewed_at, "
                 "outcome = excluded.outcome, machine_outcome = excluded.machine_outcome, "
                 "score = excluded.score, site = excluded.site, "
-                "critical_failed = excluded.critical_failed, pending = excluded.pending",
+                "critical_failed = excluded.critical_failed, pending = excluded.pending, "
+                "finals = excluded.finals",
                 [(s.key, s.saved_at, s.reviewed_at, s.outcome, s.machine_outcome, s.score,
-                  s.site, int(s.critical_failed), int(s.pending)) for s in sessions],
+                  s.site, int(s.critical_failed), int(s.pending),
+                  "".join(CODES.get(v.final, "A") for v in s.verdicts)) for s in sessions],
             )  # fmt: skip
             db.executemany("DELETE FROM cohort_verdicts WHERE session_id = ?",
                            [(s.key,) for s in sessions])  # fmt: skip
@@ -313,84 +259,26 @@ class CohortStore:
     # ------------------------------------------------------------------------------ cohorts
 
     def cohort(self, query: CohortQuery, *, period: Period | None = None) -> CohortNumbers:
-        """The dashboard's numbers over the indexed sessions `query` selects. Attempts are
-        numbered per learner and rubric in open order among the selected sessions. `period`
-        None: by day when the sessions span at most 92 days, else by month."""
+        """The dashboard's numbers over the indexed sessions `query` selects (one query for
+        the sessions' rows, then `cohort_numbers`, vectorised). Attempts are numbered per
+        learner and rubric in open order among the selected sessions. `period` None: by day
+        when the sessions span at most 92 days, else by month."""
         clauses, params = _where(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._db.read() as db:
-            count, first, last = db.execute(
-                f"SELECT COUNT(*), MIN(s.opened_at), MAX(s.opened_at) {_FROM} {where}", params
-            ).fetchone()
-            chosen: Period = period or _auto_period(first, last)
-            return CohortNumbers(
-                int(count), first, last, _periods(db, where, params, PERIOD_CHARS[chosen]),
-                _criteria(db, where, params), _first_pass(db, where, params),
-                _groups(db, where, params),
-            )  # fmt: skip
+            found = db.execute(
+                "SELECT s.id, s.learner, s.rubric, s.rubric_version, s.scenario, s.source, "
+                "c.site, substr(s.opened_at, 1, 10), c.outcome, COALESCE(c.finals, '') "
+                f"{_FROM} {where} ORDER BY s.id",
+                params,
+            ).fetchall()
+        return numbers(found, self._titles, period)
 
-
-# ==================================================================================== queries
-
-_RANKED: Final = (
-    "SELECT s.id, s.learner, s.rubric, c.outcome, ROW_NUMBER() OVER "
-    "(PARTITION BY s.learner, s.rubric ORDER BY s.id) AS attempt "
-)
-_OUTCOMES: Final = (
-    "SUM(CASE WHEN c.outcome = 'pass' THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN c.outcome = 'fail' THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN c.outcome = 'incomplete' THEN 1 ELSE 0 END)"
-)
-
-
-def _periods(db: Db, where: str, params: Sequence[Any], chars: int) -> list[PeriodRow]:
-    rows = db.execute(
-        f"SELECT s.rubric, s.rubric_version, substr(s.opened_at, 1, {chars}) AS period, "
-        f"COUNT(*), {_OUTCOMES} {_FROM} {where} "
-        "GROUP BY s.rubric, s.rubric_version, period ORDER BY s.rubric, s.rubric_version, period",
-        params,
-    ).fetchall()
-    return [PeriodRow(r[0], int(r[1]), r[2], *(int(v) for v in r[3:])) for r in rows]
-
-
-def _criteria(db: Db, where: str, params: Sequence[Any]) -> list[CriterionRow]:
-    decided = "v.final IN ('pass', 'fail')"
-    rows = db.execute(
-        f"WITH ranked AS ({_RANKED} {_FROM} {where}) "
-        "SELECT r.rubric, v.criterion, MAX(v.title), MIN(v.idx), "
-        f"SUM(CASE WHEN r.attempt = 1 AND {decided} THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN r.attempt = 1 AND v.final = 'fail' THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN r.attempt > 1 AND {decided} THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN r.attempt > 1 AND v.final = 'fail' THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {decided} THEN 0 ELSE 1 END) "
-        "FROM ranked r JOIN cohort_verdicts v ON v.session_id = r.id "
-        "GROUP BY r.rubric, v.criterion ORDER BY r.rubric, MIN(v.idx), v.criterion",
-        params,
-    ).fetchall()
-    return [CriterionRow(r[0], r[1], r[2], int(r[3]), *(int(v) for v in r[4:])) for r in rows]
-
-
-def _first_pass(db: Db, where: str, params: Sequence[Any]) -> list[FirstPassRow]:
-    rows = db.execute(
-        f"WITH ranked AS ({_RANKED} {_FROM} {where}), "
-        "firsts AS (SELECT rubric, learner, COUNT(*) AS attempts, "
-        "MIN(CASE WHEN outcome = 'pass' THEN attempt END) AS first_pass "
-        "FROM ranked GROUP BY rubric, learner) "
-        "SELECT rubric, first_pass, COUNT(*), SUM(attempts) FROM firsts "
-        "GROUP BY rubric, first_pass ORDER BY rubric, first_pass",
-        params,
-    ).fetchall()
-    return [FirstPassRow(r[0], None if r[1] is None else int(r[1]), int(r[2]), int(r[3]))
-            for r in rows]  # fmt: skip
-
-
-def _groups(db: Db, where: str, params: Sequence[Any]) -> list[GroupRow]:
-    rows = db.execute(
-        f"SELECT s.scenario, c.site, s.source, COUNT(*), {_OUTCOMES} {_FROM} {where} "
-        "GROUP BY s.scenario, c.site, s.source",
-        params,
-    ).fetchall()
-    return [GroupRow(r[0], r[1], r[2], *(int(v) for v in r[3:])) for r in rows]
+    def _titles(self, key: int) -> list[tuple[str, str]]:
+        with self._db.read() as db:
+            rows = db.execute("SELECT criterion, title FROM cohort_verdicts WHERE session_id = ? "
+                              "ORDER BY idx", (key,)).fetchall()  # fmt: skip
+        return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def _queue_row(r: Sequence[Any]) -> QueueRow:
@@ -400,13 +288,6 @@ def _queue_row(r: Sequence[Any]) -> QueueRow:
         machine_outcome=r[10], score=r[11], site=r[12], critical_failed=bool(r[13]),
         pending=bool(r[14]),
     )  # fmt: skip
-
-
-def _auto_period(first: str | None, last: str | None) -> Period:
-    if first is None or last is None:
-        return "day"
-    span = date.fromisoformat(last[:10]) - date.fromisoformat(first[:10])
-    return "day" if span.days <= 92 else "month"
 
 
 def _where(query: CohortQuery) -> tuple[list[str], list[Any]]:

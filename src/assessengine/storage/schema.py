@@ -289,6 +289,7 @@ cohort_sessions: Final = sa.Table(
     sa.Column("site", sa.Text),
     sa.Column("critical_failed", sa.Integer, nullable=False),
     sa.Column("pending", sa.Integer, nullable=False),
+    sa.Column("finals", sa.Text),   # 0007: one code per criterion (`storage.cohorts.CODES`)
     sa.Index("cohort_sessions_by_outcome", "outcome"),
 )  # fmt: skip
 

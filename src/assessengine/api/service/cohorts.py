@@ -25,12 +25,10 @@ from ...core.ids import SITE_SEPARATOR, site_problem
 from ...core.instants import utc_text
 from ...core.report import finite
 from ...storage.appdb import AppDb
+from ...storage.cohort_numbers import CohortNumbers, CriterionRow, GroupRow
 from ...storage.cohorts import (
-    CohortNumbers,
     CohortQuery,
     CohortStore,
-    CriterionRow,
-    GroupRow,
     IndexedSession,
     QueueRow,
     StaleSession,
@@ -157,9 +155,13 @@ class CohortService:
         observations = self.reviews.review.observations(sorted(reviewed))
         overrides = self.reviews.review.overrides(sorted(reviewed))
         out = []
+        entries: dict[tuple[Any, Any, Any], Entry | None] = {}
         for s in stale:
             info, report = _loads(s.info), _loads(s.report)
-            entry = self._entry(info)
+            which = (info.get("rubric"), info.get("rubric_version"), info.get("rubric_sha256"))
+            if which not in entries:
+                entries[which] = self._entry(info)
+            entry = entries[which]
             obs = [o for o in observations if o.session == s.session]
             ovs = [o for o in overrides if o.session == s.session]
             out.append(_index(s, info, report, entry, obs, ovs))
@@ -302,10 +304,25 @@ def site_of(session: str, info: Mapping[str, Any]) -> str | None:
 def _observed_ids(entry: Entry | None, stored: Sequence[Mapping[str, Any]]) -> frozenset[str]:
     """The `observed` criteria: from the rubric when it is known and matches the report,
     else those still pending in the closed session's report (only people decide them)."""
-    if entry is not None and [c.id for c in entry.rubric.criteria] == [c.get("id")
-                                                                      for c in stored]:
-        return frozenset(c.id for c in entry.rubric.criteria if c.template == "observed")
+    if entry is not None:
+        ids, observed = _rubric_observed(entry)
+        if ids == [c.get("id") for c in stored]:
+            return observed
     return frozenset(str(c.get("id")) for c in stored if c.get("verdict") == "pending")
+
+
+_OBSERVED: dict[str, tuple[list[str], frozenset[str]]] = {}
+
+
+def _rubric_observed(entry: Entry) -> tuple[list[str], frozenset[str]]:
+    """A rubric's criterion ids in order and its `observed` ones (once per compiled rubric)."""
+    found = _OBSERVED.get(entry.sha256)
+    if found is None:
+        criteria = entry.rubric.criteria
+        found = ([c.id for c in criteria],
+                 frozenset(c.id for c in criteria if c.template == "observed"))  # fmt: skip
+        _OBSERVED[entry.sha256] = found
+    return found
 
 
 def _loads(text: str) -> dict[str, Any]:
@@ -351,10 +368,7 @@ def _queue_item(row: QueueRow, criteria: Sequence[VerdictRow]) -> QueueItem:
 
 def cohort_out(numbers: CohortNumbers) -> CohortOut:
     """The API's shape of the index's numbers (rates computed once, here)."""
-    first, last = numbers.first_opened, numbers.last_opened
-    period = "day"
-    if numbers.periods and len(numbers.periods[0].period) == 7:
-        period = "month"
+    first, last, period = numbers.first_opened, numbers.last_opened, numbers.period
     criteria = [_criterion_rate(r) for r in numbers.criteria]
     slow = sorted(
         (c for c in criteria if c.improvement is not None and c.first_attempt_failure_rate),
