@@ -15,7 +15,6 @@ their places, and the manifest that names them is written last.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ..core import chain
 from ..core.codec import CodecError, Columns, Layout, decode_events
+from ..core.jsontext import dumps
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
 from ..storage.port import SessionRecord, Store, StoredBatch
@@ -179,12 +179,12 @@ def _export_session(
         "session": sid, "learner": info.learner, "scenario": info.scenario,
         "rubric": info.rubric, "rubric_version": info.rubric_version,
         "rubric_sha256": info.rubric_sha256, "source": info.source,
-        "metadata": json.dumps(dict(info.metadata), sort_keys=True),
+        "metadata": dumps(dict(info.metadata), sort_keys=True),
         "opened_at": _when(record.opened_at),
         "closed_at": _when(record.closed_at) if record.closed_at else None,
         "close_t": record.close_t, "batches": record.batches, "events": n,
         "chain_head": record.chain_head, "events_sha256": columns_digest(parts, layout),
-        "report": json.dumps(report, sort_keys=True) if report is not None else None,
+        "report": dumps(report, sort_keys=True) if report is not None else None,
         "file": path, "date": _day(record.opened_at),
     })  # fmt: skip
     result.sessions += 1

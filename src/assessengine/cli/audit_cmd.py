@@ -26,6 +26,7 @@ from ..adapters.library import load_rubric, rubric_files
 from ..core import chain
 from ..core.codec import CodecError, Layout, decode_events
 from ..core.events import Event, SessionEvents
+from ..core.jsontext import dumps
 from ..core.offline import score_sessions
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
@@ -132,7 +133,7 @@ def audit(
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
-    click.echo(json.dumps(result.to_data(), indent=2) if as_json else render(result, record))
+    click.echo(dumps(result.to_data(), indent=2) if as_json else render(result, record))
     if not result.ok:
         raise SystemExit(EXIT_MISMATCH)
     if result.unusable is not None:
@@ -310,11 +311,11 @@ def _walk(a: Any, b: Any, path: str, out: list[str]) -> None:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value)
+    text = dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

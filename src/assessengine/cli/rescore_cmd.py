@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,7 @@ from ..archive.rescore import (
     SchedulerError,
     plan,
 )
+from ..core.jsontext import dumps
 from ..errors import RubricError
 from ._app import main, scenario_dirs_option
 from .archive_cmd import EXIT_FAILED, EXIT_USAGE, fail, open_root, parse_since
@@ -131,7 +131,7 @@ def rescore(
         row = rows[report["session"]]
         summary.add(report, row["report"])
     if as_json:
-        click.echo(json.dumps({"sessions": reports, "summary": summary.to_data()}, indent=2))
+        click.echo(dumps({"sessions": reports, "summary": summary.to_data()}, indent=2))
         return
     if out is not None:
         write_reports(out, reports, rows)
@@ -215,7 +215,7 @@ def write_reports(out: Path, reports: Sequence[dict[str, Any]],
         "learner": [rows[r["session"]]["learner"] for r in reports],
         "outcome": [r["outcome"] for r in reports],
         "score": pa.array([r["score"] for r in reports], pa.float64()),
-        "report": [json.dumps(r, sort_keys=True) for r in reports],
+        "report": [dumps(r, sort_keys=True) for r in reports],
     })  # fmt: skip
     temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:

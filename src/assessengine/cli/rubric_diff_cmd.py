@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -14,6 +13,7 @@ from ..adapters.library import check_rubric_file
 from ..core.codec import CodecError, Columns, Layout
 from ..core.compiler import compile_rubric
 from ..core.events import parse_events_lines
+from ..core.jsontext import dumps
 from ..core.offline import score_sessions
 from ..core.rubric import Rubric
 from ..core.rubric_diff import (
@@ -83,7 +83,7 @@ def diff(
     else:
         assert db is not None
         result = _from_store(before, after, db, filters, limit)
-    click.echo(json.dumps(to_data(result), indent=2) if as_json else render_text(result),
+    click.echo(dumps(to_data(result), indent=2) if as_json else render_text(result),
                nl=as_json)  # fmt: skip
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ import click
 
 from ..adapters.library import load_rubric
 from ..core.events import EventsFile, parse_events_lines
+from ..core.jsontext import dumps
 from ..core.offline import score_sessions
 from ..core.report import SessionReport
 from ..core.scenario import Scenario
@@ -81,7 +81,7 @@ def score(
         engine="reference" if reference else "kernel",
     )
     if as_json:
-        click.echo(json.dumps({"sessions": [r.to_data() for r in reports]}, indent=2))
+        click.echo(dumps({"sessions": [r.to_data() for r in reports]}, indent=2))
     else:
         click.echo(render_table(reports))
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from ..core.jsontext import dumps
 from .appdb import AppDb, Db
 from .port import StoreError
 
@@ -329,7 +330,7 @@ class ReviewStore:
             key = db.insert_id(
                 "INSERT INTO review_rescores (rubric, version, sha256, actor, created_at, result)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (rubric, version, sha256, audit.actor, at, json.dumps(result)),
+                (rubric, version, sha256, audit.actor, at, dumps(result)),
             )
             _audit(db, audit, at, extra={"rescore": key})
         return key
@@ -416,7 +417,7 @@ class SessionWrite:
             "INSERT INTO review_observations (session, criterion, verdict, note, observed_at, t,"
             " location, actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.session, criterion, verdict, note, observed_at, t,
-             None if location is None else json.dumps(dict(location)), actor, at),
+             None if location is None else dumps(dict(location)), actor, at),
         )  # fmt: skip
 
     def add_override(
@@ -457,7 +458,7 @@ def _audit(
         "INSERT INTO review_audit (at, actor, role, action, target, session, reason, detail) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (at, entry.actor, entry.role, entry.action, entry.target, entry.session, entry.reason,
-         json.dumps(detail, sort_keys=True)),
+         dumps(detail, sort_keys=True)),
     )  # fmt: skip
 
 
