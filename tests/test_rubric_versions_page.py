@@ -17,7 +17,7 @@ from assessengine.api.service import ReviewService
 from assessengine.storage.sqlite import SqliteStore
 
 from .stored_payloads import copy_store
-from .test_web_support import _store, csrf_of, make_tokens
+from .test_web_support import LEARNER, _store, csrf_of, make_tokens
 
 REPO = Path(__file__).resolve().parents[1]
 V1 = (REPO / "rubrics" / "forklift-load-handling.yaml").read_text(encoding="utf-8")
@@ -164,3 +164,13 @@ def test_a_stranger_is_sent_to_the_signin_form(client: TestClient) -> None:
     answer = client.get("/rubric-versions", follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/signin?")
+
+
+def test_the_learner_page_links_each_rubric_to_its_plain_language_page(
+    client: TestClient, template: Template
+) -> None:
+    _signin(client, template.tokens["learner"])
+    page = client.get(f"/learners/{LEARNER}").text
+    (link,) = re.findall(r'<a class="rubric-page" href="([^"]+)">', page)
+    assert link == "/rubrics/forklift-load-handling"
+    assert client.get(link).status_code == 200
