@@ -120,15 +120,16 @@ def test_json_names_both_versions_and_each_changed_criterion(files: dict[str, Pa
     assert (change["after"]["evidence"]["t"], change["after"]["evidence"]["seq"]) == (1.0, 3)
 
 
-def _stored(tmp_path: Path, files: dict[str, Path]) -> Path:
-    """The sessions of the events file in a SQLite store, closed, as the engine stores them."""
+def _stored(tmp_path: Path, files: dict[str, Path], url: str | None = None) -> str:
+    """The sessions of the events file in a store (SQLite in `tmp_path`, or the store `url`),
+    closed, as the engine stores them; the store's URL."""
     from assessengine.adapters.library import load_rubric  # noqa: PLC0415
     from assessengine.core.codec import Layout  # noqa: PLC0415
 
     rubric, scenario = load_rubric(files["v1"], scenario_dirs=(SCENARIOS,))
     parsed = parse_events_lines(files["events"].read_text().splitlines(), scenario=scenario)
-    path = tmp_path / "engine.db"
-    store = open_store(path)
+    target = url or str(tmp_path / "engine.db")
+    store = open_store(target)
     try:
         for s in parsed.sessions.values():
             _append(store, s, rubric.rubric, rubric.version, rubric.sha256(),  # type: ignore[arg-type]
@@ -136,11 +137,15 @@ def _stored(tmp_path: Path, files: dict[str, Path]) -> Path:
             store.close_session(s.session, s.end_t)
     finally:
         store.close()
-    return path
+    return target
 
 
-def test_stored_sessions_give_the_same_diff(tmp_path: Path, files: dict[str, Path]) -> None:
-    db = _stored(tmp_path, files)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_stored_sessions_give_the_same_diff(
+    tmp_path: Path, files: dict[str, Path], backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("pg_store_url") if backend == "postgresql" else None
+    db = _stored(tmp_path, files, url)
     code, out, _ = _run(files["v1"], files["v2"], "--db", db)
     assert code == 0
     lines = out.splitlines()
