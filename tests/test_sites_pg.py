@@ -37,6 +37,8 @@ from assessengine.runtime.engine import Engine
 from assessengine.runtime.scoring import ThreadScoring
 from assessengine.sim.generate import SimBatch
 from assessengine.storage import Store, open_store
+from assessengine.storage.credentials import SqlCredentialStore
+from assessengine.storage.replication import range_of
 from assessengine.streaming import stream_sessions
 
 from .pg_server import PASSWORD, PgServer, bin_dir
@@ -296,6 +298,31 @@ def test_a_removed_site_leaves_no_replication_behind_and_the_hub_keeps_its_rows(
                      "AND subdbid = (SELECT oid FROM pg_database WHERE datname = 'east')"
                      ).strip() == "0"  # fmt: skip
     assert _report_at(fed.hub_url, ids[0]) is not None
+
+
+def test_status_lists_are_numbered_in_each_sites_range_and_reach_the_hub(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    slots = {}
+    for name, site in fed.sites.items():
+        with closing(SqlCredentialStore(site.url)) as credentials:
+            slots[name] = credentials.allocate_status()
+    numbers = {s["name"]: s["number"] for s in _listed(fed.hub_url).values()}
+    for name, slot in slots.items():
+        first, last = range_of(numbers[name])
+        assert first <= slot.list_id <= last
+    query = "SELECT list_id FROM credential_status_slots ORDER BY list_id"
+    def both() -> list[str] | None:
+        rows = _rows(fed.hub, query)
+        return rows if len(rows) == len(slots) else None
+
+    assert _eventually(both, "both sites' slots") == [
+        str(slots["north"].list_id), str(slots["south"].list_id)]
+    # the hub serves such a list (it took ids up to 1,000,000 only: 422)
+    served = fed.api.get(f"/api/v1/credentials/status/{slots['south'].list_id}")
+    assert served.status_code == 200, served.text
+    assert served.json()["id"].endswith(f"/credentials/status/{slots['south'].list_id}")
 
 
 def _observation() -> ObservationIn:
