@@ -17,6 +17,7 @@ from assessengine.adapters.yaml_source import load_yaml
 from assessengine.cli import main
 from assessengine.core.json_schema import file_schema, kinds, schema_filename, schema_text
 from assessengine.core.rubric import OPTION_TEMPLATES, TEMPLATES, Criterion
+from assessengine.core.rubric_tests import Example
 
 from .test_rubric_check import BAD, HEAD
 
@@ -208,6 +209,23 @@ def test_schema_and_model_agree_on_which_options_go_with_a_template(
 )  # fmt: skip
 def test_policy_and_scenario_mistakes_are_rejected(kind: str, data: dict[str, Any]) -> None:
     assert _errors(kind, data) != []
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param({"name": "a", "events": [[0, "horn"]], "simulate": {"profile": "speeder"},
+                      "expect": {"c": "pass"}}, id="events-and-simulate"),
+        pytest.param({"name": "a", "expect": {"c": "pass"}}, id="neither-events-nor-simulate"),
+        pytest.param({"name": "a", "simulate": {"profile": "speeder"}, "close": 30,
+                      "expect": {"c": "pass"}}, id="close-with-simulate"),
+        pytest.param({"name": "a", "events": [[0, "horn"]]}, id="nothing-expected"),
+    ],
+)  # fmt: skip
+def test_an_example_the_model_refuses_is_refused_by_the_schema(example: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Example.model_validate(example)
+    assert _errors("tests", {"examples": [example]}) != []
 
 
 def test_a_well_formed_test_file_passes_its_schema() -> None:

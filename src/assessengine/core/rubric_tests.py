@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -232,6 +233,16 @@ class Simulate(Frozen):
 
 class Example(Frozen):
     """One named example: a short session and what the rubric should decide about it."""
+
+    # the validator's rules, for editors (core.json_schema)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["events"]}, {"required": ["simulate"]}],
+            "anyOf": [{"required": ["expect"]}, {"required": ["outcome"]},
+                      {"required": ["score"]}],
+            "dependentRequired": {"close": ["events"]},
+        }
+    )  # fmt: skip
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
