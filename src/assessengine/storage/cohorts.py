@@ -9,8 +9,9 @@ missing or older than their report (``reports.saved_at``) or their review
 the same rules as the session page) and `put` writes them. Whoever writes reports or reviews
 needs to know nothing of the index.
 
-Every aggregation runs in SQL over these flat rows (no report is parsed to answer a query), on
-SQLite and PostgreSQL alike (``ROW_NUMBER() OVER``, ``substr`` of the ISO 8601 text times).
+No report is parsed to answer a query: the queue filters and counts these flat rows in SQL;
+the dashboard reads one row per selected session (with ``finals``, one code per criterion) and
+counts them vectorised (`cohort_numbers`), on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
