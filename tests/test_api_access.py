@@ -69,6 +69,11 @@ def calls(api: Api) -> list[Call]:
         Call("GET", "/api/v1/rescores/1", frozenset({"admin", "trainer"})),
         Call("GET", f"/api/v1/learners/{LEARNER}/history", ALL),
         Call("GET", "/api/v1/audit", frozenset({"admin", "trainer"})),
+        Call("GET", "/api/v1/review-queue", frozenset({"admin", "trainer", "assessor"})),
+        Call("GET", "/api/v1/review-queue.csv", frozenset({"admin", "trainer", "assessor"})),
+        Call("GET", "/api/v1/dashboard", frozenset({"admin", "trainer", "assessor"})),
+        Call("GET", "/api/v1/sessions.csv", ALL),
+        Call("GET", f"/api/v1/learners/{LEARNER}/progress", ALL),
     ]  # fmt: skip
 
 

@@ -126,5 +126,5 @@ def lines_svg(series: Sequence[Series], *, label: str) -> str:
     return _svg(width, height, label, body)
 
 
-def _short(text: str, limit: int = 44) -> str:
+def _short(text: str, limit: int = 36) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
