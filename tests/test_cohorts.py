@@ -384,3 +384,20 @@ def test_learner_progress_lists_each_policy_with_its_requirements(
     other = client.get("/api/v1/learners/L-2/progress",
                        headers={"Authorization": f"Bearer {tokens['learner']}"})  # fmt: skip
     assert other.status_code == 404
+
+
+def test_a_dashboard_viewed_again_shows_a_review_made_since(api: tuple[TestClient, Any]) -> None:
+    client, _ = api
+
+    def undecided() -> int:
+        numbers = client.get("/api/v1/dashboard").json()
+        return next(c["undecided"] for c in numbers["criteria"]
+                    if c["criterion"] == "looks_before_reversing")  # fmt: skip
+
+    before = undecided()
+    assert undecided() == before  # the kept numbers
+    pending = client.get("/api/v1/review-queue?reason=pending").json()["items"]
+    answer = client.post(f"/api/v1/sessions/{pending[0]['session']}/observations", json={
+        "criterion": "looks_before_reversing", "verdict": "fail", "note": "did not look"})
+    assert answer.status_code == 201, answer.text
+    assert undecided() == before - 1

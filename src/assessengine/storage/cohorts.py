@@ -163,6 +163,14 @@ class CohortStore:
             ).fetchall()
         return [StaleSession(*row) for row in rows]
 
+    def marker(self) -> tuple[Any, ...]:
+        """What changes whenever the index does (rows added; a row replaced carries a later
+        report or review time): numbers computed under one marker hold until it changes."""
+        with self._db.read() as db:
+            row = db.execute("SELECT COUNT(*), MAX(saved_at), MAX(reviewed_at) "
+                             "FROM cohort_sessions").fetchone()  # fmt: skip
+        return tuple(row)
+
     def put(self, sessions: Sequence[IndexedSession]) -> None:
         """Write (or replace) these sessions' index rows, in one transaction."""
         if not sessions:

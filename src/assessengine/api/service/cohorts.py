@@ -58,6 +58,7 @@ INDEX_CHUNK: Final = 1000       # sessions indexed per transaction
 MAX_QUEUE_PAGE: Final = 500
 MAX_EXPORT_ROWS: Final = 50_000  # rows of one CSV export
 SLOWEST: Final = 5               # criteria listed as slowest improving
+CACHED: Final = 64               # dashboards kept (per filters) until the index changes
 REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
 OUTCOMES: Final = ("pass", "fail", "incomplete")
 SOURCES: Final = ("simulator", "field")
@@ -126,6 +127,8 @@ class CohortService:
         self.reviews, self._db = reviews, db
         self.store = CohortStore(db)
         self._refresh_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: dict[CohortFilters, tuple[tuple[Any, ...], CohortOut]] = {}
 
     @classmethod
     def open(cls, reviews: ReviewService, db_path: str | Path) -> CohortService:
@@ -248,11 +251,23 @@ class CohortService:
     # ------------------------------------------------------------------------------ cohort
 
     def cohort(self, who: Principal, filters: CohortFilters) -> CohortOut:
-        """The dashboard's numbers (see `CohortOut`)."""
+        """The dashboard's numbers (see `CohortOut`). The numbers of the latest `CACHED`
+        filters are kept until the index changes (`CohortStore.marker`), so a dashboard
+        viewed again costs the index check only."""
         _allow(who)
         self.refresh()
-        numbers = self.store.cohort(filters.query(), period=filters.period)
-        return cohort_out(numbers)
+        marker = self.store.marker()
+        with self._cache_lock:
+            hit = self._cache.get(filters)
+        if hit is not None and hit[0] == marker:
+            return hit[1]
+        out = cohort_out(self.store.cohort(filters.query(), period=filters.period))
+        with self._cache_lock:
+            self._cache.pop(filters, None)
+            self._cache[filters] = (marker, out)
+            while len(self._cache) > CACHED:
+                self._cache.pop(next(iter(self._cache)))
+        return out
 
 
 # ==================================================================================== index
