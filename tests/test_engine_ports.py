@@ -32,6 +32,7 @@ class Recording:
         self.calls: list[tuple[str, Any]] = []
         self.events_scored = self.reports_saved = self.sessions_open = self.scoring_errors = 0
         self.alive = True
+        self.unsaved_reports: frozenset[str] = frozenset()  # every report saved at once
         self.closed = False
         self.idles = 0
         self._fail_start = fail_start

@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -306,6 +306,8 @@ class Engine:
         self.scoring: ScoringBackend = scoring or ThreadScoring(store, library)
         self.owners: Owners = owners or SoleOwner()
         self._owned_elsewhere: frozenset[str] = frozenset()  # at start: not recovered here
+        self._saving = threading.Lock()
+        self._unreleased: set[str] = set()  # closed, owned until their reports are saved
         self.endpoint = ""
         """The bound endpoint (real port filled in), once started."""
         self._stopping = threading.Event()
@@ -326,10 +328,15 @@ class Engine:
         if self._started:
             raise RuntimeError("the engine was started already")
         self._started = True
-        try:  # the open sessions another engine owns are not recovered here
+        try:  # what another engine owns is not recovered here: its open sessions, and its
+            # closed ones not reported yet (it saves their reports: both would store them)
             opened = [r.info.session for r in self.store.sessions(status="open")]
-            if opened:
-                self._owned_elsewhere = self.owners.claim(opened).refused
+            unreported = [r.info.session for r in self.store.sessions(status="closed")
+                          if self.store.report(r.info.session) is None]  # fmt: skip
+            if opened or unreported:
+                claim = self.owners.claim([*opened, *unreported])
+                self._owned_elsewhere = claim.refused
+                self._unreleased |= claim.acquired & set(unreported)  # released once reported
         except BaseException:
             self.stop()
             raise
@@ -341,6 +348,7 @@ class Engine:
             error = self._error
             self.stop()
             raise error
+        self._release_saved()  # the closed sessions recovery has reported
         for entry in self.library.entries():  # the ingest thread's compiled check
             warm_up_decoder(self.library.layout(entry))
         for line in self.stats.recovery.skipped:
@@ -719,6 +727,7 @@ class Engine:
                 items = self.queue.take(1.0, budget, linger=self._linger)
                 if not items:
                     scoring.idle()  # retries what a failed save left (the store was down)
+                    self._release_saved()
                     continue
                 stop = any(isinstance(i, StopItem) for i in items)
                 self._process(items)
@@ -751,9 +760,28 @@ class Engine:
 
     def _finish(self, items: int, pending: list[BatchItem], closed: list[str]) -> None:
         self._scored(pending)
-        if closed:  # their reports are saved: another engine may have them
-            self.owners.release(closed)
+        if closed:
+            self._hold_until_saved(closed)
         self.queue.done(items - len(pending), 0)
+
+    def _hold_until_saved(self, closed: Collection[str]) -> None:
+        """Release the closed sessions `closed` once their reports are saved: at once for
+        those saved, later (`_release_saved`, after a successful retry) for those a failed
+        save left. Until then another engine cannot take them over and store their results a
+        second time."""
+        with self._saving:
+            self._unreleased |= set(closed)
+        self._release_saved()
+
+    def _release_saved(self) -> None:
+        """Release the closed sessions held for their reports whose reports are saved now."""
+        with self._saving:
+            if not self._unreleased:
+                return
+            saved = self._unreleased - self.scoring.unsaved_reports
+            self._unreleased -= saved
+        if saved:
+            self.owners.release(saved)
 
     def _scored(self, pending: list[BatchItem]) -> None:
         """Count scored batches and their latency; finish with them in the queue."""

@@ -355,6 +355,11 @@ class Scorer:
         """Whether results a failed save left wait to be saved (see `save_unsaved`)."""
         return bool(self._unsaved[0] or self._unsaved[1])
 
+    @property
+    def unsaved_reports(self) -> frozenset[str]:
+        """The closed sessions whose final report waits for a failed save to be retried."""
+        return frozenset(self._unsaved[1])
+
     def save_unsaved(self) -> bool:
         """Save what failed saves left (nothing else): True once nothing waits."""
         return self._save({}, {})

@@ -68,6 +68,13 @@ class ScoringBackend(Protocol):
         """False once the backend has stopped on its own (the engine then stops too)."""
         ...
 
+    @property
+    def unsaved_reports(self) -> frozenset[str]:
+        """The closed sessions whose final report a failed save left (the store was
+        unavailable), as of the last submission done or idle retry: the engine keeps owning
+        them until their report is saved."""
+        ...
+
     def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         """Warm up and rebuild every open session's state from the store, except those in
         `skip` (owned by another engine); returns what was recovered. Raises
@@ -76,10 +83,11 @@ class ScoringBackend(Protocol):
 
     def submit(self, opens: Opens, batches: Batches, closes: Closes,
                on_done: Callable[[], None]) -> None:  # fmt: skip
-        """Open `opens`, score `batches`, then close `closes` (decisions and reports saved),
-        in that order and after everything submitted before; then call `on_done` (in any
-        thread). May block while earlier work is outstanding (backpressure). A failed step
-        is logged and counted, never raised; ScoringBackendError when the backend is gone."""
+        """Open `opens`, score `batches`, then close `closes` (decisions and reports saved,
+        or kept for a retry: `unsaved_reports`), in that order and after everything submitted
+        before; then call `on_done` (in any thread). May block while earlier work is
+        outstanding (backpressure). A failed step is logged and counted, never raised;
+        ScoringBackendError when the backend is gone."""
         ...
 
     def idle(self) -> None:
@@ -124,6 +132,10 @@ class ThreadScoring:
     @property
     def alive(self) -> bool:
         return True
+
+    @property
+    def unsaved_reports(self) -> frozenset[str]:
+        return self.scorer.unsaved_reports
 
     def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         self.scorer.warm_up()

@@ -77,6 +77,7 @@ class Counts:
     reports_saved: int = 0
     sessions_open: int = 0
     scoring_errors: int = 0
+    unsaved_reports: frozenset[str] = frozenset()
 
 
 # ================================================================================ parent side
@@ -128,6 +129,10 @@ class RemoteScorer:
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive() and self._failure is None
+
+    @property
+    def unsaved_reports(self) -> frozenset[str]:
+        return self._counts.unsaved_reports
 
     def start(self, skip: Collection[str] = frozenset()) -> Recovery:
         """Spawn the child and wait until it has warmed up and recovered the open sessions;
@@ -243,6 +248,9 @@ class RemoteScorer:
         try:
             while True:
                 answer = self._conn.recv()
+                if answer[0] == "counts":  # an idle retry of a failed save
+                    self._counts = answer[1]
+                    continue
                 if answer[0] != "done":
                     self._failure = f"the scoring process failed: {answer[1]}"
                     return
@@ -387,7 +395,8 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
     while True:
         try:
             if scorer.unsaved and not conn.poll(IDLE_S):
-                scorer.save_unsaved()  # the store failed a save: retry while idle
+                if scorer.save_unsaved():  # the store failed a save: retry while idle
+                    conn.send(("counts", _counts(scorer, errors)))
                 continue
             message = conn.recv()
         except (EOFError, OSError):
@@ -417,8 +426,12 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
             del batches
         if closes:
             errors += not guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
-        conn.send(("done", Counts(scorer.events_scored, scorer.reports_saved,
-                                  scorer.sessions_open, scorer.scoring_errors + errors)))
+        conn.send(("done", _counts(scorer, errors)))
+
+
+def _counts(scorer: Scorer, errors: int) -> Counts:
+    return Counts(scorer.events_scored, scorer.reports_saved, scorer.sessions_open,
+                  scorer.scoring_errors + errors, scorer.unsaved_reports)  # fmt: skip
 
 
 def _die_with_parent(parent: int) -> None:
