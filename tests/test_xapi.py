@@ -14,10 +14,12 @@ import pytest
 
 from assessengine.adapters.library import find_rubric, load_rubric
 from assessengine.core.offline import score_sessions
+from assessengine.core.reasons import report_reasons
 from assessengine.core.report import SessionReport
 from assessengine.core.xapi import (
     EXT_CHAIN_HEAD,
     EXT_CRITERIA,
+    EXT_REASONS,
     EXT_SESSION,
     VERBS,
     SessionFacts,
@@ -375,3 +377,24 @@ def test_a_voiding_statement_refers_to_the_statement_it_voids() -> None:
     assert uuid.UUID(voiding["id"]).version == 5
     assert voiding == voiding_statement("0f8fad5b-d9cb-469f-a165-70867728950e", CONFIG)
     assert voiding["id"] != voiding_statement("d9b4fd46-03d3-59af-bad4-66456502b107", CONFIG)["id"]
+
+
+@pytest.mark.parametrize("outcome", ["fail", "incomplete"])
+def test_the_statement_with_the_criteria_carries_the_outcomes_reasons(
+    forklift_reports: dict[str, SessionReport], outcome: str
+) -> None:
+    report = forklift_reports[outcome]
+    reasons = tuple(r.text for r in report_reasons(report.to_data(), 80.0))
+    made = statements(report, reasons=reasons)
+    carrier = made[-1] if outcome == "fail" else made[0]
+    assert carrier["result"]["extensions"][EXT_REASONS] == list(reasons)
+    assert reasons  # a fail and an incomplete outcome always have a reason
+    for statement in made:
+        assert statement_problems(statement) == []
+
+
+def test_without_reasons_the_statements_are_as_before(
+    forklift_reports: dict[str, SessionReport],
+) -> None:
+    made = statements(forklift_reports["fail"])
+    assert EXT_REASONS not in made[-1]["result"]["extensions"]

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Final
 
+import numpy as np
+from numpy.typing import NDArray
+
 WIDTH: Final = 960
 LEFT: Final = 64            # the lanes' value labels
 RIGHT: Final = 16
@@ -127,6 +130,14 @@ class TimeScale:
         if span <= 0:
             return self.x_left
         share = min(max((t - self.t_from) / span, 0.0), 1.0)
+        return self.x_left + share * (self.x_right - self.x_left)
+
+    def xs(self, t: NDArray[np.float64]) -> NDArray[np.float64]:
+        """`x` of many times at once."""
+        span = self.t_to - self.t_from
+        if span <= 0:
+            return np.full(t.shape, self.x_left)
+        share = np.clip((t - self.t_from) / span, 0.0, 1.0)
         return self.x_left + share * (self.x_right - self.x_left)
 
     def shows(self, t_start: float, t_end: float) -> bool:
@@ -314,42 +325,40 @@ def _threshold(scale: TimeScale, lane: Lane, value: float, text: str, y: float) 
 
 def _runs(lane: Lane) -> list[range]:
     """Maximal runs of buckets that have a value."""
-    runs: list[range] = []
-    start: int | None = None
     n = min(len(lane.lo), len(lane.hi), len(lane.t_start), len(lane.t_end))
-    for i in range(n + 1):
-        ok = i < n and lane.lo[i] is not None and lane.hi[i] is not None
-        if ok and start is None:
-            start = i
-        elif not ok and start is not None:
-            runs.append(range(start, i))
-            start = None
-    return runs
+    ok = ~(np.isnan(np.asarray(lane.lo[:n], dtype=np.float64))
+           | np.isnan(np.asarray(lane.hi[:n], dtype=np.float64)))  # fmt: skip
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.view(np.int8), [0]))))
+    return [range(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _band(scale: TimeScale, lane: Lane, run: range, y: Callable[[float], float]) -> str:
     """One closed path of steps: each bucket's maximum across its time span, left to right,
-    then the minima back (a spike in a single bucket shows as a narrow column; a value held
-    across buckets as one flat step)."""
-    upper: list[str] = []
-    lower: list[str] = []
-    for i in run:
-        x0, x1 = _n(scale.x(lane.t_start[i])), _n(scale.x(lane.t_end[i]))
-        yh, yl = _n(y(_f(lane.hi[i]))), _n(y(_f(lane.lo[i])))
-        upper += (f"{x0},{yh}", f"{x1},{yh}")
-        lower += (f"{x1},{yl}", f"{x0},{yl}")
-    lower.reverse()
-    return "M" + " L".join(_dedupe(upper) + _dedupe(lower)) + " Z"
+    then the minima back, right to left (a spike in a single bucket shows as a narrow column;
+    a value held across buckets as one flat step). Vectorised: a 30-minute session draws
+    thousands of points per lane."""
+    i0, i1 = run.start, run.stop
+    t0 = np.asarray(lane.t_start[i0:i1], dtype=np.float64)
+    t1 = np.asarray(lane.t_end[i0:i1], dtype=np.float64)
+    x0, x1 = scale.xs(t0), scale.xs(t1)
+    at_zero, slope = y(0.0), y(1.0) - y(0.0)  # y is affine in the value
+    hi = at_zero + np.asarray(lane.hi[i0:i1], dtype=np.float64) * slope
+    lo = at_zero + np.asarray(lane.lo[i0:i1], dtype=np.float64) * slope
+    upper_x, upper_y = np.column_stack((x0, x1)).ravel(), np.repeat(hi, 2)
+    lower_x = np.column_stack((x1, x0))[::-1].ravel()
+    lower_y = np.repeat(lo[::-1], 2)
+    points = [*_points(upper_x, upper_y), *_points(lower_x, lower_y)]
+    return "M" + " L".join(points) + " Z"
 
 
-def _dedupe(points: list[str]) -> list[str]:
-    """Drop the middle points of horizontal runs (a held value's many equal buckets)."""
-    if len(points) < 3:
-        return points
-    ys = [p.rsplit(",", 1)[1] for p in points]
-    middle = [points[k] for k in range(1, len(points) - 1)
-              if not (ys[k - 1] == ys[k] == ys[k + 1])]  # fmt: skip
-    return [points[0], *middle, points[-1]]
+def _points(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> list[str]:
+    """``x,y`` texts (two decimals), without the middle points of horizontal runs."""
+    xs, ys = np.round(xs, 2), np.round(ys, 2)
+    keep = np.ones(xs.shape[0], np.bool_)
+    if xs.shape[0] > 2:
+        flat = (ys[1:-1] == ys[:-2]) & (ys[1:-1] == ys[2:])
+        keep[1:-1] = ~flat
+    return [f"{a:.2f},{b:.2f}" for a, b in zip(xs[keep].tolist(), ys[keep].tolist(), strict=True)]
 
 
 def _events(scale: TimeScale, events: Sequence[Mark], top: float) -> str:
