@@ -66,7 +66,20 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
                file_rows=FILE_ROWS)  # fmt: skip
     finally:
         store.close()
+    _warm_up(ArchiveRoot.open(str(folder / "archive")))
     return folder / "archive", runs
+
+
+def _warm_up(root: ArchiveRoot) -> None:
+    """Score one file of each scenario here first: numba compiles the kernel for the arrays the
+    reader gives and caches it on disk, so the workers load it instead of each compiling it
+    (minutes on a loaded machine, in a fresh clone)."""
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    for scenario_id, path in RUBRICS.items():
+        rubric, scenario = load_rubric(path)
+        parts, _ = plan(root, manifest, scenario_id)
+        list(run_local(Job.of(root, rubric, scenario), parts[:1]))
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -42,6 +42,10 @@ from .reader import event_batches, read_sessions
 Observations = Mapping[str, Mapping[str, Verdict]]
 CONNECT_TIMEOUT: Final = 5.0
 """Seconds to wait for a Dask scheduler to answer."""
+NO_WORKERS_TIMEOUT: Final = 120.0
+"""Seconds a run waits while the cluster has no worker at all before it gives up."""
+WATCH_SECONDS: Final = 5.0
+POLL_SECONDS: Final = 0.02
 
 
 class SchedulerError(AssessEngineError):
@@ -226,6 +230,9 @@ class DaskRunner:
     def run(
         self, job: Job, partitions: Sequence[Partition], *, keep_going: bool = False
     ) -> Iterator[PartitionResult | PartitionFailed]:
+        """See the class docstring. Raises SchedulerError when the cluster has had no worker
+        for `NO_WORKERS_TIMEOUT` seconds while tasks were pending (instead of waiting for
+        ever)."""
         from distributed import as_completed  # noqa: PLC0415
 
         assert self.client is not None, "use DaskRunner as a context manager"
@@ -235,17 +242,39 @@ class DaskRunner:
         # workers is lost with a worker that dies, and the tasks needing it could not be retried
         futures = self.client.map(self.task, list(partitions), job=job, pure=False)
         of = {future.key: part for future, part in zip(futures, partitions, strict=True)}
+        finished = as_completed(futures, loop=self.client.loop)
+        idle_since: float | None = None
+        checked = time.monotonic()
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                if future.status == "error":
-                    error = future.exception()
-                    if not keep_going:
-                        raise error
-                    yield PartitionFailed(of[future.key], error)
-                else:
-                    yield future.result()
+            while not finished.is_empty():
+                if not finished.has_ready():
+                    time.sleep(POLL_SECONDS)
+                    if time.monotonic() - checked >= WATCH_SECONDS:
+                        checked = time.monotonic()
+                        idle_since = self._watch(idle_since)
+                    continue
+                idle_since = None
+                for future in finished.next_batch(block=False):
+                    if future.status == "error":
+                        error = future.exception()
+                        if not keep_going:
+                            raise error
+                        yield PartitionFailed(of[future.key], error)
+                    else:
+                        yield future.result()
         finally:
             self.client.cancel(futures)
+
+    def _watch(self, idle_since: float | None) -> float | None:
+        """Since when the cluster has had no worker (None: it has some)."""
+        if self.client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        if idle_since is not None and now - idle_since > NO_WORKERS_TIMEOUT:
+            where = self.scheduler or "the local cluster"
+            raise SchedulerError(f"Dask scheduler {where}: no worker for "
+                                 f"{NO_WORKERS_TIMEOUT:.0f} s; tasks cannot run")  # fmt: skip
+        return idle_since if idle_since is not None else now
 
 
 @dataclass(frozen=True, slots=True)
