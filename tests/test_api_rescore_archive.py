@@ -23,6 +23,7 @@ from assessengine.compose import archive_source
 from assessengine.settings import Settings
 from assessengine.storage import open_store
 
+from .pg_server import free_port
 from .test_api_support import FORKLIFT, Api, copy_template, make_tokens
 
 RUBRIC = "forklift-load-handling"
@@ -112,3 +113,13 @@ def test_an_unreadable_archive_leaves_the_rescore_to_the_store(
         results = _rescore(api)
     assert results == _from_store(tmp_path_factory, tmp_path)
     shutil.rmtree(folder)
+
+
+def test_an_unreachable_dask_scheduler_leaves_the_rescore_to_the_store(
+    archived: tuple[Path, Any, Path], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    db, stored, folder = archived
+    source = ArchiveSource(ArchiveRoot.open(str(folder)), scheduler=f"tcp://127.0.0.1:{free_port()}")
+    for api in _api(db, source, stored):
+        results = _rescore(api)
+    assert results == _from_store(tmp_path_factory, tmp_path)

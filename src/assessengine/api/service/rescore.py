@@ -79,6 +79,7 @@ def _from_archive(
 ) -> dict[str, SessionRescore]:
     """The results of the candidates the archive holds (none when it cannot be reached)."""
     from ...archive.location import ArchiveError  # noqa: PLC0415 - pyarrow only when archived
+    from ...archive.rescore import SchedulerError  # noqa: PLC0415
 
     usable = {c.record.info.session: c for c in candidates
               if _unusable(c.record, target) is None}  # fmt: skip
@@ -87,7 +88,7 @@ def _from_archive(
     try:
         found = archive.rescore(target.rubric, target.scenario, list(usable),
                                 observations)  # type: ignore[arg-type]  # fmt: skip
-    except ArchiveError as exc:
+    except (ArchiveError, SchedulerError) as exc:
         log.warning("re-scoring from the store: the archive cannot be read: %s", exc)
         return {}
     results = {sid: _refused(usable[sid], problem) for sid, problem in found.problems.items()}
