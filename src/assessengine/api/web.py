@@ -412,7 +412,7 @@ def _timeline(
     window = {} if focus is None else {"t_from": focus.t_from, "t_to": focus.t_to}
     try:
         series = service.events(who, detail.session, signals=names, buckets=tl.plot_buckets(),
-                                hold=True, **window)  # fmt: skip
+                                hold=True, times=False, **window)  # fmt: skip
     except ServiceError as exc:
         if isinstance(exc, ForbiddenError):
             raise

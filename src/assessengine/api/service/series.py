@@ -43,9 +43,11 @@ class Buckets:
 
 
 def downsample(
-    t: NDArray[np.float64], signals: NDArray[np.float64], t_from: float, t_to: float, n: int
-) -> Buckets:
-    """Min and max of each signal row in `n` equal buckets over [t_from, t_to].
+    t: NDArray[np.float64], signals: NDArray[np.float64], t_from: float, t_to: float, n: int,
+    *, times: bool = True,
+) -> Buckets:  # fmt: skip
+    """Min and max of each signal row in `n` equal buckets over [t_from, t_to] (and, with
+    `times`, when they first occurred; else those stay NaN: a plot does not need them).
 
     t: (n_rows,) sorted; signals: (n_signals, n_rows), NaN = not reported (ignored)."""
     width = (t_to - t_from) / n if t_to > t_from else 1.0
@@ -59,20 +61,21 @@ def downsample(
     t_lo, t_hi = np.full(shape, np.nan), np.full(shape, np.nan)
     for k in range(signals.shape[0]):
         ok = ~np.isnan(signals[k])
-        values, where, times = signals[k][ok], bucket[ok], t[ok]
+        values, where, at = signals[k][ok], bucket[ok], t[ok]
         if not len(values):
             continue
         # within each bucket, rows by value (ties: earliest first): first = min, last = max
-        order = np.lexsort((times, values, where))
+        order = np.lexsort((at, values, where))
         where_sorted = where[order]
         first = np.flatnonzero(np.r_[True, where_sorted[1:] != where_sorted[:-1]])
         last = np.r_[first[1:] - 1, len(order) - 1]
         cells = where_sorted[first]
-        lo[k, cells], t_lo[k, cells] = values[order[first]], times[order[first]]
+        lo[k, cells], t_lo[k, cells] = values[order[first]], at[order[first]]
         hi[k, cells] = values[order[last]]
         # the first time the maximum occurred: earliest row among those equal to it
-        top = _first_time_of_max(values, where, times, hi[k])
-        t_hi[k, cells] = top[cells]
+        if times:
+            top = _first_time_of_max(values, where, at, hi[k])
+            t_hi[k, cells] = top[cells]
     return Buckets(edges[:-1], edges[1:], lo, hi, t_lo, t_hi)
 
 

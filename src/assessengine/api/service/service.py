@@ -235,13 +235,14 @@ class ReviewService:
     def events(
         self, who: Principal, session_id: str, *, t_from: float | None = None,
         t_to: float | None = None, signals: Sequence[str] | None = None,
-        buckets: int | None = None, hold: bool = False,
+        buckets: int | None = None, hold: bool = False, times: bool = True,
     ) -> SeriesOut:  # fmt: skip
         """The session's events in [t_from, t_to]: raw rows, or `buckets` min/max buckets per
         signal (spikes survive). Non-sample events are listed either way. With `hold`, signals
         are sample-and-hold: a row's missing value is the last one reported before it, and a
         bucket holds the value held at its start too (a signal sent only on change is a
-        step, never a gap)."""
+        step, never a gap). `times` False leaves out when each bucket's extremes occurred
+        (`t_min`, `t_max`: null), which a plot does not need."""
         _allow(who, Action.READ_SESSIONS)
         record = self._visible(who, session_id)
         entry = self._entry_of(record) or self.catalog.find(record.info.rubric)
@@ -266,7 +267,8 @@ class ReviewService:
             raise InvalidError("t_to is before t_from", [FieldProblem("query.t_to", "< t_from")])
         whole = series.held(cols) if hold else None
         part = series.window(cols if whole is None else whole, lo, hi)
-        return views.series_out(session_id, part, layout, names, lo, hi, buckets, whole=whole)
+        return views.series_out(session_id, part, layout, names, lo, hi, buckets, whole=whole,
+                                times=times)  # fmt: skip
 
     # ================================================================================ review
 

@@ -106,7 +106,7 @@ def signal_names(signals: Sequence[str] | None, layout: Layout) -> list[str]:
 
 def series_out(
     session_id: str, cols: Columns, layout: Layout, names: Sequence[str], lo: float,
-    hi: float, buckets: int | None, *, whole: Columns | None = None,
+    hi: float, buckets: int | None, *, whole: Columns | None = None, times: bool = True,
 ) -> SeriesOut:  # fmt: skip
     """`cols` (the rows in [lo, hi]) as raw rows or `buckets` buckets; `whole`: the whole
     session's held rows, when the signals are sample-and-hold (`series.held`): each bucket
@@ -128,7 +128,7 @@ def series_out(
             values={n: series.plain(cols.signals[k]) for n, k in zip(names, rows, strict=True)},
             events=events,
         )  # fmt: skip
-    b = series.downsample(cols.t, cols.signals[rows], lo, hi, buckets)
+    b = series.downsample(cols.t, cols.signals[rows], lo, hi, buckets, times=times)
     if whole is not None:
         b = series.hold_buckets(b, whole.t, whole.signals[rows])
 
@@ -138,5 +138,6 @@ def series_out(
     return SeriesOut(
         session=session_id, t_from=lo, t_to=hi, downsampled=True, rows=len(cols),
         t=b.start.tolist(), t_end=b.end.tolist(), min=per(b.lo), max=per(b.hi),
-        t_min=per(b.t_lo), t_max=per(b.t_hi), events=events,
+        t_min=per(b.t_lo) if times else None, t_max=per(b.t_hi) if times else None,
+        events=events,
     )  # fmt: skip
