@@ -1,4 +1,4 @@
-"""`AppDb`: one connection to a store's database for the HTTP app's stores (`ReviewStore`,
+"""`AppDb`: connections to a store's database for the HTTP app's stores (`ReviewStore`,
 `SqlCredentialStore`), the same SQL on SQLite and PostgreSQL.
 
 The adapters write their SQL once, with ``?`` placeholders (positional only); `AppDb`
@@ -6,12 +6,12 @@ translates for the driver (``%s`` for psycopg). Both dialects take
 ``INSERT ... ON CONFLICT ... DO UPDATE`` and ``RETURNING``.
 
 The tables are `storage.schema`'s, created by the migrations when the engine's store opens
-(`open_store`): open the store first. Calls are serialised by a lock (one connection);
+(`open_store`): open the store first. On SQLite calls are serialised by a lock (one
+connection); on PostgreSQL they run at once on a pool of connections (`POOL_SIZE`);
 `write` is one transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN``), committed when
 the block ends and rolled back if it raises. Driver errors become StoreError (StorageFullError
 when the disk is full), naming the store without its password. A PostgreSQL connection that
-broke (a server restart, a failover) fails the call that finds it so, and the next call
-reconnects.
+broke (a server restart, a failover) is found so when the pool hands it out, and replaced.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .sqlite import immediate
 from .url import one_line, parse_url, redact
 
 BUSY_TIMEOUT_S: Final = 10.0
+POOL_SIZE: Final = 8
+"""PostgreSQL connections of one app at most (requests served at once; more wait for one)."""
 APPLICATION_NAME: Final = "assessengine-app"
 """The PostgreSQL connections' application_name (what pg_stat_activity shows)."""
 
@@ -85,22 +87,25 @@ class Db:
 
 
 class AppDb:
-    """One connection to the database of the store `url` names (see the module)."""
+    """Connections to the database of the store `url` names (see the module): on SQLite one
+    connection, its calls one at a time (SQLite has one writer); on PostgreSQL a pool of up
+    to `pool_size` connections, so that several requests of the HTTP API run at once. A call
+    nested in another of the same thread (a read inside a write) uses the same connection."""
 
-    def __init__(self, url: str | Path) -> None:
+    def __init__(self, url: str | Path, *, pool_size: int = POOL_SIZE) -> None:
         parsed = parse_url(url)
         self.dialect: Literal["sqlite", "postgresql"] = parsed.backend
         self.where = str(parsed)
         self._target = parsed.target
         self._lock = threading.RLock()
+        self._local = threading.local()  # .conn: the connection this thread's call holds
         self._conn: Any = None
-        self._conn = self._connect()
-
-    def _connect(self) -> Any:
+        self._pool: Any = None
         try:
             if self.dialect == "sqlite":
-                return _sqlite(Path(self._target))
-            return _postgres(self._target)
+                self._conn = _sqlite(Path(self._target))
+            else:
+                self._pool = _postgres_pool(self._target, pool_size)
         except (sqlite3.Error, OSError) as exc:
             raise StoreOpenError(f"{self.where}: cannot open ({exc})") from None
         except Exception as exc:  # psycopg.Error: psycopg is imported only for PostgreSQL
@@ -109,13 +114,12 @@ class AppDb:
 
     @contextmanager
     def read(self) -> Iterator[Db]:
-        with self._lock, self._errors():
-            yield Db(self._connection(), self.dialect)
+        with self._errors(), self._connection() as conn:
+            yield Db(conn, self.dialect)
 
     @contextmanager
     def write(self) -> Iterator[Db]:
-        with self._lock, self._errors():
-            conn = self._connection()
+        with self._errors(), self._connection() as conn:
             if self.dialect == "postgresql":
                 with conn.transaction():
                     yield Db(conn, self.dialect)
@@ -124,20 +128,42 @@ class AppDb:
                 yield Db(conn, self.dialect)
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection or the pool (idempotent)."""
         with self._lock:
             conn, self._conn = self._conn, None
+            pool, self._pool = self._pool, None
         if conn is not None:
             conn.close()
+        if pool is not None:
+            pool.close()
 
-    def _connection(self) -> Any:
-        """The connection; a PostgreSQL connection found broken (the server restarted, or
-        ended it) is replaced, so only the call that found it broken fails."""
-        if self._conn is None:
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """The connection for one call: this thread's if it holds one already; on SQLite the
+        one connection (the lock held); on PostgreSQL one from the pool, checked before it is
+        handed out (one the server ended, by a restart or a failover, is replaced)."""
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        if self.dialect == "sqlite":
+            with self._lock:
+                if self._conn is None:
+                    raise StoreError(f"{self.where}: closed")
+                yield from self._holding(self._conn)
+            return
+        pool = self._pool
+        if pool is None:
             raise StoreError(f"{self.where}: closed")
-        if self.dialect == "postgresql" and self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
+        with pool.connection(timeout=BUSY_TIMEOUT_S) as conn:
+            yield from self._holding(conn)
+
+    def _holding(self, conn: Any) -> Iterator[Any]:
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -174,8 +200,18 @@ def _sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _postgres(url: str) -> Any:
-    import psycopg  # noqa: PLC0415  (the postgres extra)
+def _postgres_pool(url: str, size: int) -> Any:
+    from psycopg_pool import ConnectionPool  # noqa: PLC0415  (the postgres extra)
 
-    return psycopg.connect(url, autocommit=True, connect_timeout=int(BUSY_TIMEOUT_S),
-                           application_name=APPLICATION_NAME)
+    pool = ConnectionPool(
+        url, min_size=1, max_size=size, open=False, name=APPLICATION_NAME,
+        kwargs={"autocommit": True, "connect_timeout": int(BUSY_TIMEOUT_S),
+                "application_name": APPLICATION_NAME},
+        check=ConnectionPool.check_connection,
+    )  # fmt: skip
+    try:
+        pool.open(wait=True, timeout=BUSY_TIMEOUT_S)
+    except BaseException:
+        pool.close()
+        raise
+    return pool
