@@ -1,7 +1,10 @@
-"""Why a session has its outcome, in words (`core.reasons`)."""
+"""Why a session has its outcome, in words (`core.reasons`), and how the session page reads
+evidence stored before its newer fields existed."""
 
 from __future__ import annotations
 
+from assessengine.api import session_view
+from assessengine.api.service.models import CriterionOut
 from assessengine.core.reasons import Change, Item, change_reasons, outcome_reasons, report_reasons
 
 
@@ -73,3 +76,19 @@ def test_a_stored_report_with_a_non_finite_score_still_gives_reasons() -> None:
     report = {"outcome": "fail", "score": float("nan"), "criteria": [
         {"id": "a", "title": "Gate", "critical": True, "points": 0, "verdict": "fail"}]}
     assert [r.text for r in report_reasons(report, 80.0)] == ["Critical criterion failed: Gate"]
+
+
+def test_evidence_of_an_older_report_without_contributing_is_shown_as_its_interval() -> None:
+    old = CriterionOut.model_validate({
+        "id": "empty_speed", "title": "Empty travel", "competency": None, "critical": False,
+        "points": 10.0, "template": "metric", "scorer_verdict": "fail", "verdict": "fail",
+        "decided_by": "scorer", "observation": None, "override": None, "final_verdict": "fail",
+        "evidence": {"seq": 9, "t": 60.0, "t_start": 0.0, "t_end": 60.0, "seq_start": 0,
+                     "seq_end": 9, "values": {"speed": 3.0}, "measured": 12.5},
+    })  # fmt: skip
+    row = session_view._row("S1", 4, old)
+    assert row is not None
+    assert (row.spans, row.t_start, row.t_end, row.number) == ([], 0.0, 60.0, 4)
+    view = session_view.criterion_view("S1", 4, old, None, {})
+    assert view["interval"] == "0:00.0 - 1:00.0 (60.0 s)"
+    assert view["zoom"] == "/sessions/S1?zoom=empty_speed#timeline"

@@ -222,3 +222,26 @@ def test_higher_scores_are_drawn_higher_and_the_pass_mark_between() -> None:
     line = root.find(".//svg:line[@class='pass-mark']", NS)
     assert line is not None
     assert pass_y < float(line.attrib["y1"]) < incomplete_y
+
+
+def test_a_lane_is_its_maxima_left_to_right_then_its_minima_right_to_left() -> None:
+    lane = tl.Lane("speed", "km/h", [0.0, 50.0], [50.0, 100.0], [1.0, 2.0], [5.0, 6.0])
+    path = _parse(tl.timeline_svg([lane], t_from=0.0, t_to=100.0)).find(
+        ".//svg:path[@class='signal']", NS)  # fmt: skip
+    assert path is not None
+    xs = [float(x) for x in re.findall(r"([-\d.]+),[-\d.]+", path.attrib["d"])]
+    scale = tl.time_scale(0.0, 100.0)
+    left, middle, right = scale.x(0.0), scale.x(50.0), scale.x(100.0)
+    # upper: 0-50 at max 5, 50-100 at max 6; lower back: 100-50 at min 2, 50-0 at min 1
+    assert xs == pytest.approx([left, middle, middle, right, right, middle, middle, left])
+
+
+def test_a_held_value_is_one_flat_step_without_middle_points() -> None:
+    n = 20
+    starts = [5.0 * k for k in range(n)]
+    held: list[float | None] = [3.0] * n
+    lane = tl.Lane("speed", "km/h", starts, [s + 5.0 for s in starts], held, held)
+    path = _parse(tl.timeline_svg([lane], t_from=0.0, t_to=100.0)).find(
+        ".//svg:path[@class='signal']", NS)  # fmt: skip
+    assert path is not None
+    assert len(re.findall(r"[-\d.]+,[-\d.]+", path.attrib["d"])) == 4  # a rectangle
