@@ -444,6 +444,23 @@ def test_a_report_round_trips_and_is_replaced(store: Store) -> None:
     assert store.report("S1") == {**report, "score": 90.0}
 
 
+def test_a_second_final_save_of_a_session_stores_nothing_twice(store: Store) -> None:
+    """Two engines that both derived a session's final results (an owner's lock lost in a
+    store outage, the session taken over and reported meanwhile) store them once: the first
+    final save (decisions with the report) wins, a later one of the same session is left out
+    of its save, the other sessions of that save are kept."""
+    store.open_session(info("S1"))
+    store.open_session(info("S2"))
+    row = {"criterion": "c", "verdict": "fail", "evidence": {"t": 1.0}}
+    store.save_results({"S1": [row]}, {"S1": {"score": 0.0}})
+    store.save_results({"S1": [row], "S2": [row]}, {"S1": {"score": 0.0}, "S2": {"score": 1.0}})
+    assert store.decisions("S1") == [row]
+    assert store.decisions("S2") == [row]
+    assert store.report("S2") == {"score": 1.0}
+    store.save_results({"S1": [row]}, {})  # decisions without a report: the owner's, kept
+    assert len(store.decisions("S1")) == 2
+
+
 def test_results_of_an_unknown_session_are_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="unknown session"):
         store.save_report("nope", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeVar, get_args
@@ -241,6 +241,20 @@ def decision_rows(session: str, rows: Sequence[Mapping[str, Any]]) -> list[tuple
             raise StoreError(f"session {session!r}: decision {i} needs an 'evidence' mapping")
         out.append((criterion, verdict, to_json(session, f"decision {i}", row)))
     return out
+
+
+def first_final_save(
+    rows: Mapping[str, R], reports: Mapping[str, T], reported: Collection[str]
+) -> tuple[dict[str, R], dict[str, T]]:
+    """`rows` and `reports` without the sessions of `reports` that have a stored report
+    already (`reported`): a session's final results (its last decisions with its report) are
+    stored once; a second final save of them (another engine that derived them too) is left
+    out. Decisions saved without a report are the owner's progress: always kept."""
+    drop = set(reported) & set(reports)
+    if not drop:
+        return dict(rows), dict(reports)
+    return ({sid: r for sid, r in rows.items() if sid not in drop},
+            {sid: r for sid, r in reports.items() if sid not in drop})  # fmt: skip
 
 
 class ReportRow(NamedTuple):

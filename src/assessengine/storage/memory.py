@@ -171,6 +171,8 @@ class MemoryStore:
         texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
         with self._lock:
             entries = {sid: self._entry(sid) for sid in {*rows, *texts}}  # all exist, or nothing
+            done = {sid for sid in texts if entries[sid].report is not None}
+            rows, texts = common.first_final_save(rows, texts, done)
             for sid, given in rows.items():
                 entries[sid].decisions.extend(given)
             for sid, text in texts.items():

@@ -223,7 +223,10 @@ class Store(Protocol):
         reports: Mapping[str, Mapping[str, Any]],
     ) -> None:
         """`save_decisions` and `save_report` for many sessions in ONE transaction (the live
-        engine's scoring thread saves a whole step's results at once). All or nothing."""
+        engine's scoring thread saves a whole step's results at once). All or nothing. A
+        session of `reports` that has a stored report already is left out of the save, its
+        decisions too: its final results are stored once, by the first final save, even
+        when two engines derived them (`save_report` alone still replaces a report)."""
         ...
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:

@@ -329,7 +329,7 @@ class PostgresStore:
         return [common.from_json(text) for (text,) in rows]
 
     def save_report(self, session_id: str, report: Mapping[str, Any]) -> None:
-        self.save_results({}, {session_id: report})
+        self.save_results({}, {session_id: report}, replace=True)
 
     def report(self, session_id: str) -> dict[str, Any] | None:
         with self._connection() as conn:
@@ -344,9 +344,11 @@ class PostgresStore:
         reports: Mapping[str, Mapping[str, Any]],
         *,
         check: bool = False,
+        replace: bool = False,
     ) -> None:
         """See `Store.save_results`. `check`: look the sessions up even when there is nothing
-        to save (`save_decisions` of no rows refuses an unknown session, as SQLite's does)."""
+        to save (`save_decisions` of no rows refuses an unknown session, as SQLite's does);
+        `replace`: a stored report is replaced (`save_report`), not kept."""
         rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
         texts = {sid: common.report_row(sid, report) for sid, report in reports.items()}
         if not check and not any(rows.values()) and not texts:
@@ -354,6 +356,13 @@ class PostgresStore:
         stamp = common.now()
         with self._transaction() as conn:
             keys = {sid: self._key(conn, sid) for sid in {*rows, *texts}}
+            if texts and not replace:  # one final save of a session at a time: the later
+                # finds the first's report
+                ids = sorted(keys[sid] for sid in texts)
+                conn.execute(_LOCK_SESSIONS, (ids,))
+                found = {key for (key,) in conn.execute(_REPORTED, (ids,)).fetchall()}
+                rows, texts = common.first_final_save(
+                    rows, texts, [sid for sid in texts if keys[sid] in found])
             with conn.cursor() as cursor:
                 decided = [(keys[sid], criterion, verdict, text, stamp)
                            for sid, checked in rows.items()
@@ -449,6 +458,10 @@ def _to_record(row: Sequence[Any]) -> SessionRecord:
 
 
 # ================================================================================ opening
+
+
+_LOCK_SESSIONS: Final = "SELECT id FROM sessions WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_REPORTED: Final = "SELECT session_id FROM reports WHERE session_id = ANY(%s)"
 
 
 def _migrate(url: str, where: str, timeout: float) -> None:

@@ -485,6 +485,10 @@ class SqliteStore:
         stamp = common.now()
         with self._write() as db:
             keys = {sid: self._key(db, sid) for sid in {*rows, *texts}}
+            rows, texts = common.first_final_save(rows, texts, [
+                sid for sid in texts
+                if db.execute("SELECT 1 FROM reports WHERE session_id = ?", (keys[sid],)).fetchone()
+            ])  # fmt: skip
             db.executemany(
                 "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?)",
