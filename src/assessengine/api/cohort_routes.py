@@ -13,7 +13,8 @@ from .csv_export import csv_response, queue_csv, sessions_csv
 from .guard import GuardedRoute
 from .problems import responses
 from .routes import PREFIX, Text, Who
-from .service import SessionFilters
+from .service import SessionFilters, calibration
+from .service.calibration import AgreementOut, ValidityOut
 from .service.cohort_models import CohortOut, QueuePage, Reason
 from .service.cohorts import CohortFilters, CohortService, QueueFilters, check_range
 
@@ -129,3 +130,48 @@ def dashboard(
                             source=source, site=site, opened_from=opened_from,
                             opened_to=opened_to, period=period)  # fmt: skip
     return cohorts.cohort(who, filters)
+
+
+class CalibrationParams:
+    """Which sessions calibration counts, as query parameters."""
+
+    def __init__(
+        self,
+        rubric: Text = None,
+        version: Annotated[int | None, Query(ge=1, le=1_000_000,
+                                             description="rubric version")] = None,
+        scenario: Text = None,
+        site: Text = None,
+        opened_from: From = None,
+        opened_to: To = None,
+    ) -> None:  # fmt: skip
+        check_range(opened_from, opened_to)
+        self.filters = CohortFilters(rubric=rubric, rubric_version=version, scenario=scenario,
+                                     site=site, opened_from=opened_from,
+                                     opened_to=opened_to)  # fmt: skip
+
+
+@router.get("/calibration/agreement", tags=["cohorts"],
+            summary="Assessor-versus-engine agreement, per assessor and criterion")  # fmt: skip
+def calibration_agreement(
+    cohorts: Cohorts, who: Who, params: Annotated[CalibrationParams, Depends()]
+) -> AgreementOut:
+    """Per assessor, over the closed, scored sessions they reviewed (recorded an observation
+    or override on), and per criterion the scorer decided: verdicts compared, overrides,
+    override rate, percent agreement and Cohen's kappa of the assessor's verdicts against the
+    scorer's (not overriding counts as agreeing); a warning below `min_count` verdicts.
+    Trainers and admins."""
+    return calibration.agreement(cohorts, who, params.filters)
+
+
+@router.get("/calibration/validity", tags=["cohorts"],
+            summary="Simulator-to-field validity over learners with both")  # fmt: skip
+def calibration_validity(
+    cohorts: Cohorts, who: Who, params: Annotated[CalibrationParams, Depends()]
+) -> ValidityOut:
+    """For each learner with a pass or fail session from both sources, their latest simulator
+    session against their latest field session: the confusion table of outcomes, Cohen's
+    kappa, the point-biserial correlation of simulator score with field pass, the Spearman
+    correlation of the scores, each with its count, and a warning below `min_count` learners.
+    Trainers and admins."""
+    return calibration.validity(cohorts, who, params.filters)

@@ -17,7 +17,7 @@ counts them vectorised (`cohort_numbers`), on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from .appdb import AppDb
@@ -130,9 +130,30 @@ class QueueCounts:
     incomplete: int
 
 
+@dataclass(frozen=True, slots=True)
+class AgreementRow:
+    """One criterion of a session an assessor reviewed (recorded an observation or override
+    on): the scorer's verdict and the assessor's (their latest override of it, else the
+    scorer's: not overriding is agreeing)."""
+
+    actor: str
+    rubric: str
+    criterion: str
+    title: str
+    machine: str
+    assessor: str
 
 
+@dataclass(frozen=True, slots=True)
+class ValidityPair:
+    """A learner with closed, scored sessions from both sources: the counted outcome and score
+    of their latest simulator session and of their latest field session."""
 
+    learner: str
+    simulator_outcome: str
+    simulator_score: float | None
+    field_outcome: str
+    field_score: float | None
 
 
 # ==================================================================================== store
@@ -288,6 +309,56 @@ class CohortStore:
             rows = db.execute("SELECT criterion, title FROM cohort_verdicts WHERE session_id = ? "
                               "ORDER BY idx", (key,)).fetchall()  # fmt: skip
         return [(str(r[0]), str(r[1])) for r in rows]
+
+
+    # ------------------------------------------------------------------------------ calibration
+
+    def agreement(self, query: CohortQuery) -> list[AgreementRow]:
+        """Per assessor who reviewed an indexed session `query` selects, every criterion of
+        that session that is not an observed item and that the scorer decided (pass, fail or
+        not applicable): the scorer's verdict and the assessor's (`AgreementRow`), ordered by
+        assessor, rubric, criterion."""
+        clauses, params = _where(query)
+        where = f" AND {' AND '.join(clauses)}" if clauses else ""
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT r.actor, s.rubric, v.criterion, v.title, v.verdict, "
+                "COALESCE(o.verdict, v.verdict) FROM (SELECT DISTINCT session, actor FROM "
+                "review_overrides UNION SELECT DISTINCT session, actor FROM review_observations"
+                f") r JOIN sessions s ON s.session = r.session "
+                "JOIN cohort_sessions c ON c.session_id = s.id "
+                "JOIN cohort_verdicts v ON v.session_id = s.id AND v.observed = 0 "
+                "AND v.verdict IN ('pass', 'fail', 'not_applicable') "
+                "LEFT JOIN review_overrides o ON o.id = (SELECT MAX(o2.id) FROM "
+                "review_overrides o2 WHERE o2.session = r.session AND o2.criterion = "
+                f"v.criterion AND o2.actor = r.actor) WHERE 1 = 1{where} "
+                "ORDER BY r.actor, s.rubric, v.criterion, s.id",
+                params,
+            ).fetchall()
+        return [AgreementRow(*(str(v) for v in row)) for row in rows]
+
+    def validity(self, query: CohortQuery) -> list[ValidityPair]:
+        """The learners with a pass or fail indexed session from each source among those
+        `query` selects (its `source` ignored): their latest of each (`ValidityPair`), by
+        learner."""
+        clauses, params = _where(replace(query, source=None))
+        clauses.append("c.outcome IN ('pass', 'fail')")
+        with self._db.read() as db:
+            rows = db.execute(
+                "WITH latest AS (SELECT s.learner, s.source, c.outcome, c.score, ROW_NUMBER() "
+                "OVER (PARTITION BY s.learner, s.source ORDER BY s.id DESC) AS n "
+                f"{_FROM} WHERE {' AND '.join(clauses)}) "
+                "SELECT a.learner, a.outcome, a.score, b.outcome, b.score FROM latest a "
+                "JOIN latest b ON b.learner = a.learner AND b.n = 1 AND b.source = 'field' "
+                "WHERE a.n = 1 AND a.source = 'simulator' ORDER BY a.learner",
+                params,
+            ).fetchall()
+        return [ValidityPair(str(r[0]), str(r[1]), _float(r[2]), str(r[3]), _float(r[4]))
+                for r in rows]  # fmt: skip
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _queue_row(r: Sequence[Any]) -> QueueRow:

@@ -30,6 +30,7 @@ class Action(StrEnum):
     READ_CREDENTIALS = "read_credentials"  # learners: their own only
     FORWARD_XAPI = "forward_xapi"
     READ_COHORTS = "read_cohorts"          # the review queue and the cohort dashboard
+    READ_CALIBRATION = "read_calibration"  # assessor agreement, simulator-to-field validity
 
 
 PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
@@ -47,6 +48,7 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.READ_CREDENTIALS: frozenset({"admin", "trainer", "assessor", "learner"}),
     Action.FORWARD_XAPI: frozenset({"admin"}),
     Action.READ_COHORTS: frozenset({"admin", "trainer", "assessor"}),
+    Action.READ_CALIBRATION: frozenset({"admin", "trainer"}),
 }
 """Action -> the roles allowed to take it. A learner's reads are narrowed to their own
 records by the service (another learner's session is reported as not found)."""
