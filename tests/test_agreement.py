@@ -102,7 +102,8 @@ def test_kappa_is_symmetric_and_bounded(data: st.DataObject, a: list[str]) -> No
     if k is not None:
         assert -1.0 <= k <= 1.0
     agreement = percent_agreement(a, b)
-    assert agreement is not None and 0.0 <= agreement <= 1.0
+    assert agreement is not None
+    assert 0.0 <= agreement <= 1.0
     table = confusion(a, b, ["pass", "fail", "not_applicable"])
     assert sum(map(sum, table)) == len(a)
     assert sum(table[i][i] for i in range(3)) == round(agreement * len(a))
@@ -118,5 +119,6 @@ def test_spearman_equals_scipy(pairs: list[tuple[float, float]]) -> None:
         assert mine is None
         return
     expected = sp.spearmanr(x, y).statistic
-    assert mine is not None and math.isfinite(mine)
+    assert mine is not None
+    assert math.isfinite(mine)
     assert mine == pytest.approx(expected, abs=1e-9)

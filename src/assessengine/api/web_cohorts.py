@@ -9,6 +9,8 @@ of `api.web`, whose sign-in, cookies and error pages they use), and the learner 
     /search, /search.csv    any session by learner, scenario, rubric, outcome, source, status,
                             date range; and as CSV
     /dashboard              the cohort dashboard: SVG charts and tables of `GET /api/v1/dashboard`
+    /calibration            assessor-versus-engine agreement and simulator-to-field validity
+                            (`GET /api/v1/calibration/agreement` and `/validity`); trainers, admins
     POST /learners/{id}/credentials/issue   issue a policy's credential (trainers, assessors,
                             admins), then to the credential's page
 
@@ -29,12 +31,13 @@ from pydantic import ValidationError
 from . import cohort_charts as charts
 from .csv_export import csv_response, queue_csv, sessions_csv
 from .guard import GuardedRoute
-from .service import Principal, ReviewService, SessionFilters
+from .service import Principal, ReviewService, SessionFilters, calibration
 from .service.cohort_models import CohortOut
 from .service.cohorts import (
     OUTCOMES,
     REASONS,
     SOURCES,
+    CohortFilters,
     CohortService,
     cohort_filters,
     queue_filters,
@@ -204,6 +207,27 @@ def dashboard(request: Request) -> Response:
                                       "from", "to", "period")),
                        scenarios=scenarios, rubrics=rubrics, sources=SOURCES,
                        charts=_charts(numbers), percent=charts.percent)  # fmt: skip
+
+    return _page(request, build)
+
+
+@router.get("/calibration", response_class=HTMLResponse)
+def calibration_page(request: Request) -> Response:
+    params = _params(request)
+
+    def build(who: Principal, service: ReviewService) -> Response:
+        filters = cohort_filters(params)
+        filters = CohortFilters(rubric=filters.rubric, rubric_version=filters.rubric_version,
+                                opened_from=filters.opened_from,
+                                opened_to=filters.opened_to)  # fmt: skip
+        cohorts = _cohorts(request)
+        agreement = calibration.agreement(cohorts, who, filters)
+        validity = calibration.validity(cohorts, who, filters)
+        _, rubrics = _catalog_names(service)
+        kept = filters.params()
+        return _render(request, "calibration.html", who=who, a=agreement, v=validity,
+                       query=urlencode(kept), f=_form(kept, ("rubric", "version", "from", "to")),
+                       rubrics=rubrics, percent=charts.percent)  # fmt: skip
 
     return _page(request, build)
 
