@@ -246,3 +246,20 @@ def test_assessors_and_learners_do_not_get_the_calibration_page(
     answer = page.get("/calibration")
     assert answer.status_code == 403
     assert "Calibration is for trainers and admins." in answer.text
+
+
+@pytest.mark.parametrize("path", [AGREEMENT, VALIDITY, "/api/v1/dashboard",
+                                  "/api/v1/review-queue", "/api/v1/review-queue.csv",
+                                  "/api/v1/sessions.csv"])  # fmt: skip
+def test_a_range_with_one_bound_naive_and_one_with_an_offset_is_compared_in_utc(
+    api: tuple[TestClient, dict[str, str]], path: str
+) -> None:
+    # Found by the fuzz test: "from" with an offset, "to" without one was a 500.
+    client, tokens = api
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    fine = client.get(path, headers=admin, params={"opened_from": "1970-01-01T00:00:00Z",
+                                                   "opened_to": "2000-01-01T00:00:00"})
+    assert fine.status_code == 200, fine.text
+    reversed_ = client.get(path, headers=admin, params={"opened_from": "2000-01-01T01:00:00+02:00",
+                                                        "opened_to": "1999-12-31T22:00:00"})
+    assert reversed_.status_code == 422, reversed_.text

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
 from ...core.ids import SITE_SEPARATOR, site_problem
-from ...core.instants import utc_text
+from ...core.instants import to_utc, utc_text
 from ...core.report import finite
 from ...storage.appdb import AppDb
 from ...storage.cohort_numbers import CohortNumbers, CriterionRow, GroupRow
@@ -482,8 +482,10 @@ def cohort_filters(params: Mapping[str, str]) -> CohortFilters:
 
 
 def check_range(opened_from: datetime | None, opened_to: datetime | None) -> None:
-    """InvalidError when the range ends before it starts."""
-    if opened_from is not None and opened_to is not None and opened_to < opened_from:
+    """InvalidError when the range ends before it starts (compared in UTC, `to_utc`: one
+    bound may carry an offset and the other not)."""
+    if (opened_from is not None and opened_to is not None
+            and to_utc(opened_to) < to_utc(opened_from)):  # fmt: skip
         raise InvalidError("'to' is before 'from'",
                            [FieldProblem("query.to", "before 'from'")])  # fmt: skip
 
