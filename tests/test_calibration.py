@@ -263,3 +263,15 @@ def test_a_range_with_one_bound_naive_and_one_with_an_offset_is_compared_in_utc(
     reversed_ = client.get(path, headers=admin, params={"opened_from": "2000-01-01T01:00:00+02:00",
                                                         "opened_to": "1999-12-31T22:00:00"})
     assert reversed_.status_code == 422, reversed_.text
+
+
+def test_validity_lists_at_most_the_limit_of_pairs_and_counts_them_all(
+    api: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = api
+    whole = client.get(VALIDITY).json()
+    monkeypatch.setattr("assessengine.api.service.calibration.MAX_PAIRS_LISTED", 1)
+    cut = client.get(VALIDITY).json()
+    assert cut["pairs"] == whole["pairs"][:1]
+    assert {k: v for k, v in cut.items() if k != "pairs"} == \
+        {k: v for k, v in whole.items() if k != "pairs"}

@@ -31,6 +31,7 @@ from .models import Model
 
 MIN_PAIRS: Final = 10  # below this many learners (or verdicts) a statistic carries a warning
 OUTCOMES: Final = ("pass", "fail")
+MAX_PAIRS_LISTED: Final = 1000  # `ValidityOut.pairs` (the statistics use every learner)
 
 
 class CriterionAgreement(Model):
@@ -85,7 +86,8 @@ class ValidityOut(Model):
     point_biserial_count: int = Field(description="learners with a simulator score")
     spearman: float | None = Field(description="simulator score with field score")
     spearman_count: int = Field(description="learners with both scores")
-    pairs: list[ValidityPairOut]
+    pairs: list[ValidityPairOut] = Field(description=f"the first {MAX_PAIRS_LISTED} learners "
+                                         "by name (the statistics use all of them)")
 
 
 def _allow(who: Principal) -> None:
@@ -159,5 +161,5 @@ def validity(cohorts: CohortService, who: Principal, filters: CohortFilters) -> 
         pairs=[ValidityPairOut(learner=p.learner, simulator_outcome=p.simulator_outcome,
                                simulator_score=p.simulator_score,
                                field_outcome=p.field_outcome, field_score=p.field_score)
-               for p in pairs],
+               for p in pairs[:MAX_PAIRS_LISTED]],
     )  # fmt: skip
