@@ -5,6 +5,7 @@ in use."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,8 +29,13 @@ def run_serve(db: Path, *options: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO ")
+
+
 def assert_refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    lines = result.stderr.strip().splitlines()
+    """Exit 2 and one `error:` line; INFO progress lines (the kernel loading) may precede it,
+    nothing else (no traceback, no second message)."""
+    lines = [x for x in result.stderr.strip().splitlines() if not PROGRESS.match(x)]
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")

@@ -109,10 +109,12 @@ def test_every_report_write_fills_the_outcome_and_score_the_list_filters_on(
             getattr(store, how)(*(("A", first) if how == "save_report" else ({}, {"A": first})))
         assert _rows(store_url, SessionQuery(outcome="competent")) == [("A", "competent", 75.0)]
         again = {"outcome": "not_yet_competent", "score": 20.0}  # a report saved again
-        if how == "save_results":
+        if how == "save_results":  # a final save happens once: a second one stores nothing
             store.save_results({}, {"A": again})
-        else:
-            store.save_report("A", again)
+            assert _rows(store_url, SessionQuery(outcome="competent")) == [
+                ("A", "competent", 75.0)
+            ]
+        store.save_report("A", again)  # a re-score replaces the report (and its columns)
     assert _rows(store_url, SessionQuery(outcome="competent")) == []
     assert _rows(store_url, SessionQuery(outcome="not_yet_competent")) == [
         ("A", "not_yet_competent", 20.0)
