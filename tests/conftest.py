@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import pg_server as pg
+from .browser_support import open_browser
 from .pg_server import PgServer, start_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 _schemas = itertools.count(1)
 
@@ -81,3 +87,10 @@ def pg_store_url(pg_server: PgServer, pg_store_database: str) -> Iterator[str]:
     pg_server.sql(f"CREATE SCHEMA {schema}", pg_store_database)
     yield pg_server.url(pg_store_database) + f"?options=-csearch_path%3D{schema}"
     pg_server.sql(f"DROP SCHEMA {schema} CASCADE", pg_store_database)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """Headless Chromium for one test (browser_support.open_browser)."""
+    with open_browser(tmp_path) as context:
+        yield context

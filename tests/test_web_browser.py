@@ -12,62 +12,21 @@ Screenshots go to pytest's tmp dir, or to ``$ASSESSENGINE_WEB_SCREENSHOTS`` when
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from assessengine.api import timeline as tl
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 
-from .test_web_support import Sessions, fill_store, make_tokens
+from .browser_support import TABLET_PORTRAIT, Server, serving, sync_playwright
+from .test_web_support import fill_store, make_tokens
 
-try:
-    from playwright.sync_api import BrowserContext, Page, ViewportSize, expect, sync_playwright
-except ImportError:  # reported by the `browser` fixture as a failure, not a skip
-    sync_playwright = None  # type: ignore[assignment]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-TABLET: ViewportSize = {"width": 1180, "height": 820}  # a 10.9" tablet in landscape (CSS px)
-TABLET_PORTRAIT: ViewportSize = {"width": 820, "height": 1180}
-
-
-@dataclass
-class Server:
-    url: str
-    tokens: dict[str, str]
-    s: Sessions
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, socket.socket]:
-    """uvicorn on 127.0.0.1 and a free port, in a thread; returns once it accepts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                            timeout_graceful_shutdown=3)  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    return server, thread, sock
+if sync_playwright is not None:
+    from playwright.sync_api import BrowserContext, Page, expect
 
 
 @pytest.fixture(scope="module")
@@ -79,32 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tokens = make_tokens(service)
     finally:
         service.close()
-    uv, thread, sock = _serve(create_app(db_path=db))
-    try:
-        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", tokens, sessions)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not shut down"
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    if sync_playwright is None:
-        pytest.fail("the Python package 'playwright' is missing: pip install -e '.[test]'")
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y "
-                    "chromium; .ci/run does it). This test never runs `playwright install`.")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-            viewport=TABLET, has_touch=True, locale="en-GB",
-        )  # fmt: skip
-        try:
-            yield context
-        finally:
-            context.close()
+    with serving(create_app(db_path=db)) as url:
+        yield Server(url, tokens, sessions)
 
 
 def _shots(tmp_path: Path) -> Path:

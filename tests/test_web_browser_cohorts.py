@@ -22,14 +22,7 @@ from assessengine.api.cohort_charts import BAR_WIDTH, percent
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn
 
-from .test_web_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    TABLET,
-    Server,
-    _serve,
-    sync_playwright,
-)
+from .browser_support import Server, serving, sync_playwright
 from .test_web_support import add_session, fill_store, make_tokens
 
 if sync_playwright is not None:
@@ -60,31 +53,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                                                     verdict="pass", note="seen"))  # fmt: skip
     finally:
         service.close()
-    uv, thread, sock = _serve(create_app(db_path=db))
-    try:
-        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", tokens, sessions)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not shut down"
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    if sync_playwright is None:
-        pytest.fail("the Python package 'playwright' is missing: pip install -e '.[test]'")
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-            viewport=TABLET, has_touch=True, locale="en-GB", accept_downloads=True,
-        )  # fmt: skip
-        try:
-            yield context
-        finally:
-            context.close()
+    with serving(create_app(db_path=db)) as url:
+        yield Server(url, tokens, sessions)
 
 
 def _shot(page: Page, name: str) -> None:

@@ -36,7 +36,7 @@ from assessengine.core.kernel_scorer import score_columns
 from assessengine.storage.port import SessionInfo
 from assessengine.storage.sqlite import SqliteStore
 
-from .test_web_browser import Server, _serve, browser  # noqa: F401 (browser is a fixture)
+from .browser_support import Server, serving
 from .test_web_support import fill_store, make_tokens
 
 with contextlib.suppress(ImportError):  # the `browser` fixture reports it
@@ -58,13 +58,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tokens = make_tokens(service)
     finally:
         service.close()
-    uv, thread, sock = _serve(create_app(db_path=db))
-    try:
-        yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", tokens, sessions)
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(create_app(db_path=db)) as url:
+        yield Server(url, tokens, sessions)
 
 
 def _store_on_change_session(db: Path) -> None:
@@ -158,7 +153,7 @@ def _check_contributing(page: Page, criterion: dict[str, Any]) -> int:
 
 
 def test_a_failed_session_says_why_on_the_page_as_in_the_api(
-    site: Server, browser: BrowserContext, tmp_path: Path  # noqa: F811
+    site: Server, browser: BrowserContext, tmp_path: Path
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -177,7 +172,7 @@ def test_a_failed_session_says_why_on_the_page_as_in_the_api(
 
 
 def test_an_overridden_session_says_which_outcome_counts_and_who_changed_what(
-    site: Server, browser: BrowserContext, tmp_path: Path  # noqa: F811
+    site: Server, browser: BrowserContext, tmp_path: Path
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -203,7 +198,7 @@ def test_an_overridden_session_says_which_outcome_counts_and_who_changed_what(
 
 
 def test_a_metric_is_drawn_where_its_contributing_intervals_are(
-    site: Server, browser: BrowserContext  # noqa: F811
+    site: Server, browser: BrowserContext
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -218,7 +213,7 @@ def test_a_metric_is_drawn_where_its_contributing_intervals_are(
 
 
 def test_a_threshold_is_a_line_at_its_height_on_its_lane(
-    site: Server, browser: BrowserContext  # noqa: F811
+    site: Server, browser: BrowserContext
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -244,7 +239,7 @@ def test_a_threshold_is_a_line_at_its_height_on_its_lane(
 
 
 def test_tapping_a_criterion_row_zooms_to_its_evidence(
-    site: Server, browser: BrowserContext, tmp_path: Path  # noqa: F811
+    site: Server, browser: BrowserContext, tmp_path: Path
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -277,7 +272,7 @@ def test_tapping_a_criterion_row_zooms_to_its_evidence(
 
 
 def test_a_signal_sent_only_on_change_is_drawn_as_held_steps(
-    site: Server, browser: BrowserContext  # noqa: F811
+    site: Server, browser: BrowserContext
 ) -> None:
     page = browser.new_page()
     _signin(page, site)
@@ -312,7 +307,7 @@ def test_a_signal_sent_only_on_change_is_drawn_as_held_steps(
 
 
 def test_the_printable_report(
-    site: Server, browser: BrowserContext, tmp_path: Path  # noqa: F811
+    site: Server, browser: BrowserContext, tmp_path: Path
 ) -> None:
     page = browser.new_page()
     _signin(page, site, "admin")
