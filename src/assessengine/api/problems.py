@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..storage.port import StoreError, disk_full
+from ..storage.port import StoreError, disk_full, unavailable
 from .service import FieldProblem, ServiceError, UnauthenticatedError
-from .service.errors import InsufficientStorageError
+from .service.errors import InsufficientStorageError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def service_problem(request: Request, exc: ServiceError, *, close: bool = False)
     errors = list(getattr(exc, "errors", ())) or None
     headers = {"WWW-Authenticate": 'Bearer realm="assessengine"'} if isinstance(
         exc, UnauthenticatedError) else {}  # fmt: skip
-    if isinstance(exc, InsufficientStorageError):
+    if isinstance(exc, InsufficientStorageError | StoreUnavailableError):
         headers["Retry-After"] = str(exc.retry_after_s)
     if close:
         headers["Connection"] = "close"
@@ -116,6 +116,10 @@ def install(app: FastAPI) -> None:
             log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
             return service_problem(request, InsufficientStorageError(
                 f"the server's disk is full; nothing was kept, retry later ({exc})"))
+        if unavailable(exc):  # the server gone, no pooled connection in time, a lock: 503
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return service_problem(request, StoreUnavailableError(
+                f"the store is unavailable for now; nothing was kept, retry later ({exc})"))
         return await server_error(request, exc)
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -146,6 +150,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found (or not yours: learners see only their own records)",
         409: "Conflicts with the current state",
         413: "Content too large",
+        503: "The store is unavailable for now: nothing was kept; retry after `Retry-After`",
         422: "Invalid input; `errors` names each field",
         507: "The server's disk is full: nothing was kept; retry after `Retry-After` seconds",
     }

@@ -62,6 +62,15 @@ class InsufficientStorageError(ServiceError):
     retry_after_s = 60
 
 
+class StoreUnavailableError(ServiceError):
+    """The store cannot be reached for now (its server is down or restarting, no connection
+    came free in time, the database is locked): nothing of the request was kept; retry (the
+    answer carries ``Retry-After``)."""
+
+    status, slug, title = 503, "store-unavailable", "The store is unavailable"
+    retry_after_s = 5
+
+
 class InvalidError(ServiceError):
     """Input that fails validation; `errors` name each field."""
 
