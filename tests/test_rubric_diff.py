@@ -224,3 +224,38 @@ def test_rubric_changes_name_added_removed_and_edited_criteria() -> None:
         "pass.min_score 80 -> 90",
     ]
     assert scenario_mismatch(old, new) is None
+
+
+@pytest.mark.parametrize(
+    ("where", "scored"),
+    [
+        (("since=2000-01-01",), 3),
+        (("since=2000-01-01,until=2000-01-02",), 0),
+        (("learner=L2,since=2000-01-01", "until=2999-01-01T00:00:00Z"), 1),
+    ],
+)
+def test_where_takes_the_time_window_of_rescore_comma_separated_or_repeated(
+    tmp_path: Path, files: dict[str, Path], where: tuple[str, ...], scored: int
+) -> None:
+    db = _stored(tmp_path, files)
+    args = [a for w in where for a in ("--where", w)]
+    code, out, err = _run(files["v1"], files["v2"], "--db", db, *args)
+    assert code == 0, err
+    assert out.splitlines()[0].endswith(f"({scored} session(s) scored under both)")
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (("learner=L1", "learner=L2"), "--where learner: given twice ('L1', 'L2')"),
+        (("since=2026-02-01,until=2026-01-01",), "until=2026-01-01 is not after since=2026-02-01"),
+        (("since=yesterday",), "--where since 'yesterday': expected an ISO date"),
+    ],
+)
+def test_a_bad_window_or_a_key_given_twice_is_one_message_and_exit_2(
+    tmp_path: Path, files: dict[str, Path], where: tuple[str, ...], message: str
+) -> None:
+    args = [a for w in where for a in ("--where", w)]
+    code, _, err = _run(files["v1"], files["v2"], "--db", tmp_path / "x.db", *args)
+    assert code == 2
+    assert message in err

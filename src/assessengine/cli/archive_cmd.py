@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -19,6 +19,7 @@ from ..core.scenario import Scenario
 from ..storage import open_existing
 from ..storage.port import StoreError
 from ._app import main, scenario_dirs_option
+from .where import moment
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -45,15 +46,7 @@ def scenario_loader(scenario_dirs: tuple[Path, ...]) -> Callable[[str], Scenario
 
 def parse_since(value: str | None, flag: str = "--since") -> datetime | None:
     """An ISO date or date-time (UTC unless it says otherwise); UsageError when not."""
-    if value is None:
-        return None
-    try:
-        moment = (datetime.fromisoformat(value) if "T" in value or " " in value
-                  else datetime.combine(date.fromisoformat(value), datetime.min.time()))
-    except ValueError:
-        raise click.UsageError(f"{flag} {value!r}: expected an ISO date (2026-12-01) or "
-                               "date-time (2026-12-01T08:00:00Z)") from None  # fmt: skip
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None if value is None else moment(value, flag)
 
 
 def fail(exc: Exception) -> SystemExit:

@@ -30,7 +30,8 @@ from ..archive.rescore import (
 from ..core.jsontext import dumps
 from ..errors import RubricError
 from ._app import main, scenario_dirs_option
-from .archive_cmd import EXIT_FAILED, EXIT_USAGE, fail, open_root, parse_since
+from .archive_cmd import EXIT_FAILED, EXIT_USAGE, fail, open_root
+from .where import parse_where, window
 
 WHERE_KEYS = ("scenario", "since", "until")
 
@@ -46,9 +47,9 @@ WHERE_KEYS = ("scenario", "since", "until")
               "Default: the number of CPUs.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="Run on this existing Dask scheduler instead of a local cluster.")
-@click.option("--where", "where", metavar="scenario=ID,since=DATE,until=DATE",
+@click.option("--where", "where", multiple=True, metavar="scenario=ID,since=DATE,until=DATE",
               help="Only these sessions: of this scenario (must be the rubric's), opened at or "
-              "after since, before until.")
+              "after since, before until. Comma-separated or repeated.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE.parquet", help="Write the reports here as Parquet.")
 @click.option("--json", "as_json", is_flag=True,
@@ -60,7 +61,7 @@ def rescore(
     archive_url: str,
     workers: int | None,
     scheduler: str | None,
-    where: str | None,
+    where: tuple[str, ...],
     out: Path | None,
     as_json: bool,
     quiet: bool,
@@ -96,12 +97,12 @@ def rescore(
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(EXIT_USAGE) from None
-    filters = parse_where(where, scenario.scenario)
+    since, until = _window(where, scenario.scenario)
     root = open_root(archive_url)
     try:
         manifest = require_manifest(root)
-        partitions, rows = plan(root, manifest, scenario.scenario, since=filters.get("since"),
-                                until=filters.get("until"))  # fmt: skip
+        partitions, rows = plan(root, manifest, scenario.scenario, since=since,
+                                until=until)  # fmt: skip
     except ArchiveError as exc:
         raise fail(exc) from None
     job = Job.of(root, rubric, scenario)
@@ -138,26 +139,13 @@ def rescore(
     click.echo(summary.render() + (f"\nreports: {out}" if out is not None else ""))
 
 
-def parse_where(text: str | None, scenario: str) -> dict[str, datetime]:
-    """``scenario=ID,since=DATE,until=DATE`` (each optional); UsageError naming a bad part."""
-    found: dict[str, datetime] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or key not in WHERE_KEYS:
-            raise click.UsageError(f"--where {part!r}: expected KEY=VALUE with KEY one of "
-                                   f"{', '.join(WHERE_KEYS)}")  # fmt: skip
-        if key == "scenario":
-            if value != scenario:
-                raise click.UsageError(f"--where scenario={value}: the rubric scores scenario "
-                                       f"{scenario!r}")  # fmt: skip
-            continue
-        moment = parse_since(value, f"--where {key}")
-        assert moment is not None
-        found[key] = moment
-    return found
+def _window(where: Sequence[str], scenario: str) -> tuple[datetime | None, datetime | None]:
+    """`--where`'s time window (`cli.where`); UsageError for another scenario than the rubric's."""
+    found = parse_where(where, WHERE_KEYS)
+    if "scenario" in found and found["scenario"] != scenario:
+        raise click.UsageError(f"--where scenario={found['scenario']}: the rubric scores "
+                               f"scenario {scenario!r}")  # fmt: skip
+    return window(found)
 
 
 def _collect(

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -31,8 +33,10 @@ from ..storage import open_existing
 from ..storage.port import SessionRecord, Store
 from ._app import scenario_dirs_option
 from .rubric_cmd import EXIT_PROBLEMS, rubric
+from .where import WINDOW_KEYS, in_window, parse_where, window
 
-WHERE_KEYS = ("session", "learner", "rubric", "version", "source", "opened_from", "opened_to")
+WHERE_KEYS = ("session", "learner", "rubric", "version", "source", "opened_from", "opened_to",
+              "since", "until")
 MAX_SESSIONS = 100_000
 
 
@@ -45,7 +49,8 @@ MAX_SESSIONS = 100_000
               help="Stored sessions: a store URL or SQLite file (closed sessions only).")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help=f"With --db: only sessions where KEY is VALUE ({', '.join(WHERE_KEYS)};"
-              " opened_from/opened_to: ISO dates, inclusive). Repeatable.")
+              " opened_from/opened_to: ISO dates, inclusive; since/until: opened at or after"
+              " since, before until, as `rescore`). Comma-separated or repeated.")
 @click.option("--limit", type=click.IntRange(1, MAX_SESSIONS), default=10_000,
               show_default=True, help="With --db: at most this many sessions (oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
@@ -105,20 +110,22 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_PROBLEMS)
 
 
-def _filters(where: Sequence[str]) -> dict[str, str]:
-    filters: dict[str, str] = {}
-    for item in where:
-        key, sep, value = item.partition("=")
-        if not sep or key not in WHERE_KEYS:
-            raise click.BadParameter(
-                f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(WHERE_KEYS)}",
-                param_hint="--where",
-            )
-        if key == "version" and not value.isdigit():
-            raise click.BadParameter(f"{item!r}: a version is a whole number",
-                                     param_hint="--where")  # fmt: skip
-        filters[key] = value
-    return filters
+def _filters(where: Sequence[str]) -> Filters:
+    found = parse_where(where, WHERE_KEYS)
+    if "version" in found and not found["version"].isdigit():
+        raise click.BadParameter(f"version={found['version']!r}: a version is a whole number",
+                                 param_hint="--where")  # fmt: skip
+    since, until = window(found)
+    return Filters({k: v for k, v in found.items() if k not in WINDOW_KEYS}, since, until)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """`--where`: exact values and prefix bounds (`equal`), and the time window."""
+
+    equal: dict[str, str]
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 # ==================================================================================== sources
@@ -146,7 +153,7 @@ def _from_events(old: Loaded, new: Loaded, path: Path) -> RubricDiff:
 
 
 def _from_store(
-    old: Loaded, new: Loaded, url: str, filters: dict[str, str], limit: int
+    old: Loaded, new: Loaded, url: str, filters: Filters, limit: int
 ) -> RubricDiff:
     store = open_existing(url, read_only=True)
     try:
@@ -162,11 +169,15 @@ def _from_store(
                         skipped=skipped)  # fmt: skip
 
 
-def _kept(record: SessionRecord, filters: dict[str, str]) -> bool:
+def _kept(record: SessionRecord, filters: Filters) -> bool:
     info = record.info
+    if (filters.since or filters.until) and not in_window(
+        datetime.fromisoformat(record.opened_at), filters.since, filters.until
+    ):
+        return False
     values = {"session": info.session, "learner": info.learner, "rubric": info.rubric,
               "version": str(info.rubric_version), "source": info.source}  # fmt: skip
-    for key, wanted in filters.items():
+    for key, wanted in filters.equal.items():
         if key == "opened_from" and record.opened_at[: len(wanted)] < wanted:
             return False
         if key == "opened_to" and record.opened_at[: len(wanted)] > wanted:
