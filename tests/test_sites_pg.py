@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -37,7 +38,12 @@ from assessengine.runtime.engine import Engine
 from assessengine.runtime.scoring import ThreadScoring
 from assessengine.sim.generate import SimBatch
 from assessengine.storage import Store, open_store
-from assessengine.storage.credentials import SqlCredentialStore
+from assessengine.storage.credentials import (
+    CredentialStoreError,
+    IssuedCredential,
+    PublishedList,
+    SqlCredentialStore,
+)
 from assessengine.storage.replication import range_of
 from assessengine.streaming import stream_sessions
 
@@ -325,6 +331,74 @@ def test_status_lists_are_numbered_in_each_sites_range_and_reach_the_hub(
     assert served.json()["id"].endswith(f"/credentials/status/{slots['south'].list_id}")
 
 
+def test_a_sites_credential_is_revoked_at_the_site_and_each_place_signs_its_own_lists(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    south = fed.sites["south"]
+    now = datetime.now(UTC)
+    with closing(SqlCredentialStore(south.url)) as at_site:
+        slot = at_site.allocate_status()
+        issued = IssuedCredential(id="urn:uuid:south-1", learner="south:L1",
+                                  policy="network-technician", issued_at=now, valid_until=None,
+                                  status=slot, document={"id": "urn:uuid:south-1"})  # fmt: skip
+        at_site.save_issued(issued)
+    with closing(SqlCredentialStore(fed.hub_url)) as at_hub:
+        _eventually(lambda: at_hub.issued(issued.id), "the credential at the hub")
+        with pytest.raises(CredentialStoreError, match="issued at another site of this hub"):
+            at_hub.revoke(issued.id, reason="wrong learner", revoked_by="hub admin", at=now)
+        # the hub signs the site's list first (someone checked a credential there), then
+        # the site signs its own: each keeps its own, replication goes on
+        signed = PublishedList(slot.list_id, "r1", '{"signed": "hub"}', now + timedelta(days=1))
+        at_hub.publish(signed)
+        with closing(SqlCredentialStore(south.url)) as at_site:
+            at_site.publish(PublishedList(slot.list_id, "r1", '{"signed": "south"}',
+                                          now + timedelta(days=1)))  # fmt: skip
+            at_site.revoke(issued.id, reason="wrong learner", revoked_by="south admin", at=now)
+        revoked = _eventually(lambda: at_hub.revocation(issued.id), "the revocation at the hub")
+        assert revoked.revoked_by == "south admin"
+        published = at_hub.published(slot.list_id)
+        assert published is not None
+        assert published.document == '{"signed": "hub"}'
+    assert _listed(fed.hub_url)["south"]["errors"] == 0
+
+
+def test_refresh_brings_a_sites_publication_to_this_versions_tables(
+    pg_federation: Federation,
+) -> None:
+    """A publication made by an older version (a table missing, one now local) is set right
+    by ``site refresh``, and the missing table's new rows reach the hub."""
+    fed = pg_federation
+    north = fed.sites["north"]
+    north.server.sql("ALTER PUBLICATION assessengine_site DROP TABLE credential_revocations",
+                     "assess")  # fmt: skip
+    north.server.sql("ALTER PUBLICATION assessengine_site ADD TABLE credential_status_published",
+                     "assess")  # fmt: skip
+    refreshed = CliRunner().invoke(main, ["site", "refresh", "--hub", fed.hub_url])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert refreshed.output.splitlines() == [
+        "site north: assessengine_site: added credential_revocations; "
+        "assessengine_site: dropped credential_status_published",
+        "site south: up to date",
+    ]
+    tables = _rows(north.server, "SELECT tablename FROM pg_publication_tables WHERE pubname = "
+                                 "'assessengine_site' ORDER BY tablename")  # fmt: skip
+    assert "credential_revocations" in tables
+    assert "credential_status_published" not in tables
+    again = CliRunner().invoke(main, ["site", "refresh", "--hub", fed.hub_url])
+    assert again.output.splitlines() == ["site north: up to date", "site south: up to date"]
+    now = datetime.now(UTC)
+    with closing(SqlCredentialStore(north.url)) as at_site:
+        slot = at_site.allocate_status()
+        at_site.save_issued(IssuedCredential(
+            id="urn:uuid:north-1", learner="north:L1", policy="network-technician",
+            issued_at=now, valid_until=None, status=slot, document={"id": "urn:uuid:north-1"}))
+        at_site.revoke("urn:uuid:north-1", reason="expired card", revoked_by="north", at=now)
+    with closing(SqlCredentialStore(fed.hub_url)) as at_hub:
+        _eventually(lambda: at_hub.revocation("urn:uuid:north-1"), "north's revocation")
+    assert _listed(fed.hub_url)["north"]["errors"] == 0
+
+
 def _observation() -> ObservationIn:
     return ObservationIn(criterion="cabling_dressed", verdict="pass",
                          note="cables dressed and labelled", t=3.0)  # fmt: skip
@@ -396,6 +470,24 @@ def test_a_promoted_hub_standby_serves_everything_acknowledged_before(
                     "cables dressed and labelled"]
         finally:
             assert api.terminate() == 0, api.log()
+        # replication goes on with the promoted hub once the sites follow it
+        moved = CliRunner().invoke(main, ["site", "failover", "--hub", standby.url("assess")])
+        assert moved.exit_code == 0, moved.output
+        assert moved.output.startswith("site west: now follows postgresql://")
+        assert PASSWORD not in moved.output
+        with _site_engine(west_url, "west") as (engine, _):
+            site = Site("west", north.server, west_url, engine, north.store)
+            later = _stream(site, sessions("network-lab", 1, seed=37))
+        _eventually(lambda: _report_at(standby.url("assess"), later[0]), "a new session")
+        service = ReviewService.open(standby.url("assess"))
+        try:
+            service.observe(service.authenticate(token), later[0], _observation())
+        finally:
+            service.close()
+        seen = f"SELECT note FROM review_observations WHERE session = '{later[0]}'"
+        assert _eventually(lambda: [r for r in north.server.sql(seen, "west").splitlines() if r]
+                           or None, "the new hub's observation at west") == [
+            "cables dressed and labelled"]  # fmt: skip
     finally:
         standby.stop()
         primary.stop()

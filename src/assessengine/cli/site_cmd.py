@@ -10,7 +10,16 @@ from typing import TypeVar
 
 import click
 
-from ..storage.replication import ReplicationError, Site, add_site, list_sites, remove_site
+from ..storage.replication import (
+    ReplicationError,
+    Site,
+    SiteStep,
+    add_site,
+    fail_over,
+    list_sites,
+    refresh_sites,
+    remove_site,
+)
 from ._app import main
 
 T = TypeVar("T")
@@ -101,3 +110,37 @@ def remove(hub: str, name: str) -> None:
     click.echo(f"site {name} removed")
     for line in left:
         click.echo(f"warning: {line}", err=True)
+
+
+@site.command("refresh")
+@HUB_OPTION
+def refresh(hub: str) -> None:
+    """After an upgrade (the hub first, then the sites): migrate the hub and every site,
+    bring each publication to the tables this version replicates, and have the
+    subscriptions pick them up. Prints one line per site; a site out of reach is a warning
+    (run it again later) and exit status 1."""
+    _report(_run(lambda: refresh_sites(hub)))
+
+
+@site.command("failover")
+@HUB_OPTION
+def failover(hub: str) -> None:
+    """After the hub's standby was promoted (pg_ctl promote): point every site at it (--hub
+    is the promoted server, as the sites' servers reach it). Its subscriptions to the sites
+    go on by themselves; this makes each site's slot there and moves the site's
+    subscription for the hub's reviews. Prints one line per site; a site out of reach is a
+    warning (run it again later) and exit status 1."""
+    _report(_run(lambda: fail_over(hub)))
+
+
+def _report(steps: list[SiteStep]) -> None:
+    """One line per site (on stderr as a warning when not done); exit 1 if any was not."""
+    if not steps:
+        click.echo("no sites")
+    for step in steps:
+        if step.done:
+            click.echo(f"site {step.name}: {step.text}")
+        else:
+            click.echo(f"warning: site {step.name}: {step.text}", err=True)
+    if not all(step.done for step in steps):
+        raise SystemExit(1)

@@ -28,6 +28,9 @@ from .sqlite import immediate
 from .url import one_line, parse_url, redact
 
 BUSY_TIMEOUT_S: Final = 10.0
+RANGE_BITS: Final = 40
+"""A database that joined a hub makes ids in [number << 40, (number + 1) << 40) (`id_range`;
+`storage.replication`); the ids it had before it joined stay below 2**40."""
 POOL_SIZE: Final = 8
 """PostgreSQL connections of one app at most (requests served at once; more wait for one)."""
 APPLICATION_NAME: Final = "assessengine-app"
@@ -79,6 +82,13 @@ class Db:
             if row is not None:
                 return int(row[0]), int(row[1])
         return 1, 2**63 - 1
+
+    def made_elsewhere(self, key: int) -> bool:
+        """Whether `key` (a row id or a number taken from `id_range`) was made by another
+        database of this one's federation: it lies in another database's range. Keys below
+        2**40 (made before a database joined) count as this one's."""
+        lo, hi = self.id_range()
+        return lo >= 1 << RANGE_BITS and key >= 1 << RANGE_BITS and not lo <= key <= hi
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         """Run an INSERT and return the new row's ``id`` (``RETURNING id``)."""

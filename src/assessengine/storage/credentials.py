@@ -107,7 +107,8 @@ class CredentialStore(Protocol):
         self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
     ) -> Revocation:
         """Record the revocation; CredentialStoreError when the credential is unknown, already
-        revoked, or the reason is empty."""
+        revoked, was issued at another site of this hub (revoke it there), or the reason is
+        empty."""
         ...
 
     def revocation(self, credential_id: str) -> Revocation | None: ...
@@ -369,10 +370,16 @@ class SqlCredentialStore:
     ) -> Revocation:
         _check_revocation(reason, revoked_by, at)
         with self._write() as db:
-            if not db.execute(
-                "SELECT 1 FROM credential_issued WHERE id = ?", (credential_id,)
-            ).fetchone():
+            row = db.execute(
+                "SELECT status_list FROM credential_issued WHERE id = ?", (credential_id,)
+            ).fetchone()
+            if row is None:
                 raise _unknown(credential_id)
+            if db.made_elsewhere(int(row[0])):  # a site's credential, here at the hub
+                raise CredentialStoreError(
+                    f"credential {credential_id!r} was issued at another site of this hub (its "
+                    f"status list {row[0]} is that site's); revoke it there: the revocation "
+                    "reaches here by replication")
             if db.execute(
                 "SELECT 1 FROM credential_revocations WHERE credential_id = ?", (credential_id,)
             ).fetchone():

@@ -6,7 +6,7 @@ rows. Which way each table goes, so that no row is ever written in two places:
 
     site -> hub   sessions, batches (raw payloads inline), decisions, reports,
                   credential_status_lists, credential_status_slots, credential_issued,
-                  credential_revocations, credential_status_published;
+                  credential_revocations;
                   review_observations, review_overrides, review_audit: the rows written at
                   the site (publication ``assessengine_site``, subscription
                   ``assessengine_site_NAME`` on the hub)
@@ -14,9 +14,18 @@ rows. Which way each table goes, so that no row is ever written in two places:
                   the hub about that site's sessions (``SITE:...``) (publication
                   ``assessengine_hub_NAME`` on the hub, subscription ``assessengine_hub`` on
                   the site)
-    local         review_tokens (each place issues its own), review_outcomes (each database's
-                  cache of the outcome with overrides, kept by the reviews recorded there),
-                  review_rubrics, review_rescores, the schema's version tables
+    local         review_tokens (each place issues its own), review_outcomes and the cohort
+                  index (each database's cache of outcomes, kept by the reviews recorded
+                  there), review_rubrics, review_rescores, credential_status_published (each
+                  database signs the status lists it serves from the slots and revocations
+                  it holds), payload_files, the schema's version tables
+
+Every table of `storage.schema` is in exactly one of these (`SITE_TABLES`, `REVIEW_TABLES`,
+`LOCAL_TABLES`; a test checks it): a new table must say where it goes, and ``site refresh``
+brings the publications of a running federation up to date after an upgrade.
+
+A credential is revoked where it was issued: `SqlCredentialStore.revoke` refuses one whose
+status list is in another database's range (the revocation reaches the hub from the site).
 
 Rows are told apart by where they were written through their row ids: every database gets a
 range of 2**40 ids for its identity columns (the hub range 1, the sites 2, 3, ... in the order
@@ -28,8 +37,8 @@ the same key. Session and learner ids carry the site's name (`ingest.sites`), an
 status lists are numbered in the database's range too (`id_range`).
 
 Every statement that touches replication is here; the CLI only calls `add_site`,
-`list_sites` and `remove_site`. Errors are `ReplicationError`: one line, naming the server
-(without its password) and what is wrong.
+`list_sites`, `remove_site`, `refresh_sites` and `fail_over`. Errors are `ReplicationError`:
+one line, naming the server (without its password) and what is wrong.
 """
 
 from __future__ import annotations
@@ -44,11 +53,10 @@ from psycopg import sql
 
 from ..core.ids import SITE_SEPARATOR, site_problem
 from . import schema
+from .appdb import RANGE_BITS
 from .port import StoreError
 from .url import one_line, open_store, parse_url, redact
 
-RANGE_BITS: Final = 40
-"""Each database's identity columns take ids in [number << 40, (number + 1) << 40)."""
 HUB_NUMBER: Final = 1
 FIRST_SITE: Final = 2
 LAST_SITE: Final = (1 << (62 - RANGE_BITS)) - 1
@@ -63,11 +71,17 @@ _HERE: Final = "subdbid = (SELECT oid FROM pg_database WHERE datname = current_d
 SITE_TABLES: Final = (
     "sessions", "batches", "decisions", "reports",
     "credential_status_lists", "credential_status_slots", "credential_issued",
-    "credential_revocations", "credential_status_published",
+    "credential_revocations",
 )  # fmt: skip
 """Written at a site only: all of their rows go to the hub."""
 REVIEW_TABLES: Final = ("review_observations", "review_overrides", "review_audit")
 """Written at both: each row goes from where it was written (told by its id's range)."""
+LOCAL_TABLES: Final = (
+    "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
+    "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
+    "schema_version",
+)  # fmt: skip
+"""Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(
     t.name for t in schema.metadata.sorted_tables
     if "id" in t.c and t.c.id.identity is not None
@@ -92,6 +106,16 @@ class Site:
     apply_errors: int           # replication errors at the hub since the subscription began
     sending: bool               # the site's subscription is connected to the hub
     unsent_bytes: int | None    # hub WAL the site has not confirmed yet (its reviews' lag)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStep:
+    """What `refresh_sites` or `fail_over` did at one site (`done` False: the site could not
+    be reached; `text` says why and what to run later)."""
+
+    name: str
+    done: bool
+    text: str
 
 
 def range_of(number: int) -> tuple[int, int]:
@@ -271,31 +295,65 @@ def _number(conn: psycopg.Connection[Any]) -> int | None:
     return number or None
 
 
-def _publish_site(s: psycopg.Connection[Any]) -> None:
-    """The site's publication: its own tables whole, the review tables' rows not written at
-    the hub. Made once per site database (kept if it exists)."""
-    if _exists(s, "SELECT 1 FROM pg_publication WHERE pubname = %s", SITE_PUBLICATION):
-        s.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(SITE_PUBLICATION)))
+def _site_entries() -> dict[str, sql.Composable | None]:
+    """The site publication's tables, each with its row filter (None: every row)."""
     lo, hi = range_of(HUB_NUMBER)
     not_hub = sql.SQL("WHERE (id < {} OR id > {})").format(sql.Literal(lo), sql.Literal(hi))
-    tables: list[sql.Composable] = [sql.Identifier(t) for t in SITE_TABLES]
-    tables += [sql.SQL("{} {}").format(sql.Identifier(t), not_hub) for t in REVIEW_TABLES]
-    s.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-        sql.Identifier(SITE_PUBLICATION), sql.SQL(", ").join(tables)))
+    return {**dict.fromkeys(SITE_TABLES), **dict.fromkeys(REVIEW_TABLES, not_hub)}
 
 
-def _publish_hub(h: psycopg.Connection[Any], name: str) -> None:
-    """The hub's publication for site `name`: review rows written at the hub about the
-    site's sessions (inserts: review rows are never changed)."""
+def _hub_entries(name: str) -> dict[str, sql.Composable | None]:
+    """The tables of the hub's publication for site `name`: review rows written at the hub
+    about the site's sessions."""
     lo, hi = range_of(HUB_NUMBER)
     prefix = name + SITE_SEPARATOR
     where = sql.SQL("WHERE (id BETWEEN {} AND {} AND left(session, {}) = {})").format(
         sql.Literal(lo), sql.Literal(hi), sql.Literal(len(prefix)), sql.Literal(prefix))
-    tables = [sql.SQL("{} {}").format(sql.Identifier(t), where) for t in REVIEW_TABLES]
+    return dict.fromkeys(REVIEW_TABLES, where)
+
+
+def _entry(table: str, where: sql.Composable | None) -> sql.Composable:
+    ident = sql.Identifier(table)
+    return ident if where is None else sql.SQL("{} {}").format(ident, where)
+
+
+def _publish_site(s: psycopg.Connection[Any]) -> None:
+    """The site's publication: its own tables whole, the review tables' rows not written at
+    the hub. Made anew on every add."""
+    s.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(SITE_PUBLICATION)))
+    s.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+        sql.Identifier(SITE_PUBLICATION),
+        sql.SQL(", ").join(_entry(t, w) for t, w in _site_entries().items())))
+
+
+def _publish_hub(h: psycopg.Connection[Any], name: str) -> None:
+    """The hub's publication for site `name` (inserts: review rows are never changed)."""
     h.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
         sql.Identifier(hub_publication(name))))
     h.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')").format(
-        sql.Identifier(hub_publication(name)), sql.SQL(", ").join(tables)))
+        sql.Identifier(hub_publication(name)),
+        sql.SQL(", ").join(_entry(t, w) for t, w in _hub_entries(name).items())))
+
+
+def _sync_publication(
+    conn: psycopg.Connection[Any], name: str, entries: dict[str, sql.Composable | None]
+) -> list[str]:
+    """Add the tables of `entries` that publication `name` lacks and drop those it has
+    beyond them (a running subscription sees the change after REFRESH PUBLICATION); the
+    changes, in words."""
+    held = {row[0] for row in conn.execute(
+        "SELECT tablename FROM pg_publication_tables WHERE pubname = %s", (name,)).fetchall()}
+    done = []
+    for table, where in entries.items():
+        if table not in held:
+            conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                sql.Identifier(name), _entry(table, where)))
+            done.append(f"{name}: added {table}")
+    for table in sorted(held - set(entries)):
+        conn.execute(sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
+            sql.Identifier(name), sql.Identifier(table)))
+        done.append(f"{name}: dropped {table}")
+    return done
 
 
 def _subscribe(
@@ -371,6 +429,85 @@ def _comment_number(comment: str | None) -> int | None:
 def _conninfo_shown(conninfo: str) -> str:
     return redact(conninfo) if "://" in conninfo else " ".join(
         w for w in conninfo.split() if not w.startswith("password="))
+
+
+# ==================================================================================== refresh
+
+
+def refresh_sites(hub: str) -> list[SiteStep]:
+    """Bring a running federation up to this version: migrate the hub and every site it can
+    reach, add to (or drop from) each publication the tables this version replicates, and
+    have each subscription pick them up (``REFRESH PUBLICATION``; a table added is copied
+    whole first). Run it after upgrading the hub and then the sites. Returns one step per
+    site (one out of reach is not done: run it again later). ReplicationError when the hub
+    cannot be reached."""
+    _postgres_only(hub, "--hub")
+    _migrate(hub)
+    report: list[SiteStep] = []
+    with _connect(hub) as h:
+        for name, conninfo in _site_conninfos(h):
+            try:
+                _migrate(conninfo)
+                with _connect(conninfo) as s:
+                    changes = _sync_publication(s, SITE_PUBLICATION, _site_entries())
+                    changes += _sync_publication(h, hub_publication(name), _hub_entries(name))
+                    _refresh(h, site_subscription(name))
+                    _refresh(s, HUB_SUBSCRIPTION)
+            except ReplicationError as exc:
+                report.append(SiteStep(name, False, f"not refreshed ({exc}); run site refresh "
+                                       "again once it can be reached"))  # fmt: skip
+                continue
+            report.append(SiteStep(name, True, "; ".join(changes) or "up to date"))
+    return report
+
+
+def _site_conninfos(h: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """Each site's name and the connection string the hub subscribes to it with."""
+    rows = h.execute(
+        "SELECT subname, subconninfo FROM pg_subscription "
+        f"WHERE subname LIKE 'assessengine\\_site\\_%%' AND {_HERE} ORDER BY subname"
+    ).fetchall()
+    prefix = len(site_subscription(""))
+    return [(name[prefix:], conninfo) for name, conninfo in rows]
+
+
+def _refresh(conn: psycopg.Connection[Any], subscription: str) -> None:
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} REFRESH PUBLICATION WITH (copy_data = true)")
+                 .format(sql.Identifier(subscription)))  # fmt: skip
+
+
+# ==================================================================================== failover
+
+
+def fail_over(hub: str) -> list[SiteStep]:
+    """After a hub standby was promoted (the old hub is gone), point every site at `hub`:
+    make each site's logical slot there (PostgreSQL 15 keeps none on a standby) and move
+    the site's subscription to it. The hub's own subscriptions to the sites came with the
+    standby and go on by themselves. Reviews the old hub took that had not reached a site
+    when it died do not reach it (they are at the new hub). Returns one step per site (one
+    out of reach is not done: run it again later). ReplicationError when `hub` cannot be
+    reached or is still a standby."""
+    _postgres_only(hub, "--hub")
+    report: list[SiteStep] = []
+    with _connect(hub) as h:
+        if _value(h, "SELECT pg_is_in_recovery()"):
+            raise ReplicationError(f"{redact(hub)}: this server is still a standby; promote it "
+                                   "first (pg_ctl promote)")  # fmt: skip
+        target = parse_url(hub).target
+        for name, conninfo in _site_conninfos(h):
+            slot = hub_publication(name)
+            if not _exists(h, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", slot):
+                h.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+            try:
+                with _connect(conninfo) as s:
+                    s.execute(sql.SQL("ALTER SUBSCRIPTION {} CONNECTION {}").format(
+                        sql.Identifier(HUB_SUBSCRIPTION), sql.Literal(target)))
+            except ReplicationError as exc:
+                report.append(SiteStep(name, False, f"not moved ({exc}); run site failover "
+                                       "again once it can be reached"))  # fmt: skip
+                continue
+            report.append(SiteStep(name, True, f"now follows {redact(hub)}"))
+    return report
 
 
 # ==================================================================================== remove
