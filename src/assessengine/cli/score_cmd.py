@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..adapters.library import load_rubric
-from ..core.events import EventsFile, parse_events_lines
+from ..core.compiler import compile_rubric
 from ..core.jsontext import dumps
-from ..core.offline import score_sessions
+from ..core.offline import collect_sessions, score_chunks, score_sessions
 from ..core.report import SessionReport
-from ..core.scenario import Scenario
 from ..errors import EventsError, RubricError
+from ..inputs import read_input
 from ._app import main, scenario_dirs_option
 from .summary import count_failed, render_failed
 
@@ -37,6 +37,13 @@ EXIT_INPUT = 2
     is_flag=True,
     help="Skip malformed lines (counted and listed on stderr) instead of stopping.",
 )
+@click.option(
+    "--format",
+    "input_format",
+    default=None,
+    metavar="NAME",
+    help="Input format (jsonl, ...); default: from the file's suffix (stdin: jsonl).",
+)
 @scenario_dirs_option
 def score(
     events: Path,
@@ -44,6 +51,7 @@ def score(
     reference: bool,
     as_json: bool,
     skip_invalid: bool,
+    input_format: str | None,
     scenario_dirs: tuple[Path, ...],
 ) -> None:
     """Score the sessions in EVENTS (JSON Lines, '-' for stdin) against a rubric.
@@ -65,44 +73,47 @@ def score(
         raise SystemExit(EXIT_INPUT) from None
     source = "<stdin>" if str(events) == "-" else str(events)
     try:
-        parsed = _read_events(events, source, scenario, skip_invalid)
-        _check_open_lines(parsed, rubric.rubric, scenario.scenario, source)
+        chunks = read_input(events, scenario=scenario, declared=input_format,
+                            skip_invalid=skip_invalid)  # fmt: skip
+        if reference:
+            sessions, problems = collect_sessions(chunks, scenario)
+            ids, opens = [s.session for s in sessions], [s.open for s in sessions]
+        else:
+            scored = score_chunks(compile_rubric(rubric, scenario), chunks)
+            ids, opens = [r.session for r in scored.reports], scored.opens
+            problems = scored.problems
+        _check_open_lines(ids, opens, rubric.rubric, scenario.scenario, source)
     except (EventsError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_INPUT) from None
-    for skipped in parsed.problems:
+    for skipped in problems:
         click.echo(f"skipped: {skipped}", err=True)
-    if parsed.skipped:
-        click.echo(f"skipped {parsed.skipped} invalid line(s)", err=True)
-    reports = score_sessions(
-        rubric,
-        scenario,
-        list(parsed.sessions.values()),
-        engine="reference" if reference else "kernel",
-    )
+    if problems:
+        click.echo(f"skipped {len(problems)} invalid line(s)", err=True)
+    if reference:
+        reports = score_sessions(rubric, scenario, sessions, engine="reference")
+    else:
+        reports = scored.reports
     if as_json:
         click.echo(dumps({"sessions": [r.to_data() for r in reports]}, indent=2))
     else:
         click.echo(render_table(reports))
 
 
-def _read_events(path: Path, source: str, scenario: Scenario, skip_invalid: bool) -> EventsFile:
-    if str(path) == "-":
-        return parse_events_lines(
-            sys.stdin, scenario=scenario, source=source, skip_invalid=skip_invalid
-        )
-    with path.open(encoding="utf-8") as lines:
-        return parse_events_lines(
-            lines, scenario=scenario, source=source, skip_invalid=skip_invalid
-        )
-
-
-def _check_open_lines(parsed: EventsFile, rubric_id: str, scenario_id: str, source: str) -> None:
-    for session in parsed.sessions.values():
-        declared = session.open.get("scenario")
+def _check_open_lines(
+    ids: Sequence[str],
+    opens: Sequence[Mapping[str, Any]],
+    rubric_id: str,
+    scenario_id: str,
+    source: str,
+) -> None:
+    """EventsError for the first session (by first appearance) whose open record names
+    another scenario than the rubric's."""
+    for session, meta in zip(ids, opens, strict=True):
+        declared = meta.get("scenario")
         if declared is not None and declared != scenario_id:
             raise EventsError(
-                f"{source}: session {session.session!r} is a {declared!r} session, "
+                f"{source}: session {session!r} is a {declared!r} session, "
                 f"but the rubric is for scenario {scenario_id!r}"
             )
 

@@ -211,40 +211,75 @@ def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenari
     session = check_id(record["session"], "session")
     current = sessions.get(session)
     if "open" in record:
-        _check_keys(record, {"session", "open"})
+        check_keys(record, {"session", "open"})
         if current is not None and (current.events or current.open):
-            raise ValueError(f"session {session!r} is opened twice or after its first event")
-        if not isinstance(record["open"], dict):
-            raise ValueError("'open' must be an object")
-        if "learner" in record["open"]:
-            check_id(record["open"]["learner"], "open.learner")
-        sessions.setdefault(session, SessionEvents(session)).open = record["open"]
+            raise ValueError(reopened(session))
+        sessions.setdefault(session, SessionEvents(session)).open = check_open(record)
         return
     if current is not None and current.close_t is not None:
-        raise ValueError(f"session {session!r} is already closed")
+        raise ValueError(already_closed(session))
     if "close" in record:
-        _check_keys(record, {"session", "close"})
-        close = record["close"]
-        if not isinstance(close, dict):
-            raise ValueError("'close' must be an object such as {\"t\": 612.0}")
-        t = _number(close.get("t"), "close.t")
+        t = check_close(record)
         if current is not None and current.events and t < current.events[-1].t:
-            raise ValueError(f"close t={t} is before the session's last event")
+            raise ValueError(close_before_last(t))
         sessions.setdefault(session, SessionEvents(session)).close_t = t
         return
-    event = _parse_event(record, scenario)
+    event = parse_event(record, scenario)
     current = sessions.setdefault(session, SessionEvents(session))
     if current.events:
         last = current.events[-1]
-        if event.seq <= last.seq:
-            raise ValueError(f"seq {event.seq} does not increase (previous seq {last.seq})")
-        if event.t < last.t:
-            raise ValueError(f"t {event.t} goes backwards (previous t {last.t})")
+        problem = order_problem(event, last.seq, last.t)
+        if problem is not None:
+            raise ValueError(problem)
     current.events.append(event)
 
 
-def _parse_event(record: Mapping[str, Any], scenario: Scenario | None) -> Event:
-    _check_keys(record, {"session", "seq", "t", "event", "signals"})
+def reopened(session: str) -> str:
+    """The message for an open record after the session's first event or non-empty open."""
+    return f"session {session!r} is opened twice or after its first event"
+
+
+def already_closed(session: str) -> str:
+    """The message for a record (other than open) of a session already closed."""
+    return f"session {session!r} is already closed"
+
+
+def close_before_last(t: float) -> str:
+    """The message for a close time before the session's last event."""
+    return f"close t={t} is before the session's last event"
+
+
+def order_problem(event: Event, last_seq: int, last_t: float) -> str | None:
+    """Why `event` cannot follow an event (last_seq, last_t) of its session, or None."""
+    if event.seq <= last_seq:
+        return f"seq {event.seq} does not increase (previous seq {last_seq})"
+    if event.t < last_t:
+        return f"t {event.t} goes backwards (previous t {last_t})"
+    return None
+
+
+def check_open(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The metadata of an open record, after its own checks (the caller checks the record's
+    fields and the session's state first, in that order)."""
+    if not isinstance(record["open"], dict):
+        raise ValueError("'open' must be an object")
+    if "learner" in record["open"]:
+        check_id(record["open"]["learner"], "open.learner")
+    return record["open"]
+
+
+def check_close(record: Mapping[str, Any]) -> float:
+    """The close time of a close record (its stateless checks)."""
+    check_keys(record, {"session", "close"})
+    close = record["close"]
+    if not isinstance(close, dict):
+        raise ValueError("'close' must be an object such as {\"t\": 612.0}")
+    return _number(close.get("t"), "close.t")
+
+
+def parse_event(record: Mapping[str, Any], scenario: Scenario | None) -> Event:
+    """The event of an event record; ValueError naming the first faulty field."""
+    check_keys(record, {"session", "seq", "t", "event", "signals"})
     for key in ("seq", "t", "event"):
         if key not in record:
             raise ValueError(f"missing field {key!r}")
@@ -302,7 +337,8 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_keys(record: Mapping[str, Any], allowed: set[str]) -> None:
+def check_keys(record: Mapping[str, Any], allowed: set[str]) -> None:
+    """ValueError naming the first field of `record` (alphabetically) not in `allowed`."""
     extra = sorted(set(record) - allowed)
     if extra:
         raise ValueError(f"unexpected field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")

@@ -1,0 +1,383 @@
+"""The column path for JSON Lines: a block of lines parsed straight into columns (pyarrow's
+JSON reader), every check applied per column, no object per line.
+
+It accepts a block only when it can prove that the exact path (`jsonl_exact`, the semantics of
+`core.events.parse_events_lines`) would accept every line of it and read the same values;
+otherwise it returns None and the caller reads the block exactly (which then names the bad
+line). So it refuses, without looking further, blocks with anything where the two parsers may
+differ: a lone carriage return (a line break to Python's text files), a byte-order mark,
+invalid UTF-8, a top-level ``null`` (pyarrow cannot tell it from an absent field), a negative
+zero (JSON's ``-0`` is the integer 0 to Python, -0.0 to pyarrow); and it refuses a block with
+any record the exact path would reject (bad types, names, ids, order, ...).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+from numpy.typing import NDArray
+
+from ..core.events import EventBatch, check_keys, check_open, load_record
+from ..core.ids import is_id
+from ..core.recorded import Chunk
+from ..core.scenario import Scenario
+from .ledger import Ledger
+
+FIELDS: Final = frozenset({"session", "seq", "t", "event", "signals", "open", "close"})
+_TOP_NULL: Final = re.compile(rb'"(?:session|seq|t|event|signals|open|close)"\s*:\s*null')
+_NUMBER: Final = (pa.types.is_int64, pa.types.is_float64)
+
+
+def read_block(block: bytes, ledger: Ledger, scenario: Scenario) -> tuple[Chunk, int] | None:
+    """The chunk of `block` (whole lines, ``\\n`` breaks) and its number of lines, with the
+    ledger updated; or None (ledger untouched) when the block is not provably clean."""
+    if not _plain(block):
+        return None
+    try:
+        table = pj.read_json(io.BytesIO(block), read_options=_OPTIONS)
+    except (pa.ArrowException, ValueError):
+        return None
+    parsed = _Parsed.of(table, block, ledger, scenario)
+    if parsed is None or not _in_order(parsed, ledger):
+        return None
+    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    return parsed.commit(ledger, scenario), lines
+
+
+_OPTIONS: Final = pj.ReadOptions(use_threads=False, block_size=1 << 30)
+
+
+def _plain(block: bytes) -> bool:
+    """No byte sequence on which pyarrow and Python's json/text files may disagree."""
+    if block.count(b"\r") != block.count(b"\r\n") or b"\xef\xbb\xbf" in block:
+        return False
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return b"null" not in block or (b"\\u" not in block and _TOP_NULL.search(block) is None)
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """A parsed block: rows in line order, row kinds, and the event rows as columns."""
+
+    new_ids: list[str]
+    row_sess: NDArray[np.int64]  # (rows,) ordinal of every row
+    kind: NDArray[np.int8]  # (rows,) 0 event, 1 open, 2 close
+    ev_rows: NDArray[np.intp]
+    seq: NDArray[np.int64]
+    t: NDArray[np.float64]
+    code: NDArray[np.int32]
+    signals: NDArray[np.float64]
+    opens: list[tuple[int, dict[str, Any]]]  # (row, metadata)
+    close_rows: NDArray[np.intp]
+    close_t: NDArray[np.float64]
+
+    @classmethod
+    def of(
+        cls, table: pa.Table, block: bytes, ledger: Ledger, scenario: Scenario
+    ) -> _Parsed | None:
+        names = set(table.column_names)
+        if not names <= FIELDS or "session" not in names:
+            return None
+        cols = {name: table.column(name).combine_chunks() for name in names}
+        sess = _sessions(cols["session"], ledger)
+        kind = _kinds(cols, table.num_rows)
+        if sess is None or kind is None:
+            return None
+        new_ids, row_sess = sess
+        ev_rows = np.flatnonzero(kind == 0)
+        events = _events(cols, ev_rows, scenario)
+        closes = _closes(cols, kind)
+        opens = _opens(block, kind, row_sess, ledger, new_ids)
+        if events is None or closes is None or opens is None:
+            return None
+        seq, t, code, signals = events
+        close_rows, close_t = closes
+        return cls(new_ids, row_sess, kind, ev_rows, seq, t, code, signals, opens,
+                   close_rows, close_t)  # fmt: skip
+
+    def commit(self, ledger: Ledger, scenario: Scenario) -> Chunk:
+        """Record the block in the ledger; the chunk it makes."""
+        for session in self.new_ids:
+            ledger.add(session)
+        ev_sess = self.row_sess[self.ev_rows]
+        last = _last_per_session(ev_sess)
+        ledger.commit_events(ev_sess[last], self.seq[last], self.t[last])
+        opens: dict[int, dict[str, Any]] = {}
+        for row, meta in self.opens:
+            k = int(self.row_sess[row])
+            ledger.has_open[k] = bool(meta)
+            opens[k] = meta
+        closed = self.row_sess[self.close_rows]
+        ledger.closed[closed] = True
+        batch = EventBatch(ev_sess.astype(np.int32), self.seq, self.t, self.code, self.signals)
+        return Chunk(tuple(self.new_ids), batch, opens, closed, self.close_t)
+
+
+def _sessions(col: pa.Array, ledger: Ledger) -> tuple[list[str], NDArray[np.int64]] | None:
+    """The block's new session ids (first appearance order) and every row's ordinal."""
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return None
+    if col.null_count:
+        return None
+    encoded = pc.dictionary_encode(col)
+    ids: list[str] = encoded.dictionary.to_pylist()
+    if not all(is_id(s) for s in ids):
+        return None
+    new_ids: list[str] = []
+    ordinals = np.empty(len(ids), np.int64)
+    for j, sid in enumerate(ids):
+        k = ledger.ordinal.get(sid)
+        if k is None:
+            k = len(ledger) + len(new_ids)
+            new_ids.append(sid)
+        ordinals[j] = k
+    return new_ids, ordinals[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _valid(cols: dict[str, pa.Array], name: str, n: int) -> NDArray[np.bool_]:
+    if name not in cols:
+        return np.zeros(n, np.bool_)
+    mask: NDArray[np.bool_] = cols[name].is_valid().to_numpy(zero_copy_only=False)
+    return mask
+
+
+def _kinds(cols: dict[str, pa.Array], n: int) -> NDArray[np.int8] | None:
+    """Each row's kind (0 event, 1 open, 2 close), or None if a row mixes kinds' fields or an
+    event lacks one of seq, t, event."""
+    has = {name: _valid(cols, name, n) for name in FIELDS - {"session"}}
+    is_open = has["open"]
+    is_close = ~is_open & has["close"]
+    is_event = ~(is_open | is_close)
+    event_fields = has["seq"] | has["t"] | has["event"] | has["signals"]
+    if np.any(is_open & (event_fields | has["close"])) or np.any(is_close & event_fields):
+        return None
+    if not np.all(has["seq"][is_event] & has["t"][is_event] & has["event"][is_event]):
+        return None
+    kind = np.zeros(n, np.int8)
+    kind[is_open] = 1
+    kind[is_close] = 2
+    return kind
+
+
+def _events(
+    cols: dict[str, pa.Array], rows: NDArray[np.intp], scenario: Scenario
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int32], NDArray[np.float64]] | None:
+    """The event rows' seq, t, event codes and signals (n_signals, n), or None."""
+    n_sig, n = len(scenario.signal_names), rows.shape[0]
+    if n == 0:
+        return (np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int32),
+                np.empty((n_sig, 0), np.float64))  # fmt: skip
+    seq_col, t_col, ev_col = cols["seq"], cols["t"], cols["event"]
+    if not pa.types.is_int64(seq_col.type) or not _number_type(t_col.type):
+        return None
+    if not pa.types.is_string(ev_col.type):
+        return None
+    taken = pa.array(rows)
+    seq = _numpy(seq_col.take(taken)).astype(np.int64)
+    t = _numpy(t_col.take(taken)).astype(np.float64)
+    if np.any(seq < 0) or not np.all(t >= 0) or not np.all(np.isfinite(t)) or _negative_zero(t):
+        return None
+    code = _codes(ev_col, rows, scenario)
+    signals = _signals(cols.get("signals"), rows, scenario)
+    if code is None or signals is None:
+        return None
+    return seq, t, code, signals
+
+
+def _number_type(kind: pa.DataType) -> bool:
+    return any(test(kind) for test in _NUMBER)
+
+
+def _numpy(col: pa.Array) -> NDArray[Any]:
+    return col.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _negative_zero(values: NDArray[np.float64]) -> bool:
+    return bool(np.any((values == 0) & np.signbit(values)))
+
+
+def _codes(col: pa.Array, rows: NDArray[np.intp], scenario: Scenario) -> NDArray[np.int32] | None:
+    encoded = pc.dictionary_encode(col.take(pa.array(rows)))
+    table = scenario.event_code
+    names: list[str] = encoded.dictionary.to_pylist()
+    if not all(name in table for name in names):
+        return None
+    lookup = np.array([table[name] for name in names], np.int32)
+    codes: NDArray[np.int32] = lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes
+
+
+def _signals(
+    col: pa.Array | None, rows: NDArray[np.intp], scenario: Scenario
+) -> NDArray[np.float64] | None:
+    """(n_signals, n) values, NaN where not reported; None for an unknown name, a value that
+    is not a number, an infinite value or a negative zero."""
+    out = np.full((len(scenario.signal_names), rows.shape[0]), np.nan, np.float64)
+    if col is None:
+        return out
+    if not pa.types.is_struct(col.type):
+        return None
+    index = scenario.signal_index
+    struct = col.take(pa.array(rows))
+    for child, spec in zip(struct.flatten(), col.type, strict=True):
+        if spec.name not in index:
+            return None
+        if pa.types.is_null(spec.type):
+            continue
+        if not _number_type(spec.type):
+            return None
+        values = _numpy(child).astype(np.float64)
+        if np.any(np.isinf(values)) or _negative_zero(values):
+            return None
+        out[index[spec.name]] = values
+    return out
+
+
+def _closes(
+    cols: dict[str, pa.Array], kind: NDArray[np.int8]
+) -> tuple[NDArray[np.intp], NDArray[np.float64]] | None:
+    """The close rows and their finite times, or None."""
+    rows = np.flatnonzero(kind == 2)
+    if rows.shape[0] == 0:
+        return rows, np.empty(0, np.float64)
+    col = cols["close"]
+    if not pa.types.is_struct(col.type) or col.type.get_field_index("t") < 0:
+        return None
+    t_col = col.take(pa.array(rows)).flatten()[col.type.get_field_index("t")]
+    if not _number_type(t_col.type) or t_col.null_count:
+        return None
+    t = _numpy(t_col).astype(np.float64)
+    if not np.all(np.isfinite(t)) or _negative_zero(t):
+        return None
+    return rows, t
+
+
+def _opens(
+    block: bytes,
+    kind: NDArray[np.int8],
+    row_sess: NDArray[np.int64],
+    ledger: Ledger,
+    new_ids: list[str],
+) -> list[tuple[int, dict[str, Any]]] | None:
+    """Each open row's metadata, read by Python's json from its line (found by the
+    ``"open"`` it holds), or None when the lines do not match the rows one to one."""
+    rows = np.flatnonzero(kind == 1)
+    if rows.shape[0] == 0:
+        return []
+    records = [r for r in _records_with(block, b'"open"') if isinstance(r, dict) and "open" in r]
+    if len(records) != rows.shape[0]:
+        return None
+    ids = ledger.ids
+    out: list[tuple[int, dict[str, Any]]] = []
+    for row, record in zip(rows.tolist(), records, strict=True):
+        k = int(row_sess[row])
+        session = ids[k] if k < len(ids) else new_ids[k - len(ids)]
+        if record.get("session") != session:
+            return None
+        try:
+            check_keys(record, {"session", "open"})
+            meta = check_open(record)
+        except ValueError:
+            return None
+        out.append((row, dict(meta)))
+    return out
+
+
+def _records_with(block: bytes, needle: bytes) -> list[Any]:
+    """The JSON value of every line of `block` that contains `needle`, in order."""
+    out: list[Any] = []
+    at = block.find(needle)
+    while at >= 0:
+        start = block.rfind(b"\n", 0, at) + 1
+        end = block.find(b"\n", at)
+        end = len(block) if end < 0 else end
+        try:
+            out.append(load_record(block[start:end].decode("utf-8")))
+        except ValueError:
+            out.append(None)
+        at = block.find(needle, end)
+    return out
+
+
+def _in_order(p: _Parsed, ledger: Ledger) -> bool:
+    """Whether every record fits its session's past (as the exact path checks it): events
+    in seq and t order, after the last committed event, not after a close; opens before the
+    first event and not twice; one close, not before the last event."""
+    n_old = len(ledger)
+    ev_sess = p.row_sess[p.ev_rows]
+    order = np.argsort(ev_sess, kind="stable")
+    s, seq, t = ev_sess[order], p.seq[order], p.t[order]
+    same = s[1:] == s[:-1]
+    if np.any(same & (seq[1:] <= seq[:-1])) or np.any(same & (t[1:] < t[:-1])):
+        return False
+    first = np.concatenate(([True], ~same)) if s.shape[0] else np.zeros(0, np.bool_)
+    fs = s[first]
+    old = fs < n_old
+    known = fs[old]
+    seen = ledger.has_events[known]
+    if np.any(ledger.closed[known]):
+        return False
+    if np.any(seq[first][old][seen] <= ledger.last_seq[known][seen]):
+        return False
+    if np.any(t[first][old][seen] < ledger.last_t[known][seen]):
+        return False
+    return _rare_rows_fit(p, ledger, s, t, order, first)
+
+
+def _rare_rows_fit(
+    p: _Parsed,
+    ledger: Ledger,
+    s: NDArray[np.int64],
+    t: NDArray[np.float64],
+    order: NDArray[np.intp],
+    first: NDArray[np.bool_],
+) -> bool:
+    """The open and close rows, in line order, against the events around them."""
+    if not p.opens and p.close_rows.shape[0] == 0:
+        return True
+    rows_sorted = p.ev_rows[order]
+    last = np.concatenate((first[1:], [True])) if s.shape[0] else first
+    first_row = dict(zip(s[first].tolist(), rows_sorted[first].tolist(), strict=True))
+    last_row = dict(zip(s[last].tolist(), rows_sorted[last].tolist(), strict=True))
+    last_t = dict(zip(s[last].tolist(), t[last].tolist(), strict=True))
+    n_old = len(ledger)
+    has_open: dict[int, bool] = {}
+    closed: set[int] = set()
+    rare: list[tuple[int, int, Any]] = [(row, 1, meta) for row, meta in p.opens]
+    rare += [(int(r), 2, float(ct)) for r, ct in zip(p.close_rows, p.close_t, strict=True)]
+    for row, kind, value in sorted(rare, key=lambda item: item[0]):
+        k = int(p.row_sess[row])
+        old = k < n_old
+        events_before = (old and bool(ledger.has_events[k])) or first_row.get(k, row) < row
+        if kind == 1:
+            opened = has_open.get(k, old and bool(ledger.has_open[k]))
+            if events_before or opened:
+                return False
+            has_open[k] = bool(value)
+            continue
+        if k in closed or (old and ledger.closed[k]) or last_row.get(k, -1) > row:
+            return False
+        before = last_t.get(k, float(ledger.last_t[k]) if old and ledger.has_events[k] else None)
+        if before is not None and value < before:
+            return False
+        closed.add(k)
+    return True
+
+
+def _last_per_session(sessions: NDArray[np.int64]) -> NDArray[np.intp]:
+    """The index of each session's last row in `sessions` (one per distinct session)."""
+    reverse = sessions[::-1]
+    _, at = np.unique(reverse, return_index=True)
+    result: NDArray[np.intp] = sessions.shape[0] - 1 - at
+    return result
