@@ -11,8 +11,7 @@ import pytest
 from assessengine.core.recorded import Chunk
 from assessengine.core.scenario import Scenario
 from assessengine.errors import EventsError
-from assessengine.inputs import InputFormat, format_for, formats, register
-from assessengine.inputs import registry
+from assessengine.inputs import InputFormat, format_for, formats, register, registry
 from tests.test_score_cli import good_session, score, write
 
 
