@@ -39,13 +39,21 @@ class Server:
     s: Sessions
 
 
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """uvicorn serving `app` on 127.0.0.1 and a free port, in a thread, while inside: yields its
-    base URL once it accepts, stops it on the way out and checks that it shut down."""
+def listening() -> socket.socket:
+    """A socket listening on 127.0.0.1 and a free port (for `serving`, when the app must know
+    its URL before it is made)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
+    return sock
+
+
+@contextmanager
+def serving(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """uvicorn serving `app` on 127.0.0.1 and a free port (or on `sock`), in a thread, while
+    inside: yields its base URL once it accepts, stops it on the way out and checks that it
+    shut down."""
+    sock = sock or listening()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                             timeout_graceful_shutdown=3)  # fmt: skip
     server = uvicorn.Server(config)

@@ -20,8 +20,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
-from . import cohort_routes, credential_routes, problems, routes
+from . import cohort_routes, credential_routes, open_badges_routes, problems, routes
 from .limits import DEFAULT_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimit
+from .open_badges import OpenBadgesApi
 from .service import ReviewService
 from .service.cohorts import CohortService
 from .service.credentials import CredentialApi, CredentialSettings
@@ -81,10 +82,12 @@ def create_app(
         if own:
             review.close()
         raise
+    badges = OpenBadgesApi(issuing, db_path)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        badges.close()
         issuing.close()
         cohorts.close()
         if own:
@@ -100,6 +103,7 @@ def create_app(
     app.state.service = review
     app.state.credentials = issuing
     app.state.cohorts = cohorts
+    app.state.open_badges = badges
     app.state.db_path = db_path
     problems.install(app)
     app.add_middleware(BodyLimit, default=DEFAULT_BODY_LIMIT, routes={
@@ -123,6 +127,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(credential_routes.router)
     app.include_router(cohort_routes.router)
+    app.include_router(open_badges_routes.router)
     if web:
         _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -136,6 +141,7 @@ def _include_web(app: FastAPI) -> None:
     web = importlib.import_module("assessengine.api.web")
     app.include_router(web.router)
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
+    app.include_router(importlib.import_module("assessengine.api.web_oauth").router)
     app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
     app.include_router(importlib.import_module("assessengine.api.web_rubrics").router)
     app.include_router(importlib.import_module("assessengine.api.web_rubric_versions").router)

@@ -218,11 +218,12 @@ def _local(target: str | None) -> bool:
 
 
 def _learners_page(target: str, who: Principal) -> bool:
-    """Whether `target` is a page a learner may open: their record or a session (another
-    learner's session is "not found" there)."""
+    """Whether `target` is a page a learner may open: their record, a session (another
+    learner's session is "not found" there) or a host's authorization request (the Open
+    Badges API's consent page)."""
     own = f"/learners/{quote(who.learner or '', safe='')}"
     path = target.split("?", 1)[0]
-    return path == own or path.startswith((own + "/", "/sessions/"))
+    return path in (own, "/oauth/authorize") or path.startswith((own + "/", "/sessions/"))
 
 
 def _home(who: Principal | None) -> str:

@@ -10,9 +10,10 @@ duplicates nothing, and adds only what the source gained since.
 
 A row of the same key with other content is refused (StoreError naming the table and the key;
 the tables and rows before it are copied), except where the app itself rewrites a row in
-place and the source's is the later state: a token revoked since (``revoked_at`` set, the
-rest the same), a session's outcome recomputed since (a later ``updated_at``), a status list
-signed again since (a later ``valid_until``). Those are brought up to date.
+place and the source's is the later state: a token revoked or an OAuth grant used since
+(``revoked_at``, ``used_at`` set, the rest the same), a session's outcome recomputed since
+(a later ``updated_at``), a status list signed again since (a later ``valid_until``). Those
+are brought up to date.
 
 On PostgreSQL the identity sequences of the tables copied with their ids are moved past the
 highest id, so the app's next row gets a fresh one.
@@ -48,8 +49,10 @@ APP_TABLES: Final = (
     schema.credential_issued,
     schema.credential_revocations,
     schema.credential_status_published,
+    schema.oauth_clients,
+    schema.oauth_grants,
 )
-"""Every table of the review and credential stores, references first."""
+"""Every table of the review, credential and OAuth stores, references first."""
 
 ENGINE_TABLES: Final = frozenset(
     {"schema_version", "sessions", "batches", "payload_files", "decisions", "reports"}
@@ -62,9 +65,15 @@ DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts"})
 target when first used, never copied."""
 
 
-def _revoked_since(there: Row, given: Row) -> bool:
-    same = all(there[k] == given[k] for k in given if k != "revoked_at")
-    return same and there["revoked_at"] is None and given["revoked_at"] is not None
+def _set_since(column: str) -> Callable[[Row, Row], bool]:
+    """The source's row is the target's with `column` set since (a token revoked, an OAuth
+    code redeemed), the rest the same."""
+
+    def set_since(there: Row, given: Row) -> bool:
+        same = all(there[k] == given[k] for k in given if k != column)
+        return same and there[column] is None and given[column] is not None
+
+    return set_since
 
 
 def _later(column: str) -> Callable[[Row, Row], bool]:
@@ -75,9 +84,10 @@ def _later(column: str) -> Callable[[Row, Row], bool]:
 
 
 SUPERSEDES: Final[dict[str, Callable[[Row, Row], bool]]] = {
-    "review_tokens": _revoked_since,
+    "review_tokens": _set_since("revoked_at"),
     "review_outcomes": _later("updated_at"),
     "credential_status_published": _later("valid_until"),
+    "oauth_grants": _set_since("used_at"),
 }
 """For the rows the app rewrites in place: whether the source's row (`given`) is a later state
 of the target's (`there`), to bring it up to date rather than refuse it."""

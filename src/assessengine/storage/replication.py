@@ -18,7 +18,8 @@ rows. Which way each table goes, so that no row is ever written in two places:
                   index (each database's cache of outcomes, kept by the reviews recorded
                   there), review_rubrics, review_rescores, credential_status_published (each
                   database signs the status lists it serves from the slots and revocations
-                  it holds), payload_files, the schema's version tables
+                  it holds), oauth_clients and oauth_grants (each place's Open Badges API
+                  authorizes its own hosts), payload_files, the schema's version tables
 
 Every table of `storage.schema` is in exactly one of these (`SITE_TABLES`, `REVIEW_TABLES`,
 `LOCAL_TABLES`; a test checks it): a new table must say where it goes, and ``site refresh``
@@ -79,7 +80,7 @@ REVIEW_TABLES: Final = ("review_observations", "review_overrides", "review_audit
 LOCAL_TABLES: Final = (
     "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
     "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
-    "schema_version",
+    "schema_version", "oauth_clients", "oauth_grants",
 )  # fmt: skip
 """Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(

@@ -26,6 +26,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     queue's flags and per criterion the scorer's and the final verdict;
                     derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
                     never copied, revision 0004
+    oauth_*         the Open Badges API's OAuth clients (RFC 7591) and the codes and tokens
+                    handed to them (`storage.oauth`; sha256 of every secret), revision 0008
 """
 
 from __future__ import annotations
@@ -305,4 +307,34 @@ cohort_verdicts: Final = sa.Table(
     sa.Column("verdict", sa.Text, nullable=False),
     sa.Column("final", sa.Text, nullable=False),
     sa.Index("cohort_verdicts_by_criterion", "criterion"),
+)  # fmt: skip
+
+# ------------------------------------------------------------------ OAuth (0008)
+# The Open Badges API's authorization server (`storage.oauth`): registered clients and the
+# codes and tokens given to them; secrets are kept as their sha256 only.
+
+oauth_clients: Final = sa.Table(
+    "oauth_clients", metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("issued_at", sa.Text, nullable=False),
+)  # fmt: skip
+
+oauth_grants: Final = sa.Table(
+    "oauth_grants", metadata,
+    sa.Column("digest", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("client_id", sa.Text, sa.ForeignKey("oauth_clients.client_id"), nullable=False),
+    sa.Column("learner", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("issued_at", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Text, nullable=False),
+    sa.Column("redirect_uri", sa.Text),
+    sa.Column("code_challenge", sa.Text),
+    sa.Column("code_challenge_method", sa.Text),
+    sa.Column("origin", sa.Text),
+    sa.Column("used_at", sa.Text),
+    sa.CheckConstraint("kind IN ('code', 'access', 'refresh')", name="oauth_grants_kind"),
+    sa.Index("oauth_grants_by_origin", "origin"),
 )  # fmt: skip
