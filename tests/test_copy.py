@@ -21,6 +21,8 @@ from .test_audit import SESSION, write_scored_session
 from .test_store import info, item
 
 DECISION = {"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4, "span": [1, 2]}}
+BELT = {"criterion": "belt", "verdict": "pass", "evidence": {"seq": 7}}
+GATE = {"criterion": "gate", "verdict": "pass", "evidence": {"seq": 25}}
 
 
 def run(*args: str) -> Result:
@@ -36,7 +38,7 @@ def source(tmp_path: Path) -> Path:
         store.save_decisions(SESSION, [DECISION])
         store.open_session(info("OPEN"))
         store.append_batches([item("OPEN", 0), item("OPEN", 10)])
-        store.save_decisions("OPEN", [DECISION, DECISION])
+        store.save_decisions("OPEN", [DECISION, BELT])
     return path
 
 
@@ -116,7 +118,7 @@ def test_copying_again_duplicates_nothing_and_adds_what_is_new(
     )
     with SqliteStore(source) as store:  # the open session goes on meanwhile
         store.append_batches([item("OPEN", 20)])
-        store.save_decisions("OPEN", [DECISION])
+        store.save_decisions("OPEN", [GATE])
         store.close_session("OPEN", 31.0)
     later = run("copy", "--from", str(source), "--to", pg_store_url)
     assert "0 new session(s), 1 batch(es)" in later.output

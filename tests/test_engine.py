@@ -407,8 +407,9 @@ def test_save_results_stores_many_sessions_in_one_call(tmp_path: Path, kind: str
         for sid in ("A", "B"):
             store.open_session(SessionInfo(sid, "L", "network-lab", "r", 1, "0" * 64))
         row = {"criterion": "c", "verdict": "pass", "evidence": {"seq": 1}}
-        store.save_results({"A": [row, row], "B": []}, {"B": {"outcome": "pass"}})
-        assert (store.decisions("A"), store.decisions("B")) == ([row, row], [])
+        other = {"criterion": "d", "verdict": "fail", "evidence": {"seq": 2}}
+        store.save_results({"A": [row, other], "B": []}, {"B": {"outcome": "pass"}})
+        assert (store.decisions("A"), store.decisions("B")) == ([row, other], [])
         assert (store.report("A"), store.report("B")) == (None, {"outcome": "pass"})
         with pytest.raises(StoreError):  # all or nothing
             store.save_results({"A": [row]}, {"nobody": {}})

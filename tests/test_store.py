@@ -427,6 +427,18 @@ def test_decisions_round_trip_in_order(store: Store) -> None:
     assert got[1] == expected  # the tuple comes back as a JSON list
 
 
+def test_a_criterions_decision_is_kept_once_whoever_saves_it_again(store: Store) -> None:
+    """Two engines that derived the same decision (a takeover's replay, the old owner after
+    an outage) both save it: it is stored once, the first kept."""
+    store.open_session(info())
+    speed = {"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4}}
+    belt = {"criterion": "belt", "verdict": "pass", "evidence": {"seq": 9}}
+    store.save_decisions("S1", [speed])
+    store.save_results({"S1": [speed, belt, belt]}, {})
+    store.save_decisions("S1", [{"criterion": "speed", "verdict": "pass", "evidence": {}}])
+    assert store.decisions("S1") == [speed, belt]
+
+
 def test_a_decision_without_evidence_is_refused(store: Store) -> None:
     store.open_session(info())
     with pytest.raises(StoreError, match="decision 0 needs an 'evidence' mapping"):
@@ -457,8 +469,9 @@ def test_a_second_final_save_of_a_session_stores_nothing_twice(store: Store) -> 
     assert store.decisions("S1") == [row]
     assert store.decisions("S2") == [row]
     assert store.report("S2") == {"score": 1.0}
-    store.save_results({"S1": [row]}, {})  # decisions without a report: the owner's, kept
-    assert len(store.decisions("S1")) == 2
+    later = {"criterion": "d", "verdict": "pass", "evidence": {}}
+    store.save_results({"S1": [later]}, {})  # decisions without a report: the owner's, kept
+    assert store.decisions("S1") == [row, later]
 
 
 def test_results_of_an_unknown_session_are_refused(store: Store) -> None:
@@ -478,8 +491,8 @@ def test_sqlite_looks_a_session_up_once_for_its_results(tmp_path: Path) -> None:
         assert store._db is not None
         store._db.set_trace_callback(lambda sql: lookups.append(sql) if "FROM sessions" in sql
                                      else None)  # fmt: skip
-        row = {"criterion": "c", "verdict": "pass", "evidence": {}}
-        for _ in range(3):
+        for k in range(3):
+            row = {"criterion": f"c{k}", "verdict": "pass", "evidence": {}}
             store.save_results({"S1": [row], "S2": [row]}, {})
         store.save_report("S1", {"score": 1.0})
         assert len(lookups) == 2
@@ -669,8 +682,8 @@ def test_background_checkpoints_keep_the_wal_small(db_path: Path) -> None:
     """Payloads live in segment files, but decision rows and reports go through the WAL."""
     with SqliteStore(db_path, checkpoint_bytes=2**20) as store:
         store.open_session(info())
-        row = {"criterion": "c", "verdict": "pass", "evidence": {"note": "x" * 2**16}}
-        for _ in range(512):  # 32 MiB of rows: a WAL never started over holds them all
+        for k in range(512):  # 32 MiB of rows: a WAL never started over holds them all
+            row = {"criterion": f"c{k}", "verdict": "pass", "evidence": {"note": "x" * 2**16}}
             store.save_decisions("S1", [row])
         wal = db_path.with_name(db_path.name + "-wal")
         assert wal.stat().st_size < 16 * 2**20

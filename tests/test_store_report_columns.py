@@ -1,6 +1,7 @@
-"""Revisions 0005 and 0006: PostgreSQL payloads compressed with lz4; a report's outcome and
-score kept as columns (written with every report, backfilled for the reports stored before),
-which the session list filters and shows without parsing the report's JSON."""
+"""Revisions 0005, 0006 and 0008: PostgreSQL payloads compressed with lz4; a report's outcome
+and score kept as columns (written with every report, backfilled for the reports stored
+before), which the session list filters and shows without parsing the report's JSON; a
+criterion's decision stored once per session (duplicates stored before removed)."""
 
 from __future__ import annotations
 
@@ -159,3 +160,22 @@ def test_postgres_payloads_are_compressed_with_lz4_and_read_back_whole(pg_store_
     assert kept is not None
     assert kept[0] == "lz4"
     assert kept[1] < len(payload) // 10
+
+
+def test_decisions_stored_twice_before_the_unique_key_are_kept_once_after_the_upgrade(
+    store_url: str,
+) -> None:
+    _migrate_to(store_url, "0007")
+    _sql(store_url, "INSERT INTO sessions (id, session, info, learner, scenario, rubric, "
+         "rubric_version, source, genesis, status, opened_at) VALUES (1, 'A', '{}', 'L1', "
+         "'x', 'r', 1, 'simulator', 'g', 'closed', 't')")  # fmt: skip
+    rows = [("speed", '{"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4}}'),
+            ("belt", '{"criterion": "belt", "verdict": "pass", "evidence": {}}'),
+            ("speed", '{"criterion": "speed", "verdict": "fail", "evidence": {"seq": 4}}')]
+    for criterion, row in rows:
+        _sql(store_url, "INSERT INTO decisions (session_id, criterion, verdict, row, "
+             "recorded_at) VALUES (1, :c, 'x', :r, 't')", {"c": criterion, "r": row})
+    with open_store(store_url) as store:  # upgrades to the head revision
+        assert [d["criterion"] for d in store.decisions("A")] == ["speed", "belt"]
+        store.save_decisions("A", [{"criterion": "belt", "verdict": "fail", "evidence": {}}])
+        assert [d["verdict"] for d in store.decisions("A")] == ["fail", "pass"]

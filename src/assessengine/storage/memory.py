@@ -28,7 +28,15 @@ class _Session:
     closed_at: str | None = None
     batches: list[StoredBatch] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
+    decided: set[str] = field(default_factory=set)  # the criteria of `decisions`
     report: str | None = None
+
+    def decide(self, checked: Sequence[tuple[str, str, str]]) -> None:
+        """Keep each (criterion, verdict, row JSON) whose criterion has no decision yet."""
+        for criterion, _, text in checked:
+            if criterion not in self.decided:
+                self.decided.add(criterion)
+                self.decisions.append(text)
 
     def head(self) -> common.Head:
         last = self.batches[-1] if self.batches else None
@@ -147,9 +155,9 @@ class MemoryStore:
             return entry.record()
 
     def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        texts = [text for _, _, text in common.decision_rows(session_id, rows)]
+        checked = common.decision_rows(session_id, rows)
         with self._lock:
-            self._entry(session_id).decisions.extend(texts)
+            self._entry(session_id).decide(checked)
 
     def decisions(self, session_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -166,15 +174,14 @@ class MemoryStore:
         decisions: Mapping[str, Sequence[Mapping[str, Any]]],
         reports: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        rows = {sid: [t for *_, t in common.decision_rows(sid, given)]
-                for sid, given in decisions.items()}  # fmt: skip
+        rows = {sid: common.decision_rows(sid, given) for sid, given in decisions.items()}
         texts = {sid: common.to_json(sid, "report", report) for sid, report in reports.items()}
         with self._lock:
             entries = {sid: self._entry(sid) for sid in {*rows, *texts}}  # all exist, or nothing
             done = {sid for sid in texts if entries[sid].report is not None}
             rows, texts = common.first_final_save(rows, texts, done)
             for sid, given in rows.items():
-                entries[sid].decisions.extend(given)
+                entries[sid].decide(given)
             for sid, text in texts.items():
                 entries[sid].report = text
 

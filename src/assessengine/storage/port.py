@@ -206,7 +206,9 @@ class Store(Protocol):
         ...
 
     def save_decisions(self, session_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Record incremental decisions: each row {criterion, verdict, evidence (dict)}."""
+        """Record incremental decisions: each row {criterion, verdict, evidence (dict)}. A
+        criterion's decision is kept once per session: a row for a criterion the session has
+        a decision for already is left out (another engine derived the same decision)."""
         ...
 
     def decisions(self, session_id: str) -> list[dict[str, Any]]: ...

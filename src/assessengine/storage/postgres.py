@@ -78,9 +78,12 @@ _INSERT_BATCH: Final = (
     "INSERT INTO batches (session_id, idx, first_seq, count, encoding, received_at, chain, "
     "header, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-_COPY_DECISIONS: Final = (
-    "COPY decisions (session_id, criterion, verdict, row, recorded_at) FROM STDIN"
-)  # one statement for a step's decisions (thousands of rows): a fraction of executemany's CPU
+_INSERT_DECISIONS: Final = (
+    "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
+    "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "ON CONFLICT (session_id, criterion) DO NOTHING"
+)  # one statement for a step's decisions (thousands of rows), in order; a criterion's
+# decision is stored once per session (revision 0008)
 _UPSERT_REPORT: Final = (
     "INSERT INTO reports (session_id, report, saved_at, outcome, score) "
     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO UPDATE SET "
@@ -368,9 +371,8 @@ class PostgresStore:
                            for sid, checked in rows.items()
                            for criterion, verdict, text in checked]  # fmt: skip
                 if decided:
-                    with cursor.copy(_COPY_DECISIONS) as copy:
-                        for row in decided:
-                            copy.write_row(row)
+                    cursor.execute(_INSERT_DECISIONS, [list(column) for column in zip(*decided,
+                                                                                      strict=True)])
                 if texts:
                     cursor.executemany(_UPSERT_REPORT, [
                         (keys[sid], r.text, stamp, r.outcome, r.score) for sid, r in texts.items()

@@ -99,6 +99,10 @@ _SESSION_COLUMNS: Final = """
     FROM sessions s LEFT JOIN batches b ON b.session_id = s.id
         AND b.idx = (SELECT MAX(idx) FROM batches WHERE session_id = s.id)
 """
+_INSERT_DECISION: Final = (
+    "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, criterion) DO NOTHING"
+)  # a criterion's decision is stored once per session (revision 0008)
 _UPSERT_REPORT: Final = (
     "INSERT INTO reports (session_id, report, saved_at, outcome, score) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
@@ -451,8 +455,7 @@ class SqliteStore:
         with self._write() as db:
             key = self._key(db, session_id)
             db.executemany(
-                "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                _INSERT_DECISION,
                 [(key, criterion, verdict, text, stamp) for criterion, verdict, text in checked],
             )
         self._checkpointer.wrote(sum(len(text) for _, _, text in checked), pages=2)
@@ -490,8 +493,7 @@ class SqliteStore:
                 if db.execute("SELECT 1 FROM reports WHERE session_id = ?", (keys[sid],)).fetchone()
             ])  # fmt: skip
             db.executemany(
-                "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                _INSERT_DECISION,
                 [(keys[sid], criterion, verdict, text, stamp)
                  for sid, checked in rows.items() for criterion, verdict, text in checked],
             )  # fmt: skip
