@@ -1,4 +1,4 @@
-"""Revisions 0005, 0006 and 0008: PostgreSQL payloads compressed with lz4; a report's outcome
+"""Revisions 0005, 0006 and 0009: PostgreSQL payloads compressed with lz4; a report's outcome
 and score kept as columns (written with every report, backfilled for the reports stored
 before), which the session list filters and shows without parsing the report's JSON; a
 criterion's decision stored once per session (duplicates stored before removed)."""
@@ -165,7 +165,7 @@ def test_postgres_payloads_are_compressed_with_lz4_and_read_back_whole(pg_store_
 def test_decisions_stored_twice_before_the_unique_key_are_kept_once_after_the_upgrade(
     store_url: str,
 ) -> None:
-    _migrate_to(store_url, "0007")
+    _migrate_to(store_url, "0008")
     _sql(store_url, "INSERT INTO sessions (id, session, info, learner, scenario, rubric, "
          "rubric_version, source, genesis, status, opened_at) VALUES (1, 'A', '{}', 'L1', "
          "'x', 'r', 1, 'simulator', 'g', 'closed', 't')")  # fmt: skip

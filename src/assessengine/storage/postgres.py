@@ -83,7 +83,7 @@ _INSERT_DECISIONS: Final = (
     "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) "
     "ON CONFLICT (session_id, criterion) DO NOTHING"
 )  # one statement for a step's decisions (thousands of rows), in order; a criterion's
-# decision is stored once per session (revision 0008)
+# decision is stored once per session (revision 0009)
 _UPSERT_REPORT: Final = (
     "INSERT INTO reports (session_id, report, saved_at, outcome, score) "
     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO UPDATE SET "

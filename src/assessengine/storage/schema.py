@@ -108,7 +108,7 @@ decisions: Final = sa.Table(
     sa.Column("row", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.Text, nullable=False),
     sa.Index("decisions_by_session", "session_id", "id"),
-    sa.Index("decisions_once", "session_id", "criterion", unique=True),  # revision 0008
+    sa.Index("decisions_once", "session_id", "criterion", unique=True),  # revision 0009
 )  # fmt: skip
 
 reports: Final = sa.Table(

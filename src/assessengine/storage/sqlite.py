@@ -102,7 +102,7 @@ _SESSION_COLUMNS: Final = """
 _INSERT_DECISION: Final = (
     "INSERT INTO decisions (session_id, criterion, verdict, row, recorded_at) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, criterion) DO NOTHING"
-)  # a criterion's decision is stored once per session (revision 0008)
+)  # a criterion's decision is stored once per session (revision 0009)
 _UPSERT_REPORT: Final = (
     "INSERT INTO reports (session_id, report, saved_at, outcome, score) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "

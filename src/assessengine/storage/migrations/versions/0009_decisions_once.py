@@ -5,8 +5,8 @@ CLOSE) each insert it; the second insert is left out (``ON CONFLICT DO NOTHING``
 stored before this revision are removed first, keeping the first (they are equal: scoring is
 deterministic).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 from assessengine.storage.migrate import record
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
