@@ -62,6 +62,7 @@ from .storage.credentials import (
     Revocation,
 )
 from .storage.port import SessionRecord, Store
+from .storage.shares import Share, new_public_id
 
 DEFAULT_HTTP: Final = "127.0.0.1:8080"
 """`assessengine serve`'s default HTTP address."""
@@ -105,6 +106,18 @@ class AlreadyIssuedError(CredentialError):
         )
 
 
+PUBLIC_CREDENTIALS_PATH: Final = "/public/credentials"
+"""Where the public pages of shared credentials live under the base URL."""
+
+
+def public_credential_url(base_url: str, public_id: str) -> str:
+    """The public page of the credential shared as `public_id` (`storage.shares`), under the
+    engine's public base URL (`Settings.base_url`, e.g. ``https://engine.example.org``; a
+    final ``/`` is ignored): ``BASE/public/credentials/PUBLIC_ID``. No token is needed to open
+    it; it answers 404 once the share is hidden."""
+    return f"{base_url.rstrip('/')}{PUBLIC_CREDENTIALS_PATH}/{quote(public_id, safe='')}"
+
+
 @dataclass(frozen=True, slots=True)
 class EngineUrls:
     """The engine's public URLs, which issued documents point at (the HTTP API serves them)."""
@@ -123,6 +136,10 @@ class EngineUrls:
 
     def achievement(self, policy: str) -> str:
         return f"{self.base}/api/v1/achievements/{quote(policy, safe='')}"
+
+    def public_credential(self, public_id: str) -> str:
+        """A shared credential's public page (`public_credential_url`)."""
+        return public_credential_url(self.base, public_id)
 
     def status_list(self, list_id: int) -> str:
         return f"{self.base}/api/v1/credentials/status/{list_id}"
@@ -257,7 +274,8 @@ class CredentialService:
     rubrics:      rubric id -> rubric (titles, pass scores, observed criteria)
     review:       see the module docstring
     trusted_issuers:  issuer ids (DIDs) whose credentials verify as valid besides the key's
-    clock, new_id, choose:  injected for tests (time, credential ids, status indices)
+    clock, new_id, choose, new_public_id:  injected for tests (time, credential ids, status
+                  indices, share links' public ids)
     """
 
     def __init__(
@@ -275,6 +293,7 @@ class CredentialService:
         clock: Callable[[], datetime] | None = None,
         new_id: Callable[[], str] | None = None,
         choose: Chooser | None = None,
+        new_public_id: Callable[[], str] = new_public_id,
     ) -> None:
         self.store = store
         self.credentials = credentials
@@ -288,6 +307,7 @@ class CredentialService:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._new_id = new_id or (lambda: f"urn:uuid:{uuid.uuid4()}")
         self._choose = choose
+        self._new_public_id = new_public_id
 
     # ---------------------------------------------------------------------------- deciding
 
@@ -311,8 +331,9 @@ class CredentialService:
                 return held
         return None
 
-    def issue(self, learner: str, policy: Policy) -> IssuedCredential:
-        """Issue `policy`'s credential to `learner`, file it and return it.
+    def issue(self, learner: str, policy: Policy, *, by: str = "engine") -> IssuedCredential:
+        """Issue `policy`'s credential to `learner`, file it, share it (its public page, made
+        by `by`) and return it.
 
         Raises NotEligibleError (with the reasons) when the learner does not meet the policy,
         AlreadyIssuedError when they hold an active one, CredentialError when no key is set.
@@ -354,7 +375,26 @@ class CredentialService:
             document=signed,
         )
         self.credentials.save_issued(issued)
+        self.share(issued.id, by=by)
         return issued
+
+    # ---------------------------------------------------------------------------- sharing
+
+    def share(self, credential_id: str, *, by: str) -> Share:
+        """The credential's active share (its public page), made when it has none: a new
+        public id each time, never one used before. CredentialStoreError when unknown."""
+        return self.credentials.share(credential_id, public_id=self._new_public_id(), by=by,
+                                      at=self._clock().astimezone(UTC))  # fmt: skip
+
+    def hide(self, credential_id: str, *, by: str) -> Share | None:
+        """Hide the credential's public page for good (None: it was not shared)."""
+        return self.credentials.hide_share(credential_id, by=by,
+                                           at=self._clock().astimezone(UTC))  # fmt: skip
+
+    def public_url(self, credential_id: str) -> str | None:
+        """The URL of the credential's public page, None while it is not shared."""
+        active = self.credentials.share_of(credential_id)
+        return None if active is None else self.urls.public_credential(active.public_id)
 
     def credentials_of(self, learner: str) -> list[IssuedCredential]:
         return self.credentials.issued_to(learner)

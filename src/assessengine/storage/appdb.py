@@ -57,6 +57,11 @@ class Db:
         rows: Rows = self._conn.execute(sql, tuple(params))
         return rows
 
+    def for_update(self) -> str:
+        """`` FOR UPDATE`` on PostgreSQL (lock the rows read until the transaction ends), ``""``
+        on SQLite (a write transaction holds the whole database already)."""
+        return " FOR UPDATE" if self._dialect == "postgresql" else ""
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """`execute` once per row of `rows` (the driver's batch call: one round trip per
         batch on PostgreSQL, not per row)."""

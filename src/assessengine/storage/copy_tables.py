@@ -12,8 +12,8 @@ A row of the same key with other content is refused (StoreError naming the table
 the tables and rows before it are copied), except where the app itself rewrites a row in
 place and the source's is the later state: a token revoked or an OAuth grant used since
 (``revoked_at``, ``used_at`` set, the rest the same), a session's outcome recomputed since
-(a later ``updated_at``), a status list signed again since (a later ``valid_until``). Those
-are brought up to date.
+(a later ``updated_at``), a status list signed again since (a later ``valid_until``), a
+share link hidden since (``hidden_at`` and ``hidden_by`` set). Those are brought up to date.
 
 On PostgreSQL the identity sequences of the tables copied with their ids are moved past the
 highest id, so the app's next row gets a fresh one.
@@ -49,6 +49,7 @@ APP_TABLES: Final = (
     schema.credential_issued,
     schema.credential_revocations,
     schema.credential_status_published,
+    schema.credential_shares,
     schema.oauth_clients,
     schema.oauth_grants,
 )
@@ -65,13 +66,13 @@ DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts"})
 target when first used, never copied."""
 
 
-def _set_since(column: str) -> Callable[[Row, Row], bool]:
-    """The source's row is the target's with `column` set since (a token revoked, an OAuth
-    code redeemed), the rest the same."""
+def _set_since(*columns: str) -> Callable[[Row, Row], bool]:
+    """The source's row is the target's with `columns` set since (a token revoked, an OAuth
+    code redeemed, a share hidden: NULL there), the rest the same."""
 
     def set_since(there: Row, given: Row) -> bool:
-        same = all(there[k] == given[k] for k in given if k != column)
-        return same and there[column] is None and given[column] is not None
+        same = all(there[k] == given[k] for k in given if k not in columns)
+        return same and all(there[c] is None and given[c] is not None for c in columns)
 
     return set_since
 
@@ -88,6 +89,7 @@ SUPERSEDES: Final[dict[str, Callable[[Row, Row], bool]]] = {
     "review_outcomes": _later("updated_at"),
     "credential_status_published": _later("valid_until"),
     "oauth_grants": _set_since("used_at"),
+    "credential_shares": _set_since("hidden_at", "hidden_by"),
 }
 """For the rows the app rewrites in place: whether the source's row (`given`) is a later state
 of the target's (`there`), to bring it up to date rather than refuse it."""

@@ -10,6 +10,8 @@ fake beside it. Both follow the same rules:
 - Indices are drawn at random within a list (herd privacy: an index says nothing about when a
   credential was issued); a new list starts when one is full.
 - A credential is revoked at most once; the revocation keeps its reason, who and when.
+- A credential has at most one active share (the public id of its public page); hiding it
+  retires the id for good, sharing again makes a new one (`storage.shares`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
 from .appdb import AppDb, Db
 from .port import StoreError
+from .shares import MemoryShares, Share, ShareError, sql_active, sql_hide, sql_lookup, sql_share
 from .sqlite import APPLICATION_ID
 from .url import parse_url
 
@@ -129,6 +132,26 @@ class CredentialStore(Protocol):
         """Keep `published` as its list's published document (replacing the one before)."""
         ...
 
+    def share(self, credential_id: str, *, public_id: str, by: str, at: datetime) -> Share:
+        """The credential's active share; made with `public_id` when it has none (an active
+        one is returned unchanged). CredentialStoreError for an unknown credential, a public
+        id already used (by any share, hidden or not) or a malformed one."""
+        ...
+
+    def hide_share(self, credential_id: str, *, by: str, at: datetime) -> Share | None:
+        """Hide the credential's active share for good (None: it had none).
+        CredentialStoreError for an unknown credential."""
+        ...
+
+    def share_of(self, credential_id: str) -> Share | None:
+        """The credential's active share, if any."""
+        ...
+
+    def shared(self, public_id: str) -> IssuedCredential | None:
+        """The credential whose active share is `public_id` (None when no share has that id,
+        or it is hidden: the two are not told apart)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -160,6 +183,27 @@ def _unknown(credential_id: str) -> CredentialStoreError:
     return CredentialStoreError(f"no issued credential with id {credential_id!r}")
 
 
+@contextmanager
+def _share_errors() -> Iterator[None]:
+    try:
+        yield
+    except ShareError as exc:
+        raise CredentialStoreError(str(exc)) from exc
+
+
+def _require_issued_here(db: Db, credential_id: str) -> None:
+    """The credential must be filed, and issued by this database (a site's credential is
+    shared and hidden at that site: the share reaches its hub by replication)."""
+    row = db.execute("SELECT status_list FROM credential_issued WHERE id = ?",
+                     (credential_id,)).fetchone()  # fmt: skip
+    if row is None:
+        raise _unknown(credential_id)
+    if db.made_elsewhere(int(row[0])):
+        raise CredentialStoreError(
+            f"credential {credential_id!r} was issued at another site of this hub; share or "
+            "hide it there: the change reaches here by replication")
+
+
 # ------------------------------------------------------------------------------ memory
 
 
@@ -174,6 +218,7 @@ class MemoryCredentialStore:
         self._issued: dict[str, IssuedCredential] = {}
         self._revocations: dict[str, Revocation] = {}
         self._published: dict[int, PublishedList] = {}
+        self._shares = MemoryShares()
 
     def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
         with self._lock:
@@ -240,6 +285,27 @@ class MemoryCredentialStore:
     def publish(self, published: PublishedList) -> None:
         with self._lock:
             self._published[published.list_id] = published
+
+    def share(self, credential_id: str, *, public_id: str, by: str, at: datetime) -> Share:
+        with self._lock, _share_errors():
+            if credential_id not in self._issued:
+                raise _unknown(credential_id)
+            return self._shares.share(credential_id, public_id=public_id, by=by, at=at)
+
+    def hide_share(self, credential_id: str, *, by: str, at: datetime) -> Share | None:
+        with self._lock, _share_errors():
+            if credential_id not in self._issued:
+                raise _unknown(credential_id)
+            return self._shares.hide(credential_id, by=by, at=at)
+
+    def share_of(self, credential_id: str) -> Share | None:
+        with self._lock:
+            return self._shares.active(credential_id)
+
+    def shared(self, public_id: str) -> IssuedCredential | None:
+        with self._lock:
+            found = self._shares.lookup(public_id)
+            return None if found is None else self._issued.get(found.credential_id)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -436,6 +502,29 @@ class SqlCredentialStore:
                 (published.list_id, published.revision, published.document,
                  _stamp(published.valid_until)),
             )  # fmt: skip
+
+    def share(self, credential_id: str, *, public_id: str, by: str, at: datetime) -> Share:
+        with self._write() as db, _share_errors():
+            _require_issued_here(db, credential_id)
+            return sql_share(db, credential_id, public_id=public_id, by=by, at=at)
+
+    def hide_share(self, credential_id: str, *, by: str, at: datetime) -> Share | None:
+        with self._write() as db, _share_errors():
+            _require_issued_here(db, credential_id)
+            return sql_hide(db, credential_id, by=by, at=at)
+
+    def share_of(self, credential_id: str) -> Share | None:
+        with self._read() as db:
+            return sql_active(db, credential_id)
+
+    def shared(self, public_id: str) -> IssuedCredential | None:
+        with self._read() as db:
+            found = sql_lookup(db, public_id)
+            if found is None:
+                return None
+            row = db.execute(f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE id = ?",
+                             (found.credential_id,)).fetchone()  # fmt: skip
+            return None if row is None else self._credential(db, row)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -6,7 +6,7 @@ rows. Which way each table goes, so that no row is ever written in two places:
 
     site -> hub   sessions, batches (raw payloads inline), decisions, reports,
                   credential_status_lists, credential_status_slots, credential_issued,
-                  credential_revocations;
+                  credential_revocations, credential_shares;
                   review_observations, review_overrides, review_audit: the rows written at
                   the site (publication ``assessengine_site``, subscription
                   ``assessengine_site_NAME`` on the hub)
@@ -25,8 +25,9 @@ Every table of `storage.schema` is in exactly one of these (`SITE_TABLES`, `REVI
 `LOCAL_TABLES`; a test checks it): a new table must say where it goes, and ``site refresh``
 brings the publications of a running federation up to date after an upgrade.
 
-A credential is revoked where it was issued: `SqlCredentialStore.revoke` refuses one whose
-status list is in another database's range (the revocation reaches the hub from the site).
+A credential is revoked, shared and hidden where it was issued: `SqlCredentialStore.revoke`,
+`.share` and `.hide_share` refuse one whose status list is in another database's range (the
+revocation or share reaches the hub from the site).
 
 Rows are told apart by where they were written through their row ids: every database gets a
 range of 2**40 ids for its identity columns (the hub range 1, the sites 2, 3, ... in the order
@@ -72,7 +73,7 @@ _HERE: Final = "subdbid = (SELECT oid FROM pg_database WHERE datname = current_d
 SITE_TABLES: Final = (
     "sessions", "batches", "decisions", "reports",
     "credential_status_lists", "credential_status_slots", "credential_issued",
-    "credential_revocations",
+    "credential_revocations", "credential_shares",
 )  # fmt: skip
 """Written at a site only: all of their rows go to the hub."""
 REVIEW_TABLES: Final = ("review_observations", "review_overrides", "review_audit")

@@ -21,7 +21,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     the session list filters and shows without reading the JSON; revision 0006)
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
                     rubric versions, rescores, audit log), revision 0003
-    credential_*    issued credentials, revocations, status lists (slots, published), 0003
+    credential_*    issued credentials, revocations, status lists (slots, published), 0003;
+                    share links of credentials' public pages (credential_shares), 0010
     cohort_*        the cohort index: per closed, scored session its counted outcome, the
                     queue's flags and per criterion the scorer's and the final verdict;
                     derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
@@ -273,6 +274,17 @@ credential_status_published: Final = sa.Table(
     sa.Column("revision", sa.Text, nullable=False),
     sa.Column("document", sa.Text, nullable=False),
     sa.Column("valid_until", sa.Text, nullable=False),
+)  # fmt: skip
+
+credential_shares: Final = sa.Table(
+    "credential_shares", metadata,
+    sa.Column("id", sa.Text, primary_key=True),   # the public id (`storage.shares`)
+    sa.Column("credential_id", sa.Text, sa.ForeignKey("credential_issued.id"), nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("hidden_at", sa.Text),
+    sa.Column("hidden_by", sa.Text),
+    sa.Index("credential_shares_by_credential", "credential_id", "created_at"),
 )  # fmt: skip
 
 # ------------------------------------------------------------------ the cohort index (0004)

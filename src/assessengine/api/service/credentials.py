@@ -357,7 +357,7 @@ class CredentialApi:
         with self._issue_lock:
             service = self._service(make_key=True)
             try:
-                issued = service.issue(learner, policy)
+                issued = service.issue(learner, policy, by=who.name)
             except NotEligibleError as refusal:
                 raise _not_eligible(refusal, policy) from None
             except AlreadyIssuedError as refusal:
