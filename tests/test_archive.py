@@ -4,6 +4,7 @@ altered events). In process: the Dask runs are in tests/test_rescore_dask.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from assessengine.adapters.library import load_rubric, load_scenario
+from assessengine.archive import rescore
 from assessengine.archive.export import export
 from assessengine.archive.layout import MANIFEST, Manifest
 from assessengine.archive.location import ArchiveError, ArchiveRoot
@@ -360,3 +362,41 @@ def test_rescore_where_since_after_every_session_scores_none(archive: ArchiveRoo
                              "--where", "scenario=network-lab,since=2999-01-01", "-q")  # fmt: skip
     assert code == 0, err
     assert stdout.startswith("0 session(s)")
+
+
+# ------------------------------------------------------------------------------ file hashes
+
+
+def test_export_records_each_files_sha256(archive: ArchiveRoot) -> None:
+    manifest = Manifest.load(archive)
+    assert manifest is not None
+    assert manifest.files
+    for entry in manifest.files:
+        data = Path(archive.full(entry.path)).read_bytes()
+        assert entry.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_file_whose_bytes_match_the_manifest_skips_the_per_session_digests(
+    archive: ArchiveRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_digests(*_: object) -> None:
+        raise AssertionError("per-session digests computed for an unchanged file")
+
+    monkeypatch.setattr(rescore, "Digests", no_digests)
+    _rescore_local(archive, LHD)
+
+
+def test_a_manifest_without_file_hashes_still_checks_each_session(archive: ArchiveRoot) -> None:
+    manifest_file = Path(archive.full(MANIFEST))
+    data = json.loads(manifest_file.read_text())
+    for entry in data["files"]:
+        del entry["sha256"]
+    manifest_file.write_text(json.dumps(data))
+    _rescore_local(archive, NET)  # unchanged: passes on the per-session digests
+    path = _events_file(archive, NET)
+    table = pq.read_table(path)
+    t = table.column("t").to_numpy().copy()
+    t[3] += 0.5
+    pq.write_table(table.set_column(2, "t", pa.array(t)), path)
+    with pytest.raises(ArchiveError, match=r"its archived events do not match its events digest"):
+        _rescore_local(archive, NET)

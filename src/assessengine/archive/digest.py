@@ -2,17 +2,27 @@
 records (``seq <i8 | t <f8 | event <i4 | <f8 per signal``, `core.codec.records_v1`), every
 not-reported signal as the one canonical NaN. The export computes it from the store's decoded
 batches; `archive verify` and `rescore` recompute it from the Parquet rows and refuse a
-session whose rows no longer give it."""
+session whose rows no longer give it.
+
+`file_sha256` is the sha256 of an events file's bytes, which the export records in the manifest
+(`FileEntry.sha256`): a file whose bytes still give it holds exactly the rows the export wrote
+and digested, so `rescore` checks it (about 5 bytes an event) instead of re-packing and hashing
+every row (68 bytes an event for the underground loader), and falls back to the per-session
+digests, which name the session that changed, only when the bytes differ or the manifest
+predates the field."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any, Final
 
 import numpy as np
 
 from ..core.codec import Columns, Layout, records_v1
 from ..core.events import EventBatch
+
+CHUNK: Final = 1 << 20
 
 
 class Digests:
@@ -53,3 +63,13 @@ def columns_digest(parts: Sequence[Columns], layout: Layout) -> str:
     for cols in parts:
         digests.update(cols.to_batch(0))
     return digests.hexdigest(0)
+
+
+def file_sha256(fs: Any, path: str) -> str:
+    """The sha256 of the file at `path` on the fsspec file system `fs`, read in CHUNK pieces
+    (constant memory). Raises what the file system raises (FileNotFoundError, OSError)."""
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -33,7 +33,7 @@ from ..core.jsontext import dumps
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
 from ..storage.port import SessionRecord, Store, StoredBatch
-from .digest import columns_digest
+from .digest import columns_digest, file_sha256
 from .layout import (
     COMPRESSION,
     MANIFEST,
@@ -42,6 +42,7 @@ from .layout import (
     FileEntry,
     Manifest,
     events_path,
+    events_record_batch,
     events_schema,
     sessions_path,
 )
@@ -298,22 +299,11 @@ class _EventsWriter:
         session = np.concatenate([np.full(len(c), index[sid], np.int32)
                                   for sid, c in self._pending])  # fmt: skip
         cols = [c for _, c in self._pending]
-        seq = np.concatenate([c.seq for c in cols])
-        t = np.concatenate([c.t for c in cols])
-        event = np.concatenate([c.event for c in cols]).astype(np.int32)
-        signals = np.concatenate([c.signals for c in cols], axis=1)
-        struct = pa.StructArray.from_arrays(
-            [pa.array(row, pa.float64(), from_pandas=True) for row in signals],
-            fields=list(self.schema.field("signals").type),
-        ) if len(self.layout.signal_names) else pa.array([{}] * len(t),
-                                                        self.schema.field("signals").type)
-        return pa.record_batch([
-            pa.DictionaryArray.from_arrays(pa.array(session), pa.array(ids, pa.string())),
-            pa.array(seq, pa.int64()), pa.array(t, pa.float64()),
-            pa.DictionaryArray.from_arrays(pa.array(event),
-                                           pa.array(self.layout.event_names, pa.string())),
-            struct,
-        ], schema=self.schema)  # fmt: skip
+        return events_record_batch(
+            self.scenario, ids, session, np.concatenate([c.seq for c in cols]),
+            np.concatenate([c.t for c in cols]), np.concatenate([c.event for c in cols]),
+            np.concatenate([c.signals for c in cols], axis=1),
+        )  # fmt: skip
 
     def _finish(self) -> None:
         if self._writer is None:
@@ -322,12 +312,14 @@ class _EventsWriter:
         try:
             self._writer.close()
             self._handle.close()
-            size = self.root.fs.size(self.root.full(f"{STAGING_DIR}/{self.run}/{self._path}"))
+            staged = self.root.full(f"{STAGING_DIR}/{self.run}/{self._path}")
+            size = self.root.fs.size(staged)
+            sha256 = file_sha256(self.root.fs, staged)
         except Exception as exc:
             raise unreachable(self.root.where(self._path), exc) from None
         self.staged.append((self._path, FileEntry(
             self._path, "events", self._rows, int(size), scenario=self.scenario.scenario,
-            date=self._date, sessions=self._sessions,
+            date=self._date, sessions=self._sessions, sha256=sha256,
         )))  # fmt: skip
         self._writer = None
 
@@ -344,9 +336,10 @@ def _write_sessions(
         with root.fs.open(staging, "wb") as handle:
             pq.write_table(table, handle, compression=COMPRESSION)
         size = root.fs.size(staging)
+        sha256 = file_sha256(root.fs, staging)
     except Exception as exc:
         raise unreachable(root.where(path), exc) from None
-    return path, FileEntry(path, "sessions", len(rows), int(size))
+    return path, FileEntry(path, "sessions", len(rows), int(size), sha256=sha256)
 
 
 # ------------------------------------------------------------------------------ commit

@@ -31,7 +31,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from ..core.scenario import Scenario
 from .location import ArchiveError, ArchiveRoot, ArchiveUnreachableError
@@ -81,6 +83,36 @@ def events_schema(scenario: Scenario) -> pa.Schema:
     ])  # fmt: skip
 
 
+def events_record_batch(
+    scenario: Scenario,
+    session_ids: Sequence[str],
+    session: NDArray[np.integer],
+    seq: NDArray[np.int64],
+    t: NDArray[np.float64],
+    event: NDArray[np.integer],
+    signals: NDArray[np.float64],
+) -> pa.RecordBatch:
+    """Kernel columns as a record batch of the events table (`events_schema`): `session[i]`
+    indexes `session_ids`, `event[i]` the scenario's event names, `signals` is
+    (n_signals, n) with NaN where a value was not reported (written as null)."""
+    schema = events_schema(scenario)
+    struct_type = schema.field("signals").type
+    if len(scenario.signal_names):
+        struct = pa.StructArray.from_arrays(
+            [pa.array(row, pa.float64(), from_pandas=True) for row in signals],
+            fields=list(struct_type))  # fmt: skip
+    else:
+        struct = pa.array([{}] * len(t), struct_type)
+    return pa.record_batch([
+        pa.DictionaryArray.from_arrays(pa.array(np.asarray(session, np.int32)),
+                                       pa.array(list(session_ids), pa.string())),
+        pa.array(seq, pa.int64()), pa.array(t, pa.float64()),
+        pa.DictionaryArray.from_arrays(pa.array(np.asarray(event, np.int32)),
+                                       pa.array(list(scenario.event_names), pa.string())),
+        struct,
+    ], schema=schema)  # fmt: skip
+
+
 def events_path(scenario: str, date: str, run: str, part: int) -> str:
     return f"{EVENTS_DIR}/scenario={scenario}/date={date}/part-{run}-{part}.parquet"
 
@@ -91,8 +123,9 @@ def sessions_path(run: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
-    """One committed file: its kind (``events`` or ``sessions``), rows and size; an events
-    file also names its scenario, day and how many sessions it holds."""
+    """One committed file: its kind (``events`` or ``sessions``), rows, size and the sha256 of
+    its bytes (None in manifests written before it was recorded); an events file also names
+    its scenario, day and how many sessions it holds."""
 
     path: str
     kind: str
@@ -101,11 +134,13 @@ class FileEntry:
     scenario: str | None = None
     date: str | None = None
     sessions: int | None = None
+    sha256: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {k: v for k, v in (("path", self.path), ("kind", self.kind), ("rows", self.rows),
                                   ("bytes", self.bytes), ("scenario", self.scenario),
-                                  ("date", self.date), ("sessions", self.sessions))
+                                  ("date", self.date), ("sessions", self.sessions),
+                                  ("sha256", self.sha256))
                 if v is not None}  # fmt: skip
 
 

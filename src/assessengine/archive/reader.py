@@ -1,4 +1,5 @@
-"""Archived Parquet straight into the kernel's column batches, streamed in bounded memory.
+"""Archived Parquet (or Arrow IPC) straight into the kernel's column batches, streamed in
+bounded memory.
 
     path = "events/scenario=lhd-underground/date=2026-12-06/part-RUN-0.parquet"
     batches = event_batches(root, path, scenario, session_ids=["S1", "S2"])
@@ -11,14 +12,16 @@
   archives (its signal and event names give the columns and the event codes).
 - `session_ids`: the sessions wanted, in the caller's order. Each yielded batch's ``session``
   column holds indexes into this sequence; rows of other sessions in the file are skipped.
+  None: every session, numbered in order of first appearance (`EventsReader.sessions_seen`).
 - Yields `core.events.EventBatch` es of at most `rows` rows, in file order (each session's
-  rows in seq order), read one Parquet record batch at a time: memory is bounded by `rows`
-  times the row width, whatever the file's size. Columns: seq int64, t float64, event int32
-  (the scenario's event codes), signals float64 (n_signals, n) with NaN where a value was not
-  reported.
+  rows in seq order), read one Parquet record batch at a time (only the events table's
+  columns, one thread: a Dask worker has one core): memory is bounded by `rows` times the row
+  width, whatever the file's size. The conversion is per column (`batches.BatchConverter`).
+- The file may be Parquet or Arrow IPC (file or stream format), told apart by its first bytes;
+  a local file is memory-mapped.
 - Raises `ArchiveError` naming the file when it cannot be read (missing, corrupt, truncated),
-  when a column is missing or of another type, or when it holds an event name the scenario
-  does not have.
+  when a column is missing or of another type, or (naming the row) when it holds an event name
+  the scenario does not have, a null where a value is required, or an infinite signal value.
 
 `read_sessions(root, manifest, ...)` reads the sessions table (filtered by scenario and time),
 the list a caller takes `session_ids` and close times from.
@@ -26,23 +29,28 @@ the list a caller takes `session_ids` and close times from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any, Final
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
-from numpy.typing import NDArray
+from fsspec.implementations.local import LocalFileSystem
+from pyarrow import ipc
 
 from ..core.events import EventBatch
 from ..core.scenario import Scenario
+from .batches import BatchConverter
 from .layout import FIXED_COLUMNS, SESSIONS_SCHEMA, Manifest
 from .location import ArchiveError, ArchiveRoot
 
 BATCH_ROWS: Final = 65_536
+PARQUET_MAGIC: Final = b"PAR1"
+ARROW_FILE_MAGIC: Final = b"ARROW1"
+ARROW_STREAM_MAGIC: Final = b"\xff\xff\xff\xff"
 
 
 def event_batches(
@@ -50,121 +58,92 @@ def event_batches(
     path: str,
     scenario: Scenario,
     *,
-    session_ids: Sequence[str],
+    session_ids: Sequence[str] | None,
     rows: int = BATCH_ROWS,
 ) -> Iterator[EventBatch]:
     """See the module docstring."""
-    fs, full, where = _resolve(source, path)
-    wanted = {sid: k for k, sid in enumerate(session_ids)}
-    events = {name: code for code, name in enumerate(scenario.event_names)}
+    yield from EventsReader(source, path, scenario, session_ids=session_ids, rows=rows)
+
+
+class EventsReader:
+    """`event_batches` as an object: iterate it once for the batches; `sessions_seen` then
+    lists the sessions in the order their indexes were given."""
+
+    def __init__(
+        self,
+        source: ArchiveRoot | AbstractFileSystem,
+        path: str,
+        scenario: Scenario,
+        *,
+        session_ids: Sequence[str] | None,
+        rows: int = BATCH_ROWS,
+    ) -> None:
+        self.fs, self.full, self.where = _resolve(source, path)
+        self.rows = rows
+        self.convert = BatchConverter(scenario, where=self.where, session_ids=session_ids)
+
+    @property
+    def sessions_seen(self) -> list[str]:
+        return self.convert.sessions_seen
+
+    def __iter__(self) -> Iterator[EventBatch]:
+        first_row = 0
+        for record in record_batches(self.fs, self.full, self.where, rows=self.rows,
+                                     check=self.convert.check_schema):  # fmt: skip
+            try:
+                batch = self.convert(record, first_row=first_row)
+            except (pa.ArrowException, ValueError) as exc:
+                raise ArchiveError(f"{self.where}: unreadable rows ({_first_line(exc)})") from None
+            first_row += record.num_rows
+            if batch is not None:
+                yield batch
+
+
+def record_batches(
+    fs: Any, full: str, where: str, *, rows: int, check: Any
+) -> Iterator[pa.RecordBatch]:
+    """The events table's columns of the Parquet or Arrow IPC file at `full`, in pieces of at
+    most `rows` rows; `check(schema)` runs first (it raises to refuse the file)."""
+    kind = "Parquet"
     try:
-        with fs.open(full, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            _check_schema(parquet.schema_arrow, scenario, where)
-            for record in parquet.iter_batches(batch_size=rows, columns=list(FIXED_COLUMNS)):
-                batch = _to_batch(record, scenario, wanted, events, where)
-                if batch is not None:
-                    yield batch
+        with ExitStack() as stack:
+            local = isinstance(fs, LocalFileSystem)
+            handle = (pa.memory_map(full) if local else fs.open(full, "rb"))
+            stack.enter_context(handle)
+            magic = handle.read(6)
+            handle.seek(0)
+            if magic[:4] == PARQUET_MAGIC:
+                parquet = stack.enter_context(pq.ParquetFile(handle))
+                check(parquet.schema_arrow)
+                yield from parquet.iter_batches(batch_size=rows, columns=list(FIXED_COLUMNS),
+                                                use_threads=False)  # fmt: skip
+                return
+            kind = "Arrow IPC"
+            if magic == ARROW_FILE_MAGIC:
+                reader: Any = ipc.open_file(handle)
+                pieces: Any = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            elif magic[:4] == ARROW_STREAM_MAGIC:
+                reader = ipc.open_stream(handle)
+                pieces = reader
+            else:
+                raise ArchiveError(f"{where}: neither a Parquet nor an Arrow IPC file")
+            check(reader.schema)
+            for piece in pieces:
+                wanted = piece.select(list(FIXED_COLUMNS))
+                for start in range(0, wanted.num_rows, rows):
+                    yield wanted.slice(start, rows)
     except ArchiveError:
         raise
     except FileNotFoundError:
         raise ArchiveError(f"{where}: the events file is missing") from None
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ArchiveError(f"{where}: not a readable Parquet file ({_first_line(exc)})") from None
+        raise ArchiveError(f"{where}: not a readable {kind} file ({_first_line(exc)})") from None
 
 
 def _resolve(source: ArchiveRoot | AbstractFileSystem, path: str) -> tuple[Any, str, str]:
     if isinstance(source, ArchiveRoot):
         return source.fs, source.full(path), source.where(path)
     return source, path, path
-
-
-def _check_schema(schema: pa.Schema, scenario: Scenario, where: str) -> None:
-    for name in FIXED_COLUMNS:
-        if schema.get_field_index(name) < 0:
-            raise ArchiveError(f"{where}: column {name!r} is missing")
-    _expect(schema.field("seq").type, pa.int64(), "seq", where)
-    _expect(schema.field("t").type, pa.float64(), "t", where)
-    signals = schema.field("signals").type
-    if not pa.types.is_struct(signals):
-        raise ArchiveError(f"{where}: column 'signals' is {signals}, expected a struct of "
-                           "float64 signal columns")  # fmt: skip
-    for name in scenario.signal_names:
-        index = signals.get_field_index(name)
-        if index < 0:
-            raise ArchiveError(f"{where}: column 'signals.{name}' is missing (scenario "
-                               f"{scenario.scenario!r} has that signal)")  # fmt: skip
-        _expect(signals.field(index).type, pa.float64(), f"signals.{name}", where)
-    for name in ("session", "event"):
-        kind = schema.field(name).type
-        value = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if not (pa.types.is_string(value) or pa.types.is_large_string(value)):
-            raise ArchiveError(f"{where}: column {name!r} is {kind}, expected strings")
-
-
-def _expect(found: pa.DataType, expected: pa.DataType, name: str, where: str) -> None:
-    if found != expected:
-        raise ArchiveError(f"{where}: column {name!r} is {found}, expected {expected}")
-
-
-def _to_batch(
-    record: pa.RecordBatch,
-    scenario: Scenario,
-    wanted: Mapping[str, int],
-    events: Mapping[str, int],
-    where: str,
-) -> EventBatch | None:
-    if record.num_rows == 0:
-        return None
-    for name in ("session", "seq", "t", "event"):
-        if record.column(name).null_count:
-            raise ArchiveError(f"{where}: column {name!r} has null values")
-    session = _codes(record.column("session"), wanted, None, where, "session")
-    event = _codes(record.column("event"), events, scenario, where, "event")
-    keep = session >= 0
-    seq = record.column("seq").to_numpy()
-    t = record.column("t").to_numpy()
-    struct = record.column("signals")
-    columns = [_float_column(struct, name) for name in scenario.signal_names]
-    signals = (np.vstack(columns) if columns
-               else np.empty((0, record.num_rows), np.float64))  # fmt: skip
-    batch = EventBatch(session.astype(np.int32), seq, t, event.astype(np.int32), signals)
-    if keep.all():
-        return batch
-    rows = np.flatnonzero(keep)
-    return batch.take(rows) if len(rows) else None
-
-
-def _float_column(struct: pa.Array, name: str) -> NDArray[np.float64]:
-    column = pc.struct_field(struct, name)
-    if struct.null_count:  # a null struct row: none of its signals reported
-        column = pc.if_else(struct.is_valid(), column, pa.scalar(None, pa.float64()))
-    out: NDArray[np.float64] = column.to_numpy(zero_copy_only=False)
-    return out
-
-
-def _codes(
-    column: pa.Array,
-    positions: Mapping[str, int],
-    scenario: Scenario | None,
-    where: str,
-    name: str,
-) -> NDArray[np.int64]:
-    """The position in `positions` of each row's string (-1: not there); with a `scenario`,
-    a string not in `positions` is an unknown event name (ArchiveError)."""
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
-    names = column.dictionary.to_pylist()
-    lookup = np.array([positions.get(n, -1) for n in names] or [-1], np.int64)
-    if scenario is not None and (lookup < 0).any():
-        used = np.unique(column.indices.to_numpy())
-        unknown = sorted({names[i] for i in used.tolist() if lookup[i] < 0})
-        if unknown:
-            raise ArchiveError(f"{where}: {name} {unknown[0]!r} is not an event of scenario "
-                               f"{scenario.scenario!r}")  # fmt: skip
-    indices = column.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    out: NDArray[np.int64] = lookup[indices]
-    return out
 
 
 # ------------------------------------------------------------------------------ sessions table

@@ -7,9 +7,13 @@
         for done in runner.run(job, parts): ...
 
 A task (`score_partition`) streams its file through `reader.event_batches` into
-`core.kernel_scorer.score_stream` (bounded memory), recomputes each session's events digest
-and refuses the file, naming the session, when one differs from the sessions table's
-``events_sha256``. Its reports equal `assessengine score` on the same sessions: the same
+`core.kernel_scorer.score_stream` (bounded memory). It first hashes the file's bytes: when they
+give the sha256 the manifest recorded at export, the rows are those the export wrote and
+digested; otherwise (or for a manifest without it) it recomputes each session's events digest
+while scoring and refuses the file, naming the session, when one differs from the sessions
+table's ``events_sha256``. The task reads the file itself (from the archive's directory or
+bucket): nothing but the partition's description travels from the client to the worker.
+Its reports equal `assessengine score` on the same sessions: the same
 compiled kernel, the same rows, the same close times.
 
 On Dask distributed each task is retried on another worker when the worker running it dies
@@ -34,7 +38,7 @@ from ..core.report import Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError, ScoringError
-from .digest import Digests
+from .digest import Digests, file_sha256
 from .layout import Manifest
 from .location import ArchiveError, ArchiveRoot
 from .reader import event_batches, read_sessions
@@ -76,6 +80,7 @@ class Partition:
     close_t: tuple[float, ...]
     digests: tuple[str, ...]
     observations: Mapping[str, Mapping[str, Verdict]] = field(default_factory=dict)
+    file_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,7 @@ def plan(
     by_file: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_file.setdefault(row["file"], []).append(row)
-    known = {f.path for f in manifest.events_files(scenario)}
+    known = {f.path: f.sha256 for f in manifest.events_files(scenario)}
     for path in by_file:
         if path not in known:
             raise ArchiveError(f"{root.where(path)}: the sessions table names an events file "
@@ -122,7 +127,8 @@ def plan(
         Partition(k, path, tuple(r["session"] for r in group),
                   tuple(float(r["close_t"]) for r in group),
                   tuple(r["events_sha256"] for r in group),
-                  {r["session"]: obs[r["session"]] for r in group if r["session"] in obs})
+                  {r["session"]: obs[r["session"]] for r in group if r["session"] in obs},
+                  known[path])
         for k, (path, group) in enumerate(by_file.items())
     ]  # fmt: skip
     return parts, {r["session"]: r for r in rows}
@@ -147,12 +153,13 @@ def score_partition(partition: Partition, job: Job) -> PartitionResult:
     started = time.perf_counter()
     root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
     ids = list(partition.sessions)
-    digests = Digests(Layout.of(job.scenario), len(ids))
+    digests = None if _bytes_match(root, partition) else Digests(Layout.of(job.scenario), len(ids))
     counted = [0]
 
     def batches() -> Iterator[Any]:
         for batch in event_batches(root, partition.path, job.scenario, session_ids=ids):
-            digests.update(batch)
+            if digests is not None:
+                digests.update(batch)
             counted[0] += len(batch)
             yield batch
 
@@ -162,13 +169,25 @@ def score_partition(partition: Partition, job: Job) -> PartitionResult:
                                observations=partition.observations)  # fmt: skip
     except ScoringError as exc:
         raise ArchiveError(f"{root.where(partition.path)}: rows out of order ({exc})") from None
-    for sid, expected, found in zip(ids, partition.digests, digests.hexdigests(), strict=True):
-        if expected != found:
+    found = digests.hexdigests() if digests is not None else partition.digests
+    for sid, expected, got in zip(ids, partition.digests, found, strict=True):
+        if expected != got:
             raise ArchiveError(f"{root.where(partition.path)}: session {sid!r}: its archived "
                                "events do not match its events digest (events_sha256): the "
                                "file was changed after export")  # fmt: skip
     return PartitionResult(partition.index, partition.path, [r.to_data() for r in reports],
                            counted[0], time.perf_counter() - started)  # fmt: skip
+
+
+def _bytes_match(root: ArchiveRoot, partition: Partition) -> bool:
+    """Whether the file's bytes give the sha256 the manifest recorded (False without one, or
+    when the file cannot be read: the reader then names the problem)."""
+    if partition.file_sha256 is None:
+        return False
+    try:
+        return file_sha256(root.fs, root.full(partition.path)) == partition.file_sha256
+    except OSError:
+        return False
 
 
 def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionResult]:

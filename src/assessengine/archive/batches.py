@@ -1,0 +1,215 @@
+"""Arrow record batches of the archive's events layout -> the kernel's column batches.
+
+    convert = BatchConverter(scenario, where="part-0.parquet", session_ids=["S1", "S2"])
+    convert.check_schema(parquet.schema_arrow)         # ArchiveError naming a missing column
+    batch = convert(record, first_row=0)               # EventBatch, or None (no wanted rows)
+
+The layout (`layout.events_schema`): ``session`` and ``event`` strings (dictionary-encoded or
+plain), ``seq`` int64, ``t`` float64, ``signals`` a struct of float64 fields named after the
+scenario's signals (other fields are ignored; a null value, or a null struct row, is "not
+reported").
+
+The conversion works per column, never per row in Python: ``seq`` and ``t`` are copied out of
+the Arrow buffers once; ``session`` and ``event`` map their (small) dictionaries through a
+lookup table; each signal is filled in one compiled pass over its values and validity bitmap
+(NaN where null) straight into the batch's (n_signals, n) array. The arrays it returns are
+C-contiguous and writable, of the dtypes the JSON Lines reader gives, so the kernel runs the
+same compiled code for both.
+
+Checks, each an ArchiveError naming `where` and the row (counted from `first_row`): a null
+session, seq, t or event; an event name the scenario does not have; an infinite signal value.
+Order, negative or non-finite times are the scorer's checks (`core.scorer.step`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+from numpy.typing import NDArray
+
+from ..core.events import EventBatch
+from ..core.scenario import Scenario
+from .layout import FIXED_COLUMNS
+from .location import ArchiveError
+
+
+class BatchConverter:
+    """Converts record batches of one file (see the module docstring). With `session_ids`,
+    a batch's ``session`` column becomes indexes into that sequence and rows of other
+    sessions are dropped; with None, sessions are numbered in order of first appearance
+    (`sessions_seen` lists them)."""
+
+    def __init__(
+        self, scenario: Scenario, *, where: str, session_ids: Sequence[str] | None = None
+    ) -> None:
+        self.scenario, self.where = scenario, where
+        self._fixed = session_ids is not None
+        self._sessions: dict[str, int] = {sid: k for k, sid in enumerate(session_ids or ())}
+        self._events = {name: code for code, name in enumerate(scenario.event_names)}
+        self._signal_fields: list[int] = []
+
+    @property
+    def sessions_seen(self) -> list[str]:
+        """The session ids numbered so far (with `session_ids`: those ids)."""
+        return list(self._sessions)
+
+    def check_schema(self, schema: pa.Schema) -> None:
+        """ArchiveError unless `schema` has every column the scenario needs, of the right type."""
+        where = self.where
+        for name in FIXED_COLUMNS:
+            if schema.get_field_index(name) < 0:
+                raise ArchiveError(f"{where}: column {name!r} is missing")
+        _expect(schema.field("seq").type, pa.int64(), "seq", where)
+        _expect(schema.field("t").type, pa.float64(), "t", where)
+        signals = schema.field("signals").type
+        if not pa.types.is_struct(signals):
+            raise ArchiveError(f"{where}: column 'signals' is {signals}, expected a struct of "
+                               "float64 signal columns")  # fmt: skip
+        fields = []
+        for name in self.scenario.signal_names:
+            index = signals.get_field_index(name)
+            if index < 0:
+                raise ArchiveError(f"{where}: column 'signals.{name}' is missing (scenario "
+                                   f"{self.scenario.scenario!r} has that signal)")  # fmt: skip
+            _expect(signals.field(index).type, pa.float64(), f"signals.{name}", where)
+            fields.append(index)
+        self._signal_fields = fields
+        for name in ("session", "event"):
+            kind = schema.field(name).type
+            value = kind.value_type if pa.types.is_dictionary(kind) else kind
+            if not (pa.types.is_string(value) or pa.types.is_large_string(value)):
+                raise ArchiveError(f"{where}: column {name!r} is {kind}, expected strings")
+
+    def __call__(self, record: pa.RecordBatch, *, first_row: int = 0) -> EventBatch | None:
+        """The kernel batch of `record`'s wanted rows; None when it has none. `check_schema`
+        must have passed for its schema. `first_row`: the file row of `record`'s first row."""
+        n = record.num_rows
+        if n == 0:
+            return None
+        for name in ("session", "seq", "t", "event"):
+            column = record.column(name)
+            if column.null_count:
+                row = first_row + int(np.flatnonzero(~_valid(column))[0])
+                raise ArchiveError(f"{self.where}: row {row}: column {name!r} is null")
+        session = self._session_codes(record.column("session"))
+        event = self._event_codes(record.column("event"), first_row)
+        seq: NDArray[np.int64] = _values(record.column("seq"), np.int64)
+        t: NDArray[np.float64] = _values(record.column("t"), np.float64)
+        signals = self._signals(record.column("signals"), n, first_row)
+        batch = EventBatch(session, seq, t, event, signals)
+        if self._fixed:
+            keep = session >= 0
+            if not keep.all():
+                rows = np.flatnonzero(keep)
+                return batch.take(rows) if len(rows) else None
+        return batch
+
+    def _session_codes(self, column: pa.Array) -> NDArray[np.int32]:
+        names, indices = _dictionary(column)
+        if self._fixed:
+            lookup = [self._sessions.get(name, -1) for name in names]
+        else:
+            lookup = [self._sessions.setdefault(name, len(self._sessions)) for name in names]
+        return _mapped(lookup, indices)
+
+    def _event_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
+        names, indices = _dictionary(column)
+        codes = _mapped([self._events.get(name, -1) for name in names], indices)
+        if len(codes) and codes.min() < 0:
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise ArchiveError(f"{self.where}: row {first_row + row}: event "
+                               f"{names[int(indices[row])]!r} is not an event of scenario "
+                               f"{self.scenario.scenario!r}")  # fmt: skip
+        return codes
+
+    def _signals(self, struct: pa.Array, n: int, first_row: int) -> NDArray[np.float64]:
+        out = np.empty((len(self._signal_fields), n), np.float64)
+        if isinstance(struct, pa.ChunkedArray):  # pragma: no cover - record batches have arrays
+            struct = struct.combine_chunks()
+        assert isinstance(struct, pa.StructArray)
+        for row, index in enumerate(self._signal_fields):
+            child = struct.field(index)  # offset applied; the struct's own nulls below
+            values = np.frombuffer(child.buffers()[1], np.float64,
+                                   count=child.offset + n)[child.offset:]  # fmt: skip
+            bitmap = child.buffers()[0]
+            if bitmap is None or child.null_count == 0:
+                bad = copy_finite(values, out[row])
+            else:
+                bits = np.frombuffer(bitmap, np.uint8)
+                bad = copy_valid(values, bits, child.offset, out[row])
+            if bad >= 0:
+                name = self.scenario.signal_names[row]
+                raise ArchiveError(f"{self.where}: row {first_row + bad}: signal {name!r} is "
+                                   f"{values[bad]}, expected a finite number")  # fmt: skip
+        if struct.null_count:  # a null struct row: none of its signals reported
+            out[:, ~_valid(struct)] = np.nan
+        return out
+
+
+def _expect(found: pa.DataType, expected: pa.DataType, name: str, where: str) -> None:
+    if found != expected:
+        raise ArchiveError(f"{where}: column {name!r} is {found}, expected {expected}")
+
+
+def _valid(column: pa.Array) -> NDArray[np.bool_]:
+    out: NDArray[np.bool_] = column.is_valid().to_numpy(zero_copy_only=False)
+    return out
+
+
+def _values(column: pa.Array, dtype: type[np.generic]) -> Any:
+    """A writable copy of a null-free primitive column's values (an array of `dtype`)."""
+    view = np.frombuffer(column.buffers()[1], dtype,
+                         count=column.offset + len(column))[column.offset:]  # fmt: skip
+    return view.copy()
+
+
+def _dictionary(column: pa.Array) -> tuple[list[str], NDArray[np.int64]]:
+    """The distinct strings of a string column and each row's index into them."""
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    names: list[str] = column.dictionary.to_pylist()
+    indices = column.indices.to_numpy(zero_copy_only=False)
+    return names, indices
+
+
+def _mapped(lookup: list[int], indices: NDArray[np.integer]) -> NDArray[np.int32]:
+    table = np.array(lookup or [-1], np.int32)
+    out: NDArray[np.int32] = table[indices]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def copy_valid(
+    values: NDArray[np.float64], bitmap: NDArray[np.uint8], offset: int, out: NDArray[np.float64]
+) -> int:  # pragma: no cover (compiled)
+    """out[i] = values[i] where bit offset + i of the Arrow validity `bitmap` is set, else NaN.
+    Returns the first row holding an infinite valid value (-1: none)."""
+    bad = -1
+    for i in range(out.shape[0]):
+        k = offset + i
+        if (bitmap[k >> 3] >> (k & 7)) & 1:
+            x = values[i]
+            if bad < 0 and np.isinf(x):
+                bad = i
+            out[i] = x
+        else:
+            out[i] = np.nan
+    return bad
+
+
+@njit(cache=True, nogil=True)
+def copy_finite(values: NDArray[np.float64], out: NDArray[np.float64]) -> int:  # pragma: no cover
+    """out[:] = values; returns the first row holding an infinite value (-1: none)."""
+    bad = -1
+    for i in range(out.shape[0]):
+        x = values[i]
+        if bad < 0 and np.isinf(x):
+            bad = i
+        out[i] = x
+    return bad
+

@@ -1,0 +1,177 @@
+"""The events reader: Parquet and Arrow IPC files of the archive's events layout into kernel
+batches (per column, nulls as NaN, bounded pieces), and the rows it refuses, by row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from assessengine.adapters.library import load_rubric
+from assessengine.archive.layout import events_record_batch
+from assessengine.archive.location import ArchiveError
+from assessengine.archive.reader import EventsReader, event_batches
+from assessengine.core.events import EventBatch
+from assessengine.core.scenario import Scenario
+from assessengine.sim.generate import SimBatch, simulate
+
+from .archive_data import RUBRICS
+
+FS = LocalFileSystem()
+
+
+@pytest.fixture(scope="module")
+def run() -> tuple[Scenario, SimBatch]:
+    rubric, scenario = load_rubric(RUBRICS["network-lab"])
+    return scenario, simulate(scenario, "mixed", 3, seed=4, rubric=rubric.rubric)
+
+
+def _record(scenario: Scenario, sim: SimBatch) -> pa.RecordBatch:
+    return events_record_batch(scenario, sim.session_ids, sim.session, sim.seq, sim.t,
+                               sim.event, sim.signals)  # fmt: skip
+
+
+def _write(table: pa.Table, path: Path, kind: str) -> Path:
+    if kind == "parquet":
+        pq.write_table(table, path, compression="zstd", row_group_size=700)
+    elif kind == "arrow-file":
+        with pa.ipc.new_file(path, table.schema) as out:
+            out.write_table(table, max_chunksize=700)
+    else:
+        with pa.ipc.new_stream(path, table.schema) as out:
+            out.write_table(table, max_chunksize=700)
+    return path
+
+
+def _joined(pieces: list[EventBatch]) -> EventBatch:
+    return EventBatch(*(np.concatenate([getattr(p, f) for p in pieces], axis=-1)
+                        for f in ("session", "seq", "t", "event", "signals")))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow-file", "arrow-stream"])
+def test_a_file_reads_back_as_the_columns_it_was_written_from(
+    kind: str, run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    path = _write(pa.Table.from_batches([_record(scenario, sim)]), tmp_path / "e", kind)
+    reader = EventsReader(FS, str(path), scenario, session_ids=None, rows=500)
+    pieces = list(reader)
+    assert max(len(p) for p in pieces) <= 500
+    got = _joined(pieces)
+    assert reader.sessions_seen == list(sim.session_ids)
+    assert np.array_equal(got.session, sim.session)
+    assert np.array_equal(got.seq, sim.seq)
+    assert np.array_equal(got.t, sim.t)
+    assert np.array_equal(got.event, sim.event)
+    assert np.array_equal(got.signals, sim.signals, equal_nan=True)
+    assert np.isnan(sim.signals).any()  # nulls in the file came back as NaN
+    for array in (got.session, got.seq, got.t, got.event, got.signals):
+        assert array.flags.writeable
+        assert array.flags.c_contiguous
+    assert (got.session.dtype, got.seq.dtype, got.event.dtype) == (np.int32, np.int64, np.int32)
+
+
+def test_sessions_asked_for_are_numbered_in_the_callers_order(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    path = _write(pa.Table.from_batches([_record(scenario, sim)]), tmp_path / "e", "parquet")
+    wanted = [sim.session_ids[2], sim.session_ids[0]]
+    got = _joined(list(event_batches(FS, str(path), scenario, session_ids=wanted)))
+    keep = np.isin(sim.session, [2, 0])
+    assert np.array_equal(got.seq, sim.seq[keep])
+    assert np.array_equal(got.session, np.where(sim.session[keep] == 2, 0, 1))
+
+
+def test_plain_string_columns_read_like_dictionary_ones(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    plain = table.set_column(0, "session", table.column("session").cast(pa.string()))
+    plain = plain.set_column(3, "event", plain.column("event").cast(pa.string()))
+    path = _write(plain, tmp_path / "e", "parquet")
+    got = _joined(list(event_batches(FS, str(path), scenario, session_ids=None)))
+    assert np.array_equal(got.event, sim.event)
+    assert np.array_equal(got.session, sim.session)
+
+
+def test_a_null_struct_row_reports_no_signal(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    struct = table.column("signals").combine_chunks()
+    mask = np.zeros(len(struct), bool)
+    mask[[1, 7]] = True
+    nulled = pa.StructArray.from_arrays(struct.flatten(), fields=list(struct.type),
+                                        mask=pa.array(mask))  # fmt: skip
+    path = _write(table.set_column(4, "signals", nulled), tmp_path / "e", "parquet")
+    got = _joined(list(event_batches(FS, str(path), scenario, session_ids=None)))
+    assert np.isnan(got.signals[:, [1, 7]]).all()
+    assert np.array_equal(got.signals[:, 2:7], sim.signals[:, 2:7], equal_nan=True)
+
+
+def test_an_infinite_signal_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    signals = sim.signals.copy()
+    signals[1, 612] = np.inf
+    record = events_record_batch(scenario, sim.session_ids, sim.session, sim.seq, sim.t,
+                                 sim.event, signals)  # fmt: skip
+    path = _write(pa.Table.from_batches([record]), tmp_path / "e.parquet", "parquet")
+    name = scenario.signal_names[1]
+    with pytest.raises(ArchiveError, match=rf"e.parquet: row 612: signal '{name}' is inf, "
+                       "expected a finite number"):  # fmt: skip
+        list(event_batches(FS, str(path), scenario, session_ids=None, rows=200))
+
+
+def test_an_unknown_event_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    names = table.column("event").cast(pa.string()).to_pylist()
+    names[601] = "teleport"
+    path = _write(table.set_column(3, "event", pa.array(names)), tmp_path / "e.parquet",
+                  "parquet")  # fmt: skip
+    with pytest.raises(ArchiveError, match=r"e.parquet: row 601: event 'teleport' is not an "
+                       "event of scenario 'network-lab'"):  # fmt: skip
+        list(event_batches(FS, str(path), scenario, session_ids=None, rows=200))
+
+
+def test_a_null_seq_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    seq = table.column("seq").to_pylist()
+    seq[42] = None
+    path = _write(table.set_column(1, "seq", pa.array(seq, pa.int64())), tmp_path / "e.parquet",
+                  "parquet")  # fmt: skip
+    with pytest.raises(ArchiveError, match=r"e.parquet: row 42: column 'seq' is null"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
+def test_a_file_of_another_format_is_named(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, _ = run
+    path = tmp_path / "e.csv"
+    path.write_text("session,seq\nS1,0\n")
+    with pytest.raises(ArchiveError, match=r"e.csv: neither a Parquet nor an Arrow IPC file"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
+def test_a_truncated_arrow_file_is_named(run: tuple[Scenario, SimBatch], tmp_path: Path) -> None:
+    scenario, sim = run
+    path = _write(pa.Table.from_batches([_record(scenario, sim)]), tmp_path / "e.arrow",
+                  "arrow-file")  # fmt: skip
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ArchiveError, match=r"e.arrow: not a readable Arrow IPC file"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
