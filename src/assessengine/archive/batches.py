@@ -17,8 +17,10 @@ C-contiguous and writable, of the dtypes the JSON Lines reader gives, so the ker
 same compiled code for both.
 
 Checks, each an ArchiveError naming `where` and the row (counted from `first_row`): a null
-session, seq, t or event; an event name the scenario does not have; an infinite signal value.
-Order, negative or non-finite times are the scorer's checks (`core.scorer.step`).
+session, seq, t or event; an event name the scenario does not have; an infinite signal value;
+with ``check_order``, the order rules of JSON Lines input (`core.events.order_problem`) across
+the whole file: per session seq increasing from 0 on, t finite and not going backwards from 0
+on. Without it, order is the scorer's check (`core.scorer.step`).
 """
 
 from __future__ import annotations
@@ -45,9 +47,17 @@ class BatchConverter:
     (`sessions_seen` lists them)."""
 
     def __init__(
-        self, scenario: Scenario, *, where: str, session_ids: Sequence[str] | None = None
+        self,
+        scenario: Scenario,
+        *,
+        where: str,
+        session_ids: Sequence[str] | None = None,
+        check_order: bool = False,
     ) -> None:
         self.scenario, self.where = scenario, where
+        self._last_seq: NDArray[np.int64] | None = (np.full(64, -1, np.int64) if check_order
+                                                    else None)  # fmt: skip
+        self._last_t = np.zeros(64, np.float64)
         self._fixed = session_ids is not None
         self._sessions: dict[str, int] = {sid: k for k, sid in enumerate(session_ids or ())}
         self._events = {name: code for code, name in enumerate(scenario.event_names)}
@@ -91,23 +101,63 @@ class BatchConverter:
         n = record.num_rows
         if n == 0:
             return None
-        for name in ("session", "seq", "t", "event"):
-            column = record.column(name)
-            if column.null_count:
-                row = first_row + int(np.flatnonzero(~_valid(column))[0])
-                raise ArchiveError(f"{self.where}: row {row}: column {name!r} is null")
+        self._no_nulls(record, ("session", "seq", "t", "event"), first_row)
         session = self._session_codes(record.column("session"))
         event = self._event_codes(record.column("event"), first_row)
         seq: NDArray[np.int64] = _values(record.column("seq"), np.int64)
         t: NDArray[np.float64] = _values(record.column("t"), np.float64)
         signals = self._signals(record.column("signals"), n, first_row)
         batch = EventBatch(session, seq, t, event, signals)
+        if self._last_seq is not None:
+            self._check_order(batch, first_row)
         if self._fixed:
             keep = session >= 0
             if not keep.all():
                 rows = np.flatnonzero(keep)
                 return batch.take(rows) if len(rows) else None
         return batch
+
+    def sessions_and_times(
+        self, record: pa.RecordBatch, *, first_row: int = 0
+    ) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+        """Only the ``session`` codes (as `__call__` gives them, every row kept) and ``t`` of
+        a record batch holding at least those two columns."""
+        self._no_nulls(record, ("session", "t"), first_row)
+        return self._session_codes(record.column("session")), _values(record.column("t"),
+                                                                          np.float64)
+
+    def _check_order(self, batch: EventBatch, first_row: int) -> None:
+        assert self._last_seq is not None
+        seen = len(self._sessions)
+        if seen > self._last_seq.shape[0]:
+            grown = max(seen, 2 * self._last_seq.shape[0])
+            self._last_seq = np.concatenate([self._last_seq, np.full(grown - len(self._last_seq),
+                                                                     -1, np.int64)])
+            self._last_t = np.concatenate([self._last_t, np.zeros(grown - len(self._last_t))])
+        last_seq, last_t = self._last_seq.copy(), self._last_t.copy()
+        bad = check_order(batch.session, batch.seq, batch.t, last_seq, last_t)
+        if bad < 0:
+            self._last_seq, self._last_t = last_seq, last_t
+            return
+        k = int(batch.session[bad])
+        seq, t = int(batch.seq[bad]), float(batch.t[bad])
+        if not np.isfinite(t):
+            why = f"t {t} is not a finite number"
+        elif seq <= last_seq[k]:
+            why = f"seq {seq} does not increase (previous seq {int(last_seq[k])})"
+        else:
+            why = f"t {t} goes backwards (previous t {float(last_t[k])})"
+        sid = list(self._sessions)[k] if k >= 0 else "?"
+        raise ArchiveError(f"{self.where}: row {first_row + bad}: session {sid!r}: {why}")
+
+    def _no_nulls(
+        self, record: pa.RecordBatch, names: Sequence[str], first_row: int
+    ) -> None:
+        for name in names:
+            column = record.column(name)
+            if column.null_count:
+                row = first_row + int(np.flatnonzero(~_valid(column))[0])
+                raise ArchiveError(f"{self.where}: row {row}: column {name!r} is null")
 
     def _session_codes(self, column: pa.Array) -> NDArray[np.int32]:
         names, indices = _dictionary(column)
@@ -181,6 +231,29 @@ def _mapped(lookup: list[int], indices: NDArray[np.integer]) -> NDArray[np.int32
     table = np.array(lookup or [-1], np.int32)
     out: NDArray[np.int32] = table[indices]
     return out
+
+
+@njit(cache=True, nogil=True)
+def check_order(
+    session: NDArray[np.int32],
+    seq: NDArray[np.int64],
+    t: NDArray[np.float64],
+    last_seq: NDArray[np.int64],
+    last_t: NDArray[np.float64],
+) -> int:  # pragma: no cover (compiled)
+    """Advance each session's (last seq, last t) over the rows (sessions < 0 skipped); the
+    first row whose t is not finite, whose seq does not increase or whose t goes backwards
+    (-1: none; the arrays then hold the state after every row)."""
+    for i in range(seq.shape[0]):
+        k = session[i]
+        if k < 0:
+            continue
+        x = t[i]
+        if not np.isfinite(x) or seq[i] <= last_seq[k] or x < last_t[k]:
+            return i
+        last_seq[k] = seq[i]
+        last_t[k] = x
+    return -1
 
 
 @njit(cache=True, nogil=True)

@@ -17,7 +17,7 @@ bounded memory.
   rows in seq order), read one Parquet record batch at a time (only the events table's
   columns, one thread: a Dask worker has one core): memory is bounded by `rows` times the row
   width, whatever the file's size. The conversion is per column (`batches.BatchConverter`).
-- The file may be Parquet or Arrow IPC (file or stream format), told apart by its first bytes;
+- The file may be Arrow IPC (file or stream format: told by its first bytes) or else Parquet;
   a local file is memory-mapped.
 - Raises `ArchiveError` naming the file when it cannot be read (missing, corrupt, truncated),
   when a column is missing or of another type, or (naming the row) when it holds an event name
@@ -29,16 +29,18 @@ the list a caller takes `session_ids` and close times from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
+from numpy.typing import NDArray
 from pyarrow import ipc
 
 from ..core.events import EventBatch
@@ -67,7 +69,9 @@ def event_batches(
 
 class EventsReader:
     """`event_batches` as an object: iterate it once for the batches; `sessions_seen` then
-    lists the sessions in the order their indexes were given."""
+    lists the sessions in the order their indexes were given. `check_order`: see
+    `batches.BatchConverter`; `handle`: an open binary file to read instead of opening `path`
+    (which then only names it)."""
 
     def __init__(
         self,
@@ -77,19 +81,34 @@ class EventsReader:
         *,
         session_ids: Sequence[str] | None,
         rows: int = BATCH_ROWS,
+        check_order: bool = False,
+        handle: Any = None,
     ) -> None:
         self.fs, self.full, self.where = _resolve(source, path)
-        self.rows = rows
-        self.convert = BatchConverter(scenario, where=self.where, session_ids=session_ids)
+        self.rows, self.handle = rows, handle
+        self.convert = BatchConverter(scenario, where=self.where, session_ids=session_ids,
+                                      check_order=check_order)  # fmt: skip
 
     @property
     def sessions_seen(self) -> list[str]:
         return self.convert.sessions_seen
 
+    def sessions_and_times(self) -> Iterator[tuple[NDArray[np.int32], NDArray[np.float64]]]:
+        """Only the ``session`` (indexes, as the batches give them) and ``t`` columns, batch
+        by batch (the file's schema is checked in full)."""
+        first_row = 0
+        for record in record_batches(self.fs, self.full, self.where, rows=self.rows,
+                                     check=self.convert.check_schema,
+                                     columns=("session", "t"), handle=self.handle):  # fmt: skip
+            if record.num_rows:
+                yield self.convert.sessions_and_times(record, first_row=first_row)
+            first_row += record.num_rows
+
     def __iter__(self) -> Iterator[EventBatch]:
         first_row = 0
         for record in record_batches(self.fs, self.full, self.where, rows=self.rows,
-                                     check=self.convert.check_schema):  # fmt: skip
+                                     check=self.convert.check_schema,
+                                     handle=self.handle):  # fmt: skip
             try:
                 batch = self.convert(record, first_row=first_row)
             except (pa.ArrowException, ValueError) as exc:
@@ -100,36 +119,46 @@ class EventsReader:
 
 
 def record_batches(
-    fs: Any, full: str, where: str, *, rows: int, check: Any
+    fs: Any,
+    full: str,
+    where: str,
+    *,
+    rows: int,
+    check: Callable[[pa.Schema], None],
+    columns: Sequence[str] = FIXED_COLUMNS,
+    handle: Any = None,
 ) -> Iterator[pa.RecordBatch]:
-    """The events table's columns of the Parquet or Arrow IPC file at `full`, in pieces of at
-    most `rows` rows; `check(schema)` runs first (it raises to refuse the file)."""
+    """The `columns` of the Parquet or Arrow IPC file at `full` (or in the open binary file
+    `handle`), in pieces of at most `rows` rows; `check(schema)` runs first (it raises to
+    refuse the file)."""
     kind = "Parquet"
     try:
         with ExitStack() as stack:
-            local = isinstance(fs, LocalFileSystem)
-            handle = (pa.memory_map(full) if local else fs.open(full, "rb"))
-            stack.enter_context(handle)
+            if handle is None:
+                local = isinstance(fs, LocalFileSystem)
+                handle = stack.enter_context(pa.memory_map(full) if local else fs.open(full, "rb"))
+            elif not handle.seekable():
+                raise ArchiveError(f"{where}: Parquet or Arrow input must be a file (it is read "
+                                   "from its end), not a pipe")  # fmt: skip
             magic = handle.read(6)
             handle.seek(0)
-            if magic[:4] == PARQUET_MAGIC:
+            if magic != ARROW_FILE_MAGIC and magic[:4] != ARROW_STREAM_MAGIC:
                 parquet = stack.enter_context(pq.ParquetFile(handle))
                 check(parquet.schema_arrow)
-                yield from parquet.iter_batches(batch_size=rows, columns=list(FIXED_COLUMNS),
+                yield from parquet.iter_batches(batch_size=rows, columns=list(columns),
                                                 use_threads=False)  # fmt: skip
                 return
             kind = "Arrow IPC"
+            reader: Any
+            pieces: Any
             if magic == ARROW_FILE_MAGIC:
-                reader: Any = ipc.open_file(handle)
-                pieces: Any = (reader.get_batch(i) for i in range(reader.num_record_batches))
-            elif magic[:4] == ARROW_STREAM_MAGIC:
-                reader = ipc.open_stream(handle)
-                pieces = reader
+                reader = ipc.open_file(handle)
+                pieces = (reader.get_batch(i) for i in range(reader.num_record_batches))
             else:
-                raise ArchiveError(f"{where}: neither a Parquet nor an Arrow IPC file")
+                reader = pieces = ipc.open_stream(handle)
             check(reader.schema)
             for piece in pieces:
-                wanted = piece.select(list(FIXED_COLUMNS))
+                wanted = piece.select(list(columns))
                 for start in range(0, wanted.num_rows, rows):
                     yield wanted.slice(start, rows)
     except ArchiveError:

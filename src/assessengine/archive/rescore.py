@@ -33,6 +33,7 @@ import numpy as np
 
 from ..core.codec import Layout
 from ..core.compiler import CompiledRubric, compile_rubric
+from ..core.events import EventBatch
 from ..core.kernel_scorer import score_stream
 from ..core.report import Verdict
 from ..core.rubric import Rubric
@@ -152,31 +153,39 @@ def score_partition(partition: Partition, job: Job) -> PartitionResult:
     or the session whose events digest does not match."""
     started = time.perf_counter()
     root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
-    ids = list(partition.sessions)
-    digests = None if _bytes_match(root, partition) else Digests(Layout.of(job.scenario), len(ids))
     counted = [0]
-
-    def batches() -> Iterator[Any]:
-        for batch in event_batches(root, partition.path, job.scenario, session_ids=ids):
-            if digests is not None:
-                digests.update(batch)
-            counted[0] += len(batch)
-            yield batch
-
+    batches = checked_batches(root, partition, job.scenario, counted)
     try:
-        reports = score_stream(_compiled(job), batches(), ids,
+        reports = score_stream(_compiled(job), batches, list(partition.sessions),
                                np.array(partition.close_t, np.float64),
                                observations=partition.observations)  # fmt: skip
     except ScoringError as exc:
         raise ArchiveError(f"{root.where(partition.path)}: rows out of order ({exc})") from None
+    return PartitionResult(partition.index, partition.path, [r.to_data() for r in reports],
+                           counted[0], time.perf_counter() - started)  # fmt: skip
+
+
+def checked_batches(
+    root: ArchiveRoot, partition: Partition, scenario: Scenario, counted: list[int] | None = None
+) -> Iterator[EventBatch]:
+    """The partition's rows as kernel batches (``session``: indexes into
+    `partition.sessions`), checked against the archive: after the last batch it raises
+    ArchiveError naming the first session whose events digest does not match (the check the
+    module docstring describes). Adds the rows to ``counted[0]`` when given."""
+    ids = list(partition.sessions)
+    digests = None if _bytes_match(root, partition) else Digests(Layout.of(scenario), len(ids))
+    for batch in event_batches(root, partition.path, scenario, session_ids=ids):
+        if digests is not None:
+            digests.update(batch)
+        if counted is not None:
+            counted[0] += len(batch)
+        yield batch
     found = digests.hexdigests() if digests is not None else partition.digests
     for sid, expected, got in zip(ids, partition.digests, found, strict=True):
         if expected != got:
             raise ArchiveError(f"{root.where(partition.path)}: session {sid!r}: its archived "
                                "events do not match its events digest (events_sha256): the "
                                "file was changed after export")  # fmt: skip
-    return PartitionResult(partition.index, partition.path, [r.to_data() for r in reports],
-                           counted[0], time.perf_counter() - started)  # fmt: skip
 
 
 def _bytes_match(root: ArchiveRoot, partition: Partition) -> bool:

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from ..adapters.library import load_rubric
+from ..archive.chunks import archive_chunks, is_archive_location
+from ..archive.location import ArchiveError
 from ..core.compiler import compile_rubric
 from ..core.jsontext import dumps
 from ..core.offline import collect_sessions, score_chunks, score_sessions
@@ -22,7 +24,7 @@ EXIT_INPUT = 2
 
 
 @main.command("score")
-@click.argument("events", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("events", metavar="EVENTS")
 @click.option(
     "--rubric",
     "rubric_path",
@@ -42,11 +44,12 @@ EXIT_INPUT = 2
     "input_format",
     default=None,
     metavar="NAME",
-    help="Input format (jsonl, ...); default: from the file's suffix (stdin: jsonl).",
+    help="Input format (jsonl, parquet, arrow); default: from the file's suffix (stdin and "
+    "other names: jsonl).",
 )
 @scenario_dirs_option
 def score(
-    events: Path,
+    events: str,
     rubric_path: Path,
     reference: bool,
     as_json: bool,
@@ -54,14 +57,17 @@ def score(
     input_format: str | None,
     scenario_dirs: tuple[Path, ...],
 ) -> None:
-    """Score the sessions in EVENTS (JSON Lines, '-' for stdin) against a rubric.
+    """Score the sessions in EVENTS against a rubric: JSON Lines ('-' for stdin), Parquet or
+    Arrow IPC in the archive's events layout (by suffix or --format), or a whole archive (a
+    directory or s3://BUCKET/PREFIX: the sessions of the rubric's scenario).
 
     \b
     Each line is one of:
       {"session": "S1", "open": {"learner": "L1", "scenario": "...", "rubric": "..."}}
       {"session": "S1", "seq": 0, "t": 0.0, "event": "sample", "signals": {"speed": 3.2}}
       {"session": "S1", "close": {"t": 612.0}}
-    A session that is not closed closes at its last event.
+    A session that is not closed closes at its last event (so does every session of a
+    Parquet or Arrow file; an archive's sessions close at their archived close times).
 
     Exit status: 0 when scored, 2 on a bad rubric or a malformed events line.
     """
@@ -71,10 +77,13 @@ def score(
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(EXIT_INPUT) from None
-    source = "<stdin>" if str(events) == "-" else str(events)
+    source = "<stdin>" if events == "-" else events
     try:
-        chunks = read_input(events, scenario=scenario, declared=input_format,
-                            skip_invalid=skip_invalid)  # fmt: skip
+        if input_format is None and events != "-" and is_archive_location(events):
+            chunks = archive_chunks(events, scenario)
+        else:
+            chunks = read_input(events, scenario=scenario, declared=input_format,
+                                skip_invalid=skip_invalid)  # fmt: skip
         if reference:
             sessions, problems = collect_sessions(chunks, scenario)
             ids, opens = [s.session for s in sessions], [s.open for s in sessions]
@@ -83,7 +92,7 @@ def score(
             ids, opens = [r.session for r in scored.reports], scored.opens
             problems = scored.problems
         _check_open_lines(ids, opens, rubric.rubric, scenario.scenario, source)
-    except (EventsError, OSError) as exc:
+    except (EventsError, ArchiveError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_INPUT) from None
     for skipped in problems:

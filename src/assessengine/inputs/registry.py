@@ -33,7 +33,7 @@ from ..core.scenario import Scenario
 from ..errors import EventsError
 
 DEFAULT: Final = "jsonl"
-PLUGINS: Final = ("assessengine.inputs.jsonl",)
+PLUGINS: Final = ("assessengine.inputs.jsonl", "assessengine.inputs.arrow")
 """Modules that register formats (imported on first lookup)."""
 
 
