@@ -51,7 +51,7 @@ def test_score_format_flag_with_an_unknown_name_is_one_line_and_exit_2(tmp_path:
     result = score("--format", "nope", str(write(tmp_path, good_session())))
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "error: unknown input format 'nope' (known: jsonl)"
+        "error: unknown input format 'nope' (known: arrow, jsonl, parquet)"
     ]
 
 
