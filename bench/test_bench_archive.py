@@ -3,12 +3,18 @@
 - `archive export`: events/s (store read, chain walk, decode, Parquet zstd write) and bytes per
   event on disk;
 - `rescore` on Dask distributed with 1 and 2 worker processes (a LocalCluster started before
-  the timing): events/s including Parquet reading and the digest check;
+  the timing; every worker has scored the job once, so the kernel is loaded): events/s
+  including Parquet reading and the file check (its bytes against the manifest's sha256);
+- `score` on the same sessions as one Parquet file (`inputs.arrow` through
+  `core.offline.score_chunks`, the path of ``assessengine score FILE.parquet``): events/s end
+  to end, from the file on disk to the reports;
 - the in-process kernel on the same sessions' columns (already in memory), the reference rate.
 
-Targets (issue 19): 2 workers at least 1.5x one worker; one worker at least half the
-in-process kernel. The last test prints the ratios (and keeps them in its extra_info).
-Run: pytest bench/test_bench_archive.py --benchmark-only -s
+Targets: rescore with 2 workers at least 1.5x one worker, one worker at least half the
+in-process kernel (issue 19); score on Parquet at least 5 M events/s end to end (issue 22).
+The last test prints the ratios (and keeps them in its extra_info).
+Run: pytest bench/test_bench_archive.py --benchmark-only -s (the store of SESSIONS sessions
+is filled first: about a minute per million events, not timed)
 """
 
 from __future__ import annotations
@@ -20,23 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from tests.archive_data import RUBRICS, fill_store
 
 from assessengine.adapters.library import load_rubric, load_scenario
-from assessengine.archive.export import export
-from assessengine.archive.layout import Manifest
+from assessengine.archive.export import ROW_GROUP_ROWS, export
+from assessengine.archive.layout import COMPRESSION, Manifest, events_record_batch, events_schema
 from assessengine.archive.location import ArchiveRoot
 from assessengine.archive.rescore import DaskRunner, Job, Partition, PartitionResult, plan
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import EventBatch
 from assessengine.core.kernel_scorer import score_columns
+from assessengine.core.offline import score_chunks
+from assessengine.inputs import read_input
 from assessengine.sim.generate import SimBatch
 from assessengine.storage import open_store
 
 SCENARIO = "lhd-underground"
-SESSIONS = 240
-FILE_ROWS = 40_000  # about 20 events files: tasks enough for two workers
+SESSIONS = 720  # about 2.5 M events
+FILE_ROWS = 100_000  # about 25 events files: tasks enough for two workers, each long enough
+# (some 10 ms of kernel time) that Dask's cost per task stays small
 ROUNDS = 3
 RATES: dict[str, float] = {}
 
@@ -47,6 +57,7 @@ class Archived:
     root: ArchiveRoot
     sim: SimBatch
     events: int
+    parquet: Path  # every session in one Parquet file, for `score`
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +65,20 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Archived:
     folder = tmp_path_factory.mktemp("bench-archive")
     store = open_store(folder / "engine.db")
     try:
-        sim = fill_store(store, SCENARIO, SESSIONS, seed=5)
+        sim = fill_store(store, SCENARIO, SESSIONS, seed=5, json_every=10**9)
         root = ArchiveRoot.open(str(folder / "archive"))
         export(store, root, load_scenario=load_scenario, file_rows=FILE_ROWS)
     finally:
         store.close()
-    return Archived(folder / "engine.db", root, sim, len(sim))
+    _, scenario = load_rubric(RUBRICS[SCENARIO])
+    parquet = folder / "events.parquet"
+    with pq.ParquetWriter(parquet, events_schema(scenario), compression=COMPRESSION) as out:
+        for lo in range(0, len(sim), ROW_GROUP_ROWS):
+            rows = slice(lo, lo + ROW_GROUP_ROWS)
+            out.write_batch(events_record_batch(scenario, sim.session_ids, sim.session[rows],
+                                                sim.seq[rows], sim.t[rows], sim.event[rows],
+                                                sim.signals[:, rows]))  # fmt: skip
+    return Archived(folder / "engine.db", root, sim, len(sim), parquet)
 
 
 def test_archive_export(benchmark: Any, archived: Archived, tmp_path: Path) -> None:
@@ -123,6 +142,23 @@ def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner)
           f"{rate:,.0f} events/s (best of {ROUNDS}, Parquet reading included)")
 
 
+def test_score_parquet_end_to_end(benchmark: Any, archived: Archived) -> None:
+    rubric, scenario = load_rubric(RUBRICS[SCENARIO])
+    compiled = compile_rubric(rubric, scenario)
+
+    def once() -> int:
+        chunks = read_input(archived.parquet, scenario=scenario)
+        return len(score_chunks(compiled, chunks).reports)
+
+    once()
+    assert benchmark.pedantic(once, rounds=ROUNDS, iterations=1) == SESSIONS
+    rate = archived.events / benchmark.stats.stats.min
+    benchmark.extra_info |= {"events": archived.events, "events_per_s": round(rate)}
+    RATES["score-parquet"] = rate
+    print(f"\nscore on Parquet: {archived.events} events, {rate:,.0f} events/s end to end "
+          f"(best of {ROUNDS})")
+
+
 def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archived) -> None:
     rubric, scenario = load_rubric(RUBRICS[SCENARIO])
     compiled = compile_rubric(rubric, scenario)
@@ -143,13 +179,17 @@ def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archiv
 
 def test_ratios(benchmark: Any) -> None:
     """The targets' ratios from the rates measured above in this run."""
-    needed = {"rescore-1", "rescore-2", "kernel"}
+    needed = {"rescore-1", "rescore-2", "kernel", "score-parquet"}
     if not needed <= set(RATES):
         pytest.skip("run the whole module: the ratios need every rate")
     two_over_one = RATES["rescore-2"] / RATES["rescore-1"]
     one_over_kernel = RATES["rescore-1"] / RATES["kernel"]
+    score_over_kernel = RATES["score-parquet"] / RATES["kernel"]
     benchmark.extra_info |= {"two_workers_over_one": round(two_over_one, 2),
-                             "one_worker_over_kernel": round(one_over_kernel, 2)}  # fmt: skip
+                             "one_worker_over_kernel": round(one_over_kernel, 2),
+                             "score_parquet_over_kernel": round(score_over_kernel, 2)}  # fmt: skip
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\nratios: 2 workers / 1 worker = {two_over_one:.2f} (target >= 1.5); "
-          f"1 worker / in-process kernel = {one_over_kernel:.2f} (target >= 0.5)")
+          f"1 worker / in-process kernel = {one_over_kernel:.2f} (target >= 0.5); "
+          f"score on Parquet / in-process kernel = {score_over_kernel:.2f} "
+          f"({RATES['score-parquet'] / 1e6:.2f} M events/s, target >= 5)")

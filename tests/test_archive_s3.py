@@ -79,6 +79,10 @@ def test_export_verify_and_rescore_on_s3(endpoint: str, store_db: Path) -> None:
     reports = [r for res in run_local(Job.of(root, rubric, scenario), parts) for r in res.reports]
     assert len(reports) == 4
     assert all(r == json.loads(rows[r["session"]]["report"]) for r in reports)
+    code, out, err = _run(env, "score", url, "--rubric", str(RUBRICS["lhd-underground"]),
+                          "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["sessions"] == reports
 
 
 def test_a_missing_bucket_is_one_line_exit_2(endpoint: str, store_db: Path) -> None:

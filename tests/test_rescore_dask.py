@@ -38,6 +38,9 @@ from assessengine.storage import open_store
 from .archive_data import RUBRICS, fill_store, write_jsonl
 
 distributed = pytest.importorskip("distributed")
+# one worker runs the whole module (with `pytest -n 2 --dist loadgroup`, the README's command),
+# so the module's one LocalCluster is started once, not once per xdist worker
+pytestmark = pytest.mark.xdist_group("dask")
 
 SESSIONS = 3
 FILE_ROWS = 4000  # several events files per scenario: tasks for both workers
