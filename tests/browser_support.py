@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import uvicorn
@@ -19,7 +21,7 @@ import uvicorn
 from .test_web_support import Sessions
 
 try:
-    from playwright.sync_api import BrowserContext, ViewportSize, sync_playwright
+    from playwright.sync_api import BrowserContext, Page, ViewportSize, sync_playwright
 except ImportError:  # reported by the `browser` fixture as a failure, not a skip
     sync_playwright = None  # type: ignore[assignment]
 
@@ -93,3 +95,27 @@ def open_browser(tmp_path: Path) -> Iterator[BrowserContext]:
             yield context
         finally:
             context.close()
+
+
+AXE_TAGS: Final = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's violations of WCAG 2.0/2.1 A and AA on `page` as it is now, one line each
+    (rule, impact, the elements' selectors). axe-core is the copy that the `axe-playwright-python`
+    package ships (the `test` extra), evaluated in the page through the DevTools protocol, which
+    the pages' Content-Security-Policy does not block; nothing is downloaded."""
+    page.evaluate(_axe_source())
+    results = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+        "resultTypes: ['violations']})", list(AXE_TAGS))  # fmt: skip
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}: "
+        + ", ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:6])
+        for v in results["violations"]
+    ]
+
+
+@cache
+def _axe_source() -> str:
+    return (resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")

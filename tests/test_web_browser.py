@@ -82,7 +82,7 @@ def _check_violations(page: Page, detail: dict[str, Any]) -> list[str]:
         if criterion["evidence"].get("contributing"):  # drawn as its contributing intervals
             continue  # (tests/test_web_session_browser.py)
         ev = criterion["evidence"]
-        rect = page.locator(f'rect.violation[data-criterion="{criterion["id"]}"]')
+        rect = page.locator(f'svg.timeline rect.violation[data-criterion="{criterion["id"]}"]')
         expect(rect).to_have_count(1)
         assert float(rect.get_attribute("data-t-start") or "nan") == ev["t_start"]
         assert float(rect.get_attribute("data-t-end") or "nan") == ev["t_end"]
@@ -126,7 +126,7 @@ def test_assessor_reviews_a_failed_session_in_the_browser(
     detail = _session_json(page, server, server.s.speeder)
     assert sorted(_check_violations(page, detail)) == ["loaded_speed"]
     loaded = next(c for c in detail["criteria"] if c["id"] == "loaded_speed")
-    title = page.locator('rect.violation[data-criterion="loaded_speed"] > title')
+    title = page.locator('svg.timeline rect.violation[data-criterion="loaded_speed"] > title')
     expect(title).to_contain_text("loaded_speed failed")
     assert loaded["evidence"]["t_start"] < loaded["evidence"]["t_end"]
     page.screenshot(path=shots / "session-failed.png", full_page=True)
@@ -147,7 +147,7 @@ def test_assessor_reviews_a_failed_session_in_the_browser(
     form.locator("label.choice-pass").click()
     note = "Turned to look before and while reversing, both times."
     form.locator("textarea[name=note]").fill(note)
-    form.get_by_role("button", name="Record observation").click()
+    form.get_by_role("button", name="Save observation").click()
 
     # back on the session page: the outcome changed at once
     page.wait_for_url(f"{server.url}/sessions/{server.s.no_tilt}?*")

@@ -286,7 +286,8 @@ def test_session_page_draws_each_violation_where_the_evidence_says(site: Site) -
         # a metric's bars are its contributing intervals; the others' their evidence interval
         kind, spans = ("contrib", evidence["contributing"]) if evidence.get("contributing") else (
             "violation", [[evidence["t_start"], evidence["t_end"]]])  # fmt: skip
-        rects = re.findall(rf'<rect class="{kind}" data-criterion="{criterion}"[^>]*>', html)
+        rects = re.findall(rf'<rect class="{kind}" data-criterion="{criterion}"[^>]*>',
+                           svg.group(0))  # the wide copy (the narrow one draws the same)
         assert len(rects) == len(spans), criterion
         for rect, (t_start, t_end) in zip(rects, spans, strict=True):
             attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', rect))
@@ -310,6 +311,9 @@ def report_close(site: Site, sid: str) -> float:
 def test_session_page_plots_the_rubrics_signals_and_marks_decisions(site: Site) -> None:
     site.signin("assessor")
     html = site.page(f"/sessions/{site.s.speeder}")
+    wide = re.search(r'<svg[^>]*class="timeline".*?</svg>', html, re.S)
+    assert wide is not None  # the narrow copy (timeline-narrow) draws the same
+    html = wide.group(0)
     lanes = re.findall(r'<g class="lane" data-signal="(\w+)"', html)
     assert lanes == ["speed", "load", "fork_height", "mast_tilt", "pedestrian_distance"]
     decided = re.findall(r'<g class="decision" data-criterion="(\w+)" data-verdict="(\w+)"', html)
@@ -344,9 +348,14 @@ def test_an_observation_changes_the_outcome_at_once(site: Site) -> None:
     assert answer.status_code == 303
     target = answer.headers["location"]
     assert target.startswith(f"/sessions/{sid}?")
+    assert target.endswith("#confirmation")  # the browser scrolls to it (and focuses it)
     html = site.page(target)
     assert _outcome(html) == "pass"
-    assert "Observation recorded for looks_before_reversing" in html
+    # the confirmation names the criterion by its number and title, and the new outcome
+    assert re.search(r'id="confirmation" role="status" tabindex="-1" autofocus>Observation '
+                     r"recorded for 11\. Looks over the shoulder in the direction of travel "
+                     r"before and while reversing\.\s*<span class=\"outcome-now\">The outcome is "
+                     r"now <strong>pass</strong>, score 85\.", html)
     row = _row(html, "looks_before_reversing")
     assert 'data-verdict="pass"' in row
     assert "Looked over the shoulder every time" in row

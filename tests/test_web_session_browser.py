@@ -135,7 +135,7 @@ def _check_contributing(page: Page, criterion: dict[str, Any]) -> int:
     svg_box = page.locator("svg.timeline").bounding_box()
     assert svg_box is not None
     spans = [s for s in criterion["evidence"]["contributing"] if s[1] >= t_from and s[0] <= t_to]
-    bars = page.locator(f'rect.contrib[data-criterion="{criterion["id"]}"]')
+    bars = page.locator(f'svg.timeline rect.contrib[data-criterion="{criterion["id"]}"]')
     expect(bars).to_have_count(len(spans))
     for k, (t0, t1) in enumerate(spans):
         bar = bars.nth(k)
@@ -182,7 +182,7 @@ def test_an_overridden_session_says_which_outcome_counts_and_who_changed_what(
     form = row.locator("details.override form")
     form.locator("label.choice-pass").click()
     form.locator("textarea[name=reason]").fill("Checks done on paper, sensor log lost")
-    form.get_by_role("button", name="Override").click()
+    form.get_by_role("button", name="Save override").click()
     page.wait_for_url(f"{site.url}/sessions/{site.s.critical}?*")
     outcome = page.locator("#outcome")
     expect(outcome.locator(".counts-note")).to_contain_text("this is the outcome that counts")
@@ -218,7 +218,7 @@ def test_a_threshold_is_a_line_at_its_height_on_its_lane(
     page = browser.new_page()
     _signin(page, site)
     page.goto(f"{site.url}/sessions/{site.s.speeder}")
-    lane = page.locator('g.lane[data-signal="speed"]')
+    lane = page.locator('svg.timeline g.lane[data-signal="speed"]')
     lo, hi, y_lo, y_hi = (float(lane.get_attribute(a) or "nan")
                           for a in ("data-lo", "data-hi", "data-y-lo", "data-y-hi"))  # fmt: skip
     lines = lane.locator("line.threshold")
@@ -246,7 +246,7 @@ def test_tapping_a_criterion_row_zooms_to_its_evidence(
     page.goto(f"{site.url}/sessions/{site.s.speeder}")
     detail = _api(page, site, f"/sessions/{site.s.speeder}")
     loaded = next(c for c in detail["criteria"] if c["id"] == "loaded_speed")
-    page.locator('g.violation-row[data-criterion="loaded_speed"] a.row-link').tap()
+    page.locator('svg.timeline g.violation-row[data-criterion="loaded_speed"] a.row-link').tap()
     page.wait_for_url(re.compile(r".*zoom=loaded_speed.*"))
     t_from, t_to, _, _, _ = _scale(page)
     ev = loaded["evidence"]
@@ -254,7 +254,7 @@ def test_tapping_a_criterion_row_zooms_to_its_evidence(
     assert ev["t_end"] < t_to
     assert t_to - t_from < detail["close_t"] / 4  # a window, not the whole session
     expect(page.locator(".zoom-note")).to_contain_text("Loaded travel at or under 8 km/h")
-    bar = page.locator('rect.violation[data-criterion="loaded_speed"]')
+    bar = page.locator('svg.timeline rect.violation[data-criterion="loaded_speed"]')
     assert float(bar.get_attribute("x") or "nan") == pytest.approx(_x(page, ev["t_start"]),
                                                                    abs=0.01)
     box = bar.bounding_box()
@@ -277,7 +277,7 @@ def test_a_signal_sent_only_on_change_is_drawn_as_held_steps(
     page = browser.new_page()
     _signin(page, site)
     page.goto(f"{site.url}/sessions/{ON_CHANGE}")
-    lane = page.locator('g.lane[data-signal="speed"]')
+    lane = page.locator('svg.timeline g.lane[data-signal="speed"]')
     lo, hi, y_lo, y_hi = (float(lane.get_attribute(a) or "nan")
                           for a in ("data-lo", "data-hi", "data-y-lo", "data-y-hi"))  # fmt: skip
     assert lo <= 0.0  # the range covers every value sent, and the limits
@@ -318,7 +318,7 @@ def test_the_printable_report(
     form = row.locator("details.override form")
     form.locator("label.choice-not_applicable").click()
     form.locator("textarea[name=reason]").fill("Mast sensor disconnected on this rig")
-    form.get_by_role("button", name="Override").click()
+    form.get_by_role("button", name="Save override").click()
     page.wait_for_url(f"{site.url}/sessions/{sid}?*")
     # the same page, printed: no forms or navigation; reasons, timeline, criteria, who/when,
     # signature lines

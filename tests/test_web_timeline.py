@@ -245,3 +245,84 @@ def test_a_held_value_is_one_flat_step_without_middle_points() -> None:
         ".//svg:path[@class='signal']", NS)  # fmt: skip
     assert path is not None
     assert len(re.findall(r"[-\d.]+,[-\d.]+", path.attrib["d"])) == 4  # a rectangle
+
+
+# ============================================================================ accessibility
+
+
+def test_charts_holding_links_are_named_groups_not_images() -> None:
+    """An ``img`` may hold nothing interactive (axe: nested-interactive); both charts link."""
+    timeline = _parse(tl.timeline_svg(
+        [_lane()], t_from=0.0, t_to=100.0, label="Timeline of s1",
+        intervals=[tl.Interval("c1", "Speed", 10.0, 20.0, href="/sessions/s1?zoom=c1")]))
+    attempts = _parse(tl.attempts_svg(_points(), label="Score per attempt"))
+    for root, label in ((timeline, "Timeline of s1"), (attempts, "Score per attempt")):
+        assert root.attrib["role"] == "group"
+        assert root.attrib["aria-label"] == label
+        links = list(root.iterfind(".//svg:a", NS))
+        assert links
+        assert all(a.find("svg:rect[@class='hit']", NS) is not None for a in links)
+
+
+def test_no_chart_text_is_smaller_than_the_minimum() -> None:
+    svg = tl.timeline_svg(
+        [_threshold_lane([1.0])], t_from=0.0, t_to=100.0,
+        decisions=[tl.Decision("c1", "Speed", "fail", 50.0, 7, 3)],
+        events=[tl.Mark("horn", 5.0, 1)],
+    ) + tl.attempts_svg(_points(), min_score=80.0)
+    sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
+    assert sizes
+    assert min(sizes) >= tl.SMALL_TEXT
+
+
+def _threshold_lane(values: list[float]) -> tl.Lane:
+    lane = _lane()
+    return tl.Lane(lane.name, lane.unit, lane.t_start, lane.t_end, lane.lo, lane.hi,
+                   thresholds=[(v, f"#{k + 1}") for k, v in enumerate(values)])  # fmt: skip
+
+
+def test_close_thresholds_share_one_label_and_labels_never_overlap() -> None:
+    # 0.5 and 1 km/h lie about 2 px apart on a 0-12 lane: one label for both
+    root = _parse(tl.timeline_svg([_threshold_lane([0.5, 1.0, 3.0, 8.0, 12.0])], t_from=0.0,
+                                  t_to=100.0))  # fmt: skip
+    lines = root.findall(".//svg:line[@class='threshold']", NS)
+    assert sorted(float(line.attrib["data-value"]) for line in lines) == [0.5, 1, 3, 8, 12]
+    labels = root.findall(".//svg:text[@class='threshold-label']", NS)
+    texts = [label.text for label in labels]
+    assert any("1 km/h (#2) \u00b7 0.5 km/h (#1)" in t for t in texts if t)
+    baselines = sorted(float(label.attrib["y"]) for label in labels)
+    assert all(b - a >= tl.THRESHOLD_LABEL_GAP for a, b in itertools.pairwise(baselines))
+    labelled = sorted(float(v) for label in labels for v in label.attrib["data-values"].split())
+    assert labelled == [0.5, 1, 3, 8, 12]  # every line has its value in a label
+
+
+def test_event_keys_are_letters_in_order_of_first_appearance() -> None:
+    names = ["horn", "pallet_picked", "horn", *(f"e{k}" for k in range(30))]
+    keys = tl.event_keys(names)
+    assert list(keys)[:3] == ["horn", "pallet_picked", "e0"]
+    assert [keys["horn"], keys["pallet_picked"], keys["e0"]] == ["A", "B", "C"]
+    assert keys["e23"] == "Z"
+    assert keys["e24"] == "A2"
+    assert len(set(keys.values())) == len(keys)
+
+
+def test_every_event_is_labelled_by_name_or_letter_without_overlap() -> None:
+    # a burst of events a second (9 px) apart: names do not fit, letters do, on two rows
+    events = [tl.Mark("pallet_picked" if k % 2 else "horn", 40.0 + 1.0 * k, k) for k in range(9)]
+    events.append(tl.Mark("pallet_placed", 90.0, 20))
+    root = _parse(tl.timeline_svg([_lane()], t_from=0.0, t_to=100.0, events=events))
+    labels = root.findall(".//svg:text[@class='event-label']", NS)
+    assert len(labels) == len(events)
+    keys = tl.event_keys([e.name for e in events])
+    for label in labels:
+        assert label.text in (label.attrib["data-event"], keys[label.attrib["data-event"]])
+    assert {label.text for label in labels} >= {"horn", "B", "pallet_placed"}
+    assert len({label.attrib["y"] for label in labels}) >= 2  # letters on more rows
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for label in labels:  # left edge and estimated width, per row (baseline)
+        text = label.text or ""
+        rows.setdefault(label.attrib["y"], []).append(
+            (float(label.attrib["x"]), tl.CHAR_PX * len(text)))
+    for spans in rows.values():
+        spans.sort()
+        assert all(a + w <= b for (a, w), (b, _) in itertools.pairwise(spans))

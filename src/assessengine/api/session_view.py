@@ -10,7 +10,7 @@ hovering it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -82,9 +82,45 @@ def zoom_url(session: str, criterion: str) -> str:
     return f"/sessions/{quote(session, safe='')}?{urlencode({'zoom': criterion})}#timeline"
 
 
-def timeline(detail: SessionDetail, entry: Entry | None, series: SeriesOut) -> str:
+@dataclass(frozen=True, slots=True)
+class Timelines:
+    """The session page's timeline: `wide` (`tl.WIDTH` units) and `narrow` (`tl.NARROW_WIDTH`,
+    for a narrow or zoomed screen; the page's stylesheet shows the one that fits, so its text
+    stays 12 px or more), and the letters that stand for events' names (`tl.event_keys`).
+    All None / empty: no timeline."""
+
+    wide: str | None = None
+    narrow: str | None = None
+    event_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+def timelines(detail: SessionDetail, entry: Entry | None, series: SeriesOut, *,
+              narrow: bool = True) -> Timelines:  # fmt: skip
+    """`timeline` of `series` at both widths (`narrow`: False, the wide one only)."""
+    return Timelines(
+        timeline(detail, entry, series),
+        timeline(detail, entry, series, width=tl.NARROW_WIDTH) if narrow else None,
+        tl.event_keys([e.event for e in series.events]),
+    )
+
+
+def confirmation(detail: SessionDetail, done: tuple[str, str] | None) -> str | None:
+    """What the page confirms after a review form's POST: `done` = (kind, criterion id)."""
+    if done is None:
+        return None
+    kind, criterion = done
+    what = "Observation" if kind == "observation" else "Override"
+    for k, c in enumerate(detail.criteria):
+        if c.id == criterion:
+            return f"{what} recorded for {k + 1}. {c.title}."
+    return f"{what} recorded for {criterion}."
+
+
+def timeline(detail: SessionDetail, entry: Entry | None, series: SeriesOut, *,
+             width: int = tl.WIDTH) -> str:  # fmt: skip
     """The timeline SVG of `series` (downsampled, held) with the rubric's thresholds on the
-    lanes, a row per failed criterion and a numbered marker per decision."""
+    lanes, a row per failed criterion and a numbered marker per decision; `width`: its
+    width in SVG units (`tl.WIDTH` or `tl.NARROW_WIDTH`)."""
     units = {n: s.unit for n, s in entry.scenario.signals.items()} if entry is not None else {}
     # signal -> limit -> the numbers of the criteria that set it (one line per limit)
     marks: dict[str, dict[float, list[str]]] = {}
@@ -115,7 +151,7 @@ def timeline(detail: SessionDetail, entry: Entry | None, series: SeriesOut) -> s
                                          seq if isinstance(seq, int) else None, k + 1))  # fmt: skip
     events = [tl.Mark(e.event, e.t, e.seq) for e in series.events]
     return tl.timeline_svg(lanes, t_from=series.t_from, t_to=series.t_to, intervals=rows,
-                           decisions=decisions, events=events,
+                           decisions=decisions, events=events, width=width,
                            label=f"Timeline of session {detail.session}")  # fmt: skip
 
 

@@ -3,7 +3,10 @@
 Pure functions, data in and SVG text out: no I/O, no web framework. Every piece of text put
 into the SVG (names, titles, notes) is escaped here, so a page may inline the result as is.
 Colours are SVG presentation attributes (no ``style``), so the charts render the same inline,
-stand-alone, and under a strict Content-Security-Policy.
+stand-alone, and under a strict Content-Security-Policy. Both charts hold links, so they are
+``role="group"`` with a name (an ``img`` may not contain anything interactive); each link's
+transparent hit area is ``class="hit"``, which the page's stylesheet outlines on focus; no text
+is smaller than `SMALL_TEXT`.
 
 Timeline geometry: time runs left to right over ``[t_from, t_to]`` (the whole session, or a
 zoomed window) on a `TimeScale` from ``x = LEFT`` to ``x = width - RIGHT``; one plot-width pixel
@@ -23,8 +26,12 @@ is one downsampling bucket (`plot_buckets`). From the top:
   drawn as a step over its time span from the signal's minimum to its maximum there (a value
   held between samples is a flat step). A lane's ``data-lo``/``data-hi`` are the values at
   ``data-y-lo``/``data-y-hi``; the thresholds of the rubric's conditions on that signal are
-  dashed lines (``<line class="threshold" data-value=...>``) at their height, labelled;
-- a row of discrete events (ticks, labelled where the labels do not collide);
+  dashed lines (``<line class="threshold" data-value=...>``) at their height, labelled at the
+  right (``<text class="threshold-label">``; lines closer than `THRESHOLD_LABEL_GAP` share one
+  label, "12 km/h (#3) · 8 km/h (#2)", so that labels never overlap);
+- a row of discrete events: ticks, each labelled with its name where the name fits, else with
+  its name's letter (`event_keys`; the page lists the letters), on up to `EVENT_KEY_ROWS` rows
+  so that no two labels overlap;
 - the time axis.
 """
 
@@ -40,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 WIDTH: Final = 960
+NARROW_WIDTH: Final = 540   # the copy for a narrow or zoomed screen (drawn at about 1 px/unit)
 LEFT: Final = 64            # the lanes' value labels
 RIGHT: Final = 16
 LANE_HEIGHT: Final = 72
@@ -50,9 +58,13 @@ VIOLATION_ROW: Final = 34   # one row per failed criterion: its title, then its 
 BAR_HEIGHT: Final = 12
 MAX_MARKER_ROWS: Final = 4
 EVENT_ROW: Final = 34
+EVENT_KEY_ROWS: Final = 3   # rows of event letters below the ticks
+EVENT_KEY_ROW: Final = 15
+SMALL_TEXT: Final = 12      # the smallest font size in the charts (SVG units)
+CHAR_PX: Final = 7.0        # the width of a character at SMALL_TEXT, generously
+THRESHOLD_LABEL_GAP: Final = 13  # threshold labels closer than this (px) share one label
 AXIS_HEIGHT: Final = 30
 MIN_RECT_PX: Final = 6.0    # the narrowest bar drawn; narrower ones also get a marker
-LABEL_CHARS: Final = 110    # a row's title is cut past this many characters (fits the plot)
 PALETTE: Final = ("#1f6fb2", "#b35c00", "#2e7d32", "#7b3fa0", "#00838f", "#6d4c41")
 VERDICT_FILL: Final = {"fail": "#c62828", "pass": "#2e7d32"}
 OTHER_FILL: Final = "#757575"
@@ -179,11 +191,16 @@ def timeline_svg(
     violations_top = marks_top + MARKER_ROW * max(1, max(rows, default=0) + 1)
     lanes_top = violations_top + VIOLATION_ROW * len(intervals) + (6 if intervals else 0)
     lanes_bottom = lanes_top + len(lanes) * (LANE_HEIGHT + LANE_GAP)
-    events_bottom = lanes_bottom + EVENT_ROW
+    events = [e for e in events if scale.shows(e.t, e.t)]
+    labels = _event_labels(scale, events, event_keys([e.name for e in events]), width)
+    key_rows = max((row for _, _, row in filter(None, labels)), default=0)
+    events_bottom = lanes_bottom + EVENT_ROW + EVENT_KEY_ROW * key_rows
     height = events_bottom + AXIS_HEIGHT
+    variant = "timeline" if width >= WIDTH else "timeline-narrow"  # one `svg.timeline` a page
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {width} '
-        f'{height}" width="100%" role="img" aria-label="{_a(label)}" font-family="sans-serif" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{variant}" viewBox="0 0 '
+        f'{width} {height}" width="100%" role="group" aria-label="{_a(label)}" '
+        f'font-family="sans-serif" '
         f'font-size="14" data-t-from="{t_from!r}" data-t-to="{t_to!r}" '
         f'data-x-left="{scale.x_left!r}" data-x-right="{scale.x_right!r}">',
         f"<title>{_t(label)}</title>",
@@ -197,7 +214,7 @@ def timeline_svg(
             _lane(scale, lane, lanes_top + k * (LANE_HEIGHT + LANE_GAP), PALETTE[k % len(PALETTE)])
             for k, lane in enumerate(lanes)
         ),
-        _events(scale, events, lanes_bottom),
+        _events(scale, events, labels, lanes_bottom),
         *reversed([
             _decision(scale, d, row, violations_top, events_bottom)
             for d, row in zip(decisions, rows, strict=True)
@@ -231,8 +248,9 @@ def _interval(scale: TimeScale, iv: Interval, top: float) -> str:
         listed = len(spans)
         more = f" ({iv.total} contributing" + (f", first {listed} shown)" if iv.total > listed
                                                   else ")")  # fmt: skip
+    chars = int((scale.x_right - scale.x_left) / CHAR_PX)
     head = (f'<text class="row-title" x="{LEFT + 2}" y="{_n(top + 13)}" font-size="13" '
-            f'fill="#b71c1c">{_t(_clip(number + iv.title + more))}</text>')  # fmt: skip
+            f'fill="#b71c1c">{_t(_clip(number + iv.title + more, chars))}</text>')  # fmt: skip
     bars = []
     y = top + VIOLATION_ROW - BAR_HEIGHT - 3
     for t0, t1 in spans:
@@ -252,9 +270,9 @@ def _interval(scale: TimeScale, iv: Interval, top: float) -> str:
                         f'{_n(y - 1)} Z" fill="#b71c1c"/>')  # fmt: skip
     body = head + "".join(bars)
     if iv.href:
-        body = (f'<a href="{_a(iv.href)}" class="row-link"><rect x="0" y="{_n(top)}" '
-                f'width="{_n(scale.x_right)}" height="{VIOLATION_ROW}" fill="#ffffff" '
-                f'fill-opacity="0"/>{body}</a>')  # fmt: skip
+        body = (f'<a href="{_a(iv.href)}" class="row-link"><rect class="hit" x="2" '
+                f'y="{_n(top)}" width="{_n(scale.x_right - 2)}" height="{VIOLATION_ROW}" '
+                f'fill="#ffffff" fill-opacity="0"/>{body}</a>')  # fmt: skip
     return f'<g class="violation-row" data-criterion="{_a(iv.criterion)}">{body}</g>'
 
 
@@ -297,8 +315,9 @@ def _lane(scale: TimeScale, lane: Lane, top: float, colour: str) -> str:
         return y_lo + (v - lo) / (hi - lo) * (y_hi - y_lo)
 
     paths = [_band(scale, lane, run, y) for run in _runs(lane)]
-    lines = "".join(_threshold(scale, lane, v, text, y(v)) for v, text in lane.thresholds
-                    if math.isfinite(v))  # fmt: skip
+    limits = [(v, text, y(v)) for v, text in lane.thresholds if math.isfinite(v)]
+    lines = "".join(_threshold(scale, lane, v, y_v) for v, _, y_v in limits) + \
+        _threshold_labels(scale, lane, limits, top)
     return (
         f'<g class="lane" data-signal="{_a(lane.name)}" data-lo="{lo!r}" data-hi="{hi!r}" '
         f'data-y-lo="{y_lo!r}" data-y-hi="{y_hi!r}">{frame}'
@@ -312,15 +331,41 @@ def _lane(scale: TimeScale, lane: Lane, top: float, colour: str) -> str:
     )
 
 
-def _threshold(scale: TimeScale, lane: Lane, value: float, text: str, y: float) -> str:
-    label = f"{_num(value)} {lane.unit}".strip() + (f" ({text})" if text else "")
+def _threshold(scale: TimeScale, lane: Lane, value: float, y: float) -> str:
     return (
-        f'<g class="threshold-mark"><line class="threshold" data-signal="{_a(lane.name)}" '
-        f'data-value="{value!r}" x1="{_n(scale.x_left)}" y1="{_n(y)}" x2="{_n(scale.x_right)}" '
-        f'y2="{_n(y)}" stroke="{THRESHOLD_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>'
-        f'<text x="{_n(scale.x_right - 4)}" y="{_n(y - 3)}" text-anchor="end" font-size="11" '
-        f'fill="{THRESHOLD_COLOUR}">{_t(label)}</text></g>'
+        f'<line class="threshold" data-signal="{_a(lane.name)}" data-value="{value!r}" '
+        f'x1="{_n(scale.x_left)}" y1="{_n(y)}" x2="{_n(scale.x_right)}" y2="{_n(y)}" '
+        f'stroke="{THRESHOLD_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>'
     )
+
+
+def _threshold_labels(
+    scale: TimeScale, lane: Lane, limits: Sequence[tuple[float, str, float]], top: float
+) -> str:
+    """The labels of a lane's threshold lines (value, criteria numbers, y), right-aligned
+    above their lines: lines closer than `THRESHOLD_LABEL_GAP` share one label (the upper
+    line's value first), and each label's baseline is at least that far below the previous
+    one and inside the lane, so that no two labels overlap."""
+    groups: list[list[tuple[float, str, float]]] = []
+    for limit in sorted(limits, key=lambda m: m[2]):  # top to bottom
+        if groups and limit[2] - groups[-1][-1][2] < THRESHOLD_LABEL_GAP:
+            groups[-1].append(limit)
+        else:
+            groups.append([limit])
+    out = []
+    baseline = top + SMALL_TEXT - THRESHOLD_LABEL_GAP
+    for group in groups:
+        baseline = max(group[0][2] - 3, baseline + THRESHOLD_LABEL_GAP)
+        text = " \u00b7 ".join(
+            f"{_num(v)} {lane.unit}".strip() + (f" ({by})" if by else "") for v, by, _ in group
+        )
+        values = " ".join(repr(v) for v, _, _ in group)
+        out.append(
+            f'<text class="threshold-label" data-values="{values}" '
+            f'x="{_n(scale.x_right - 4)}" y="{_n(baseline)}" text-anchor="end" '
+            f'font-size="{SMALL_TEXT}" fill="{THRESHOLD_COLOUR}">{_t(text)}</text>'
+        )
+    return "".join(out)
 
 
 def _runs(lane: Lane) -> list[range]:
@@ -361,23 +406,58 @@ def _points(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> list[str]:
     return [f"{a:.2f},{b:.2f}" for a, b in zip(xs[keep].tolist(), ys[keep].tolist(), strict=True)]
 
 
-def _events(scale: TimeScale, events: Sequence[Mark], top: float) -> str:
+def event_keys(names: Sequence[str]) -> dict[str, str]:
+    """A short key for each distinct event name, in order of first appearance: A, B, ... Z,
+    then A2, B2, ...: the timeline labels a tick with it where the name does not fit."""
+    keys: dict[str, str] = {}
+    for name in names:
+        if name not in keys:
+            k = len(keys)
+            keys[name] = chr(ord("A") + k % 26) + (str(k // 26 + 1) if k >= 26 else "")
+    return keys
+
+
+def _event_labels(
+    scale: TimeScale, events: Sequence[Mark], keys: dict[str, str], width: int
+) -> list[tuple[str, float, int] | None]:
+    """Each event's label (text, left x, row): its name on the first row where it fits, else
+    its key on the first of `EVENT_KEY_ROWS` rows with room; None when neither fits anywhere
+    (ticks closer than a letter on every row: zooming in separates them). Labels on a row
+    never overlap."""
+    free = [-math.inf] * EVENT_KEY_ROWS  # per row: where the next label may start
+    out: list[tuple[str, float, int] | None] = []
+    for e in events:
+        x = scale.x(e.t)
+        placed = None
+        for text, rows in ((e.name, (0,)), (keys[e.name], range(EVENT_KEY_ROWS))):
+            w = CHAR_PX * len(text) + 4
+            left = min(x - 2 if len(text) <= 2 else x + 2, width - w)
+            row = next((r for r in rows if left >= free[r]), None)
+            if row is not None and (text == keys[e.name] or x + 2 + w <= width):
+                free[row] = left + w
+                placed = (text, left, row)
+                break
+        out.append(placed)
+    return out
+
+
+def _events(scale: TimeScale, events: Sequence[Mark],
+            labels: Sequence[tuple[str, float, int] | None], top: float) -> str:  # fmt: skip
     if not events:
         return ""
     ticks = []
-    free_from = -math.inf  # labels left to right, each where the previous one ended
-    for e in events:
+    for e, label in zip(events, labels, strict=True):
         x = scale.x(e.t)
         ticks.append(
             f'<line class="event" data-event="{_a(e.name)}" data-t="{e.t!r}" x1="{_n(x)}" '
             f'y1="{top + 4}" x2="{_n(x)}" y2="{top + 16}" stroke="#455a64" stroke-width="2">'
             f"<title>{_t(e.name)} at {_t(format_t(e.t))} (seq {e.seq})</title></line>"
         )
-        width = 6.2 * len(e.name) + 6
-        if x - 2 >= free_from and x + width <= scale.x_right + RIGHT:
-            ticks.append(f'<text class="event-label" x="{_n(x + 2)}" y="{top + 28}" '
-                         f'font-size="11" fill="#37474f">{_t(e.name)}</text>')  # fmt: skip
-            free_from = x + width
+        if label is not None:
+            text, left, row = label
+            ticks.append(f'<text class="event-label" data-event="{_a(e.name)}" '
+                         f'x="{_n(left)}" y="{top + 28 + EVENT_KEY_ROW * row}" '
+                         f'font-size="{SMALL_TEXT}" fill="#37474f">{_t(text)}</text>')  # fmt: skip
     return (f'<g class="events"><text x="{LEFT - 6}" y="{top + 16}" text-anchor="end" '
             f'font-size="12" fill="#616161">events</text>{"".join(ticks)}</g>')  # fmt: skip
 
@@ -415,7 +495,7 @@ def _decision(scale: TimeScale, d: Decision, row: int, y0: float, y1: float) -> 
         else f'<circle cx="{_n(x)}" cy="{_n(cy)}" r="4.5" fill="{fill}"/>'
     )
     number = "" if d.number is None else (
-        f'<text class="marker-number" x="{_n(x + 8)}" y="{_n(cy + 4)}" font-size="11" '
+        f'<text class="marker-number" x="{_n(x + 8)}" y="{_n(cy + 4)}" font-size="{SMALL_TEXT}" '
         f'font-weight="bold" fill="{fill}">{d.number}</text>'
     )  # fmt: skip
     return (
@@ -541,7 +621,7 @@ def attempts_svg(
                              height - bottom, k, n) for k, p in enumerate(points))  # fmt: skip
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="attempts" viewBox="0 0 {width} '
-        f'{height}" width="100%" role="img" aria-label="{_a(label)}" font-family="sans-serif" '
+        f'{height}" width="100%" role="group" aria-label="{_a(label)}" font-family="sans-serif" '
         f'font-size="13"><title>{_t(label)}</title>{grid}{mark}{line}{marks}</svg>'
     )
 
@@ -565,8 +645,8 @@ def _attempt(p: AttemptPoint, x: float, y: float | None, base: float, k: int, n:
     tick = f'<text x="{_n(x)}" y="{_n(base + 22)}" text-anchor="middle" fill="#616161">' \
            f"#{k + 1}</text>" if k % every == 0 or k == n - 1 else ""  # fmt: skip
     # a 44 px hit area around each mark, for fingers
-    hit = (f'<rect x="{_n(x - 22)}" y="{_n((y if y is not None else base) - 22)}" width="44" '
-           f'height="44" fill="#ffffff" fill-opacity="0"/>')  # fmt: skip
+    hit = (f'<rect class="hit" x="{_n(x - 22)}" y="{_n((y if y is not None else base) - 22)}" '
+           f'width="44" height="44" fill="#ffffff" fill-opacity="0"/>')  # fmt: skip
     return (
         f'<a class="attempt" href="{_a(p.href)}" data-session="{_a(p.session)}" '
         f'data-outcome="{_a(p.outcome or "")}"><title>{_t(p.label)}</title>{hit}{shape}{tick}</a>'
@@ -585,9 +665,9 @@ def _n(v: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _clip(name: str) -> str:
-    """A row title that fits the plot."""
-    return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "\u2026"
+def _clip(name: str, chars: int) -> str:
+    """A row title that fits the plot (`chars` characters at most)."""
+    return name if len(name) <= chars else name[: chars - 1] + "\u2026"
 
 
 def _num(v: float) -> str:

@@ -293,11 +293,9 @@ def session_page(
     `view=print`: the printable report (no forms, signature lines)."""
 
     def build(who: Principal, service: ReviewService) -> Response:
-        flash = None
-        if done in ("observation", "override") and criterion:
-            flash = f"{'Observation' if done == 'observation' else 'Override'} recorded for " \
-                    f"{criterion}."  # fmt: skip
-        return _session_response(request, who, service, session_id, flash=flash, zoom=zoom,
+        done_what = (done, criterion) if done in ("observation", "override") and criterion \
+            else None  # fmt: skip
+        return _session_response(request, who, service, session_id, done=done_what, zoom=zoom,
                                  printing=view == "print")  # fmt: skip
 
     return _page(request, build)
@@ -346,23 +344,27 @@ def _review_post(
     form: dict[str, str],
     record: Callable[[Principal, ReviewService], None],
 ) -> Response:
-    """A review form's POST: record it, then 303 back to the session page; invalid input gives
-    the session page again with the error and the typed text kept (422)."""
+    """A review form's POST: record it, then 303 back to the session page's confirmation;
+    invalid input gives the session page again (422) with the error at the field it concerns
+    (`_field_errors`), the typed text kept and the focus on that field."""
 
     def build(who: Principal, service: ReviewService) -> Response:
         try:
             record(who, service)
         except (ValidationError, InvalidError) as exc:
             return _session_response(request, who, service, session_id, status=422,
-                                     error=_problem_text(exc), form=form)  # fmt: skip
+                                     error=_problem_text(exc), form=form,
+                                     field_errors=_field_errors(exc))  # fmt: skip
         return _redirect(_after_post(session_id, form["kind"], form["criterion"]))
 
     return _action(request, csrf, build)
 
 
 def _after_post(session_id: str, done: str, criterion: str) -> str:
+    """The session page, scrolled to the confirmation (which also takes the focus): it names
+    what was recorded and the new outcome."""
     query = urlencode({"done": done, "criterion": criterion})
-    return f"/sessions/{quote(session_id, safe='')}?{query}#c-{quote(criterion, safe='')}"
+    return f"/sessions/{quote(session_id, safe='')}?{query}#confirmation"
 
 
 def _problem_text(exc: ValidationError | InvalidError) -> str:
@@ -376,19 +378,37 @@ def _problem_text(exc: ValidationError | InvalidError) -> str:
     return "; ".join(parts)
 
 
+def _field_errors(exc: ValidationError | InvalidError) -> dict[str, str]:
+    """A refusal's messages by the form field they concern (``verdict``, ``note``,
+    ``reason``); ``""`` holds the rest (the criterion, the session), shown at the text field."""
+    if isinstance(exc, InvalidError):
+        return {"": exc.detail}
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        field = field if field in ("verdict", "note", "reason") else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        errors[field] = f"{errors[field]}; {message}" if field in errors else message
+    return errors
+
+
 def _session_response(
     request: Request, who: Principal, service: ReviewService, session_id: str, *,
-    status: int = 200, flash: str | None = None, error: str | None = None,
-    form: Mapping[str, str] | None = None, zoom: str | None = None, printing: bool = False,
+    status: int = 200, done: tuple[str, str] | None = None, error: str | None = None,
+    form: Mapping[str, str] | None = None, field_errors: Mapping[str, str] | None = None,
+    zoom: str | None = None, printing: bool = False,
 ) -> Response:  # fmt: skip
+    """The session page; `done`: what was just recorded (kind, criterion id), confirmed at
+    the top with the new outcome; `error`, `form`, `field_errors`: a refused form, kept."""
     detail = service.session(who, session_id)
     entry = service.catalog.find(detail.rubric, detail.rubric_version, detail.rubric_sha256)
     criteria = {c.id: c for c in entry.rubric.criteria} if entry is not None else {}
     units = {n: sig.unit for n, sig in entry.scenario.signals.items()} if entry else {}
     focus = session_view.zoom_window(detail, zoom)
-    svg, problem = _timeline(who, service, detail, entry, focus)
+    svgs, problem = _timeline(who, service, detail, entry, focus, narrow=not printing)
     return _render(
-        request, "session.html", status=status, who=who, s=detail, timeline=svg,
+        request, "session.html", status=status, who=who, s=detail,
+        timeline=_svg(svgs.wide), timeline_narrow=_svg(svgs.narrow), event_keys=svgs.event_keys,
         timeline_problem=problem, zoom=focus,
         criteria=[session_view.criterion_view(detail.session, k + 1, c, criteria.get(c.id), units)
                   for k, c in enumerate(detail.criteria)],
@@ -396,16 +416,17 @@ def _session_response(
         can_override=who.may(Action.OVERRIDE) and detail.rubric_available and not printing,
         min_score=detail.pass_mark, printing=printing,
         titles={c.id: c.title for c in detail.criteria},
-        flash=flash, error=error, form=form or {},
+        flash=session_view.confirmation(detail, done), error=error, form=form or {},
+        field_errors=field_errors or {},
     )  # fmt: skip
 
 
 def _timeline(
     who: Principal, service: ReviewService, detail: SessionDetail, entry: Entry | None,
-    focus: session_view.Zoom | None,
-) -> tuple[Markup | None, str | None]:  # fmt: skip
-    """The session's timeline SVG over the rubric's signals (the whole session, or the `focus`
-    window), or why there is none."""
+    focus: session_view.Zoom | None, *, narrow: bool,
+) -> tuple[session_view.Timelines, str | None]:  # fmt: skip
+    """The session's timeline SVGs over the rubric's signals (the whole session, or the
+    `focus` window; the `narrow` one too when asked), or why there are none."""
     names: list[str] | None = None
     if entry is not None:
         used = {n for c in entry.rubric.criteria for n in criterion_signals(c)}
@@ -417,9 +438,12 @@ def _timeline(
     except ServiceError as exc:
         if isinstance(exc, ForbiddenError):
             raise
-        return None, exc.detail
-    svg = session_view.timeline(detail, entry, series)
-    return Markup(svg), None  # timeline_svg escapes every text
+        return session_view.Timelines(), exc.detail
+    return session_view.timelines(detail, entry, series, narrow=narrow), None
+
+
+def _svg(svg: str | None) -> Markup | None:
+    return None if svg is None else Markup(svg)  # the timeline module escapes every text
 
 
 # ============================================================================== learner page
