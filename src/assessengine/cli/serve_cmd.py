@@ -73,6 +73,21 @@ def prepare_kernel(library: RubricLibrary) -> None:
              if compiled else "loaded from numba's cache", time.perf_counter() - start)
 
 
+def index_cohorts(app: Any) -> None:
+    """Bring the cohort index (the dashboard's, the review queue's and calibration's) up to
+    date before the first request: a store's first serve indexes every session (seconds per
+    10,000), logged as it goes; a later serve indexes what changed while it was down."""
+    log.info("bringing the cohort index up to date ...")
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        log.info("cohort index: %d of %d sessions indexed", done, total)
+
+    done = app.state.cohorts.refresh(progress)
+    log.info("cohort index up to date (%d session(s) indexed in %.1fs)", done,
+             time.perf_counter() - start)  # fmt: skip
+
+
 def http_text(address: Address) -> str:
     host = f"[{address.host}]" if ":" in address.host else address.host
     return f"{host}:{address.port}"
@@ -194,6 +209,7 @@ def _serve_http(
         web = WebServer(app, address.host, address.port)
     except OSError as exc:
         refuse(f"cannot serve HTTP on {http_text(address)}: {exc.strerror or exc}")
+    index_cohorts(app)
     web.start()
     try:
         click.echo(banner.replace("{url}", web.url), err=True)

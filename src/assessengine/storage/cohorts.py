@@ -34,6 +34,14 @@ _REASON_SQL: Final[dict[Reason, str]] = {
 }
 _QUEUED: Final = "(c.critical_failed = 1 OR c.pending = 1 OR c.outcome = 'incomplete')"
 _FROM: Final = "FROM sessions s JOIN cohort_sessions c ON c.session_id = s.id"
+_STALE: Final = (
+    "FROM sessions s JOIN reports r ON r.session_id = s.id "
+    "LEFT JOIN review_outcomes o ON o.session = s.session "
+    "LEFT JOIN cohort_sessions c ON c.session_id = s.id "
+    "WHERE s.status = 'closed' AND (c.session_id IS NULL OR c.saved_at <> r.saved_at "
+    "OR COALESCE(c.reviewed_at, '') <> COALESCE(o.updated_at, '') OR c.finals IS NULL)"
+)
+_PRUNE_LOCK: Final = 0x41534343  # "ASCC": one pruner of cohort_changes at a time
 
 
 # ==================================================================================== rows
@@ -173,24 +181,56 @@ class CohortStore:
         with self._db.read() as db:
             rows = db.execute(
                 "SELECT s.id, s.session, s.info, r.report, r.saved_at, o.updated_at "
-                "FROM sessions s JOIN reports r ON r.session_id = s.id "
-                "LEFT JOIN review_outcomes o ON o.session = s.session "
-                "LEFT JOIN cohort_sessions c ON c.session_id = s.id "
-                "WHERE s.status = 'closed' AND (c.session_id IS NULL OR c.saved_at <> r.saved_at"
-                " OR COALESCE(c.reviewed_at, '') <> COALESCE(o.updated_at, '') "
-                "OR c.finals IS NULL) "
-                "ORDER BY s.id LIMIT ?",
+                f"{_STALE} ORDER BY s.id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [StaleSession(*row) for row in rows]
 
-    def marker(self) -> tuple[Any, ...]:
-        """What changes whenever the index does (rows added; a row replaced carries a later
-        report or review time): numbers computed under one marker hold until it changes."""
+    def stale_count(self) -> int:
+        """How many sessions `stale` would name in all (for progress reports)."""
         with self._db.read() as db:
-            row = db.execute("SELECT COUNT(*), MAX(saved_at), MAX(reviewed_at) "
-                             "FROM cohort_sessions").fetchone()  # fmt: skip
-        return tuple(row)
+            row = db.execute(f"SELECT COUNT(*) {_STALE}").fetchone()
+        return int(row[0])
+
+    def change_mark(self) -> int:
+        """Where the change log stands now: every change to what the index derives from
+        (reports, reviews, sessions closing) that a query issued after this call cannot see
+        carries a mark at or after the returned one (`changed_since`). Take it before
+        bringing the index up to date, keep it, and ask `changed_since(mark)` later.
+
+        SQLite (one writer at a time): the change counter's next value. PostgreSQL: the
+        oldest transaction still running (``pg_snapshot_xmin``): what began before it has
+        ended, and what ends later has an id at or after it."""
+        with self._db.read() as db:
+            if self._db.dialect == "postgresql":
+                row = db.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+                                 ).fetchone()  # fmt: skip
+            else:
+                row = db.execute("SELECT COALESCE(MAX(xid), 0) + 1 FROM cohort_changes"
+                                 ).fetchone()  # fmt: skip
+        return int(row[0])
+
+    def changed_since(self, mark: int) -> bool:
+        """Whether anything the index derives from may have changed since `change_mark`
+        gave `mark` (never a false "no"; on PostgreSQL a "yes" can be a change already
+        seen, while a transaction that began before the mark still runs). One lookup in
+        the primary key of ``cohort_changes``."""
+        with self._db.read() as db:
+            row = db.execute("SELECT 1 FROM cohort_changes WHERE xid >= ? LIMIT 1",
+                             (mark,)).fetchone()  # fmt: skip
+        return row is not None
+
+    def forget_changes(self, mark: int) -> None:
+        """Drop the change rows before `mark` (what an index brought up to date after
+        `change_mark` gave `mark` has seen), always keeping the newest row; on PostgreSQL
+        one caller at a time (the others skip: the next one drops them)."""
+        with self._db.write() as db:
+            if self._db.dialect == "postgresql" and not db.execute(
+                "SELECT pg_try_advisory_xact_lock(?)", (_PRUNE_LOCK,)
+            ).fetchone()[0]:
+                return
+            db.execute("DELETE FROM cohort_changes WHERE xid < ? AND xid < "
+                       "(SELECT MAX(xid) FROM cohort_changes)", (mark,))  # fmt: skip
 
     def put(self, sessions: Sequence[IndexedSession]) -> None:
         """Write (or replace) these sessions' index rows, in one transaction."""

@@ -61,9 +61,9 @@ ENGINE_TABLES: Final = frozenset(
 """The engine's tables: copied through the `Store` port (`storage.copy`), or the store's own
 bookkeeping (schema_version, payload_files), never by this module."""
 
-DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts"})
-"""The cohort index (`storage.cohorts`): derived from reports and reviews and rebuilt on the
-target when first used, never copied."""
+DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts", "cohort_changes"})
+"""The cohort index (`storage.cohorts`) and its change marks: derived from reports and
+reviews and rebuilt on the target when first used, never copied."""
 
 
 def _set_since(*columns: str) -> Callable[[Row, Row], bool]:

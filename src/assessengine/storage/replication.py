@@ -81,7 +81,7 @@ REVIEW_TABLES: Final = ("review_observations", "review_overrides", "review_audit
 LOCAL_TABLES: Final = (
     "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
     "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
-    "schema_version", "oauth_clients", "oauth_grants",
+    "schema_version", "oauth_clients", "oauth_grants", "cohort_changes",
 )  # fmt: skip
 """Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(

@@ -26,7 +26,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     cohort_*        the cohort index: per closed, scored session its counted outcome, the
                     queue's flags and per criterion the scorer's and the final verdict;
                     derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
-                    never copied, revision 0004
+                    never copied, revision 0004; ``cohort_changes`` (0011) tells it cheaply
+                    whether anything it derives from changed (written by triggers)
     oauth_*         the Open Badges API's OAuth clients (RFC 7591) and the codes and tokens
                     handed to them (`storage.oauth`; sha256 of every secret), revision 0008
 """
@@ -350,4 +351,11 @@ oauth_grants: Final = sa.Table(
     sa.Column("used_at", sa.Text),
     sa.CheckConstraint("kind IN ('code', 'access', 'refresh')", name="oauth_grants_kind"),
     sa.Index("oauth_grants_by_origin", "origin"),
+)  # fmt: skip
+
+cohort_changes: Final = sa.Table(
+    "cohort_changes", metadata,
+    # 0011: written by triggers on reports, review_outcomes and sessions.status (see the
+    # revision): SQLite one row, a counter; PostgreSQL one row per changing transaction id
+    sa.Column("xid", sa.BigInteger, primary_key=True, autoincrement=False),
 )  # fmt: skip

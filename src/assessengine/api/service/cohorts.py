@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -64,6 +64,8 @@ OUTCOMES: Final = ("pass", "fail", "incomplete")
 SOURCES: Final = ("simulator", "field")
 PERIODS: Final = ("day", "month")
 Period = Literal["day", "month"]
+Progress = Callable[[int, int], None]
+"""`CohortService.refresh`'s progress report: (sessions indexed so far, sessions to index)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +129,10 @@ class CohortService:
         self.reviews, self._db = reviews, db
         self.store = CohortStore(db)
         self._refresh_lock = threading.Lock()
+        self._mark: int | None = None  # `CohortStore.change_mark` of the latest refresh
+        self._generation = 0           # refreshes that found a change (the cache's key)
         self._cache_lock = threading.Lock()
-        self._cache: dict[CohortFilters, tuple[tuple[Any, ...], CohortOut]] = {}
+        self._cache: dict[CohortFilters, tuple[int, CohortOut]] = {}
 
     @classmethod
     def open(cls, reviews: ReviewService, db_path: str | Path) -> CohortService:
@@ -141,16 +145,28 @@ class CohortService:
 
     # ------------------------------------------------------------------------------ index
 
-    def refresh(self) -> int:
+    def refresh(self, progress: Progress | None = None) -> int:
         """Index every closed, scored session whose report or review changed since it was
-        indexed; returns how many were (re)indexed."""
-        done = 0
+        indexed; returns how many were (re)indexed. When nothing the index derives from
+        changed since the last refresh (`CohortStore.changed_since`: one indexed lookup),
+        nothing is compared at all. `progress(done, total)` is called after each chunk of
+        `INDEX_CHUNK` sessions (the first refresh of a large store, `index_at_start`)."""
         with self._refresh_lock:
+            if self._mark is not None and not self.store.changed_since(self._mark):
+                return 0
+            mark = self.store.change_mark()
+            total = self.store.stale_count() if progress is not None else 0
+            done = 0
             while stale := self.store.stale(INDEX_CHUNK):
                 self.store.put(self._indexed(stale))
                 done += len(stale)
+                if progress is not None:
+                    progress(done, max(total, done))
                 if len(stale) < INDEX_CHUNK:
                     break
+            self.store.forget_changes(mark)
+            self._mark = mark
+            self._generation += 1
         return done
 
     def _indexed(self, stale: Sequence[StaleSession]) -> list[IndexedSession]:
@@ -252,11 +268,11 @@ class CohortService:
 
     def cohort(self, who: Principal, filters: CohortFilters) -> CohortOut:
         """The dashboard's numbers (see `CohortOut`). The numbers of the latest `CACHED`
-        filters are kept until the index changes (`CohortStore.marker`), so a dashboard
-        viewed again costs the index check only."""
+        filters are kept until something the index derives from changes (`refresh`), so a
+        dashboard viewed again costs the change check only."""
         _allow(who)
         self.refresh()
-        marker = self.store.marker()
+        marker = self._generation  # read before the numbers are: they are at least as new
         with self._cache_lock:
             hit = self._cache.get(filters)
         if hit is not None and hit[0] == marker:
