@@ -28,10 +28,15 @@ from .registry import InputFormat, register
 
 
 def read_columnar(
-    stream: BinaryIO, *, scenario: Scenario, source: str, skip_invalid: bool = False
+    stream: BinaryIO,
+    *,
+    scenario: Scenario,
+    source: str,
+    skip_invalid: bool = False,
+    workers: int = 1,
 ) -> Iterator[Chunk]:
     """The chunks of a Parquet or Arrow IPC file (see the module docstring)."""
-    del skip_invalid  # nothing to skip one by one
+    del skip_invalid, workers  # nothing to skip one by one; one process reads
     name = getattr(stream, "name", None)
     on_disk = isinstance(name, str) and Path(name).is_file()
     reader = EventsReader(LocalFileSystem(), str(name) if on_disk else source, scenario,

@@ -1,21 +1,37 @@
 """JSON Lines input (the format of `core.events`): read in blocks of whole lines, each block
 parsed into columns when it is provably clean (`jsonl_columns`), else line by line with the
 exact messages (`jsonl_exact`). Registered as format ``jsonl`` (``.jsonl``, ``.ndjson``,
-``.json``)."""
+``.json``, and any file no other format claims).
+
+With ``workers > 1`` and an input larger than `SERIAL_BLOCKS` blocks, the blocks after those
+are parsed in that many processes (the parse is nearly all of the time), at most
+``2 * workers`` blocks ahead, while this process checks each parsed block against its
+sessions' past, in file order, and yields it: the chunks are the same as with one process,
+and memory stays bounded by the blocks in flight. Sessions are not split between processes:
+they interleave freely in a file, and each record's checks need its session's past, which
+this one process keeps (the scoring, a small share of the time, stays here too).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import BinaryIO, Final
 
 from ..core.recorded import Chunk
 from ..core.scenario import Scenario
 from . import jsonl_columns, jsonl_exact
+from .jsonl_columns import ParsedBlock
 from .ledger import Ledger
 from .registry import InputFormat, register
 
 BLOCK_BYTES: Final = 8 << 20
 """Bytes read per block (a block ends at a line break; a longer line makes a longer block)."""
+SERIAL_BLOCKS: Final = 4
+"""Blocks parsed in this process before worker processes start (starting them costs about a
+second: smaller inputs never pay it)."""
 
 
 def read_jsonl(
@@ -24,6 +40,7 @@ def read_jsonl(
     scenario: Scenario,
     source: str,
     skip_invalid: bool = False,
+    workers: int = 1,
     block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Chunk]:
     """The events file in `stream` as chunks (`core.recorded`), one per block of lines.
@@ -32,14 +49,43 @@ def read_jsonl(
     values of `core.events.parse_events_lines`."""
     ledger = Ledger()
     line = 0
-    for block in blocks(stream, block_bytes):
-        done = jsonl_columns.read_block(block, ledger, scenario)
-        if done is None:
-            done = jsonl_exact.read_block(block, line, ledger, scenario=scenario,
-                                          source=source, skip_invalid=skip_invalid)  # fmt: skip
-        chunk, n_lines = done
+    for block, parsed in _parsed_blocks(blocks(stream, block_bytes), scenario, workers):
+        bound = None if parsed is None else jsonl_columns.bind(parsed, ledger)
+        if bound is None or parsed is None:
+            exact = jsonl_exact.read_block
+            chunk, n_lines = exact(block, line, ledger, scenario=scenario, source=source,
+                                   skip_invalid=skip_invalid)  # fmt: skip
+        else:
+            chunk, n_lines = bound, parsed.n_lines
         line += n_lines
         yield chunk
+
+
+def _parsed_blocks(
+    pieces: Iterator[bytes], scenario: Scenario, workers: int
+) -> Iterator[tuple[bytes, ParsedBlock | None]]:
+    """Each block with its parse, in order; after the first `SERIAL_BLOCKS`, parsed in
+    `workers` processes when above 1."""
+    for n, block in enumerate(pieces, start=1):
+        yield block, jsonl_columns.parse_block(block, scenario)
+        if workers > 1 and n >= SERIAL_BLOCKS:
+            break
+    else:
+        return
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    try:
+        ahead: deque[tuple[bytes, Future[ParsedBlock | None]]] = deque()
+        for block in pieces:
+            ahead.append((block, pool.submit(jsonl_columns.parse_block, block, scenario)))
+            if len(ahead) >= 2 * workers:
+                done, future = ahead.popleft()
+                yield done, future.result()
+        while ahead:
+            done, future = ahead.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:

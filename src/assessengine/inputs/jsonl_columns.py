@@ -38,24 +38,57 @@ _NUMBER: Final = (pa.types.is_int64, pa.types.is_float64)
 def read_block(block: bytes, ledger: Ledger, scenario: Scenario) -> tuple[Chunk, int] | None:
     """The chunk of `block` (whole lines, ``\\n`` breaks) and its number of lines, with the
     ledger updated; or None (ledger untouched) when the block is not provably clean."""
+    parsed = parse_block(block, scenario)
+    if parsed is None:
+        return None
+    chunk = bind(parsed, ledger)
+    return None if chunk is None else (chunk, parsed.n_lines)
+
+
+def parse_block(block: bytes, scenario: Scenario) -> ParsedBlock | None:
+    """The columns of `block` and every check that needs no session's past; None when the
+    block is not provably clean. Pure (the part `--workers` runs in other processes)."""
     if not _plain(block):
         return None
     try:
         table = pj.read_json(io.BytesIO(block), read_options=_OPTIONS)
     except (pa.ArrowException, ValueError):
         return None
-    parsed = _Parsed.of(table, block, ledger, scenario)
-    if parsed is None or not _in_order(parsed, ledger):
+    parsed = ParsedBlock.of(table, block, scenario)
+    if parsed is not None:
+        parsed.n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    return parsed
+
+
+def bind(parsed: ParsedBlock, ledger: Ledger) -> Chunk | None:
+    """The chunk of a parsed block, its records checked against their sessions' past and
+    recorded in the ledger; None (ledger untouched) if a record does not fit."""
+    ordinals = np.empty(len(parsed.ids), np.int64)
+    new_ids: list[str] = []
+    for j, sid in enumerate(parsed.ids):
+        k = ledger.ordinal.get(sid)
+        if k is None:
+            k = len(ledger) + len(new_ids)
+            new_ids.append(sid)
+        ordinals[j] = k
+    row_sess = ordinals[parsed.row_local]
+    if not _in_order(parsed, row_sess, ledger):
         return None
-    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    return parsed.commit(ledger, scenario), lines
+    return parsed.commit(ledger, new_ids, row_sess)
 
 
 _OPTIONS: Final = pj.ReadOptions(use_threads=False, block_size=1 << 30)
 
 
 def _plain(block: bytes) -> bool:
-    """No byte sequence on which pyarrow and Python's json/text files may disagree."""
+    """Every line a bare ``{...}`` (pyarrow's reader crashed on a block of one ``null``; blank
+    lines go the exact way too), and no byte sequence on which pyarrow and Python's json or
+    text files may disagree."""
+    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    opened = block.count(b"\n{") + block.startswith(b"{")
+    closed = block.count(b"}\n") + block.count(b"}\r\n") + block.endswith(b"}")
+    if not lines == opened == closed:
+        return False
     if block.count(b"\r") != block.count(b"\r\n") or b"\xef\xbb\xbf" in block:
         return False
     if not block.isascii():
@@ -67,11 +100,12 @@ def _plain(block: bytes) -> bool:
 
 
 @dataclass(slots=True)
-class _Parsed:
-    """A parsed block: rows in line order, row kinds, and the event rows as columns."""
+class ParsedBlock:
+    """A parsed block: rows in line order (session as an index into the block's own `ids`,
+    first appearance order), row kinds, and the event rows as columns."""
 
-    new_ids: list[str]
-    row_sess: NDArray[np.int64]  # (rows,) ordinal of every row
+    ids: list[str]
+    row_local: NDArray[np.int64]  # (rows,) index into ids
     kind: NDArray[np.int8]  # (rows,) 0 event, 1 open, 2 close
     ev_rows: NDArray[np.intp]
     seq: NDArray[np.int64]
@@ -81,51 +115,50 @@ class _Parsed:
     opens: list[tuple[int, dict[str, Any]]]  # (row, metadata)
     close_rows: NDArray[np.intp]
     close_t: NDArray[np.float64]
+    n_lines: int = 0
 
     @classmethod
-    def of(
-        cls, table: pa.Table, block: bytes, ledger: Ledger, scenario: Scenario
-    ) -> _Parsed | None:
+    def of(cls, table: pa.Table, block: bytes, scenario: Scenario) -> ParsedBlock | None:
         names = set(table.column_names)
         if not names <= FIELDS or "session" not in names:
             return None
         cols = {name: table.column(name).combine_chunks() for name in names}
-        sess = _sessions(cols["session"], ledger)
+        sess = _sessions(cols["session"])
         kind = _kinds(cols, table.num_rows)
         if sess is None or kind is None:
             return None
-        new_ids, row_sess = sess
+        ids, row_local = sess
         ev_rows = np.flatnonzero(kind == 0)
         events = _events(cols, ev_rows, scenario)
         closes = _closes(cols, kind)
-        opens = _opens(block, kind, row_sess, ledger, new_ids)
+        opens = _opens(block, kind, row_local, ids)
         if events is None or closes is None or opens is None:
             return None
         seq, t, code, signals = events
         close_rows, close_t = closes
-        return cls(new_ids, row_sess, kind, ev_rows, seq, t, code, signals, opens,
+        return cls(ids, row_local, kind, ev_rows, seq, t, code, signals, opens,
                    close_rows, close_t)  # fmt: skip
 
-    def commit(self, ledger: Ledger, scenario: Scenario) -> Chunk:
-        """Record the block in the ledger; the chunk it makes."""
-        for session in self.new_ids:
+    def commit(self, ledger: Ledger, new_ids: list[str], row_sess: NDArray[np.int64]) -> Chunk:
+        """Record the block in the ledger (`row_sess`: every row's ordinal); its chunk."""
+        for session in new_ids:
             ledger.add(session)
-        ev_sess = self.row_sess[self.ev_rows]
+        ev_sess = row_sess[self.ev_rows]
         last = _last_per_session(ev_sess)
         ledger.commit_events(ev_sess[last], self.seq[last], self.t[last])
         opens: dict[int, dict[str, Any]] = {}
         for row, meta in self.opens:
-            k = int(self.row_sess[row])
+            k = int(row_sess[row])
             ledger.has_open[k] = bool(meta)
             opens[k] = meta
-        closed = self.row_sess[self.close_rows]
+        closed = row_sess[self.close_rows]
         ledger.closed[closed] = True
         batch = EventBatch(ev_sess.astype(np.int32), self.seq, self.t, self.code, self.signals)
-        return Chunk(tuple(self.new_ids), batch, opens, closed, self.close_t)
+        return Chunk(tuple(new_ids), batch, opens, closed, self.close_t)
 
 
-def _sessions(col: pa.Array, ledger: Ledger) -> tuple[list[str], NDArray[np.int64]] | None:
-    """The block's new session ids (first appearance order) and every row's ordinal."""
+def _sessions(col: pa.Array) -> tuple[list[str], NDArray[np.int64]] | None:
+    """The block's session ids (first appearance order) and every row's index into them."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return None
     if col.null_count:
@@ -134,15 +167,8 @@ def _sessions(col: pa.Array, ledger: Ledger) -> tuple[list[str], NDArray[np.int6
     ids: list[str] = encoded.dictionary.to_pylist()
     if not all(is_id(s) for s in ids):
         return None
-    new_ids: list[str] = []
-    ordinals = np.empty(len(ids), np.int64)
-    for j, sid in enumerate(ids):
-        k = ledger.ordinal.get(sid)
-        if k is None:
-            k = len(ledger) + len(new_ids)
-            new_ids.append(sid)
-        ordinals[j] = k
-    return new_ids, ordinals[encoded.indices.to_numpy(zero_copy_only=False)]
+    rows: NDArray[np.int64] = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return ids, rows
 
 
 def _valid(cols: dict[str, pa.Array], name: str, n: int) -> NDArray[np.bool_]:
@@ -264,11 +290,7 @@ def _closes(
 
 
 def _opens(
-    block: bytes,
-    kind: NDArray[np.int8],
-    row_sess: NDArray[np.int64],
-    ledger: Ledger,
-    new_ids: list[str],
+    block: bytes, kind: NDArray[np.int8], row_local: NDArray[np.int64], ids: list[str]
 ) -> list[tuple[int, dict[str, Any]]] | None:
     """Each open row's metadata, read by Python's json from its line (found by the
     ``"open"`` it holds), or None when the lines do not match the rows one to one."""
@@ -278,12 +300,9 @@ def _opens(
     records = [r for r in _records_with(block, b'"open"') if isinstance(r, dict) and "open" in r]
     if len(records) != rows.shape[0]:
         return None
-    ids = ledger.ids
     out: list[tuple[int, dict[str, Any]]] = []
     for row, record in zip(rows.tolist(), records, strict=True):
-        k = int(row_sess[row])
-        session = ids[k] if k < len(ids) else new_ids[k - len(ids)]
-        if record.get("session") != session:
+        if record.get("session") != ids[row_local[row]]:
             return None
         try:
             check_keys(record, {"session", "open"})
@@ -310,12 +329,12 @@ def _records_with(block: bytes, needle: bytes) -> list[Any]:
     return out
 
 
-def _in_order(p: _Parsed, ledger: Ledger) -> bool:
+def _in_order(p: ParsedBlock, row_sess: NDArray[np.int64], ledger: Ledger) -> bool:
     """Whether every record fits its session's past (as the exact path checks it): events
     in seq and t order, after the last committed event, not after a close; opens before the
     first event and not twice; one close, not before the last event."""
     n_old = len(ledger)
-    ev_sess = p.row_sess[p.ev_rows]
+    ev_sess = row_sess[p.ev_rows]
     order = np.argsort(ev_sess, kind="stable")
     s, seq, t = ev_sess[order], p.seq[order], p.t[order]
     same = s[1:] == s[:-1]
@@ -332,11 +351,12 @@ def _in_order(p: _Parsed, ledger: Ledger) -> bool:
         return False
     if np.any(t[first][old][seen] < ledger.last_t[known][seen]):
         return False
-    return _rare_rows_fit(p, ledger, s, t, order, first)
+    return _rare_rows_fit(p, row_sess, ledger, s, t, order, first)
 
 
 def _rare_rows_fit(
-    p: _Parsed,
+    p: ParsedBlock,
+    row_sess: NDArray[np.int64],
     ledger: Ledger,
     s: NDArray[np.int64],
     t: NDArray[np.float64],
@@ -357,7 +377,7 @@ def _rare_rows_fit(
     rare: list[tuple[int, int, Any]] = [(row, 1, meta) for row, meta in p.opens]
     rare += [(int(r), 2, float(ct)) for r, ct in zip(p.close_rows, p.close_t, strict=True)]
     for row, kind, value in sorted(rare, key=lambda item: item[0]):
-        k = int(p.row_sess[row])
+        k = int(row_sess[row])
         old = k < n_old
         events_before = (old and bool(ledger.has_events[k])) or first_row.get(k, row) < row
         if kind == 1:

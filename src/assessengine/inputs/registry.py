@@ -2,8 +2,8 @@
 
 A format is a name, the file suffixes it claims and a reader::
 
-    def read(stream: BinaryIO, *, scenario: Scenario, source: str, skip_invalid: bool)
-        -> Iterator[Chunk]
+    def read(stream: BinaryIO, *, scenario: Scenario, source: str, skip_invalid: bool,
+             workers: int) -> Iterator[Chunk]
 
 `stream` is the open file (binary; standard input for ``-``, so it may not be seekable: a
 format that needs to seek raises `EventsError` saying so); `source` names the file in
@@ -12,7 +12,9 @@ module: ordinals by first appearance, events in seq order per session, closes, o
 and holds at most about one chunk in memory. It raises `EventsError` naming ``SOURCE:LINE``
 (or whatever locates the fault in its format) at the first invalid record, unless
 `skip_invalid`, in which case it skips the record and reports it in `Chunk.problems` (a format
-without records that can be skipped one by one may ignore the flag).
+without records that can be skipped one by one may ignore the flag). `workers` is how many
+processes it may use (1: this one only; a format may ignore it); the chunks must not depend
+on it.
 
 A module adds a format with `register(InputFormat(...))` at import; the registry imports the
 modules listed in `PLUGINS` the first time a format is looked up, so a new module is one
@@ -41,7 +43,8 @@ class Reader(Protocol):
     """Reads one input into chunks (see the module docstring)."""
 
     def __call__(
-        self, stream: BinaryIO, *, scenario: Scenario, source: str, skip_invalid: bool
+        self, stream: BinaryIO, *, scenario: Scenario, source: str, skip_invalid: bool,
+        workers: int = 1,
     ) -> Iterator[Chunk]: ...
 
 
@@ -93,6 +96,7 @@ def read_input(
     scenario: Scenario,
     declared: str | None = None,
     skip_invalid: bool = False,
+    workers: int = 1,
 ) -> Iterator[Chunk]:
     """Open `path` (``-``: standard input) and read it with its format (`format_for`).
     Raises EventsError (bad records, unknown format) or OSError (cannot open or read)."""
@@ -100,10 +104,11 @@ def read_input(
     fmt = format_for(text, declared)
     if text == "-":
         yield from fmt.read(sys.stdin.buffer, scenario=scenario, source="<stdin>",
-                            skip_invalid=skip_invalid)  # fmt: skip
+                            skip_invalid=skip_invalid, workers=workers)  # fmt: skip
         return
     with Path(text).open("rb") as stream:
-        yield from fmt.read(stream, scenario=scenario, source=text, skip_invalid=skip_invalid)
+        yield from fmt.read(stream, scenario=scenario, source=text, skip_invalid=skip_invalid,
+                            workers=workers)  # fmt: skip
 
 
 def _load_plugins() -> None:
