@@ -41,6 +41,7 @@ from .core.credentials import (
     CredentialError,
     CriterionOutcome,
     IssuerProfile,
+    PriorCredential,
     RubricOutcome,
     SessionEvidence,
     StatusEntry,
@@ -97,12 +98,16 @@ class NotEligibleError(CredentialError):
 class AlreadyIssuedError(CredentialError):
     """The learner already holds an active credential of this policy."""
 
-    def __init__(self, credential: IssuedCredential) -> None:
+    def __init__(self, credential: IssuedCredential, renewal_opens: datetime | None = None,
+                 ) -> None:  # fmt: skip
         self.credential = credential
+        self.renewal_opens = renewal_opens
         until = credential.valid_until.isoformat() if credential.valid_until else "no expiry"
+        after = "revoke it to issue a new one" + (
+            "" if renewal_opens is None else f", or renew it from {renewal_opens.isoformat()}")
         super().__init__(
             f"learner {credential.learner!r} already holds credential {credential.id} of"
-            f" {credential.policy!r} (valid until {until}); revoke it to issue a new one"
+            f" {credential.policy!r} (valid until {until}); {after}"
         )
 
 
@@ -325,28 +330,60 @@ class CredentialService:
         """The learner's credential of this policy that is still valid at `now` (default: the
         clock) and not revoked, if any."""
         now = now or self._clock().astimezone(UTC).replace(microsecond=0)
+        found = None
         for held in self.credentials.issued_to(learner, policy=policy_id):
             active = held.valid_until is None or held.valid_until > now
             if active and self.credentials.revocation(held.id) is None:
-                return held
-        return None
+                found = held  # oldest first: the last active one is the latest (renewed)
+        return found
+
+    def renewal_opens(self, held: IssuedCredential, policy: Policy) -> datetime | None:
+        """When `held` can be renewed under `policy` (None: never; no recertification or no
+        expiry)."""
+        if policy.recertification is None or held.valid_until is None:
+            return None
+        return policy.recertification.opens(held.valid_until)
+
+    def decide_renewal(self, learner: str, policy: Policy, held: IssuedCredential) -> Decision:
+        """The decision over `policy`'s recertification requirements, counting only the
+        sessions that ended once renewing `held` opened (fresh evidence, never the sessions
+        of the credential it renews)."""
+        opens = self.renewal_opens(held, policy)
+        if opens is None:
+            raise CredentialError(f"credential {held.id} of {policy.policy!r} is not renewable")
+        fresh = [a for a in self.history(learner) if a.ended_at >= opens]
+        return eligibility.decide(policy.renewal(), fresh)
 
     def issue(self, learner: str, policy: Policy, *, by: str = "engine") -> IssuedCredential:
         """Issue `policy`'s credential to `learner`, file it, share it (its public page, made
         by `by`) and return it.
 
-        Raises NotEligibleError (with the reasons) when the learner does not meet the policy,
-        AlreadyIssuedError when they hold an active one, CredentialError when no key is set.
+        When the learner holds an active one whose renewal window is open (the policy's
+        `recertification`), this **renews** it instead: decided by the recertification's
+        requirements over the sessions since the window opened, valid until `valid_for` after
+        the held one's ``validUntil``, with an evidence entry pointing at it
+        (`core.credentials.PriorCredential`).
+
+        Raises NotEligibleError (with the reasons) when the learner does not meet the policy
+        (or its recertification), AlreadyIssuedError when they hold an active one that cannot
+        be renewed now, CredentialError when no key is set.
         """
         key = self._require_key()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
         held = self.active_credential(learner, policy.policy, now)
-        if held is not None:
-            raise AlreadyIssuedError(held)
-        decision = self.decide(learner, policy)
+        renews = None
+        if held is None:
+            decision = self.decide(learner, policy)
+            valid_until = policy.valid_for.after(now) if policy.valid_for else None
+        else:
+            opens = self.renewal_opens(held, policy)
+            if opens is None or now < opens or policy.valid_for is None:
+                raise AlreadyIssuedError(held, opens)
+            decision = self.decide_renewal(learner, policy, held)
+            renews = PriorCredential(held.id, cast(datetime, held.valid_until))
+            valid_until = policy.valid_for.after(renews.valid_until)
         if not decision.eligible:
             raise NotEligibleError(learner, decision)
-        valid_until = policy.valid_for.after(now) if policy.valid_for else None
         slot = self.credentials.allocate_status(choose=self._choose)
         document = build_credential(
             credential_id=self._new_id(),
@@ -358,6 +395,7 @@ class CredentialService:
             valid_from=now,
             valid_until=valid_until,
             status=StatusEntry(self.urls.status_list(slot.list_id), slot.index),
+            renews=renews,
         )
         signed = sign_credential(document, key, created=now)
         problems = schema_problems(signed)

@@ -15,7 +15,7 @@ import json
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..credential_service import STATUS_LIST_TTL_S
@@ -28,6 +28,7 @@ from .service.credentials import (
     MAX_CREDENTIAL_BYTES,
     CredentialApi,
     CredentialOut,
+    ExpiringOut,
     ForwardOut,
     IssueIn,
     LearnerOut,
@@ -57,6 +58,8 @@ SessionPath = Annotated[str, Path(min_length=1, max_length=200, description="ses
 MayIssue = Annotated[Principal, Depends(Requires(Action.ISSUE_CREDENTIALS))]
 MayRevoke = Annotated[Principal, Depends(Requires(Action.REVOKE_CREDENTIALS))]
 MayForward = Annotated[Principal, Depends(Requires(Action.FORWARD_XAPI))]
+MayReadCohorts = Annotated[Principal, Depends(Requires(Action.READ_COHORTS))]
+MAX_EXPIRING_DAYS: Final = 3650
 _OBJECT: Final = {"type": "object", "additionalProperties": True}
 
 router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422),
@@ -109,6 +112,19 @@ def learner_progress(api: Credentials, who: Who, learner: LearnerPath) -> list[P
     what is missing), whether a credential can be issued now (`eligible`), and the active one
     held. Learners: their own only (another learner's: 404)."""
     return api.progress(who, learner)
+
+
+@router.get("/credentials/expiring", summary="Credentials that expire soon (assessor, "
+            "trainer, admin)", responses=responses(401, 403, 422))  # fmt: skip
+def expiring(
+    api: Credentials, who: MayReadCohorts,
+    within_days: Annotated[int, Query(ge=1, le=MAX_EXPIRING_DAYS, description=(
+        "how many days ahead to look"))] = 90,
+) -> list[ExpiringOut]:  # fmt: skip
+    """Active credentials whose validUntil falls within `within_days` days, soonest first,
+    not renewed already: whom to schedule for a refresher. `renewal_opens` says when each can
+    be renewed (None: its policy has no recertification)."""
+    return api.expiring(who, within_days)
 
 
 @router.get("/learners/{learner}/credentials", summary="A learner's credentials",

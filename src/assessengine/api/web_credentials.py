@@ -6,6 +6,8 @@ cookies and error pages they use):
                                                    its evidence (each session's narrative and
                                                    chain head) and its verification result
     /learners/{id}/credentials/{credential_id}/credential.json   the signed document
+    /credentials/expiring[?within_days=N]          staff: active credentials that expire
+                                                   within N days (90), not renewed yet
 
 Access is the API's (`CredentialApi`): the learner themself (another learner's: not found),
 assessors and admins. The service is ``request.app.state.credentials``.
@@ -24,7 +26,8 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
 from ..core.credentials import CHAIN_HEAD_LABEL
-from .service import Principal, ReviewService
+from .credential_routes import MAX_EXPIRING_DAYS
+from .service import InvalidError, Principal, ReviewService
 from .service.credentials import CredentialApi, CredentialOut
 from .web import SECURITY_HEADERS, _page, _render
 
@@ -42,6 +45,19 @@ def _api(request: Request) -> CredentialApi:
 def credentials_url(learner: str, credential_id: str | None = None) -> str:
     base = f"/learners/{quote(learner, safe='')}/credentials"
     return base if credential_id is None else f"{base}/{quote(credential_id, safe='')}"
+
+
+@router.get("/credentials/expiring", response_class=HTMLResponse)
+def expiring_page(request: Request, within_days: str = "90") -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        days = int(within_days) if within_days.isdigit() else 0
+        if not 1 <= days <= MAX_EXPIRING_DAYS:
+            raise InvalidError(f"within_days must be a whole number from 1 to "
+                               f"{MAX_EXPIRING_DAYS}, not {within_days!r}")  # fmt: skip
+        items = _api(request).expiring(who, days)
+        return _render(request, "expiring.html", who=who, items=items, within_days=days)
+
+    return _page(request, build)
 
 
 @router.get("/learners/{learner}/credentials", response_class=HTMLResponse)

@@ -32,7 +32,7 @@ from ..api.service.credentials import (
     IneligibleError,
     RevokeIn,
 )
-from ..core.credentials import CredentialError
+from ..core.credentials import CredentialError, renewed_credential
 from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
 from ..credential_verify import VerificationResult, trusted_issuers, verify
@@ -203,8 +203,10 @@ def issue(
     else:
         out.write_text(text, encoding="utf-8")
     until = issued.valid_until.strftime("%Y-%m-%d") if issued.valid_until else "no expiry"
+    renewed = renewed_credential(issued.document)
     click.echo(
         f"issued {issued.id} to {learner} ({policy.policy}), valid until {until},"
+        + (f" renewing {renewed}," if renewed else "") +
         f" status list {issued.status.list_id} index {issued.status.index}"
         + (f" -> {out}" if out else ""),
         err=True,

@@ -25,7 +25,7 @@ Shape (see docs/credentials.md)::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -217,6 +217,19 @@ class StatusEntry:
 # Building
 
 
+@dataclass(frozen=True, slots=True)
+class PriorCredential:
+    """The credential a renewal renews: its id and when it was (or is) valid until. It goes
+    into the new credential as one more ``evidence`` entry (genre `RENEWAL_GENRE`, id the
+    prior credential's id), after the sessions."""
+
+    id: str
+    valid_until: datetime
+
+
+RENEWAL_GENRE: Final = "Renewal"
+
+
 def build_credential(
     *,
     credential_id: str,
@@ -228,8 +241,10 @@ def build_credential(
     valid_from: datetime,
     valid_until: datetime | None = None,
     status: StatusEntry | None = None,
+    renews: PriorCredential | None = None,
 ) -> dict[str, Any]:
-    """The unsigned ``OpenBadgeCredential`` document (a fresh dict each call).
+    """The unsigned ``OpenBadgeCredential`` document (a fresh dict each call); `renews`: the
+    credential this one renews (an ``evidence`` entry points at it).
 
     Dates must be timezone-aware; they are written in UTC to the second. Raises
     `CredentialError` for a relative IRI, a validity period that ends before it starts, or two
@@ -259,8 +274,11 @@ def build_credential(
     if results:
         subject["result"] = [item for r in results for item in _results(achievement.id, r)]
     document["credentialSubject"] = subject
-    if evidence:
-        document["evidence"] = [_evidence(e) for e in evidence]
+    entries = [_evidence(e) for e in evidence]
+    if renews is not None:
+        entries.append(_renewed(renews))
+    if entries:
+        document["evidence"] = entries
     if status is not None:
         document["credentialStatus"] = _status(status)
     return document
@@ -414,6 +432,28 @@ def _evidence(evidence: SessionEvidence) -> dict[str, Any]:
         "narrative": evidence_narrative(evidence),
         "description": f"{CHAIN_HEAD_LABEL}{evidence.chain_head_sha256}",
     }
+
+
+def renewed_credential(document: Mapping[str, Any]) -> str | None:
+    """The id of the credential `document` renews (its `RENEWAL_GENRE` evidence), if any."""
+    evidence = document.get("evidence")
+    for entry in evidence if isinstance(evidence, list) else ():
+        if isinstance(entry, Mapping) and entry.get("genre") == RENEWAL_GENRE:
+            return str(entry.get("id"))
+    return None
+
+
+def _renewed(prior: PriorCredential) -> dict[str, Any]:
+    _require_iri(prior.id, "renewed credential id")
+    until = _timestamp(prior.valid_until, "renewed credential's validUntil")
+    return {
+        "id": prior.id,
+        "type": ["Evidence"],
+        "name": "Renewed credential",
+        "genre": RENEWAL_GENRE,
+        "narrative": f"Renews credential `{prior.id}` (valid until {until}), on the "
+                     "recertification requirements met by the sessions above.",
+    }  # fmt: skip
 
 
 def _status(status: StatusEntry) -> dict[str, Any]:

@@ -16,6 +16,11 @@ A policy file (``credentials/<id>.yaml``) names the achievement it awards and it
       - {rubric: forklift-load-handling, source: field, passes: 1, observed_by_assessor: true}
     window: 90 days                              # every qualifying session within this span
     valid_for: 3 years                           # validUntil = issue time + this
+    recertification:                             # optional: renewing an active credential
+      within: 90 days                            # opens this long before its validUntil
+      requirements:                              # a shorter set, on the policy's rubrics
+        - {rubric: forklift-load-handling, source: field, passes: 1, observed_by_assessor: true}
+      window: 30 days                            # optional, as above
 
 `check_policy` validates the structure and, given the rubrics, the meaning (known rubrics,
 reachable versions, competencies that a required rubric assesses); problems are located by data
@@ -117,6 +122,16 @@ class Period:
             return moment + timedelta(weeks=self.amount)
         months = self.amount * (12 if self.unit == "years" else 1)
         index = moment.month - 1 + months
+        year, month = moment.year + index // 12, index % 12 + 1
+        day = min(moment.day, calendar.monthrange(year, month)[1])
+        return moment.replace(year=year, month=month, day=day)
+
+    def before(self, moment: datetime) -> datetime:
+        """`moment` moved back by this period (the same calendar rules as `after`)."""
+        if self.unit in ("days", "weeks"):
+            return moment - (self.after(moment) - moment)
+        months = self.amount * (12 if self.unit == "years" else 1)
+        index = moment.month - 1 - months
         year, month = moment.year + index // 12, index % 12 + 1
         day = min(moment.day, calendar.monthrange(year, month)[1])
         return moment.replace(year=year, month=month, day=day)
@@ -250,27 +265,65 @@ class Requirement(Frozen):
         return text
 
 
+def _distinct_requirements(requirements: Sequence[Requirement]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for requirement in requirements:
+        key = (requirement.rubric, requirement.source)
+        if key in seen:
+            raise ValueError(
+                f"two requirements for rubric '{key[0]}' from the {key[1]}: merge them"
+                " (raise `passes`)"
+            )
+        seen.add(key)
+
+
+class Recertification(Frozen):
+    """Renewing an active credential with less than earning it: `requirements` (on the
+    policy's own rubrics), met by sessions that end inside the renewal window, which opens
+    `within` before the held credential's ``validUntil``; `window` as the policy's."""
+
+    within: PeriodField
+    requirements: tuple[Requirement, ...] = Field(min_length=1)
+    window: PeriodField | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Recertification:
+        _distinct_requirements(self.requirements)
+        return self
+
+    def opens(self, valid_until: datetime) -> datetime:
+        """When renewing a credential valid until `valid_until` becomes possible."""
+        return self.within.before(valid_until)
+
+
+_REFERENCE: Final = datetime(2000, 1, 1)
+"""A fixed date to compare two periods at (months and years vary in length)."""
+
+
 class Policy(Frozen):
-    """A credential policy: the achievement, its requirements and the credential's validity."""
+    """A credential policy: the achievement, its requirements and the credential's validity;
+    optionally how an active credential is renewed (`recertification`)."""
 
     policy: PolicyId
     achievement: PolicyAchievement
     requirements: tuple[Requirement, ...] = Field(min_length=1)
     window: PeriodField | None = None  # the span that holds every qualifying session
     valid_for: PeriodField | None = None  # None: the credential does not expire
+    recertification: Recertification | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> Policy:
-        seen: set[tuple[str, str]] = set()
-        for requirement in self.requirements:
-            key = (requirement.rubric, requirement.source)
-            if key in seen:
-                raise ValueError(
-                    f"two requirements for rubric '{key[0]}' from the {key[1]}: merge them"
-                    " (raise `passes`)"
-                )
-            seen.add(key)
+        _distinct_requirements(self.requirements)
         return self
+
+    def renewal(self) -> Policy:
+        """The policy a renewal is decided by: the recertification's requirements and
+        window (ValueError when the policy has no recertification)."""
+        if self.recertification is None:
+            raise ValueError(f"policy '{self.policy}' has no recertification")
+        return self.model_copy(update={"requirements": self.recertification.requirements,
+                                       "window": self.recertification.window,
+                                       "recertification": None})  # fmt: skip
 
     @property
     def rubrics(self) -> tuple[str, ...]:
@@ -311,16 +364,31 @@ def check_policy(
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         return None, problems_from_validation(exc, Policy)
-    if rubrics is None:
-        return policy, []
+    problems = _renewal_structure(policy)
+    if rubrics is None or problems:
+        return policy, problems
     return policy, list(_meaning(policy, rubrics))
+
+
+def _renewal_structure(policy: Policy) -> list[Problem]:
+    """A recertification needs an expiry to renew before, and a window shorter than it."""
+    if policy.recertification is None:
+        return []
+    if policy.valid_for is None:
+        return [Problem(("recertification",), "`recertification` needs `valid_for`: a "
+                        "credential that never expires is never renewed")]  # fmt: skip
+    within = policy.recertification.within
+    if within.after(_REFERENCE) >= policy.valid_for.after(_REFERENCE):
+        return [Problem(("recertification", "within"), f"`recertification.within` ({within}) "
+                        f"must be shorter than `valid_for` ({policy.valid_for})")]  # fmt: skip
+    return []
 
 
 def _meaning(policy: Policy, rubrics: Mapping[str, Rubric | None]) -> list[Problem]:
     problems: list[Problem] = []
     assessed: set[str] = set()
     for i, requirement in enumerate(policy.requirements):
-        path = ("requirements", i)
+        path: tuple[str | int, ...] = ("requirements", i)
         if requirement.rubric not in rubrics:
             hint = did_you_mean(requirement.rubric, rubrics) or (
                 f"; known rubrics: {', '.join(sorted(rubrics)) or 'none'}"
@@ -341,6 +409,8 @@ def _meaning(policy: Policy, rubrics: Mapping[str, Rubric | None]) -> list[Probl
                     f" {requirement.min_version} cannot be met",
                 )
             )
+    if policy.recertification is not None:
+        problems += _recertification_meaning(policy, policy.recertification, rubrics)
     if problems:
         return problems
     for j, competency in enumerate(policy.achievement.competencies):
@@ -353,4 +423,24 @@ def _meaning(policy: Policy, rubrics: Mapping[str, Rubric | None]) -> list[Probl
                     f" (they assess: {listed}){did_you_mean(competency.code, assessed)}",
                 )
             )
+    return problems
+
+
+def _recertification_meaning(policy: Policy, recertification: Recertification,
+                             rubrics: Mapping[str, Rubric | None]) -> list[Problem]:  # fmt: skip
+    """A renewal re-checks what the credential certifies: each requirement names one of the
+    policy's own rubrics, at a version that exists."""
+    problems = []
+    for i, requirement in enumerate(recertification.requirements):
+        path = ("recertification", "requirements", i)
+        if requirement.rubric not in policy.rubrics:
+            problems.append(Problem((*path, "rubric"), f"rubric '{requirement.rubric}' is not "
+                                    f"one the policy requires ({', '.join(policy.rubrics)}): a "
+                                    "renewal re-checks what the credential certifies"))  # fmt: skip
+            continue
+        rubric = rubrics.get(requirement.rubric)
+        if rubric is not None and requirement.min_version > rubric.version:
+            problems.append(Problem((*path, "min_version"), f"rubric '{rubric.rubric}' is at "
+                                    f"version {rubric.version}: min_version "
+                                    f"{requirement.min_version} cannot be met"))  # fmt: skip
     return problems

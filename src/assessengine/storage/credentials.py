@@ -106,6 +106,11 @@ class CredentialStore(Protocol):
         """The learner's credentials, oldest first (optionally for one policy)."""
         ...
 
+    def expiring(self, after: datetime, until: datetime) -> list[IssuedCredential]:
+        """The unrevoked credentials whose validUntil is in (`after`, `until`], soonest first
+        (then by id)."""
+        ...
+
     def revoke(
         self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
     ) -> Revocation:
@@ -251,6 +256,12 @@ class MemoryCredentialStore:
         with self._lock:
             found = [c for c in self._issued.values() if c.learner == learner]
         return [c for c in found if policy is None or c.policy == policy]
+
+    def expiring(self, after: datetime, until: datetime) -> list[IssuedCredential]:
+        with self._lock:
+            found = [c for c in self._issued.values() if c.id not in self._revocations
+                     and c.valid_until is not None and after < c.valid_until <= until]
+        return sorted(found, key=lambda c: (c.valid_until, c.id))
 
     def revoke(
         self, credential_id: str, *, reason: str, revoked_by: str, at: datetime
@@ -428,6 +439,16 @@ class SqlCredentialStore:
                 f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE learner = ?{mine} "
                 "ORDER BY issued_at, id",
                 (learner,) if policy is None else (learner, policy),
+            ).fetchall()
+            return [self._credential(db, row) for row in rows]
+
+    def expiring(self, after: datetime, until: datetime) -> list[IssuedCredential]:
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_ISSUED_COLUMNS} FROM credential_issued WHERE valid_until > ? AND "
+                "valid_until <= ? AND id NOT IN (SELECT credential_id FROM "
+                "credential_revocations) ORDER BY valid_until, id",
+                (_stamp(after), _stamp(until)),
             ).fetchall()
             return [self._credential(db, row) for row in rows]
 

@@ -31,9 +31,9 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from pydantic import Field
 
@@ -41,7 +41,13 @@ from ...adapters.lrs import LrsClient, LrsError
 from ...adapters.policies import list_policies, load_policy
 from ...adapters.signer import IssuerKey
 from ...core import xapi
-from ...core.credentials import CREDENTIAL_CONTEXT, CredentialError, criteria_of
+from ...core.credentials import (
+    CREDENTIAL_CONTEXT,
+    RENEWAL_GENRE,
+    CredentialError,
+    criteria_of,
+    renewed_credential,
+)
 from ...core.instants import utc_text
 from ...core.policy import Policy, PolicyError, Requirement
 from ...core.rubric import Rubric
@@ -204,6 +210,26 @@ class PolicyProgress(Model):
     held: str | None
     requirements: list[RequirementProgress]
     reasons: list[str]
+    held_until: datetime | None = Field(default=None, description="the held credential's "
+                                        "validUntil (None: none held, or it never expires)")
+    renewal_opens: datetime | None = Field(default=None, description="when the held "
+                                           "credential can be renewed (None: it cannot)")
+    due_for_renewal: bool = Field(default=False, description="the renewal window is open: "
+                                  "`requirements` and `eligible` are then the policy's "
+                                  "recertification's, over the sessions since it opened")
+
+
+class ExpiringOut(Model):
+    """An active credential that expires soon (not revoked, not renewed already)."""
+
+    id: str
+    learner: str
+    policy: str
+    valid_until: datetime
+    days_left: int = Field(description="whole days until validUntil")
+    renewal_opens: datetime | None = Field(description="when it can be renewed (None: its "
+                                           "policy has no recertification)")
+    renewable_now: bool
 
 
 class ForwardOut(Model):
@@ -364,10 +390,12 @@ class CredentialApi:
                 raise ConflictError(str(refusal)) from None
             except (CredentialError, XapiError) as error:
                 raise ConflictError(f"cannot issue: {error}") from None
+        evidence = issued.document.get("evidence", [])
         sessions = [str(e.get("id", "")).rsplit("/", 1)[-1]
-                    for e in issued.document.get("evidence", [])]  # fmt: skip
+                    for e in evidence if e.get("genre") != RENEWAL_GENRE]  # fmt: skip
         self._audit(who, "credential.issue", issued.id, detail={
             "learner": issued.learner, "policy": issued.policy, "sessions": sessions,
+            "renews": renewed_credential(issued.document),
             "status_list": issued.status.list_id, "status_index": issued.status.index,
             "valid_until": None if issued.valid_until is None else _iso(issued.valid_until),
         })  # fmt: skip
@@ -404,22 +432,59 @@ class CredentialApi:
         if not who.sees_learner(learner):
             raise NotFoundError(f"no learner {learner!r}")
         service = self._service(make_key=False)
+        now = self._clock()
         out = []
         for policy_id in self.policies():
             policy = self.policy(policy_id)
-            decision = service.decide(learner, policy)
             held = service.active_credential(learner, policy.policy)
+            opens = None if held is None else service.renewal_opens(held, policy)
+            due = held is not None and opens is not None and now >= opens
+            decision = (service.decide_renewal(learner, policy, held)
+                        if due and held is not None else service.decide(learner, policy))
             out.append(PolicyProgress(
                 policy=policy.policy, name=policy.achievement.name,
-                eligible=decision.eligible and held is None,
+                eligible=decision.eligible and (held is None or due),
                 held=None if held is None else held.id,
                 requirements=[RequirementProgress(
                     text=describe_requirement(r.requirement), met=r.met,
                     sessions=[a.session for a in r.sessions], missing=r.missing,
                 ) for r in decision.requirements],
                 reasons=list(decision.reasons),
+                held_until=None if held is None else held.valid_until,
+                renewal_opens=opens, due_for_renewal=due,
             ))  # fmt: skip
         return out
+
+    def expiring(self, who: Principal, within_days: int) -> list[ExpiringOut]:
+        """The active credentials that expire within `within_days` days, soonest first, that
+        are not renewed already (their learner holds no later one of the policy): whom to
+        schedule for a refresher (staff)."""
+        _allow(who, Action.READ_COHORTS)
+        now = self._clock()
+        store = self._credentials()
+        found = store.expiring(now, now + timedelta(days=within_days))
+        service = self._service(make_key=False)
+        out = []
+        for issued in found:
+            latest = service.active_credential(issued.learner, issued.policy)
+            if latest is not None and latest.id != issued.id:
+                continue  # renewed already
+            opens = self._renewal_opens(service, issued)
+            until = cast(datetime, issued.valid_until)
+            out.append(ExpiringOut(
+                id=issued.id, learner=issued.learner, policy=issued.policy, valid_until=until,
+                days_left=(until - now).days, renewal_opens=opens,
+                renewable_now=opens is not None and now >= opens,
+            ))  # fmt: skip
+        return out
+
+    def _renewal_opens(self, service: CredentialService,
+                       issued: IssuedCredential) -> datetime | None:  # fmt: skip
+        try:
+            policy = self.policy(issued.policy)
+        except ServiceError:
+            return None  # a policy no longer shipped: not renewable here
+        return service.renewal_opens(issued, policy)
 
     def _may_read(self, who: Principal, learner: str) -> None:
         _allow(who, Action.READ_CREDENTIALS)
