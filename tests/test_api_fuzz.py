@@ -194,6 +194,7 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/review-queue", "GET /api/v1/review-queue.csv", "GET /api/v1/sessions.csv",
     "GET /api/v1/dashboard", "GET /api/v1/learners/{learner}/progress",
     "GET /api/v1/calibration/agreement", "GET /api/v1/calibration/validity",
+    "GET /api/v1/credentials/expiring",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 
