@@ -42,6 +42,7 @@ CREDENTIAL_ID = "urn:uuid:3f6c2a9e-8b41-4d7a-9c0e-5b2f7d1a4e68"
 STATUS_INDEX = 94_567
 EVENTS_PER_BATCH = 1024
 LEARNER = "L-0042"
+EMAIL = "dana.reyes@example.org"  # the learner's address: only its salted sha256 is written
 # (session, source, simulated operator profile, when it closed): a pass, a failure that breaks
 # the run, two consecutive passes, then a field pass (the horn was forgotten once: 85 / 100).
 PLAN: tuple[tuple[str, Source, str, datetime], ...] = (
@@ -135,12 +136,17 @@ def build_sample() -> dict[str, Any]:
             key=ISSUER_KEY,
             issuer_name="Example Training Centre",
             issuer_url="https://training.example.org",
+            issuer_description="Material handling and mobile plant training, simulator and "
+            "field.",
+            issuer_email="credentials@training.example.org",
+            issuer_image="https://training.example.org/logo.png",
             urls=EngineUrls(BASE_URL),
+            new_salt=lambda: "5c0b7a3e9d214f6a",
             clock=lambda: ISSUED_AT + timedelta(microseconds=250_000),
             new_id=lambda: CREDENTIAL_ID,
             choose=lambda size: STATUS_INDEX,
         )
-        issued = service.issue(LEARNER, load_policy("forklift-operator"))
+        issued = service.issue(LEARNER, load_policy("forklift-operator"), email=EMAIL)
         return dict(issued.document)
     finally:
         store.close()

@@ -152,6 +152,7 @@ def test_context_and_type_are_the_ones_open_badges_requires(signed: dict[str, An
     assert signed["@context"] == [
         "https://www.w3.org/ns/credentials/v2",
         "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
+        "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json",  # credentialSchema's type
     ]
     assert signed["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
     assert len(signed["proof"]) == 1

@@ -187,6 +187,9 @@ def credential_settings(settings: Settings, *, host: str, port: int) -> Credenti
     trusted = trusted_issuers(settings.trusted_issuers)
     return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=settings.issuer_name,
                               issuer_url=settings.issuer_url, lrs=lrs,
+                              issuer_description=settings.issuer_description,
+                              issuer_email=settings.issuer_email,
+                              issuer_image=settings.issuer_image,
                               trusted_issuers=trusted)  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from .core.credentials import (
     CriterionOutcome,
     IssuerProfile,
     PriorCredential,
+    RecipientIdentity,
     RubricOutcome,
     SessionEvidence,
     StatusEntry,
@@ -145,6 +147,10 @@ class EngineUrls:
     def public_credential(self, public_id: str) -> str:
         """A shared credential's public page (`public_credential_url`)."""
         return public_credential_url(self.base, public_id)
+
+    def achievement_image(self, policy: str) -> str:
+        """The policy's badge image (not baked): `achievement.image` of its credentials."""
+        return f"{self.achievement(policy)}/image"
 
     def status_list(self, list_id: int) -> str:
         return f"{self.base}/api/v1/credentials/status/{list_id}"
@@ -274,13 +280,15 @@ class CredentialService:
     """Issue, revoke and publish credentials for the sessions in `store`.
 
     key:          the issuer's Ed25519 key (issuing and publishing need it; revoking does not)
-    issuer_name:  the issuer Profile's name; `issuer_url` its url (default: the base URL)
+    issuer_name:  the issuer Profile's name; `issuer_url` its url (default: the base URL);
+                  `issuer_description`, `issuer_email`, `issuer_image` (a logo's URL) optional
     urls:         the engine's public URLs
     rubrics:      rubric id -> rubric (titles, pass scores, observed criteria)
     review:       see the module docstring
     trusted_issuers:  issuer ids (DIDs) whose credentials verify as valid besides the key's
-    clock, new_id, choose, new_public_id:  injected for tests (time, credential ids, status
-                  indices, share links' public ids)
+    clock, new_id, choose, new_public_id, new_salt:  injected for tests (time, credential ids,
+                  status indices, share links' public ids, the salt of a recipient's hashed
+                  email)
     """
 
     def __init__(
@@ -291,6 +299,9 @@ class CredentialService:
         key: IssuerKey | None = None,
         issuer_name: str = "assessengine",
         issuer_url: str | None = None,
+        issuer_description: str | None = None,
+        issuer_email: str | None = None,
+        issuer_image: str | None = None,
         urls: EngineUrls | None = None,
         rubrics: RubricLookup = shipped_rubric,
         review: Review | None = None,
@@ -299,6 +310,7 @@ class CredentialService:
         new_id: Callable[[], str] | None = None,
         choose: Chooser | None = None,
         new_public_id: Callable[[], str] = new_public_id,
+        new_salt: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.credentials = credentials
@@ -306,6 +318,9 @@ class CredentialService:
         self.urls = urls or EngineUrls()
         self.issuer_name = issuer_name
         self.issuer_url = issuer_url or self.urls.base
+        self.issuer_description = issuer_description
+        self.issuer_email = issuer_email
+        self.issuer_image = issuer_image
         self.rubrics = rubrics
         self.review = review
         self.trusted_issuers = frozenset(trusted_issuers)
@@ -313,6 +328,7 @@ class CredentialService:
         self._new_id = new_id or (lambda: f"urn:uuid:{uuid.uuid4()}")
         self._choose = choose
         self._new_public_id = new_public_id
+        self._new_salt = new_salt or (lambda: secrets.token_hex(16))
 
     # ---------------------------------------------------------------------------- deciding
 
@@ -354,9 +370,14 @@ class CredentialService:
         fresh = [a for a in self.history(learner) if a.ended_at >= opens]
         return eligibility.decide(policy.renewal(), fresh)
 
-    def issue(self, learner: str, policy: Policy, *, by: str = "engine") -> IssuedCredential:
+    def issue(
+        self, learner: str, policy: Policy, *, by: str = "engine", email: str | None = None
+    ) -> IssuedCredential:
         """Issue `policy`'s credential to `learner`, file it, share it (its public page, made
-        by `by`) and return it.
+        by `by`) and return it. With `email` (the learner's address, known to the caller; the
+        engine keeps no directory of learners), the credential identifies its recipient by the
+        address's salted sha256 (`core.credentials.RecipientIdentity`); the address itself is
+        written nowhere.
 
         When the learner holds an active one whose renewal window is open (the policy's
         `recertification`), this **renews** it instead: decided by the recertification's
@@ -384,10 +405,11 @@ class CredentialService:
             valid_until = policy.valid_for.after(renews.valid_until)
         if not decision.eligible:
             raise NotEligibleError(learner, decision)
+        recipient = None if email is None else RecipientIdentity(email, self._new_salt())
         slot = self.credentials.allocate_status(choose=self._choose)
         document = build_credential(
             credential_id=self._new_id(),
-            issuer=IssuerProfile(id=key.did, name=self.issuer_name, url=self.issuer_url),
+            issuer=self.issuer_profile(key),
             subject_id=self.urls.learner(learner),
             achievement=self._achievement(policy),
             results=self._results(decision.qualifying),
@@ -396,6 +418,8 @@ class CredentialService:
             valid_until=valid_until,
             status=StatusEntry(self.urls.status_list(slot.list_id), slot.index),
             renews=renews,
+            recipient=recipient,
+            awarded=now,
         )
         signed = sign_credential(document, key, created=now)
         problems = schema_problems(signed)
@@ -437,6 +461,12 @@ class CredentialService:
     def credentials_of(self, learner: str) -> list[IssuedCredential]:
         return self.credentials.issued_to(learner)
 
+    def issuer_profile(self, key: IssuerKey) -> IssuerProfile:
+        """The issuer `Profile` written into credentials signed by `key`."""
+        return IssuerProfile(id=key.did, name=self.issuer_name, url=self.issuer_url,
+                             description=self.issuer_description, email=self.issuer_email,
+                             image_url=self.issuer_image)  # fmt: skip
+
     def _achievement(self, policy: Policy) -> AchievementInfo:
         spec = policy.achievement
         criteria_url, narrative = self.urls.criteria(policy)
@@ -447,6 +477,7 @@ class CredentialService:
             criteria_narrative=narrative,
             criteria_url=criteria_url,
             achievement_type=spec.achievement_type,
+            image_url=self.urls.achievement_image(policy.policy),
             competencies=tuple(
                 CompetencyAlignment(
                     code=c.code,

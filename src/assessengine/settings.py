@@ -111,6 +111,12 @@ class Settings(BaseSettings):
                                  "credentials; default: http://HOST:PORT of http.")
     issuer_name: str = Field("assessengine", description="The issuer's name in credentials.")
     issuer_url: str | None = Field(None, description="The issuer's home page in credentials.")
+    issuer_description: str | None = Field(None, description="The issuer's description in "
+                                           "credentials.")
+    issuer_email: str | None = Field(None, description="The issuer's contact email in "
+                                     "credentials.")
+    issuer_image: str | None = Field(None, description="URL of the issuer's logo in "
+                                     "credentials (the issuer profile's image).")
     lrs_url: str | None = Field(None, description="Learning Record Store to forward xAPI "
                                 "statements to (http(s) URL).")
     lrs_username: str | None = Field(None, description="The LRS's user (HTTP basic auth).")
@@ -133,7 +139,7 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
-    @field_validator("base_url", "issuer_url", "lrs_url")
+    @field_validator("base_url", "issuer_url", "issuer_image", "lrs_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):

@@ -15,10 +15,13 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from ..core.badge_image import generated_badge_svg
 from ..core.policy import Policy, PolicyError, check_policy
 from ..core.problems import Problem, did_you_mean
 from ..core.rubric import Rubric
 from ..errors import AssessEngineError, LocatedProblem, Location
+from .badge_png import generated_badge_png
+from .baking import MAX_IMAGE_BYTES, BadgeImage, BakingError, ImageKind, check_badge_image
 from .library import find_rubric, load_rubric, locate_all, rubric_dirs
 from .yaml_source import load_yaml
 
@@ -127,6 +130,8 @@ def check_policy_file(
     if doc.data is None and doc.problems:
         return PolicyCheck(path, None, tuple(locate_all(path, doc, [])))
     policy, problems = check_policy(doc.data, shipped_rubrics() if rubrics is None else rubrics)
+    if policy is not None and policy.achievement.image is not None:
+        problems.extend(_image_problems(path.parent / policy.achievement.image))
     if policy is not None and policy.policy != path.stem:
         problems.append(
             Problem(("policy",), f"policy id '{policy.policy}' differs from the file name"
@@ -156,6 +161,55 @@ def load_policy(
     if result.policy is None:
         raise PolicyError(result.problems)
     return result.policy
+
+
+# ================================================================================== images
+
+
+def badge_image(
+    policy: Policy, kind: ImageKind | None = None, *, search: Sequence[Path] = ()
+) -> BadgeImage:
+    """The badge image of `policy`, as a PNG or SVG (`kind`; None: as it comes).
+
+    The file its achievement names (``image:``, beside the policy file, checked again now: at
+    most `baking.MAX_IMAGE_BYTES`, a PNG or SVG that decodes) comes in its own kind only;
+    without one, the badge is generated from the achievement's name and competency codes, as
+    an SVG (`core.badge_image`) or a PNG (`badge_png`). PolicyError when the named file is
+    missing or not a usable image; BakingError when it is not of the `kind` asked for."""
+    name = policy.achievement.image
+    if name is None:
+        codes = [c.code for c in policy.achievement.competencies]
+        if kind == "png":
+            return BadgeImage("png", generated_badge_png(policy.achievement.name, codes))
+        return BadgeImage("svg", generated_badge_svg(policy.achievement.name, codes))
+    path = find_policy(policy.policy, search=search).parent / name
+    problems = _image_problems(path)
+    if problems:
+        raise PolicyError(f"{path}: {problems[0].message}")
+    image = check_badge_image(path.read_bytes())
+    if kind is not None and image.kind != kind:
+        raise BakingError(f"the badge of {policy.policy!r} is a {image.kind.upper()} "
+                          f"({name}): there is no {kind.upper()} of it")  # fmt: skip
+    return image
+
+
+def _image_problems(path: Path) -> list[Problem]:
+    """What is wrong with the badge image at `path` (nothing when it is usable)."""
+    where = ("achievement", "image")
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:  # refused before reading it
+            return [Problem(where, f"{path.name} is {size} bytes: a badge image is at most "
+                            f"{MAX_IMAGE_BYTES}")]  # fmt: skip
+        check_badge_image(path.read_bytes())
+    except FileNotFoundError:
+        return [Problem(where, f"image file not found: {path.name} (put it beside the policy "
+                        "file)")]  # fmt: skip
+    except OSError as error:
+        return [Problem(where, f"cannot read the image {path.name}: {error.strerror}")]
+    except BakingError as error:
+        return [Problem(where, f"{path.name}: {error}")]
+    return []
 
 
 # ================================================================================ location

@@ -18,7 +18,12 @@ from typing import Any, Final, Literal
 
 from jsonschema import Draft201909Validator, FormatChecker
 
-from ..core.credentials import OB_V3_CONTEXT, VC_V2_CONTEXT, CredentialError
+from ..core.credentials import (
+    OB_EXTENSIONS_CONTEXT,
+    OB_V3_CONTEXT,
+    VC_V2_CONTEXT,
+    CredentialError,
+)
 
 DATA_INTEGRITY_V1_CONTEXT: Final = "https://w3id.org/security/data-integrity/v1"
 
@@ -28,6 +33,7 @@ CONTEXT_FILES: Final[Mapping[str, str]] = MappingProxyType(
         VC_V2_CONTEXT: "credentials-v2.jsonld",
         OB_V3_CONTEXT: "ob-context-3.0.3.json",
         DATA_INTEGRITY_V1_CONTEXT: "data-integrity-v1.jsonld",
+        OB_EXTENSIONS_CONTEXT: "ob-extensions.json",
     }
 )
 

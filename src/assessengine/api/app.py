@@ -20,7 +20,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse
 
 from .. import __version__
-from . import cohort_routes, credential_routes, open_badges_routes, problems, routes
+from . import (
+    badge_routes,
+    cohort_routes,
+    credential_routes,
+    open_badges_routes,
+    problems,
+    routes,
+)
 from .limits import DEFAULT_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimit
 from .open_badges import OpenBadgesApi
 from .service import ReviewService
@@ -126,6 +133,7 @@ def create_app(
 
     app.include_router(routes.router)
     app.include_router(credential_routes.router)
+    app.include_router(badge_routes.router)
     app.include_router(cohort_routes.router)
     app.include_router(open_badges_routes.router)
     if web:

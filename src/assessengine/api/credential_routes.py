@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..adapters.baking import MAX_BAKED_BYTES, BakingError, extract
 from ..credential_service import STATUS_LIST_TTL_S
 from .guard import GuardedRoute, Requires
 from .problems import MEDIA_TYPE, responses
@@ -160,16 +161,24 @@ def revoke(
     "/credentials/verify", summary="Verify a credential (no token needed)",
     responses=responses(400, 413, 422),
     openapi_extra={"requestBody": {"required": True, "description": "the credential (JSON, at "
-                   f"most {MAX_CREDENTIAL_BYTES} bytes)",
-                   "content": {"application/json": {"schema": _OBJECT}}}},
+                   f"most {MAX_CREDENTIAL_BYTES} bytes), or a baked badge (PNG or SVG, at most "
+                   f"{MAX_BAKED_BYTES} bytes) that carries it",
+                   "content": {"application/json": {"schema": _OBJECT},
+                               "image/png": {"schema": {"type": "string", "format": "binary"}},
+                               "image/svg+xml": {"schema": {"type": "string"}}}}},
 )  # fmt: skip
 async def verify(request: Request, api: Credentials) -> VerificationOut:
     """Each check reported: `proof`, `key`, `expansion`, `signature` (any change to the
     document fails it), `schema` (Open Badges 3.0 JSON Schema), `validity` (validFrom,
     validUntil), `status` (revocation, against this engine's current list when the credential
     names one of its lists; skipped otherwise). 200 whatever the verdict: `valid` is false when
-    a check failed."""
-    document = await _json_object(request, MAX_CREDENTIAL_BYTES)
+    a check failed. A baked badge (``Content-Type: image/png`` or ``image/svg+xml``) is
+    verified by the credential it carries; 422 when it is corrupt or carries none or two."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in ("image/png", "image/svg+xml"):
+        document = _baked(await _body(request, MAX_BAKED_BYTES, "a baked badge"))
+    else:
+        document = await _json_object(request, MAX_CREDENTIAL_BYTES)
     return await run_in_threadpool(api.verify, document)
 
 
@@ -252,17 +261,32 @@ def _credential_url(learner: str, credential_id: str) -> str:
     return f"{PREFIX}/learners/{learner}/credentials/{credential_id}"
 
 
-async def _json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, reading at most `limit` bytes."""
+async def _body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, reading at most `limit` bytes (413 past it)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLargeError(f"a credential is at most {limit} bytes")
+            raise TooLargeError(f"{what} is at most {limit} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _baked(data: bytes) -> dict[str, Any]:
+    """The credential a baked badge carries; 422 naming what is wrong with the file."""
     try:
-        data = json.loads(b"".join(chunks))
+        return extract(data)[1]
+    except BakingError as error:
+        raise InvalidError(f"not a usable baked badge: {error}",
+                           [FieldProblem("body", str(error))]) from None  # fmt: skip
+
+
+async def _json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, reading at most `limit` bytes."""
+    body = await _body(request, limit, "a credential")
+    try:
+        data = json.loads(body)
     except (ValueError, RecursionError):
         raise BadBodyError("the body is not a JSON document") from None
     if not isinstance(data, dict):

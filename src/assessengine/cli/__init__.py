@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     archive_cmd,
     audit_cmd,
     backup_cmd,
+    badge_cmd,
     copy_cmd,
     credential_cmd,
     demo_cmd,

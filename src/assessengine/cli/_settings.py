@@ -29,6 +29,7 @@ METAVARS = {
     "round_messages": "N", "scoring_linger": "SECONDS", "scoring_start_timeout": "SECONDS",
     "stop_timeout": "SECONDS",
     "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",
+    "issuer_description": "TEXT", "issuer_email": "ADDRESS", "issuer_image": "URL",
     "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
     "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT",
 }  # fmt: skip

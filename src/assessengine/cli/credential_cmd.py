@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,17 +23,19 @@ from typing import Any, NoReturn
 import click
 from pydantic import ValidationError
 
+from ..adapters.baking import MAX_BAKED_BYTES, BakingError, extract, image_kind
 from ..adapters.policies import check_policy_file, load_policy
 from ..adapters.signer import IssuerKey
 from ..api.service import Principal, ReviewService, ServiceError
 from ..api.service.credentials import (
+    EMAIL_PATTERN,
     MAX_REASON,
     CredentialApi,
     CredentialSettings,
     IneligibleError,
     RevokeIn,
 )
-from ..core.credentials import CredentialError, renewed_credential
+from ..core.credentials import CredentialError, IssuerProfile, renewed_credential
 from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
 from ..credential_verify import VerificationResult, trusted_issuers, verify
@@ -146,6 +149,14 @@ def _base_url_option(function: Any) -> Any:
 
 
 def _issuer_options(function: Any) -> Any:
+    for name, env, metavar, text in (
+        ("--issuer-image", "ASSESSENGINE_ISSUER_IMAGE", "URL", "URL of the issuer's logo"),
+        ("--issuer-email", "ASSESSENGINE_ISSUER_EMAIL", "ADDRESS", "The issuer's contact email"),
+        ("--issuer-description", "ASSESSENGINE_ISSUER_DESCRIPTION", "TEXT",
+         "The issuer's description"),
+    ):
+        function = click.option(name, envvar=env, metavar=metavar,
+                                help=f"{text} in credentials; env {env}.")(function)
     function = click.option(
         "--issuer-url",
         envvar="ASSESSENGINE_ISSUER_URL",
@@ -166,6 +177,8 @@ def _issuer_options(function: Any) -> Any:
 @_db_option(required=True)
 @click.option("--learner", required=True, metavar="ID", help="The learner's id.")
 @click.option("--policy", "policy_ref", required=True, metavar="ID|FILE", help="Policy id or file.")
+@click.option("--email", metavar="ADDRESS", help="The learner's email: the credential carries "
+              "its salted sha256 (credentialSubject.identifier), never the address.")
 @_key_option
 @click.option(
     "--out",
@@ -178,11 +191,15 @@ def issue(
     db: str,
     learner: str,
     policy_ref: str,
+    email: str | None,
     key_file: Path | None,
     out: Path | None,
     base_url: str,
     issuer_name: str,
     issuer_url: str | None,
+    issuer_description: str | None,
+    issuer_email: str | None,
+    issuer_image: str | None,
 ) -> None:
     """Issue a signed credential to LEARNER when their sessions meet the policy.
 
@@ -191,10 +208,13 @@ def issue(
     they already hold one).
     """
     policy = _policy(policy_ref)
-    settings = _settings(base_url, issuer_name, issuer_url)
+    if email is not None and not re.match(EMAIL_PATTERN, email):
+        raise click.BadParameter(f"not an email address: {email!r}", param_hint="--email")
+    settings = _settings(base_url, issuer_name, issuer_url, profile=(
+        issuer_description, issuer_email, issuer_image))  # fmt: skip
     with _engine(db, key_file, settings) as api:
         try:
-            issued = api.issue_policy(_admin(), learner, policy)
+            issued = api.issue_policy(_admin(), learner, policy, email=email)
         except ServiceError as error:
             _refuse(error, f"{learner} for {policy.policy}")
     text = json.dumps(issued.document, indent=2, ensure_ascii=False) + "\n"
@@ -239,12 +259,14 @@ def verify_command(
 ) -> None:
     """Verify a credential: proof, issuer, schema, validity period, revocation status.
 
+    FILE is the credential (JSON) or a baked badge (PNG or SVG) that carries it.
+
     Valid means correctly signed AND issued by a trusted issuer: the engine's own key (--db:
     the key beside the store; --issuer-key FILE) or one given with --trusted-issuer. A correct
     signature by anyone else is reported (signature ok, issuer FAILED) and is not valid.
     Exit 0 when no check failed (a skipped check does not fail), else 1.
     """
-    document = _read_json(file)
+    document = _read_credential(file)
     status_list = _read_json(status_file) if status_file else None
     if status_file is not None and not isinstance(status_list, dict):
         raise click.BadParameter("not a JSON object", param_hint="--status-list")
@@ -326,9 +348,13 @@ def status_list(
     base_url: str,
     issuer_name: str,
     issuer_url: str | None,
+    issuer_description: str | None,
+    issuer_email: str | None,
+    issuer_image: str | None,
 ) -> None:
     """The signed revocation list (BitstringStatusListCredential) to publish at its URL."""
-    with _engine(db, key_file, _settings(base_url, issuer_name, issuer_url)) as api:
+    with _engine(db, key_file, _settings(base_url, issuer_name, issuer_url, profile=(
+            issuer_description, issuer_email, issuer_image))) as api:
         try:
             document = api.status_list(list_id)
         except ServiceError as error:
@@ -382,13 +408,18 @@ def _settings(
     issuer_url: str | None = None,
     *,
     trusted: frozenset[str] = frozenset(),
+    profile: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> CredentialSettings:
+    """`profile`: the issuer's description, email and image URL."""
     try:
         EngineUrls(base_url.rstrip("/"))
+        IssuerProfile("did:key:check", issuer_name, issuer_url, *profile)
     except CredentialError as error:
-        raise click.BadParameter(str(error), param_hint="--base-url") from None
+        raise click.BadParameter(str(error)) from None
     return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=issuer_name,
-                              issuer_url=issuer_url, trusted_issuers=trusted)  # fmt: skip
+                              issuer_url=issuer_url, trusted_issuers=trusted,
+                              issuer_description=profile[0], issuer_email=profile[1],
+                              issuer_image=profile[2])  # fmt: skip
 
 
 def _admin(name: str | None = None) -> Principal:
@@ -430,6 +461,27 @@ def _engine(
     finally:
         api.close()
         reviews.close()
+
+
+def _read_credential(path: Path) -> Any:
+    """The credential in `path`: a JSON document, or the one a baked PNG or SVG badge carries
+    (said on standard error). A corrupt badge, or one that carries no credential or two, is
+    one line ``FILE: message`` and exit status 2."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_BAKED_BYTES + 1)
+    except OSError as error:
+        click.echo(f"{path}: cannot read ({error.strerror})", err=True)
+        raise SystemExit(EXIT_INPUT) from None
+    if image_kind(data) is None:
+        return _read_json(path)
+    try:
+        kind, document = extract(data)
+    except BakingError as error:
+        click.echo(f"{path}: {error}", err=True)
+        raise SystemExit(EXIT_INPUT) from None
+    click.echo(f"{path}: the credential baked into this {kind.upper()}", err=True)
+    return document
 
 
 def _read_json(path: Path) -> Any:

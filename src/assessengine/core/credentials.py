@@ -9,9 +9,13 @@ official JSON Schema.
 Shape (see docs/credentials.md)::
 
     OpenBadgeCredential
-      issuer               Profile (id = did:key of the signing key, name, url)
-      validFrom/validUntil UTC, whole seconds
-      credentialSubject    AchievementSubject (id = the learner)
+      issuer               Profile (id = did:key of the signing key, name, url, description,
+                           email, image)
+      name, description    the achievement's
+      validFrom/validUntil UTC, whole seconds; awardedDate
+      credentialSchema     the official JSON Schema (1EdTechJsonSchemaValidator2019)
+      credentialSubject    AchievementSubject (id = the learner; identifier = the salted
+                           sha256 of the learner's email, when known)
         achievement        Achievement (MicroCredential, criteria narrative,
                            alignment = competencies, resultDescription = one per rubric and
                            one per rubric criterion)
@@ -24,6 +28,7 @@ Shape (see docs/credentials.md)::
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +42,16 @@ from .instants import utc_text
 VC_V2_CONTEXT: Final = "https://www.w3.org/ns/credentials/v2"
 OB_V3_CONTEXT: Final = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 #: The ``@context`` of every credential, in the order the Open Badges 3.0 schema requires.
+OB_EXTENSIONS_CONTEXT: Final = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
 CREDENTIAL_CONTEXT: Final = (VC_V2_CONTEXT, OB_V3_CONTEXT)
+#: The ``@context`` of an issued credential: the extensions context defines the type of its
+#: ``credentialSchema`` (``1EdTechJsonSchemaValidator2019``).
+ISSUED_CONTEXT: Final = (*CREDENTIAL_CONTEXT, OB_EXTENSIONS_CONTEXT)
+#: The official JSON Schema of an ``AchievementCredential``/``OpenBadgeCredential``.
+OB_SCHEMA_URL: Final = (
+    "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
+)
+OB_SCHEMA_VALIDATOR: Final = "1EdTechJsonSchemaValidator2019"
 CREDENTIAL_TYPE: Final = ("VerifiableCredential", "OpenBadgeCredential")
 
 #: Text that precedes the chain head in each evidence entry's ``description``.
@@ -48,6 +62,7 @@ SessionKind = Literal["simulator", "field"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _LEVEL_NAMES: Final[dict[FinalVerdict, str]] = {
     "pass": "Pass",
     "fail": "Fail",
@@ -75,12 +90,45 @@ class IssuerProfile:
     name: str
     url: str | None = None
     description: str | None = None
+    email: str | None = None
+    image_url: str | None = None  # the issuer's logo (``image``)
 
     def __post_init__(self) -> None:
         _require_iri(self.id, "issuer id")
         _require_text(self.name, "issuer name")
-        if self.url is not None:
-            _require_iri(self.url, "issuer url")
+        for value, what in ((self.url, "issuer url"), (self.image_url, "issuer image")):
+            if value is not None:
+                _require_iri(value, what)
+        if self.email is not None and not _EMAIL.match(self.email):
+            raise CredentialError(f"issuer email is not an email address: {self.email!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientIdentity:
+    """The learner's email, to be carried as a salted hash (``credentialSubject.identifier``:
+    an ``IdentityObject`` of ``identityType`` ``emailAddress``, ``hashed`` true,
+    ``identityHash`` = ``sha256$`` + hex sha256 of the address (trimmed, lower-cased) followed
+    by `salt`). The address itself is never written."""
+
+    email: str
+    salt: str
+
+    def __post_init__(self) -> None:
+        if not _EMAIL.match(self.email.strip()):
+            raise CredentialError(f"not an email address: {self.email!r}")
+        if not 8 <= len(self.salt) <= 64 or not self.salt.isalnum():
+            raise CredentialError("the salt must be 8 to 64 letters or digits")
+
+    @property
+    def identity_hash(self) -> str:
+        return identity_hash(self.email, self.salt)
+
+
+def identity_hash(email: str, salt: str) -> str:
+    """``sha256$<hex>`` of the address (trimmed, lower-cased) followed by the salt: what a
+    host computes from the address it knows and the credential's ``salt`` to match it."""
+    text = email.strip().lower() + salt
+    return "sha256$" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +159,7 @@ class AchievementInfo:
     competencies: tuple[CompetencyAlignment, ...] = ()
     achievement_type: str = "MicroCredential"
     criteria_url: str | None = None  # a page describing the criteria (the rubric's, in words)
+    image_url: str | None = None  # the badge image (``image``, captioned with the name)
 
     def __post_init__(self) -> None:
         _require_iri(self.id, "achievement id")
@@ -124,6 +173,8 @@ class AchievementInfo:
             _require_text(value, what)
         if self.criteria_url is not None:
             _require_iri(self.criteria_url, "criteria url")
+        if self.image_url is not None:
+            _require_iri(self.image_url, "achievement image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +293,14 @@ def build_credential(
     valid_until: datetime | None = None,
     status: StatusEntry | None = None,
     renews: PriorCredential | None = None,
+    recipient: RecipientIdentity | None = None,
+    awarded: datetime | None = None,
 ) -> dict[str, Any]:
     """The unsigned ``OpenBadgeCredential`` document (a fresh dict each call); `renews`: the
     credential this one renews (an ``evidence`` entry points at it).
 
-    Dates must be timezone-aware; they are written in UTC to the second. Raises
+    `awarded` (``awardedDate``) defaults to `valid_from`; `recipient` adds the hashed
+    email identifier. Dates must be timezone-aware; they are written in UTC to the second. Raises
     `CredentialError` for a relative IRI, a validity period that ends before it starts, or two
     results for the same rubric.
     """
@@ -255,12 +309,15 @@ def build_credential(
     _require_unique([r.rubric for r in results], "rubric results")
     start = _timestamp(valid_from, "validFrom")
     document: dict[str, Any] = {
-        "@context": list(CREDENTIAL_CONTEXT),
+        "@context": list(ISSUED_CONTEXT),
         "id": credential_id,
         "type": list(CREDENTIAL_TYPE),
         "name": achievement.name,
+        "description": achievement.description,
         "issuer": _issuer(issuer),
         "validFrom": start,
+        "awardedDate": _timestamp(awarded or valid_from, "awardedDate"),
+        "credentialSchema": [{"id": OB_SCHEMA_URL, "type": OB_SCHEMA_VALIDATOR}],
     }
     if valid_until is not None:
         if valid_until <= valid_from:
@@ -271,6 +328,8 @@ def build_credential(
         "type": ["AchievementSubject"],
         "achievement": _achievement(achievement, results),
     }
+    if recipient is not None:
+        subject["identifier"] = [_identity(recipient)]
     if results:
         subject["result"] = [item for r in results for item in _results(achievement.id, r)]
     document["credentialSubject"] = subject
@@ -320,7 +379,21 @@ def _issuer(issuer: IssuerProfile) -> dict[str, Any]:
         profile["url"] = issuer.url
     if issuer.description is not None:
         profile["description"] = issuer.description
+    if issuer.email is not None:
+        profile["email"] = issuer.email
+    if issuer.image_url is not None:
+        profile["image"] = {"id": issuer.image_url, "type": "Image", "caption": issuer.name}
     return profile
+
+
+def _identity(recipient: RecipientIdentity) -> dict[str, Any]:
+    return {
+        "type": "IdentityObject",
+        "identityHash": recipient.identity_hash,
+        "identityType": "emailAddress",
+        "hashed": True,
+        "salt": recipient.salt,
+    }
 
 
 def _achievement(info: AchievementInfo, results: Sequence[RubricOutcome]) -> dict[str, Any]:
@@ -332,6 +405,8 @@ def _achievement(info: AchievementInfo, results: Sequence[RubricOutcome]) -> dic
         "description": info.description,
         "criteria": criteria_of(info.criteria_url, info.criteria_narrative),
     }
+    if info.image_url is not None:
+        achievement["image"] = {"id": info.image_url, "type": "Image", "caption": info.name}
     if info.competencies:
         achievement["alignment"] = [_alignment(c) for c in info.competencies]
     descriptions = [d for r in results for d in _result_descriptions(info.id, r)]

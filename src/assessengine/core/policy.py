@@ -201,6 +201,8 @@ PeriodField = Annotated[
 ]
 AbsoluteIri = Annotated[str, PlainValidator(_iri), WithJsonSchema(_IRI_SCHEMA)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+ImageFile = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(png|svg)$")]
+"""A badge image's file name, in the policy's own directory (no path: nothing outside it)."""
 
 
 # ----------------------------------------------------------------------------------- models
@@ -225,6 +227,7 @@ class PolicyAchievement(Frozen):
     criteria: Text | None = None  # narrative; default: `describe_requirements`
     competencies: tuple[PolicyCompetency, ...] = ()
     id: AbsoluteIri | None = None  # default: the engine's achievement URL for the policy
+    image: ImageFile | None = None  # a PNG or SVG beside the policy file; default: generated
 
     @model_validator(mode="after")
     def _no_fragment(self) -> PolicyAchievement:

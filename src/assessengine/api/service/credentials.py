@@ -88,6 +88,7 @@ log = logging.getLogger(__name__)
 ISSUER_KEY_SUFFIX: Final = ".issuer.pem"
 MAX_CREDENTIAL_BYTES: Final = 1 * 2**20
 MAX_REASON = 2000
+EMAIL_PATTERN: Final = r"^[^@\s<>\"]{1,64}@[^@\s<>\"]+\.[^@\s<>\"]+$"
 MAX_FORWARDS: Final = 10_000
 """The forwards of one session read back from the audit log (what to void)."""
 
@@ -115,6 +116,9 @@ class CredentialSettings:
     issuer_name: str = "assessengine"
     issuer_url: str | None = None
     lrs: LrsSettings | None = None
+    issuer_description: str | None = None
+    issuer_email: str | None = None
+    issuer_image: str | None = None
     trusted_issuers: frozenset[str] = frozenset()
 
 
@@ -138,6 +142,10 @@ class IssueIn(Model):
 
     learner: Name
     policy: Name = Field(description="a credential policy id, e.g. forklift-operator")
+    email: str | None = Field(None, max_length=254, pattern=EMAIL_PATTERN, description=(
+        "the learner's email address, when known: the credential then identifies its "
+        "recipient by the address's salted sha256 (credentialSubject.identifier); the address "
+        "itself is neither written into the credential nor stored"))
 
 
 class RevokeIn(Model):
@@ -372,9 +380,11 @@ class CredentialApi:
         except NotFoundError as error:
             raise InvalidError(error.detail, [FieldProblem("body.policy", "unknown policy; one "
                                f"of: {', '.join(self.policies())}")]) from None  # fmt: skip
-        return self.issue_policy(who, body.learner, policy)
+        return self.issue_policy(who, body.learner, policy, email=body.email)
 
-    def issue_policy(self, who: Principal, learner: str, policy: Policy) -> IssuedCredential:
+    def issue_policy(
+        self, who: Principal, learner: str, policy: Policy, *, email: str | None = None
+    ) -> IssuedCredential:
         """Decide over the learner's reviewed sessions and issue, audited: the one path for
         issuing (the HTTP API and `assessengine credential issue` both come here).
         `IneligibleError` (422) with one error per missing requirement, `ConflictError` when
@@ -383,7 +393,7 @@ class CredentialApi:
         with self._issue_lock:
             service = self._service(make_key=True)
             try:
-                issued = service.issue(learner, policy, by=who.name)
+                issued = service.issue(learner, policy, by=who.name, email=email)
             except NotEligibleError as refusal:
                 raise _not_eligible(refusal, policy) from None
             except AlreadyIssuedError as refusal:
@@ -415,6 +425,13 @@ class CredentialApi:
         if issued is None or issued.learner != learner:
             raise NotFoundError(f"learner {learner!r} has no credential {credential_id!r}")
         return self._out(issued, self._credentials().revocation(issued.id))
+
+    def credential_by_id(self, who: Principal, credential_id: str) -> CredentialOut:
+        """One credential by its id alone (whoever may read its learner's credentials)."""
+        issued = self._find(credential_id)
+        if issued is None or not who.sees_learner(issued.learner):
+            raise NotFoundError(f"no credential {credential_id!r}")
+        return self.credential(who, issued.learner, issued.id)
 
     def learner(self, who: Principal, learner: str) -> LearnerOut:
         """Where a learner's records are (a credential's subject id is this learner's URL)."""
@@ -647,6 +664,8 @@ class CredentialApi:
         return CredentialService(
             self.reviews.store, self._credentials(), key=key,
             issuer_name=self.settings.issuer_name, issuer_url=self.settings.issuer_url,
+            issuer_description=self.settings.issuer_description,
+            issuer_email=self.settings.issuer_email, issuer_image=self.settings.issuer_image,
             urls=self.urls, rubrics=self._rubric, review=self._reviewed, clock=self._clock,
             trusted_issuers=self.settings.trusted_issuers,
         )  # fmt: skip
