@@ -25,7 +25,12 @@ from assessengine.adapters.baking import (
     check_badge_image,
     extract,
 )
-from assessengine.adapters.policies import badge_image, check_policy_file, find_policy
+from assessengine.adapters.policies import (
+    badge_image,
+    check_policy_file,
+    find_policy,
+    load_policy,
+)
 from assessengine.cli import main
 from assessengine.core.badge_image import generated_badge_svg
 
@@ -144,21 +149,21 @@ def test_the_generated_badge_is_deterministic_and_names_the_achievement() -> Non
     assert first != generated_badge_svg("Haul truck", ["MH-101", "MH-102"])
     root = etree.fromstring(first)
     texts = "".join(root.itertext())
-    assert "Forklift &amp;" not in texts and "Forklift & <safe>" in texts
+    assert "Forklift &amp;" not in texts
+    assert "Forklift & <safe>" in texts
     assert "MH-101 \u00b7 MH-102" in texts
     assert check_badge_image(first).kind == "svg"
 
 
 def test_a_long_name_and_many_competencies_are_shortened() -> None:
     svg = generated_badge_svg("word " * 40, [f"C-{i}" for i in range(9)]).decode()
-    assert svg.count('class="name"') == 3 and "\u2026" in svg and "+5" in svg
+    assert svg.count('class="name"') == 3
+    assert "\u2026" in svg
+    assert "+5" in svg
 
 
 def test_the_generated_badge_also_comes_as_a_png() -> None:
-    policy_path = find_policy("forklift-operator")
-    from assessengine.adapters.policies import load_policy
-
-    policy = load_policy(policy_path)
+    policy = load_policy("forklift-operator")
     image = badge_image(policy, "png")
     assert image.kind == "png"
     assert Image.open(io.BytesIO(image.data)).size == (400, 400)
@@ -188,7 +193,8 @@ def test_a_policy_naming_an_unusable_image_fails_the_check(
 
 def test_a_policy_image_name_with_a_path_is_refused(tmp_path: Path) -> None:
     result = check_policy_file(_policy_with_image(tmp_path, "../secret.png"))
-    assert not result.ok and "image" in str(result.problems[0])
+    assert not result.ok
+    assert "image" in str(result.problems[0])
 
 
 def test_a_policy_naming_a_usable_image_passes_and_is_its_badge(tmp_path: Path) -> None:

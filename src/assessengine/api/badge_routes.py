@@ -12,7 +12,6 @@ trainers, admins).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Query, Response
@@ -32,7 +31,8 @@ _IMAGES: Final = {"image/png": {"schema": {"type": "string", "format": "binary"}
                   "image/svg+xml": {"schema": {"type": "string"}}}  # fmt: skip
 _CACHE: Final = "public, max-age=300"
 
-router = APIRouter(prefix=PREFIX, tags=[TAG], route_class=GuardedRoute)
+router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422),
+                   route_class=GuardedRoute)  # fmt: skip
 
 
 @router.get("/achievements/{policy}/image", summary="A policy's badge image (no token needed)",
@@ -73,7 +73,8 @@ def baked_badge(
     verify FILE`) takes it back. 409 for a revoked credential; 404 for a kind the policy's
     image does not come in."""
     image = badges.baked_badge(api, who, learner, credential_id, kind)
-    return _image(image, filename=_filename(learner, credential_id, f"badge.{image.kind}"))
+    name = badges.download_name(learner, credential_id, f"badge.{image.kind}")
+    return _image(image, filename=name)
 
 
 @router.get("/learners/{learner}/credentials/{credential_id}/certificate.pdf",
@@ -93,7 +94,7 @@ async def certificate(
     credential's page. 409 for a revoked credential."""
     pdf = await run_in_threadpool(badges.certificate, api, who, learner, credential_id,
                                   learner_name=name)  # fmt: skip
-    filename = _filename(learner, credential_id, "certificate.pdf")
+    filename = badges.download_name(learner, credential_id, "certificate.pdf")
     disposition = f'attachment; filename="{filename}"'
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": disposition})
@@ -108,8 +109,3 @@ def _image(image: BadgeImage, *, cache: bool = False, filename: str | None = Non
     if filename is not None:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(image.data, media_type=image.media_type, headers=headers)
-
-
-def _filename(learner: str, credential_id: str, suffix: str) -> str:
-    short = credential_id.removeprefix("urn:uuid:")[:8]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{learner}-{short}-{suffix}")

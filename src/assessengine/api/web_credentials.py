@@ -6,6 +6,8 @@ cookies and error pages they use):
                                                    its evidence (each session's narrative and
                                                    chain head) and its verification result
     /learners/{id}/credentials/{credential_id}/credential.json   the signed document
+    /learners/{id}/credentials/{credential_id}/badge.png|svg     baked into its badge image
+    /learners/{id}/credentials/{credential_id}/certificate.pdf   its PDF certificate
     /credentials/expiring[?within_days=N]          staff: active credentials that expire
                                                    within N days (90), not renewed yet
 
@@ -27,7 +29,7 @@ from markupsafe import Markup, escape
 
 from ..core.credentials import CHAIN_HEAD_LABEL
 from .credential_routes import MAX_EXPIRING_DAYS
-from .service import InvalidError, Principal, ReviewService
+from .service import InvalidError, NotFoundError, Principal, ReviewService, badges
 from .service.credentials import CredentialApi, CredentialOut
 from .web import SECURITY_HEADERS, _page, _render
 
@@ -76,12 +78,43 @@ def credential_page(request: Request, learner: str, credential_id: str) -> Respo
         found = api.credential(who, learner, credential_id)
         result = api.verify(found.document)
         json_url = credentials_url(learner, found.id) + "/credential.json"
-        return _render(request, "credential.html", who=who, learner=learner,
+        downloads = [] if found.revoked else [
+            (f"Baked badge ({kind.upper()})", f"{credentials_url(learner, found.id)}/badge.{kind}")
+            for kind in badges.badge_kinds(api, found.policy)
+        ] + [("Certificate (PDF)", f"{credentials_url(learner, found.id)}/certificate.pdf")]
+        return _render(request, "credential.html", who=who, learner=learner, downloads=downloads,
                        c=_summary(found), badge=_badge(found.document),
                        evidence=_evidence(found.document), result=result,
                        list_url=credentials_url(learner), json_url=json_url)  # fmt: skip
 
     return _page(request, build)
+
+
+@router.get("/learners/{learner}/credentials/{credential_id}/badge.{kind}")
+def credential_badge(request: Request, learner: str, credential_id: str, kind: str) -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        if kind not in ("png", "svg"):
+            raise NotFoundError(f"no badge.{kind}: badge.png or badge.svg")
+        image = badges.baked_badge(_api(request), who, learner, credential_id,
+                                   "png" if kind == "png" else "svg")  # fmt: skip
+        return _download(image.data, image.media_type, learner, credential_id, f"badge.{kind}")
+
+    return _page(request, build)
+
+
+@router.get("/learners/{learner}/credentials/{credential_id}/certificate.pdf")
+def credential_certificate(request: Request, learner: str, credential_id: str) -> Response:
+    def build(who: Principal, _: ReviewService) -> Response:
+        pdf = badges.certificate(_api(request), who, learner, credential_id)
+        return _download(pdf, "application/pdf", learner, credential_id, "certificate.pdf")
+
+    return _page(request, build)
+
+
+def _download(body: bytes, media: str, learner: str, credential_id: str, tail: str) -> Response:
+    name = badges.download_name(learner, credential_id, tail)
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(body, media_type=media, headers=headers)
 
 
 @router.get("/learners/{learner}/credentials/{credential_id}/credential.json")

@@ -14,6 +14,7 @@ adapters that draw and bake (`adapters.policies.badge_image`, `adapters.baking`,
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from ...adapters.baking import BadgeImage, BakingError, ImageKind, bake
@@ -37,6 +38,14 @@ def badge_image(api: CredentialApi, policy_id: str, kind: ImageKind | None = Non
         raise NotFoundError(str(error)) from None
     except PolicyError as error:
         raise ConflictError(f"the badge image of {policy_id!r} is not usable: {error}") from None
+
+
+def badge_kinds(api: CredentialApi, policy_id: str) -> tuple[ImageKind, ...]:
+    """The kinds the policy's badge comes in: its own image's, or both when generated."""
+    name = api.policy(policy_id).achievement.image
+    if name is None:
+        return ("png", "svg")
+    return ("png",) if name.endswith(".png") else ("svg",)
 
 
 def baked_badge(
@@ -66,6 +75,13 @@ def certificate(
         return render_certificate(facts, public_url=public_url or public_page_url(api, held))
     except CredentialError as error:
         raise ConflictError(f"cannot make the certificate: {error}") from None
+
+
+def download_name(learner: str, credential_id: str, tail: str) -> str:
+    """A file name for a download: ``<learner>-<first 8 of the uuid>-<tail>``, safe in a
+    Content-Disposition header."""
+    short = credential_id.removeprefix("urn:uuid:")[:8]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{learner}-{short}-{tail}")
 
 
 def public_page_url(api: CredentialApi, held: CredentialOut) -> str:
