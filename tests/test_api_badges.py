@@ -262,7 +262,8 @@ def _screenshot(pdf: Path) -> None:
     target = DOCS / "certificate"
     subprocess.run([tool, "-png", "-r", "80", "-singlefile", str(pdf), str(target)],
                    check=True, timeout=60)  # fmt: skip
-    assert Image.open(f"{target}.png").size[0] > 800
+    with Image.open(f"{target}.png") as shot:
+        assert shot.size[0] > 800
 
 
 @pytest.mark.parametrize(("args", "message"), [
