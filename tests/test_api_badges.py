@@ -27,6 +27,7 @@ from assessengine.adapters.standards import schema_problems
 from assessengine.cli import main
 from assessengine.core.credentials import OB_SCHEMA_URL
 from assessengine.credential_verify import verify
+from assessengine.storage.credentials import SqlCredentialStore
 from assessengine.storage.sqlite import SqliteStore
 
 from .test_api_credentials import API, BASE, POLICY, Http, open_http, record_template
@@ -226,9 +227,16 @@ def test_the_certificate_shows_the_credential_and_a_qr_code_to_its_page(
                      f"Valid until {credential['validUntil'][:10]}", credential["id"],
                      *(a["targetCode"] for a in achievement["alignment"])):  # fmt: skip
         assert expected in text, expected
-    page = (f"{BASE}/learners/{quote(LEARNER, safe='')}/credentials/"
-            f"{quote(credential['id'], safe='')}")  # fmt: skip
-    assert codes == [page]
+    (link,) = codes
+    assert link.startswith(f"{BASE}/public/credentials/")  # the public page: no sign-in
+    public_id = link.removeprefix(f"{BASE}/public/credentials/")
+    store = SqlCredentialStore(http.db)
+    try:
+        shared = store.shared(public_id)
+    finally:
+        store.close()
+    assert shared is not None
+    assert shared.id == credential["id"]
 
 
 def test_the_cli_writes_the_badge_and_the_certificate(

@@ -9,7 +9,8 @@ adapters that draw and bake (`adapters.policies.badge_image`, `adapters.baking`,
 - `baked_badge(api, who, learner, credential, kind)` and `certificate(...)`: as reading the
   credential (the learner, assessors, trainers, admins); a revoked credential is refused
   (409): a badge or a paper handed on after the revocation would claim what no longer holds.
-- The certificate's QR code points at `public_page_url(api, issued)`: the credential's page.
+- The certificate's QR code points at `public_page_url(api, issued)`: the credential's public
+  page while it is shared.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ...adapters.policies import badge_image as policy_badge_image
 from ...core.certificate_facts import certificate_facts
 from ...core.credentials import CredentialError
 from ...core.policy import PolicyError
+from ...credential_service import public_credential_url
 from .access import Principal
 from .credentials import CredentialApi, CredentialOut
 from .errors import ConflictError, NotFoundError
@@ -85,7 +87,12 @@ def download_name(learner: str, credential_id: str, tail: str) -> str:
 
 
 def public_page_url(api: CredentialApi, held: CredentialOut) -> str:
-    """Where a credential is looked at from a link: its page on this engine."""
+    """Where a credential is looked at from a link: its public page
+    (`credential_service.public_credential_url`, no sign-in) while it is shared; once the
+    learner has hidden it, its page on this engine, which asks the reader to sign in."""
+    share = api._credentials().share_of(held.id)
+    if share is not None:
+        return public_credential_url(api.urls.base, share.public_id)
     learner, credential_id = quote(held.learner, safe=""), quote(held.id, safe="")
     return f"{api.urls.base}/learners/{learner}/credentials/{credential_id}"
 
