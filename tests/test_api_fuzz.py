@@ -195,6 +195,9 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/dashboard", "GET /api/v1/learners/{learner}/progress",
     "GET /api/v1/calibration/agreement", "GET /api/v1/calibration/validity",
     "GET /api/v1/credentials/expiring",
+    "GET /api/v1/achievements/{policy}/image", "GET /api/v1/achievements/{policy}/image.{kind}",
+    "GET /api/v1/learners/{learner}/credentials/{credential_id}/badge.{kind}",
+    "GET /api/v1/learners/{learner}/credentials/{credential_id}/certificate.pdf",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 
