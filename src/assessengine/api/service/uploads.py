@@ -5,6 +5,7 @@ scenario; every problem names its line (and column for CSV)."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -15,11 +16,12 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from ...core.codec import CodecError, Columns, Layout, encode_columns_v1
-from ...core.events import INT64_MAX, parse_events_lines
+from ...core.codec import Columns, Layout, encode_columns_v1
+from ...core.events import INT64_MAX, EventBatch
 from ...core.problems import did_you_mean
 from ...core.scenario import SAMPLE, Scenario
 from ...errors import EventsError
+from ...inputs.jsonl import read_jsonl
 from .errors import FieldProblem, InvalidError
 
 Format = Literal["jsonl", "csv"]
@@ -62,7 +64,8 @@ def parse_log(data: bytes, fmt: Format, scenario: Scenario, filename: str) -> Fi
     except UnicodeDecodeError:
         problem = FieldProblem("file", "not UTF-8")
         raise InvalidError("the file is not UTF-8 text", [problem]) from None
-    log = _jsonl(text, scenario, filename) if fmt == "jsonl" else _csv(text, scenario)
+    jsonl = data.removeprefix(codecs.BOM_UTF8)
+    log = _jsonl(jsonl, scenario, filename) if fmt == "jsonl" else _csv(text, scenario)
     if not len(log.columns):
         raise InvalidError("the log has no events", [FieldProblem("file", "no events")])
     return log
@@ -71,30 +74,37 @@ def parse_log(data: bytes, fmt: Format, scenario: Scenario, filename: str) -> Fi
 # ===================================================================================== JSONL
 
 
-def _jsonl(text: str, scenario: Scenario, filename: str) -> FieldLog:
+def _jsonl(data: bytes, scenario: Scenario, filename: str) -> FieldLog:
+    """The one session of an events file, read into columns (`inputs.jsonl`)."""
+    chunks = read_jsonl(io.BytesIO(data), scenario=scenario, source=filename)
+    ids: list[str] = []
+    parts: list[EventBatch] = []
+    meta: Mapping[str, Any] = {}
+    close_t: float | None = None
     try:
-        parsed = parse_events_lines(text.splitlines(), scenario=scenario, source=filename)
+        for chunk in chunks:
+            ids.extend(chunk.sessions)
+            parts.append(chunk.batch)
+            meta = chunk.opens.get(0, meta)
+            close_t = float(chunk.close_t[0]) if chunk.closed.shape[0] else close_t
     except EventsError as exc:
         line = _line_of(str(exc), filename)
         raise InvalidError("the events file has a bad line",
                       [FieldProblem("file", str(exc), line=line)]) from None  # fmt: skip
-    if len(parsed.sessions) != 1:
-        found = ", ".join(parsed.sessions) or "none"
+    if len(ids) != 1:
+        found = ", ".join(ids) or "none"
         raise InvalidError(
             "a field log holds exactly one session",
-            [FieldProblem("file", f"found {len(parsed.sessions)} sessions: {found}")],
+            [FieldProblem("file", f"found {len(ids)} sessions: {found}")],
         )
-    (session,) = parsed.sessions.values()
-    layout = Layout.of(scenario)
-    try:
-        cols = Columns.from_events(session.events, layout)
-    except CodecError as exc:  # names were checked while parsing; kept for safety
-        raise InvalidError("the events file does not fit the scenario",
-                      [FieldProblem("file", exc.message)]) from None  # fmt: skip
-    expected = np.arange(len(cols), dtype=np.int64)
-    renumbered = not np.array_equal(cols.seq, expected)
-    cols = Columns(expected, cols.t, cols.event, cols.signals)
-    return FieldLog(cols, session.end_t, session.open, renumbered)
+    t = np.concatenate([b.t for b in parts])
+    event = np.concatenate([b.event for b in parts])
+    signals = np.concatenate([b.signals for b in parts], axis=1)
+    seq = np.concatenate([b.seq for b in parts])
+    expected = np.arange(t.shape[0], dtype=np.int64)
+    renumbered = not np.array_equal(seq, expected)
+    end_t = close_t if close_t is not None else float(t[-1]) if t.shape[0] else 0.0
+    return FieldLog(Columns(expected, t, event, signals), end_t, meta, renumbered)
 
 
 def _line_of(message: str, filename: str) -> int | None:
