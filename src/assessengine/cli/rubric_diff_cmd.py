@@ -14,9 +14,8 @@ import click
 from ..adapters.library import check_rubric_file
 from ..core.codec import CodecError, Columns, Layout
 from ..core.compiler import compile_rubric
-from ..core.events import parse_events_lines
 from ..core.jsontext import dumps
-from ..core.offline import score_sessions
+from ..core.offline import collect_sessions, score_sessions
 from ..core.rubric import Rubric
 from ..core.rubric_diff import (
     RubricDiff,
@@ -29,6 +28,7 @@ from ..core.rubric_diff import (
 from ..core.scenario import Scenario
 from ..core.session_columns import decode_session
 from ..errors import EventsError
+from ..inputs import read_input
 from ..storage import open_existing
 from ..storage.port import SessionRecord, Store
 from ._app import scenario_dirs_option
@@ -134,12 +134,11 @@ class Filters:
 def _from_events(old: Loaded, new: Loaded, path: Path) -> RubricDiff:
     scenario = old[1]
     try:
-        with path.open(encoding="utf-8") as lines:
-            parsed = parse_events_lines(lines, scenario=scenario, source=str(path))
-    except (EventsError, OSError, UnicodeDecodeError) as exc:
+        found, _ = collect_sessions(read_input(path, scenario=scenario), scenario)
+    except (EventsError, OSError) as exc:
         _fail(str(exc))
     sessions, skipped = [], []
-    for session in parsed.sessions.values():
+    for session in found:
         declared = session.open.get("scenario")
         if declared is not None and declared != scenario.scenario:
             skipped.append((session.session, f"a {declared!r} session"))

@@ -1,0 +1,156 @@
+"""Reading recorded sessions (issue 22, item 1): `assessengine score` on JSON Lines, today's
+path against the column reader, on the same file in the same run.
+
+- today's path: `core.events.parse_events_lines` (an `Event` object per line) then
+  `core.offline.score_sessions` (`batch_from_events`, the kernel) -- what `score` ran before;
+- the column reader: `inputs.read_input` (pyarrow per 8 MB block, checks per column) then
+  `core.offline.score_chunks` (sessions streamed to the kernel), with 1 and with 2 processes
+  parsing (``score --workers``);
+- peak memory of each path, in a fresh process (ru_maxrss), against the same process's
+  resident size once the kernel is loaded.
+
+The file: SESSIONS simulated forklift sessions (mixed profiles, sensor noise and drop),
+interleaved 100 lines at a time, written to a temporary folder (about 150 MB; not timed). Every
+timing starts with the kernel loaded. Targets: the column reader at least 10x today's path and
+at least 500 K events/s (measured on a quiet machine; on a shared one, read the ratios).
+Run: pytest bench/test_bench_reader.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assessengine.adapters.library import load_rubric
+from assessengine.core.compiler import compile_rubric
+from assessengine.core.events import parse_events_lines
+from assessengine.core.offline import score_chunks, score_sessions
+from assessengine.inputs import read_input
+from assessengine.sim import SensorOptions, jsonl_lines, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC = ROOT / "rubrics" / "forklift-load-handling.yaml"
+SESSIONS = 160  # about 720 K events, 150 MB of JSON Lines
+RATES: dict[str, float] = {}
+MEMORY: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class EventsFile:
+    path: Path
+    events: int
+    sessions: int
+
+
+@pytest.fixture(scope="module")
+def events_file(tmp_path_factory: pytest.TempPathFactory) -> EventsFile:
+    _, scenario = load_rubric(RUBRIC)
+    noisy = SensorOptions(noise=1.0, drop=0.05)
+    sim = simulate(scenario, "mixed", SESSIONS, seed=3, options=noisy)
+    per_session: dict[str, list[str]] = {}
+    for line in jsonl_lines(sim):
+        per_session.setdefault(line[13 : line.index('"', 13)], []).append(line)
+    path = tmp_path_factory.mktemp("bench-reader") / "events.jsonl"
+    queues = list(per_session.values())
+    with path.open("w") as out:
+        while any(queues):
+            for q in queues:
+                out.writelines(ln + "\n" for ln in q[:100])
+                del q[:100]
+    small = path.with_name("warm.jsonl")
+    small.write_text("\n".join(jsonl_lines(simulate(scenario, "mixed", 1, seed=1))) + "\n")
+    _today(small)  # the kernel loaded, for both paths
+    return EventsFile(path, len(sim), SESSIONS)
+
+
+def _today(path: Path) -> int:
+    rubric, scenario = load_rubric(RUBRIC)
+    with path.open(encoding="utf-8") as lines:
+        parsed = parse_events_lines(lines, scenario=scenario, source=str(path))
+    return len(score_sessions(rubric, scenario, list(parsed.sessions.values())))
+
+
+def _columns(path: Path, workers: int) -> int:
+    rubric, scenario = load_rubric(RUBRIC)
+    chunks = read_input(path, scenario=scenario, workers=workers)
+    return len(score_chunks(compile_rubric(rubric, scenario), chunks).reports)
+
+
+def _record(benchmark: Any, name: str, events: int) -> float:
+    rate = events / benchmark.stats.stats.min
+    benchmark.extra_info |= {"events": events, "events_per_s": round(rate)}
+    RATES[name] = rate
+    print(f"\n{name}: {events:,} events, {rate:,.0f} events/s")
+    return rate
+
+
+def test_today_path(benchmark: Any, events_file: EventsFile) -> None:
+    result = benchmark.pedantic(_today, args=(events_file.path,), rounds=1, iterations=1)
+    assert result == events_file.sessions
+    _record(benchmark, "today", events_file.events)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_column_reader(benchmark: Any, events_file: EventsFile, workers: int) -> None:
+    result = benchmark.pedantic(_columns, args=(events_file.path, workers), rounds=3,
+                                iterations=1)  # fmt: skip
+    assert result == events_file.sessions
+    _record(benchmark, f"columns-{workers}", events_file.events)
+
+
+_MEASURE = """
+import resource, sys
+from pathlib import Path
+from bench.test_bench_reader import _columns, _today
+_today(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[2] == "today":
+    _today(Path(sys.argv[3]))
+else:
+    _columns(Path(sys.argv[3]), int(sys.argv[2]))
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("path", ["today", "1"])
+def test_peak_memory(benchmark: Any, events_file: EventsFile, path: str) -> None:
+    """Peak resident memory of one path in a fresh process, above what it held with the
+    kernel loaded (after scoring one small file)."""
+    warm = events_file.path.with_name("warm.jsonl")
+    args = [sys.executable, "-c", _MEASURE, str(warm), path, str(events_file.path)]
+
+    def run() -> tuple[int, int]:
+        out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=ROOT)
+        before, after = map(int, out.stdout.split())
+        return before, after
+
+    before, after = benchmark.pedantic(run, rounds=1, iterations=1)
+    size = events_file.path.stat().st_size
+    MEMORY[path] = (after - before) * 1024
+    benchmark.extra_info |= {"file_bytes": size, "peak_kib": after,
+                             "above_warm_kib": after - before}  # fmt: skip
+    print(f"\npeak memory, {'today' if path == 'today' else 'columns'}: "
+          f"{after / 1024:,.0f} MiB, {(after - before) / 1024:,.0f} MiB above the warm process "
+          f"(file {size / 2**20:,.0f} MiB)")
+
+
+def test_ratios(benchmark: Any) -> None:
+    """The ratios of the rates measured above in this run."""
+    if not {"today", "columns-1", "columns-2"} <= set(RATES):
+        pytest.skip("run the whole module: the ratios need every rate")
+    one = RATES["columns-1"] / RATES["today"]
+    two = RATES["columns-2"] / RATES["today"]
+    benchmark.extra_info |= {"columns_over_today": round(one, 2),
+                             "two_workers_over_today": round(two, 2)}  # fmt: skip
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\nratios: column reader / today = {one:.1f} (1 process), {two:.1f} (2 processes) "
+          f"(target >= 10); {RATES['columns-2']:,.0f} events/s (target >= 500,000)"
+          + (f"; memory above warm: today {MEMORY['today'] / 2**20:,.0f} MiB, columns "
+             f"{MEMORY['1'] / 2**20:,.0f} MiB" if {"today", "1"} <= set(MEMORY) else ""))
+    print(json.dumps({k: round(v) for k, v in RATES.items()}))
