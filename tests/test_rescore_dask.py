@@ -238,3 +238,29 @@ def test_where_names_another_scenario_is_a_usage_error(
                         str(archived[0]), "--where", "scenario=lhd-underground")  # fmt: skip
     assert code == 2
     assert "the rubric scores scenario 'network-lab'" in err
+
+
+# ------------------------------------------------------------------------------ warm-up
+
+
+def compiled_rubrics() -> list[str]:
+    """The keys of the rubrics compiled in this (worker) process."""
+    from assessengine.archive import rescore  # noqa: PLC0415
+
+    return list(rescore._COMPILED)
+
+
+def test_warm_up_compiles_the_rubric_on_every_worker(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+) -> None:
+    text = RUBRICS["network-lab"].read_text().replace("version: 1\n", "version: 7\n", 1)
+    variant = tmp_path / "network-lab.yaml"
+    variant.write_text(text)  # a rubric no other test compiled on the workers
+    rubric, scenario = load_rubric(variant, scenario_dirs=(
+        RUBRICS["network-lab"].parents[1] / "scenarios",))
+    job = Job.of(ArchiveRoot.open(str(archived[0])), rubric, scenario)
+    with DaskRunner(scheduler=scheduler) as runner:
+        runner.warm_up(job)
+        found = runner.client.run(compiled_rubrics)
+    assert len(found) == 2
+    assert all(any(k.startswith(rubric.sha256()) for k in keys) for keys in found.values())

@@ -286,3 +286,13 @@ def copy_finite(values: NDArray[np.float64], out: NDArray[np.float64]) -> int:  
         out[i] = x
     return bad
 
+
+
+def warm_up() -> None:
+    """Call each compiled function once on a one-row array (numba loads it from its cache, or
+    compiles it), so that the first real batch does not pay for it."""
+    out = np.empty(1, np.float64)
+    copy_finite(np.zeros(1, np.float64), out)
+    copy_valid(np.zeros(1, np.float64), np.ones(1, np.uint8), 0, out)
+    check_order(np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.float64),
+                np.full(1, -1, np.int64), np.zeros(1, np.float64))  # fmt: skip

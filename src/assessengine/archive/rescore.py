@@ -39,6 +39,7 @@ from ..core.report import Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError, ScoringError
+from . import batches
 from .digest import Digests, file_sha256
 from .layout import Manifest
 from .location import ArchiveError, ArchiveRoot
@@ -199,6 +200,17 @@ def _bytes_match(root: ArchiveRoot, partition: Partition) -> bool:
         return False
 
 
+def warm_up(job: Job) -> None:
+    """Compile the job's rubric and load (numba's on-disk cache) the compiled functions a task
+    calls, on a one-row batch of the reader's dtypes, so that a worker's first partition does
+    not pay for them (a second or more per worker process)."""
+    n = len(job.scenario.signal_names)
+    batch = EventBatch(np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.float64),
+                       np.zeros(1, np.int32), np.full((n, 1), np.nan))  # fmt: skip
+    score_stream(_compiled(job), [batch], ["warm-up"], np.zeros(1, np.float64))
+    batches.warm_up()
+
+
 def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionResult]:
     """Every partition in this process, in order (no Dask)."""
     for partition in partitions:
@@ -254,6 +266,12 @@ class DaskRunner:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+    def warm_up(self, job: Job) -> None:
+        """Run `warm_up` on every worker now, all at once (a worker where it fails is left
+        alone: its tasks will say what is wrong)."""
+        assert self.client is not None, "use DaskRunner as a context manager"
+        self.client.run(warm_up, job, on_error="ignore")
 
     def run(
         self, job: Job, partitions: Sequence[Partition], *, keep_going: bool = False

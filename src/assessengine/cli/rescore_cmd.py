@@ -113,6 +113,7 @@ def rescore(
         if partitions:  # no cluster to start for an empty cohort
             with DaskRunner(workers=workers or os.cpu_count() or 1,
                             scheduler=scheduler) as runner:  # fmt: skip
+                runner.warm_up(job)  # each worker loads the kernel now, all at once
                 started = time.perf_counter()  # events/s of the work, not of the start-up
                 results, errors = _collect(runner.run(job, partitions, keep_going=True),
                                            partitions, quiet)  # fmt: skip
