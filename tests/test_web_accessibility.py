@@ -6,22 +6,29 @@ real uvicorn server over a real SQLite file, as tests/test_web_browser.py):
   and the search (with and without results), every kind of session page (failed, pending, its
   forms open, a refused entry, after an observation and an override, zoomed, printable, still
   running, as the learner sees it), the dashboard, calibration, the learner page, the
-  credential pages, the rubric pages, an error page;
+  credential pages, the rubric pages, the Open Badges API's consent page, an error page;
 - the session page by keyboard alone: tab to a criterion's override, choose, write, send; the
   focus lands on the confirmation, which names the criterion and the new outcome;
 - the session page at 200 % zoom (the viewport halved, twice the device scale): no sideways
   scrolling of the page, the whole timeline in view, no text smaller than `MIN_TEXT_PX`.
+
+With ``ASSESSENGINE_SCREENSHOTS=1`` the zoomed page's screenshot goes to docs/img.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
 from assessengine.api.app import create_app
+from assessengine.api.oauth import CREDENTIAL_READ
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn
 
@@ -57,6 +64,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         service.close()
     with serving(create_app(db_path=db)) as url:
         yield Server(url, tokens, sessions)
+
+
+def _shot(page: Page, name: str) -> None:
+    """A screenshot for docs/assessors.md (``docs/img/NAME.png``), only with
+    ASSESSENGINE_SCREENSHOTS=1 (CI never rewrites the repository's files)."""
+    if os.environ.get("ASSESSENGINE_SCREENSHOTS") == "1":
+        page.screenshot(path=REPO / "docs" / "img" / f"{name}.png", full_page=True)
 
 
 def _signin(page: Page, site: Server, role: str) -> None:
@@ -177,7 +191,21 @@ def test_learner_and_credential_pages_have_no_wcag_violations(
     audit.visit("credentials", f"{site.url}/learners/{ELIGIBLE}/credentials")
     _signin(page, site, "learner")
     audit.check("learner's own page")
+    audit.visit("a host asks the learner's consent", _consent_url(page, site))
     audit.assert_clean()
+
+
+def _consent_url(page: Page, site: Server) -> str:
+    """The Open Badges API's consent page of a newly registered host (PKCE S256)."""
+    callback = "http://127.0.0.1:9/callback"
+    registered = page.request.post(f"{site.url}/oauth/register", data={
+        "client_name": "Wallet", "redirect_uris": [callback], "scope": CREDENTIAL_READ})
+    assert registered.status == 201, registered.text()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 50).digest()).rstrip(b"=")
+    return f"{site.url}/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": registered.json()["client_id"],
+        "redirect_uri": callback, "scope": CREDENTIAL_READ,
+        "code_challenge": challenge.decode(), "code_challenge_method": "S256"})
 
 
 # ============================================================================= session page
@@ -340,10 +368,16 @@ def test_at_200_percent_zoom_the_whole_session_is_readable_without_scrolling_sid
     assert any(what.startswith("text") for _, what in sizes)  # the SVG's text is measured
     small = [(round(size, 1), what) for size, what in sizes if size < MIN_TEXT_PX]
     assert not small
+    _shot(page, "session-zoom-200")
     # the failed criteria's rows are there, and tapping one zooms as on the wide chart
     svg.locator('g.violation-row[data-criterion="loaded_speed"] a.row-link').tap()
     page.wait_for_url(re.compile(r".*zoom=loaded_speed.*"))
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # printed (paper is narrow too): the wide timeline, never none
+    page.goto(f"{site.url}/sessions/{site.s.speeder}?view=print")
+    page.emulate_media(media="print")
+    expect(page.locator("svg.timeline")).to_be_visible()
+    expect(page.locator("svg.timeline-narrow")).to_be_hidden()
 
 
 def _overlaps(boxes: list[dict[str, float]]) -> list[tuple[int, int]]:

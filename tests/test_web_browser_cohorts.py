@@ -217,3 +217,23 @@ def test_an_eligible_learner_gets_an_issue_button_and_a_credential(
     expect(page.locator('.policy[data-policy="forklift-operator"] button')).to_have_count(0)
     expect(page.locator('.policy[data-policy="forklift-operator"] .badge').first).to_have_text(
         "held")
+
+
+def test_search_lists_what_the_api_lists_under_the_same_filters(
+    server: Server, browser: BrowserContext
+) -> None:
+    page = browser.new_page()
+    _signin(page, server, "trainer", "/search")
+    page.wait_for_url(f"{server.url}/search")
+    everything = _api(page, server, "/sessions?limit=500")["items"]
+    expect(page.locator("table.results tbody tr")).to_have_count(len(everything))
+    page.select_option("#f-source", "field")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**source=field**")
+    field = _api(page, server, "/sessions?source=field")["items"]
+    assert 0 < len(field) < len(everything)
+    rows = page.locator("table.results tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.session)") == [
+        s["session"] for s in field]
+    page.goto(f"{server.url}/search")
+    _shot(page, "search")

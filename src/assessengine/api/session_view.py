@@ -94,12 +94,11 @@ class Timelines:
     event_keys: Mapping[str, str] = field(default_factory=dict)
 
 
-def timelines(detail: SessionDetail, entry: Entry | None, series: SeriesOut, *,
-              narrow: bool = True) -> Timelines:  # fmt: skip
-    """`timeline` of `series` at both widths (`narrow`: False, the wide one only)."""
+def timelines(detail: SessionDetail, entry: Entry | None, series: SeriesOut) -> Timelines:
+    """`timeline` of `series` at both widths."""
     return Timelines(
         timeline(detail, entry, series),
-        timeline(detail, entry, series, width=tl.NARROW_WIDTH) if narrow else None,
+        timeline(detail, entry, series, width=tl.NARROW_WIDTH),
         tl.event_keys([e.event for e in series.events]),
     )
 

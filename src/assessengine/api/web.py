@@ -405,7 +405,7 @@ def _session_response(
     criteria = {c.id: c for c in entry.rubric.criteria} if entry is not None else {}
     units = {n: sig.unit for n, sig in entry.scenario.signals.items()} if entry else {}
     focus = session_view.zoom_window(detail, zoom)
-    svgs, problem = _timeline(who, service, detail, entry, focus, narrow=not printing)
+    svgs, problem = _timeline(who, service, detail, entry, focus)
     return _render(
         request, "session.html", status=status, who=who, s=detail,
         timeline=_svg(svgs.wide), timeline_narrow=_svg(svgs.narrow), event_keys=svgs.event_keys,
@@ -423,10 +423,10 @@ def _session_response(
 
 def _timeline(
     who: Principal, service: ReviewService, detail: SessionDetail, entry: Entry | None,
-    focus: session_view.Zoom | None, *, narrow: bool,
+    focus: session_view.Zoom | None,
 ) -> tuple[session_view.Timelines, str | None]:  # fmt: skip
     """The session's timeline SVGs over the rubric's signals (the whole session, or the
-    `focus` window; the `narrow` one too when asked), or why there are none."""
+    `focus` window), wide and narrow, or why there are none."""
     names: list[str] | None = None
     if entry is not None:
         used = {n for c in entry.rubric.criteria for n in criterion_signals(c)}
@@ -439,7 +439,7 @@ def _timeline(
         if isinstance(exc, ForbiddenError):
             raise
         return session_view.Timelines(), exc.detail
-    return session_view.timelines(detail, entry, series, narrow=narrow), None
+    return session_view.timelines(detail, entry, series), None
 
 
 def _svg(svg: str | None) -> Markup | None:
