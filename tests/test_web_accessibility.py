@@ -6,7 +6,8 @@ real uvicorn server over a real SQLite file, as tests/test_web_browser.py):
   and the search (with and without results), every kind of session page (failed, pending, its
   forms open, a refused entry, after an observation and an override, zoomed, printable, still
   running, as the learner sees it), the dashboard, calibration, the learner page, the
-  credential pages, the rubric pages, the Open Badges API's consent page, an error page;
+  credential pages (a learner's, one credential, the expiring ones), the rubric pages, the Open
+  Badges API's consent page, an error page;
 - the session page by keyboard alone: tab to a criterion's override, choose, write, send; the
   focus lands on the confirmation, which names the criterion and the new outcome;
 - the session page at 200 % zoom (the viewport halved, twice the device scale): no sideways
@@ -189,6 +190,8 @@ def test_learner_and_credential_pages_have_no_wcag_violations(
     page.wait_for_url(f"**/learners/{ELIGIBLE}/credentials/**")
     audit.check("credential")
     audit.visit("credentials", f"{site.url}/learners/{ELIGIBLE}/credentials")
+    audit.visit("expiring credentials", f"{site.url}/credentials/expiring?within_days=3650")
+    audit.visit("none expiring", f"{site.url}/credentials/expiring?within_days=1")
     _signin(page, site, "learner")
     audit.check("learner's own page")
     audit.visit("a host asks the learner's consent", _consent_url(page, site))
