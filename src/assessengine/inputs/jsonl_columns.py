@@ -7,7 +7,8 @@ otherwise it returns None and the caller reads the block exactly (which then nam
 line). So it refuses, without looking further, blocks with anything where the two parsers may
 differ: a lone carriage return (a line break to Python's text files), a byte-order mark,
 invalid UTF-8, a top-level ``null`` (pyarrow cannot tell it from an absent field), a negative
-zero (JSON's ``-0`` is the integer 0 to Python, -0.0 to pyarrow); and it refuses a block with
+zero written as an integer (JSON's ``-0`` is the integer 0 to Python, -0.0 to pyarrow in a
+column of floats; ``-0.0`` is -0.0 to both); and it refuses a block with
 any record the exact path would reject (bad types, names, ids, order, ...).
 """
 
@@ -32,6 +33,8 @@ from .ledger import Ledger
 
 FIELDS: Final = frozenset({"session", "seq", "t", "event", "signals", "open", "close"})
 _TOP_NULL: Final = re.compile(rb'"(?:session|seq|t|event|signals|open|close)"\s*:\s*null')
+_INTEGER_MINUS_ZERO: Final = tuple(b"-0" + bytes([end]) for end in b",}] \t\r\n")
+"""``-0`` as a whole number (a string holding one of these only sends its block the exact way)."""
 _NUMBER: Final = (pa.types.is_int64, pa.types.is_float64)
 
 
@@ -96,6 +99,8 @@ def _plain(block: bytes) -> bool:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
+    if any(zero in block for zero in _INTEGER_MINUS_ZERO):
+        return False
     return b"null" not in block or (b"\\u" not in block and _TOP_NULL.search(block) is None)
 
 
@@ -212,7 +217,7 @@ def _events(
     taken = pa.array(rows)
     seq = _numpy(seq_col.take(taken)).astype(np.int64)
     t = _numpy(t_col.take(taken)).astype(np.float64)
-    if np.any(seq < 0) or not np.all(t >= 0) or not np.all(np.isfinite(t)) or _negative_zero(t):
+    if np.any(seq < 0) or not np.all(t >= 0) or not np.all(np.isfinite(t)):
         return None
     code = _codes(ev_col, rows, scenario)
     signals = _signals(cols.get("signals"), rows, scenario)
@@ -227,10 +232,6 @@ def _number_type(kind: pa.DataType) -> bool:
 
 def _numpy(col: pa.Array) -> NDArray[Any]:
     return col.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
-
-
-def _negative_zero(values: NDArray[np.float64]) -> bool:
-    return bool(np.any((values == 0) & np.signbit(values)))
 
 
 def _codes(col: pa.Array, rows: NDArray[np.intp], scenario: Scenario) -> NDArray[np.int32] | None:
@@ -248,7 +249,7 @@ def _signals(
     col: pa.Array | None, rows: NDArray[np.intp], scenario: Scenario
 ) -> NDArray[np.float64] | None:
     """(n_signals, n) values, NaN where not reported; None for an unknown name, a value that
-    is not a number, an infinite value or a negative zero."""
+    is not a number or an infinite value."""
     out = np.full((len(scenario.signal_names), rows.shape[0]), np.nan, np.float64)
     if col is None:
         return out
@@ -264,7 +265,7 @@ def _signals(
         if not _number_type(spec.type):
             return None
         values = _numpy(child).astype(np.float64)
-        if np.any(np.isinf(values)) or _negative_zero(values):
+        if np.any(np.isinf(values)):
             return None
         out[index[spec.name]] = values
     return out
@@ -284,7 +285,7 @@ def _closes(
     if not _number_type(t_col.type) or t_col.null_count:
         return None
     t = _numpy(t_col).astype(np.float64)
-    if not np.all(np.isfinite(t)) or _negative_zero(t):
+    if not np.all(np.isfinite(t)):
         return None
     return rows, t
 
