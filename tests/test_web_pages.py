@@ -427,6 +427,30 @@ def test_a_blank_note_is_refused(site: Site) -> None:
     assert _outcome(answer.text) == "incomplete"
 
 
+def test_a_refused_entry_is_marked_at_its_field_and_the_summary_links_only_to_a_field(
+    site: Site,
+) -> None:
+    site.signin("assessor")
+    answer = site.post(f"/sessions/{site.s.no_tilt}/observations",
+                       {"criterion": "looks_before_reversing", "verdict": "pass", "note": " "})
+    assert answer.status_code == 422
+    note = re.search(r'<textarea id="note-looks_before_reversing"[^>]*>', answer.text)
+    assert note is not None
+    assert 'aria-invalid="true"' in note.group(0)
+    assert 'aria-describedby="err-note-looks_before_reversing"' in note.group(0)
+    assert "autofocus" in note.group(0)
+    assert re.search(r'<p class="field-error" id="err-note-looks_before_reversing">'
+                     r"write what was observed</p>", answer.text)
+    assert 'href="#note-looks_before_reversing"' in answer.text
+    assert answer.text.count('aria-invalid="true"') == 1  # no other field is marked
+    # a criterion the engine decides has no observation field: nothing to link to
+    answer = site.post(f"/sessions/{site.s.speeder}/observations",
+                       {"criterion": "loaded_speed", "verdict": "pass", "note": "my note"})
+    assert answer.status_code == 422
+    assert 'href="#note-loaded_speed"' not in answer.text
+    assert 'id="note-loaded_speed"' not in answer.text
+
+
 @pytest.mark.parametrize("csrf", ["", "wrong" * 10])
 def test_a_post_without_the_right_csrf_value_changes_nothing(site: Site, csrf: str) -> None:
     site.signin("assessor")
