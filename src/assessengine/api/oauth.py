@@ -32,6 +32,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import rfc6749, rfc6750, rfc7591, rfc7636
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc6749.requests import JsonPayload, JsonRequest, OAuth2Payload
@@ -90,12 +91,25 @@ class _FormPayload(OAuth2Payload):  # type: ignore[misc]
         return self._list
 
 
+_CHECKED: Final = ("response_type", "grant_type", "scope", "code_challenge_method",
+                   "redirect_uri", "client_id", "state")  # fmt: skip
+"""Parameters authlib may repeat inside an error's description or redirect: RFC 6749 (appendix
+A) allows them only printable ASCII; the description must not hold a quote or a backslash."""
+
+
 class FormRequest(rfc6749.OAuth2Request):  # type: ignore[misc]
     """An OAuth request read off a Starlette request: method, URL, headers, and the query and
-    form parameters (both lists of pairs, repeats kept: a repeated parameter is refused)."""
+    form parameters (both lists of pairs, repeats kept: a repeated parameter is refused).
+
+    InvalidRequestError (never naming the value) when a parameter of `_CHECKED` holds a
+    character outside RFC 6749's set for error descriptions: authlib would otherwise fail
+    building its error answer."""
 
     def __init__(self, method: str, uri: str, headers: Mapping[str, str],
                  query: list[tuple[str, str]], form: list[tuple[str, str]]) -> None:  # fmt: skip
+        for key, value in query + form:
+            if key in _CHECKED and invalid_error_characters(value):
+                raise InvalidRequestError(f"'{key}' holds characters RFC 6749 does not allow")
         super().__init__(method, uri, headers=headers)
         self._query = dict(query)
         self._form = dict(form)
@@ -354,7 +368,8 @@ def _check_registration(data: Mapping[str, Any]) -> None:
                 "fragment")
     for key, value in data.items():
         if len(str(value)) > MAX_METADATA_TEXT * (len(uris) if key == "redirect_uris" else 1):
-            raise rfc7591.InvalidClientMetadataError(f"'{key}' is too long")
+            raise rfc7591.InvalidClientMetadataError(
+                f"a metadata value is too long (at most {MAX_METADATA_TEXT} characters)")
     if not isinstance(data.get("client_name"), str) or not data["client_name"].strip():
         raise rfc7591.InvalidClientMetadataError("'client_name' is required")
 
