@@ -400,3 +400,17 @@ def test_a_manifest_without_file_hashes_still_checks_each_session(archive: Archi
     pq.write_table(table.set_column(2, "t", pa.array(t)), path)
     with pytest.raises(ArchiveError, match=r"its archived events do not match its events digest"):
         _rescore_local(archive, NET)
+
+
+def test_verify_names_a_file_whose_bytes_changed_even_with_the_same_rows(
+    archive: ArchiveRoot,
+) -> None:
+    path = _events_file(archive, NET)
+    data = path.read_bytes()
+    assert data.count(b"parquet-cpp-arrow") == 1
+    path.write_bytes(data.replace(b"parquet-cpp-arrow", b"PARQUET-cpp-arrow"))  # same size, rows
+    code, stdout, _ = _run("archive", "verify", archive.path)
+    assert code == 1
+    assert (f"{path}: its bytes do not give the manifest's sha256 (the file was changed after "
+            "export)") in stdout  # fmt: skip
+    _rescore_local(archive, NET)  # the rows are those archived: re-scoring them is fine

@@ -2,7 +2,8 @@
 
 Checks, each problem one line naming the file or session:
 
-1. files:    every file the manifest lists exists with the listed size.
+1. files:    every file the manifest lists exists with the listed size and, when the manifest
+             recorded it, the sha256 of its bytes.
 2. events:   every archived session's rows in its events file give its ``events_sha256`` and
              its event count (the whole file is read, in bounded memory).
 3. store:    (with a store) every archived session exists there with the same chain head, so
@@ -23,7 +24,7 @@ from ..core.codec import Layout
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError
 from ..storage.port import Store
-from .digest import Digests
+from .digest import Digests, file_sha256
 from .layout import MANIFEST, STAGING_DIR, Manifest
 from .location import ArchiveError, ArchiveRoot
 from .reader import event_batches, read_sessions
@@ -75,6 +76,13 @@ def verify(
     return result
 
 
+def _sha256(root: ArchiveRoot, path: str) -> str:
+    try:
+        return file_sha256(root.fs, root.full(path))
+    except Exception as exc:
+        raise ArchiveError(f"{root.where(path)}: cannot read: {exc}") from None
+
+
 def _check_files(root: ArchiveRoot, manifest: Manifest, result: VerifyResult) -> None:
     listed = {root.full(f.path) for f in manifest.files}
     for entry in manifest.files:
@@ -88,6 +96,9 @@ def _check_files(root: ArchiveRoot, manifest: Manifest, result: VerifyResult) ->
         if size != entry.bytes:
             result.problems.append(f"{root.where(entry.path)}: {size} bytes, the manifest says "
                                    f"{entry.bytes}")  # fmt: skip
+        elif entry.sha256 is not None and _sha256(root, entry.path) != entry.sha256:
+            result.problems.append(f"{root.where(entry.path)}: its bytes do not give the "
+                                   "manifest's sha256 (the file was changed after export)")
     try:
         found = root.fs.find(root.path)
     except Exception:
