@@ -24,6 +24,7 @@ from . import (
     badge_routes,
     cohort_routes,
     credential_routes,
+    double_mark_routes,
     open_badges_routes,
     problems,
     routes,
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(badge_routes.router)
     app.include_router(cohort_routes.router)
     app.include_router(open_badges_routes.router)
+    app.include_router(double_mark_routes.router)
     if web:
         _include_web(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -151,6 +153,7 @@ def _include_web(app: FastAPI) -> None:
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
     app.include_router(importlib.import_module("assessengine.api.web_oauth").router)
     app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
+    app.include_router(importlib.import_module("assessengine.api.web_double_marks").router)
     app.include_router(importlib.import_module("assessengine.api.web_rubrics").router)
     app.include_router(importlib.import_module("assessengine.api.web_rubric_versions").router)
 

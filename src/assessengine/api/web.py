@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..core.compiler import criterion_signals
-from . import session_view
+from . import double_mark_view, session_view
 from . import timeline as tl
 from .guard import GuardedRoute
 from .service import (
@@ -66,6 +66,9 @@ SECURITY_HEADERS: Final = {
 }
 
 router = APIRouter(include_in_schema=False, route_class=GuardedRoute)
+DONE: Final = {"double-marking": "The second assessor is asked to mark this session blind.",
+               "double-marks": "Your second marks are recorded."}
+"""What the session page confirms after a double-marking form (``?done=``)."""
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -294,7 +297,7 @@ def session_page(
 
     def build(who: Principal, service: ReviewService) -> Response:
         done_what = (done, criterion) if done in ("observation", "override") and criterion \
-            else None  # fmt: skip
+            else (done, "") if done in DONE else None  # fmt: skip
         return _session_response(request, who, service, session_id, done=done_what, zoom=zoom,
                                  printing=view == "print")  # fmt: skip
 
@@ -406,17 +409,20 @@ def _session_response(
     units = {n: sig.unit for n, sig in entry.scenario.signals.items()} if entry else {}
     focus = session_view.zoom_window(detail, zoom)
     svgs, problem = _timeline(who, service, detail, entry, focus)
+    double = double_mark_view.context(who, service, detail)
+    reviewing = detail.rubric_available and not printing and not double["dm_blind"]
     return _render(
         request, "session.html", status=status, who=who, s=detail,
         timeline=_svg(svgs.wide), timeline_narrow=_svg(svgs.narrow), event_keys=svgs.event_keys,
         timeline_problem=problem, zoom=focus,
         criteria=[session_view.criterion_view(detail.session, k + 1, c, criteria.get(c.id), units)
                   for k, c in enumerate(detail.criteria)],
-        can_observe=who.may(Action.OBSERVE) and detail.rubric_available and not printing,
-        can_override=who.may(Action.OVERRIDE) and detail.rubric_available and not printing,
+        can_observe=who.may(Action.OBSERVE) and reviewing,
+        can_override=who.may(Action.OVERRIDE) and reviewing, **double,
         min_score=detail.pass_mark, printing=printing,
         titles={c.id: c.title for c in detail.criteria},
-        flash=session_view.confirmation(detail, done), error=error, form=form or {},
+        flash=DONE[done[0]] if done and done[0] in DONE else session_view.confirmation(
+            detail, done), error=error, form=form or {},
         field_errors=field_errors or {},
     )  # fmt: skip
 

@@ -223,9 +223,10 @@ def calibration_page(request: Request) -> Response:
         cohorts = _cohorts(request)
         agreement = calibration.agreement(cohorts, who, filters)
         validity = calibration.validity(cohorts, who, filters)
+        raters = calibration.inter_rater(cohorts, who, filters)
         _, rubrics = _catalog_names(service)
         kept = filters.params()
-        return _render(request, "calibration.html", who=who, a=agreement, v=validity,
+        return _render(request, "calibration.html", who=who, a=agreement, v=validity, r=raters,
                        query=urlencode(kept), f=_form(kept, ("rubric", "version", "from", "to")),
                        rubrics=rubrics, percent=charts.percent)  # fmt: skip
 

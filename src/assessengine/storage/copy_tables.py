@@ -44,6 +44,8 @@ APP_TABLES: Final = (
     schema.review_overrides,
     schema.review_outcomes,
     schema.review_audit,
+    schema.review_double_assignments,
+    schema.review_double_marks,
     schema.credential_status_lists,
     schema.credential_status_slots,
     schema.credential_issued,

@@ -82,6 +82,7 @@ LOCAL_TABLES: Final = (
     "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
     "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
     "schema_version", "oauth_clients", "oauth_grants", "cohort_changes",
+    "review_double_assignments", "review_double_marks",
 )  # fmt: skip
 """Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(

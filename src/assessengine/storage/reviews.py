@@ -186,6 +186,12 @@ class ReviewStore:
         self._db: AppDb | None = source if isinstance(source, AppDb) else AppDb(source)
         self.where = self._db.where
 
+    @property
+    def appdb(self) -> AppDb:
+        """The connection(s) this store uses (for the adapters of the same tables' neighbours,
+        `storage.double_marks`); StoreError once closed."""
+        return self._connection()
+
     def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
@@ -206,7 +212,7 @@ class ReviewStore:
                 "revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (row.id, row.name, row.role, row.learner, token_hash, row.created_at),
             )
-            _audit(db, audit, row.created_at)
+            write_audit(db, audit, row.created_at)
 
     def token_by_hash(self, token_hash: str) -> TokenRow | None:
         with self._read() as db:
@@ -239,7 +245,7 @@ class ReviewStore:
                     "WHERE (id = ? OR name = ?) AND revoked_at IS NULL",
                     (at, key, key),
                 )
-                _audit(db, audit, at)
+                write_audit(db, audit, at)
         return [TokenRow(*row) for row in rows]
 
     # ------------------------------------------------------------------------------ sessions
@@ -309,7 +315,7 @@ class ReviewStore:
                 (row.rubric, row.version, row.sha256, row.scenario, row.title, row.filename,
                  row.text, row.uploaded_by, row.uploaded_at),
             )  # fmt: skip
-            _audit(db, audit, row.uploaded_at)
+            write_audit(db, audit, row.uploaded_at)
         return RubricRow(key, *_fields(row)[1:])
 
     def rubrics(self, rubric: str | None = None) -> list[RubricRow]:
@@ -332,7 +338,7 @@ class ReviewStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (rubric, version, sha256, audit.actor, at, dumps(result)),
             )
-            _audit(db, audit, at, extra={"rescore": key})
+            write_audit(db, audit, at, extra={"rescore": key})
         return key
 
     def rescore(self, key: int) -> tuple[str, str, dict[str, Any]] | None:
@@ -349,7 +355,7 @@ class ReviewStore:
 
     def record(self, audit: AuditEntry, at: str) -> None:
         with self._write() as db:
-            _audit(db, audit, at)
+            write_audit(db, audit, at)
 
     def audit(
         self,
@@ -444,15 +450,17 @@ class SessionWrite:
         )  # fmt: skip
 
     def audit(self, entry: AuditEntry, at: str) -> None:
-        _audit(self._db, entry, at)
+        write_audit(self._db, entry, at)
 
 
 # ==================================================================================== helpers
 
 
-def _audit(
+def write_audit(
     db: Db, entry: AuditEntry, at: str, *, extra: Mapping[str, Any] | None = None
 ) -> None:
+    """Write `entry` (its detail with `extra`) to ``review_audit`` inside the transaction
+    `db`."""
     detail = {**(entry.detail or {}), **(extra or {})}
     db.execute(
         "INSERT INTO review_audit (at, actor, role, action, target, session, reason, detail) "

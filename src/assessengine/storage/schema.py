@@ -20,7 +20,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     reports         the final report per session, and its outcome and score as columns (what
                     the session list filters and shows without reading the JSON; revision 0006)
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
-                    rubric versions, rescores, audit log), revision 0003
+                    rubric versions, rescores, audit log), revision 0003; double-marking
+                    assignments and second marks (review_double_*), revision 0012
     credential_*    issued credentials, revocations, status lists (slots, published), 0003;
                     share links of credentials' public pages (credential_shares), 0010
     cohort_*        the cohort index: per closed, scored session its counted outcome, the
@@ -225,6 +226,34 @@ review_audit: Final = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("review_audit_by_session", "session", "id"),
+)  # fmt: skip
+
+review_double_assignments: Final = sa.Table(
+    "review_double_assignments", metadata,  # 0012: double marking (`storage.double_marks`)
+    _id(),
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Column("assessor", sa.Text, nullable=False),
+    sa.Column("assigned_by", sa.Text, nullable=False),
+    sa.Column("assigned_at", sa.Text, nullable=False),
+    sa.Column("completed_at", sa.Text),
+    sa.UniqueConstraint("session", "assessor", name="review_double_assignments_once"),
+    sa.Index("review_double_assignments_by_assessor", "assessor", "completed_at"),
+)  # fmt: skip
+
+review_double_marks: Final = sa.Table(
+    "review_double_marks", metadata,
+    _id(),
+    sa.Column("assignment", RowId, sa.ForeignKey("review_double_assignments.id"),
+              nullable=False),
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Column("criterion", sa.Text, nullable=False),
+    sa.Column("verdict", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Text, nullable=False),
+    sa.CheckConstraint("verdict IN ('pass', 'fail')", name="review_double_marks_verdict"),
+    sa.UniqueConstraint("assignment", "criterion", name="review_double_marks_once"),
+    sa.Index("review_double_marks_by_session", "session", "id"),
 )  # fmt: skip
 
 credential_status_lists: Final = sa.Table(

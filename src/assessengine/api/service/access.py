@@ -31,6 +31,7 @@ class Action(StrEnum):
     FORWARD_XAPI = "forward_xapi"
     READ_COHORTS = "read_cohorts"          # the review queue and the cohort dashboard
     READ_CALIBRATION = "read_calibration"  # assessor agreement, simulator-to-field validity
+    ASSIGN_DOUBLE_MARKING = "assign_double_marking"  # ask a second assessor to mark blind
 
 
 PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
@@ -49,6 +50,7 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.FORWARD_XAPI: frozenset({"admin"}),
     Action.READ_COHORTS: frozenset({"admin", "trainer", "assessor"}),
     Action.READ_CALIBRATION: frozenset({"admin", "trainer"}),
+    Action.ASSIGN_DOUBLE_MARKING: frozenset({"admin", "trainer"}),
 }
 """Action -> the roles allowed to take it. A learner's reads are narrowed to their own
 records by the service (another learner's session is reported as not found)."""

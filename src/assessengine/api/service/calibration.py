@@ -9,6 +9,11 @@
   point-biserial correlation of simulator score with field pass, the Spearman correlation of
   the two scores, with the count each rests on and a warning below `MIN_PAIRS`.
 
+- `inter_rater`: double marking (`double_marking`): per observed item and per assessor pair,
+  over the items a second assessor marked blind, the first mark (the session's latest
+  observation of the item) against the second: percent agreement and Cohen's kappa with the
+  count they rest on, a warning below `MIN_PAIRS`.
+
 Numbers come from the cohort index (`storage.cohorts`, brought up to date first by
 `CohortService.refresh`), statistics from `core.agreement`. Who: trainers and admins
 (`Action.READ_CALIBRATION`).
@@ -17,17 +22,19 @@ Numbers come from the cohort index (`storage.cohorts`, brought up to date first 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import groupby
-from typing import Final
+from typing import Any, Final
 
 from pydantic import Field
 
 from ...core import agreement as stats
 from ...storage.cohorts import AgreementRow
 from .access import Action, Principal
-from .cohorts import CohortFilters, CohortService
+from .cohorts import CohortFilters, CohortService, site_of
 from .errors import ForbiddenError
 from .models import Model
+from .service import ReviewService
 
 MIN_PAIRS: Final = 10  # below this many learners (or verdicts) a statistic carries a warning
 OUTCOMES: Final = ("pass", "fail")
@@ -88,6 +95,49 @@ class ValidityOut(Model):
     spearman_count: int = Field(description="learners with both scores")
     pairs: list[ValidityPairOut] = Field(description=f"the first {MAX_PAIRS_LISTED} learners "
                                          "by name (the statistics use all of them)")
+
+
+class ItemAgreement(Model):
+    rubric: str
+    criterion: str
+    title: str
+    pairs: int = Field(description="items marked by both (first mark, second mark)")
+    agreed: int
+    percent_agreement: float | None = Field(description="0..1")
+    kappa: float | None = Field(description="Cohen's kappa of first against second marks; "
+                                "null when undefined")
+    warning: str | None = Field(description=f"set when fewer than {MIN_PAIRS} pairs")
+
+
+class PairAgreement(Model):
+    assessors: list[str] = Field(description="the two assessors, by name")
+    pairs: int
+    agreed: int
+    percent_agreement: float | None
+    kappa: float | None = Field(description="Cohen's kappa of the first-named assessor's "
+                                "marks against the second-named's")
+    warning: str | None
+
+
+class InterRaterOut(Model):
+    min_count: int
+    sessions: int = Field(description="double-marked sessions counted")
+    items: list[ItemAgreement]
+    assessor_pairs: list[PairAgreement]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPair:
+    """One item of a double-marked session: who marked it first (its latest observation)
+    and how, who marked it second and how."""
+
+    rubric: str
+    criterion: str
+    title: str
+    first: str
+    first_verdict: str
+    second: str
+    second_verdict: str
 
 
 def _allow(who: Principal) -> None:
@@ -163,3 +213,82 @@ def validity(cohorts: CohortService, who: Principal, filters: CohortFilters) -> 
                                field_outcome=p.field_outcome, field_score=p.field_score)
                for p in pairs[:MAX_PAIRS_LISTED]],
     )  # fmt: skip
+
+
+def inter_rater(cohorts: CohortService, who: Principal, filters: CohortFilters) -> InterRaterOut:
+    """Inter-rater agreement from double marking, per item and per assessor pair."""
+    _allow(who)
+    pairs, sessions = mark_pairs(cohorts.reviews, filters)
+    items = []
+    for (rubric, criterion), group in groupby(sorted(pairs, key=lambda p: (p.rubric,
+                                              p.criterion)), key=lambda p: (p.rubric,
+                                                                            p.criterion)):
+        own = list(group)
+        first, second = [p.first_verdict for p in own], [p.second_verdict for p in own]
+        items.append(ItemAgreement(rubric=rubric, criterion=criterion, title=own[0].title,
+                                   **_stats(first, second)))  # fmt: skip
+    by_pair: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for p in pairs:
+        (a, va), (b, vb) = sorted([(p.first, p.first_verdict), (p.second, p.second_verdict)])
+        left, right = by_pair.setdefault((a, b), ([], []))
+        left.append(va)
+        right.append(vb)
+    assessor_pairs = [PairAgreement(assessors=[a, b], **_stats(*marks))
+                      for (a, b), marks in sorted(by_pair.items())]  # fmt: skip
+    return InterRaterOut(min_count=MIN_PAIRS, sessions=sessions, items=items,
+                         assessor_pairs=assessor_pairs)  # fmt: skip
+
+
+def _stats(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
+    agreed = sum(1 for x, y in zip(a, b, strict=True) if x == y)
+    return {"pairs": len(a), "agreed": agreed, "percent_agreement": stats.percent_agreement(a, b),
+            "kappa": stats.cohen_kappa(a, b), "warning": _warning(len(a), "pairs")}
+
+
+def mark_pairs(reviews: ReviewService, filters: CohortFilters) -> tuple[list[MarkPair], int]:
+    """The (first mark, second mark) pairs of the completed double markings of the sessions
+    `filters` select, and how many sessions they come from. An item without a first mark
+    (not observed yet) gives no pair."""
+    done = [a for a in reviews.double_marks.assignments() if a.completed_at is not None]
+    chosen = sorted({a.session for a in done if _selected(reviews, a.session, filters)})
+    observations = reviews.review.observations(chosen)
+    latest = {(o.session, o.criterion): o for o in observations}  # oldest first: last wins
+    titles: dict[str, str] = {}
+    out: list[MarkPair] = []
+    counted: set[str] = set()
+    for mark in reviews.double_marks.marks(chosen):
+        first = latest.get((mark.session, mark.criterion))
+        if first is None:
+            continue
+        record = reviews.store.session(mark.session)
+        assert record is not None  # _selected found it
+        rubric = record.info.rubric
+        key = f"{rubric}\0{mark.criterion}"
+        if key not in titles:
+            titles[key] = _title(reviews, record.info.rubric, mark.criterion)
+        out.append(MarkPair(rubric, mark.criterion, titles[key], first.actor, first.verdict,
+                            mark.actor, mark.verdict))  # fmt: skip
+        counted.add(mark.session)
+    return out, len(counted)
+
+
+def _selected(reviews: ReviewService, session: str, filters: CohortFilters) -> bool:
+    record = reviews.store.session(session)
+    if record is None:
+        return False
+    info, query = record.info, filters.query()
+    return all((
+        query.rubric in (None, info.rubric),
+        query.rubric_version in (None, info.rubric_version),
+        query.scenario in (None, info.scenario), query.source in (None, info.source),
+        query.site in (None, site_of(session, {"metadata": info.metadata})),
+        query.opened_from is None or record.opened_at >= query.opened_from,
+        query.opened_to is None or record.opened_at <= query.opened_to,
+    ))  # fmt: skip
+
+
+def _title(reviews: ReviewService, rubric: str, criterion: str) -> str:
+    entry = reviews.catalog.find(rubric)
+    found = None if entry is None else next(
+        (c for c in entry.rubric.criteria if c.id == criterion), None)
+    return criterion if found is None else str(found.title)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from .double_marking import AssignmentOut
 from .models import Model
 
 Reason = Literal["critical", "pending", "incomplete"]
@@ -53,7 +54,10 @@ class QueueCounts(Model):
 
 class QueuePage(Model):
     counts: QueueCounts
-    items: list[QueueItem]
+    items: list[QueueItem] = Field(description="sessions you are to double-mark are left "
+                                   "out (they are in `double_marking`)")
+    double_marking: list[AssignmentOut] = Field(
+        default_factory=list, description="your open double-marking assignments")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
     limit: int
 

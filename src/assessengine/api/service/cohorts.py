@@ -34,6 +34,7 @@ from ...storage.cohorts import (
     StaleSession,
     VerdictRow,
 )
+from . import double_marking
 from .access import Action, Principal
 from .catalog import Entry
 from .cohort_models import (
@@ -212,8 +213,9 @@ class CohortService:
         return QueuePage(
             counts=QueueCounts(total=counts.total, critical=counts.critical,
                                pending=counts.pending, incomplete=counts.incomplete),
-            items=self._items(rows), limit=limit,
+            items=self._items(self._seen(who, rows)), limit=limit,
             next_cursor=encode_cursor("q", rows[-1].key) if more and rows else None,
+            double_marking=double_marking.mine(self.reviews, who),
         )  # fmt: skip
 
     def queue_export(self, who: Principal, filters: QueueFilters) -> list[QueueItem]:
@@ -228,7 +230,7 @@ class CohortService:
                                "filters (a date range, a rubric)")  # fmt: skip
         items: list[QueueItem] = []
         for k in range(0, len(rows), INDEX_CHUNK):
-            items += self._items(rows[k:k + INDEX_CHUNK])
+            items += self._items(self._seen(who, rows[k:k + INDEX_CHUNK]))
         return items
 
     def next_in_queue(self, who: Principal, session: str, filters: QueueFilters) -> str | None:
@@ -259,6 +261,11 @@ class CohortService:
             cursor = page.next_cursor
             if cursor is None:
                 return items
+
+    def _seen(self, who: Principal, rows: Sequence[QueueRow]) -> list[QueueRow]:
+        """`rows` without the sessions `who` is to double-mark (blind: `ReviewService.blind`)."""
+        hidden = self.reviews.blind(who, [r.session for r in rows])
+        return [r for r in rows if r.session not in hidden]
 
     def _items(self, rows: Sequence[QueueRow]) -> list[QueueItem]:
         criteria = self.store.queue_criteria([r.key for r in rows])

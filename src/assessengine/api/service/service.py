@@ -14,7 +14,7 @@ import binascii
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -29,12 +29,14 @@ from ...core.kernel_scorer import score_columns
 from ...core.report import Verdict
 from ...core.session_columns import decode_session
 from ...storage import open_store
+from ...storage.double_marks import DoubleMarks, SqlDoubleMarks
 from ...storage.port import SessionInfo, SessionRecord, Store, StoreError, disk_full
 from ...storage.reviews import (
     AuditEntry,
     ReviewStore,
     RubricRow,
     SessionQuery,
+    SessionRow,
     SessionWrite,
     TokenRow,
 )
@@ -115,9 +117,12 @@ class ReviewService:
     def __init__(
         self, store: Store, review_store: ReviewStore, catalog: Catalog, *,
         max_upload_bytes: int = MAX_UPLOAD_BYTES, archive: ArchiveSource | None = None,
-        site: str | None = None,
+        site: str | None = None, double_marks: DoubleMarks | None = None,
     ) -> None:  # fmt: skip
         self.store, self.review, self.catalog = store, review_store, catalog
+        self.double_marks: DoubleMarks = double_marks or SqlDoubleMarks(review_store.appdb)
+        """Second markings (`double_marking`); a session an assessor is to mark a second
+        time is shown to them without the first marks until they have marked it (`blind`)."""
         self.max_upload_bytes = max_upload_bytes
         self.archive = archive
         self.site = site
@@ -213,7 +218,7 @@ class ReviewService:
         limit = max(1, min(limit, MAX_PAGE))
         rows = self.review.session_rows(query, limit + 1)
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = self._unreviewed(who, rows[:limit])
         next_cursor = encode_cursor("s", rows[-1].key) if more and rows else None
         return SessionPage(items=[views.summary(r) for r in rows], next_cursor=next_cursor,
                            limit=limit)  # fmt: skip
@@ -223,8 +228,9 @@ class ReviewService:
         _allow(who, Action.READ_SESSIONS)
         record = self._visible(who, session_id)
         report = self.store.report(session_id)
-        observations = self.review.observations([session_id])
-        overrides = self.review.overrides([session_id])
+        hidden = bool(self.blind(who, [session_id]))
+        observations = [] if hidden else self.review.observations([session_id])
+        overrides = [] if hidden else self.review.overrides([session_id])
         entry = self._entry_of(record)
         reviewed = None if report is None else review(session_id, report, entry, observations,
                                                       overrides)  # fmt: skip
@@ -277,6 +283,7 @@ class ReviewService:
         re-evaluated at once."""
         _allow(who, Action.OBSERVE)
         record = self._visible(who, session_id)
+        self._not_blind(who, session_id)
         report, entry = self._reviewable(record)
         criterion = _criterion(entry, body.criterion)
         if criterion.observed is None:
@@ -308,6 +315,7 @@ class ReviewService:
         the session shows the outcome with and without overrides."""
         _allow(who, Action.OVERRIDE)
         record = self._visible(who, session_id)
+        self._not_blind(who, session_id)
         report, entry = self._reviewable(record)
         criterion = _criterion(entry, body.criterion)
         at = _now()
@@ -533,10 +541,11 @@ class ReviewService:
         if not who.sees_learner(learner):
             raise NotFoundError(f"no learner {learner!r}")
         rows = self.review.session_rows(SessionQuery(learner=learner, rubric=rubric), 100_000)
-        rows.reverse()
+        rows = self._unreviewed(who, rows[::-1])
         sessions = [r.session for r in rows]
-        observations = self.review.observations(sessions)
-        overrides = self.review.overrides(sessions)
+        hidden = self.blind(who, sessions)
+        observations = [o for o in self.review.observations(sessions) if o.session not in hidden]
+        overrides = [o for o in self.review.overrides(sessions) if o.session not in hidden]
         attempts: list[history.Scored] = []
         for row in rows:
             record = self.store.session(row.session)
@@ -572,6 +581,28 @@ class ReviewService:
                  for r in rows]  # fmt: skip
         next_cursor = encode_cursor("a", rows[-1].id) if more and rows else None
         return AuditPage(items=items, next_cursor=next_cursor, limit=limit)
+
+    # ================================================================================ blind
+
+    def blind(self, who: Principal, sessions: Sequence[str]) -> frozenset[str]:
+        """Those of `sessions` that `who` is to mark a second time and has not yet: shown to
+        them as the scorer left them (no observation, no override, nor who made one)."""
+        if who.role == "learner" or not sessions:
+            return frozenset()
+        return frozenset(a.session for a in self.double_marks.assignments(
+            sessions=list(sessions), assessor=who.name, open_only=True))  # fmt: skip
+
+    def _not_blind(self, who: Principal, session_id: str) -> None:
+        """Refuse a first mark from someone still to mark the session blind: it would make
+        them a first marker who has seen nothing of the others' marks only by accident."""
+        if self.blind(who, [session_id]):
+            raise ConflictError(f"you are to double-mark session {session_id!r} blind: submit "
+                                "your second marks first (POST .../double-marks)")
+
+    def _unreviewed(self, who: Principal, rows: list[SessionRow]) -> list[SessionRow]:
+        """`rows` with the reviewed outcome left out of those `who` is blind to."""
+        hidden = self.blind(who, [r.session for r in rows])
+        return [replace(r, reviewed=None) if r.session in hidden else r for r in rows]
 
     # ================================================================================ helpers
 
