@@ -587,6 +587,8 @@ class CredentialApi:
             "name": spec.name,
             "description": spec.description,
             "criteria": criteria_of(*self.urls.criteria(policy)),
+            "image": {"id": self.urls.achievement_image(policy.policy), "type": "Image",
+                      "caption": spec.name},
         }
         if spec.competencies:
             achievement["alignment"] = [
