@@ -159,7 +159,7 @@ def test_a_long_name_and_many_competencies_are_shortened() -> None:
     svg = generated_badge_svg("word " * 40, [f"C-{i}" for i in range(9)]).decode()
     assert svg.count('class="name"') == 3
     assert "\u2026" in svg
-    assert "+5" in svg
+    assert "+6" in svg
 
 
 def test_the_generated_badge_also_comes_as_a_png() -> None:

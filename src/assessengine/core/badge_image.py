@@ -19,7 +19,7 @@ SVG_NS: Final = "http://www.w3.org/2000/svg"
 SIZE: Final = 400
 MAX_NAME_LINES: Final = 3
 NAME_LINE_CHARS: Final = 20
-MAX_CODES: Final = 4
+MAX_CODES: Final = 3
 
 
 def badge_colour(name: str) -> str:
