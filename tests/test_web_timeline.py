@@ -326,3 +326,19 @@ def test_every_event_is_labelled_by_name_or_letter_without_overlap() -> None:
     for spans in rows.values():
         spans.sort()
         assert all(a + w <= b for (a, w), (b, _) in itertools.pairwise(spans))
+
+
+def test_markers_stacked_on_the_last_row_list_every_number_once_without_overlap() -> None:
+    # six criteria decided at the session's close (as a rubric's totals are): four rows, the
+    # last one shared; near the right edge, the shared label goes to the marker's left
+    decisions = [tl.Decision(f"c{k}", "C", "pass", 100.0, number=k + 1) for k in range(6)]
+    root = _parse(tl.timeline_svg([_lane()], t_from=0.0, t_to=100.0, decisions=decisions))
+    texts = root.findall(".//svg:text[@class='marker-number']", NS)
+    shown = [n for t in texts for n in (t.text or "").split()]
+    assert sorted(shown, key=int) == ["1", "2", "3", "4", "5", "6"]
+    spots = [(t.attrib["x"], t.attrib["y"]) for t in texts]
+    assert len(set(spots)) == len(spots)
+    assert "4 5 6" in [t.text for t in texts]
+    last = next(t for t in texts if t.text == "4 5 6")
+    assert last.attrib["text-anchor"] == "end"
+    assert float(last.attrib["x"]) < tl.time_scale(0.0, 100.0).x(100.0)

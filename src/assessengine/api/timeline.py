@@ -13,7 +13,9 @@ zoomed window) on a `TimeScale` from ``x = LEFT`` to ``x = width - RIGHT``; one 
 is one downsampling bucket (`plot_buckets`). From the top:
 
 - decision markers (a triangle for a fail, a disc otherwise), each labelled with its criterion's
-  number (the criteria table's), with a ``<title>`` too;
+  number (the criteria table's), with a ``<title>`` too; markers closer than `MARKER_GAP` go to
+  rows below, and past `MAX_MARKER_ROWS` stack on the last, where one label lists the stacked
+  markers' numbers ("6 7 9");
 - one row per failed criterion, headed by its number and full title (a link when `Interval.href`
   is given: the page zooms to it). The row's bars: the evidence interval ``t_start..t_end``
   (``<rect class="violation">``), or, for a count or metric whose evidence lists them, each
@@ -187,6 +189,7 @@ def timeline_svg(
     # fails claim the first marker row and are drawn last (on top of passes at the same time)
     decisions = sorted(decisions, key=lambda d: d.verdict != "fail")
     rows = _marker_rows(scale, decisions)
+    numbers = _marker_numbers(scale, decisions, rows)
     marks_top = 6
     violations_top = marks_top + MARKER_ROW * max(1, max(rows, default=0) + 1)
     lanes_top = violations_top + VIOLATION_ROW * len(intervals) + (6 if intervals else 0)
@@ -216,8 +219,8 @@ def timeline_svg(
         ),
         _events(scale, events, labels, lanes_bottom),
         *reversed([
-            _decision(scale, d, row, violations_top, events_bottom)
-            for d, row in zip(decisions, rows, strict=True)
+            _decision(scale, d, row, number, violations_top, events_bottom)
+            for d, row, number in zip(decisions, rows, numbers, strict=True)
         ]),
         _axis(scale, events_bottom),
         "</svg>",
@@ -479,7 +482,34 @@ def _marker_rows(scale: TimeScale, decisions: Sequence[Decision]) -> list[int]:
     return rows
 
 
-def _decision(scale: TimeScale, d: Decision, row: int, y0: float, y1: float) -> str:
+def _marker_numbers(
+    scale: TimeScale, decisions: Sequence[Decision], rows: Sequence[int]
+) -> list[str]:
+    """The number shown beside each marker: its criterion's, except on the last row, where
+    markers stack: a marker closer than `MARKER_GAP` to an earlier one of the same verdict there
+    adds its number to that one's ("6 7 9") and shows none, so that every number is drawn
+    once and none over another."""
+    numbers = ["" if d.number is None else str(d.number) for d in decisions]
+    heads: list[int] = []
+    for k, (d, row) in enumerate(zip(decisions, rows, strict=True)):
+        if row != MAX_MARKER_ROWS - 1 or not numbers[k]:
+            continue
+        x = scale.x(d.t)
+        head = next((h for h in heads if decisions[h].verdict == d.verdict
+                     and abs(scale.x(decisions[h].t) - x) < MARKER_GAP), None)  # fmt: skip
+        if head is None:
+            heads.append(k)
+        else:
+            numbers[head] += f" {numbers[k]}"
+            numbers[k] = ""
+    return numbers
+
+
+def _decision(
+    scale: TimeScale, d: Decision, row: int, text: str, y0: float, y1: float
+) -> str:  # fmt: skip
+    """A decision's marker, and `text` (its number, or the numbers stacked on it) beside it:
+    to its right, or to its left where the right has no room."""
     x = scale.x(d.t)
     fill = VERDICT_FILL.get(d.verdict, OTHER_FILL)
     cy = 6 + MARKER_ROW * row + MARKER_ROW / 2
@@ -494,9 +524,11 @@ def _decision(scale: TimeScale, d: Decision, row: int, y0: float, y1: float) -> 
         if d.verdict == "fail"
         else f'<circle cx="{_n(x)}" cy="{_n(cy)}" r="4.5" fill="{fill}"/>'
     )
-    number = "" if d.number is None else (
-        f'<text class="marker-number" x="{_n(x + 8)}" y="{_n(cy + 4)}" font-size="{SMALL_TEXT}" '
-        f'font-weight="bold" fill="{fill}">{d.number}</text>'
+    right = x + 8 + CHAR_PX * len(text) <= scale.x_right + RIGHT
+    number = "" if not text else (
+        f'<text class="marker-number" x="{_n(x + 8 if right else x - 8)}" y="{_n(cy + 4)}" '
+        f'text-anchor="{"start" if right else "end"}" font-size="{SMALL_TEXT}" '
+        f'font-weight="bold" fill="{fill}">{_t(text)}</text>'
     )  # fmt: skip
     return (
         f'<g class="decision" data-criterion="{_a(d.criterion)}" data-verdict="{_a(d.verdict)}" '
