@@ -32,7 +32,8 @@ EDGE = st.sampled_from([
 TEXT = EDGE | st.text(max_size=60)
 KEYS = st.sampled_from([
     "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-    "code_challenge_method", "grant_type", "code", "code_verifier", "refresh_token",
+    "code_challenge_method", "grant_type", "code", "code_verifier", "refresh_token", "token",
+    "token_type_hint",
 ])  # fmt: skip
 PAIRS = st.lists(st.tuples(KEYS, TEXT), max_size=10)
 
@@ -73,7 +74,7 @@ def test_authorization_requests_are_never_answered_5xx(
 @settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=PAIRS, auth=st.sampled_from(["good", "bad", "none", "garbage"]))
-def test_token_requests_are_never_answered_5xx(
+def test_token_and_revocation_requests_are_never_answered_5xx(
     client: tuple[TestClient, dict[str, Any]], pairs: list[tuple[str, str]], auth: str
 ) -> None:
     http, registered = client
@@ -86,6 +87,8 @@ def test_token_requests_are_never_answered_5xx(
         headers["Authorization"] = "Basic %%%"
     answer = http.post("/oauth/token", content=urlencode(pairs), headers=headers)
     assert 400 <= answer.status_code < 500, (pairs, answer.text[:300])
+    revoked = http.post("/oauth/revoke", content=urlencode(pairs), headers=headers)
+    assert revoked.status_code < 500, (pairs, revoked.text[:300])
 
 
 METADATA = st.dictionaries(

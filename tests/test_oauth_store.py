@@ -110,7 +110,7 @@ class Clock:
 def _server(clock: Clock) -> OAuthServer:
     return OAuthServer(MemoryOAuthStore(), clock=clock, endpoints={
         "authorization": f"{BASE}/oauth/authorize", "token": f"{BASE}/oauth/token",
-        "registration": f"{BASE}/oauth/register"})  # fmt: skip
+        "registration": f"{BASE}/oauth/register", "revocation": f"{BASE}/oauth/revoke"})
 
 
 def _code(server: OAuthServer) -> tuple[dict[str, str], str, str]:

@@ -403,3 +403,27 @@ def test_no_secret_is_stored_in_clear(engine: Engine) -> None:
 def _challenge(code_verifier: str) -> str:
     digest = hashlib.sha256(code_verifier.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_a_revoked_token_ends_the_whole_authorization(engine: Engine) -> None:
+    client, other = engine.register(), engine.register()
+    host = engine.host(client)
+    code_verifier = verifier()
+    location = authorized(engine, host, code_verifier)
+    token = host.fetch_token(engine.flows["tokenUrl"], authorization_response=location,
+                             code_verifier=code_verifier)  # fmt: skip
+    assert host.get(f"{engine.url}/ims/ob/v3p0/profile").status_code == 200
+    meta = httpx.get(f"{engine.url}/.well-known/oauth-authorization-server").json()
+    revoke = meta["revocation_endpoint"]
+    stranger = httpx.post(revoke, data={"token": token["access_token"]},
+                          auth=(other["client_id"], other["client_secret"]))  # fmt: skip
+    assert stranger.status_code == 400  # not its token: refused, and nothing revoked
+    assert host.get(f"{engine.url}/ims/ob/v3p0/profile").status_code == 200
+    done = httpx.post(revoke, data={"token": token["refresh_token"],
+                                    "token_type_hint": "refresh_token"},
+                      auth=(client["client_id"], client["client_secret"]))  # fmt: skip
+    assert done.status_code == 200
+    assert host.get(f"{engine.url}/ims/ob/v3p0/profile").status_code == 401
+    unknown = httpx.post(revoke, data={"token": "never-issued"},
+                         auth=(client["client_id"], client["client_secret"]))  # fmt: skip
+    assert unknown.status_code == 200  # RFC 7009 2.2: an unknown token is not an error

@@ -14,6 +14,7 @@ What the server grants, as the Open Badges 3.0 API asks:
   code lives `CODE_TTL_S` and is redeemed once (a second redemption is refused and revokes
   every token made from the code).
 - **Refresh tokens**, rotated: each refresh answers a new refresh token and retires the old.
+- **Token revocation** (RFC 7009): revoking a token revokes its whole authorization.
 - **Scopes** `SCOPES`: the read side only (credential.readonly, profile.readonly); any other
   scope, or one the client did not register, is ``invalid_scope``.
 
@@ -31,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from authlib.oauth2 import rfc6749, rfc6750, rfc7591, rfc7636
+from authlib.oauth2 import rfc6749, rfc6750, rfc7009, rfc7591, rfc7636
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, OAuth2Error
@@ -321,6 +322,27 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         """Nothing: `authenticate_refresh_token` retired it already."""
 
 
+class Revocation(rfc7009.RevocationEndpoint):  # type: ignore[misc]
+    """Token revocation (RFC 7009), the client authenticated by HTTP Basic: revoking an access
+    or a refresh token revokes every token of the same authorization (made from one code)."""
+
+    CLIENT_AUTH_METHODS: Final = ["client_secret_basic"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        server: OAuthServer = self.server
+        found = server.store.grant(digest(token_string))
+        if found is None or found.kind == "code":
+            return None
+        return Token(found, server.now())
+
+    def revoke_token(self, token: Token, request: FormRequest) -> None:
+        server: OAuthServer = self.server
+        now = server.now()
+        server.store.use(token.grant.digest, now)
+        if token.grant.origin is not None:
+            server.store.revoke_descendants(token.grant.origin, now)
+
+
 class Registration(rfc7591.ClientRegistrationEndpoint):  # type: ignore[misc]
     """Open dynamic registration (RFC 7591), checked against the server's metadata."""
 
@@ -391,8 +413,8 @@ def _redirect_ok(uri: str) -> bool:
 
 class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
     """The authorization server over `store`. `endpoints` maps ``authorization``, ``token``,
-    ``registration`` to their public URLs (what the metadata and discovery documents say);
-    `clock` gives the time (tests move it)."""
+    ``registration``, ``revocation`` to their public URLs (what the metadata and discovery
+    documents say); `clock` gives the time (tests move it)."""
 
     def __init__(self, store: OAuthStore, *, endpoints: Mapping[str, str],
                  clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
@@ -408,6 +430,7 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
         self.register_grant(CodeGrant, [S256Challenge(required=True)])
         self.register_grant(RefreshGrant)
         self.register_endpoint(Registration(self))
+        self.register_endpoint(Revocation(self))
         self.protector = rfc6749.ResourceProtector()
         self.protector.register_token_validator(_Validator(self))
 
@@ -420,6 +443,8 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
             "authorization_endpoint": self.endpoints["authorization"],
             "token_endpoint": self.endpoints["token"],
             "registration_endpoint": self.endpoints["registration"],
+            "revocation_endpoint": self.endpoints["revocation"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic"],
             "scopes_supported": list(SCOPES),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -475,6 +500,11 @@ class OAuthServer(rfc6749.AuthorizationServer):  # type: ignore[misc]
 
     def token(self, request: FormRequest) -> OAuthAnswer:
         answer: OAuthAnswer = self.create_token_response(request)
+        return answer
+
+    def revoke(self, request: FormRequest) -> OAuthAnswer:
+        """RFC 7009: 200 whether or not the token was known (an unknown one is not an error)."""
+        answer: OAuthAnswer = self.create_endpoint_response("revocation", request)
         return answer
 
     def register(self, request: BodyRequest) -> OAuthAnswer:

@@ -27,6 +27,7 @@ BASE_PATH: Final = "/ims/ob/v3p0"
 AUTHORIZE_PATH: Final = "/oauth/authorize"
 TOKEN_PATH: Final = "/oauth/token"
 REGISTER_PATH: Final = "/oauth/register"
+REVOKE_PATH: Final = "/oauth/revoke"
 METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
@@ -77,6 +78,7 @@ class OpenBadgesApi:
                     "authorization": self.base + AUTHORIZE_PATH,
                     "token": self.base + TOKEN_PATH,
                     "registration": self.base + REGISTER_PATH,
+                    "revocation": self.base + REVOKE_PATH,
                 }, clock=self._clock)  # fmt: skip
             return self._server
 

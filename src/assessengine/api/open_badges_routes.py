@@ -5,6 +5,7 @@
     GET  /ims/ob/v3p0/profile                   getProfile (scope profile.readonly)
     POST /oauth/register                        dynamic client registration (RFC 7591)
     POST /oauth/token                           authorization_code (with PKCE), refresh_token
+    POST /oauth/revoke                          token revocation (RFC 7009)
     GET  /.well-known/oauth-authorization-server   RFC 8414 metadata
     GET/POST /oauth/authorize                   the learner's consent page (`api.web_oauth`)
 
@@ -34,6 +35,7 @@ from .open_badges import (
     MAX_LIMIT,
     METADATA_PATH,
     REGISTER_PATH,
+    REVOKE_PATH,
     TOKEN_PATH,
     OpenBadgesApi,
 )
@@ -107,6 +109,16 @@ async def token(request: Request) -> Response:
     except OAuth2Error as error:
         return answer(oauth_error(error))
     return answer(await run_in_threadpool(open_badges(request).server.token, found))
+
+
+@router.post(REVOKE_PATH)
+async def revoke(request: Request) -> Response:
+    """RFC 7009: revoke an access or refresh token (and its whole authorization)."""
+    try:
+        found = await oauth_request(request)
+    except OAuth2Error as error:
+        return answer(oauth_error(error))
+    return answer(await run_in_threadpool(open_badges(request).server.revoke, found))
 
 
 @router.get(METADATA_PATH)
