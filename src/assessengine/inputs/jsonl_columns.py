@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+from numba import njit
 from numpy.typing import NDArray
 
 from ..core.events import EventBatch, check_keys, check_open, load_record
@@ -33,8 +34,6 @@ from .ledger import Ledger
 
 FIELDS: Final = frozenset({"session", "seq", "t", "event", "signals", "open", "close"})
 _TOP_NULL: Final = re.compile(rb'"(?:session|seq|t|event|signals|open|close)"\s*:\s*null')
-_INTEGER_MINUS_ZERO: Final = tuple(b"-0" + bytes([end]) for end in b",}] \t\r\n")
-"""``-0`` as a whole number (a string holding one of these only sends its block the exact way)."""
 _NUMBER: Final = (pa.types.is_int64, pa.types.is_float64)
 
 
@@ -87,21 +86,64 @@ def _plain(block: bytes) -> bool:
     """Every line a bare ``{...}`` (pyarrow's reader crashed on a block of one ``null``; blank
     lines go the exact way too), and no byte sequence on which pyarrow and Python's json or
     text files may disagree."""
-    lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    opened = block.count(b"\n{") + block.startswith(b"{")
-    closed = block.count(b"}\n") + block.count(b"}\r\n") + block.endswith(b"}")
-    if not lines == opened == closed:
+    found = _scan(np.frombuffer(block, np.uint8))
+    if found < 0:
         return False
-    if block.count(b"\r") != block.count(b"\r\n") or b"\xef\xbb\xbf" in block:
-        return False
-    if not block.isascii():
+    if found & _NON_ASCII:
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    if any(zero in block for zero in _INTEGER_MINUS_ZERO):
-        return False
-    return b"null" not in block or (b"\\u" not in block and _TOP_NULL.search(block) is None)
+        if b"\xef\xbb\xbf" in block:
+            return False
+    return not found & _NULL or not (found & _ESCAPE or _TOP_NULL.search(block))
+
+
+_NULL, _NON_ASCII, _ESCAPE = 1, 2, 4
+
+
+@njit(cache=True, nogil=True)
+def _scan(buf: NDArray[np.uint8]) -> int:
+    """One pass over a block's bytes: -1 unless every line is a bare ``{...}`` ending in
+    ``\\n`` or ``\\r\\n`` (the last line may lack it), with no other carriage return and no
+    integer ``-0``; else the flags _NULL (``null`` occurs), _NON_ASCII, _ESCAPE (``\\u``)."""
+    n = buf.shape[0]
+    if n == 0:
+        return -1
+    flags = 0
+    start = True
+    for i in range(n):
+        c = buf[i]
+        if start:
+            if c != 123:  # {
+                return -1
+            start = False
+        if c == 10:  # \n: the line ends in } or }\r
+            j = i - 1
+            if j > 0 and buf[j] == 13:
+                j -= 1
+            if buf[j] != 125:
+                return -1
+            start = True
+        elif c == 13:
+            if i + 1 >= n or buf[i + 1] != 10:
+                return -1
+        elif c == 45:  # -0 followed by a delimiter: an integer
+            if i + 2 < n and buf[i + 1] == 48:
+                d = buf[i + 2]
+                if d in (44, 125, 93, 32, 9, 13, 10):
+                    return -1
+        elif c == 110:  # n
+            if i + 3 < n and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108:
+                flags |= 1
+        elif c == 92:  # backslash
+            if i + 1 < n and buf[i + 1] == 117:
+                flags |= 4
+        elif c >= 128:
+            flags |= 2
+    if not start and buf[n - 1] != 125:
+        return -1
+    return flags
 
 
 @dataclass(slots=True)
