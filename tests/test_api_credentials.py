@@ -168,7 +168,8 @@ def test_observed_sessions_earn_a_credential_that_verifies_until_it_is_revoked(
     )
     assert http.get(answer.headers["location"], "learner").json()["document"] == document
     evidence = document["evidence"]
-    assert [e["id"] for e in evidence] == [f"{BASE}{API}/sessions/{s}" for s in MINE]
+    uuid = document["id"].removeprefix("urn:uuid:")
+    assert [e["id"] for e in evidence] == [f"{BASE}/public/evidence/{uuid}/{s}" for s in MINE]
     with open_store(http.db) as store:
         heads = [store.session(s).chain_head for s in MINE]  # type: ignore[union-attr]
     assert [e["description"] for e in evidence] == [CHAIN_HEAD_LABEL + h for h in heads]
@@ -291,17 +292,20 @@ def test_each_role_is_refused_what_it_may_not_do(http: Http) -> None:
 def test_the_urls_inside_a_credential_are_served(http: Http) -> None:
     http.observe_all()
     document = http.issue().json()
+    json_ = {"Accept": "application/json"}
     subject = urlsplit(document["credentialSubject"]["id"]).path
-    assert http.get(subject, "learner").json()["credentials"] == f"{BASE}{subject}/credentials"
-    _problem(http.get(subject, "learner2"), 404, "not-found")
-    achievement = http.get(urlsplit(document["credentialSubject"]["achievement"]["id"]).path,
-                           None)  # fmt: skip
+    assert http.client.get(subject, headers=json_).json()["id"] == f"{BASE}{subject}"
+    achievement = http.client.get(urlsplit(document["credentialSubject"]["achievement"]["id"]
+                                           ).path, headers=json_)  # fmt: skip
     assert achievement.status_code == 200, achievement.text
     assert achievement.json()["name"] == document["credentialSubject"]["achievement"]["name"]
     assert achievement.json()["alignment"] == document["credentialSubject"]["achievement"][
         "alignment"]  # fmt: skip
-    session = urlsplit(document["evidence"][0]["id"]).path
-    assert http.get(session, "learner").json()["session"] == "S-1"
+    evidence = urlsplit(document["evidence"][0]["id"]).path
+    assert http.client.get(evidence, headers=json_).json()["name"] == "Simulator session S-1"
+    learner = f"{API}/learners/{LEARNER}"  # where the learner's records are (a token needed)
+    assert http.get(learner, "learner").json()["credentials"] == f"{BASE}{learner}/credentials"
+    _problem(http.get(learner, "learner2"), 404, "not-found")
     _problem(http.get(f"{API}/credentials/status/2", None), 404, "not-found")
     _problem(http.get(f"{API}/achievements/crane-operator", None), 404, "not-found")
 

@@ -198,6 +198,9 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/achievements/{policy}/image", "GET /api/v1/achievements/{policy}/image.{kind}",
     "GET /api/v1/learners/{learner}/credentials/{credential_id}/badge.{kind}",
     "GET /api/v1/learners/{learner}/credentials/{credential_id}/certificate.pdf",
+    "GET /api/v1/credentials/{credential_id}/share",
+    "PUT /api/v1/credentials/{credential_id}/share",
+    "DELETE /api/v1/credentials/{credential_id}/share",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 

@@ -115,6 +115,15 @@ class AlreadyIssuedError(CredentialError):
 
 PUBLIC_CREDENTIALS_PATH: Final = "/public/credentials"
 """Where the public pages of shared credentials live under the base URL."""
+PUBLIC_SUBJECTS_PATH: Final = "/public/subjects"
+PUBLIC_EVIDENCE_PATH: Final = "/public/evidence"
+"""Where a credential's `credentialSubject.id` and `evidence[].id` resolve (while shared)."""
+
+
+def credential_ref(credential_id: str) -> str:
+    """The path segment that names a credential in its subject and evidence IRIs: the UUID of
+    a ``urn:uuid:`` id, else the whole id (percent-encoded)."""
+    return quote(credential_id.removeprefix("urn:uuid:"), safe="")
 
 
 def public_credential_url(base_url: str, public_id: str) -> str:
@@ -143,6 +152,16 @@ class EngineUrls:
 
     def achievement(self, policy: str) -> str:
         return f"{self.base}/api/v1/achievements/{quote(policy, safe='')}"
+
+    def public_subject(self, credential_id: str) -> str:
+        """The `credentialSubject.id` of credential `credential_id`: the subject as this one
+        credential shows it, nothing more (no learner id, no name)."""
+        return f"{self.base}{PUBLIC_SUBJECTS_PATH}/{credential_ref(credential_id)}"
+
+    def public_evidence(self, credential_id: str, session: str) -> str:
+        """An `evidence[].id` of credential `credential_id`: one qualifying session's summary."""
+        return (f"{self.base}{PUBLIC_EVIDENCE_PATH}/{credential_ref(credential_id)}/"
+                f"{quote(session, safe='')}")  # fmt: skip
 
     def public_credential(self, public_id: str) -> str:
         """A shared credential's public page (`public_credential_url`)."""
@@ -407,13 +426,14 @@ class CredentialService:
             raise NotEligibleError(learner, decision)
         recipient = None if email is None else RecipientIdentity(email, self._new_salt())
         slot = self.credentials.allocate_status(choose=self._choose)
+        credential_id = self._new_id()
         document = build_credential(
-            credential_id=self._new_id(),
+            credential_id=credential_id,
             issuer=self.issuer_profile(key),
-            subject_id=self.urls.learner(learner),
+            subject_id=self.urls.public_subject(credential_id),
             achievement=self._achievement(policy),
             results=self._results(decision.qualifying),
-            evidence=[self._evidence(a) for a in decision.qualifying],
+            evidence=[self._evidence(credential_id, a) for a in decision.qualifying],
             valid_from=now,
             valid_until=valid_until,
             status=StatusEntry(self.urls.status_list(slot.list_id), slot.index),
@@ -512,9 +532,9 @@ class CredentialService:
             )
         return results
 
-    def _evidence(self, attempt: Attempt) -> SessionEvidence:
+    def _evidence(self, credential_id: str, attempt: Attempt) -> SessionEvidence:
         return SessionEvidence(
-            id=self.urls.session(attempt.session),
+            id=self.urls.public_evidence(credential_id, attempt.session),
             session=attempt.session,
             kind=attempt.source,
             rubric=attempt.rubric,

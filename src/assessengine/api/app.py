@@ -34,6 +34,7 @@ from .open_badges import OpenBadgesApi
 from .service import ReviewService
 from .service.cohorts import CohortService
 from .service.credentials import CredentialApi, CredentialSettings
+from .service.public_credentials import PublicCredentials
 from .service.service import MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def create_app(
     )
     app.state.service = review
     app.state.credentials = issuing
+    app.state.public_credentials = PublicCredentials(issuing)
     app.state.cohorts = cohorts
     app.state.open_badges = badges
     app.state.db_path = db_path
@@ -151,6 +153,7 @@ def _include_web(app: FastAPI) -> None:
     web = importlib.import_module("assessengine.api.web")
     app.include_router(web.router)
     app.include_router(importlib.import_module("assessengine.api.web_credentials").router)
+    app.include_router(importlib.import_module("assessengine.api.web_public").router)
     app.include_router(importlib.import_module("assessengine.api.web_oauth").router)
     app.include_router(importlib.import_module("assessengine.api.web_cohorts").router)
     app.include_router(importlib.import_module("assessengine.api.web_double_marks").router)

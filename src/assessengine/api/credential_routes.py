@@ -16,9 +16,11 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..adapters.baking import MAX_BAKED_BYTES, BakingError, extract
+from ..core.sharing import MEDIA_TYPES, negotiate
 from ..credential_service import STATUS_LIST_TTL_S
 from .guard import GuardedRoute, Requires
 from .problems import MEDIA_TYPE, responses
@@ -37,6 +39,7 @@ from .service.credentials import (
     RevokeIn,
     VerificationOut,
 )
+from .service.public_credentials import PublicCredentials, ShareOut
 
 MAX_LIST_ID: Final = 2**62
 """The largest status list id asked for (a site numbers its lists in its own range of ids,
@@ -51,7 +54,13 @@ def credentials_of(request: Request) -> CredentialApi:
     return api
 
 
+def public_of(request: Request) -> PublicCredentials:
+    public: PublicCredentials = request.app.state.public_credentials
+    return public
+
+
 Credentials = Annotated[CredentialApi, Depends(credentials_of)]
+Public = Annotated[PublicCredentials, Depends(public_of)]
 LearnerPath = Annotated[str, Path(min_length=1, max_length=200, description="learner id")]
 CredentialPath = Annotated[str, Path(min_length=1, max_length=200, description=(
     "credential id (`urn:uuid:...`, URL-encoded or not; the bare UUID also works)"))]
@@ -61,6 +70,7 @@ MayRevoke = Annotated[Principal, Depends(Requires(Action.REVOKE_CREDENTIALS))]
 MayForward = Annotated[Principal, Depends(Requires(Action.FORWARD_XAPI))]
 MayReadCohorts = Annotated[Principal, Depends(Requires(Action.READ_COHORTS))]
 MAX_EXPIRING_DAYS: Final = 3650
+MayShare = Annotated[Principal, Depends(Requires(Action.SHARE_CREDENTIALS))]
 _OBJECT: Final = {"type": "object", "additionalProperties": True}
 
 router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422),
@@ -154,6 +164,33 @@ def revoke(
     return api.revoke(who, credential_id, body)
 
 
+# ==================================================================================== sharing
+
+
+@router.get("/credentials/{credential_id}/share", summary="A credential's public page link",
+            responses=responses(401, 403, 404))  # fmt: skip
+def share_state(public: Public, who: Who, credential_id: CredentialPath) -> ShareOut:
+    """Whether the credential has a public page, and its URL. Learners: their own only
+    (another learner's: 404); assessors, trainers and admins: anyone's."""
+    return public.share_state(who, credential_id)
+
+
+@router.put("/credentials/{credential_id}/share", summary="Share a credential's public page "
+            "(its learner, admin)", responses=responses(401, 403, 404, 409))  # fmt: skip
+def share(public: Public, who: MayShare, credential_id: CredentialPath) -> ShareOut:
+    """Idempotent: a shared credential keeps its link; a hidden one gets a new link (a public
+    id never used before), so a link hidden once stays dead. Audited (`credential.share`)."""
+    return public.share(who, credential_id)
+
+
+@router.delete("/credentials/{credential_id}/share", summary="Hide a credential's public "
+               "page (its learner, admin)", responses=responses(401, 403, 404, 409))  # fmt: skip
+def hide(public: Public, who: MayShare, credential_id: CredentialPath) -> ShareOut:
+    """From now on its link answers 404, as a link that never existed; its subject and
+    evidence IRIs too. Idempotent. Audited (`credential.hide`)."""
+    return public.hide(who, credential_id)
+
+
 # ==================================================================================== public
 
 
@@ -207,15 +244,26 @@ def status_list(
 
 @router.get(
     "/achievements/{policy}", summary="What a credential certifies (no token needed)",
+    response_class=JSONResponse,
     responses={**responses(404), 200: {"description": "The Open Badges 3.0 Achievement",
-               "content": {"application/json": {"schema": _OBJECT}}}},
+               "content": {"application/json": {"schema": _OBJECT},
+                           "application/ld+json": {"schema": _OBJECT},
+                           "text/html": {"schema": {"type": "string"}}}}},
 )  # fmt: skip
 def achievement(
-    api: Credentials, policy: Annotated[str, Path(min_length=1, max_length=200)]
-) -> dict[str, Any]:
-    """The `achievement.id` of the engine's credentials: name, description, criteria and the
-    competencies (alignment) of the policy."""
-    return api.achievement(policy)
+    request: Request, api: Credentials, policy: Annotated[str, Path(min_length=1, max_length=200)]
+) -> Response:
+    """The `achievement.id` of the engine's credentials: name, description, criteria, the
+    competencies (alignment) of the policy and the `resultDescription`s its credentials'
+    results point at. Content-negotiated: JSON (`application/json`), JSON-LD
+    (`application/ld+json`), or a page for a browser (`text/html`, and any other Accept)."""
+    body = api.achievement(policy)
+    kind = negotiate(request.headers.get("accept"))
+    if kind == "html":
+        from .web_public import achievement_page  # noqa: PLC0415 (the pages import the API)
+
+        return achievement_page(request, body)
+    return JSONResponse(body, media_type=MEDIA_TYPES[kind], headers={"Vary": "Accept"})
 
 
 # ==================================================================================== xAPI

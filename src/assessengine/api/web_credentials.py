@@ -20,18 +20,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
 from ..core.credentials import CHAIN_HEAD_LABEL
+from ..credential_service import PUBLIC_EVIDENCE_PATH
 from .credential_routes import MAX_EXPIRING_DAYS
 from .service import InvalidError, NotFoundError, Principal, ReviewService, badges
 from .service.credentials import CredentialApi, CredentialOut
-from .web import SECURITY_HEADERS, _page, _render
+from .service.public_credentials import PublicCredentials
+from .web import SECURITY_HEADERS, SIGNED_IN, _action, _page, _redirect, _render
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +44,11 @@ _CODE = re.compile(r"`([^`]+)`")
 def _api(request: Request) -> CredentialApi:
     api: CredentialApi = request.app.state.credentials
     return api
+
+
+def _public(request: Request) -> PublicCredentials:
+    public: PublicCredentials = request.app.state.public_credentials
+    return public
 
 
 def credentials_url(learner: str, credential_id: str | None = None) -> str:
@@ -82,10 +89,12 @@ def credential_page(request: Request, learner: str, credential_id: str) -> Respo
             (f"Baked badge ({kind.upper()})", f"{credentials_url(learner, found.id)}/badge.{kind}")
             for kind in badges.badge_kinds(api, found.policy)
         ] + [("Certificate (PDF)", f"{credentials_url(learner, found.id)}/certificate.pdf")]
+        share = _public(request).share_state(who, found.id)
         return _render(request, "credential.html", who=who, learner=learner, downloads=downloads,
-                       c=_summary(found), badge=_badge(found.document),
-                       evidence=_evidence(found.document), result=result,
-                       list_url=credentials_url(learner), json_url=json_url)  # fmt: skip
+                       c=_summary(found), badge=badge_view(found.document),
+                       evidence=evidence_view(found.document), result=result,
+                       list_url=credentials_url(learner), json_url=json_url, share=share,
+                       may_share=who.role in ("admin", "learner"))  # fmt: skip
 
     return _page(request, build)
 
@@ -117,6 +126,27 @@ def _download(body: bytes, media: str, learner: str, credential_id: str, tail: s
     return Response(body, media_type=media, headers=headers)
 
 
+@router.post("/learners/{learner}/credentials/{credential_id}/share", dependencies=[SIGNED_IN])
+def share_credential(
+    request: Request, learner: str, credential_id: str, csrf: Annotated[str, Form()] = "",
+    hide: Annotated[str, Form()] = "",
+) -> Response:
+    """The share form of the credential page: share (a public page, a new link if it was
+    hidden) or, with ``hide``, hide it; then back to the credential page."""
+
+    def build(who: Principal, _: ReviewService) -> Response:
+        api = _api(request)
+        found = api.credential(who, learner, credential_id)
+        public = _public(request)
+        if hide:
+            public.hide(who, found.id)
+        else:
+            public.share(who, found.id)
+        return _redirect(credentials_url(learner, found.id) + "#share")
+
+    return _action(request, csrf, build)
+
+
 @router.get("/learners/{learner}/credentials/{credential_id}/credential.json")
 def credential_json(request: Request, learner: str, credential_id: str) -> Response:
     def build(who: Principal, _: ReviewService) -> Response:
@@ -142,7 +172,7 @@ def _summary(c: CredentialOut) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _badge(document: Mapping[str, Any]) -> dict[str, Any]:
+def badge_view(document: Mapping[str, Any]) -> dict[str, Any]:
     """What the credential certifies, read from the signed document itself."""
     achievement = _dig(document, "credentialSubject", "achievement")
     achievement = achievement if isinstance(achievement, Mapping) else {}
@@ -172,11 +202,11 @@ def _badge(document: Mapping[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _evidence(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+def evidence_view(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for item in _list(document.get("evidence")):
         ident = _text(item.get("id"))
-        session = unquote(ident.rsplit("/", 1)[-1]) if "/api/v1/sessions/" in ident else None
+        session = unquote(ident.rsplit("/", 1)[-1]) if _names_session(ident) else None
         description = _text(item.get("description"))
         out.append({
             "name": _text(item.get("name")) or ident, "genre": _text(item.get("genre")),
@@ -185,6 +215,12 @@ def _evidence(document: Mapping[str, Any]) -> list[dict[str, Any]]:
             if description.startswith(CHAIN_HEAD_LABEL) else None,
         })  # fmt: skip
     return out
+
+
+def _names_session(evidence_id: str) -> bool:
+    """Whether an evidence id ends in a session id: the public evidence IRI of credentials
+    issued with share links, the session's API URL of those issued before."""
+    return "/api/v1/sessions/" in evidence_id or f"{PUBLIC_EVIDENCE_PATH}/" in evidence_id
 
 
 def _narrative(text: str) -> Markup:

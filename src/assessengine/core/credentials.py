@@ -434,6 +434,13 @@ def _alignment(competency: CompetencyAlignment) -> dict[str, Any]:
     return alignment
 
 
+def result_descriptions(achievement_id: str, rubric: RubricOutcome) -> list[dict[str, Any]]:
+    """The `ResultDescription`s of one rubric under an achievement (the rubric's score, then
+    each criterion's levels), as every credential of it carries them. Reads the rubric's
+    shape only (ids, titles, version, pass score, points, critical), never its outcome."""
+    return _result_descriptions(achievement_id, rubric)
+
+
 def _result_descriptions(achievement_id: str, rubric: RubricOutcome) -> list[dict[str, Any]]:
     score: dict[str, Any] = {
         "id": rubric_result_id(achievement_id, rubric.rubric),

@@ -32,6 +32,7 @@ class Action(StrEnum):
     READ_COHORTS = "read_cohorts"          # the review queue and the cohort dashboard
     READ_CALIBRATION = "read_calibration"  # assessor agreement, simulator-to-field validity
     ASSIGN_DOUBLE_MARKING = "assign_double_marking"  # ask a second assessor to mark blind
+    SHARE_CREDENTIALS = "share_credentials"  # a credential's public page; learners: their own
 
 
 PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
@@ -51,6 +52,7 @@ PERMISSIONS: Final[dict[Action, frozenset[Role]]] = {
     Action.READ_COHORTS: frozenset({"admin", "trainer", "assessor"}),
     Action.READ_CALIBRATION: frozenset({"admin", "trainer"}),
     Action.ASSIGN_DOUBLE_MARKING: frozenset({"admin", "trainer"}),
+    Action.SHARE_CREDENTIALS: frozenset({"admin", "learner"}),
 }
 """Action -> the roles allowed to take it. A learner's reads are narrowed to their own
 records by the service (another learner's session is reported as not found)."""

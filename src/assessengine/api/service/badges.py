@@ -16,6 +16,8 @@ adapters that draw and bake (`adapters.policies.badge_image`, `adapters.baking`,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ...adapters.baking import BadgeImage, BakingError, ImageKind, bake
@@ -57,6 +59,14 @@ def baked_badge(
     held = _active(api, who, learner, credential_id)
     image = badge_image(api, held.policy, kind)
     return BadgeImage(image.kind, bake(image, held.document))
+
+
+def baked_document(api: CredentialApi, policy_id: str, document: Mapping[str, Any],
+                   kind: ImageKind) -> BadgeImage:  # fmt: skip
+    """`document` baked into `policy_id`'s badge image, for a caller that has already decided
+    it may be handed out (the public page of a shared, unrevoked credential)."""
+    image = badge_image(api, policy_id, kind)
+    return BadgeImage(image.kind, bake(image, document))
 
 
 def certificate(

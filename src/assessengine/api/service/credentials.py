@@ -45,8 +45,11 @@ from ...core.credentials import (
     CREDENTIAL_CONTEXT,
     RENEWAL_GENRE,
     CredentialError,
+    CriterionOutcome,
+    RubricOutcome,
     criteria_of,
     renewed_credential,
+    result_descriptions,
 )
 from ...core.instants import utc_text
 from ...core.policy import Policy, PolicyError, Requirement
@@ -598,7 +601,25 @@ class CredentialApi:
                 | ({"targetDescription": c.description} if c.description else {})
                 for c in spec.competencies
             ]  # fmt: skip
+        descriptions = [d for rubric_id in policy.rubrics
+                        for d in self._result_descriptions(achievement["id"], rubric_id)]
+        if descriptions:
+            achievement["resultDescription"] = descriptions
         return achievement
+
+    def _result_descriptions(self, achievement_id: str, rubric_id: str) -> list[dict[str, Any]]:
+        """What a credential's `result`s of rubric `rubric_id` point at (its current version
+        here: the one new credentials are issued against)."""
+        rubric = self._rubric(rubric_id)
+        if rubric is None:
+            return []
+        shape = RubricOutcome(
+            rubric=rubric_id, version=rubric.version, title=rubric.title, outcome="pass",
+            score=0.0, min_score=rubric.pass_.min_score,
+            criteria=tuple(CriterionOutcome(c.id, c.title, "not_applicable", critical=bool(
+                c.critical), points=c.points or None) for c in rubric.criteria),
+        )  # fmt: skip
+        return result_descriptions(achievement_id, shape)
 
     # ---------------------------------------------------------------------------- xAPI
 
