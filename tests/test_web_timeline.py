@@ -342,3 +342,18 @@ def test_markers_stacked_on_the_last_row_list_every_number_once_without_overlap(
     last = next(t for t in texts if t.text == "4 5 6")
     assert last.attrib["text-anchor"] == "end"
     assert float(last.attrib["x"]) < tl.time_scale(0.0, 100.0).x(100.0)
+
+
+def test_a_marker_never_shares_a_row_with_one_closer_than_the_gap_drawn_earlier() -> None:
+    # fails first: 3 at 50 s, 4 at 100 s on row 0; passes later: 1 at 10 s, then 9 at 99 s,
+    # which must not land on row 0 beside 4 (only the latest marker of a row used to count)
+    decisions = [tl.Decision("c3", "C", "fail", 50.0, number=3),
+                 tl.Decision("c4", "C", "fail", 100.0, number=4),
+                 tl.Decision("c1", "C", "pass", 10.0, number=1),
+                 tl.Decision("c9", "C", "pass", 99.0, number=9)]  # fmt: skip
+    root = _parse(tl.timeline_svg([_lane()], t_from=0.0, t_to=100.0, decisions=decisions))
+    marks = {g.attrib["data-criterion"]: g for g in root.iterfind(".//svg:g[@class='decision']",
+                                                                    NS)}  # fmt: skip
+    y = {k: (g.find("svg:text", NS).attrib["y"]) for k, g in marks.items()}  # type: ignore[union-attr]
+    assert y["c4"] == y["c3"] == y["c1"]
+    assert y["c9"] != y["c4"]

@@ -468,28 +468,30 @@ def _events(scale: TimeScale, events: Sequence[Mark],
 def _marker_rows(scale: TimeScale, decisions: Sequence[Decision]) -> list[int]:
     """A row for each decision marker so that markers (and their numbers) closer than
     `MARKER_GAP` px do not overlap (beyond `MAX_MARKER_ROWS` rows they stack on the last)."""
-    last: list[float] = []
+    seen: list[list[float]] = []  # per row: the x of every marker on it
     rows: list[int] = []
     for d in decisions:
         x = scale.x(d.t)
-        row = next((r for r, seen in enumerate(last) if abs(x - seen) >= MARKER_GAP), len(last))
+        row = next((r for r, xs in enumerate(seen) if all(abs(x - s) >= MARKER_GAP for s in xs)),
+                   len(seen))  # fmt: skip
         row = min(row, MAX_MARKER_ROWS - 1)
-        if row == len(last):
-            last.append(x)
-        else:
-            last[row] = x
+        if row == len(seen):
+            seen.append([])
+        seen[row].append(x)
         rows.append(row)
     return rows
 
 
 def _marker_numbers(
     scale: TimeScale, decisions: Sequence[Decision], rows: Sequence[int]
-) -> list[str]:
+) -> list[tuple[str, float]]:
     """The number shown beside each marker: its criterion's, except on the last row, where
     markers stack: a marker closer than `MARKER_GAP` to an earlier one of the same verdict there
     adds its number to that one's ("6 7 9") and shows none, so that every number is drawn
-    once and none over another."""
+    once and none over another. With each text, the leftmost x of the markers it numbers
+    (where it ends when drawn to their left)."""
     numbers = ["" if d.number is None else str(d.number) for d in decisions]
+    lefts = [scale.x(d.t) for d in decisions]
     heads: list[int] = []
     for k, (d, row) in enumerate(zip(decisions, rows, strict=True)):
         if row != MAX_MARKER_ROWS - 1 or not numbers[k]:
@@ -502,14 +504,17 @@ def _marker_numbers(
         else:
             numbers[head] += f" {numbers[k]}"
             numbers[k] = ""
-    return numbers
+            lefts[head] = min(lefts[head], x)
+    return list(zip(numbers, lefts, strict=True))
 
 
 def _decision(
-    scale: TimeScale, d: Decision, row: int, text: str, y0: float, y1: float
+    scale: TimeScale, d: Decision, row: int, label: tuple[str, float], y0: float, y1: float
 ) -> str:  # fmt: skip
-    """A decision's marker, and `text` (its number, or the numbers stacked on it) beside it:
-    to its right, or to its left where the right has no room."""
+    """A decision's marker, and its label (its number, or the numbers stacked on it, and the
+    leftmost of their markers) beside it: to its right, or left of them all where the right
+    has no room."""
+    text, left = label
     x = scale.x(d.t)
     fill = VERDICT_FILL.get(d.verdict, OTHER_FILL)
     cy = 6 + MARKER_ROW * row + MARKER_ROW / 2
@@ -526,7 +531,7 @@ def _decision(
     )
     right = x + 8 + CHAR_PX * len(text) <= scale.x_right + RIGHT
     number = "" if not text else (
-        f'<text class="marker-number" x="{_n(x + 8 if right else x - 8)}" y="{_n(cy + 4)}" '
+        f'<text class="marker-number" x="{_n(x + 8 if right else left - 8)}" y="{_n(cy + 4)}" '
         f'text-anchor="{"start" if right else "end"}" font-size="{SMALL_TEXT}" '
         f'font-weight="bold" fill="{fill}">{_t(text)}</text>'
     )  # fmt: skip
