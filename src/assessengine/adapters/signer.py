@@ -334,8 +334,10 @@ def sign_credential(
     *,
     created: datetime,
     loader: DocumentLoader = offline_document_loader,
+    controller: str | None = None,
 ) -> dict[str, Any]:
-    """A copy of `document` with ``"proof": [DataIntegrityProof]`` by `key`'s did:key.
+    """A copy of `document` with ``"proof": [DataIntegrityProof]`` by `key`'s did:key, or,
+    with `controller` (a did:web whose DID document lists the key), by ``controller#z6Mk...``.
 
     Refuses (`SigningError`) a document that already has a proof, whose ``@context`` does
     not start with VC 2.0, or whose issuer is not `key`'s did:key; refuses
@@ -346,10 +348,10 @@ def sign_credential(
     contexts = document.get("@context")
     if not isinstance(contexts, list) or not contexts or contexts[0] != VC_V2_CONTEXT:
         raise SigningError(f"@context must be a list that starts with {VC_V2_CONTEXT}")
-    if issuer_id(document) != key.did:
+    if issuer_id(document) != (controller or key.did):
         raise SigningError(
             f"issuer id {issuer_id(document)!r} is not the controller of the signing key"
-            f" ({key.did}); build the credential with the key's did:key as issuer id"
+            f" ({controller or key.did}); build the credential with it as issuer id"
         )
     problems = expansion_problems(document, loader=loader)
     if problems:
@@ -360,7 +362,8 @@ def sign_credential(
         "type": PROOF_TYPE,
         "cryptosuite": CRYPTOSUITE,
         "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "verificationMethod": key.verification_method,
+        "verificationMethod": key.verification_method if controller is None
+        else f"{controller}#{multibase_base58btc(ED25519_PUB_MULTICODEC + key.public_key)}",
         "proofPurpose": PROOF_PURPOSE,
     }
     unsecured = copy.deepcopy(dict(document))
