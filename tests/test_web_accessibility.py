@@ -6,8 +6,8 @@ real uvicorn server over a real SQLite file, as tests/test_web_browser.py):
   and the search (with and without results), every kind of session page (failed, pending, its
   forms open, a refused entry, after an observation and an override, zoomed, printable, still
   running, as the learner sees it), the dashboard, calibration, the learner page, the
-  credential pages (a learner's, one credential, the expiring ones), the rubric pages, the Open
-  Badges API's consent page, an error page;
+  credential pages (a learner's, one credential, its public page, the expiring ones), the
+  rubric pages, the Open Badges API's consent page, an error page;
 - the session page by keyboard alone: tab to a criterion's override, choose, write, send; the
   focus lands on the confirmation, which names the criterion and the new outcome;
 - the session page at 200 % zoom (the viewport halved, twice the device scale): no sideways
@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -189,6 +189,9 @@ def test_learner_and_credential_pages_have_no_wcag_violations(
     page.locator('.policy[data-policy="forklift-operator"]').get_by_role("button").click()
     page.wait_for_url(f"**/learners/{ELIGIBLE}/credentials/**")
     audit.check("credential")
+    # shared on issue: its public page, as anyone sees it (the link names the configured host)
+    public = urlsplit(page.locator("#share a.public-link").get_attribute("href") or "").path
+    audit.visit("public credential page", f"{site.url}{public}")
     audit.visit("credentials", f"{site.url}/learners/{ELIGIBLE}/credentials")
     audit.visit("expiring credentials", f"{site.url}/credentials/expiring?within_days=3650")
     audit.visit("none expiring", f"{site.url}/credentials/expiring?within_days=1")
