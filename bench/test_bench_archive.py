@@ -35,6 +35,7 @@ from assessengine.archive.export import ROW_GROUP_ROWS, export
 from assessengine.archive.layout import COMPRESSION, Manifest, events_record_batch, events_schema
 from assessengine.archive.location import ArchiveRoot
 from assessengine.archive.rescore import DaskRunner, Job, Partition, PartitionResult, plan
+from assessengine.archive.split import TASKS_PER_WORKER, split
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import EventBatch
 from assessengine.core.kernel_scorer import score_columns
@@ -125,9 +126,13 @@ def runner(request: pytest.FixtureRequest) -> Iterator[DaskRunner]:
 
 def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner) -> None:
     job, parts = _job(archived)
+    root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
 
     def once() -> int:
-        results = list(runner.run(job, parts))
+        # as the CLI: a cohort of fewer files than TASKS_PER_WORKER x workers is split by
+        # row groups (this one's 25 files are not: the split is then a no-op)
+        tasks = split(root, parts, TASKS_PER_WORKER * runner.workers)
+        results = list(runner.run(job, tasks))
         assert all(isinstance(r, PartitionResult) for r in results)
         return sum(r.events for r in results if isinstance(r, PartitionResult))
 

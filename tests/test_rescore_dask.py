@@ -264,3 +264,32 @@ def test_warm_up_compiles_the_rubric_on_every_worker(
         found = runner.client.run(compiled_rubrics)
     assert len(found) == 2
     assert all(any(k.startswith(rubric.sha256()) for k in keys) for keys in found.values())
+
+
+def test_one_file_split_by_row_groups_gives_each_worker_tasks_and_the_same_reports(
+    scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import assessengine.archive.export as export_module  # noqa: PLC0415
+    from assessengine.archive.split import TASKS_PER_WORKER, split  # noqa: PLC0415
+
+    monkeypatch.setattr(export_module, "ROW_GROUP_ROWS", 1)  # a row group per session
+    store = open_store(tmp_path / "engine.db")
+    try:
+        fill_store(store, "network-lab", 6, seed=7)
+        export(store, ArchiveRoot.open(str(tmp_path / "archive")), load_scenario=load_scenario)
+    finally:
+        store.close()
+    root = ArchiveRoot.open(str(tmp_path / "archive"))
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    rubric, scenario = load_rubric(RUBRICS["network-lab"])
+    job = Job.of(root, rubric, scenario)
+    parts, _ = plan(root, manifest, "network-lab")
+    assert len(parts) == 1
+    with DaskRunner(scheduler=scheduler) as runner:
+        pieces = split(root, parts, TASKS_PER_WORKER * runner.worker_count())
+        assert len(pieces) == 6  # 2 workers x 3 tasks, one session each
+        results = sorted(runner.run(job, pieces), key=lambda r: r.index)
+    assert all(isinstance(r, PartitionResult) for r in results)
+    split_reports = [r for result in results for r in result.reports]  # type: ignore[union-attr]
+    assert split_reports == [r for result in run_local(job, parts) for r in result.reports]

@@ -5,7 +5,8 @@
     found = source.rescore(rubric, scenario, ["S1", "S2"], observations={"S1": {...}})
 
 The same path as ``assessengine rescore``: `rescore.plan` over the sessions table, then one
-`rescore.score_partition` per events file, in this process or on the Dask scheduler given.
+`rescore.score_partition` per events file, in this process or on the Dask scheduler given
+(there, a cohort of few files split by row groups, `split`, as the CLI does).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..core.scenario import Scenario
 from .layout import Manifest
 from .location import ArchiveError, ArchiveRoot
 from .rescore import DaskRunner, Job, Partition, PartitionResult, plan, run_local
+from .split import TASKS_PER_WORKER, split
 
 
 @dataclass(slots=True)
@@ -59,8 +61,9 @@ class ArchiveSource:
             for part in parts:
                 self._take(part, _attempt(job, part), out)
             return out
-        by_index = {p.index: p for p in parts}
         with DaskRunner(scheduler=self.scheduler) as runner:
+            parts = split(self.root, parts, TASKS_PER_WORKER * runner.worker_count())
+            by_index = {p.index: p for p in parts}
             for item in runner.run(job, parts, keep_going=True):
                 if isinstance(item, PartitionResult):
                     self._take(by_index[item.index], item, out)

@@ -10,6 +10,8 @@ bounded memory.
 - `source`: an `ArchiveRoot` (the file is `path` relative to it) or an fsspec file system (then
   `path` is that file system's path); `scenario`: the `core.scenario.Scenario` the file
   archives (its signal and event names give the columns and the event codes).
+- `row_groups`: read only these Parquet row groups, in this order (None: the whole file;
+  ArchiveError for an Arrow IPC file, which has none).
 - `session_ids`: the sessions wanted, in the caller's order. Each yielded batch's ``session``
   column holds indexes into this sequence; rows of other sessions in the file are skipped.
   None: every session, numbered in order of first appearance (`EventsReader.sessions_seen`).
@@ -62,16 +64,18 @@ def event_batches(
     *,
     session_ids: Sequence[str] | None,
     rows: int = BATCH_ROWS,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[EventBatch]:
     """See the module docstring."""
-    yield from EventsReader(source, path, scenario, session_ids=session_ids, rows=rows)
+    yield from EventsReader(source, path, scenario, session_ids=session_ids, rows=rows,
+                            row_groups=row_groups)  # fmt: skip
 
 
 class EventsReader:
     """`event_batches` as an object: iterate it once for the batches; `sessions_seen` then
     lists the sessions in the order their indexes were given. `check_order`: see
     `batches.BatchConverter`; `handle`: an open binary file to read instead of opening `path`
-    (which then only names it)."""
+    (which then only names it); `row_groups`: see `event_batches`."""
 
     def __init__(
         self,
@@ -83,9 +87,10 @@ class EventsReader:
         rows: int = BATCH_ROWS,
         check_order: bool = False,
         handle: Any = None,
+        row_groups: Sequence[int] | None = None,
     ) -> None:
         self.fs, self.full, self.where = _resolve(source, path)
-        self.rows, self.handle = rows, handle
+        self.rows, self.handle, self.row_groups = rows, handle, row_groups
         self.convert = BatchConverter(scenario, where=self.where, session_ids=session_ids,
                                       check_order=check_order)  # fmt: skip
 
@@ -96,24 +101,22 @@ class EventsReader:
     def sessions_and_times(self) -> Iterator[tuple[NDArray[np.int32], NDArray[np.float64]]]:
         """Only the ``session`` (indexes, as the batches give them) and ``t`` columns, batch
         by batch (the file's schema is checked in full)."""
-        first_row = 0
-        for record in record_batches(self.fs, self.full, self.where, rows=self.rows,
-                                     check=self.convert.check_schema,
-                                     columns=("session", "t"), handle=self.handle):  # fmt: skip
+        for first_row, record in record_batches(self.fs, self.full, self.where, rows=self.rows,
+                                                check=self.convert.check_schema,
+                                                columns=("session", "t"), handle=self.handle,
+                                                row_groups=self.row_groups):  # fmt: skip
             if record.num_rows:
                 yield self.convert.sessions_and_times(record, first_row=first_row)
-            first_row += record.num_rows
 
     def __iter__(self) -> Iterator[EventBatch]:
-        first_row = 0
-        for record in record_batches(self.fs, self.full, self.where, rows=self.rows,
-                                     check=self.convert.check_schema,
-                                     handle=self.handle):  # fmt: skip
+        for first_row, record in record_batches(self.fs, self.full, self.where, rows=self.rows,
+                                                check=self.convert.check_schema,
+                                                handle=self.handle,
+                                                row_groups=self.row_groups):  # fmt: skip
             try:
                 batch = self.convert(record, first_row=first_row)
             except (pa.ArrowException, ValueError) as exc:
                 raise ArchiveError(f"{self.where}: unreadable rows ({_first_line(exc)})") from None
-            first_row += record.num_rows
             if batch is not None:
                 yield batch
 
@@ -127,9 +130,11 @@ def record_batches(
     check: Callable[[pa.Schema], None],
     columns: Sequence[str] = FIXED_COLUMNS,
     handle: Any = None,
-) -> Iterator[pa.RecordBatch]:
+    row_groups: Sequence[int] | None = None,
+) -> Iterator[tuple[int, pa.RecordBatch]]:
     """The `columns` of the Parquet or Arrow IPC file at `full` (or in the open binary file
-    `handle`), in pieces of at most `rows` rows; `check(schema)` runs first (it raises to
+    `handle`), in pieces of at most `rows` rows, each with the file row of its first row;
+    only the Parquet `row_groups` given (None: all); `check(schema)` runs first (it raises to
     refuse the file)."""
     kind = "Parquet"
     try:
@@ -145,9 +150,10 @@ def record_batches(
             if magic != ARROW_FILE_MAGIC and magic[:4] != ARROW_STREAM_MAGIC:
                 parquet = stack.enter_context(pq.ParquetFile(handle))
                 check(parquet.schema_arrow)
-                yield from parquet.iter_batches(batch_size=rows, columns=list(columns),
-                                                use_threads=False)  # fmt: skip
+                yield from _parquet_batches(parquet, rows, columns, row_groups, where)
                 return
+            if row_groups is not None:
+                raise ArchiveError(f"{where}: an Arrow IPC file has no row groups to read")
             kind = "Arrow IPC"
             reader: Any
             pieces: Any
@@ -157,16 +163,45 @@ def record_batches(
             else:
                 reader = pieces = ipc.open_stream(handle)
             check(reader.schema)
+            first_row = 0
             for piece in pieces:
                 wanted = piece.select(list(columns))
                 for start in range(0, wanted.num_rows, rows):
-                    yield wanted.slice(start, rows)
+                    yield first_row + start, wanted.slice(start, rows)
+                first_row += wanted.num_rows
     except ArchiveError:
         raise
     except FileNotFoundError:
         raise ArchiveError(f"{where}: the events file is missing") from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ArchiveError(f"{where}: not a readable {kind} file ({_first_line(exc)})") from None
+
+
+def _parquet_batches(
+    parquet: pq.ParquetFile, rows: int, columns: Sequence[str], row_groups: Sequence[int] | None,
+    where: str,
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """`record_batches` of a Parquet file (one thread: a Dask worker has one core)."""
+    if row_groups is None:
+        first_row = 0
+        for record in parquet.iter_batches(batch_size=rows, columns=list(columns),
+                                           use_threads=False):  # fmt: skip
+            yield first_row, record
+            first_row += record.num_rows
+        return
+    meta = parquet.metadata
+    starts = [0]
+    for g in range(meta.num_row_groups):
+        starts.append(starts[-1] + meta.row_group(g).num_rows)
+    for g in row_groups:
+        if not 0 <= g < meta.num_row_groups:
+            raise ArchiveError(f"{where}: row group {g} does not exist (the file has "
+                               f"{meta.num_row_groups})")  # fmt: skip
+        first_row = starts[g]
+        for record in parquet.iter_batches(batch_size=rows, columns=list(columns),
+                                           row_groups=[g], use_threads=False):  # fmt: skip
+            yield first_row, record
+            first_row += record.num_rows
 
 
 def _resolve(source: ArchiveRoot | AbstractFileSystem, path: str) -> tuple[Any, str, str]:

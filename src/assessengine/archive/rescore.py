@@ -1,4 +1,5 @@
-"""Cohort re-scoring from an archive: one task per events file, scored with the kernel.
+"""Cohort re-scoring from an archive: one task per events file (or per run of its row groups,
+`split`), scored with the kernel.
 
     job = Job.of(root, rubric, scenario)
     parts = plan(root, manifest, scenario.scenario, since=..., until=...)
@@ -6,13 +7,15 @@
     with DaskRunner(workers=2) as runner:                  # or scheduler="tcp://host:8786"
         for done in runner.run(job, parts): ...
 
-A task (`score_partition`) streams its file through `reader.event_batches` into
-`core.kernel_scorer.score_stream` (bounded memory). It first hashes the file's bytes: when they
-give the sha256 the manifest recorded at export, the rows are those the export wrote and
-digested; otherwise (or for a manifest without it) it recomputes each session's events digest
-while scoring and refuses the file, naming the session, when one differs from the sessions
-table's ``events_sha256``. The task reads the file itself (from the archive's directory or
-bucket): nothing but the partition's description travels from the client to the worker.
+A task (`score_partition`) streams its file (or only its row groups) through
+`reader.event_batches` into `core.kernel_scorer.score_stream` (bounded memory). It first
+hashes the file's bytes (unless the planner did, for a file split into several tasks:
+`Partition.bytes_match`; each file is hashed once): when they give the sha256 the manifest
+recorded at export, the rows are those the export wrote and digested; otherwise (or for a
+manifest without it) it recomputes each session's events digest while scoring and refuses the
+file, naming the session, when one differs from the sessions table's ``events_sha256``. The
+task reads the file itself (from the archive's directory or bucket): nothing but the
+partition's description travels from the client to the worker.
 Its reports equal `assessengine score` on the same sessions: the same
 compiled kernel, the same rows, the same close times.
 
@@ -83,6 +86,12 @@ class Partition:
     digests: tuple[str, ...]
     observations: Mapping[str, Mapping[str, Verdict]] = field(default_factory=dict)
     file_sha256: str | None = None
+    row_groups: tuple[int, ...] | None = None
+    """The Parquet row groups to read (None: the whole file); they hold every row of
+    `sessions` (`split`)."""
+    bytes_match: bool | None = None
+    """Whether the file's bytes give `file_sha256`, when the planner already checked (a file
+    split into several tasks, `split`); None: the task checks it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +183,12 @@ def checked_batches(
     ArchiveError naming the first session whose events digest does not match (the check the
     module docstring describes). Adds the rows to ``counted[0]`` when given."""
     ids = list(partition.sessions)
-    digests = None if _bytes_match(root, partition) else Digests(Layout.of(scenario), len(ids))
-    for batch in event_batches(root, partition.path, scenario, session_ids=ids):
+    match = partition.bytes_match
+    if match is None:
+        match = bytes_match(root, partition)
+    digests = None if match else Digests(Layout.of(scenario), len(ids))
+    for batch in event_batches(root, partition.path, scenario, session_ids=ids,
+                               row_groups=partition.row_groups):  # fmt: skip
         if digests is not None:
             digests.update(batch)
         if counted is not None:
@@ -189,7 +202,7 @@ def checked_batches(
                                "file was changed after export")  # fmt: skip
 
 
-def _bytes_match(root: ArchiveRoot, partition: Partition) -> bool:
+def bytes_match(root: ArchiveRoot, partition: Partition) -> bool:
     """Whether the file's bytes give the sha256 the manifest recorded (False without one, or
     when the file cannot be read: the reader then names the problem)."""
     if partition.file_sha256 is None:
@@ -266,6 +279,13 @@ class DaskRunner:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+    def worker_count(self) -> int:
+        """The workers of the cluster (at least 1): those started, or the scheduler's now."""
+        assert self.client is not None, "use DaskRunner as a context manager"
+        if self.cluster is not None:
+            return max(1, self.workers)
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def warm_up(self, job: Job) -> None:
         """Run `warm_up` on every worker now, all at once (a worker where it fails is left

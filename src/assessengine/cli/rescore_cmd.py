@@ -27,6 +27,7 @@ from ..archive.rescore import (
     SchedulerError,
     plan,
 )
+from ..archive.split import TASKS_PER_WORKER, split
 from ..core.jsontext import dumps
 from ..errors import RubricError
 from ._app import main, scenario_dirs_option
@@ -106,6 +107,8 @@ def rescore(
     except ArchiveError as exc:
         raise fail(exc) from None
     job = Job.of(root, rubric, scenario)
+    # the reports in the plan's order (files, then each file's sessions), as `score` gives them
+    order = {sid: k for k, sid in enumerate(s for p in partitions for s in p.sessions)}
     started = time.perf_counter()
     results: list[PartitionResult] = []
     errors: list[BaseException] = []
@@ -114,6 +117,8 @@ def rescore(
             with DaskRunner(workers=workers or os.cpu_count() or 1,
                             scheduler=scheduler) as runner:  # fmt: skip
                 runner.warm_up(job)  # each worker loads the kernel now, all at once
+                # a cohort of few files: tasks by row groups, so that every worker has work
+                partitions = split(root, partitions, TASKS_PER_WORKER * runner.worker_count())
                 started = time.perf_counter()  # events/s of the work, not of the start-up
                 results, errors = _collect(runner.run(job, partitions, keep_going=True),
                                            partitions, quiet)  # fmt: skip
@@ -123,10 +128,11 @@ def rescore(
     if errors:
         for error in errors:
             click.echo(f"error: {error}", err=True)
-        click.echo(f"rescore: {len(errors)} of {len(partitions)} file(s) failed; no reports "
+        click.echo(f"rescore: {len(errors)} of {len(partitions)} task(s) failed; no reports "
                    "written", err=True)  # fmt: skip
         raise SystemExit(EXIT_FAILED)
-    reports = [r for result in sorted(results, key=lambda r: r.index) for r in result.reports]
+    reports = sorted((r for result in results for r in result.reports),
+                     key=lambda r: order[r["session"]])  # fmt: skip
     summary = Summary(seconds=time.perf_counter() - started)
     summary.events = sum(r.events for r in results)
     for report in reports:
@@ -176,7 +182,7 @@ def _progress_bar(quiet: bool, total: int) -> AbstractContextManager[Any]:
 
 
 class _RichProgress:
-    """A rich progress bar over files done, on stderr (the reports go to stdout)."""
+    """A rich progress bar over tasks done, on stderr (the reports go to stdout)."""
 
     def __init__(self, total: int) -> None:
         from rich.console import Console  # noqa: PLC0415
@@ -188,7 +194,7 @@ class _RichProgress:
 
     def __enter__(self) -> Any:
         self.progress.start()
-        self.task = self.progress.add_task("rescore: files", total=self.total)
+        self.task = self.progress.add_task("rescore: tasks", total=self.total)
         return lambda n: self.progress.advance(self.task, n)
 
     def __exit__(self, *exc: object) -> None:
