@@ -60,6 +60,8 @@ def split(root: ArchiveRoot, parts: Sequence[Partition], tasks: int) -> list[Par
         return list(parts)
     units = {p.index: file_units(root, p) for p in parts}
     total = sum(sum(u.rows for u in found) for found in units.values() if found)
+    if total == 0:
+        return list(parts)
     out: list[Partition] = []
     for part in parts:
         found = units[part.index]
