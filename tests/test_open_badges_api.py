@@ -187,7 +187,7 @@ def test_a_host_registers_is_authorised_and_reads_credentials_that_verify(
 
     profile = host.get(f"{engine.url}/ims/ob/v3p0/profile")
     assert profile.status_code == 200
-    assert profile.json()["id"] == document["credentialSubject"]["id"]
+    assert profile.json()["id"] == f"{engine.url}/api/v1/learners/{LEARNER}"
     assert profile.json()["type"] == ["Profile"]
 
     old = token["refresh_token"]

@@ -94,7 +94,9 @@ class OpenBadgesApi:
         return CredentialPage([c.document for c in found[offset:offset + limit]], len(found))
 
     def profile(self, who: Principal) -> dict[str, Any]:
-        """The learner's Open Badges `Profile`: the id their credentials' subject carries."""
+        """The learner's Open Badges `Profile`: their record's URL as id (each credential's
+        ``credentialSubject.id`` is its own public subject URL, unlinkable across
+        credentials; the host, holding all of them, learns no more from this id)."""
         learner = who.learner or ""
         info = self.credentials.learner(who, learner)
         return {
