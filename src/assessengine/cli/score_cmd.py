@@ -13,7 +13,7 @@ import click
 
 from ..adapters.library import load_rubric
 from ..archive.chunks import archive_chunks, is_archive_location
-from ..archive.location import ArchiveError
+from ..archive.location import ArchiveError, s3_options
 from ..core.compiler import compile_rubric
 from ..core.jsontext import dumps
 from ..core.offline import collect_sessions, score_chunks, score_sessions
@@ -105,7 +105,7 @@ def score(
     try:
         chunks: Iterable[Chunk]
         if input_format is None and events != "-" and is_archive_location(events):
-            chunks = archive_chunks(events, scenario)
+            chunks = archive_chunks(events, scenario, s3_options(os.environ))
         else:
             chunks = read_input(events, scenario=scenario, declared=input_format,
                                 skip_invalid=skip_invalid,
