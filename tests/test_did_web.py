@@ -29,6 +29,7 @@ from assessengine.adapters.did_web import (
 from assessengine.adapters.signer import IssuerKey, sign_credential
 from assessengine.credential_verify import verify
 
+from .independent_verify import independent_verification
 from .test_credentials import _credential
 from .test_credentials_e2e import run
 
@@ -110,11 +111,17 @@ def test_a_did_web_credential_verifies_through_the_published_did_document_across
     assert len(published["verificationMethod"]) == 2
     assert published["assertionMethod"] == [m["id"] for m in published["verificationMethod"]]
 
+    for document in (old, new):  # Digital Bazaar's verifier, the DID document fetched too
+        assert independent_verification(document, did_web_http=True) == {
+            "verified": True, "error": None}
+
     stranger = _signed(IssuerKey.generate(), did)  # a key the document does not list
+    assert independent_verification(stranger, did_web_http=True)["verified"] is False
     assert _verified(stranger, did)["key"] == "failed"
     tampered = copy.deepcopy(new)
     tampered["credentialSubject"]["result"][0]["value"] = "1"
     assert _verified(tampered, did)["signature"] == "failed"
+    assert independent_verification(tampered, did_web_http=True)["verified"] is False
 
 
 def test_a_verification_method_outside_the_assertion_methods_is_refused() -> None:

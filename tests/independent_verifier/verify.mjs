@@ -3,7 +3,8 @@
 // key resolved from its did:key by did-method-key. Contexts come from the engine's bundled
 // copies (argv[2]: their folder; no network). The credential is read from standard input; the
 // answer is one JSON line on standard output: {"verified": bool, "error": string|null}.
-// Usage: node verify.mjs CONTEXTS_DIR < credential.json
+// A did:web issuer's DID document is fetched over the network (see didWeb below).
+// Usage: node verify.mjs CONTEXTS_DIR [--did-web-http] < credential.json
 import {readFileSync, readdirSync} from 'node:fs';
 import {join} from 'node:path';
 import * as vc from '@digitalbazaar/vc';
@@ -26,11 +27,34 @@ for (const name of readdirSync(process.argv[2])) {
 const didKeyDriver = didKey.driver();
 didKeyDriver.use({multibaseMultikeyHeader: 'z6Mk', fromMultibase: Ed25519Multikey.from});
 
+// did:web (argv[3] = "--did-web-http" in the tests, whose server has no TLS): the DID document
+// fetched from https://HOST/.well-known/did.json; a verification method is its entry there.
+const didWebScheme = process.argv[3] === '--did-web-http' ? 'http' : 'https';
+
+async function didWeb(url) {
+  const [did, fragment] = url.split('#');
+  const host = decodeURIComponent(did.slice('did:web:'.length));
+  if (host.includes('/') || host.includes(':') && !/^[^:]+:[0-9]+$/.test(host)) {
+    throw new Error(`not a host did:web: ${did}`);
+  }
+  const answer = await fetch(`${didWebScheme}://${host}/.well-known/did.json`);
+  if (!answer.ok) throw new Error(`${did}: its DID document answered ${answer.status}`);
+  const document = await answer.json();
+  if (document.id !== did) throw new Error(`the DID document of ${did} is ${document.id}`);
+  if (fragment === undefined) return document;
+  const method = (document.verificationMethod ?? []).find(m => m.id === url);
+  if (!method) throw new Error(`${url} is not in the DID document`);
+  return {'@context': 'https://w3id.org/security/multikey/v1', ...method};
+}
+
 async function documentLoader(url) {
   if (contexts.has(url)) return {contextUrl: null, documentUrl: url, document: contexts.get(url)};
   if (url.startsWith('did:key:')) {
     const document = await didKeyDriver.get({url});
     return {contextUrl: null, documentUrl: url, document};
+  }
+  if (url.startsWith('did:web:')) {
+    return {contextUrl: null, documentUrl: url, document: await didWeb(url)};
   }
   throw new Error(`refused to load ${url} (offline)`);
 }
