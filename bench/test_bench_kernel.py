@@ -1,15 +1,19 @@
-"""Kernel against reference on the same events, and the memory of 100,000 sessions' state."""
+"""Kernel against reference on the same events, against the read-once rate, with many sessions
+live and with large batches, and the memory of 100,000 sessions' state."""
 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from assessengine.core.compiler import compile_rubric
-from assessengine.core.events import Event
+from assessengine.core.events import Event, EventBatch
 from assessengine.core.reference import ReferenceSession
 from assessengine.core.scorer import ScoringState, close, step
 
@@ -23,16 +27,64 @@ ROUNDS = 15
 
 
 def score_with_kernel(w: Workload) -> int:
+    return score_batch(w, w.batch, w.sim.close_t, BATCH_ROWS)
+
+
+def score_batch(w: Workload, batch: EventBatch, close_t: np.ndarray, rows: int) -> int:
+    """Open len(close_t) sessions, step `batch` in steps of `rows`, close them: decisions."""
     compiled = compile_rubric(w.rubric, w.scenario)
-    state = ScoringState.new(compiled, capacity=len(w.sim.session_ids))
-    slots = state.open(list(w.sim.session_ids))
+    state = ScoringState.new(compiled, capacity=len(close_t))
+    slots = state.open([f"s{k}" for k in range(len(close_t))])
     # the batch's session codes index the state directly: a fresh state gives slots 0..n-1
-    assert np.array_equal(slots, np.arange(len(w.sim.session_ids)))
+    assert np.array_equal(slots, np.arange(len(close_t)))
     decisions = 0
-    for start in range(0, len(w.batch), BATCH_ROWS):
-        decisions += len(step(compiled, state, w.batch.take(slice(start, start + BATCH_ROWS))))
-    decisions += len(close(compiled, state, slots, w.sim.close_t))
+    for start in range(0, len(batch), rows):
+        decisions += len(step(compiled, state, batch.take(slice(start, start + rows))))
+    decisions += len(close(compiled, state, slots, close_t))
     return decisions
+
+
+def read_once(batch: EventBatch) -> float:
+    """The memory limit: one numpy pass that reads each column once (a sum per column)."""
+    total = float(batch.session.sum()) + float(batch.seq.sum()) + float(batch.t.sum())
+    total += float(batch.event.sum())
+    return total + float(batch.signals.sum(axis=1).sum())
+
+
+def cut_sessions(w: Workload, pieces: int) -> tuple[EventBatch, np.ndarray]:
+    """The same events with each session cut into `pieces` consecutive sessions (1,000 sessions
+    become 1,000 * pieces, all live until the close), and each piece's close time (its last
+    event's t)."""
+    b = w.batch
+    s = b.session.astype(np.int64)
+    counts = np.bincount(s)
+    order = np.argsort(s, kind="stable")
+    ordinal = np.empty(len(s), np.int64)
+    ordinal[order] = np.arange(len(s)) - np.repeat(np.cumsum(counts) - counts, counts)
+    per = -(-counts // pieces)
+    piece = s * pieces + ordinal // per[s]
+    close_t = np.zeros(len(counts) * pieces)
+    np.maximum.at(close_t, piece, b.t)
+    return EventBatch(piece.astype(b.session.dtype), b.seq, b.t, b.event, b.signals), close_t
+
+
+def rounds(fn: Callable[[], object], n: int) -> list[float]:
+    """Seconds of `n` calls of `fn`, one by one."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def report_rates(benchmark: Any, name: str, events: int, seconds: list[float]) -> float:
+    """Record the best and median rate (events/s) of the rounds; returns the best."""
+    best, median = events / min(seconds), events / statistics.median(seconds)
+    benchmark.extra_info[f"{name}_best"] = best
+    benchmark.extra_info[f"{name}_median"] = median
+    print(f"{name}: best {best / 1e6:.2f} M events/s, median {median / 1e6:.2f} M")
+    return best
 
 
 def score_with_reference(w: Workload) -> int:
@@ -93,3 +145,57 @@ def test_state_memory_100k_sessions(benchmark: Any, forklift_workload: Workload)
     current, per_session = benchmark.pedantic(open_100k, rounds=1, iterations=1)
     assert current < 200 * 2**20
     assert per_session <= 1024  # the README's target: at most 1 KiB of state a session
+
+
+def test_kernel_against_read_once(benchmark: Any, forklift_workload: Workload) -> None:
+    """The kernel's rate as a fraction of the read-once rate, rounds alternating."""
+    w = forklift_workload
+    score_with_kernel(w)
+    kernel_s: list[float] = []
+    read_s: list[float] = []
+    for _ in range(ROUNDS):
+        kernel_s += rounds(lambda: score_with_kernel(w), 1)
+        read_s += rounds(lambda: read_once(w.batch), 1)
+    events = len(w.batch)
+    kernel = report_rates(benchmark, "kernel", events, kernel_s)
+    limit = report_rates(benchmark, "read_once", events, read_s)
+    benchmark.extra_info["fraction_best"] = kernel / limit
+    benchmark.extra_info["fraction_median"] = statistics.median(read_s) / statistics.median(
+        kernel_s
+    )
+    print(f"kernel / read-once: best {kernel / limit:.1%}, "
+          f"median {benchmark.extra_info['fraction_median']:.1%}")  # fmt: skip
+    benchmark.pedantic(read_once, args=(w.batch,), rounds=1, iterations=1)
+
+
+def test_kernel_sessions_live(benchmark: Any, forklift_workload: Workload) -> None:
+    """The same events as 1,000, 10,000 and 100,000 sessions, all live until the close
+    (alternating, 5 rounds each): the rate with 100,000 against the rate with 1,000."""
+    w = forklift_workload
+    cases = {pieces * 1000: cut_sessions(w, pieces) for pieces in (1, 10, 100)}
+    seconds: dict[int, list[float]] = {n: [] for n in cases}
+    for _ in range(5):
+        for n, (batch, close_t) in cases.items():
+            seconds[n] += rounds(lambda b=batch, c=close_t: score_batch(w, b, c, BATCH_ROWS), 1)
+    best = {n: report_rates(benchmark, f"sessions_{n}", len(w.batch), s)
+            for n, s in seconds.items()}  # fmt: skip
+    ratio = best[100_000] / best[1_000]
+    median = statistics.median(seconds[1_000]) / statistics.median(seconds[100_000])
+    benchmark.extra_info["ratio_100k_best"] = ratio
+    benchmark.extra_info["ratio_100k_median"] = median
+    print(f"100,000 / 1,000 sessions: best {ratio:.1%}, median {median:.1%}")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_kernel_batch_rows(benchmark: Any, forklift_workload: Workload) -> None:
+    """Steps of 4 K, 64 K and 1 M rows over the same events (alternating, 5 rounds each)."""
+    w = forklift_workload
+    sizes = (4_096, 65_536, 1_048_576)
+    seconds: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(5):
+        for n in sizes:
+            seconds[n] += rounds(lambda n=n: score_batch(w, w.batch, w.sim.close_t, n), 1)
+    best = {n: report_rates(benchmark, f"rows_{n}", len(w.batch), s) for n, s in seconds.items()}
+    benchmark.extra_info["ratio_1m_64k_best"] = best[1_048_576] / best[65_536]
+    print(f"1 M / 64 K rows: best {best[1_048_576] / best[65_536]:.2f}x")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)

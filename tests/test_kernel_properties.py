@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from assessengine.core import scorer
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, SessionEvents, batch_from_events
+from assessengine.core.kernel_scorer import spans
 from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
 from assessengine.core.scorer import ScoringState, close, step
@@ -118,3 +119,64 @@ def test_visiting_every_row_or_only_the_guards_rows_gives_the_same_reports(
         dense = score_sessions(rubric, SCENARIO, sessions, engine="kernel")
     assert _data(sparse) == _data(dense)
     assert _data(dense) == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+
+
+@contextmanager
+def scratch_rows(rows: int) -> Iterator[None]:
+    """Steps of more than `rows` rows are scored in sub-steps of at most `rows`."""
+    saved = scorer.SCRATCH_ROWS
+    scorer.SCRATCH_ROWS = rows
+    try:
+        yield
+    finally:
+        scorer.SCRATCH_ROWS = saved
+
+
+SUB_STEPS = settings(PROPERTY, max_examples=200)
+
+
+@SUB_STEPS
+@given(rubric=rubrics(), sessions=session_sets(), data=st.data())
+def test_sub_steps_give_the_same_reports(
+    rubric: Rubric, sessions: list[SessionEvents], data: st.DataObject
+) -> None:
+    shuffled = data.draw(interleavings(sessions))
+    whole = score_in_pieces(rubric, sessions, shuffled, [])
+    cuts = data.draw(st.lists(st.integers(0, len(shuffled)), max_size=2))
+    with scratch_rows(data.draw(st.integers(1, 8))):
+        assert score_in_pieces(rubric, sessions, shuffled, cuts) == whole
+
+
+def score_among_many(
+    rubric: Rubric, sessions: list[SessionEvents], others: int, close_order: list[int]
+) -> list[dict[str, Any]]:
+    """Kernel reports of `sessions` scored in one batch while `others` idle sessions hold
+    slots around theirs (the state grows past them), closed one call per session in
+    `close_order`."""
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=1)
+    state.open([f"idle-{k}" for k in range(others)])
+    slots = state.open([s.session for s in sessions])
+    state.open([f"idle-after-{k}" for k in range(others)])
+    rows = [(int(slot), e) for s, slot in zip(sessions, slots, strict=True) for e in s.events]
+    log = DecisionLog(compiled)
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rows)))
+    close_t = np.array([s.end_t for s in sessions])
+    for k in close_order:
+        log.add(close(compiled, state, slots[k : k + 1], close_t[k : k + 1]))
+    return [
+        log.pop_report(int(slot), s.session, span=span).to_data()
+        for s, slot, span in zip(sessions, slots, spans(state, slots, close_t), strict=True)
+    ]
+
+
+@SUB_STEPS
+@given(rubric=rubrics(), sessions=session_sets(), data=st.data())
+def test_many_idle_sessions_and_closing_one_by_one_give_the_reference_reports(
+    rubric: Rubric, sessions: list[SessionEvents], data: st.DataObject
+) -> None:
+    others = data.draw(st.sampled_from([0, 3, 700]))
+    close_order = data.draw(st.permutations(range(len(sessions))))
+    kernel = score_among_many(rubric, sessions, others, close_order)
+    reference = score_sessions(rubric, SCENARIO, sessions, engine="reference")
+    assert kernel == _data(reference)

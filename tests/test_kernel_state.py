@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from assessengine.adapters.library import load_rubric
+from assessengine.core import scorer
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, batch_from_events
 from assessengine.core.rubric import Rubric
@@ -78,7 +79,7 @@ def test_a_released_slot_is_reused_with_fresh_state() -> None:
     state.release(["S1"])
     (again,) = state.open(["S2"])
     assert again == slot
-    assert state.sess_i[again].tolist() == [-1, -1, 0]
+    assert state.sess_i[again, :3].tolist() == [-1, -1, 0]
     assert not state.verdict[again].any()
 
 
@@ -87,3 +88,34 @@ def test_state_grows_beyond_its_initial_capacity() -> None:
     slots = state.open([f"S{i}" for i in range(5)])
     assert sorted(slots.tolist()) == [0, 1, 2, 3, 4]
     assert state.capacity >= 5
+
+
+def test_a_large_batch_breaking_order_in_its_last_sub_step_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scorer, "SCRATCH_ROWS", 2)  # sub-steps of 2 rows
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=2)
+    s1, s2 = state.open(["S1", "S2"])
+    step(compiled, state, batch_from_events(SCENARIO, [(s1, Event(0, 1.0, "a", {"x": 2.0}))]))
+    before = _snapshot(state)
+    rows = [(s1, Event(1, 2.0, "a")), (s2, Event(0, 2.0, "d", {"x": 0.5})),
+            (s1, Event(2, 3.0, "d", {"x": 9.0})), (s2, Event(1, 3.0, "b")),
+            (s2, Event(1, 4.0, "sample"))]  # fmt: skip
+    with pytest.raises(ScoringError, match="row 4: seq 1"):
+        step(compiled, state, batch_from_events(SCENARIO, rows))
+    for old, new in zip(before, _snapshot(state), strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert len(step(compiled, state, batch_from_events(SCENARIO, rows[:4]))) > 0
+
+
+def test_close_output_is_sized_by_the_pending_criteria() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=1)
+    slots = state.open([f"S{i}" for i in range(1000)])
+    rows = [(int(s), Event(0, 1.0, "d", {"x": 0.5})) for s in slots[:10]]
+    decided = step(compiled, state, batch_from_events(SCENARIO, rows))
+    closed = close(compiled, state, slots[:10], np.full(10, 2.0))
+    pending = 10 * compiled.n_criteria - len(decided)
+    assert len(closed) == pending
+    assert closed.slot.base is None or closed.slot.base.shape[1] == pending

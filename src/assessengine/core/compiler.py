@@ -129,6 +129,15 @@ class CompiledRubric:
     def n_signals(self) -> int:
         return len(self.scenario.signal_names)
 
+    @property
+    def contributing(self) -> NDArray[np.bool_]:
+        """(C,) the criteria whose decisions carry contributing intervals (count, metric)."""
+        return np.isin(self.kind, (COUNT, METRIC))
+
+    @property
+    def n_contributing(self) -> int:
+        return int(np.count_nonzero(self.contributing))
+
 
 class _Builder:
     def __init__(self, scenario: Scenario) -> None:

@@ -9,7 +9,8 @@ machines. Each criterion is advanced over the whole batch in its own tight loop;
 interact, so criterion-major order gives the same results as event-major order.
 
 State per session slot:
-  sess_i (cap, 3)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS
+  sess_i (cap, 4)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS, STAMP (the
+                             last `admit` call that touched the session)
   sess_f (cap, 2 + 3 n_sig)  FIRST_T, LAST_T, then per signal block: held values (NaN =
                              missing), session minimum, session maximum (kept only for the
                              signals that never/always criteria name, else NaN)
@@ -19,11 +20,14 @@ State per session slot:
 si, sf and verdict are field-major (Fortran order; see `scorer.ScoringState._grow`): the
 loops index them the same way whatever the layout.
 
-Decisions are appended to `out.oi` (m, 7) = slot, criterion, verdict, seq, seq_start,
-steps done, step out of order (sequences; else -1) and `out.of` (m, 3 + 2 * max_ev + 1 +
-2 * CONTRIB_MAX) = t, t_start, measured, values..., then (count and metric criteria only; the
-other decisions leave these columns unset) the number of contributing intervals and the first
-CONTRIB_MAX of them as (start, end) pairs; `out.nd[0]` counts them. For never/always the values
+Decisions are appended, field-major (decision d is column d), to `out.oi` (8, m) = slot,
+criterion, verdict, seq, seq_start, steps done, step out of order (sequences; else -1), row of
+`out.oc` (-1 = none) and `out.of` (3 + 2 * max_ev, m) = t, t_start, measured, values...;
+`out.nd[0]` counts them. Count and metric decisions have a row r in `out.oc`
+(1 + 2 * CONTRIB_MAX, k): the number of contributing intervals, then the first CONTRIB_MAX of
+them as (start, end) pairs (unset beyond); `out.nd[1]` counts those rows. Every output byte is
+fresh memory (100,000 sessions closed at once decide a million criteria), so a decision
+writes as few as possible. For never/always the values
 are (min, max) pairs, otherwise one value per named signal.
 
 Every template `X(c, idx, tables, batch, state, out)` advances criterion `c` over the batch
@@ -64,7 +68,7 @@ from .compiler import (
     TO_PASS,
 )
 
-FIRST_SEQ, LAST_SEQ, N_EVENTS = 0, 1, 2
+FIRST_SEQ, LAST_SEQ, N_EVENTS, STAMP = 0, 1, 2, 3
 FIRST_T, LAST_T, HELD = 0, 1, 2
 
 
@@ -73,23 +77,26 @@ AGG_MAX, AGG_MIN, AGG_MEAN, AGG_SUM, AGG_LAST, AGG_COUNT, AGG_TIME_TRUE = range(
 
 
 @njit(cache=True, nogil=True)
-def admit(sess, seq, t, event, sess_i, sess_f, ordinal, nonsample):
+def admit(
+    sess, seq, t, event, sess_i, sess_f, stamp, ordinal, nonsample, touched, saved_i, saved_f
+):
     """Check order and advance each session's first/last event; all or nothing.
 
     ordinal[i] receives the row's position in its session (0 for the session's first event), so
     that sparse automata can tell whether two rows they visit are consecutive in the session;
-    nonsample[:m] the rows whose event code is not 0 (sample), in order.
+    nonsample[:m] the rows whose event code is not 0 (sample), in order; touched[:u] the
+    sessions the batch touches, in the order of their first row. `stamp` must differ from every
+    earlier call's (it marks, in sess_i[:, STAMP], the sessions already touched by this batch);
+    saved_i (4, at least u) and saved_f (2, at least u) keep their columns as they were: the
+    scratch is sized by the batch, never by the number of sessions.
 
-    Returns (-1, m) when every row is admitted, else (the index of the first row whose seq does
-    not increase, whose t goes backwards, or whose t is negative or not finite, 0), the state
-    unchanged: each session's columns are saved when the batch first touches it, and restored.
+    Returns (-1, m, u) when every row is admitted, else (the index of the first row whose seq
+    does not increase, whose t goes backwards, or whose t is negative or not finite, 0, 0), the
+    state unchanged (each touched session's columns are restored).
     """
     n = sess.shape[0]
-    cap = sess_i.shape[0]
-    touched = np.zeros(cap, np.bool_)
-    saved_i = np.empty((cap, 3), np.int64)
-    saved_f = np.empty((cap, 2), np.float64)
     m = 0
+    u = 0
     for i in range(n):
         s = sess[i]
         ti = t[i]
@@ -97,19 +104,21 @@ def admit(sess, seq, t, event, sess_i, sess_f, ordinal, nonsample):
         if not (ti >= 0.0 and ti < math.inf) or (
             n_events > 0 and (seq[i] <= sess_i[s, LAST_SEQ] or ti < sess_f[s, LAST_T])
         ):
-            for r in range(cap):
-                if touched[r]:
-                    for k in range(3):
-                        sess_i[r, k] = saved_i[r, k]
-                    sess_f[r, FIRST_T] = saved_f[r, 0]
-                    sess_f[r, LAST_T] = saved_f[r, 1]
-            return i, 0
-        if not touched[s]:
-            touched[s] = True
-            for k in range(3):
-                saved_i[s, k] = sess_i[s, k]
-            saved_f[s, 0] = sess_f[s, FIRST_T]
-            saved_f[s, 1] = sess_f[s, LAST_T]
+            for j in range(u):
+                r = touched[j]
+                for k in range(4):
+                    sess_i[r, k] = saved_i[k, j]
+                sess_f[r, FIRST_T] = saved_f[0, j]
+                sess_f[r, LAST_T] = saved_f[1, j]
+            return i, 0, 0
+        if sess_i[s, STAMP] != stamp:
+            touched[u] = s
+            for k in range(4):
+                saved_i[k, u] = sess_i[s, k]
+            sess_i[s, STAMP] = stamp
+            saved_f[0, u] = sess_f[s, FIRST_T]
+            saved_f[1, u] = sess_f[s, LAST_T]
+            u += 1
         ordinal[i] = n_events
         if n_events == 0:
             sess_i[s, FIRST_SEQ] = seq[i]
@@ -119,7 +128,7 @@ def admit(sess, seq, t, event, sess_i, sess_f, ordinal, nonsample):
         sess_f[s, LAST_T] = ti
         nonsample[m] = i  # branch-free: kept only where the row is not a sample
         m += event[i] != 0
-    return -1, m
+    return -1, m, u
 
 
 @njit(cache=True, nogil=True)
@@ -211,22 +220,22 @@ def close(tables, state, out, slots, close_t):
                 t0 = state.sess_f[s, FIRST_T]
             state.verdict[s, c] = v
             d = emit(out, s, c, v, last, ct, seq0, t0)
-            out.of[d, 2] = measured
+            out.of[2, d] = measured
             if tables.kind[c] == COUNT or tables.kind[c] == METRIC:
                 contrib_out(c, s, d, tables, state, out)
             elif tables.kind[c] == SEQUENCE:
-                out.oi[d, 5] = state.si[s, tables.io[c]]
+                out.oi[5, d] = state.si[s, tables.io[c]]
             e0 = tables.ev_off[c]
             for q in range(tables.ev_len[c]):
                 row = tables.ev_rows[e0 + q]
                 if tables.kind[c] == NEVER:
-                    out.of[d, 3 + 2 * q] = state.sess_f[s, HELD + n_sig + row]
-                    out.of[d, 4 + 2 * q] = state.sess_f[s, HELD + 2 * n_sig + row]
+                    out.of[3 + 2 * q, d] = state.sess_f[s, HELD + n_sig + row]
+                    out.of[4 + 2 * q, d] = state.sess_f[s, HELD + 2 * n_sig + row]
                 else:
-                    out.of[d, 3 + q] = state.sess_f[s, HELD + row]
+                    out.of[3 + q, d] = state.sess_f[s, HELD + row]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _at_end(c, s, ct, tables, state):
     """(verdict, interval start seq, its t, measured) of criterion `c` at the close; a start seq
     of -2 means the session's first event."""
@@ -264,25 +273,26 @@ def _at_end(c, s, ct, tables, state):
 # ------------------------------------------------------------------ per-template automata
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def emit(out, s, c, v, seq, t, seq0, t0):
     """Append a decision (slot, criterion, verdict, deciding seq/t, interval start); its row."""
     d = out.nd[0]
     out.nd[0] = d + 1
-    out.oi[d, 0] = s
-    out.oi[d, 1] = c
-    out.oi[d, 2] = v
-    out.oi[d, 3] = seq
-    out.oi[d, 4] = seq0
-    out.of[d, 0] = t
-    out.of[d, 1] = t0
-    out.of[d, 2] = math.nan
-    out.oi[d, 5] = -1
-    out.oi[d, 6] = -1
+    out.oi[0, d] = s
+    out.oi[1, d] = c
+    out.oi[2, d] = v
+    out.oi[3, d] = seq
+    out.oi[4, d] = seq0
+    out.of[0, d] = t
+    out.of[1, d] = t0
+    out.of[2, d] = math.nan
+    out.oi[5, d] = -1
+    out.oi[6, d] = -1
+    out.oi[7, d] = -1
     return d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def contrib_slots(c, tables):
     """Where criterion `c` (count or metric) keeps its contributing intervals: the int slot that
     counts them, the float slot of the last one's end (the (start, end) pairs follow it)."""
@@ -291,7 +301,7 @@ def contrib_slots(c, tables):
     return tables.io[c] + 2, tables.fo[c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def contrib_add(c, s, t0, t1, tables, state):
     """Record [t0, t1] as contributing to criterion `c` of session slot `s`: an interval that
     starts where the last one ended extends it; only the first `pi[c, 5]` are kept, all are
@@ -311,7 +321,7 @@ def contrib_add(c, s, t0, t1, tables, state):
     sf[s, fl] = t1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def contrib_set(c, s, t, tables, state):
     """Make the instant `t` the only one contributing to criterion `c` (a metric's best or last
     value)."""
@@ -322,20 +332,22 @@ def contrib_set(c, s, t, tables, state):
     state.sf[s, fl + 2] = t
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def contrib_out(c, s, d, tables, state, out):
-    """Copy criterion `c`'s contributing intervals into decision row `d` (see the module
-    docstring)."""
+    """Give decision `d` a row of `out.oc` (see the module docstring) holding criterion `c`'s
+    contributing intervals."""
     ni, fl = contrib_slots(c, tables)
     cap = tables.pi[c, 5]
-    base = out.of.shape[1] - 1 - 2 * cap
+    r = out.nd[1]
+    out.nd[1] = r + 1
+    out.oi[7, d] = r
     n = state.si[s, ni]
-    out.of[d, base] = n
+    out.oc[0, r] = n
     for q in range(2 * min(n, cap)):
-        out.of[d, base + 1 + q] = state.sf[s, fl + 1 + q]
+        out.oc[1 + q, r] = state.sf[s, fl + 1 + q]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def decide(c, i, v, seq0, t0, tables, batch, state, out):
     """Decide criterion `c` at row `i` with the held values of its signals as evidence."""
     s = batch.sess[i]
@@ -343,11 +355,11 @@ def decide(c, i, v, seq0, t0, tables, batch, state, out):
     d = emit(out, s, c, v, batch.seq[i], batch.t[i], seq0, t0)
     e0 = tables.ev_off[c]
     for k in range(tables.ev_len[c]):
-        out.of[d, 3 + k] = batch.values[tables.ev_rows[e0 + k], i]
+        out.of[3 + k, d] = batch.values[tables.ev_rows[e0 + k], i]
     return d
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def decide_from_start(c, i, v, tables, batch, state, out):
     """`decide`, with the interval starting at the session's first event."""
     s = batch.sess[i]
@@ -356,12 +368,12 @@ def decide_from_start(c, i, v, tables, batch, state, out):
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def lower(cur, x):
     return x if not (cur <= x) else cur
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def upper(cur, x):
     return x if not (cur >= x) else cur
 
@@ -407,8 +419,8 @@ def never(c, idx, tables, batch, state, out):
                 state.verdict[s, c] = FAIL
                 d = emit(out, s, c, FAIL, batch.seq[i], batch.t[i], si[s, io + 3], sf[s, fo])
                 for k in range(ne):
-                    out.of[d, 3 + 2 * k] = sf[s, fo + 1 + 2 * k]
-                    out.of[d, 4 + 2 * k] = sf[s, fo + 2 + 2 * k]
+                    out.of[3 + 2 * k, d] = sf[s, fo + 1 + 2 * k]
+                    out.of[4 + 2 * k, d] = sf[s, fo + 2 + 2 * k]
 
 
 @njit(cache=True, nogil=True)
@@ -473,8 +485,8 @@ def sequence(c, idx, tables, batch, state, out):
             d = decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
         else:
             d = decide_from_start(c, i, v, tables, batch, state, out)
-        out.oi[d, 5] = si[s, io]
-        out.oi[d, 6] = early
+        out.oi[5, d] = si[s, io]
+        out.oi[6, d] = early
 
 
 @njit(cache=True, nogil=True)
@@ -510,7 +522,7 @@ def count(c, idx, tables, batch, state, out):
             v = PASS
         if v != PENDING:
             d = decide_from_start(c, i, v, tables, batch, state, out)
-            out.of[d, 2] = si[s, io]
+            out.of[2, d] = si[s, io]
             contrib_out(c, s, d, tables, state, out)
 
 
@@ -598,7 +610,7 @@ def duration(c, idx, tables, batch, state, out):
                 decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def metric_weight(agg, fo, s, sf, w):
     """Add the pending kept event's contribution, now that its weight `w` is known."""
     v = sf[s, fo + 4]
@@ -675,7 +687,7 @@ def metric(c, idx, tables, batch, state, out):
             sf[s, fo + 4] = x
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def metric_close(c, s, ct, tables, state):
     """The aggregate at the close time `ct` (NaN when no event was kept)."""
     io, fo, agg = tables.io[c], tables.fo[c], tables.pi[c, 2]
@@ -756,7 +768,7 @@ def machine(c, idx, tables, batch, state, out):
             break
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def machine_close(c, s, ct, tables, state):
     """The verdict at the close time `ct`: a pure `after` transition of the current state whose
     time has come may lead to pass/fail; otherwise the machine's `at_end` verdict."""

@@ -86,7 +86,7 @@ def spans(
     (after `close`; the live engine uses it too)."""
     out = []
     for slot, ct in zip(slots.tolist(), close_t.tolist(), strict=True):
-        first_seq, last_seq, n_events = state.sess_i[slot].tolist()
+        first_seq, last_seq, n_events = state.sess_i[slot, :3].tolist()
         first_t, last_t = state.sess_f[slot, :2].tolist()
         seen = n_events > 0
         out.append(

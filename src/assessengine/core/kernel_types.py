@@ -54,7 +54,7 @@ class Rows(NamedTuple):
 class State(NamedTuple):
     """Per-session state, one row per slot (see kernel.py for the session columns)."""
 
-    sess_i: Ints  # (cap, 3) FIRST_SEQ, LAST_SEQ, N_EVENTS
+    sess_i: Ints  # (cap, 4) FIRST_SEQ, LAST_SEQ, N_EVENTS, STAMP
     sess_f: Floats  # (cap, 2 + 3 n_sig) FIRST_T, LAST_T, held, session min, session max
     si: Ints  # (cap, n_state_i)
     sf: Floats  # (cap, n_state_f)
@@ -62,8 +62,9 @@ class State(NamedTuple):
 
 
 class Out(NamedTuple):
-    """Decisions appended by the automata; `nd[0]` counts them."""
+    """Decisions appended by the automata, field-major (see kernel.py)."""
 
-    oi: Ints  # (m, 5) slot, criterion, verdict, seq, seq_start
-    of: Floats  # (m, 3 + 2 max_ev) t, t_start, measured, values...
-    nd: Ints  # (1,)
+    oi: Ints  # (8, m) slot, criterion, verdict, seq, seq_start, steps done, out of order, oc row
+    of: Floats  # (3 + 2 max_ev, m) t, t_start, measured, values...
+    oc: Floats  # (1 + 2 CONTRIB_MAX, k) count and metric decisions' contributing intervals
+    nd: Ints  # (2,) decisions, oc rows

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ..errors import ScoringError
 from . import kernel
-from .compiler import CompiledRubric
+from .compiler import PENDING, CompiledRubric
 from .events import EventBatch
 from .kernel_types import Out, Rows, State
 from .report import CONTRIB_MAX
@@ -39,9 +39,10 @@ class Decisions:
     values:                   (m, 2 * max_ev) float64 (see kernel.py)
     steps_done, out_of_order: (m,) int64, sequences only (else -1): steps done, and the step
                               (from 1) that came before the next one (-1 = none)
-    contrib:                  (m, 1 + 2 * CONTRIB_MAX) float64, count and metric criteria
-                              only (else unset): how many intervals contributed, then the
-                              first CONTRIB_MAX as (start, end) pairs
+    contrib_row:              (m,) int64, count and metric criteria only (else -1): the
+                              decision's row of `contrib`
+    contrib:                  (k, 1 + 2 * CONTRIB_MAX) float64: how many intervals contributed,
+                              then the first CONTRIB_MAX as (start, end) pairs (unset beyond)
     """
 
     slot: NDArray[np.int64]
@@ -55,6 +56,7 @@ class Decisions:
     values: NDArray[np.float64]
     steps_done: NDArray[np.int64]
     out_of_order: NDArray[np.int64]
+    contrib_row: NDArray[np.int64]
     contrib: NDArray[np.float64]
 
     def __len__(self) -> int:
@@ -71,7 +73,8 @@ class ScoringState:
         self.session_of: dict[int, str] = {}
         self._free: list[int] = []
         n_sig, n_crit = compiled.n_signals, compiled.n_criteria
-        self.sess_i = np.zeros((0, 3), np.int64)
+        self.sess_i = np.zeros((0, 4), np.int64)
+        self._stamp = 0
         self.sess_f = np.zeros((0, 2 + 3 * n_sig), np.float64)
         self.si = np.zeros((0, compiled.n_state_i), np.int64)
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
@@ -133,9 +136,14 @@ class ScoringState:
         flat = buf.reshape(-1)[: rows * n]  # a C-contiguous prefix, viewed as (rows, n)
         return flat.reshape(rows, n)
 
+    def next_stamp(self) -> int:
+        """A number no earlier `kernel.admit` call of this state was given (see its contract)."""
+        self._stamp += 1
+        return self._stamp
+
     def _reset(self, slot: NDArray[np.intp]) -> None:
         """Give these slots a fresh session's state."""
-        self.sess_i[slot] = (-1, -1, 0)
+        self.sess_i[slot] = (-1, -1, 0, 0)
         self.sess_f[slot] = np.nan
         self.si[slot] = self.compiled.init_i
         self.sf[slot] = self.compiled.init_f
@@ -187,38 +195,67 @@ def columns_for(
     return masks
 
 
-def _outputs(compiled: CompiledRubric, capacity: int) -> Out:
+def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int) -> Out:
+    """Room for `bound` decisions, `bound_contrib` of them by count or metric criteria;
+    field-major: a field is one contiguous row, so the pages of an output larger than what is
+    decided are never touched (numpy maps them lazily)."""
     return Out(
-        oi=np.empty((capacity, 7), np.int64),
-        of=np.empty((capacity, 3 + 2 * compiled.max_ev + 1 + 2 * CONTRIB_MAX), np.float64),
-        nd=np.zeros(1, np.int64),
+        oi=np.empty((8, bound), np.int64),
+        of=np.empty((3 + 2 * compiled.max_ev, bound), np.float64),
+        oc=np.empty((1 + 2 * CONTRIB_MAX, bound_contrib), np.float64),
+        nd=np.zeros(2, np.int64),
     )
 
 
 def _decisions(out: Out) -> Decisions:
-    oi, of, m = out.oi, out.of, int(out.nd[0])
-    contrib = of.shape[1] - 1 - 2 * CONTRIB_MAX
+    """The decisions in `out`: views when they fill most of it, else compact copies (so that a
+    few decisions do not hold a large output alive)."""
+    oi, of, oc = out.oi, out.of, out.oc
+    m, k = int(out.nd[0]), int(out.nd[1])
+    if 2 * m < oi.shape[1]:
+        oi, of = oi[:, :m].copy(), of[:, :m].copy()
+    if 2 * k < oc.shape[1]:
+        oc = oc[:, :k].copy()
     return Decisions(
-        slot=oi[:m, 0].copy(),
-        criterion=oi[:m, 1].copy(),
-        verdict=oi[:m, 2].copy(),
-        seq=oi[:m, 3].copy(),
-        seq_start=oi[:m, 4].copy(),
-        t=of[:m, 0].copy(),
-        t_start=of[:m, 1].copy(),
-        measured=of[:m, 2].copy(),
-        values=of[:m, 3:contrib].copy(),
-        steps_done=oi[:m, 5].copy(),
-        out_of_order=oi[:m, 6].copy(),
-        contrib=of[:m, contrib:].copy(),
+        slot=oi[0, :m],
+        criterion=oi[1, :m],
+        verdict=oi[2, :m],
+        seq=oi[3, :m],
+        seq_start=oi[4, :m],
+        t=of[0, :m],
+        t_start=of[1, :m],
+        measured=of[2, :m],
+        values=of[3:, :m].T,
+        steps_done=oi[5, :m],
+        out_of_order=oi[6, :m],
+        contrib_row=oi[7, :m],
+        contrib=oc[:, :k].T,
     )
+
+
+def _concatenated(parts: list[Decisions]) -> Decisions:
+    """The decisions of consecutive sub-steps, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    fields = {
+        name: np.concatenate([getattr(p, name) for p in parts])
+        for name in Decisions.__dataclass_fields__
+    }
+    rows, base = [], 0
+    for p in parts:
+        rows.append(np.where(p.contrib_row >= 0, p.contrib_row + base, -1))
+        base += p.contrib.shape[0]
+    fields["contrib_row"] = np.concatenate(rows)
+    return Decisions(**fields)
 
 
 def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> Decisions:
     """Advance the sessions in `batch` (session column = slots) and return the decisions taken.
 
     Raises ScoringError (state unchanged) if a row's seq does not increase within its session,
-    its t goes backwards, or t is negative or not finite.
+    its t goes backwards, or t is negative or not finite. A batch of more than SCRATCH_ROWS rows
+    is admitted (checked) as a whole, then scored in sub-steps of at most SCRATCH_ROWS rows, so
+    its work arrays stay the size of the reused scratch; the decisions are the same.
     """
     if batch.signals.shape[0] != compiled.n_signals:
         raise ScoringError(
@@ -231,22 +268,54 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     sess = batch.session.astype(np.int32, copy=False).view(np.uint32)
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
-    bad, m = kernel.admit(
-        sess, batch.seq, batch.t, batch.event, state.sess_i, state.sess_f, ordinal, nonsample
-    )
+    u_max = min(n, state.capacity)
+    touched = state.scratch("touched", (1, u_max), np.int64)[0]
+    saved_i = state.scratch("saved_i", (4, u_max), np.int64)
+    saved_f = state.scratch("saved_f", (2, u_max), np.float64)
+    bad, m, u = kernel.admit(
+        sess, batch.seq, batch.t, batch.event, state.sess_i, state.sess_f, state.next_stamp(),
+        ordinal, nonsample, touched, saved_i, saved_f,
+    )  # fmt: skip
     if bad >= 0:
         raise ScoringError(
             f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
             f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
         )
+    nonsample = nonsample[:m]
+    if n <= SCRATCH_ROWS:
+        return _advance(compiled, state, sess, batch, ordinal, nonsample, u)
+    parts = []
+    cuts = np.searchsorted(nonsample, np.arange(0, n + SCRATCH_ROWS, SCRATCH_ROWS))
+    for k, start in enumerate(range(0, n, SCRATCH_ROWS)):
+        rows = slice(start, start + SCRATCH_ROWS)
+        part = batch.take(rows)
+        here = nonsample[cuts[k] : cuts[k + 1]] - start
+        parts.append(
+            _advance(compiled, state, sess[rows], part, ordinal[rows], here, min(len(part), u))
+        )
+    return _concatenated(parts)
+
+
+def _advance(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    sess: NDArray[np.uint32],
+    batch: EventBatch,
+    ordinal: NDArray[np.int64],
+    nonsample: NDArray[np.int64],
+    sessions: int,
+) -> Decisions:
+    """Hold, guards and automata over `batch` (admitted; at most SCRATCH_ROWS rows, touching at
+    most `sessions` sessions): the decisions taken."""
+    n = len(batch)
     n_sig = compiled.n_signals
     values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
-    nonsample = nonsample[:m]
     masks = state.scratch("masks", (compiled.masks.n_masks, n), np.bool_)
     guards = columns_for(compiled, batch, values, nonsample, masks)[: len(compiled.guards)]
     visit, visit_off = _sparse_rows(compiled, nonsample, guards)
-    out = _outputs(compiled, compiled.n_criteria * min(len(batch), state.capacity))
+    # each criterion decides at most once per session
+    out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     return _decisions(out)
@@ -304,6 +373,8 @@ def close(
     slots = np.asarray(slots, np.int64)
     last_t = state.sess_f[slots, kernel.LAST_T]
     ct = np.where(np.isnan(last_t), close_t, np.fmax(close_t, last_t)).astype(np.float64)
-    out = _outputs(compiled, compiled.n_criteria * max(len(slots), 1))
+    pending = state.verdict[slots] == PENDING
+    contributing = pending[:, compiled.contributing]
+    out = _outputs(compiled, int(np.count_nonzero(pending)), int(np.count_nonzero(contributing)))
     kernel.close(compiled.tables, state.arrays, out, slots, ct)
     return _decisions(out)

@@ -81,7 +81,7 @@ def evidence_rows(compiled: CompiledRubric, decisions: Decisions) -> list[Eviden
         end = _number(tt)
         last = _seq(s)
         if kind in (COUNT, METRIC):
-            pairs, total = _contributing(d.contrib[row].tolist())
+            pairs, total = _contributing(d.contrib[d.contrib_row[row]].tolist())
             evidence = Evidence(last, end, _number(ts), end, _seq(ss), last, values, _number(m),
                                 contributing=pairs, contributing_total=total)  # fmt: skip
         elif kind == SEQUENCE:
