@@ -201,6 +201,10 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/credentials/{credential_id}/share",
     "PUT /api/v1/credentials/{credential_id}/share",
     "DELETE /api/v1/credentials/{credential_id}/share",
+    "GET /api/v1/sessions/{session_id}/double-marking",
+    "POST /api/v1/sessions/{session_id}/double-marking",
+    "GET /api/v1/double-marking", "POST /api/v1/sessions/{session_id}/double-marks",
+    "GET /api/v1/calibration/inter-rater",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 
