@@ -299,6 +299,10 @@ def test_the_second_assessor_sees_nothing_of_the_first_marks(api: Any) -> None:
     assert ">ann<" not in page.text
     assert "· ann" not in page.text
     assert "Submit my second marks" in page.text
+    statements = client.get(f"/api/v1/sessions/{sid}/xapi", headers=carl)  # they carry the
+    assert statements.status_code == 409, statements.text  # observations' verdicts
+    assert SECRET not in statements.text
+    assert "double-mark" in statements.json()["detail"]
 
 
 def test_the_queue_lists_the_second_assessors_work_apart(api: Any) -> None:

@@ -629,6 +629,10 @@ class CredentialApi:
         record = self.reviews.store.session(session_id)
         if record is None or not who.sees_learner(record.info.learner):
             raise NotFoundError(f"no session {session_id!r}")
+        if self.reviews.blind(who, [session_id]):  # the statements carry the observations
+            raise ConflictError(f"you are to double-mark session {session_id!r} blind: its xAPI "
+                                "statements, which carry the first marks, are shown once you "
+                                "have submitted your second marks")  # fmt: skip
         try:
             return self._service(make_key=False).session_statements(session_id)
         except (CredentialError, XapiError) as error:
