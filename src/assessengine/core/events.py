@@ -202,13 +202,18 @@ def parse_events_lines(
     return result
 
 
-def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenario | None) -> None:
+def session_record(line: str) -> tuple[dict[str, Any], str]:
+    """A line's JSON object and its checked session id (ValueError naming what is wrong)."""
     record = load_record(line)
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
     if "session" not in record:
         raise ValueError("missing field 'session'")
-    session = check_id(record["session"], "session")
+    return record, check_id(record["session"], "session")
+
+
+def _apply_line(sessions: dict[str, SessionEvents], line: str, scenario: Scenario | None) -> None:
+    record, session = session_record(line)
     current = sessions.get(session)
     if "open" in record:
         check_keys(record, {"session", "open"})

@@ -17,12 +17,11 @@ from ..core.events import (
     check_keys,
     check_open,
     close_before_last,
-    load_record,
     order_problem,
     parse_event,
     reopened,
+    session_record,
 )
-from ..core.ids import check_id
 from ..core.recorded import Chunk
 from ..core.scenario import Scenario
 from ..errors import EventsError
@@ -80,12 +79,7 @@ class _Block:
 
     def apply(self, line: str) -> None:
         """Check one record against its session's past, then record it (ValueError if bad)."""
-        record = load_record(line)
-        if not isinstance(record, dict):
-            raise ValueError("expected a JSON object")
-        if "session" not in record:
-            raise ValueError("missing field 'session'")
-        session = check_id(record["session"], "session")
+        record, session = session_record(line)
         led = self.ledger
         k = led.ordinal.get(session)
         if "open" in record:
