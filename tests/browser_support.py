@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ except ImportError:  # reported by the `browser` fixture as a failure, not a ski
     sync_playwright = None  # type: ignore[assignment]
 
 CHROMIUM = Path("/usr/bin/chromium")
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -119,3 +121,10 @@ def axe_violations(page: Page) -> list[str]:
 @cache
 def _axe_source() -> str:
     return (resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+
+
+def docs_screenshot(page: Any, name: str) -> None:
+    """A screenshot of `page` for the docs (``docs/img/NAME.png``), taken only with
+    ``ASSESSENGINE_SCREENSHOTS=1`` (CI never rewrites the repository's files)."""
+    if os.environ.get("ASSESSENGINE_SCREENSHOTS") == "1":
+        page.screenshot(path=DOCS_IMG / f"{name}.png", full_page=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,14 @@ from assessengine.api.oauth import CREDENTIAL_READ
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn
 
-from .browser_support import TABLET, Server, axe_violations, serving, sync_playwright
+from .browser_support import (
+    TABLET,
+    Server,
+    axe_violations,
+    docs_screenshot,
+    serving,
+    sync_playwright,
+)
 from .test_web_support import add_session, fill_store, make_tokens
 
 if sync_playwright is not None:
@@ -65,13 +71,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         service.close()
     with serving(create_app(db_path=db)) as url:
         yield Server(url, tokens, sessions)
-
-
-def _shot(page: Page, name: str) -> None:
-    """A screenshot for docs/assessors.md (``docs/img/NAME.png``), only with
-    ASSESSENGINE_SCREENSHOTS=1 (CI never rewrites the repository's files)."""
-    if os.environ.get("ASSESSENGINE_SCREENSHOTS") == "1":
-        page.screenshot(path=REPO / "docs" / "img" / f"{name}.png", full_page=True)
 
 
 def _signin(page: Page, site: Server, role: str) -> None:
@@ -374,7 +373,7 @@ def test_at_200_percent_zoom_the_whole_session_is_readable_without_scrolling_sid
     assert any(what.startswith("text") for _, what in sizes)  # the SVG's text is measured
     small = [(round(size, 1), what) for size, what in sizes if size < MIN_TEXT_PX]
     assert not small
-    _shot(page, "session-zoom-200")
+    docs_screenshot(page, "session-zoom-200")
     # the failed criteria's rows are there, and tapping one zooms as on the wide chart
     svg.locator('g.violation-row[data-criterion="loaded_speed"] a.row-link').tap()
     page.wait_for_url(re.compile(r".*zoom=loaded_speed.*"))

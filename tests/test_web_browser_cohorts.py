@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,12 @@ from assessengine.api.cohort_charts import BAR_WIDTH, percent
 from assessengine.api.service import ReviewService
 from assessengine.api.service.models import ObservationIn
 
-from .browser_support import Server, serving, sync_playwright
+from .browser_support import Server, docs_screenshot, serving, sync_playwright
 from .test_web_support import add_session, fill_store, make_tokens
 
 if sync_playwright is not None:
     from playwright.sync_api import BrowserContext, Page, expect
 
-ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_SITE = "=HYPERLINK(\"http://evil.example\",\"x\")"
 ELIGIBLE = "learner-eligible"
 
@@ -57,12 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(url, tokens, sessions)
 
 
-def _shot(page: Page, name: str) -> None:
-    """A screenshot for the docs (``docs/img/NAME.png``), only with ASSESSENGINE_SCREENSHOTS=1."""
-    if os.environ.get("ASSESSENGINE_SCREENSHOTS") == "1":
-        page.screenshot(path=ROOT / "docs" / "img" / f"{name}.png", full_page=True)
-
-
 def _signin(page: Page, server: Server, role: str, start: str = "/signin") -> None:
     page.goto(f"{server.url}{start}")
     page.fill("#token", server.tokens[role])
@@ -88,7 +80,7 @@ def test_queue_counts_and_filters(server: Server, browser: BrowserContext) -> No
         expect(page.locator(f'a.count-chip[data-reason="{reason}"] .count')).to_have_text(
             str(count))
     expect(page.locator("a.queue-item")).to_have_count(len(queue["items"]))
-    _shot(page, "review-queue")
+    docs_screenshot(page, "review-queue")
 
     chips.and_(page.locator('[data-reason="critical"]')).click()
     page.wait_for_url("**/review?reason=critical")
@@ -182,7 +174,7 @@ def test_dashboard_numbers_equal_the_api(server: Server, browser: BrowserContext
             row = page.locator(f"#by-{key} tr[data-key={json.dumps(b['key'] or '')}]")
             expect(row.locator("td.rate")).to_have_text(percent(b["pass_rate"]))
     expect(page.locator("#by-site td", has_text=HOSTILE_SITE)).to_have_count(1)
-    _shot(page, "dashboard")
+    docs_screenshot(page, "dashboard")
 
 
 def test_a_learner_lands_on_their_own_page_from_any_signin(
@@ -210,7 +202,7 @@ def test_an_eligible_learner_gets_an_issue_button_and_a_credential(
     other = page.locator('.policy[data-policy="network-technician"]')
     expect(other).to_have_attribute("data-eligible", "no")
     expect(other.locator("button")).to_have_count(0)
-    _shot(page, "learner-progress")
+    docs_screenshot(page, "learner-progress")
     policy.get_by_role("button").click()
     page.wait_for_url(f"**/learners/{ELIGIBLE}/credentials/**")
     page.goto(f"{server.url}/learners/{ELIGIBLE}")
@@ -236,4 +228,4 @@ def test_search_lists_what_the_api_lists_under_the_same_filters(
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.session)") == [
         s["session"] for s in field]
     page.goto(f"{server.url}/search")
-    _shot(page, "search")
+    docs_screenshot(page, "search")

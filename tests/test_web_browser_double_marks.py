@@ -1,7 +1,8 @@
 """The calibration page's inter-rater part in Chromium, over the seeded double marks of
 `test_double_marking` (hand-worked kappas 8/17 for the item, 7/12 for ann and bob): each
 cell equals the API's number; the second assessor's page shows the blind form and none of
-the first marks; axe-core finds no WCAG A/AA violation on either."""
+the first marks; axe-core finds no WCAG A/AA violation on either. With
+``ASSESSENGINE_SCREENSHOTS=1`` the calibration page's screenshot goes to docs/img."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService
 
-from .browser_support import Server, axe_violations, serving, sync_playwright
+from .browser_support import Server, axe_violations, docs_screenshot, serving, sync_playwright
 from .test_cohorts import fill
 from .test_double_marking import ITEM, SECRET, seed, seed_client
 
@@ -65,6 +66,7 @@ def test_calibration_page_shows_the_inter_rater_kappas(
     assert "only 2 pairs" in few.inner_text()
     assert page.locator("#inter-rater-summary").get_attribute("data-sessions") == "12"
     assert axe_violations(page) == []
+    docs_screenshot(page, "calibration")
 
 
 def test_the_second_assessor_marks_blind_in_the_page(

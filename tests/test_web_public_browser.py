@@ -10,7 +10,6 @@ With ``ASSESSENGINE_SCREENSHOTS=1`` the test writes ``docs/img/public-credential
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +25,13 @@ from assessengine.api.service.credentials import CredentialSettings
 from assessengine.api.service.models import ObservationIn
 from assessengine.storage.sqlite import SqliteStore
 
-from .browser_support import listening, serving, sync_playwright
+from .browser_support import docs_screenshot, listening, serving, sync_playwright
 from .test_api_credentials import MINE, OBSERVED, POLICY, record_template
 from .test_api_support import LEARNER, make_tokens
 
 if sync_playwright is not None:
     from playwright.sync_api import BrowserContext, expect
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -102,8 +100,7 @@ def test_the_public_page_opens_without_signing_in_and_the_learner_can_hide_it(
         page.locator("#download-json").click()
     saved = downloading.value.path()
     assert json.loads(Path(saved).read_text(encoding="utf-8")) == issued.document
-    if os.environ.get("ASSESSENGINE_SCREENSHOTS") == "1":
-        page.screenshot(path=ROOT / "docs" / "img" / "public-credential.png", full_page=True)
+    docs_screenshot(page, "public-credential")
 
     mine = browser.new_page()
     mine.goto(f"{issued.url}/signin?next=/learners/{LEARNER}/credentials/"
