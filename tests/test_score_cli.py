@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from assessengine.cli import main
+from assessengine.cli import main, score_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "rubrics" / "forklift-load-handling.yaml"
@@ -156,3 +156,13 @@ def test_console_script_scores_from_stdin() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["sessions"][0]["session"] == "S1"
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(None, 1), (1, 1), (2, 1), (8, 7)])
+def test_score_parses_on_the_cores_the_scoring_leaves_by_default(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, expected: int
+) -> None:
+    """On 2 cores two parsing processes ran at 0.58x one (docs/performance.md): the default
+    leaves one core to the scoring."""
+    monkeypatch.setattr(score_cmd.os, "cpu_count", lambda: cores)
+    assert score_cmd.default_workers() == expected
