@@ -29,8 +29,6 @@ import pytest
 
 from assessengine.api.app import create_app
 from assessengine.api.oauth import CREDENTIAL_READ
-from assessengine.api.service import ReviewService
-from assessengine.api.service.models import ObservationIn
 
 from .browser_support import (
     TABLET,
@@ -40,13 +38,16 @@ from .browser_support import (
     serving,
     sync_playwright,
 )
-from .test_web_support import add_session, fill_store, make_tokens
+from .test_web_support import (
+    ELIGIBLE,
+    add_eligible_and_tokens,
+    fill_store,
+)
 
 if sync_playwright is not None:
     from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 REPO = Path(__file__).resolve().parents[1]
-ELIGIBLE = "learner-eligible"
 # a draft of a rubric not published yet: its page has nothing to score against (fast)
 DRAFT = (REPO / "rubrics" / "forklift-load-handling.yaml").read_text(encoding="utf-8").replace(
     "rubric: forklift-load-handling", "rubric: forklift-new")  # fmt: skip
@@ -58,17 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`fill_store`'s sessions and ELIGIBLE's three observed passes (they meet a policy)."""
     db = tmp_path_factory.mktemp("a11y") / "store.db"
     sessions = fill_store(db)
-    mine = [add_session(db, "competent", seed=seed, learner=ELIGIBLE, source=source)
-            for seed, source in ((31, "simulator"), (32, "simulator"), (33, "field"))]
-    service = ReviewService.open(db)
-    try:
-        tokens = make_tokens(service)
-        who = service.authenticate(tokens["assessor"])
-        for sid in mine:
-            service.observe(who, sid, ObservationIn(criterion="looks_before_reversing",
-                                                    verdict="pass", note="seen"))  # fmt: skip
-    finally:
-        service.close()
+    tokens = add_eligible_and_tokens(db)
     with serving(create_app(db_path=db)) as url:
         yield Server(url, tokens, sessions)
 

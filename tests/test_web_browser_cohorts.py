@@ -18,17 +18,19 @@ import pytest
 
 from assessengine.api.app import create_app
 from assessengine.api.cohort_charts import BAR_WIDTH, percent
-from assessengine.api.service import ReviewService
-from assessengine.api.service.models import ObservationIn
 
 from .browser_support import Server, docs_screenshot, serving, sync_playwright
-from .test_web_support import add_session, fill_store, make_tokens
+from .test_web_support import (
+    ELIGIBLE,
+    add_eligible_and_tokens,
+    add_session,
+    fill_store,
+)
 
 if sync_playwright is not None:
     from playwright.sync_api import BrowserContext, Page, expect
 
 HOSTILE_SITE = "=HYPERLINK(\"http://evil.example\",\"x\")"
-ELIGIBLE = "learner-eligible"
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     sessions = fill_store(db)
     add_session(db, "speeder", seed=21, learner="learner-000009",
                 metadata={"site": HOSTILE_SITE})  # fmt: skip
-    mine = [add_session(db, "competent", seed=seed, learner=ELIGIBLE, source=source)
-            for seed, source in ((31, "simulator"), (32, "simulator"), (33, "field"))]
-    service = ReviewService.open(db)
-    try:
-        tokens = make_tokens(service)
-        who = service.authenticate(tokens["assessor"])
-        for sid in mine:
-            service.observe(who, sid, ObservationIn(criterion="looks_before_reversing",
-                                                    verdict="pass", note="seen"))  # fmt: skip
-    finally:
-        service.close()
+    tokens = add_eligible_and_tokens(db)
     with serving(create_app(db_path=db)) as url:
         yield Server(url, tokens, sessions)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from assessengine.adapters.library import find_rubric, load_rubric
 from assessengine.api.service import ReviewService
+from assessengine.api.service.models import ObservationIn
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.kernel_scorer import score_columns
@@ -116,3 +117,23 @@ def add_session(
     with SqliteStore(path) as store:
         return _store(store, rubric, profile, seed=seed, index=seed, learner=learner,
                       source=source, metadata=metadata)  # fmt: skip
+
+
+ELIGIBLE = "learner-eligible"
+
+
+def add_eligible_and_tokens(db: Path) -> dict[str, str]:
+    """ELIGIBLE's two simulator passes and one field pass, each observed by an assessor (they
+    meet `forklift-operator`), and a token per role (`make_tokens`)."""
+    mine = [add_session(db, "competent", seed=seed, learner=ELIGIBLE, source=source)
+            for seed, source in ((31, "simulator"), (32, "simulator"), (33, "field"))]
+    service = ReviewService.open(db)
+    try:
+        tokens = make_tokens(service)
+        who = service.authenticate(tokens["assessor"])
+        for sid in mine:
+            service.observe(who, sid, ObservationIn(criterion="looks_before_reversing",
+                                                    verdict="pass", note="seen"))  # fmt: skip
+    finally:
+        service.close()
+    return tokens
