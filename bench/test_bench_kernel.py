@@ -45,10 +45,16 @@ def score_batch(w: Workload, batch: EventBatch, close_t: np.ndarray, rows: int) 
 
 
 def read_once(batch: EventBatch) -> float:
-    """The memory limit: one numpy pass that reads each column once (a sum per column)."""
-    total = float(batch.session.sum()) + float(batch.seq.sum()) + float(batch.t.sum())
-    total += float(batch.event.sum())
-    return total + float(batch.signals.sum(axis=1).sum())
+    """The memory limit: one numpy pass that reads each column array once, contiguously, in
+    its memory order and its own dtype (a sum per array; integer sums may wrap, the value does
+    not matter). The signals are summed as one array, not row by row: the time-ordered batch
+    holds them event-major (Fortran order, `take` of a column permutation), where a row's sum
+    strides over the other signals and reads the array once per signal (docs/performance.md);
+    a dtype other than the column's own (int32 summed as int64) adds a conversion per value."""
+    total = 0.0
+    for column in (batch.session, batch.seq, batch.t, batch.event, batch.signals):
+        total += float(np.add.reduce(column, axis=None, dtype=column.dtype))
+    return total
 
 
 def cut_sessions(w: Workload, pieces: int) -> tuple[EventBatch, np.ndarray]:
