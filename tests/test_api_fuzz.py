@@ -204,7 +204,7 @@ OPERATIONS_OF_THE_APP = [
     "GET /api/v1/sessions/{session_id}/double-marking",
     "POST /api/v1/sessions/{session_id}/double-marking",
     "GET /api/v1/double-marking", "POST /api/v1/sessions/{session_id}/double-marks",
-    "GET /api/v1/calibration/inter-rater",
+    "GET /api/v1/calibration/inter-rater", "GET /.well-known/did.json",
 ]  # fmt: skip
 PER_OPERATION = EXAMPLES // len(OPERATIONS_OF_THE_APP) + 1
 

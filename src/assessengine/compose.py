@@ -169,8 +169,10 @@ def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> En
 def credential_settings(settings: Settings, *, host: str, port: int) -> CredentialSettings:
     """How the engine issues credentials: `settings.base_url`, else ``http://HOST:PORT`` of
     the HTTP address (the default URL when the port is chosen at start); the issuer's name
-    and URL; the LRS; the trusted issuers. CredentialError for a base URL the credentials
-    cannot use or a trusted issuer that is not a DID."""
+    and URL; the LRS; the trusted issuers; the did:web and its retired keys (read from their
+    files here). CredentialError for a base URL the credentials cannot use, a trusted issuer
+    that is not a DID, a host that cannot be a did:web or a retired key file that is no key."""
+    from .adapters.issuer import did_web_settings  # noqa: PLC0415
     from .api.service.credentials import CredentialSettings, LrsSettings  # noqa: PLC0415
     from .credential_service import DEFAULT_BASE_URL, EngineUrls  # noqa: PLC0415
     from .credential_verify import trusted_issuers  # noqa: PLC0415
@@ -185,7 +187,9 @@ def credential_settings(settings: Settings, *, host: str, port: int) -> Credenti
         settings.lrs_url, username=settings.lrs_username,
         password=None if password is None else password.get_secret_value())  # fmt: skip
     trusted = trusted_issuers(settings.trusted_issuers)
+    did_web, retired = did_web_settings(settings.issuer_did_web, settings.issuer_retired_keys)
     return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=settings.issuer_name,
+                              did_web=did_web, retired_keys=retired,
                               issuer_url=settings.issuer_url, lrs=lrs,
                               issuer_description=settings.issuer_description,
                               issuer_email=settings.issuer_email,

@@ -32,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 from urllib.parse import quote
 
+from .adapters.issuer import Issuer
 from .adapters.policies import RubricLookup, shipped_rubric
-from .adapters.signer import IssuerKey, sign_credential
+from .adapters.signer import IssuerKey
 from .adapters.standards import schema_problems
 from .core import eligibility, xapi
 from .core.credentials import (
@@ -299,6 +300,9 @@ class CredentialService:
     """Issue, revoke and publish credentials for the sessions in `store`.
 
     key:          the issuer's Ed25519 key (issuing and publishing need it; revoking does not)
+    did_web:      sign as this did:web (``did:web:HOST``) instead of the key's did:key;
+                  `retired_keys`: the raw public keys it signed with before (its DID document
+                  keeps them, and this engine verifies what they signed); `adapters.issuer`
     issuer_name:  the issuer Profile's name; `issuer_url` its url (default: the base URL);
                   `issuer_description`, `issuer_email`, `issuer_image` (a logo's URL) optional
     urls:         the engine's public URLs
@@ -316,6 +320,8 @@ class CredentialService:
         credentials: CredentialStore,
         *,
         key: IssuerKey | None = None,
+        did_web: str | None = None,
+        retired_keys: Sequence[bytes] = (),
         issuer_name: str = "assessengine",
         issuer_url: str | None = None,
         issuer_description: str | None = None,
@@ -334,6 +340,8 @@ class CredentialService:
         self.store = store
         self.credentials = credentials
         self.key = key
+        self.did_web = did_web
+        self.issuer = None if key is None else Issuer.of(key, did_web, retired_keys)
         self.urls = urls or EngineUrls()
         self.issuer_name = issuer_name
         self.issuer_url = issuer_url or self.urls.base
@@ -408,7 +416,7 @@ class CredentialService:
         (or its recertification), AlreadyIssuedError when they hold an active one that cannot
         be renewed now, CredentialError when no key is set.
         """
-        key = self._require_key()
+        issuer = self._require_issuer()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
         held = self.active_credential(learner, policy.policy, now)
         renews = None
@@ -429,7 +437,7 @@ class CredentialService:
         credential_id = self._new_id()
         document = build_credential(
             credential_id=credential_id,
-            issuer=self.issuer_profile(key),
+            issuer=self.issuer_profile(issuer),
             subject_id=self.urls.public_subject(credential_id),
             achievement=self._achievement(policy),
             results=self._results(decision.qualifying),
@@ -441,7 +449,7 @@ class CredentialService:
             recipient=recipient,
             awarded=now,
         )
-        signed = sign_credential(document, key, created=now)
+        signed = issuer.sign(document, created=now)
         problems = schema_problems(signed)
         if problems:
             raise CredentialError(
@@ -481,9 +489,9 @@ class CredentialService:
     def credentials_of(self, learner: str) -> list[IssuedCredential]:
         return self.credentials.issued_to(learner)
 
-    def issuer_profile(self, key: IssuerKey) -> IssuerProfile:
-        """The issuer `Profile` written into credentials signed by `key`."""
-        return IssuerProfile(id=key.did, name=self.issuer_name, url=self.issuer_url,
+    def issuer_profile(self, issuer: Issuer) -> IssuerProfile:
+        """The issuer `Profile` written into credentials `issuer` signs."""
+        return IssuerProfile(id=issuer.did, name=self.issuer_name, url=self.issuer_url,
                              description=self.issuer_description, email=self.issuer_email,
                              image_url=self.issuer_image)  # fmt: skip
 
@@ -564,17 +572,18 @@ class CredentialService:
     def published_status_list(self, list_id: int = 1) -> PublishedList:
         """The signed revocation list `list_id` as published: signed once per change, not per
         request. The list kept in the credential store is served as long as its revision (the
-        issuer, the URL and the bits) is the current one and more than `STATUS_LIST_REFRESH`
+        issuer, its signing key, the URL and the bits) is the current one and more than `STATUS_LIST_REFRESH`
         of its validity is left; otherwise it is signed afresh (``validFrom`` now,
         ``validUntil`` `STATUS_LIST_VALIDITY` later, ``ttl`` `STATUS_LIST_TTL_S`) and kept."""
-        key = self._require_key()
+        issuer = self._require_issuer()
         sizes = {s.list_id: s.size for s in self.credentials.status_lists()}
         if list_id not in sizes and list_id != 1:
             raise CredentialError(f"there is no status list {list_id}")
         url = self.urls.status_list(list_id)
         bits = bitstring(self.credentials.revoked_indices(list_id),
                          sizes.get(list_id, MIN_ENTRIES))  # fmt: skip
-        revision = hashlib.sha256(f"{key.did}\n{url}\n".encode() + bits).hexdigest()
+        signer = f"{issuer.did}\n{issuer.key.did}\n"  # a rotated key signs the list afresh
+        revision = hashlib.sha256(f"{signer}{url}\n".encode() + bits).hexdigest()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
         kept = self.credentials.published(list_id)
         if kept is not None and kept.revision == revision and (
@@ -582,19 +591,20 @@ class CredentialService:
         ):
             return kept
         document = status_list_credential(
-            list_url=url, issuer=key.did, bits=bits, valid_from=now,
+            list_url=url, issuer=issuer.did, bits=bits, valid_from=now,
             valid_until=now + STATUS_LIST_VALIDITY, ttl_ms=STATUS_LIST_TTL_S * 1000,
         )  # fmt: skip
-        signed = sign_credential(document, key, created=now)
+        signed = issuer.sign(document, created=now)
         published = PublishedList(list_id, revision, json.dumps(signed, separators=(",", ":")),
                                   now + STATUS_LIST_VALIDITY)  # fmt: skip
         self.credentials.publish(published)
         return published
 
     def trusted(self) -> frozenset[str]:
-        """The issuers whose credentials verify as valid here: the key's and the configured."""
-        own = frozenset() if self.key is None else frozenset({self.key.did})
-        return own | self.trusted_issuers
+        """The issuers whose credentials verify as valid here: the engine's own (its did:web,
+        else its key's did:key) and the configured."""
+        own = self.did_web if self.issuer is None else self.issuer.did
+        return self.trusted_issuers | ({own} if own else set())
 
     def verify(self, document: Mapping[str, Any]) -> VerificationResult:
         """Verify `document` (valid only when issued by a `trusted` issuer), reading its
@@ -612,7 +622,8 @@ class CredentialService:
                     status_list = None  # not a list of ours: the status check is skipped
                 break
         return verify(document, trusted=self.trusted(), status_list=status_list,
-                      now=self._clock())
+                      now=self._clock(),
+                      resolve=None if self.issuer is None else self.issuer.resolve)
 
     # ---------------------------------------------------------------------------- xAPI
 
@@ -649,12 +660,12 @@ class CredentialService:
             home_page=self.urls.base, activity_base=f"{self.urls.base}/xapi/activities"
         )
 
-    def _require_key(self) -> IssuerKey:
-        if self.key is None:
+    def _require_issuer(self) -> Issuer:
+        if self.issuer is None:
             raise CredentialError(
                 "no issuer key: make one with `assessengine keys issuer --out FILE` and pass it"
             )
-        return self.key
+        return self.issuer
 
 
 def _outcomes(attempt: Attempt) -> tuple[CriterionOutcome, ...]:

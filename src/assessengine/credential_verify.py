@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .adapters.signer import issuer_id, verify_credential
+from .adapters.signer import KeyResolver, issuer_id, verify_credential
 from .adapters.standards import schema_problems
 from .core.credentials import CredentialError
 from .core.instants import to_utc, utc_text
@@ -125,18 +125,21 @@ def verify(
     status_list: Mapping[str, Any] | None = None,
     now: datetime | None = None,
     public_key: bytes | None = None,
+    resolve: KeyResolver | None = None,
 ) -> VerificationResult:
     """Every check of `document` at time `now` (default: the current time); `trusted`: the
-    issuer ids the verifier trusts (an empty collection trusts no one)."""
+    issuer ids the verifier trusts (an empty collection trusts no one). The key of a
+    verification method that is no did:key: `public_key` when given, else what `resolve`
+    answers (the credential's and its status list's alike); nothing is fetched."""
     if not isinstance(document, Mapping):
         return VerificationResult((CheckResult("document", "failed", "not a JSON object"),))
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    proof = verify_credential(document, public_key=public_key)
+    proof = verify_credential(document, public_key=public_key, resolve=resolve)
     checks = [CheckResult(c.name, "ok" if c.ok else "failed", c.detail) for c in proof.checks]
     checks.append(_trust(document, trusted))
     checks.append(_schema(document))
     checks.append(_validity(document, moment))
-    checks.append(_status(document, status_list, moment))
+    checks.append(_status(document, status_list, moment, resolve))
     return VerificationResult(tuple(checks), issuer_id(document))
 
 
@@ -173,7 +176,10 @@ def _validity(document: Mapping[str, Any], now: datetime) -> CheckResult:
 
 
 def _status(
-    document: Mapping[str, Any], status_list: Mapping[str, Any] | None, now: datetime
+    document: Mapping[str, Any],
+    status_list: Mapping[str, Any] | None,
+    now: datetime,
+    resolve: KeyResolver | None,
 ) -> CheckResult:
     entries = status_entries(document)
     if not entries:
@@ -181,7 +187,7 @@ def _status(
     if status_list is None:
         where = entries[0].get("statusListCredential", "?")
         return CheckResult("status", "skipped", f"not checked: no status list given ({where})")
-    problem = _list_problem(document, status_list, now)
+    problem = _list_problem(document, status_list, now, resolve)
     if problem is not None:
         return CheckResult("status", "failed", problem)
     details = []
@@ -199,9 +205,12 @@ def _status(
 
 
 def _list_problem(
-    document: Mapping[str, Any], status_list: Mapping[str, Any], now: datetime
+    document: Mapping[str, Any],
+    status_list: Mapping[str, Any],
+    now: datetime,
+    resolve: KeyResolver | None,
 ) -> str | None:
-    report = verify_credential(status_list)
+    report = verify_credential(status_list, resolve=resolve)
     if not report.ok:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
         return f"the status list does not verify ({failed})"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -122,11 +122,19 @@ class Settings(BaseSettings):
     lrs_username: str | None = Field(None, description="The LRS's user (HTTP basic auth).")
     lrs_password: SecretStr | None = Field(None, description="The LRS's password (environment "
                                            "or config file only, never a flag).")
+    issuer_did_web: str | None = Field(None, description="Issue as did:web:HOST (a DNS name, "
+                                       "optionally :PORT) instead of the key's did:key; the "
+                                       "engine serves its DID document at "
+                                       "/.well-known/did.json.")
+    issuer_retired_keys: Annotated[list[FilePath], NoDecode] = Field(
+        default_factory=list, description="With issuer_did_web: the keys that signed before a "
+        "rotation (PEM files, private or public; in the environment separated by commas or "
+        "spaces): the DID document keeps them, so what they signed keeps verifying.")
     trusted_issuers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Issuers (DIDs) whose credentials verify as valid "
         "besides the engine's own key (in the environment: separated by spaces or commas).")
 
-    @field_validator("trusted_issuers", mode="before")
+    @field_validator("trusted_issuers", "issuer_retired_keys", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return value.replace(",", " ").split() if isinstance(value, str) else value

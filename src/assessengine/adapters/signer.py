@@ -41,6 +41,9 @@ ED25519_PUB_MULTICODEC: Final = b"\xed\x01"
 ISSUER_DEPENDENT_VOCAB: Final = "https://www.w3.org/ns/credentials/issuer-dependent#"
 
 DocumentLoader = Callable[[str, Any], dict[str, Any]]
+KeyResolver = Callable[[str], bytes]
+"""Verification method (``did:web:HOST#z6Mk...``) -> its raw Ed25519 public key; raises
+CredentialError (saying why) for a method it does not know. did:key needs none."""
 
 _ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _DID_KEY = re.compile(r"^did:key:(z6Mk[1-9A-HJ-NP-Za-km-z]+)$")
@@ -168,6 +171,20 @@ class IssuerKey:
 
     def sign(self, message: bytes) -> bytes:
         return self.private_key.sign(message)
+
+
+def public_key_from_pem(data: bytes) -> bytes:
+    """The raw Ed25519 public key of a PEM file: a private key (as `IssuerKey.to_pem` writes)
+    or its public key alone (``openssl pkey -pubout``). SigningError for anything else."""
+    try:
+        if b"PRIVATE KEY" in data:
+            return IssuerKey.from_pem(data).public_key
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as error:
+        raise SigningError(f"not a PEM key ({error})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningError("the PEM does not hold an Ed25519 key")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,12 +433,14 @@ def verify_credential(
     *,
     public_key: bytes | None = None,
     loader: DocumentLoader = offline_document_loader,
+    resolve: KeyResolver | None = None,
 ) -> VerificationReport:
     """Check the proof of a secured credential; never raises for a bad document.
 
     Checks, in order: ``proof`` (exactly one DataIntegrityProof / eddsa-rdfc-2022 /
     assertionMethod with a proofValue), ``key`` (the verification method is controlled by the
-    issuer and gives an Ed25519 key: from the did:key, else `public_key` must be given),
+    issuer and gives an Ed25519 key: from the did:key, else `public_key` when given, else what
+    `resolve` answers for the method, e.g. the engine's own did:web keys),
     ``expansion`` (JSON-LD carries the whole document) and ``signature``. A check that could
     not run (no usable proof or key) is reported as failed, saying so.
     """
@@ -430,7 +449,7 @@ def verify_credential(
     checks: list[Check] = []
     proof, detail = _single_proof(document)
     checks.append(Check("proof", proof is not None, detail))
-    key, detail = _resolve_key(document, proof, public_key)
+    key, detail = _resolve_key(document, proof, public_key, resolve)
     checks.append(Check("key", key is not None, detail))
     unsecured = {k: v for k, v in document.items() if k != "proof"}
     checks.append(_expansion_check(unsecured, proof, loader))
@@ -471,7 +490,10 @@ def _single_proof(document: Mapping[str, Any]) -> tuple[dict[str, Any] | None, s
 
 
 def _resolve_key(
-    document: Mapping[str, Any], proof: Mapping[str, Any] | None, public_key: bytes | None
+    document: Mapping[str, Any],
+    proof: Mapping[str, Any] | None,
+    public_key: bytes | None,
+    resolve: KeyResolver | None,
 ) -> tuple[bytes | None, str]:
     if proof is None:
         return None, "not checked: no usable proof"
@@ -489,9 +511,14 @@ def _resolve_key(
         if public_key is not None and public_key != resolved:
             return None, "the given public key is not the did:key's key"
         return resolved, f"Ed25519 key from {controller}"
-    if public_key is None:
+    if public_key is not None:
+        return public_key, f"Ed25519 key given for {method}"
+    if resolve is None:
         return None, f"cannot resolve {method!r} offline and no public key was given"
-    return public_key, f"Ed25519 key given for {method}"
+    try:
+        return resolve(method), f"Ed25519 key {method.partition('#')[2]} of {controller}"
+    except CredentialError as error:
+        return None, str(error)
 
 
 def _signature_check(

@@ -136,6 +136,7 @@ def create_app(
 
     app.include_router(routes.router)
     app.include_router(credential_routes.router)
+    app.include_router(credential_routes.well_known)
     app.include_router(badge_routes.router)
     app.include_router(cohort_routes.router)
     app.include_router(open_badges_routes.router)

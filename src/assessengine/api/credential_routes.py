@@ -77,6 +77,12 @@ router = APIRouter(prefix=PREFIX, tags=[TAG], responses=responses(400, 422),
                    route_class=GuardedRoute)  # fmt: skip
 
 
+well_known = APIRouter(tags=[TAG], responses=responses(404))
+"""Routes at the host's root, outside ``/api/v1``: the engine's DID document."""
+DID_JSON_MEDIA_TYPE: Final = "application/did+json"
+DID_DOCUMENT_PATH: Final = "/.well-known/did.json"
+
+
 class BadBodyError(ServiceError):
     status, slug, title = 400, "bad-request", "The body is not JSON"
 
@@ -264,6 +270,21 @@ def achievement(
 
         return achievement_page(request, body)
     return JSONResponse(body, media_type=MEDIA_TYPES[kind], headers={"Vary": "Accept"})
+
+
+@well_known.get(
+    DID_DOCUMENT_PATH, summary="The engine's DID document under its did:web (no token needed)",
+    responses={**responses(404), 200: {"description": "The DID document", "content": {
+        DID_JSON_MEDIA_TYPE: {"schema": _OBJECT}}}},
+)  # fmt: skip
+def did_json(api: Credentials) -> Response:
+    """Where ``did:web:HOST`` resolves (W3C did:web): every key the engine signed with as a
+    ``Multikey`` verification method ``did:web:HOST#z6Mk...`` under `assertionMethod`, the
+    current one first, then the retired ones a rotation kept, so that what they signed keeps
+    verifying. 404 (a problem) when the engine issues as did:key, or before its first key."""
+    body = json.dumps(api.did_document(), separators=(",", ":")).encode("utf-8")
+    return Response(body, media_type=DID_JSON_MEDIA_TYPE,
+                    headers={"Cache-Control": f"public, max-age={STATUS_LIST_TTL_S}"})
 
 
 # ==================================================================================== xAPI

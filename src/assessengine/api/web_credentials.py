@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
+from ..adapters.did_web import DidWebError, did_document_url
 from ..core.credentials import CHAIN_HEAD_LABEL
 from ..credential_service import PUBLIC_EVIDENCE_PATH
 from .credential_routes import MAX_EXPIRING_DAYS
@@ -196,10 +197,19 @@ def badge_view(document: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "issuer": _text(issuer.get("name")) or _text(issuer.get("id")),
         "issuer_id": _text(issuer.get("id")),
+        "issuer_did_document": _did_document_of(_text(issuer.get("id"))),
         "valid_from": _text(document.get("validFrom")),
         "valid_until": _text(document.get("validUntil")),
         "results": results,
     }  # fmt: skip
+
+
+def _did_document_of(issuer: str) -> str | None:
+    """Where a did:web issuer's DID document is published (None for another DID)."""
+    try:
+        return did_document_url(issuer) if issuer.startswith("did:web:") else None
+    except DidWebError:
+        return None
 
 
 def evidence_view(document: Mapping[str, Any]) -> list[dict[str, Any]]:

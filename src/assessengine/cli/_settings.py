@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import click
+from pydantic import FilePath
 from pydantic.fields import FieldInfo
 
 from ..settings import (
@@ -31,6 +32,7 @@ METAVARS = {
     "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",
     "issuer_description": "TEXT", "issuer_email": "ADDRESS", "issuer_image": "URL",
     "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
+    "issuer_did_web": "HOST", "issuer_retired_keys": "FILE",
     "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT",
 }  # fmt: skip
 
@@ -81,6 +83,9 @@ def _option(name: str, field: FieldInfo) -> dict[str, Any]:
         if typing.get_args(kind) == (Path,):
             return options | {"multiple": True, "metavar": "DIR",
                               "type": click.Path(file_okay=False, exists=True, path_type=Path)}
+        if typing.get_args(kind) == (FilePath,):
+            return options | {"multiple": True, "metavar": METAVARS.get(name, "FILE"),
+                              "type": click.Path(dir_okay=False, exists=True, path_type=Path)}
         return options | {"multiple": True, "metavar": METAVARS.get(name, "TEXT")}
     if typing.get_origin(kind) is Literal:
         return options | {"type": click.Choice([str(c) for c in typing.get_args(kind)])}

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from ..adapters.baking import MAX_BAKED_BYTES, BakingError, extract, image_kind
 from ..adapters.did_web import DidWebError, did_document, did_document_url, did_web
+from ..adapters.issuer import did_web_settings, own_keys, read_public_key
 from ..adapters.policies import check_policy_file, load_policy
 from ..adapters.signer import IssuerKey
 from ..api.service import Principal, ReviewService, ServiceError
@@ -116,7 +117,7 @@ def _did_web_plan(host: str, retired: tuple[Path, ...], document: Path | None, o
     for a host that cannot be a did:web or a retired key file that is not a key."""
     try:
         did = did_web(host)
-        keys = [IssuerKey.from_pem(path.read_bytes()).public_key for path in retired]
+        keys = [read_public_key(path) for path in retired]
     except (DidWebError, ValueError, TypeError, OSError, CredentialError) as error:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(EXIT_INPUT) from None
@@ -179,6 +180,27 @@ def _trust_option(function: Any) -> Any:
     )(function)
 
 
+def _did_web_options(function: Any) -> Any:
+    function = click.option(
+        "--issuer-retired-keys",
+        "retired",
+        multiple=True,
+        envvar="ASSESSENGINE_ISSUER_RETIRED_KEYS",
+        metavar="FILE",
+        help="With --issuer-did-web: a key that signed before a rotation (PEM, private or "
+        "public; repeatable), trusted as the engine's own; env ASSESSENGINE_ISSUER_RETIRED_KEYS "
+        "(files separated by commas or spaces).",
+    )(function)
+    return click.option(
+        "--issuer-did-web",
+        "did_web_host",
+        envvar="ASSESSENGINE_ISSUER_DID_WEB",
+        metavar="HOST",
+        help="Issue and verify as did:web:HOST (as `serve --issuer-did-web`), not as the "
+        "key's did:key; env ASSESSENGINE_ISSUER_DID_WEB.",
+    )(function)
+
+
 def _base_url_option(function: Any) -> Any:
     return click.option(
         "--base-url",
@@ -230,6 +252,7 @@ def _issuer_options(function: Any) -> Any:
     help="Write the credential here (default: standard output).",
 )
 @_issuer_options
+@_did_web_options
 def issue(
     db: str,
     learner: str,
@@ -243,6 +266,8 @@ def issue(
     issuer_description: str | None,
     issuer_email: str | None,
     issuer_image: str | None,
+    did_web_host: str | None,
+    retired: tuple[str, ...],
 ) -> None:
     """Issue a signed credential to LEARNER when their sessions meet the policy.
 
@@ -253,8 +278,8 @@ def issue(
     policy = _policy(policy_ref)
     if email is not None and not re.match(EMAIL_PATTERN, email):
         raise click.BadParameter(f"not an email address: {email!r}", param_hint="--email")
-    settings = _settings(base_url, issuer_name, issuer_url, profile=(
-        issuer_description, issuer_email, issuer_image))  # fmt: skip
+    settings = _settings(base_url, issuer_name, issuer_url, did_web=(did_web_host, retired),
+                         profile=(issuer_description, issuer_email, issuer_image))
     with _engine(db, key_file, settings) as api:
         try:
             issued = api.issue_policy(_admin(), learner, policy, email=email)
@@ -291,6 +316,7 @@ def issue(
     "current list; without, revocation is not checked).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@_did_web_options
 def verify_command(
     file: Path,
     db: str | None,
@@ -299,14 +325,18 @@ def verify_command(
     base_url: str,
     status_file: Path | None,
     as_json: bool,
+    did_web_host: str | None,
+    retired: tuple[str, ...],
 ) -> None:
     """Verify a credential: proof, issuer, schema, validity period, revocation status.
 
     FILE is the credential (JSON) or a baked badge (PNG or SVG) that carries it.
 
     Valid means correctly signed AND issued by a trusted issuer: the engine's own key (--db:
-    the key beside the store; --issuer-key FILE) or one given with --trusted-issuer. A correct
-    signature by anyone else is reported (signature ok, issuer FAILED) and is not valid.
+    the key beside the store; --issuer-key FILE), under its did:web with --issuer-did-web
+    (the keys of its DID document, read from the key files, never fetched), or one given with
+    --trusted-issuer. A correct signature by anyone else is reported (signature ok, issuer
+    FAILED) and is not valid.
     Exit 0 when no check failed (a skipped check does not fail), else 1.
     """
     document = _read_credential(file)
@@ -317,7 +347,8 @@ def verify_command(
         trust = trusted_issuers(trusted)
     except CredentialError as error:
         raise click.BadParameter(str(error), param_hint="--trusted-issuer") from None
-    result = _verification(document, db, key_file, trust, base_url, status_list)
+    settings = _settings(base_url, trusted=trust, did_web=(did_web_host, retired))
+    result = _verification(document, db, key_file, settings, status_list)
     if as_json:
         click.echo(json.dumps(result.to_data(), indent=2))
     else:
@@ -333,20 +364,24 @@ def _verification(
     document: Any,
     db: str | None,
     key_file: Path | None,
-    trust: frozenset[str],
-    base_url: str,
+    settings: CredentialSettings,
     status_list: dict[str, Any] | None,
 ) -> VerificationResult:
-    """With --db as the engine verifies (its key, its current status list); else offline."""
+    """With --db as the engine verifies (its key, its current status list); else offline:
+    trusting the key (under the did:web when given) and the trusted issuers, resolving the
+    did:web's keys from the key files."""
     if db is not None:
-        with _engine(db, key_file, _settings(base_url, trusted=trust)) as api:
+        with _engine(db, key_file, settings) as api:
             if status_list is None and isinstance(document, dict):
                 return api.verification(document)
             key = api.key.get(make=False)
     else:
         key = None if key_file is None else _key(key_file)
-    own = frozenset() if key is None else frozenset({key.did})
-    return verify(document, trusted=own | trust, status_list=status_list)
+    keys = [*([] if key is None else [key.public_key]), *settings.retired_keys]
+    own = settings.did_web or (None if key is None else key.did)
+    trusted = settings.trusted_issuers | ({own} if own else set())
+    return verify(document, trusted=trusted, status_list=status_list,
+                  resolve=own_keys(own or "", settings.did_web, keys))  # fmt: skip
 
 
 @credential.command("revoke")
@@ -383,6 +418,7 @@ def revoke(db: str, credential_id: str, reason: str, by: str | None,
     help="Write it here (default: standard output).",
 )
 @_issuer_options
+@_did_web_options
 def status_list(
     db: str,
     key_file: Path | None,
@@ -394,10 +430,13 @@ def status_list(
     issuer_description: str | None,
     issuer_email: str | None,
     issuer_image: str | None,
+    did_web_host: str | None,
+    retired: tuple[str, ...],
 ) -> None:
     """The signed revocation list (BitstringStatusListCredential) to publish at its URL."""
     with _engine(db, key_file, _settings(base_url, issuer_name, issuer_url, profile=(
-            issuer_description, issuer_email, issuer_image))) as api:
+            issuer_description, issuer_email, issuer_image),
+            did_web=(did_web_host, retired))) as api:  # fmt: skip
         try:
             document = api.status_list(list_id)
         except ServiceError as error:
@@ -452,14 +491,23 @@ def _settings(
     *,
     trusted: frozenset[str] = frozenset(),
     profile: tuple[str | None, str | None, str | None] = (None, None, None),
+    did_web: tuple[str | None, tuple[str, ...]] = (None, ()),
 ) -> CredentialSettings:
-    """`profile`: the issuer's description, email and image URL."""
+    """`profile`: the issuer's description, email and image URL; `did_web`: the did:web host
+    (None: did:key) and the retired key files (each value may name several, separated by
+    commas)."""
     try:
         EngineUrls(base_url.rstrip("/"))
         IssuerProfile("did:key:check", issuer_name, issuer_url, *profile)
     except CredentialError as error:
         raise click.BadParameter(str(error)) from None
-    return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=issuer_name,
+    files = [Path(f) for value in did_web[1] for f in value.replace(",", " ").split()]
+    try:
+        did, retired = did_web_settings(did_web[0], files)
+    except CredentialError as error:
+        raise click.BadParameter(str(error), param_hint="--issuer-did-web") from None
+    return CredentialSettings(did_web=did, retired_keys=retired,
+                              base_url=base_url.rstrip("/"), issuer_name=issuer_name,
                               issuer_url=issuer_url, trusted_issuers=trusted,
                               issuer_description=profile[0], issuer_email=profile[1],
                               issuer_image=profile[2])  # fmt: skip

@@ -37,6 +37,8 @@ from typing import Any, Final, cast
 
 from pydantic import Field
 
+from ...adapters.did_web import DidWebError, did_document
+from ...adapters.issuer import RETIRED_NEED_DID_WEB
 from ...adapters.lrs import LrsClient, LrsError
 from ...adapters.policies import list_policies, load_policy
 from ...adapters.signer import IssuerKey
@@ -113,7 +115,10 @@ class LrsSettings:
 class CredentialSettings:
     """How the engine issues and verifies: its public URL (written into every credential:
     status lists, evidence, subjects), the issuer's name and home page, an optional LRS, and
-    the issuers (DIDs) whose credentials verify as valid besides the engine's own key."""
+    the issuers (DIDs) whose credentials verify as valid besides the engine's own key.
+    `did_web`: the engine issues as this ``did:web:HOST`` (None: its key's did:key), its DID
+    document listing the key and the `retired_keys` (raw Ed25519 public keys) that signed
+    before a rotation (`adapters.issuer`)."""
 
     base_url: str = DEFAULT_BASE_URL
     issuer_name: str = "assessengine"
@@ -123,6 +128,12 @@ class CredentialSettings:
     issuer_email: str | None = None
     issuer_image: str | None = None
     trusted_issuers: frozenset[str] = frozenset()
+    did_web: str | None = None
+    retired_keys: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.retired_keys and self.did_web is None:
+            raise DidWebError(RETIRED_NEED_DID_WEB)
 
 
 def default_issuer_key_path(db_path: str | Path) -> Path:
@@ -568,6 +579,24 @@ class CredentialApi:
         except CredentialError as error:
             raise NotFoundError(str(error)) from None
 
+    def did_document(self) -> dict[str, Any]:
+        """The engine's DID document under its did:web: the current key (once made, on the
+        first issue), then the retired ones. NotFoundError when the engine issues as did:key
+        (no did:web configured) or holds no key yet."""
+        did = self.settings.did_web
+        if did is None:
+            raise NotFoundError("this engine issues as did:key: no did:web is configured "
+                                "(ASSESSENGINE_ISSUER_DID_WEB, serve --issuer-did-web HOST)")
+        try:
+            key = self.key.get(make=False)
+        except CredentialError as error:
+            raise ConflictError(str(error)) from None
+        keys = [*([] if key is None else [key.public_key]), *self.settings.retired_keys]
+        if not keys:
+            raise NotFoundError(f"{did} has no key yet: its DID document lists the issuer key "
+                                "once the first credential is issued")  # fmt: skip
+        return did_document(did, keys)
+
     def verify(self, document: Mapping[str, Any]) -> VerificationOut:
         """`verification` as the HTTP API answers it."""
         return verification_out(self.verification(document))
@@ -689,7 +718,8 @@ class CredentialApi:
         except CredentialError as error:
             raise ConflictError(str(error)) from None
         return CredentialService(
-            self.reviews.store, self._credentials(), key=key,
+            self.reviews.store, self._credentials(), key=key, did_web=self.settings.did_web,
+            retired_keys=self.settings.retired_keys,
             issuer_name=self.settings.issuer_name, issuer_url=self.settings.issuer_url,
             issuer_description=self.settings.issuer_description,
             issuer_email=self.settings.issuer_email, issuer_image=self.settings.issuer_image,
