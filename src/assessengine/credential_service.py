@@ -572,9 +572,10 @@ class CredentialService:
     def published_status_list(self, list_id: int = 1) -> PublishedList:
         """The signed revocation list `list_id` as published: signed once per change, not per
         request. The list kept in the credential store is served as long as its revision (the
-        issuer, its signing key, the URL and the bits) is the current one and more than `STATUS_LIST_REFRESH`
-        of its validity is left; otherwise it is signed afresh (``validFrom`` now,
-        ``validUntil`` `STATUS_LIST_VALIDITY` later, ``ttl`` `STATUS_LIST_TTL_S`) and kept."""
+        issuer, its signing key, the URL and the bits) is the current one and more than
+        `STATUS_LIST_REFRESH` of its validity is left; otherwise it is signed afresh
+        (``validFrom`` now, ``validUntil`` `STATUS_LIST_VALIDITY` later, ``ttl``
+        `STATUS_LIST_TTL_S`) and kept."""
         issuer = self._require_issuer()
         sizes = {s.list_id: s.size for s in self.credentials.status_lists()}
         if list_id not in sizes and list_id != 1:
