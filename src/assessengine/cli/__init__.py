@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (each module attaches its commands to `main`)
     schema_cmd,
     score_cmd,
     serve_cmd,
+    share_cmd,
     simulate_cmd,
     site_cmd,
     token_cmd,

@@ -37,6 +37,7 @@ from ..api.service.credentials import (
     IneligibleError,
     RevokeIn,
 )
+from ..api.service.public_credentials import PublicCredentials
 from ..core.credentials import CredentialError, IssuerProfile, renewed_credential
 from ..core.policy import Policy, PolicyError
 from ..credential_service import DEFAULT_BASE_URL, EngineUrls
@@ -285,6 +286,7 @@ def issue(
             issued = api.issue_policy(_admin(), learner, policy, email=email)
         except ServiceError as error:
             _refuse(error, f"{learner} for {policy.policy}")
+        page = PublicCredentials(api).public_url(issued.id)
     text = json.dumps(issued.document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -299,6 +301,7 @@ def issue(
         + (f" -> {out}" if out else ""),
         err=True,
     )
+    click.echo(f"public page {page}", err=True)
 
 
 @credential.command("verify")
