@@ -42,6 +42,7 @@ from ..core.report import Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError, ScoringError
+from ..runtime.malloc import keep_freed_memory
 from . import batches
 from .digest import Digests, file_sha256
 from .layout import Manifest
@@ -49,6 +50,7 @@ from .location import ArchiveError, ArchiveRoot
 from .reader import event_batches, read_sessions
 
 Observations = Mapping[str, Mapping[str, Verdict]]
+Task = Callable[["Partition", "Job"], "PartitionResult"]
 CONNECT_TIMEOUT: Final = 5.0
 """Seconds to wait for a Dask scheduler to answer."""
 NO_WORKERS_TIMEOUT: Final = 120.0
@@ -216,12 +218,24 @@ def bytes_match(root: ArchiveRoot, partition: Partition) -> bool:
 def warm_up(job: Job) -> None:
     """Compile the job's rubric and load (numba's on-disk cache) the compiled functions a task
     calls, on a one-row batch of the reader's dtypes, so that a worker's first partition does
-    not pay for them (a second or more per worker process)."""
+    not pay for them (a second or more per worker process); and have the process keep freed
+    memory (`on_worker`)."""
+    keep_freed_memory()
     n = len(job.scenario.signal_names)
     batch = EventBatch(np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.float64),
                        np.zeros(1, np.int32), np.full((n, 1), np.nan))  # fmt: skip
     score_stream(_compiled(job), [batch], ["warm-up"], np.zeros(1, np.float64))
     batches.warm_up()
+
+
+def on_worker(partition: Partition, job: Job, task: Task) -> PartitionResult:
+    """`task(partition, job)` in a Dask worker process, which first keeps freed memory
+    (`runtime.malloc.keep_freed_memory`, once per process): Dask starts its workers with
+    ``MALLOC_TRIM_THRESHOLD_=65536``, under which every array of a few MiB a task allocates,
+    batch after batch, is fresh pages: 87,000 page faults and 1.5x the CPU time for 2.47 M
+    events in 25 files (docs/performance.md)."""
+    keep_freed_memory()
+    return task(partition, job)
 
 
 def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionResult]:
@@ -231,9 +245,6 @@ def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionRe
 
 
 # ------------------------------------------------------------------------------ Dask
-
-
-Task = Callable[[Partition, Job], PartitionResult]
 
 
 class DaskRunner:
@@ -306,7 +317,8 @@ class DaskRunner:
             return
         # the job travels inside each task (it is small), not scattered: data scattered to
         # workers is lost with a worker that dies, and the tasks needing it could not be retried
-        futures = self.client.map(self.task, list(partitions), job=job, pure=False)
+        futures = self.client.map(on_worker, list(partitions), job=job, task=self.task,
+                                  pure=False)  # fmt: skip
         of = {future.key: part for future, part in zip(futures, partitions, strict=True)}
         finished = as_completed(futures, loop=self.client.loop)
         idle_since: float | None = None
