@@ -355,3 +355,77 @@ def test_serve_reads_the_did_web_and_the_retired_keys_from_the_settings(tmp_path
     assert made.did_web == "did:web:engine.example.org%3A8443"
     assert made.retired_keys[0] == old.public_key
     assert len(made.retired_keys) == 2
+
+
+# ------------------------------------------------------------------------------ partners
+
+PARTNER = did_web("partner.example.org")
+
+
+def _partner(tmp_path: Path) -> tuple[IssuerKey, Path]:
+    """A partner did:web issuer's key and its DID document, saved as the file it publishes."""
+    key = IssuerKey.generate()
+    path = tmp_path / "partner-did.json"
+    path.write_text(json.dumps(did_document(PARTNER, [key.public_key])))
+    return key, path
+
+
+def _by(key: IssuerKey) -> dict[str, Any]:
+    return sign_credential(_credential(PARTNER), key, created=datetime.now(UTC),
+                           controller=PARTNER)  # fmt: skip
+
+
+def test_a_partner_did_web_verifies_by_its_configured_did_document(
+    db: Path, tmp_path: Path
+) -> None:
+    key, document = _partner(tmp_path)
+    key_file, _ = _key_file(tmp_path, "issuer.pem")
+    settings = Settings.load(environ={"ASSESSENGINE_TRUSTED_DID_DOCUMENTS": str(document)})
+    made = credential_settings(settings, host="127.0.0.1", port=8080)
+    assert set(made.did_documents) == {PARTNER}
+    with TestClient(create_app(db_path=db, issuer_key_path=key_file,
+                               credentials=made)) as client:  # fmt: skip
+        answer = client.post("/api/v1/credentials/verify", json=_by(key)).json()
+        stranger = client.post("/api/v1/credentials/verify",
+                               json=_by(IssuerKey.generate())).json()  # fmt: skip
+    assert answer["valid"] is True, answer
+    assert answer["trusted"] is True
+    checks = {c["name"]: c["detail"] for c in answer["checks"]}
+    assert checks["key"].endswith(f"of {PARTNER}")
+    assert stranger["valid"] is False
+    assert {c["name"]: c["status"] for c in stranger["checks"]}["key"] == "failed"
+
+
+def test_the_command_line_verifies_a_partner_did_web_offline(tmp_path: Path) -> None:
+    key, document = _partner(tmp_path)
+    credential = tmp_path / "partner.json"
+    credential.write_text(json.dumps(_by(key)))
+    unknown = run("credential", "verify", str(credential))
+    assert unknown.exit_code == 1
+    assert "neither this engine's DID" in unknown.output
+    known = run("credential", "verify", str(credential), "--trusted-did-document", str(document))
+    assert known.exit_code == 0, known.output
+    assert f"ok       issuer     {PARTNER} is a trusted issuer" in known.output
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "partner-did.json:1:2: not JSON"),
+    (json.dumps({"id": "did:key:z6Mk"}), "not a DID document of a did:web"),
+    ("[]", "not a DID document of a did:web"),
+    ("x" * (256 * 1024 + 1), "a DID document is at most 262144 bytes"),
+])  # fmt: skip
+def test_a_partner_did_document_that_is_none_is_refused_in_one_line(
+    db: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    document = tmp_path / "partner-did.json"
+    document.write_text(content)
+    credential = tmp_path / "c.json"
+    credential.write_text("{}")
+    verified = run("credential", "verify", str(credential), "--trusted-did-document",
+                   str(document))  # fmt: skip
+    assert verified.exit_code == 2, verified.output
+    assert message in verified.output
+    served = run("serve", "--db", str(db), "--no-ingest", "--http", "127.0.0.1:0",
+                 "--trusted-did-documents", str(document))  # fmt: skip
+    assert served.exit_code == 2, served.output
+    assert message in served.output

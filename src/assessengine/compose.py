@@ -171,8 +171,9 @@ def credential_settings(settings: Settings, *, host: str, port: int) -> Credenti
     the HTTP address (the default URL when the port is chosen at start); the issuer's name
     and URL; the LRS; the trusted issuers; the did:web and its retired keys (read from their
     files here). CredentialError for a base URL the credentials cannot use, a trusted issuer
-    that is not a DID, a host that cannot be a did:web or a retired key file that is no key."""
-    from .adapters.issuer import did_web_settings  # noqa: PLC0415
+    that is not a DID, a host that cannot be a did:web, a retired key file that is no key or a
+    partner's DID document file that is none."""
+    from .adapters.issuer import did_web_settings, read_did_document  # noqa: PLC0415
     from .api.service.credentials import CredentialSettings, LrsSettings  # noqa: PLC0415
     from .credential_service import DEFAULT_BASE_URL, EngineUrls  # noqa: PLC0415
     from .credential_verify import trusted_issuers  # noqa: PLC0415
@@ -188,8 +189,9 @@ def credential_settings(settings: Settings, *, host: str, port: int) -> Credenti
         password=None if password is None else password.get_secret_value())  # fmt: skip
     trusted = trusted_issuers(settings.trusted_issuers)
     did_web, retired = did_web_settings(settings.issuer_did_web, settings.issuer_retired_keys)
+    partners = dict(read_did_document(path) for path in settings.trusted_did_documents)
     return CredentialSettings(base_url=base_url.rstrip("/"), issuer_name=settings.issuer_name,
-                              did_web=did_web, retired_keys=retired,
+                              did_web=did_web, retired_keys=retired, did_documents=partners,
                               issuer_url=settings.issuer_url, lrs=lrs,
                               issuer_description=settings.issuer_description,
                               issuer_email=settings.issuer_email,

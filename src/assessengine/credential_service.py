@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 from urllib.parse import quote
 
-from .adapters.issuer import Issuer
+from .adapters.issuer import Issuer, key_resolver
 from .adapters.policies import RubricLookup, shipped_rubric
 from .adapters.signer import IssuerKey
 from .adapters.standards import schema_problems
@@ -303,6 +303,8 @@ class CredentialService:
     did_web:      sign as this did:web (``did:web:HOST``) instead of the key's did:key;
                   `retired_keys`: the raw public keys it signed with before (its DID document
                   keeps them, and this engine verifies what they signed); `adapters.issuer`
+    did_documents:  DID -> DID document of partner did:web issuers: trusted, and their keys
+                  resolved from these documents (never fetched)
     issuer_name:  the issuer Profile's name; `issuer_url` its url (default: the base URL);
                   `issuer_description`, `issuer_email`, `issuer_image` (a logo's URL) optional
     urls:         the engine's public URLs
@@ -322,6 +324,7 @@ class CredentialService:
         key: IssuerKey | None = None,
         did_web: str | None = None,
         retired_keys: Sequence[bytes] = (),
+        did_documents: Mapping[str, Mapping[str, Any]] | None = None,
         issuer_name: str = "assessengine",
         issuer_url: str | None = None,
         issuer_description: str | None = None,
@@ -342,6 +345,7 @@ class CredentialService:
         self.key = key
         self.did_web = did_web
         self.issuer = None if key is None else Issuer.of(key, did_web, retired_keys)
+        self.did_documents = dict(did_documents or {})
         self.urls = urls or EngineUrls()
         self.issuer_name = issuer_name
         self.issuer_url = issuer_url or self.urls.base
@@ -605,7 +609,7 @@ class CredentialService:
         """The issuers whose credentials verify as valid here: the engine's own (its did:web,
         else its key's did:key) and the configured."""
         own = self.did_web if self.issuer is None else self.issuer.did
-        return self.trusted_issuers | ({own} if own else set())
+        return self.trusted_issuers | set(self.did_documents) | ({own} if own else set())
 
     def verify(self, document: Mapping[str, Any]) -> VerificationResult:
         """Verify `document` (valid only when issued by a `trusted` issuer), reading its
@@ -622,9 +626,12 @@ class CredentialService:
                 except CredentialError:
                     status_list = None  # not a list of ours: the status check is skipped
                 break
+        issuer = self.issuer
+        own = (self.did_web or "") if issuer is None else issuer.did
+        resolve = key_resolver(own, self.did_web, () if issuer is None else issuer.public_keys,
+                               self.did_documents)  # fmt: skip
         return verify(document, trusted=self.trusted(), status_list=status_list,
-                      now=self._clock(),
-                      resolve=None if self.issuer is None else self.issuer.resolve)
+                      now=self._clock(), resolve=resolve)
 
     # ---------------------------------------------------------------------------- xAPI
 

@@ -130,11 +130,16 @@ class Settings(BaseSettings):
         default_factory=list, description="With issuer_did_web: the keys that signed before a "
         "rotation (PEM files, private or public; in the environment separated by commas or "
         "spaces): the DID document keeps them, so what they signed keeps verifying.")
+    trusted_did_documents: Annotated[list[FilePath], NoDecode] = Field(
+        default_factory=list, description="DID documents of partner did:web issuers (their "
+        "did.json, as files; in the environment separated by commas or spaces): their "
+        "credentials verify as valid, by the keys listed there (nothing is fetched).")
     trusted_issuers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Issuers (DIDs) whose credentials verify as valid "
         "besides the engine's own key (in the environment: separated by spaces or commas).")
 
-    @field_validator("trusted_issuers", "issuer_retired_keys", mode="before")
+    @field_validator("trusted_issuers", "issuer_retired_keys", "trusted_did_documents",
+                     mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return value.replace(",", " ").split() if isinstance(value, str) else value

@@ -4,12 +4,14 @@ it signs as, ``did:key`` of the key by default or ``did:web:HOST`` when configur
 Under a did:web the engine is its own DID's resolver: the keys it lists in its DID document
 (the current one, then the retired ones a rotation kept; `did_document`) are the keys it
 accepts for verification methods ``did:web:HOST#z6Mk...``, read from its configuration, never
-fetched. Another did:web is not resolved here (the engine verifies offline): its credentials
-fail the ``key`` check, whatever the trust.
+fetched. Another did:web is resolved only from a DID document configured as a file
+(`read_did_document`, setting ``trusted_did_documents``): the engine verifies offline, so the
+credentials of any other did:web fail the ``key`` check, whatever the trust.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..core.credentials import CredentialError
-from .did_web import DidWebError, did_document, did_web, key_from_document
+from ..errors import LocatedProblem, Location
+from .did_web import DidWebError, did_document, did_document_url, did_web, key_from_document
 from .signer import IssuerKey, KeyResolver, public_key_from_pem, sign_credential
 
 RETIRED_NEED_DID_WEB: Final = ("retired issuer keys go with a did:web issuer (a did:key names "
@@ -69,21 +72,28 @@ class Issuer:
         """The key of verification method `method` when it is one of this issuer's own
         (`adapters.signer.KeyResolver`): under its did:web, a key its DID document lists.
         DidWebError saying why otherwise (another DID is never fetched)."""
-        return own_keys(self.did, self.did_web, self.public_keys)(method)
+        return key_resolver(self.did, self.did_web, self.public_keys)(method)
 
 
-def own_keys(own: str, did_web: str | None, keys: Sequence[bytes]) -> KeyResolver:
+def key_resolver(own: str, did_web: str | None, keys: Sequence[bytes],
+                 partners: Mapping[str, Mapping[str, Any]] | None = None,
+                 ) -> KeyResolver:  # fmt: skip
     """The resolver of an engine whose issuer id is `own`: under its did:web, the `keys` (raw
-    public keys: current, then retired) its DID document lists; any other verification method
-    is refused with a DidWebError saying that no DID document is fetched."""
+    public keys: current, then retired) its DID document lists; under a partner's did:web, a
+    key the partner's DID document in `partners` (DID -> document, `read_did_document`)
+    lists. Any other verification method is refused with a DidWebError saying that no DID
+    document is fetched."""
+    known = dict(partners or {})
 
     def resolve(method: str) -> bytes:
         did = method.partition("#")[0]
-        if did_web is None or did != did_web or not keys:
-            raise DidWebError(f"cannot resolve {method!r}: {did} is not this engine's DID "
-                              f"({own}), and the engine fetches no DID documents "
-                              "(it verifies offline)")  # fmt: skip
-        return key_from_document(did_document(did_web, keys), method)
+        if did_web is not None and did == did_web and keys:
+            return key_from_document(did_document(did_web, keys), method)
+        if did in known:
+            return key_from_document(known[did], method)
+        raise DidWebError(f"cannot resolve {method!r}: {did} is neither this engine's DID "
+                          f"({own}) nor one whose DID document is configured, and the engine "
+                          "fetches no DID documents (it verifies offline)")  # fmt: skip
 
     return resolve
 
@@ -110,3 +120,35 @@ def read_public_key(path: Path) -> bytes:
         raise CredentialError(f"{path}: cannot read the key ({error.strerror})") from None
     except CredentialError as error:
         raise CredentialError(f"{path}: {error}") from None
+
+
+MAX_DID_DOCUMENT_BYTES: Final = 256 * 1024
+"""The largest partner DID document file read (`read_did_document`)."""
+
+
+def read_did_document(path: Path) -> tuple[str, dict[str, Any]]:
+    """(its DID, the document) of a partner's DID document file (the ``did.json`` it
+    publishes at ``https://HOST/.well-known/did.json``): a JSON object of at most
+    `MAX_DID_DOCUMENT_BYTES` whose ``id`` is a host did:web. CredentialError naming the file
+    (``FILE:LINE:COL: not JSON (...)`` for a file that is not JSON) otherwise."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_DID_DOCUMENT_BYTES + 1)
+    except OSError as error:
+        raise CredentialError(f"{path}: cannot read the DID document ({error.strerror})") from None
+    if len(data) > MAX_DID_DOCUMENT_BYTES:
+        raise CredentialError(f"{path}: a DID document is at most {MAX_DID_DOCUMENT_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except json.JSONDecodeError as error:
+        where = Location(str(path), error.lineno, error.colno)
+        raise CredentialError(str(LocatedProblem(where, f"not JSON ({error.msg})"))) from None
+    except UnicodeDecodeError as error:
+        raise CredentialError(f"{path}: not a JSON file ({error})") from None
+    did = document.get("id") if isinstance(document, dict) else None
+    try:
+        did_document_url(str(did))
+    except DidWebError:
+        raise CredentialError(f"{path}: not a DID document of a did:web (its id is {did!r})"
+                              ) from None  # fmt: skip
+    return str(did), document

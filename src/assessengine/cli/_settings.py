@@ -32,7 +32,7 @@ METAVARS = {
     "issuer_key": "FILE", "base_url": "URL", "issuer_name": "NAME", "issuer_url": "URL",
     "issuer_description": "TEXT", "issuer_email": "ADDRESS", "issuer_image": "URL",
     "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
-    "issuer_did_web": "HOST", "issuer_retired_keys": "FILE",
+    "issuer_did_web": "HOST", "issuer_retired_keys": "FILE", "trusted_did_documents": "FILE",
     "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT",
 }  # fmt: skip
 

@@ -25,7 +25,12 @@ from pydantic import ValidationError
 
 from ..adapters.baking import MAX_BAKED_BYTES, BakingError, extract, image_kind
 from ..adapters.did_web import DidWebError, did_document, did_document_url, did_web
-from ..adapters.issuer import did_web_settings, own_keys, read_public_key
+from ..adapters.issuer import (
+    did_web_settings,
+    key_resolver,
+    read_did_document,
+    read_public_key,
+)
 from ..adapters.policies import check_policy_file, load_policy
 from ..adapters.signer import IssuerKey
 from ..api.service import Principal, ReviewService, ServiceError
@@ -319,6 +324,11 @@ def issue(
     "current list; without, revocation is not checked).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--trusted-did-document", "partners", multiple=True, metavar="FILE",
+              envvar="ASSESSENGINE_TRUSTED_DID_DOCUMENTS",
+              help="A partner did:web issuer's DID document (its did.json; repeatable): its "
+              "credentials are valid here, by the keys it lists (nothing is fetched); env "
+              "ASSESSENGINE_TRUSTED_DID_DOCUMENTS (files separated by commas or spaces).")
 @_did_web_options
 def verify_command(
     file: Path,
@@ -328,6 +338,7 @@ def verify_command(
     base_url: str,
     status_file: Path | None,
     as_json: bool,
+    partners: tuple[str, ...],
     did_web_host: str | None,
     retired: tuple[str, ...],
 ) -> None:
@@ -350,7 +361,8 @@ def verify_command(
         trust = trusted_issuers(trusted)
     except CredentialError as error:
         raise click.BadParameter(str(error), param_hint="--trusted-issuer") from None
-    settings = _settings(base_url, trusted=trust, did_web=(did_web_host, retired))
+    settings = _settings(base_url, trusted=trust, did_web=(did_web_host, retired),
+                         partners=partners)
     result = _verification(document, db, key_file, settings, status_list)
     if as_json:
         click.echo(json.dumps(result.to_data(), indent=2))
@@ -382,9 +394,10 @@ def _verification(
         key = None if key_file is None else _key(key_file)
     keys = [*([] if key is None else [key.public_key]), *settings.retired_keys]
     own = settings.did_web or (None if key is None else key.did)
-    trusted = settings.trusted_issuers | ({own} if own else set())
+    trusted = settings.trusted_issuers | set(settings.did_documents) | ({own} if own else set())
     return verify(document, trusted=trusted, status_list=status_list,
-                  resolve=own_keys(own or "", settings.did_web, keys))  # fmt: skip
+                  resolve=key_resolver(own or "", settings.did_web, keys,
+                                       settings.did_documents))  # fmt: skip
 
 
 @credential.command("revoke")
@@ -495,25 +508,35 @@ def _settings(
     trusted: frozenset[str] = frozenset(),
     profile: tuple[str | None, str | None, str | None] = (None, None, None),
     did_web: tuple[str | None, tuple[str, ...]] = (None, ()),
+    partners: tuple[str, ...] = (),
 ) -> CredentialSettings:
     """`profile`: the issuer's description, email and image URL; `did_web`: the did:web host
-    (None: did:key) and the retired key files (each value may name several, separated by
-    commas)."""
+    (None: did:key) and the retired key files; `partners`: partner DID document files (each
+    value of a list may name several files, separated by commas)."""
     try:
         EngineUrls(base_url.rstrip("/"))
         IssuerProfile("did:key:check", issuer_name, issuer_url, *profile)
     except CredentialError as error:
         raise click.BadParameter(str(error)) from None
-    files = [Path(f) for value in did_web[1] for f in value.replace(",", " ").split()]
     try:
-        did, retired = did_web_settings(did_web[0], files)
+        did, retired = did_web_settings(did_web[0], _files(did_web[1]))
     except CredentialError as error:
         raise click.BadParameter(str(error), param_hint="--issuer-did-web") from None
-    return CredentialSettings(did_web=did, retired_keys=retired,
+    try:
+        documents = dict(read_did_document(path) for path in _files(partners))
+    except CredentialError as error:
+        raise click.BadParameter(str(error), param_hint="--trusted-did-document") from None
+    return CredentialSettings(did_web=did, retired_keys=retired, did_documents=documents,
                               base_url=base_url.rstrip("/"), issuer_name=issuer_name,
                               issuer_url=issuer_url, trusted_issuers=trusted,
                               issuer_description=profile[0], issuer_email=profile[1],
                               issuer_image=profile[2])  # fmt: skip
+
+
+def _files(values: tuple[str, ...]) -> list[Path]:
+    """The files of repeated options whose values may each name several, separated by commas
+    or spaces (as their environment variables do)."""
+    return [Path(f) for value in values for f in value.replace(",", " ").split()]
 
 
 def _admin(name: str | None = None) -> Principal:

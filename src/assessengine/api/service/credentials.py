@@ -118,7 +118,8 @@ class CredentialSettings:
     the issuers (DIDs) whose credentials verify as valid besides the engine's own key.
     `did_web`: the engine issues as this ``did:web:HOST`` (None: its key's did:key), its DID
     document listing the key and the `retired_keys` (raw Ed25519 public keys) that signed
-    before a rotation (`adapters.issuer`)."""
+    before a rotation (`adapters.issuer`). `did_documents`: partner did:web issuers' DID
+    documents (DID -> document), trusted and resolved from there, never fetched."""
 
     base_url: str = DEFAULT_BASE_URL
     issuer_name: str = "assessengine"
@@ -130,6 +131,7 @@ class CredentialSettings:
     trusted_issuers: frozenset[str] = frozenset()
     did_web: str | None = None
     retired_keys: tuple[bytes, ...] = ()
+    did_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.retired_keys and self.did_web is None:
@@ -719,7 +721,7 @@ class CredentialApi:
             raise ConflictError(str(error)) from None
         return CredentialService(
             self.reviews.store, self._credentials(), key=key, did_web=self.settings.did_web,
-            retired_keys=self.settings.retired_keys,
+            retired_keys=self.settings.retired_keys, did_documents=self.settings.did_documents,
             issuer_name=self.settings.issuer_name, issuer_url=self.settings.issuer_url,
             issuer_description=self.settings.issuer_description,
             issuer_email=self.settings.issuer_email, issuer_image=self.settings.issuer_image,
