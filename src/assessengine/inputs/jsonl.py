@@ -23,8 +23,8 @@ from typing import BinaryIO, Final
 from ..core.recorded import Chunk
 from ..core.scenario import Scenario
 from . import jsonl_columns, jsonl_exact
-from .jsonl_columns import ParsedBlock
 from .ledger import Ledger
+from .parsed import ParsedBlock, bind
 from .registry import InputFormat, register
 
 BLOCK_BYTES: Final = 8 << 20
@@ -50,7 +50,7 @@ def read_jsonl(
     ledger = Ledger()
     line = 0
     for block, parsed in _parsed_blocks(blocks(stream, block_bytes), scenario, workers):
-        bound = None if parsed is None else jsonl_columns.bind(parsed, ledger)
+        bound = None if parsed is None else bind(parsed, ledger)
         if bound is None or parsed is None:
             exact = jsonl_exact.read_block
             chunk, n_lines = exact(block, line, ledger, scenario=scenario, source=source,

@@ -1,5 +1,7 @@
-"""The column path for JSON Lines: a block of lines parsed straight into columns (pyarrow's
-JSON reader), every check applied per column, no object per line.
+"""The column path for JSON Lines: a block of lines parsed straight into columns, every check
+applied per column, no object per line. Two parsers, tried in turn: the compiled parser of the
+events layout (`jsonl_scan`, about 5x pyarrow's speed), then pyarrow's JSON reader for the
+blocks it declines (escaped strings, ...).
 
 It accepts a block only when it can prove that the exact path (`jsonl_exact`, the semantics of
 `core.events.parse_events_lines`) would accept every line of it and read the same values;
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -26,11 +27,13 @@ import pyarrow.json as pj
 from numba import njit
 from numpy.typing import NDArray
 
-from ..core.events import EventBatch, check_keys, check_open, load_record
+from ..core.events import check_keys, check_open, load_record
 from ..core.ids import is_id
 from ..core.recorded import Chunk
 from ..core.scenario import Scenario
+from . import jsonl_scan
 from .ledger import Ledger
+from .parsed import ParsedBlock, bind
 
 FIELDS: Final = frozenset({"session", "seq", "t", "event", "signals", "open", "close"})
 _TOP_NULL: Final = re.compile(rb'"(?:session|seq|t|event|signals|open|close)"\s*:\s*null')
@@ -52,31 +55,19 @@ def parse_block(block: bytes, scenario: Scenario) -> ParsedBlock | None:
     block is not provably clean. Pure (the part `--workers` runs in other processes)."""
     if not _plain(block):
         return None
+    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    parsed = jsonl_scan.parse(block, scenario)
+    if parsed is not None:
+        parsed.n_lines = n_lines
+        return parsed
     try:
         table = pj.read_json(io.BytesIO(block), read_options=_OPTIONS)
     except (pa.ArrowException, ValueError):
         return None
-    parsed = ParsedBlock.of(table, block, scenario)
+    parsed = _from_table(table, block, scenario)
     if parsed is not None:
-        parsed.n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        parsed.n_lines = n_lines
     return parsed
-
-
-def bind(parsed: ParsedBlock, ledger: Ledger) -> Chunk | None:
-    """The chunk of a parsed block, its records checked against their sessions' past and
-    recorded in the ledger; None (ledger untouched) if a record does not fit."""
-    ordinals = np.empty(len(parsed.ids), np.int64)
-    new_ids: list[str] = []
-    for j, sid in enumerate(parsed.ids):
-        k = ledger.ordinal.get(sid)
-        if k is None:
-            k = len(ledger) + len(new_ids)
-            new_ids.append(sid)
-        ordinals[j] = k
-    row_sess = ordinals[parsed.row_local]
-    if not _in_order(parsed, row_sess, ledger):
-        return None
-    return parsed.commit(ledger, new_ids, row_sess)
 
 
 _OPTIONS: Final = pj.ReadOptions(use_threads=False, block_size=1 << 30)
@@ -146,62 +137,27 @@ def _scan(buf: NDArray[np.uint8]) -> int:
     return flags
 
 
-@dataclass(slots=True)
-class ParsedBlock:
-    """A parsed block: rows in line order (session as an index into the block's own `ids`,
-    first appearance order), row kinds, and the event rows as columns."""
-
-    ids: list[str]
-    row_local: NDArray[np.int64]  # (rows,) index into ids
-    kind: NDArray[np.int8]  # (rows,) 0 event, 1 open, 2 close
-    ev_rows: NDArray[np.intp]
-    seq: NDArray[np.int64]
-    t: NDArray[np.float64]
-    code: NDArray[np.int32]
-    signals: NDArray[np.float64]
-    opens: list[tuple[int, dict[str, Any]]]  # (row, metadata)
-    close_rows: NDArray[np.intp]
-    close_t: NDArray[np.float64]
-    n_lines: int = 0
-
-    @classmethod
-    def of(cls, table: pa.Table, block: bytes, scenario: Scenario) -> ParsedBlock | None:
-        names = set(table.column_names)
-        if not names <= FIELDS or "session" not in names:
-            return None
-        cols = {name: table.column(name).combine_chunks() for name in names}
-        sess = _sessions(cols["session"])
-        kind = _kinds(cols, table.num_rows)
-        if sess is None or kind is None:
-            return None
-        ids, row_local = sess
-        ev_rows = np.flatnonzero(kind == 0)
-        events = _events(cols, ev_rows, scenario)
-        closes = _closes(cols, kind)
-        opens = _opens(block, kind, row_local, ids)
-        if events is None or closes is None or opens is None:
-            return None
-        seq, t, code, signals = events
-        close_rows, close_t = closes
-        return cls(ids, row_local, kind, ev_rows, seq, t, code, signals, opens,
-                   close_rows, close_t)  # fmt: skip
-
-    def commit(self, ledger: Ledger, new_ids: list[str], row_sess: NDArray[np.int64]) -> Chunk:
-        """Record the block in the ledger (`row_sess`: every row's ordinal); its chunk."""
-        for session in new_ids:
-            ledger.add(session)
-        ev_sess = row_sess[self.ev_rows]
-        last = _last_per_session(ev_sess)
-        ledger.commit_events(ev_sess[last], self.seq[last], self.t[last])
-        opens: dict[int, dict[str, Any]] = {}
-        for row, meta in self.opens:
-            k = int(row_sess[row])
-            ledger.has_open[k] = bool(meta)
-            opens[k] = meta
-        closed = row_sess[self.close_rows]
-        ledger.closed[closed] = True
-        batch = EventBatch(ev_sess.astype(np.int32), self.seq, self.t, self.code, self.signals)
-        return Chunk(tuple(new_ids), batch, opens, closed, self.close_t)
+def _from_table(table: pa.Table, block: bytes, scenario: Scenario) -> ParsedBlock | None:
+    """The parsed block of pyarrow's table of `block`, or None."""
+    names = set(table.column_names)
+    if not names <= FIELDS or "session" not in names:
+        return None
+    cols = {name: table.column(name).combine_chunks() for name in names}
+    sess = _sessions(cols["session"])
+    kind = _kinds(cols, table.num_rows)
+    if sess is None or kind is None:
+        return None
+    ids, row_local = sess
+    ev_rows = np.flatnonzero(kind == 0)
+    events = _events(cols, ev_rows, scenario)
+    closes = _closes(cols, kind)
+    opens = _opens(block, kind, row_local, ids)
+    if events is None or closes is None or opens is None:
+        return None
+    seq, t, code, signals = events
+    close_rows, close_t = closes
+    return ParsedBlock(ids, row_local, kind, ev_rows, seq, t, code, signals, opens,
+               close_rows, close_t)  # fmt: skip
 
 
 def _sessions(col: pa.Array) -> tuple[list[str], NDArray[np.int64]] | None:
@@ -372,75 +328,3 @@ def _records_with(block: bytes, needle: bytes) -> list[Any]:
     return out
 
 
-def _in_order(p: ParsedBlock, row_sess: NDArray[np.int64], ledger: Ledger) -> bool:
-    """Whether every record fits its session's past (as the exact path checks it): events
-    in seq and t order, after the last committed event, not after a close; opens before the
-    first event and not twice; one close, not before the last event."""
-    n_old = len(ledger)
-    ev_sess = row_sess[p.ev_rows]
-    order = np.argsort(ev_sess, kind="stable")
-    s, seq, t = ev_sess[order], p.seq[order], p.t[order]
-    same = s[1:] == s[:-1]
-    if np.any(same & (seq[1:] <= seq[:-1])) or np.any(same & (t[1:] < t[:-1])):
-        return False
-    first = np.concatenate(([True], ~same)) if s.shape[0] else np.zeros(0, np.bool_)
-    fs = s[first]
-    old = fs < n_old
-    known = fs[old]
-    seen = ledger.has_events[known]
-    if np.any(ledger.closed[known]):
-        return False
-    if np.any(seq[first][old][seen] <= ledger.last_seq[known][seen]):
-        return False
-    if np.any(t[first][old][seen] < ledger.last_t[known][seen]):
-        return False
-    return _rare_rows_fit(p, row_sess, ledger, s, t, order, first)
-
-
-def _rare_rows_fit(
-    p: ParsedBlock,
-    row_sess: NDArray[np.int64],
-    ledger: Ledger,
-    s: NDArray[np.int64],
-    t: NDArray[np.float64],
-    order: NDArray[np.intp],
-    first: NDArray[np.bool_],
-) -> bool:
-    """The open and close rows, in line order, against the events around them."""
-    if not p.opens and p.close_rows.shape[0] == 0:
-        return True
-    rows_sorted = p.ev_rows[order]
-    last = np.concatenate((first[1:], [True])) if s.shape[0] else first
-    first_row = dict(zip(s[first].tolist(), rows_sorted[first].tolist(), strict=True))
-    last_row = dict(zip(s[last].tolist(), rows_sorted[last].tolist(), strict=True))
-    last_t = dict(zip(s[last].tolist(), t[last].tolist(), strict=True))
-    n_old = len(ledger)
-    has_open: dict[int, bool] = {}
-    closed: set[int] = set()
-    rare: list[tuple[int, int, Any]] = [(row, 1, meta) for row, meta in p.opens]
-    rare += [(int(r), 2, float(ct)) for r, ct in zip(p.close_rows, p.close_t, strict=True)]
-    for row, kind, value in sorted(rare, key=lambda item: item[0]):
-        k = int(row_sess[row])
-        old = k < n_old
-        events_before = (old and bool(ledger.has_events[k])) or first_row.get(k, row) < row
-        if kind == 1:
-            opened = has_open.get(k, old and bool(ledger.has_open[k]))
-            if events_before or opened:
-                return False
-            has_open[k] = bool(value)
-            continue
-        if k in closed or (old and ledger.closed[k]) or last_row.get(k, -1) > row:
-            return False
-        before = last_t.get(k, float(ledger.last_t[k]) if old and ledger.has_events[k] else None)
-        if before is not None and value < before:
-            return False
-        closed.add(k)
-    return True
-
-
-def _last_per_session(sessions: NDArray[np.int64]) -> NDArray[np.intp]:
-    """The index of each session's last row in `sessions` (one per distinct session)."""
-    reverse = sessions[::-1]
-    _, at = np.unique(reverse, return_index=True)
-    result: NDArray[np.intp] = sessions.shape[0] - 1 - at
-    return result
