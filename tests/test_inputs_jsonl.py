@@ -222,7 +222,6 @@ def test_a_clean_simulated_block_is_read_as_columns() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        b'{"session": "S1", "seq": 0, "t": 0.5, "event": "sample", "signals": {"x": -0}}\n',
         b'{"session": "S1", "seq": 0, "t": 0, "event": "sample", "signals": null}\n',
         b'{"session": "S1", "seq": 0, "t": 0, "event": "sample"}\r{"session": "S1"}\n',
         b'\xef\xbb\xbf{"session": "S1", "seq": 0, "t": 0, "event": "sample"}\n',

@@ -53,21 +53,22 @@ def read_block(block: bytes, ledger: Ledger, scenario: Scenario) -> tuple[Chunk,
 def parse_block(block: bytes, scenario: Scenario) -> ParsedBlock | None:
     """The columns of `block` and every check that needs no session's past; None when the
     block is not provably clean. Pure (the part `--workers` runs in other processes)."""
-    if not _plain(block):
-        return None
-    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     parsed = jsonl_scan.parse(block, scenario)
-    if parsed is not None:
-        parsed.n_lines = n_lines
+    if parsed is not None or not _plain(block):
         return parsed
+    parsed = _pyarrow_block(block, scenario)
+    if parsed is not None:
+        parsed.n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    return parsed
+
+
+def _pyarrow_block(block: bytes, scenario: Scenario) -> ParsedBlock | None:
+    """`block` (plain) parsed by pyarrow's JSON reader, or None."""
     try:
         table = pj.read_json(io.BytesIO(block), read_options=_OPTIONS)
     except (pa.ArrowException, ValueError):
         return None
-    parsed = _from_table(table, block, scenario)
-    if parsed is not None:
-        parsed.n_lines = n_lines
-    return parsed
+    return _from_table(table, block, scenario)
 
 
 _OPTIONS: Final = pj.ReadOptions(use_threads=False, block_size=1 << 30)

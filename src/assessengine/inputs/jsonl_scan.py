@@ -16,8 +16,9 @@ block it accepts is one the exact path (`jsonl_exact`) accepts with the same val
   is converted afterwards, in bulk, by Arrow's cast (fast_float: correctly rounded too);
 - an integer written ``-0`` is 0.0 (Python reads the integer 0), ``-0.0`` is -0.0.
 
-The caller (`jsonl_columns.parse_block`) has already proved the block plain (`_scan`: every
-line a bare ``{...}``, valid UTF-8, no lone carriage return).
+Like the exact path, it takes ``\n`` and ``\r\n`` as line breaks; a carriage return anywhere
+else (a line break to Python's text files) declines the block, as does invalid UTF-8 or a line
+that is not a bare ``{...}`` (a blank line, a byte-order mark, ``null``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def parse(block: bytes, scenario: Scenario) -> ParsedBlock | None:
     """The parsed block (`jsonl_columns.ParsedBlock`) of a plain `block`, every check that
     needs no session's past applied; None when the block holds anything this parser does
     not read exactly (see the module docstring)."""
+    if not block or not _utf8(block):
+        return None
     names, offsets = _signal_table(scenario)
     buf = np.frombuffer(block, np.uint8)
     out = _tokenize(buf, names, offsets, _POW10)
@@ -73,7 +76,19 @@ def parse(block: bytes, scenario: Scenario) -> ParsedBlock | None:
     opens, close_rows, close_t = rare
     ev_rows = np.flatnonzero(kind == 0)
     return ParsedBlock(ids, row_local, kind, ev_rows, seq, t, code, signals, opens,
-                       close_rows, close_t)  # fmt: skip
+                       close_rows, close_t, n_rows)  # fmt: skip
+
+
+def _utf8(block: bytes) -> bool:
+    """Whether `block` is UTF-8 (bytes above 127 can only stand in strings here: elsewhere
+    the tokenizer declines them)."""
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _signal_table(scenario: Scenario) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
@@ -263,7 +278,9 @@ def _tokenize(
     empty = (kind, line_at, sess_at, ev_at, seq, t, signals, hard[:, :0])
     while i < n:
         line_at[0, row] = i
-        i += 1  # the line's {
+        if buf[i] != 123:  # every line a bare {...}
+            return (21, 0, 0, *empty)
+        i += 1
         seen = 0
         while True:
             i = _skip_ws(buf, i, n)
@@ -408,7 +425,7 @@ def _skip_ws(buf: NDArray[np.uint8], i: int, n: int) -> int:
     return i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _string_end(buf: NDArray[np.uint8], i: int, n: int) -> int:
     """The index of the quote closing a string whose text starts at `i`; -1 if it holds an
     escape or a control character, or does not close on the line."""
@@ -422,7 +439,7 @@ def _string_end(buf: NDArray[np.uint8], i: int, n: int) -> int:
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _key(buf: NDArray[np.uint8], s: int, e: int) -> int:
     """The bit of a top-level key, 0 for any other."""
     size = e - s
@@ -457,7 +474,7 @@ def _is(buf: NDArray[np.uint8], s: int, word: str) -> bool:
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _signal(
     buf: NDArray[np.uint8],
     s: int,
@@ -470,7 +487,9 @@ def _signal(
     order), -1 if the scenario has none of that name."""
     n_sig: int = offsets.shape[0] - 1
     for step in range(n_sig):
-        k = (guess + step) % n_sig
+        k = guess + step
+        if k >= n_sig:
+            k -= n_sig
         a, b = offsets[k], offsets[k + 1]
         if b - a == e - s and _same_as(buf, s, names, a, e - s):
             return k
@@ -485,7 +504,7 @@ def _same_as(buf: NDArray[np.uint8], s: int, other: NDArray[np.uint8], a: int, s
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _number(
     buf: NDArray[np.uint8], i: int, n: int, pow10: NDArray[np.float64]
 ) -> tuple[int, int, bool, bool, bool, float]:
@@ -559,14 +578,14 @@ def _skip_value(buf: NDArray[np.uint8], i: int, n: int) -> int:
     depth = 0
     while i < n:
         c = buf[i]
-        if c == 10:
+        if c == 10 or c == 13:  # a carriage return breaks the line for Python's text files
             return -1
         if c == 34:
             i += 1
             while i < n and buf[i] != 34:
                 if buf[i] == 92:
                     i += 1
-                elif buf[i] == 10:
+                if i < n and (buf[i] == 10 or buf[i] == 13):
                     return -1
                 i += 1
             if i >= n:
