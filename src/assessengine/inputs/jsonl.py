@@ -18,6 +18,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import chain, islice
 from typing import BinaryIO, Final
 
 from ..core.recorded import Chunk
@@ -59,6 +60,7 @@ def read_jsonl(
             chunk, n_lines = bound, parsed.n_lines
         line += n_lines
         yield chunk
+        del block, parsed, bound, chunk  # before the next block is read: memory stays bounded
 
 
 def _parsed_blocks(
@@ -66,17 +68,18 @@ def _parsed_blocks(
 ) -> Iterator[tuple[bytes, ParsedBlock | None]]:
     """Each block with its parse, in order; after the first `SERIAL_BLOCKS`, parsed in
     `workers` processes when above 1."""
-    for n, block in enumerate(pieces, start=1):
+    for block in pieces if workers <= 1 else islice(pieces, SERIAL_BLOCKS):
         yield block, jsonl_columns.parse_block(block, scenario)
-        if workers > 1 and n >= SERIAL_BLOCKS:
-            break
-    else:
-        return
+        del block  # (not enumerate(): its reused result tuple would keep the block alive)
+    following = None if workers <= 1 else next(pieces, None)
+    if following is None:
+        return  # small inputs never start the processes
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context)
     try:
         ahead: deque[tuple[bytes, Future[ParsedBlock | None]]] = deque()
-        for block in pieces:
+        for block in chain((following,), pieces):
+            following = None
             ahead.append((block, pool.submit(jsonl_columns.parse_block, block, scenario)))
             if len(ahead) >= 2 * workers:
                 done, future = ahead.popleft()
@@ -90,21 +93,26 @@ def _parsed_blocks(
 
 def blocks(stream: BinaryIO, size: int) -> Iterator[bytes]:
     """`stream` in pieces of about `size` bytes, each ending just after a ``\\n`` (the last
-    one: wherever the stream ends)."""
-    rest = b""
-    while True:
-        data = stream.read(size)
-        if not data:
-            break
-        data = rest + data if rest else data
+    one: wherever the stream ends). Memory: the piece being built and the one read, each
+    about `size` (a piece is copied once, only when it joins a line cut by the previous read;
+    the caller should drop a piece before asking for the next)."""
+    pending: list[bytes] = []  # the start of a line cut by a read
+    while data := stream.read(size):
         cut = data.rfind(b"\n") + 1
         if cut == 0:
-            rest = data
+            pending.append(data)
             continue
-        rest = data[cut:]
-        yield data[:cut]
-    if rest:
-        yield rest
+        if pending or cut < len(data):
+            with memoryview(data) as view:
+                block = b"".join((*pending, view[:cut]))
+                pending = [bytes(view[cut:])] if cut < len(data) else []
+        else:
+            block = data
+        del data
+        yield block
+        del block
+    if pending:
+        yield b"".join(pending)
 
 
 register(
