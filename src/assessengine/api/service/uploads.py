@@ -1,7 +1,8 @@
 """Telemetry logs recorded on real equipment, as uploaded: an events JSONL file (the format of
 `core.events`, one session) or CSV with a header row of signal names plus ``t`` and ``event``
 columns (and optionally ``seq``). Both become one session's `Columns`, checked against the
-scenario; every problem names its line (and column for CSV)."""
+scenario; every problem names its line (and column for CSV). A CSV file is read per column
+(`csv_columns`) when it is provably clean, else row by row (the messages)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ...core.problems import did_you_mean
 from ...core.scenario import SAMPLE, Scenario
 from ...errors import EventsError
 from ...inputs.jsonl import read_jsonl
+from .csv_columns import read_columns
 from .errors import FieldProblem, InvalidError
 
 Format = Literal["jsonl", "csv"]
@@ -122,6 +124,20 @@ def _csv(text: str, scenario: Scenario) -> FieldLog:
         raise InvalidError("the CSV file is empty", [FieldProblem("file", "no header row", line=1)])
     names = [h.strip() for h in header]
     columns = _columns(names, scenario)
+    fast = read_columns(text, names, columns, scenario)
+    if fast is not None:
+        cols, seq = fast
+        n = len(cols)
+        renumbered = not np.array_equal(seq, np.arange(n, dtype=np.int64))
+        return FieldLog(cols, float(cols.t[-1]) if n else 0.0, {}, renumbered)
+    return _csv_rows(rows, names, columns, scenario)
+
+
+def _csv_rows(
+    rows: Iterator[list[str]], names: list[str], columns: dict[str, int], scenario: Scenario
+) -> FieldLog:
+    """The rows after the header, read one by one, every problem named by line and column
+    (at most `MAX_PROBLEMS`)."""
     n_signals = len(scenario.signal_names)
     t: list[float] = []
     codes: list[int] = []
