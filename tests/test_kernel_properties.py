@@ -180,3 +180,45 @@ def test_many_idle_sessions_and_closing_one_by_one_give_the_reference_reports(
     kernel = score_among_many(rubric, sessions, others, close_order)
     reference = score_sessions(rubric, SCENARIO, sessions, engine="reference")
     assert kernel == _data(reference)
+
+
+@SUB_STEPS
+@given(rubric=rubrics(), sessions=session_sets(), data=st.data())
+def test_steps_of_equal_size_give_the_same_reports(
+    rubric: Rubric, sessions: list[SessionEvents], data: st.DataObject
+) -> None:
+    """Steps of one size reuse one work buffer, whose event-guard rows a step leaves all false
+    (`kernel.clear_event_guards`): an event of one step must not hold in the next."""
+    shuffled = data.draw(interleavings(sessions))
+    whole = score_in_pieces(rubric, sessions, shuffled, [])
+    size = data.draw(st.integers(1, 6))
+    cuts = list(range(size, len(shuffled), size))
+    assert score_in_pieces(rubric, sessions, shuffled, cuts) == whole
+
+
+@contextmanager
+def nothing_skipped() -> Iterator[None]:
+    """Every criterion visits its rows, even where it is decided in every session a batch
+    touches."""
+    saved = scorer.pending_sessions
+
+    def all_pending(state: ScoringState, touched: np.ndarray) -> np.ndarray:
+        return np.full(state.verdict.shape[1], touched.shape[0], np.int64)
+
+    scorer.pending_sessions = all_pending
+    try:
+        yield
+    finally:
+        scorer.pending_sessions = saved
+
+
+@SUB_STEPS
+@given(rubric=rubrics(), sessions=session_sets(), data=st.data())
+def test_skipping_criteria_decided_in_every_touched_session_gives_the_same_reports(
+    rubric: Rubric, sessions: list[SessionEvents], data: st.DataObject
+) -> None:
+    order = [k for k, s in enumerate(sessions) for _ in s.events]  # session after session
+    cuts = data.draw(st.lists(st.integers(0, len(order)), max_size=6))
+    skipping = score_in_pieces(rubric, sessions, order, cuts)
+    with nothing_skipped():
+        assert score_in_pieces(rubric, sessions, order, cuts) == skipping

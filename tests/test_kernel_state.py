@@ -9,7 +9,7 @@ import pytest
 
 from assessengine.adapters.library import load_rubric
 from assessengine.core import scorer
-from assessengine.core.compiler import compile_rubric
+from assessengine.core.compiler import FAIL, PASS, compile_rubric
 from assessengine.core.events import Event, batch_from_events
 from assessengine.core.rubric import Rubric
 from assessengine.core.scorer import ScoringState, close, step
@@ -121,3 +121,25 @@ def test_close_output_is_sized_by_the_pending_criteria() -> None:
     # the decisions are views of an output of exactly that many, not criteria x capacity
     assert closed.slot.base is not None
     assert closed.slot.base.shape == (8, pending)
+
+
+def test_a_criterion_decided_in_every_session_of_a_batch_visits_no_row() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    slots = state.open(["S1", "S2", "S3"])
+    ids = [c.id for c in TEN_CRITERIA.criteria]
+    first, second = ids.index("p"), ids.index("ab")
+    state.verdict[slots[:2], first] = PASS  # decided in both sessions the batch touches
+    state.verdict[slots[0], second] = FAIL  # decided in one of them
+    touched = np.array(slots[:2], np.int64)
+
+    pending = scorer.pending_sessions(state, touched)
+
+    assert pending[first] == 0
+    assert pending[second] == 1
+    assert pending[ids.index("n")] == 2
+    masks = np.zeros((len(compiled.guards), 4), np.bool_)
+    nonsample = np.array([1], np.int64)
+    _, offsets = scorer._sparse_rows(compiled, state, touched, nonsample, masks)
+    assert tuple(offsets[first]) == (0, 0)  # visits visit[0:0]: nothing
+    assert tuple(offsets[second]) != (0, 0)

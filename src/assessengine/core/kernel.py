@@ -157,6 +157,42 @@ def hold(sess, raw, sess_f, held, extremes):
 
 
 @njit(cache=True, nogil=True)
+def set_event_guards(event, nonsample, named, table, masks, clean):
+    """Fill the guard rows `named` (the guards on named events) of `masks`: guard named[q]
+    holds on row i where table[event[i], q]. Those guards are false on sample rows (event 0),
+    so only the non-sample rows `nonsample` are written, after the rows are cleared unless
+    they are `clean` (all false, see `clear_event_guards`)."""
+    if not clean:
+        for q in range(named.shape[0]):
+            masks[named[q]] = False
+    for j in range(nonsample.shape[0]):
+        i = nonsample[j]
+        code = event[i]
+        if code < 0 or code >= table.shape[0]:  # not a code of the scenario: no event guard
+            continue
+        for q in range(named.shape[0]):
+            masks[named[q], i] = table[code, q]
+
+
+@njit(cache=True, nogil=True)
+def clear_event_guards(nonsample, named, masks):
+    """Make the guard rows `named` of `masks` all false again after `set_event_guards` filled
+    them for these non-sample rows (cheaper than clearing whole rows at the next step)."""
+    for j in range(nonsample.shape[0]):
+        i = nonsample[j]
+        for q in range(named.shape[0]):
+            masks[named[q], i] = False
+
+
+@njit(cache=True, nogil=True)
+def pending_counts(verdict, touched, counts):
+    """counts[c] += the number of sessions among `touched` in which criterion c is pending."""
+    for c in range(verdict.shape[1]):
+        for j in range(touched.shape[0]):
+            counts[c] += verdict[touched[j], c] == PENDING
+
+
+@njit(cache=True, nogil=True)
 def advance(tables, batch, state, out, visit, visit_off):
     """Advance every criterion over the batch (rows in seq order within each session).
 

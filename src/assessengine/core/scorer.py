@@ -80,6 +80,8 @@ class ScoringState:
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
         self._scratch: dict[str, NDArray[Any]] = {}
+        # (address, rows) of the "masks" scratch whose event-guard rows are all false, or None
+        self.clean_masks: tuple[int, int] | None = None
         self._grow(max(capacity, 1))
 
     @classmethod
@@ -176,18 +178,22 @@ def columns_for(
     values: NDArray[np.float64],
     nonsample: NDArray[np.intp],
     masks: NDArray[np.bool_],
+    *,
+    clean: bool = False,
 ) -> NDArray[np.bool_]:
     """Fill the metric rows of `values` (n_signals + n_exprs, n), whose first rows already hold
     the held signals, and the guard rows of `masks` (n_guards + n_work, n), and return `masks`:
     guard g is row g; the rows after the guards are the condition program's work rows
     (`compiled.masks`).
 
-    Guards on named events are false on sample rows: they are set all at once on the batch's
-    non-sample rows (`nonsample`) from the per-event-code table."""
+    Guards on named events are false on sample rows: only the batch's non-sample rows
+    (`nonsample`) are set, from the per-event-code table, after the rows are cleared unless
+    they are `clean` (all false: `kernel.clear_event_guards` undid the last batch's)."""
     named = compiled.event_guards
     if named.shape[0]:
-        masks[named] = False
-        masks[named[:, None], nonsample] = compiled.event_table[batch.event[nonsample]].T
+        kernel.set_event_guards(
+            batch.event, nonsample, named, compiled.event_table, masks, clean
+        )  # fmt: skip
     for g, guard in enumerate(compiled.guards):
         if guard.condition is None and guard.event_code <= 0:
             np.equal(batch.event, guard.event_code, out=masks[g])
@@ -282,17 +288,16 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
             f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
         )
     nonsample = nonsample[:m]
+    touched = touched[:u]
     if n <= SCRATCH_ROWS:
-        return _advance(compiled, state, sess, batch, ordinal, nonsample, u)
+        return _advance(compiled, state, sess, batch, ordinal, nonsample, touched)
     parts = []
     cuts = np.searchsorted(nonsample, np.arange(0, n + SCRATCH_ROWS, SCRATCH_ROWS))
     for k, start in enumerate(range(0, n, SCRATCH_ROWS)):
         rows = slice(start, start + SCRATCH_ROWS)
         part = batch.take(rows)
         here = nonsample[cuts[k] : cuts[k + 1]] - start
-        parts.append(
-            _advance(compiled, state, sess[rows], part, ordinal[rows], here, min(len(part), u))
-        )
+        parts.append(_advance(compiled, state, sess[rows], part, ordinal[rows], here, touched))
     return _concatenated(parts)
 
 
@@ -303,53 +308,80 @@ def _advance(
     batch: EventBatch,
     ordinal: NDArray[np.int64],
     nonsample: NDArray[np.int64],
-    sessions: int,
+    touched: NDArray[np.int64],
 ) -> Decisions:
-    """Hold, guards and automata over `batch` (admitted; at most SCRATCH_ROWS rows, touching at
-    most `sessions` sessions): the decisions taken."""
+    """Hold, guards and automata over `batch` (admitted; at most SCRATCH_ROWS rows, of
+    sessions among `touched`): the decisions taken."""
     n = len(batch)
     n_sig = compiled.n_signals
     values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
     masks = state.scratch("masks", (compiled.masks.n_masks, n), np.bool_)
-    guards = columns_for(compiled, batch, values, nonsample, masks)[: len(compiled.guards)]
-    visit, visit_off = _sparse_rows(compiled, nonsample, guards)
+    # the event guards' rows are all false between steps while the buffer and n stay the same
+    # (steps of SCRATCH_ROWS rows): a step clears only the rows it set, not 16 B an event
+    shape = (masks.__array_interface__["data"][0], n)
+    clean, state.clean_masks = state.clean_masks == shape, None
+    guards = columns_for(compiled, batch, values, nonsample, masks, clean=clean)
+    guards = guards[: len(compiled.guards)]
+    visit, visit_off = _sparse_rows(compiled, state, touched, nonsample, guards)
     # each criterion decides at most once per session
+    sessions = min(n, touched.shape[0])
     out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
+    kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
+    state.clean_masks = shape
     return _decisions(out)
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all
 
 
+def pending_sessions(state: ScoringState, touched: NDArray[np.int64]) -> NDArray[np.int64]:
+    """(C,) in how many of the sessions `touched` (the slots a batch touches) each criterion
+    is still pending."""
+    counts = np.zeros(state.verdict.shape[1], np.int64)
+    kernel.pending_counts(state.verdict, touched, counts)
+    return counts
+
+
 def _sparse_rows(
-    compiled: CompiledRubric, nonsample: NDArray[np.intp], guards: NDArray[np.bool_]
+    compiled: CompiledRubric,
+    state: ScoringState,
+    touched: NDArray[np.int64],
+    nonsample: NDArray[np.intp],
+    guards: NDArray[np.bool_],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The rows each sparse criterion must visit, concatenated, and per criterion its
-    [start, end) in them ((-1, -1) for criteria that visit every row). Criteria whose guards are
-    all named events share the batch's non-sample rows; others get the rows where one of their
-    guards holds (shared between criteria with the same guards), or every row when those are
-    more than 1/DENSE_SHARE of the batch: a dense list costs more to build and to walk than the
-    rows it would skip (visiting a row where no guard holds changes nothing)."""
+    """The rows each criterion must visit, concatenated, and per criterion its [start, end) in
+    them ((-1, -1) for criteria that visit every row). Every automaton passes over the rows of
+    a session it has decided, so:
+
+    - a criterion decided in every session the batch touches (`touched`) visits no row (pre-use
+      checks, a seat belt before moving: decided early in each session);
+    - a criterion whose guards are all named events visits the batch's non-sample rows; others
+      with sparse guards the rows where one of their guards holds (shared between criteria
+      with the same guards), or every row when those are more than 1/DENSE_SHARE of the batch:
+      a dense list costs more to build and to walk than the rows it would skip (visiting a row
+      where no guard holds changes nothing)."""
     offsets = np.full((compiled.n_criteria, 2), -1, np.int64)
     parts: list[NDArray[np.int64]] = []
     placed: dict[tuple[int, ...] | None, tuple[int, int]] = {}
     total = 0
+    pending = pending_sessions(state, touched)
     for c, gids in enumerate(compiled.sparse):
-        if gids is None:
+        if pending[c] == 0:
+            offsets[c] = (0, 0)
             continue
-        key = None if compiled.events_only[c] else gids
-        if key not in placed:
-            rows = nonsample if key is None else _guard_rows(guards, key)
-            if rows is None:
+        if gids is not None:
+            key = None if compiled.events_only[c] else gids
+            if key not in placed:
+                rows = nonsample if key is None else _guard_rows(guards, key)
                 placed[key] = (-1, -1)
-                continue
-            placed[key] = (total, total + rows.shape[0])
-            parts.append(rows.astype(np.int64, copy=False))
-            total += rows.shape[0]
-        offsets[c] = placed[key]
+                if rows is not None:
+                    placed[key] = (total, total + rows.shape[0])
+                    parts.append(rows.astype(np.int64, copy=False))
+                    total += rows.shape[0]
+            offsets[c] = placed[key]
     rows_all = np.concatenate(parts) if parts else np.empty(0, np.int64)
     return rows_all, offsets
 
