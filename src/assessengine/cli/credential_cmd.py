@@ -87,7 +87,9 @@ def issuer_key(out: Path, force: bool, did_web_host: str | None, retired: tuple[
       assessengine keys issuer --out issuer-2.pem --did-web engine.example.org \\
           --retired issuer.pem
     Keep the file private and backed up: credentials verify against its did:key forever
-    (with --did-web: as long as the DID document that lists it is published).
+    (with --did-web: as long as the DID document that lists it is published). `serve` issues
+    under the did:web and serves the DID document itself with ASSESSENGINE_ISSUER_DID_WEB=HOST
+    (and ASSESSENGINE_ISSUER_RETIRED_KEYS=OLD.pem after a rotation): docs/credentials.md.
     """
     did: str | None = None
     document_path: Path | None = None
