@@ -7,7 +7,10 @@ path against the column reader, on the same file in the same run.
   `core.offline.score_chunks` (sessions streamed to the kernel), with 1 and with 2 processes
   parsing (``score --workers``);
 - peak memory of each path, in a fresh process (Linux /proc: the peak reset once the kernel
-  is loaded), above that process's resident size then.
+  is loaded), above that process's resident size then;
+- the compiled parser of the events layout (`inputs.jsonl_scan`) against pyarrow's JSON
+  reader (the column path before it), end to end, rounds interleaved A B A B in one process;
+- uploaded CSV logs: per column (`api.service.csv_columns`) against row by row, interleaved.
 
 The file: SESSIONS simulated forklift sessions (mixed profiles, sensor noise and drop),
 interleaved 100 lines at a time, written to a temporary folder (about 150 MB; not timed). Every
@@ -19,19 +22,23 @@ Run: pytest bench/test_bench_reader.py --benchmark-only -s
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 from assessengine.adapters.library import load_rubric
+from assessengine.api.service import uploads
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import parse_events_lines
 from assessengine.core.offline import score_chunks, score_sessions
-from assessengine.inputs import read_input
+from assessengine.inputs import jsonl_scan, read_input
 from assessengine.sim import SensorOptions, jsonl_lines, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +150,63 @@ def test_peak_memory(benchmark: Any, events_file: EventsFile, path: str) -> None
     print(f"\npeak memory, {'today' if path == 'today' else 'columns'}: "
           f"{after / 1024:,.0f} MiB, {(after - before) / 1024:,.0f} MiB above the warm process "
           f"(file {size / 2**20:,.0f} MiB)")
+
+
+def _interleaved(cases: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each case, rounds alternating between the cases (A B A B ...)."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _ratio_line(what: str, times: dict[str, list[float]], new: str, old: str) -> dict[str, float]:
+    best = min(times[old]) / min(times[new])
+    median = statistics.median(times[old]) / statistics.median(times[new])
+    print(f"\n{what}: {new} / {old} = {best:.2f}x best, {median:.2f}x median "
+          f"({len(times[new])} rounds each)")
+    return {"best": round(best, 2), "median": round(median, 2)}
+
+
+def test_compiled_parser_against_pyarrow(benchmark: Any, events_file: EventsFile) -> None:
+    """`score` on the file with the compiled parser, and with pyarrow's JSON reader only
+    (jsonl_scan declining every block), 5 rounds each, interleaved."""
+
+    def pyarrow_only() -> None:
+        with patch.object(jsonl_scan, "parse", lambda *_: None):
+            _columns(events_file.path, 1)
+
+    cases = {"compiled": lambda: _columns(events_file.path, 1), "pyarrow": pyarrow_only}
+    times = benchmark.pedantic(_interleaved, args=(cases, 5), rounds=1, iterations=1)
+    for name, seconds in times.items():
+        rate = events_file.events / min(seconds)
+        print(f"\n{name}: best {rate:,.0f} events/s, median "
+              f"{events_file.events / statistics.median(seconds):,.0f}")
+    benchmark.extra_info |= _ratio_line("JSON Lines", times, "compiled", "pyarrow")
+
+
+def test_csv_upload_columns_against_rows(benchmark: Any) -> None:
+    """One 200,000-row CSV field log (forklift signals, 3 decimals), parsed per column and
+    row by row (`uploads._csv`), 5 rounds each, interleaved."""
+    _, scenario = load_rubric(RUBRIC)
+    names = list(scenario.signal_names)
+    rows = (f"{k / 10:.1f},{'horn' if k % 97 == 0 else ''},"
+            + ",".join(f"{(k * (j + 3)) % 1000 / 7:.3f}" for j in range(len(names)))
+            for k in range(200_000))  # fmt: skip
+    text = ",".join(["t", "event", *names]) + "\n" + "\n".join(rows) + "\n"
+
+    def by_rows() -> None:
+        with patch.object(uploads, "read_columns", lambda *_: None):
+            uploads._csv(text, scenario)
+
+    cases = {"columns": lambda: uploads._csv(text, scenario), "rows": by_rows}
+    times = benchmark.pedantic(_interleaved, args=(cases, 5), rounds=1, iterations=1)
+    for name, seconds in times.items():
+        print(f"\ncsv {name}: best {200_000 / min(seconds):,.0f} rows/s")
+    benchmark.extra_info |= _ratio_line("CSV upload", times, "columns", "rows")
 
 
 def test_ratios(benchmark: Any) -> None:
