@@ -143,3 +143,21 @@ def test_a_criterion_decided_in_every_session_of_a_batch_visits_no_row() -> None
     _, offsets = scorer._sparse_rows(compiled, state, touched, nonsample, masks)
     assert tuple(offsets[first]) == (0, 0)  # visits visit[0:0]: nothing
     assert tuple(offsets[second]) != (0, 0)
+
+
+def test_scratch_reused_only_for_the_same_memory_in_the_same_shape() -> None:
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=2)
+    first = state.scratch("w", (3, 8), np.bool_)
+    assert not state.scratch_reused("w")  # nothing before it
+    assert state.scratch("w", (3, 8), np.bool_) is first
+    assert state.scratch_reused("w")
+    state.scratch("w", (3, 5), np.bool_)  # the same memory, another shape
+    assert not state.scratch_reused("w")
+    state.scratch("w", (3, 5), np.bool_)
+    assert state.scratch_reused("w")
+    state.scratch("w", (3, 16), np.bool_)  # a larger buffer
+    assert not state.scratch_reused("w")
+    big = scorer.SCRATCH_ROWS + 1
+    state.scratch("w", (1, big), np.bool_)  # fresh arrays above SCRATCH_ROWS
+    state.scratch("w", (1, big), np.bool_)
+    assert not state.scratch_reused("w")

@@ -80,8 +80,10 @@ class ScoringState:
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
         self._scratch: dict[str, NDArray[Any]] = {}
-        # (address, rows) of the "masks" scratch whose event-guard rows are all false, or None
-        self.clean_masks: tuple[int, int] | None = None
+        # per scratch name: (buffer, columns, the same as the call before) of the last call
+        self._last_scratch: dict[str, tuple[NDArray[Any], int, bool]] = {}
+        # whether the last step left the event-guard rows of the "masks" scratch all false
+        self.clean_event_guards = False
         self._grow(max(capacity, 1))
 
     @classmethod
@@ -128,15 +130,24 @@ class ScoringState:
         megabytes cost a page fault per 4 KiB at every step) up to SCRATCH_ROWS columns; valid
         until the next call with this name."""
         rows, n = shape
+        last = self._last_scratch.pop(name, None)
         if n > SCRATCH_ROWS:
             return np.empty(shape, dtype)
         buf = self._scratch.get(name)
         if buf is None or buf.dtype != dtype or buf.shape[0] != rows or buf.shape[1] < n:
             buf = self._scratch[name] = np.empty((rows, max(n, 1)), dtype)
+        # `last` holds the buffer it names, so no new buffer can be taken for it (`is`)
+        self._last_scratch[name] = (buf, n, last is not None and last[0] is buf and last[1] == n)
         if buf.shape[1] == n:
             return buf
         flat = buf.reshape(-1)[: rows * n]  # a C-contiguous prefix, viewed as (rows, n)
         return flat.reshape(rows, n)
+
+    def scratch_reused(self, name: str) -> bool:
+        """Whether the last `scratch(name, ...)` returned the same memory, in the same shape,
+        as the call before it (what the step before wrote there is still there)."""
+        last = self._last_scratch.get(name)
+        return last is not None and last[2]
 
     def next_stamp(self) -> int:
         """A number no earlier `kernel.admit` call of this state was given (see its contract)."""
@@ -317,10 +328,10 @@ def _advance(
     values = state.scratch("values", (n_sig + len(compiled.value_exprs), n), np.float64)
     kernel.hold(sess, batch.signals, state.sess_f, values[:n_sig], compiled.extremes)
     masks = state.scratch("masks", (compiled.masks.n_masks, n), np.bool_)
-    # the event guards' rows are all false between steps while the buffer and n stay the same
-    # (steps of SCRATCH_ROWS rows): a step clears only the rows it set, not 16 B an event
-    shape = (masks.__array_interface__["data"][0], n)
-    clean, state.clean_masks = state.clean_masks == shape, None
+    # the event guards' rows stay all false between steps while the buffer and n stay the
+    # same (steps of SCRATCH_ROWS rows): a step clears only the rows it set, not 16 B an event
+    clean = state.clean_event_guards and state.scratch_reused("masks")
+    state.clean_event_guards = False
     guards = columns_for(compiled, batch, values, nonsample, masks, clean=clean)
     guards = guards[: len(compiled.guards)]
     visit, visit_off = _sparse_rows(compiled, state, touched, nonsample, guards)
@@ -330,7 +341,7 @@ def _advance(
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
-    state.clean_masks = shape
+    state.clean_event_guards = True
     return _decisions(out)
 
 
