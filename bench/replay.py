@@ -29,6 +29,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from assessengine.adapters.library import load_rubric
 from assessengine.core import chain
 from assessengine.core.codec import Columns, Layout, records_v1, warm_up_decoder
 from assessengine.ingest.fake import FakePeer, FakeTransport
-from assessengine.ingest.port import IngestTransport, Message
+from assessengine.ingest.port import Message
 from assessengine.ingest_rules import IngestRules
 from assessengine.runtime.engine import BatchItem, Engine
 from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, Scorer
@@ -167,17 +168,8 @@ def replay(
     (rounds of `round_messages` messages, as a loaded engine takes them), then score what
     was queued; the seconds of each phase."""
     phases = Phases(messages=len(recording.messages), events=recording.events)
-    store = SqliteStore(folder / f"replay-{time.monotonic_ns()}.db")
-    try:
-        transport = FakeTransport(max_messages=round_messages)
-        engine = Engine(store, library, transport, queue_bytes=2**40)
-        ingest: IngestTransport = transport(engine.counters)
-        rules = IngestRules(store, engine._layout_for)
-        _open_all(rules, library, recording)
-        warm_up_decoder(library.layout(_entry(library)))
-        peer: FakePeer = transport.peer()
-        for header, payload in recording.messages:
-            peer.send(header, payload)
+    with _engine(recording, library, folder, round_messages, overlap=False) as (engine, rules):
+        ingest, store = engine._replay_transport, engine.store  # type: ignore[attr-defined]
         timed_digests = _Timed(phases, "chain", chain.digests)
         timed_append = _Timed(phases, "store", store.append_batches, inner=("chain",))
         timed_events = _Timed(phases, "decode", rules.events)
@@ -201,9 +193,61 @@ def replay(
         assert engine.stats.batches_stored == len(recording.messages), "not every batch stored"
         if score:
             phases.seconds["score"] = _score(engine, store, library, recording)
-    finally:
-        store.close()
     return phases
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One replay of the ingest alone, as the ingest thread runs it: wall seconds, and CPU
+    seconds of the whole process (every thread)."""
+
+    overlap: bool
+    wall: float
+    cpu: float
+
+
+def replay_ingest(
+    recording: Recording, library: RubricLibrary, folder: Path, *, overlap: bool,
+    round_messages: int = 64,
+) -> Overlap:  # fmt: skip
+    """Replay `recording` through the engine's rounds with the group commits in a commit
+    thread (`overlap`, the engine's default) or in the replaying thread; no scoring."""
+    with _engine(recording, library, folder, round_messages, overlap=overlap) as (engine, rules):
+        ingest = engine._replay_transport  # type: ignore[attr-defined]
+        wall, cpu = time.perf_counter(), time.process_time()
+        while messages := ingest.poll(0):
+            engine._guarded_round(ingest, rules, messages)
+        engine._last_settle(ingest, rules)
+        result = Overlap(overlap, time.perf_counter() - wall, time.process_time() - cpu)
+        assert engine.stats.batches_stored == len(recording.messages), "not every batch stored"
+    return result
+
+
+@contextmanager
+def _engine(
+    recording: Recording, library: RubricLibrary, folder: Path, round_messages: int, *,
+    overlap: bool,
+) -> Iterator[tuple[Engine, IngestRules]]:  # fmt: skip
+    """An engine (not started: the caller runs its rounds) on a fresh SQLite file, its
+    fake transport holding every recorded message, the recorded sessions open."""
+    store = SqliteStore(folder / f"replay-{time.monotonic_ns()}.db")
+    try:
+        transport = FakeTransport(max_messages=round_messages)
+        engine = Engine(store, library, transport, queue_bytes=2**40, overlap_commits=overlap)
+        engine._replay_transport = transport(engine.counters)  # type: ignore[attr-defined]
+        if overlap:
+            engine._committer = ThreadPoolExecutor(1, thread_name_prefix="engine-commit")
+        rules = IngestRules(store, engine._layout_for)
+        _open_all(rules, library, recording)
+        warm_up_decoder(library.layout(_entry(library)))
+        peer: FakePeer = transport.peer()
+        for header, payload in recording.messages:
+            peer.send(header, payload)
+        yield engine, rules
+    finally:
+        if engine._committer is not None:
+            engine._committer.shutdown()
+        store.close()
 
 
 def _score(engine: Engine, store: Store, library: RubricLibrary, recording: Recording) -> float:

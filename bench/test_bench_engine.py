@@ -22,6 +22,10 @@ its sessions through advisory locks as on a shared database.
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
   the sender for every batch.
 
+* ``64KiB-serial-commits``: the 64 KiB case with every group commit in the ingest thread
+  (`Engine(overlap_commits=False)`, the code before the commit thread), the same-run baseline
+  of the commit thread.
+
 * sink: the same sender and frames against a socket that answers at once and stores nothing,
   the ceiling of the harness and the loopback transport on this machine (same run).
 
@@ -310,13 +314,14 @@ def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
 
 
 def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
-    """Cumulative CPU seconds of the engine's ingest thread, its scoring thread (with the
-    thread reading the scoring process's answers), the scoring process (all its threads), the
-    ZeroMQ I/O threads (engine and sender) and the sender's other threads."""
+    """Cumulative CPU seconds of the engine's ingest thread, its commit thread, its scoring
+    thread (with the thread reading the scoring process's answers), the scoring process (all
+    its threads), the ZeroMQ I/O threads (engine and sender) and the sender's other threads."""
     ingest, scoring = engine._ingest_thread.native_id, engine._scoring_thread.native_id
+    commit = {t.native_id for t in threading.enumerate() if t.name.startswith("engine-commit")}
     scorer = engine.scoring.pid if isinstance(engine.scoring, RemoteScorer) else None
-    parts = {"ingest": 0.0, "scoring": 0.0, "scoring_process": 0.0, "zmq_io": 0.0,
-             "sender": 0.0}  # fmt: skip
+    parts = {"ingest": 0.0, "commit": 0.0, "scoring": 0.0, "scoring_process": 0.0,
+             "zmq_io": 0.0, "sender": 0.0}  # fmt: skip
     for pid in (os.getpid(), sender_pid, scorer):
         if pid is None:
             continue
@@ -329,6 +334,8 @@ def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
                 parts["scoring_process"] += seconds
             elif tid == ingest:
                 parts["ingest"] += seconds
+            elif tid in commit:
+                parts["commit"] += seconds
             elif tid == scoring or name == "scoring-answers":
                 parts["scoring"] += seconds
     return parts
@@ -434,7 +441,7 @@ def bench_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterator[_Bench]:
     """An engine as `serve` runs it (a scoring process; on PostgreSQL, session owners) on a
     new store at `bench_store_url`, and a sender process connected to it."""
-    mode, sessions, frame_bytes = request.param
+    mode, sessions, frame_bytes, *serial = request.param  # serial: commits in the ingest thread
     smoke = _smoke(request)
     if smoke:
         sessions = min(sessions, 20)
@@ -445,7 +452,7 @@ def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterat
         scoring = scoring_backend("process", store, library, url=url)
         owners = build_owners(Settings.load(flags={"db": url}))
         engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring,
-                        owners=owners)  # fmt: skip
+                        owners=owners, overlap_commits=not serial)  # fmt: skip
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
@@ -499,9 +506,10 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
 @pytest.mark.parametrize("bench_store_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize(
     "bench_engine",
-    [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 256 * 2**10),
-     ("columns-v1", 1000, 2**20), ("columns-v1" + CLOSES_AT_END, 1000, 2**20)],
-    ids=["64KiB", "256KiB", "1MiB", "1MiB-closes-at-end"],
+    [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 64 * 2**10, "serial"),
+     ("columns-v1", 1000, 256 * 2**10), ("columns-v1", 1000, 2**20),
+     ("columns-v1" + CLOSES_AT_END, 1000, 2**20)],
+    ids=["64KiB", "64KiB-serial-commits", "256KiB", "1MiB", "1MiB-closes-at-end"],
     indirect=True,
 )
 def test_columns_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:

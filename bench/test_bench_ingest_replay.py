@@ -16,13 +16,15 @@ pytest bench/test_bench_ingest_replay.py --benchmark-disable -q
 from __future__ import annotations
 
 import statistics
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assessengine.runtime.pipeline import RubricLibrary
 
-from .replay import PHASES, RUBRIC_DIR, Phases, record, replay_in_temp
+from .replay import PHASES, RUBRIC_DIR, Overlap, Phases, record, replay_in_temp, replay_ingest
 
 SESSIONS = 250
 FRAME_BYTES = 64 * 2**10
@@ -60,3 +62,38 @@ def test_ingest_replay_phases(benchmark: Any, request: pytest.FixtureRequest) ->
     benchmark.extra_info.update(messages=len(recording.messages), events=recording.events,
                                 **_summary(results))  # fmt: skip
     print(f"\ningest replay: {benchmark.extra_info}")
+
+
+def test_ingest_replay_commit_overlap(benchmark: Any, request: pytest.FixtureRequest) -> None:
+    """The same recording through the ingest alone, the group commits in the engine's commit
+    thread (its default) and in the ingest thread (`overlap_commits=False`, the code before),
+    alternately in the same process: wall seconds, and the ratio before / overlapped (above 1:
+    the overlap is faster), best and median over the pairs."""
+    library, _ = RubricLibrary.load([RUBRIC_DIR])
+    recording = record(20 if _smoke(request) else SESSIONS, FRAME_BYTES)
+    runs: dict[bool, list[Overlap]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as folder:
+        replay_ingest(recording, library, Path(folder), overlap=True)  # warm-up
+
+        def pair() -> None:
+            for overlap in (False, True):
+                runs[overlap].append(replay_ingest(recording, library, Path(folder),
+                                                   overlap=overlap))  # fmt: skip
+
+        benchmark.pedantic(pair, rounds=2 * ROUNDS, iterations=1)
+    ratios = [a.wall / b.wall for a, b in zip(runs[False], runs[True], strict=True)]
+    events = recording.events
+    benchmark.extra_info.update({
+        "events": events,
+        "serial_events_per_s": {"best": round(events / min(r.wall for r in runs[False])),
+                                "median": round(events / statistics.median(
+                                    r.wall for r in runs[False]))},
+        "overlap_events_per_s": {"best": round(events / min(r.wall for r in runs[True])),
+                                 "median": round(events / statistics.median(
+                                     r.wall for r in runs[True]))},
+        "ratio_serial_over_overlap": {"best": round(max(ratios), 2),
+                                      "median": round(statistics.median(ratios), 2)},
+        "cpu_s_median": {"serial": round(statistics.median(r.cpu for r in runs[False]), 3),
+                         "overlap": round(statistics.median(r.cpu for r in runs[True]), 3)},
+    })  # fmt: skip
+    print(f"\ncommit overlap: {benchmark.extra_info}")

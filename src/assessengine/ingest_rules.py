@@ -185,17 +185,39 @@ class IngestRules:
     def commit(self) -> list[tuple[Accept, StoredBatch]]:
         """Append every pending batch in one store transaction; returns them with their stored
         form. On a store error nothing is stored, the cache is dropped (it is reloaded from the
-        store), and the error propagates: answer the pending batches NACK ``internal``."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        store), and the error propagates: answer the pending batches NACK ``internal``.
+        (`take`, `append` and `failed` are the same in three steps, for a caller that appends
+        in another thread.)"""
+        taken = self.take()
+        if not taken:
             return []
         try:
-            stored = self._store.append_batches([a.item() for a in pending])
+            return self.append(taken)
         except BaseException:
-            for a in pending:
-                self._state.pop(a.session, None)
+            self.failed(taken)
             raise
-        return list(zip(pending, stored, strict=True))
+
+    def take(self) -> list[Accept]:
+        """The pending batches, no longer pending: hand them to `append`. Until that has
+        returned, the cache counts them as stored (later batches of their sessions are decided
+        after them); when it raises, call `failed`."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def append(self, taken: Sequence[Accept]) -> list[tuple[Accept, StoredBatch]]:
+        """Append `taken` (from `take`) in one store transaction; returns them with their stored
+        form. Touches the store only, not the rules: may run in another thread than the rest
+        (one `append` at a time, in the order of the `take`s). A store error propagates."""
+        if not taken:
+            return []
+        stored = self._store.append_batches([a.item() for a in taken])
+        return list(zip(taken, stored, strict=True))
+
+    def failed(self, taken: Sequence[Accept]) -> None:
+        """`append(taken)` raised: nothing of it is stored; drop the cached state of its
+        sessions (reloaded from the store when next needed)."""
+        for a in taken:
+            self._state.pop(a.session, None)
 
     @property
     def pending(self) -> Sequence[Accept]:

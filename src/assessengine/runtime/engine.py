@@ -45,6 +45,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -55,7 +56,7 @@ from ..ingest.port import Counters, IngestTransport, Message, TransportFactory
 from ..ingest_rules import Accept, Duplicate, IngestRules, Reject
 from ..metrics import Histogram, Metric, counter, gauge, labelled, render
 from ..storage.owners import Owners, SoleOwner
-from ..storage.port import Payload, SessionInfo, SessionRecord, Store, StoreError
+from ..storage.port import Payload, SessionInfo, SessionRecord, Store, StoredBatch, StoreError
 from .pipeline import GC_THRESHOLDS, Recovery, Refusal, RubricEntry, RubricLibrary, settle_collector
 from .scoring import ScoringBackend, ScoringBackendError, ThreadScoring
 
@@ -115,6 +116,19 @@ class _Pending:
     order: list[Message] = field(default_factory=list)
     answers: dict[int, Callable[[], None]] = field(default_factory=dict)
     queued: list[tuple[Item, int]] = field(default_factory=list)
+
+
+Appended = tuple[list[tuple[Accept, StoredBatch]], float]
+"""What a group commit gave: the batches with their stored form, and the commit's seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A round whose batches the commit thread is appending: answered once `future` is done."""
+
+    pending: _Pending
+    taken: list[Accept]
+    future: Future[Appended]
 
 
 class WorkQueue:
@@ -258,6 +272,11 @@ class Engine:
                      less than a step's worth is queued (fewer steps, each with more rows).
     stop_timeout:    seconds `stop` waits for each thread, and the scoring backend, to finish
                      what it holds.
+    overlap_commits: append a round's batches in a commit thread while the ingest thread
+                     receives and decides the next round (hashing, writing the payloads and
+                     SQLite's work release the GIL: the two overlap on two cores). The round
+                     is answered once its commit has returned, before the next round is
+                     answered. False: every round is committed in the ingest thread.
     owners:          which sessions this engine owns when several engines share the store
                      (`storage.owners`); default `SoleOwner` (the only engine). A message about
                      a session another live engine owns is answered NACK ``session_owned``; a
@@ -289,6 +308,7 @@ class Engine:
         stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
         owners: Owners | None = None,
+        overlap_commits: bool = True,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
                                                                      stop_timeout) <= 0:
@@ -300,6 +320,9 @@ class Engine:
         self._poll_interval = poll_interval
         self._linger = scoring_linger
         self._stop_timeout = stop_timeout
+        self._overlap = overlap_commits
+        self._committer: ThreadPoolExecutor | None = None  # the commit thread, while ingesting
+        self._inflight: _InFlight | None = None
         self.queue = WorkQueue(queue_bytes)
         self.counters = Counters()
         self.stats = EngineStats()
@@ -407,18 +430,27 @@ class Engine:
             self._ready.set()
             self.queue.put(StopItem())
             return
+        rules = IngestRules(self.store, self._layout_for)
         try:
             self.endpoint = ingest.endpoint
-            rules = IngestRules(self.store, self._layout_for)
+            if self._overlap:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="engine-commit")
             self._ready.set()
             while not self._stopping.is_set():
-                if not self.queue.wait_room(self._poll_interval):
+                waiting = self._inflight is None  # else: answer it as soon as nothing arrives
+                if not self.queue.wait_room(self._poll_interval if waiting else 0):
+                    self._settle(ingest, rules)
                     continue  # full: leave messages in the transport's queues (backpressure)
-                self._guarded_round(ingest, rules, self._receive(ingest))
+                messages = self._receive(ingest, self._poll_interval if waiting else 0)
+                if messages:
+                    self._guarded_round(ingest, rules, messages)
+                else:
+                    self._settle(ingest, rules)
         except BaseException as exc:  # a bug: log it; the engine stops taking messages
             log.exception("ingest thread failed")
             self._error = exc
         finally:
+            self._last_settle(ingest, rules)
             ingest.close()
             self.queue.put(StopItem())
 
@@ -428,10 +460,10 @@ class Engine:
             raise KeyError(info.rubric)
         return self.library.layout(entry)
 
-    def _receive(self, ingest: IngestTransport) -> list[Message]:
-        """What arrived: waits up to `poll_interval` for the first message, then takes what is
+    def _receive(self, ingest: IngestTransport, timeout: float) -> list[Message]:
+        """What arrived: waits up to `timeout` for the first message, then takes what is
         queued up to `round_bytes` / `round_messages`."""
-        messages = ingest.poll(self._poll_interval, max_bytes=self._round_bytes)
+        messages = ingest.poll(timeout, max_bytes=self._round_bytes)
         more = messages
         size = sum(len(m.payload) for m in messages if m.payload is not None)
         until = time.monotonic() + ROUND_SECONDS
@@ -462,6 +494,7 @@ class Engine:
         except StoreError as exc:
             log.error("store: cannot handle a round of %d message(s): %s", len(messages), exc)
             self.stats.store_errors += 1
+            self._settle(ingest, rules)  # the cache must hold what is stored, before `discard`
             rules.discard()
             for m in messages:
                 with contextlib.suppress(Exception):
@@ -470,12 +503,14 @@ class Engine:
         except Exception:
             log.exception("ingest: a round of %d message(s) failed; taking them one at a time",
                           len(messages))  # fmt: skip
+            self._settle(ingest, rules)
             rules.discard()
         for m in messages:
             try:
                 self._round(ingest, rules, [m])
             except Exception as exc:
                 log.exception("ingest: %s message failed", m.header.type)
+                self._settle(ingest, rules)
                 rules.discard()
                 with contextlib.suppress(Exception):
                     _nack(ingest, m, "internal", f"the engine failed on this message "
@@ -573,12 +608,64 @@ class Engine:
     def _store(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Store what is pending (batches, then OPENs, then CLOSEs: one transaction each),
         queue the work for scoring, then answer in arrival order (queued first, so that a
-        client that has its answer finds the work in `wait_idle`)."""
+        client that has its answer finds the work in `wait_idle`). The round before is
+        answered first. A round of batches alone (the hot path) is handed to the commit
+        thread, when there is one, and answered later (`_settle`), unless the round before
+        failed to commit (its batches may continue the failed ones: stored here, at once)."""
         if not pending.order:
             return
-        acked = self._commit(ingest, rules, pending)
+        failed = self._settle(ingest, rules)
+        if self._committer is not None and not failed and rules.pending and not (
+            pending.opens or pending.closes
+        ):
+            taken = rules.take()
+            future = self._committer.submit(_timed_append, rules, taken)
+            self._inflight = _InFlight(pending, taken, future)
+            return
+        taken = rules.take()
+        try:
+            appended: Appended | Exception = _timed_append(rules, taken)
+        except Exception as exc:
+            rules.failed(taken)
+            appended = exc
+        acked = self._commit(ingest, rules, pending, appended)
         self._open(ingest, rules, pending)
         self._close(ingest, rules, pending)
+        self._answer(ingest, pending, acked)
+
+    def _settle(self, ingest: IngestTransport, rules: IngestRules) -> bool:
+        """Wait for the round in the commit thread, if any, and answer it (ACK once stored,
+        NACK ``internal`` when its commit failed). True when its commit failed."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return False
+        try:
+            appended: Appended | Exception = inflight.future.result()
+        except Exception as exc:
+            appended = exc
+        if isinstance(appended, Exception):
+            rules.failed(inflight.taken)
+        acked = self._commit(ingest, rules, inflight.pending, appended)
+        self._answer(ingest, inflight.pending, acked)
+        return isinstance(appended, Exception)
+
+    def _last_settle(self, ingest: IngestTransport, rules: IngestRules) -> None:
+        """At the end of the ingest thread: answer the round in the commit thread (what it
+        stored is ACKed before the transport closes) and end the commit thread."""
+        try:
+            self._settle(ingest, rules)
+        except Exception:  # a bug: its batches are stored or not; unanswered, clients resend
+            log.exception("ingest: cannot answer the last round")
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown(wait=True)
+                self._committer = None
+
+    def _answer(
+        self, ingest: IngestTransport, pending: _Pending, acked: Sequence[tuple[Message, object]]
+    ) -> None:
+        """Queue what storing `pending` gave for scoring, then answer its messages in
+        arrival order."""
         self.queue.put_many(pending.queued)
         for m in pending.order:
             pending.answers[id(m)]()
@@ -587,26 +674,30 @@ class Engine:
             self.stats.ack_latency.observe(now - m.received)
 
     def _commit(
-        self, ingest: IngestTransport, rules: IngestRules, pending: _Pending
+        self,
+        ingest: IngestTransport,
+        rules: IngestRules,
+        pending: _Pending,
+        appended: Appended | Exception,
     ) -> list[tuple[Message, Accept | Duplicate]]:
-        """Store every pending batch in one transaction; queue the new ones and answer each
-        (ACK, or NACK ``internal`` when the store fails) in `pending`. Returns the batches
-        ACKed."""
+        """Account for the group commit of `pending`'s batches (`appended`: what
+        `_timed_append` returned, or the exception it raised); queue the new batches and
+        answer each (ACK, or NACK ``internal`` when the store failed) in `pending`. Returns
+        the batches ACKed."""
         waiting, answers = pending.batches, pending.answers
         if not waiting:
             return []
-        start = time.perf_counter()
-        try:
-            stored = rules.commit()
-        except Exception as exc:
+        if isinstance(appended, Exception):
+            exc = appended
             log.error("store: cannot append %d batch(es): %s", len(waiting), exc)
             self.stats.store_errors += 1
             for m, _ in waiting:
                 answers[id(m)] = partial(_nack, ingest, m, "internal",
                                          f"the engine could not store the batch: {exc}")
             return []
+        stored, seconds = appended
         s = self.stats
-        s.commit_seconds.observe(time.perf_counter() - start)
+        s.commit_seconds.observe(seconds)
         s.commits += bool(stored)
         s.batches_stored += len(stored)
         s.events_stored += sum(a.count for a, _ in stored)
@@ -847,6 +938,14 @@ class Engine:
     def metrics_text(self) -> str:
         """The Prometheus text exposition of `metrics`."""
         return render(self.metrics())
+
+
+def _timed_append(rules: IngestRules, taken: list[Accept]) -> Appended:
+    """`rules.append(taken)` and its seconds (in the commit thread, or the ingest thread).
+    Raises what the store raised; the caller then calls `rules.failed(taken)`."""
+    start = time.perf_counter()
+    stored = rules.append(taken)
+    return stored, time.perf_counter() - start
 
 
 def _ack_frame(session: str, seq: int) -> bytes:

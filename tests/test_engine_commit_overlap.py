@@ -1,0 +1,225 @@
+"""A round's group commit runs in the engine's commit thread while the ingest thread takes and
+decides the next round (`Engine(overlap_commits=True)`, the default). What must not change:
+every answer goes out in arrival order, no batch is ACKed before its commit returned, a bad
+frame or a failed commit spoils nothing else, and `stop` answers the round being committed
+before the transport closes. A store whose appends wait at a gate makes the overlap happen
+when the tests want it (no sleeps, no timing)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.core.events import Event
+from assessengine.core.wire import WireModel
+from assessengine.ingest.fake import FakePeer, FakeTransport
+from assessengine.ingest.port import Message
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import Payload, StoredBatch, StoreError
+
+from .ingest_engine import DEMO, chain_intact, running
+
+LAYOUT = Layout.of(DEMO)
+TIMEOUT = 30.0
+
+
+class GatedStore(MemoryStore):
+    """A `MemoryStore` that records which thread appends, and whose next append, once `hold`
+    is set, waits for `release` (raising StoreError then if `fail_held`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.fail_held = False
+        self.threads: list[str] = []
+
+    def append_batches(
+        self, items: Sequence[tuple[str, int, int, str, bytes, Payload]]
+    ) -> list[StoredBatch]:
+        self.threads.append(threading.current_thread().name)
+        if self.hold.is_set():
+            self.hold.clear()
+            self.entered.set()
+            assert self.release.wait(TIMEOUT)
+            if self.fail_held:
+                raise StoreError("disk full (simulated)")
+        return super().append_batches(items)
+
+
+class CheckedTransport(FakeTransport):
+    """A `FakeTransport` that notes every ACK sent for a seq its store does not hold yet, and
+    counts the messages it handed to the engine."""
+
+    def __init__(self, store: MemoryStore, **options: Any) -> None:
+        super().__init__(**options)
+        self.store = store
+        self.early: list[dict[str, Any]] = []
+        self.polled = 0
+        self._polled = threading.Condition()
+
+    def poll(self, timeout: float, *, max_bytes: int | None = None) -> list[Message]:
+        out = super().poll(timeout, max_bytes=max_bytes)
+        with self._polled:
+            self.polled += len(out)
+            self._polled.notify_all()
+        return out
+
+    def wait_polled(self, n: int) -> bool:
+        with self._polled:
+            return self._polled.wait_for(lambda: self.polled >= n, TIMEOUT)
+
+    def reply(self, identity: bytes, header: WireModel | bytes, *frames: bytes) -> None:
+        if isinstance(header, bytes) and header.startswith(b'{"type":"ACK"'):
+            ack = json.loads(header)
+            record = self.store.session(ack["session"])
+            if record is None or record.next_seq <= ack["seq"]:
+                self.early.append(ack)
+        super().reply(identity, header, *frames)
+
+
+def _open(peer: FakePeer, session: str) -> None:
+    reply = peer.request({"type": "OPEN", "session": session, "learner": "L", "scenario": "demo",
+                          "rubric": "r"}, timeout=TIMEOUT)  # fmt: skip
+    assert reply["type"] == "OPENED", reply
+
+
+def _events(session: str, first: int, n: int) -> tuple[dict[str, Any], bytes]:
+    events = [Event(first + i, 0.1 * (first + i), "sample", {"speed": 1.0}) for i in range(n)]
+    payload = encode_columns_v1(Columns.from_events(events, LAYOUT), LAYOUT)
+    return {"type": "EVENTS", "session": session, "first_seq": first, "count": n,
+            "encoding": "columns-v1", "dtype": LAYOUT.dtype_header()}, payload  # fmt: skip
+
+
+def _replies(peer: FakePeer, n: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(n):
+        reply = peer.recv(TIMEOUT)
+        assert reply is not None, f"{len(out)} of {n} replies came"
+        out.append(reply)
+    return out
+
+
+def _answer(reply: dict[str, Any]) -> tuple[Any, ...]:
+    if reply["type"] == "ACK":
+        return ("ACK", reply["session"], reply["seq"])
+    return (reply["type"], reply["session"], reply.get("code"))
+
+
+def test_rounds_overlapping_their_commits_answer_in_arrival_order_after_each_commit() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=2)
+    peer = transport.peer()
+    sessions = ["A", "B", "C"]
+    with running(store, transport, round_messages=2) as engine:  # many small rounds
+        for s in sessions:
+            _open(peer, s)
+        sent = [_events(s, 5 * k, 5) for k in range(10) for s in sessions]
+        for header, payload in sent:
+            peer.send(header, payload)
+        replies = _replies(peer, len(sent))
+        assert engine.wait_idle(TIMEOUT)
+    assert [_answer(r) for r in replies] == [
+        ("ACK", h["session"], h["first_seq"] + 4) for h, _ in sent
+    ]
+    assert transport.early == []
+    assert "engine-commit_0" in store.threads  # the overlap happened
+    for s in sessions:
+        assert [(b.first_seq, b.count) for b in store.batches(s)] == [(5 * k, 5) for k in
+                                                                       range(10)]  # fmt: skip
+        assert chain_intact(store, s)
+
+
+def test_a_bad_frame_in_an_overlapped_round_is_refused_alone_in_its_place() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=3)
+    peer = transport.peer()
+    with running(store, transport, round_messages=3):
+        _open(peer, "A")
+        _open(peer, "B")
+        good = [_events("A", 5 * k, 5) for k in range(4)]
+        bad_header, payload = _events("B", 0, 5)
+        sent = [*good[:2], (bad_header, payload[:-3]), *good[2:]]  # truncated
+        for header, body in sent:
+            peer.send(header, body)
+        replies = _replies(peer, len(sent))
+    assert [_answer(r) for r in replies] == [
+        ("ACK", "A", 4), ("ACK", "A", 9), ("NACK", "B", "truncated"), ("ACK", "A", 14),
+        ("ACK", "A", 19),
+    ]  # fmt: skip
+    assert transport.early == []
+    assert [b.first_seq for b in store.batches("A")] == [0, 5, 10, 15]
+    assert list(store.batches("B")) == []
+
+
+def test_a_failed_commit_fails_the_round_decided_behind_it_and_nothing_unstored_is_acked(
+) -> None:  # fmt: skip
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=1)
+    peer = transport.peer()
+    with running(store, transport, round_messages=1) as engine:  # one message a round
+        _open(peer, "A")
+        _open(peer, "B")
+        polled = transport.polled
+        store.hold.set()
+        store.fail_held = True
+        a1, a2, b1 = _events("A", 0, 5), _events("A", 5, 5), _events("B", 0, 5)
+        for header, body in (a1, a2, b1):
+            peer.send(header, body)
+        assert store.entered.wait(TIMEOUT)  # A 0-4 is being committed, in the commit thread
+        assert transport.wait_polled(polled + 2)  # A 5-9 is taken (decided after A 0-4)
+        store.release.set()
+        first = [_answer(r) for r in _replies(peer, 3)]
+        for header, body in (a1, a2):  # the client resends what was not ACKed
+            peer.send(header, body)
+        again = [_answer(r) for r in _replies(peer, 2)]
+        assert engine.wait_idle(TIMEOUT)
+    assert first[:2] == [("NACK", "A", "internal"), ("NACK", "A", "internal")]
+    assert first[2] == ("ACK", "B", 4)
+    assert again == [("ACK", "A", 4), ("ACK", "A", 9)]
+    assert transport.early == []
+    assert [b.first_seq for b in store.batches("A")] == [0, 5]
+    assert chain_intact(store, "A")
+    assert engine.stats.store_errors >= 1
+
+
+def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=1)
+    peer = transport.peer()
+    with running(store, transport, round_messages=1) as engine:
+        _open(peer, "A")
+        polled = transport.polled
+        store.hold.set()
+        a1, a2 = _events("A", 0, 5), _events("A", 5, 5)
+        peer.send(*a1)
+        peer.send(*a2)
+        assert store.entered.wait(TIMEOUT)
+        assert transport.wait_polled(polled + 2)
+        stopping = threading.Thread(target=engine.stop)
+        stopping.start()
+        store.release.set()
+        stopping.join(TIMEOUT)
+        assert not stopping.is_alive()
+    assert [_answer(r) for r in _replies(peer, 2)] == [("ACK", "A", 4), ("ACK", "A", 9)]
+    assert transport.early == []
+    assert [b.first_seq for b in store.batches("A")] == [0, 5]
+    assert not any(t.name.startswith("engine-commit") for t in threading.enumerate())
+
+
+def test_without_overlap_every_round_is_committed_in_the_ingest_thread() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=2)
+    peer = transport.peer()
+    with running(store, transport, round_messages=2, overlap_commits=False):
+        _open(peer, "A")
+        for k in range(6):
+            peer.send(*_events("A", 5 * k, 5))
+        assert [_answer(r) for r in _replies(peer, 6)] == [("ACK", "A", 5 * k + 4)
+                                                            for k in range(6)]  # fmt: skip
+    assert set(store.threads) == {"engine-ingest"}
+    assert transport.early == []
