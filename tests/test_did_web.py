@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from assessengine.adapters.did_web import (
     DidWebError,
@@ -181,3 +182,24 @@ def test_retired_keys_need_did_web(tmp_path: Path) -> None:
     result = run("keys", "issuer", "--out", str(tmp_path / "new.pem"), "--retired", str(key))
     assert result.exit_code == 2
     assert "go with --did-web" in result.output
+
+
+def test_a_retired_key_may_be_given_as_its_public_key_alone(tmp_path: Path) -> None:
+    old = IssuerKey.generate()
+    public = tmp_path / "old.pub.pem"
+    public.write_bytes(old.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    document = tmp_path / "did.json"
+    made = run("keys", "issuer", "--out", str(tmp_path / "new.pem"), "--did-web",
+               "engine.example.org", "--retired", str(public), "--did-document", str(document))
+    assert made.exit_code == 0, made.output
+    new = IssuerKey.from_pem((tmp_path / "new.pem").read_bytes())
+    assert json.loads(document.read_text()) == did_document(
+        did_web("engine.example.org"), [new.public_key, old.public_key])
+    not_a_key = tmp_path / "junk.pem"
+    not_a_key.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    refused = run("keys", "issuer", "--out", str(tmp_path / "other.pem"), "--did-web",
+                  "engine.example.org", "--retired", str(not_a_key))  # fmt: skip
+    assert refused.exit_code == 2
+    assert refused.output.startswith(f"error: {not_a_key}: not a PEM key")
+    assert not (tmp_path / "other.pem").exists()
