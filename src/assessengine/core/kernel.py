@@ -238,72 +238,125 @@ def advance_over(c, idx, tables, batch, state, out):
 def close(tables, state, out, slots, close_t):
     """Decide every pending criterion of the given sessions "at end" (observed ones stay
     pending). The decision has the last event's seq (-1 when there was none) and t = close_t;
-    every pass at end is anchored at the session's first event."""
-    n_sig = (state.sess_f.shape[1] - HELD) // 3
+    every pass at end is anchored at the session's first event.
+
+    One loop, every template's end inline, over arrays taken out of the named tuples once: a
+    named tuple handed to a helper costs, where numba cannot prune them, an atomic reference
+    count per array it holds, each way (about 500 ns a decision for the 26 arrays of `tables`
+    and `state`), so the helpers called per decision (`metric_end`, `machine_end`,
+    `contrib_*_at`, `emit_at`) take arrays and numbers only."""
+    kind, io_, fo_, pi, pf = tables.kind, tables.io, tables.fo, tables.pi, tables.pf
+    ev_off, ev_len, ev_rows = tables.ev_off, tables.ev_len, tables.ev_rows
+    st_first, st_count = tables.state_first, tables.state_count
+    tr_on, tr_when, tr_after, tr_to = tables.tr_on, tables.tr_when, tables.tr_after, tables.tr_to
+    sess_i, sess_f, si, sf, verdict = state.sess_i, state.sess_f, state.si, state.sf, state.verdict
+    oi, of, oc, nd = out.oi, out.of, out.oc, out.nd
+    n_sig = (sess_f.shape[1] - HELD) // 3
     for j in range(slots.shape[0]):
         s = slots[j]
         ct = close_t[j]
-        seen = state.sess_i[s, N_EVENTS] > 0
-        last = state.sess_i[s, LAST_SEQ] if seen else -1
-        for c in range(tables.kind.shape[0]):
-            if state.verdict[s, c] != PENDING:
+        seen = sess_i[s, N_EVENTS] > 0
+        last = sess_i[s, LAST_SEQ] if seen else -1
+        for c in range(kind.shape[0]):
+            if verdict[s, c] != PENDING:
                 continue
-            v, seq0, t0, measured = _at_end(c, s, ct, tables, state)
+            k, io, fo = kind[c], io_[c], fo_[c]
+            v = PENDING
+            seq0 = -2  # the session's first event
+            t0 = math.nan
+            measured = math.nan
+            if k == NEVER or k == PRECEDE:
+                v = PASS
+            elif k == ALL_BEFORE:
+                v = pi[c, 1]
+            elif k == SEQUENCE:
+                v = FAIL
+                if si[s, io] > 0:
+                    seq0, t0 = si[s, io + 1], sf[s, fo]
+            elif k == COUNT:
+                v = PASS if si[s, io] >= pi[c, 2] else FAIL
+                measured = float(si[s, io])
+            elif k == RESPONSE or k == DURATION:
+                if si[s, io] == 1:
+                    v = FAIL
+                    seq0, t0 = si[s, io + 1], sf[s, fo]
+                else:
+                    v = PASS if k == RESPONSE else NOT_APPLICABLE
+            elif k == METRIC:
+                measured = metric_end(s, ct, io, fo, pi[c, 2], pi[c, 5], si, sf)
+                if si[s, io] == 0:
+                    v = NOT_APPLICABLE
+                elif measured < pf[c, 0] or measured > pf[c, 1]:
+                    v = FAIL
+                else:
+                    v = PASS
+            elif k == MACHINE:
+                v = machine_end(
+                    pi[c, 0] + si[s, io], ct - sf[s, fo], pi[c, 3],
+                    st_first, st_count, tr_on, tr_when, tr_after, tr_to,
+                )  # fmt: skip
+                if si[s, io + 1] >= 0:
+                    seq0, t0 = si[s, io + 1], sf[s, fo]
             if v == PENDING:
                 continue
             if v == PASS or seq0 == -2:
-                seq0 = state.sess_i[s, FIRST_SEQ] if seen else -1
-                t0 = state.sess_f[s, FIRST_T]
-            state.verdict[s, c] = v
-            d = emit(out, s, c, v, last, ct, seq0, t0)
-            out.of[2, d] = measured
-            if tables.kind[c] == COUNT or tables.kind[c] == METRIC:
-                contrib_out(c, s, d, tables, state, out)
-            elif tables.kind[c] == SEQUENCE:
-                out.oi[5, d] = state.si[s, tables.io[c]]
-            e0 = tables.ev_off[c]
-            for q in range(tables.ev_len[c]):
-                row = tables.ev_rows[e0 + q]
-                if tables.kind[c] == NEVER:
-                    out.of[3 + 2 * q, d] = state.sess_f[s, HELD + n_sig + row]
-                    out.of[4 + 2 * q, d] = state.sess_f[s, HELD + 2 * n_sig + row]
+                seq0 = sess_i[s, FIRST_SEQ] if seen else -1
+                t0 = sess_f[s, FIRST_T]
+            verdict[s, c] = v
+            d = emit_at(oi, of, nd, s, c, v, last, ct, seq0, t0)
+            of[2, d] = measured
+            if k == COUNT or k == METRIC:
+                ni, fl = contrib_slots_of(k, io, fo)
+                contrib_out_at(oi, oc, nd, d, si[s, ni], pi[c, 5], sf, s, fl)
+            elif k == SEQUENCE:
+                oi[5, d] = si[s, io]
+            e0 = ev_off[c]
+            for q in range(ev_len[c]):
+                row = ev_rows[e0 + q]
+                if k == NEVER:
+                    of[3 + 2 * q, d] = sess_f[s, HELD + n_sig + row]
+                    of[4 + 2 * q, d] = sess_f[s, HELD + 2 * n_sig + row]
                 else:
-                    out.of[3 + q, d] = state.sess_f[s, HELD + row]
+                    of[3 + q, d] = sess_f[s, HELD + row]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at_end(c, s, ct, tables, state):
-    """(verdict, interval start seq, its t, measured) of criterion `c` at the close; a start seq
-    of -2 means the session's first event."""
-    k, io, fo = tables.kind[c], tables.io[c], tables.fo[c]
-    si, sf = state.si, state.sf
-    if k == NEVER or k == PRECEDE:
-        return PASS, -2, math.nan, math.nan
-    if k == ALL_BEFORE:
-        return tables.pi[c, 1], -2, math.nan, math.nan
-    if k == SEQUENCE:
-        if si[s, io] > 0:
-            return FAIL, si[s, io + 1], sf[s, fo], math.nan
-        return FAIL, -2, math.nan, math.nan
-    if k == COUNT:
-        return (PASS if si[s, io] >= tables.pi[c, 2] else FAIL), -2, math.nan, float(si[s, io])
-    if k == RESPONSE or k == DURATION:
-        if si[s, io] == 1:
-            return FAIL, si[s, io + 1], sf[s, fo], math.nan
-        return (PASS if k == RESPONSE else NOT_APPLICABLE), -2, math.nan, math.nan
-    if k == METRIC:
-        measured = metric_close(c, s, ct, tables, state)
-        if si[s, io] == 0:
-            return NOT_APPLICABLE, -2, math.nan, measured
-        if measured < tables.pf[c, 0] or measured > tables.pf[c, 1]:
-            return FAIL, -2, math.nan, measured
-        return PASS, -2, math.nan, measured
-    if k == MACHINE:
-        v = machine_close(c, s, ct, tables, state)
-        if si[s, io + 1] >= 0:
-            return v, si[s, io + 1], sf[s, fo], math.nan
-        return v, -2, math.nan, math.nan
-    return PENDING, -2, math.nan, math.nan
+def metric_end(s, ct, io, fo, agg, cap, si, sf):
+    """The aggregate of the metric whose state is at (io, fo) of session slot `s`, at the close
+    time `ct` (NaN when no event was kept); a pending weighted event is weighted up to `ct`
+    (`cap`: how many contributing intervals are kept)."""
+    if si[s, io + 1] == 1:
+        metric_weight(agg, fo, s, sf, ct - sf[s, fo + 3])
+        ni, fl = contrib_slots_of(METRIC, io, fo)
+        contrib_add_at(si, sf, ni, fl, cap, s, sf[s, fo + 3], ct)
+        si[s, io + 1] = 0
+    n = si[s, io]
+    if n == 0:
+        return math.nan
+    if agg == AGG_MEAN:
+        if sf[s, fo + 1] == 0.0:
+            return sf[s, fo + 2] / n
+        return sf[s, fo] / sf[s, fo + 1]
+    return sf[s, fo]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def machine_end(gs, since, at_end, st_first, st_count, tr_on, tr_when, tr_after, tr_to):
+    """The verdict of a machine in global state `gs`, entered `since` seconds before the close:
+    a pure `after` transition of that state whose time has come may lead to pass/fail;
+    otherwise the machine's `at_end` verdict."""
+    r0 = st_first[gs]
+    for r in range(r0, r0 + st_count[gs]):
+        after = tr_after[r]
+        if tr_on[r] >= 0 or tr_when[r] >= 0 or after != after:
+            continue
+        if since >= after:
+            if tr_to[r] == TO_PASS:
+                return PASS
+            if tr_to[r] == TO_FAIL:
+                return FAIL
+            return at_end
+    return at_end
 
 
 # ------------------------------------------------------------------ per-template automata
@@ -312,19 +365,25 @@ def _at_end(c, s, ct, tables, state):
 @njit(cache=True, nogil=True, inline="always")
 def emit(out, s, c, v, seq, t, seq0, t0):
     """Append a decision (slot, criterion, verdict, deciding seq/t, interval start); its row."""
-    d = out.nd[0]
-    out.nd[0] = d + 1
-    out.oi[0, d] = s
-    out.oi[1, d] = c
-    out.oi[2, d] = v
-    out.oi[3, d] = seq
-    out.oi[4, d] = seq0
-    out.of[0, d] = t
-    out.of[1, d] = t0
-    out.of[2, d] = math.nan
-    out.oi[5, d] = -1
-    out.oi[6, d] = -1
-    out.oi[7, d] = -1
+    return emit_at(out.oi, out.of, out.nd, s, c, v, seq, t, seq0, t0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def emit_at(oi, of, nd, s, c, v, seq, t, seq0, t0):
+    """`emit` into the arrays of `Out`."""
+    d = nd[0]
+    nd[0] = d + 1
+    oi[0, d] = s
+    oi[1, d] = c
+    oi[2, d] = v
+    oi[3, d] = seq
+    oi[4, d] = seq0
+    of[0, d] = t
+    of[1, d] = t0
+    of[2, d] = math.nan
+    oi[5, d] = -1
+    oi[6, d] = -1
+    oi[7, d] = -1
     return d
 
 
@@ -332,19 +391,29 @@ def emit(out, s, c, v, seq, t, seq0, t0):
 def contrib_slots(c, tables):
     """Where criterion `c` (count or metric) keeps its contributing intervals: the int slot that
     counts them, the float slot of the last one's end (the (start, end) pairs follow it)."""
-    if tables.kind[c] == METRIC:
-        return tables.io[c] + 2, tables.fo[c] + 5
-    return tables.io[c] + 2, tables.fo[c]
+    return contrib_slots_of(tables.kind[c], tables.io[c], tables.fo[c])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def contrib_slots_of(kind, io, fo):
+    """`contrib_slots` of a criterion of this kind whose state is at (io, fo)."""
+    if kind == METRIC:
+        return io + 2, fo + 5
+    return io + 2, fo
 
 
 @njit(cache=True, nogil=True, inline="always")
 def contrib_add(c, s, t0, t1, tables, state):
-    """Record [t0, t1] as contributing to criterion `c` of session slot `s`: an interval that
-    starts where the last one ended extends it; only the first `pi[c, 5]` are kept, all are
-    counted."""
+    """Record [t0, t1] as contributing to criterion `c` of session slot `s` (`contrib_add_at`)."""
     ni, fl = contrib_slots(c, tables)
-    cap = tables.pi[c, 5]
-    si, sf = state.si, state.sf
+    contrib_add_at(state.si, state.sf, ni, fl, tables.pi[c, 5], s, t0, t1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def contrib_add_at(si, sf, ni, fl, cap, s, t0, t1):
+    """Record [t0, t1] as contributing, given the slots of `contrib_slots`: an interval that
+    starts where the last one ended extends it; only the first `cap` are kept, all are
+    counted."""
     n = si[s, ni]
     if n > 0 and sf[s, fl] == t0:
         if n <= cap:
@@ -373,14 +442,19 @@ def contrib_out(c, s, d, tables, state, out):
     """Give decision `d` a row of `out.oc` (see the module docstring) holding criterion `c`'s
     contributing intervals."""
     ni, fl = contrib_slots(c, tables)
-    cap = tables.pi[c, 5]
-    r = out.nd[1]
-    out.nd[1] = r + 1
-    out.oi[7, d] = r
-    n = state.si[s, ni]
-    out.oc[0, r] = n
+    contrib_out_at(out.oi, out.oc, out.nd, d, state.si[s, ni], tables.pi[c, 5], state.sf, s, fl)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def contrib_out_at(oi, oc, nd, d, n, cap, sf, s, fl):
+    """`contrib_out` into the arrays of `Out`: `n` intervals counted, the first `cap` kept in
+    sf[s, fl + 1:]."""
+    r = nd[1]
+    nd[1] = r + 1
+    oi[7, d] = r
+    oc[0, r] = n
     for q in range(2 * min(n, cap)):
-        out.oc[1 + q, r] = state.sf[s, fl + 1 + q]
+        oc[1 + q, r] = sf[s, fl + 1 + q]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -660,7 +734,7 @@ def metric_weight(agg, fo, s, sf, w):
 @njit(cache=True, nogil=True)
 def metric(c, idx, tables, batch, state, out):
     """metric. Parameters: pi[0] value row, pi[1] where guard (-1), pi[2] aggregate;
-    pf[0] at_least, pf[1] at_most. Decided at the close (`metric_close`).
+    pf[0] at_least, pf[1] at_most. Decided at the close (`metric_end`).
 
     si: kept events, a weighted contribution is pending, contributing intervals;
     sf: acc a, acc b, acc c, pending event's t, pending event's value, the last contributing
@@ -723,25 +797,6 @@ def metric(c, idx, tables, batch, state, out):
             sf[s, fo + 4] = x
 
 
-@njit(cache=True, nogil=True, inline="always")
-def metric_close(c, s, ct, tables, state):
-    """The aggregate at the close time `ct` (NaN when no event was kept)."""
-    io, fo, agg = tables.io[c], tables.fo[c], tables.pi[c, 2]
-    si, sf = state.si, state.sf
-    if si[s, io + 1] == 1:
-        metric_weight(agg, fo, s, sf, ct - sf[s, fo + 3])
-        contrib_add(c, s, sf[s, fo + 3], ct, tables, state)
-        si[s, io + 1] = 0
-    n = si[s, io]
-    if n == 0:
-        return math.nan
-    if agg == AGG_MEAN:
-        if sf[s, fo + 1] == 0.0:
-            return sf[s, fo + 2] / n
-        return sf[s, fo] / sf[s, fo + 1]
-    return sf[s, fo]
-
-
 @njit(cache=True, nogil=True)
 def machine(c, idx, tables, batch, state, out):
     """machine. Parameters: pi[0] first state (global), pi[1] n states, pi[2] initial,
@@ -802,23 +857,3 @@ def machine(c, idx, tables, batch, state, out):
                 for slot in range(n_slots):
                     sf[s, fo + 1 + slot] = math.nan
             break
-
-
-@njit(cache=True, nogil=True, inline="always")
-def machine_close(c, s, ct, tables, state):
-    """The verdict at the close time `ct`: a pure `after` transition of the current state whose
-    time has come may lead to pass/fail; otherwise the machine's `at_end` verdict."""
-    io, fo, base, at_end = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 3]
-    gs = base + state.si[s, io]
-    r0 = tables.state_first[gs]
-    for r in range(r0, r0 + tables.state_count[gs]):
-        after = tables.tr_after[r]
-        if tables.tr_on[r] >= 0 or tables.tr_when[r] >= 0 or after != after:
-            continue
-        if ct - state.sf[s, fo] >= after:
-            if tables.tr_to[r] == TO_PASS:
-                return PASS
-            if tables.tr_to[r] == TO_FAIL:
-                return FAIL
-            return at_end
-    return at_end
