@@ -328,3 +328,16 @@ def test_workers_keep_freed_memory_after_a_task(
     assert len(after_tasks) == 2
     assert min(after_tasks.values()) < 20 * 100, after_tasks  # a worker that ran the tasks
     assert all(n < 20 * 100 for n in after_warm_up.values()), after_warm_up  # every worker
+
+
+def profiler_enabled() -> bool:
+    import dask  # noqa: PLC0415
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_the_local_cluster_runs_its_workers_without_the_statistical_profiler() -> None:
+    with DaskRunner(workers=1) as runner:
+        runner.client.wait_for_workers(1, timeout=120)
+        found = runner.client.run(profiler_enabled)
+    assert list(found.values()) == [False]
