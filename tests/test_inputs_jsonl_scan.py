@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assessengine.adapters.library import load_rubric
 from assessengine.inputs import jsonl_columns, jsonl_scan
 from assessengine.inputs.parsed import ParsedBlock
+from assessengine.sim import SensorOptions, jsonl_lines, simulate
 from tests.strategies import SCENARIO
 from tests.test_inputs_jsonl import events_files
 
@@ -182,3 +185,16 @@ def test_many_hard_numbers_in_one_block(tmp_path: Any) -> None:
     assert parsed is not None
     assert parsed.signals[1].tolist() == values
     assert parsed.t.tolist() == [0.30000000000000004 * (k + 1) for k in range(300)]
+
+
+def test_simulated_forklift_sessions_take_the_compiled_path() -> None:
+    """The simulator's own output (noise: -0.0 and 3-decimal values; opens, closes, events)
+    is read by the compiled parser, with the values pyarrow's path reads."""
+    _, scenario = load_rubric(Path(__file__).parents[1] / "rubrics" / "forklift-load-handling.yaml")
+    sim = simulate(scenario, "mixed", 2, seed=5, options=SensorOptions(noise=1.0, drop=0.05))
+    data = ("\n".join(jsonl_lines(sim)) + "\n").encode()
+    mine = jsonl_scan.parse(data, scenario)
+    theirs = jsonl_columns._pyarrow_block(data, scenario)
+    assert mine is not None
+    assert theirs is not None
+    _same(mine, theirs)
