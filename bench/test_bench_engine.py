@@ -22,9 +22,9 @@ its sessions through advisory locks as on a shared database.
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
   the sender for every batch.
 
-* ``64KiB-serial-commits``: the 64 KiB case with every group commit in the ingest thread
-  (`Engine(overlap_commits=False)`, the code before the commit thread), the same-run baseline
-  of the commit thread.
+* ``...-serial-commits``: the 64 KiB throughput case and the 10-events latency case with
+  every group commit in the ingest thread (`Engine(overlap_commits=False)`, the code before
+  the commit thread), the same-run baselines of the commit thread.
 
 * sink: the same sender and frames against a socket that answers at once and stores nothing,
   the ceiling of the harness and the loopback transport on this machine (same run).
@@ -596,8 +596,9 @@ def test_json_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:
 
 @pytest.mark.parametrize(
     "bench_engine",
-    [("latency", LATENCY_SESSIONS, 10 * 60), ("latency", LATENCY_SESSIONS, 50 * 60)],
-    ids=["10-events-at-10Hz", "50-events-at-2Hz"],
+    [("latency", LATENCY_SESSIONS, 10 * 60), ("latency", LATENCY_SESSIONS, 10 * 60, "serial"),
+     ("latency", LATENCY_SESSIONS, 50 * 60)],
+    ids=["10-events-at-10Hz", "10-events-at-10Hz-serial-commits", "50-events-at-2Hz"],
     indirect=True,
 )
 def test_ack_latency_500_sessions_50k_events_per_s(benchmark: Any, bench_engine: _Bench) -> None:

@@ -23,7 +23,7 @@ from assessengine.storage.port import Payload, StoredBatch, StoreError
 from .ingest_engine import DEMO, chain_intact, running
 
 LAYOUT = Layout.of(DEMO)
-TIMEOUT = 30.0
+TIMEOUT = 120.0  # an upper bound only (nothing here waits for time to pass)
 
 
 class GatedStore(MemoryStore):
@@ -115,14 +115,13 @@ def test_rounds_overlapping_their_commits_answer_in_arrival_order_after_each_com
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
     sessions = ["A", "B", "C"]
-    with running(store, transport, round_messages=2) as engine:  # many small rounds
+    with running(store, transport, round_messages=2):  # many small rounds
         for s in sessions:
             _open(peer, s)
         sent = [_events(s, 5 * k, 5) for k in range(10) for s in sessions]
         for header, payload in sent:
             peer.send(header, payload)
         replies = _replies(peer, len(sent))
-        assert engine.wait_idle(TIMEOUT)
     assert [_answer(r) for r in replies] == [
         ("ACK", h["session"], h["first_seq"] + 4) for h, _ in sent
     ]
@@ -177,7 +176,6 @@ def test_a_failed_commit_fails_the_round_decided_behind_it_and_nothing_unstored_
         for header, body in (a1, a2):  # the client resends what was not ACKed
             peer.send(header, body)
         again = [_answer(r) for r in _replies(peer, 2)]
-        assert engine.wait_idle(TIMEOUT)
     assert first[:2] == [("NACK", "A", "internal"), ("NACK", "A", "internal")]
     assert first[2] == ("ACK", "B", 4)
     assert again == [("ACK", "A", 4), ("ACK", "A", 9)]
