@@ -211,7 +211,7 @@ def replay_ingest(
     round_messages: int = 64,
 ) -> Overlap:  # fmt: skip
     """Replay `recording` through the engine's rounds with the group commits in a commit
-    thread (`overlap`, the engine's default) or in the replaying thread; no scoring."""
+    thread (`overlap`) or in the replaying thread (the engine's default); no scoring."""
     with _engine(recording, library, folder, round_messages, overlap=overlap) as (engine, rules):
         ingest = engine._replay_transport  # type: ignore[attr-defined]
         wall, cpu = time.perf_counter(), time.process_time()

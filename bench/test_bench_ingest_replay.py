@@ -66,7 +66,7 @@ def test_ingest_replay_phases(benchmark: Any, request: pytest.FixtureRequest) ->
 
 def test_ingest_replay_commit_overlap(benchmark: Any, request: pytest.FixtureRequest) -> None:
     """The same recording through the ingest alone, the group commits in the engine's commit
-    thread (its default) and in the ingest thread (`overlap_commits=False`, the code before),
+    thread (`overlap_commits=True`) and in the ingest thread (the default),
     alternately in the same process: wall seconds, and the ratio before / overlapped (above 1:
     the overlap is faster), best and median over the pairs."""
     library, _ = RubricLibrary.load([RUBRIC_DIR])

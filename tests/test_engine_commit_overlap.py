@@ -1,5 +1,5 @@
 """A round's group commit runs in the engine's commit thread while the ingest thread takes and
-decides the next round (`Engine(overlap_commits=True)`, the default). What must not change:
+decides the next round (`Engine(overlap_commits=True)`; off by default). What must not change:
 every answer goes out in arrival order, no batch is ACKed before its commit returned, a bad
 frame or a failed commit spoils nothing else, and `stop` answers the round being committed
 before the transport closes. A store whose appends wait at a gate makes the overlap happen
@@ -115,7 +115,7 @@ def test_rounds_overlapping_their_commits_answer_in_arrival_order_after_each_com
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
     sessions = ["A", "B", "C"]
-    with running(store, transport, round_messages=2):  # many small rounds
+    with running(store, transport, round_messages=2, overlap_commits=True):  # small rounds
         for s in sessions:
             _open(peer, s)
         sent = [_events(s, 5 * k, 5) for k in range(10) for s in sessions]
@@ -137,7 +137,7 @@ def test_a_bad_frame_in_an_overlapped_round_is_refused_alone_in_its_place() -> N
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=3)
     peer = transport.peer()
-    with running(store, transport, round_messages=3):
+    with running(store, transport, round_messages=3, overlap_commits=True):
         _open(peer, "A")
         _open(peer, "B")
         good = [_events("A", 5 * k, 5) for k in range(4)]
@@ -160,7 +160,7 @@ def test_a_failed_commit_fails_the_round_decided_behind_it_and_nothing_unstored_
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1) as engine:  # one message a round
+    with running(store, transport, round_messages=1, overlap_commits=True) as engine:
         _open(peer, "A")
         _open(peer, "B")
         polled = transport.polled
@@ -189,7 +189,7 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1) as engine:
+    with running(store, transport, round_messages=1, overlap_commits=True) as engine:
         _open(peer, "A")
         polled = transport.polled
         store.hold.set()
@@ -209,11 +209,11 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     assert not any(t.name.startswith("engine-commit") for t in threading.enumerate())
 
 
-def test_without_overlap_every_round_is_committed_in_the_ingest_thread() -> None:
+def test_by_default_every_round_is_committed_in_the_ingest_thread() -> None:
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
-    with running(store, transport, round_messages=2, overlap_commits=False):
+    with running(store, transport, round_messages=2):
         _open(peer, "A")
         for k in range(6):
             peer.send(*_events("A", 5 * k, 5))

@@ -276,7 +276,9 @@ class Engine:
                      receives and decides the next round (hashing, writing the payloads and
                      SQLite's work release the GIL: the two overlap on two cores). The round
                      is answered once its commit has returned, before the next round is
-                     answered. False: every round is committed in the ingest thread.
+                     answered. Off by default (every round committed in the ingest thread):
+                     on the 2-core machine it gained no throughput beyond the noise and made
+                     the ACK latency of many small batches worse (docs/performance.md).
     owners:          which sessions this engine owns when several engines share the store
                      (`storage.owners`); default `SoleOwner` (the only engine). A message about
                      a session another live engine owns is answered NACK ``session_owned``; a
@@ -308,7 +310,7 @@ class Engine:
         stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
         owners: Owners | None = None,
-        overlap_commits: bool = True,
+        overlap_commits: bool = False,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
                                                                      stop_timeout) <= 0:
