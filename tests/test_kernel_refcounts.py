@@ -4,8 +4,9 @@ numba reference-counts every array it passes around (an atomic add, each way). W
 prune the pairs, a named tuple handed to a helper inside a loop costs one per array the tuple
 holds: `close` did that per decision (26 arrays of `Tables` and `State`, about 500 ns a
 decision; 1 M decisions when 100,000 sessions close). These tests compile the functions afresh
-(numba's cache keeps no IR) and look for reference counting in the function itself; the
-arrays are taken out of the tuples once, before the loops, and helpers take arrays.
+(numba's cache keeps no IR) and look for reference counting in the function itself: none in
+the close, none past the entry block (once a call) in the automata's loops; the arrays are
+taken out of the tuples once, before the loops, and helpers take arrays.
 """
 
 from __future__ import annotations
@@ -20,23 +21,37 @@ import pytest
 
 from assessengine.core import kernel
 from assessengine.core.compiler import compile_rubric
+from assessengine.core.kernel_types import Rows
 from assessengine.core.scorer import ScoringState, _outputs
 
 from .strategies import SCENARIO
 from .test_kernel_state import TEN_CRITERIA
 
 
-def _references(fn: Callable[..., Any], *args: Any) -> tuple[int, int]:
-    """(increfs, decrefs) in the LLVM IR of `fn` (a kernel function) compiled for `args`, its
+def _body(fn: Callable[..., Any], sig: tuple[Any, ...]) -> str:
+    """The LLVM IR of `fn` (a kernel function) compiled afresh for the numba types `sig`, its
     own body only (not the Python wrapper)."""
     fresh = numba.njit(nogil=True)(fn.py_func)  # type: ignore[attr-defined]
-    sig = tuple(numba.typeof(a) for a in args)
     fresh.compile(sig)
     name = fresh.overloads[sig].fndesc.mangled_name
     ir = fresh.inspect_llvm(sig)
     body = re.search(rf'^define [^@]*@"?{re.escape(name)}"?\(.*?^}}', ir, re.M | re.S)
     assert body is not None
-    return body.group(0).count("@NRT_incref("), body.group(0).count("@NRT_decref(")
+    return body.group(0)
+
+
+def _references(fn: Callable[..., Any], *args: Any) -> tuple[int, int]:
+    """(increfs, decrefs) in the body of `fn` compiled for `args`."""
+    body = _body(fn, tuple(numba.typeof(a) for a in args))
+    return body.count("@NRT_incref("), body.count("@NRT_decref(")
+
+
+def _references_past_entry(fn: Callable[..., Any], sig: tuple[Any, ...]) -> dict[str, int]:
+    """The increfs in each basic block of `fn`'s body but its entry blocks (which run once a
+    call): {block label: increfs}."""
+    blocks = re.split(r"\n(?=[A-Za-z0-9_.]+:)", _body(fn, sig))[1:]
+    found = {b.split(":")[0]: b.count("@NRT_incref(") for b in blocks}
+    return {label: n for label, n in found.items() if n and label not in ("entry", "B0")}
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +65,20 @@ def test_close_counts_no_references(arrays: tuple[Any, ...]) -> None:
     tables, state, out = arrays
     slots, close_t = np.zeros(1, np.int64), np.zeros(1, np.float64)
     assert _references(kernel.close, tables, state, out, slots, close_t) == (0, 0)
+
+
+# count, sequence and machine still hand the tuples to `decide` (once a decision, not a row)
+@pytest.mark.parametrize(
+    "template", ["never", "all_before", "response", "precede", "duration", "metric"]
+)
+def test_automata_count_references_only_on_entry(arrays: tuple[Any, ...], template: str) -> None:
+    tables, state, out = arrays
+    n, n_guards, n_values = 4, 3, 3
+    rows = Rows(
+        np.zeros(n, np.uint32), np.zeros(n, np.int64), np.zeros(n, np.float64),
+        np.zeros((n_guards, n), np.bool_), np.zeros((n_values, n), np.float64),
+        np.zeros(n, np.int64),
+    )  # fmt: skip
+    types = [numba.typeof(a) for a in (tables, rows, state, out)]
+    sig = (numba.typeof(0), numba.types.range_state64_type, *types)
+    assert _references_past_entry(getattr(kernel, template), sig) == {}

@@ -388,30 +388,18 @@ def emit_at(oi, of, nd, s, c, v, seq, t, seq0, t0):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def contrib_slots(c, tables):
-    """Where criterion `c` (count or metric) keeps its contributing intervals: the int slot that
-    counts them, the float slot of the last one's end (the (start, end) pairs follow it)."""
-    return contrib_slots_of(tables.kind[c], tables.io[c], tables.fo[c])
-
-
-@njit(cache=True, nogil=True, inline="always")
 def contrib_slots_of(kind, io, fo):
-    """`contrib_slots` of a criterion of this kind whose state is at (io, fo)."""
+    """Where a count or metric criterion whose state is at (io, fo) keeps its contributing
+    intervals: the int slot that counts them, the float slot of the last one's end (the
+    (start, end) pairs follow it)."""
     if kind == METRIC:
         return io + 2, fo + 5
     return io + 2, fo
 
 
 @njit(cache=True, nogil=True, inline="always")
-def contrib_add(c, s, t0, t1, tables, state):
-    """Record [t0, t1] as contributing to criterion `c` of session slot `s` (`contrib_add_at`)."""
-    ni, fl = contrib_slots(c, tables)
-    contrib_add_at(state.si, state.sf, ni, fl, tables.pi[c, 5], s, t0, t1)
-
-
-@njit(cache=True, nogil=True, inline="always")
 def contrib_add_at(si, sf, ni, fl, cap, s, t0, t1):
-    """Record [t0, t1] as contributing, given the slots of `contrib_slots`: an interval that
+    """Record [t0, t1] as contributing, given the slots of `contrib_slots_of`: an interval that
     starts where the last one ended extends it; only the first `cap` are kept, all are
     counted."""
     n = si[s, ni]
@@ -427,22 +415,13 @@ def contrib_add_at(si, sf, ni, fl, cap, s, t0, t1):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def contrib_set(c, s, t, tables, state):
-    """Make the instant `t` the only one contributing to criterion `c` (a metric's best or last
-    value)."""
-    ni, fl = contrib_slots(c, tables)
-    state.si[s, ni] = 1
-    state.sf[s, fl] = t
-    state.sf[s, fl + 1] = t
-    state.sf[s, fl + 2] = t
-
-
-@njit(cache=True, nogil=True, inline="always")
-def contrib_out(c, s, d, tables, state, out):
-    """Give decision `d` a row of `out.oc` (see the module docstring) holding criterion `c`'s
-    contributing intervals."""
-    ni, fl = contrib_slots(c, tables)
-    contrib_out_at(out.oi, out.oc, out.nd, d, state.si[s, ni], tables.pi[c, 5], state.sf, s, fl)
+def contrib_set_at(si, sf, ni, fl, s, t):
+    """Make the instant `t` the only one contributing (a metric's best or last value), given
+    the slots of `contrib_slots_of`."""
+    si[s, ni] = 1
+    sf[s, fl] = t
+    sf[s, fl + 1] = t
+    sf[s, fl + 2] = t
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -611,7 +590,9 @@ def count(c, idx, tables, batch, state, out):
     """
     io, g, episodes = tables.io[c], tables.pi[c, 0], tables.pi[c, 1]
     lo, hi = tables.pi[c, 2], tables.pi[c, 3]
-    si = state.si
+    si, sf = state.si, state.sf
+    ni, fl = contrib_slots_of(COUNT, io, tables.fo[c])
+    cap = tables.pi[c, 5]
     for i in idx:
         if not batch.guards[g, i]:
             continue
@@ -624,7 +605,7 @@ def count(c, idx, tables, batch, state, out):
         if not occurs:
             continue
         si[s, io] += 1
-        contrib_add(c, s, batch.t[i], batch.t[i], tables, state)
+        contrib_add_at(si, sf, ni, fl, cap, s, batch.t[i], batch.t[i])
         v = PENDING
         if hi >= 0 and si[s, io] > hi:
             v = FAIL
@@ -633,7 +614,7 @@ def count(c, idx, tables, batch, state, out):
         if v != PENDING:
             d = decide_from_start(c, i, v, tables, batch, state, out)
             out.of[2, d] = si[s, io]
-            contrib_out(c, s, d, tables, state, out)
+            contrib_out_at(out.oi, out.oc, out.nd, d, si[s, ni], cap, sf, s, fl)
 
 
 @njit(cache=True, nogil=True)
@@ -754,12 +735,14 @@ def metric(c, idx, tables, batch, state, out):
     )
     weighted = agg == AGG_MEAN or agg == AGG_TIME_TRUE
     si, sf = state.si, state.sf
+    ni, fl = contrib_slots_of(METRIC, io, fo)
+    cap = tables.pi[c, 5]
     for i in idx:
         s = batch.sess[i]
         t = batch.t[i]
         if si[s, io + 1] == 1:
             metric_weight(agg, fo, s, sf, t - sf[s, fo + 3])
-            contrib_add(c, s, sf[s, fo + 3], t, tables, state)
+            contrib_add_at(si, sf, ni, fl, cap, s, sf[s, fo + 3], t)
             si[s, io + 1] = 0
         x = batch.values[row, i]
         if not (x == x and (where < 0 or batch.guards[where, i])):
@@ -773,23 +756,23 @@ def metric(c, idx, tables, batch, state, out):
                 sf[s, fo] = x
         if agg == AGG_MAX:
             if first or x > sf[s, fo]:
-                contrib_set(c, s, t, tables, state)
+                contrib_set_at(si, sf, ni, fl, s, t)
             sf[s, fo] = upper(sf[s, fo], x)
         elif agg == AGG_MIN:
             if first or x < sf[s, fo]:
-                contrib_set(c, s, t, tables, state)
+                contrib_set_at(si, sf, ni, fl, s, t)
             sf[s, fo] = lower(sf[s, fo], x)
         elif agg == AGG_MEAN:
             sf[s, fo + 2] += x
         elif agg == AGG_SUM:
             sf[s, fo] += x
-            contrib_add(c, s, t, t, tables, state)
+            contrib_add_at(si, sf, ni, fl, cap, s, t, t)
         elif agg == AGG_LAST:
             sf[s, fo] = x
-            contrib_set(c, s, t, tables, state)
+            contrib_set_at(si, sf, ni, fl, s, t)
         elif agg == AGG_COUNT and x == 1.0:
             sf[s, fo] += 1.0
-            contrib_add(c, s, t, t, tables, state)
+            contrib_add_at(si, sf, ni, fl, cap, s, t, t)
         si[s, io] += 1
         if weighted and (agg == AGG_MEAN or x == 1.0):
             si[s, io + 1] = 1
