@@ -439,12 +439,21 @@ def contrib_out_at(oi, oc, nd, d, n, cap, sf, s, fl):
 @njit(cache=True, nogil=True, inline="always")
 def decide(c, i, v, seq0, t0, tables, batch, state, out):
     """Decide criterion `c` at row `i` with the held values of its signals as evidence."""
-    s = batch.sess[i]
-    state.verdict[s, c] = v
-    d = emit(out, s, c, v, batch.seq[i], batch.t[i], seq0, t0)
-    e0 = tables.ev_off[c]
-    for k in range(tables.ev_len[c]):
-        out.of[3 + k, d] = batch.values[tables.ev_rows[e0 + k], i]
+    return decide_at(
+        c, i, v, seq0, t0, tables.ev_rows, tables.ev_off[c], tables.ev_len[c], batch.sess,
+        batch.seq, batch.t, batch.values, state.verdict, out.oi, out.of, out.nd,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def decide_at(c, i, v, seq0, t0, ev_rows, e0, ne, sess, seq, t, values, verdict, oi, of, nd):
+    """`decide` on arrays (see "No reference counting in a loop" in docs/architecture.md):
+    criterion `c`'s evidence rows are ev_rows[e0:e0 + ne]."""
+    s = sess[i]
+    verdict[s, c] = v
+    d = emit_at(oi, of, nd, s, c, v, seq[i], t[i], seq0, t0)
+    for k in range(ne):
+        of[3 + k, d] = values[ev_rows[e0 + k], i]
     return d
 
 
@@ -545,6 +554,9 @@ def sequence(c, idx, tables, batch, state, out):
     io, fo, within = tables.io[c], tables.fo[c], tables.pf[c, 0]
     l0, ln = tables.list_off[c], tables.list_len[c]
     si, sf = state.si, state.sf
+    ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
+    rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
+    verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
     for i in idx:
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
@@ -571,11 +583,14 @@ def sequence(c, idx, tables, batch, state, out):
         if v == PENDING:
             continue
         if si[s, io] > 0:
-            d = decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+            seq0, t0 = si[s, io + 1], sf[s, fo]
         else:
-            d = decide_from_start(c, i, v, tables, batch, state, out)
-        out.oi[5, d] = si[s, io]
-        out.oi[6, d] = early
+            seq0, t0 = state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T]
+        d = decide_at(
+            c, i, v, seq0, t0, ev_rows, e0, ne, rsess, rseq, rt, rvalues, verdict, oi, of, nd
+        )
+        oi[5, d] = si[s, io]
+        oi[6, d] = early
 
 
 @njit(cache=True, nogil=True)
@@ -593,6 +608,9 @@ def count(c, idx, tables, batch, state, out):
     si, sf = state.si, state.sf
     ni, fl = contrib_slots_of(COUNT, io, tables.fo[c])
     cap = tables.pi[c, 5]
+    ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
+    rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
+    verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
     for i in idx:
         if not batch.guards[g, i]:
             continue
@@ -612,9 +630,12 @@ def count(c, idx, tables, batch, state, out):
         elif hi < 0 and si[s, io] >= lo:
             v = PASS
         if v != PENDING:
-            d = decide_from_start(c, i, v, tables, batch, state, out)
-            out.of[2, d] = si[s, io]
-            contrib_out_at(out.oi, out.oc, out.nd, d, si[s, ni], cap, sf, s, fl)
+            seq0, t0 = state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T]
+            d = decide_at(
+                c, i, v, seq0, t0, ev_rows, e0, ne, rsess, rseq, rt, rvalues, verdict, oi, of, nd
+            )
+            of[2, d] = si[s, io]
+            contrib_out_at(oi, out.oc, nd, d, si[s, ni], cap, sf, s, fl)
 
 
 @njit(cache=True, nogil=True)
@@ -793,6 +814,9 @@ def machine(c, idx, tables, batch, state, out):
     l0, ln = tables.list_off[c], tables.list_len[c]
     wake0 = tables.lists[l0] if ln > 0 else 0
     si, sf = state.si, state.sf
+    ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
+    rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
+    verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
     for i in idx:
         s = batch.sess[i]
         if tables.state_quiet[base + si[s, io]] and not (ln > 0 and batch.guards[wake0, i]):
@@ -830,9 +854,27 @@ def machine(c, idx, tables, batch, state, out):
             if to == TO_PASS or to == TO_FAIL:
                 v = PASS if to == TO_PASS else FAIL
                 if si[s, io + 1] < 0:
-                    decide_from_start(c, i, v, tables, batch, state, out)
+                    seq0, t0 = state.sess_i[s, FIRST_SEQ], state.sess_f[s, FIRST_T]
                 else:
-                    decide(c, i, v, si[s, io + 1], sf[s, fo], tables, batch, state, out)
+                    seq0, t0 = si[s, io + 1], sf[s, fo]
+                decide_at(
+                    c,
+                    i,
+                    v,
+                    seq0,
+                    t0,
+                    ev_rows,
+                    e0,
+                    ne,
+                    rsess,
+                    rseq,
+                    rt,
+                    rvalues,
+                    verdict,
+                    oi,
+                    of,
+                    nd,
+                )
             else:
                 si[s, io] = to
                 si[s, io + 1] = batch.seq[i]
