@@ -36,7 +36,7 @@ def count_signatures(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return sign(*args, **kwargs)
 
-    monkeypatch.setattr("assessengine.credential_service.sign_credential", counted)
+    monkeypatch.setattr("assessengine.adapters.issuer.sign_credential", counted)
     return calls
 
 
