@@ -161,3 +161,56 @@ def test_scratch_reused_only_for_the_same_memory_in_the_same_shape() -> None:
     state.scratch("w", (1, big), np.bool_)  # fresh arrays above SCRATCH_ROWS
     state.scratch("w", (1, big), np.bool_)
     assert not state.scratch_reused("w")
+
+
+def _open_one_by_one(free: list[int], capacity: int, slot_of: dict[str, int],
+                     ids: list[str]) -> tuple[list[int], int]:
+    """The slot assignment `open` promises: each new id pops the last free slot, the table
+    doubling (its new slots appended lowest last) when none is left."""
+    out = []
+    for sid in ids:
+        if sid not in slot_of:
+            if not free:
+                free.extend(range(2 * capacity - 1, capacity - 1, -1))
+                capacity *= 2
+            slot_of[sid] = free.pop()
+        out.append(slot_of[sid])
+    return out, capacity
+
+
+def test_open_assigns_slots_as_one_by_one_would_and_resets_them() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=3)
+    free, capacity, slot_of = list(range(2, -1, -1)), 3, {}  # type: ignore[var-annotated]
+    rounds = [["a", "b", "a", "c", "d", "e", "b"], ["x", "a", "y", "z"], ["p", "q"], ["q", "e"]]
+    for k, ids in enumerate(rounds):
+        if k == 1:  # release two slots that are not a range: reset by index, not by slice
+            for sid in ("b", "d"):
+                free.append(slot_of.pop(sid))
+            state.release(["b", "d"])
+        opened = state.open(ids)
+        expected, capacity = _open_one_by_one(free, capacity, slot_of, ids)
+        assert opened.dtype == np.int32
+        assert opened.tolist() == expected
+        assert state.capacity == capacity
+        assert state.slot_of == slot_of
+        assert state.session_of == {v: k for k, v in slot_of.items()}
+    # a reused slot starts fresh, whether opened alone or among a range
+    assert state.sess_i[state.slot_of["x"], :3].tolist() == [-1, -1, 0]
+
+
+def test_open_resets_reused_slots_even_when_they_form_a_range() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    slots = state.open(["S0", "S1", "S2", "S3"])
+    rows = [(int(s), Event(0, 1.0, "a", {"x": 9.0})) for s in slots]
+    step(compiled, state, batch_from_events(SCENARIO, rows))
+    close(compiled, state, slots, np.full(4, 2.0))
+    state.release(["S1", "S2"])
+    again = state.open(["T1", "T2"])
+    assert sorted(again.tolist()) == [1, 2]
+    fresh = ScoringState.new(compiled, capacity=1)
+    fresh.open(["new"])
+    for a, b in zip(_snapshot(state), _snapshot(fresh), strict=True):
+        np.testing.assert_array_equal(a[again], np.repeat(b[:1], 2, axis=0))
+    assert state.verdict[[0, 3]].any()  # the others keep their state

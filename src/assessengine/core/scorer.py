@@ -102,21 +102,32 @@ class ScoringState:
         return sum(a.itemsize * a.shape[1] for a in arrays)
 
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
-        """Give each new session a fresh slot (existing ids keep theirs); returns the slots."""
-        out = np.empty(len(session_ids), np.int32)
-        fresh: list[int] = []
-        for j, sid in enumerate(session_ids):
-            if sid not in self.slot_of:
-                if not self._free:
-                    self._grow(self.capacity * 2)
-                slot = self._free.pop()
-                fresh.append(slot)
-                self.slot_of[sid] = slot
-                self.session_of[slot] = sid
-            out[j] = self.slot_of[sid]
-        if fresh:
-            self._reset(np.array(fresh, np.intp))
-        return out
+        """Give each new session a fresh slot (existing ids keep theirs); returns the slots.
+
+        New ids take free slots in the order one-by-one assignment would give (the lowest free
+        slot first; the table doubles when none is left). Done in bulk (dict updates, one
+        `_reset` of all fresh slots): opening 100,000 sessions is a few set-wide operations,
+        not a Python loop body per id."""
+        slot_of = self.slot_of
+        named = dict.fromkeys(session_ids)  # each id hashed once, duplicates gone, in order
+        fresh = [sid for sid in named if sid not in slot_of] if slot_of else list(named)
+        if not fresh:
+            return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, len(session_ids))
+        taken: list[int] = []
+        while len(taken) < len(fresh):
+            if not self._free:
+                self._grow(self.capacity * 2)
+            chunk = self._free[len(taken) - len(fresh) :]  # popped one by one: the last first
+            del self._free[len(taken) - len(fresh) :]
+            chunk.reverse()
+            taken += chunk
+        slot_of.update(zip(fresh, taken, strict=True))
+        self.session_of.update(zip(taken, fresh, strict=True))
+        lo, hi = min(taken), max(taken)
+        self._reset(slice(lo, hi + 1) if hi - lo + 1 == len(taken) else np.array(taken, np.intp))
+        if len(fresh) == len(session_ids):  # all new and distinct: the slots just taken
+            return np.array(taken, np.int32)
+        return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, len(session_ids))
 
     def release(self, session_ids: Sequence[str]) -> None:
         """Forget closed sessions; their slots are reused."""
@@ -154,8 +165,9 @@ class ScoringState:
         self._stamp += 1
         return self._stamp
 
-    def _reset(self, slot: NDArray[np.intp]) -> None:
-        """Give these slots a fresh session's state."""
+    def _reset(self, slot: NDArray[np.intp] | slice) -> None:
+        """Give these slots (an index array, or a slice when they are a range: no gather and
+        scatter) a fresh session's state."""
         self.sess_i[slot] = (-1, -1, 0, 0)
         self.sess_f[slot] = np.nan
         self.si[slot] = self.compiled.init_i
