@@ -163,8 +163,9 @@ def test_scratch_reused_only_for_the_same_memory_in_the_same_shape() -> None:
     assert not state.scratch_reused("w")
 
 
-def _open_one_by_one(free: list[int], capacity: int, slot_of: dict[str, int],
-                     ids: list[str]) -> tuple[list[int], int]:
+def _open_one_by_one(
+    free: list[int], capacity: int, slot_of: dict[str, int], ids: list[str]
+) -> tuple[list[int], int]:
     """The slot assignment `open` promises: each new id pops the last free slot, the table
     doubling (its new slots appended lowest last) when none is left."""
     out = []
@@ -185,8 +186,7 @@ def test_open_assigns_slots_as_one_by_one_would_and_resets_them() -> None:
     rounds = [["a", "b", "a", "c", "d", "e", "b"], ["x", "a", "y", "z"], ["p", "q"], ["q", "e"]]
     for k, ids in enumerate(rounds):
         if k == 1:  # release two slots that are not a range: reset by index, not by slice
-            for sid in ("b", "d"):
-                free.append(slot_of.pop(sid))
+            free.extend(slot_of.pop(sid) for sid in ("b", "d"))
             state.release(["b", "d"])
         opened = state.open(ids)
         expected, capacity = _open_one_by_one(free, capacity, slot_of, ids)
