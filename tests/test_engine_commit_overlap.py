@@ -1,5 +1,7 @@
 """A round's group commit runs in the engine's commit thread while the ingest thread takes and
-decides the next round (`Engine(overlap_commits=True)`; off by default). What must not change:
+decides the next round (`Engine(overlap_commits=True)`, the default, for rounds of at least
+`overlap_min_bytes`; smaller rounds are committed in place; the tests below set it to 0 to
+hand over small rounds too). What must not change:
 every answer goes out in arrival order, no batch is ACKed before its commit returned, a bad
 frame or a failed commit spoils nothing else, and `stop` answers the round being committed
 before the transport closes. A store whose appends wait at a gate makes the overlap happen
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
@@ -17,6 +19,7 @@ from assessengine.core.events import Event
 from assessengine.core.wire import WireModel
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.ingest.port import Message
+from assessengine.runtime.engine import OVERLAP_MIN_BYTES
 from assessengine.storage.memory import MemoryStore
 from assessengine.storage.port import Payload, StoredBatch, StoreError
 
@@ -115,7 +118,7 @@ def test_rounds_overlapping_their_commits_answer_in_arrival_order_after_each_com
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
     sessions = ["A", "B", "C"]
-    with running(store, transport, round_messages=2, overlap_commits=True):  # small rounds
+    with running(store, transport, round_messages=2, overlap_min_bytes=0):  # small rounds
         for s in sessions:
             _open(peer, s)
         sent = [_events(s, 5 * k, 5) for k in range(10) for s in sessions]
@@ -137,7 +140,7 @@ def test_a_bad_frame_in_an_overlapped_round_is_refused_alone_in_its_place() -> N
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=3)
     peer = transport.peer()
-    with running(store, transport, round_messages=3, overlap_commits=True):
+    with running(store, transport, round_messages=3, overlap_min_bytes=0):
         _open(peer, "A")
         _open(peer, "B")
         good = [_events("A", 5 * k, 5) for k in range(4)]
@@ -160,7 +163,7 @@ def test_a_failed_commit_fails_the_round_decided_behind_it_and_nothing_unstored_
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1, overlap_commits=True) as engine:
+    with running(store, transport, round_messages=1, overlap_min_bytes=0) as engine:
         _open(peer, "A")
         _open(peer, "B")
         polled = transport.polled
@@ -189,7 +192,7 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1, overlap_commits=True) as engine:
+    with running(store, transport, round_messages=1, overlap_min_bytes=0) as engine:
         _open(peer, "A")
         polled = transport.polled
         store.hold.set()
@@ -209,7 +212,7 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     assert not any(t.name.startswith("engine-commit") for t in threading.enumerate())
 
 
-def test_by_default_every_round_is_committed_in_the_ingest_thread() -> None:
+def test_by_default_a_small_round_is_committed_in_the_ingest_thread() -> None:
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
@@ -220,4 +223,75 @@ def test_by_default_every_round_is_committed_in_the_ingest_thread() -> None:
         assert [_answer(r) for r in _replies(peer, 6)] == [("ACK", "A", 5 * k + 4)
                                                             for k in range(6)]  # fmt: skip
     assert set(store.threads) == {"engine-ingest"}
+    assert transport.early == []
+
+
+def test_by_default_a_round_of_a_mebibyte_goes_to_the_commit_thread() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=1)
+    peer = transport.peer()
+    big = -(-OVERLAP_MIN_BYTES // LAYOUT.itemsize)  # events: the payload just reaches the bound
+    with running(store, transport, round_messages=1):
+        _open(peer, "A")
+        peer.send(*_events("A", 0, big - 1))  # one event short of the bound: in place
+        assert [_answer(r) for r in _replies(peer, 1)] == [("ACK", "A", big - 2)]
+        peer.send(*_events("A", big - 1, big))
+        assert [_answer(r) for r in _replies(peer, 1)] == [("ACK", "A", 2 * big - 2)]
+    assert store.threads == ["engine-ingest", "engine-commit_0"]
+    assert transport.early == []
+    assert chain_intact(store, "A")
+
+
+class Stepped(CheckedTransport):
+    """A `CheckedTransport` that calls `before` (when set) as a poll begins, and `after` with
+    the messages a poll took."""
+
+    before: Callable[[], None] | None = None
+    after: Callable[[list[Message]], None] | None = None
+
+    def poll(self, timeout: float, *, max_bytes: int | None = None) -> list[Message]:
+        if self.before is not None:
+            self.before()
+        out = super().poll(timeout, max_bytes=max_bytes)
+        if self.after is not None:
+            self.after(out)
+        return out
+
+
+def test_a_committed_round_is_answered_while_the_next_round_is_still_received() -> None:
+    """Round 1 (A's large batch) is committed in the commit thread while round 2 (B's two
+    small batches) is received; the ACK of round 1 goes out as soon as its commit returned,
+    between two polls of round 2, not only once round 2 is decided and stored."""
+    store = GatedStore()
+    transport = Stepped(store, max_messages=1)
+    peer = transport.peer()
+    a1, b1, b2 = _events("A", 0, 40), _events("B", 0, 1), _events("B", 1, 1)
+    round_bytes = len(a1[1])  # A's batch fills a round alone; B's two do not
+    with running(store, transport, round_messages=10, round_bytes=round_bytes,
+                 overlap_min_bytes=0) as engine:  # fmt: skip
+        _open(peer, "A")
+        _open(peer, "B")
+        replies_after_b2: list[int] = []  # replies sent when the poll after B's second began
+        taken_b2 = threading.Event()
+
+        def before() -> None:
+            if taken_b2.is_set() and not replies_after_b2:
+                replies_after_b2.append(len(transport._outbox.get(peer.identity, ())))
+
+        def after(out: list[Message]) -> None:
+            if any(getattr(m.header, "first_seq", None) == 1 for m in out):
+                store.release.set()
+                inflight = engine._inflight
+                assert inflight is not None  # round 1 is still being committed
+                inflight.future.result(TIMEOUT)  # and has returned now
+                taken_b2.set()
+
+        store.hold.set()
+        transport.before, transport.after = before, after
+        with transport._cond:  # all three queued at once: the rounds are a1, then b1 + b2
+            for header, body in (a1, b1, b2):
+                peer.send(header, body)
+        replies = [_answer(r) for r in _replies(peer, 3)]
+    assert replies == [("ACK", "A", 39), ("ACK", "B", 0), ("ACK", "B", 1)]
+    assert replies_after_b2 == [1]  # round 1's ACK went out before round 2 was decided
     assert transport.early == []

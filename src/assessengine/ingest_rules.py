@@ -127,6 +127,7 @@ class IngestRules:
         self._layout_for = layout_for
         self._state: dict[str, _State] = {}
         self._pending: list[Accept] = []
+        self._pending_bytes = 0
 
     # -------------------------------------------------------------------------- EVENTS
 
@@ -178,6 +179,7 @@ class IngestRules:
         accept = Accept(session, int(cols.seq[0]), len(cols), header.encoding, raw_header,
                         payload, cols)
         self._pending.append(accept)
+        self._pending_bytes += len(payload)
         state.next_seq = accept.last_seq + 1
         state.last_t = float(cols.t[-1])
         return accept
@@ -202,6 +204,7 @@ class IngestRules:
         returned, the cache counts them as stored (later batches of their sessions are decided
         after them); when it raises, call `failed`."""
         pending, self._pending = self._pending, []
+        self._pending_bytes = 0
         return pending
 
     def append(self, taken: Sequence[Accept]) -> list[tuple[Accept, StoredBatch]]:
@@ -222,6 +225,11 @@ class IngestRules:
     @property
     def pending(self) -> Sequence[Accept]:
         return tuple(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        """The payload bytes of the pending batches (what `take` would hand over)."""
+        return self._pending_bytes
 
     # -------------------------------------------------------------------------- OPEN / CLOSE
 
@@ -344,7 +352,7 @@ class IngestRules:
         """Drop the pending batches and the cached state of their sessions (reloaded from the
         store when next needed): after a failure between `events` and `commit`, what was not
         stored must not count as stored."""
-        pending, self._pending = self._pending, []
+        pending = self.take()
         for a in pending:
             self._state.pop(a.session, None)
 

@@ -68,6 +68,9 @@ STOP_TIMEOUT_S: Final = 60.0
 ``stop_timeout``)."""
 ROUND_SECONDS: Final = 0.002
 """A round takes what is queued in ZeroMQ for at most this long (then commits and ACKs)."""
+OVERLAP_MIN_BYTES: Final = 1 * MiB
+"""Rounds whose batches hold at least this many payload bytes go to the commit thread (the
+setting ``overlap_min_kb``); smaller ones are committed in the ingest thread at once."""
 
 
 # ================================================================================ work queue
@@ -275,10 +278,15 @@ class Engine:
     overlap_commits: append a round's batches in a commit thread while the ingest thread
                      receives and decides the next round (hashing, writing the payloads and
                      SQLite's work release the GIL: the two overlap on two cores). The round
-                     is answered once its commit has returned, before the next round is
-                     answered. Off by default (every round committed in the ingest thread):
-                     on the 2-core machine it gained no throughput beyond the noise and made
-                     the ACK latency of many small batches worse (docs/performance.md).
+                     is answered once its commit has returned (as soon as the ingest thread
+                     sees that, between two messages of the next round), before the next
+                     round is answered. On by default, for large rounds only (see
+                     `overlap_min_bytes`).
+    overlap_min_bytes: with `overlap_commits`, a round whose accepted payloads hold fewer
+                     bytes is committed in the ingest thread at once: an engine that is not
+                     under load answers as without a commit thread (the ACK latency of small
+                     rounds stays that of a commit in place), one under load (rounds of many
+                     or large frames) overlaps its commits with the next round's work.
     owners:          which sessions this engine owns when several engines share the store
                      (`storage.owners`); default `SoleOwner` (the only engine). A message about
                      a session another live engine owns is answered NACK ``session_owned``; a
@@ -310,12 +318,15 @@ class Engine:
         stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
         owners: Owners | None = None,
-        overlap_commits: bool = False,
+        overlap_commits: bool = True,
+        overlap_min_bytes: int = OVERLAP_MIN_BYTES,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
                                                                      stop_timeout) <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval, "
                              "stop_timeout must be > 0")  # fmt: skip
+        if overlap_min_bytes < 0:
+            raise ValueError("overlap_min_bytes must be >= 0")
         self.store, self.library = store, library
         self._transport = transport
         self._round_bytes, self._round_messages = round_bytes, round_messages
@@ -323,8 +334,10 @@ class Engine:
         self._linger = scoring_linger
         self._stop_timeout = stop_timeout
         self._overlap = overlap_commits
+        self._overlap_min_bytes = overlap_min_bytes
         self._committer: ThreadPoolExecutor | None = None  # the commit thread, while ingesting
         self._inflight: _InFlight | None = None
+        self._commit_failed = False  # the round settled last failed to commit (not yet seen)
         self.queue = WorkQueue(queue_bytes)
         self.counters = Counters()
         self.stats = EngineStats()
@@ -443,7 +456,7 @@ class Engine:
                 if not self.queue.wait_room(self._poll_interval if waiting else 0):
                     self._settle(ingest, rules)
                     continue  # full: leave messages in the transport's queues (backpressure)
-                messages = self._receive(ingest, self._poll_interval if waiting else 0)
+                messages = self._receive(ingest, rules, self._poll_interval if waiting else 0)
                 if messages:
                     self._guarded_round(ingest, rules, messages)
                 else:
@@ -462,9 +475,12 @@ class Engine:
             raise KeyError(info.rubric)
         return self.library.layout(entry)
 
-    def _receive(self, ingest: IngestTransport, timeout: float) -> list[Message]:
+    def _receive(
+        self, ingest: IngestTransport, rules: IngestRules, timeout: float
+    ) -> list[Message]:
         """What arrived: waits up to `timeout` for the first message, then takes what is
-        queued up to `round_bytes` / `round_messages`."""
+        queued up to `round_bytes` / `round_messages` (answering the round in the commit
+        thread meanwhile, once its commit has returned)."""
         messages = ingest.poll(timeout, max_bytes=self._round_bytes)
         more = messages
         size = sum(len(m.payload) for m in messages if m.payload is not None)
@@ -475,6 +491,7 @@ class Engine:
             and len(messages) < self._round_messages
             and time.monotonic() < until
         ):
+            self._settle_if_done(ingest, rules)
             more = ingest.poll(0, max_bytes=self._round_bytes - size)
             messages += more
             size += sum(len(m.payload) for m in more if m.payload is not None)
@@ -551,6 +568,7 @@ class Engine:
                 else:
                     pending.batches.append((m, decision))  # answered after the commit
             pending.order.append(m)
+            self._settle_if_done(ingest, rules)
         self._store(ingest, rules, pending)
         self._let_go(passing)
 
@@ -616,9 +634,13 @@ class Engine:
         failed to commit (its batches may continue the failed ones: stored here, at once)."""
         if not pending.order:
             return
-        failed = self._settle(ingest, rules)
-        if self._committer is not None and not failed and rules.pending and not (
-            pending.opens or pending.closes
+        self._settle(ingest, rules)
+        failed, self._commit_failed = self._commit_failed, False
+        if (
+            self._committer is not None
+            and not failed
+            and rules.pending_bytes >= max(self._overlap_min_bytes, 1)
+            and not (pending.opens or pending.closes)
         ):
             taken = rules.take()
             future = self._committer.submit(_timed_append, rules, taken)
@@ -637,7 +659,8 @@ class Engine:
 
     def _settle(self, ingest: IngestTransport, rules: IngestRules) -> bool:
         """Wait for the round in the commit thread, if any, and answer it (ACK once stored,
-        NACK ``internal`` when its commit failed). True when its commit failed."""
+        NACK ``internal`` when its commit failed). True when its commit failed (and until
+        `_store` has seen it, `_commit_failed`: the next round is then stored in place)."""
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return False
@@ -645,11 +668,21 @@ class Engine:
             appended: Appended | Exception = inflight.future.result()
         except Exception as exc:
             appended = exc
-        if isinstance(appended, Exception):
+        failed = isinstance(appended, Exception)
+        if failed:
             rules.failed(inflight.taken)
+            self._commit_failed = True
         acked = self._commit(ingest, rules, inflight.pending, appended)
         self._answer(ingest, inflight.pending, acked)
-        return isinstance(appended, Exception)
+        return failed
+
+    def _settle_if_done(self, ingest: IngestTransport, rules: IngestRules) -> None:
+        """Answer the round in the commit thread now if its commit has returned: its ACKs
+        do not wait for the next round to be received and decided (the latency under
+        load)."""
+        inflight = self._inflight
+        if inflight is not None and inflight.future.done():
+            self._settle(ingest, rules)
 
     def _last_settle(self, ingest: IngestTransport, rules: IngestRules) -> None:
         """At the end of the ingest thread: answer the round in the commit thread (what it
