@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from assessengine.adapters.library import load_rubric, load_scenario
 from assessengine.archive import rescore
+from assessengine.archive.compare import Summary
 from assessengine.archive.export import export
 from assessengine.archive.layout import MANIFEST, Manifest
 from assessengine.archive.location import ArchiveError, ArchiveRoot
@@ -239,6 +240,39 @@ def test_in_process_rescore_reproduces_the_archived_reports(archive: ArchiveRoot
     assert len(reports) == 6
     for report in reports:
         assert report == json.loads(rows[report["session"]]["report"])
+
+
+def test_export_writes_signals_as_nan_and_seq_delta_encoded(archive: ArchiveRoot) -> None:
+    manifest = Manifest.load(archive)
+    assert manifest is not None
+    path = archive.full(manifest.events_files(LHD)[0].path)
+    meta = pq.ParquetFile(path).metadata
+    columns = {meta.row_group(0).column(k).path_in_schema: meta.row_group(0).column(k)
+               for k in range(meta.num_columns)}  # fmt: skip
+    assert "DELTA_BINARY_PACKED" in columns["seq"].encodings
+    signals = [c for name, c in columns.items() if name.startswith("signals.")]
+    assert signals
+    assert all(c.statistics.null_count == 0 for c in signals)
+    values = pq.read_table(path).column("signals").combine_chunks().flatten()
+    assert any(np.isnan(v.to_numpy()).any() for v in values)  # not reported: NaN
+
+
+def test_a_job_without_reports_gives_outlines_that_summarise_alike(archive: ArchiveRoot) -> None:
+    manifest = Manifest.load(archive)
+    assert manifest is not None
+    rubric, scenario = load_rubric(RUBRICS[NET])
+    parts, rows = plan(archive, manifest, NET)
+    full = list(run_local(Job.of(archive, rubric, scenario), parts))
+    outlined = list(run_local(Job.of(archive, rubric, scenario, reports=False), parts))
+    assert all(r.reports == [] for r in outlined)
+    assert [o for r in outlined for o in r.outlines] == [o for r in full for o in r.outlines]
+    by_reports, by_outlines = Summary(), Summary()
+    for report in (r for res in full for r in res.reports):
+        by_reports.add(report, rows[report["session"]]["report"])
+    for outline in (o for res in outlined for o in res.outlines):
+        by_outlines.add(outline.to_data(), rows[outline.session]["report"])
+    assert by_outlines.to_data() == by_reports.to_data()
+    assert by_outlines.sessions == 5
 
 
 # ------------------------------------------------------------------------------ faults

@@ -68,7 +68,7 @@ def test_a_file_reads_back_as_the_columns_it_was_written_from(
     assert np.array_equal(got.t, sim.t)
     assert np.array_equal(got.event, sim.event)
     assert np.array_equal(got.signals, sim.signals, equal_nan=True)
-    assert np.isnan(sim.signals).any()  # nulls in the file came back as NaN
+    assert np.isnan(sim.signals).any()  # values not reported (NaN in the file) came back
     for array in (got.session, got.seq, got.t, got.event, got.signals):
         assert array.flags.writeable
         assert array.flags.c_contiguous
@@ -98,6 +98,37 @@ def test_plain_string_columns_read_like_dictionary_ones(
     got = _joined(list(event_batches(FS, str(path), scenario, session_ids=None)))
     assert np.array_equal(got.event, sim.event)
     assert np.array_equal(got.session, sim.session)
+
+
+def _old_layout(table: pa.Table) -> pa.Table:
+    """`table` as export wrote it before 2026-12-06: nullable signal fields, null where a
+    value was not reported (NaN now)."""
+    struct = table.column("signals").combine_chunks()
+    fields = [pa.field(f.name, pa.float64()) for f in struct.type]
+    kids = [pa.array(struct.field(k).to_numpy(zero_copy_only=False), pa.float64(),
+                     from_pandas=True) for k in range(len(fields))]  # fmt: skip
+    old = pa.StructArray.from_arrays(kids, fields=fields)
+    return table.set_column(4, pa.field("signals", old.type, nullable=False), old)
+
+
+def test_a_file_of_the_old_layout_with_null_signals_reads_as_the_new_one(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    assert table.column("signals").combine_chunks().field(0).null_count == 0  # NaN, not null
+    old = _old_layout(table)
+    assert sum(old.column("signals").combine_chunks().field(k).null_count
+               for k in range(len(scenario.signal_names))) > 0  # fmt: skip
+    pq.write_table(old, tmp_path / "old.parquet", compression="zstd")  # the old writer's options
+    new = _write(table, tmp_path / "new.parquet", "parquet")
+    got_old = _joined(list(event_batches(FS, str(tmp_path / "old.parquet"), scenario,
+                                         session_ids=None)))  # fmt: skip
+    got_new = _joined(list(event_batches(FS, str(new), scenario, session_ids=None)))
+    for name in ("session", "seq", "t", "event"):
+        assert np.array_equal(getattr(got_old, name), getattr(got_new, name))
+    assert np.array_equal(got_old.signals, got_new.signals, equal_nan=True)
+    assert np.array_equal(got_new.signals, sim.signals, equal_nan=True)
 
 
 def test_a_null_struct_row_reports_no_signal(

@@ -44,6 +44,7 @@ from .layout import (
     events_path,
     events_record_batch,
     events_schema,
+    events_writer_options,
     sessions_path,
 )
 from .location import ArchiveError, ArchiveRoot, unreachable
@@ -278,7 +279,8 @@ class _EventsWriter:
             if self.root.is_local:
                 self.root.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
             self._handle = self.root.fs.open(staging, "wb")
-            self._writer = pq.ParquetWriter(self._handle, self.schema, compression=COMPRESSION)
+            self._writer = pq.ParquetWriter(self._handle, self.schema,
+                                           **events_writer_options(self.scenario))
         except Exception as exc:
             raise unreachable(self.root.where(self._path), exc) from None
         self._rows = self._sessions = 0

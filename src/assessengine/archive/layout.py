@@ -12,7 +12,13 @@ order within each; a session's date is the UTC day it was opened):
     t        float64                     seconds since the session started
     event    dictionary<int32, string>   the event name; its index is the scenario's event code
     signals  struct<NAME: float64, ...>  one field per scenario signal, in scenario order;
-                                         null = not reported
+                                         NaN = not reported (files written before
+                                         2026-12-06 have null there: read alike)
+
+How export writes it (`events_writer_options`): zstd; dictionary pages for every column but
+``seq``, which is delta-encoded (0, 1, 2, ... within each session: a few bits a row); the
+signals without nulls (NaN stands for "not reported"), so a reader decodes no definition
+levels for them and copies their values without a validity bitmap.
 
 Sessions table: one row per archived session (`SESSION_FIELDS`): its info, times, the stored
 report (JSON text), the store's chain head, and ``events_sha256``: sha256 over the session's
@@ -72,8 +78,9 @@ SESSIONS_SCHEMA: Final = pa.schema([pa.field(n, t) for n, t in SESSION_FIELDS])
 
 
 def events_schema(scenario: Scenario) -> pa.Schema:
-    """The events table's schema for `scenario`."""
-    signals = pa.struct([pa.field(name, pa.float64()) for name in scenario.signal_names])
+    """The events table's schema for `scenario` (signal fields required: NaN = not reported)."""
+    signals = pa.struct([pa.field(name, pa.float64(), nullable=False)
+                         for name in scenario.signal_names])  # fmt: skip
     return pa.schema([
         pa.field("session", pa.dictionary(pa.int32(), pa.string()), nullable=False),
         pa.field("seq", pa.int64(), nullable=False),
@@ -94,12 +101,12 @@ def events_record_batch(
 ) -> pa.RecordBatch:
     """Kernel columns as a record batch of the events table (`events_schema`): `session[i]`
     indexes `session_ids`, `event[i]` the scenario's event names, `signals` is
-    (n_signals, n) with NaN where a value was not reported (written as null)."""
+    (n_signals, n) with NaN where a value was not reported (kept as NaN, not null)."""
     schema = events_schema(scenario)
     struct_type = schema.field("signals").type
     if len(scenario.signal_names):
         struct = pa.StructArray.from_arrays(
-            [pa.array(row, pa.float64(), from_pandas=True) for row in signals],
+            [pa.array(row, pa.float64()) for row in signals],
             fields=list(struct_type))  # fmt: skip
     else:
         struct = pa.array([{}] * len(t), struct_type)
@@ -111,6 +118,16 @@ def events_record_batch(
                                        pa.array(list(scenario.event_names), pa.string())),
         struct,
     ], schema=schema)  # fmt: skip
+
+
+def events_writer_options(scenario: Scenario) -> dict[str, Any]:
+    """`pyarrow.parquet.ParquetWriter` options of export's events files (module docstring):
+    zstd, dictionary pages for every column but ``seq``, ``seq`` delta-encoded. Measured on
+    2.47 M simulated events (docs/performance.md): 3.7 against 4.5 bytes an event, and with
+    the signals' nulls gone a quarter less decoding time."""
+    dictionary = ["session", "t", "event", *(f"signals.{n}" for n in scenario.signal_names)]
+    return {"compression": COMPRESSION, "use_dictionary": dictionary,
+            "column_encoding": {"seq": "DELTA_BINARY_PACKED"}}  # fmt: skip
 
 
 def events_path(scenario: str, date: str, run: str, part: int) -> str:

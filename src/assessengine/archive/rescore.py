@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ..core.codec import Layout
 from ..core.compiler import CompiledRubric, compile_rubric
 from ..core.events import EventBatch
 from ..core.kernel_scorer import score_stream
-from ..core.report import Verdict
+from ..core.report import SessionReport, Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..errors import AssessEngineError, ScoringError
@@ -76,18 +76,22 @@ class SchedulerError(AssessEngineError):
 class Job:
     """What every task needs: where the archive is, and the rubric to score with; `key`
     names the compiled rubric in a worker's cache (the rubric's sha256 and the scenario),
-    computed once by `of` rather than by every task."""
+    computed once by `of` rather than by every task. `reports`: whether a task returns each
+    session's whole report (`PartitionResult.reports`) or only its outline
+    (`PartitionResult.outlines`, always there), which is all a summary needs."""
 
     url: str
     storage_options: Mapping[str, Any]
     rubric: Rubric
     scenario: Scenario
     key: str
+    reports: bool = True
 
     @classmethod
-    def of(cls, root: ArchiveRoot, rubric: Rubric, scenario: Scenario) -> Job:
+    def of(cls, root: ArchiveRoot, rubric: Rubric, scenario: Scenario, *,
+           reports: bool = True) -> Job:  # fmt: skip
         return cls(root.url, dict(root.storage_options), rubric, scenario,
-                   rubric.sha256() + scenario.model_dump_json())  # fmt: skip
+                   rubric.sha256() + scenario.model_dump_json(), reports)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +113,39 @@ class Partition:
     split into several tasks, `split`); None: the task checks it."""
 
 
+class Outline(NamedTuple):
+    """What a summary reads of a report: its session, outcome, score and each criterion's
+    verdict (in the report's order). A tuple: a worker pickles 720 of them in a fraction of
+    the time of the reports' JSON shape, which it need not build (docs/performance.md)."""
+
+    session: str
+    outcome: str
+    score: float
+    verdicts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, report: SessionReport) -> Outline:
+        return cls(report.session, report.outcome, report.score,
+                   tuple((c.id, c.verdict) for c in report.criteria))  # fmt: skip
+
+    def to_data(self) -> dict[str, Any]:
+        """The fields of `SessionReport.to_data()` it has, in that shape (criteria: id and
+        verdict only), as `compare.Summary.add` reads them."""
+        return {"session": self.session, "outcome": self.outcome, "score": self.score,
+                "criteria": [{"id": c, "verdict": v} for c, v in self.verdicts]}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionResult:
-    """The reports of one partition (`SessionReport.to_data()`, in its sessions' order)."""
+    """The reports of one partition (`SessionReport.to_data()`, in its sessions' order; empty
+    when the job asked for outlines only, `Job.reports`) and their outlines (always)."""
 
     index: int
     path: str
     reports: list[dict[str, Any]]
     events: int
     seconds: float
+    outlines: list[Outline] = field(default_factory=list)
 
 
 def plan(
@@ -185,8 +213,9 @@ def score_partition(partition: Partition, job: Job) -> PartitionResult:
                                observations=partition.observations)  # fmt: skip
     except ScoringError as exc:
         raise ArchiveError(f"{root.where(partition.path)}: rows out of order ({exc})") from None
-    return PartitionResult(partition.index, partition.path, [r.to_data() for r in reports],
-                           counted[0], time.perf_counter() - started)  # fmt: skip
+    full = [r.to_data() for r in reports] if job.reports else []
+    return PartitionResult(partition.index, partition.path, full, counted[0],
+                           time.perf_counter() - started, [Outline.of(r) for r in reports])
 
 
 def checked_batches(

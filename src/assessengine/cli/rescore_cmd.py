@@ -106,7 +106,8 @@ def rescore(
                                 until=until)  # fmt: skip
     except ArchiveError as exc:
         raise fail(exc) from None
-    job = Job.of(root, rubric, scenario)
+    # the summary alone needs each report's verdicts only: the tasks then ship outlines
+    job = Job.of(root, rubric, scenario, reports=as_json or out is not None)
     # the reports in the plan's order (files, then each file's sessions), as `score` gives them
     order = {sid: k for k, sid in enumerate(s for p in partitions for s in p.sessions)}
     started = time.perf_counter()
@@ -131,13 +132,13 @@ def rescore(
         click.echo(f"rescore: {len(errors)} of {len(partitions)} task(s) failed; no reports "
                    "written", err=True)  # fmt: skip
         raise SystemExit(EXIT_FAILED)
-    reports = sorted((r for result in results for r in result.reports),
-                     key=lambda r: order[r["session"]])  # fmt: skip
     summary = Summary(seconds=time.perf_counter() - started)
     summary.events = sum(r.events for r in results)
-    for report in reports:
-        row = rows[report["session"]]
-        summary.add(report, row["report"])
+    for outline in sorted((o for result in results for o in result.outlines),
+                          key=lambda o: order[o.session]):  # fmt: skip
+        summary.add(outline.to_data(), rows[outline.session]["report"])
+    reports = sorted((r for result in results for r in result.reports),
+                     key=lambda r: order[r["session"]])  # fmt: skip
     if as_json:
         click.echo(dumps({"sessions": reports, "summary": summary.to_data()}, indent=2))
         return
