@@ -26,17 +26,22 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from assessengine.adapters.library import find_rubric, load_rubric
 from assessengine.adapters.signer import IssuerKey
 from assessengine.api.app import create_app
-from assessengine.api.service import ReviewService
+from assessengine.api.service import ReviewService, double_marking
+from assessengine.api.service.access import Principal
 from assessengine.api.service.models import ObservationIn
+from assessengine.api.service.service import SessionFilters
 from assessengine.cli import main
 from assessengine.client import EngineClient
+from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.core.offline import score_sessions
 from assessengine.ingest.sites import at_site
 from assessengine.ingest.zmq import zmq_transport
 from assessengine.runtime.engine import Engine
 from assessengine.runtime.scoring import ThreadScoring
-from assessengine.sim.generate import SimBatch
+from assessengine.sim.generate import SimBatch, simulate
 from assessengine.storage import Store, open_store
 from assessengine.storage.credentials import (
     CredentialStoreError,
@@ -44,6 +49,7 @@ from assessengine.storage.credentials import (
     PublishedList,
     SqlCredentialStore,
 )
+from assessengine.storage.port import SessionInfo
 from assessengine.storage.replication import range_of
 from assessengine.streaming import stream_sessions
 
@@ -58,6 +64,7 @@ LOGICAL: Final = {
 }  # fmt: skip
 """What a site's and a hub's server need (and a quick retry after an outage, for the tests)."""
 WAIT_S: Final = 30.0
+ITEM: Final = "looks_before_reversing"  # the forklift rubric's observed item
 
 
 @dataclass
@@ -397,6 +404,150 @@ def test_refresh_brings_a_sites_publication_to_this_versions_tables(
     with closing(SqlCredentialStore(fed.hub_url)) as at_hub:
         _eventually(lambda: at_hub.revocation("urn:uuid:north-1"), "north's revocation")
     assert _listed(fed.hub_url)["north"]["errors"] == 0
+
+
+def _scored_at(site: Site, count: int, seed: int) -> list[str]:
+    """`count` closed, scored forklift sessions written at `site` through its store (as its
+    engine writes them, without streaming: ids and learners qualified with its name)."""
+    rubric, scenario = load_rubric(find_rubric("forklift-load-handling"))
+    layout = Layout.of(scenario)
+    sims = simulate(scenario, "mixed", count, seed=seed).to_sessions()
+    ids = []
+    for k, (sim, report) in enumerate(zip(sims, score_sessions(rubric, scenario, sims),
+                                          strict=True)):  # fmt: skip
+        sid = f"{site.name}:F{seed}-{k}"
+        site.store.open_session(SessionInfo(sid, f"{site.name}:L{seed}-{k}", scenario.scenario,
+                                            rubric.rubric, rubric.version, rubric.sha256()))
+        header = {"session": sid, "first_seq": 0, "count": len(sim.events),
+                  "encoding": "columns-v1", "dtype": layout.dtype_header()}  # fmt: skip
+        payload = encode_columns_v1(Columns.from_events(sim.events, layout), layout)
+        site.store.append_batches([(sid, 0, len(sim.events), "columns-v1",
+                                    json.dumps(header).encode(), payload)])  # fmt: skip
+        site.store.close_session(sid, sim.end_t)
+        site.store.save_report(sid, {**report.to_data(), "session": sid})
+        ids.append(sid)
+    return ids
+
+
+def _at_site(site: Site, name: str, role: str = "assessor") -> tuple[ReviewService, Principal]:
+    """A review service at `site` (close it), and a token of `name` there."""
+    service = ReviewService.open(site.url)
+    _, token = service.create_token(name=name, role=role, learner=None, actor="t")
+    return service, service.authenticate(token)
+
+
+def test_double_marking_assigned_at_the_hub_is_marked_at_the_site_and_counted_at_both(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    north, south = fed.sites["north"], fed.sites["south"]
+    sid = _scored_at(north, 1, seed=41)[0]
+    _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    hub = ReviewService.open(fed.hub_url)  # the hub's trainer and its list of markers
+    try:
+        trainer = hub.authenticate(hub.create_token(name="hub trainer", role="trainer",
+                                                    learner=None, actor="t")[1])  # fmt: skip
+        hub.create_token(name="marker", role="assessor", learner=None, actor="t")
+        made = double_marking.assign(hub, trainer, sid, double_marking.AssignIn(
+            assessor="marker"))  # fmt: skip
+    finally:
+        hub.close()
+    assigned = ("SELECT assessor, assigned_by FROM review_double_assignments WHERE session = "
+                f"'{sid}'")
+    assert _eventually(lambda: _rows(north.server, assigned) or None, "the assignment at north") \
+        == ["marker|hub trainer"]  # fmt: skip
+    assert _rows(south.server, "SELECT count(*) FROM review_double_assignments") == ["0"]
+    service, marker = _at_site(north, "marker")  # the marker works at the site
+    try:
+        assert [a.id for a in double_marking.mine(service, marker)] == [made.id]
+        assert service.blind(marker, [sid]) == {sid}
+        done = double_marking.submit(service, marker, sid, double_marking.SecondMarksIn(
+            marks=[double_marking.SecondMarkIn(criterion=ITEM, verdict="fail", note="no look")]))
+        assert done.completed_at is not None
+    finally:
+        service.close()
+    marked = f"SELECT criterion, verdict FROM review_double_marks WHERE session = '{sid}'"
+    assert _eventually(lambda: _rows(fed.hub, marked) or None, "the marks at the hub") == [
+        f"{ITEM}|fail"]
+    hub = ReviewService.open(fed.hub_url)
+    try:
+        (completed,) = hub.double_marks.assignments(sessions=[sid])
+        assert completed.completed_at == done.completed_at  # completed at the hub too
+    finally:
+        hub.close()
+    assert _rows(north.server, marked) == [f"{ITEM}|fail"]  # not echoed back: one row
+    assert all(s["errors"] == 0 for s in _listed(fed.hub_url).values())
+
+
+def test_refresh_carries_double_marking_to_a_federation_of_the_version_before(
+    pg_federation: Federation,
+) -> None:
+    """Before revision 0014 the double-marking tables were each database's own: ``site
+    refresh`` publishes them both ways and copies what each place wrote meanwhile."""
+    fed = pg_federation
+    south = fed.sites["south"]
+    tables = "review_double_assignments, review_double_marks"
+    south.server.sql(f"ALTER PUBLICATION assessengine_site DROP TABLE {tables}", "assess")
+    fed.hub.sql(f"ALTER PUBLICATION assessengine_hub_south DROP TABLE {tables}", "assess")
+    fed.hub.sql("ALTER SUBSCRIPTION assessengine_site_south REFRESH PUBLICATION", "assess")
+    south.server.sql("ALTER SUBSCRIPTION assessengine_hub REFRESH PUBLICATION", "assess")
+    sid = _scored_at(south, 1, seed=43)[0]
+    _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    hub = ReviewService.open(fed.hub_url)
+    try:
+        trainer = hub.authenticate(hub.create_token(name="old trainer", role="trainer",
+                                                    learner=None, actor="t")[1])  # fmt: skip
+        hub.create_token(name="old marker", role="assessor", learner=None, actor="t")
+        double_marking.assign(hub, trainer, sid, double_marking.AssignIn(assessor="old marker"))
+    finally:
+        hub.close()
+    assigned = f"SELECT assigned_by FROM review_double_assignments WHERE session = '{sid}'"
+    assert _rows(south.server, assigned) == []  # local, as the version before had it
+    refreshed = CliRunner().invoke(main, ["site", "refresh", "--hub", fed.hub_url])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert refreshed.output.splitlines()[-1] == (
+        "site south: assessengine_site: added review_double_assignments; assessengine_site: "
+        "added review_double_marks; assessengine_hub_south: added review_double_assignments; "
+        "assessengine_hub_south: added review_double_marks"
+    )
+    assert _eventually(lambda: _rows(south.server, assigned) or None,
+                       "the assignment made before, at south") == ["old trainer"]  # fmt: skip
+    assert all(s["errors"] == 0 for s in _listed(fed.hub_url).values())
+
+
+def test_the_hubs_counts_include_the_reviews_made_at_the_sites(
+    pg_federation: Federation,
+) -> None:
+    """An observation made at a site settles the session's pending item at the hub: its
+    list, its review queue and its dashboard count the outcome the site computed."""
+    fed = pg_federation
+    north = fed.sites["north"]
+    ids = _scored_at(north, 2, seed=42)
+    for sid in ids:
+        _eventually(lambda sid=sid: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    learner = "north:L42-0"
+    queue = fed.api.get("/api/v1/review-queue", params={"learner": learner})
+    assert queue.status_code == 200, queue.text
+    assert queue.json()["counts"]["pending"] == 1  # the hub's index has the session pending
+    before = fed.api.get("/api/v1/sessions", params={"learner": learner}).json()["items"]
+    service, assessor = _at_site(north, "north observer")
+    try:
+        service.observe(assessor, ids[0], ObservationIn(criterion=ITEM, verdict="fail",
+                                                        note="did not look"))  # fmt: skip
+        at_site = next(s for s in service.list_sessions(assessor, SessionFilters(
+            learner=learner)).items)  # fmt: skip
+    finally:
+        service.close()
+    seen = f"SELECT note FROM review_observations WHERE session = '{ids[0]}'"
+    _eventually(lambda: _rows(fed.hub, seen) or None, "the observation at the hub")
+    listed = fed.api.get("/api/v1/sessions", params={"learner": learner})
+    assert listed.status_code == 200, listed.text
+    (at_hub,) = listed.json()["items"]
+    assert at_hub["machine"] == at_site.machine.model_dump(mode="json")
+    assert at_hub["machine"] != before[0]["machine"]  # the report's, until the observation
+    queue = fed.api.get("/api/v1/review-queue", params={"learner": learner}).json()
+    assert queue["counts"]["pending"] == 0
+    assert _rows(fed.hub, "SELECT count(*) FROM review_outcomes_due") == ["0"]
 
 
 def _observation() -> ObservationIn:

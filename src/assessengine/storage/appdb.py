@@ -62,6 +62,14 @@ class Db:
         on SQLite (a write transaction holds the whole database already)."""
         return " FOR UPDATE" if self._dialect == "postgresql" else ""
 
+    def serialize(self, key: str) -> None:
+        """Wait until no other write transaction that serialized on `key` is open, and hold
+        `key` until this one ends: on PostgreSQL a transaction-level advisory lock on the
+        key's hash (a collision only serializes two keys), on SQLite nothing (a write
+        transaction holds the whole database already). For a rule no unique key can keep."""
+        if self._dialect == "postgresql":
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """`execute` once per row of `rows` (the driver's batch call: one round trip per
         batch on PostgreSQL, not per row)."""

@@ -1,15 +1,24 @@
 """Double marking: a second assessor marks a session's observed items blind.
 
 The port `DoubleMarks` and its two implementations: `SqlDoubleMarks` over a store's database
-(tables ``review_double_assignments`` and ``review_double_marks``, revision 0009, SQLite and
-PostgreSQL through `storage.appdb`) and `MemoryDoubleMarks`, the fake. Both follow one
-contract (tests/test_double_marks.py runs it on all three):
+(tables ``review_double_assignments`` and ``review_double_marks``, revisions 0012 and 0014,
+SQLite and PostgreSQL through `storage.appdb`) and `MemoryDoubleMarks`, the fake. Both follow
+one contract (tests/test_double_marking.py runs it on all three):
 
 - `assign` records that `assessor` is to mark `session` a second time; a second assignment of
   the same assessor to the same session raises `DuplicateAssignmentError`.
-- `submit` stores the assessor's marks (one per item, all at once) and completes the
-  assignment; an unknown or already completed assignment raises `StoreError`.
+- `submit` stores the assessor's marks (one per item, all at once, at least one) and so
+  completes the assignment; an unknown or already completed assignment, or no marks, raises
+  `StoreError`.
 - Every change writes its audit entry in the same transaction (``review_audit``).
+
+Both tables are insert-only, so that their rows replicate between a hub and its sites like
+the other review rows (`storage.replication`): an assignment is completed when its marks
+are there (``completed_at``: when they were recorded), never by changing its row. No unique
+key holds "one assignment per (session, assessor)" or "one submission per assignment" (two
+places may each write one before they hear of the other: a key would stop replication);
+`SqlDoubleMarks` keeps both rules inside one database (`Db.serialize`) and reads twins that
+came from two places as one: the assignment made first, and the submission recorded first.
 
 Who may do what, and what is blind to whom, is the service's business
 (`api.service.double_marking`).
@@ -18,9 +27,9 @@ Who may do what, and what is blind to whom, is the service's business
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 from .appdb import AppDb
 from .port import StoreError
@@ -84,6 +93,15 @@ class DoubleMarks(Protocol):
         ...
 
 
+_ASSIGNMENT: Final = (
+    "SELECT a.id, a.session, a.assessor, a.assigned_by, a.assigned_at, "
+    "(SELECT min(m.recorded_at) FROM review_double_marks m JOIN review_double_assignments t "
+    "ON t.id = m.assignment WHERE t.session = a.session AND t.assessor = a.assessor) "
+    "FROM review_double_assignments a"
+)
+"""Assignments with their completion: when the first marks of any twin were recorded."""
+
+
 class SqlDoubleMarks:
     """`DoubleMarks` in the store database of `db` (opened by the caller, which closes it)."""
 
@@ -93,12 +111,13 @@ class SqlDoubleMarks:
     def assign(self, session: str, assessor: str, *, by: str, at: str,
                audit: AuditEntry) -> Assignment:  # fmt: skip
         with self._db.write() as db:
+            db.serialize(_pair(session, assessor))
             if db.execute("SELECT 1 FROM review_double_assignments WHERE session = ? AND "
                           "assessor = ?", (session, assessor)).fetchone():  # fmt: skip
                 raise DuplicateAssignmentError(_duplicate(session, assessor))
             key = db.insert_id(
                 "INSERT INTO review_double_assignments (session, assessor, assigned_by, "
-                "assigned_at, completed_at) VALUES (?, ?, ?, ?, NULL)",
+                "assigned_at) VALUES (?, ?, ?, ?)",
                 (session, assessor, by, at),
             )
             write_audit(db, audit, at, extra={"assignment": key})
@@ -112,35 +131,31 @@ class SqlDoubleMarks:
         if sessions is not None:
             if not sessions:
                 return []
-            clauses.append(f"session IN ({','.join('?' * len(sessions))})")
+            clauses.append(f"a.session IN ({','.join('?' * len(sessions))})")
             params += list(sessions)
         if assessor is not None:
-            clauses.append("assessor = ?")
+            clauses.append("a.assessor = ?")
             params.append(assessor)
-        if open_only:
-            clauses.append("completed_at IS NULL")
         with self._db.read() as db:
-            rows = db.execute(
-                "SELECT id, session, assessor, assigned_by, assigned_at, completed_at FROM "
-                f"review_double_assignments WHERE {' AND '.join(clauses)} ORDER BY id", params,
-            ).fetchall()
-        return [Assignment(*row) for row in rows]
+            rows = db.execute(f"{_ASSIGNMENT} WHERE {' AND '.join(clauses)} "
+                              "ORDER BY a.assigned_at, a.id", params).fetchall()  # fmt: skip
+        found = _first_of_twins(Assignment(*row) for row in rows)
+        return [a for a in found if not (open_only and a.completed_at is not None)]
 
     def submit(self, assignment: int, marks: Sequence[MarkIn], *, actor: str, at: str,
                audit: AuditEntry) -> Assignment:  # fmt: skip
         with self._db.write() as db:
-            row = db.execute("SELECT id, session, assessor, assigned_by, assigned_at, "
-                             "completed_at FROM review_double_assignments WHERE id = ?",
-                             (assignment,)).fetchone()  # fmt: skip
-            found = _submittable(None if row is None else Assignment(*row), assignment)
+            row = db.execute(f"{_ASSIGNMENT} WHERE a.id = ?", (assignment,)).fetchone()
+            if row is not None:  # then read it again, alone: a twin may have been submitted
+                db.serialize(_pair(row[1], row[2]))
+                row = db.execute(f"{_ASSIGNMENT} WHERE a.id = ?", (assignment,)).fetchone()
+            found = _submittable(None if row is None else Assignment(*row), assignment, marks)
             db.executemany(
                 "INSERT INTO review_double_marks (assignment, session, criterion, verdict, "
                 "note, actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(assignment, found.session, m.criterion, m.verdict, m.note, actor, at)
                  for m in marks],
             )  # fmt: skip
-            db.execute("UPDATE review_double_assignments SET completed_at = ? WHERE id = ?",
-                       (at, assignment))  # fmt: skip
             write_audit(db, audit, at, extra={"assignment": assignment})
         return replace(found, completed_at=at)
 
@@ -149,11 +164,13 @@ class SqlDoubleMarks:
             return []
         with self._db.read() as db:
             rows = db.execute(
-                "SELECT assignment, session, criterion, verdict, note, actor, recorded_at "
-                f"FROM review_double_marks WHERE session IN ({','.join('?' * len(sessions))}) "
-                "ORDER BY id", tuple(sessions),
+                "SELECT m.assignment, m.session, m.criterion, m.verdict, m.note, m.actor, "
+                "m.recorded_at, a.assessor FROM review_double_marks m "
+                "JOIN review_double_assignments a ON a.id = m.assignment "
+                f"WHERE m.session IN ({','.join('?' * len(sessions))}) "
+                "ORDER BY m.recorded_at, m.assignment, m.id", tuple(sessions),
             ).fetchall()  # fmt: skip
-        return [Mark(*row) for row in rows]
+        return [Mark(*row[:7]) for row in _first_submissions(rows)]
 
 
 class MemoryDoubleMarks:
@@ -190,7 +207,7 @@ class MemoryDoubleMarks:
         with self._lock:
             rows = self._assignments
             found = _submittable(rows[assignment - 1] if 0 < assignment <= len(rows) else None,
-                                 assignment)  # fmt: skip
+                                 assignment, marks)  # fmt: skip
             self._marks += [Mark(assignment, found.session, m.criterion, m.verdict, m.note,
                                  actor, at) for m in marks]  # fmt: skip
             done = replace(found, completed_at=at)
@@ -207,10 +224,49 @@ def _duplicate(session: str, assessor: str) -> str:
     return f"{assessor!r} is assigned to double-mark session {session!r} already"
 
 
-def _submittable(found: Assignment | None, key: int) -> Assignment:
+def _submittable(found: Assignment | None, key: int, marks: Sequence[MarkIn]) -> Assignment:
     if found is None:
         raise StoreError(f"no double-marking assignment {key}")
     if found.completed_at is not None:
         raise StoreError(f"double-marking assignment {key} was completed at "
                          f"{found.completed_at}")  # fmt: skip
+    if not marks:
+        raise StoreError(f"double-marking assignment {key}: no marks given (an assignment is "
+                         "completed by its marks)")  # fmt: skip
     return found
+
+
+def _first_submissions(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Of mark rows (assignment, session, criterion, ..., recorded_at, assessor) in the order
+    they were recorded, those of each (session, assessor)'s first submission (assignment and
+    time), one per criterion: a second one came from another place of a federation, where
+    the pair was submitted before the first had reached it."""
+    counted: dict[tuple[str, str], tuple[int, str]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    kept = []
+    for row in rows:
+        assignment, session, criterion, recorded_at, assessor = (
+            row[0], row[1], row[2], row[6], row[7])
+        first = counted.setdefault((session, assessor), (assignment, recorded_at))
+        if first == (assignment, recorded_at) and (session, assessor, criterion) not in seen:
+            seen.add((session, assessor, criterion))
+            kept.append(row)
+    return kept
+
+
+def _pair(session: str, assessor: str) -> str:
+    """What `Db.serialize` holds while one (session, assessor) pair is checked and written."""
+    return f"double-marking\x1f{session}\x1f{assessor}"
+
+
+def _first_of_twins(rows: Iterable[Assignment]) -> list[Assignment]:
+    """`rows` (in the order they were made) with one assignment per (session, assessor): the
+    first. Twins come from two places that each assigned the pair before they heard of the
+    other's (`storage.replication`); their completion is the pair's (`_ASSIGNMENT`)."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for row in rows:
+        if (row.session, row.assessor) not in seen:
+            seen.add((row.session, row.assessor))
+            kept.append(row)
+    return kept

@@ -7,19 +7,26 @@ rows. Which way each table goes, so that no row is ever written in two places:
     site -> hub   sessions, batches (raw payloads inline), decisions, reports,
                   credential_status_lists, credential_status_slots, credential_issued,
                   credential_revocations, credential_shares;
-                  review_observations, review_overrides, review_audit: the rows written at
+                  review_observations, review_overrides, review_audit,
+                  review_double_assignments, review_double_marks: the rows written at
                   the site (publication ``assessengine_site``, subscription
                   ``assessengine_site_NAME`` on the hub)
-    hub -> site   review_observations, review_overrides, review_audit: the rows written at
-                  the hub about that site's sessions (``SITE:...``) (publication
-                  ``assessengine_hub_NAME`` on the hub, subscription ``assessengine_hub`` on
-                  the site)
+    hub -> site   the same five review tables: the rows written at the hub about that site's
+                  sessions (``SITE:...``) (publication ``assessengine_hub_NAME`` on the hub,
+                  subscription ``assessengine_hub`` on the site)
     local         review_tokens (each place issues its own), review_outcomes and the cohort
-                  index (each database's cache of outcomes, kept by the reviews recorded
-                  there), review_rubrics, review_rescores, credential_status_published (each
-                  database signs the status lists it serves from the slots and revocations
-                  it holds), oauth_clients and oauth_grants (each place's Open Badges API
-                  authorizes its own hosts), payload_files, the schema's version tables
+                  index (each database's cache of outcomes: computed where they are read, from
+                  the review rows it holds; review_outcomes_due names the sessions whose rows
+                  arrived by replication since, `api.service.outcomes`), review_rubrics,
+                  review_rescores, credential_status_published (each database signs the
+                  status lists it serves from the slots and revocations it holds),
+                  oauth_clients and oauth_grants (each place's Open Badges API authorizes its
+                  own hosts), payload_files, the schema's version tables
+
+The review tables are insert-only (no row is ever changed: a double-marking assignment is
+completed by its marks, revision 0014) and have no unique key but their id: two places may
+each write a twin (an assignment of the same assessor to the same session) before they hear
+of each other, and the stores read twins as one (`storage.double_marks`).
 
 Every table of `storage.schema` is in exactly one of these (`SITE_TABLES`, `REVIEW_TABLES`,
 `LOCAL_TABLES`; a test checks it): a new table must say where it goes, and ``site refresh``
@@ -76,13 +83,17 @@ SITE_TABLES: Final = (
     "credential_revocations", "credential_shares",
 )  # fmt: skip
 """Written at a site only: all of their rows go to the hub."""
-REVIEW_TABLES: Final = ("review_observations", "review_overrides", "review_audit")
-"""Written at both: each row goes from where it was written (told by its id's range)."""
+REVIEW_TABLES: Final = (
+    "review_observations", "review_overrides", "review_audit",
+    "review_double_assignments", "review_double_marks",
+)  # fmt: skip
+"""Written at both, insert-only: each row goes from where it was written (told by its id's
+range) to where the session is owned or read."""
 LOCAL_TABLES: Final = (
     "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
     "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
     "schema_version", "oauth_clients", "oauth_grants", "cohort_changes",
-    "review_double_assignments", "review_double_marks",
+    "review_outcomes_due",
 )  # fmt: skip
 """Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(
@@ -253,12 +264,15 @@ def _holds_range(conn: psycopg.Connection[Any], number: int) -> bool:
     )  # fmt: skip
 
 
-def _check_old_ids(h: psycopg.Connection[Any], s: psycopg.Connection[Any], site: str) -> None:
-    """Refuse a site whose rows from before it joined (ids below 2**40) share ids with rows
-    the hub holds: the hub could not take them."""
+def _check_old_ids(
+    h: psycopg.Connection[Any], s: psycopg.Connection[Any], site: str,
+    tables: Sequence[str] = SITE_TABLES + REVIEW_TABLES,
+) -> None:  # fmt: skip
+    """Refuse a site whose rows of `tables` from before it joined (ids below 2**40) share ids
+    with rows the hub holds: the hub could not take them."""
     low = 1 << RANGE_BITS
     for table in IDENTITY_TABLES:
-        if table not in SITE_TABLES + REVIEW_TABLES:
+        if table not in tables:
             continue
         query = sql.SQL("SELECT min(id), max(id) FROM {} WHERE id < %s").format(
             sql.Identifier(table))
@@ -344,8 +358,7 @@ def _sync_publication(
     """Add the tables of `entries` that publication `name` lacks and drop those it has
     beyond them (a running subscription sees the change after REFRESH PUBLICATION); the
     changes, in words."""
-    held = {row[0] for row in conn.execute(
-        "SELECT tablename FROM pg_publication_tables WHERE pubname = %s", (name,)).fetchall()}
+    held = _published(conn, name)
     done = []
     for table, where in entries.items():
         if table not in held:
@@ -452,6 +465,9 @@ def refresh_sites(hub: str) -> list[SiteStep]:
             try:
                 _migrate(conninfo)
                 with _connect(conninfo) as s:
+                    # a table replicated from now on: the site's rows of it from before it
+                    # joined must not clash with the hub's (as `add_site` checks)
+                    _check_old_ids(h, s, conninfo, _unpublished(s, SITE_PUBLICATION))
                     changes = _sync_publication(s, SITE_PUBLICATION, _site_entries())
                     changes += _sync_publication(h, hub_publication(name), _hub_entries(name))
                     _refresh(h, site_subscription(name))
@@ -462,6 +478,19 @@ def refresh_sites(hub: str) -> list[SiteStep]:
                 continue
             report.append(SiteStep(name, True, "; ".join(changes) or "up to date"))
     return report
+
+
+def _published(conn: psycopg.Connection[Any], publication: str) -> set[str]:
+    """The tables `publication` holds in `conn`'s database."""
+    rows = conn.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = %s",
+                        (publication,)).fetchall()  # fmt: skip
+    return {row[0] for row in rows}
+
+
+def _unpublished(conn: psycopg.Connection[Any], publication: str) -> list[str]:
+    """The tables of the site publication's entries that `publication` lacks."""
+    held = _published(conn, publication)
+    return [t for t in _site_entries() if t not in held]
 
 
 def _site_conninfos(h: psycopg.Connection[Any]) -> list[tuple[str, str]]:

@@ -12,6 +12,10 @@ session list:
                          verdict it overrode (every one kept; the latest per criterion counts)
     review_outcomes      a session's outcome with observations and with overrides, kept up to
                          date with them (so the session list can filter on it)
+    review_outcomes_due  sessions whose observations or overrides arrived by replication since
+                         their outcome was kept (PostgreSQL: written by a trigger that fires in
+                         the apply worker only, revision 0014); the app recomputes them
+                         (`outcomes_due`, `SessionWrite.take_due`)
     review_rubrics       uploaded rubric versions: text, sha256, who and when
     review_rescores      re-scoring runs and the verdicts they changed
     review_audit         every change: who, when, what, why
@@ -284,6 +288,18 @@ class ReviewStore:
             ).fetchall()
         return rows
 
+    def outcomes_due(self, limit: int) -> list[str]:
+        """Up to `limit` sessions whose outcome is due a recomputation (review rows arrived by
+        replication since it was kept) and that have a report to compute it from; one
+        indexed lookup when there is none (the usual case, and always on SQLite)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT d.session FROM review_outcomes_due d "
+                "JOIN sessions s ON s.session = d.session "
+                "JOIN reports r ON r.session_id = s.id ORDER BY d.session LIMIT ?", (limit,),
+            ).fetchall()  # fmt: skip
+        return [row[0] for row in rows]
+
     @contextmanager
     def session_write(self, session: str) -> Iterator[SessionWrite]:
         """One write transaction on a session's review rows: what it reads inside is what the
@@ -435,6 +451,14 @@ class SessionWrite:
             " actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.session, criterion, verdict, machine_verdict, reason, actor, at),
         )
+
+    def take_due(self) -> bool:
+        """Take the session off ``review_outcomes_due`` (see `ReviewStore.outcomes_due`):
+        True when it was on it and this transaction is the one to recompute its outcome
+        (another writer taking it at once waits for this one, then finds it gone)."""
+        return self._db.execute(
+            "DELETE FROM review_outcomes_due WHERE session = ? RETURNING session",
+            (self.session,)).fetchone() is not None  # fmt: skip
 
     def set_outcome(self, outcome: OutcomeRow, at: str) -> None:
         self._db.execute(

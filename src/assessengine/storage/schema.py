@@ -21,7 +21,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     the session list filters and shows without reading the JSON; revision 0006)
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
                     rubric versions, rescores, audit log), revision 0003; double-marking
-                    assignments and second marks (review_double_*), revision 0012
+                    assignments and second marks (review_double_*), revision 0012, insert-only
+                    since 0014; the outcomes due a recomputation (review_outcomes_due), 0014
     credential_*    issued credentials, revocations, status lists (slots, published), 0003;
                     share links of credentials' public pages (credential_shares), 0010
     cohort_*        the cohort index: per closed, scored session its counted outcome, the
@@ -188,6 +189,13 @@ review_outcomes: Final = sa.Table(
     sa.Column("updated_at", sa.Text, nullable=False),
 )  # fmt: skip
 
+review_outcomes_due: Final = sa.Table(
+    "review_outcomes_due", metadata,
+    # 0014: sessions whose review rows arrived by replication since their outcome was kept
+    # (PostgreSQL: a trigger fired by the apply worker only); the app recomputes them
+    sa.Column("session", sa.Text, primary_key=True),
+)  # fmt: skip
+
 review_rubrics: Final = sa.Table(
     "review_rubrics", metadata,
     _id(),
@@ -235,9 +243,11 @@ review_double_assignments: Final = sa.Table(
     sa.Column("assessor", sa.Text, nullable=False),
     sa.Column("assigned_by", sa.Text, nullable=False),
     sa.Column("assigned_at", sa.Text, nullable=False),
-    sa.Column("completed_at", sa.Text),
-    sa.UniqueConstraint("session", "assessor", name="review_double_assignments_once"),
-    sa.Index("review_double_assignments_by_assessor", "assessor", "completed_at"),
+    # 0014: insert-only (replicated from where each row is written, `storage.replication`):
+    # completion is derived from the marks; one assignment per (session, assessor) is the
+    # store's rule, not a constraint (two places may each write one before they hear of it)
+    sa.Index("review_double_assignments_by_session", "session", "assessor"),
+    sa.Index("review_double_assignments_by_assessor", "assessor"),
 )  # fmt: skip
 
 review_double_marks: Final = sa.Table(
@@ -252,8 +262,8 @@ review_double_marks: Final = sa.Table(
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.Text, nullable=False),
     sa.CheckConstraint("verdict IN ('pass', 'fail')", name="review_double_marks_verdict"),
-    sa.UniqueConstraint("assignment", "criterion", name="review_double_marks_once"),
     sa.Index("review_double_marks_by_session", "session", "id"),
+    sa.Index("review_double_marks_by_assignment", "assignment"),
 )  # fmt: skip
 
 credential_status_lists: Final = sa.Table(

@@ -153,6 +153,7 @@ class CohortService:
         nothing is compared at all. `progress(done, total)` is called after each chunk of
         `INDEX_CHUNK` sessions (the first refresh of a large store, `index_at_start`)."""
         with self._refresh_lock:
+            self.reviews.outcomes_up_to_date()  # a change it makes marks the index changed
             if self._mark is not None and not self.store.changed_since(self._mark):
                 return 0
             mark = self.store.change_mark()

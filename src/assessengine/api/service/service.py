@@ -40,7 +40,7 @@ from ...storage.reviews import (
     SessionWrite,
     TokenRow,
 )
-from . import drafts, history, series, uploads, views
+from . import drafts, history, outcomes, series, uploads, views
 from . import rescore as rescoring
 from .access import ROLES, Action, Principal, Role, new_token, token_hash
 from .catalog import Catalog, Entry
@@ -216,7 +216,7 @@ class ReviewService:
             before_key=decode_cursor(cursor, "s"),
         )  # fmt: skip
         limit = max(1, min(limit, MAX_PAGE))
-        rows = self.review.session_rows(query, limit + 1)
+        rows = self._session_rows(query, limit + 1)
         more = len(rows) > limit
         rows = self._unreviewed(who, rows[:limit])
         next_cursor = encode_cursor("s", rows[-1].key) if more and rows else None
@@ -434,7 +434,7 @@ class ReviewService:
         _allow(who, Action.UPLOAD_RUBRIC)
         _, entry = self._checked_rubric(filename, data)
         base = self.catalog.find(entry.rubric.rubric)
-        rows = self.review.session_rows(SessionQuery(rubric=entry.rubric.rubric, status="closed"),
+        rows = self._session_rows(SessionQuery(rubric=entry.rubric.rubric, status="closed"),
                                         drafts.PREVIEW_SESSIONS)  # fmt: skip
         records = [r for r in (self.store.session(row.session) for row in rows) if r is not None]
         observations = self.review.observations([r.info.session for r in records])
@@ -513,7 +513,7 @@ class ReviewService:
             return [r for r in records if r is not None]
         cohort = body.cohort
         assert cohort is not None  # the model requires one of the two
-        rows = self.review.session_rows(SessionQuery(
+        rows = self._session_rows(SessionQuery(
             learner=cohort.learner, scenario=cohort.scenario, rubric=cohort.rubric,
             source=cohort.source, outcome=cohort.outcome, status="closed",
             opened_from=_stamp(cohort.opened_from), opened_to=_stamp(cohort.opened_to),
@@ -540,7 +540,7 @@ class ReviewService:
         _allow(who, Action.READ_LEARNERS)
         if not who.sees_learner(learner):
             raise NotFoundError(f"no learner {learner!r}")
-        rows = self.review.session_rows(SessionQuery(learner=learner, rubric=rubric), 100_000)
+        rows = self._session_rows(SessionQuery(learner=learner, rubric=rubric), 100_000)
         rows = self._unreviewed(who, rows[::-1])
         sessions = [r.session for r in rows]
         hidden = self.blind(who, sessions)
@@ -605,6 +605,16 @@ class ReviewService:
         return [replace(r, reviewed=None) if r.session in hidden else r for r in rows]
 
     # ================================================================================ helpers
+
+    def outcomes_up_to_date(self) -> int:
+        """Recompute the reviewed outcomes that review rows from another place of a federation
+        made due (`outcomes.recompute_due`); how many. Called before outcomes are read."""
+        return outcomes.recompute_due(self)
+
+    def _session_rows(self, query: SessionQuery, limit: int) -> list[SessionRow]:
+        """`ReviewStore.session_rows`, with every reviewed outcome up to date."""
+        self.outcomes_up_to_date()
+        return self.review.session_rows(query, limit)
 
     def _visible(self, who: Principal, session_id: str) -> SessionRecord:
         record = self.store.session(session_id)
