@@ -148,7 +148,9 @@ class CohortService:
 
     def refresh(self, progress: Progress | None = None) -> int:
         """Index every closed, scored session whose report or review changed since it was
-        indexed; returns how many were (re)indexed. When nothing the index derives from
+        indexed; returns how many were (re)indexed. The reviewed outcomes that replicated
+        review rows made due are recomputed first (`ReviewService.outcomes_up_to_date`: one
+        indexed lookup when none is). When nothing the index derives from
         changed since the last refresh (`CohortStore.changed_since`: one indexed lookup),
         nothing is compared at all. `progress(done, total)` is called after each chunk of
         `INDEX_CHUNK` sessions (the first refresh of a large store, `index_at_start`)."""
