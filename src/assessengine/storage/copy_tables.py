@@ -43,6 +43,7 @@ APP_TABLES: Final = (
     schema.review_observations,
     schema.review_overrides,
     schema.review_outcomes,
+    schema.review_outcomes_due,  # (a copy of a hub's) sessions the target is to recompute
     schema.review_audit,
     schema.review_double_assignments,
     schema.review_double_marks,
