@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,6 +275,17 @@ def test_a_job_without_reports_gives_outlines_that_summarise_alike(archive: Arch
     assert by_outlines.to_data() == by_reports.to_data()
     assert by_outlines.sessions == 5
 
+
+def test_a_pickled_job_loads_its_rubric_once_per_process(tmp_path: Path) -> None:
+    rubric, scenario = load_rubric(RUBRICS[NET])
+    job = Job.of(ArchiveRoot.open(str(tmp_path)), rubric, scenario, reports=False)
+    raw = pickle.dumps(job)
+    first, second = pickle.loads(raw), pickle.loads(raw)
+    assert first == job
+    assert first.rubric.sha256() == rubric.sha256()
+    assert first.scenario == scenario
+    assert second.rubric is first.rubric  # not rebuilt (about 1 ms a task on a worker)
+    assert second.scenario is first.scenario
 
 # ------------------------------------------------------------------------------ faults
 

@@ -328,14 +328,23 @@ def test_workers_keep_freed_memory_after_a_task(
     assert all(n < 4096 for n in after_warm_up.values()), after_warm_up  # every worker
 
 
-def profiler_enabled() -> bool:
+def worker_settings() -> dict[str, object]:
     import dask  # noqa: PLC0415
 
-    return bool(dask.config.get("distributed.worker.profile.enabled"))
+    keys = ("distributed.worker.profile.enabled", "distributed.admin.tick.interval",
+            "distributed.admin.system-monitor.interval",
+            "distributed.worker.memory.monitor-interval")  # fmt: skip
+    return {key: dask.config.get(key) for key in keys}
 
 
-def test_the_local_cluster_runs_its_workers_without_the_statistical_profiler() -> None:
+def test_the_local_cluster_runs_its_workers_without_profiler_and_with_sparse_monitors() -> None:
     with DaskRunner(workers=1) as runner:
         runner.client.wait_for_workers(1, timeout=120)
-        found = runner.client.run(profiler_enabled)
-    assert list(found.values()) == [False]
+        found = runner.client.run(worker_settings)
+    assert list(found.values()) == [{
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+        "distributed.worker.memory.monitor-interval": "1s",
+    }]  # fmt: skip
+
