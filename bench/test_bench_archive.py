@@ -4,7 +4,10 @@
   event on disk;
 - `rescore` on Dask distributed with 1 and 2 worker processes (a LocalCluster started before
   the timing; every worker has scored the job once, so the kernel is loaded): events/s
-  including Parquet reading and the file check (its bytes against the manifest's sha256);
+  including Parquet reading and the file check (its bytes against the manifest's sha256),
+  in both of its modes: ``summary`` (the CLI's default: the workers send back each report's
+  outline, `rescore.Outline`) and ``reports`` (``--json`` / ``--out`` and the API: whole
+  reports, `SessionReport.to_data()`);
 - `score` on the same sessions as one Parquet file (`inputs.arrow` through
   `core.offline.score_chunks`, the path of ``assessengine score FILE.parquet``): events/s end
   to end, from the file on disk to the reports;
@@ -36,7 +39,12 @@ from tests.archive_data import RUBRICS, fill_store
 
 from assessengine.adapters.library import load_rubric, load_scenario
 from assessengine.archive.export import ROW_GROUP_ROWS, export
-from assessengine.archive.layout import COMPRESSION, Manifest, events_record_batch, events_schema
+from assessengine.archive.layout import (
+    Manifest,
+    events_record_batch,
+    events_schema,
+    events_writer_options,
+)
 from assessengine.archive.location import ArchiveRoot
 from assessengine.archive.rescore import DaskRunner, Job, Partition, PartitionResult, plan
 from assessengine.archive.split import TASKS_PER_WORKER, split
@@ -78,7 +86,8 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Archived:
         store.close()
     _, scenario = load_rubric(RUBRICS[SCENARIO])
     parquet = folder / "events.parquet"
-    with pq.ParquetWriter(parquet, events_schema(scenario), compression=COMPRESSION) as out:
+    with pq.ParquetWriter(parquet, events_schema(scenario),
+                          **events_writer_options(scenario)) as out:  # fmt: skip
         for lo in range(0, len(sim), ROW_GROUP_ROWS):
             rows = slice(lo, lo + ROW_GROUP_ROWS)
             out.write_batch(events_record_batch(scenario, sim.session_ids, sim.session[rows],
@@ -113,12 +122,12 @@ def test_archive_export(benchmark: Any, archived: Archived, tmp_path: Path) -> N
           f"{per_event:.2f} bytes/event on disk (zstd)")
 
 
-def _job(archived: Archived) -> tuple[Job, list[Partition]]:
+def _job(archived: Archived, *, reports: bool) -> tuple[Job, list[Partition]]:
     rubric, scenario = load_rubric(RUBRICS[SCENARIO])
     manifest = Manifest.load(archived.root)
     assert manifest is not None
     parts, _ = plan(archived.root, manifest, scenario.scenario)
-    return Job.of(archived.root, rubric, scenario), parts
+    return Job.of(archived.root, rubric, scenario, reports=reports), parts
 
 
 @pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
@@ -129,8 +138,10 @@ def runner(request: pytest.FixtureRequest) -> Iterator[DaskRunner]:
         yield started
 
 
-def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner) -> None:
-    job, parts = _job(archived)
+@pytest.mark.parametrize("mode", ["summary", "reports"])
+def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner,
+                         mode: str) -> None:  # fmt: skip
+    job, parts = _job(archived, reports=mode == "reports")
     root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
 
     cpu: list[float] = []
@@ -152,11 +163,11 @@ def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner)
     assert events == archived.events
     rate = events / benchmark.stats.stats.min
     benchmark.extra_info |= {"events": events, "files": len(parts), "workers": runner.workers,
-                             "events_per_s": round(rate),
+                             "mode": mode, "events_per_s": round(rate),
                              "events_per_cpu_s": round(events / min(cpu))}  # fmt: skip
-    RATES[f"rescore-{runner.workers}"] = rate
-    CPU_RATES[f"rescore-{runner.workers}"] = events / min(cpu)
-    print(f"\nrescore, {runner.workers} worker(s): {events} events in {len(parts)} files, "
+    RATES[f"rescore-{runner.workers}-{mode}"] = rate
+    CPU_RATES[f"rescore-{runner.workers}-{mode}"] = events / min(cpu)
+    print(f"\nrescore ({mode}), {runner.workers} worker(s): {events} events in {len(parts)} files, "
           f"{rate:,.0f} events/s (best of {ROUNDS}, Parquet reading included); the workers' "
           f"CPU: {events / min(cpu):,.0f} events per CPU second")
 
@@ -204,21 +215,25 @@ def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archiv
 
 
 def test_ratios(benchmark: Any) -> None:
-    """The targets' ratios from the rates measured above in this run."""
-    needed = {"rescore-1", "rescore-2", "kernel", "score-parquet"}
+    """The targets' ratios from the rates measured above in this run, for both modes."""
+    modes = ("summary", "reports")
+    needed = {f"rescore-{w}-{m}" for w in (1, 2) for m in modes} | {"kernel", "score-parquet"}
     if not needed <= set(RATES):
         pytest.skip("run the whole module: the ratios need every rate")
-    two_over_one = RATES["rescore-2"] / RATES["rescore-1"]
-    one_over_kernel = RATES["rescore-1"] / RATES["kernel"]
     score_over_kernel = RATES["score-parquet"] / RATES["kernel"]
-    cpu_one_over_kernel = CPU_RATES["rescore-1"] / CPU_RATES["kernel"]
-    benchmark.extra_info |= {"two_workers_over_one": round(two_over_one, 2),
-                             "one_worker_over_kernel": round(one_over_kernel, 2),
-                             "one_worker_over_kernel_cpu": round(cpu_one_over_kernel, 2),
-                             "score_parquet_over_kernel": round(score_over_kernel, 2)}  # fmt: skip
+    benchmark.extra_info["score_parquet_over_kernel"] = round(score_over_kernel, 2)
+    lines = []
+    for mode in modes:
+        two_over_one = RATES[f"rescore-2-{mode}"] / RATES[f"rescore-1-{mode}"]
+        one_over_kernel = RATES[f"rescore-1-{mode}"] / RATES["kernel"]
+        cpu_one_over_kernel = CPU_RATES[f"rescore-1-{mode}"] / CPU_RATES["kernel"]
+        benchmark.extra_info |= {f"{mode}_two_workers_over_one": round(two_over_one, 2),
+                                 f"{mode}_one_worker_over_kernel": round(one_over_kernel, 2),
+                                 f"{mode}_one_worker_over_kernel_cpu":
+                                     round(cpu_one_over_kernel, 2)}  # fmt: skip
+        lines.append(f"rescore ({mode}): 2 workers / 1 worker = {two_over_one:.2f} (target >= "
+                     f"1.5); 1 worker / in-process kernel = {one_over_kernel:.2f} (target >= "
+                     f"0.5; in CPU time: {cpu_one_over_kernel:.2f})")  # fmt: skip
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    print(f"\nratios: 2 workers / 1 worker = {two_over_one:.2f} (target >= 1.5); "
-          f"1 worker / in-process kernel = {one_over_kernel:.2f} (target >= 0.5; in CPU "
-          f"time: {cpu_one_over_kernel:.2f}); "
-          f"score on Parquet / in-process kernel = {score_over_kernel:.2f} "
-          f"({RATES['score-parquet'] / 1e6:.2f} M events/s, target >= 5)")
+    print("\nratios: " + "; ".join(lines) + f"; score on Parquet / in-process kernel = "
+          f"{score_over_kernel:.2f} ({RATES['score-parquet'] / 1e6:.2f} M events/s, target >= 5)")
