@@ -1,7 +1,7 @@
 """A round's group commit runs in the engine's commit thread while the ingest thread takes and
 decides the next round (`Engine(overlap_commits=True)`, the default, for rounds of at least
-`overlap_min_bytes`; smaller rounds are committed in place; the tests below set it to 0 to
-hand over small rounds too). What must not change:
+`overlap_min_bytes` whose batches are not small; other rounds are committed in place; most
+tests below hand over every round, `EVERY_ROUND`). What must not change:
 every answer goes out in arrival order, no batch is ACKed before its commit returned, a bad
 frame or a failed commit spoils nothing else, and `stop` answers the round being committed
 before the transport closes. A store whose appends wait at a gate makes the overlap happen
@@ -19,14 +19,15 @@ from assessengine.core.events import Event
 from assessengine.core.wire import WireModel
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.ingest.port import Message
-from assessengine.runtime.engine import OVERLAP_MIN_BYTES
+from assessengine.runtime.engine import OVERLAP_MIN_BATCH_BYTES, OVERLAP_MIN_BYTES
 from assessengine.storage.memory import MemoryStore
-from assessengine.storage.port import Payload, StoredBatch, StoreError
+from assessengine.storage.port import Payload, SessionRecord, StoredBatch, StoreError
 
 from .ingest_engine import DEMO, chain_intact, running
 
 LAYOUT = Layout.of(DEMO)
 TIMEOUT = 120.0  # an upper bound only (nothing here waits for time to pass)
+EVERY_ROUND = {"overlap_min_bytes": 0, "overlap_min_batch_bytes": 0}
 
 
 class GatedStore(MemoryStore):
@@ -118,7 +119,7 @@ def test_rounds_overlapping_their_commits_answer_in_arrival_order_after_each_com
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
     sessions = ["A", "B", "C"]
-    with running(store, transport, round_messages=2, overlap_min_bytes=0):  # small rounds
+    with running(store, transport, round_messages=2, **EVERY_ROUND):  # small rounds
         for s in sessions:
             _open(peer, s)
         sent = [_events(s, 5 * k, 5) for k in range(10) for s in sessions]
@@ -140,7 +141,7 @@ def test_a_bad_frame_in_an_overlapped_round_is_refused_alone_in_its_place() -> N
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=3)
     peer = transport.peer()
-    with running(store, transport, round_messages=3, overlap_min_bytes=0):
+    with running(store, transport, round_messages=3, **EVERY_ROUND):
         _open(peer, "A")
         _open(peer, "B")
         good = [_events("A", 5 * k, 5) for k in range(4)]
@@ -163,7 +164,7 @@ def test_a_failed_commit_fails_the_round_decided_behind_it_and_nothing_unstored_
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1, overlap_min_bytes=0) as engine:
+    with running(store, transport, round_messages=1, **EVERY_ROUND) as engine:
         _open(peer, "A")
         _open(peer, "B")
         polled = transport.polled
@@ -192,7 +193,7 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
-    with running(store, transport, round_messages=1, overlap_min_bytes=0) as engine:
+    with running(store, transport, round_messages=1, **EVERY_ROUND) as engine:
         _open(peer, "A")
         polled = transport.polled
         store.hold.set()
@@ -242,56 +243,88 @@ def test_by_default_a_round_of_a_mebibyte_goes_to_the_commit_thread() -> None:
     assert chain_intact(store, "A")
 
 
-class Stepped(CheckedTransport):
-    """A `CheckedTransport` that calls `before` (when set) as a poll begins, and `after` with
-    the messages a poll took."""
+def test_by_default_a_mebibyte_of_small_batches_is_committed_in_the_ingest_thread() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=1000)
+    peer = transport.peer()
+    n = OVERLAP_MIN_BATCH_BYTES // LAYOUT.itemsize - 1  # events: a batch just below the mean
+    batches = -(-OVERLAP_MIN_BYTES // (n * LAYOUT.itemsize))  # a round of a MiB at least
+    with running(store, transport, round_messages=1000):
+        _open(peer, "A")
+        with transport._cond:  # queued at once: one round
+            for k in range(batches):
+                peer.send(*_events("A", n * k, n))
+        assert [_answer(r) for r in _replies(peer, batches)] == [
+            ("ACK", "A", n * (k + 1) - 1) for k in range(batches)
+        ]
+    assert set(store.threads) == {"engine-ingest"}
+    assert len(store.threads) == 1  # one round, one commit
+    assert transport.early == []
 
-    before: Callable[[], None] | None = None
+
+class Stepped(CheckedTransport):
+    """A `CheckedTransport` that calls `after` (when set) with the messages a poll took, and
+    counts the replies sent."""
+
     after: Callable[[list[Message]], None] | None = None
+    replied = 0
+
+    def reply(self, identity: bytes, header: WireModel | bytes, *frames: bytes) -> None:
+        self.replied += 1
+        super().reply(identity, header, *frames)
 
     def poll(self, timeout: float, *, max_bytes: int | None = None) -> list[Message]:
-        if self.before is not None:
-            self.before()
         out = super().poll(timeout, max_bytes=max_bytes)
         if self.after is not None:
             self.after(out)
         return out
 
 
-def test_a_committed_round_is_answered_while_the_next_round_is_still_received() -> None:
-    """Round 1 (A's large batch) is committed in the commit thread while round 2 (B's two
-    small batches) is received; the ACK of round 1 goes out as soon as its commit returned,
-    between two polls of round 2, not only once round 2 is decided and stored."""
-    store = GatedStore()
-    transport = Stepped(store, max_messages=1)
+def test_a_committed_round_is_answered_while_the_next_round_is_still_decided() -> None:
+    """Round 1 (A's large batch) is committed in the commit thread while round 2 (B's batch,
+    then one for a session never opened) is taken and decided; the ACK of round 1 goes out
+    as soon as its commit has returned, between two decisions of round 2, not only once
+    round 2 is decided and stored. (Deciding the unknown session's batch is the one store
+    read of round 2: the store notes how many replies were sent by then.)"""
+    store = LookedUpStore()
+    transport = Stepped(store, max_messages=2)
     peer = transport.peer()
-    a1, b1, b2 = _events("A", 0, 40), _events("B", 0, 1), _events("B", 1, 1)
-    round_bytes = len(a1[1])  # A's batch fills a round alone; B's two do not
+    a1, b1, z1 = _events("A", 0, 40), _events("B", 0, 1), _events("Z", 0, 1)
+    round_bytes = len(a1[1])  # A's batch fills a round alone; the other two do not
     with running(store, transport, round_messages=10, round_bytes=round_bytes,
-                 overlap_min_bytes=0) as engine:  # fmt: skip
+                 **EVERY_ROUND) as engine:  # fmt: skip
         _open(peer, "A")
         _open(peer, "B")
-        replies_after_b2: list[int] = []  # replies sent when the poll after B's second began
-        taken_b2 = threading.Event()
-
-        def before() -> None:
-            if taken_b2.is_set() and not replies_after_b2:
-                replies_after_b2.append(len(transport._outbox.get(peer.identity, ())))
 
         def after(out: list[Message]) -> None:
-            if any(getattr(m.header, "first_seq", None) == 1 for m in out):
+            if any(getattr(m.header, "session", None) == "B" for m in out):
                 store.release.set()
                 inflight = engine._inflight
                 assert inflight is not None  # round 1 is still being committed
                 inflight.future.result(TIMEOUT)  # and has returned now
-                taken_b2.set()
 
+        store.replied = lambda: transport.replied - opened
+        opened = transport.replied
         store.hold.set()
-        transport.before, transport.after = before, after
-        with transport._cond:  # all three queued at once: the rounds are a1, then b1 + b2
-            for header, body in (a1, b1, b2):
+        transport.after = after
+        with transport._cond:  # all three queued at once: the rounds are a1, then b1 + z1
+            for header, body in (a1, b1, z1):
                 peer.send(header, body)
         replies = [_answer(r) for r in _replies(peer, 3)]
-    assert replies == [("ACK", "A", 39), ("ACK", "B", 0), ("ACK", "B", 1)]
-    assert replies_after_b2 == [1]  # round 1's ACK went out before round 2 was decided
+    assert replies == [("ACK", "A", 39), ("ACK", "B", 0), ("NACK", "Z", "unknown_session")]
+    assert store.replied_at_lookup == [1]  # round 1's ACK went out before z1 was decided
     assert transport.early == []
+
+
+class LookedUpStore(GatedStore):
+    """A `GatedStore` that notes `replied()` whenever session ``Z`` is looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replied: Callable[[], int] = lambda: 0
+        self.replied_at_lookup: list[int] = []
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        if session_id == "Z":
+            self.replied_at_lookup.append(self.replied())
+        return super().session(session_id)

@@ -227,6 +227,11 @@ class IngestRules:
         return tuple(self._pending)
 
     @property
+    def pending_count(self) -> int:
+        """The number of pending batches."""
+        return len(self._pending)
+
+    @property
     def pending_bytes(self) -> int:
         """The payload bytes of the pending batches (what `take` would hand over)."""
         return self._pending_bytes

@@ -71,6 +71,9 @@ ROUND_SECONDS: Final = 0.002
 OVERLAP_MIN_BYTES: Final = 1 * MiB
 """Rounds whose batches hold at least this many payload bytes go to the commit thread (the
 setting ``overlap_min_kb``); smaller ones are committed in the ingest thread at once."""
+OVERLAP_MIN_BATCH_BYTES: Final = 16 * 2**10
+"""... and whose batches hold at least this many payload bytes on average (a round of many
+small batches is committed in the ingest thread: its commit is mostly Python)."""
 
 
 # ================================================================================ work queue
@@ -285,8 +288,11 @@ class Engine:
     overlap_min_bytes: with `overlap_commits`, a round whose accepted payloads hold fewer
                      bytes is committed in the ingest thread at once: an engine that is not
                      under load answers as without a commit thread (the ACK latency of small
-                     rounds stays that of a commit in place), one under load (rounds of many
-                     or large frames) overlaps its commits with the next round's work.
+                     rounds stays that of a commit in place), one under load overlaps its
+                     commits with the next round's work.
+    overlap_min_batch_bytes: ... and so is a round whose batches hold fewer payload bytes
+                     on average: committing many small batches is mostly Python, which holds
+                     the GIL (the commit thread would only take turns with the ingest thread).
     owners:          which sessions this engine owns when several engines share the store
                      (`storage.owners`); default `SoleOwner` (the only engine). A message about
                      a session another live engine owns is answered NACK ``session_owned``; a
@@ -320,13 +326,14 @@ class Engine:
         owners: Owners | None = None,
         overlap_commits: bool = True,
         overlap_min_bytes: int = OVERLAP_MIN_BYTES,
+        overlap_min_batch_bytes: int = OVERLAP_MIN_BATCH_BYTES,
     ) -> None:
         if min(queue_bytes, round_bytes, round_messages) < 1 or min(poll_interval,
                                                                      stop_timeout) <= 0:
             raise ValueError("queue_bytes, round_bytes, round_messages, poll_interval, "
                              "stop_timeout must be > 0")  # fmt: skip
-        if overlap_min_bytes < 0:
-            raise ValueError("overlap_min_bytes must be >= 0")
+        if min(overlap_min_bytes, overlap_min_batch_bytes) < 0:
+            raise ValueError("overlap_min_bytes and overlap_min_batch_bytes must be >= 0")
         self.store, self.library = store, library
         self._transport = transport
         self._round_bytes, self._round_messages = round_bytes, round_messages
@@ -335,6 +342,7 @@ class Engine:
         self._stop_timeout = stop_timeout
         self._overlap = overlap_commits
         self._overlap_min_bytes = overlap_min_bytes
+        self._overlap_min_batch_bytes = overlap_min_batch_bytes
         self._committer: ThreadPoolExecutor | None = None  # the commit thread, while ingesting
         self._inflight: _InFlight | None = None
         self._commit_failed = False  # the round settled last failed to commit (not yet seen)
@@ -639,7 +647,7 @@ class Engine:
         if (
             self._committer is not None
             and not failed
-            and rules.pending_bytes >= max(self._overlap_min_bytes, 1)
+            and self._hand_over(rules)
             and not (pending.opens or pending.closes)
         ):
             taken = rules.take()
@@ -656,6 +664,17 @@ class Engine:
         self._open(ingest, rules, pending)
         self._close(ingest, rules, pending)
         self._answer(ingest, pending, acked)
+
+    def _hand_over(self, rules: IngestRules) -> bool:
+        """Whether the pending batches go to the commit thread: at least `overlap_min_bytes`
+        in all and `overlap_min_batch_bytes` a batch on average. The commit of large payloads
+        is mostly work without the GIL (hashing, writing); that of many small batches is
+        mostly Python (planning and binding rows), and two threads taking turns at the GIL
+        are slower than one."""
+        size, count = rules.pending_bytes, rules.pending_count
+        return count > 0 and size >= self._overlap_min_bytes and (
+            size >= count * self._overlap_min_batch_bytes
+        )
 
     def _settle(self, ingest: IngestTransport, rules: IngestRules) -> bool:
         """Wait for the round in the commit thread, if any, and answer it (ACK once stored,
