@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeVar, get_args
 
@@ -211,14 +211,11 @@ def plan_appends(
                 expected_seq=head.next_seq,
             )
         value = chain.link(head.chain, hd, pd)
-        planned.append((head.key, StoredBatch(
-            session=session, index=head.batches, first_seq=first_seq, count=count,
-            encoding=encoding, header=header, payload=payload, chain=value,
-            received_at=received_at,
-        )))  # fmt: skip
-        heads[session] = replace(
-            head, next_seq=first_seq + count, chain=value, batches=head.batches + 1
-        )
+        # positional, and a new Head rather than `dataclasses.replace`: this loop runs once per
+        # stored batch on the ingest path (a third of its cost was the two constructions)
+        planned.append((head.key, StoredBatch(session, head.batches, first_seq, count, encoding,
+                                              header, payload, value, received_at)))  # fmt: skip
+        heads[session] = Head(head.key, head.status, first_seq + count, value, head.batches + 1)
     return planned
 
 
