@@ -66,7 +66,7 @@ def test_ingest_replay_phases(benchmark: Any, request: pytest.FixtureRequest) ->
 
 def test_ingest_replay_commit_overlap(benchmark: Any, request: pytest.FixtureRequest) -> None:
     """The same recording through the ingest alone, the group commits in the engine's commit
-    thread (`overlap_commits=True`) and in the ingest thread (the default),
+    thread (`overlap_commits=True`, the default for such rounds) and in the ingest thread (serial),
     alternately in the same process: wall seconds, and the ratio before / overlapped (above 1:
     the overlap is faster), best and median over the pairs."""
     library, _ = RubricLibrary.load([RUBRIC_DIR])
