@@ -228,3 +228,23 @@ def test_an_override_that_arrived_by_replication_counts_in_the_list_and_the_inde
         cohorts.close()
         service.close()
 
+
+
+def test_revision_0014_marks_due_the_sessions_reviewed_elsewhere_of_a_joined_database(
+    pg_store_url: str,
+) -> None:
+    """A site (range 2) upgraded in place: its outcomes never counted the hub's reviews."""
+    _migrate_to(pg_store_url, "0013")
+    lo, hi = 2 << 40, (3 << 40) - 1
+    _sql(pg_store_url, f"ALTER TABLE review_observations ALTER COLUMN id SET MINVALUE {lo} "
+                       f"SET MAXVALUE {hi} SET START WITH {lo} RESTART WITH {lo}")  # fmt: skip
+    _sql(pg_store_url, f"ALTER TABLE sessions ALTER COLUMN id SET MINVALUE {lo} "
+                       f"SET MAXVALUE {hi} SET START WITH {lo} RESTART WITH {lo}")  # fmt: skip
+    for session, key in (("north:here", lo + 5), ("north:hub", (1 << 40) + 7)):
+        _sql(pg_store_url, "INSERT INTO review_observations (id, session, criterion, verdict, "
+                           "note, observed_at, actor, recorded_at) VALUES (:id, :s, :c, 'pass', "
+                           "'', 't', 'a', 't')", {"id": key, "s": session, "c": ITEM})
+    open_store(pg_store_url).close()
+    with psycopg.connect(pg_store_url) as conn:
+        due = conn.execute("SELECT session FROM review_outcomes_due").fetchall()
+    assert due == [("north:hub",)]

@@ -62,6 +62,11 @@ class Db:
         on SQLite (a write transaction holds the whole database already)."""
         return " FOR UPDATE" if self._dialect == "postgresql" else ""
 
+    def skip_locked(self) -> str:
+        """`` FOR UPDATE SKIP LOCKED`` on PostgreSQL (lock the rows read; skip those another
+        transaction holds), ``""`` on SQLite (one writer at a time)."""
+        return " FOR UPDATE SKIP LOCKED" if self._dialect == "postgresql" else ""
+
     def serialize(self, key: str) -> None:
         """Wait until no other write transaction that serialized on `key` is open, and hold
         `key` until this one ends: on PostgreSQL a transaction-level advisory lock on the

@@ -15,7 +15,7 @@ session list:
     review_outcomes_due  sessions whose observations or overrides arrived by replication since
                          their outcome was kept (PostgreSQL: written by a trigger that fires in
                          the apply worker only, revision 0014); the app recomputes them
-                         (`outcomes_due`, `SessionWrite.take_due`)
+                         (`recompute_due`)
     review_rubrics       uploaded rubric versions: text, sha256, who and when
     review_rescores      re-scoring runs and the verdicts they changed
     review_audit         every change: who, when, what, why
@@ -29,7 +29,7 @@ lock. Writes that read first run inside one write transaction (`session_write`; 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +177,29 @@ LEFT JOIN review_outcomes o ON o.session = s.session
 """
 
 
+@dataclass(frozen=True, slots=True)
+class DueSession:
+    """A session whose reviewed outcome is due (`ReviewStore.recompute_due`): its stored info
+    and report (parsed JSON) and its review rows, oldest first."""
+
+    session: str
+    info: dict[str, Any]
+    report: dict[str, Any]
+    observations: list[ObservationRow]
+    overrides: list[OverrideRow]
+
+
+_SET_OUTCOME: Final = (
+    "INSERT INTO review_outcomes (session, outcome, score, outcome_with_overrides, "
+    "score_with_overrides, overrides, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (session) "
+    "DO UPDATE SET outcome = excluded.outcome, score = excluded.score, "
+    "outcome_with_overrides = excluded.outcome_with_overrides, "
+    "score_with_overrides = excluded.score_with_overrides, "
+    "overrides = excluded.overrides, updated_at = excluded.updated_at"
+)
+
+
 # ==================================================================================== store
 
 
@@ -288,17 +311,41 @@ class ReviewStore:
             ).fetchall()
         return rows
 
-    def outcomes_due(self, limit: int) -> list[str]:
-        """Up to `limit` sessions whose outcome is due a recomputation (review rows arrived by
-        replication since it was kept) and that have a report to compute it from; one
-        indexed lookup when there is none (the usual case, and always on SQLite)."""
+    def recompute_due(self, limit: int, compute: Callable[[DueSession], OutcomeRow | None],
+                      at: str) -> int:  # fmt: skip
+        """Take up to `limit` sessions off ``review_outcomes_due`` (those with a report; others
+        wait for theirs) and keep the outcome `compute` gives each (None: keep none), all in
+        one write transaction; returns how many were taken (fewer than `limit`: none left).
+        Two callers at once take different sessions (PostgreSQL ``SKIP LOCKED``); a review
+        row that arrives meanwhile marks its session due again. When nothing is due (the usual
+        case, and always on SQLite) this is one read of an empty table."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT d.session FROM review_outcomes_due d "
-                "JOIN sessions s ON s.session = d.session "
-                "JOIN reports r ON r.session_id = s.id ORDER BY d.session LIMIT ?", (limit,),
-            ).fetchall()  # fmt: skip
-        return [row[0] for row in rows]
+            if db.execute("SELECT 1 FROM review_outcomes_due LIMIT 1").fetchone() is None:
+                return 0
+        with self._write() as db:
+            taken = [row[0] for row in db.execute(
+                "DELETE FROM review_outcomes_due WHERE session IN (SELECT d.session FROM "
+                "review_outcomes_due d WHERE EXISTS (SELECT 1 FROM sessions s JOIN reports r "
+                "ON r.session_id = s.id WHERE s.session = d.session) ORDER BY d.session "
+                f"LIMIT ?{db.skip_locked()}) RETURNING session", (limit,)).fetchall()]
+            if not taken:
+                return 0
+            marks = ",".join("?" * len(taken))
+            stored = db.execute(
+                "SELECT s.session, s.info, r.report FROM sessions s JOIN reports r ON "
+                f"r.session_id = s.id WHERE s.session IN ({marks})", tuple(taken)).fetchall()
+            observations, overrides = self.observations(taken), self.overrides(taken)
+            rows = []
+            for session, info, report in stored:
+                row = compute(DueSession(
+                    session, json.loads(info), json.loads(report),
+                    [o for o in observations if o.session == session],
+                    [o for o in overrides if o.session == session]))  # fmt: skip
+                if row is not None:
+                    rows.append((session, row.outcome, row.score, row.outcome_with_overrides,
+                                 row.score_with_overrides, row.overrides, at))  # fmt: skip
+            db.executemany(_SET_OUTCOME, rows)
+        return len(taken)
 
     @contextmanager
     def session_write(self, session: str) -> Iterator[SessionWrite]:
@@ -452,23 +499,9 @@ class SessionWrite:
             (self.session, criterion, verdict, machine_verdict, reason, actor, at),
         )
 
-    def take_due(self) -> bool:
-        """Take the session off ``review_outcomes_due`` (see `ReviewStore.outcomes_due`):
-        True when it was on it and this transaction is the one to recompute its outcome
-        (another writer taking it at once waits for this one, then finds it gone)."""
-        return self._db.execute(
-            "DELETE FROM review_outcomes_due WHERE session = ? RETURNING session",
-            (self.session,)).fetchone() is not None  # fmt: skip
-
     def set_outcome(self, outcome: OutcomeRow, at: str) -> None:
         self._db.execute(
-            "INSERT INTO review_outcomes (session, outcome, score, outcome_with_overrides, "
-            "score_with_overrides, overrides, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (session) "
-            "DO UPDATE SET outcome = excluded.outcome, score = excluded.score, "
-            "outcome_with_overrides = excluded.outcome_with_overrides, "
-            "score_with_overrides = excluded.score_with_overrides, "
-            "overrides = excluded.overrides, updated_at = excluded.updated_at",
+            _SET_OUTCOME,
             (self.session, outcome.outcome, outcome.score, outcome.outcome_with_overrides,
              outcome.score_with_overrides, outcome.overrides, at),
         )  # fmt: skip

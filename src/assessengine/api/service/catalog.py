@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...adapters.library import check_rubric_file, rubric_files
 from ...adapters.library import rubric_dirs as bundled_rubric_dirs
@@ -114,6 +115,15 @@ class Catalog:
             return None
         matches = [e for e in self.entries(rubric) if version in (None, e.rubric.version)]
         return matches[-1] if matches else None
+
+    def find_for(self, info: Mapping[str, Any]) -> Entry | None:
+        """The version a session's stored info (its JSON, parsed) names; None when it names
+        none (or not one known here)."""
+        rubric, version, sha = info.get("rubric"), info.get("rubric_version"), info.get(
+            "rubric_sha256")
+        if not isinstance(rubric, str) or not isinstance(version, int):
+            return None
+        return self.find(rubric, version, sha if isinstance(sha, str) else None)
 
     # ------------------------------------------------------------------------------ loading
 

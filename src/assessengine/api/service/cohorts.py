@@ -183,19 +183,12 @@ class CohortService:
             info, report = _loads(s.info), _loads(s.report)
             which = (info.get("rubric"), info.get("rubric_version"), info.get("rubric_sha256"))
             if which not in entries:
-                entries[which] = self._entry(info)
+                entries[which] = self.reviews.catalog.find_for(info)
             entry = entries[which]
             obs = [o for o in observations if o.session == s.session]
             ovs = [o for o in overrides if o.session == s.session]
             out.append(_index(s, info, report, entry, obs, ovs))
         return out
-
-    def _entry(self, info: Mapping[str, Any]) -> Entry | None:
-        rubric, version, sha = info.get("rubric"), info.get("rubric_version"), info.get(
-            "rubric_sha256")
-        if not isinstance(rubric, str) or not isinstance(version, int):
-            return None
-        return self.reviews.catalog.find(rubric, version, sha if isinstance(sha, str) else None)
 
     # ------------------------------------------------------------------------------ queue
 

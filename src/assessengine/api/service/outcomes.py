@@ -17,37 +17,28 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from ...core.instants import utc_text
+from ...storage.reviews import DueSession, OutcomeRow
 from .verdicts import review
 
 if TYPE_CHECKING:
     from .service import ReviewService
 
 CHUNK: Final = 500
-"""Sessions looked up per round; a round recomputes each in a transaction of its own."""
+"""Sessions recomputed per transaction."""
 
 
 def recompute_due(service: ReviewService) -> int:
     """Recompute the reviewed outcome of every session due (with a report); returns how many
-    this call recomputed (one another caller took first is left to it)."""
+    this call recomputed (those another caller took at once are left to it)."""
     done = 0
-    while due := service.review.outcomes_due(CHUNK):
-        for session in due:
-            done += _recompute(service, session)
-        if len(due) < CHUNK:
-            break
-    return done
+    while True:
+        at = utc_text(datetime.now(UTC), "microseconds")
+        taken = service.review.recompute_due(CHUNK, lambda due: _outcome(service, due), at)
+        done += taken
+        if taken < CHUNK:
+            return done
 
 
-def _recompute(service: ReviewService, session: str) -> int:
-    record, report = service.store.session(session), service.store.report(session)
-    if record is None or report is None:  # outcomes_due lists only sessions with a report
-        return 0
-    entry = service.catalog.find(record.info.rubric, record.info.rubric_version,
-                                 record.info.rubric_sha256)  # fmt: skip
-    with service.review.session_write(session) as tx:
-        if not tx.take_due():
-            return 0
-        row = review(session, report, entry, tx.observations(), tx.overrides()).outcome_row()
-        if row is not None:
-            tx.set_outcome(row, utc_text(datetime.now(UTC), "microseconds"))
-    return 1
+def _outcome(service: ReviewService, due: DueSession) -> OutcomeRow | None:
+    entry = service.catalog.find_for(due.info)
+    return review(due.session, due.report, entry, due.observations, due.overrides).outcome_row()

@@ -14,7 +14,8 @@
   enabled as a REPLICA trigger: it fires in the logical-replication apply worker only (the
   app computes the outcome of its own writes at once); the app recomputes the sessions due
   before it reads outcomes (`api.service.outcomes`). A database that joined a hub already
-  has every reviewed session marked due once (reviews from elsewhere were never counted).
+  has every session with review rows from elsewhere (ids outside its own range) marked due
+  once: they were never counted there.
   SQLite (never replicated): the table only, always empty.
 
 The definitions below are a frozen copy of `storage.schema`'s as of this revision.
@@ -77,11 +78,13 @@ def _replica_trigger() -> None:
         op.execute(f"CREATE TRIGGER {name} AFTER INSERT ON {table} FOR EACH ROW "
                    "EXECUTE FUNCTION review_outcome_due()")  # fmt: skip
         op.execute(f"ALTER TABLE {table} ENABLE REPLICA TRIGGER {name}")
-    joined = op.get_bind().execute(sa.text(
-        "SELECT seqmin >= :low FROM pg_sequence WHERE seqrelid = "
-        "pg_get_serial_sequence('sessions', 'id')::regclass"), {"low": 1 << _RANGE_BITS},
-    ).scalar()  # fmt: skip
-    if joined:
-        op.execute("INSERT INTO review_outcomes_due (session) SELECT session FROM "
-                   "review_observations UNION SELECT session FROM review_overrides "
-                   "ON CONFLICT (session) DO NOTHING")  # fmt: skip
+    own = op.get_bind().execute(sa.text(
+        "SELECT seqmin, seqmax FROM pg_sequence WHERE seqrelid = "
+        "pg_get_serial_sequence('sessions', 'id')::regclass")).one()
+    if own.seqmin >= 1 << _RANGE_BITS:  # joined a hub: count what came from elsewhere
+        elsewhere = " ".join(
+            f"{'UNION ' if k else ''}SELECT session FROM {table} WHERE id NOT BETWEEN "
+            ":lo AND :hi" for k, table in enumerate(_REVIEWED))  # fmt: skip
+        op.get_bind().execute(sa.text(
+            f"INSERT INTO review_outcomes_due (session) {elsewhere} "
+            "ON CONFLICT (session) DO NOTHING"), {"lo": own.seqmin, "hi": own.seqmax})
