@@ -103,6 +103,9 @@ class CompiledRubric:
     tr_slot: NDArray[np.int64]  # `for` run slot (float state) or -1
     sparse: tuple[tuple[int, ...] | None, ...]  # (C,) guards outside which nothing changes
     events_only: NDArray[np.bool_]  # (C,) ... and they are all named (non-sample) events
+    visit_key: NDArray[np.int64]  # (C,) the criterion's row list (VISIT_ALL: every row)
+    key_off: NDArray[np.int64]  # (K + 1,) row list k is the OR of key_guards[key_off[k]:...]
+    key_guards: NDArray[np.int64]  # flat guard ids; an empty range = the non-sample rows
     extremes: NDArray[np.bool_]  # (n_signals,) session extremes kept (named by never/always)
     event_guards: NDArray[np.int64]  # ids of the guards on a named (non-sample) event
     event_table: NDArray[np.bool_]  # (n_event_codes, len(event_guards)) each code's guard bits
@@ -300,6 +303,7 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         tr_slot=np.array(b.tr["slot"], np.int64),
         sparse=sparse,
         events_only=np.array([_events_only(g, b.guards) for g in sparse], np.bool_),
+        **_visit_plan(sparse, b.guards),
         extremes=extremes,
         event_guards=np.array(event_guards, np.int64),
         event_table=np.array(
@@ -452,6 +456,29 @@ def sparse_guards(
     if kind == SEQUENCE and math.isinf(pf[0]):
         return listed
     return None
+
+
+VISIT_ALL = -1  # a criterion that visits every row (`CompiledRubric.visit_key`)
+
+
+def _visit_plan(
+    sparse: tuple[tuple[int, ...] | None, ...], guards: list[Guard]
+) -> dict[str, NDArray[np.int64]]:
+    """The row lists the criteria visit, shared between criteria with the same guards: per
+    criterion its list (VISIT_ALL when its guards are None), per list the guards whose rows
+    it holds. The criteria whose guards are all named events share one list, the batch's
+    non-sample rows (an empty range of guards)."""
+    keys: dict[tuple[int, ...], int] = {}
+    visit_key = np.full(len(sparse), VISIT_ALL, np.int64)
+    for c, gids in enumerate(sparse):
+        if gids is not None:
+            key = () if _events_only(gids, guards) else gids
+            visit_key[c] = keys.setdefault(key, len(keys))
+    ordered = sorted(keys, key=keys.__getitem__)
+    key_off = np.zeros(len(ordered) + 1, np.int64)
+    key_off[1:] = np.cumsum([len(k) for k in ordered])
+    flat = [g for key in ordered for g in key]
+    return {"visit_key": visit_key, "key_off": key_off, "key_guards": np.array(flat, np.int64)}
 
 
 def _events_only(gids: tuple[int, ...] | None, guards: list[Guard]) -> bool:
