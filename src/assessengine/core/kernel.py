@@ -185,6 +185,47 @@ def clear_event_guards(nonsample, named, masks):
             masks[named[q], i] = False
 
 
+# comparison codes of `indicator_const` and `indicator_rows`
+COMPARE_CODES = {"<": 0, "<=": 1, ">": 2, ">=": 3, "==": 4, "!=": 5}
+
+
+@njit(cache=True, nogil=True, inline="always")
+def compare_holds(op, x, y):
+    """x op y for the COMPARE_CODES (both known: not NaN)."""
+    if op == 0:
+        return x < y
+    if op == 1:
+        return x <= y
+    if op == 2:
+        return x > y
+    if op == 3:
+        return x >= y
+    if op == 4:
+        return x == y
+    return x != y
+
+
+@njit(cache=True, nogil=True)
+def indicator_const(op, a, c, out):
+    """out[i] = 1.0 where `a[i] op c` holds, 0.0 where it does not, NaN where a[i] or c is
+    NaN (unknown): a metric condition's indicator in one pass over its column."""
+    if c != c:
+        out[:] = math.nan
+        return
+    for i in range(a.shape[0]):
+        x = a[i]
+        out[i] = math.nan if x != x else (1.0 if compare_holds(op, x, c) else 0.0)
+
+
+@njit(cache=True, nogil=True)
+def indicator_rows(op, a, b, out):
+    """`indicator_const` against a row `b` instead of a constant."""
+    for i in range(a.shape[0]):
+        x = a[i]
+        y = b[i]
+        out[i] = math.nan if (x != x or y != y) else (1.0 if compare_holds(op, x, y) else 0.0)
+
+
 @njit(cache=True, nogil=True)
 def pending_counts(verdict, touched, counts):
     """counts[c] += the number of sessions among `touched` in which criterion c is pending."""

@@ -53,6 +53,31 @@ def _indicator(true: NDArray[np.bool_], false: NDArray[np.bool_], out: NDArray[A
         np.copyto(out, np.nan, where=~known)
 
 
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _indicator_of_compare(op: str) -> StepFn:
+    """The step "indicator of `a op b`": 1.0 where it holds, 0.0 where not, NaN where an
+    operand is NaN (unknown), in one compiled pass (`kernel.indicator_const` /
+    `indicator_rows`) instead of two comparisons, a cast, an `or` and an `all` (3-4x
+    faster on a 64 K-row step). An operand is a row or a constant."""
+    from . import kernel  # planning runs once every module is loaded (kernel imports us)
+
+    code, mirrored = kernel.COMPARE_CODES[op], kernel.COMPARE_CODES[_MIRRORED[op]]
+
+    def step(a: Any, b: Any, out: NDArray[np.float64]) -> None:
+        if np.ndim(a) == 1 and np.ndim(b) == 1:
+            kernel.indicator_rows(code, np.asarray(a, np.float64), np.asarray(b, np.float64), out)
+        elif np.ndim(a) == 1:
+            kernel.indicator_const(code, np.asarray(a, np.float64), float(b), out)
+        elif np.ndim(b) == 1:
+            kernel.indicator_const(mirrored, np.asarray(b, np.float64), float(a), out)
+        else:  # two constants
+            kernel.indicator_const(code, np.full(out.shape, float(a)), float(b), out)
+
+    return step
+
+
 _STEP_FN: dict[str, StepFn] = {
     "<": np.less,
     "<=": np.less_equal,
@@ -185,8 +210,10 @@ class _Planner:
             row = ("value", len(self.names) + j)
             if expr.kind_of(node) == "num":
                 self.plan.append(("copy", row, ("num", node), None))
+            elif (key := self.key(node, True))[0] == "cmp":  # one comparison: one pass
+                self.plan.append(("indicator" + key[1], row, key[2], key[3]))
             else:
-                true = self.compute(self.key(node, True))
+                true = self.compute(key)
                 false = self.compute(self.key(node, False))
                 self.plan.append(("indicator", row, true, false))
         return self.assemble()
@@ -225,7 +252,7 @@ class _Planner:
                 return base[kind] + consts[x]
             return base[kind] + int(x)
 
-        steps = tuple((_STEP_FN[op], slot(out), slot(a), slot(b)) for op, out, a, b in self.plan)
+        steps = tuple((_step_fn(op), slot(out), slot(a), slot(b)) for op, out, a, b in self.plan)
         return MaskProgram(
             signal_names=self.names,
             n_guards=len(self.conditions),
@@ -234,6 +261,13 @@ class _Planner:
             consts=tuple(float(x) for x in consts),
             steps=steps,
         )
+
+
+def _step_fn(op: str) -> StepFn:
+    """The function of a planned step ("indicator<" ...: the indicator of one comparison)."""
+    if op.startswith("indicator") and op != "indicator":
+        return _indicator_of_compare(op.removeprefix("indicator"))
+    return _STEP_FN[op]
 
 
 def _allocate_work_rows(plan: list[tuple[str, Key, Key, Key | None]]) -> dict[int, int]:
