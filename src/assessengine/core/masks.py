@@ -61,7 +61,7 @@ def _indicator_of_compare(op: str) -> StepFn:
     operand is NaN (unknown), in one compiled pass (`kernel.indicator_const` /
     `indicator_rows`) instead of two comparisons, a cast, an `or` and an `all` (3-4x
     faster on a 64 K-row step). An operand is a row or a constant."""
-    from . import kernel  # planning runs once every module is loaded (kernel imports us)
+    from . import kernel  # noqa: PLC0415 (kernel imports compiler, which imports masks)
 
     code, mirrored = kernel.COMPARE_CODES[op], kernel.COMPARE_CODES[_MIRRORED[op]]
 
