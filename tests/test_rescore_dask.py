@@ -348,3 +348,25 @@ def test_the_local_cluster_runs_its_workers_without_profiler_and_with_sparse_mon
         "distributed.worker.memory.monitor-interval": "1s",
     }]  # fmt: skip
 
+
+
+def test_a_run_on_a_cluster_without_workers_gives_up_naming_the_scheduler(
+    archived: tuple[Path, dict[str, SimBatch]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assessengine.archive import rescore  # noqa: PLC0415
+
+    monkeypatch.setattr(rescore, "WATCH_SECONDS", 0.2)
+    monkeypatch.setattr(rescore, "NO_WORKERS_TIMEOUT", 0.5)
+    root = ArchiveRoot.open(str(archived[0]))
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    rubric, scenario = load_rubric(RUBRICS["network-lab"])
+    parts, _ = plan(root, manifest, scenario.scenario)
+    empty = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0",
+                                     silence_logs=logging.ERROR)  # fmt: skip
+    try:
+        with (DaskRunner(scheduler=empty.scheduler_address) as runner,
+              pytest.raises(rescore.SchedulerError, match="no worker for")):  # fmt: skip
+            list(runner.run(Job.of(root, rubric, scenario), parts))
+    finally:
+        empty.close()

@@ -76,7 +76,7 @@ memory and network counters for the dashboard) every 5 s instead of 0.5 s, the m
 from 0.13-0.14 to 0.09 s of CPU per run of 2.47 M events (two alternated pairs; the task
 thread lost the GIL less: 0.47-0.49 against 0.59-0.62 s)."""
 WATCH_SECONDS: Final = 5.0
-POLL_SECONDS: Final = 0.02
+"""Seconds without a finished task after which a run checks that the cluster has workers."""
 
 
 class SchedulerError(AssessEngineError):
@@ -392,7 +392,7 @@ class DaskRunner:
         """See the class docstring. Raises SchedulerError when the cluster has had no worker
         for `NO_WORKERS_TIMEOUT` seconds while tasks were pending (instead of waiting for
         ever)."""
-        from distributed import as_completed  # noqa: PLC0415
+        from distributed import wait  # noqa: PLC0415
 
         assert self.client is not None, "use DaskRunner as a context manager"
         if not partitions:
@@ -402,28 +402,39 @@ class DaskRunner:
         futures = self.client.map(on_worker, list(partitions), job=job, task=self.task,
                                   pure=False)  # fmt: skip
         of = {future.key: part for future, part in zip(futures, partitions, strict=True)}
-        finished = as_completed(futures, loop=self.client.loop)
+        pending = list(futures)
         idle_since: float | None = None
-        checked = time.monotonic()
         try:
-            while not finished.is_empty():
-                if not finished.has_ready():
-                    time.sleep(POLL_SECONDS)
-                    if time.monotonic() - checked >= WATCH_SECONDS:
-                        checked = time.monotonic()
-                        idle_since = self._watch(idle_since)
+            while pending:
+                # woken by the first task to finish (a poll every 20 ms kept a run's last
+                # result waiting 10 ms on average, docs/performance.md)
+                try:
+                    with self.client.as_current():
+                        done = wait(pending, timeout=WATCH_SECONDS,
+                                    return_when="FIRST_COMPLETED").done  # fmt: skip
+                except TimeoutError:
+                    idle_since = self._watch(idle_since)
                     continue
                 idle_since = None
-                for future in finished.next_batch(block=False):
-                    if future.status == "error":
-                        error = future.exception()
-                        if not keep_going:
-                            raise error
-                        yield PartitionFailed(of[future.key], error)
-                    else:
-                        yield future.result()
+                pending = [f for f in pending if f not in done]
+                yield from self._outcomes([f for f in futures if f in done], of, keep_going)
         finally:
             self.client.cancel(futures)
+
+    def _outcomes(
+        self, done: list[Any], of: Mapping[str, Partition], keep_going: bool
+    ) -> Iterator[PartitionResult | PartitionFailed]:
+        """The results of finished futures (fetched at once), or their errors."""
+        ok = [f for f in done if f.status != "error"]
+        results = iter(self.client.gather(ok) if ok else [])
+        for future in done:
+            if future.status != "error":
+                yield next(results)
+                continue
+            error = future.exception()
+            if not keep_going:
+                raise error
+            yield PartitionFailed(of[future.key], error)
 
     def _watch(self, idle_since: float | None) -> float | None:
         """Since when the cluster has had no worker (None: it has some)."""
