@@ -642,3 +642,41 @@ def test_a_promoted_hub_standby_serves_everything_acknowledged_before(
     finally:
         standby.stop()
         primary.stop()
+
+
+def test_refresh_refuses_a_site_whose_old_rows_of_a_table_it_starts_to_replicate_clash(
+    pg_federation: Federation,
+) -> None:
+    """A table replicated from this version on, whose rows from before the site joined share
+    ids with the hub's own: the hub could not take them, so that site is not refreshed (and
+    is told to be copied into a new database), the others are."""
+    fed = pg_federation
+    south = fed.sites["south"].server
+    south.sql("CREATE DATABASE clash")
+    url = south.url("clash")
+    open_store(url).close()
+    old = ("INSERT INTO review_double_assignments (id, session, assessor, assigned_by, "
+           "assigned_at) VALUES (5, '{}', 'bob', 'trainer', 't1')")  # fmt: skip
+    south.sql(old.format("clash:S1"), "clash")  # made before it joined
+    _add(fed.hub_url, url, "clash")
+    try:  # as a federation of the version before had it: the table local at both ends
+        south.sql("ALTER PUBLICATION assessengine_site DROP TABLE review_double_assignments",
+                  "clash")  # fmt: skip
+        fed.hub.sql("ALTER SUBSCRIPTION assessengine_site_clash REFRESH PUBLICATION", "assess")
+        fed.hub.sql("DELETE FROM review_double_assignments WHERE id = 5", "assess")
+        fed.hub.sql(old.format("north:S0"), "assess")  # the hub's own row 5, before it joined
+        refreshed = CliRunner().invoke(main, ["site", "refresh", "--hub", fed.hub_url])
+        assert refreshed.exit_code == 1, refreshed.output
+        lines = refreshed.output.splitlines()
+        assert [line.split(":")[0] for line in lines] == [
+            "warning", "site north", "site south"], lines
+        assert lines[0].startswith("warning: site clash: not refreshed (postgresql://")
+        assert "review_double_assignments holds rows made before the site joined (ids 5..5)" \
+            in lines[0]  # fmt: skip
+        assert lines[0].endswith("copy the site into a new database first (assessengine "
+                                 "copy), then add that)")  # fmt: skip
+        assert PASSWORD not in refreshed.output
+    finally:
+        removed = CliRunner().invoke(main, ["site", "remove", "--hub", fed.hub_url, "--name",
+                                            "clash"])  # fmt: skip
+        assert removed.exit_code == 0, removed.output

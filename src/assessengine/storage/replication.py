@@ -107,6 +107,11 @@ class ReplicationError(StoreError):
     """A site cannot be added, listed or removed: one line saying which server and why."""
 
 
+class OldIdsError(ReplicationError):
+    """A site's rows from before it joined share ids with the hub's (`_check_old_ids`): no
+    retry helps; the site must be copied into a new database."""
+
+
 @dataclass(frozen=True, slots=True)
 class Site:
     """A site as the hub sees it (`list_sites`)."""
@@ -283,8 +288,8 @@ def _check_old_ids(
             sql.Identifier(table))
         count = int(_value(h, clash, first, last) or 0)
         if count:
-            raise ReplicationError(
-                f"{redact(site)}: {table} holds rows made before the site joined (ids "
+            raise OldIdsError(
+                f"{_shown(site)}: {table} holds rows made before the site joined (ids "
                 f"{first}..{last}) and the hub holds {count} row(s) with ids in that span; copy "
                 "the site into a new database first (assessengine copy), then add that"
             )
@@ -472,6 +477,9 @@ def refresh_sites(hub: str) -> list[SiteStep]:
                     changes += _sync_publication(h, hub_publication(name), _hub_entries(name))
                     _refresh(h, site_subscription(name))
                     _refresh(s, HUB_SUBSCRIPTION)
+            except OldIdsError as exc:
+                report.append(SiteStep(name, False, f"not refreshed ({exc})"))
+                continue
             except ReplicationError as exc:
                 report.append(SiteStep(name, False, f"not refreshed ({exc}); run site refresh "
                                        "again once it can be reached"))  # fmt: skip
