@@ -102,7 +102,6 @@ class CompiledRubric:
     tr_to: NDArray[np.int64]  # local state, TO_PASS or TO_FAIL
     tr_slot: NDArray[np.int64]  # `for` run slot (float state) or -1
     sparse: tuple[tuple[int, ...] | None, ...]  # (C,) guards outside which nothing changes
-    events_only: NDArray[np.bool_]  # (C,) ... and they are all named (non-sample) events
     visit_key: NDArray[np.int64]  # (C,) the criterion's row list (VISIT_ALL: every row)
     key_off: NDArray[np.int64]  # (K + 1,) row list k is the OR of key_guards[key_off[k]:...]
     key_guards: NDArray[np.int64]  # flat guard ids; an empty range = the non-sample rows
@@ -302,7 +301,6 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         tr_to=np.array(b.tr["to"], np.int64),
         tr_slot=np.array(b.tr["slot"], np.int64),
         sparse=sparse,
-        events_only=np.array([_events_only(g, b.guards) for g in sparse], np.bool_),
         **_visit_plan(sparse, b.guards),
         extremes=extremes,
         event_guards=np.array(event_guards, np.int64),
