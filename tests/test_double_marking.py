@@ -93,6 +93,9 @@ def test_store_contract_assign_submit_marks(marks: DoubleMarks) -> None:
         marks.submit(made.id, [], actor="bob", at="t5", audit=_audit("double_mark.submit"))
     with pytest.raises(StoreError, match="no double-marking assignment"):
         marks.submit(9999, [], actor="bob", at="t5", audit=_audit("double_mark.submit"))
+    with pytest.raises(StoreError, match="no marks given"):  # completion is the marks
+        marks.submit(other.id, [], actor="bob", at="t5", audit=_audit("double_mark.submit"))
+    assert [a.session for a in marks.assignments(assessor="bob", open_only=True)] == ["S-2"]
     assert marks.assignments(sessions=[]) == []
 
 
