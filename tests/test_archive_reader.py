@@ -12,6 +12,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from assessengine.adapters.library import load_rubric
+from assessengine.archive.batches import copy_finite
 from assessengine.archive.layout import events_record_batch
 from assessengine.archive.location import ArchiveError
 from assessengine.archive.reader import EventsReader, event_batches
@@ -206,3 +207,23 @@ def test_a_truncated_arrow_file_is_named(run: tuple[Scenario, SimBatch], tmp_pat
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(ArchiveError, match=r"e.arrow: not a readable Arrow IPC file"):
         list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
+@pytest.mark.parametrize("row", [0, 5, 999])
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_the_signal_copy_names_the_first_infinite_row(row: int, value: float) -> None:
+    values = np.linspace(0.0, 1.0, 1000)
+    values[::7] = np.nan  # not reported: copied, not refused
+    values[row] = value
+    values[row + 1:] = np.where(np.arange(row + 1, 1000) % 3 == 0, np.inf, values[row + 1:])
+    out = np.empty_like(values)
+    assert copy_finite(values, out) == row
+    assert np.array_equal(out, values, equal_nan=True)
+
+
+def test_the_signal_copy_of_finite_values_and_nan_refuses_nothing() -> None:
+    values = np.linspace(-5.0, 5.0, 333)
+    values[::4] = np.nan
+    out = np.empty_like(values)
+    assert copy_finite(values, out) == -1
+    assert np.array_equal(out, values, equal_nan=True)
