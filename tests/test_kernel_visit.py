@@ -4,13 +4,15 @@ plain numpy construction, and the one-pass indicator of a metric condition."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assessengine.adapters.library import load_rubric
 from assessengine.core import expr, kernel
-from assessengine.core.compiler import VISIT_ALL
+from assessengine.core.compiler import VISIT_ALL, compile_rubric
 from assessengine.core.masks import compile_masks
 
 from .strategies import SIGNALS
@@ -99,6 +101,25 @@ def test_a_criterion_decided_everywhere_or_dense_builds_no_list() -> None:
     assert offsets.tolist() == [[-1, -1], [0, 0], [0, 1], [-1, -1]]
     assert total == 1
     assert visit[0] == 5
+
+
+def test_criteria_with_the_same_guards_share_one_visit_list() -> None:
+    root = Path(__file__).resolve().parents[1]
+    compiled = compile_rubric(*load_rubric(root / "rubrics" / "forklift-load-handling.yaml"))
+    key = dict(zip((c.id for c in compiled.rubric.criteria), compiled.visit_key, strict=True))
+    # guards that are all named events: the batch's non-sample rows, one list for all of them
+    events = {key[c] for c in ("pre_use_checks", "no_collisions", "horn_at_intersections",
+                               "safe_shutdown")}  # fmt: skip
+    assert len(events) == 1
+    (k,) = events
+    assert compiled.key_off[k] == compiled.key_off[k + 1]
+    # timers and metrics visit every row; conditions their own guards' rows
+    for c in ("empty_speed", "pallet_delivered_in_time", "give_way_to_pedestrians"):
+        assert key[c] == VISIT_ALL
+    own = [key[c] for c in ("seatbelt_before_motion", "loaded_speed",
+                            "forks_low_when_travelling", "mast_tilted_back")]  # fmt: skip
+    assert len(set(own)) == 4
+    assert k not in own
 
 
 def _indicator(text: str, values: np.ndarray) -> np.ndarray:
