@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from assessengine.adapters.library import load_rubric
 from assessengine.api.service.uploads import encode_batches
@@ -72,3 +73,14 @@ def write_jsonl(runs: Iterable[SimBatch], path: Path) -> Path:
             for line in jsonl_lines(run):
                 out.write(line + "\n")
     return path
+
+
+def old_layout(table: pa.Table) -> pa.Table:
+    """`table` as export wrote it before 2026-12-06: nullable signal fields, null where a
+    value was not reported (NaN now)."""
+    struct = table.column("signals").combine_chunks()
+    fields = [pa.field(f.name, pa.float64()) for f in struct.type]
+    kids = [pa.array(struct.field(k).to_numpy(zero_copy_only=False), pa.float64(),
+                     from_pandas=True) for k in range(len(fields))]  # fmt: skip
+    old = pa.StructArray.from_arrays(kids, fields=fields)
+    return table.set_column(4, pa.field("signals", old.type, nullable=False), old)

@@ -4,6 +4,7 @@ altered events). In process: the Dask runs are in tests/test_rescore_dask.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -29,7 +30,7 @@ from assessengine.core.compiler import compile_rubric
 from assessengine.core.kernel_scorer import score_stream
 from assessengine.storage import open_store
 
-from .archive_data import RUBRICS, fill_store
+from .archive_data import RUBRICS, fill_store, old_layout
 from .stored_payloads import edit_payload
 
 LHD = "lhd-underground"
@@ -274,6 +275,43 @@ def test_a_job_without_reports_gives_outlines_that_summarise_alike(archive: Arch
         by_outlines.add(outline.to_data(), rows[outline.session]["report"])
     assert by_outlines.to_data() == by_reports.to_data()
     assert by_outlines.sessions == 5
+
+
+def _as_old_archive(root: ArchiveRoot) -> None:
+    """Rewrite every events file as export wrote it before 2026-12-06 (nullable signals, null
+    where not reported, the writer's defaults) and its manifest entry with the new bytes'
+    sha256 and size, as an archive exported then would have them."""
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    files = []
+    for entry in manifest.files:
+        if entry.kind != "events":
+            files.append(entry)
+            continue
+        path = Path(root.full(entry.path))
+        pq.write_table(old_layout(pq.read_table(path)), path, compression="zstd")
+        files.append(dataclasses.replace(entry, bytes=path.stat().st_size,
+                                         sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+    root.write_bytes(MANIFEST, Manifest(tuple(files), manifest.exports).to_json())
+
+
+@pytest.mark.parametrize("scenario_id", [LHD, NET])
+def test_an_archive_of_the_old_layout_rescores_to_the_archived_reports(
+    archive: ArchiveRoot, scenario_id: str
+) -> None:
+    _as_old_archive(archive)
+    manifest = Manifest.load(archive)
+    assert manifest is not None
+    path = archive.full(manifest.events_files(scenario_id)[0].path)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(4).statistics.null_count > 0
+    rubric, scenario = load_rubric(RUBRICS[scenario_id])
+    parts, rows = plan(archive, manifest, scenario_id)
+    assert all(rescore.bytes_match(archive, p) for p in parts)
+    reports = [r for res in run_local(Job.of(archive, rubric, scenario), parts)
+               for r in res.reports]  # fmt: skip
+    assert len(reports) == len(rows)
+    for report in reports:
+        assert report == json.loads(rows[report["session"]]["report"])
 
 
 def test_a_pickled_job_loads_its_rubric_once_per_process(tmp_path: Path) -> None:

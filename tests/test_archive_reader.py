@@ -20,7 +20,7 @@ from assessengine.core.events import EventBatch
 from assessengine.core.scenario import Scenario
 from assessengine.sim.generate import SimBatch, simulate
 
-from .archive_data import RUBRICS
+from .archive_data import RUBRICS, old_layout
 
 FS = LocalFileSystem()
 
@@ -101,24 +101,13 @@ def test_plain_string_columns_read_like_dictionary_ones(
     assert np.array_equal(got.session, sim.session)
 
 
-def _old_layout(table: pa.Table) -> pa.Table:
-    """`table` as export wrote it before 2026-12-06: nullable signal fields, null where a
-    value was not reported (NaN now)."""
-    struct = table.column("signals").combine_chunks()
-    fields = [pa.field(f.name, pa.float64()) for f in struct.type]
-    kids = [pa.array(struct.field(k).to_numpy(zero_copy_only=False), pa.float64(),
-                     from_pandas=True) for k in range(len(fields))]  # fmt: skip
-    old = pa.StructArray.from_arrays(kids, fields=fields)
-    return table.set_column(4, pa.field("signals", old.type, nullable=False), old)
-
-
 def test_a_file_of_the_old_layout_with_null_signals_reads_as_the_new_one(
     run: tuple[Scenario, SimBatch], tmp_path: Path
 ) -> None:
     scenario, sim = run
     table = pa.Table.from_batches([_record(scenario, sim)])
     assert table.column("signals").combine_chunks().field(0).null_count == 0  # NaN, not null
-    old = _old_layout(table)
+    old = old_layout(table)
     assert sum(old.column("signals").combine_chunks().field(k).null_count
                for k in range(len(scenario.signal_names))) > 0  # fmt: skip
     pq.write_table(old, tmp_path / "old.parquet", compression="zstd")  # the old writer's options
