@@ -7,7 +7,11 @@ Sessions streamed to either site reach the hub with their batches and reports; a
 made at the hub reaches the site that owns the session (and no other), one made at a site
 reaches the hub, and none comes back to where it was written; a site cut off from the hub
 keeps ingesting and the hub catches up; a hub standby (``pg_basebackup``) promoted after the
-hub's primary is killed serves, through the API, everything acknowledged before."""
+hub's primary is killed serves, through the API, everything acknowledged before.
+
+Double marking assigned at the hub is marked at the site and counted at both; the outcomes
+each place lists, queues and counts include the reviews made at the other (revision 0014);
+``site refresh`` carries the tables a version starts to replicate to a running federation."""
 
 from __future__ import annotations
 
@@ -548,6 +552,30 @@ def test_the_hubs_counts_include_the_reviews_made_at_the_sites(
     queue = fed.api.get("/api/v1/review-queue", params={"learner": learner}).json()
     assert queue["counts"]["pending"] == 0
     assert _rows(fed.hub, "SELECT count(*) FROM review_outcomes_due") == ["0"]
+
+
+def test_a_sites_counts_include_the_hubs_reviews_of_its_sessions(
+    pg_federation: Federation,
+) -> None:
+    fed = pg_federation
+    north = fed.sites["north"]
+    (sid,) = _scored_at(north, 1, seed=44)
+    _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    answer = fed.api.post(f"/api/v1/sessions/{sid}/overrides", json={
+        "criterion": "pre_use_checks", "verdict": "fail", "reason": "seen on the camera"})
+    assert answer.status_code == 201, answer.text
+    at_hub = answer.json()["with_overrides"]
+    query = f"SELECT reason FROM review_overrides WHERE session = '{sid}'"
+    _eventually(lambda: _rows(north.server, query) or None, "the override at north")
+    service, assessor = _at_site(north, "north lister")
+    try:
+        (row,) = service.list_sessions(assessor, SessionFilters(learner="north:L44-0")).items
+    finally:
+        service.close()
+    assert row.overridden
+    assert row.with_overrides is not None
+    assert row.with_overrides.model_dump(mode="json") == at_hub
+    assert _rows(north.server, "SELECT count(*) FROM review_outcomes_due") == ["0"]
 
 
 def _observation() -> ObservationIn:
