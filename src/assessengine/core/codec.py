@@ -259,15 +259,20 @@ def decode_columns_v1(
     return cols
 
 
-def warm_up_decoder(layout: Layout) -> Columns:
-    """Decode one columns-v1 record, so that the first batch a live engine receives does not
-    wait for numba to load the compiled check (a quarter of a second in a process that has
-    not loaded numba yet). Returns the decoded record: columns as batches arrive (strided
-    views of the payload), for warming up what consumes them."""
-    one = Columns(np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int32),
-                  np.full((len(layout.signal_names), 1), np.nan))  # fmt: skip
-    return decode_columns_v1(records_v1(one, layout).data, layout,
-                             dtype=layout.dtype_header(), first_seq=0, count=1)  # fmt: skip
+def warm_up_decoder(layout: Layout) -> tuple[Columns, Columns]:
+    """Decode a columns-v1 payload of one record and one of two, so that the first batches a
+    live engine receives do not wait for numba to load (or, on a fresh install, compile) the
+    compiled check (a quarter of a second in a process that has not loaded numba yet; minutes
+    for a compile on a busy machine). Returns the two decoded batches: read-only views of the
+    payload, contiguous for one record and strided for several, which numba compiles apart
+    (so whatever consumes batches is warmed up on both)."""
+    out = []
+    for n in (1, 2):
+        rows = Columns(np.arange(n, dtype=np.int64), np.zeros(n), np.zeros(n, np.int32),
+                       np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+        out.append(decode_columns_v1(records_v1(rows, layout).data, layout,
+                                     dtype=layout.dtype_header(), first_seq=0, count=n))
+    return out[0], out[1]
 
 
 def records_view(buffer: Any, layout: Layout, n: int, *, offset: int = 0) -> Columns:

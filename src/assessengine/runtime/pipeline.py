@@ -33,8 +33,8 @@ import numpy as np
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from ..adapters.library import list_scenarios, load_rubric, rubric_files
-from ..core import kernel
-from ..core.codec import Columns, Layout, decode_events, warm_up_decoder
+from ..core import codec_kernel, kernel
+from ..core.codec import JSON_V1, Columns, Layout, decode_events, encode_json_v1, warm_up_decoder
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
 from ..core.events import EventBatch
@@ -505,10 +505,20 @@ class Scorer:
         return self.close(session, close_t)
 
 
+WARM_UP_CAPACITY: Final = 2
+"""Session slots of the state `warm_up_kernel` steps. The criteria's state is field-major
+(`ScoringState`): with one slot its arrays are contiguous both ways and numba compiles the
+kernel for row-major ones, a variant no live state (64 slots and more) ever uses."""
+
+
 def warm_up_kernel(library: RubricLibrary) -> bool:
-    """Compile every rubric of `library` and run the kernel once on a decoded columns-v1
-    record (the columns as batches arrive: strided views, which the copy into a step is
-    compiled for separately), in this process. True when numba compiled something (a first
+    """Compile every rubric of `library` and run the kernel and the copy into a step on every
+    kind of batch the live paths hand it, in this process: decoded columns-v1 (read-only
+    views: contiguous for one record, strided for several), decoded json-v1 and batches read
+    back from the store (plain arrays, whole or a tail), for a state of several slots, as a
+    live state has. numba compiles a variant of a function per kind of array (layout,
+    read-only or not); a variant missed here would be compiled inside the first batches
+    that need it, under whatever waits for them. True when numba compiled something (a first
     run: minutes on a busy machine; it caches what it compiled on disk, so every later
     process, a scoring process included, loads it in about a second); False when all came
     from its cache. What waits for a scoring process to start (``scoring_start_timeout``)
@@ -516,18 +526,34 @@ def warm_up_kernel(library: RubricLibrary) -> bool:
     before = _kernel_compilations()
     for entry in library.entries():
         compiled = library.compiled(entry)
-        state = ScoringState.new(compiled, capacity=1)
-        slots = state.open(["warm-up"])
-        one = warm_up_decoder(library.layout(entry))
-        step(compiled, state, _batch([(int(slots[0]), one)]))
-        close(compiled, state, slots, np.zeros(1))
+        state = ScoringState.new(compiled, capacity=WARM_UP_CAPACITY)
+        batches = list(_warm_up_batches(library.layout(entry)))
+        slots = state.open([f"warm-up-{k}" for k in range(len(batches))])  # each from seq 0
+        for slot, cols in zip(slots.tolist(), batches, strict=True):
+            step(compiled, state, _batch([(slot, cols)]))
+        close(compiled, state, slots, np.zeros(len(slots)))
     return _kernel_compilations() > before
 
 
+def _warm_up_batches(layout: Layout) -> Iterator[Columns]:
+    """Batches of each kind the live paths score (see `warm_up_kernel`), each starting at
+    seq 0 with the first event of `layout` and no signal reported."""
+    yield from warm_up_decoder(layout)
+    for n in (1, 3):
+        rows = Columns(np.arange(n, dtype=np.int64), np.zeros(n), np.zeros(n, np.int32),
+                       np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+        plain = decode_events({"encoding": JSON_V1, "first_seq": 0, "count": n},
+                              encode_json_v1(rows, layout), layout)  # fmt: skip
+        yield plain
+        if n > 1:
+            yield plain.tail(1)  # what a replay leaves of a batch (`Scorer._unreplayed`)
+
+
 def _kernel_compilations() -> int:
-    """How many functions of the kernel this process compiled (numba's cache missed)."""
-    return sum(sum(f.stats.cache_misses.values()) for f in vars(kernel).values()
-               if isinstance(f, Dispatcher))  # fmt: skip
+    """How many functions of the kernel and the codec this process compiled (numba's cache
+    missed)."""
+    return sum(sum(f.stats.cache_misses.values()) for module in (kernel, codec_kernel)
+               for f in vars(module).values() if isinstance(f, Dispatcher))  # fmt: skip
 
 
 def guarded(what: str, action: Callable[..., object], *args: Any) -> bool:

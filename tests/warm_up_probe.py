@@ -1,0 +1,116 @@
+"""Run as ``python -m tests.warm_up_probe`` (no tests here): warm up as a starting engine does
+(`warm_up_kernel`, then `warm_up_decoder` for the ingest thread), drive the live paths over the
+shipped rubrics, then print, as JSON, each compiled function that needed a variant (a numba
+signature: array layouts, read-only or not) the warm-up had not reached, with those variants.
+
+A variant that the warm-up misses is compiled inside the first batches that need it (minutes
+on a busy machine, on a fresh install), under whatever bound waits for them. The live paths:
+an engine (thread scoring, in-process transport) takes columns-v1 and json-v1 batches of one
+row and of several rows for several sessions of each rubric (the slots of a state bigger than
+one session), closes them, and a second engine recovers a session left open (the replay of
+stored batches). The scoring process sees the same column kinds: read-only record views
+(columns-v1) and plain arrays (json-v1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from numba.core.registry import CPUDispatcher
+
+from assessengine.core import codec_kernel, kernel
+from assessengine.core.codec import (
+    COLUMNS_V1,
+    JSON_V1,
+    Columns,
+    Layout,
+    encode_columns_v1,
+    encode_json_v1,
+    warm_up_decoder,
+)
+from assessengine.ingest.fake import FakePeer, FakeTransport
+from assessengine.runtime.engine import Engine
+from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, warm_up_kernel
+from assessengine.sim.generate import SimBatch
+from assessengine.storage.memory import MemoryStore
+
+from .test_engine_helpers import RUBRIC_OF, library, sessions
+
+WAIT_S = 600.0
+"""Bound of each wait here (only a hang reaches it)."""
+
+
+def variants() -> dict[str, set[str]]:
+    """The signatures each compiled function of the kernel and the codec has in this process."""
+    return {f"{module.__name__}.{name}": {str(s) for s in f.signatures}
+            for module in (kernel, codec_kernel)
+            for name, f in vars(module).items() if isinstance(f, CPUDispatcher)}  # fmt: skip
+
+
+def _events(session: str, layout: Layout, cols: Columns, encoding: str) -> list[Any]:
+    first, n = int(cols.seq[0]), len(cols)
+    header = {"type": "EVENTS", "session": session, "first_seq": first, "count": n,
+              "encoding": encoding}  # fmt: skip
+    if encoding == COLUMNS_V1:
+        return [header | {"dtype": layout.dtype_header()}, encode_columns_v1(cols, layout)]
+    return [header, encode_json_v1(cols, layout)]
+
+
+def _request(peer: FakePeer, frames: list[Any], expected: str) -> None:
+    reply = peer.request(*frames, timeout=WAIT_S)
+    assert reply["type"] == expected, reply
+
+
+def _rows(sim: SimBatch, k: int) -> Columns:
+    lo, hi = int(sim.offsets[k]), int(sim.offsets[k + 1])
+    return Columns(sim.seq[lo:hi], sim.t[lo:hi], sim.event[lo:hi], sim.signals[:, lo:hi])
+
+
+def stream(peer: FakePeer, lib: RubricLibrary, sim: SimBatch, *, close: bool) -> None:
+    """Each session of `sim`: OPEN, batches of one row and of several rows in both encodings,
+    then CLOSE (unless not `close`)."""
+    entry = lib.resolve(sim.scenario, sim.rubric, None)
+    assert isinstance(entry, RubricEntry), entry
+    layout = lib.layout(entry)
+    for k, sid in enumerate(sim.session_ids):
+        _request(peer, [{"type": "OPEN", "session": sid, "learner": sim.learners[k],
+                         "scenario": sim.scenario, "rubric": sim.rubric}], "OPENED")  # fmt: skip
+        cols, start = _rows(sim, k), 0
+        for encoding in (COLUMNS_V1, JSON_V1):
+            for n in (1, 3):
+                part = Columns(cols.seq[start:start + n], cols.t[start:start + n],
+                               cols.event[start:start + n], cols.signals[:, start:start + n])
+                _request(peer, _events(sid, layout, part, encoding), "ACK")
+                start += n
+        if close:
+            rest = cols.tail(start)
+            _request(peer, _events(sid, layout, rest, COLUMNS_V1), "ACK")
+            end = {"type": "CLOSE", "session": sid, "t": float(sim.close_t[k]),
+                   "next_seq": int(cols.seq[-1]) + 1}  # fmt: skip
+            _request(peer, [end], "CLOSED")
+
+
+def main() -> None:
+    lib = library()
+    warm_up_kernel(lib)
+    for entry in lib.entries():
+        warm_up_decoder(lib.layout(entry))
+    before = variants()
+    store = MemoryStore()
+    transport = FakeTransport()
+    with Engine(store, lib, transport) as engine:
+        peer = transport.peer()
+        for scenario in sorted(RUBRIC_OF):
+            stream(peer, lib, sessions(scenario, 3, seed=5), close=True)
+        stream(peer, lib, sessions("forklift-warehouse", 1, seed=6, first=9), close=False)
+        assert engine.wait_idle(WAIT_S)
+    with Engine(store, lib, FakeTransport()) as again:  # replays the session left open
+        assert again.stats.recovery.reopened == 1
+    after = variants()
+    missed = {name: sorted(after[name] - before[name]) for name in after
+              if after[name] - before[name]}  # fmt: skip
+    print(json.dumps(missed))
+
+
+if __name__ == "__main__":
+    main()
