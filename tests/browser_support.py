@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from .test_web_support import Sessions
+from .waits import WAIT_S
 
 try:
     from playwright.sync_api import BrowserContext, Page, ViewportSize, sync_playwright
@@ -63,7 +64,7 @@ def serving(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + WAIT_S
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True

@@ -31,6 +31,8 @@ from assessengine.storage.port import (
     StoreError,
 )
 
+from .waits import WAIT_S
+
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -181,7 +183,7 @@ class RawPeer:
             [json.dumps(f).encode() if isinstance(f, dict) else f for f in frames]
         )
 
-    def recv(self, timeout: float = 2.0) -> dict[str, Any] | None:
+    def recv(self, timeout: float = WAIT_S) -> dict[str, Any] | None:
         if not self.socket.poll(int(timeout * 1000)):
             return None
         frames = self.socket.recv_multipart()
@@ -190,7 +192,7 @@ class RawPeer:
         reply: dict[str, Any] = json.loads(frames[0])
         return reply
 
-    def request(self, *frames: bytes | dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
+    def request(self, *frames: bytes | dict[str, Any], timeout: float = WAIT_S) -> dict[str, Any]:
         self.send(*frames)
         reply = self.recv(timeout)
         assert reply is not None, "no reply"

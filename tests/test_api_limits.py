@@ -15,6 +15,7 @@ from assessengine.api.app import create_app
 from assessengine.webserver import WebServer
 
 from .test_api_support import copy_template, make_tokens
+from .waits import WAIT_S
 
 CHUNK = 64 * 1024
 TOTAL = 16 * 2**20  # more than the socket buffers between client and server hold
@@ -66,7 +67,7 @@ def send(base: str, path: str, body: Body, token: str | None = None,
 
 
 def healthy(base: str) -> bool:
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with httpx.Client(base_url=base, timeout=WAIT_S) as http:
         return http.get("/health").json() == {"status": "ok"}
 
 

@@ -15,6 +15,7 @@ import uvicorn
 from assessengine.api.app import create_app
 
 from .test_api_support import LEARNER, copy_template, make_tokens
+from .waits import WAIT_S
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def served(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT_S
     while not server.started:
         assert thread.is_alive(), "the server stopped while starting"
         assert time.monotonic() < deadline, "the server did not start"
@@ -40,7 +41,7 @@ def served(
         yield f"http://127.0.0.1:{port}", tokens, list(stored.forklift_competent)
     finally:
         server.should_exit = True
-        thread.join(timeout=20)
+        thread.join(timeout=WAIT_S)
     assert not thread.is_alive(), "the server did not shut down"
     # the lifespan closed the store: a new app can open the same file at once
     create_app(db_path=db, web=False).state.service.close()

@@ -21,6 +21,7 @@ from assessengine.streaming import stream_sessions
 
 from .pg_server import PASSWORD
 from .test_engine_helpers import FAST, Served, serve, sessions
+from .waits import WAIT_S
 
 
 def _stop(servers: list[Served]) -> list[int]:
@@ -31,7 +32,7 @@ def _stop(servers: list[Served]) -> list[int]:
     codes = []
     for served in servers:
         try:
-            codes.append(served.wait(30))
+            codes.append(served.wait(WAIT_S))
         except Exception:  # killed by wait: the test reports the code it never gave
             codes.append(-9)
     return codes
@@ -82,8 +83,9 @@ def test_what_one_api_server_records_the_other_serves_at_once(
         assert made.exit_code == 0, made.output
         headers = {"Authorization": f"Bearer {made.output.splitlines()[0]}"}
         sid, other = lab.session_ids
-        with httpx.Client(base_url=a.http, headers=headers, timeout=10) as via_a, \
-                httpx.Client(base_url=b.http, headers=headers, timeout=10) as via_b:  # fmt: skip
+        with httpx.Client(base_url=a.http, headers=headers, timeout=WAIT_S) as via_a, \
+                httpx.Client(base_url=b.http, headers=headers,
+                             timeout=WAIT_S) as via_b:  # fmt: skip
             before = _scored(via_b, sid)  # B has read the session before A changes it
             assert (before["observations"], before["overrides"]) == ([], [])
             assert _scored(via_a, other)["machine"] is not None

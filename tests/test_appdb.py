@@ -10,6 +10,7 @@ from assessengine.storage.appdb import APPLICATION_NAME, AppDb
 from assessengine.storage.reviews import AuditEntry, ReviewStore
 
 from .pg_server import PgServer
+from .waits import WAIT_S
 
 
 def test_a_connection_the_server_ended_is_replaced(pg_server: PgServer, pg_store_url: str) -> None:
@@ -40,10 +41,10 @@ def _concurrent_read(db: AppDb) -> bool:
 
     threads = [threading.Thread(target=first)]
     threads[0].start()
-    assert inside.wait(30)
+    assert inside.wait(WAIT_S)
     threads.append(threading.Thread(target=other))
     threads[1].start()
-    finished = second.wait(20)
+    finished = second.wait(WAIT_S)
     leave.set()
     for thread in threads:
         thread.join(60)

@@ -36,6 +36,7 @@ from .ingest_engine import (
     status,
     stored_batches,
 )
+from .waits import WAIT_S
 
 LAYOUT = Layout.of(DEMO)
 ENDPOINT = "tcp://127.0.0.1:*"
@@ -89,7 +90,7 @@ def test_open_send_close_flush_stores_every_event(engine: Engine, encoding: Any)
         c.send("S1", sent[:1000])
         c.send("S1", sent[1000:])
         c.close("S1", t=60.0)
-        c.flush(timeout=10)
+        c.flush(timeout=WAIT_S)
     assert stored_events(engine.store, "S1") == sent
     assert status(engine.store, "S1") == "closed"
     assert len(stored_batches(engine.store, "S1")) > 10
@@ -110,7 +111,7 @@ def test_send_takes_dicts_columns_and_structured_arrays(engine: Engine) -> None:
         arr["seq"], arr["t"], arr["event"] = cols.seq, cols.t, cols.event
         arr["speed"], arr["load"] = cols.signals
         c.send("S1", arr)
-        c.flush(timeout=5)
+        c.flush(timeout=WAIT_S)
         assert c.acked("S1") == 29
     assert stored_events(engine.store, "S1") == sent
 
@@ -122,7 +123,7 @@ def test_several_sessions_share_one_client(engine: Engine) -> None:
         for first in range(0, 300, 100):
             for name in ("A", "B", "C"):
                 c.send(name, make_events(first, 100))
-        c.flush(timeout=10)
+        c.flush(timeout=WAIT_S)
     for name in ("A", "B", "C"):
         assert stored_events(engine.store, name) == make_events(0, 300)
 
@@ -146,7 +147,7 @@ def test_a_lost_batch_is_resent_after_the_gap_nack() -> None:
             open_demo(c)
             c.send("S1", make_events(0, 500))
             c.close("S1", 10.0)
-            c.flush(timeout=10)
+            c.flush(timeout=WAIT_S)
         assert engine.counters.snapshot()["nacks"].get("gap", 0) >= 1
         assert stored_events(engine.store, "S1") == make_events(0, 500)
         assert chain_intact(engine.store, "S1")
@@ -158,7 +159,7 @@ def test_a_lost_last_batch_is_resent_after_resend_after() -> None:
         with client(engine.endpoint, batch_bytes=400) as c:
             open_demo(c)
             c.send("S1", make_events(0, 100))
-            c.flush(timeout=5)
+            c.flush(timeout=WAIT_S)
         assert stored_events(engine.store, "S1") == make_events(0, 100)
 
 
@@ -169,7 +170,7 @@ def test_a_lost_close_is_resent() -> None:
             open_demo(c)
             c.send("S1", make_events(0, 10))
             c.close("S1", 1.0)
-            c.flush(timeout=5)
+            c.flush(timeout=WAIT_S)
         assert status(engine.store, "S1") == "closed"
 
 
@@ -181,7 +182,7 @@ def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
         c = client(endpoint, batch_bytes=2048)
         open_demo(c)
         c.send("S1", make_events(0, 400))
-        c.flush(timeout=5)
+        c.flush(timeout=WAIT_S)
     try:
         c.send("S1", make_events(400, 400))  # the engine is gone: nothing is acknowledged
         with pytest.raises(DeliveryTimeoutError):
@@ -190,7 +191,7 @@ def test_the_client_reconnects_after_the_engine_restarts_on_the_same_endpoint(
         with running(store, zmq_transport(endpoint)):
             c.send("S1", make_events(800, 200))
             c.close("S1", 20.0)
-            c.flush(timeout=10)
+            c.flush(timeout=WAIT_S)
     finally:
         c.disconnect()
     assert stored_events(store, "S1") == make_events(0, 1000)
@@ -202,12 +203,12 @@ def test_a_restarted_client_resumes_at_the_engines_next_seq(engine: Engine) -> N
     with client(engine.endpoint) as c:
         open_demo(c)
         c.send("S1", make_events(0, 50))
-        c.flush(timeout=5)
+        c.flush(timeout=WAIT_S)
     with client(engine.endpoint) as again:
         opened = again.open("S1", learner="L1", scenario="demo", rubric="r")
         assert opened.next_seq == 50
         again.send("S1", make_events(50, 10))
-        again.flush(timeout=5)
+        again.flush(timeout=WAIT_S)
     assert stored_events(engine.store, "S1") == make_events(0, 60)
 
 
@@ -222,12 +223,12 @@ def test_events_after_another_client_closed_the_session_fail_it(engine: Engine) 
     with client(engine.endpoint) as c:
         open_demo(c)
         c.send("S1", make_events(0, 10))
-        c.flush(timeout=5)
+        c.flush(timeout=WAIT_S)
         with RawPeer(engine.endpoint) as other:
             other.request({"type": "CLOSE", "session": "S1", "t": 1.0, "next_seq": 10})
         c.send("S1", make_events(10, 10))
         with pytest.raises(NackError, match="closed"):
-            c.flush(timeout=5)
+            c.flush(timeout=WAIT_S)
         with pytest.raises(ClientError, match="not open"):
             c.send("S1", make_events(20, 1))
 
@@ -254,7 +255,7 @@ def test_the_unacked_window_blocks_send_until_acks_arrive(engine: Engine) -> Non
     with client(engine.endpoint, batch_bytes=1024, max_unacked_bytes=4096) as c:
         open_demo(c)
         c.send("S1", make_events(0, 2000))
-        c.flush(timeout=10)
+        c.flush(timeout=WAIT_S)
     assert stored_events(engine.store, "S1") == make_events(0, 2000)
 
 
@@ -286,7 +287,7 @@ def test_an_allowed_curve_client_delivers(keys: dict[str, tuple[Path, Path]]) ->
         with client(engine.endpoint, curve=curve) as c:
             open_demo(c)
             c.send("S1", make_events(0, 100))
-            c.flush(timeout=5)
+            c.flush(timeout=WAIT_S)
         assert stored_events(engine.store, "S1") == make_events(0, 100)
 
 

@@ -33,6 +33,7 @@ from assessengine.credential_verify import verify
 from .independent_verify import independent_verification
 from .test_credentials import _credential
 from .test_credentials_e2e import run
+from .waits import WAIT_S
 
 CREATED = datetime(2025, 3, 1, 7, 0, 5, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,7 +65,7 @@ def resolve_key(method: str) -> bytes:
     """The test's document loader: fetch the DID document of `method`'s did:web over HTTP
     (the server runs without TLS) and take the key it lists."""
     did = method.partition("#")[0]
-    answer = httpx.get(did_document_url(did, scheme="http"), timeout=10)
+    answer = httpx.get(did_document_url(did, scheme="http"), timeout=WAIT_S)
     answer.raise_for_status()
     return key_from_document(answer.json(), method)
 

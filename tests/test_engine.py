@@ -43,6 +43,7 @@ from .test_engine_helpers import (
     running_engine,
     sessions,
 )
+from .waits import WAIT_MS, WAIT_S
 
 
 @pytest.mark.parametrize("scoring", ["thread", "process"])
@@ -57,7 +58,7 @@ def test_final_reports_equal_assessengine_score_on_the_same_events(
             stream_sessions(c, forklift)
         with EngineClient(engine.endpoint, client_id="lab", encoding="json-v1", **FAST) as c:
             stream_sessions(c, lab)
-        assert engine.wait_idle(30)
+        assert engine.wait_idle(WAIT_S)
         assert engine.scoring.sessions_open == 0
         decisions = {sid: store.decisions(sid) for sid in forklift.session_ids}
     for sim in (forklift, lab):
@@ -80,7 +81,7 @@ def test_decisions_are_saved_while_the_session_is_still_open(tmp_path: Path) -> 
         sid = sim.session_ids[0]
         c.open(sid, learner="L", scenario=sim.scenario, rubric=sim.rubric)
         c.send(sid, cols)
-        c.flush(10)
+        c.flush(WAIT_S)
         assert engine.wait_idle(60)
         assert store.decisions(sid)
         assert store.report(sid) is None
@@ -138,7 +139,7 @@ class _Garbage:
             with _dealer(self.endpoint) as sock:
                 for frames in self.messages():
                     sock.send_multipart(frames)
-                    if not sock.poll(5000):
+                    if not sock.poll(WAIT_MS):
                         raise AssertionError(f"no reply to {frames[0][:80]!r}")
                     self.codes.extend(_answers(sock, 1))
         except BaseException as exc:
@@ -230,7 +231,7 @@ def _watch(store: Store, method: str, hold: threading.Event | None = None) -> li
     def watched(items: Any) -> Any:
         sizes.append(len(items))
         if hold is not None:
-            hold.wait(10)
+            hold.wait(WAIT_S)
         return original(items)
 
     setattr(store, method, watched)
@@ -251,7 +252,7 @@ def _answers(sock: zmq.Socket[bytes], count: int) -> list[str]:
     """The next `count` replies: each NACK's code, or the reply's type."""
     out = []
     for _ in range(count):
-        assert sock.poll(5000)
+        assert sock.poll(WAIT_MS)
         reply = json.loads(sock.recv_multipart()[0])
         out.append(reply.get("code", reply["type"]))
     return out
@@ -277,8 +278,8 @@ def test_bad_input_does_not_disturb_a_concurrent_good_session(tmp_path: Path, sc
                     c.send(sid, Columns(sim.seq[a:b], sim.t[a:b], sim.event[a:b],
                                         sim.signals[:, a:b]))  # fmt: skip
                 c.close(sid, float(sim.close_t[k]))
-            c.flush(20)
-            thread.join(20)
+            c.flush(WAIT_S)
+            thread.join(WAIT_S)
         assert engine.wait_idle(60)
         metrics = engine.metrics_text()
     assert garbage.error is None
@@ -313,7 +314,7 @@ def test_a_restarted_engine_rebuilds_open_sessions_from_the_store(
             rows = np.flatnonzero(half & (sim.session == k))
             c.send(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
                                 sim.signals[:, rows]))  # fmt: skip
-        c.flush(10)
+        c.flush(WAIT_S)
         assert engine.wait_idle(60)
         before = {sid: len(store.decisions(sid)) for sid in sim.session_ids}
     # stopped with the sessions open; a new engine replays them and the stream resumes

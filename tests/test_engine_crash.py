@@ -29,6 +29,7 @@ from .test_engine_helpers import (
     serve,
     sessions,
 )
+from .waits import WAIT_S
 
 SLICE_ROWS = 400
 PAUSE = 0.04
@@ -115,7 +116,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(
     try:
         for s in streamers:
             s.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_S
         while min(s.sent for s in streamers) < 8 * SLICE_ROWS and time.monotonic() < deadline:
             time.sleep(0.02)
         children = _children(first.process.pid)  # the scoring process (and spawn's tracker)
@@ -124,7 +125,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(
         if first.process.poll() is None:
             first.kill()
     assert "ae-scoring" in children.values(), f"serve runs no scoring process: {children}"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_S
     while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child outlived it"
@@ -145,7 +146,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(
         for s in streamers:
             s.join(60)
         assert [s.error for s in streamers] == [None] * len(streamers)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_S
         while None in reports(db, ids).values() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert second.health() == 200
@@ -158,7 +159,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_reports_match(
         for sim in sims:
             with EngineClient(engine.endpoint, client_id="again", **FAST) as c:
                 stream_sessions(c, sim)
-        assert engine.wait_idle(30)
+        assert engine.wait_idle(WAIT_S)
     assert crashed == reports(tmp_path / "uninterrupted.db", ids)
     for sim in sims:
         assert {sid: crashed[sid] for sid in sim.session_ids} == offline_reports(sim, tmp_path)

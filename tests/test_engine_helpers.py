@@ -31,6 +31,8 @@ from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
 from assessengine.storage.port import Store
 
+from .waits import WAIT_S
+
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC_DIR = ROOT / "rubrics"
 RUBRIC_OF = {
@@ -116,10 +118,10 @@ class Served:
         return "".join(lines)
 
     def health(self) -> int:
-        return httpx.get(f"{self.http}/health", timeout=5).status_code
+        return httpx.get(f"{self.http}/health", timeout=WAIT_S).status_code
 
     def metrics(self) -> str:
-        return httpx.get(f"{self.http}/metrics", timeout=5).text
+        return httpx.get(f"{self.http}/metrics", timeout=WAIT_S).text
 
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM, then the exit code (SIGKILL if it hangs: the test fails then)."""

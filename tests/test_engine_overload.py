@@ -23,6 +23,7 @@ from assessengine.runtime.scoring_process import RemoteScorer
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, offline_reports, reports, running_engine, sessions
+from .waits import WAIT_S
 
 SCENARIO = "forklift-warehouse"
 SESSIONS = 16               # about 74,000 events (4.4 MB of columns-v1) per round
@@ -58,7 +59,7 @@ def _flooding_client(endpoint: str) -> Iterator[Connection]:
         yield ours
         ours.send(None)
     finally:
-        sender.join(20)
+        sender.join(WAIT_S)
         if sender.is_alive():
             sender.kill()
             sender.join()
@@ -90,7 +91,7 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
             ours.send((0, 60))  # unthrottled: the rate the client can offer
             assert ours.poll(60)
             events_a, seconds_a = ours.recv()
-            assert engine.wait_idle(30)
+            assert engine.wait_idle(WAIT_S)
             # the scorer's pace is a tenth of what this client offers on this machine now,
             # so the overload is ten times however busy the machine is
             rate = events_a / seconds_a / OVERLOAD
@@ -101,7 +102,7 @@ def test_ten_times_overload_is_slowed_to_the_scorer_with_bounded_memory(tmp_path
                 ours.send((SESSIONS, patience))
                 assert ours.poll(patience)
                 events_b, seconds_b = ours.recv()
-                assert engine.wait_idle(30)
+                assert engine.wait_idle(WAIT_S)
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
@@ -135,7 +136,7 @@ def test_a_stalled_scoring_process_holds_the_client_back_with_bounded_memory(
                 os.kill(engine.scoring.pid, signal.SIGCONT)
                 assert ours.poll(60)
                 events, _ = ours.recv()
-                assert engine.wait_idle(30)
+                assert engine.wait_idle(WAIT_S)
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()

@@ -35,6 +35,7 @@ from assessengine.streaming import stream_sessions
 from .ingest_engine import RawPeer, running
 from .pg_server import PgServer
 from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
+from .waits import WAIT_S
 
 
 def _settings(url: str, scoring: str = "thread") -> Settings:
@@ -70,7 +71,7 @@ def _send_first_half(endpoint: str, sim: SimBatch) -> int:
             rows = np.flatnonzero(half & (sim.session == k))
             c.send(sid, Columns(sim.seq[rows], sim.t[rows], sim.event[rows],
                                 sim.signals[:, rows]))  # fmt: skip
-        c.flush(20)
+        c.flush(WAIT_S)
     return int(half.sum())
 
 
@@ -174,7 +175,7 @@ def test_the_engine_refuses_another_engines_session_and_stores_nothing_of_it() -
     with running(store, transport, owners=owners):
         for message in (DEMO_OPEN, DEMO_CLOSE):
             peer.send(message)
-            reply = peer.recv(10)
+            reply = peer.recv(WAIT_S)
             assert reply is not None
             assert (reply["type"], reply["code"]) == ("NACK", "session_owned")
             assert "(engine-a)" in reply["message"]
@@ -187,7 +188,7 @@ def test_the_engine_answers_internal_when_ownership_cannot_be_checked() -> None:
     peer = transport.peer()
     with running(store, transport, owners=owners):
         peer.send(DEMO_OPEN)
-        reply = peer.recv(10)
+        reply = peer.recv(WAIT_S)
     assert reply is not None
     assert (reply["type"], reply["code"]) == ("NACK", "internal")
     assert "which engine owns the session" in reply["message"]
@@ -204,7 +205,7 @@ def test_the_engine_releases_a_session_once_its_report_is_saved_and_refused_open
         assert peer.request(bad)["code"] == "unknown_scenario"
         assert "S2" not in owners.held  # never stored: let go at the end of its round
         assert peer.request(DEMO_CLOSE)["type"] == "CLOSED"
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(WAIT_S)
         assert store.report("S1") is not None
     assert owners.released == ["S2", "S1"]
 
@@ -233,8 +234,8 @@ def test_two_engines_on_one_database_report_and_audit_every_session(
         for t in threads:
             t.join(120)
         assert errors == []
-        assert a.wait_idle(30)
-        assert b.wait_idle(30)
+        assert a.wait_idle(WAIT_S)
+        assert b.wait_idle(WAIT_S)
     expected = offline_reports(one, tmp_path) | offline_reports(two, tmp_path)
     assert reports(pg_database, list(expected)) == expected
     for sid in expected:
@@ -268,14 +269,14 @@ def test_a_session_is_taken_over_once_its_engine_stops_and_reports_as_one_engine
     with composed_engine(pg_database, scoring) as b:
         with composed_engine(pg_database) as a:
             sent = _send_first_half(a.endpoint, sim)
-            assert a.wait_idle(20)
+            assert a.wait_idle(WAIT_S)
             with RawPeer(b.endpoint) as other:
                 assert other.request(_open(sim, 0))["code"] == "session_owned"
         # a has stopped: b takes the sessions over and the stream resumes where it stood
         with EngineClient(b.endpoint, client_id="sim", **FAST) as c:
             streamed = stream_sessions(c, sim, timeout=60)
         assert streamed.events == len(sim) - sent
-        assert b.wait_idle(30)
+        assert b.wait_idle(WAIT_S)
     assert reports(pg_database, sim.session_ids) == offline_reports(sim, tmp_path)
     for sid in sim.session_ids:
         code, output = audit(pg_database, sid)  # type: ignore[arg-type]
@@ -316,7 +317,7 @@ def test_an_engine_starting_beside_a_live_owner_leaves_its_sessions_alone(
     sim = sessions("network-lab", 2, seed=14)
     with composed_engine(pg_database) as a:
         _send_first_half(a.endpoint, sim)
-        assert a.wait_idle(20)
+        assert a.wait_idle(WAIT_S)
         decided = {sid: len(a.store.decisions(sid)) for sid in sim.session_ids}
         with composed_engine(pg_database) as b:
             assert (b.stats.recovery.reopened, b.stats.recovery.events) == (0, 0)
@@ -349,11 +350,11 @@ def test_a_session_is_taken_over_once_its_engine_is_killed(
             with RawPeer(b.endpoint) as other:
                 assert other.request(_open(sim, 0))["code"] == "session_owned"
             process.kill()  # SIGKILL: its connections close, and its locks go with them
-            process.join(30)
+            process.join(WAIT_S)
             with EngineClient(b.endpoint, client_id="sim", **FAST) as c:
                 streamed = stream_sessions(c, sim, timeout=60)
             assert streamed.events == len(sim) - sent
-            assert b.wait_idle(30)
+            assert b.wait_idle(WAIT_S)
     finally:
         if process.is_alive():
             process.kill()

@@ -13,6 +13,7 @@ from assessengine.ingest.fake import FakeTransport
 from .ingest_engine import running
 from .test_engine_owners import DEMO_CLOSE, DEMO_OPEN, Scripted
 from .test_scoring_store_failures import FAILURES, FlakyStore
+from .waits import WAIT_S
 
 ALWAYS = 10**9  # saves that fail: the store stays unavailable
 
@@ -47,12 +48,12 @@ def test_a_closed_session_stays_owned_until_its_report_is_saved() -> None:
         assert peer.request(DEMO_OPEN)["type"] == "OPENED"
         store.failing = ALWAYS
         assert peer.request(DEMO_CLOSE)["type"] == "CLOSED"
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(WAIT_S)
         assert store.report("S1") is None  # the save failed: kept for a retry
         assert "S1" in owners.held
         assert "S1" not in owners.released
         store.failing = 0  # the store is back: the idle retry saves it, then releases it
-        assert _released(owners, "S1", within=30)
+        assert _released(owners, "S1", within=WAIT_S)
         assert store.report("S1") is not None
     assert owners.reported_at_release == {"S1": True}
 
@@ -65,7 +66,7 @@ def test_an_engine_leaves_alone_a_closed_unreported_session_a_live_engine_owns()
         assert peer.request(DEMO_OPEN)["type"] == "OPENED"
         store.failing = ALWAYS
         assert peer.request(DEMO_CLOSE)["type"] == "CLOSED"
-        assert engine.wait_idle(10)
+        assert engine.wait_idle(WAIT_S)
     assert store.report("S1") is None  # the owner (gone now, here) never saved it
     store.failing = 0
     second = Scripted(others={"S1"})  # S1 still owned by a live engine

@@ -26,6 +26,7 @@ from assessengine.storage.sqlite import SqliteStore
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, audit, offline_reports, running_engine, serve, sessions
+from .waits import WAIT_S
 
 
 @pytest.mark.parametrize("scoring", ["process", "thread"])
@@ -93,9 +94,9 @@ def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_pat
             except queue.Empty:
                 assert process.poll() is None, "".join(output)
         page = next(x for x in output if x.startswith("Assessors' web page:")).split()[3]
-        assert httpx.get(page + "health", timeout=5).status_code == 200
+        assert httpx.get(page + "health", timeout=WAIT_S).status_code == 200
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert process.wait(WAIT_S) == 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -187,7 +188,7 @@ def test_serve_no_ingest_serves_the_api_beside_a_running_engine_on_its_store(
             assert (api.zmq, api.health()) == ("", 200)
             assert api.metrics() == ""  # no ingest, no scoring: nothing to count
             sid = sim.session_ids[0]
-            got = httpx.get(f"{api.http}/api/v1/sessions/{sid}", timeout=10,
+            got = httpx.get(f"{api.http}/api/v1/sessions/{sid}", timeout=WAIT_S,
                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
             assert got.status_code == 200, got.text
             assert got.json()["session"] == sid

@@ -40,6 +40,7 @@ from .ingest_engine import (
     running,
     stored_batches,
 )
+from .waits import WAIT_S
 
 LAYOUT = Layout.of(DEMO)
 ENDPOINT = "tcp://127.0.0.1:*"
@@ -68,9 +69,9 @@ class Peer(Protocol):
 
     def send(self, *frames: Any) -> None: ...
 
-    def recv(self, timeout: float = 2.0) -> dict[str, Any] | None: ...
+    def recv(self, timeout: float = WAIT_S) -> dict[str, Any] | None: ...
 
-    def request(self, *frames: Any, timeout: float = 2.0) -> dict[str, Any]: ...
+    def request(self, *frames: Any, timeout: float = WAIT_S) -> dict[str, Any]: ...
 
 
 @pytest.fixture(params=["zmq", "fake"])

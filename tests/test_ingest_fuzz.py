@@ -20,6 +20,7 @@ from assessengine.ingest.zmq import zmq_transport
 from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import DEMO, RawPeer, chain_intact, running, status
+from .waits import WAIT_S
 
 LAYOUT = Layout.of(DEMO)
 MESSAGES = 10_500
@@ -146,7 +147,7 @@ def test_ten_thousand_bad_messages_then_a_good_session_is_stored_whole() -> None
                     templates = _templates(f"F{rng.randrange(SESSIONS)}")
                     fuzzer.socket.send_multipart(rng.choice(mutators)(rng, rng.choice(templates)))
                 for _ in range(CHUNK):  # exactly one reply per message
-                    reply = fuzzer.recv(timeout=5)
+                    reply = fuzzer.recv(timeout=WAIT_S)
                     assert reply is not None, f"no reply after {replies.total()} replies"
                     replies[reply["type"]] += 1
                     if reply["type"] == "NACK":
@@ -170,7 +171,7 @@ def test_ten_thousand_bad_messages_then_a_good_session_is_stored_whole() -> None
             c.send("GOOD", sent[:5000])
             c.send("GOOD", sent[5000:], encoding="json-v1")
             c.close("GOOD", 700.0)
-            c.flush(timeout=10)
+            c.flush(timeout=WAIT_S)
 
     got: list[Event] = []
     for batch in store.batches("GOOD"):

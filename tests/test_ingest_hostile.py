@@ -28,6 +28,7 @@ from assessengine.storage.memory import MemoryStore
 
 from .ingest_engine import RawPeer
 from .test_engine_helpers import library
+from .waits import WAIT_MS, WAIT_S
 
 SCENARIO = load_scenario("forklift-warehouse")
 LAYOUT = Layout.of(SCENARIO)
@@ -63,7 +64,7 @@ def _open(session: Any) -> dict[str, Any]:
 def reply_to(peer: RawPeer, *frames: bytes) -> dict[str, Any]:
     """The one reply to `frames` (an empty delimiter before it is skipped, as REQ does)."""
     peer.socket.send_multipart(list(frames))
-    assert peer.socket.poll(10_000), f"no reply to {[f[:80] for f in frames]}"
+    assert peer.socket.poll(WAIT_MS), f"no reply to {[f[:80] for f in frames]}"
     parts = peer.socket.recv_multipart()
     while parts and not parts[0]:
         parts = parts[1:]
@@ -221,7 +222,7 @@ def test_an_empty_first_frame_gets_the_delimiter_hint_which_a_req_socket_shows(
     try:
         req.connect(engine.endpoint)
         req.send(json.dumps({"type": "PING", "nonce": 1}).encode())
-        assert req.poll(10_000), "the REQ socket got no reply"
+        assert req.poll(WAIT_MS), "the REQ socket got no reply"
         reply = json.loads(req.recv())
     finally:
         req.close(linger=0)
@@ -277,7 +278,7 @@ def test_an_exception_on_one_message_nacks_it_and_the_engine_keeps_serving(
     peer.socket.send_multipart([json.dumps(boom).encode(), payload])
     peer.socket.send_multipart([json.dumps(fine | {"first_seq": 2}).encode(),
                                 _columns_payload(2, 2)])
-    replies = [peer.recv(10) for _ in range(3)]
+    replies = [peer.recv(WAIT_S) for _ in range(3)]
     assert all(r is not None for r in replies), replies
     by_kind = sorted((r["type"], r.get("code"), r.get("seq")) for r in replies if r)
     assert by_kind == [("ACK", None, 1), ("ACK", None, 3), ("NACK", "internal", None)]
@@ -311,7 +312,7 @@ def test_a_nack_carries_text_utf8_cannot_encode_escaped() -> None:
         (message,) = _poll_until_one(ingest)
         ingest.nack(message.identity, "bad_message", "odd \ud800 text", session="S\udfff",
                     in_reply_to="\ud83d")  # fmt: skip
-        reply = peer.recv(10)
+        reply = peer.recv(WAIT_S)
     assert reply == {"type": "NACK", "session": "S\\udfff", "code": "bad_message",
                      "message": "odd \\ud800 text", "in_reply_to": "\\ud83d"}  # fmt: skip
 

@@ -25,6 +25,7 @@ from assessengine.storage.memory import MemoryStore
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, library, offline_reports, reports, running_engine, sessions
+from .waits import WAIT_S
 
 
 def _columns(n: int, k: int, seed: int) -> Columns:
@@ -89,21 +90,21 @@ def test_the_engine_says_it_stopped_when_its_scoring_process_dies(tmp_path: Path
                        metadata={"profile": sim.profiles[k]})  # as `stream_sessions` opens it
             half = _rows(sim, 0, 0.5)
             c.send(sim.session_ids[0], half)
-            c.flush(10)
+            c.flush(WAIT_S)
             assert engine.wait_idle(60)
             os.kill(engine.scoring.pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + WAIT_S
             while engine.running and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not engine.running
             c.send(sim.session_ids[0], _rows(sim, 0.5, 1.0))  # still stored and ACKed
-            c.flush(10)
+            c.flush(WAIT_S)
             assert c.acked(sim.session_ids[0]) == int(np.diff(sim.offsets)[0]) - 1
     with running_engine(db, scoring="process") as (engine, _store):
         assert engine.stats.recovery.reopened == 2
         with EngineClient(engine.endpoint, client_id="sim", **FAST) as c:
             stream_sessions(c, sim)
-        assert engine.wait_idle(30)
+        assert engine.wait_idle(WAIT_S)
     assert reports(db, sim.session_ids) == offline_reports(sim, tmp_path)
 
 

@@ -17,6 +17,7 @@ from assessengine.streaming import stream_sessions
 
 from .pg_server import PASSWORD
 from .test_engine_helpers import FAST, audit, offline_reports, serve, sessions
+from .waits import WAIT_S
 
 
 def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
@@ -36,7 +37,7 @@ def test_serve_on_postgres_ingests_scores_and_serves_the_reports_over_http(
             service.close()
         expected = offline_reports(lab, tmp_path)
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=served.http, headers=headers, timeout=10) as http:
+        with httpx.Client(base_url=served.http, headers=headers, timeout=WAIT_S) as http:
             listed = http.get("/api/v1/sessions?limit=10").json()["items"]
             assert sorted(row["session"] for row in listed) == sorted(lab.session_ids)
             for sid in lab.session_ids:

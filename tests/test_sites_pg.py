@@ -59,6 +59,7 @@ from assessengine.streaming import stream_sessions
 
 from .pg_server import PASSWORD, PgServer, bin_dir
 from .test_engine_helpers import FAST, audit, library, serve, sessions
+from .waits import WAIT_S
 
 T = TypeVar("T")
 LOGICAL: Final = {
@@ -67,7 +68,6 @@ LOGICAL: Final = {
     "wal_retrieve_retry_interval": "200ms",
 }  # fmt: skip
 """What a site's and a hub's server need (and a quick retry after an outage, for the tests)."""
-WAIT_S: Final = 30.0
 ITEM: Final = "looks_before_reversing"  # the forklift rubric's observed item
 
 
@@ -639,7 +639,7 @@ def test_a_promoted_hub_standby_serves_everything_acknowledged_before(
         api = serve(standby.url("assess"), "--no-ingest", "--issuer-key", str(key))
         try:
             headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=api.http, headers=headers, timeout=10) as http:
+            with httpx.Client(base_url=api.http, headers=headers, timeout=WAIT_S) as http:
                 for sid in ids:
                     got = http.get(f"/api/v1/sessions/{sid}")
                     assert got.status_code == 200, got.text

@@ -26,6 +26,10 @@ from .port import Counters, Message
 from .triage import Triage
 
 FAKE_ENDPOINT: Final = "fake://in-process"
+REPLY_TIMEOUT_S: Final = 120.0
+"""How long a peer waits for an answer by default: the engine answers from threads of its own,
+which a loaded machine may keep from running for many seconds, so only an engine that does
+not answer reaches this bound. Pass a short timeout to check that no answer comes."""
 Frame = bytes | dict[str, Any]
 """A frame a peer sends: bytes as they are, a dict as its JSON."""
 
@@ -144,7 +148,7 @@ class FakePeer:
     def send(self, *frames: Frame) -> None:
         self.transport._put(self.identity, [_frame(f) for f in frames])
 
-    def recv(self, timeout: float = 2.0) -> dict[str, Any] | None:
+    def recv(self, timeout: float = REPLY_TIMEOUT_S) -> dict[str, Any] | None:
         """The next answer's header (None after `timeout` seconds without one)."""
         frames = self.transport._take_reply(self.identity, timeout)
         if frames is None:
@@ -152,7 +156,7 @@ class FakePeer:
         reply: dict[str, Any] = json.loads(frames[0])
         return reply
 
-    def request(self, *frames: Frame, timeout: float = 2.0) -> dict[str, Any]:
+    def request(self, *frames: Frame, timeout: float = REPLY_TIMEOUT_S) -> dict[str, Any]:
         """`send`, then the answer; TimeoutError when none comes within `timeout`."""
         self.send(*frames)
         reply = self.recv(timeout)
