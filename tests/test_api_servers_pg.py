@@ -51,7 +51,7 @@ def _start(url: str, *options: tuple[str, ...]) -> list[Served]:
     return started
 
 
-def _scored(http: httpx.Client, sid: str, timeout: float = 60) -> dict[str, Any]:
+def _scored(http: httpx.Client, sid: str, timeout: float = WAIT_S) -> dict[str, Any]:
     """The session's review once its report is saved (scoring may still be in flight)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -30,6 +30,7 @@ from assessengine.settings import Settings
 from assessengine.sim.generate import simulate
 
 from .test_engine_helpers import FAST, Served, serve
+from .waits import WAIT_S
 
 API = "/api/v1"
 RUBRIC = "forklift-load-handling"
@@ -72,14 +73,14 @@ def stream_competent_sessions(endpoint: str) -> None:
         for k, (session, source) in enumerate(PLAN):
             (events,) = simulate(scenario, "competent", 1, seed=1, first=k).to_sessions()
             client.open(session, learner=LEARNER, scenario=scenario.scenario, rubric=RUBRIC,
-                        source=source)  # fmt: skip
+                        source=source, timeout=WAIT_S)  # fmt: skip
             client.send(session, events.events)
             client.close(session, events.end_t)
-        client.flush()
+        client.flush(WAIT_S)
 
 
 def wait_until_scored(http: httpx.Client, headers: dict[str, str]) -> None:
-    deadline = time.monotonic() + 180  # a fresh clone compiles the scoring kernel first
+    deadline = time.monotonic() + WAIT_S  # serve compiled or loaded the kernel before it served
     for session, _ in PLAN:
         while True:
             answer = http.get(f"{API}/sessions/{session}", headers=headers)

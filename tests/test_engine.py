@@ -10,9 +10,8 @@ import json
 import math
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,11 @@ import zmq
 
 from assessengine.api.app import create_app
 from assessengine.client import EngineClient, NackError
+from assessengine.compose import open_store
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.metrics import Histogram, Metric, counter, render
-from assessengine.runtime.engine import GC_THRESHOLDS
+from assessengine.runtime.engine import GC_THRESHOLDS, Engine
 from assessengine.runtime.pipeline import RubricEntry, Scorer
 from assessengine.runtime.scoring import ThreadScoring
 from assessengine.storage.memory import MemoryStore
@@ -238,14 +239,35 @@ def _watch(store: Store, method: str, hold: threading.Event | None = None) -> li
     return sizes
 
 
+@contextmanager
+def _in_process_engine(db: Path) -> Iterator[tuple[Engine, Store, FakePeer]]:
+    """The engine on a SQLite file and the in-process transport, and a peer of it."""
+    with closing(open_store(db)) as store:
+        transport = FakeTransport()
+        with Engine(store, library(), transport) as engine:
+            yield engine, store, transport.peer()
+
+
 def _send_then_release(
-    sock: zmq.Socket[bytes], messages: list[list[bytes]], held: threading.Event
+    peer: FakePeer, messages: list[list[bytes]], held: threading.Event
 ) -> None:
-    """Send `messages`, give them time to reach the engine's socket, then release `held`."""
+    """Send `messages`, then release `held`. On the in-process transport a message is queued
+    for the engine once sent, so the round after the held one finds all of them (over a
+    socket nothing says when they have arrived: a fixed pause let a loaded machine split
+    them over more rounds)."""
     for frames in messages:
-        sock.send_multipart(frames)
-    time.sleep(0.3)
+        peer.send(*frames)
     held.set()
+
+
+def _peer_answers(peer: FakePeer, count: int) -> list[str]:
+    """The next `count` answers to `peer`: each NACK's code, or the answer's type."""
+    out = []
+    for _ in range(count):
+        reply = peer.recv(WAIT_S)
+        assert reply is not None
+        out.append(reply.get("code", reply["type"]))
+    return out
 
 
 def _answers(sock: zmq.Socket[bytes], count: int) -> list[str]:
@@ -462,12 +484,11 @@ def test_a_burst_of_opens_is_one_transaction_answered_in_order(tmp_path: Path) -
     ]  # fmt: skip
     expected = ["OPENED"] * 6 + ["session_conflict", "unknown_scenario", "unknown_rubric",
                                  "ACK", "CLOSED", "OPENED"]  # fmt: skip
-    with running_engine(tmp_path / "e.db") as (engine, store):
+    with _in_process_engine(tmp_path / "e.db") as (_, store, peer):
         held = threading.Event()  # the first OPEN waits until the burst is queued
         sizes = _watch(store, "open_sessions", held)
-        with _dealer(engine.endpoint) as sock:
-            _send_then_release(sock, [_open_lab("first"), *burst], held)
-            answers = _answers(sock, 1 + len(burst))
+        _send_then_release(peer, [_open_lab("first"), *burst], held)
+        answers = _peer_answers(peer, 1 + len(burst))
         assert answers == ["OPENED", *expected]
         # 9 OPENs reach the store (first, P0-P4, P0 again, P1 again, P7) in at most 4
         # transactions, whichever of them the first round took: first..P4 (in two at most),
@@ -570,17 +591,16 @@ def test_closes_between_other_sessions_batches_do_not_split_the_group_commit(
                                      "next_seq": n})], events(s, n))]  # fmt: skip
     burst.append(events(ending[0], n))  # after its CLOSE: closed
     expected = ["CLOSED", "ACK"] * 4 + ["closed"]
-    with running_engine(tmp_path / "e.db") as (engine, store):
-        with _dealer(engine.endpoint) as sock:
-            for sid in [*ending, *streaming, "first"]:
-                sock.send_multipart(_open_lab(sid))
-                sock.send_multipart(events(sid, 0))
-            assert set(_answers(sock, 2 * 9)) <= {"OPENED", "ACK"}
-            held = threading.Event()  # the first append waits until the burst is queued
-            appends = _watch(store, "append_batches", held)
-            closes = _watch(store, "close_sessions")
-            _send_then_release(sock, [events("first", n), *burst], held)
-            answers = _answers(sock, 1 + len(burst))
+    with _in_process_engine(tmp_path / "e.db") as (engine, store, peer):
+        for sid in [*ending, *streaming, "first"]:
+            peer.send(*_open_lab(sid))
+            peer.send(*events(sid, 0))
+        assert set(_peer_answers(peer, 2 * 9)) <= {"OPENED", "ACK"}
+        held = threading.Event()  # the first append waits until the burst is queued
+        appends = _watch(store, "append_batches", held)
+        closes = _watch(store, "close_sessions")
+        _send_then_release(peer, [events("first", n), *burst], held)
+        answers = _peer_answers(peer, 1 + len(burst))
         assert answers == ["ACK", *expected]
         # five batches and four CLOSEs reach the store, in fewer transactions than messages
         # (one each was 5 and 4): the first round takes "first" and maybe the start of the

@@ -123,7 +123,7 @@ class Served:
     def metrics(self) -> str:
         return httpx.get(f"{self.http}/metrics", timeout=WAIT_S).text
 
-    def terminate(self, timeout: float = 30) -> int:
+    def terminate(self, timeout: float = WAIT_S) -> int:
         """SIGTERM, then the exit code (SIGKILL if it hangs: the test fails then)."""
         self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout)
@@ -141,7 +141,7 @@ class Served:
 
 
 def serve(
-    db: Path | str, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = 60
+    db: Path | str, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = WAIT_S
 ) -> Served:
     """Start ``assessengine serve`` (with `options`) and wait until it serves (raises with its
     log if not)."""
