@@ -75,7 +75,7 @@ def serving(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(WAIT_S)
         sock.close()
     assert not thread.is_alive(), "uvicorn did not shut down"
 

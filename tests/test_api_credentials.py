@@ -43,6 +43,7 @@ from .test_credentials_e2e import forged_copy, record_sessions
 from .test_engine_helpers import serve
 from .test_web_support import csrf_of
 from .test_xapi import statement_problems
+from .waits import WAIT_S
 
 BASE = "https://engine.example.org"
 API = "/api/v1"
@@ -608,7 +609,7 @@ def test_serve_takes_the_issuer_key_and_base_url(
     served = serve(db)
     try:
         assessor = {"Authorization": f"Bearer {tokens['assessor']}"}
-        with httpx.Client(base_url=served.http, timeout=30) as client:
+        with httpx.Client(base_url=served.http, timeout=WAIT_S) as client:
             for session in MINE:
                 client.post(f"{API}/sessions/{session}/observations", headers=assessor, json={
                     "criterion": OBSERVED[0], "verdict": "pass", "note": "ok"})  # fmt: skip

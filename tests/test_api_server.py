@@ -52,7 +52,7 @@ def test_a_real_server_answers_the_review_flow(
 ) -> None:
     base, tokens, competent = served
     assessor = {"Authorization": f"Bearer {tokens['assessor']}"}
-    with httpx.Client(base_url=base, timeout=30) as http:
+    with httpx.Client(base_url=base, timeout=WAIT_S) as http:
         assert http.get("/health").json() == {"status": "ok"}
         assert http.get("/metrics").text == "up 1\n"
         refused = http.get("/api/v1/sessions")

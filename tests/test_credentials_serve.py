@@ -97,7 +97,7 @@ def test_the_cli_issues_over_what_assessors_recorded_with_the_key_serve_made(
     db = tmp_path / "engine.db"
     assessor = {"Authorization": f"Bearer {token(db, 'assessor', 'Sam Okafor')}"}
     stream_competent_sessions(served.zmq)
-    with httpx.Client(base_url=served.http, timeout=30) as http:
+    with httpx.Client(base_url=served.http, timeout=WAIT_S) as http:
         wait_until_scored(http, assessor)
         waiting = assessengine("credential", "issue", "--db", str(db), "--learner", LEARNER,
                                "--policy", POLICY)  # fmt: skip

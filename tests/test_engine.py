@@ -623,7 +623,7 @@ def test_the_app_serves_the_engine_metrics_and_shuts_down_cleanly(tmp_path: Path
         web = WebServer(create_app(db_path=db, metrics=engine.metrics_text), "127.0.0.1", 0)
         web.start()
         try:
-            reply = httpx.get(f"{web.url}/metrics", timeout=5)
+            reply = httpx.get(f"{web.url}/metrics", timeout=WAIT_S)
         finally:
             web.stop()
     assert reply.status_code == 200

@@ -10,7 +10,9 @@ import numpy as np
 from assessengine.core.codec import Columns
 from assessengine.runtime.engine import BatchItem, CloseItem, StopItem, WorkQueue
 
-LONG = 30.0  # a linger or timeout no test may wait out
+from .waits import WAIT_S
+
+LONG = WAIT_S  # a linger or timeout no test may wait out
 
 
 def _batch(session: str, nbytes: int) -> BatchItem:
