@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from .pg_server import free_port
+from .waits import WAIT_S
 
 KEY: Final = "assessengine-test-key"
 SECRET: Final = "assessengine-test-secret"
@@ -53,7 +54,7 @@ def s3_server() -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

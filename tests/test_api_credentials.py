@@ -407,7 +407,7 @@ class StandInLrs:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=WAIT_S)
 
 
 def test_forwarding_to_the_lrs_retries_and_is_audited(template: Path, tmp_path: Path) -> None:
@@ -476,7 +476,7 @@ class StrictLrs:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=WAIT_S)
 
 
 def test_a_statement_that_changed_reaches_an_lrs_that_keeps_statements_immutable(

@@ -58,7 +58,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(5)
+        thread.join(WAIT_S)
 
 
 def resolve_key(method: str) -> bytes:

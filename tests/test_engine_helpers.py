@@ -130,7 +130,7 @@ class Served:
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.wait(10)
+        self.process.wait(WAIT_S)
 
     def wait(self, timeout: float) -> int:
         try:
@@ -177,5 +177,5 @@ def serve(
             zmq_at = words[words.index("zmq") + 1] if "zmq" in words else ""  # --no-ingest
             return Served(process, zmq_at, words[words.index("http") + 1], lines)
     process.kill()
-    process.wait(10)
+    process.wait(WAIT_S)
     raise AssertionError("serve did not start:\n" + "".join(seen))

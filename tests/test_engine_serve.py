@@ -100,7 +100,7 @@ def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_pat
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(10)
+            process.wait(WAIT_S)
     text = "".join(output)
     for scenario in ("forklift-warehouse", "haul-truck-surface", "lhd-underground",
                      "network-lab"):  # fmt: skip

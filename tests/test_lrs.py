@@ -15,6 +15,8 @@ import pytest
 
 from assessengine.adapters.lrs import LrsClient, LrsError
 
+from .waits import WAIT_S
+
 STATEMENTS = [
     {"id": "d9b4fd46-03d3-59af-bad4-66456502b107", "actor": {}, "verb": {}, "object": {}},
     {"id": "0f8fad5b-d9cb-469f-a165-70867728950e", "actor": {}, "verb": {}, "object": {}},
@@ -75,7 +77,7 @@ def lrs() -> Iterator[StandIn]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=5)
+        thread.join(timeout=WAIT_S)
 
 
 def client(url: str, sleeps: list[float], **options: Any) -> LrsClient:
