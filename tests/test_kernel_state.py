@@ -11,9 +11,11 @@ from assessengine.adapters.library import load_rubric
 from assessengine.core import scorer
 from assessengine.core.compiler import FAIL, PASS, compile_rubric
 from assessengine.core.events import Event, batch_from_events
+from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.rubric import Rubric
 from assessengine.core.scorer import ScoringState, close, step
 from assessengine.errors import ScoringError
+from assessengine.sim.generate import simulate
 
 from .strategies import SCENARIO
 
@@ -53,8 +55,16 @@ def test_forklift_rubric_state_fits_in_one_kib() -> None:
     assert ScoringState.new(compile_rubric(rubric, scenario)).bytes_per_session <= 1024
 
 
+def _arrays(state: ScoringState) -> list[np.ndarray]:
+    """The state arrays, indexed by row."""
+    return [state.sess_i, state.sess_f, state.si, state.sf, state.verdict]
+
+
 def _snapshot(state: ScoringState) -> list[np.ndarray]:
-    return [a.copy() for a in (state.sess_i, state.sess_f, state.si, state.sf, state.verdict)]
+    """Every open session's state, in slot order (a session that has no row yet is fresh:
+    `rows` gives it one with a fresh state)."""
+    rows = state.rows(np.array(sorted(state.session_of), np.int64))
+    return [a[rows].copy() for a in _arrays(state)]
 
 
 def test_a_batch_that_breaks_session_order_changes_nothing() -> None:
@@ -79,8 +89,9 @@ def test_a_released_slot_is_reused_with_fresh_state() -> None:
     state.release(["S1"])
     (again,) = state.open(["S2"])
     assert again == slot
-    assert state.sess_i[again, :3].tolist() == [-1, -1, 0]
-    assert not state.verdict[again].any()
+    (row,) = state.rows(np.array([again]))
+    assert state.sess_i[row, :3].tolist() == [-1, -1, 0]
+    assert not state.verdict[row].any()
 
 
 def test_state_grows_beyond_its_initial_capacity() -> None:
@@ -126,12 +137,12 @@ def test_close_output_is_sized_by_the_pending_criteria() -> None:
 def test_a_criterion_decided_in_every_session_of_a_batch_visits_no_row() -> None:
     compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
     state = ScoringState.new(compiled, capacity=4)
-    slots = state.open(["S1", "S2", "S3"])
+    rows = state.rows(state.open(["S1", "S2", "S3"]))
     ids = [c.id for c in TEN_CRITERIA.criteria]
     first, second = ids.index("p"), ids.index("ab")
-    state.verdict[slots[:2], first] = PASS  # decided in both sessions the batch touches
-    state.verdict[slots[0], second] = FAIL  # decided in one of them
-    touched = np.array(slots[:2], np.int64)
+    state.verdict[rows[:2], first] = PASS  # decided in both sessions the batch touches
+    state.verdict[rows[0], second] = FAIL  # decided in one of them
+    touched = np.array(rows[:2], np.int64)
 
     pending = scorer.pending_sessions(state, touched)
 
@@ -196,21 +207,67 @@ def test_open_assigns_slots_as_one_by_one_would_and_resets_them() -> None:
         assert state.slot_of == slot_of
         assert state.session_of == {v: k for k, v in slot_of.items()}
     # a reused slot starts fresh, whether opened alone or among a range
-    assert state.sess_i[state.slot_of["x"], :3].tolist() == [-1, -1, 0]
+    (row,) = state.rows(np.array([state.slot_of["x"]]))
+    assert state.sess_i[row, :3].tolist() == [-1, -1, 0]
 
 
-def test_open_resets_reused_slots_even_when_they_form_a_range() -> None:
+def test_reused_rows_start_fresh_whether_they_form_a_range_or_not() -> None:
     compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
-    state = ScoringState.new(compiled, capacity=4)
-    slots = state.open(["S0", "S1", "S2", "S3"])
-    rows = [(int(s), Event(0, 1.0, "a", {"x": 9.0})) for s in slots]
-    step(compiled, state, batch_from_events(SCENARIO, rows))
-    close(compiled, state, slots, np.full(4, 2.0))
-    state.release(["S1", "S2"])
-    again = state.open(["T1", "T2"])
-    assert sorted(again.tolist()) == [1, 2]
     fresh = ScoringState.new(compiled, capacity=1)
-    fresh.open(["new"])
-    for a, b in zip(_snapshot(state), _snapshot(fresh), strict=True):
-        np.testing.assert_array_equal(a[again], np.repeat(b[:1], 2, axis=0))
-    assert state.verdict[[0, 3]].any()  # the others keep their state
+    fresh.rows(fresh.open(["new"]))
+    for released in (["S1", "S2"], ["S0", "S2"]):  # rows 1-2 (a slice), rows 0 and 2
+        state = ScoringState.new(compiled, capacity=4)
+        slots = state.open(["S0", "S1", "S2", "S3"])
+        rows = [(int(s), Event(0, 1.0, "a", {"x": 9.0})) for s in slots]
+        step(compiled, state, batch_from_events(SCENARIO, rows))
+        close(compiled, state, slots, np.full(4, 2.0))
+        state.release(released)
+        kept = state.rows(np.array([state.slot_of[s] for s in ("S0", "S1", "S2", "S3")
+                                    if s not in released]))  # fmt: skip
+        again = state.rows(state.open(["T1", "T2"]))
+        assert sorted(again.tolist() + kept.tolist()) == [0, 1, 2, 3]
+        for a, b in zip(_arrays(state), _arrays(fresh), strict=True):
+            np.testing.assert_array_equal(a[again], np.repeat(b[:1], 2, axis=0))
+        assert state.verdict[kept].any()  # the others keep their state
+
+
+def test_rows_are_taken_in_the_order_sessions_first_appear_and_decisions_name_slots() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=8)
+    slots = state.open([f"S{i}" for i in range(8)])  # slots 0..7
+    # slots 6 and 2 send first, then 4: they take rows 0, 1 and 2, sessions live together
+    # sharing the state's cache lines whatever slots they were opened with
+    rows = [(6, Event(0, 1.0, "c")), (2, Event(0, 1.0, "a", {"x": 9.0})),
+            (6, Event(1, 2.0, "d", {"x": 0.5})), (4, Event(0, 3.0, "b"))]  # fmt: skip
+    decided = step(compiled, state, batch_from_events(SCENARIO, rows))
+    assert state.row_of[[6, 2, 4]].tolist() == [0, 1, 2]
+    assert state.slot_of_row[[0, 1, 2]].tolist() == [6, 2, 4]
+    assert (state.row_of[[0, 1, 3, 5, 7]] == -1).all()  # no row before a batch or close
+    assert set(decided.slot.tolist()) <= {6, 2, 4}
+    assert len(decided) > 0
+    closed = close(compiled, state, slots, np.full(8, 9.0))
+    assert set(closed.slot.tolist()) == set(range(8))  # sessions without events close too
+    assert (state.row_of >= 0).all()
+    before = set(state.row_of.tolist())
+    state.release(["S6"])
+    assert state.row_of[6] == -1
+    (slot,) = state.open(["again"])
+    assert slot == 6
+    assert state.rows(np.array([slot])).tolist() == [0]  # the freed row, fresh
+    assert set(state.row_of.tolist()) == before
+
+
+def test_decisions_and_spans_equal_when_rows_differ_from_slots() -> None:
+    """The same sessions opened in two orders (so their rows and slots differ) give the same
+    reports."""
+    rubric, scenario = load_rubric(ROOT / "rubrics" / "forklift-load-handling.yaml")
+    sim = simulate(scenario, "mixed", 12, seed=3)
+    batch = sim.batch().take(np.argsort(sim.t, kind="stable"))
+    compiled = compile_rubric(rubric, scenario)
+    ids = list(sim.session_ids)
+    forward = score_columns(compiled, batch, ids, sim.close_t)
+    back = np.arange(len(ids))[::-1].copy()  # session k opened as k-th from the end
+    flipped = type(batch)(back[batch.session].astype(batch.session.dtype), batch.seq,
+                          batch.t, batch.event, batch.signals)  # fmt: skip
+    backward = score_columns(compiled, flipped, ids[::-1], sim.close_t[::-1].copy())
+    assert [r.to_data() for r in forward] == [r.to_data() for r in backward[::-1]]

@@ -133,6 +133,23 @@ def admit(
 
 
 @njit(cache=True, nogil=True)
+def rows_of(slots, row_of, rows, new):
+    """rows[i] = row_of[slots[i]]; the slots without a row (-1) go to new[:k], each once, in
+    the order of their first occurrence, and are marked -2 in row_of (the caller gives each a
+    row before anything else reads row_of; their rows[i] are left for it). Returns k."""
+    k = 0
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        r = row_of[s]
+        if r == -1:
+            row_of[s] = -2
+            new[k] = s
+            k += 1
+        rows[i] = r
+    return k
+
+
+@njit(cache=True, nogil=True)
 def hold(sess, raw, sess_f, held, extremes):
     """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i.
     Also keeps the session minimum and maximum (of the values reported so far) of each signal

@@ -85,9 +85,9 @@ def spans(
     """Each session's first event, last event and close, from the kernel's session state
     (after `close`; the live engine uses it too)."""
     out = []
-    for slot, ct in zip(slots.tolist(), close_t.tolist(), strict=True):
-        first_seq, last_seq, n_events = state.sess_i[slot, :3].tolist()
-        first_t, last_t = state.sess_f[slot, :2].tolist()
+    for row, ct in zip(state.rows(slots).tolist(), close_t.tolist(), strict=True):
+        first_seq, last_seq, n_events = state.sess_i[row, :3].tolist()
+        first_t, last_t = state.sess_f[row, :2].tolist()
         seen = n_events > 0
         out.append(
             Span(

@@ -64,7 +64,14 @@ class Decisions:
 
 
 class ScoringState:
-    """Dense per-session state for one compiled rubric, and the session id <-> slot table."""
+    """Dense per-session state for one compiled rubric, and the session id <-> slot table.
+
+    A session's slot (what `open` returns, what batches and decisions name) is not where its
+    state lives: the state arrays' row for a slot (`rows`) is taken when the session's first
+    batch (or its close) needs it, the lowest free row first. Sessions that start together
+    then have neighbouring rows whatever order they were opened in: the state is field-major,
+    so a step's sessions share cache lines (100,000 sessions opened at once and live in turn
+    otherwise scatter a step's sessions over the whole table; docs/architecture.md)."""
 
     def __init__(self, compiled: CompiledRubric, capacity: int) -> None:
         self.compiled = compiled
@@ -72,6 +79,9 @@ class ScoringState:
         self.slot_of: dict[str, int] = {}
         self.session_of: dict[int, str] = {}
         self._free: list[int] = []
+        self._free_rows: list[int] = []
+        self.row_of = np.zeros(0, np.int32)  # slot -> row of the state arrays, -1 = none yet
+        self.slot_of_row = np.zeros(0, np.int32)  # row -> slot
         n_sig, n_crit = compiled.n_signals, compiled.n_criteria
         self.sess_i = np.zeros((0, 4), np.int64)
         self._stamp = 0
@@ -97,9 +107,27 @@ class ScoringState:
 
     @property
     def bytes_per_session(self) -> int:
-        """Bytes of scoring state one session occupies."""
+        """Bytes of scoring state one session occupies (with its slot <-> row entries)."""
         arrays = (self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
-        return sum(a.itemsize * a.shape[1] for a in arrays)
+        return sum(a.itemsize * a.shape[1] for a in arrays) + 8
+
+    def rows(self, slots: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
+        """The state arrays' rows of these slots (open sessions), a fresh array. A slot without
+        one yet (no batch or close has named it) gets the lowest free row, with a fresh
+        session's state, in the order of the slots' first occurrence."""
+        n = slots.shape[0]
+        rows = np.empty(n, np.int32)
+        new = self.scratch("new_slots", (1, n), np.int64)[0]
+        k = kernel.rows_of(slots, self.row_of, rows, new)
+        if k == 0:
+            return rows
+        taken = np.array(_popped(self._free_rows, k), np.int32)
+        self.row_of[new[:k]] = taken
+        self.slot_of_row[taken] = new[:k]
+        lo, hi = int(taken.min()), int(taken.max())
+        self._reset(slice(lo, hi + 1) if hi - lo + 1 == k else taken)
+        kernel.rows_of(slots, self.row_of, rows, new)  # every slot has its row now
+        return rows
 
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
         """Give each new session a fresh slot (existing ids keep theirs); returns the slots.
@@ -113,28 +141,25 @@ class ScoringState:
         fresh = [sid for sid in named if sid not in slot_of] if slot_of else list(named)
         if not fresh:
             return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, len(session_ids))
-        taken: list[int] = []
-        while len(taken) < len(fresh):
-            if not self._free:
-                self._grow(self.capacity * 2)
-            chunk = self._free[len(taken) - len(fresh) :]  # popped one by one: the last first
-            del self._free[len(taken) - len(fresh) :]
-            chunk.reverse()
-            taken += chunk
+        while len(self._free) < len(fresh):
+            self._grow(self.capacity * 2)
+        taken = _popped(self._free, len(fresh))
         slot_of.update(zip(fresh, taken, strict=True))
         self.session_of.update(zip(taken, fresh, strict=True))
-        lo, hi = min(taken), max(taken)
-        self._reset(slice(lo, hi + 1) if hi - lo + 1 == len(taken) else np.array(taken, np.intp))
         if len(fresh) == len(session_ids):  # all new and distinct: the slots just taken
             return np.array(taken, np.int32)
         return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, len(session_ids))
 
     def release(self, session_ids: Sequence[str]) -> None:
-        """Forget closed sessions; their slots are reused."""
+        """Forget closed sessions; their slots and rows are reused."""
         for sid in session_ids:
             slot = self.slot_of.pop(sid)
             del self.session_of[slot]
             self._free.append(slot)
+            row = int(self.row_of[slot])
+            if row >= 0:
+                self.row_of[slot] = -1
+                self._free_rows.append(row)
 
     def scratch(self, name: str, shape: tuple[int, int], dtype: type) -> NDArray[Any]:
         """A C-contiguous work array of this shape, reused from step to step (fresh arrays of
@@ -165,8 +190,8 @@ class ScoringState:
         self._stamp += 1
         return self._stamp
 
-    def _reset(self, slot: NDArray[np.intp] | slice) -> None:
-        """Give these slots (an index array, or a slice when they are a range: no gather and
+    def _reset(self, slot: NDArray[np.int32] | slice) -> None:
+        """Give these rows (an index array, or a slice when they are a range: no gather and
         scatter) a fresh session's state."""
         self.sess_i[slot] = (-1, -1, 0, 0)
         self.sess_f[slot] = np.nan
@@ -184,8 +209,24 @@ class ScoringState:
         self.si = _grown(self.si, capacity, "F")
         self.sf = _grown(self.sf, capacity, "F")
         self.verdict = _grown(self.verdict, capacity, "F")
-        self._free.extend(range(capacity - 1, self.capacity - 1, -1))
+        row_of = np.full(capacity, -1, np.int32)
+        row_of[: self.capacity] = self.row_of
+        self.row_of = row_of
+        self.slot_of_row = np.concatenate(
+            [self.slot_of_row, np.full(capacity - self.capacity, -1, np.int32)]
+        )
+        # the new slots and rows go under the free ones: those are taken first
+        self._free[:0] = range(capacity - 1, self.capacity - 1, -1)
+        self._free_rows[:0] = range(capacity - 1, self.capacity - 1, -1)
         self.capacity = capacity
+
+
+def _popped(free: list[int], k: int) -> list[int]:
+    """Take k items off the end of `free` (k <= len(free)), in the order k pops would give."""
+    taken = free[len(free) - k :]
+    del free[len(free) - k :]
+    taken.reverse()
+    return taken
 
 
 def _grown(a: NDArray[Any], capacity: int, order: Literal["C", "F"]) -> NDArray[Any]:
@@ -236,11 +277,13 @@ def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int) -> Out:
     )
 
 
-def _decisions(out: Out) -> Decisions:
-    """The decisions in `out`: views when they fill most of it, else compact copies (so that a
-    few decisions do not hold a large output alive)."""
+def _decisions(out: Out, slot_of_row: NDArray[np.int32]) -> Decisions:
+    """The decisions in `out`, the kernel's rows turned back into slots: views when they fill
+    most of it, else compact copies (so that a few decisions do not hold a large output
+    alive)."""
     oi, of, oc = out.oi, out.of, out.oc
     m, k = int(out.nd[0]), int(out.nd[1])
+    oi[0, :m] = slot_of_row[oi[0, :m]]
     if 2 * m < oi.shape[1]:
         oi, of = oi[:, :m].copy(), of[:, :m].copy()
     if 2 * k < oc.shape[1]:
@@ -293,8 +336,8 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     n = len(batch)
     if n and not (batch.session.min() >= 0 and batch.session.max() < state.capacity):
         raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
-    # unsigned slots: the kernel then does no negative-index fix-up at each access
-    sess = batch.session.astype(np.int32, copy=False).view(np.uint32)
+    # the state's rows, unsigned: the kernel then does no negative-index fix-up at each access
+    sess = state.rows(batch.session).view(np.uint32)
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
     u_max = min(n, state.capacity)
@@ -354,7 +397,7 @@ def _advance(
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
     state.clean_event_guards = True
-    return _decisions(out)
+    return _decisions(out, state.slot_of_row)
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all
@@ -411,11 +454,11 @@ def close(
 ) -> Decisions:
     """Decide every pending criterion of these sessions at their close time (observed stay
     pending). A close time before the session's last event is taken as that event's t."""
-    slots = np.asarray(slots, np.int64)
-    last_t = state.sess_f[slots, kernel.LAST_T]
+    rows = state.rows(np.asarray(slots, np.int64)).astype(np.int64)
+    last_t = state.sess_f[rows, kernel.LAST_T]
     ct = np.where(np.isnan(last_t), close_t, np.fmax(close_t, last_t)).astype(np.float64)
-    pending = state.verdict[slots] == PENDING
+    pending = state.verdict[rows] == PENDING
     contributing = pending[:, compiled.contributing]
     out = _outputs(compiled, int(np.count_nonzero(pending)), int(np.count_nonzero(contributing)))
-    kernel.close(compiled.tables, state.arrays, out, slots, ct)
-    return _decisions(out)
+    kernel.close(compiled.tables, state.arrays, out, rows, ct)
+    return _decisions(out, state.slot_of_row)
