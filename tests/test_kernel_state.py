@@ -271,3 +271,16 @@ def test_decisions_and_spans_equal_when_rows_differ_from_slots() -> None:
                           batch.t, batch.event, batch.signals)  # fmt: skip
     backward = score_columns(compiled, flipped, ids[::-1], sim.close_t[::-1].copy())
     assert [r.to_data() for r in forward] == [r.to_data() for r in backward[::-1]]
+
+
+def test_a_slot_named_while_not_open_gets_a_fresh_row_when_opened() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=2)
+    state.open(["S0"])
+    # slot 1 is not open: a batch naming it scores into a row nobody owns
+    step(compiled, state, batch_from_events(SCENARIO, [(1, Event(0, 1.0, "a", {"x": 9.0}))]))
+    (slot,) = state.open(["S1"])
+    assert slot == 1
+    (row,) = state.rows(np.array([slot]))
+    assert state.sess_i[row, :3].tolist() == [-1, -1, 0]
+    assert not state.verdict[row].any()

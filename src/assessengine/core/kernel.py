@@ -8,7 +8,8 @@ sequential parts: admitting events (order checks), sample-and-hold, and the per-
 machines. Each criterion is advanced over the whole batch in its own tight loop; criteria never
 interact, so criterion-major order gives the same results as event-major order.
 
-State per session slot:
+State per session row (`scorer.ScoringState.rows`: a session's slot is not its row; every
+kernel function takes rows, as `sess`, `slots` or `touched`):
   sess_i (cap, 4)            FIRST_SEQ (-1 = no event yet), LAST_SEQ, N_EVENTS, STAMP (the
                              last `admit` call that touched the session)
   sess_f (cap, 2 + 3 n_sig)  FIRST_T, LAST_T, then per signal block: held values (NaN =

@@ -133,9 +133,9 @@ class ScoringState:
         """Give each new session a fresh slot (existing ids keep theirs); returns the slots.
 
         New ids take free slots in the order one-by-one assignment would give (the lowest free
-        slot first; the table doubles when none is left). Done in bulk (dict updates, one
-        `_reset` of all fresh slots): opening 100,000 sessions is a few set-wide operations,
-        not a Python loop body per id."""
+        slot first; the table doubles when none is left). Done in bulk (dict updates): opening
+        100,000 sessions is a few set-wide operations, not a Python loop body per id. The
+        sessions' state rows are taken (and reset) later, by `rows`."""
         slot_of = self.slot_of
         named = dict.fromkeys(session_ids)  # each id hashed once, duplicates gone, in order
         fresh = [sid for sid in named if sid not in slot_of] if slot_of else list(named)
@@ -144,6 +144,10 @@ class ScoringState:
         while len(self._free) < len(fresh):
             self._grow(self.capacity * 2)
         taken = _popped(self._free, len(fresh))
+        stale = self.row_of[taken]
+        if (stale >= 0).any():  # a batch or close named the slot while it was not open
+            self._free_rows.extend(stale[stale >= 0].tolist())
+            self.row_of[taken] = -1
         slot_of.update(zip(fresh, taken, strict=True))
         self.session_of.update(zip(taken, fresh, strict=True))
         if len(fresh) == len(session_ids):  # all new and distinct: the slots just taken
