@@ -31,7 +31,7 @@ from assessengine.runtime.pipeline import RubricLibrary
 from assessengine.sim.generate import SimBatch, jsonl_lines, simulate
 from assessengine.storage.port import Store
 
-from .waits import WAIT_S
+from .waits import START_S, WAIT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC_DIR = ROOT / "rubrics"
@@ -141,7 +141,7 @@ class Served:
 
 
 def serve(
-    db: Path | str, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = WAIT_S
+    db: Path | str, *options: str, zmq: str = "tcp://127.0.0.1:*", timeout: float = START_S
 ) -> Served:
     """Start ``assessengine serve`` (with `options`) and wait until it serves (raises with its
     log if not)."""

@@ -35,7 +35,7 @@ from assessengine.streaming import stream_sessions
 from .ingest_engine import RawPeer, running
 from .pg_server import PgServer
 from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
-from .waits import WAIT_S
+from .waits import START_S, WAIT_S
 
 
 def _settings(url: str, scoring: str = "thread") -> Settings:
@@ -343,7 +343,7 @@ def test_a_session_is_taken_over_once_its_engine_is_killed(
     process = context.Process(target=_engine_process, args=(child, pg_database), daemon=True)
     process.start()
     try:
-        assert parent.poll(120), "the engine process did not start"
+        assert parent.poll(START_S), "the engine process did not start"
         endpoint = parent.recv()
         with composed_engine(pg_database) as b:
             sent = _send_first_half(endpoint, sim)

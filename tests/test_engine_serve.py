@@ -26,7 +26,7 @@ from assessengine.storage.sqlite import SqliteStore
 from assessengine.streaming import stream_sessions
 
 from .test_engine_helpers import FAST, audit, offline_reports, running_engine, serve, sessions
-from .waits import WAIT_S
+from .waits import START_S, WAIT_S
 
 
 @pytest.mark.parametrize("scoring", ["process", "thread"])
@@ -86,7 +86,7 @@ def test_demo_streams_every_scenario_and_keeps_serving_until_interrupted(tmp_pat
     threading.Thread(target=pump, daemon=True).start()
     output: list[str] = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_S
         while not any(x.startswith("Serving until Ctrl-C") for x in output):
             assert time.monotonic() < deadline, "".join(output)
             try:
