@@ -211,8 +211,8 @@ def replay_ingest(
     round_messages: int = 64,
 ) -> Overlap:  # fmt: skip
     """Replay `recording` through the engine's rounds with the group commits in a commit
-    thread (`overlap`: every round here is of 64 KiB frames and large enough to be handed over,
-    as by default) or in the replaying thread (`serial_commits`); no scoring."""
+    thread (`overlap`, setting `commit_thread`: every round here is of 64 KiB frames and large
+    enough to be handed over) or in the replaying thread (the default); no scoring."""
     with _engine(recording, library, folder, round_messages, overlap=overlap) as (engine, rules):
         ingest = engine._replay_transport  # type: ignore[attr-defined]
         wall, cpu = time.perf_counter(), time.process_time()

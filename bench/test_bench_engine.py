@@ -22,10 +22,10 @@ its sessions through advisory locks as on a shared database.
   `LATENCY_SECONDS`; ``extra_info`` has percentiles of the time from send to ACK, measured by
   the sender for every batch.
 
-* ``...-serial-commits``: the 64 KiB throughput case and the 10-events latency case with
-  every group commit in the ingest thread (`Engine(overlap_commits=False)`, the code before
-  the adaptive commit thread), the same-run baselines of the default cases (large rounds
-  committed in the commit thread, small ones in place).
+* ``...-commit-thread``: the 64 KiB throughput case and the 10-events latency case with the
+  optional commit thread (`Engine(overlap_commits=True)`, setting `commit_thread`: large
+  rounds committed in a thread of their own, small ones in place); the default cases, every
+  group commit in the ingest thread, are their same-run baselines.
 
 * sink: the same sender and frames against a socket that answers at once and stores nothing,
   the ceiling of the harness and the loopback transport on this machine (same run).
@@ -442,7 +442,7 @@ def bench_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterator[_Bench]:
     """An engine as `serve` runs it (a scoring process; on PostgreSQL, session owners) on a
     new store at `bench_store_url`, and a sender process connected to it."""
-    mode, sessions, frame_bytes, *serial = request.param  # serial: no commit thread
+    mode, sessions, frame_bytes, *thread = request.param  # thread: the commit thread on
     smoke = _smoke(request)
     if smoke:
         sessions = min(sessions, 20)
@@ -453,7 +453,7 @@ def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterat
         scoring = scoring_backend("process", store, library, url=url)
         owners = build_owners(Settings.load(flags={"db": url}))
         engine = Engine(store, library, zmq_transport("tcp://127.0.0.1:*"), scoring=scoring,
-                        owners=owners, overlap_commits=not serial)  # fmt: skip
+                        owners=owners, overlap_commits=bool(thread))  # fmt: skip
         engine.start()
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
@@ -507,10 +507,10 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
 @pytest.mark.parametrize("bench_store_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize(
     "bench_engine",
-    [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 64 * 2**10, "serial"),
+    [("columns-v1", 1000, 64 * 2**10), ("columns-v1", 1000, 64 * 2**10, "thread"),
      ("columns-v1", 1000, 256 * 2**10), ("columns-v1", 1000, 2**20),
      ("columns-v1" + CLOSES_AT_END, 1000, 2**20)],
-    ids=["64KiB", "64KiB-serial-commits", "256KiB", "1MiB", "1MiB-closes-at-end"],
+    ids=["64KiB", "64KiB-commit-thread", "256KiB", "1MiB", "1MiB-closes-at-end"],
     indirect=True,
 )
 def test_columns_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:
@@ -597,9 +597,9 @@ def test_json_v1_throughput(benchmark: Any, bench_engine: _Bench) -> None:
 
 @pytest.mark.parametrize(
     "bench_engine",
-    [("latency", LATENCY_SESSIONS, 10 * 60), ("latency", LATENCY_SESSIONS, 10 * 60, "serial"),
+    [("latency", LATENCY_SESSIONS, 10 * 60), ("latency", LATENCY_SESSIONS, 10 * 60, "thread"),
      ("latency", LATENCY_SESSIONS, 50 * 60)],
-    ids=["10-events-at-10Hz", "10-events-at-10Hz-serial-commits", "50-events-at-2Hz"],
+    ids=["10-events-at-10Hz", "10-events-at-10Hz-commit-thread", "50-events-at-2Hz"],
     indirect=True,
 )
 def test_ack_latency_500_sessions_50k_events_per_s(benchmark: Any, bench_engine: _Bench) -> None:

@@ -1,7 +1,8 @@
-"""A round's group commit runs in the engine's commit thread while the ingest thread takes and
-decides the next round (`Engine(overlap_commits=True)`, the default, for rounds of at least
-`overlap_min_bytes` whose batches are not small; other rounds are committed in place; most
-tests below hand over every round, `EVERY_ROUND`). What must not change:
+"""With `Engine(overlap_commits=True)` (setting `commit_thread`; off by default) a round's group
+commit runs in the engine's commit thread while the ingest thread takes and decides the next
+round, for rounds of at least `overlap_min_bytes` whose batches are not small; other rounds
+are committed in place (most tests below hand over every round, `EVERY_ROUND`). What must
+not change:
 every answer goes out in arrival order, no batch is ACKed before its commit returned, a bad
 frame or a failed commit spoils nothing else, and `stop` answers the round being committed
 before the transport closes. A store whose appends wait at a gate makes the overlap happen
@@ -27,7 +28,7 @@ from .ingest_engine import DEMO, chain_intact, running
 
 LAYOUT = Layout.of(DEMO)
 TIMEOUT = 120.0  # an upper bound only (nothing here waits for time to pass)
-EVERY_ROUND = {"overlap_min_bytes": 0, "overlap_min_batch_bytes": 0}
+EVERY_ROUND = {"overlap_commits": True, "overlap_min_bytes": 0, "overlap_min_batch_bytes": 0}
 
 
 class GatedStore(MemoryStore):
@@ -213,11 +214,25 @@ def test_stop_while_a_round_is_committed_answers_it_before_the_transport_closes(
     assert not any(t.name.startswith("engine-commit") for t in threading.enumerate())
 
 
-def test_by_default_a_small_round_is_committed_in_the_ingest_thread() -> None:
+def test_by_default_even_a_round_of_a_mebibyte_is_committed_in_the_ingest_thread() -> None:
+    store = GatedStore()
+    transport = CheckedTransport(store, max_messages=1)
+    peer = transport.peer()
+    big = -(-OVERLAP_MIN_BYTES // LAYOUT.itemsize)  # events: the payload reaches the bound
+    with running(store, transport, round_messages=1):
+        _open(peer, "A")
+        peer.send(*_events("A", 0, big))
+        assert [_answer(r) for r in _replies(peer, 1)] == [("ACK", "A", big - 1)]
+    assert set(store.threads) == {"engine-ingest"}
+    assert not any(t.name.startswith("engine-commit") for t in threading.enumerate())
+    assert chain_intact(store, "A")
+
+
+def test_with_the_thread_a_small_round_is_committed_in_the_ingest_thread() -> None:
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=2)
     peer = transport.peer()
-    with running(store, transport, round_messages=2):
+    with running(store, transport, round_messages=2, overlap_commits=True):
         _open(peer, "A")
         for k in range(6):
             peer.send(*_events("A", 5 * k, 5))
@@ -227,12 +242,12 @@ def test_by_default_a_small_round_is_committed_in_the_ingest_thread() -> None:
     assert transport.early == []
 
 
-def test_by_default_a_round_of_a_mebibyte_goes_to_the_commit_thread() -> None:
+def test_with_the_thread_a_round_of_a_mebibyte_goes_to_the_commit_thread() -> None:
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1)
     peer = transport.peer()
     big = -(-OVERLAP_MIN_BYTES // LAYOUT.itemsize)  # events: the payload just reaches the bound
-    with running(store, transport, round_messages=1):
+    with running(store, transport, round_messages=1, overlap_commits=True):
         _open(peer, "A")
         peer.send(*_events("A", 0, big - 1))  # one event short of the bound: in place
         assert [_answer(r) for r in _replies(peer, 1)] == [("ACK", "A", big - 2)]
@@ -243,13 +258,13 @@ def test_by_default_a_round_of_a_mebibyte_goes_to_the_commit_thread() -> None:
     assert chain_intact(store, "A")
 
 
-def test_by_default_a_mebibyte_of_small_batches_is_committed_in_the_ingest_thread() -> None:
+def test_with_the_thread_a_mebibyte_of_small_batches_is_committed_in_the_ingest_thread() -> None:
     store = GatedStore()
     transport = CheckedTransport(store, max_messages=1000)
     peer = transport.peer()
     n = OVERLAP_MIN_BATCH_BYTES // LAYOUT.itemsize - 1  # events: a batch just below the mean
     batches = -(-OVERLAP_MIN_BYTES // (n * LAYOUT.itemsize))  # a round of a MiB at least
-    with running(store, transport, round_messages=1000):
+    with running(store, transport, round_messages=1000, overlap_commits=True):
         _open(peer, "A")
         with transport._cond:  # queued at once: one round
             for k in range(batches):

@@ -159,7 +159,7 @@ def build_engine(settings: Settings, store: Store, library: RubricLibrary) -> En
                   owners=build_owners(settings),
                   queue_bytes=settings.queue_bytes, round_bytes=settings.round_bytes,
                   round_messages=settings.round_messages,
-                  overlap_commits=not settings.serial_commits,
+                  overlap_commits=settings.commit_thread,
                   overlap_min_bytes=settings.overlap_min_bytes,
                   scoring_linger=settings.scoring_linger,
                   stop_timeout=settings.stop_timeout)  # fmt: skip

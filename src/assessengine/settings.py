@@ -75,12 +75,12 @@ class Settings(BaseSettings):
                           "ingest round (one group commit), MiB.")
     round_messages: int = Field(2048, ge=1,
                                 description="Messages taken per ingest round, at most.")
-    serial_commits: bool = Field(False, description="Commit every ingest round in the ingest "
-                                 "thread (no commit thread overlapping a round's commit with "
-                                 "the next round's work).")
-    overlap_min_kb: int = Field(1024, ge=0, le=1024 * 1024, description="Rounds holding fewer "
-                                "payload KiB are committed at once in the ingest thread (a "
-                                "quiet engine's ACK latency), larger ones in the commit thread.")
+    commit_thread: bool = Field(False, description="Commit large ingest rounds in a commit "
+                                "thread, overlapping a round's commit with the next round's "
+                                "work (off: every round is committed in the ingest thread).")
+    overlap_min_kb: int = Field(1024, ge=0, le=1024 * 1024, description="With commit_thread: "
+                                "rounds holding fewer payload KiB are committed at once in the "
+                                "ingest thread, larger ones in the commit thread.")
     # -------------------------------------------------------------------------- storage
     synchronous: Literal["normal", "full"] = Field("normal", description="Commit durability: "
                                                    "normal survives a crash of the engine, "

@@ -283,8 +283,8 @@ class Engine:
                      SQLite's work release the GIL: the two overlap on two cores). The round
                      is answered once its commit has returned (as soon as the ingest thread
                      sees that, between two messages of the next round), before the next
-                     round is answered. On by default, for large rounds only (see
-                     `overlap_min_bytes`).
+                     round is answered. Off by default (it did not pay on two cores, see
+                     performance.md); when on, for large rounds only (`overlap_min_bytes`).
     overlap_min_bytes: with `overlap_commits`, a round whose accepted payloads hold fewer
                      bytes is committed in the ingest thread at once: an engine that is not
                      under load answers as without a commit thread (the ACK latency of small
@@ -324,7 +324,7 @@ class Engine:
         stop_timeout: float = STOP_TIMEOUT_S,
         scoring: ScoringBackend | None = None,
         owners: Owners | None = None,
-        overlap_commits: bool = True,
+        overlap_commits: bool = False,
         overlap_min_bytes: int = OVERLAP_MIN_BYTES,
         overlap_min_batch_bytes: int = OVERLAP_MIN_BATCH_BYTES,
     ) -> None:
