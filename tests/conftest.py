@@ -89,6 +89,15 @@ def pg_store_url(pg_server: PgServer, pg_store_database: str) -> Iterator[str]:
     pg_server.sql(f"DROP SCHEMA {schema} CASCADE", pg_store_database)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store location of each backend (SQLite, then a PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'engine.db'}"
+    else:
+        yield request.getfixturevalue("pg_store_url")
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[BrowserContext]:
     """Headless Chromium for one test (browser_support.open_browser)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -38,15 +37,6 @@ from .test_cohorts import fill
 from .test_store_report_columns import _migrate_to, _sql
 
 ITEM = "looks_before_reversing"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store location of each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'engine.db'}"
-    else:
-        yield request.getfixturevalue("pg_store_url")
 
 
 @pytest.fixture

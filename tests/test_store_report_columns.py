@@ -6,8 +6,6 @@ criterion's decision stored once per session (duplicates stored before removed).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,15 +26,6 @@ def info(session: str) -> SessionInfo:
     return SessionInfo(session=session, learner="L1", scenario="forklift-warehouse",
                        rubric="forklift-load-handling", rubric_version=1,
                        rubric_sha256="ab" * 32)  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store location of each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'engine.db'}"
-    else:
-        yield request.getfixturevalue("pg_store_url")
 
 
 def _engine(url: str) -> sa.Engine:
