@@ -416,8 +416,9 @@ class DaskRunner:
                     idle_since = self._watch(idle_since)
                     continue
                 idle_since = None
+                finished = [f for f in pending if f in done]  # in submission order
                 pending = [f for f in pending if f not in done]
-                yield from self._outcomes([f for f in futures if f in done], of, keep_going)
+                yield from self._outcomes(finished, of, keep_going)
         finally:
             self.client.cancel(futures)
 
