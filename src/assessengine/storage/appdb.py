@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol, Self
 
 from .port import StorageFullError, StoreError, StoreOpenError, disk_full
 from .sqlite import immediate
@@ -206,6 +206,55 @@ class AppDb:
                 raise StorageFullError(f"{self.where}: the disk is full ({one_line(str(exc))})"
                                        "; free space, then retry") from exc  # fmt: skip
             raise StoreError(f"{self.where}: {one_line(str(exc))}") from exc
+
+
+class AppTables:
+    """Base of a store of some of the app's tables on one `AppDb`, which it owns (closed with
+    it). `_read` and `_write` are `AppDb.read` / `write` raising `error` in place of a
+    StoreError, and `error(closed)` once the store is closed."""
+
+    error: ClassVar[type[Exception]] = StoreError
+    closed: ClassVar[str] = "the store is closed"
+
+    def __init__(self, db: AppDb) -> None:
+        self._db: AppDb | None = db
+        self.where = db.where
+
+    def close(self) -> None:
+        """Close the connection(s) (idempotent)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with self._translated(), self._connection().read() as db:
+            yield db
+
+    @contextmanager
+    def _write(self) -> Iterator[Db]:
+        with self._translated(), self._connection().write() as db:
+            yield db
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreError as exc:
+            if isinstance(exc, self.error):
+                raise
+            raise self.error(str(exc)) from exc
+
+    def _connection(self) -> AppDb:
+        if self._db is None:
+            raise self.error(f"{self.where}: {self.closed}")
+        return self._db
 
 
 def _driver_error(exc: BaseException) -> bool:

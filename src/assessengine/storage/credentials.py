@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 from ..core.instants import utc_text
 from ..core.status_list import MIN_ENTRIES
 from ..errors import AssessEngineError
-from .appdb import AppDb, Db
+from .appdb import AppDb, AppTables, Db
 from .port import StoreError
 from .shares import MemoryShares, Share, ShareError, sql_active, sql_hide, sql_lookup, sql_share
 from .sqlite import APPLICATION_ID
@@ -329,7 +329,7 @@ _ISSUED_COLUMNS: Final = (
 )
 
 
-class SqlCredentialStore:
+class SqlCredentialStore(AppTables):
     """A `CredentialStore` in an assessengine store's database, SQLite or PostgreSQL (tables
     ``credential_*`` of `storage.schema`, made by the migrations when the engine's store
     opens).
@@ -340,27 +340,23 @@ class SqlCredentialStore:
     store on the same database, in this process or another.
     """
 
+    error = CredentialStoreError
+    closed = "the credential store is closed"
+
     def __init__(self, source: str | Path | AppDb, *, list_size: int = MIN_ENTRIES) -> None:
         self._size = list_size
-        self._db: AppDb | None = None
         if isinstance(source, AppDb):
-            self._db = source
+            db = source
         else:
             _check_sqlite_file(source)
             try:
-                self._db = AppDb(source)
+                db = AppDb(source)
             except StoreError as exc:
                 raise CredentialStoreError(str(exc)) from exc
-        self.where = self._db.where
-        if self._db.dialect == "sqlite":
-            with self._read() as db:
-                _check_store(self.where, db)
-
-    def __enter__(self) -> SqlCredentialStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(db)
+        if db.dialect == "sqlite":
+            with self._read() as conn:
+                _check_store(self.where, conn)
 
     def allocate_status(self, *, choose: Chooser | None = None) -> StatusSlot:
         with self._write() as db:
@@ -547,12 +543,6 @@ class SqlCredentialStore:
                              (found.credential_id,)).fetchone()  # fmt: skip
             return None if row is None else self._credential(db, row)
 
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
     # ------------------------------------------------------------------------------ helpers
 
     def _credential(self, db: Db, row: tuple[Any, ...]) -> IssuedCredential:
@@ -573,27 +563,6 @@ class SqlCredentialStore:
         ).fetchone()
         return int(found[0]) if found else self._size
 
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._errors(), self._connection().read() as db:
-            yield db
-
-    @contextmanager
-    def _write(self) -> Iterator[Db]:
-        with self._errors(), self._connection().write() as db:
-            yield db
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except StoreError as exc:
-            raise CredentialStoreError(str(exc)) from exc
-
-    def _connection(self) -> AppDb:
-        if self._db is None:
-            raise CredentialStoreError(f"{self.where}: the credential store is closed")
-        return self._db
 
 
 SqliteCredentialStore = SqlCredentialStore

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Final, Literal, Protocol
 
 from ..core.instants import utc_text
 from ..errors import AssessEngineError
-from .appdb import AppDb, Db
+from .appdb import AppDb, AppTables
 from .port import StoreError
 
 GrantKind = Literal["code", "access", "refresh"]
@@ -158,14 +157,17 @@ _GRANT_COLUMNS: Final = (
 )
 
 
-class SqlOAuthStore:
+class SqlOAuthStore(AppTables):
     """An `OAuthStore` in an assessengine store's database (tables ``oauth_clients`` and
     ``oauth_grants`` of `storage.schema`). `source` is a store URL or path, or an open
     `AppDb` (closed with this store). OAuthStoreError when the database cannot be opened."""
 
+    error = OAuthStoreError
+    closed = "the OAuth store is closed"
+
     def __init__(self, source: str | Path | AppDb) -> None:
         try:
-            self._db: AppDb | None = source if isinstance(source, AppDb) else AppDb(source)
+            super().__init__(source if isinstance(source, AppDb) else AppDb(source))
         except StoreError as exc:
             raise OAuthStoreError(str(exc)) from exc
 
@@ -239,33 +241,6 @@ class SqlOAuthStore:
             ).fetchall()  # fmt: skip
         return len(rows)
 
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._errors(), self._connection().read() as db:
-            yield db
-
-    @contextmanager
-    def _write(self) -> Iterator[Db]:
-        with self._errors(), self._connection().write() as db:
-            yield db
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except StoreError as exc:
-            raise OAuthStoreError(str(exc)) from exc
-
-    def _connection(self) -> AppDb:
-        if self._db is None:
-            raise OAuthStoreError("the OAuth store is closed")
-        return self._db
 
 
 def _json(value: Mapping[str, Any]) -> str:

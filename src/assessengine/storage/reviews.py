@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..core.jsontext import dumps
-from .appdb import AppDb, Db
+from .appdb import AppDb, AppTables, Db
 from .port import StoreError
 
 # ==================================================================================== rows
@@ -203,32 +203,22 @@ _SET_OUTCOME: Final = (
 # ==================================================================================== store
 
 
-class ReviewStore:
+class ReviewStore(AppTables):
     """The review tables of the store at `source`: a store URL or path (see `storage.url`),
     or an `AppDb` already open on it (then closing the ReviewStore closes it). Open the
     engine's store on it first (`open_store`: it creates and migrates the tables). Raises
     StoreError when the database cannot be opened."""
 
+    closed = "the review store is closed"
+
     def __init__(self, source: str | Path | AppDb) -> None:
-        self._db: AppDb | None = source if isinstance(source, AppDb) else AppDb(source)
-        self.where = self._db.where
+        super().__init__(source if isinstance(source, AppDb) else AppDb(source))
 
     @property
     def appdb(self) -> AppDb:
         """The connection(s) this store uses (for the adapters of the same tables' neighbours,
         `storage.double_marks`); StoreError once closed."""
         return self._connection()
-
-    def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def __enter__(self) -> ReviewStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------------ tokens
 
@@ -442,22 +432,6 @@ class ReviewStore:
             ).fetchall()
         return [_audit_row(row) for row in rows]
 
-    # ------------------------------------------------------------------------------ helpers
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._connection().read() as db:
-            yield db
-
-    @contextmanager
-    def _write(self) -> Iterator[Db]:
-        with self._connection().write() as db:
-            yield db
-
-    def _connection(self) -> AppDb:
-        if self._db is None:
-            raise StoreError(f"{self.where}: the review store is closed")
-        return self._db
 
 
 class SessionWrite:
