@@ -31,17 +31,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
 
 from ..core.codec import Layout
 from ..core.compiler import CompiledRubric, compile_rubric
 from ..core.events import EventBatch
-from ..core.kernel_scorer import score_stream
-from ..core.report import SessionReport, Verdict
+from ..core.kernel_scorer import outline_stream, score_stream
+from ..core.report import Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
+from ..core.scoring import Outline
 from ..errors import AssessEngineError, ScoringError
 from ..runtime.malloc import keep_freed_memory
 from . import batches
@@ -152,28 +153,6 @@ class Partition:
     split into several tasks, `split`); None: the task checks it."""
 
 
-class Outline(NamedTuple):
-    """What a summary reads of a report: its session, outcome, score and each criterion's
-    verdict (in the report's order). A tuple: a worker pickles 720 of them in a fraction of
-    the time of the reports' JSON shape, which it need not build (docs/performance.md)."""
-
-    session: str
-    outcome: str
-    score: float
-    verdicts: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def of(cls, report: SessionReport) -> Outline:
-        return cls(report.session, report.outcome, report.score,
-                   tuple((c.id, c.verdict) for c in report.criteria))  # fmt: skip
-
-    def to_data(self) -> dict[str, Any]:
-        """The fields of `SessionReport.to_data()` it has, in that shape (criteria: id and
-        verdict only), as `compare.Summary.add` reads them."""
-        return {"session": self.session, "outcome": self.outcome, "score": self.score,
-                "criteria": [{"id": c, "verdict": v} for c, v in self.verdicts]}  # fmt: skip
-
-
 @dataclass(frozen=True, slots=True)
 class PartitionResult:
     """The reports of one partition (`SessionReport.to_data()`, in its sessions' order; empty
@@ -246,15 +225,20 @@ def score_partition(partition: Partition, job: Job) -> PartitionResult:
     root = ArchiveRoot.open(job.url, storage_options=job.storage_options)
     counted = [0]
     batches = checked_batches(root, partition, job.scenario, counted)
+    close_t = np.array(partition.close_t, np.float64)
+    full: list[dict[str, Any]] = []
     try:
-        reports = score_stream(_compiled(job), batches, list(partition.sessions),
-                               np.array(partition.close_t, np.float64),
-                               observations=partition.observations)  # fmt: skip
+        if job.reports:
+            reports = score_stream(_compiled(job), batches, list(partition.sessions), close_t,
+                                   observations=partition.observations)  # fmt: skip
+            full, outlines = [r.to_data() for r in reports], [Outline.of(r) for r in reports]
+        else:  # verdicts only: no evidence, no reports (docs/performance.md)
+            outlines = outline_stream(_compiled(job), batches, list(partition.sessions), close_t,
+                                      observations=partition.observations)  # fmt: skip
     except ScoringError as exc:
         raise ArchiveError(f"{root.where(partition.path)}: rows out of order ({exc})") from None
-    full = [r.to_data() for r in reports] if job.reports else []
     return PartitionResult(partition.index, partition.path, full, counted[0],
-                           time.perf_counter() - started, [Outline.of(r) for r in reports])
+                           time.perf_counter() - started, outlines)
 
 
 def checked_batches(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,8 +13,8 @@ from .events import EventBatch, SessionEvents, batch_from_events
 from .report import SessionReport, Verdict
 from .rubric import Rubric
 from .scenario import Scenario
-from .scorer import ScoringState, close, step
-from .scoring import DecisionLog, Span
+from .scorer import Decisions, ScoringState, close, step
+from .scoring import DecisionLog, Outline, Span, VerdictLog
 
 BATCH_ROWS = 65_536
 
@@ -64,19 +65,54 @@ def score_stream(
     held at a time, so memory is bounded by the largest batch and the sessions' state.
     Reports in `session_ids` order, equal to `score_columns` over the concatenated batches."""
     observations = observations or {}
-    state = ScoringState.new(compiled, capacity=max(len(session_ids), 1))
-    slots = state.open(session_ids)
     log = DecisionLog(compiled)
-    for batch in batches:
-        slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
-        for start in range(0, len(slotted), BATCH_ROWS):
-            log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
-    log.add(close(compiled, state, slots, close_t))
+    state, slots = _run(compiled, batches, session_ids, close_t, log)
     extents = spans(state, slots, close_t)
     return [
         log.pop_report(int(slot), sid, observations=observations.get(sid), span=span)
         for sid, slot, span in zip(session_ids, slots, extents, strict=True)
     ]
+
+
+def outline_stream(
+    compiled: CompiledRubric,
+    batches: Iterable[EventBatch],
+    session_ids: Sequence[str],
+    close_t: NDArray[np.float64],
+    *,
+    observations: Mapping[str, Mapping[str, Verdict]] | None = None,
+) -> list[Outline]:
+    """`score_stream`'s reports as outlines (each equal to `Outline.of` the report), taken
+    from the decisions' verdicts alone (`scoring.VerdictLog`): no evidence, no reports. For
+    callers that need verdicts, score and outcome only (`assessengine rescore`'s summary)."""
+    observations = observations or {}
+    log = VerdictLog(compiled)
+    _, slots = _run(compiled, batches, session_ids, close_t, log)
+    return [log.pop_outline(int(slot), sid, observations=observations.get(sid))
+            for sid, slot in zip(session_ids, slots, strict=True)]  # fmt: skip
+
+
+class _Log(Protocol):
+    def add(self, decisions: Decisions) -> None: ...
+
+
+def _run(
+    compiled: CompiledRubric,
+    batches: Iterable[EventBatch],
+    session_ids: Sequence[str],
+    close_t: NDArray[np.float64],
+    log: _Log,
+) -> tuple[ScoringState, NDArray[np.int32]]:
+    """Open the sessions, step every batch (in pieces of at most `BATCH_ROWS` rows) and close
+    them, giving `log` every decision; the state and the sessions' slots."""
+    state = ScoringState.new(compiled, capacity=max(len(session_ids), 1))
+    slots = state.open(session_ids)
+    for batch in batches:
+        slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
+        for start in range(0, len(slotted), BATCH_ROWS):
+            log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
+    log.add(close(compiled, state, slots, close_t))
+    return state, slots
 
 
 def spans(

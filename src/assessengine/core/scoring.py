@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from .compiler import COUNT, METRIC, NEVER, SEQUENCE, VERDICT_NAMES, CompiledRubric
 from .report import (
@@ -20,7 +21,7 @@ from .report import (
     Value,
     Verdict,
 )
-from .rubric import Rubric
+from .rubric import Criterion, Rubric
 from .scorer import Decisions
 
 
@@ -144,6 +145,70 @@ class DecisionLog:
         return build_report(self.compiled, session_id, decided, observations or {}, span)
 
 
+class Outline(NamedTuple):
+    """What a summary reads of a report: its session, outcome, score and each criterion's
+    verdict (in the rubric's order), equal to `Outline.of` the session's `SessionReport`. A
+    tuple: a Dask worker pickles 720 of them in a fraction of the time of the reports' JSON
+    shape; `VerdictLog` gives them without building evidence or reports."""
+
+    session: str
+    outcome: str
+    score: float
+    verdicts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, report: SessionReport) -> Outline:
+        return cls(report.session, report.outcome, report.score,
+                   tuple((c.id, c.verdict) for c in report.criteria))  # fmt: skip
+
+    def to_data(self) -> dict[str, Any]:
+        """The fields of `SessionReport.to_data()` it has, in that shape (criteria: id and
+        verdict only), as `archive.compare.Summary.add` reads them."""
+        return {"session": self.session, "outcome": self.outcome, "score": self.score,
+                "criteria": [{"id": c, "verdict": v} for c, v in self.verdicts]}  # fmt: skip
+
+
+@dataclass(slots=True)
+class VerdictLog:
+    """`DecisionLog` for callers that need only outlines (verdicts, score, outcome): keeps each
+    decision's verdict code and builds neither evidence nor reports, which were about a quarter
+    of scoring's CPU time on the LHD archive (docs/performance.md). `pop_outline` equals
+    `Outline.of(DecisionLog.pop_report(...))` for the same decisions and observations."""
+
+    compiled: CompiledRubric
+    by_slot: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    def add(self, decisions: Decisions) -> None:
+        """Record every decision row (a later decision of a criterion replaces an earlier)."""
+        for slot, c, v in zip(decisions.slot.tolist(), decisions.criterion.tolist(),
+                              decisions.verdict.tolist(), strict=True):  # fmt: skip
+            self.by_slot.setdefault(slot, {})[c] = v
+
+    def pop_outline(
+        self, slot: int, session_id: str, *, observations: Mapping[str, Verdict] | None = None
+    ) -> Outline:
+        """The session's outline; its decisions are forgotten (the slot may be reused)."""
+        decided = self.by_slot.pop(slot, {})
+        recorded = observations or {}
+        rubric = self.compiled.rubric
+        verdicts: list[Verdict] = []
+        for c, criterion in enumerate(rubric.criteria):
+            code = decided.get(c)
+            verdict: Verdict = "pending" if code is None else VERDICT_NAMES[code]  # type: ignore[assignment]
+            verdicts.append(_recorded(criterion, verdict, recorded.get(criterion.id)) or verdict)
+        score, outcome = score_and_outcome(rubric, verdicts)
+        pairs = tuple((c.id, v) for c, v in zip(rubric.criteria, verdicts, strict=True))
+        return Outline(session_id, outcome, score, pairs)
+
+
+def _recorded(criterion: Criterion, verdict: Verdict, recorded: Verdict | None) -> Verdict | None:
+    """The assessor's recorded verdict when it replaces the kernel's `verdict` (the criterion
+    is `observed`, still pending, and pass or fail was recorded), else None."""
+    if criterion.observed is not None and verdict == "pending" and recorded in ("pass", "fail"):
+        return recorded
+    return None
+
+
 def build_report(
     compiled: CompiledRubric,
     session_id: str,
@@ -156,8 +221,8 @@ def build_report(
     results: list[CriterionResult] = []
     for c, criterion in enumerate(rubric.criteria):
         verdict, evidence = decided.get(c, ("pending", PENDING))
-        recorded = observations.get(criterion.id)
-        if criterion.observed is not None and recorded in ("pass", "fail") and verdict == "pending":
+        recorded = _recorded(criterion, verdict, observations.get(criterion.id))
+        if recorded is not None:
             verdict, evidence = recorded, _observed_evidence(span)
         results.append(
             CriterionResult(
