@@ -369,9 +369,11 @@ class CohortStore:
                 "JOIN cohort_sessions c ON c.session_id = s.id "
                 "JOIN cohort_verdicts v ON v.session_id = s.id AND v.observed = 0 "
                 "AND v.verdict IN ('pass', 'fail', 'not_applicable') "
-                "LEFT JOIN review_overrides o ON o.id = (SELECT MAX(o2.id) FROM "
-                "review_overrides o2 WHERE o2.session = r.session AND o2.criterion = "
-                f"v.criterion AND o2.actor = r.actor) WHERE 1 = 1{where} "
+                # their latest override: by recorded_at, then id (`core.latest`), never MAX(id)
+                "LEFT JOIN review_overrides o ON o.id = (SELECT o2.id FROM review_overrides o2 "
+                "WHERE o2.session = r.session AND o2.criterion = v.criterion AND o2.actor = "
+                "r.actor ORDER BY o2.recorded_at DESC, o2.id DESC LIMIT 1) "
+                f"WHERE 1 = 1{where} "
                 "ORDER BY r.actor, s.rubric, v.criterion, s.id",
                 params,
             ).fetchall()

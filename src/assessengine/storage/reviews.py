@@ -9,7 +9,9 @@ session list:
     review_tokens        API tokens: name, role, learner, sha256 of the secret (never the secret)
     review_observations  in-field observations of `observed` criteria (every one kept)
     review_overrides     assessors' overrides, each with its written reason and the machine
-                         verdict it overrode (every one kept; the latest per criterion counts)
+                         verdict it overrode (every one kept; the latest per criterion counts:
+                         latest by `recorded_at`, then id, `core.latest`; ids come from each
+                         place's range, so the highest id is not the latest)
     review_outcomes      a session's outcome with observations and with overrides, kept up to
                          date with them (so the session list can filter on it)
     review_outcomes_due  sessions whose observations or overrides arrived by replication since
@@ -200,6 +202,15 @@ _SET_OUTCOME: Final = (
 )
 
 
+RECORDED_ORDER: Final = "recorded_at, id"
+"""The order of review rows written at several places (`core.latest`): by the instant each was
+recorded, then by id (unique across places); never by id alone, which orders by place."""
+
+_AFTER_ENTRY: Final = (
+    "(at, id) < (SELECT a.at, a.id FROM review_audit a WHERE a.id = ?)"
+)
+"""Entries listed after the one whose id is given, in the audit's order (at DESC, id DESC)."""
+
 # ==================================================================================== store
 
 
@@ -284,11 +295,11 @@ class ReviewStore(AppTables):
         return _session_row(row) if row else None
 
     def observations(self, sessions: Sequence[str]) -> list[ObservationRow]:
-        """Observations of these sessions, oldest first."""
+        """Observations of these sessions, oldest first (`RECORDED_ORDER`)."""
         return [_observation(r) for r in self._by_sessions("review_observations", sessions)]
 
     def overrides(self, sessions: Sequence[str]) -> list[OverrideRow]:
-        """Overrides of these sessions, oldest first."""
+        """Overrides of these sessions, oldest first (`RECORDED_ORDER`)."""
         return [OverrideRow(*r) for r in self._by_sessions("review_overrides", sessions)]
 
     def _by_sessions(self, table: str, sessions: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -297,7 +308,8 @@ class ReviewStore(AppTables):
         marks = ",".join("?" * len(sessions))
         with self._read() as db:
             rows: list[tuple[Any, ...]] = db.execute(
-                f"SELECT * FROM {table} WHERE session IN ({marks}) ORDER BY id", tuple(sessions)
+                f"SELECT * FROM {table} WHERE session IN ({marks}) ORDER BY {RECORDED_ORDER}",
+                tuple(sessions),
             ).fetchall()
         return rows
 
@@ -421,14 +433,17 @@ class ReviewStore(AppTables):
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditRow]:
-        """Audit entries, newest first."""
+        """Audit entries, newest first: by the time each was recorded (``at``), then by id
+        (`core.latest`: ids order by the place that wrote the entry, not by time).
+        `before_id` continues a listing after the entry with that id (none: nothing)."""
         with self._read() as db:
             where, params = _filters(
                 ("session = ?", session), ("actor = ?", actor), ("action = ?", action),
-                ("at >= ?", since), ("at <= ?", until), ("id < ?", before_id),
+                ("at >= ?", since), ("at <= ?", until), (_AFTER_ENTRY, before_id),
             )  # fmt: skip
             rows = db.execute(
-                f"SELECT * FROM review_audit {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+                f"SELECT * FROM review_audit {where} ORDER BY at DESC, id DESC LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [_audit_row(row) for row in rows]
 
@@ -442,13 +457,15 @@ class SessionWrite:
 
     def observations(self) -> list[ObservationRow]:
         rows = self._db.execute(
-            "SELECT * FROM review_observations WHERE session = ? ORDER BY id", (self.session,)
+            f"SELECT * FROM review_observations WHERE session = ? ORDER BY {RECORDED_ORDER}",
+            (self.session,),
         ).fetchall()
         return [_observation(r) for r in rows]
 
     def overrides(self) -> list[OverrideRow]:
         rows = self._db.execute(
-            "SELECT * FROM review_overrides WHERE session = ? ORDER BY id", (self.session,)
+            f"SELECT * FROM review_overrides WHERE session = ? ORDER BY {RECORDED_ORDER}",
+            (self.session,),
         ).fetchall()
         return [OverrideRow(*r) for r in rows]
 

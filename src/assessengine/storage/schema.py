@@ -22,7 +22,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     review_*        the HTTP app's review tables (tokens, observations, overrides, outcomes,
                     rubric versions, rescores, audit log), revision 0003; double-marking
                     assignments and second marks (review_double_*), revision 0012, insert-only
-                    since 0014; the outcomes due a recomputation (review_outcomes_due), 0014
+                    since 0014; the outcomes due a recomputation (review_outcomes_due), 0014;
+                    the audit log indexed in time order (at, id), 0015
     credential_*    issued credentials, revocations, status lists (slots, published), 0003;
                     share links of credentials' public pages (credential_shares), 0010
     cohort_*        the cohort index: per closed, scored session its counted outcome, the
@@ -233,7 +234,9 @@ review_audit: Final = sa.Table(
     sa.Column("session", sa.Text),
     sa.Column("reason", sa.Text),
     sa.Column("detail", sa.Text, nullable=False),
-    sa.Index("review_audit_by_session", "session", "id"),
+    # 0015: listed newest first by `at`, then id (ids order by place, not time: core.latest)
+    sa.Index("review_audit_by_session", "session", "at", "id"),
+    sa.Index("review_audit_by_time", "at", "id"),
 )  # fmt: skip
 
 review_double_assignments: Final = sa.Table(

@@ -29,6 +29,7 @@ from typing import Any, Final
 from pydantic import Field
 
 from ...core import agreement as stats
+from ...core.latest import latest_by
 from ...storage.cohorts import AgreementRow
 from .access import Action, Principal
 from .cohorts import CohortFilters, CohortService, site_of
@@ -252,7 +253,7 @@ def mark_pairs(reviews: ReviewService, filters: CohortFilters) -> tuple[list[Mar
     done = [a for a in reviews.double_marks.assignments() if a.completed_at is not None]
     chosen = sorted({a.session for a in done if _selected(reviews, a.session, filters)})
     observations = reviews.review.observations(chosen)
-    latest = {(o.session, o.criterion): o for o in observations}  # oldest first: last wins
+    latest = latest_by(observations, lambda o: (o.session, o.criterion))
     titles: dict[str, str] = {}
     out: list[MarkPair] = []
     counted: set[str] = set()

@@ -54,6 +54,7 @@ from ...core.credentials import (
     result_descriptions,
 )
 from ...core.instants import utc_text
+from ...core.latest import latest_by, newest
 from ...core.policy import Policy, PolicyError, Requirement
 from ...core.rubric import Rubric
 from ...core.xapi import XapiError
@@ -744,11 +745,12 @@ class CredentialApi:
         entry = self.reviews.catalog.find(info.rubric, info.rubric_version, info.rubric_sha256)
         if entry is None:
             return report  # the rubric version is unknown here: the machine's report stands
-        latest = {row.criterion: row for row in rows}  # rows come oldest first
-        newest = max(latest.values(), key=lambda row: row.id)
+        latest = latest_by(rows, lambda row: row.criterion)
+        last = newest(latest.values())
+        assert last is not None  # rows is not empty
         verdicts = {criterion: row.verdict for criterion, row in latest.items()}
         try:
-            return reviewed_report(report, entry.rubric, verdicts, assessor=newest.actor)
+            return reviewed_report(report, entry.rubric, verdicts, assessor=last.actor)
         except CredentialError:
             return report
 

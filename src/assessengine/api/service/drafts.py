@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ...core.codec import CodecError, Columns, Layout
+from ...core.latest import latest_by
 from ...core.report import Verdict
 from ...core.rubric_diff import RubricDiff, diff_reports, scenario_mismatch, score_many
 from ...core.session_columns import decode_session
@@ -60,11 +61,15 @@ def preview(
         except CodecError as exc:
             skipped.append((sid, f"a stored batch does not decode: {exc}"))
     recorded: dict[str, dict[str, Verdict]] = {}
-    for o in observations:  # oldest first: the latest recording of a criterion wins
-        recorded.setdefault(o.session, {})[o.criterion] = o.verdict  # type: ignore[assignment]
+    for (session, criterion), o in latest_by(observations, _session_criterion).items():
+        recorded.setdefault(session, {})[criterion] = o.verdict  # type: ignore[assignment]
     before = score_many(base.compiled, sessions, recorded)
     after = score_many(draft.compiled, sessions, recorded)
     learners = {r.info.session: r.info.learner for r in records}
     diff = diff_reports(base.rubric, draft.rubric, before, after, learners=learners,
                         skipped=skipped)  # fmt: skip
     return Preview(draft, base, diff)
+
+
+def _session_criterion(row: ObservationRow) -> tuple[str, str]:
+    return row.session, row.criterion

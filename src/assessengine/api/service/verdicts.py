@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from ...core.latest import latest_by
 from ...core.report import Evidence, Verdict, finite
 from ...core.scoring import build_report, score_and_outcome
 from ...storage.reviews import ObservationRow, OutcomeRow, OverrideRow
@@ -66,11 +67,12 @@ def review(
     observations: Sequence[ObservationRow],
     overrides: Sequence[OverrideRow],
 ) -> Reviewed:
-    """Apply the latest observation and the latest override of each criterion to the stored
+    """Apply the latest observation and the latest override of each criterion (by the time
+    each was recorded, `core.latest`; the rows may come in any order) to the stored
     `report`. Without the rubric (`entry` None) observations cannot be applied and overrides
     cannot be scored: the report's outcome stands for all three."""
-    observed = {o.criterion: o for o in observations}  # later rows replace earlier ones
-    overridden = {o.criterion: o for o in overrides}
+    observed = latest_by(observations, _criterion_of)
+    overridden = latest_by(overrides, _criterion_of)
     stored = report.get("criteria", [])
     scored = OutcomeScore(outcome=report["outcome"], score=finite(report.get("score")))
     if entry is None or [c.id for c in entry.rubric.criteria] != [c["id"] for c in stored]:
@@ -91,6 +93,10 @@ def review(
     machine = OutcomeScore(outcome=rebuilt.outcome, score=rebuilt.score)
     score, outcome = score_and_outcome(rubric, [r.final_verdict for r in rows])
     return Reviewed(rows, scored, machine, OutcomeScore(outcome=outcome, score=score))
+
+
+def _criterion_of(row: ObservationRow | OverrideRow) -> str:
+    return row.criterion
 
 
 def _criterion(
