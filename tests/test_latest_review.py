@@ -17,11 +17,13 @@ import pytest
 from assessengine.api.service import ReviewService
 from assessengine.api.service.access import Principal
 from assessengine.api.service.cohorts import CohortService
+from assessengine.api.service.models import ObservationIn, OutcomeScore
 from assessengine.core.latest import latest_by, newest, oldest_first
-from assessengine.storage.cohorts import CohortQuery
+from assessengine.storage.cohorts import CohortQuery, ValidityPair
 from assessengine.storage.reviews import AuditEntry
 
 from .test_cohorts import fill
+from .test_store_report_columns import _sql
 
 ITEM = "looks_before_reversing"  # the forklift rubric's observed item
 EARLY, LATE = "2026-03-01T09:00:00.000000Z", "2026-03-01T10:00:00.000000Z"
@@ -151,3 +153,32 @@ def test_the_audit_lists_entries_newest_recorded_first_whatever_their_ids(
     first = review.audit(session="S-003", limit=1)
     rest = review.audit(session="S-003", before_id=first[0].id)
     assert [r.action for r in first + rest] == ["t.late", "t.early"]
+
+
+def test_validity_pairs_the_simulator_session_opened_last_whatever_its_id(
+    filled: Filled,
+) -> None:
+    """A learner's sessions may be opened at several places (a field log uploaded at the hub,
+    simulator sessions at a site): the latest is the one opened last, not the highest id."""
+    f = filled
+    for sid, verdict in (("S-015", "pass"), ("S-000", "pass"), ("S-010", "fail")):  # L-0's
+        f.service.observe(f.admin, sid, ObservationIn(criterion=ITEM, verdict=verdict,
+                                                      note="seen"))  # fmt: skip
+    counted = {sid: f.service.session(f.admin, sid).with_overrides for sid in ("S-000",
+                                                                               "S-010")}
+    assert counted["S-000"] != counted["S-010"]
+    cohorts = CohortService.open(f.service, f.url)
+    try:
+        cohorts.refresh()
+        pairs = {p.learner: p for p in cohorts.store.validity(CohortQuery())}
+        assert _simulator(pairs["L-0"]) == counted["S-010"]  # opened last, the highest id
+        _sql(f.url, "UPDATE sessions SET opened_at = :at WHERE session = 'S-000'",
+             {"at": "2099-01-01T00:00:00.000000Z"})  # as if opened later, elsewhere
+        pairs = {p.learner: p for p in cohorts.store.validity(CohortQuery())}
+    finally:
+        cohorts.close()
+    assert _simulator(pairs["L-0"]) == counted["S-000"]
+
+
+def _simulator(pair: ValidityPair) -> OutcomeScore:
+    return OutcomeScore(outcome=pair.simulator_outcome, score=pair.simulator_score)

@@ -11,7 +11,9 @@ hub's primary is killed serves, through the API, everything acknowledged before.
 
 Double marking assigned at the hub is marked at the site and counted at both; the outcomes
 each place lists, queues and counts include the reviews made at the other (revision 0014);
-``site refresh`` carries the tables a version starts to replicate to a running federation."""
+``site refresh`` carries the tables a version starts to replicate to a running federation. An
+override made at the hub after a site's override of the same criterion counts at both (the
+later one, though its id, from the hub's range, is lower)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from assessengine.adapters.signer import IssuerKey
 from assessengine.api.app import create_app
 from assessengine.api.service import ReviewService, double_marking
 from assessengine.api.service.access import Principal
-from assessengine.api.service.models import ObservationIn
+from assessengine.api.service.models import ObservationIn, OverrideIn
 from assessengine.api.service.service import SessionFilters
 from assessengine.cli import main
 from assessengine.client import EngineClient
@@ -576,6 +578,46 @@ def test_a_sites_counts_include_the_hubs_reviews_of_its_sessions(
     assert row.with_overrides is not None
     assert row.with_overrides.model_dump(mode="json") == at_hub
     assert _rows(north.server, "SELECT count(*) FROM review_outcomes_due") == ["0"]
+
+
+def test_a_hub_override_made_after_a_sites_override_of_the_same_criterion_wins_at_both(
+    pg_federation: Federation,
+) -> None:
+    """Each place numbers its rows in its own range (the hub's below the sites'): the override
+    recorded last counts at every place, whatever its id (`core.latest`)."""
+    fed = pg_federation
+    north = fed.sites["north"]
+    (sid,) = _scored_at(north, 1, seed=46)
+    _eventually(lambda: _report_at(fed.hub_url, sid), f"{sid} at the hub")
+    criterion = "pre_use_checks"
+    query = f"SELECT id FROM review_overrides WHERE session = '{sid}' ORDER BY recorded_at"
+    service, assessor = _at_site(north, "north overrider")
+    try:
+        service.override(assessor, sid, OverrideIn(criterion=criterion, verdict="pass",
+                                                   reason="site: seen done"))  # fmt: skip
+        _eventually(lambda: _rows(fed.hub, query) or None, "the site's override at the hub")
+        answer = fed.api.post(f"/api/v1/sessions/{sid}/overrides", json={
+            "criterion": criterion, "verdict": "fail", "reason": "hub: the camera says no"})
+        assert answer.status_code == 201, answer.text
+        site_id, hub_id = (int(k) for k in _eventually(
+            lambda: _rows(north.server, query)[1:] and _rows(north.server, query),
+            "the hub's override at north"))  # fmt: skip
+        assert hub_id < site_id  # the later override has the lower id
+        at_site = service.session(assessor, sid).model_dump(mode="json")
+        (listed_at_site,) = service.list_sessions(assessor, SessionFilters(
+            learner="north:L46-0")).items  # fmt: skip
+    finally:
+        service.close()
+    at_hub = fed.api.get(f"/api/v1/sessions/{sid}").json()
+    for shown in (at_hub, at_site):
+        override = next(c["override"] for c in shown["criteria"] if c["id"] == criterion)
+        assert (override["id"], override["reason"]) == (hub_id, "hub: the camera says no")
+    assert at_site["with_overrides"] == at_hub["with_overrides"]
+    (listed_at_hub,) = fed.api.get("/api/v1/sessions", params={
+        "learner": "north:L46-0"}).json()["items"]  # fmt: skip
+    assert listed_at_hub["with_overrides"] == at_hub["with_overrides"]
+    assert listed_at_site.with_overrides is not None
+    assert listed_at_site.with_overrides.model_dump(mode="json") == at_hub["with_overrides"]
 
 
 def _observation() -> ObservationIn:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import gzip
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,20 @@ def test_an_issued_credential_is_filed_and_found(credentials: CredentialStore) -
     ]
     assert credentials.issued_to("L-1", policy="other") == []
     assert credentials.issued_to("L-2") == []
+
+
+def test_a_learners_credentials_are_listed_in_the_order_they_were_issued(
+    credentials: CredentialStore,
+) -> None:
+    """By issued_at, then id, in every store (the fake too): not in the order they were filed
+    (replication files a site's credentials whenever the link allows; `core.latest`)."""
+    later = replace(_issued(credentials.allocate_status(), "urn:uuid:b"),
+                    issued_at=NOW + timedelta(days=1))  # fmt: skip
+    credentials.save_issued(later)
+    credentials.save_issued(_issued(credentials.allocate_status(), "urn:uuid:c"))
+    credentials.save_issued(_issued(credentials.allocate_status(), "urn:uuid:a"))
+    assert [c.id for c in credentials.issued_to("L-1")] == [
+        "urn:uuid:a", "urn:uuid:c", "urn:uuid:b"]
 
 
 def test_a_slot_must_be_allocated_and_unused(credentials: CredentialStore) -> None:

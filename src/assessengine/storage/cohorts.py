@@ -381,14 +381,15 @@ class CohortStore:
 
     def validity(self, query: CohortQuery) -> list[ValidityPair]:
         """The learners with a pass or fail indexed session from each source among those
-        `query` selects (its `source` ignored): their latest of each (`ValidityPair`), by
-        learner."""
+        `query` selects (its `source` ignored): their latest of each (`ValidityPair`: the one
+        opened last, then the higher id; not the highest id, which orders by place at a hub),
+        by learner."""
         clauses, params = _where(replace(query, source=None))
         clauses.append("c.outcome IN ('pass', 'fail')")
         with self._db.read() as db:
             rows = db.execute(
                 "WITH latest AS (SELECT s.learner, s.source, c.outcome, c.score, ROW_NUMBER() "
-                "OVER (PARTITION BY s.learner, s.source ORDER BY s.id DESC) AS n "
+                "OVER (PARTITION BY s.learner, s.source ORDER BY s.opened_at DESC, s.id DESC) AS n "
                 f"{_FROM} WHERE {' AND '.join(clauses)}) "
                 "SELECT a.learner, a.outcome, a.score, b.outcome, b.score FROM latest a "
                 "JOIN latest b ON b.learner = a.learner AND b.n = 1 AND b.source = 'field' "

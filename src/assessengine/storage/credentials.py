@@ -103,7 +103,8 @@ class CredentialStore(Protocol):
     def issued(self, credential_id: str) -> IssuedCredential | None: ...
 
     def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
-        """The learner's credentials, oldest first (optionally for one policy)."""
+        """The learner's credentials, oldest first: by issued_at, then id, never in the order
+        they were filed (optionally for one policy)."""
         ...
 
     def expiring(self, after: datetime, until: datetime) -> list[IssuedCredential]:
@@ -255,7 +256,8 @@ class MemoryCredentialStore:
     def issued_to(self, learner: str, *, policy: str | None = None) -> list[IssuedCredential]:
         with self._lock:
             found = [c for c in self._issued.values() if c.learner == learner]
-        return [c for c in found if policy is None or c.policy == policy]
+        mine = [c for c in found if policy is None or c.policy == policy]
+        return sorted(mine, key=lambda c: (c.issued_at, c.id))  # as the SQL store: time order
 
     def expiring(self, after: datetime, until: datetime) -> list[IssuedCredential]:
         with self._lock:
