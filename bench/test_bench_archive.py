@@ -39,6 +39,7 @@ from tests.archive_data import RUBRICS, fill_store
 
 from assessengine.adapters.library import load_rubric, load_scenario
 from assessengine.archive.export import ROW_GROUP_ROWS, export
+from assessengine.archive.grouping import TASKS_PER_WORKER
 from assessengine.archive.layout import (
     Manifest,
     events_record_batch,
@@ -47,7 +48,7 @@ from assessengine.archive.layout import (
 )
 from assessengine.archive.location import ArchiveRoot
 from assessengine.archive.rescore import DaskRunner, Job, Partition, PartitionResult, plan
-from assessengine.archive.split import TASKS_PER_WORKER, split
+from assessengine.archive.split import split
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import EventBatch
 from assessengine.core.kernel_scorer import score_columns

@@ -21,11 +21,12 @@ from click.testing import CliRunner
 from assessengine.adapters.library import load_rubric, load_scenario
 from assessengine.archive.export import export
 from assessengine.archive.layout import Manifest
-from assessengine.archive.location import ArchiveRoot
+from assessengine.archive.location import ArchiveError, ArchiveRoot
 from assessengine.archive.rescore import (
     DaskRunner,
     Job,
     Partition,
+    PartitionFailed,
     PartitionResult,
     plan,
     run_local,
@@ -184,6 +185,38 @@ def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
     assert got == expected
 
 
+def test_a_grouped_run_gives_each_file_its_own_outcome(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from assessengine.archive import grouping  # noqa: PLC0415
+
+    monkeypatch.setattr(grouping, "TASKS_PER_WORKER", 0)  # the whole cohort in one task
+    archive = tmp_path / "archive"
+    shutil.copytree(archived[0], archive)
+    root = ArchiveRoot.open(str(archive))
+    manifest = Manifest.load(root)
+    assert manifest is not None
+    rubric, scenario = load_rubric(RUBRICS["lhd-underground"])
+    job = Job.of(root, rubric, scenario)
+    parts, _ = plan(root, manifest, scenario.scenario)
+    assert len(parts) > 1
+    assert len(grouping.group(parts, workers=2)) == 1
+    expected = {r.index: r.reports for r in run_local(job, parts)}
+    victim = parts[0]  # the files after it in the task are still scored
+    (archive / victim.path).write_bytes(b"PAR1" + b"\0" * 100 + b"PAR1")
+    with DaskRunner(scheduler=scheduler) as runner:
+        items = list(runner.run(job, parts, keep_going=True))
+        with pytest.raises(ArchiveError, match="not a readable Parquet file"):
+            list(runner.run(job, parts))
+    failed = [item for item in items if isinstance(item, PartitionFailed)]
+    assert [f.partition.index for f in failed] == [victim.index]
+    assert isinstance(failed[0].error, ArchiveError)
+    assert victim.path in str(failed[0].error)
+    assert {r.index: r.reports for r in items if isinstance(r, PartitionResult)} == {
+        k: reports for k, reports in expected.items() if k != victim.index}  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ faults
 
 
@@ -270,7 +303,8 @@ def test_one_file_split_by_row_groups_gives_each_worker_tasks_and_the_same_repor
     scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import assessengine.archive.export as export_module  # noqa: PLC0415
-    from assessengine.archive.split import TASKS_PER_WORKER, split  # noqa: PLC0415
+    from assessengine.archive.grouping import TASKS_PER_WORKER  # noqa: PLC0415
+    from assessengine.archive.split import split  # noqa: PLC0415
 
     monkeypatch.setattr(export_module, "ROW_GROUP_ROWS", 1)  # a row group per session
     store = open_store(tmp_path / "engine.db")

@@ -18,10 +18,11 @@ from typing import Any
 from ..core.report import Verdict
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
+from .grouping import TASKS_PER_WORKER
 from .layout import Manifest
 from .location import ArchiveError, ArchiveRoot
 from .rescore import DaskRunner, Job, Partition, PartitionResult, plan, run_local
-from .split import TASKS_PER_WORKER, split
+from .split import split
 
 
 @dataclass(slots=True)

@@ -48,6 +48,7 @@ from ..runtime.malloc import keep_freed_memory
 from . import batches
 from .digest import Digests, file_sha256
 from .export import ROW_GROUP_ROWS
+from .grouping import group
 from .layout import Manifest
 from .location import ArchiveError, ArchiveRoot
 from .reader import event_batches, read_sessions
@@ -151,6 +152,9 @@ class Partition:
     bytes_match: bool | None = None
     """Whether the file's bytes give `file_sha256`, when the planner already checked (a file
     split into several tasks, `split`); None: the task checks it."""
+    events: int = 0
+    """The rows the task reads, as the sessions table and the footer count them (0: not
+    known); `grouping.group` weighs tasks by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,7 @@ def plan(
                   tuple(float(r["close_t"]) for r in group),
                   tuple(r["events_sha256"] for r in group),
                   {r["session"]: obs[r["session"]] for r in group if r["session"] in obs},
-                  known[path])
+                  known[path], events=sum(int(r["events"]) for r in group))
         for k, (path, group) in enumerate(by_file.items())
     ]  # fmt: skip
     return parts, {r["session"]: r for r in rows}
@@ -292,14 +296,25 @@ def warm_up(job: Job) -> None:
     batches.warm_up()
 
 
-def on_worker(partition: Partition, job: Job, task: Task) -> PartitionResult:
-    """`task(partition, job)` in a Dask worker process, which first keeps freed memory
+def on_worker(
+    partitions: Sequence[Partition], job: Job, task: Task
+) -> list[PartitionResult | ArchiveError]:
+    """`task(partition, job)` for each of a group's partitions (`grouping.group`), in order, in
+    a Dask worker process: each one's result, or the ArchiveError it raised (the others are
+    still scored: a run that keeps going reports each file's outcome; any other exception
+    fails the whole task). The process first keeps freed memory
     (`runtime.malloc.keep_freed_memory`, once per process): Dask starts its workers with
     ``MALLOC_TRIM_THRESHOLD_=65536``, under which every array of a few MiB a task allocates,
     batch after batch, is fresh pages: 87,000 page faults and 1.5x the CPU time for 2.47 M
     events in 25 files (docs/performance.md)."""
     keep_freed_memory()
-    return task(partition, job)
+    out: list[PartitionResult | ArchiveError] = []
+    for partition in partitions:
+        try:
+            out.append(task(partition, job))
+        except ArchiveError as exc:
+            out.append(exc)
+    return out
 
 
 def run_local(job: Job, partitions: Sequence[Partition]) -> Iterator[PartitionResult]:
@@ -315,10 +330,13 @@ class DaskRunner:
     """A Dask distributed client: on a LocalCluster of `workers` processes (one thread each)
     that it starts and stops, or on the existing `scheduler` (``tcp://HOST:PORT``).
 
-    `run` yields each partition's result as it completes (any order). A task that raises stops
-    the run (its error re-raised, the other tasks cancelled) unless `keep_going`, which yields
-    the error in place of the result. Raises SchedulerError when the scheduler cannot be
-    reached or the cluster cannot start."""
+    `run` yields each partition's result as it completes (any order), the partitions grouped
+    into fewer Dask tasks when there are many (`grouping.group`: a group's results arrive
+    together). A partition that fails stops the run (its error re-raised, the other tasks
+    cancelled) unless `keep_going`, which yields the error in place of the result (an
+    ArchiveError for its partition alone; any other error of a task for each partition of its
+    group). Raises SchedulerError when the scheduler cannot be reached or the cluster cannot
+    start."""
 
     def __init__(self, *, workers: int = 2, scheduler: str | None = None,
                  task: Task = score_partition) -> None:  # fmt: skip
@@ -383,9 +401,10 @@ class DaskRunner:
             return
         # the job travels inside each task (it is small), not scattered: data scattered to
         # workers is lost with a worker that dies, and the tasks needing it could not be retried
-        futures = self.client.map(on_worker, list(partitions), job=job, task=self.task,
+        groups = group(partitions, workers=self.worker_count())
+        futures = self.client.map(on_worker, groups, job=job, task=self.task,
                                   pure=False)  # fmt: skip
-        of = {future.key: part for future, part in zip(futures, partitions, strict=True)}
+        of = {future.key: parts for future, parts in zip(futures, groups, strict=True)}
         pending = list(futures)
         idle_since: float | None = None
         try:
@@ -407,19 +426,22 @@ class DaskRunner:
             self.client.cancel(futures)
 
     def _outcomes(
-        self, done: list[Any], of: Mapping[str, Partition], keep_going: bool
+        self, done: list[Any], of: Mapping[str, Sequence[Partition]], keep_going: bool
     ) -> Iterator[PartitionResult | PartitionFailed]:
-        """The results of finished futures (fetched at once), or their errors."""
+        """The results of finished futures' partitions (fetched at once), or their errors."""
         ok = [f for f in done if f.status != "error"]
         results = iter(self.client.gather(ok) if ok else [])
         for future in done:
-            if future.status != "error":
-                yield next(results)
-                continue
-            error = future.exception()
-            if not keep_going:
-                raise error
-            yield PartitionFailed(of[future.key], error)
+            parts = of[future.key]
+            outcomes: Sequence[PartitionResult | BaseException] = (
+                next(results) if future.status != "error" else [future.exception()] * len(parts))
+            for part, outcome in zip(parts, outcomes, strict=True):
+                if isinstance(outcome, PartitionResult):
+                    yield outcome
+                elif not keep_going:
+                    raise outcome
+                else:
+                    yield PartitionFailed(part, outcome)
 
     def _watch(self, idle_since: float | None) -> float | None:
         """Since when the cluster has had no worker (None: it has some)."""

@@ -2,7 +2,7 @@
 files) still gives every Dask worker work.
 
     parts, rows = rescore.plan(root, manifest, scenario)        # one partition per file
-    parts = split(root, parts, tasks=TASKS_PER_WORKER * workers)
+    parts = split(root, parts, tasks=TASKS_PER_WORKER * workers)   # grouping.TASKS_PER_WORKER
 
 Planning reads each file's Parquet footer only (row groups, their row counts and the min/max
 statistics of their ``session`` column), never its rows. A session can only have rows in a
@@ -30,17 +30,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, pairwise
-from typing import Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .grouping import cuts
 from .location import ArchiveRoot
 from .rescore import Partition, bytes_match
-
-TASKS_PER_WORKER: Final = 3
-"""Tasks aimed at per worker when a cohort has fewer files than that (balance at the end)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,9 @@ def split(root: ArchiveRoot, parts: Sequence[Partition], tasks: int) -> list[Par
     for part in parts:
         found = units[part.index]
         rows = sum(u.rows for u in found) if found else 0
-        pieces = _pack(found, max(1, round(tasks * rows / total))) if found else []
+        pieces = ([list(found[lo:hi]) for lo, hi in
+                   cuts([u.rows for u in found], max(1, round(tasks * rows / total)))]
+                  if found else [])  # fmt: skip
         if len(pieces) <= 1:
             out.append(dataclasses.replace(part, index=len(out)))
             continue
@@ -141,20 +139,6 @@ def _session_ranges(root: ArchiveRoot, path: str) -> list[tuple[int, str, str]] 
     return out
 
 
-def _pack(units: Sequence[Unit], count: int) -> list[list[Unit]]:
-    """Consecutive units in min(count, len(units)) pieces of about equal rows: cut j at the
-    unit boundary nearest to j / count of the file's rows (each piece at least one unit)."""
-    count = min(count, len(units))
-    ends = list(accumulate(u.rows for u in units))  # rows before boundary k + 1
-    cuts = [0]
-    for j in range(1, count):
-        goal = j * ends[-1] / count
-        nearest = min(range(1, len(units)), key=lambda k: abs(ends[k - 1] - goal))
-        cuts.append(min(max(nearest, cuts[-1] + 1), len(units) - (count - j)))
-    cuts.append(len(units))
-    return [list(units[lo:hi]) for lo, hi in pairwise(cuts)]
-
-
 def _piece(part: Partition, piece: Sequence[Unit], index: int, match: bool) -> Partition:
     keep = sorted(k for unit in piece for k in unit.sessions)
     sessions = tuple(part.sessions[k] for k in keep)
@@ -163,5 +147,5 @@ def _piece(part: Partition, piece: Sequence[Unit], index: int, match: bool) -> P
                      {s: part.observations[s] for s in sessions if s in part.observations},
                      part.file_sha256,
                      row_groups=tuple(sorted(g for unit in piece for g in unit.groups)),
-                     bytes_match=match)  # fmt: skip
+                     bytes_match=match, events=sum(unit.rows for unit in piece))  # fmt: skip
 

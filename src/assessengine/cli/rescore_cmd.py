@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..adapters.library import load_rubric
 from ..archive.compare import Summary
+from ..archive.grouping import TASKS_PER_WORKER
 from ..archive.layout import require_manifest
 from ..archive.location import ArchiveError
 from ..archive.rescore import (
@@ -27,7 +28,7 @@ from ..archive.rescore import (
     SchedulerError,
     plan,
 )
-from ..archive.split import TASKS_PER_WORKER, split
+from ..archive.split import split
 from ..core.jsontext import dumps
 from ..errors import RubricError
 from ._app import main, scenario_dirs_option
