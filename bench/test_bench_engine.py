@@ -342,6 +342,32 @@ def _cpu_by_part(engine: Engine, sender_pid: int) -> dict[str, float]:
     return parts
 
 
+def _ingest_seconds(engine: Engine) -> dict[str, float]:
+    """The ingest thread's cumulative seconds: CPU, waiting for a message (idle) and for room
+    in the work queue (blocked), from `EngineStats`; waiting for a core (runqueue), from
+    /proc's schedstat (0 where there is none)."""
+    stats = engine.stats
+    runqueue = 0.0
+    try:
+        with open(f"/proc/self/task/{engine._ingest_thread.native_id}/schedstat") as f:
+            runqueue = int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        pass
+    return {"cpu": stats.ingest_cpu_seconds, "idle": stats.ingest_idle_seconds,
+            "blocked": engine.queue.blocked_seconds, "runqueue": runqueue}  # fmt: skip
+
+
+def _ingest_breakdown(
+    before: dict[str, float], after: dict[str, float], window: float
+) -> dict[str, float]:
+    """Where the ingest thread's wall time went between two `_ingest_seconds` (`window`
+    seconds apart): its CPU, waiting for a message, for room in the queue, for a core, and
+    the rest (``other``: the GIL, the store's lock, I/O)."""
+    parts = {k: round(after[k] - before[k], 3) for k in after}
+    parts["other"] = round(window - sum(parts.values()), 3)
+    return {"window": round(window, 3)} | parts
+
+
 # ================================================================================ mid-round rates
 
 
@@ -400,10 +426,15 @@ class _Bench:
         assert self.engine.wait_idle(120)  # the OPENs are scored before the clock starts
         before = _cpu_by_part(self.engine, self.process.pid)
         progress = _Progress(self.engine)
+        ingest = _ingest_seconds(self.engine)
         start = time.perf_counter()
         self.conn.send("go")
         if not self.conn.poll(300):
             raise RuntimeError("the sender did not finish")
+        # the sender reports once every batch is ACKed and every session CLOSED: the window
+        # ends a little after the last ACK (its own clock, `elapsed`)
+        ingest = _ingest_breakdown(ingest, _ingest_seconds(self.engine),
+                                   time.perf_counter() - start)  # fmt: skip
         elapsed, events, complete = self.conn.recv()
         assert complete, "not every batch was acknowledged"
         assert self.engine.wait_idle(120)
@@ -411,7 +442,7 @@ class _Bench:
         after = _cpu_by_part(self.engine, self.process.pid)
         cpu = {part: round(after[part] - before[part], 2) for part in after}
         return {"events": events, "ack_seconds": elapsed, "scored_seconds": scored, "cpu": cpu,
-                "mid_round": progress.rates(events)}
+                "mid_round": progress.rates(events), "ingest_seconds": ingest}
 
 
 def _smoke(request: pytest.FixtureRequest) -> bool:
@@ -496,6 +527,7 @@ def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
         "events_per_s_scored_all_rounds": [round(r["events"] / r["scored_seconds"])
                                            for r in results],
         "cpu_seconds_of_best_round": best["cpu"],
+        "ingest_thread_to_the_last_ack": [r["ingest_seconds"] for r in results],
         "mid_round_events_per_s": [{k: v and round(v) for k, v in r["mid_round"].items()}
                                    for r in results],
         "store_commits": bench.engine.stats.commits,

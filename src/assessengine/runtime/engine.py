@@ -143,7 +143,8 @@ class WorkQueue:
     A batch counts from `put` until the scoring thread calls `done` for it (so memory held
     while scoring counts too). `put` blocks while the queue is full (one batch larger than the
     bound is let in alone); items without bytes (OPEN, CLOSE) never block. A queued CLOSE ends
-    the consumer's `linger` at once: a report is awaited.
+    the consumer's `linger` at once: a report is awaited. `blocked_seconds` counts the time
+    producers waited for room (in `put` and in `wait_room`): the backpressure scoring exerts.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -158,6 +159,7 @@ class WorkQueue:
         self._closed = False
         self._cond = threading.Condition()
         self.peak_bytes = 0
+        self.blocked_seconds = 0.0
 
     def put(self, item: Item, nbytes: int = 0) -> None:
         self.put_many([(item, nbytes)])
@@ -168,11 +170,8 @@ class WorkQueue:
             return
         with self._cond:
             for item, nbytes in items:
-                while nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
-                    if self._closed:
-                        break
-                    self._cond.notify_all()  # let the consumer see what is queued so far
-                    self._cond.wait(0.5)
+                if nbytes and self._bytes and self._bytes + nbytes > self.max_bytes:
+                    self._wait_for_room(nbytes)
                 self._items.append(item)
                 self._bytes += nbytes
                 self._queued += nbytes
@@ -181,12 +180,26 @@ class WorkQueue:
             self.peak_bytes = max(self.peak_bytes, self._bytes)
             self._cond.notify_all()
 
+    def _wait_for_room(self, nbytes: int) -> None:
+        """Wait (holding the condition) until `nbytes` more fit, the queue is empty or closed."""
+        start = time.perf_counter()
+        while self._bytes and self._bytes + nbytes > self.max_bytes and not self._closed:
+            self._cond.notify_all()  # let the consumer see what is queued so far
+            self._cond.wait(0.5)
+        self.blocked_seconds += time.perf_counter() - start
+
     def wait_room(self, timeout: float) -> bool:
         """True as soon as the queue is below its bound; False after `timeout` seconds."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self._bytes < self.max_bytes or self._closed, timeout
-            )
+            if self._bytes < self.max_bytes or self._closed:
+                return True
+            start = time.perf_counter()
+            try:
+                return self._cond.wait_for(
+                    lambda: self._bytes < self.max_bytes or self._closed, timeout
+                )
+            finally:
+                self.blocked_seconds += time.perf_counter() - start
 
     def take(self, timeout: float, max_bytes: int, *, linger: float = 0.0) -> list[Item]:
         """The items at the head of the queue (at least one unless `timeout` passes first),
@@ -257,6 +270,11 @@ class EngineStats:
     commit_seconds: Histogram = field(default_factory=Histogram)
     scoring_latency: Histogram = field(default_factory=Histogram)
     ack_latency: Histogram = field(default_factory=Histogram)
+    ingest_cpu_seconds: float = 0.0
+    """CPU seconds the ingest thread has used (`time.thread_time`), updated once a loop."""
+    ingest_idle_seconds: float = 0.0
+    """Seconds the ingest thread waited for a message with nothing queued (its wall time in
+    that wait minus the CPU it used there: checking the messages that ended the wait)."""
     started: float = field(default_factory=time.monotonic)
     recovery: Recovery = field(default_factory=Recovery)
 
@@ -459,7 +477,9 @@ class Engine:
             if self._overlap:
                 self._committer = ThreadPoolExecutor(1, thread_name_prefix="engine-commit")
             self._ready.set()
+            cpu = time.thread_time()
             while not self._stopping.is_set():
+                self.stats.ingest_cpu_seconds = time.thread_time() - cpu
                 waiting = self._inflight is None  # else: answer it as soon as nothing arrives
                 if not self.queue.wait_room(self._poll_interval if waiting else 0):
                     self._settle(ingest, rules)
@@ -488,8 +508,14 @@ class Engine:
     ) -> list[Message]:
         """What arrived: waits up to `timeout` for the first message, then takes what is
         queued up to `round_bytes` / `round_messages` (answering the round in the commit
-        thread meanwhile, once its commit has returned)."""
-        messages = ingest.poll(timeout, max_bytes=self._round_bytes)
+        thread meanwhile, once its commit has returned). A wait (nothing was queued) is
+        counted in `EngineStats.ingest_idle_seconds`."""
+        messages = ingest.poll(0, max_bytes=self._round_bytes)
+        if not messages and timeout > 0:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            messages = ingest.poll(timeout, max_bytes=self._round_bytes)
+            waited = (time.perf_counter() - wall) - (time.thread_time() - cpu)
+            self.stats.ingest_idle_seconds += max(0.0, waited)
         more = messages
         size = sum(len(m.payload) for m in messages if m.payload is not None)
         until = time.monotonic() + ROUND_SECONDS
@@ -974,6 +1000,14 @@ class Engine:
                   self.queue.max_bytes),
             counter(p + "batches_scored_total", "Batches scored.", s.batches_scored),
             counter(p + "events_scored_total", "Events scored.", self.scoring.events_scored),
+            counter(p + "ingest_cpu_seconds_total", "CPU seconds used by the ingest thread.",
+                    s.ingest_cpu_seconds),
+            counter(p + "ingest_idle_seconds_total",
+                    "Seconds the ingest thread waited for a message (nothing queued).",
+                    s.ingest_idle_seconds),
+            counter(p + "ingest_blocked_seconds_total",
+                    "Seconds the ingest thread waited for room in the work queue (scoring "
+                    "behind: backpressure).", self.queue.blocked_seconds),
             Metric(p + "ack_latency_seconds", "histogram",
                    "Time from reading an EVENTS message to sending its ACK (after commit).",
                    s.ack_latency),
