@@ -1,5 +1,6 @@
-"""Cohort re-scoring from an archive: one task per events file (or per run of its row groups,
-`split`), scored with the kernel.
+"""Cohort re-scoring from an archive: one partition per events file (or per run of its row
+groups, `split`), scored with the kernel; `DaskRunner` sends consecutive partitions as one Dask
+task when there are many (`grouping`).
 
     job = Job.of(root, rubric, scenario)
     parts = plan(root, manifest, scenario.scenario, since=..., until=...)

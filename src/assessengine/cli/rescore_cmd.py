@@ -70,7 +70,8 @@ def rescore(
     scenario_dirs: tuple[Path, ...],
 ) -> None:
     """Score every archived session of the rubric's scenario with RUBRIC, in parallel on Dask
-    distributed (one task per events file, each scored with the kernel), and say what
+    distributed (each events file scored with the kernel; many small files grouped into fewer
+    tasks, few large ones split by row groups), and say what
     changed against the archived reports: sessions, events, events/s, and per criterion the
     sessions whose verdict differs.
 
