@@ -156,9 +156,15 @@ def stall_once(partition: Partition, job: Job) -> PartitionResult:
     return score_partition(partition, job)
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["task-per-file", "one-task"])
 def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
-    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, grouped: bool,
 ) -> None:
+    from assessengine.archive import grouping  # noqa: PLC0415
+
+    # grouped: every file in one task (grouping.group), retried whole on the other worker
+    monkeypatch.setattr(grouping, "TASKS_PER_WORKER", 0 if grouped else 100)
     archive = tmp_path / "archive"
     shutil.copytree(archived[0], archive)
     root = ArchiveRoot.open(str(archive))
@@ -168,6 +174,7 @@ def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
     job = Job.of(root, rubric, scenario)
     parts, _ = plan(root, manifest, scenario.scenario)
     assert len(parts) > 1
+    assert len(grouping.group(parts, workers=2)) == (1 if grouped else len(parts))
     expected = {r.index: r.reports for r in run_local(job, parts)}
     with DaskRunner(scheduler=scheduler, task=stall_once) as runner, \
             ThreadPoolExecutor(1) as pool:  # fmt: skip
