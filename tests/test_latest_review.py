@@ -18,9 +18,10 @@ from assessengine.api.service import ReviewService
 from assessengine.api.service.access import Principal
 from assessengine.api.service.cohorts import CohortService
 from assessengine.api.service.models import ObservationIn, OutcomeScore
+from assessengine.api.service.service import SessionFilters
 from assessengine.core.latest import latest_by, newest, oldest_first
 from assessengine.storage.cohorts import CohortQuery, ValidityPair
-from assessengine.storage.reviews import AuditEntry
+from assessengine.storage.reviews import AuditEntry, SessionQuery
 
 from .test_cohorts import fill
 from .test_store_report_columns import _sql
@@ -182,3 +183,41 @@ def test_validity_pairs_the_simulator_session_opened_last_whatever_its_id(
 
 def _simulator(pair: ValidityPair) -> OutcomeScore:
     return OutcomeScore(outcome=pair.simulator_outcome, score=pair.simulator_score)
+
+
+# ==================================================================================== sessions
+
+LATER = "2099-01-01T00:00:00.000000Z"  # as if opened after every other session, elsewhere
+
+
+def test_the_session_list_is_newest_opened_first_whatever_the_ids(filled: Filled) -> None:
+    f = filled
+    every = [r.session for r in f.service.review.session_rows(SessionQuery(), 100)]
+    _sql(f.url, "UPDATE sessions SET opened_at = :at WHERE session = 'S-001'", {"at": LATER})
+    expected = ["S-001"] + [s for s in every if s != "S-001"]
+    assert [r.session for r in f.service.review.session_rows(SessionQuery(), 100)] == expected
+    paged, cursor = [], None
+    while True:  # the cursor continues in the same order, one session a page
+        page = f.service.list_sessions(f.admin, SessionFilters(), cursor=cursor, limit=1)
+        paged += [s.session for s in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert paged == expected
+    history = f.service.learner_history(f.admin, "L-1")  # oldest first: S-001 is the last
+    assert [a.session for a in history.rubrics[0].attempts][-1] == "S-001"
+
+
+def test_the_review_queue_is_newest_opened_first_whatever_the_ids(filled: Filled) -> None:
+    f = filled
+    _sql(f.url, "UPDATE sessions SET opened_at = :at WHERE session = 'S-000'", {"at": LATER})
+    cohorts = CohortService.open(f.service, f.url)
+    try:
+        cohorts.refresh()
+        queued = [r.session for r in cohorts.store.queue(CohortQuery(), limit=100)]
+        assert queued[0] == "S-000"
+        after = cohorts.store.queue(CohortQuery(), before_key=cohorts.store.key_of("S-000"),
+                                    limit=100)  # fmt: skip
+    finally:
+        cohorts.close()
+    assert [r.session for r in after] == queued[1:]

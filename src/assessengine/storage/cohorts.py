@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 from .appdb import AppDb
 from .cohort_numbers import CODES, CohortNumbers, numbers
+from .order import AFTER_SESSION, SESSIONS_NEWEST_FIRST
 
 Reason = Literal["critical", "pending", "incomplete"]
 REASONS: Final[tuple[Reason, ...]] = ("critical", "pending", "incomplete")
@@ -274,14 +275,14 @@ class CohortStore:
         clauses, params = _where(query)
         clauses.append(_QUEUED if reason is None else _REASON_SQL[reason])
         if before_key is not None:
-            clauses.append("s.id < ?")
+            clauses.append(AFTER_SESSION)
             params.append(before_key)
         with self._db.read() as db:
             rows = db.execute(
                 "SELECT s.id, s.session, s.learner, s.scenario, s.rubric, s.rubric_version, "
                 "s.source, s.opened_at, s.closed_at, c.outcome, c.machine_outcome, c.score, "
                 f"c.site, c.critical_failed, c.pending {_FROM} WHERE {' AND '.join(clauses)} "
-                "ORDER BY s.id DESC LIMIT ?",
+                f"ORDER BY {SESSIONS_NEWEST_FIRST} LIMIT ?",
                 (*params, limit),
             ).fetchall()
         return [_queue_row(row) for row in rows]
@@ -339,7 +340,7 @@ class CohortStore:
             found = db.execute(
                 "SELECT s.id, s.learner, s.rubric, s.rubric_version, s.scenario, s.source, "
                 "c.site, substr(s.opened_at, 1, 10), c.outcome, COALESCE(c.finals, '') "
-                f"{_FROM} {where} ORDER BY s.id",
+                f"{_FROM} {where} ORDER BY s.opened_at, s.id",
                 params,
             ).fetchall()
         return numbers(found, self._titles, period)

@@ -39,6 +39,13 @@ from typing import Any, Final
 
 from ..core.jsontext import dumps
 from .appdb import AppDb, AppTables, Db
+from .order import (
+    AFTER_AUDIT_ENTRY,
+    AFTER_SESSION,
+    AUDIT_NEWEST_FIRST,
+    RECORDED_ORDER,
+    SESSIONS_NEWEST_FIRST,
+)
 from .port import StoreError
 
 # ==================================================================================== rows
@@ -154,7 +161,8 @@ class SessionRow:
 @dataclass(frozen=True, slots=True)
 class SessionQuery:
     """Filters of the session list (None: any). Times are ISO 8601 UTC strings as the store
-    writes them; `before_key` continues a listing after the row with that key."""
+    writes them; `before_key` continues a listing after the row with that key (in the list's
+    order, `storage.order.AFTER_SESSION`)."""
 
     learner: str | None = None
     scenario: str | None = None
@@ -201,15 +209,6 @@ _SET_OUTCOME: Final = (
     "overrides = excluded.overrides, updated_at = excluded.updated_at"
 )
 
-
-RECORDED_ORDER: Final = "recorded_at, id"
-"""The order of review rows written at several places (`core.latest`): by the instant each was
-recorded, then by id (unique across places); never by id alone, which orders by place."""
-
-_AFTER_ENTRY: Final = (
-    "(at, id) < (SELECT a.at, a.id FROM review_audit a WHERE a.id = ?)"
-)
-"""Entries listed after the one whose id is given, in the audit's order (at DESC, id DESC)."""
 
 # ==================================================================================== store
 
@@ -279,13 +278,14 @@ class ReviewStore(AppTables):
     # ------------------------------------------------------------------------------ sessions
 
     def session_rows(self, query: SessionQuery, limit: int) -> list[SessionRow]:
-        """Sessions matching `query`, newest first (by the store's open order), at most
-        `limit`."""
+        """Sessions matching `query`, newest first (the one opened last first, then by id:
+        `storage.order`; ids order by place at a hub), at most `limit`."""
         clauses, params = _session_where(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read() as db:
             rows = db.execute(
-                f"{_SESSION_SELECT} {where} ORDER BY s.id DESC LIMIT ?", (*params, limit)
+                f"{_SESSION_SELECT} {where} ORDER BY {SESSIONS_NEWEST_FIRST} LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [_session_row(row) for row in rows]
 
@@ -439,10 +439,10 @@ class ReviewStore(AppTables):
         with self._read() as db:
             where, params = _filters(
                 ("session = ?", session), ("actor = ?", actor), ("action = ?", action),
-                ("at >= ?", since), ("at <= ?", until), (_AFTER_ENTRY, before_id),
+                ("at >= ?", since), ("at <= ?", until), (AFTER_AUDIT_ENTRY, before_id),
             )  # fmt: skip
             rows = db.execute(
-                f"SELECT * FROM review_audit {where} ORDER BY at DESC, id DESC LIMIT ?",
+                f"SELECT * FROM review_audit {where} ORDER BY {AUDIT_NEWEST_FIRST} LIMIT ?",
                 (*params, limit),
             ).fetchall()
         return [_audit_row(row) for row in rows]
@@ -537,7 +537,7 @@ def _session_where(query: SessionQuery) -> tuple[list[str], list[Any]]:
         clauses.append("s.opened_at <= ?")
         params.append(query.opened_to)
     if query.before_key is not None:
-        clauses.append("s.id < ?")
+        clauses.append(AFTER_SESSION)
         params.append(query.before_key)
     return clauses, params
 

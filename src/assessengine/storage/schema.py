@@ -10,7 +10,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
 
     schema_version  one row per applied revision (number, applied_at): what releases before
                     the migrations moved to Alembic read to refuse a newer store
-    sessions        one row per OPEN, in open order (the info's canonical JSON, the genesis hash)
+    sessions        one row per OPEN (the info's canonical JSON, the genesis hash), indexed by
+                    opened_at (0016: lists are newest first by it, not by id)
     batches         every batch as it arrived, with its chain value; the payload is inline
                     (PostgreSQL, and SQLite stores of version 1) or in a payload segment file
                     named by (segment, seg_offset, seg_length) (SQLite from version 2)
@@ -75,6 +76,8 @@ sessions: Final = sa.Table(
     sa.CheckConstraint("source IN ('simulator', 'field')", name="sessions_source"),
     sa.CheckConstraint("status IN ('open', 'closed')", name="sessions_status"),
     sa.Index("sessions_by_status", "status", "id"),
+    # 0016: lists newest first by opened_at, then id (ids order by place: storage.order)
+    sa.Index("sessions_by_opened", "opened_at", "id"),
 )  # fmt: skip
 
 batches: Final = sa.Table(
