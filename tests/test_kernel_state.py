@@ -284,3 +284,41 @@ def test_a_slot_named_while_not_open_gets_a_fresh_row_when_opened() -> None:
     (row,) = state.rows(np.array([slot]))
     assert state.sess_i[row, :3].tolist() == [-1, -1, 0]
     assert not state.verdict[row].any()
+
+
+def _decided_per_slot(decisions: scorer.Decisions) -> dict[int, list[tuple[float | None, ...]]]:
+    """Each slot's decisions (criterion, verdict, seq, t, measured; NaN as None), in output
+    order."""
+    per: dict[int, list[tuple[float | None, ...]]] = {}
+    for d in range(len(decisions)):
+        row = (decisions.criterion[d], decisions.verdict[d], decisions.seq[d], decisions.t[d],
+               decisions.measured[d])  # fmt: skip
+        per.setdefault(int(decisions.slot[d]), []).append(
+            tuple(None if x != x else float(x) for x in row)
+        )
+    return per
+
+
+def test_a_close_in_any_slot_order_decides_each_session_as_alone_in_row_order() -> None:
+    """The close walks the sessions in the order of their state rows (sequential reads of the
+    field-major state): each session keeps its own close time and its decisions, and they
+    come session by session, in row order."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    states = [ScoringState.new(compiled, capacity=6) for _ in range(2)]
+    events = [(5, Event(0, 1.0, "a", {"x": 9.0})), (1, Event(0, 1.5, "c", {"y": 3.0})),
+              (3, Event(0, 2.0, "a", {"x": 0.5})), (1, Event(1, 2.5, "a", {"x": 2.0})),
+              (0, Event(0, 3.0, "b", {"z": 1.0}))]  # fmt: skip
+    for state in states:
+        slots = state.open([f"S{i}" for i in range(6)])
+        step(compiled, state, batch_from_events(SCENARIO, events))
+    close_t = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    order = np.array([2, 0, 4, 1, 5, 3])  # neither slot nor row order
+    together = close(compiled, states[0], slots[order], close_t[order])
+    alone: dict[int, list[tuple[float | None, ...]]] = {}
+    for k in order.tolist():
+        one = close(compiled, states[1], slots[k : k + 1], close_t[k : k + 1])
+        alone.update(_decided_per_slot(one))
+    assert _decided_per_slot(together) == alone
+    rows = states[0].row_of[together.slot]
+    assert (np.diff(rows) >= 0).all()  # session by session, in row order
+    assert set(together.slot.tolist()) == set(range(6))
