@@ -294,7 +294,7 @@ def _decided_per_slot(decisions: scorer.Decisions) -> dict[int, list[tuple[float
         row = (decisions.criterion[d], decisions.verdict[d], decisions.seq[d], decisions.t[d],
                decisions.measured[d])  # fmt: skip
         per.setdefault(int(decisions.slot[d]), []).append(
-            tuple(None if x != x else float(x) for x in row)
+            tuple(None if np.isnan(x) else float(x) for x in row)
         )
     return per
 

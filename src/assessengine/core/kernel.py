@@ -151,6 +151,15 @@ def rows_of(slots, row_of, rows, new):
 
 
 @njit(cache=True, nogil=True)
+def fill_rows(slots, row_of, rows):
+    """rows[i] = row_of[slots[i]] where `rows_of` left rows[i] negative (the slots that had no
+    row): a sequential pass over `rows` that gathers only those, not every slot again."""
+    for i in range(slots.shape[0]):
+        if rows[i] < 0:
+            rows[i] = row_of[slots[i]]
+
+
+@njit(cache=True, nogil=True)
 def hold(sess, raw, sess_f, held, extremes):
     """Sample-and-hold: held[k, i] = last non-NaN raw[k, j] of the session at or before i.
     Also keeps the session minimum and maximum (of the values reported so far) of each signal

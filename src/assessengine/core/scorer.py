@@ -126,7 +126,7 @@ class ScoringState:
         self.slot_of_row[taken] = new[:k]
         lo, hi = int(taken.min()), int(taken.max())
         self._reset(slice(lo, hi + 1) if hi - lo + 1 == k else taken)
-        kernel.rows_of(slots, self.row_of, rows, new)  # every slot has its row now
+        kernel.fill_rows(slots, self.row_of, rows)  # every slot has its row now
         return rows
 
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
