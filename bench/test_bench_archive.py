@@ -39,7 +39,7 @@ from tests.archive_data import RUBRICS, fill_store
 
 from assessengine.adapters.library import load_rubric, load_scenario
 from assessengine.archive.export import ROW_GROUP_ROWS, export
-from assessengine.archive.grouping import TASKS_PER_WORKER
+from assessengine.archive.grouping import TASKS_PER_WORKER, group
 from assessengine.archive.layout import (
     Manifest,
     events_record_batch,
@@ -114,6 +114,8 @@ def test_archive_export(benchmark: Any, archived: Archived, tmp_path: Path) -> N
 
     events = benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
     assert events == archived.events
+    if benchmark.disabled:  # --benchmark-disable (a smoke run): ran once, nothing measured
+        return
     rate = events / benchmark.stats.stats.min
     per_event = benchmark.extra_info["bytes"] / events
     benchmark.extra_info |= {"events": events, "events_per_s": round(rate),
@@ -162,13 +164,19 @@ def test_rescore_on_dask(benchmark: Any, archived: Archived, runner: DaskRunner,
     cpu.clear()
     events = benchmark.pedantic(once, rounds=ROUNDS, iterations=1)
     assert events == archived.events
+    if benchmark.disabled:
+        return
     rate = events / benchmark.stats.stats.min
     benchmark.extra_info |= {"events": events, "files": len(parts), "workers": runner.workers,
                              "mode": mode, "events_per_s": round(rate),
                              "events_per_cpu_s": round(events / min(cpu))}  # fmt: skip
     RATES[f"rescore-{runner.workers}-{mode}"] = rate
     CPU_RATES[f"rescore-{runner.workers}-{mode}"] = events / min(cpu)
-    print(f"\nrescore ({mode}), {runner.workers} worker(s): {events} events in {len(parts)} files, "
+    dask_tasks = len(group(split(root, parts, TASKS_PER_WORKER * runner.workers),
+                           workers=runner.workers))  # fmt: skip
+    benchmark.extra_info["dask_tasks"] = dask_tasks
+    print(f"\nrescore ({mode}), {runner.workers} worker(s): {events} events in {len(parts)} files "
+          f"({dask_tasks} Dask tasks), "
           f"{rate:,.0f} events/s (best of {ROUNDS}, Parquet reading included); the workers' "
           f"CPU: {events / min(cpu):,.0f} events per CPU second")
 
@@ -183,6 +191,8 @@ def test_score_parquet_end_to_end(benchmark: Any, archived: Archived) -> None:
 
     once()
     assert benchmark.pedantic(once, rounds=ROUNDS, iterations=1) == SESSIONS
+    if benchmark.disabled:
+        return
     rate = archived.events / benchmark.stats.stats.min
     benchmark.extra_info |= {"events": archived.events, "events_per_s": round(rate)}
     RATES["score-parquet"] = rate
@@ -207,6 +217,8 @@ def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archiv
     once()
     cpu.clear()
     assert benchmark.pedantic(once, rounds=ROUNDS, iterations=1) == SESSIONS
+    if benchmark.disabled:
+        return
     rate = len(batch) / benchmark.stats.stats.min
     benchmark.extra_info |= {"events": len(batch), "events_per_s": round(rate),
                              "events_per_cpu_s": round(len(batch) / min(cpu))}  # fmt: skip
