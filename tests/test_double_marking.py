@@ -99,6 +99,21 @@ def test_store_contract_assign_submit_marks(marks: DoubleMarks) -> None:
     assert marks.assignments(sessions=[]) == []
 
 
+def test_store_contract_assignments_and_marks_come_in_the_order_they_were_made(
+    marks: DoubleMarks,
+) -> None:
+    """By assigned_at / recorded_at (then id), in every store, the fake too: not in the order
+    rows were written (replication writes another place's rows whenever the link allows)."""
+    late = marks.assign("S-2", "bob", by="trainer", at="t5", audit=_audit("double_mark.assign"))
+    early = marks.assign("S-1", "bob", by="trainer", at="t1", audit=_audit("double_mark.assign"))
+    assert [a.id for a in marks.assignments()] == [early.id, late.id]
+    marks.submit(late.id, [MarkIn(ITEM, "pass", "")], actor="bob", at="t6",
+                 audit=_audit("double_mark.submit"))  # fmt: skip
+    marks.submit(early.id, [MarkIn(ITEM, "fail", "")], actor="bob", at="t2",
+                 audit=_audit("double_mark.submit"))  # fmt: skip
+    assert [m.session for m in marks.marks(["S-1", "S-2"])] == ["S-1", "S-2"]
+
+
 def test_store_writes_an_audit_entry_with_each_change(tmp_path: Path) -> None:
     from assessengine.storage import open_store  # noqa: PLC0415
 

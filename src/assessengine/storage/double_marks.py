@@ -82,14 +82,15 @@ class DoubleMarks(Protocol):
         self, *, sessions: Sequence[str] | None = None, assessor: str | None = None,
         open_only: bool = False,
     ) -> list[Assignment]:  # fmt: skip
-        """Matching assignments in the order they were made."""
+        """Matching assignments in the order they were made (assigned_at, then id)."""
         ...
 
     def submit(self, assignment: int, marks: Sequence[MarkIn], *, actor: str, at: str,
                audit: AuditEntry) -> Assignment: ...  # fmt: skip
 
     def marks(self, sessions: Sequence[str]) -> list[Mark]:
-        """The second marks of these sessions, in the order they were recorded."""
+        """The second marks of these sessions, in the order they were recorded (recorded_at,
+        then assignment)."""
         ...
 
 
@@ -197,10 +198,11 @@ class MemoryDoubleMarks:
         open_only: bool = False,
     ) -> list[Assignment]:  # fmt: skip
         with self._lock:
-            return [a for a in self._assignments
-                    if (sessions is None or a.session in sessions)
-                    and (assessor is None or a.assessor == assessor)
-                    and not (open_only and a.completed_at is not None)]  # fmt: skip
+            found = [a for a in self._assignments
+                     if (sessions is None or a.session in sessions)
+                     and (assessor is None or a.assessor == assessor)
+                     and not (open_only and a.completed_at is not None)]  # fmt: skip
+        return sorted(found, key=lambda a: (a.assigned_at, a.id))  # as the SQL: time order
 
     def submit(self, assignment: int, marks: Sequence[MarkIn], *, actor: str, at: str,
                audit: AuditEntry) -> Assignment:  # fmt: skip
@@ -217,7 +219,8 @@ class MemoryDoubleMarks:
 
     def marks(self, sessions: Sequence[str]) -> list[Mark]:
         with self._lock:
-            return [m for m in self._marks if m.session in sessions]
+            found = [m for m in self._marks if m.session in sessions]
+        return sorted(found, key=lambda m: (m.recorded_at, m.assignment))  # as the SQL
 
 
 def _duplicate(session: str, assessor: str) -> str:
