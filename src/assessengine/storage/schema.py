@@ -11,7 +11,7 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
     schema_version  one row per applied revision (number, applied_at): what releases before
                     the migrations moved to Alembic read to refuse a newer store
     sessions        one row per OPEN (the info's canonical JSON, the genesis hash), indexed by
-                    opened_at (0016: lists are newest first by it, not by id)
+                    opened_at (0016: lists are newest first by it, not by id) and by learner (0017)
     batches         every batch as it arrived, with its chain value; the payload is inline
                     (PostgreSQL, and SQLite stores of version 1) or in a payload segment file
                     named by (segment, seg_offset, seg_length) (SQLite from version 2)
@@ -78,6 +78,7 @@ sessions: Final = sa.Table(
     sa.Index("sessions_by_status", "status", "id"),
     # 0016: lists newest first by opened_at, then id (ids order by place: storage.order)
     sa.Index("sessions_by_opened", "opened_at", "id"),
+    sa.Index("sessions_by_learner", "learner", "opened_at", "id"),  # 0017: one learner's
 )  # fmt: skip
 
 batches: Final = sa.Table(
