@@ -82,6 +82,7 @@ from .port import (
     disk_full,
 )
 from .segments import SEGMENT_BYTES, Segments, folder_of
+from .sqlite_lock import begin_immediate
 
 log = logging.getLogger(__name__)
 
@@ -631,8 +632,10 @@ def _to_record(row: Sequence[Any]) -> SessionRecord:
 @contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[None]:
     """One BEGIN IMMEDIATE transaction on `db`: committed when the block ends, rolled back if it
-    raises (whatever it raises). Shared by every SQLite adapter of the engine's database."""
-    db.execute("BEGIN IMMEDIATE")
+    raises (whatever it raises). Shared by every SQLite adapter of the engine's database. The
+    write lock is waited for in steps of 0.1-1 ms, not by SQLite's busy handler
+    (`sqlite_lock.begin_immediate`)."""
+    begin_immediate(db)
     try:
         yield
         db.execute("COMMIT")
