@@ -8,6 +8,7 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, EventBatch
 from assessengine.core.reference import ReferenceSession
 from assessengine.core.scorer import ScoringState, close, step
+from assessengine.runtime import fused
 
 from .conftest import Workload
 
@@ -204,4 +206,45 @@ def test_kernel_batch_rows(benchmark: Any, forklift_workload: Workload) -> None:
     best = {n: report_rates(benchmark, f"rows_{n}", len(w.batch), s) for n, s in seconds.items()}
     benchmark.extra_info["ratio_1m_64k_best"] = best[1_048_576] / best[65_536]
     print(f"1 M / 64 K rows: best {best[1_048_576] / best[65_536]:.2f}x")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+
+
+def test_fused_kernel_against_read_once(
+    benchmark: Any, forklift_workload: Workload, tmp_path: Path
+) -> None:
+    """The fused step (one generated function per rubric, `runtime.fused`) beside the
+    table-driven kernel and the read-once pass, rounds alternating (table, fused, read-once)
+    in this process: each rate, fused / table and fused / read-once (best and median).
+    The fused function is compiled (or loaded) before the rounds."""
+    w = forklift_workload
+    score_with_kernel(w)
+    fused.install(tmp_path)
+    try:
+        score_with_kernel(w)  # compiles the rubric's fused step outside the timing
+        table_s: list[float] = []
+        fused_s: list[float] = []
+        read_s: list[float] = []
+        for _ in range(ROUNDS):
+            fused.uninstall()
+            table_s += rounds(lambda: score_with_kernel(w), 1)
+            fused.install(tmp_path)
+            fused_s += rounds(lambda: score_with_kernel(w), 1)
+            read_s += rounds(lambda: read_once(w.batch), 1)
+    finally:
+        fused.uninstall()
+    events = len(w.batch)
+    table = report_rates(benchmark, "kernel", events, table_s)
+    fast = report_rates(benchmark, "fused", events, fused_s)
+    limit = report_rates(benchmark, "read_once", events, read_s)
+    median = statistics.median
+    ratios = {
+        "fused_table_best": fast / table,
+        "fused_table_median": median(table_s) / median(fused_s),
+        "fused_fraction_best": fast / limit,
+        "fused_fraction_median": median(read_s) / median(fused_s),
+        "table_fraction_best": table / limit,
+        "table_fraction_median": median(read_s) / median(table_s),
+    }
+    benchmark.extra_info.update(ratios)
+    print(", ".join(f"{k} {v:.3g}" for k, v in ratios.items()))
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)

@@ -14,6 +14,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from .test_engine_helpers import ROOT
 
@@ -23,9 +26,16 @@ variant the warm-up missed is compiled there (minutes on a busy machine): only a
 that, reaches the bound."""
 
 
-def test_the_live_paths_need_no_compiled_variant_the_warm_up_did_not_reach() -> None:
+@pytest.mark.parametrize("fused", ["0", "1"], ids=["table_kernel", "fused_steps"])
+def test_the_live_paths_need_no_compiled_variant_the_warm_up_did_not_reach(
+    fused: str, tmp_path: Path
+) -> None:
+    """With the fused steps (ASSESSENGINE_FUSED_KERNEL=1, a fresh cache directory) the
+    warm-up compiles each rubric's function and every variant the live paths use."""
+    env = {**os.environ, "ASSESSENGINE_FUSED_KERNEL": fused,
+           "ASSESSENGINE_FUSED_CACHE": str(tmp_path)}  # fmt: skip
     probe = subprocess.run([sys.executable, "-m", "tests.warm_up_probe"], cwd=ROOT,
-                           capture_output=True, text=True, env=os.environ.copy(),
+                           capture_output=True, text=True, env=env,
                            timeout=PROBE_TIMEOUT_S, check=False)  # fmt: skip
     assert probe.returncode == 0, probe.stderr
     missed = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -29,7 +29,9 @@ from assessengine.core.codec import (
     warm_up_decoder,
 )
 from assessengine.ingest.fake import FakePeer, FakeTransport
+from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
+from assessengine.runtime.fused import install_from_environment
 from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, warm_up_kernel
 from assessengine.sim.generate import SimBatch
 from assessengine.storage.memory import MemoryStore
@@ -41,9 +43,11 @@ WAIT_S = 600.0
 
 
 def variants() -> dict[str, set[str]]:
-    """The signatures each compiled function of the kernel and the codec has in this process."""
+    """The signatures each compiled function of the kernel, the codec and the fused steps
+    loaded so far (`runtime.fused`) has in this process."""
+    modules = (kernel, codec_kernel, *fused.loaded_modules())
     return {f"{module.__name__}.{name}": {str(s) for s in f.signatures}
-            for module in (kernel, codec_kernel)
+            for module in modules
             for name, f in vars(module).items() if isinstance(f, CPUDispatcher)}  # fmt: skip
 
 
@@ -91,6 +95,7 @@ def stream(peer: FakePeer, lib: RubricLibrary, sim: SimBatch, *, close: bool) ->
 
 
 def main() -> None:
+    install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: the fused steps' variants too
     lib = library()
     warm_up_kernel(lib)
     for entry in lib.entries():
@@ -107,8 +112,8 @@ def main() -> None:
     with Engine(store, lib, FakeTransport()) as again:  # replays the session left open
         assert again.stats.recovery.reopened == 1
     after = variants()
-    missed = {name: sorted(after[name] - before[name]) for name in after
-              if after[name] - before[name]}  # fmt: skip
+    missed = {name: sorted(after[name] - before.get(name, set())) for name in after
+              if after[name] - before.get(name, set())}  # fmt: skip
     print(json.dumps(missed))
 
 

@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..core.policy import PolicyError
 from ..errors import EventsError, RubricError, ScenarioError
+from ..runtime.fused import install_from_environment
 from ..storage.port import StoreOpenError
 
 EXIT_INPUT = 2
@@ -49,6 +50,7 @@ def main() -> None:
       assessengine rubric check rubrics/*.yaml     validate rubrics (FILE:LINE:COL: message)
       assessengine score --rubric R.yaml EV.jsonl  score recorded sessions offline
     """
+    install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: fused steps (runtime/fused.py)
 
 
 scenario_dirs_option = click.option(

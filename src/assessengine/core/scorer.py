@@ -23,6 +23,7 @@ from ..errors import ScoringError
 from . import kernel
 from .compiler import PENDING, CompiledRubric
 from .events import EventBatch
+from .fused_step import FusedStep, fused_step_for
 from .kernel_types import Out, Rows, State
 from .report import CONTRIB_MAX
 
@@ -73,8 +74,13 @@ class ScoringState:
     so a step's sessions share cache lines (100,000 sessions opened at once and live in turn
     otherwise scatter a step's sessions over the whole table; docs/architecture.md)."""
 
-    def __init__(self, compiled: CompiledRubric, capacity: int) -> None:
+    def __init__(
+        self, compiled: CompiledRubric, capacity: int, *, fused: FusedStep | None = None
+    ) -> None:
         self.compiled = compiled
+        # the rubric's fused step (`fused_step`): given, else the installed provider's (None:
+        # the table-driven kernel); loaded here, at the state's creation, not in a batch
+        self.fused = fused if fused is not None else fused_step_for(compiled)
         self.capacity = 0
         self.slot_of: dict[str, int] = {}
         self.session_of: dict[int, str] = {}
@@ -97,8 +103,10 @@ class ScoringState:
         self._grow(max(capacity, 1))
 
     @classmethod
-    def new(cls, compiled: CompiledRubric, *, capacity: int = 1024) -> ScoringState:
-        return cls(compiled, capacity)
+    def new(
+        cls, compiled: CompiledRubric, *, capacity: int = 1024, fused: FusedStep | None = None
+    ) -> ScoringState:
+        return cls(compiled, capacity, fused=fused)
 
     @property
     def arrays(self) -> State:
@@ -374,6 +382,8 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         )
     nonsample = nonsample[:m]
     touched = touched[:u]
+    if state.fused is not None:  # one compiled pass, no work arrays: no sub-steps either
+        return _advance_fused(compiled, state, state.fused, sess, batch, ordinal, u)
     if n <= SCRATCH_ROWS:
         return _advance(compiled, state, sess, batch, ordinal, nonsample, touched)
     parts = []
@@ -416,6 +426,26 @@ def _advance(
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
     state.clean_event_guards = True
+    return _decisions(out, state.slot_of_row)
+
+
+def _advance_fused(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    fused: FusedStep,
+    sess: NDArray[np.uint32],
+    batch: EventBatch,
+    ordinal: NDArray[np.int64],
+    touched: int,
+) -> Decisions:
+    """`_advance` by the rubric's fused step (`fused_step`): hold, guards and automata in one
+    pass over the admitted rows of `touched` sessions; the decisions taken."""
+    sessions = min(len(batch), touched)
+    out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
+    fused(
+        sess, batch.seq, batch.t, batch.event, batch.signals, ordinal, state.sess_i,
+        state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc, out.nd,
+    )  # fmt: skip
     return _decisions(out, state.slot_of_row)
 
 

@@ -46,6 +46,7 @@ from ..core.scorer import SCRATCH_ROWS, Decisions, ScoringState, close, step
 from ..core.scoring import DecisionLog, evidence_rows
 from ..errors import AssessEngineError, ScoringError
 from ..storage.port import SessionRecord, Store, unavailable
+from . import fused
 
 log = logging.getLogger(__name__)
 
@@ -550,10 +551,11 @@ def _warm_up_batches(layout: Layout) -> Iterator[Columns]:
 
 
 def _kernel_compilations() -> int:
-    """How many functions of the kernel and the codec this process compiled (numba's cache
-    missed)."""
-    return sum(sum(f.stats.cache_misses.values()) for module in (kernel, codec_kernel)
-               for f in vars(module).values() if isinstance(f, Dispatcher))  # fmt: skip
+    """How many functions of the kernel, the codec and the fused steps (`runtime.fused`) this
+    process compiled (numba's cache missed)."""
+    table = sum(sum(f.stats.cache_misses.values()) for module in (kernel, codec_kernel)
+                for f in vars(module).values() if isinstance(f, Dispatcher))  # fmt: skip
+    return table + fused.compilations()
 
 
 def guarded(what: str, action: Callable[..., object], *args: Any) -> bool:

@@ -46,6 +46,7 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from ..core.codec import FIXED_BYTES, Columns, Layout, records_view
+from .fused import install_from_environment
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, settle_collector
 from .scoring import Batches, Closes, Opens, ScoringBackendError, StoreOpener
 
@@ -368,6 +369,7 @@ def _child_main(
     """The scoring process: a `Scorer` on its own store connection, driven by `conn`."""
     _die_with_parent(parent)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    install_from_environment()  # as the parent's command line did (runtime/fused.py)
     try:
         store = opener()
     except Exception as exc:  # reported to the parent, which raises it

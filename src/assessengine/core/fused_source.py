@@ -1,0 +1,614 @@
+"""Generate one fused numba step function per compiled rubric, as Python source (pure).
+
+`fused_source(compiled)` returns the text of a module whose `step_rows` advances every
+criterion of the rubric over a batch's rows in ONE pass: per row it loads the session's held
+signals, updates them (sample-and-hold, the session extremes), evaluates every guard and
+metric expression as scalar code on locals (each distinct sub-expression once), and steps
+each still-pending criterion's automaton with straight-line code whose parameters, state
+offsets and guard ids are constants. It replaces, for one step, `kernel.hold`,
+`scorer.columns_for` (the condition program), `scorer._sparse_rows` and `kernel.advance`, on
+the same state arrays and the same decision output (`kernel_types.Out`); the close is
+unchanged.
+
+The module is self-contained (its helpers are generated with it): numba caches a compiled
+function per source file and does not notice a change in another file, so a generated module
+imports nothing of the package. Writing it and importing it (the I/O) is `runtime.fused`'s
+job; this module only makes text.
+
+Semantics are those of `kernel.py`'s templates, criterion by criterion, and of
+`expr.evaluate` for conditions (three-valued: a comparison with a NaN operand is unknown; a
+guard holds where its condition is TRUE; a metric indicator is 1.0 / 0.0 / NaN); no
+fastmath. Criteria never interact, so advancing all of them row by row gives the decisions of
+advancing them criterion by criterion, in another order (row-major here).
+
+`FusedUnsupportedError` is raised for what the generator does not cover; the caller then keeps
+the table-driven kernel for that rubric.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import expr
+from .compiler import (
+    AGGREGATE_CODES,
+    ALL_BEFORE,
+    COUNT,
+    DURATION,
+    FAIL,
+    MACHINE,
+    METRIC,
+    NEVER,
+    NOT_APPLICABLE,
+    OBSERVED,
+    PASS,
+    PRECEDE,
+    RESPONSE,
+    SEQUENCE,
+    TO_FAIL,
+    TO_PASS,
+    CompiledRubric,
+)
+
+# the session columns of kernel.py (FIRST_SEQ, LAST_SEQ, N_EVENTS, STAMP; FIRST_T, LAST_T, HELD)
+_FIRST_SEQ, _FIRST_T, _HELD = 0, 0, 2
+_AGG = AGGREGATE_CODES
+
+GENERATOR_VERSION = 1  # bump when the generated code's meaning changes (part of the cache key)
+
+
+class FusedUnsupportedError(ValueError):
+    """The rubric uses something the generator does not generate."""
+
+
+def _float(x: float) -> str:
+    """A float literal that reads back as exactly `x`."""
+    if math.isnan(x):
+        return "math.nan"
+    if math.isinf(x):
+        return "math.inf" if x > 0 else "-math.inf"
+    return repr(float(x))
+
+
+class _Exprs:
+    """Scalar code for conditions (truth codes 0 false, 1 unknown, 2 true) and numbers (NaN =
+    missing), each distinct sub-expression computed once into a local."""
+
+    def __init__(self, signal_names: tuple[str, ...]) -> None:
+        self.rows = {name: k for k, name in enumerate(signal_names)}
+        self.lines: list[str] = []
+        self.memo: dict[str, str] = {}
+
+    def _local(self, key: str, prefix: str, code: str) -> str:
+        if key not in self.memo:
+            name = f"{prefix}{len(self.memo)}"
+            self.lines.append(f"{name} = {code}")
+            self.memo[key] = name
+        return self.memo[key]
+
+    def num(self, node: expr.Node) -> str:
+        """A local (or literal) holding the number `node`."""
+        if isinstance(node, expr.Num):
+            return _float(node.value)
+        if isinstance(node, expr.Name):
+            return f"h{self.rows[node.name]}"
+        key = "n:" + expr.unparse(node)
+        if isinstance(node, expr.Neg):
+            return self._local(key, "x", f"-({self.num(node.operand)})")
+        if isinstance(node, expr.Arith):
+            a, b = self.num(node.left), self.num(node.right)
+            if node.op == "/":
+                return self._local(key, "x", f"math.nan if {b} == 0.0 else {a} / {b}")
+            return self._local(key, "x", f"{a} {node.op} {b}")
+        if isinstance(node, expr.Call) and node.fn == "abs":
+            return self._local(key, "x", f"abs({self.num(node.args[0])})")
+        if isinstance(node, expr.Call) and node.fn in ("min", "max"):
+            a, b = self.num(node.args[0]), self.num(node.args[1])
+            # np.fmin / np.fmax of two known values, NaN where either is missing
+            pick = "_fmin" if node.fn == "min" else "_fmax"
+            return self._local(key, "x", f"{pick}({a}, {b})")
+        raise FusedUnsupportedError(f"not a number expression: {expr.unparse(node)}")
+
+    def truth(self, node: expr.Node, side: bool = True) -> str:
+        """A local bool: whether the condition `node` is TRUE (side) or FALSE (not side); a
+        comparison with a missing (NaN) operand is neither (masks.py's pair rule)."""
+        key = ("t:" if side else "f:") + expr.unparse(node)
+        if isinstance(node, expr.Compare):
+            op = node.op if side else _NEGATED[node.op]
+            a, b = self.num(node.left), self.num(node.right)
+            code = f"{a} {op} {b}"
+            if op == "!=":  # IEEE: NaN != x holds; the rubric language says unknown
+                known = [f"{x} == {x}" for x in (a, b) if not _is_literal(x)]
+                code = " and ".join([f"({code})", *known])
+            return self._local(key, "q", code)
+        if isinstance(node, expr.Not):
+            return self.truth(node.operand, not side)
+        if isinstance(node, expr.Logic):
+            a, b = self.truth(node.left, side), self.truth(node.right, side)
+            both = (node.op == "and") == side
+            return self._local(key, "q", f"{a} {'&' if both else '|'} {b}")
+        if isinstance(node, expr.Call) and node.fn == "between":
+            x, lo, hi = node.args
+            inside = expr.Logic("and", expr.Compare(">=", x, lo), expr.Compare("<=", x, hi))
+            return self.truth(inside, side)
+        raise FusedUnsupportedError(f"not a condition: {expr.unparse(node)}")
+
+
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+def _is_literal(code: str) -> bool:
+    """Whether generated operand code is a number literal (never NaN)."""
+    return not code.startswith(("h", "x")) and code != "math.nan"
+
+
+_PRELUDE = '''\
+"""Generated by assessengine.core.fused_source for one compiled rubric; do not edit."""
+import math
+
+import numpy as np
+from numba import njit
+
+FAIL, PASS, NOT_APPLICABLE = {FAIL}, {PASS}, {NOT_APPLICABLE}
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _known(a, b):
+    return a == a and b == b
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fmin(a, b):
+    return np.fmin(a, b) if _known(a, b) else math.nan
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fmax(a, b):
+    return np.fmax(a, b) if _known(a, b) else math.nan
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lower(cur, x):
+    return x if not (cur <= x) else cur
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upper(cur, x):
+    return x if not (cur >= x) else cur
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _emit(oi, of, nd, s, c, v, seq, t, seq0, t0):
+    d = nd[0]
+    nd[0] = d + 1
+    oi[0, d] = s
+    oi[1, d] = c
+    oi[2, d] = v
+    oi[3, d] = seq
+    oi[4, d] = seq0
+    of[0, d] = t
+    of[1, d] = t0
+    of[2, d] = math.nan
+    oi[5, d] = -1
+    oi[6, d] = -1
+    oi[7, d] = -1
+    return d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _contrib_add(si, sf, ni, fl, cap, s, t0, t1):
+    n = si[s, ni]
+    if n > 0 and sf[s, fl] == t0:
+        if n <= cap:
+            sf[s, fl + 2 * n] = t1
+    else:
+        if n < cap:
+            sf[s, fl + 1 + 2 * n] = t0
+            sf[s, fl + 2 + 2 * n] = t1
+        si[s, ni] = n + 1
+    sf[s, fl] = t1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _contrib_set(si, sf, ni, fl, s, t):
+    si[s, ni] = 1
+    sf[s, fl] = t
+    sf[s, fl + 1] = t
+    sf[s, fl + 2] = t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _contrib_out(oi, oc, nd, d, n, cap, sf, s, fl):
+    r = nd[1]
+    nd[1] = r + 1
+    oi[7, d] = r
+    oc[0, r] = n
+    for q in range(2 * min(n, cap)):
+        oc[1 + q, r] = sf[s, fl + 1 + q]
+
+'''
+
+
+class _Gen:
+    """Builds the row loop's body: hold, expressions, guards, then one block per criterion."""
+
+    def __init__(self, compiled: CompiledRubric) -> None:
+        self.c = compiled
+        self.n_sig = compiled.n_signals
+        self.ex = _Exprs(compiled.scenario.signal_names)
+        self.guard: dict[int, str] = {}  # guard id -> local bool
+        self.value: dict[int, str] = {}  # value row -> local float
+        self.body: list[str] = []
+
+    # ------------------------------------------------------------------ operands
+    def g(self, gid: int) -> str:
+        """The local bool of guard `gid` (computed at first use, once per row)."""
+        if gid not in self.guard:
+            guard = self.c.guards[gid]
+            name = f"g{gid}"
+            if guard.condition is None:
+                self.ex.lines.append(f"{name} = ev == {int(guard.event_code)}")
+            else:
+                self.ex.lines.append(f"{name} = {self.ex.truth(guard.condition)}")
+            self.guard[gid] = name
+        return self.guard[gid]
+
+    def v(self, row: int) -> str:
+        """The local float of value row `row` (a held signal or a metric expression)."""
+        if row < self.n_sig:
+            return f"h{row}"
+        if row not in self.value:
+            node = self.c.value_exprs[row - self.n_sig]
+            if expr.kind_of(node) == "num":
+                code = self.ex.num(node)
+            else:
+                true, false = self.ex.truth(node), self.ex.truth(node, False)
+                code = f"1.0 if {true} else (0.0 if {false} else math.nan)"
+            name = f"v{row}"
+            self.ex.lines.append(f"{name} = {code}")
+            self.value[row] = name
+        return self.value[row]
+
+    def ev_rows(self, c: int) -> list[int]:
+        e0, ne = int(self.c.ev_off[c]), int(self.c.ev_len[c])
+        return [int(r) for r in self.c.ev_rows[e0 : e0 + ne]]
+
+    def decide(self, c: int, v: str, seq0: str, t0: str, pad: str) -> list[str]:
+        """Decide criterion c at this row (kernel.decide_at); leaves the decision in `d`."""
+        lines = [f"verdict[s, {c}] = {v}",
+                 f"d = _emit(oi, of, nd, s, {c}, {v}, sq, ti, {seq0}, {t0})"]  # fmt: skip
+        for k, row in enumerate(self.ev_rows(c)):
+            lines.append(f"of[{3 + k}, d] = {self.v(row)}")
+        return [pad + line for line in lines]
+
+    # ------------------------------------------------------------------ templates
+    def criterion(self, c: int) -> list[str]:
+        kind = int(self.c.kind[c])
+        io, fo = int(self.c.state_i_off[c]), int(self.c.state_f_off[c])
+        pi, pf = self.c.params_i[c], self.c.params_f[c]
+        l0, ln = int(self.c.list_off[c]), int(self.c.list_len[c])
+        listed = [int(g) for g in self.c.lists[l0 : l0 + ln]]
+        pend = f"verdict[s, {c}] == 0"
+        if kind == OBSERVED:
+            return []
+        if kind == NEVER:
+            return self.never(c, io, fo, int(pi[0]), int(pi[1]), float(pf[0]), pend)
+        if kind == ALL_BEFORE:
+            return self.all_before(c, io, int(pi[0]), listed, pend)
+        if kind == SEQUENCE:
+            repeat = [int(x) for x in self.c.repeat[l0 : l0 + ln]]
+            return self.sequence(c, io, fo, float(pf[0]), listed, repeat, pend)
+        if kind == COUNT:
+            return self.count(c, io, fo, pi, pend)
+        if kind == RESPONSE:
+            return self.response(c, io, fo, int(pi[0]), int(pi[1]), float(pf[0]), pend)
+        if kind == PRECEDE:
+            return self.precede(c, io, fo, int(pi[0]), int(pi[1]), float(pf[0]), pend)
+        if kind == DURATION:
+            return self.duration(c, io, fo, pi, pf, pend)
+        if kind == METRIC:
+            return self.metric(c, io, fo, pi, pend)
+        if kind == MACHINE:
+            return self.machine(c, io, fo, pi, pend)
+        raise FusedUnsupportedError(f"criterion kind {kind}")
+
+    def never(self, c: int, io: int, fo: int, g: int, allow: int, dur: float,
+              pend: str) -> list[str]:  # fmt: skip
+        rows = self.ev_rows(c)
+        out = [f"if {self.g(g)} and {pend}:",
+               f"    fresh = si[s, {io}] != o - 1",
+               f"    si[s, {io}] = o",
+               "    if fresh:",
+               f"        si[s, {io + 1}] = 0",
+               f"        si[s, {io + 3}] = sq",
+               f"        sf[s, {fo}] = ti"]  # fmt: skip
+        for k in range(len(rows)):
+            out += [f"        sf[s, {fo + 1 + 2 * k}] = math.nan",
+                    f"        sf[s, {fo + 2 + 2 * k}] = math.nan"]  # fmt: skip
+        for k, row in enumerate(rows):
+            b = fo + 1 + 2 * k
+            out += [f"    sf[s, {b}] = _lower(sf[s, {b}], {self.v(row)})",
+                    f"    sf[s, {b + 1}] = _upper(sf[s, {b + 1}], {self.v(row)})"]  # fmt: skip
+        out += [f"    if si[s, {io + 1}] == 0 and ti - sf[s, {fo}] >= {_float(dur)}:",
+                f"        si[s, {io + 1}] = 1",
+                f"        si[s, {io + 2}] += 1",
+                f"        if si[s, {io + 2}] > {allow}:",
+                f"            verdict[s, {c}] = FAIL",
+                f"            d = _emit(oi, of, nd, s, {c}, FAIL, sq, ti, si[s, {io + 3}], "
+                f"sf[s, {fo}])"]  # fmt: skip
+        for k in range(len(rows)):
+            out += [f"            of[{3 + 2 * k}, d] = sf[s, {fo + 1 + 2 * k}]",
+                    f"            of[{4 + 2 * k}, d] = sf[s, {fo + 2 + 2 * k}]"]  # fmt: skip
+        return out
+
+    def all_before(self, c: int, io: int, before: int, listed: list[int],
+                   pend: str) -> list[str]:  # fmt: skip
+        full = (1 << len(listed)) - 1
+        any_guard = " or ".join([self.g(before), *(self.g(x) for x in listed)])
+        out = [f"if ({any_guard}) and {pend}:",
+               f"    if {self.g(before)}:",
+               f"        v = PASS if si[s, {io}] == {full} else FAIL"]  # fmt: skip
+        out += self.decide(c, "v", f"sess_i[s, {_FIRST_SEQ}]", f"sess_f[s, {_FIRST_T}]", " " * 8)
+        out.append("    else:")
+        for j, gid in enumerate(listed):
+            out += [f"        if {self.g(gid)}:", f"            si[s, {io}] |= {1 << j}"]
+        return out
+
+    def sequence(self, c: int, io: int, fo: int, within: float, listed: list[int],
+                 repeat: list[int], pend: str) -> list[str]:  # fmt: skip
+        ln = len(listed)
+        # without `within` a row where no step guard holds changes nothing (the kernel's
+        # sparse visit); `ti > t1 + inf` never holds, so the expiry test is left out
+        gate = (
+            pend
+            if not math.isinf(within)
+            else (f"({' | '.join(self.g(x) for x in dict.fromkeys(listed))}) and {pend}")
+        )
+        out = [f"if {gate}:",
+               f"    done = si[s, {io}]",
+               "    v = 0",
+               "    early = -1",
+               "    hit = False"]  # fmt: skip
+        for j, gid in enumerate(listed):
+            out.append(f"    {'if' if j == 0 else 'elif'} done == {j}:")
+            out.append(f"        hit = {self.g(gid)}")
+        expiry = (
+            "False" if math.isinf(within) else f"done > 0 and ti > sf[s, {fo}] + {_float(within)}"
+        )
+        out += [f"    if {expiry}:",
+                "        v = FAIL",
+                "    elif hit:",
+                "        done += 1",
+                f"        si[s, {io}] = done",
+                "        if done == 1:",
+                f"            si[s, {io + 1}] = sq",
+                f"            sf[s, {fo}] = ti",
+                f"        if done == {ln}:",
+                "            v = PASS",
+                "    else:"]  # fmt: skip
+        later = [j for j in range(1, ln) if repeat[j] == 0]
+        for j in later:
+            out += [f"        if early < 0 and done < {j} and {self.g(listed[j])}:",
+                    "            v = FAIL",
+                    f"            early = {j + 1}"]  # fmt: skip
+        if not later:
+            out.append("        pass")
+        out += ["    if v != 0:",
+                f"        if si[s, {io}] > 0:",
+                f"            seq0 = si[s, {io + 1}]",
+                f"            t0 = sf[s, {fo}]",
+                "        else:",
+                f"            seq0 = sess_i[s, {_FIRST_SEQ}]",
+                f"            t0 = sess_f[s, {_FIRST_T}]"]  # fmt: skip
+        out += self.decide(c, "v", "seq0", "t0", " " * 8)
+        out += [f"        oi[5, d] = si[s, {io}]", "        oi[6, d] = early"]
+        return out
+
+    def count(self, c: int, io: int, fo: int, pi: np.ndarray, pend: str) -> list[str]:
+        g, episodes, lo, hi, cap = (int(x) for x in (pi[0], pi[1], pi[2], pi[3], pi[5]))
+        ni, fl = io + 2, fo
+        out = [f"if {self.g(g)} and {pend}:"]
+        if episodes:
+            out += [f"    occurs = si[s, {io + 1}] != o - 1", f"    si[s, {io + 1}] = o"]
+        else:
+            out += ["    occurs = True", f"    si[s, {io + 1}] = o"]
+        out += ["    if occurs:",
+                f"        si[s, {io}] += 1",
+                f"        _contrib_add(si, sf, {ni}, {fl}, {cap}, s, ti, ti)",
+                "        v = 0"]  # fmt: skip
+        if hi >= 0:
+            out += [f"        if si[s, {io}] > {hi}:", "            v = FAIL"]
+        else:
+            out += [f"        if si[s, {io}] >= {lo}:", "            v = PASS"]
+        out.append("        if v != 0:")
+        out += self.decide(c, "v", f"sess_i[s, {_FIRST_SEQ}]", f"sess_f[s, {_FIRST_T}]",
+                           " " * 12)  # fmt: skip
+        out += [f"            of[2, d] = si[s, {io}]",
+                f"            _contrib_out(oi, oc, nd, d, si[s, {ni}], {cap}, sf, s, "
+                f"{fl})"]  # fmt: skip
+        return out
+
+    def response(self, c: int, io: int, fo: int, a: int, b: int, within: float,
+                 pend: str) -> list[str]:  # fmt: skip
+        out = [f"if {pend}:",
+               f"    if si[s, {io}] == 1 and ti > sf[s, {fo}] + {_float(within)}:"]  # fmt: skip
+        out += self.decide(c, "FAIL", f"si[s, {io + 1}]", f"sf[s, {fo}]", " " * 8)
+        out += ["    else:",
+                f"        if {self.g(b)}:",
+                f"            si[s, {io}] = 0",
+                f"        if {self.g(a)} and si[s, {io}] == 0:",
+                f"            si[s, {io}] = 1",
+                f"            si[s, {io + 1}] = sq",
+                f"            sf[s, {fo}] = ti"]  # fmt: skip
+        return out
+
+    def precede(self, c: int, io: int, fo: int, a: int, b: int, within: float,
+                pend: str) -> list[str]:  # fmt: skip
+        out = [f"if ({self.g(a)} or {self.g(b)}) and {pend}:",
+               f"    if {self.g(a)} and (si[s, {io}] == 0"
+               + ("" if math.isinf(within) else f" or ti - sf[s, {fo}] > {_float(within)}")
+               + "):"]  # fmt: skip
+        out += self.decide(c, "FAIL", "sq", "ti", " " * 8)
+        out += [f"    elif {self.g(b)}:", f"        si[s, {io}] = 1", f"        sf[s, {fo}] = ti"]
+        return out
+
+    def duration(self, c: int, io: int, fo: int, pi: np.ndarray, pf: np.ndarray,
+                 pend: str) -> list[str]:  # fmt: skip
+        a, b = int(pi[0]), int(pi[1])
+        lo, hi = _float(float(pf[0])), _float(float(pf[1]))
+        out = [f"if si[s, {io}] == 0:",
+               f"    if {self.g(a)} and {pend}:",
+               f"        si[s, {io}] = 1",
+               f"        si[s, {io + 1}] = sq",
+               f"        sf[s, {fo}] = ti",
+               f"elif {pend}:",
+               "    v = 0",
+               f"    if {'False' if math.isinf(pf[1]) else f'ti > sf[s, {fo}] + {hi}'}:",
+               "        v = FAIL",
+               f"    elif {self.g(b)}:",
+               f"        elapsed = ti - sf[s, {fo}]",
+               f"        v = FAIL if (elapsed < {lo} or elapsed > {hi}) else PASS",
+               "    if v != 0:"]  # fmt: skip
+        out += self.decide(c, "v", f"si[s, {io + 1}]", f"sf[s, {fo}]", " " * 8)
+        return out
+
+    def metric(self, c: int, io: int, fo: int, pi: np.ndarray, pend: str) -> list[str]:
+        row, where, agg, cap = int(pi[0]), int(pi[1]), int(pi[2]), int(pi[5])
+        ni, fl = io + 2, fo + 5
+        weighted = agg in (_AGG["mean"], _AGG["time_true"])
+        del pend  # a metric is decided at the close only; its rows are visited regardless
+        out: list[str] = []
+        if weighted:
+            out += [f"if si[s, {io + 1}] == 1:",
+                    f"    w = ti - sf[s, {fo + 3}]"]  # fmt: skip
+            if agg == _AGG["mean"]:
+                out += [f"    sf[s, {fo}] += sf[s, {fo + 4}] * w", f"    sf[s, {fo + 1}] += w"]
+            else:
+                out.append(f"    sf[s, {fo}] += w")
+            out += [f"    _contrib_add(si, sf, {ni}, {fl}, {cap}, s, sf[s, {fo + 3}], ti)",
+                    f"    si[s, {io + 1}] = 0"]  # fmt: skip
+        x = self.v(row)
+        cond = f"{x} == {x}" + (f" and {self.g(where)}" if where >= 0 else "")
+        out += [f"if {cond}:",
+                f"    first = si[s, {io}] == 0",
+                "    if first:",
+                f"        sf[s, {fo}] = 0.0",
+                f"        sf[s, {fo + 1}] = 0.0",
+                f"        sf[s, {fo + 2}] = 0.0"]  # fmt: skip
+        if agg in (_AGG["max"], _AGG["min"]):
+            better, keep = (">", "_upper") if agg == _AGG["max"] else ("<", "_lower")
+            out += [f"        sf[s, {fo}] = {x}",
+                    f"    if first or {x} {better} sf[s, {fo}]:",
+                    f"        _contrib_set(si, sf, {ni}, {fl}, s, ti)",
+                    f"    sf[s, {fo}] = {keep}(sf[s, {fo}], {x})"]  # fmt: skip
+        elif agg == _AGG["mean"]:
+            out.append(f"    sf[s, {fo + 2}] += {x}")
+        elif agg == _AGG["sum"]:
+            out += [f"    sf[s, {fo}] += {x}",
+                    f"    _contrib_add(si, sf, {ni}, {fl}, {cap}, s, ti, ti)"]  # fmt: skip
+        elif agg == _AGG["last"]:
+            out += [f"    sf[s, {fo}] = {x}", f"    _contrib_set(si, sf, {ni}, {fl}, s, ti)"]
+        elif agg == _AGG["count"]:
+            out += [f"    if {x} == 1.0:",
+                    f"        sf[s, {fo}] += 1.0",
+                    f"        _contrib_add(si, sf, {ni}, {fl}, {cap}, s, ti, ti)"]  # fmt: skip
+        out.append(f"    si[s, {io}] += 1")
+        if weighted:
+            test = "True" if agg == _AGG["mean"] else f"{x} == 1.0"
+            out += [f"    if {test}:",
+                    f"        si[s, {io + 1}] = 1",
+                    f"        sf[s, {fo + 3}] = ti",
+                    f"        sf[s, {fo + 4}] = {x}"]  # fmt: skip
+        return out
+
+    def machine(self, c: int, io: int, fo: int, pi: np.ndarray, pend: str) -> list[str]:
+        base, n_states, n_slots = int(pi[0]), int(pi[1]), int(pi[4])
+        cc = self.c
+        out = [f"if {pend}:", f"    cur = si[s, {io}]"]
+        for st in range(n_states):
+            r0 = int(cc.state_first[base + st])
+            r1 = r0 + int(cc.state_count[base + st])
+            out.append(f"    {'if' if st == 0 else 'elif'} cur == {st}:")
+            body: list[str] = []
+            for r in range(r0, r1):
+                slot = int(cc.tr_slot[r])
+                if slot >= 0:
+                    at = f"sf[s, {fo + 1 + slot}]"
+                    body += [f"if not {self.g(int(cc.tr_when[r]))}:",
+                             f"    {at} = math.nan",
+                             f"elif {at} != {at}:",
+                             f"    {at} = ti"]  # fmt: skip
+            for k, r in enumerate(range(r0, r1)):
+                tests: list[str] = []
+                if int(cc.tr_on[r]) >= 0:
+                    tests.append(self.g(int(cc.tr_on[r])))
+                if int(cc.tr_when[r]) >= 0:
+                    tests.append(self.g(int(cc.tr_when[r])))
+                slot = int(cc.tr_slot[r])
+                if slot >= 0:
+                    tests.append(f"ti - sf[s, {fo + 1 + slot}] >= {_float(float(cc.tr_for[r]))}")
+                after = float(cc.tr_after[r])
+                if not math.isnan(after):
+                    tests.append(f"ti - sf[s, {fo}] >= {_float(after)}")
+                body.append(f"{'if' if k == 0 else 'elif'} {' and '.join(tests) or 'True'}:")
+                to = int(cc.tr_to[r])
+                if to in (TO_PASS, TO_FAIL):
+                    v = "PASS" if to == TO_PASS else "FAIL"
+                    body += [f"    if si[s, {io + 1}] < 0:",
+                             f"        seq0 = sess_i[s, {_FIRST_SEQ}]",
+                             f"        t0 = sess_f[s, {_FIRST_T}]",
+                             "    else:",
+                             f"        seq0 = si[s, {io + 1}]",
+                             f"        t0 = sf[s, {fo}]"]  # fmt: skip
+                    body += self.decide(c, v, "seq0", "t0", " " * 4)
+                else:
+                    body += [f"    si[s, {io}] = {to}",
+                             f"    si[s, {io + 1}] = sq",
+                             f"    sf[s, {fo}] = ti"]  # fmt: skip
+                    body += [f"    sf[s, {fo + 1 + q}] = math.nan" for q in range(n_slots)]
+            out += ["        " + line for line in (body or ["pass"])]
+        return out
+
+    # ------------------------------------------------------------------ the module
+    def hold(self) -> list[str]:
+        lo0, hi0 = _HELD + self.n_sig, _HELD + 2 * self.n_sig
+        out: list[str] = []
+        for k in range(self.n_sig):
+            out += [f"h{k} = signals[{k}, i]",
+                    f"if h{k} == h{k}:",
+                    f"    sess_f[s, {_HELD + k}] = h{k}"]  # fmt: skip
+            if self.c.extremes[k]:
+                out += [f"    if not (sess_f[s, {lo0 + k}] <= h{k}):",
+                        f"        sess_f[s, {lo0 + k}] = h{k}",
+                        f"    if not (sess_f[s, {hi0 + k}] >= h{k}):",
+                        f"        sess_f[s, {hi0 + k}] = h{k}"]  # fmt: skip
+            out += ["else:", f"    h{k} = sess_f[s, {_HELD + k}]"]
+        return out
+
+    def module(self) -> str:
+        blocks: list[str] = []
+        for c in range(self.c.n_criteria):
+            lines = self.criterion(c)
+            if lines:
+                name = self.c.rubric.criteria[c].id
+                blocks += [f"# criterion {c}: {name}", *lines]
+        exprs = self.ex.lines  # filled while the criteria asked for guards and values
+        body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", "o = ordinal[i]",
+                *self.hold(), *exprs, *blocks]  # fmt: skip
+        head = _PRELUDE.format(FAIL=FAIL, PASS=PASS, NOT_APPLICABLE=NOT_APPLICABLE)
+        fn = ["@njit(cache=True, nogil=True, error_model=\"numpy\")",
+              "def step_rows(sess, seq, t, event, signals, ordinal, sess_i, sess_f, si, sf, "
+              "verdict, oi, of, oc, nd):",
+              '    """Advance every criterion over rows 0..n-1 of the batch (see the '
+              'generator)."""',
+              "    for i in range(sess.shape[0]):"]  # fmt: skip
+        fn += ["        " + line for line in body]
+        return head + "\n" + "\n".join(fn) + "\n"
+
+
+def fused_source(compiled: CompiledRubric) -> str:
+    """The source of the fused step module for this compiled rubric (see the module doc).
+    Raises FusedUnsupportedError for what is not generated."""
+    return _Gen(compiled).module()
