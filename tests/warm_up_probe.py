@@ -95,9 +95,11 @@ def stream(peer: FakePeer, lib: RubricLibrary, sim: SimBatch, *, close: bool) ->
 
 
 def main() -> None:
-    install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: the fused steps' variants too
+    provider = install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
     lib = library()
     warm_up_kernel(lib)
+    # with the fused steps on, the warm-up loaded each rubric's (what the live paths then use)
+    assert provider is None or len(fused.loaded_modules()) == len(list(lib.entries()))
     for entry in lib.entries():
         warm_up_decoder(lib.layout(entry))
     before = variants()
