@@ -6,6 +6,7 @@ answered 422 with the parameter named, formulas neutralised in every CSV cell.""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections import Counter, defaultdict
@@ -23,7 +24,10 @@ from assessengine.api.csv_export import cell
 from assessengine.api.service.cohorts import site_of
 from assessengine.api.service.models import ObservationIn, OverrideIn
 from assessengine.core.codec import Columns, Layout, encode_columns_v1
+from assessengine.core.events import SessionEvents
 from assessengine.core.offline import score_sessions
+from assessengine.core.rubric import Rubric
+from assessengine.core.scenario import Scenario
 from assessengine.sim.generate import simulate
 from assessengine.storage import open_store
 from assessengine.storage.port import SessionInfo
@@ -34,14 +38,19 @@ HOSTILE_SITE = '=HYPERLINK("http://evil.example","x")'
 SITES = ("north", "south", HOSTILE_SITE)
 
 
+@functools.cache
+def _scored() -> tuple[Rubric, Scenario, list[SessionEvents], list[dict[str, Any]]]:
+    """The sessions `fill` stores and their reports, simulated and scored once (read only)."""
+    rubric, scenario = load_rubric(find_rubric("forklift-load-handling"))
+    sims = simulate(scenario, "mixed", LEARNERS * ATTEMPTS, seed=11).to_sessions()
+    return rubric, scenario, sims, [r.to_data() for r in score_sessions(rubric, scenario, sims)]
+
+
 def fill(url: str | Path) -> list[str]:
     """LEARNERS x ATTEMPTS scored forklift sessions (mixed profiles), sites in turn, every
     fourth a field session; one more left open."""
-    rubric, scenario = load_rubric(find_rubric("forklift-load-handling"))
+    rubric, scenario, sims, reports = _scored()
     layout = Layout.of(scenario)
-    count = LEARNERS * ATTEMPTS
-    sims = simulate(scenario, "mixed", count, seed=11).to_sessions()
-    reports = [r.to_data() for r in score_sessions(rubric, scenario, sims)]
     ids = []
     with open_store(url) as store:
         for k, (sim, report) in enumerate(zip(sims, reports, strict=True)):
