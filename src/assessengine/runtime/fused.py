@@ -15,10 +15,11 @@ kernel. For a compiled rubric the provider
    the compiled function instead of compiling it again (a closure could not be cached at all).
 
 The directory is ``$ASSESSENGINE_FUSED_CACHE``, else ``$XDG_CACHE_HOME/assessengine/fused``,
-else ``~/.cache/assessengine/fused``. The processes of the command line (every command, and
-`serve`'s scoring process) install it when ``ASSESSENGINE_FUSED_KERNEL=1``
-(`install_from_environment`); off by default until an idle-machine run confirms the gain
-(docs/performance.md). Loaded functions are kept per key for the process's life.
+else ``~/.cache/assessengine/fused``. The command line's process (every command) and
+`serve`'s scoring process install it (not yet `rescore`'s Dask workers) when
+``ASSESSENGINE_FUSED_KERNEL=1`` (`install_from_environment`); off by default until an
+idle-machine run confirms the gain (docs/performance.md). Loaded functions are kept per key
+for the process's life.
 """
 
 from __future__ import annotations
