@@ -51,9 +51,10 @@ from .compiler import (
     TO_PASS,
     CompiledRubric,
 )
+from .kernel import FIRST_SEQ, FIRST_T, HELD
 
-# the session columns of kernel.py (FIRST_SEQ, LAST_SEQ, N_EVENTS, STAMP; FIRST_T, LAST_T, HELD)
-_FIRST_SEQ, _FIRST_T, _HELD = 0, 0, 2
+# the session columns of kernel.py (its constants: a layout change there is one here too)
+_FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _AGG = AGGREGATE_CODES
 
 GENERATOR_VERSION = 1  # bump when the generated code's meaning changes (part of the cache key)
