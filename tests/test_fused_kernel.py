@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assessengine.core import fused_step
+from assessengine.core import fused_step, scorer
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, SessionEvents
 from assessengine.core.fused_source import FusedUnsupportedError, fused_source
@@ -84,6 +84,17 @@ def test_fused_step_equals_reference_on_a_rubric_of_every_template(
     assert score_in_pieces(rubric, sessions, order, cuts) == [
         by_report[s.session] for s in sessions
     ]
+
+
+def test_a_batch_above_the_scratch_size_is_one_fused_pass_with_the_same_reports(
+    provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fused step needs no work arrays: a batch of more than SCRATCH_ROWS rows is not
+    cut into sub-steps, and gives the reports of the reference."""
+    rubric, sessions = _small()
+    monkeypatch.setattr(scorer, "SCRATCH_ROWS", 8)
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
 
 
 def test_a_rubric_the_generator_does_not_cover_is_scored_by_the_table_kernel(
