@@ -9,11 +9,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from assessengine.cli import main
+from assessengine.cli._settings import fused_from_environment, load_settings
 from assessengine.compose import check_store, open_store
+from assessengine.runtime import fused
 from assessengine.settings import Settings, SettingsError, env_name, flag_name, unknown_environment
 from assessengine.storage.port import StoreOpenError
 
@@ -168,3 +171,41 @@ def test_the_documented_config_file_loads(tmp_path: Path) -> None:
     s = Settings.load(config=path)
     assert s.db == "sqlite:///var/lib/assessengine/engine.db"
     assert s.queue_mb == 128
+
+
+# ------------------------------------------------------------------ the fused kernel's settings
+
+
+def test_the_fused_kernels_environment_names_are_settings_not_unknown_names() -> None:
+    """`serve` warned "ASSESSENGINE_FUSED_KERNEL is not a setting (ignored)" and then used it."""
+    environ = {"ASSESSENGINE_FUSED_KERNEL": "1", "ASSESSENGINE_FUSED_CACHE": "/tmp/x"}
+    assert unknown_environment(environ) == []
+    s = Settings.load(environ=environ)
+    assert (s.fused_kernel, s.fused_cache) == (True, Path("/tmp/x"))
+
+
+def test_every_command_applies_the_fused_settings_of_the_environment(tmp_path: Path) -> None:
+
+    try:
+        fused_from_environment({"ASSESSENGINE_FUSED_KERNEL": "true",
+                                "ASSESSENGINE_FUSED_CACHE": str(tmp_path),
+                                "ASSESSENGINE_QUEUE_MB": "not read here"})  # fmt: skip
+        assert fused.installed_cache_dir() == tmp_path
+        fused_from_environment({})
+        assert fused.installed_cache_dir() is None
+        with pytest.raises(click.UsageError, match="ASSESSENGINE_FUSED_KERNEL"):
+            fused_from_environment({"ASSESSENGINE_FUSED_KERNEL": "maybe"})
+    finally:
+        fused.uninstall()
+
+
+def test_serve_takes_the_fused_kernel_as_a_flag(tmp_path: Path) -> None:
+    """`load_settings` (serve, demo) applies fused_kernel from flags and files as well."""
+
+    try:
+        load_settings({"fused_kernel": True, "fused_cache": tmp_path}, None)
+        assert fused.installed_cache_dir() == tmp_path
+        load_settings({}, None)
+        assert fused.installed_cache_dir() is None
+    finally:
+        fused.uninstall()

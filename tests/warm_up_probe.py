@@ -14,11 +14,13 @@ stored batches). The scoring process sees the same column kinds: read-only recor
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from numba.core.registry import CPUDispatcher
 
-from assessengine.core import codec_kernel, kernel
+from assessengine.cli._settings import fused_from_environment
+from assessengine.core import codec_kernel, fused_step, kernel
 from assessengine.core.codec import (
     COLUMNS_V1,
     JSON_V1,
@@ -31,7 +33,6 @@ from assessengine.core.codec import (
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
-from assessengine.runtime.fused import install_from_environment
 from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, warm_up_kernel
 from assessengine.sim.generate import SimBatch
 from assessengine.storage.memory import MemoryStore
@@ -95,7 +96,8 @@ def stream(peer: FakePeer, lib: RubricLibrary, sim: SimBatch, *, close: bool) ->
 
 
 def main() -> None:
-    provider = install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
+    fused_from_environment(os.environ)  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
+    provider = fused_step.provider()
     lib = library()
     warm_up_kernel(lib)
     # with the fused steps on, the warm-up loaded each rubric's (what the live paths then use)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -9,8 +10,8 @@ import click
 from .. import __version__
 from ..core.policy import PolicyError
 from ..errors import EventsError, RubricError, ScenarioError
-from ..runtime.fused import install_from_environment
 from ..storage.port import StoreOpenError
+from ._settings import fused_from_environment
 
 EXIT_INPUT = 2
 """Exit status of a command given a store it cannot open or an input file it cannot use."""
@@ -50,7 +51,7 @@ def main() -> None:
       assessengine rubric check rubrics/*.yaml     validate rubrics (FILE:LINE:COL: message)
       assessengine score --rubric R.yaml EV.jsonl  score recorded sessions offline
     """
-    install_from_environment()  # ASSESSENGINE_FUSED_KERNEL=1: fused steps (runtime/fused.py)
+    fused_from_environment(os.environ)  # the settings fused_kernel, fused_cache
 
 
 scenario_dirs_option = click.option(

@@ -1,5 +1,6 @@
 """The engine's settings on the command line: one flag per `Settings` field (``--queue-mb``),
-``--config FILE``, and `load_settings`, the one call that reads the process's environment."""
+``--config FILE``, and `load_settings`, the one call that reads the process's environment for
+the engine's settings (`fused_from_environment` reads the two every command applies)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import click
 from pydantic import FilePath
 from pydantic.fields import FieldInfo
 
+from ..runtime.fused import configure, default_cache_dir
 from ..settings import (
     SECRET,
     Settings,
@@ -33,7 +35,7 @@ METAVARS = {
     "issuer_description": "TEXT", "issuer_email": "ADDRESS", "issuer_image": "URL",
     "lrs_url": "URL", "lrs_username": "NAME", "trusted_issuers": "DID",
     "issuer_did_web": "HOST", "issuer_retired_keys": "FILE", "trusted_did_documents": "FILE",
-    "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT",
+    "archive_url": "DIR|URL", "archive_scheduler": "tcp://HOST:PORT", "fused_cache": "DIR",
 }  # fmt: skip
 
 config_option = click.option(
@@ -64,9 +66,32 @@ def load_settings(flags: Mapping[str, Any], config: Path | None) -> Settings:
     for name in unknown_environment(os.environ):
         click.echo(f"warning: {name} is not a setting (ignored)", err=True)
     try:
-        return Settings.load(flags=given, environ=os.environ, config=config)
+        settings = Settings.load(flags=given, environ=os.environ, config=config)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+    _apply_fused(settings)
+    return settings
+
+
+FUSED_SETTINGS = ("fused_kernel", "fused_cache")
+"""The settings every command applies, from the environment alone (`fused_from_environment`);
+commands that load all settings (`load_settings`) apply them from flags and files too."""
+
+
+def fused_from_environment(environ: Mapping[str, str]) -> None:
+    """Apply ``ASSESSENGINE_FUSED_KERNEL`` and ``ASSESSENGINE_FUSED_CACHE`` from `environ` to
+    this process (`runtime.fused.configure`). A bad value is a usage error."""
+    names = {env_name(name) for name in FUSED_SETTINGS}
+    try:
+        settings = Settings.load(environ={k: v for k, v in environ.items()
+                                          if k.upper() in names})  # fmt: skip
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    _apply_fused(settings)
+
+
+def _apply_fused(settings: Settings) -> None:
+    configure(settings.fused_kernel, settings.fused_cache or default_cache_dir(os.environ))
 
 
 def _option(name: str, field: FieldInfo) -> dict[str, Any]:

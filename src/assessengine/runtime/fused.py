@@ -14,12 +14,11 @@ kernel. For a compiled rubric the provider
    function's environment by importing its module by name; registered, the next process loads
    the compiled function instead of compiling it again (a closure could not be cached at all).
 
-The directory is ``$ASSESSENGINE_FUSED_CACHE``, else ``$XDG_CACHE_HOME/assessengine/fused``,
+The directory is the setting ``fused_cache``, else ``$XDG_CACHE_HOME/assessengine/fused``,
 else ``~/.cache/assessengine/fused``. The command line's process (every command) and
-`serve`'s scoring process install it (not yet `rescore`'s Dask workers) when
-``ASSESSENGINE_FUSED_KERNEL=1`` (`install_from_environment`); off by default until an
-idle-machine run confirms the gain (docs/performance.md). Loaded functions are kept per key
-for the process's life.
+`serve`'s scoring process (as its parent) install it (not yet `rescore`'s Dask workers) when
+the setting ``fused_kernel`` is on (`configure`); off by default (docs/performance.md).
+Loaded functions are kept per key for the process's life.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -41,18 +41,15 @@ from ..core.compiler import CompiledRubric
 from ..core.fused_source import GENERATOR_VERSION, FusedUnsupportedError, fused_source
 
 PREFIX = "assessengine_fused_"
-ENV_CACHE = "ASSESSENGINE_FUSED_CACHE"
-ENV_SWITCH = "ASSESSENGINE_FUSED_KERNEL"
 
 _lock = threading.Lock()
 _modules: dict[str, ModuleType] = {}  # key -> imported module
 
 
-def default_cache_dir() -> Path:
-    """Where generated modules go (see the module doc)."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Where generated modules go when no directory is set (see the module doc), by the
+    ``XDG_CACHE_HOME`` of `environ` (the CLI passes the process's)."""
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "assessengine" / "fused"
 
 
@@ -103,10 +100,10 @@ class FusedProvider:
         return module
 
 
-def install(cache_dir: Path | None = None) -> FusedProvider:
+def install(cache_dir: Path) -> FusedProvider:
     """Score every rubric of this process's new `ScoringState`s with fused steps from
-    `cache_dir` (default: `default_cache_dir()`)."""
-    provider = FusedProvider(cache_dir or default_cache_dir())
+    `cache_dir`."""
+    provider = FusedProvider(cache_dir)
     fused_step.set_provider(provider)
     return provider
 
@@ -116,12 +113,20 @@ def uninstall() -> None:
     fused_step.set_provider(None)
 
 
-def install_from_environment() -> FusedProvider | None:
-    """`install()` when ``ASSESSENGINE_FUSED_KERNEL`` is ``1`` (or ``true``, ``yes``, ``on``);
-    else nothing (the table-driven kernel)."""
-    if os.environ.get(ENV_SWITCH, "").strip().lower() not in ("1", "true", "yes", "on"):
-        return None
-    return install()
+def configure(enabled: bool, cache_dir: Path) -> FusedProvider | None:
+    """The settings ``fused_kernel`` and ``fused_cache`` applied to this process: `install`
+    when `enabled` (returns the provider), else `uninstall` (returns None)."""
+    if enabled:
+        return install(cache_dir)
+    uninstall()
+    return None
+
+
+def installed_cache_dir() -> Path | None:
+    """The cache directory of the provider installed in this process, None without one (what
+    a child process passes to `configure` to score as its parent does)."""
+    current = fused_step.provider()
+    return current.cache_dir if isinstance(current, FusedProvider) else None
 
 
 def loaded_modules() -> list[ModuleType]:

@@ -41,12 +41,13 @@ from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
 
 from ..core.codec import FIXED_BYTES, Columns, Layout, records_view
-from .fused import install_from_environment
+from .fused import configure, installed_cache_dir
 from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, settle_collector
 from .scoring import Batches, Closes, Opens, ScoringBackendError, StoreOpener
 
@@ -144,7 +145,7 @@ class RemoteScorer:
             target=_child_main, name="assessengine-scoring", daemon=True,
             args=(theirs, os.getpid(), logging.getLogger().getEffectiveLevel(),
                   self._opener, self._library.entries(),
-                  sorted(self._library.scenarios), sorted(skip)),
+                  sorted(self._library.scenarios), sorted(skip), installed_cache_dir()),
         )  # fmt: skip
         self._process.start()
         theirs.close()
@@ -365,11 +366,14 @@ def _child_main(
     entries: list[RubricEntry],
     scenarios: list[str],
     skip: list[str],
+    fused_cache: Path | None,
 ) -> None:
-    """The scoring process: a `Scorer` on its own store connection, driven by `conn`."""
+    """The scoring process: a `Scorer` on its own store connection, driven by `conn`; with
+    fused steps from `fused_cache` when not None (as its parent: `fused.installed_cache_dir`)."""
     _die_with_parent(parent)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    install_from_environment()  # as the parent's command line did (runtime/fused.py)
+    if fused_cache is not None:
+        configure(True, fused_cache)
     try:
         store = opener()
     except Exception as exc:  # reported to the parent, which raises it
