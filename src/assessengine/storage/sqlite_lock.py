@@ -7,6 +7,8 @@ its scoring process (decisions, reports) wait on each other that way many times 
 (performance.md, "Where the live engine's wall time goes"). `begin_immediate` retries
 ``BEGIN IMMEDIATE`` itself instead, after 0.1 ms, doubling up to 1 ms, until the connection's
 own busy timeout has passed; then it raises SQLite's "database is locked" as before.
+(`storage.engines.sqlite_engine`, for migrations and `copy`, keeps SQLite's handler: one
+transaction a run, where a few milliseconds do not matter.)
 
 Contract: on return, `db` is in a write transaction; on error, it is in none, and the
 connection's busy timeout is what it was.
