@@ -17,6 +17,7 @@ import json
 import os
 from typing import Any
 
+import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from assessengine.cli._settings import fused_from_environment
@@ -30,6 +31,7 @@ from assessengine.core.codec import (
     encode_json_v1,
     warm_up_decoder,
 )
+from assessengine.core.scorer import SCRATCH_ROWS
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
@@ -95,6 +97,20 @@ def stream(peer: FakePeer, lib: RubricLibrary, sim: SimBatch, *, close: bool) ->
             _request(peer, [end], "CLOSED")
 
 
+def stream_large(peer: FakePeer, lib: RubricLibrary, scenario: str, sid: str) -> None:
+    """One session of `scenario` in one batch of more rows than a step's scratch holds
+    (`SCRATCH_ROWS`: the kernel steps it in sub-steps, on column slices), then CLOSE."""
+    entry = lib.resolve(scenario, RUBRIC_OF[scenario], None)
+    assert isinstance(entry, RubricEntry), entry
+    layout, n = lib.layout(entry), SCRATCH_ROWS + 1
+    cols = Columns(np.arange(n, dtype=np.int64), np.arange(n) * 0.01, np.zeros(n, np.int32),
+                   np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
+    _request(peer, [{"type": "OPEN", "session": sid, "learner": "large",
+                     "scenario": scenario, "rubric": RUBRIC_OF[scenario]}], "OPENED")  # fmt: skip
+    _request(peer, _events(sid, layout, cols, COLUMNS_V1), "ACK")
+    _request(peer, [{"type": "CLOSE", "session": sid, "t": float(n), "next_seq": n}], "CLOSED")
+
+
 def main() -> None:
     fused_from_environment(os.environ)  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
     provider = fused_step.provider()
@@ -111,6 +127,7 @@ def main() -> None:
         peer = transport.peer()
         for scenario in sorted(RUBRIC_OF):
             stream(peer, lib, sessions(scenario, 3, seed=5), close=True)
+            stream_large(peer, lib, scenario, f"large-{scenario}")
         stream(peer, lib, sessions("forklift-warehouse", 1, seed=6, first=9), close=False)
         assert engine.wait_idle(WAIT_S)
     with Engine(store, lib, FakeTransport()) as again:  # replays the session left open

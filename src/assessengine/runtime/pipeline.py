@@ -515,11 +515,12 @@ kernel for row-major ones, a variant no live state (64 slots and more) ever uses
 def warm_up_kernel(library: RubricLibrary) -> bool:
     """Compile every rubric of `library` and run the kernel and the copy into a step on every
     kind of batch the live paths hand it, in this process: decoded columns-v1 (read-only
-    views: contiguous for one record, strided for several), decoded json-v1 and batches read
-    back from the store (plain arrays, whole or a tail), for a state of several slots, as a
-    live state has. numba compiles a variant of a function per kind of array (layout,
-    read-only or not); a variant missed here would be compiled inside the first batches
-    that need it, under whatever waits for them. True when numba compiled something (a first
+    views: contiguous for one record, strided for several), decoded json-v1, batches read
+    back from the store (plain arrays, whole or a tail) and one above the step's scratch
+    (`SCRATCH_ROWS`: sub-steps), for a state of several slots, as a live state has. numba
+    compiles a variant of a function per kind of array (layout, read-only or not); a variant
+    missed here would be compiled inside the first batches that need it, under whatever
+    waits for them. True when numba compiled something (a first
     run: minutes on a busy machine; it caches what it compiled on disk, so every later
     process, a scoring process included, loads it in about a second); False when all came
     from its cache. What waits for a scoring process to start (``scoring_start_timeout``)
@@ -548,6 +549,9 @@ def _warm_up_batches(layout: Layout) -> Iterator[Columns]:
         yield plain
         if n > 1:
             yield plain.tail(1)  # what a replay leaves of a batch (`Scorer._unreplayed`)
+    n = SCRATCH_ROWS + 1  # a batch above the step's scratch: sub-steps on column slices
+    yield Columns(np.arange(n, dtype=np.int64), np.zeros(n), np.zeros(n, np.int32),
+                  np.full((len(layout.signal_names), n), np.nan))  # fmt: skip
 
 
 def _kernel_compilations() -> int:
