@@ -7,11 +7,12 @@ import math
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, EventBatch
@@ -176,10 +177,26 @@ def test_kernel_against_read_once(benchmark: Any, forklift_workload: Workload) -
     benchmark.pedantic(read_once, args=(w.batch,), rounds=1, iterations=1)
 
 
-def test_kernel_sessions_live(benchmark: Any, forklift_workload: Workload) -> None:
+@pytest.fixture(params=["table", "fused"])
+def kernel_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The table-driven kernel, or the fused steps (`runtime.fused`, compiled or loaded from
+    `tmp_path` at the state's creation, before the timed rounds' steps)."""
+    if request.param == "fused":
+        fused.install(tmp_path)
+    try:
+        yield request.param
+    finally:
+        fused.uninstall()
+
+
+def test_kernel_sessions_live(
+    benchmark: Any, forklift_workload: Workload, kernel_kind: str
+) -> None:
     """The same events as 1,000, 10,000 and 100,000 sessions, all live until the close
-    (alternating, 5 rounds each): the rate with 100,000 against the rate with 1,000."""
+    (alternating, 5 rounds each): the rate with 100,000 against the rate with 1,000; with the
+    table-driven kernel and with the fused steps."""
     w = forklift_workload
+    score_with_kernel(w)  # a fused step is compiled here, outside the timing
     cases = {pieces * 1000: cut_sessions(w, pieces) for pieces in (1, 10, 100)}
     seconds: dict[int, list[float]] = {n: [] for n in cases}
     for _ in range(5):
@@ -195,9 +212,11 @@ def test_kernel_sessions_live(benchmark: Any, forklift_workload: Workload) -> No
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
-def test_kernel_batch_rows(benchmark: Any, forklift_workload: Workload) -> None:
-    """Steps of 4 K, 64 K and 1 M rows over the same events (alternating, 5 rounds each)."""
+def test_kernel_batch_rows(benchmark: Any, forklift_workload: Workload, kernel_kind: str) -> None:
+    """Steps of 4 K, 64 K and 1 M rows over the same events (alternating, 5 rounds each),
+    with the table-driven kernel and with the fused steps."""
     w = forklift_workload
+    score_with_kernel(w)  # a fused step is compiled here, outside the timing
     sizes = (4_096, 65_536, 1_048_576)
     seconds: dict[int, list[float]] = {n: [] for n in sizes}
     for _ in range(5):
