@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -156,14 +157,14 @@ def stall_once(partition: Partition, job: Job) -> PartitionResult:
     return score_partition(partition, job)
 
 
-@pytest.mark.parametrize("grouped", [False, True], ids=["task-per-file", "one-task"])
-def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
-    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, grouped: bool,
-) -> None:
+def _lhd_job(
+    archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    *, grouped: bool,
+) -> tuple[Path, Job, list[Partition], dict[int, Any]]:
+    """A copy of the archive, the LHD job on it, its partitions (several files, all in one
+    Dask task when `grouped`, else a task each) and their reports scored in process."""
     from assessengine.archive import grouping  # noqa: PLC0415
 
-    # grouped: every file in one task (grouping.group), retried whole on the other worker
     monkeypatch.setattr(grouping, "TASKS_PER_WORKER", 0 if grouped else 100)
     archive = tmp_path / "archive"
     shutil.copytree(archived[0], archive)
@@ -175,7 +176,16 @@ def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
     parts, _ = plan(root, manifest, scenario.scenario)
     assert len(parts) > 1
     assert len(grouping.group(parts, workers=2)) == (1 if grouped else len(parts))
-    expected = {r.index: r.reports for r in run_local(job, parts)}
+    return archive, job, parts, {r.index: r.reports for r in run_local(job, parts)}
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["task-per-file", "one-task"])
+def test_a_worker_killed_mid_job_leaves_the_result_unchanged(
+    scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, grouped: bool,
+) -> None:
+    # grouped: every file in one task (grouping.group), retried whole on the other worker
+    archive, job, parts, expected = _lhd_job(archived, tmp_path, monkeypatch, grouped=grouped)
     with DaskRunner(scheduler=scheduler, task=stall_once) as runner, \
             ThreadPoolExecutor(1) as pool:  # fmt: skip
         running = pool.submit(lambda: list(runner.run(job, parts)))
@@ -196,20 +206,7 @@ def test_a_grouped_run_gives_each_file_its_own_outcome(
     scheduler: str, archived: tuple[Path, dict[str, SimBatch]], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from assessengine.archive import grouping  # noqa: PLC0415
-
-    monkeypatch.setattr(grouping, "TASKS_PER_WORKER", 0)  # the whole cohort in one task
-    archive = tmp_path / "archive"
-    shutil.copytree(archived[0], archive)
-    root = ArchiveRoot.open(str(archive))
-    manifest = Manifest.load(root)
-    assert manifest is not None
-    rubric, scenario = load_rubric(RUBRICS["lhd-underground"])
-    job = Job.of(root, rubric, scenario)
-    parts, _ = plan(root, manifest, scenario.scenario)
-    assert len(parts) > 1
-    assert len(grouping.group(parts, workers=2)) == 1
-    expected = {r.index: r.reports for r in run_local(job, parts)}
+    archive, job, parts, expected = _lhd_job(archived, tmp_path, monkeypatch, grouped=True)
     victim = parts[0]  # the files after it in the task are still scored
     (archive / victim.path).write_bytes(b"PAR1" + b"\0" * 100 + b"PAR1")
     with DaskRunner(scheduler=scheduler) as runner:
