@@ -86,3 +86,23 @@ def test_cuts_cover_every_item_in_order_in_at_most_count_pieces(sizes: list[int]
     assert pieces[-1][1] == len(sizes)
     assert all(lo < hi for lo, hi in pieces)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+
+
+def _cuts_by_scan(sizes: list[int], count: int) -> list[tuple[int, int]]:
+    """`cuts` as first written: every boundary scanned for every cut (quadratic)."""
+    count = max(1, min(count, len(sizes)))
+    ends = list(itertools.accumulate(sizes))
+    bounds = [0]
+    for j in range(1, count):
+        goal = j * ends[-1] / count
+        nearest = min(range(1, len(sizes)), key=lambda k: abs(ends[k - 1] - goal))
+        bounds.append(min(max(nearest, bounds[-1] + 1), len(sizes) - (count - j)))
+    bounds.append(len(sizes))
+    return list(itertools.pairwise(bounds))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=60), st.integers(1, 70))
+def test_cuts_by_bisection_are_the_scans_cuts(sizes: list[int], count: int) -> None:
+    """The same pieces as scanning every boundary, ties and empty items included."""
+    assert cuts(sizes, count) == _cuts_by_scan(sizes, count)

@@ -20,6 +20,7 @@ about `TASK_EVENTS / 2` events unless the cohort is small.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import accumulate, pairwise
 from typing import Final, Protocol, TypeVar
@@ -60,8 +61,19 @@ def cuts(sizes: Sequence[int], count: int) -> list[tuple[int, int]]:
     ends = list(accumulate(sizes))  # total before boundary k + 1
     bounds = [0]
     for j in range(1, count):
-        goal = j * ends[-1] / count
-        nearest = min(range(1, len(sizes)), key=lambda k: abs(ends[k - 1] - goal))
+        nearest = _nearest_boundary(ends, j * ends[-1] / count)
         bounds.append(min(max(nearest, bounds[-1] + 1), len(sizes) - (count - j)))
     bounds.append(len(sizes))
     return list(pairwise(bounds))
+
+
+def _nearest_boundary(ends: Sequence[int], goal: float) -> int:
+    """The boundary k in [1, len(ends)) whose total before it, ``ends[k - 1]``, is nearest
+    to `goal`, the first such k on a tie (`ends`: running totals of sizes >= 0, so
+    non-decreasing): by bisection, not a scan of every boundary for every cut."""
+    last = len(ends) - 1  # boundaries 1 .. last: ends[0 .. last - 1]
+    above = bisect_left(ends, goal, 0, last)  # the first total >= goal
+    candidates = [above] if above < last else []
+    if above > 0:  # the largest total below goal, at its first index
+        candidates.append(bisect_left(ends, ends[above - 1], 0, above))
+    return 1 + min(candidates, key=lambda i: (abs(ends[i] - goal), i))
