@@ -24,8 +24,14 @@ from assessengine.streaming import stream_sessions
 
 from .pg_server import PgServer, start_server
 from .test_engine_helpers import FAST, audit, library, offline_reports, reports, sessions
+from .waits import WAIT_S
 
 OUTAGE_S = 3.0
+
+
+def _internal_nacks(engine: Engine) -> int:
+    """The NACKs the engine sent because its store failed (code ``internal``)."""
+    return int(engine.counters.snapshot()["nacks"].get("internal", 0))
 
 
 @pytest.fixture
@@ -105,8 +111,13 @@ def test_the_engine_rides_out_a_postgres_outage_without_losing_or_acking_uncommi
             streamers.append(threading.Thread(target=stream, args=("late", late, lambda _: None)))
             streamers[1].start()
             time.sleep(OUTAGE_S)
+            # the outage lasts until it is felt (on a loaded machine a batch may take longer
+            # than OUTAGE_S to reach a commit), bounded so that a hang fails the test
+            deadline = time.monotonic() + WAIT_S
+            while not (internal_nacks := _internal_nacks(engine)) \
+                    and time.monotonic() < deadline:  # fmt: skip
+                time.sleep(0.05)
             acks.down = False
-            internal_nacks = engine.counters.snapshot()["nacks"].get("internal", 0)
             server.resume()
             for streamer in streamers:
                 streamer.join(120)
