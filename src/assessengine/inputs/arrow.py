@@ -7,6 +7,11 @@ Each record batch of the file (at most `archive.reader.BATCH_ROWS` rows) becomes
 converted per column (`archive.batches.BatchConverter`); sessions are numbered by first
 appearance and close at their last event (a file has no close records); the order rules of
 JSON Lines apply across the whole file. Errors are EventsError naming the file and the row.
+
+The chunks are read and converted on a background thread one chunk ahead of the caller
+(`inputs.readahead`): pyarrow's decoding and the compiled conversions release the GIL, and so
+does the kernel, so on two cores reading chunk k + 1 overlaps scoring chunk k. Memory holds
+two chunks (the one scored and the one read), not one; the chunks and errors are the same.
 A file on disk is memory-mapped; standard input is refused (Parquet is read from its end).
 ``skip_invalid`` has no effect: a column file has no lines to skip one by one.
 """
@@ -24,6 +29,7 @@ from ..archive.reader import EventsReader
 from ..core.recorded import Chunk
 from ..core.scenario import Scenario
 from ..errors import EventsError
+from .readahead import read_ahead
 from .registry import InputFormat, register
 
 
@@ -44,14 +50,20 @@ def read_columnar(
                           handle=None if on_disk else stream)  # fmt: skip
     reader.where = source
     reader.convert.where = source
-    announced = 0
     try:
-        for batch in reader:
-            seen = reader.sessions_seen
-            yield Chunk(tuple(seen[announced:]), batch)
-            announced = len(seen)
+        yield from read_ahead(_chunks(reader), name="read-columnar")
     except ArchiveError as exc:
         raise EventsError(str(exc)) from None
+
+
+def _chunks(reader: EventsReader) -> Iterator[Chunk]:
+    """The reader's batches as chunks, each announcing the sessions its batch names first
+    (made on the read-ahead thread: the reader numbers sessions as it converts)."""
+    announced = 0
+    for batch in reader:
+        seen = reader.sessions_seen
+        yield Chunk(tuple(seen[announced:]), batch)
+        announced = len(seen)
 
 
 register(InputFormat(
