@@ -4,15 +4,18 @@ batches (per column, nulls as NaN, bounded pieces), and the rows it refuses, by 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.local import LocalFileSystem
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assessengine.adapters.library import load_rubric
-from assessengine.archive.batches import copy_finite
+from assessengine.archive.batches import BatchConverter, copy_finite
 from assessengine.archive.layout import events_record_batch
 from assessengine.archive.location import ArchiveError
 from assessengine.archive.reader import EventsReader, event_batches
@@ -216,3 +219,105 @@ def test_the_signal_copy_of_finite_values_and_nan_refuses_nothing() -> None:
     out = np.empty_like(values)
     assert copy_finite(values, out) == -1
     assert np.array_equal(out, values, equal_nan=True)
+
+
+SESSION_DICTIONARIES = (["S0", "S1", "S2"], ["S2", "S0", "S5", "S1"], ["S7"], ["S1", "S0"])
+
+
+def _dictionary_record(
+    scenario: Scenario, sessions: tuple[int, list[int]], events: tuple[list[str], list[int]],
+) -> pa.RecordBatch:
+    """A record batch whose ``session`` and ``event`` columns have the given dictionaries
+    (session: an index into SESSION_DICTIONARIES) and row indices."""
+    n = len(sessions[1])
+    dictionary = SESSION_DICTIONARIES[sessions[0]]
+    signals = pa.StructArray.from_arrays([pa.array(np.ones(n)) for _ in scenario.signal_names],
+                                         names=list(scenario.signal_names))  # fmt: skip
+    return pa.RecordBatch.from_arrays([
+        pa.DictionaryArray.from_arrays(pa.array(sessions[1], pa.int32()), pa.array(dictionary)),
+        pa.array(np.arange(n, dtype=np.int64)), pa.array(np.arange(n, dtype=np.float64)),
+        pa.DictionaryArray.from_arrays(pa.array(events[1], pa.int32()), pa.array(events[0])),
+        signals,
+    ], names=["session", "seq", "t", "event", "signals"])  # fmt: skip
+
+
+@st.composite
+def _records(draw: st.DrawFn, event_names: tuple[str, ...]) -> list[tuple[Any, Any]]:
+    out = []
+    for _ in range(draw(st.integers(1, 6))):
+        d = draw(st.integers(0, len(SESSION_DICTIONARIES) - 1))
+        n = draw(st.integers(1, 12))
+        rows = draw(st.lists(st.integers(0, len(SESSION_DICTIONARIES[d]) - 1), min_size=n,
+                             max_size=n))  # fmt: skip
+        names = draw(st.permutations(event_names))[: draw(st.integers(1, len(event_names)))]
+        codes = draw(st.lists(st.integers(0, len(names) - 1), min_size=n, max_size=n))
+        out.append(((d, rows), (list(names), codes)))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), fixed=st.booleans())
+def test_codes_follow_each_batchs_own_dictionary(
+    run: tuple[Scenario, SimBatch], data: st.DataObject, fixed: bool
+) -> None:
+    """Batches with changing, repeated and permuted dictionaries (the lookup table is kept
+    between batches with equal dictionaries): every row's session and event code is its
+    string's, sessions numbered by first appearance in the dictionaries (or the caller's
+    order, other sessions' rows dropped)."""
+    scenario, _ = run
+    batches = data.draw(_records(scenario.event_names))
+    wanted = ["S1", "S5", "S0"] if fixed else None
+    convert = BatchConverter(scenario, where="d.arrow", session_ids=wanted)
+    numbered: dict[str, int] = {sid: k for k, sid in enumerate(wanted or ())}
+    for sessions, events in batches:
+        record = _dictionary_record(scenario, sessions, events)
+        convert.check_schema(record.schema)
+        dictionary = SESSION_DICTIONARIES[sessions[0]]
+        if not fixed:
+            for name in dictionary:
+                numbered.setdefault(name, len(numbered))
+        expected = [(numbered.get(dictionary[i], -1), scenario.event_names.index(events[0][e]))
+                    for i, e in zip(sessions[1], events[1], strict=True)]  # fmt: skip
+        expected = [pair for pair in expected if pair[0] >= 0]
+        batch = convert(record)
+        got = [] if batch is None else list(zip(batch.session.tolist(), batch.event.tolist(),
+                                                strict=True))  # fmt: skip
+        assert got == expected
+    if not fixed:
+        assert convert.sessions_seen == list(numbered)
+
+
+def test_an_unknown_event_in_a_later_dictionary_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch],
+) -> None:
+    scenario, _ = run
+    convert = BatchConverter(scenario, where="d.arrow")
+    known = list(scenario.event_names[:2])
+    first = _dictionary_record(scenario, (0, [0, 1]), (known, [0, 1]))
+    convert.check_schema(first.schema)
+    assert convert(first, first_row=0) is not None
+    assert convert(first, first_row=2) is not None  # the same dictionary again
+    later = _dictionary_record(scenario, (0, [0, 1, 2]), ([*known, "teleport"], [1, 0, 2]))
+    with pytest.raises(ArchiveError, match=r"^d.arrow: row 6: event 'teleport' is not an "
+                       "event of scenario 'network-lab'$"):  # fmt: skip
+        convert(later, first_row=4)
+
+
+def test_a_dictionary_shared_by_a_files_batches_is_looked_up_once(
+    run: tuple[Scenario, SimBatch], tmp_path: Path
+) -> None:
+    scenario, sim = run
+    path = _write(pa.Table.from_batches([_record(scenario, sim)]), tmp_path / "e.arrow",
+                  "arrow-file")  # fmt: skip
+    reader = EventsReader(FS, str(path), scenario, session_ids=None, rows=200)
+    lookups: list[int] = []
+    number = reader.convert._number_sessions
+
+    def counted(names: list[str]) -> list[int]:
+        lookups.append(len(names))
+        return number(names)
+
+    reader.convert._session_lookup._lookup = counted
+    batches = list(reader)
+    assert len(batches) >= 3
+    assert lookups == [len(sim.session_ids)]
