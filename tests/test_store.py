@@ -596,6 +596,65 @@ def test_a_store_reads_a_head_once_then_appends_from_memory_until_the_session_cl
         store.close()
 
 
+def test_another_connections_writes_that_move_no_head_keep_the_heads_in_memory(
+    db_path: Path,
+) -> None:
+    """The live engine's scoring process commits decisions and reports between nearly every
+    two appends of the ingest thread: those must not send each append back to the store for
+    every session's head (revision 0018's ``head_changes``; before it, any commit by another
+    connection did)."""
+    store, scorer = SqliteStore(db_path), SqliteStore(db_path)
+    try:
+        store.open_sessions([info("S1"), info("S2")])
+        store.append_batches([item("S1", 0), item("S2", 0)])
+        statements: list[str] = []
+        store._connection().set_trace_callback(statements.append)
+        for k in range(1, 4):
+            scorer.save_decisions("S1", [{"criterion": f"c{k}", "verdict": "pass", "evidence": {"row": k}}])
+            scorer.save_report("S2", {"outcome": "pass", "k": k})
+            store.append_batches([item("S1", 10 * k), item("S2", 10 * k)])
+        assert not [s for s in statements if "FROM sessions" in s]  # no head query
+        for session in ("S1", "S2"):
+            record = store.session(session)
+            assert record is not None and (record.next_seq, record.batches) == (40, 4)
+            assert chain.verify_chain(chain.genesis(record.info), store.batches(session)) is None
+    finally:
+        scorer.close()
+        store.close()
+
+
+@pytest.mark.parametrize("change", ["append", "close", "delete"])
+def test_a_head_another_connection_moved_is_read_again(db_path: Path, change: str) -> None:
+    """Every change of a head by another connection (a batch appended, the session closed, a
+    batch deleted as recovery does) makes the store read that head again before it appends."""
+    store, other = SqliteStore(db_path), SqliteStore(db_path)
+    try:
+        store.open_session(info())
+        store.append_batches([item("S1", 0), item("S1", 10)])  # the head is in memory now
+        if change == "append":
+            other.append_batches([item("S1", 20, fill=7)])
+            store.append_batches([item("S1", 30)])
+            expected = (40, 4)
+        elif change == "close":
+            other.close_session("S1", 99.0)
+            with pytest.raises(BatchRefusedError, match="is closed"):
+                store.append_batches([item("S1", 20)])
+            expected = (20, 2)
+        else:
+            db = sqlite3.connect(db_path)
+            db.execute("DELETE FROM batches WHERE idx = 1")
+            db.commit()
+            db.close()
+            store.append_batches([item("S1", 10, fill=3)])  # follows batch 0, not the deleted 1
+            expected = (20, 2)
+        record = store.session("S1")
+        assert record is not None and (record.next_seq, record.batches) == expected
+        assert chain.verify_chain(chain.genesis(record.info), store.batches("S1")) is None
+    finally:
+        other.close()
+        store.close()
+
+
 def test_a_second_store_reads_while_another_thread_writes(durable: Stores) -> None:
     writer, reader = durable.open(), durable.open()
     writer.open_session(info())

@@ -32,6 +32,8 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
                     never copied, revision 0004; ``cohort_changes`` (0011) tells it cheaply
                     whether anything it derives from changed (written by triggers)
+    head_changes    SQLite: a counter of every change that can move a session's chain head
+                    (written by triggers; the store's cache of heads checks it), revision 0018
     oauth_*         the Open Badges API's OAuth clients (RFC 7591) and the codes and tokens
                     handed to them (`storage.oauth`; sha256 of every secret), revision 0008
 """
@@ -404,4 +406,11 @@ cohort_changes: Final = sa.Table(
     # 0011: written by triggers on reports, review_outcomes and sessions.status (see the
     # revision): SQLite one row, a counter; PostgreSQL one row per changing transaction id
     sa.Column("xid", sa.BigInteger, primary_key=True, autoincrement=False),
+)  # fmt: skip
+
+head_changes: Final = sa.Table(
+    "head_changes", metadata,
+    # 0018: one row; on SQLite a counter incremented by triggers on batches (insert, update,
+    # delete) and sessions (status, delete); unused on PostgreSQL (see the revision)
+    sa.Column("n", sa.BigInteger, primary_key=True, autoincrement=False),
 )  # fmt: skip

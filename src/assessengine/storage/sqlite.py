@@ -169,9 +169,10 @@ class SqliteStore:
         self._appending = threading.Lock()
         self._keys: dict[str, int] = {}  # session -> row id (rows are never deleted or renumbered)
         # session -> chain head after this store's own last append to it, valid while no other
-        # connection has written (PRAGMA data_version unchanged): spares a query per batch
+        # connection has changed a head (`_check_heads`): spares a query per batch
         self._heads: dict[str, common.Head] = {}
-        self._heads_version = -1
+        self._heads_version = -1  # PRAGMA data_version when last checked
+        self._head_changes = -1  # head_changes.n after this store's own last change
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
@@ -260,7 +261,9 @@ class SqliteStore:
     ) -> list[SessionRecord | StoreError]:
         stamp = common.now()
         with self._write() as db:
+            self._check_heads(db)
             out = common.each(lambda item: self._close_one(db, *item, stamp), closing)
+            self._own_head_changes(db)
         self._checkpointer.wrote(0, pages=2 * len(closing))
         return out
 
@@ -334,10 +337,7 @@ class SqliteStore:
         """Plan and commit the rows of one group of batches whose payloads are written end to
         end from (`segment`, `offset`) (the caller holds the lock)."""
         with self._write() as db:
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._heads_version:  # another connection wrote: heads may be stale
-                self._heads.clear()
-                self._heads_version = version
+            self._check_heads(db)
             read = _head_reader(db)
             heads = self._heads
 
@@ -346,8 +346,30 @@ class SqliteStore:
                 return head if head is not None else read(session)
 
             planned, last = self._insert_batches(db, checked, digests, head_of, segment, offset)
+            self._own_head_changes(db)
         self._appended(planned, last, segment)
         return planned
+
+    def _check_heads(self, db: sqlite3.Connection) -> None:
+        """At the start of a write transaction that reads or moves chain heads: drop the
+        cached heads if another connection has changed one since this store last looked.
+        Cheap when nobody else committed (``PRAGMA data_version`` unchanged); else one read of
+        ``head_changes`` (revision 0018: triggers count every insert, update and delete of a
+        batch and every change of a session's status), so that writes which move no head (the
+        scoring process's decisions and reports, the review tables) keep the cache."""
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._heads_version:
+            return
+        self._heads_version = version
+        (changes,) = db.execute("SELECT n FROM head_changes").fetchone()
+        if changes != self._head_changes:  # another connection moved a head (or unknown)
+            self._heads.clear()
+            self._head_changes = changes
+
+    def _own_head_changes(self, db: sqlite3.Connection) -> None:
+        """At the end of a write transaction that `_check_heads` began with: what the counter
+        holds now is this transaction's own changes (the write lock is held: nobody else's)."""
+        (self._head_changes,) = db.execute("SELECT n FROM head_changes").fetchone()
 
     def _insert_batches(
         self,
