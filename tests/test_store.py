@@ -610,13 +610,15 @@ def test_another_connections_writes_that_move_no_head_keep_the_heads_in_memory(
         statements: list[str] = []
         store._connection().set_trace_callback(statements.append)
         for k in range(1, 4):
-            scorer.save_decisions("S1", [{"criterion": f"c{k}", "verdict": "pass", "evidence": {"row": k}}])
+            decision = {"criterion": f"c{k}", "verdict": "pass", "evidence": {"row": k}}
+            scorer.save_decisions("S1", [decision])
             scorer.save_report("S2", {"outcome": "pass", "k": k})
             store.append_batches([item("S1", 10 * k), item("S2", 10 * k)])
         assert not [s for s in statements if "FROM sessions" in s]  # no head query
         for session in ("S1", "S2"):
             record = store.session(session)
-            assert record is not None and (record.next_seq, record.batches) == (40, 4)
+            assert record is not None
+            assert (record.next_seq, record.batches) == (40, 4)
             assert chain.verify_chain(chain.genesis(record.info), store.batches(session)) is None
     finally:
         scorer.close()
@@ -648,7 +650,8 @@ def test_a_head_another_connection_moved_is_read_again(db_path: Path, change: st
             store.append_batches([item("S1", 10, fill=3)])  # follows batch 0, not the deleted 1
             expected = (20, 2)
         record = store.session("S1")
-        assert record is not None and (record.next_seq, record.batches) == expected
+        assert record is not None
+        assert (record.next_seq, record.batches) == expected
         assert chain.verify_chain(chain.genesis(record.info), store.batches("S1")) is None
     finally:
         other.close()

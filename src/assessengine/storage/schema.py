@@ -32,8 +32,9 @@ offsets are 64-bit; header and payload bytes are BLOB / BYTEA.
                     derived from reports and reviews, rebuilt on demand (`storage.cohorts`),
                     never copied, revision 0004; ``cohort_changes`` (0011) tells it cheaply
                     whether anything it derives from changed (written by triggers)
-    head_changes    SQLite: a counter of every change that can move a session's chain head
-                    (written by triggers; the store's cache of heads checks it), revision 0018
+    head_changes    SQLite: a counter of the changes that can move a session's chain head,
+                    new batches aside (written by triggers; the store's cache of heads checks
+                    it, and the largest batch id), revision 0018
     oauth_*         the Open Badges API's OAuth clients (RFC 7591) and the codes and tokens
                     handed to them (`storage.oauth`; sha256 of every secret), revision 0008
 """
@@ -410,7 +411,7 @@ cohort_changes: Final = sa.Table(
 
 head_changes: Final = sa.Table(
     "head_changes", metadata,
-    # 0018: one row; on SQLite a counter incremented by triggers on batches (insert, update,
-    # delete) and sessions (status, delete); unused on PostgreSQL (see the revision)
+    # 0018: one row; on SQLite a counter incremented by triggers on batches (update, delete)
+    # and sessions (status, delete); unused on PostgreSQL (see the revision)
     sa.Column("n", sa.BigInteger, primary_key=True, autoincrement=False),
 )  # fmt: skip

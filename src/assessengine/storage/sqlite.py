@@ -109,6 +109,9 @@ _UPSERT_REPORT: Final = (
     "ON CONFLICT (session_id) DO UPDATE SET report = excluded.report, "
     "saved_at = excluded.saved_at, outcome = excluded.outcome, score = excluded.score"
 )
+_HEAD_MARK: Final = "SELECT n, (SELECT MAX(id) FROM batches) FROM head_changes"
+"""What moves when a chain head may have moved: the count of head changes (revision 0018) and
+the largest batch id (a new batch)."""
 _MARK_SYNCED: Final = "UPDATE payload_files SET synced_batch = MAX(synced_batch, ?)"
 _BATCH_COLUMNS: Final = (
     "idx, first_seq, count, encoding, header, payload, chain, received_at, "
@@ -172,7 +175,7 @@ class SqliteStore:
         # connection has changed a head (`_check_heads`): spares a query per batch
         self._heads: dict[str, common.Head] = {}
         self._heads_version = -1  # PRAGMA data_version when last checked
-        self._head_changes = -1  # head_changes.n after this store's own last change
+        self._head_mark = (-1, -1)  # `_HEAD_MARK` after this store's own last change
         self._segments = Segments(folder_of(self.path), segment_bytes)
         self._sync_each = mode in ("FULL", "EXTRA")
         self._committed = (0, 1)  # (id, segment) of the last batch this store committed
@@ -354,22 +357,23 @@ class SqliteStore:
         """At the start of a write transaction that reads or moves chain heads: drop the
         cached heads if another connection has changed one since this store last looked.
         Cheap when nobody else committed (``PRAGMA data_version`` unchanged); else one read of
-        ``head_changes`` (revision 0018: triggers count every insert, update and delete of a
-        batch and every change of a session's status), so that writes which move no head (the
-        scoring process's decisions and reports, the review tables) keep the cache."""
+        `_HEAD_MARK` (revision 0018: triggers count every update and delete of a batch and
+        every change of a session's status; a new batch raises the largest batch id), so that
+        writes which move no head (the scoring process's decisions and reports, the review
+        tables) keep the cache."""
         version = db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._heads_version:
             return
         self._heads_version = version
-        (changes,) = db.execute("SELECT n FROM head_changes").fetchone()
-        if changes != self._head_changes:  # another connection moved a head (or unknown)
+        mark = tuple(db.execute(_HEAD_MARK).fetchone())
+        if mark != self._head_mark:  # another connection moved a head (or unknown)
             self._heads.clear()
-            self._head_changes = changes
+            self._head_mark = mark
 
     def _own_head_changes(self, db: sqlite3.Connection) -> None:
-        """At the end of a write transaction that `_check_heads` began with: what the counter
-        holds now is this transaction's own changes (the write lock is held: nobody else's)."""
-        (self._head_changes,) = db.execute("SELECT n FROM head_changes").fetchone()
+        """At the end of a write transaction that `_check_heads` began with: the mark as this
+        transaction's own changes left it (the write lock is held: nobody else's)."""
+        self._head_mark = tuple(db.execute(_HEAD_MARK).fetchone())
 
     def _insert_batches(
         self,
