@@ -231,6 +231,44 @@ def test_reused_rows_start_fresh_whether_they_form_a_range_or_not() -> None:
         assert state.verdict[kept].any()  # the others keep their state
 
 
+def _fresh_row(state: ScoringState) -> list[np.ndarray]:
+    """A fresh session's state, as `ScoringState._reset` of a used row writes it."""
+    compiled = state.compiled
+    return [
+        np.array([-1, -1, 0, 0], np.int64),
+        np.full(state.sess_f.shape[1], np.nan),
+        compiled.init_i,
+        compiled.init_f,
+        np.zeros(compiled.n_criteria, np.int8),
+    ]
+
+
+def test_never_used_rows_start_fresh_without_writing_their_zero_fields() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=2)
+    # the first rows, then rows beyond a growth (zeros the growth allocated), then a reused one
+    first = state.rows(state.open(["a", "b"]))
+    grown = state.rows(state.open(["c", "d", "e"]))
+    assert state.capacity == 8
+    assert sorted(grown.tolist()) == [2, 3, 4]
+    for rows in (first, grown):
+        for a, fresh in zip(_arrays(state), _fresh_row(state), strict=True):
+            np.testing.assert_array_equal(a[rows], np.repeat(fresh[None], len(rows), axis=0))
+    event = (int(state.slot_of["c"]), Event(0, 1.0, "a", {"x": 9.0}))
+    step(compiled, state, batch_from_events(SCENARIO, [event]))
+    (row_c,) = state.rows(np.array([state.slot_of["c"]]))
+    assert state.sess_i[row_c, 2] == 1
+    state.release(["c"])
+    (again,) = state.rows(state.open(["f"]))
+    assert again == row_c  # a used row: every field written again
+    for a, fresh in zip(_arrays(state), _fresh_row(state), strict=True):
+        np.testing.assert_array_equal(a[again], fresh)
+    # the fields a never-used row skips are those whose fresh value is zero bytes
+    skipped = np.setdiff1d(np.arange(compiled.n_state_f), state._nonzero_f)
+    assert (compiled.init_f[skipped].view(np.int64) == 0).all()
+    assert skipped.size >= 2
+
+
 def test_rows_are_taken_in_the_order_sessions_first_appear_and_decisions_name_slots() -> None:
     compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
     state = ScoringState.new(compiled, capacity=8)

@@ -265,6 +265,12 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
     for m in np.flatnonzero(kind == MACHINE):
         init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
         init_f[sf_off[m]] = 0.0
+    # the contributing intervals (the last end, then the (start, end) pairs) are never read
+    # before they are written (kernel.contrib_*_at): 0.0, so a fresh state's zero memory needs
+    # no write there (`ScoringState._reset` writes only the fields whose start is not zero)
+    for q in np.flatnonzero((kind == COUNT) | (kind == METRIC)).tolist():
+        fl = int(sf_off[q]) + (5 if kind[q] == METRIC else 0)
+        init_f[fl : fl + 1 + 2 * CONTRIB_MAX] = 0.0
     extremes = np.zeros(len(scenario.signal_names), np.bool_)
     for never in np.flatnonzero(kind == NEVER):
         extremes[b.ev_rows[ev_off[never] : ev_off[never] + ev_len[never]]] = True

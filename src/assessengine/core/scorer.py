@@ -95,6 +95,11 @@ class ScoringState:
         self.si = np.zeros((0, compiled.n_state_i), np.int64)
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
+        # rows at or above this one were never given to a session: their bytes are still the
+        # zeros `_grow` allocated (`_reset` then writes only the fields that start non-zero)
+        self._pristine_from = 0
+        self._nonzero_i = np.flatnonzero(compiled.init_i != 0)
+        self._nonzero_f = np.flatnonzero(compiled.init_f.view(np.int64) != 0)
         self._scratch: dict[str, NDArray[Any]] = {}
         # per scratch name: (buffer, columns, the same as the call before) of the last call
         self._last_scratch: dict[str, tuple[NDArray[Any], int, bool]] = {}
@@ -133,7 +138,8 @@ class ScoringState:
         self.row_of[new[:k]] = taken
         self.slot_of_row[taken] = new[:k]
         lo, hi = int(taken.min()), int(taken.max())
-        self._reset(slice(lo, hi + 1) if hi - lo + 1 == k else taken)
+        self._reset(slice(lo, hi + 1) if hi - lo + 1 == k else taken, lo >= self._pristine_from)
+        self._pristine_from = max(self._pristine_from, hi + 1)
         kernel.fill_rows(slots, self.row_of, rows)  # every slot has its row now
         return rows
 
@@ -217,13 +223,25 @@ class ScoringState:
         self._stamp += 1
         return self._stamp
 
-    def _reset(self, slot: NDArray[np.int32] | slice) -> None:
+    def _reset(self, slot: NDArray[np.int32] | slice, pristine: bool = False) -> None:
         """Give these rows (an index array, or a slice when they are a range: no gather and
-        scatter) a fresh session's state."""
+        scatter) a fresh session's state. `pristine`: every one of them is still all zero
+        bytes (never given to a session since `_grow`), so only the fields whose fresh value is
+        not zero are written: the other columns of the field-major criteria state keep their
+        pages untouched (never faulted in) until an automaton writes them. At 100,000 sessions
+        that halves what a reset writes (448 of 916 bytes a session for the forklift rubric:
+        the contributing intervals, counters and verdicts start at zero)."""
         self.sess_i[slot] = (-1, -1, 0, 0)
         self.sess_f[slot] = np.nan
-        self.si[slot] = self.compiled.init_i
-        self.sf[slot] = self.compiled.init_f
+        compiled = self.compiled
+        if pristine:
+            for col in self._nonzero_i.tolist():
+                self.si[slot, col] = compiled.init_i[col]
+            for col in self._nonzero_f.tolist():
+                self.sf[slot, col] = compiled.init_f[col]
+            return
+        self.si[slot] = compiled.init_i
+        self.sf[slot] = compiled.init_f
         self.verdict[slot] = 0
 
     def _grow(self, capacity: int) -> None:
