@@ -78,7 +78,7 @@ def arrays() -> tuple[Any, ...]:
 def test_close_counts_no_references(arrays: tuple[Any, ...]) -> None:
     tables, state, out = arrays
     slots, close_t = np.zeros(1, np.int64), np.zeros(1, np.float64)
-    assert _references(kernel.close, tables, state, out, slots, close_t) == (0, 0)
+    assert _references(kernel.close, tables, state, out, slots, close_t, slots) == (0, 0)
 
 
 @pytest.mark.parametrize(

@@ -384,10 +384,41 @@ def advance_over(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def close(tables, state, out, slots, close_t):
-    """Decide every pending criterion of the given sessions "at end" (observed ones stay
-    pending). The decision has the last event's seq (-1 when there was none) and t = close_t;
-    every pass at end is anchored at the session's first event.
+def row_order(rows, order):
+    """How to walk `rows` in increasing order: 0 when they already are (non-decreasing;
+    `order` untouched); 1 when they are a permutation of consecutive rows, `order` now holding
+    the positions in increasing row order (what a stable argsort gives, in two linear passes
+    instead of a sort); 2 otherwise (`order` unusable: sort)."""
+    n = rows.shape[0]
+    if n == 0:
+        return 0
+    lo = hi = rows[0]
+    ordered = True
+    for j in range(1, n):
+        r = rows[j]
+        ordered = ordered and r >= rows[j - 1]
+        lo = min(lo, r)
+        hi = max(hi, r)
+    if ordered:
+        return 0
+    if hi - lo + 1 != n:
+        return 2
+    order[:] = -1
+    for j in range(n):
+        k = rows[j] - lo
+        if order[k] >= 0:
+            return 2
+        order[k] = j
+    return 1
+
+
+@njit(cache=True, nogil=True)
+def close(tables, state, out, slots, close_t, names):
+    """Decide every pending criterion of the sessions in rows `slots` "at end" (observed ones
+    stay pending); their decisions name them `names` (out.oi[0]: the caller's slots). The
+    decision has the last event's seq (-1 when there was none) and t = the close time:
+    close_t[j], or the session's last event's t when that is later or close_t[j] is NaN.
+    Every pass at end is anchored at the session's first event.
 
     One loop, every template's end inline, over arrays taken out of the named tuples once: a
     named tuple handed to a helper costs, where numba cannot prune them, an atomic reference
@@ -404,6 +435,9 @@ def close(tables, state, out, slots, close_t):
     for j in range(slots.shape[0]):
         s = slots[j]
         ct = close_t[j]
+        last_t = sess_f[s, LAST_T]
+        if last_t == last_t and not (ct >= last_t):  # np.fmax(close_t, last_t)
+            ct = last_t
         seen = sess_i[s, N_EVENTS] > 0
         last = sess_i[s, LAST_SEQ] if seen else -1
         for c in range(kind.shape[0]):
@@ -452,7 +486,7 @@ def close(tables, state, out, slots, close_t):
                 seq0 = sess_i[s, FIRST_SEQ] if seen else -1
                 t0 = sess_f[s, FIRST_T]
             verdict[s, c] = v
-            d = emit_at(oi, of, nd, s, c, v, last, ct, seq0, t0)
+            d = emit_at(oi, of, nd, names[j], c, v, last, ct, seq0, t0)
             of[2, d] = measured
             if k == COUNT or k == METRIC:
                 ni, fl = contrib_slots_of(k, io, fo)
