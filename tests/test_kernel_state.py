@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assessengine.adapters.library import load_rubric
-from assessengine.core import scorer
+from assessengine.core import kernel, scorer
 from assessengine.core.compiler import FAIL, PASS, compile_rubric
 from assessengine.core.events import Event, batch_from_events
 from assessengine.core.kernel_scorer import score_columns
@@ -360,3 +360,28 @@ def test_a_close_in_any_slot_order_decides_each_session_as_alone_in_row_order() 
     rows = states[0].row_of[together.slot]
     assert (np.diff(rows) >= 0).all()  # session by session, in row order
     assert set(together.slot.tolist()) == set(range(6))
+
+
+def test_row_order_gives_the_stable_sort_of_a_permutation_else_asks_for_one() -> None:
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 7, 100):
+        for case in ("sorted", "permutation", "gap", "duplicate"):
+            rows = np.arange(10, 10 + n, dtype=np.int64)
+            if case == "permutation":
+                rows = rng.permutation(rows)
+            elif case == "gap" and n > 1:
+                rows = rng.permutation(rows + (np.arange(n) >= n // 2))
+            elif case == "duplicate" and n > 1:
+                rows = rng.permutation(rows)
+                rows[-1] = rows[0]
+            order = np.full(n, -7, np.int64)
+            how = kernel.row_order(rows, order)
+            stable = np.argsort(rows, kind="stable")
+            if np.array_equal(stable, np.arange(n)):
+                assert how == 0
+                assert (order == -7).all()
+            elif case == "permutation":
+                assert how == 1
+                assert order.tolist() == stable.tolist()
+            else:
+                assert how == 2
