@@ -385,3 +385,22 @@ def test_row_order_gives_the_stable_sort_of_a_permutation_else_asks_for_one() ->
                 assert order.tolist() == stable.tolist()
             else:
                 assert how == 2
+
+
+def test_open_of_new_ids_on_consecutive_free_slots_or_not_assigns_as_one_by_one() -> None:
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=8)
+    free, capacity, slot_of = list(range(7, -1, -1)), 8, {}  # type: ignore[var-annotated]
+    # consecutive free slots (a fresh state), then two released ones that are not a range
+    for k, ids in enumerate([["a", "b", "c", "d", "e"], ["f", "g"]]):
+        if k == 1:
+            free.extend(slot_of.pop(sid) for sid in ("b", "d"))
+            state.rows(np.array([state.slot_of["b"]]))  # "b" had a row: freed on release
+            state.release(["b", "d"])
+        opened = state.open(ids)
+        expected, capacity = _open_one_by_one(free, capacity, slot_of, ids)
+        assert opened.dtype == np.int32
+        assert opened.tolist() == expected
+        assert state.slot_of == slot_of
+        assert state.session_of == {v: k for k, v in slot_of.items()}
+        assert (state.row_of[opened] == -1).all()

@@ -158,6 +158,14 @@ class ScoringState:
             taken = _popped(self._free, n)
             named = dict(zip(session_ids, taken, strict=True))
             if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
+                first = taken[0]
+                if taken[-1] == first + n - 1 and taken == list(range(first, first + n)):
+                    # consecutive slots (a fresh state's): slices, not a list turned into an array
+                    # twice (5 ms at 100,000 ids)
+                    self._take_slots(slice(first, first + n))
+                    slot_of.update(named)
+                    self.session_of.update(zip(range(first, first + n), session_ids, strict=True))
+                    return np.arange(first, first + n, dtype=np.int32)
                 self._take_slots(taken)
                 slot_of.update(named)
                 self.session_of.update(zip(taken, session_ids, strict=True))
@@ -175,7 +183,7 @@ class ScoringState:
         self.session_of.update(zip(taken, fresh, strict=True))
         return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, n)
 
-    def _take_slots(self, taken: list[int]) -> None:
+    def _take_slots(self, taken: list[int] | slice) -> None:
         """Slots just taken off the free list: a row a batch or close gave one of them while it
         was not open is freed (the session gets a fresh row at its first batch)."""
         stale = self.row_of[taken]
