@@ -10,7 +10,9 @@
   reports, `SessionReport.to_data()`);
 - `score` on the same sessions as one Parquet file (`inputs.arrow` through
   `core.offline.score_chunks`, the path of ``assessengine score FILE.parquet``): events/s end
-  to end, from the file on disk to the reports;
+  to end, from the file on disk to the reports; and the same run with the chunks read ahead
+  on a thread (what `score` does) against read in the scoring thread, alternated pair by
+  pair (the speed-up of reading ahead, best and median pair);
 - the in-process kernel on the same sessions' columns (already in memory), the reference rate.
 
 Targets: rescore with 2 workers at least 1.5x one worker, one worker at least half the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ from assessengine.core.events import EventBatch
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.offline import score_chunks
 from assessengine.inputs import read_input
+from assessengine.inputs.arrow import read_columnar
 from assessengine.sim.generate import SimBatch
 from assessengine.storage import open_store
 
@@ -198,6 +202,43 @@ def test_score_parquet_end_to_end(benchmark: Any, archived: Archived) -> None:
     RATES["score-parquet"] = rate
     print(f"\nscore on Parquet: {archived.events} events, {rate:,.0f} events/s end to end "
           f"(best of {ROUNDS})")
+
+
+def test_score_parquet_read_ahead_against_the_callers_thread(
+    benchmark: Any, archived: Archived
+) -> None:
+    """The same end-to-end run with the chunks read ahead on a thread (`inputs.readahead`,
+    what `score` does) and read in the scoring thread (the code before it), alternated
+    round by round: the ratio of each pair, best and median."""
+    rubric, scenario = load_rubric(RUBRICS[SCENARIO])
+    compiled = compile_rubric(rubric, scenario)
+
+    def once(ahead: bool) -> float:
+        started = time.perf_counter()
+        with archived.parquet.open("rb") as stream:
+            chunks = read_columnar(stream, scenario=scenario, source=str(archived.parquet),
+                                   ahead=ahead)  # fmt: skip
+            assert len(score_chunks(compiled, chunks).reports) == SESSIONS
+        return time.perf_counter() - started
+
+    once(True)
+    once(False)
+    pairs = [(once(True), once(False)) for _ in range(2 * ROUNDS)]
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    if benchmark.disabled:
+        return
+    ratios = sorted(caller / ahead for ahead, caller in pairs)
+    best_ahead, best_caller = min(p[0] for p in pairs), min(p[1] for p in pairs)
+    benchmark.extra_info |= {
+        "read_ahead_events_per_s": round(archived.events / best_ahead),
+        "callers_thread_events_per_s": round(archived.events / best_caller),
+        "speedup_best": round(ratios[-1], 2),
+        "speedup_median": round(statistics.median(ratios), 2),
+    }
+    print(f"\nscore on Parquet, read ahead / in the caller's thread ({2 * ROUNDS} alternated "
+          f"pairs): {archived.events / best_ahead:,.0f} / {archived.events / best_caller:,.0f} "
+          f"events/s best; speed-up {ratios[-1]:.2f}x best pair, "
+          f"{statistics.median(ratios):.2f}x median")
 
 
 def test_kernel_in_process_on_the_same_sessions(benchmark: Any, archived: Archived) -> None:

@@ -40,8 +40,10 @@ def read_columnar(
     source: str,
     skip_invalid: bool = False,
     workers: int = 1,
+    ahead: bool = True,
 ) -> Iterator[Chunk]:
-    """The chunks of a Parquet or Arrow IPC file (see the module docstring)."""
+    """The chunks of a Parquet or Arrow IPC file (see the module docstring); `ahead` False
+    reads them in the caller's thread instead (the same chunks: the benchmark's baseline)."""
     del skip_invalid, workers  # nothing to skip one by one; one process reads
     name = getattr(stream, "name", None)
     on_disk = isinstance(name, str) and Path(name).is_file()
@@ -51,7 +53,7 @@ def read_columnar(
     reader.where = source
     reader.convert.where = source
     try:
-        yield from read_ahead(_chunks(reader), name="read-columnar")
+        yield from read_ahead(_chunks(reader), name="read-columnar") if ahead else _chunks(reader)
     except ArchiveError as exc:
         raise EventsError(str(exc)) from None
 
