@@ -182,7 +182,7 @@ def kernel_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     """The table-driven kernel, or the fused steps (`runtime.fused`, compiled or loaded from
     `tmp_path` at the state's creation, before the timed rounds' steps)."""
     if request.param == "fused":
-        fused.install(tmp_path)
+        fused.install(tmp_path, background=False)
     try:
         yield request.param
     finally:
@@ -237,7 +237,7 @@ def test_fused_kernel_against_read_once(
     The fused function is compiled (or loaded) before the rounds."""
     w = forklift_workload
     score_with_kernel(w)
-    fused.install(tmp_path)
+    fused.install(tmp_path, background=False)
     try:
         score_with_kernel(w)  # compiles the rubric's fused step outside the timing
         table_s: list[float] = []
@@ -246,7 +246,7 @@ def test_fused_kernel_against_read_once(
         for _ in range(ROUNDS):
             fused.uninstall()
             table_s += rounds(lambda: score_with_kernel(w), 1)
-            fused.install(tmp_path)
+            fused.install(tmp_path, background=False)
             fused_s += rounds(lambda: score_with_kernel(w), 1)
             read_s += rounds(lambda: read_once(w.batch), 1)
     finally:

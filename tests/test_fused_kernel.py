@@ -4,9 +4,11 @@ interleaving of sessions; what it does not generate falls back to the table-driv
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,16 @@ from hypothesis import strategies as st
 
 from assessengine.core import fused_step, scorer
 from assessengine.core.compiler import compile_rubric
-from assessengine.core.events import Event, SessionEvents
+from assessengine.core.events import Event, SessionEvents, batch_from_events
 from assessengine.core.fused_source import FusedUnsupportedError, fused_source
 from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
-from assessengine.core.scorer import ScoringState
+from assessengine.core.scorer import ScoringState, close, step
+from assessengine.core.scoring import DecisionLog
 from assessengine.runtime import fused
 
 from .strategies import SCENARIO, rubrics, session_sets
+from .strategies import sessions as one_session
 from .test_kernel_properties import interleavings, score_in_pieces
 
 # every distinct rubric compiles its own function (1-2 s of CPU each, more under load): few
@@ -33,13 +37,20 @@ from .test_kernel_properties import interleavings, score_in_pieces
 FUSED = settings(
     max_examples=5,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.function_scoped_fixture],
 )
 
 
 @pytest.fixture(scope="module")
-def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[fused.FusedProvider]:
-    installed = fused.install(tmp_path_factory.mktemp("fused"))
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fused")
+
+
+@pytest.fixture
+def provider(cache_dir: Path) -> Iterator[fused.FusedProvider]:
+    """Fused steps compiled here, before the first batch (loaded once per module and key)."""
+    installed = fused.install(cache_dir, background=False)
     try:
         yield installed
     finally:
@@ -138,7 +149,7 @@ from assessengine.core.events import batch_from_events
 from assessengine.runtime import fused
 from tests.strategies import SCENARIO
 from tests.test_fused_kernel import _small
-fused.install(Path(sys.argv[1]))
+fused.install(Path(sys.argv[1]), background=False)
 rubric, sessions = _small()
 compiled = compile_rubric(rubric, SCENARIO)
 state = ScoringState.new(compiled, capacity=64)
@@ -166,6 +177,193 @@ def test_a_second_process_loads_the_compiled_step_from_the_disk_cache(tmp_path: 
     assert run() > 0  # the first process compiles
     assert run() == 0  # the second loads it
     assert len(list(tmp_path.glob(f"{fused.PREFIX}*.py"))) == 1
+
+
+def _kernel_by_step(
+    rubric: Rubric, sessions: list[SessionEvents], order: list[int], cuts: list[int],
+    kernels: list[str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Reports when the rows arrive in `order`, cut at `cuts`, the k-th batch stepped by
+    `kernels[k % len(kernels)]` ("table" or "fused") on one state."""
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)  # > 1: the fused step takes it
+    ready = state.fused_pending
+    assert ready is not None
+    assert ready.wait() is not None
+    slots = state.open([s.session for s in sessions])
+    cursor = [0] * len(sessions)
+    rows = []
+    for k in order:
+        rows.append((int(slots[k]), sessions[k].events[cursor[k]]))
+        cursor[k] += 1
+    batch = batch_from_events(SCENARIO, rows)
+    log = DecisionLog(compiled)
+    bounds = [0, *sorted(set(cuts)), len(batch)]
+    for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        state.fused_pending = ready if kernels[k % len(kernels)] == "fused" else None
+        assert (state.fused is not None) == (kernels[k % len(kernels)] == "fused")
+        log.add(step(compiled, state, batch.take(slice(lo, hi))))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    return [log.pop_report(int(slot), s.session).to_data()
+            for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+
+
+@st.composite
+def _many_sessions(draw: st.DrawFn) -> list[SessionEvents]:
+    return [draw(one_session(f"S{i}")) for i in range(draw(st.integers(1, 4)))]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(sessions=_many_sessions(), data=st.data())
+def test_switching_kernels_between_steps_gives_the_reports_of_either_alone(
+    provider: fused.FusedProvider, sessions: list[SessionEvents], data: st.DataObject
+) -> None:
+    """A state stepped by the table-driven kernel until its fused step is ready, then by the
+    fused step (or in any mix, batch by batch) gives the reference's reports: both leave the
+    state as the other expects. One rubric of every template (compiled once), any sessions,
+    interleaving, cuts and choice of kernel per batch."""
+    rubric = _forklift_like()[0]
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    by_report = {r["session"]: r for r in reference}
+    expected = [by_report[s.session] for s in sessions]
+    order = data.draw(interleavings(sessions))
+    cuts = data.draw(st.lists(st.integers(0, len(order)), max_size=6))
+    kernels = data.draw(st.lists(st.sampled_from(["table", "fused"]), min_size=1, max_size=7))
+    assert _kernel_by_step(rubric, sessions, order, cuts, kernels) == expected
+    for alone in ("table", "fused"):
+        assert _kernel_by_step(rubric, sessions, order, cuts, [alone]) == expected
+
+
+class _GatedCompiler:
+    """A `fused.Compiler` that waits for `go` before compiling in a child as the provider
+    does by default (what a compile that takes long looks like, without timing)."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.started = threading.Event()
+
+    def __call__(self, path: Path, name: str, sig: Any) -> str | None:
+        self.started.set()
+        assert self.go.wait(600)
+        return fused.compile_in_child(path, name, sig)
+
+
+def test_with_an_empty_cache_scoring_starts_at_once_and_switches_when_compiled(
+    tmp_path: Path,
+) -> None:
+    """A process whose cache lacks the rubric's step scores its first batches with the
+    table-driven kernel while a child process compiles the step, then with the loaded step:
+    the reports are the reference's, and nothing was compiled in this process."""
+    rubric, sessions = _forklift_like()
+    rubric = rubric.model_copy(update={"criteria": rubric.criteria[:3]})
+    gate = _GatedCompiler()
+    provider = fused.FusedProvider(tmp_path, compiler=gate)
+    fused_step.set_provider(provider)
+    try:
+        compiled = compile_rubric(rubric, SCENARIO)
+        state = ScoringState.new(compiled, capacity=4)
+        pending = state.fused_pending
+        assert pending is not None
+        assert gate.started.wait(600)
+        assert state.fused is None  # the compile is held at the gate
+        assert not pending.done()
+        before = fused.compilations()
+        slots = state.open([s.session for s in sessions])
+        rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+        batch = batch_from_events(SCENARIO, rows)
+        log = DecisionLog(compiled)
+        half = len(batch) // 2
+        log.add(step(compiled, state, batch.take(slice(0, half))))  # table-driven, at once
+        gate.go.set()
+        assert pending.wait(600) is not None, pending.error
+        assert state.fused is not None
+        log.add(step(compiled, state, batch.take(slice(half, len(batch)))))  # fused
+        log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+        got = [log.pop_report(int(slot), s.session).to_data()
+               for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+        assert fused.compilations() == before  # the child compiled, this process loaded
+        # a second state of the same rubric gets the ready step at once
+        assert ScoringState.new(compiled, capacity=4).fused is pending.step
+    finally:
+        gate.go.set()
+        fused.uninstall()
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    assert got == reference
+
+
+def test_a_compile_that_fails_leaves_the_table_kernel_scoring(tmp_path: Path) -> None:
+    rubric, _ = _small()
+
+    def broken(path: Path, name: str, sig: Any) -> str | None:
+        return "the child could not compile"
+
+    fused_step.set_provider(fused.FusedProvider(tmp_path / "other", compiler=broken))
+    try:
+        # a criterion no other test here generates: its step is not loaded in this process
+        alone = rubric.model_copy(update={"criteria": _forklift_like()[0].criteria[5:6]})
+        state = ScoringState.new(compile_rubric(alone, SCENARIO), capacity=4)
+        pending = state.fused_pending
+        assert pending is not None
+        assert pending.wait(600) is None
+        assert pending.error == "the child could not compile"
+        assert state.fused is None
+    finally:
+        fused.uninstall()
+
+
+def test_a_batch_of_arrays_the_step_does_not_take_is_scored_by_the_table_kernel(
+    provider: fused.FusedProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loaded step is never compiled again inside a batch: arrays of another type are
+    refused before it runs, and the table-driven kernel scores the batch (and the state from
+    then on), with the same reports."""
+    rubric, sessions = _small()
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    assert state.fused is not None
+    slots = state.open([s.session for s in sessions])
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    batch = batch_from_events(SCENARIO, rows)
+    odd = type(batch)(batch.session, batch.seq, batch.t, batch.event.astype(np.int64),
+                      batch.signals)  # fmt: skip
+    log = DecisionLog(compiled)
+    before = fused.compilations()
+    log.add(step(compiled, state, odd))
+    assert state.fused is None
+    assert "does not take this batch's arrays" in caplog.text
+    assert fused.compilations() == before
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+
+
+def test_the_step_takes_read_only_and_strided_columns_without_compiling_again(
+    provider: fused.FusedProvider,
+) -> None:
+    """One compiled signature takes every kind of batch the live paths pass (plain arrays,
+    read-only views, strided slices of records, Fortran-order signals)."""
+    rubric, sessions = _small()
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    step_fn = state.fused
+    assert step_fn is not None
+    slots = state.open([s.session for s in sessions])
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    batch = batch_from_events(SCENARIO, rows)
+    n = len(batch)
+    wide = np.zeros((n, 2), [("seq", np.int64), ("t", np.float64)])  # strided columns
+    wide["seq"][:, 0], wide["t"][:, 0] = batch.seq, batch.t
+    signals = np.asfortranarray(batch.signals)
+    signals.flags.writeable = False
+    odd = type(batch)(batch.session, wide["seq"][:, 0], wide["t"][:, 0], batch.event, signals)
+    before = fused.compilations()
+    step(compiled, state, odd)
+    assert state.fused is step_fn
+    assert fused.compilations() == before
+    assert len(step_fn.signatures) == 1
 
 
 def _forklift_like() -> tuple[Rubric, list[SessionEvents]]:
@@ -226,3 +424,27 @@ def _fixed() -> tuple[Rubric, list[SessionEvents]]:
 
 
 _FIXED = _fixed()
+
+
+def test_a_rescore_job_carries_the_fused_steps_to_its_worker_processes(tmp_path: Path) -> None:
+    """`rescore`'s Dask workers score as the planning process does: the job names its fused
+    cache, and a worker process without a provider installs one from it."""
+    import pickle  # noqa: PLC0415
+
+    from assessengine.archive import rescore  # noqa: PLC0415
+    from assessengine.archive.location import ArchiveRoot  # noqa: PLC0415
+
+    rubric, _ = _small()
+    root = ArchiveRoot.open(str(tmp_path))
+    try:
+        fused.install(tmp_path / "fused")
+        job = rescore.Job.of(root, rubric, SCENARIO)
+        assert job.fused_cache == str(tmp_path / "fused")
+        fused.uninstall()  # as a fresh worker process
+        assert rescore.Job.of(root, rubric, SCENARIO).fused_cache is None
+        travelled = pickle.loads(pickle.dumps(job))
+        assert travelled.fused_cache == job.fused_cache
+        rescore._compiled(travelled)
+        assert fused.installed_cache_dir() == tmp_path / "fused"
+    finally:
+        fused.uninstall()

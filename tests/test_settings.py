@@ -184,15 +184,25 @@ def test_the_fused_kernels_environment_names_are_settings_not_unknown_names() ->
     assert (s.fused_kernel, s.fused_cache) == (True, Path("/tmp/x"))
 
 
-def test_every_command_applies_the_fused_settings_of_the_environment(tmp_path: Path) -> None:
+def test_the_fused_kernel_is_on_by_default() -> None:
+    assert Settings.load(environ={}).fused_kernel is True
+    assert Settings.load(environ={"ASSESSENGINE_FUSED_KERNEL": "0"}).fused_kernel is False
+
+
+def test_every_command_applies_the_fused_settings_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
 
     try:
         fused_from_environment({"ASSESSENGINE_FUSED_KERNEL": "true",
                                 "ASSESSENGINE_FUSED_CACHE": str(tmp_path),
                                 "ASSESSENGINE_QUEUE_MB": "not read here"})  # fmt: skip
         assert fused.installed_cache_dir() == tmp_path
-        fused_from_environment({})
+        fused_from_environment({"ASSESSENGINE_FUSED_KERNEL": "0"})
         assert fused.installed_cache_dir() is None
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        fused_from_environment({})  # on by default, in the default directory
+        assert fused.installed_cache_dir() == tmp_path / "xdg" / "assessengine" / "fused"
         with pytest.raises(click.UsageError, match="ASSESSENGINE_FUSED_KERNEL"):
             fused_from_environment({"ASSESSENGINE_FUSED_KERNEL": "maybe"})
     finally:
@@ -205,7 +215,7 @@ def test_serve_takes_the_fused_kernel_as_a_flag(tmp_path: Path) -> None:
     try:
         load_settings({"fused_kernel": True, "fused_cache": tmp_path}, None)
         assert fused.installed_cache_dir() == tmp_path
-        load_settings({}, None)
+        load_settings({"fused_kernel": False}, None)  # --no-fused-kernel
         assert fused.installed_cache_dir() is None
     finally:
         fused.uninstall()

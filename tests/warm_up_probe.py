@@ -120,6 +120,10 @@ def main() -> None:
     assert provider is None or len(fused.loaded_modules()) == len(list(lib.entries()))
     for entry in lib.entries():
         warm_up_decoder(lib.layout(entry))
+    # the fused steps come from child processes (a fresh cache): once loaded, their one
+    # signature must take every live batch (compiling inside a batch is disabled)
+    for pending in fused.pending_steps():
+        assert pending.wait(WAIT_S) is not None, pending.error
     before = variants()
     store = MemoryStore()
     transport = FakeTransport()

@@ -91,11 +91,11 @@ class Settings(BaseSettings):
                                                   "use a core) or a thread of the engine's.")
     scoring_linger: float = Field(0.05, ge=0, le=10, description="Seconds scoring waits for "
                                   "more batches before a step when little is queued.")
-    fused_kernel: bool = Field(False, description="Score each rubric with one generated, "
+    fused_kernel: bool = Field(True, description="Score each rubric with one generated, "
                                "compiled function (fused steps; same reports) instead of the "
-                               "table-driven kernel. Experimental: a rubric's first use "
-                               "compiles it (seconds), later processes load it from "
-                               "fused_cache.")
+                               "table-driven kernel. A rubric's step is compiled in a child "
+                               "process the first time (seconds; the table-driven kernel "
+                               "scores meanwhile), later processes load it from fused_cache.")
     fused_cache: Path | None = Field(None, description="With fused_kernel: where the generated "
                                      "modules and their compiled code go; default "
                                      "$XDG_CACHE_HOME/assessengine/fused.")

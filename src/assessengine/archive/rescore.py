@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -45,6 +46,7 @@ from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..core.scoring import Outline
 from ..errors import AssessEngineError, ScoringError
+from ..runtime import fused
 from ..runtime.malloc import keep_freed_memory
 from . import batches
 from .digest import Digests, file_sha256
@@ -100,19 +102,24 @@ class Job:
     scenario: Scenario
     key: str
     reports: bool = True
+    fused_cache: str | None = None
+    """Where the fused steps are (`runtime.fused`: the planning process's, which every worker
+    process then installs too, `_compiled`); None: the table-driven kernel."""
 
     @classmethod
     def of(cls, root: ArchiveRoot, rubric: Rubric, scenario: Scenario, *,
            reports: bool = True) -> Job:  # fmt: skip
+        cache = fused.installed_cache_dir()
         return cls(root.url, dict(root.storage_options), rubric, scenario,
-                   rubric.sha256() + scenario.model_dump_json(), reports)  # fmt: skip
+                   rubric.sha256() + scenario.model_dump_json(), reports,
+                   None if cache is None else str(cache))  # fmt: skip
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled with its rubric and scenario as one opaque blob, unpickled only by a process
         that has not seen `key` yet (`_job`): a job travels inside every task, and rebuilding
         the two pydantic models cost a worker about 1 ms a task (5 % of a 100,000-row task)."""
         return (_job, (self.url, dict(self.storage_options), self.key, self.reports,
-                       _models_blob(self)))  # fmt: skip
+                       _models_blob(self), self.fused_cache))  # fmt: skip
 
 
 _MODELS: dict[str, tuple[Rubric, Scenario]] = {}
@@ -127,13 +134,14 @@ def _models_blob(job: Job) -> bytes:
     return found
 
 
-def _job(url: str, options: dict[str, Any], key: str, reports: bool, blob: bytes) -> Job:
+def _job(url: str, options: dict[str, Any], key: str, reports: bool, blob: bytes,
+         fused_cache: str | None) -> Job:  # fmt: skip
     """A pickled `Job` back (`Job.__reduce__`); its models are loaded from `blob` once per
     process and key."""
     models = _MODELS.get(key)
     if models is None:
         models = _MODELS[key] = pickle.loads(blob)  # our own Job's pickle (Job.__reduce__)
-    return Job(url, options, models[0], models[1], key, reports)
+    return Job(url, options, models[0], models[1], key, reports, fused_cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +225,10 @@ _COMPILED: dict[str, CompiledRubric] = {}
 
 
 def _compiled(job: Job) -> CompiledRubric:
+    """The job's compiled rubric (once per process), with the fused steps installed as the
+    job says (a worker process scores as the planning process does)."""
+    if job.fused_cache is not None and fused.installed_cache_dir() != Path(job.fused_cache):
+        fused.install(Path(job.fused_cache))
     found = _COMPILED.get(job.key)
     if found is None:
         found = _COMPILED[job.key] = compile_rubric(job.rubric, job.scenario)

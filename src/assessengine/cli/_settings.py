@@ -53,7 +53,10 @@ def settings_options(*, exclude: frozenset[str] = frozenset()) -> Callable[[F], 
     def decorate(command: F) -> F:
         for name, field in reversed(Settings.model_fields.items()):
             if name not in exclude and name not in SECRET:
-                command = click.option(flag_name(name), name, **_option(name, field))(command)
+                decls = [flag_name(name), name]
+                if field.get_default() is True:  # a setting on by default: --no-X turns it off
+                    decls[0] += f"/--no-{flag_name(name).removeprefix('--')}"
+                command = click.option(*decls, **_option(name, field))(command)
         return command
 
     return decorate
@@ -103,6 +106,8 @@ def _option(name: str, field: FieldInfo) -> dict[str, Any]:
     }
     kind = _inner(field.annotation)
     if kind is bool:
+        if default is True:
+            return options | {"is_flag": True}
         return options | {"is_flag": True, "flag_value": True}
     if typing.get_origin(kind) is list:
         if typing.get_args(kind) == (Path,):

@@ -9,17 +9,21 @@ output the table-driven kernel uses, with the signature
               oi, of, oc, nd) -> None
 
 (`kernel_types`: the batch's columns, `kernel.admit`'s ordinals, `State`'s five arrays and
-`Out`'s four). It gives the table-driven kernel's decisions, in another order.
+`Out`'s four). It gives the table-driven kernel's decisions, in another order, and leaves the
+state as the kernel leaves it: a state may be stepped by either, batch by batch, in any mix.
 
 Nothing here does I/O: a provider (`runtime.fused.install`) turns a compiled rubric into a
-loaded function, or None where the rubric is not generated (the table-driven kernel then
-scores it). Without a provider, every rubric is scored by the table-driven kernel.
-`scorer.ScoringState` asks for its rubric's function when it is created (at warm-up, never
-inside a batch).
+`PendingStep`, which holds the loaded function once it is compiled (possibly later, in the
+background), or None where the rubric is not generated (the table-driven kernel then scores
+it). Without a provider, every rubric is scored by the table-driven kernel.
+`scorer.ScoringState` asks for its rubric's step when it is created (at warm-up, never inside
+a batch); `scorer.step` uses the fused function from the first batch after it is ready, and
+the table-driven kernel before.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +33,43 @@ if TYPE_CHECKING:
 FusedStep = Callable[..., Any]
 """A loaded `step_rows` (see the module doc)."""
 
-Provider = Callable[["CompiledRubric"], FusedStep | None]
+
+class PendingStep:
+    """A rubric's fused step, ready now or later: `step` is None until the provider has
+    compiled or loaded it (then the function, for good), or for good when that failed
+    (`error` says why). Reading `step` is one attribute load: `scorer.step` reads it at every
+    batch."""
+
+    __slots__ = ("_done", "error", "step")
+
+    def __init__(self, step: FusedStep | None = None) -> None:
+        self.step: FusedStep | None = step
+        self.error: str | None = None
+        self._done = threading.Event()
+        if step is not None:
+            self._done.set()
+
+    def resolve(self, step: FusedStep) -> None:
+        """The function is ready: batches from now on use it."""
+        self.step = step
+        self._done.set()
+
+    def fail(self, error: str) -> None:
+        """No function will come (the table-driven kernel keeps scoring); `error` says why."""
+        self.error = error
+        self._done.set()
+
+    def done(self) -> bool:
+        """Whether the provider has finished (`step` set, or `error`)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> FusedStep | None:
+        """Wait until `done` (at most `timeout` seconds); the function, or None."""
+        self._done.wait(timeout)
+        return self.step
+
+
+Provider = Callable[["CompiledRubric"], PendingStep | None]
 
 _provider: list[Provider] = []
 
@@ -45,6 +85,7 @@ def provider() -> Provider | None:
     return _provider[0] if _provider else None
 
 
-def fused_step_for(compiled: CompiledRubric) -> FusedStep | None:
-    """The fused step of this rubric from the installed provider, or None."""
+def fused_step_for(compiled: CompiledRubric) -> PendingStep | None:
+    """The fused step of this rubric from the installed provider (maybe not ready yet), or
+    None."""
     return _provider[0](compiled) if _provider else None

@@ -12,6 +12,7 @@ leaves the state as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,9 +24,11 @@ from ..errors import ScoringError
 from . import kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
-from .fused_step import FusedStep, fused_step_for
+from .fused_step import FusedStep, PendingStep, fused_step_for
 from .kernel_types import Out, Rows, State
 from .report import CONTRIB_MAX
+
+log = logging.getLogger(__name__)
 
 SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
 
@@ -75,12 +78,22 @@ class ScoringState:
     otherwise scatter a step's sessions over the whole table; docs/architecture.md)."""
 
     def __init__(
-        self, compiled: CompiledRubric, capacity: int, *, fused: FusedStep | None = None
+        self,
+        compiled: CompiledRubric,
+        capacity: int,
+        *,
+        fused: FusedStep | None = None,
+        table_only: bool = False,
     ) -> None:
         self.compiled = compiled
         # the rubric's fused step (`fused_step`): given, else the installed provider's (None:
-        # the table-driven kernel); loaded here, at the state's creation, not in a batch
-        self.fused = fused if fused is not None else fused_step_for(compiled)
+        # the table-driven kernel); asked for here, at the state's creation, not in a batch;
+        # it may become ready later (compiled in the background): `fused` tells
+        # (`table_only`: none asked for)
+        self.fused_pending: PendingStep | None = (
+            PendingStep(fused) if fused is not None
+            else None if table_only else fused_step_for(compiled)
+        )  # fmt: skip
         self.capacity = 0
         self.slot_of: dict[str, int] = {}
         self.session_of: dict[int, str] = {}
@@ -112,6 +125,13 @@ class ScoringState:
         cls, compiled: CompiledRubric, *, capacity: int = 1024, fused: FusedStep | None = None
     ) -> ScoringState:
         return cls(compiled, capacity, fused=fused)
+
+    @property
+    def fused(self) -> FusedStep | None:
+        """The rubric's fused step if it is ready (the next batch uses it), else None (the
+        table-driven kernel scores the batch)."""
+        pending = self.fused_pending
+        return None if pending is None else pending.step
 
     @property
     def arrays(self) -> State:
@@ -409,8 +429,13 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         )
     nonsample = nonsample[:m]
     touched = touched[:u]
-    if state.fused is not None:  # one compiled pass, no work arrays: no sub-steps either
-        return _advance_fused(compiled, state, state.fused, sess, batch, ordinal, u)
+    # a state of one slot has arrays contiguous both ways, which numba types otherwise than
+    # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
+    fused = state.fused if state.capacity > 1 else None
+    if fused is not None:  # one compiled pass, no work arrays: no sub-steps either
+        done = _advance_fused(compiled, state, fused, sess, batch, ordinal, u)
+        if done is not None:
+            return done
     if n <= SCRATCH_ROWS:
         return _advance(compiled, state, sess, batch, ordinal, nonsample, touched)
     parts = []
@@ -464,16 +489,51 @@ def _advance_fused(
     batch: EventBatch,
     ordinal: NDArray[np.int64],
     touched: int,
-) -> Decisions:
+) -> Decisions | None:
     """`_advance` by the rubric's fused step (`fused_step`): hold, guards and automata in one
-    pass over the admitted rows of `touched` sessions; the decisions taken."""
+    pass over the admitted rows of `touched` sessions; the decisions taken. None, with
+    nothing changed, when the function has no compiled variant for these arguments' types
+    (the provider compiles one signature and then forbids compiling inside a batch: numba
+    refuses the call before it runs); the state is then scored by the table-driven kernel
+    from now on."""
     sessions = min(len(batch), touched)
     out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
-    fused(
+    try:
+        fused(*_fused_args(state, sess, batch, ordinal, out))
+    except TypeError as exc:  # "No matching definition": raised before the function runs
+        log.warning("scoring: the fused step of rubric %r does not take this batch's arrays "
+                    "(%s); the table-driven kernel scores it from now on",
+                    compiled.rubric.rubric, str(exc).splitlines()[0])  # fmt: skip
+        state.fused_pending = None
+        return None
+    return _decisions(out, state.slot_of_row)
+
+
+def _fused_args(
+    state: ScoringState,
+    sess: NDArray[np.uint32],
+    batch: EventBatch,
+    ordinal: NDArray[np.int64],
+    out: Out,
+) -> tuple[NDArray[Any], ...]:
+    """The arguments of a fused step (`fused_step`'s signature), in order."""
+    return (
         sess, batch.seq, batch.t, batch.event, batch.signals, ordinal, state.sess_i,
         state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc, out.nd,
     )  # fmt: skip
-    return _decisions(out, state.slot_of_row)
+
+
+def fused_probe_args(compiled: CompiledRubric) -> tuple[NDArray[Any], ...]:
+    """Arguments of the kinds a live step passes to `compiled`'s fused step, for a batch of
+    no rows (nothing is read or written): the state's and the output's arrays as `step`
+    makes them (their types are what a provider compiles the function for), the batch's
+    columns as plain arrays (a provider takes them of any layout, read-only or not)."""
+    state = ScoringState(compiled, 64, table_only=True)
+    sess = np.zeros(0, np.uint32)
+    batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
+                       np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
+    out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2)
+    return _fused_args(state, sess, batch, np.zeros(0, np.int64), out)
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all

@@ -14,36 +14,53 @@ kernel. For a compiled rubric the provider
    function's environment by importing its module by name; registered, the next process loads
    the compiled function instead of compiling it again (a closure could not be cached at all).
 
+4. compiles the module's ``step_rows`` for ONE signature (`signature`) and disables any
+   other compile on it (`_ready`): a call of other array types converts to it or is refused
+   before it runs, never compiled inside a batch. When numba's disk cache has the function,
+   that is a load, done before the asking state is used; else a background thread has a
+   child process compile it into the cache (`compile_in_child`: numba's compile holds the
+   GIL, a child leaves this process's batches alone) and then loads it, while the
+   table-driven kernel scores (`fused_step.PendingStep`).
+
 The directory is the setting ``fused_cache``, else ``$XDG_CACHE_HOME/assessengine/fused``,
-else ``~/.cache/assessengine/fused``. The command line's process (every command) and
-`serve`'s scoring process (as its parent) install it (not yet `rescore`'s Dask workers) when
-the setting ``fused_kernel`` is on (`configure`); off by default (docs/performance.md).
-Loaded functions are kept per key for the process's life.
+else ``~/.cache/assessengine/fused``. The command line's process (every command), `serve`'s
+scoring process (as its parent) and `rescore`'s Dask workers (from the job) install it when
+the setting ``fused_kernel`` is on (`configure`; the default). Loaded functions are kept per
+key for the process's life.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
+import pickle
+import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
+from numba import typeof
+from numba.core import types
 from numba.core.registry import CPUDispatcher
 
 from .. import __version__
 from ..core import fused_step
 from ..core.compiler import CompiledRubric
 from ..core.fused_source import GENERATOR_VERSION, FusedUnsupportedError, fused_source
+from ..core.scorer import fused_probe_args
+
+log = logging.getLogger(__name__)
 
 PREFIX = "assessengine_fused_"
 
 _lock = threading.Lock()
 _modules: dict[str, ModuleType] = {}  # key -> imported module
+_pending: dict[str, fused_step.PendingStep] = {}  # key -> its step, ready or on its way
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -59,51 +76,161 @@ def module_key(source: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def signature(compiled: CompiledRubric) -> tuple[types.Type, ...]:
+    """The one signature a rubric's fused step is compiled for: the state's and the output's
+    array types as `scorer.step` makes them (`scorer.fused_probe_args`), the batch's columns
+    (and the step's session rows and ordinals) as read-only arrays of any layout, so that
+    plain arrays, read-only record views and strided column slices all convert to it (numba
+    converts a call's arrays only once compiling is disabled, `_ready`)."""
+    probe = fused_probe_args(compiled)
+    args: list[types.Type] = [typeof(a) for a in probe]  # type: ignore[no-untyped-call]
+    for k in _BATCH_ARGS:
+        a = args[k]
+        assert isinstance(a, types.Array)
+        args[k] = types.Array(a.dtype, a.ndim, "A", readonly=True)
+    return tuple(args)
+
+
+_BATCH_ARGS = range(6)  # sess, seq, t, event, signals, ordinal (`fused_step`'s signature)
+
+Compiler = Callable[[Path, str, tuple[types.Type, ...]], str | None]
+"""Compiles a generated module's step for a signature into numba's disk cache, elsewhere
+(`compile_in_child`): (module file, module name, signature) -> None, or why it failed."""
+
+
 class FusedProvider:
-    """Generated modules in `cache_dir`, loaded once per process (see the module doc)."""
+    """Generated modules in `cache_dir`, loaded once per process (see the module doc).
 
-    def __init__(self, cache_dir: Path) -> None:
+    A rubric's step is ready at once when numba's disk cache has it (loaded here, before the
+    state that asked is used: a starting engine is ready with it); else it is compiled in
+    another process by `compiler` while the table-driven kernel scores (`background`), or
+    here, before returning (not `background`: benchmarks, tests)."""
+
+    def __init__(
+        self, cache_dir: Path, *, background: bool = True, compiler: Compiler | None = None
+    ) -> None:
         self.cache_dir = cache_dir
+        self.background = background
+        self.compiler: Compiler = compiler or compile_in_child
 
-    def __call__(self, compiled: CompiledRubric) -> fused_step.FusedStep | None:
+    def __call__(self, compiled: CompiledRubric) -> fused_step.PendingStep | None:
         try:
             source = fused_source(compiled)
         except FusedUnsupportedError:
             return None
         key = module_key(source)
         with _lock:
+            pending = _pending.get(key)
+            if pending is not None:
+                return pending
             module = _modules.get(key)
             if module is None:
                 module = _modules[key] = self._load(key, source)
-        step: fused_step.FusedStep = module.step_rows
-        return step
+            pending = _pending[key] = fused_step.PendingStep()
+        step: CPUDispatcher = module.step_rows
+        sig = signature(compiled)
+        if not self.background or _in_disk_cache(step, sig):
+            _ready(pending, step, sig)
+        else:
+            path = Path(module.__file__ or "")
+            threading.Thread(target=self._compile, args=(pending, step, path, sig),
+                             name=f"fused-compile-{key[:8]}", daemon=True).start()  # fmt: skip
+        return pending
+
+    def _compile(self, pending: fused_step.PendingStep, step: CPUDispatcher, path: Path,
+                 sig: tuple[types.Type, ...]) -> None:  # fmt: skip
+        """In the background: compile elsewhere into the disk cache, then load it here."""
+        try:
+            failed = self.compiler(path, step.__module__, sig)
+            if failed is not None:
+                raise RuntimeError(failed)
+            _ready(pending, step, sig)
+        except Exception as exc:  # the table-driven kernel keeps scoring this rubric
+            log.warning("fused steps: %s: not compiled (%s); the table-driven kernel scores "
+                        "its rubric", path.name, exc)  # fmt: skip
+            with _lock:
+                _pending.pop(module_key_of(path), None)  # a later state may try again
+            pending.fail(str(exc))
 
     def _load(self, key: str, source: str) -> ModuleType:
-        name = PREFIX + key
-        path = self.cache_dir / f"{name}.py"
+        path = self.cache_dir / f"{PREFIX}{key}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != source:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".tmp-", suffix=".py")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(source)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # numba's cache imports the module by name (module doc)
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return module
+        return import_generated(path, PREFIX + key)
 
 
-def install(cache_dir: Path) -> FusedProvider:
+def module_key_of(path: Path) -> str:
+    """The key of a generated module from its file's name."""
+    return path.stem.removeprefix(PREFIX)
+
+
+def import_generated(path: Path, name: str) -> ModuleType:
+    """Import the generated module at `path` as `name`, registered in `sys.modules` before it
+    runs (numba's cache imports the module by name: module doc)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _in_disk_cache(step: CPUDispatcher, sig: tuple[types.Type, ...]) -> bool:
+    """Whether numba's disk cache holds `step` compiled for `sig` (a load, not a compile)."""
+    cache = getattr(step, "_cache", None)
+    try:
+        return cache is not None and cache.load_overload(sig, step.targetctx) is not None
+    except Exception:  # an unreadable cache entry: as if absent (compiled again)
+        return False
+
+
+def _ready(pending: fused_step.PendingStep, step: CPUDispatcher,
+           sig: tuple[types.Type, ...]) -> None:  # fmt: skip
+    """Compile (or load) `step` for `sig` in this process, forbid any other variant (a call
+    of other types then converts to `sig`, or is refused before it runs: never a compile
+    inside a batch) and make it the pending step's function."""
+    step.compile(sig)
+    step.disable_compile()
+    pending.resolve(step)
+
+
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from assessengine.runtime.fused_compile import run; run()")
+
+COMPILE_TIMEOUT_S = 1800.0
+"""Bound of a child's compile (minutes at most on a busy machine; only a hang reaches it)."""
+
+
+def compile_in_child(path: Path, name: str, sig: tuple[types.Type, ...]) -> str | None:
+    """`Compiler` in a child process (`runtime.fused_compile`): numba's compile holds the
+    GIL for most of its seconds, which a thread here would take from the live batches; the
+    child uses another core and leaves the compiled function in the disk cache. None, or the
+    last line the child wrote to stderr when it failed."""
+    package_root = Path(__file__).resolve().parents[2]  # this package, whatever sys.path says
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(package_root)],
+        input=pickle.dumps((str(path), name, sig)), capture_output=True,
+        timeout=COMPILE_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def install(cache_dir: Path, *, background: bool = True) -> FusedProvider:
     """Score every rubric of this process's new `ScoringState`s with fused steps from
-    `cache_dir`."""
-    provider = FusedProvider(cache_dir)
+    `cache_dir` (compiled in the background when not in the disk cache: `FusedProvider`)."""
+    provider = FusedProvider(cache_dir, background=background)
     fused_step.set_provider(provider)
     return provider
 
@@ -133,6 +260,12 @@ def loaded_modules() -> list[ModuleType]:
     """The generated modules this process has loaded."""
     with _lock:
         return list(_modules.values())
+
+
+def pending_steps() -> list[fused_step.PendingStep]:
+    """The steps this process has asked for, ready or on their way."""
+    with _lock:
+        return list(_pending.values())
 
 
 def compilations() -> int:

@@ -1,0 +1,32 @@
+"""The child process of `runtime.fused.compile_in_child`: compile one generated fused step
+into numba's disk cache.
+
+`run` reads, pickled on stdin, (module file, module name, signature); imports the module as
+the parent does (`fused.import_generated`) and compiles its ``step_rows`` for the signature
+(numba saves it beside the module, in its ``__pycache__``); exits with status 0, or 1 with
+the error as the last line on stderr."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+from .fused import import_generated
+
+
+def compile_step(path: Path, name: str, sig: tuple[object, ...]) -> None:
+    """Compile the step of the generated module at `path` for `sig` (into numba's cache)."""
+    module = import_generated(path, name)
+    module.step_rows.compile(sig)
+
+
+def run() -> None:
+    """The child's main: see the module doc."""
+    try:
+        path, name, sig = pickle.loads(sys.stdin.buffer.read())  # from our own parent
+        compile_step(Path(path), name, sig)
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
