@@ -134,29 +134,23 @@ def admit(
 
 
 @njit(cache=True, nogil=True)
-def rows_of(slots, row_of, rows, new):
-    """rows[i] = row_of[slots[i]]; the slots without a row (-1) go to new[:k], each once, in
-    the order of their first occurrence, and are marked -2 in row_of (the caller gives each a
-    row before anything else reads row_of; their rows[i] are left for it). Returns k."""
+def rows_of(slots, row_of, slot_of_row, rows, free):
+    """rows[i] = row_of[slots[i]], in one pass: a slot without a row (-1) takes the next of
+    the free rows `free` (in the order they are to be taken) at its first occurrence, and
+    row_of / slot_of_row are updated. Returns k, how many of `free` were taken (free[:k]: the
+    caller resets them and drops them from its free rows). `free` must hold at least as many
+    rows as there are distinct slots without one."""
     k = 0
     for i in range(slots.shape[0]):
         s = slots[i]
         r = row_of[s]
-        if r == -1:
-            row_of[s] = -2
-            new[k] = s
+        if r < 0:
+            r = free[k]
             k += 1
+            row_of[s] = r
+            slot_of_row[r] = s
         rows[i] = r
     return k
-
-
-@njit(cache=True, nogil=True)
-def fill_rows(slots, row_of, rows):
-    """rows[i] = row_of[slots[i]] where `rows_of` left rows[i] negative (the slots that had no
-    row): a sequential pass over `rows` that gathers only those, not every slot again."""
-    for i in range(slots.shape[0]):
-        if rows[i] < 0:
-            rows[i] = row_of[slots[i]]
 
 
 @njit(cache=True, nogil=True)

@@ -98,7 +98,11 @@ class ScoringState:
         self.slot_of: dict[str, int] = {}
         self.session_of: dict[int, str] = {}
         self._free: list[int] = []
-        self._free_rows: list[int] = []
+        # the free rows, a stack whose top is the start: _free_rows[_top:] in the order they
+        # are taken (the lowest first after a growth), so a step hands them to the kernel as
+        # one contiguous view (`kernel.rows_of`) and pushes and pops move `_top`
+        self._free_rows = np.zeros(0, np.int32)
+        self._top = 0
         self.row_of = np.zeros(0, np.int32)  # slot -> row of the state arrays, -1 = none yet
         self.slot_of_row = np.zeros(0, np.int32)  # row -> slot
         n_sig, n_crit = compiled.n_signals, compiled.n_criteria
@@ -148,19 +152,16 @@ class ScoringState:
         """The state arrays' rows of these slots (open sessions), a fresh array. A slot without
         one yet (no batch or close has named it) gets the lowest free row, with a fresh
         session's state, in the order of the slots' first occurrence."""
-        n = slots.shape[0]
-        rows = np.empty(n, np.int32)
-        new = self.scratch("new_slots", (1, n), np.int64)[0]
-        k = kernel.rows_of(slots, self.row_of, rows, new)
+        rows = np.empty(slots.shape[0], np.int32)
+        free = self._free_rows[self._top :]
+        k = kernel.rows_of(slots, self.row_of, self.slot_of_row, rows, free)
         if k == 0:
             return rows
-        taken = np.array(_popped(self._free_rows, k), np.int32)
-        self.row_of[new[:k]] = taken
-        self.slot_of_row[taken] = new[:k]
+        taken = free[:k]
+        self._top += k
         lo, hi = int(taken.min()), int(taken.max())
         self._reset(slice(lo, hi + 1) if hi - lo + 1 == k else taken, lo >= self._pristine_from)
         self._pristine_from = max(self._pristine_from, hi + 1)
-        kernel.fill_rows(slots, self.row_of, rows)  # every slot has its row now
         return rows
 
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
@@ -208,7 +209,8 @@ class ScoringState:
         was not open is freed (the session gets a fresh row at its first batch)."""
         stale = self.row_of[taken]
         if (stale >= 0).any():
-            self._free_rows.extend(stale[stale >= 0].tolist())
+            for row in stale[stale >= 0].tolist():
+                self._push_row(row)
             self.row_of[taken] = -1
 
     def release(self, session_ids: Sequence[str]) -> None:
@@ -220,7 +222,12 @@ class ScoringState:
             row = int(self.row_of[slot])
             if row >= 0:
                 self.row_of[slot] = -1
-                self._free_rows.append(row)
+                self._push_row(row)
+
+    def _push_row(self, row: int) -> None:
+        """Make `row` free: it is the next one taken."""
+        self._top -= 1
+        self._free_rows[self._top] = row
 
     def scratch(self, name: str, shape: tuple[int, int], dtype: type) -> NDArray[Any]:
         """A C-contiguous work array of this shape, reused from step to step (fresh arrays of
@@ -290,7 +297,12 @@ class ScoringState:
         )
         # the new slots and rows go under the free ones: those are taken first
         self._free[:0] = range(capacity - 1, self.capacity - 1, -1)
-        self._free_rows[:0] = range(capacity - 1, self.capacity - 1, -1)
+        free_rows = np.concatenate(
+            [self._free_rows[self._top :], np.arange(self.capacity, capacity, dtype=np.int32)]
+        )
+        self._free_rows = np.zeros(capacity, np.int32)
+        self._top = capacity - free_rows.shape[0]
+        self._free_rows[self._top :] = free_rows
         self.capacity = capacity
 
 
