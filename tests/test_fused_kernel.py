@@ -293,6 +293,38 @@ def test_with_an_empty_cache_scoring_starts_at_once_and_switches_when_compiled(
     assert got == reference
 
 
+def test_a_process_that_finds_the_step_being_compiled_waits_and_loads_it(
+    tmp_path: Path,
+) -> None:
+    """Processes that start together with one rubric compile its step once: the one that
+    finds the compile lock held waits, then loads what the holder compiled (its own
+    compiler never runs)."""
+    from assessengine.core.fused_source import fused_source as source_of  # noqa: PLC0415
+
+    rubric, _ = _small()
+    alone = rubric.model_copy(update={"criteria": _forklift_like()[0].criteria[1:2]})
+    compiled = compile_rubric(alone, SCENARIO)
+    calls: list[str] = []
+
+    def counted(path: Path, name: str, sig: Any) -> str | None:
+        calls.append(name)
+        return fused.compile_in_child(path, name, sig)
+
+    fused_step.set_provider(fused.FusedProvider(tmp_path, compiler=counted))
+    path = tmp_path / f"{fused.PREFIX}{fused.module_key(source_of(compiled))}.py"
+    try:
+        with fused.compile_lock(path):  # "another process" holds it while compiling
+            pending = ScoringState.new(compiled, capacity=4).fused_pending
+            assert pending is not None
+            assert not pending.done()
+            assert fused.compile_in_child(path, fused.PREFIX + fused.module_key_of(path),
+                                          fused.signature(compiled)) is None  # fmt: skip
+        assert pending.wait(600) is not None, pending.error
+        assert calls == []
+    finally:
+        fused.uninstall()
+
+
 def test_a_compile_that_fails_leaves_the_table_kernel_scoring(tmp_path: Path) -> None:
     rubric, _ = _small()
 

@@ -31,6 +31,7 @@ key for the process's life.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -40,7 +41,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -141,9 +143,11 @@ class FusedProvider:
                  sig: tuple[types.Type, ...]) -> None:  # fmt: skip
         """In the background: compile elsewhere into the disk cache, then load it here."""
         try:
-            failed = self.compiler(path, step.__module__, sig)
-            if failed is not None:
-                raise RuntimeError(failed)
+            with compile_lock(path):  # another process compiling it: wait, then load
+                if not _in_disk_cache(step, sig):
+                    failed = self.compiler(path, step.__module__, sig)
+                    if failed is not None:
+                        raise RuntimeError(failed)
             _ready(pending, step, sig)
         except Exception as exc:  # the table-driven kernel keeps scoring this rubric
             log.warning("fused steps: %s: not compiled (%s); the table-driven kernel scores "
@@ -182,6 +186,19 @@ def import_generated(path: Path, name: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+@contextmanager
+def compile_lock(path: Path) -> Iterator[None]:
+    """Hold the generated module's compile lock (an advisory ``flock`` on ``<module>.lock``
+    beside it): the processes that start together with the same rubric (`serve` and its
+    scoring process, `rescore`'s workers) compile its step once, the others wait and load it."""
+    fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the flock
 
 
 def _in_disk_cache(step: CPUDispatcher, sig: tuple[types.Type, ...]) -> bool:
