@@ -130,6 +130,27 @@ def test_a_caller_that_stops_early_leaves_the_reader_closed_and_no_thread(how: s
     assert len(source.asked_at_start) <= 4
 
 
+def test_an_error_closing_the_reader_reaches_the_caller_after_the_last_item() -> None:
+    """(It left the caller waiting for an end that never came.)"""
+
+    class Items:
+        def __init__(self) -> None:
+            self.left = iter(range(3))
+
+        def __iter__(self) -> Items:
+            return self
+
+        def __next__(self) -> int:
+            return next(self.left)
+
+        def close(self) -> None:
+            raise EventsError("f.parquet: cannot be closed")
+
+    assert _collect(read_ahead(Items(), name=NAME)) == ([0, 1, 2],
+                                                          "f.parquet: cannot be closed")
+    assert not _threads_named(NAME)
+
+
 # ------------------------------------------------------------------ the Parquet reader's memory
 
 

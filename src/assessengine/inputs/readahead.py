@@ -17,7 +17,9 @@ The contract:
 - **one item ahead at most**: the thread starts the item k + 1 only once the caller has asked
   for item k (so it has finished with item k - 1); memory holds the item the caller works on
   and the one being read, never more;
-- `items` is iterated (and, when it is a generator, closed) on the thread alone; when the
+- `items` is iterated (and, when it is a generator, closed) on the thread alone; an error
+  closing it reaches the caller after the last item (unless the caller has stopped, or has
+  an error of the reader's already); when the
   caller stops early (``break``, an exception, closing the generator `read_ahead` returns),
   the thread finishes the item it is reading, closes `items` (so its file is closed) and is
   joined before control returns to the caller.
@@ -91,8 +93,13 @@ class _ReadAhead:
             self._error = exc
             self._slot = _DONE
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-            if self._slot is _DONE:
-                self._ready.release()
+            try:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as exc:  # the caller's error, unless it has one already
+                if self._error is None:
+                    self._error = exc
+            finally:  # the caller learns of the end whatever closing the reader did
+                if self._slot is _DONE:
+                    self._ready.release()
