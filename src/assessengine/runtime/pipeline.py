@@ -19,6 +19,7 @@ read-only after `load` and may be shared.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -322,9 +323,18 @@ class Scorer:
         release the slot. None when the session is not open here (closed already)."""
         return self.close_many([(session, close_t)]).get(session)
 
-    def close_many(self, closing: Sequence[tuple[str, float]]) -> dict[str, SessionReport]:
+    def close_many(
+        self, closing: Sequence[tuple[str, float]], *, scored: Rows | None = None
+    ) -> dict[str, SessionReport]:
         """`close` for many sessions: one kernel call per rubric, one store transaction.
-        Sessions that are not open here are left out of the result."""
+        Sessions that are not open here are left out of the result.
+
+        scored: decisions `score(..., save=False)` returned just before, saved in the same
+        transaction as the closes' decisions and reports (before them, each session's rows in
+        order): the rows stored are those of `score` then `close_many`, one transaction fewer.
+        They are saved even when closing fails. (A session re-scored from the store here saves
+        what its replay finds missing first; the stores keep one decision per criterion, so
+        its rows in `scored` are not stored twice.)"""
         groups: dict[int, tuple[_Track, list[str], list[float]]] = {}
         reports: dict[str, SessionReport] = {}
         seen: set[str] = set()
@@ -341,12 +351,14 @@ class Scorer:
             group = groups.setdefault(id(track), (track, [], []))
             group[1].append(session)
             group[2].append(close_t)
-        rows: Rows = {}
+        rows: Rows = {sid: list(taken) for sid, taken in (scored or {}).items()}
         closed: dict[str, SessionReport] = {}
-        for track, sessions, times in groups.values():
-            closed.update(self._close(track, sessions, times, rows))
-        if closed:
-            self._save(rows, {sid: r.to_data() for sid, r in closed.items()})
+        try:
+            for track, sessions, times in groups.values():
+                closed.update(self._close(track, sessions, times, rows))
+        finally:
+            if closed or rows:
+                self._save(rows, {sid: r.to_data() for sid, r in closed.items()})
         return reports | closed
 
     # -------------------------------------------------------------------------- saving
@@ -580,6 +592,27 @@ thousands of young containers alive for a while (queued batches, decisions await
 session's close) and makes no garbage cycles of its own. With CPython's default (700, 10,
 10) the collector made about 370 passes per 4.5 M-event benchmark round (64 KiB frames),
 about 75 ms holding the GIL that both threads need; with these, two passes and 15 ms."""
+
+
+def score_then_close(
+    scorer: Scorer, batches: Sequence[tuple[str, Columns]], closing: Sequence[tuple[str, float]]
+) -> int:
+    """One submission of a scoring backend: `scorer.score(batches)` then
+    `scorer.close_many(closing)`, each `guarded` (a failure of one is logged and does not stop
+    the other), their decisions and reports saved in ONE store transaction (the rows stored
+    are those of the two calls one after the other). Returns how many of the two failed."""
+    scored: Rows = {}
+    failed = 0
+    if batches:
+        failed += not guarded("score", _score_into, scorer, batches, scored)
+    if closing or scored:
+        close = functools.partial(scorer.close_many, scored=scored)
+        failed += not guarded(f"close {len(closing)} session(s)", close, closing)
+    return failed
+
+
+def _score_into(scorer: Scorer, batches: Sequence[tuple[str, Columns]], out: Rows) -> None:
+    out.update(scorer.score(batches, save=False))
 
 
 def settle_collector() -> tuple[int, int, int]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..core.codec import Columns
 from ..storage.port import Store
-from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded
+from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, score_then_close
 
 Opens = Sequence[tuple[str, RubricEntry, bool]]
 """Sessions to open: (session id, its rubric, replay: rebuild its state from the store, the
@@ -147,10 +147,7 @@ class ThreadScoring:
         for session, entry, replay in opens:
             self._guarded(f"open {session!r}", partial(scorer.open, replay=replay), session,
                           entry)  # fmt: skip
-        if batches:
-            self._guarded("score", scorer.score, [(s, cols) for s, cols, _ in batches])
-        if closes:
-            self._guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
+        self._errors += score_then_close(scorer, [(s, cols) for s, cols, _ in batches], closes)
         on_done()
 
     def idle(self) -> None:

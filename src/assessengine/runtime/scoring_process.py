@@ -48,7 +48,15 @@ import numpy as np
 
 from ..core.codec import FIXED_BYTES, Columns, Layout, records_view
 from .fused import configure, installed_cache_dir
-from .pipeline import Recovery, RubricEntry, RubricLibrary, Scorer, guarded, settle_collector
+from .pipeline import (
+    Recovery,
+    RubricEntry,
+    RubricLibrary,
+    Scorer,
+    guarded,
+    score_then_close,
+    settle_collector,
+)
 from .scoring import Batches, Closes, Opens, ScoringBackendError, StoreOpener
 
 log = logging.getLogger(__name__)
@@ -421,17 +429,15 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
             if entry is not None:
                 errors += not guarded(f"open {session!r}", functools.partial(
                     scorer.open, replay=replay), session, entry)  # fmt: skip
+        batches = []
         if parts:
             assert buffer is not None
-            batches = []
             for session, kind, offset, n in parts:
                 layout = scorer.layout_of(session)
                 if layout is not None:  # else not open here: `score` would ignore it too
                     batches.append((session, buffer.view(kind, offset, n, layout)))
-            errors += not guarded("score", scorer.score, batches)
-            del batches
-        if closes:
-            errors += not guarded(f"close {len(closes)} session(s)", scorer.close_many, closes)
+        errors += score_then_close(scorer, batches, closes)
+        del batches
         conn.send(("done", _counts(scorer, errors)))
 
 
