@@ -26,6 +26,7 @@ from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
 from assessengine.core.scorer import ScoringState, close, step
 from assessengine.core.scoring import DecisionLog
+from assessengine.errors import ScoringError
 from assessengine.runtime import fused
 
 from .strategies import SCENARIO, rubrics, session_sets
@@ -323,6 +324,54 @@ def test_a_process_that_finds_the_step_being_compiled_waits_and_loads_it(
         assert calls == []
     finally:
         fused.uninstall()
+
+
+@pytest.mark.parametrize("breach", ["seq_repeated", "t_backwards", "t_nan", "t_negative",
+                                    "after_the_last_batch"])  # fmt: skip
+def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
+    provider: fused.FusedProvider, breach: str
+) -> None:
+    """The fused step checks the whole batch's order before it moves anything (`admit`
+    folded in): a row that breaks its session's order (late in the batch, after rows of the
+    same and other sessions) raises ScoringError naming it, the state as it was (but the
+    stamps); the good rows then score to the reference's reports."""
+    rubric, sessions = _forklift_like()
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    assert state.fused is not None
+    slots = state.open([s.session for s in sessions])
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    rows.sort(key=lambda r: (r[1].t, r[1].seq))  # interleaved, each session in order
+    log = DecisionLog(compiled)
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rows[:40])))
+    rest = batch_from_events(SCENARIO, rows[40:])
+    bad = len(rest) - 3
+    previous = [k for k in range(bad) if rest.session[k] == rest.session[bad]][-1]
+    if breach == "seq_repeated":
+        rest.seq[bad] = rest.seq[previous]
+    elif breach == "t_backwards":
+        rest.t[bad] = rest.t[previous] - 1.0
+    elif breach == "t_nan":
+        rest.t[bad] = np.nan
+    elif breach == "t_negative":
+        rest.t[bad] = -0.5
+    else:  # the batch's first row of a session goes before that session's last stepped row
+        first = int(rest.session[0])
+        bad = 0
+        rest.seq[0] = max(e.seq for slot, e in rows[:40] if slot == first)
+    before = [a.copy() for a in state.arrays]
+    with pytest.raises(ScoringError, match=f"row {bad}: "):
+        step(compiled, state, rest)
+    after = state.arrays
+    assert np.array_equal(before[0][:, :3], after.sess_i[:, :3])  # not the stamps
+    for was, now in zip(before[1:], after[1:], strict=True):
+        assert np.array_equal(was, now, equal_nan=True)
+    assert state.fused is not None  # still the fused step's state
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rows[40:])))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
 def test_a_compile_that_fails_leaves_the_table_kernel_scoring(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ criterion of the rubric over a batch's rows in ONE pass: per row it loads the se
 signals, updates them (sample-and-hold, the session extremes), evaluates every guard and
 metric expression as scalar code on locals (each distinct sub-expression once), and steps
 each still-pending criterion's automaton with straight-line code whose parameters, state
-offsets and guard ids are constants. It replaces, for one step, `kernel.hold`,
+offsets and guard ids are constants. It replaces, for one step, `kernel.admit` (a check
+pass over the batch first, then admit's updates row by row), `kernel.hold`,
 `scorer.columns_for` (the condition program), `scorer._sparse_rows` and `kernel.advance`, on
 the same state arrays and the same decision output (`kernel_types.Out`); the close is
 unchanged.
@@ -51,13 +52,14 @@ from .compiler import (
     TO_PASS,
     CompiledRubric,
 )
-from .kernel import FIRST_SEQ, FIRST_T, HELD
+from .kernel import FIRST_SEQ, FIRST_T, HELD, LAST_SEQ, LAST_T, N_EVENTS, STAMP
 
 # the session columns of kernel.py (its constants: a layout change there is one here too)
 _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
+_LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 1  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 2  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -596,17 +598,58 @@ class _Gen:
                 name = self.c.rubric.criteria[c].id
                 blocks += [f"# criterion {c}: {name}", *lines]
         exprs = self.ex.lines  # filled while the criteria asked for guards and values
-        body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", "o = ordinal[i]",
+        body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
                 *self.hold(), *exprs, *blocks]  # fmt: skip
         head = _PRELUDE.format(FAIL=FAIL, PASS=PASS, NOT_APPLICABLE=NOT_APPLICABLE)
         fn = ["@njit(cache=True, nogil=True, error_model=\"numpy\")",
-              "def step_rows(sess, seq, t, event, signals, ordinal, sess_i, sess_f, si, sf, "
-              "verdict, oi, of, oc, nd):",
-              '    """Advance every criterion over rows 0..n-1 of the batch (see the '
-              'generator)."""',
+              "def step_rows(sess, seq, t, event, signals, last_seq, last_t, stamp, sess_i, "
+              "sess_f, si, sf, verdict, oi, of, oc, nd):",
+              '    """Check the batch\'s order, then admit, hold and advance every criterion '
+              'over rows 0..n-1 (see the generator): -1, or the first row out of order."""',
+              *_CHECK,
               "    for i in range(sess.shape[0]):"]  # fmt: skip
         fn += ["        " + line for line in body]
+        fn += ["    return -1"]
         return head + "\n" + "\n".join(fn) + "\n"
+
+
+# `kernel.admit`'s order check, read-only on the state (but for the batch's stamp, a mark):
+# each session's last seq and t as of the batch's previous row go to the per-slot scratch
+# `last_seq` / `last_t` (taken from the state at the session's first row in the batch), so a
+# batch out of order returns before any column or criterion moved: nothing to restore.
+_CHECK = [
+    "    for i in range(sess.shape[0]):",
+    "        s = sess[i]",
+    "        ti = t[i]",
+    "        if not (ti >= 0.0 and ti < math.inf):",
+    "            return i",
+    "        sq = seq[i]",
+    f"        if sess_i[s, {_STAMP}] != stamp:",
+    f"            sess_i[s, {_STAMP}] = stamp",
+    f"            if sess_i[s, {_N_EVENTS}] == 0:  # the session's first row: nothing before",
+    "                last_seq[s] = sq",
+    "                last_t[s] = ti",
+    "                continue",
+    f"            last_seq[s] = sess_i[s, {_LAST_SEQ}]",
+    f"            last_t[s] = sess_f[s, {_LAST_T}]",
+    "        if sq <= last_seq[s] or ti < last_t[s]:",
+    "            return i",
+    "        last_seq[s] = sq",
+    "        last_t[s] = ti",
+]
+
+# `kernel.admit`'s updates of the session columns, row by row (`o`: the row's ordinal in its
+# session, which the criteria read); nothing the criteria read changes meaning: they read
+# FIRST_SEQ / FIRST_T only, set at the session's first row before any criterion runs on it
+_ADMIT = [
+    f"o = sess_i[s, {_N_EVENTS}]",
+    "if o == 0:",
+    f"    sess_i[s, {_FIRST_SEQ}] = sq",
+    f"    sess_f[s, {_FIRST_T}] = ti",
+    f"sess_i[s, {_LAST_SEQ}] = sq",
+    f"sess_i[s, {_N_EVENTS}] = o + 1",
+    f"sess_f[s, {_LAST_T}] = ti",
+]
 
 
 def fused_source(compiled: CompiledRubric) -> str:

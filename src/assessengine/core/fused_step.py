@@ -5,12 +5,15 @@ A fused step (`core.fused_source` generates its text) advances every criterion o
 over a batch's admitted rows in one compiled pass, on the state arrays and into the decision
 output the table-driven kernel uses, with the signature
 
-    step_rows(sess, seq, t, event, signals, ordinal, sess_i, sess_f, si, sf, verdict,
-              oi, of, oc, nd) -> None
+    step_rows(sess, seq, t, event, signals, last_seq, last_t, stamp, sess_i, sess_f, si, sf,
+              verdict, oi, of, oc, nd) -> int
 
-(`kernel_types`: the batch's columns, `kernel.admit`'s ordinals, `State`'s five arrays and
-`Out`'s four). It gives the table-driven kernel's decisions, in another order, and leaves the
-state as the kernel leaves it: a state may be stepped by either, batch by batch, in any mix.
+(`kernel_types`: the batch's columns (`sess`: the state's rows), two per-slot scratch arrays
+and `kernel.admit`'s stamp for its order check, `State`'s five arrays and `Out`'s four). It
+returns -1, or the first row that breaks its session's order with nothing changed but the
+stamps (as `kernel.admit` says); it gives the table-driven kernel's decisions, in another
+order, and leaves the state as the kernel leaves it: a state may be stepped by either, batch
+by batch, in any mix.
 
 Nothing here does I/O: a provider (`runtime.fused.install`) turns a compiled rubric into a
 `PendingStep`, which holds the loaded function once it is compiled (possibly later, in the

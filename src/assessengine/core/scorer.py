@@ -424,6 +424,13 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
     # the state's rows, unsigned: the kernel then does no negative-index fix-up at each access
     sess = state.rows(batch.session).view(np.uint32)
+    # a state of one slot has arrays contiguous both ways, which numba types otherwise than
+    # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
+    fused = state.fused if state.capacity > 1 else None
+    if fused is not None:  # admit, hold, guards, automata in one call: no sub-steps either
+        done = _step_fused(compiled, state, fused, sess, batch)
+        if done is not None:
+            return done
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
     u_max = min(n, state.capacity)
@@ -435,19 +442,9 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
         ordinal, nonsample, touched, saved_i, saved_f,
     )  # fmt: skip
     if bad >= 0:
-        raise ScoringError(
-            f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
-            f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
-        )
+        raise _out_of_order(state, batch, bad)
     nonsample = nonsample[:m]
     touched = touched[:u]
-    # a state of one slot has arrays contiguous both ways, which numba types otherwise than
-    # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
-    fused = state.fused if state.capacity > 1 else None
-    if fused is not None:  # one compiled pass, no work arrays: no sub-steps either
-        done = _advance_fused(compiled, state, fused, sess, batch, ordinal, u)
-        if done is not None:
-            return done
     if n <= SCRATCH_ROWS:
         return _advance(compiled, state, sess, batch, ordinal, nonsample, touched)
     parts = []
@@ -493,59 +490,69 @@ def _advance(
     return _decisions(out, state.slot_of_row)
 
 
-def _advance_fused(
+def _out_of_order(state: ScoringState, batch: EventBatch, bad: int) -> ScoringError:
+    """The error of a batch whose row `bad` breaks its session's order."""
+    return ScoringError(
+        f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
+        f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
+    )
+
+
+def _step_fused(
     compiled: CompiledRubric,
     state: ScoringState,
     fused: FusedStep,
     sess: NDArray[np.uint32],
     batch: EventBatch,
-    ordinal: NDArray[np.int64],
-    touched: int,
 ) -> Decisions | None:
-    """`_advance` by the rubric's fused step (`fused_step`): hold, guards and automata in one
-    pass over the admitted rows of `touched` sessions; the decisions taken. None, with
-    nothing changed, when the function has no compiled variant for these arguments' types
-    (the provider compiles one signature and then forbids compiling inside a batch: numba
-    refuses the call before it runs); the state is then scored by the table-driven kernel
-    from now on."""
-    sessions = min(len(batch), touched)
+    """`step` by the rubric's fused step (`fused_step`): the order check, then admit, hold,
+    guards and automata in one call; the decisions taken (ScoringError, the state as it was,
+    when a row breaks its session's order: the check reads the whole batch before anything
+    moves). None, with nothing changed, when the function has no compiled variant for these
+    arguments' types (the provider compiles one signature and then forbids compiling inside
+    a batch: numba refuses the call before it runs); the state is then scored by the
+    table-driven kernel from now on."""
+    sessions = min(len(batch), state.capacity)  # each criterion decides once per session
     out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
     try:
-        fused(*_fused_args(state, sess, batch, ordinal, out))
+        bad = fused(*_fused_args(state, sess, batch, state.next_stamp(), out))
     except TypeError as exc:  # "No matching definition": raised before the function runs
         log.warning("scoring: the fused step of rubric %r does not take this batch's arrays "
                     "(%s); the table-driven kernel scores it from now on",
                     compiled.rubric.rubric, str(exc).splitlines()[0])  # fmt: skip
         state.fused_pending = None
         return None
+    if bad >= 0:
+        raise _out_of_order(state, batch, bad)
     return _decisions(out, state.slot_of_row)
 
 
 def _fused_args(
-    state: ScoringState,
-    sess: NDArray[np.uint32],
-    batch: EventBatch,
-    ordinal: NDArray[np.int64],
-    out: Out,
-) -> tuple[NDArray[Any], ...]:
+    state: ScoringState, sess: NDArray[np.uint32], batch: EventBatch, stamp: int, out: Out
+) -> tuple[Any, ...]:
     """The arguments of a fused step (`fused_step`'s signature), in order."""
+    cap = state.capacity
+    last_seq = state.scratch("last_seq", (1, cap), np.int64)[0]
+    last_t = state.scratch("last_t", (1, cap), np.float64)[0]
     return (
-        sess, batch.seq, batch.t, batch.event, batch.signals, ordinal, state.sess_i,
-        state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc, out.nd,
+        sess, batch.seq, batch.t, batch.event, batch.signals, last_seq, last_t, stamp,
+        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc,
+        out.nd,
     )  # fmt: skip
 
 
-def fused_probe_args(compiled: CompiledRubric) -> tuple[NDArray[Any], ...]:
+def fused_probe_args(compiled: CompiledRubric) -> tuple[Any, ...]:
     """Arguments of the kinds a live step passes to `compiled`'s fused step, for a batch of
-    no rows (nothing is read or written): the state's and the output's arrays as `step`
-    makes them (their types are what a provider compiles the function for), the batch's
-    columns as plain arrays (a provider takes them of any layout, read-only or not)."""
+    no rows (nothing is read or written): the scratch, the state's and the output's arrays
+    as `step` makes them (their types are what a provider compiles the function for), the
+    batch's columns as plain arrays (a provider takes them of any layout, read-only or
+    not)."""
     state = ScoringState(compiled, 64, table_only=True)
     sess = np.zeros(0, np.uint32)
     batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
     out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2)
-    return _fused_args(state, sess, batch, np.zeros(0, np.int64), out)
+    return _fused_args(state, sess, batch, 1, out)
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all

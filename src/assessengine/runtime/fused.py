@@ -81,7 +81,7 @@ def module_key(source: str) -> str:
 def signature(compiled: CompiledRubric) -> tuple[types.Type, ...]:
     """The one signature a rubric's fused step is compiled for: the state's and the output's
     array types as `scorer.step` makes them (`scorer.fused_probe_args`), the batch's columns
-    (and the step's session rows and ordinals) as read-only arrays of any layout, so that
+    (and the step's session rows) as read-only arrays of any layout, so that
     plain arrays, read-only record views and strided column slices all convert to it (numba
     converts a call's arrays only once compiling is disabled, `_ready`)."""
     probe = fused_probe_args(compiled)
@@ -93,7 +93,7 @@ def signature(compiled: CompiledRubric) -> tuple[types.Type, ...]:
     return tuple(args)
 
 
-_BATCH_ARGS = range(6)  # sess, seq, t, event, signals, ordinal (`fused_step`'s signature)
+_BATCH_ARGS = range(5)  # sess, seq, t, event, signals (`fused_step`'s signature)
 
 Compiler = Callable[[Path, str, tuple[types.Type, ...]], str | None]
 """Compiles a generated module's step for a signature into numba's disk cache, elsewhere
