@@ -529,3 +529,38 @@ def test_a_rescore_job_carries_the_fused_steps_to_its_worker_processes(tmp_path:
         assert fused.installed_cache_dir() == tmp_path / "fused"
     finally:
         fused.uninstall()
+
+
+def test_wait_pending_returns_once_every_step_on_its_way_is_done(tmp_path: Path) -> None:
+    """`fused.wait_pending` (what the demo runs before its timed stream) blocks while a step
+    is being compiled elsewhere and returns once it is done, counting it."""
+    rubric, _ = _forklift_like()
+    rubric = rubric.model_copy(update={"criteria": rubric.criteria[:2]})
+    started, go = threading.Event(), threading.Event()
+
+    def held_then_failed(path: Path, name: str, sig: tuple[object, ...]) -> str | None:
+        started.set()
+        assert go.wait(600)
+        return "held by the test"  # no compile: the table-driven kernel keeps scoring
+
+    fused_step.set_provider(fused.FusedProvider(tmp_path, compiler=held_then_failed))
+    try:
+        pending = ScoringState.new(compile_rubric(rubric, SCENARIO), capacity=4).fused_pending
+        assert pending is not None
+        assert started.wait(600)
+        counted: list[int] = []
+        waiter = threading.Thread(target=lambda: counted.append(fused.wait_pending()))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()
+        assert not pending.done()
+        go.set()
+        waiter.join(600)
+        assert not waiter.is_alive()
+        assert pending.done()
+        assert pending.error == "held by the test"
+        assert counted
+        assert counted[0] >= 1
+    finally:
+        go.set()
+        fused.uninstall()

@@ -285,6 +285,17 @@ def pending_steps() -> list[fused_step.PendingStep]:
         return list(_pending.values())
 
 
+def wait_pending() -> int:
+    """Wait until every step this process asked for is ready (or failed): what a command that
+    times its work does before it starts the clock (the demo). Returns how many were still on
+    their way (compiled elsewhere meanwhile); each wait is bounded by the child's
+    `COMPILE_TIMEOUT_S`."""
+    waiting = [p for p in pending_steps() if not p.done()]
+    for pending in waiting:
+        pending.wait(COMPILE_TIMEOUT_S)
+    return len(waiting)
+
+
 def compilations() -> int:
     """How many fused functions this process compiled (numba's cache missed), as
     `pipeline._kernel_compilations` counts the kernel's."""
