@@ -61,8 +61,9 @@ from assessengine.adapters.library import load_rubric
 from assessengine.compose import build_owners, open_store, scoring_backend
 from assessengine.core.codec import Columns, Layout, encode_json_v1, records_v1
 from assessengine.ingest.zmq import zmq_transport
+from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
-from assessengine.runtime.pipeline import RubricLibrary
+from assessengine.runtime.pipeline import RubricLibrary, warm_up_kernel
 from assessengine.runtime.scoring_process import RemoteScorer
 from assessengine.settings import Settings
 from assessengine.sim.generate import simulate
@@ -479,6 +480,7 @@ def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterat
         sessions = min(sessions, 20)
     library, _ = RubricLibrary.load([RUBRIC_DIR])
     url = bench_store_url
+    fused_on = _scores_as_serve(library)
     store = open_store(url)
     try:
         scoring = scoring_backend("process", store, library, url=url)
@@ -507,6 +509,22 @@ def bench_engine(request: pytest.FixtureRequest, bench_store_url: str) -> Iterat
             engine.stop()
     finally:
         store.close()
+        if fused_on:
+            fused.uninstall()
+
+
+def _scores_as_serve(library: RubricLibrary) -> bool:
+    """Score as `serve` does by default: with the fused steps (`fused_kernel`; set
+    ``ASSESSENGINE_FUSED_KERNEL=0`` for the table-driven kernel), from the default cache
+    directory, each rubric's step compiled or loaded here before the engine starts (its
+    scoring process then loads it from the cache: no compile child beside the rounds).
+    Whether the fused steps are on."""
+    settings = Settings.load(environ=os.environ)
+    if not settings.fused_kernel:
+        return False
+    fused.install(settings.fused_cache or fused.default_cache_dir(os.environ), background=False)
+    warm_up_kernel(library)
+    return True
 
 
 def _throughput(benchmark: Any, bench: _Bench, label: str) -> None:
