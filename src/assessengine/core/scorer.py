@@ -31,6 +31,13 @@ from .report import CONTRIB_MAX
 log = logging.getLogger(__name__)
 
 SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
+FUSED_STATE_BYTES = 32 * 2**20
+"""The largest state (capacity x bytes a session) the fused step scores; a larger one is
+stepped by the table-driven kernel. The fused step walks a batch's rows once and touches every
+pending criterion's fields of the row's session, so once the state outgrows the caches each row
+costs a miss per field, where the table-driven kernel walks one criterion at a time: forklift
+(924 bytes a session), same process, alternating: fused / table 1.3x at 10,000 sessions, 1.2x
+at 35,000 (32 MB), 0.9x at 50,000, 0.55-0.6x at 100,000 (docs/performance.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +148,11 @@ class ScoringState:
     def arrays(self) -> State:
         """The state arrays as the kernel takes them (valid until the state grows)."""
         return State(self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
+
+    @property
+    def fused_capacity(self) -> int:
+        """The largest capacity at which `step` uses the fused step (FUSED_STATE_BYTES)."""
+        return FUSED_STATE_BYTES // self.bytes_per_session
 
     @property
     def bytes_per_session(self) -> int:
@@ -426,7 +438,8 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     sess = state.rows(batch.session).view(np.uint32)
     # a state of one slot has arrays contiguous both ways, which numba types otherwise than
     # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
-    fused = state.fused if state.capacity > 1 else None
+    # (and beyond FUSED_STATE_BYTES the table-driven kernel is the faster one)
+    fused = state.fused if 1 < state.capacity <= state.fused_capacity else None
     if fused is not None:  # admit, hold, guards, automata in one call: no sub-steps either
         done = _step_fused(compiled, state, fused, sess, batch)
         if done is not None:
