@@ -32,6 +32,7 @@ from assessengine.runtime import fused
 from .strategies import SCENARIO, rubrics, session_sets
 from .strategies import sessions as one_session
 from .test_kernel_properties import interleavings, score_in_pieces
+from .waits import WAIT_S
 
 # every distinct rubric compiles its own function (1-2 s of CPU each, more under load): few
 # examples a run (60 passed while the generator was written)
@@ -549,14 +550,19 @@ def test_wait_pending_returns_once_every_step_on_its_way_is_done(tmp_path: Path)
         assert pending is not None
         assert started.wait(600)
         counted: list[int] = []
-        waiter = threading.Thread(target=lambda: counted.append(fused.wait_pending()))
+        returned = threading.Event()
+
+        def wait() -> None:
+            counted.append(fused.wait_pending())
+            returned.set()
+
+        waiter = threading.Thread(target=wait)
         waiter.start()
-        waiter.join(0.2)
-        assert waiter.is_alive()
+        assert not returned.wait(0.2)  # the step is held: wait_pending is still waiting
         assert not pending.done()
         go.set()
-        waiter.join(600)
-        assert not waiter.is_alive()
+        assert returned.wait(WAIT_S)
+        waiter.join(WAIT_S)
         assert pending.done()
         assert pending.error == "held by the test"
         assert counted

@@ -24,6 +24,7 @@ from assessengine.inputs import read_input
 from assessengine.inputs.readahead import read_ahead
 
 from .archive_data import RUBRICS
+from .waits import WAIT_S
 
 NAME = "test-read-ahead"
 
@@ -102,7 +103,7 @@ def test_the_thread_starts_an_item_only_once_the_caller_asked_for_the_one_before
     for k in range(8):
         source.asked += 1
         assert next(items) == k
-        assert source.started[k + 1].wait(10)
+        assert source.started[k + 1].wait(WAIT_S)
         assert not source.started[k + 2].wait(0.02)  # a wait, not a timing: never set here
     source.asked += 1
     assert list(items) == []

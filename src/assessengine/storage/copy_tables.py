@@ -59,10 +59,11 @@ APP_TABLES: Final = (
 """Every table of the review, credential and OAuth stores, references first."""
 
 ENGINE_TABLES: Final = frozenset(
-    {"schema_version", "sessions", "batches", "payload_files", "decisions", "reports"}
-)
+    {"schema_version", "sessions", "batches", "payload_files", "head_changes", "decisions",
+     "reports"}
+)  # fmt: skip
 """The engine's tables: copied through the `Store` port (`storage.copy`), or the store's own
-bookkeeping (schema_version, payload_files), never by this module."""
+bookkeeping (schema_version, payload_files, head_changes), never by this module."""
 
 DERIVED_TABLES: Final = frozenset({"cohort_sessions", "cohort_verdicts", "cohort_changes"})
 """The cohort index (`storage.cohorts`) and its change marks: derived from reports and

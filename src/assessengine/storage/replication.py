@@ -21,7 +21,8 @@ rows. Which way each table goes, so that no row is ever written in two places:
                   review_rescores, credential_status_published (each database signs the
                   status lists it serves from the slots and revocations it holds),
                   oauth_clients and oauth_grants (each place's Open Badges API authorizes its
-                  own hosts), payload_files, the schema's version tables
+                  own hosts), payload_files and head_changes (the SQLite store's
+                  bookkeeping), the schema's version tables
 
 The review tables are insert-only (no row is ever changed: a double-marking assignment is
 completed by its marks, revision 0014) and have no unique key but their id: two places may
@@ -93,7 +94,7 @@ LOCAL_TABLES: Final = (
     "review_tokens", "review_outcomes", "review_rubrics", "review_rescores",
     "credential_status_published", "cohort_sessions", "cohort_verdicts", "payload_files",
     "schema_version", "oauth_clients", "oauth_grants", "cohort_changes",
-    "review_outcomes_due",
+    "review_outcomes_due", "head_changes",
 )  # fmt: skip
 """Each database's own: never replicated."""
 IDENTITY_TABLES: Final = tuple(
