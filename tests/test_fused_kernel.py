@@ -31,7 +31,7 @@ from assessengine.runtime import fused
 
 from .strategies import SCENARIO, rubrics, session_sets
 from .strategies import sessions as one_session
-from .test_kernel_properties import interleavings, score_in_pieces
+from .test_kernel_properties import interleaved_batch, interleavings, score_in_pieces
 from .waits import WAIT_S
 
 # every distinct rubric compiles its own function (1-2 s of CPU each, more under load): few
@@ -193,12 +193,7 @@ def _kernel_by_step(
     assert ready is not None
     assert ready.wait() is not None
     slots = state.open([s.session for s in sessions])
-    cursor = [0] * len(sessions)
-    rows = []
-    for k in order:
-        rows.append((int(slots[k]), sessions[k].events[cursor[k]]))
-        cursor[k] += 1
-    batch = batch_from_events(SCENARIO, rows)
+    batch = interleaved_batch(sessions, slots, order)
     log = DecisionLog(compiled)
     bounds = [0, *sorted(set(cuts)), len(batch)]
     for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from assessengine.core import scorer
 from assessengine.core.compiler import compile_rubric
-from assessengine.core.events import Event, SessionEvents, batch_from_events
+from assessengine.core.events import Event, EventBatch, SessionEvents, batch_from_events
 from assessengine.core.kernel_scorer import spans
 from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
@@ -34,6 +34,19 @@ def _data(reports: list[Any]) -> list[dict[str, Any]]:
     return [r.to_data() for r in reports]
 
 
+def interleaved_batch(
+    sessions: list[SessionEvents], slots: Any, order: list[int]
+) -> EventBatch:
+    """One batch of the sessions' events in `order` (session indices; each session's own
+    events stay in seq order), on their `slots`."""
+    cursor = [0] * len(sessions)
+    rows: list[tuple[int, Event]] = []
+    for k in order:
+        rows.append((int(slots[k]), sessions[k].events[cursor[k]]))
+        cursor[k] += 1
+    return batch_from_events(SCENARIO, rows)
+
+
 def score_in_pieces(
     rubric: Rubric, sessions: list[SessionEvents], order: list[int], cuts: list[int]
 ) -> list[dict[str, Any]]:
@@ -42,12 +55,7 @@ def score_in_pieces(
     compiled = compile_rubric(rubric, SCENARIO)
     state = ScoringState.new(compiled, capacity=1)
     slots = state.open([s.session for s in sessions])
-    cursor = [0] * len(sessions)
-    rows: list[tuple[int, Event]] = []
-    for k in order:
-        rows.append((int(slots[k]), sessions[k].events[cursor[k]]))
-        cursor[k] += 1
-    batch = batch_from_events(SCENARIO, rows)
+    batch = interleaved_batch(sessions, slots, order)
     log = DecisionLog(compiled)
     bounds = [0, *sorted(set(cuts)), len(batch)]
     for lo, hi in itertools.pairwise(bounds):
