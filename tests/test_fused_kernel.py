@@ -110,6 +110,34 @@ def test_a_batch_above_the_scratch_size_is_one_fused_pass_with_the_same_reports(
     assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
 
 
+def test_a_rubric_naming_the_sample_event_is_scored_as_the_reference(
+    provider: fused.FusedProvider,
+) -> None:
+    """The generated step takes sample rows by a copy of the criteria where each event guard
+    is a constant (true for a guard on `sample` itself, false for any other event): criteria
+    that name `sample` (a count of samples, a duration from a sample, a precede by one) give
+    the reference's reports, and the sample rows' copy has no event test left."""
+    _, sessions = _forklift_like()
+    rubric = _rubric([
+        {"count": {"event": "sample", "max": 30}},
+        {"precede": {"event": "c", "by": "sample", "within": 0.5}},
+        {"duration": {"from": "sample", "to": "b", "max": 3}},
+        {"all_before": {"events": ["a", "sample"], "before": "c"}},
+        {"sequence": ["sample", "a", {"when": "x > 1"}]},
+    ])  # fmt: skip
+    source = fused_source(compile_rubric(rubric, SCENARIO))
+    sample_rows = source.split("        if ev == 0:\n", 1)[1].split("        else:\n", 1)[0]
+    assert "ev ==" not in sample_rows
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    assert ScoringState.new(compile_rubric(rubric, SCENARIO)).fused is not None
+    assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
+    order = [k for k, s in enumerate(sessions) for _ in s.events]
+    by_report = {r["session"]: r for r in reference}
+    assert score_in_pieces(rubric, sessions, order, list(range(0, len(order), 5))) == [
+        by_report[s.session] for s in sessions
+    ]
+
+
 def test_a_rubric_the_generator_does_not_cover_is_scored_by_the_table_kernel(
     provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -481,11 +509,7 @@ def _fixed() -> tuple[Rubric, list[SessionEvents]]:
             }
         },
     ]
-    rubric = Rubric.model_validate({
-        "rubric": "fused-fixed", "version": 1, "title": "Fixed", "scenario": "prop",
-        "criteria": [{"id": f"c{i}", "title": f"C{i}", **c} for i, c in enumerate(criteria)],
-        "pass": {"min_score": 50},
-    })  # fmt: skip
+    rubric = _rubric(criteria)
     rng = np.random.default_rng(3)
     sessions = []
     for k in range(2):
@@ -498,6 +522,15 @@ def _fixed() -> tuple[Rubric, list[SessionEvents]]:
             events.append(Event(seq, t, kind, signals))
         sessions.append(SessionEvents(session=f"F{k}", events=events, close_t=t + 1.0))
     return rubric, sessions
+
+
+def _rubric(criteria: list[dict[str, Any]]) -> Rubric:
+    """A rubric of these criteria (ids c0, c1, ...) over the test scenario."""
+    return Rubric.model_validate({
+        "rubric": "fused-fixed", "version": 1, "title": "Fixed", "scenario": "prop",
+        "criteria": [{"id": f"c{i}", "title": f"C{i}", **c} for i, c in enumerate(criteria)],
+        "pass": {"min_score": 50},
+    })  # fmt: skip
 
 
 _FIXED = _fixed()

@@ -22,6 +22,16 @@ guard holds where its condition is TRUE; a metric indicator is 1.0 / 0.0 / NaN);
 fastmath. Criteria never interact, so advancing all of them row by row gives the decisions of
 advancing them criterion by criterion, in another order (row-major here).
 
+Shaped for rows whose sessions interleave (a time-ordered batch: consecutive rows belong to
+different sessions, so a branch on a per-session flag or a signal guard mispredicts often):
+
+- sample rows (event code 0, 99.5 % of a forklift batch) take a copy of the criteria in which
+  every event guard is a constant (true only for a guard on ``sample`` itself): the compiler
+  drops the event criteria's blocks there, and the event rows take the general copy;
+- a criterion's gate is one test without short circuit, ``(guards) & (pending)``, taken only
+  when there is work (a duration's started / expired / end tests likewise);
+- the hold is branch-free: every store unconditional, the NaN cases by selects.
+
 `FusedUnsupportedError` is raised for what the generator does not cover; the caller then keeps
 the table-driven kernel for that rubric.
 """
@@ -59,7 +69,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 2  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 3  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -237,8 +247,9 @@ def _contrib_out(oi, oc, nd, d, n, cap, sf, s, fl):
 class _Gen:
     """Builds the row loop's body: hold, expressions, guards, then one block per criterion."""
 
-    def __init__(self, compiled: CompiledRubric) -> None:
+    def __init__(self, compiled: CompiledRubric, event: int | None = None) -> None:
         self.c = compiled
+        self.event = event  # the row's event code when known (a specialised copy), else None
         self.n_sig = compiled.n_signals
         self.ex = _Exprs(compiled.scenario.signal_names)
         self.guard: dict[int, str] = {}  # guard id -> local bool
@@ -251,6 +262,8 @@ class _Gen:
         if gid not in self.guard:
             guard = self.c.guards[gid]
             name = f"g{gid}"
+            if guard.condition is None and self.event is not None:
+                return str(int(guard.event_code) == self.event)
             if guard.condition is None:
                 self.ex.lines.append(f"{name} = ev == {int(guard.event_code)}")
             else:
@@ -286,6 +299,16 @@ class _Gen:
             lines.append(f"of[{3 + k}, d] = {self.v(row)}")
         return [pad + line for line in lines]
 
+    def gate(self, guards: list[str], pend: str) -> str:
+        """One test, no short circuit: whether any of `guards` holds and the criterion is
+        pending (one branch, taken only when there is work)."""
+        known = [x for x in dict.fromkeys(guards) if x != "False"]
+        if "True" in known:
+            return f"({pend})"
+        if not known:
+            return "False"
+        return f"({' | '.join(known)}) & ({pend})"
+
     # ------------------------------------------------------------------ templates
     def criterion(self, c: int) -> list[str]:
         kind = int(self.c.kind[c])
@@ -320,7 +343,7 @@ class _Gen:
     def never(self, c: int, io: int, fo: int, g: int, allow: int, dur: float,
               pend: str) -> list[str]:  # fmt: skip
         rows = self.ev_rows(c)
-        out = [f"if {self.g(g)} and {pend}:",
+        out = [f"if {self.gate([self.g(g)], pend)}:",
                f"    fresh = si[s, {io}] != o - 1",
                f"    si[s, {io}] = o",
                "    if fresh:",
@@ -349,8 +372,7 @@ class _Gen:
     def all_before(self, c: int, io: int, before: int, listed: list[int],
                    pend: str) -> list[str]:  # fmt: skip
         full = (1 << len(listed)) - 1
-        any_guard = " or ".join([self.g(before), *(self.g(x) for x in listed)])
-        out = [f"if ({any_guard}) and {pend}:",
+        out = [f"if {self.gate([self.g(before), *(self.g(x) for x in listed)], pend)}:",
                f"    if {self.g(before)}:",
                f"        v = PASS if si[s, {io}] == {full} else FAIL"]  # fmt: skip
         out += self.decide(c, "v", f"sess_i[s, {_FIRST_SEQ}]", f"sess_f[s, {_FIRST_T}]", " " * 8)
@@ -367,7 +389,7 @@ class _Gen:
         gate = (
             pend
             if not math.isinf(within)
-            else (f"({' | '.join(self.g(x) for x in dict.fromkeys(listed))}) and {pend}")
+            else self.gate([self.g(x) for x in listed], pend)
         )
         out = [f"if {gate}:",
                f"    done = si[s, {io}]",
@@ -412,7 +434,7 @@ class _Gen:
     def count(self, c: int, io: int, fo: int, pi: np.ndarray, pend: str) -> list[str]:
         g, episodes, lo, hi, cap = (int(x) for x in (pi[0], pi[1], pi[2], pi[3], pi[5]))
         ni, fl = io + 2, fo
-        out = [f"if {self.g(g)} and {pend}:"]
+        out = [f"if {self.gate([self.g(g)], pend)}:"]
         if episodes:
             out += [f"    occurs = si[s, {io + 1}] != o - 1", f"    si[s, {io + 1}] = o"]
         else:
@@ -449,7 +471,7 @@ class _Gen:
 
     def precede(self, c: int, io: int, fo: int, a: int, b: int, within: float,
                 pend: str) -> list[str]:  # fmt: skip
-        out = [f"if ({self.g(a)} or {self.g(b)}) and {pend}:",
+        out = [f"if {self.gate([self.g(a), self.g(b)], pend)}:",
                f"    if {self.g(a)} and (si[s, {io}] == 0"
                + ("" if math.isinf(within) else f" or ti - sf[s, {fo}] > {_float(within)}")
                + "):"]  # fmt: skip
@@ -461,20 +483,21 @@ class _Gen:
                  pend: str) -> list[str]:  # fmt: skip
         a, b = int(pi[0]), int(pi[1])
         lo, hi = _float(float(pf[0])), _float(float(pf[1]))
-        out = [f"if si[s, {io}] == 0:",
-               f"    if {self.g(a)} and {pend}:",
-               f"        si[s, {io}] = 1",
-               f"        si[s, {io + 1}] = sq",
-               f"        sf[s, {fo}] = ti",
-               f"elif {pend}:",
-               "    v = 0",
-               f"    if {'False' if math.isinf(pf[1]) else f'ti > sf[s, {fo}] + {hi}'}:",
+        # one branch a row, taken only when there is work: the started flag is per session,
+        # so it flips from row to row when sessions interleave (a branch on it mispredicts)
+        expired = "False" if math.isinf(pf[1]) else f"(ti > sf[s, {fo}] + {hi})"
+        out = [f"if {pend}:",
+               f"    started = si[s, {io}] != 0",
+               f"    if started & ({expired} | {self.g(b)}):",
                "        v = FAIL",
-               f"    elif {self.g(b)}:",
-               f"        elapsed = ti - sf[s, {fo}]",
-               f"        v = FAIL if (elapsed < {lo} or elapsed > {hi}) else PASS",
-               "    if v != 0:"]  # fmt: skip
+               f"        if not {expired}:",
+               f"            elapsed = ti - sf[s, {fo}]",
+               f"            v = FAIL if (elapsed < {lo} or elapsed > {hi}) else PASS"]  # fmt: skip
         out += self.decide(c, "v", f"si[s, {io + 1}]", f"sf[s, {fo}]", " " * 8)
+        out += [f"    elif (not started) & {self.g(a)}:",
+                f"        si[s, {io}] = 1",
+                f"        si[s, {io + 1}] = sq",
+                f"        sf[s, {fo}] = ti"]  # fmt: skip
         return out
 
     def metric(self, c: int, io: int, fo: int, pi: np.ndarray, pend: str) -> list[str]:
@@ -578,28 +601,39 @@ class _Gen:
     def hold(self) -> list[str]:
         lo0, hi0 = _HELD + self.n_sig, _HELD + 2 * self.n_sig
         out: list[str] = []
+        # branch-free: every store unconditional, the NaN cases by selects (a missing value
+        # keeps the held one; the extremes already hold the held value, so the min / max of
+        # it changes nothing, and stay NaN while nothing was held)
         for k in range(self.n_sig):
             out += [f"h{k} = signals[{k}, i]",
-                    f"if h{k} == h{k}:",
-                    f"    sess_f[s, {_HELD + k}] = h{k}"]  # fmt: skip
+                    f"if not (h{k} == h{k}):",
+                    f"    h{k} = sess_f[s, {_HELD + k}]",
+                    f"sess_f[s, {_HELD + k}] = h{k}"]  # fmt: skip
             if self.c.extremes[k]:
-                out += [f"    if not (sess_f[s, {lo0 + k}] <= h{k}):",
-                        f"        sess_f[s, {lo0 + k}] = h{k}",
-                        f"    if not (sess_f[s, {hi0 + k}] >= h{k}):",
-                        f"        sess_f[s, {hi0 + k}] = h{k}"]  # fmt: skip
-            out += ["else:", f"    h{k} = sess_f[s, {_HELD + k}]"]
+                out += [f"sess_f[s, {lo0 + k}] = _lower(sess_f[s, {lo0 + k}], h{k})",
+                        f"sess_f[s, {hi0 + k}] = _upper(sess_f[s, {hi0 + k}], h{k})"]
         return out
 
-    def module(self) -> str:
+    def criteria(self) -> list[str]:
+        """The guards and expressions the criteria use, then one block per criterion."""
         blocks: list[str] = []
         for c in range(self.c.n_criteria):
             lines = self.criterion(c)
             if lines:
                 name = self.c.rubric.criteria[c].id
                 blocks += [f"# criterion {c}: {name}", *lines]
-        exprs = self.ex.lines  # filled while the criteria asked for guards and values
+        return [*self.ex.lines, *blocks]  # ex.lines filled while the criteria asked for them
+
+    def module(self) -> str:
         body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
-                *self.hold(), *exprs, *blocks]  # fmt: skip
+                *self.hold()]  # fmt: skip
+        general = self.criteria()
+        if any(g.condition is None for g in self.c.guards):
+            sample = _Gen(self.c, event=0).criteria()
+            body += ["if ev == 0:", *("    " + x for x in sample or ["pass"]),
+                     "else:", *("    " + x for x in general or ["pass"])]
+        else:
+            body += general
         head = _PRELUDE.format(FAIL=FAIL, PASS=PASS, NOT_APPLICABLE=NOT_APPLICABLE)
         fn = ["@njit(cache=True, nogil=True, error_model=\"numpy\")",
               "def step_rows(sess, seq, t, event, signals, last_seq, last_t, stamp, sess_i, "
