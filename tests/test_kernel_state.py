@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,41 @@ def test_open_of_new_ids_on_consecutive_free_slots_or_not_assigns_as_one_by_one(
         assert state.slot_of == slot_of
         assert state.session_of == {v: k for k, v in slot_of.items()}
         assert (state.row_of[opened] == -1).all()
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux's /proc")
+def test_a_steps_output_faults_in_only_the_pages_its_decisions_write() -> None:
+    """A step's output has room for every criterion of every session it may touch (12 x 64 K
+    decisions, about 30 rows of 6 MiB for the forklift rubric) and holds a few hundred: its
+    arrays must come in small pages, so that writing a hundred decisions makes a page or two
+    of each row resident, not the 2 MiB huge page numpy asks for above 4 MiB (each zeroed
+    when first written: 60 MB a step at 100,000 sessions live, docs/performance.md)."""
+    rubric, scenario = load_rubric(ROOT / "rubrics" / "forklift-load-handling.yaml")
+    compiled = compile_rubric(rubric, scenario)
+    sessions = scorer.SCRATCH_ROWS
+    before = _resident_bytes()
+    out = scorer._outputs(compiled, compiled.n_criteria * sessions,
+                          compiled.n_contributing * sessions, sparse=True)  # fmt: skip
+    rows = 0
+    for a in (out.oi, out.of, out.oc):
+        assert a.nbytes >= scorer.LAZY_BYTES
+        a[:, :100] = 1  # a hundred decisions
+        rows += a.shape[0]
+    grown = _resident_bytes() - before
+    assert grown <= rows * 2 * 4096 + 2**20, f"{grown / 2**20:.1f} MiB resident for {rows} rows"
+    assert out.oi[7, 99] == 1
+    assert out.oi.flags.c_contiguous
+    assert out.oi.flags.writeable
+
+
+def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
+    small = scorer.lazy_empty((3, 5), np.float64)
+    assert small.shape == (3, 5)
+    assert small.flags.owndata
+    assert small.flags.c_contiguous

@@ -13,6 +13,7 @@ leaves the state as it was.
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,13 +32,6 @@ from .report import CONTRIB_MAX
 log = logging.getLogger(__name__)
 
 SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
-FUSED_STATE_BYTES = 32 * 2**20
-"""The largest state (capacity x bytes a session) the fused step scores; a larger one is
-stepped by the table-driven kernel. The fused step walks a batch's rows once and touches every
-pending criterion's fields of the row's session, so once the state outgrows the caches each row
-costs a miss per field, where the table-driven kernel walks one criterion at a time: forklift
-(924 bytes a session), same process, alternating: fused / table 1.3x at 10,000 sessions, 1.2x
-at 35,000 (32 MB), 0.9x at 50,000, 0.55-0.6x at 100,000 (docs/performance.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +142,6 @@ class ScoringState:
     def arrays(self) -> State:
         """The state arrays as the kernel takes them (valid until the state grows)."""
         return State(self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
-
-    @property
-    def fused_capacity(self) -> int:
-        """The largest capacity at which `step` uses the fused step (FUSED_STATE_BYTES)."""
-        return FUSED_STATE_BYTES // self.bytes_per_session
 
     @property
     def bytes_per_session(self) -> int:
@@ -362,16 +351,39 @@ def columns_for(
     return masks
 
 
-def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int) -> Out:
+def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int, *, sparse: bool) -> Out:
     """Room for `bound` decisions, `bound_contrib` of them by count or metric criteria;
     field-major: a field is one contiguous row, so the pages of an output larger than what is
-    decided are never touched (numpy maps them lazily)."""
+    decided are never touched. `sparse`: far fewer decisions than `bound` are expected (a
+    step's: its bound is every criterion of every session it may touch), so the arrays come in
+    small pages (`lazy_empty`); else (a close's, whose bound is exact) numpy's own."""
+    empty = lazy_empty if sparse else np.empty
     return Out(
-        oi=np.empty((8, bound), np.int64),
-        of=np.empty((3 + 2 * compiled.max_ev, bound), np.float64),
-        oc=np.empty((1 + 2 * CONTRIB_MAX, bound_contrib), np.float64),
+        oi=empty((8, bound), np.int64),
+        of=empty((3 + 2 * compiled.max_ev, bound), np.float64),
+        oc=empty((1 + 2 * CONTRIB_MAX, bound_contrib), np.float64),
         nd=np.zeros(2, np.int64),
     )
+
+
+LAZY_BYTES = 4 * 2**20
+"""From this size on `lazy_empty` maps its own pages (numpy's huge-page threshold)."""
+
+
+def lazy_empty(shape: tuple[int, int], dtype: type) -> NDArray[Any]:
+    """An uninitialised C-contiguous array whose pages are faulted in 4 KiB at a time, only
+    where it is written. numpy applies ``madvise(MADV_HUGEPAGE)`` to arrays from 4 MiB on:
+    each first write into a fresh 2 MiB region then zeroes all of it. A step's output (rows of
+    `bound` values, a few hundred of them written) is such an array: at 100,000 sessions live
+    its ~30 rows of 6 MiB cost 60 MB of zeroing a 64 K-row step, most of the fused step's time
+    (docs/performance.md, "Page-sized outputs"). Below LAZY_BYTES: `np.empty`."""
+    nbytes = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if nbytes < LAZY_BYTES:
+        return np.empty(shape, dtype)
+    pages = mmap.mmap(-1, nbytes)  # anonymous: zero pages on first touch, unmapped with the array
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # where THP is "always", ask for small pages
+        pages.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(pages, dtype).reshape(shape)
 
 
 def _decisions(out: Out, slot_of_row: NDArray[np.int32] | None) -> Decisions:
@@ -438,8 +450,7 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     sess = state.rows(batch.session).view(np.uint32)
     # a state of one slot has arrays contiguous both ways, which numba types otherwise than
     # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
-    # (and beyond FUSED_STATE_BYTES the table-driven kernel is the faster one)
-    fused = state.fused if 1 < state.capacity <= state.fused_capacity else None
+    fused = state.fused if state.capacity > 1 else None
     if fused is not None:  # admit, hold, guards, automata in one call: no sub-steps either
         done = _step_fused(compiled, state, fused, sess, batch)
         if done is not None:
@@ -495,7 +506,9 @@ def _advance(
     visit, visit_off = _sparse_rows(compiled, state, touched, nonsample, guards)
     # each criterion decides at most once per session
     sessions = min(n, touched.shape[0])
-    out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
+    out = _outputs(
+        compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
+    )
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
@@ -526,7 +539,9 @@ def _step_fused(
     a batch: numba refuses the call before it runs); the state is then scored by the
     table-driven kernel from now on."""
     sessions = min(len(batch), state.capacity)  # each criterion decides once per session
-    out = _outputs(compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions)
+    out = _outputs(
+        compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
+    )
     try:
         bad = fused(*_fused_args(state, sess, batch, state.next_stamp(), out))
     except TypeError as exc:  # "No matching definition": raised before the function runs
@@ -564,7 +579,7 @@ def fused_probe_args(compiled: CompiledRubric) -> tuple[Any, ...]:
     sess = np.zeros(0, np.uint32)
     batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
-    out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2)
+    out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2, sparse=True)
     return _fused_args(state, sess, batch, 1, out)
 
 
@@ -639,6 +654,6 @@ def close(
     pending = np.zeros(compiled.n_criteria, np.int64)
     kernel.pending_counts(state.verdict, rows, pending)
     bound = int(pending.sum())
-    out = _outputs(compiled, bound, int(pending[compiled.contributing].sum()))
+    out = _outputs(compiled, bound, int(pending[compiled.contributing].sum()), sparse=False)
     kernel.close(compiled.tables, state.arrays, out, rows, close_t, names)
     return _decisions(out, None)
