@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assessengine.adapters.library import load_rubric
 from assessengine.core import kernel, scorer
@@ -443,3 +445,31 @@ def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
     assert small.shape == (3, 5)
     assert small.flags.owndata
     assert small.flags.c_contiguous
+
+
+_IDS = st.lists(st.sampled_from("abcdefghijklmnop"), max_size=9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), _IDS), max_size=8), capacity=st.integers(1, 5))
+def test_any_mix_of_opens_and_releases_assigns_slots_as_one_by_one(
+    ops: list[tuple[bool, list[str]]], capacity: int
+) -> None:
+    """`open`'s bulk paths (only never-used slots free: a range without popping; released
+    slots on top: popped; duplicates or open ids: one by one) give the one-by-one assignment
+    whatever came before: opens of new, open and repeated ids, releases of any open ones,
+    growth."""
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=capacity)
+    free, cap, slot_of = list(range(capacity - 1, -1, -1)), capacity, {}  # type: ignore[var-annotated]
+    for release, ids in ops:
+        if release:
+            gone = [sid for sid in dict.fromkeys(ids) if sid in slot_of]
+            free.extend(slot_of.pop(sid) for sid in gone)
+            state.release(gone)
+            continue
+        opened = state.open(ids)
+        expected, cap = _open_one_by_one(free, cap, slot_of, ids)
+        assert opened.tolist() == expected
+        assert state.capacity == cap
+        assert state.slot_of == slot_of
+        assert state.session_of == {v: k for k, v in slot_of.items()}

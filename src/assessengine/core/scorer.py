@@ -99,6 +99,9 @@ class ScoringState:
         self.slot_of: dict[str, int] = {}
         self.session_of: dict[int, str] = {}
         self._free: list[int] = []
+        # slots from this one on were never taken: they are the bottom of `_free`, in order
+        # (`_grow` puts new slots under the free ones, `release` pushes on top)
+        self._unused_from = 0
         # the free rows, a stack whose top is the start: _free_rows[_top:] in the order they
         # are taken (the lowest first after a growth), so a step hands them to the kernel as
         # one contiguous view (`kernel.rows_of`) and pushes and pops move `_top`
@@ -176,18 +179,24 @@ class ScoringState:
         are taken (and reset) later, by `rows`."""
         slot_of = self.slot_of
         n = len(session_ids)
-        if n and len(self._free) >= n:
+        if n and len(self._free) >= n and len(self._free) == self.capacity - self._unused_from:
+            # only never-used slots are free (no released one on top of them): the next n are
+            # consecutive, the lowest first; slices, no list of slots to pop, compare or turn
+            # into an array (about 3 ms of 21 at 100,000 ids)
+            first = self._unused_from
+            named = dict(zip(session_ids, range(first, first + n), strict=True))
+            if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
+                del self._free[len(self._free) - n :]
+                self._unused_from = first + n
+                self._take_slots(slice(first, first + n))
+                slot_of.update(named)
+                self.session_of.update(zip(range(first, first + n), session_ids, strict=True))
+                return np.arange(first, first + n, dtype=np.int32)
+        elif n and len(self._free) >= n:
             taken = _popped(self._free, n)
             named = dict(zip(session_ids, taken, strict=True))
             if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
-                first = taken[0]
-                if taken[-1] == first + n - 1 and taken == list(range(first, first + n)):
-                    # consecutive slots (a fresh state's): slices, not a list turned into an array
-                    # twice (5 ms at 100,000 ids)
-                    self._take_slots(slice(first, first + n))
-                    slot_of.update(named)
-                    self.session_of.update(zip(range(first, first + n), session_ids, strict=True))
-                    return np.arange(first, first + n, dtype=np.int32)
+                self._unused_from = max(self._unused_from, max(taken) + 1)
                 self._take_slots(taken)
                 slot_of.update(named)
                 self.session_of.update(zip(taken, session_ids, strict=True))
@@ -200,6 +209,7 @@ class ScoringState:
         while len(self._free) < len(fresh):
             self._grow(self.capacity * 2)
         taken = _popped(self._free, len(fresh))
+        self._unused_from = max(self._unused_from, max(taken) + 1)
         self._take_slots(taken)
         slot_of.update(zip(fresh, taken, strict=True))
         self.session_of.update(zip(taken, fresh, strict=True))
