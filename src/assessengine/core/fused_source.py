@@ -30,7 +30,9 @@ different sessions, so a branch on a per-session flag or a signal guard mispredi
   drops the event criteria's blocks there, and the event rows take the general copy;
 - a criterion's gate is one test without short circuit, ``(guards) & (pending)``, taken only
   when there is work (a duration's started / expired / end tests likewise);
-- the hold is branch-free: every store unconditional, the NaN cases by selects.
+- the hold is branch-free: every store unconditional, the NaN cases by selects;
+- a session's pending criteria are bits of a local (`_Gen.pmask`), read from `verdict` once
+  per session and batch: a gate tests a bit, not the criterion's verdict column.
 
 `FusedUnsupportedError` is raised for what the generator does not cover; the caller then keeps
 the table-driven kernel for that rubric.
@@ -69,7 +71,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 3  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 4  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -255,6 +257,12 @@ class _Gen:
         self.guard: dict[int, str] = {}  # guard id -> local bool
         self.value: dict[int, str] = {}  # value row -> local float
         self.body: list[str] = []
+        # the criteria whose pending bit is kept in `pmask` (all that test whether they are
+        # pending: not the observed ones, not a metric, decided at the close only)
+        self.masked = [
+            c for c in range(min(compiled.n_criteria, 63))
+            if int(compiled.kind[c]) not in (OBSERVED, METRIC)
+        ]  # fmt: skip
 
     # ------------------------------------------------------------------ operands
     def g(self, gid: int) -> str:
@@ -293,11 +301,24 @@ class _Gen:
 
     def decide(self, c: int, v: str, seq0: str, t0: str, pad: str) -> list[str]:
         """Decide criterion c at this row (kernel.decide_at); leaves the decision in `d`."""
-        lines = [f"verdict[s, {c}] = {v}",
+        lines = [*self.decided(c, v),
                  f"d = _emit(oi, of, nd, s, {c}, {v}, sq, ti, {seq0}, {t0})"]  # fmt: skip
         for k, row in enumerate(self.ev_rows(c)):
             lines.append(f"of[{3 + k}, d] = {self.v(row)}")
         return [pad + line for line in lines]
+
+    def pending(self, c: int) -> str:
+        """Whether criterion c is still pending in the row's session."""
+        if c in self.masked:
+            return f"(pmask & {1 << c}) != 0"
+        return f"verdict[s, {c}] == 0"
+
+    def decided(self, c: int, v: str) -> list[str]:
+        """Lines that record criterion c's verdict `v` (its pending bit cleared too)."""
+        lines = [f"verdict[s, {c}] = {v}"]
+        if c in self.masked:
+            lines += [f"pmask &= {~(1 << c)}", "last_seq[s] = pmask"]
+        return lines
 
     def gate(self, guards: list[str], pend: str) -> str:
         """One test, no short circuit: whether any of `guards` holds and the criterion is
@@ -316,7 +337,7 @@ class _Gen:
         pi, pf = self.c.params_i[c], self.c.params_f[c]
         l0, ln = int(self.c.list_off[c]), int(self.c.list_len[c])
         listed = [int(g) for g in self.c.lists[l0 : l0 + ln]]
-        pend = f"verdict[s, {c}] == 0"
+        pend = self.pending(c)
         if kind == OBSERVED:
             return []
         if kind == NEVER:
@@ -361,7 +382,7 @@ class _Gen:
                 f"        si[s, {io + 1}] = 1",
                 f"        si[s, {io + 2}] += 1",
                 f"        if si[s, {io + 2}] > {allow}:",
-                f"            verdict[s, {c}] = FAIL",
+                *("            " + x for x in self.decided(c, "FAIL")),
                 f"            d = _emit(oi, of, nd, s, {c}, FAIL, sq, ti, si[s, {io + 3}], "
                 f"sf[s, {fo}])"]  # fmt: skip
         for k in range(len(rows)):
@@ -614,6 +635,24 @@ class _Gen:
                         f"sess_f[s, {hi0 + k}] = _upper(sess_f[s, {hi0 + k}], h{k})"]
         return out
 
+    def pmask(self) -> list[str]:
+        """The session's pending bits (`pmask`, bit c for criterion c of `masked`): read from
+        `verdict` at the session's first row of the batch (marked by negating the stamp the
+        check pass left there), then carried in `last_seq[s]` (the check pass's scratch, not
+        read after it); a decision clears its bit there too. A gate then tests a bit of a
+        local instead of loading the criterion's verdict column (another cache line and
+        base address a row)."""
+        masked = self.masked
+        if not masked:
+            return []
+        out = [f"if sess_i[s, {_STAMP}] == stamp:",
+               f"    sess_i[s, {_STAMP}] = -stamp",
+               "    pmask = 0"]  # fmt: skip
+        for c in masked:
+            out += [f"    if verdict[s, {c}] == 0:", f"        pmask |= {1 << c}"]
+        out += ["    last_seq[s] = pmask", "else:", "    pmask = last_seq[s]"]
+        return out
+
     def criteria(self) -> list[str]:
         """The guards and expressions the criteria use, then one block per criterion."""
         blocks: list[str] = []
@@ -626,7 +665,7 @@ class _Gen:
 
     def module(self) -> str:
         body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
-                *self.hold()]  # fmt: skip
+                *self.pmask(), *self.hold()]  # fmt: skip
         general = self.criteria()
         if any(g.condition is None for g in self.c.guards):
             sample = _Gen(self.c, event=0).criteria()
@@ -647,7 +686,8 @@ class _Gen:
         return head + "\n" + "\n".join(fn) + "\n"
 
 
-# `kernel.admit`'s order check, read-only on the state (but for the batch's stamp, a mark):
+# `kernel.admit`'s order check, read-only on the state (but for the batch's stamp, a mark;
+# the pass after it negates the stamp at each session's first row, `_Gen.pmask`):
 # each session's last seq and t as of the batch's previous row go to the per-slot scratch
 # `last_seq` / `last_t` (taken from the state at the session's first row in the batch), so a
 # batch out of order returns before any column or criterion moved: nothing to restore.

@@ -9,7 +9,9 @@ output the table-driven kernel uses, with the signature
               verdict, oi, of, oc, nd) -> int
 
 (`kernel_types`: the batch's columns (`sess`: the state's rows), two per-slot scratch arrays
-and `kernel.admit`'s stamp for its order check, `State`'s five arrays and `Out`'s four). It
+and `kernel.admit`'s stamp for its order check (the generated step reuses `last_seq` after
+the check for each session's pending bits, and leaves a touched session's stamp negated),
+`State`'s five arrays and `Out`'s four). It
 returns -1, or the first row that breaks its session's order with nothing changed but the
 stamps (as `kernel.admit` says); it gives the table-driven kernel's decisions, in another
 order, and leaves the state as the kernel leaves it: a state may be stepped by either, batch
