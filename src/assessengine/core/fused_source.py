@@ -583,10 +583,10 @@ class _Gen:
                 slot = int(cc.tr_slot[r])
                 if slot >= 0:
                     at = f"sf[s, {fo + 1 + slot}]"
-                    body += [f"if not {self.g(int(cc.tr_when[r]))}:",
-                             f"    {at} = math.nan",
-                             f"elif {at} != {at}:",
-                             f"    {at} = ti"]  # fmt: skip
+                    # a select, stored every row: the guard flips from row to row
+                    when = self.g(int(cc.tr_when[r]))
+                    body += [f"sl = {at}",
+                             f"{at} = (ti if sl != sl else sl) if {when} else math.nan"]
             for k, r in enumerate(range(r0, r1)):
                 tests: list[str] = []
                 if int(cc.tr_on[r]) >= 0:
