@@ -28,6 +28,7 @@ from .events import EventBatch
 from .fused_step import FusedStep, PendingStep, fused_step_for
 from .kernel_types import Out, Rows, State
 from .report import CONTRIB_MAX
+from .session_ids import SessionIds
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ScoringState:
         )  # fmt: skip
         self.capacity = 0
         self.slot_of: dict[str, int] = {}
-        self.session_of: dict[int, str] = {}
+        self.session_of = SessionIds()  # slot -> id, a mapping kept as a list by slot
         self._free: list[int] = []
         # slots from this one on were never taken: they are the bottom of `_free`, in order
         # (`_grow` puts new slots under the free ones, `release` pushes on top)
@@ -189,8 +190,12 @@ class ScoringState:
                 del self._free[len(self._free) - n :]
                 self._unused_from = first + n
                 self._take_slots(slice(first, first + n))
-                slot_of.update(named)
-                self.session_of.update(zip(range(first, first + n), session_ids, strict=True))
+                if slot_of:
+                    slot_of.update(named)
+                else:  # the first open: the new dict is the table (no 100,000-entry copy)
+                    self.slot_of = named
+                ids = session_ids if isinstance(session_ids, list | tuple) else list(session_ids)
+                self.session_of.set_range(first, ids)
                 return np.arange(first, first + n, dtype=np.int32)
         elif n and len(self._free) >= n:
             taken = _popped(self._free, n)
@@ -199,7 +204,7 @@ class ScoringState:
                 self._unused_from = max(self._unused_from, max(taken) + 1)
                 self._take_slots(taken)
                 slot_of.update(named)
-                self.session_of.update(zip(taken, session_ids, strict=True))
+                self.session_of.set_many(zip(taken, session_ids, strict=True))
                 return np.array(taken, np.int32)
             self._free.extend(reversed(taken))  # a duplicate or an open id: as it was
         unique = dict.fromkeys(session_ids)  # each id hashed once, duplicates gone, in order
@@ -212,7 +217,7 @@ class ScoringState:
         self._unused_from = max(self._unused_from, max(taken) + 1)
         self._take_slots(taken)
         slot_of.update(zip(fresh, taken, strict=True))
-        self.session_of.update(zip(taken, fresh, strict=True))
+        self.session_of.set_many(zip(taken, fresh, strict=True))
         return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, n)
 
     def _take_slots(self, taken: list[int] | slice) -> None:
@@ -228,7 +233,7 @@ class ScoringState:
         """Forget closed sessions; their slots and rows are reused."""
         for sid in session_ids:
             slot = self.slot_of.pop(sid)
-            del self.session_of[slot]
+            self.session_of.remove(slot)
             self._free.append(slot)
             row = int(self.row_of[slot])
             if row >= 0:
@@ -303,6 +308,7 @@ class ScoringState:
         row_of = np.full(capacity, -1, np.int32)
         row_of[: self.capacity] = self.row_of
         self.row_of = row_of
+        self.session_of.grow(capacity)
         self.slot_of_row = np.concatenate(
             [self.slot_of_row, np.full(capacity - self.capacity, -1, np.int32)]
         )
