@@ -285,6 +285,43 @@ def records_view(buffer: Any, layout: Layout, n: int, *, offset: int = 0) -> Col
     return Columns(seq=records["seq"], t=records["t"], event=records["event"], signals=signals)
 
 
+def adjacent_records(parts: Sequence[Columns]) -> Columns | None:
+    """Columns spanning all of `parts` without a copy, when each part's columns are views of
+    records lying back to back, in order (part k's first record right after part k - 1's
+    last, as a scoring process's submission holds them: `records_view`), else None (also for
+    no parts or an empty one). Every row of the result is the row of a part, at the same
+    address: it reads only the parts' memory, and is valid while they are (keep them)."""
+    if not parts or not all(len(p) for p in parts):
+        return None
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    columns: tuple[NDArray[Any], ...] = (first.seq, first.t, first.event, first.signals)
+    strides = [c.strides for c in columns]
+    step = first.seq.strides[0]
+    starts = [_address(c) for c in columns]
+    rows = 0
+    for part in parts:
+        mine: tuple[NDArray[Any], ...] = (part.seq, part.t, part.event, part.signals)
+        for c, start, stride in zip(mine, starts, strides, strict=True):
+            if c.strides != stride or _address(c) != start + rows * step:
+                return None
+        rows += len(part)
+    span = np.lib.stride_tricks.as_strided
+    k = first.signals.shape[0]
+    return Columns(
+        span(first.seq, shape=(rows,), writeable=False),
+        span(first.t, shape=(rows,), writeable=False),
+        span(first.event, shape=(rows,), writeable=False),
+        span(first.signals, shape=(k, rows), writeable=False) if k else np.empty((0, rows)),
+    )
+
+
+def _address(column: NDArray[Any]) -> int:
+    """The address of `column`'s first element."""
+    return int(column.__array_interface__["data"][0])
+
+
 def _signal_view(
     buffer: Bytes, k: int, n: int, itemsize: int, offset: int = 0
 ) -> NDArray[np.float64]:

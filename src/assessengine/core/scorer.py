@@ -148,6 +148,14 @@ class ScoringState:
         return State(self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
 
     @property
+    def steps_fused(self) -> bool:
+        """Whether `step` scores the next batch by the fused step: it is ready, and the state
+        holds more than one slot. The fused step reads columns of any layout (strided,
+        read-only views of received records: no copy needed); the table-driven kernel takes
+        fresh C-contiguous writable columns (`step` copies others)."""
+        return self.fused is not None and self.capacity > 1
+
+    @property
     def bytes_per_session(self) -> int:
         """Bytes of scoring state one session occupies (with its slot <-> row entries)."""
         arrays = (self.sess_i, self.sess_f, self.si, self.sf, self.verdict)
@@ -466,11 +474,12 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
     sess = state.rows(batch.session).view(np.uint32)
     # a state of one slot has arrays contiguous both ways, which numba types otherwise than
     # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
-    fused = state.fused if state.capacity > 1 else None
+    fused = state.fused if state.steps_fused else None
     if fused is not None:  # admit, hold, guards, automata in one call: no sub-steps either
         done = _step_fused(compiled, state, fused, sess, batch)
         if done is not None:
             return done
+    batch = plain_columns(batch)  # the table-driven kernel's one array kind
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
     u_max = min(n, state.capacity)
@@ -537,6 +546,23 @@ def _out_of_order(state: ScoringState, batch: EventBatch, bad: int) -> ScoringEr
     return ScoringError(
         f"row {bad}: seq {int(batch.seq[bad])} at t={float(batch.t[bad])} breaks the order of "
         f"session {state.session_of.get(int(batch.session[bad]), '?')!r}"
+    )
+
+
+def plain_columns(batch: EventBatch) -> EventBatch:
+    """`batch` with its columns as fresh C-contiguous writable arrays (the batch itself when
+    they are so already): the array kind the table-driven kernel is compiled for; any other
+    kind (read-only or strided views of received records) would make numba compile it once
+    more."""
+    columns = (batch.seq, batch.t, batch.event, batch.signals)
+    if all(c.flags.c_contiguous and c.flags.writeable for c in columns):
+        return batch
+    return EventBatch(
+        batch.session,
+        np.require(batch.seq, np.int64, ["C", "W"]),
+        np.require(batch.t, np.float64, ["C", "W"]),
+        np.require(batch.event, np.int32, ["C", "W"]),
+        np.require(batch.signals, np.float64, ["C", "W"]),
     )
 
 

@@ -35,7 +35,15 @@ from numba.core.registry import CPUDispatcher as Dispatcher
 
 from ..adapters.library import list_scenarios, load_rubric, rubric_files
 from ..core import codec_kernel, kernel
-from ..core.codec import JSON_V1, Columns, Layout, decode_events, encode_json_v1, warm_up_decoder
+from ..core.codec import (
+    JSON_V1,
+    Columns,
+    Layout,
+    adjacent_records,
+    decode_events,
+    encode_json_v1,
+    warm_up_decoder,
+)
 from ..core.codec_kernel import gather_columns
 from ..core.compiler import VERDICT_NAMES, CompiledRubric, compile_rubric
 from ..core.events import EventBatch
@@ -282,7 +290,7 @@ class Scorer:
 
     def _step(self, track: _Track, parts: list[tuple[int, Columns]]) -> list[Decisions]:
         try:
-            return [step(track.compiled, track.state, _batch(parts))]
+            return [step(track.compiled, track.state, _batch(parts, track.state.steps_fused))]
         except ScoringError:
             pass
         # all or nothing failed: step each batch alone, so one bad session spoils nothing else
@@ -292,7 +300,8 @@ class Scorer:
             if session in self._broken:
                 continue
             try:
-                out.append(step(track.compiled, track.state, _batch([(slot, cols)])))
+                out.append(step(track.compiled, track.state,
+                                _batch([(slot, cols)], track.state.steps_fused)))
             except ScoringError as exc:
                 self.scoring_errors += 1
                 self._broken.add(session)
@@ -644,11 +653,18 @@ def _steps(parts: list[tuple[int, Columns]]) -> Iterator[list[tuple[int, Columns
         yield chunk
 
 
-def _batch(parts: list[tuple[int, Columns]]) -> EventBatch:
-    """One `EventBatch` of many sessions' columns, always fresh C-contiguous writable arrays:
-    decoded columns are read-only strided views, and every other array kind would make numba
-    compile (and cache) the kernel once more."""
+def _batch(parts: list[tuple[int, Columns]], views: bool = False) -> EventBatch:
+    """One `EventBatch` of many sessions' columns. With `views` (the step is fused:
+    `ScoringState.steps_fused`) and when the parts' columns are views of records lying back to
+    back in one buffer (`adjacent_records`: a scoring process's submission), views spanning
+    them all, no copy; else fresh C-contiguous writable arrays (decoded columns are read-only
+    strided views, and every other array kind would make numba compile (and cache) the
+    table-driven kernel once more)."""
     lengths = [len(cols) for _, cols in parts]
+    slots = np.repeat(np.array([slot for slot, _ in parts], np.int32), lengths)
+    spanned = adjacent_records([cols for _, cols in parts]) if views else None
+    if spanned is not None:
+        return EventBatch(slots, spanned.seq, spanned.t, spanned.event, spanned.signals)
     total = sum(lengths)
     seq, t = np.empty(total, np.int64), np.empty(total, np.float64)
     event = np.empty(total, np.int32)
@@ -657,7 +673,6 @@ def _batch(parts: list[tuple[int, Columns]]) -> EventBatch:
     for (_, cols), n in zip(parts, lengths, strict=True):
         gather_columns(cols.seq, cols.t, cols.event, cols.signals, seq, t, event, signals, start)
         start += n
-    slots = np.repeat(np.array([slot for slot, _ in parts], np.int32), lengths)
     return EventBatch(slots, seq, t, event, signals)
 
 

@@ -20,8 +20,10 @@ has saved its results. `RemoteScorer` is a `scoring.ScoringBackend`.
     scorer.close()
 
 Rows travel as columns-v1 records when the batch arrived so (one copy of the payload as
-received), else as columns (seq, t, signals, event, each contiguous). The child is started with
-``spawn`` (the engine has threads; ``fork`` would copy their locks) from the scoring thread,
+received), else as columns (seq, t, signals, event, each contiguous). Records lie back to back
+in the buffer, so that a fused kernel step reads a run of them in place, as strided views
+spanning many batches (`codec.adjacent_records`), with no copy into contiguous columns. The
+child is started with ``spawn`` (the engine has threads; ``fork`` would copy their locks) from the scoring thread,
 and on Linux it is killed with its parent (``PR_SET_PDEATHSIG``): a crashed engine never leaves
 a scorer writing to the store that a restarted one recovers from.
 """
@@ -195,13 +197,11 @@ class RemoteScorer:
         parts: list[Part] = []
         path = ""
         if batches:
-            sizes = [len(cols) * FIXED_BYTES + cols.signals.nbytes for _, cols, _ in batches]
-            buffer = self._buffer_for(self._sent % IN_FLIGHT, sum(sizes) + 8 * len(batches))
-            offset = 0
-            for (session, cols, records), size in zip(batches, sizes, strict=True):
+            offsets, end = placement(batches)
+            buffer = self._buffer_for(self._sent % IN_FLIGHT, end)
+            for (session, cols, records), offset in zip(batches, offsets, strict=True):
                 kind = buffer.put(offset, cols, records)
                 parts.append((session, kind, offset, len(cols)))
-                offset += size + (-size % 8)
             path = buffer.path
         self._waiting.append(on_done)
         self._sent += 1
@@ -292,6 +292,21 @@ class RemoteScorer:
         what = "the scoring process " + (
             f"stopped (exit code {code})" if code is not None else "does not answer")
         return ScoringProcessError(f"{what}: {why}" if why else what)
+
+
+def placement(batches: Batches) -> tuple[list[int], int]:
+    """Where each batch goes in a shared buffer (byte offsets), and the bytes they take.
+    Records lie back to back (a run of them is read in place by a fused step, as views
+    spanning the batches: `codec.adjacent_records`); batches sent as columns start at a
+    multiple of 8 (each column aligned to its items)."""
+    offsets: list[int] = []
+    end = 0
+    for _, cols, records in batches:
+        if records is None:
+            end += -end % 8
+        offsets.append(end)
+        end += len(cols) * FIXED_BYTES + cols.signals.nbytes
+    return offsets, end
 
 
 class _Buffer:
