@@ -23,9 +23,9 @@ Rows travel as columns-v1 records when the batch arrived so (one copy of the pay
 received), else as columns (seq, t, signals, event, each contiguous). Records lie back to back
 in the buffer, so that a fused kernel step reads a run of them in place, as strided views
 spanning many batches (`codec.adjacent_records`), with no copy into contiguous columns. The
-child is started with ``spawn`` (the engine has threads; ``fork`` would copy their locks) from the scoring thread,
-and on Linux it is killed with its parent (``PR_SET_PDEATHSIG``): a crashed engine never leaves
-a scorer writing to the store that a restarted one recovers from.
+child is started with ``spawn`` (the engine has threads; ``fork`` would copy their locks) from
+the scoring thread, and on Linux it is killed with its parent (``PR_SET_PDEATHSIG``): a crashed
+engine never leaves a scorer writing to the store that a restarted one recovers from.
 """
 
 from __future__ import annotations
