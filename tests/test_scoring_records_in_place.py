@@ -14,13 +14,13 @@ import pytest
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from assessengine.core import kernel
-from assessengine.core.codec import Columns, Layout, adjacent_records, records_v1, records_view
+from assessengine.core.codec import Columns, Layout, adjacent_records, records_runs, records_v1
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import EventBatch
 from assessengine.core.scorer import Decisions, ScoringState, close, plain_columns, step
 from assessengine.runtime import fused
 from assessengine.runtime.pipeline import _batch
-from assessengine.runtime.scoring_process import placement
+from assessengine.runtime.scoring_process import _Buffer, placement
 
 from .strategies import SCENARIO
 from .test_fused_kernel import _small
@@ -64,15 +64,15 @@ def _parts() -> list[Columns]:
 
 def _in_buffer(parts: list[Columns], gap: int = 0) -> tuple[np.ndarray, list[Columns]]:
     """`parts` as records in one buffer, `gap` bytes apart, and their views (as a scoring
-    process makes them)."""
+    process makes them: `records_runs`)."""
     payloads = [records_v1(cols, LAYOUT) for cols in parts]
     buffer = np.zeros(sum(p.nbytes for p in payloads) + gap * len(parts) + 8, np.uint8)
-    views, at = [], 4  # an address that is not a multiple of 8, as the records' fields are
+    placed, at = [], 4  # an address that is not a multiple of 8, as the records' fields are
     for cols, payload in zip(parts, payloads, strict=True):
         buffer[at : at + payload.nbytes] = payload
-        views.append(records_view(buffer, LAYOUT, len(cols), offset=at))
+        placed.append((at, len(cols)))
         at += payload.nbytes + gap
-    return buffer, views
+    return buffer, records_runs(buffer, LAYOUT, placed)
 
 
 def _same(a: Columns | EventBatch, b: Columns) -> None:
@@ -98,14 +98,23 @@ def test_records_back_to_back_are_spanned_by_views_of_the_buffer() -> None:
 
 def test_records_apart_out_of_order_or_of_other_kinds_are_not_spanned() -> None:
     parts = _parts()
-    _, apart = _in_buffer(parts, gap=4)
+    buffer, apart = _in_buffer(parts, gap=4)
     _, views = _in_buffer(parts)
     assert adjacent_records(apart) is None
     assert adjacent_records(views[::-1]) is None
+    assert adjacent_records([views[0], views[2]]) is None  # a part left out between
     assert adjacent_records(parts) is None  # contiguous columns of separate arrays
+    assert adjacent_records([views[0], views[1].tail(1)]) is None  # a slice of a part
     assert adjacent_records([*views[:1], views[0].tail(len(views[0]))]) is None  # an empty part
     assert adjacent_records([]) is None
     assert adjacent_records(views[:1]) is views[0]
+    spanned = adjacent_records(views[1:3])
+    assert spanned is not None
+    _same(spanned, _joined(parts[1:3]))
+    # records apart are runs of one part each, views of the buffer all the same
+    for cols, view in zip(parts, apart, strict=True):
+        _same(view, cols)
+        assert np.shares_memory(view.signals, buffer)
 
 
 def test_a_submission_places_records_back_to_back_and_columns_aligned() -> None:
@@ -189,3 +198,30 @@ def test_plain_columns_keeps_a_plain_batch_and_copies_views() -> None:
         assert column.flags.c_contiguous
         assert column.flags.writeable
     assert plain_columns(plain) is plain
+
+
+def test_a_scoring_process_sees_consecutive_records_as_one_run() -> None:
+    """The child's views of a submission (`_Buffer.views`): records placed back to back are one
+    run, which a step spans; a batch sent as columns starts another."""
+    parts = _parts()
+    payloads = [records_v1(cols, LAYOUT) for cols in parts]
+    batches = [("A", parts[0], payloads[0]), ("A", parts[1], payloads[1]),
+               ("B", parts[2], None), ("B", parts[3], payloads[3])]  # fmt: skip
+    offsets, end = placement(batches)
+    buffer = _Buffer.create(end)
+    try:
+        kinds = [buffer.put(at, cols, records) for at, (_, cols, records) in zip(offsets, batches,
+                                                                              strict=True)]
+        assert kinds == ["records", "records", "columns", "records"]
+        views = buffer.views([(kind, at, len(cols), LAYOUT) for kind, at, (_, cols, _) in zip(
+            kinds, offsets, batches, strict=True)])  # fmt: skip
+        for view, cols in zip(views, parts, strict=True):
+            _same(view, cols)
+        spanned = adjacent_records(views[:2])
+        assert spanned is not None
+        _same(spanned, _joined(parts[:2]))
+        assert adjacent_records(views[1:3]) is None
+        assert adjacent_records(views[2:]) is None
+        del views, spanned
+    finally:
+        buffer.close()

@@ -285,41 +285,59 @@ def records_view(buffer: Any, layout: Layout, n: int, *, offset: int = 0) -> Col
     return Columns(seq=records["seq"], t=records["t"], event=records["event"], signals=signals)
 
 
+@dataclass(frozen=True, slots=True)
+class RunColumns(Columns):
+    """Rows `start` .. `start + len` of `run` (views): one batch of several whose records lie
+    back to back in one buffer (`records_runs`), so that consecutive batches are spanned by a
+    view of `run` (`adjacent_records`) instead of being copied together."""
+
+    run: Columns
+    start: int
+
+
+def records_runs(buffer: Any, layout: Layout, parts: Sequence[tuple[int, int]]) -> list[Columns]:
+    """Read-only column views of columns-v1 records in `buffer`, one per part (byte offset,
+    records; no copy, no checks: for records decoded once already). Parts whose records follow
+    the previous part's are rows of one run of records (`RunColumns`)."""
+    out: list[Columns] = []
+    size = layout.itemsize
+    i = 0
+    while i < len(parts):
+        offset, n = parts[i]
+        j, end = i + 1, offset + n * size
+        while j < len(parts) and parts[j][0] == end:
+            end += parts[j][1] * size
+            j += 1
+        run = records_view(buffer, layout, (end - offset) // size, offset=offset)
+        rows = 0
+        for _, n in parts[i:j]:
+            out.append(RunColumns(run.seq[rows : rows + n], run.t[rows : rows + n],
+                                  run.event[rows : rows + n], run.signals[:, rows : rows + n],
+                                  run, rows))  # fmt: skip
+            rows += n
+        i = j
+    return out
+
+
 def adjacent_records(parts: Sequence[Columns]) -> Columns | None:
-    """Columns spanning all of `parts` without a copy, when each part's columns are views of
-    records lying back to back, in order (part k's first record right after part k - 1's
-    last, as a scoring process's submission holds them: `records_view`), else None (also for
-    no parts or an empty one). Every row of the result is the row of a part, at the same
-    address: it reads only the parts' memory, and is valid while they are (keep them)."""
+    """Views spanning all of `parts` without a copy, when they are consecutive rows of one
+    run of records, in order (`records_runs`: batches back to back in a scoring process's
+    buffer); else None (also for no parts, or an empty one). One part is returned as it is."""
     if not parts or not all(len(p) for p in parts):
         return None
     first = parts[0]
     if len(parts) == 1:
         return first
-    columns: tuple[NDArray[Any], ...] = (first.seq, first.t, first.event, first.signals)
-    strides = [c.strides for c in columns]
-    step = first.seq.strides[0]
-    starts = [_address(c) for c in columns]
-    rows = 0
+    if not isinstance(first, RunColumns):
+        return None
+    run, start = first.run, first.start
+    rows = start
     for part in parts:
-        mine: tuple[NDArray[Any], ...] = (part.seq, part.t, part.event, part.signals)
-        for c, start, stride in zip(mine, starts, strides, strict=True):
-            if c.strides != stride or _address(c) != start + rows * step:
-                return None
+        if not isinstance(part, RunColumns) or part.run is not run or part.start != rows:
+            return None
         rows += len(part)
-    span = np.lib.stride_tricks.as_strided
-    k = first.signals.shape[0]
-    return Columns(
-        span(first.seq, shape=(rows,), writeable=False),
-        span(first.t, shape=(rows,), writeable=False),
-        span(first.event, shape=(rows,), writeable=False),
-        span(first.signals, shape=(k, rows), writeable=False) if k else np.empty((0, rows)),
-    )
-
-
-def _address(column: NDArray[Any]) -> int:
-    """The address of `column`'s first element."""
-    return int(column.__array_interface__["data"][0])
+    return Columns(run.seq[start:rows], run.t[start:rows], run.event[start:rows],
+                   run.signals[:, start:rows])  # fmt: skip
 
 
 def _signal_view(

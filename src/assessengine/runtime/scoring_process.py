@@ -48,7 +48,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from ..core.codec import FIXED_BYTES, Columns, Layout, records_view
+from ..core.codec import FIXED_BYTES, Columns, Layout, records_runs
 from .fused import configure, installed_cache_dir
 from .pipeline import (
     Recovery,
@@ -358,9 +358,28 @@ class _Buffer:
             at += column.nbytes
         return "columns"
 
-    def view(self, kind: Kind, offset: int, n: int, layout: Layout) -> Columns:
-        if kind == "records":
-            return records_view(self._map, layout, n, offset=offset)
+    def views(self, parts: list[tuple[Kind, int, int, Layout]]) -> list[Columns]:
+        """The columns of each part (kind, byte offset, rows, layout), views of the buffer;
+        consecutive records of one layout as rows of one run (`codec.records_runs`)."""
+        out: list[Columns] = []
+        run: list[tuple[int, int]] = []
+        layout: Layout | None = None
+        for kind, offset, n, mine in parts:
+            if run and (kind != "records" or (mine is not layout and mine != layout)):
+                assert layout is not None
+                out += records_runs(self._map, layout, run)
+                run = []
+            if kind == "records":
+                run.append((offset, n))
+                layout = mine
+            else:
+                out.append(self._columns(offset, n, mine))
+        if run:
+            assert layout is not None
+            out += records_runs(self._map, layout, run)
+        return out
+
+    def _columns(self, offset: int, n: int, layout: Layout) -> Columns:
         k = len(layout.signal_names)
         a = self.array
         seq = a[offset : offset + 8 * n].view(np.int64)
@@ -447,10 +466,10 @@ def _serve(conn: Connection, scorer: Scorer, library: RubricLibrary) -> None:
         batches = []
         if parts:
             assert buffer is not None
-            for session, kind, offset, n in parts:
-                layout = scorer.layout_of(session)
-                if layout is not None:  # else not open here: `score` would ignore it too
-                    batches.append((session, buffer.view(kind, offset, n, layout)))
+            placed = [(session, (kind, offset, n, layout)) for session, kind, offset, n in parts
+                      if (layout := scorer.layout_of(session)) is not None]  # else not open here
+            views = buffer.views([where for _, where in placed])
+            batches = [(session, cols) for (session, _), cols in zip(placed, views, strict=True)]
         errors += score_then_close(scorer, batches, closes)
         del batches
         conn.send(("done", _counts(scorer, errors)))
