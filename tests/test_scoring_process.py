@@ -53,8 +53,11 @@ def test_rows_reach_the_scoring_process_exactly_as_records_or_as_columns() -> No
         assert buffer.put(4096, from_json, None) == "columns"
         reader = _Buffer(buffer.path, buffer.size, owner=False)  # as the process maps it
         try:
-            assert _same(reader.view("records", 8, 37, layout), binary)
-            assert _same(reader.view("columns", 4096, 50, layout), parsed)
+            as_records, as_columns = reader.views([("records", 8, 37, layout),
+                                                   ("columns", 4096, 50, layout)])  # fmt: skip
+            assert _same(as_records, binary)
+            assert _same(as_columns, parsed)
+            del as_records, as_columns
         finally:
             reader.close()
     finally:

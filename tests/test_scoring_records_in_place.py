@@ -5,6 +5,8 @@ decisions are those of the contiguous copies the table-driven kernel takes."""
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,21 @@ from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import EventBatch
 from assessengine.core.scorer import Decisions, ScoringState, close, plain_columns, step
 from assessengine.runtime import fused
-from assessengine.runtime.pipeline import _batch
-from assessengine.runtime.scoring_process import _Buffer, placement
+from assessengine.runtime.pipeline import (
+    RubricEntry,
+    RubricLibrary,
+    Scorer,
+    _batch,
+    score_then_close,
+)
+from assessengine.runtime.scoring_process import RemoteScorer, _Buffer, placement
+from assessengine.storage.memory import MemoryStore
+from assessengine.storage.port import SessionInfo
+from assessengine.storage.url import open_store
 
 from .strategies import SCENARIO
 from .test_fused_kernel import _small
+from .waits import WAIT_S
 
 LAYOUT = Layout.of(SCENARIO)
 
@@ -225,3 +237,48 @@ def test_a_scoring_process_sees_consecutive_records_as_one_run() -> None:
         del views, spanned
     finally:
         buffer.close()
+
+
+def test_a_scoring_process_with_fused_steps_reports_as_the_table_kernel(
+    provider: fused.FusedProvider, tmp_path: Path
+) -> None:
+    """End to end: a submission's records, placed back to back and stepped in place by the
+    child's fused step, give the reports the table-driven kernel gives in this process."""
+    rubric, sessions = _small()
+    entry = RubricEntry(rubric, SCENARIO, rubric.sha256(), tmp_path / "small.yaml")
+    library = RubricLibrary([entry], scenarios=[SCENARIO.scenario])
+    url = str(tmp_path / "e.db")
+    store = open_store(url)
+    expected = MemoryStore()
+    try:
+        for s in sessions:
+            info = SessionInfo(s.session, "learner", SCENARIO.scenario, rubric.rubric,
+                               rubric.version, entry.sha256)  # fmt: skip
+            store.open_session(info)
+            expected.open_session(info)
+        parts = _parts()  # F0 in two batches, then F1 in two
+        owners = [s.session for s in sessions for _ in range(2)]
+        batches = [(sid, cols, records_v1(cols, LAYOUT))
+                   for sid, cols in zip(owners, parts, strict=True)]  # fmt: skip
+        closes = [(s.session, s.close_t) for s in sessions]
+        here = Scorer(expected, library)
+        for s in sessions:
+            here.open(s.session, entry)
+        for track in here._tracks.values():  # this process: the table-driven kernel
+            track.state.fused_pending = None
+        scorer = RemoteScorer(functools.partial(open_store, url, recover=False), library)
+        scorer.start()
+        try:
+            done = threading.Event()
+            scorer.submit([(s.session, entry, False) for s in sessions], batches, closes,
+                          on_done=done.set)  # fmt: skip
+            assert done.wait(WAIT_S)
+            assert scorer.drain(WAIT_S)
+        finally:
+            scorer.close()
+        score_then_close(here, [(sid, cols) for sid, cols, _ in batches], closes)
+        for s in sessions:
+            assert store.report(s.session) == expected.report(s.session) is not None
+            assert store.decisions(s.session) == expected.decisions(s.session)
+    finally:
+        store.close()
