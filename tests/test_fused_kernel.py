@@ -620,3 +620,39 @@ def test_a_state_of_any_size_is_stepped_by_the_fused_step() -> None:
     with pytest.raises(AssertionError, match="fused step was called"):
         step(compiled, state, batch_from_events(SCENARIO, rows))
     assert calls == [1]
+
+
+@pytest.mark.parametrize("slot", [-1, 4, 2**31 - 1])
+def test_a_slot_outside_the_state_is_refused_by_the_fused_step_with_nothing_changed(
+    provider: fused.FusedProvider, slot: int
+) -> None:
+    """The fused step's first pass reads each row's slot and its state row: a slot outside
+    the state (after rows of a session without a state row yet, and of one with) raises
+    the table-driven kernel's ScoringError, with nothing changed but the stamps; the batch
+    without it then scores to the reference's reports."""
+    rubric, sessions = _forklift_like()
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    assert state.fused is not None
+    slots = state.open([s.session for s in sessions])
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    rows.sort(key=lambda r: (r[1].t, r[1].seq))
+    log = DecisionLog(compiled)
+    first = [r for r in rows if r[0] == int(slots[0])][:5]
+    log.add(step(compiled, state, batch_from_events(SCENARIO, first)))
+    rest = [r for r in rows if r not in first]
+    bad = batch_from_events(SCENARIO, rest)
+    bad.session[len(bad) // 2] = slot
+    before = [a.copy() for a in state.arrays]
+    row_of = state.row_of.copy()
+    with pytest.raises(ScoringError, match=r"batch has a session slot outside 0\.\.3"):
+        step(compiled, state, bad)
+    assert np.array_equal(row_of, state.row_of)  # no row taken either
+    assert np.array_equal(before[0][:, :3], state.arrays.sess_i[:, :3])  # not the stamps
+    for was, now in zip(before[1:], state.arrays[1:], strict=True):
+        assert np.array_equal(was, now, equal_nan=True)
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rest)))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))

@@ -64,6 +64,7 @@ from .compiler import (
     TO_PASS,
     CompiledRubric,
 )
+from .fused_step import BAD_SLOT, NO_ROW
 from .kernel import FIRST_SEQ, FIRST_T, HELD, LAST_SEQ, LAST_T, N_EVENTS, STAMP
 
 # the session columns of kernel.py (its constants: a layout change there is one here too)
@@ -71,7 +72,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 4  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 5  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -664,7 +665,7 @@ class _Gen:
         return [*self.ex.lines, *blocks]  # ex.lines filled while the criteria asked for them
 
     def module(self) -> str:
-        body = ["s = sess[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
+        body = ["s = rows[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
                 *self.pmask(), *self.hold()]  # fmt: skip
         general = self.criteria()
         if any(g.condition is None for g in self.c.guards):
@@ -675,12 +676,13 @@ class _Gen:
             body += general
         head = _PRELUDE.format(FAIL=FAIL, PASS=PASS, NOT_APPLICABLE=NOT_APPLICABLE)
         fn = ["@njit(cache=True, nogil=True, error_model=\"numpy\")",
-              "def step_rows(sess, seq, t, event, signals, last_seq, last_t, stamp, sess_i, "
-              "sess_f, si, sf, verdict, oi, of, oc, nd):",
-              '    """Check the batch\'s order, then admit, hold and advance every criterion '
-              'over rows 0..n-1 (see the generator): -1, or the first row out of order."""',
+              "def step_rows(slots, seq, t, event, signals, row_of, rows, last_seq, last_t, "
+              "stamp, sess_i, sess_f, si, sf, verdict, oi, of, oc, nd):",
+              '    """Check the batch\'s slots and order (its state rows to `rows`), then '
+              'admit, hold and advance every criterion over rows 0..n-1 (see the generator): '
+              '-1, the first row out of order, or BAD_SLOT / NO_ROW (`fused_step`)."""',
               *_CHECK,
-              "    for i in range(sess.shape[0]):"]  # fmt: skip
+              "    for i in range(slots.shape[0]):"]  # fmt: skip
         fn += ["        " + line for line in body]
         fn += ["    return -1"]
         return head + "\n" + "\n".join(fn) + "\n"
@@ -692,8 +694,16 @@ class _Gen:
 # `last_seq` / `last_t` (taken from the state at the session's first row in the batch), so a
 # batch out of order returns before any column or criterion moved: nothing to restore.
 _CHECK = [
-    "    for i in range(sess.shape[0]):",
-    "        s = sess[i]",
+    "    for i in range(slots.shape[0]):",
+    "        slot = slots[i]",
+    "        if slot < 0 or slot >= row_of.shape[0]:",
+    f"            return {BAD_SLOT}",
+    "        r = row_of[slot]",
+    "        if r < 0:  # the slot has no state row yet: the caller takes them, then again",
+    f"            return {NO_ROW}",
+    "        rows[i] = r",
+    "    for i in range(slots.shape[0]):",
+    "        s = rows[i]",
     "        ti = t[i]",
     "        if not (ti >= 0.0 and ti < math.inf):",
     "            return i",

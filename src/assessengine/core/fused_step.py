@@ -5,16 +5,18 @@ A fused step (`core.fused_source` generates its text) advances every criterion o
 over a batch's admitted rows in one compiled pass, on the state arrays and into the decision
 output the table-driven kernel uses, with the signature
 
-    step_rows(sess, seq, t, event, signals, last_seq, last_t, stamp, sess_i, sess_f, si, sf,
-              verdict, oi, of, oc, nd) -> int
+    step_rows(slots, seq, t, event, signals, row_of, rows, last_seq, last_t, stamp, sess_i,
+              sess_f, si, sf, verdict, oi, of, oc, nd) -> int
 
-(`kernel_types`: the batch's columns (`sess`: the state's rows), two per-slot scratch arrays
+(`kernel_types`: the batch's columns (`slots`: the session slots), the state's slot -> row
+table and a scratch the step writes each row's state row to, two per-slot scratch arrays
 and `kernel.admit`'s stamp for its order check (the generated step reuses `last_seq` after
 the check for each session's pending bits, and leaves a touched session's stamp negated),
-`State`'s five arrays and `Out`'s four). It
-returns -1, or the first row that breaks its session's order with nothing changed but the
-stamps (as `kernel.admit` says); it gives the table-driven kernel's decisions, in another
-order, and leaves the state as the kernel leaves it: a state may be stepped by either, batch
+`State`'s five arrays and `Out`'s four). It returns -1; or, with nothing changed but the
+stamps (as `kernel.admit` says): the first row that breaks its session's order, NO_ROW
+or BAD_SLOT (a first pass reads each row's slot, checks its bounds and writes its state
+row to `rows`). It gives the table-driven kernel's decisions, in another order, and leaves
+the state as the kernel leaves it: a state may be stepped by either, batch
 by batch, in any mix.
 
 Nothing here does I/O: a provider (`runtime.fused.install`) turns a compiled rubric into a
@@ -34,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compiler import CompiledRubric
+
+NO_ROW = -2
+"""What a fused step returns when a row's slot has no state row yet (`ScoringState.rows`),
+nothing changed but the stamps: the caller gives the batch's slots their rows, then steps
+it again."""
+BAD_SLOT = -3
+"""What a fused step returns when a row's slot is outside the state's, nothing changed but
+the stamps."""
 
 FusedStep = Callable[..., Any]
 """A loaded `step_rows` (see the module doc)."""

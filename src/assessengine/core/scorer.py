@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from ..errors import ScoringError
 from . import kernel
 from .compiler import CompiledRubric
 from .events import EventBatch
-from .fused_step import FusedStep, PendingStep, fused_step_for
+from .fused_step import NO_ROW, FusedStep, PendingStep, fused_step_for
 from .kernel_types import Out, Rows, State
 from .report import CONTRIB_MAX
 from .session_ids import SessionIds
@@ -468,17 +468,16 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
             f"batch has {batch.signals.shape[0]} signal rows, scenario has {compiled.n_signals}"
         )
     n = len(batch)
-    if n and not (batch.session.min() >= 0 and batch.session.max() < state.capacity):
-        raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
-    # the state's rows, unsigned: the kernel then does no negative-index fix-up at each access
-    sess = state.rows(batch.session).view(np.uint32)
     # a state of one slot has arrays contiguous both ways, which numba types otherwise than
     # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
     fused = state.fused if state.steps_fused else None
-    if fused is not None:  # admit, hold, guards, automata in one call: no sub-steps either
-        done = _step_fused(compiled, state, fused, sess, batch)
+    if fused is not None:  # slots' bounds, rows, admit, hold, guards, automata in one call
+        done = _step_fused(compiled, state, fused, batch)
         if done is not None:
             return done
+    _check_slots(state, batch)
+    # the state's rows, unsigned: the kernel then does no negative-index fix-up at each access
+    sess = state.rows(batch.session).view(np.uint32)
     batch = plain_columns(batch)  # the table-driven kernel's one array kind
     ordinal = state.scratch("ordinal", (1, n), np.int64)[0]
     nonsample = state.scratch("nonsample", (1, n), np.int64)[0]
@@ -566,48 +565,60 @@ def plain_columns(batch: EventBatch) -> EventBatch:
     )
 
 
+def _check_slots(state: ScoringState, batch: EventBatch) -> None:
+    """ScoringError when a row's session slot is not one of the state's."""
+    if len(batch) and not (batch.session.min() >= 0 and batch.session.max() < state.capacity):
+        raise ScoringError(f"batch has a session slot outside 0..{state.capacity - 1}")
+
+
 def _step_fused(
-    compiled: CompiledRubric,
-    state: ScoringState,
-    fused: FusedStep,
-    sess: NDArray[np.uint32],
-    batch: EventBatch,
+    compiled: CompiledRubric, state: ScoringState, fused: FusedStep, batch: EventBatch
 ) -> Decisions | None:
-    """`step` by the rubric's fused step (`fused_step`): the order check, then admit, hold,
-    guards and automata in one call; the decisions taken (ScoringError, the state as it was,
-    when a row breaks its session's order: the check reads the whole batch before anything
-    moves). None, with nothing changed, when the function has no compiled variant for these
-    arguments' types (the provider compiles one signature and then forbids compiling inside
-    a batch: numba refuses the call before it runs); the state is then scored by the
-    table-driven kernel from now on."""
+    """`step` by the rubric's fused step (`fused_step`): the slots' bounds, the state rows
+    and the order checked in one pass, then admit, hold, guards and automata in one call;
+    the decisions taken (ScoringError, the state as it was, when a slot is out of range or
+    a row breaks its session's order: the check reads the whole batch before anything
+    moves). A slot without a state row yet stops the check pass (`fused_step.NO_ROW`): the
+    batch's slots then get their rows (`ScoringState.rows`) and the step runs again. None,
+    with nothing changed, when the function has no compiled variant for these arguments'
+    types (the provider compiles one signature and then forbids compiling inside a batch:
+    numba refuses the call before it runs); the state is then scored by the table-driven
+    kernel from now on."""
     sessions = min(len(batch), state.capacity)  # each criterion decides once per session
     out = _outputs(
         compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
     )
+    if batch.session.dtype != np.int32:  # the one type the step is compiled for
+        batch = EventBatch(batch.session.astype(np.int32), batch.seq, batch.t, batch.event,
+                           batch.signals)  # fmt: skip
     try:
-        bad = fused(*_fused_args(state, sess, batch, state.next_stamp(), out))
+        bad = fused(*_fused_args(state, batch, state.next_stamp(), out))
+        if bad == NO_ROW:  # nothing changed but stamps: the rows taken, then again
+            _check_slots(state, batch)
+            state.rows(batch.session)
+            bad = fused(*_fused_args(state, batch, state.next_stamp(), out))
     except TypeError as exc:  # "No matching definition": raised before the function runs
         log.warning("scoring: the fused step of rubric %r does not take this batch's arrays "
                     "(%s); the table-driven kernel scores it from now on",
                     compiled.rubric.rubric, str(exc).splitlines()[0])  # fmt: skip
         state.fused_pending = None
         return None
-    if bad >= 0:
+    if bad != -1:
+        _check_slots(state, batch)  # a slot out of range goes before an order error
         raise _out_of_order(state, batch, bad)
     return _decisions(out, state.slot_of_row)
 
 
-def _fused_args(
-    state: ScoringState, sess: NDArray[np.uint32], batch: EventBatch, stamp: int, out: Out
-) -> tuple[Any, ...]:
+def _fused_args(state: ScoringState, batch: EventBatch, stamp: int, out: Out) -> tuple[Any, ...]:
     """The arguments of a fused step (`fused_step`'s signature), in order."""
     cap = state.capacity
     last_seq = state.scratch("last_seq", (1, cap), np.int64)[0]
     last_t = state.scratch("last_t", (1, cap), np.float64)[0]
+    rows = state.scratch("rows", (1, len(batch)), np.uint32)[0]
     return (
-        sess, batch.seq, batch.t, batch.event, batch.signals, last_seq, last_t, stamp,
-        state.sess_i, state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc,
-        out.nd,
+        batch.session, batch.seq, batch.t, batch.event, batch.signals, state.row_of, rows,
+        last_seq, last_t, stamp, state.sess_i, state.sess_f, state.si, state.sf, state.verdict,
+        out.oi, out.of, out.oc, out.nd,
     )  # fmt: skip
 
 
@@ -618,11 +629,10 @@ def fused_probe_args(compiled: CompiledRubric) -> tuple[Any, ...]:
     batch's columns as plain arrays (a provider takes them of any layout, read-only or
     not)."""
     state = ScoringState(compiled, 64, table_only=True)
-    sess = np.zeros(0, np.uint32)
     batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
     out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2, sparse=True)
-    return _fused_args(state, sess, batch, 1, out)
+    return _fused_args(state, batch, 1, out)
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all
@@ -683,45 +693,7 @@ def close(
     The decisions come session by session, each session's in criterion order, the sessions in
     the order of their state rows (not necessarily the order of `slots`): the kernel then walks
     the field-major state columns forwards instead of taking a cache miss per field and session
-    (100,000 sessions opened in one order and started in another: 3-4x faster). One output
-    for all of them (136 bytes a decision for the forklift rubric: 140 MB for 100,000
-    sessions); a caller that consumes the decisions part by part takes `close_chunks`."""
-    rows, close_t, names = _close_order(state, slots, close_t)
-    return _close_part(compiled, state, rows, close_t, names)
-
-
-CLOSE_SESSIONS = 2048
-"""Sessions a part of `close_chunks` closes at most (an output of at most 2048 x criteria
-decisions: 3.3 MB for the 12-criterion forklift rubric)."""
-
-
-def close_chunks(
-    compiled: CompiledRubric,
-    state: ScoringState,
-    slots: NDArray[np.int32],
-    close_t: NDArray[np.float64],
-    sessions: int = CLOSE_SESSIONS,
-) -> Iterator[Decisions]:
-    """`close`, in parts of at most `sessions` sessions: the same decisions in the same order
-    (the parts concatenated are `close`'s), each part's output of its own. For callers that
-    consume each part before the next (a scoring log): the close's memory is one part's, not
-    136 bytes a decision of every session at once, and a part's freed output is the next
-    one's (the allocator reuses it), where one 140 MB output is fresh pages that the system
-    zeroes on their first write (docs/performance.md, "Narrow closes"). Each part is decided
-    when it is asked for: stop early, and the remaining sessions stay open and pending."""
-    if sessions < 1:
-        raise ValueError(f"sessions must be at least 1, not {sessions}")
-    rows, close_t, names = _close_order(state, slots, close_t)
-    for start in range(0, rows.shape[0], sessions):
-        part = slice(start, start + sessions)
-        yield _close_part(compiled, state, rows[part], close_t[part], names[part])
-
-
-def _close_order(
-    state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
-    """The state rows of `slots` (taken now for slots without one), their close times and
-    slots, in increasing row order (see `close`)."""
+    (100,000 sessions opened in one order and started in another: 3-4x faster)."""
     names = np.asarray(slots, np.int64)
     rows = state.rows(names).astype(np.int64)
     close_t = np.asarray(close_t, np.float64)
@@ -731,18 +703,6 @@ def _close_order(
         if how == 2:
             order = np.argsort(rows, kind="stable")
         rows, close_t, names = rows[order], close_t[order], names[order]
-    return rows, close_t, names
-
-
-def _close_part(
-    compiled: CompiledRubric,
-    state: ScoringState,
-    rows: NDArray[np.int64],
-    close_t: NDArray[np.float64],
-    names: NDArray[np.int64],
-) -> Decisions:
-    """The close of the sessions in state rows `rows` (named `names`), into an output sized
-    by what is pending in them."""
     pending = np.zeros(compiled.n_criteria, np.int64)
     kernel.pending_counts(state.verdict, rows, pending)
     bound = int(pending.sum())
