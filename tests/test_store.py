@@ -501,6 +501,26 @@ def test_sqlite_looks_a_session_up_once_for_its_results(tmp_path: Path) -> None:
             store.save_results({"nope": [row]}, {})
 
 
+def test_open_and_close_return_the_records_a_read_gives(store: Store) -> None:
+    """`open_sessions` / `close_sessions` answer with what they wrote (no read back): each
+    record equals what `session` reads afterwards, fresh, re-opened, with batches, closed and
+    closed again."""
+    opened = store.open_sessions([info("S1"), info("S2", metadata={"shift": {"n": 2}})])
+    assert opened == [store.session("S1"), store.session("S2")]
+    store.append_batches([item("S1", 0), item("S1", 10)])
+    again = store.open_session(info("S1"))
+    assert again == store.session("S1")
+    assert (again.next_seq, again.batches) == (20, 2)
+    closed = store.close_sessions([("S1", 7.5), ("S2", 0.0), ("nope", 1.0)])
+    assert closed[:2] == [store.session("S1"), store.session("S2")]
+    assert isinstance(closed[2], StoreError)
+    first = closed[0]
+    assert isinstance(first, SessionRecord)
+    assert (first.status, first.close_t, first.next_seq, first.batches) == ("closed", 7.5, 20, 2)
+    assert store.close_session("S1", 7.5) == first
+    assert store.open_session(info("S1")) == first
+
+
 # ------------------------------------------------------------------------------ lifecycle
 
 
@@ -594,6 +614,31 @@ def test_a_store_reads_a_head_once_then_appends_from_memory_until_the_session_cl
             store.append_batches([item("S1", 30)])
     finally:
         store.close()
+
+
+def test_sqlite_open_and_close_read_a_session_once_and_never_read_it_back(db_path: Path) -> None:
+    """Issue #22 item 4: an OPEN of a new session is one lookup and its INSERT, a CLOSE one
+    lookup and its UPDATE; neither reads the session back after writing it (the store knows
+    the row it wrote). A repeated OPEN or CLOSE is the lookup alone."""
+    with SqliteStore(db_path) as store:
+        statements: list[str] = []
+        store._connection().set_trace_callback(statements.append)
+
+        def writes() -> list[str]:  # the trace repeats a statement for each trigger it fires
+            unique = [s for k, s in enumerate(statements) if k == 0 or s != statements[k - 1]]
+            statements.clear()
+            return [s.split()[0] for s in unique if "sessions" in s.split("WHERE")[0]]
+
+        store.open_sessions([info("S1"), info("S2")])
+        assert writes() == ["SELECT", "INSERT", "SELECT", "INSERT"]
+        store.append_batches([item("S1", 0)])
+        statements.clear()
+        store.open_session(info("S1"))
+        assert writes() == ["SELECT"]
+        store.close_sessions([("S1", 5.0), ("S2", 6.0)])
+        assert writes() == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
+        store.close_session("S1", 5.0)
+        assert writes() == ["SELECT"]
 
 
 def test_another_connections_writes_that_move_no_head_keep_the_heads_in_memory(

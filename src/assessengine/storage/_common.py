@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeVar, get_args
 
@@ -18,6 +18,7 @@ from .port import (
     BatchRefusedError,
     Payload,
     SessionInfo,
+    SessionRecord,
     Source,
     Status,
     StoredBatch,
@@ -103,6 +104,21 @@ def info_from_json(text: str) -> SessionInfo:
 def genesis(text: str) -> str:
     """The genesis hash of an info's canonical JSON (as `info_json` gives)."""
     return chain.genesis_of_data(json.loads(text))
+
+
+def opened_record(text: str, stamp: str) -> SessionRecord:
+    """The record of a session a store has just inserted from `text` (`info_json`) at `stamp`:
+    open, no batch, its head the genesis. What reading the row back would give (stores return
+    it instead of reading it back)."""
+    data = json.loads(text)
+    return SessionRecord(info=SessionInfo(**data), status="open", opened_at=stamp, next_seq=0,
+                         chain_head=chain.genesis_of_data(data), batches=0)  # fmt: skip
+
+
+def closed_record(record: SessionRecord, close_t: float, stamp: str) -> SessionRecord:
+    """`record` (read in the closing transaction) as closing it at `close_t` at `stamp` leaves
+    it: what reading the row back after the UPDATE would give."""
+    return replace(record, status="closed", close_t=close_t, closed_at=stamp)
 
 
 def conflict_message(session: str, stored: str, given: str) -> str:

@@ -180,18 +180,23 @@ class PostgresStore:
     def _open_one(
         self, conn: psycopg.Connection[Any], info: SessionInfo, stamp: str
     ) -> SessionRecord:
+        """The INSERT; a new session's record is returned as written (not read back), an
+        existing one's is read (one lookup) and compared."""
         text = common.info_json(info)
-        conn.execute(
+        record = common.opened_record(text, stamp)
+        inserted = conn.execute(
             "INSERT INTO sessions (session, info, learner, scenario, rubric, rubric_version, "
             "source, genesis, status, opened_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-            "'open', %s) ON CONFLICT (session) DO NOTHING",
+            "'open', %s) ON CONFLICT (session) DO NOTHING RETURNING id",
             (info.session, text, info.learner, info.scenario, info.rubric,
-             info.rubric_version, info.source, common.genesis(text), stamp),
-        )  # fmt: skip
-        record, stored = _record(conn, info.session)
+             info.rubric_version, info.source, record.chain_head, stamp),
+        ).fetchone()  # fmt: skip
+        if inserted is not None:
+            return record
+        existing, stored = _record(conn, info.session)
         if stored != text:
             raise StoreError(common.conflict_message(info.session, stored, text))
-        return record
+        return existing
 
     def session(self, session_id: str) -> SessionRecord | None:
         with self._connection() as conn:
@@ -211,24 +216,22 @@ class PostgresStore:
     def _close_one(
         self, conn: psycopg.Connection[Any], session_id: str, close_t: float, stamp: str
     ) -> SessionRecord:
+        """The UPDATE (which locks the row: no separate lookup), then one read of the record
+        (in a snapshot taken after the lock: it includes the batches of an append that held
+        the row meanwhile). A session the UPDATE left alone is unknown or closed already."""
         value = common.check_close_t(session_id, close_t)
-        found = conn.execute(
-            "SELECT id, status, close_t FROM sessions WHERE session = %s FOR UPDATE",
-            (session_id,),
+        updated = conn.execute(
+            "UPDATE sessions SET status = 'closed', close_t = %s, closed_at = %s "
+            "WHERE session = %s AND status <> 'closed' RETURNING id",
+            (value, stamp, session_id),
         ).fetchone()
-        if found is None:
+        row = conn.execute(f"{_SESSION} WHERE s.session = %s", (session_id,)).fetchone()
+        if row is None:
             raise StoreError(f"unknown session {session_id!r}")
-        key, status, stored = found
-        if status == "closed":
-            if stored != value:
-                raise StoreError(common.reclose_message(session_id, stored, value))
-        else:
-            conn.execute(
-                "UPDATE sessions SET status = 'closed', close_t = %s, closed_at = %s "
-                "WHERE id = %s",
-                (value, stamp, key),
-            )
-        return _record(conn, session_id)[0]
+        record = _to_record(row)
+        if updated is None and record.close_t != value:
+            raise StoreError(common.reclose_message(session_id, record.close_t, value))
+        return record
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
         common.check_status(status)

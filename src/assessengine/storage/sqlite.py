@@ -236,19 +236,23 @@ class SqliteStore:
     def _open_one(
         self, db: sqlite3.Connection, info: SessionInfo, text: str, stamp: str
     ) -> SessionRecord:
-        found = db.execute("SELECT info FROM sessions WHERE session = ?", (info.session,))
-        stored = found.fetchone()
-        if stored is not None and stored[0] != text:
-            raise StoreError(common.conflict_message(info.session, stored[0], text))
-        if stored is None:
-            db.execute(
-                "INSERT INTO sessions (session, info, learner, scenario, rubric, "
-                "rubric_version, source, genesis, status, opened_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                (info.session, text, info.learner, info.scenario, info.rubric,
-                 info.rubric_version, info.source, common.genesis(text), stamp),
-            )  # fmt: skip
-        return self._record(db, info.session)
+        """One lookup (the whole record, for a repeated OPEN), and for a new session its
+        INSERT, whose record is returned as written (not read back)."""
+        found = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (info.session,))
+        row = found.fetchone()
+        if row is not None:
+            if row[1] != text:
+                raise StoreError(common.conflict_message(info.session, row[1], text))
+            return _to_record(row)
+        record = common.opened_record(text, stamp)
+        db.execute(
+            "INSERT INTO sessions (session, info, learner, scenario, rubric, "
+            "rubric_version, source, genesis, status, opened_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+            (info.session, text, info.learner, info.scenario, info.rubric,
+             info.rubric_version, info.source, record.chain_head, stamp),
+        )  # fmt: skip
+        return record
 
     def session(self, session_id: str) -> SessionRecord | None:
         with self._read() as db:
@@ -273,18 +277,24 @@ class SqliteStore:
     def _close_one(
         self, db: sqlite3.Connection, session_id: str, close_t: float, stamp: str
     ) -> SessionRecord:
+        """One lookup (the whole record) and, unless closed already, its UPDATE; the record
+        is returned as the UPDATE left it (not read back)."""
         value = common.check_close_t(session_id, close_t)
-        key, status, stored = self._find(db, session_id, "status, close_t")
-        if status == "closed":
-            if stored != value:
-                raise StoreError(common.reclose_message(session_id, stored, value))
-        else:
-            db.execute(
-                "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? WHERE id = ?",
-                (value, stamp, key),
-            )
-            self._heads.pop(session_id, None)
-        return self._record(db, session_id)
+        found = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (session_id,))
+        row = found.fetchone()
+        if row is None:
+            raise StoreError(f"unknown session {session_id!r}")
+        record = _to_record(row)
+        if record.status == "closed":
+            if record.close_t != value:
+                raise StoreError(common.reclose_message(session_id, record.close_t, value))
+            return record
+        db.execute(
+            "UPDATE sessions SET status = 'closed', close_t = ?, closed_at = ? WHERE id = ?",
+            (value, stamp, row[0]),
+        )
+        self._heads.pop(session_id, None)
+        return common.closed_record(record, value, stamp)
 
     def sessions(self, *, status: Status | None = None) -> list[SessionRecord]:
         common.check_status(status)
@@ -618,11 +628,6 @@ class SqliteStore:
         if found is None:
             raise StoreError(f"unknown session {session_id!r}")
         return tuple(found)
-
-    @staticmethod
-    def _record(db: sqlite3.Connection, session_id: str) -> SessionRecord:
-        row = db.execute(f"SELECT {_SESSION_COLUMNS} WHERE s.session = ?", (session_id,))
-        return _to_record(row.fetchone())
 
 
 def _head_reader(db: sqlite3.Connection) -> Callable[[str], common.Head | None]:
