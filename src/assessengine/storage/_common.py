@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeVar, get_args
 
@@ -118,7 +118,9 @@ def opened_record(text: str, stamp: str) -> SessionRecord:
 def closed_record(record: SessionRecord, close_t: float, stamp: str) -> SessionRecord:
     """`record` (read in the closing transaction) as closing it at `close_t` at `stamp` leaves
     it: what reading the row back after the UPDATE would give."""
-    return replace(record, status="closed", close_t=close_t, closed_at=stamp)
+    return SessionRecord(info=record.info, status="closed", opened_at=record.opened_at,
+                         next_seq=record.next_seq, chain_head=record.chain_head,
+                         batches=record.batches, close_t=close_t, closed_at=stamp)  # fmt: skip
 
 
 def conflict_message(session: str, stored: str, given: str) -> str:
