@@ -17,7 +17,7 @@ import pytest
 from assessengine.core.compiler import compile_rubric
 from assessengine.core.events import Event, EventBatch
 from assessengine.core.reference import ReferenceSession
-from assessengine.core.scorer import ScoringState, close, step
+from assessengine.core.scorer import ScoringState, close_chunks, step
 from assessengine.runtime import fused
 
 from .conftest import Workload
@@ -34,7 +34,8 @@ def score_with_kernel(w: Workload) -> int:
 
 
 def score_batch(w: Workload, batch: EventBatch, close_t: np.ndarray, rows: int) -> int:
-    """Open len(close_t) sessions, step `batch` in steps of `rows`, close them: decisions."""
+    """Open len(close_t) sessions, step `batch` in steps of `rows`, close them (in parts, as
+    `score` does: `close_chunks`): how many decisions."""
     compiled = compile_rubric(w.rubric, w.scenario)
     state = ScoringState.new(compiled, capacity=len(close_t))
     slots = state.open([f"s{k}" for k in range(len(close_t))])
@@ -43,7 +44,8 @@ def score_batch(w: Workload, batch: EventBatch, close_t: np.ndarray, rows: int) 
     decisions = 0
     for start in range(0, len(batch), rows):
         decisions += len(step(compiled, state, batch.take(slice(start, start + rows))))
-    decisions += len(close(compiled, state, slots, close_t))
+    # as `score` closes: part by part into a consumer (here: counted), memory of a part's
+    decisions += sum(map(len, close_chunks(compiled, state, slots, close_t)))
     return decisions
 
 

@@ -13,7 +13,7 @@ from .events import EventBatch, SessionEvents, batch_from_events
 from .report import SessionReport, Verdict
 from .rubric import Rubric
 from .scenario import Scenario
-from .scorer import Decisions, ScoringState, close, step
+from .scorer import Decisions, ScoringState, close_chunks, step
 from .scoring import DecisionLog, Outline, Span, VerdictLog
 
 BATCH_ROWS = 65_536
@@ -111,7 +111,8 @@ def _run(
         slotted = EventBatch(slots[batch.session], batch.seq, batch.t, batch.event, batch.signals)
         for start in range(0, len(slotted), BATCH_ROWS):
             log.add(step(compiled, state, slotted.take(slice(start, start + BATCH_ROWS))))
-    log.add(close(compiled, state, slots, close_t))
+    for decided in close_chunks(compiled, state, slots, close_t):  # the close's memory: a part's
+        log.add(decided)
     return state, slots
 
 

@@ -24,7 +24,7 @@ from .recorded import Chunk
 from .report import SessionReport, Verdict
 from .rubric import Rubric
 from .scenario import Scenario
-from .scorer import ScoringState, close, step
+from .scorer import ScoringState, close_chunks, step
 from .scoring import DecisionLog
 
 Engine = Literal["kernel", "reference"]
@@ -130,7 +130,8 @@ class _Run:
 
     def _close(self, ordinals: NDArray[np.int64], close_t: NDArray[np.float64]) -> None:
         slots = self.slots[ordinals]
-        self.log.add(close(self.compiled, self.state, slots, close_t))
+        for decided in close_chunks(self.compiled, self.state, slots, close_t):
+            self.log.add(decided)
         extents = kernel_scorer.spans(self.state, slots, close_t)
         for k, slot, span in zip(ordinals.tolist(), slots.tolist(), extents, strict=True):
             sid = self.ids[k]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -693,7 +693,45 @@ def close(
     The decisions come session by session, each session's in criterion order, the sessions in
     the order of their state rows (not necessarily the order of `slots`): the kernel then walks
     the field-major state columns forwards instead of taking a cache miss per field and session
-    (100,000 sessions opened in one order and started in another: 3-4x faster)."""
+    (100,000 sessions opened in one order and started in another: 3-4x faster). One output
+    for all of them (136 bytes a decision for the forklift rubric: 140 MB for 100,000
+    sessions); a caller that consumes the decisions part by part takes `close_chunks`."""
+    rows, close_t, names = _close_order(state, slots, close_t)
+    return _close_part(compiled, state, rows, close_t, names)
+
+
+CLOSE_SESSIONS = 2048
+"""Sessions a part of `close_chunks` closes at most (an output of at most 2048 x criteria
+decisions: 3.3 MB for the 12-criterion forklift rubric)."""
+
+
+def close_chunks(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    slots: NDArray[np.int32],
+    close_t: NDArray[np.float64],
+    sessions: int = CLOSE_SESSIONS,
+) -> Iterator[Decisions]:
+    """`close`, in parts of at most `sessions` sessions: the same decisions in the same order
+    (the parts concatenated are `close`'s), each part's output of its own. For callers that
+    consume each part before the next (a scoring log): the close's memory is one part's, not
+    136 bytes a decision of every session at once, and a part's freed output is the next
+    one's (the allocator reuses it), where one 140 MB output is fresh pages that the system
+    zeroes on their first write (docs/performance.md, "Narrow closes"). Each part is decided
+    when it is asked for: stop early, and the remaining sessions stay open and pending."""
+    if sessions < 1:
+        raise ValueError(f"sessions must be at least 1, not {sessions}")
+    rows, close_t, names = _close_order(state, slots, close_t)
+    for start in range(0, rows.shape[0], sessions):
+        part = slice(start, start + sessions)
+        yield _close_part(compiled, state, rows[part], close_t[part], names[part])
+
+
+def _close_order(
+    state: ScoringState, slots: NDArray[np.int32], close_t: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """The state rows of `slots` (taken now for slots without one), their close times and
+    slots, in increasing row order (see `close`)."""
     names = np.asarray(slots, np.int64)
     rows = state.rows(names).astype(np.int64)
     close_t = np.asarray(close_t, np.float64)
@@ -703,6 +741,18 @@ def close(
         if how == 2:
             order = np.argsort(rows, kind="stable")
         rows, close_t, names = rows[order], close_t[order], names[order]
+    return rows, close_t, names
+
+
+def _close_part(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    rows: NDArray[np.int64],
+    close_t: NDArray[np.float64],
+    names: NDArray[np.int64],
+) -> Decisions:
+    """The close of the sessions in state rows `rows` (named `names`), into an output sized
+    by what is pending in them."""
     pending = np.zeros(compiled.n_criteria, np.int64)
     kernel.pending_counts(state.verdict, rows, pending)
     bound = int(pending.sum())

@@ -51,7 +51,7 @@ from ..core.kernel_scorer import spans
 from ..core.report import SessionReport
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
-from ..core.scorer import SCRATCH_ROWS, Decisions, ScoringState, close, step
+from ..core.scorer import SCRATCH_ROWS, Decisions, ScoringState, close, close_chunks, step
 from ..core.scoring import DecisionLog, evidence_rows
 from ..errors import AssessEngineError, ScoringError
 from ..storage.port import SessionRecord, Store, unavailable
@@ -309,7 +309,7 @@ class Scorer:
                           "the store at close", session, exc)  # fmt: skip
         return out
 
-    def _rows(self, track: _Track, taken: list[Decisions]) -> Rows:
+    def _rows(self, track: _Track, taken: Iterable[Decisions]) -> Rows:
         rows: Rows = {}
         criteria = track.compiled.rubric.criteria
         session_of = track.state.session_of
@@ -426,8 +426,8 @@ class Scorer:
     ) -> dict[str, SessionReport]:
         slots = np.array([track.state.slot_of[sid] for sid in sessions], np.int32)
         ct = np.array(times, np.float64)
-        decided = close(track.compiled, track.state, slots, ct)
-        for sid, taken in self._rows(track, [decided]).items():
+        decided = close_chunks(track.compiled, track.state, slots, ct)  # consumed part by part
+        for sid, taken in self._rows(track, decided).items():
             rows.setdefault(sid, []).extend(taken)
         out = {
             sid: track.log.pop_report(int(slot), sid, span=span)
