@@ -27,7 +27,7 @@ from assessengine.core.codec import Columns, Layout, encode_columns_v1
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.metrics import Histogram, Metric, counter, render
 from assessengine.runtime.engine import GC_THRESHOLDS, Engine
-from assessengine.runtime.pipeline import RubricEntry, Scorer
+from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, Scorer
 from assessengine.runtime.scoring import ThreadScoring
 from assessengine.storage.memory import MemoryStore
 from assessengine.storage.port import SessionInfo, Store, StoreError
@@ -37,6 +37,7 @@ from assessengine.webserver import WebServer
 
 from .test_engine_helpers import (
     FAST,
+    RUBRIC_DIR,
     audit,
     library,
     offline_reports,
@@ -122,6 +123,67 @@ def test_open_resolves_the_latest_rubric_version_and_stores_its_hash(tmp_path: P
         assert info is not None
         assert (info.info.rubric_version, info.info.rubric_sha256) == (
             entry.rubric.version, entry.sha256)  # fmt: skip
+
+
+def _network_lab_v2(folder: Path) -> RubricLibrary:
+    """The library's network-lab rubric at version 1 and a copy of it at version 2."""
+    text = (RUBRIC_DIR / "network-lab.yaml").read_text(encoding="utf-8")
+    (folder / "network-lab.yaml").write_text(text, encoding="utf-8")
+    newer = text.replace("\nversion: 1\n", "\nversion: 2\n", 1)
+    assert newer != text
+    (folder / "network-lab-v2.yaml").write_text(newer, encoding="utf-8")
+    lib, skipped = RubricLibrary.load([folder])
+    assert not skipped
+    return lib
+
+
+def test_an_open_reads_no_session_unless_the_store_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22 item 4: an OPEN without ``rubric_version`` is stored with the library's
+    latest rubric straight away (no lookup of the session before its transaction); only one
+    the store refuses is looked up (a session stored with another version keeps it)."""
+    (tmp_path / "rubrics").mkdir()
+    rubrics = _network_lab_v2(tmp_path / "rubrics")
+    with closing(SqliteStore(tmp_path / "e.db")) as first:
+        old = rubrics.resolve("network-lab", "network-lab", 1)
+        assert isinstance(old, RubricEntry)
+        first.open_session(SessionInfo("S0", "L", "network-lab", "network-lab", 1, old.sha256))
+        first.open_session(SessionInfo("S2", "K", "network-lab", "network-lab", 1, old.sha256))
+    with running_engine(tmp_path / "e.db", rubrics=rubrics) as (engine, store), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        looked: list[str] = []
+        read = store.session
+
+        def session(session_id: str) -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                looked.append(session_id)
+            return read(session_id)
+
+        monkeypatch.setattr(store, "session", session)
+        c.open("S1", learner="L", scenario="network-lab", rubric="network-lab")
+        assert "S1" not in looked
+        c.open("S0", learner="L", scenario="network-lab", rubric="network-lab")  # resumed
+        assert "S0" in looked
+        with pytest.raises(NackError) as caught:  # other details: refused, as before
+            c.open("S2", learner="L", scenario="network-lab", rubric="network-lab")
+        assert caught.value.code == "session_conflict"
+        monkeypatch.undo()
+        versions = {s: store.session(s).info.rubric_version for s in ("S0", "S1")}  # type: ignore[union-attr]
+        assert versions == {"S0": 1, "S1": 2}
+
+
+def test_a_resumed_open_whose_stored_rubric_is_gone_is_refused(tmp_path: Path) -> None:
+    with closing(SqliteStore(tmp_path / "e.db")) as first:
+        first.open_session(SessionInfo("S0", "L", "network-lab", "network-lab", 7, "ab" * 32))
+    with running_engine(tmp_path / "e.db") as (engine, _), EngineClient(
+        engine.endpoint, client_id="sim", **FAST
+    ) as c:
+        with pytest.raises(NackError) as caught:
+            c.open("S0", learner="L", scenario="network-lab", rubric="network-lab")
+        assert caught.value.code == "unknown_rubric"
+        assert "network-lab v7" in str(caught.value)
 
 
 # ================================================================================ bad input

@@ -78,15 +78,21 @@ def audit(db: Path | str, session: str) -> tuple[int, str]:
 
 @contextmanager
 def running_engine(
-    db: Path | str, *, scoring: ScoringKind = "thread", **options: Any
+    db: Path | str,
+    *,
+    scoring: ScoringKind = "thread",
+    rubrics: RubricLibrary | None = None,
+    **options: Any,
 ) -> Iterator[tuple[Engine, Store]]:
     """An in-process engine on loopback (free port) over a store (a SQLite file's path or a
-    store URL), scoring in a thread or in a process of its own."""
+    store URL), scoring in a thread or in a process of its own, with the `rubrics` given (the
+    repository's `library()` by default)."""
     transport_options = {k: options.pop(k) for k in TRANSPORT_OPTIONS if k in options}
+    lib = library() if rubrics is None else rubrics
     with closing(open_store(db)) as store:
-        backend = scoring_backend(scoring, store, library(), url=db)
+        backend = scoring_backend(scoring, store, lib, url=db)
         transport = zmq_transport("tcp://127.0.0.1:*", **transport_options)
-        engine = Engine(store, library(), transport, scoring=backend, **options)
+        engine = Engine(store, lib, transport, scoring=backend, **options)
         engine.start()
         try:
             yield engine, store

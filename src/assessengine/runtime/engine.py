@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -797,43 +797,70 @@ class Engine:
 
     def _open(self, ingest: IngestTransport, rules: IngestRules, pending: _Pending) -> None:
         """Open the pending sessions (distinct) in one store transaction; queue the opens and
-        answer each in `pending`."""
+        answer each in `pending`. Each OPEN is tried with the rubric the library resolves (no
+        lookup of the session first); only one without ``rubric_version`` that this refuses
+        (a session stored with other details, a rubric no longer resolved) is looked up and,
+        if the stored session gives it another rubric (`_entry_for`), opened again with it."""
         opening, answers = list(pending.opens.values()), pending.answers
         if not opening:
             return
-        entries = [self._entry_for(h) for _, h in opening]
+        heads = [h for _, h in opening]
+        entries = [self.library.resolve(h.scenario, h.rubric, h.rubric_version) for h in heads]
+        outcomes = self._store_opens(rules, heads, entries)
+        again = [k for k, (h, o) in enumerate(zip(heads, outcomes, strict=True))
+                 if h.rubric_version is None and (isinstance(o, Refusal) or (
+                     isinstance(o, Reject) and o.code == "session_conflict"))]  # fmt: skip
+        retry = []
+        for k in again:
+            entry = self._entry_for(heads[k])
+            if isinstance(entry, Refusal):
+                outcomes[k], entries[k] = entry, entry
+            elif entry is not entries[k]:
+                entries[k] = entry
+                retry.append(k)
+        if retry:
+            redone = self._store_opens(
+                rules, [heads[k] for k in retry], [entries[k] for k in retry]
+            )
+            for k, outcome in zip(retry, redone, strict=True):
+                outcomes[k] = outcome
+        for (m, h), entry, opened in zip(opening, entries, outcomes, strict=True):
+            if isinstance(opened, Refusal):
+                answers[id(m)] = partial(_nack, ingest, m, opened.code, opened.message)
+            elif isinstance(opened, Exception):
+                answers[id(m)] = partial(_nack, ingest, m, "internal",
+                                         f"the engine could not store the session: {opened}")
+            elif isinstance(opened, Reject):
+                answers[id(m)] = partial(_nack, ingest, m, opened.code, opened.message)
+            else:
+                assert not isinstance(entry, Refusal)
+                record, layout = opened
+                answers[id(m)] = partial(ingest.reply, m.identity, Opened(
+                    session=h.session, next_seq=record.next_seq,
+                    closed=record.status == "closed", signals=list(layout.signal_names),
+                    events=list(layout.event_names),
+                ))  # fmt: skip
+                if record.status == "open":
+                    pending.queued.append((OpenItem(h.session, entry), 0))
+
+    @staticmethod
+    def _store_opens(
+        rules: IngestRules, heads: list[Open], entries: list[RubricEntry | Refusal]
+    ) -> list[tuple[SessionRecord, Layout] | Reject | Refusal | Exception]:
+        """The OPENs `heads` with their rubrics `entries` stored in one transaction: per OPEN
+        its record and layout, its Reject, its entry's Refusal, or the store's failure."""
         infos = [
             SessionInfo(h.session, h.learner, h.scenario, e.rubric.rubric, e.rubric.version,
                         e.sha256, h.source, dict(h.metadata))
-            for (_, h), e in zip(opening, entries, strict=True)
+            for h, e in zip(heads, entries, strict=True)
             if not isinstance(e, Refusal)
         ]  # fmt: skip
-        failure: Exception | None = None
-        results: Iterator[tuple[SessionRecord, Layout] | Reject] = iter(())
         try:
             results = iter(rules.open_many(infos) if infos else [])
         except Exception as exc:
             log.error("store: cannot open %d session(s): %s", len(infos), exc)
-            failure = exc
-        for (m, h), entry in zip(opening, entries, strict=True):
-            if isinstance(entry, Refusal):
-                answers[id(m)] = partial(_nack, ingest, m, entry.code, entry.message)
-                continue
-            if failure is not None:
-                answers[id(m)] = partial(_nack, ingest, m, "internal",
-                                         f"the engine could not store the session: {failure}")
-                continue
-            opened = next(results)
-            if isinstance(opened, Reject):
-                answers[id(m)] = partial(_nack, ingest, m, opened.code, opened.message)
-                continue
-            record, layout = opened
-            answers[id(m)] = partial(ingest.reply, m.identity, Opened(
-                session=h.session, next_seq=record.next_seq, closed=record.status == "closed",
-                signals=list(layout.signal_names), events=list(layout.event_names),
-            ))  # fmt: skip
-            if record.status == "open":
-                pending.queued.append((OpenItem(h.session, entry), 0))
+            return [e if isinstance(e, Refusal) else exc for e in entries]
+        return [e if isinstance(e, Refusal) else next(results) for e in entries]
 
     def _entry_for(self, h: Open) -> RubricEntry | Refusal:
         """The rubric of an OPEN. A repeated OPEN without ``rubric_version`` (a client resuming
