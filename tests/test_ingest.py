@@ -275,16 +275,24 @@ def test_a_store_failure_is_nacked_internal_and_the_resend_succeeds() -> None:
 
 
 class UnreachableStore(MemoryStore):
-    """A `MemoryStore` whose `session` lookups fail while `down` (a server gone), counted."""
+    """A `MemoryStore` whose lookups and opens fail while `down` (a server gone), counted (an
+    OPEN is stored without a lookup first: the open is the call that fails)."""
 
     down = False
     failed_reads = 0
 
-    def session(self, session_id: str) -> SessionRecord | None:
+    def _fail(self) -> None:
         if self.down:
             self.failed_reads += 1
             raise StoreError("postgresql://...: connection refused (simulated)")
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        self._fail()
         return super().session(session_id)
+
+    def open_sessions(self, infos: Sequence[SessionInfo]) -> list[SessionRecord | StoreError]:
+        self._fail()
+        return super().open_sessions(infos)
 
 
 def test_a_store_that_cannot_be_read_gets_the_round_nacked_internal_with_one_call_each(
