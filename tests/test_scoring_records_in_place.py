@@ -212,6 +212,18 @@ def test_plain_columns_keeps_a_plain_batch_and_copies_views() -> None:
     assert plain_columns(plain) is plain
 
 
+def test_plain_columns_keeps_writable_slices_of_any_layout() -> None:
+    """Slices of a caller's columns (`score`, `rescore` and the benchmark step a batch in row
+    ranges: signals[:, a:b] is neither C- nor F-contiguous) are the table-driven kernel's own
+    kind: no copy (a copy a step cost it 1.27x at 64 K rows)."""
+    n = 10
+    seq, t = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64)
+    whole = EventBatch(np.zeros(n, np.int32), seq, t, np.zeros(n, np.int32), np.zeros((3, n)))
+    piece = whole.take(slice(2, 7))
+    assert not piece.signals.flags.c_contiguous
+    assert plain_columns(piece) is piece
+
+
 def test_a_scoring_process_sees_consecutive_records_as_one_run() -> None:
     """The child's views of a submission (`_Buffer.views`): records placed back to back are one
     run, which a step spans; a batch sent as columns starts another."""
@@ -222,8 +234,10 @@ def test_a_scoring_process_sees_consecutive_records_as_one_run() -> None:
     offsets, end = placement(batches)
     buffer = _Buffer.create(end)
     try:
-        kinds = [buffer.put(at, cols, records) for at, (_, cols, records) in zip(offsets, batches,
-                                                                              strict=True)]
+        kinds = [
+            buffer.put(at, cols, records)
+            for at, (_, cols, records) in zip(offsets, batches, strict=True)
+        ]
         assert kinds == ["records", "records", "columns", "records"]
         views = buffer.views([(kind, at, len(cols), LAYOUT) for kind, at, (_, cols, _) in zip(
             kinds, offsets, batches, strict=True)])  # fmt: skip
