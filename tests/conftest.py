@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from assessengine.runtime import fused
+
 from . import pg_server as pg
 from .browser_support import open_browser
 from .pg_server import PgServer, start_server
@@ -29,6 +31,23 @@ _schemas = itertools.count(1)
 # kernel unless a run sets the variable (=1: the whole suite on fused steps); the tests of
 # the fused steps install them themselves (tests/test_fused_kernel.py, test_settings.py).
 os.environ.setdefault("ASSESSENGINE_FUSED_KERNEL", "0")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fused-step cache directory of the test module's own."""
+    return tmp_path_factory.mktemp("fused")
+
+
+@pytest.fixture
+def provider(cache_dir: Path) -> Iterator[fused.FusedProvider]:
+    """Fused steps installed for one test, compiled before the first batch (loaded once per
+    module and key)."""
+    installed = fused.install(cache_dir, background=False)
+    try:
+        yield installed
+    finally:
+        fused.uninstall()
 
 
 def _needs_postgres(item: pytest.Item) -> bool:

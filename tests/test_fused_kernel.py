@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +38,12 @@ from .waits import WAIT_S
 FUSED = settings(
     max_examples=5,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fused")
-
-
-@pytest.fixture
-def provider(cache_dir: Path) -> Iterator[fused.FusedProvider]:
-    """Fused steps compiled here, before the first batch (loaded once per module and key)."""
-    installed = fused.install(cache_dir, background=False)
-    try:
-        yield installed
-    finally:
-        fused.uninstall()
 
 
 def _data(reports: list[Any]) -> list[dict[str, Any]]:

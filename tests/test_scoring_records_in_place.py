@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from numba.core.registry import CPUDispatcher as Dispatcher
 
 from assessengine.core import kernel
@@ -38,20 +36,6 @@ from .test_fused_kernel import _small
 from .waits import WAIT_S
 
 LAYOUT = Layout.of(SCENARIO)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fused")
-
-
-@pytest.fixture
-def provider(cache_dir: Path) -> Iterator[fused.FusedProvider]:
-    installed = fused.install(cache_dir, background=False)
-    try:
-        yield installed
-    finally:
-        fused.uninstall()
 
 
 def _parts() -> list[Columns]:
