@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assessengine.core import fused_step, scorer
-from assessengine.core.compiler import compile_rubric
+from assessengine.core.compiler import CompiledRubric, compile_rubric
 from assessengine.core.events import Event, SessionEvents, batch_from_events
 from assessengine.core.fused_source import FusedUnsupportedError, fused_source
 from assessengine.core.offline import score_sessions
@@ -160,7 +160,7 @@ PROBE = """
 import json, sys
 import numpy as np
 from pathlib import Path
-from assessengine.core.compiler import compile_rubric
+from assessengine.core.compiler import CompiledRubric, compile_rubric
 from assessengine.core.scorer import ScoringState, step
 from assessengine.core.events import batch_from_events
 from assessengine.runtime import fused
@@ -346,13 +346,7 @@ def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
     folded in): a row that breaks its session's order (late in the batch, after rows of the
     same and other sessions) raises ScoringError naming it, the state as it was (but the
     stamps); the good rows then score to the reference's reports."""
-    rubric, sessions = _forklift_like()
-    compiled = compile_rubric(rubric, SCENARIO)
-    state = ScoringState.new(compiled, capacity=4)
-    assert state.fused is not None
-    slots = state.open([s.session for s in sessions])
-    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
-    rows.sort(key=lambda r: (r[1].t, r[1].seq))  # interleaved, each session in order
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state()
     log = DecisionLog(compiled)
     log.add(step(compiled, state, batch_from_events(SCENARIO, rows[:40])))
     rest = batch_from_events(SCENARIO, rows[40:])
@@ -373,10 +367,7 @@ def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
     before = [a.copy() for a in state.arrays]
     with pytest.raises(ScoringError, match=f"row {bad}: "):
         step(compiled, state, rest)
-    after = state.arrays
-    assert np.array_equal(before[0][:, :3], after.sess_i[:, :3])  # not the stamps
-    for was, now in zip(before[1:], after[1:], strict=True):
-        assert np.array_equal(was, now, equal_nan=True)
+    _assert_unchanged_but_the_stamps(before, state)
     assert state.fused is not None  # still the fused step's state
     log.add(step(compiled, state, batch_from_events(SCENARIO, rows[40:])))
     log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
@@ -456,6 +447,28 @@ def test_the_step_takes_read_only_and_strided_columns_without_compiling_again(
     assert state.fused is step_fn
     assert fused.compilations() == before
     assert len(step_fn.signatures) == 1
+
+
+def _opened_on_a_fused_state() -> tuple[
+    Rubric, list[SessionEvents], CompiledRubric, ScoringState, Any, list[tuple[int, Event]]
+]:
+    """`_forklift_like`'s rubric and sessions, compiled, opened on a state with the fused step
+    ready, and their events as (slot, event) rows interleaved in time, each session in order."""
+    rubric, sessions = _forklift_like()
+    compiled = compile_rubric(rubric, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    assert state.fused is not None
+    slots = state.open([s.session for s in sessions])
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    rows.sort(key=lambda r: (r[1].t, r[1].seq))
+    return rubric, sessions, compiled, state, slots, rows
+
+
+def _assert_unchanged_but_the_stamps(before: list[Any], state: ScoringState) -> None:
+    """`state`'s arrays equal `before` (copies of them), but for the batch stamps."""
+    assert np.array_equal(before[0][:, :3], state.arrays.sess_i[:, :3])
+    for was, now in zip(before[1:], state.arrays[1:], strict=True):
+        assert np.array_equal(was, now, equal_nan=True)
 
 
 def _forklift_like() -> tuple[Rubric, list[SessionEvents]]:
@@ -617,13 +630,7 @@ def test_a_slot_outside_the_state_is_refused_by_the_fused_step_with_nothing_chan
     the state (after rows of a session without a state row yet, and of one with) raises
     the table-driven kernel's ScoringError, with nothing changed but the stamps; the batch
     without it then scores to the reference's reports."""
-    rubric, sessions = _forklift_like()
-    compiled = compile_rubric(rubric, SCENARIO)
-    state = ScoringState.new(compiled, capacity=4)
-    assert state.fused is not None
-    slots = state.open([s.session for s in sessions])
-    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
-    rows.sort(key=lambda r: (r[1].t, r[1].seq))
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state()
     log = DecisionLog(compiled)
     first = [r for r in rows if r[0] == int(slots[0])][:5]
     log.add(step(compiled, state, batch_from_events(SCENARIO, first)))
@@ -635,9 +642,7 @@ def test_a_slot_outside_the_state_is_refused_by_the_fused_step_with_nothing_chan
     with pytest.raises(ScoringError, match=r"batch has a session slot outside 0\.\.3"):
         step(compiled, state, bad)
     assert np.array_equal(row_of, state.row_of)  # no row taken either
-    assert np.array_equal(before[0][:, :3], state.arrays.sess_i[:, :3])  # not the stamps
-    for was, now in zip(before[1:], state.arrays[1:], strict=True):
-        assert np.array_equal(was, now, equal_nan=True)
+    _assert_unchanged_but_the_stamps(before, state)
     log.add(step(compiled, state, batch_from_events(SCENARIO, rest)))
     log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
     got = [log.pop_report(int(slot), s.session).to_data()
