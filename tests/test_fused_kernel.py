@@ -204,6 +204,16 @@ def _kernel_by_step(
     `kernels[k % len(kernels)]` ("table" or "fused") on one state."""
     compiled = compile_rubric(rubric, SCENARIO)
     state = ScoringState.new(compiled, capacity=4)  # > 1: the fused step takes it
+    return _scored_on(state, sessions, order, cuts, kernels)
+
+
+def _scored_on(
+    state: ScoringState, sessions: list[SessionEvents], order: list[int], cuts: list[int],
+    kernels: list[str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """`_kernel_by_step` on `state` (its fused step ready or on its way): the sessions opened
+    on it, stepped, closed (not released)."""
+    compiled = state.compiled
     ready = state.fused_pending
     assert ready is not None
     assert ready.wait() is not None
@@ -215,6 +225,7 @@ def _kernel_by_step(
         state.fused_pending = ready if kernels[k % len(kernels)] == "fused" else None
         assert (state.fused is not None) == (kernels[k % len(kernels)] == "fused")
         log.add(step(compiled, state, batch.take(slice(lo, hi))))
+    state.fused_pending = ready
     log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
     return [log.pop_report(int(slot), s.session).to_data()
             for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
@@ -246,6 +257,118 @@ def test_switching_kernels_between_steps_gives_the_reports_of_either_alone(
     assert _kernel_by_step(rubric, sessions, order, cuts, kernels) == expected
     for alone in ("table", "fused"):
         assert _kernel_by_step(rubric, sessions, order, cuts, [alone]) == expected
+
+
+@st.composite
+def _two_generations(draw: st.DrawFn) -> list[list[SessionEvents]]:
+    first = [draw(one_session(f"S{i}")) for i in range(draw(st.integers(1, 3)))]
+    return [first, [draw(one_session(f"T{i}")) for i in range(draw(st.integers(1, 4)))]]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(generations=_two_generations(), data=st.data())
+def test_rows_released_and_taken_again_score_as_the_reference(
+    provider: fused.FusedProvider, generations: list[list[SessionEvents]], data: st.DataObject
+) -> None:
+    """Sessions scored, closed and some of them released, then new sessions on the same
+    state: the steps give the new sessions released rows (every field written again), then
+    never-used ones (beyond a growth of the state too), whichever kernel steps each batch;
+    every session's report is the reference's."""
+    rubric = _forklift_like()[0]
+    state = ScoringState.new(compile_rubric(rubric, SCENARIO), capacity=4)
+    for k, sessions in enumerate(generations):
+        reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+        by_report = {r["session"]: r for r in reference}
+        order = data.draw(interleavings(sessions))
+        cuts = data.draw(st.lists(st.integers(0, len(order)), max_size=4))
+        kernels = data.draw(st.lists(st.sampled_from(["table", "fused"]), min_size=1,
+                                     max_size=5))  # fmt: skip
+        got = _scored_on(state, sessions, order, cuts, kernels)
+        assert got == [by_report[s.session] for s in sessions]
+        if k == 0:
+            ids = [s.session for s in sessions]
+            state.release(data.draw(st.lists(st.sampled_from(ids), unique=True)))
+
+
+def test_the_fused_step_takes_rows_as_rows_would_and_leaves_the_table_kernels_state(
+    provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots without a state row get them inside the fused step's first pass, in the order
+    `ScoringState.rows` gives them (the free rows in turn: two released rows that are not a
+    range, then never-used ones, beyond a growth too; by the slots' first occurrence), with
+    a fresh session's state: the state after the step is the table-driven kernel's (but the
+    stamps), and neither `rows` nor `_reset` runs."""
+    rubric, sessions = _forklift_like()
+    compiled = compile_rubric(rubric, SCENARIO)
+    states = {}
+    for kind in ("table", "fused"):
+        state = states[kind] = ScoringState.new(compiled, capacity=4)
+        ready = state.fused_pending
+        assert ready is not None
+        assert ready.wait() is not None
+        state.fused_pending = ready if kind == "fused" else None
+        slots = state.open(["a", "b", "c", "d"])  # rows in the order: d, b, a, c
+        first = [(int(slots[k]), e) for k in (3, 1, 0, 2) for e in sessions[k % 2].events[:2]]
+        step(compiled, state, batch_from_events(SCENARIO, first))
+        state.release(["d", "a"])  # rows 0 and 2 free, 2 on top
+        new = state.open(["w", "x", "y", "z", "v"])  # the state grows to 8 slots and rows
+        assert state.capacity == 8
+        rows = [(int(new[k]), e) for k in (2, 0, 3, 1) for e in sessions[k % 2].events]
+        rows.sort(key=lambda r: (r[1].t, r[1].seq))
+        batch = batch_from_events(SCENARIO, rows)
+        if kind == "fused":
+            with monkeypatch.context() as patch:
+                for name in ("rows", "_reset"):
+                    patch.setattr(ScoringState, name, _refused)
+                step(compiled, state, batch)
+        else:
+            step(compiled, state, batch)
+        seen = list(dict.fromkeys(batch.session.tolist()))
+        assert state.row_of[seen].tolist() == [2, 0, 4, 5]  # released (2 on top), then new
+    table, fast = states["table"], states["fused"]
+    assert np.array_equal(table.row_of, fast.row_of)
+    taken = table.row_of[table.row_of >= 0]
+    assert np.array_equal(table.slot_of_row[taken], fast.slot_of_row[taken])
+    assert np.array_equal(table.free_rows, fast.free_rows)
+    assert table._pristine_from == fast._pristine_from == 6
+    _assert_unchanged_but_the_stamps([a.copy() for a in table.arrays], fast)
+
+
+def _refused(*args: object, **kwargs: object) -> None:
+    raise AssertionError("called")
+
+
+def test_a_batch_out_of_order_gives_back_the_rows_it_took(provider: fused.FusedProvider) -> None:
+    """A batch whose sessions have no state row yet (a released one's is the next free row,
+    a never-used one after it), one of its rows out of order: the rows the first pass took
+    are free again (the same next ones), the state as it was (but the stamps); the batch in
+    order then scores to the reference's reports."""
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state()
+    step(compiled, state, batch_from_events(SCENARIO, [r for r in rows if r[0] == slots[0]]))
+    state.release([sessions[0].session])  # its row (0) is the next free one, then row 1
+    slots = state.open([sessions[0].session])[:1].tolist() + slots[1:].tolist()
+    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    rows.sort(key=lambda r: (r[1].t, r[1].seq))
+    bad = batch_from_events(SCENARIO, rows)
+    late = len(bad) - 2
+    bad.t[late] = -1.0
+    before = [a.copy() for a in state.arrays]
+    row_of, free = state.row_of.copy(), state.free_rows.copy()
+    with pytest.raises(ScoringError, match=f"row {late}: "):
+        step(compiled, state, bad)
+    assert np.array_equal(row_of, state.row_of)
+    assert (state.row_of == -1).all()
+    assert free[:2].tolist() == [0, 1]
+    assert np.array_equal(free, state.free_rows)
+    _assert_unchanged_but_the_stamps(before, state)
+    log = DecisionLog(compiled)
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rows)))
+    log.add(close(compiled, state, np.array(slots), np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
 class _GatedCompiler:

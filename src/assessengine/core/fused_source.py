@@ -72,7 +72,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 5  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 6  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -244,6 +244,70 @@ def _contrib_out(oi, oc, nd, d, n, cap, sf, s, fl):
     for q in range(2 * min(n, cap)):
         oc[1 + q, r] = sf[s, fl + 1 + q]
 
+'''
+
+
+def _ints(values: list[int]) -> str:
+    """An int64 array literal of `values`."""
+    return f"np.array([{', '.join(map(str, values))}], np.int64)"
+
+
+# The fresh session state the first pass gives the rows it takes (`ScoringState._reset`): the
+# session columns always; of the criteria's state, a row at or above the pristine bound is
+# still all zero bytes (never given to a session), so only its fields that start non-zero
+# are written (the zero ones' pages stay untouched); any other row gets every field, its
+# verdicts too. Field by field over the taken rows: the criteria's state is field-major.
+_FRESH = '''
+_INIT_I = {init_i}
+_INIT_F = np.array([{init_f}], np.float64)
+_NONZERO_I, _ZERO_I = {nz_i}, {z_i}
+_NONZERO_F, _ZERO_F = {nz_f}, {z_f}
+
+
+@njit(cache=True, nogil=True)
+def _untake(free, k, row_of, slot_of_row):
+    """Give the first k of `free` back: their slots have no row again."""
+    for j in range(k):
+        row_of[slot_of_row[free[j]]] = -1
+
+
+@njit(cache=True, nogil=True)
+def _fresh_rows(free, k, pristine_from, sess_i, sess_f, si, sf, verdict):
+    """A fresh session's state in rows free[:k] (their stamps kept); returns the pristine
+    bound after them."""
+    bound = pristine_from
+    used = False  # whether one of them was given to a session before
+    for j in range(k):
+        r = free[j]
+        sess_i[r, {FIRST_SEQ}] = -1
+        sess_i[r, {LAST_SEQ}] = -1
+        sess_i[r, {N_EVENTS}] = 0
+        for q in range({n_sess_f}):
+            sess_f[r, q] = math.nan
+        if r < pristine_from:
+            used = True
+        elif r >= bound:
+            bound = r + 1
+    for c in _NONZERO_I:
+        for j in range(k):
+            si[free[j], c] = _INIT_I[c]
+    for c in _NONZERO_F:
+        for j in range(k):
+            sf[free[j], c] = _INIT_F[c]
+    if used:
+        for c in _ZERO_I:
+            for j in range(k):
+                if free[j] < pristine_from:
+                    si[free[j], c] = 0
+        for c in _ZERO_F:
+            for j in range(k):
+                if free[j] < pristine_from:
+                    sf[free[j], c] = 0.0
+        for c in range(verdict.shape[1]):
+            for j in range(k):
+                if free[j] < pristine_from:
+                    verdict[free[j], c] = 0
+    return bound
 '''
 
 
@@ -664,6 +728,22 @@ class _Gen:
                 blocks += [f"# criterion {c}: {name}", *lines]
         return [*self.ex.lines, *blocks]  # ex.lines filled while the criteria asked for them
 
+    def fresh(self) -> str:
+        """`_fresh_rows` and its constants: a fresh session's state (`compiled.init_i` /
+        `init_f`, as `ScoringState._reset` writes it)."""
+        init_i, init_f = self.c.init_i, self.c.init_f
+        nonzero_f = init_f.view(np.int64) != 0  # by the bits: -0.0 and NaN are written
+        return _FRESH.format(
+            n_sess_f=2 + 3 * self.n_sig,
+            init_i=_ints(init_i.tolist()),
+            init_f=", ".join(_float(x) for x in init_f.tolist()),
+            nz_i=_ints(np.flatnonzero(init_i != 0).tolist()),
+            z_i=_ints(np.flatnonzero(init_i == 0).tolist()),
+            nz_f=_ints(np.flatnonzero(nonzero_f).tolist()),
+            z_f=_ints(np.flatnonzero(~nonzero_f).tolist()),
+            FIRST_SEQ=_FIRST_SEQ, LAST_SEQ=_LAST_SEQ, N_EVENTS=_N_EVENTS,
+        )  # fmt: skip
+
     def module(self) -> str:
         body = ["s = rows[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
                 *self.pmask(), *self.hold()]  # fmt: skip
@@ -675,12 +755,14 @@ class _Gen:
         else:
             body += general
         head = _PRELUDE.format(FAIL=FAIL, PASS=PASS, NOT_APPLICABLE=NOT_APPLICABLE)
+        head += self.fresh()
         fn = ["@njit(cache=True, nogil=True, error_model=\"numpy\")",
-              "def step_rows(slots, seq, t, event, signals, row_of, rows, last_seq, last_t, "
-              "stamp, sess_i, sess_f, si, sf, verdict, oi, of, oc, nd):",
-              '    """Check the batch\'s slots and order (its state rows to `rows`), then '
-              'admit, hold and advance every criterion over rows 0..n-1 (see the generator): '
-              '-1, the first row out of order, or BAD_SLOT / NO_ROW (`fused_step`)."""',
+              "def step_rows(slots, seq, t, event, signals, row_of, slot_of_row, free, took, "
+              "rows, last_seq, last_t, stamp, sess_i, sess_f, si, sf, verdict, oi, of, oc, nd):",
+              '    """Check the batch\'s slots and order, taking free rows for slots without '
+              'one (its state rows to `rows`), then admit, hold and advance every criterion '
+              'over rows 0..n-1 (see the generator): -1, the first row out of order, or '
+              'BAD_SLOT / NO_ROW (`fused_step`)."""',
               *_CHECK,
               "    for i in range(slots.shape[0]):"]  # fmt: skip
         fn += ["        " + line for line in body]
@@ -688,26 +770,47 @@ class _Gen:
         return head + "\n" + "\n".join(fn) + "\n"
 
 
-# `kernel.admit`'s order check, read-only on the state (but for the batch's stamp, a mark;
-# the pass after it negates the stamp at each session's first row, `_Gen.pmask`):
-# each session's last seq and t as of the batch's previous row go to the per-slot scratch
-# `last_seq` / `last_t` (taken from the state at the session's first row in the batch), so a
-# batch out of order returns before any column or criterion moved: nothing to restore.
+# The first pass: the slots' bounds (all of them, before anything moves), then
+# `kernel.admit`'s order check, read-only on the state but for the batch's stamp (a mark; the
+# pass after it negates the stamp at each session's first row, `_Gen.pmask`) and the rows it
+# takes: each session's last seq and t as of the batch's previous row go to the per-row
+# scratch `last_seq` / `last_t` (taken from the state at the session's first row in the
+# batch). A slot without a state row takes the next free one (`free`, in order: what
+# `ScoringState.rows` would give) at its first occurrence, `row_of` / `slot_of_row` set; its
+# session has nothing before that row. A batch out of order gives the rows back (`_untake`)
+# and returns before any column or criterion moved; else the taken rows get a fresh
+# session's state (`_fresh_rows`) and `took` says how many were taken and the new pristine
+# bound.
 _CHECK = [
+    "    bad = False",
     "    for i in range(slots.shape[0]):",
     "        slot = slots[i]",
-    "        if slot < 0 or slot >= row_of.shape[0]:",
-    f"            return {BAD_SLOT}",
-    "        r = row_of[slot]",
-    "        if r < 0:  # the slot has no state row yet: the caller takes them, then again",
-    f"            return {NO_ROW}",
-    "        rows[i] = r",
+    "        bad |= (slot < 0) | (slot >= row_of.shape[0])",
+    "    if bad:",
+    f"        return {BAD_SLOT}",
+    "    k = 0",
     "    for i in range(slots.shape[0]):",
-    "        s = rows[i]",
+    "        slot = slots[i]",
+    "        s = row_of[slot]",
     "        ti = t[i]",
     "        if not (ti >= 0.0 and ti < math.inf):",
+    "            _untake(free, k, row_of, slot_of_row)",
     "            return i",
     "        sq = seq[i]",
+    "        if s < 0:  # no state row yet: the next free one, for a fresh session",
+    "            if k >= free.shape[0]:",
+    "                _untake(free, k, row_of, slot_of_row)",
+    f"                return {NO_ROW}",
+    "            s = free[k]",
+    "            k += 1",
+    "            row_of[slot] = s",
+    "            slot_of_row[s] = slot",
+    "            rows[i] = s",
+    f"            sess_i[s, {_STAMP}] = stamp",
+    "            last_seq[s] = sq",
+    "            last_t[s] = ti",
+    "            continue",
+    "        rows[i] = s",
     f"        if sess_i[s, {_STAMP}] != stamp:",
     f"            sess_i[s, {_STAMP}] = stamp",
     f"            if sess_i[s, {_N_EVENTS}] == 0:  # the session's first row: nothing before",
@@ -717,9 +820,12 @@ _CHECK = [
     f"            last_seq[s] = sess_i[s, {_LAST_SEQ}]",
     f"            last_t[s] = sess_f[s, {_LAST_T}]",
     "        if sq <= last_seq[s] or ti < last_t[s]:",
+    "            _untake(free, k, row_of, slot_of_row)",
     "            return i",
     "        last_seq[s] = sq",
     "        last_t[s] = ti",
+    "    took[1] = _fresh_rows(free, k, took[1], sess_i, sess_f, si, sf, verdict)",
+    "    took[0] = k",
 ]
 
 # `kernel.admit`'s updates of the session columns, row by row (`o`: the row's ordinal in its

@@ -5,17 +5,21 @@ A fused step (`core.fused_source` generates its text) advances every criterion o
 over a batch's admitted rows in one compiled pass, on the state arrays and into the decision
 output the table-driven kernel uses, with the signature
 
-    step_rows(slots, seq, t, event, signals, row_of, rows, last_seq, last_t, stamp, sess_i,
-              sess_f, si, sf, verdict, oi, of, oc, nd) -> int
+    step_rows(slots, seq, t, event, signals, row_of, slot_of_row, free, took, rows,
+              last_seq, last_t, stamp, sess_i, sess_f, si, sf, verdict, oi, of, oc, nd) -> int
 
-(`kernel_types`: the batch's columns (`slots`: the session slots), the state's slot -> row
-table and a scratch the step writes each row's state row to, two per-slot scratch arrays
-and `kernel.admit`'s stamp for its order check (the generated step reuses `last_seq` after
-the check for each session's pending bits, and leaves a touched session's stamp negated),
-`State`'s five arrays and `Out`'s four). It returns -1; or, with nothing changed but the
-stamps (as `kernel.admit` says): the first row that breaks its session's order, NO_ROW
-or BAD_SLOT (a first pass reads each row's slot, checks its bounds and writes its state
-row to `rows`). It gives the table-driven kernel's decisions, in another order, and leaves
+(`kernel_types`: the batch's columns (`slots`: the session slots); the state's slot <-> row
+tables, its free rows in the order they are taken (`ScoringState.free_rows`) and `took`
+(in: (0, the pristine bound); out: (rows taken, the new pristine bound),
+`ScoringState.rows_taken`); a scratch the step writes each row's state row to, two per-row
+scratch arrays and `kernel.admit`'s stamp for its order check (the generated step reuses
+`last_seq` after the check for each session's pending bits, and leaves a touched session's
+stamp negated); `State`'s five arrays and `Out`'s four). A first pass checks every slot's
+bounds, then each row's order, a slot without a state row taking the next free row (a
+fresh session's state, as `ScoringState.rows` gives it). It returns -1; or, with nothing
+changed but the stamps (and `slot_of_row` at free rows, which nothing reads; the taken
+rows are given back): BAD_SLOT, the first row that breaks its session's order, or NO_ROW.
+It gives the table-driven kernel's decisions, in another order, and leaves
 the state as the kernel leaves it: a state may be stepped by either, batch
 by batch, in any mix.
 
@@ -38,9 +42,9 @@ if TYPE_CHECKING:
     from .compiler import CompiledRubric
 
 NO_ROW = -2
-"""What a fused step returns when a row's slot has no state row yet (`ScoringState.rows`),
-nothing changed but the stamps: the caller gives the batch's slots their rows, then steps
-it again."""
+"""What a fused step returns when a row's slot has no state row and no free row is left
+(never, while the free rows are the state's: it holds a row per slot), nothing changed but
+the stamps."""
 BAD_SLOT = -3
 """What a fused step returns when a row's slot is outside the state's, nothing changed but
 the stamps."""

@@ -253,6 +253,23 @@ class ScoringState:
         self._top -= 1
         self._free_rows[self._top] = row
 
+    @property
+    def free_rows(self) -> NDArray[np.int32]:
+        """The free rows in the order they are taken (a view: valid until a row is taken,
+        pushed or the state grows)."""
+        return self._free_rows[self._top :]
+
+    def took_rows(self) -> NDArray[np.int64]:
+        """What a fused step is given to report the rows it takes off `free_rows`: (0, the
+        pristine bound); it writes (rows taken, the new pristine bound) (`rows_taken`)."""
+        return np.array([0, self._pristine_from], np.int64)
+
+    def rows_taken(self, took: NDArray[np.int64]) -> None:
+        """A fused step took `took[0]` rows off `free_rows` (their slots and fresh state set
+        by it); `took[1]` is the pristine bound after them."""
+        self._top += int(took[0])
+        self._pristine_from = int(took[1])
+
     def scratch(self, name: str, shape: tuple[int, int], dtype: type) -> NDArray[Any]:
         """A C-contiguous work array of this shape, reused from step to step (fresh arrays of
         megabytes cost a page fault per 4 KiB at every step) up to SCRATCH_ROWS columns; valid
@@ -575,16 +592,15 @@ def _check_slots(state: ScoringState, batch: EventBatch) -> None:
 def _step_fused(
     compiled: CompiledRubric, state: ScoringState, fused: FusedStep, batch: EventBatch
 ) -> Decisions | None:
-    """`step` by the rubric's fused step (`fused_step`): the slots' bounds, the state rows
-    and the order checked in one pass, then admit, hold, guards and automata in one call;
-    the decisions taken (ScoringError, the state as it was, when a slot is out of range or
-    a row breaks its session's order: the check reads the whole batch before anything
-    moves). A slot without a state row yet stops the check pass (`fused_step.NO_ROW`): the
-    batch's slots then get their rows (`ScoringState.rows`) and the step runs again. None,
-    with nothing changed, when the function has no compiled variant for these arguments'
-    types (the provider compiles one signature and then forbids compiling inside a batch:
-    numba refuses the call before it runs); the state is then scored by the table-driven
-    kernel from now on."""
+    """`step` by the rubric's fused step (`fused_step`): the slots' bounds, then the state
+    rows (a slot without one takes the next free row, as `ScoringState.rows` would) and the
+    order checked in one pass, then admit, hold, guards and automata in one call; the
+    decisions taken (ScoringError, the state as it was, when a slot is out of range or a row
+    breaks its session's order: the check reads the whole batch before anything moves).
+    None, with nothing changed, when the function has no compiled variant for these
+    arguments' types (the provider compiles one signature and then forbids compiling inside
+    a batch: numba refuses the call before it runs); the state is then scored by the
+    table-driven kernel from now on."""
     sessions = min(len(batch), state.capacity)  # each criterion decides once per session
     out = _outputs(
         compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
@@ -592,34 +608,36 @@ def _step_fused(
     if batch.session.dtype != np.int32:  # the one type the step is compiled for
         batch = EventBatch(batch.session.astype(np.int32), batch.seq, batch.t, batch.event,
                            batch.signals)  # fmt: skip
+    took = state.took_rows()
     try:
-        bad = fused(*_fused_args(state, batch, state.next_stamp(), out))
-        if bad == NO_ROW:  # nothing changed but stamps: the rows taken, then again
-            _check_slots(state, batch)
-            state.rows(batch.session)
-            bad = fused(*_fused_args(state, batch, state.next_stamp(), out))
+        bad = fused(*_fused_args(state, batch, state.next_stamp(), out, took))
     except TypeError as exc:  # "No matching definition": raised before the function runs
         log.warning("scoring: the fused step of rubric %r does not take this batch's arrays "
                     "(%s); the table-driven kernel scores it from now on",
                     compiled.rubric.rubric, str(exc).splitlines()[0])  # fmt: skip
         state.fused_pending = None
         return None
+    if bad == NO_ROW:  # the state's free rows and its slots disagree: a bug, not the input
+        raise RuntimeError("scoring: no free state row for a session slot without one")
     if bad != -1:
         _check_slots(state, batch)  # a slot out of range goes before an order error
         raise _out_of_order(state, batch, bad)
+    state.rows_taken(took)
     return _decisions(out, state.slot_of_row)
 
 
-def _fused_args(state: ScoringState, batch: EventBatch, stamp: int, out: Out) -> tuple[Any, ...]:
+def _fused_args(
+    state: ScoringState, batch: EventBatch, stamp: int, out: Out, took: NDArray[np.int64]
+) -> tuple[Any, ...]:
     """The arguments of a fused step (`fused_step`'s signature), in order."""
     cap = state.capacity
     last_seq = state.scratch("last_seq", (1, cap), np.int64)[0]
     last_t = state.scratch("last_t", (1, cap), np.float64)[0]
     rows = state.scratch("rows", (1, len(batch)), np.uint32)[0]
     return (
-        batch.session, batch.seq, batch.t, batch.event, batch.signals, state.row_of, rows,
-        last_seq, last_t, stamp, state.sess_i, state.sess_f, state.si, state.sf, state.verdict,
-        out.oi, out.of, out.oc, out.nd,
+        batch.session, batch.seq, batch.t, batch.event, batch.signals, state.row_of,
+        state.slot_of_row, state.free_rows, took, rows, last_seq, last_t, stamp, state.sess_i,
+        state.sess_f, state.si, state.sf, state.verdict, out.oi, out.of, out.oc, out.nd,
     )  # fmt: skip
 
 
@@ -633,7 +651,7 @@ def fused_probe_args(compiled: CompiledRubric) -> tuple[Any, ...]:
     batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
     out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2, sparse=True)
-    return _fused_args(state, batch, 1, out)
+    return _fused_args(state, batch, 1, out, state.took_rows())
 
 
 DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows visits them all
