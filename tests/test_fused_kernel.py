@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numba.core import config as numba_config
 
 from assessengine.core import fused_step, scorer
 from assessengine.core.compiler import CompiledRubric, compile_rubric
@@ -123,6 +125,47 @@ def test_a_rubric_naming_the_sample_event_is_scored_as_the_reference(
     assert score_in_pieces(rubric, sessions, order, list(range(0, len(order), 5))) == [
         by_report[s.session] for s in sessions
     ]
+
+
+def test_gated_criteria_sharing_a_condition_sit_behind_one_test_and_score_as_the_reference(
+    provider: fused.FusedProvider,
+) -> None:
+    """Consecutive gated criteria whose guards share a comparison (`x > 1`, also reached
+    through a `not`), with a metric between them, go behind one test of it in the generated
+    step (`_Group`), and give the reference's reports."""
+    _, sessions = _forklift_like()
+    rubric = _rubric([
+        {"never": "x > 1 and y > 2"},
+        {"metric": {"aggregate": "mean", "of": "z", "where": "y <= 2", "at_least": 0}},
+        {"never": "z < 0 and x > 1", "for": 1},
+        {"count": {"when": "not (x <= 1 or z >= 1)", "max": 3}},
+    ])  # fmt: skip
+    source = fused_source(compile_rubric(rubric, SCENARIO))
+    shared = re.findall(r"^ +if (q\d+):$", source, re.MULTILINE)
+    assert shared
+    for q in shared:  # the held x is h0
+        assert re.search(rf"^ +{q} = h0 > 1\.0$", source, re.MULTILINE)
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
+    order = [k for k, s in enumerate(sessions) for _ in s.events]
+    by_report = {r["session"]: r for r in reference}
+    assert score_in_pieces(rubric, sessions, order, list(range(0, len(order), 3))) == [
+        by_report[s.session] for s in sessions
+    ]
+
+
+def test_the_hold_is_compiled_to_vector_operations(tmp_path: Path) -> None:
+    """A generated step is compiled with LLVM's SLP vectorizer (`fused.compile_step`): the
+    hold's runs over a session's adjacent columns are vector operations; numba's own
+    setting is left as it was."""
+    compiled = compile_rubric(_rubric([{"never": "x > 2 and y > 1 and z > 0"}]), SCENARIO)
+    setting = numba_config.SLP_VECTORIZE
+    pending = fused.FusedProvider(tmp_path, background=False)(compiled)
+    assert pending is not None
+    assert pending.step is not None
+    llvm = pending.step.inspect_llvm(fused.signature(compiled))
+    assert "x double>" in llvm
+    assert setting == numba_config.SLP_VECTORIZE
 
 
 def test_a_rubric_the_generator_does_not_cover_is_scored_by_the_table_kernel(

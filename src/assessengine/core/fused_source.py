@@ -30,7 +30,11 @@ different sessions, so a branch on a per-session flag or a signal guard mispredi
   drops the event criteria's blocks there, and the event rows take the general copy;
 - a criterion's gate is one test without short circuit, ``(guards) & (pending)``, taken only
   when there is work (a duration's started / expired / end tests likewise);
-- the hold is branch-free: every store unconditional, the NaN cases by selects;
+- consecutive gated criteria whose guards share a comparison sit behind one test of it
+  (`_Group`): on a row where it is false their gates are not evaluated;
+- the hold is branch-free: every store unconditional, the NaN cases by selects, each
+  operation over all signals in a row so that the SLP vectorizer the step is compiled with
+  (`runtime.fused.compile_step`) makes vector operations of them;
 - a session's pending criteria are bits of a local (`_Gen.pmask`), read from `verdict` once
   per session and batch: a gate tests a bit, not the criterion's verdict column.
 
@@ -72,7 +76,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 6  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 7  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -96,13 +100,30 @@ class _Exprs:
         self.rows = {name: k for k, name in enumerate(signal_names)}
         self.lines: list[str] = []
         self.memo: dict[str, str] = {}
+        self.by_code: dict[str, str] = {}  # code -> its local (the same code once)
 
     def _local(self, key: str, prefix: str, code: str) -> str:
         if key not in self.memo:
-            name = f"{prefix}{len(self.memo)}"
-            self.lines.append(f"{name} = {code}")
+            name = self.by_code.get(code) or f"{prefix}{len(self.memo)}"
+            if code not in self.by_code:
+                self.lines.append(f"{name} = {code}")
+                self.by_code[code] = name
             self.memo[key] = name
         return self.memo[key]
+
+    def conjuncts(self, node: expr.Node, side: bool = True) -> frozenset[str]:
+        """Locals (`truth`) that all hold where the condition `node` is TRUE (side) or FALSE
+        (not side): the leaves of its top-level conjunction."""
+        if isinstance(node, expr.Not):
+            return self.conjuncts(node.operand, not side)
+        if isinstance(node, expr.Logic) and (node.op == "and") == side:
+            return self.conjuncts(node.left, side) | self.conjuncts(node.right, side)
+        if isinstance(node, expr.Call) and node.fn == "between" and side:
+            x, lo, hi = node.args
+            return self.conjuncts(expr.Compare(">=", x, lo)) | self.conjuncts(
+                expr.Compare("<=", x, hi)
+            )
+        return frozenset([self.truth(node, side)])
 
     def num(self, node: expr.Node) -> str:
         """A local (or literal) holding the number `node`."""
@@ -321,6 +342,8 @@ class _Gen:
         self.ex = _Exprs(compiled.scenario.signal_names)
         self.guard: dict[int, str] = {}  # guard id -> local bool
         self.value: dict[int, str] = {}  # value row -> local float
+        self.conj: dict[str, frozenset[str]] = {}  # guard local -> locals true where it holds
+        self.gated: dict[str, frozenset[str]] = {}  # a gate's `if` line -> locals it needs
         self.body: list[str] = []
         # the criteria whose pending bit is kept in `pmask` (all that test whether they are
         # pending: not the observed ones, not a metric, decided at the close only)
@@ -339,8 +362,10 @@ class _Gen:
                 return str(int(guard.event_code) == self.event)
             if guard.condition is None:
                 self.ex.lines.append(f"{name} = ev == {int(guard.event_code)}")
+                self.conj[name] = frozenset([name])
             else:
                 self.ex.lines.append(f"{name} = {self.ex.truth(guard.condition)}")
+                self.conj[name] = self.ex.conjuncts(guard.condition)
             self.guard[gid] = name
         return self.guard[gid]
 
@@ -393,7 +418,9 @@ class _Gen:
             return f"({pend})"
         if not known:
             return "False"
-        return f"({' | '.join(known)}) & ({pend})"
+        test = f"({' | '.join(known)}) & ({pend})"
+        self.gated[f"if {test}:"] = frozenset.intersection(*(self.conj[x] for x in known))
+        return test
 
     # ------------------------------------------------------------------ templates
     def criterion(self, c: int) -> list[str]:
@@ -685,20 +712,23 @@ class _Gen:
 
     # ------------------------------------------------------------------ the module
     def hold(self) -> list[str]:
-        lo0, hi0 = _HELD + self.n_sig, _HELD + 2 * self.n_sig
-        out: list[str] = []
-        # branch-free: every store unconditional, the NaN cases by selects (a missing value
-        # keeps the held one; the extremes already hold the held value, so the min / max of
-        # it changes nothing, and stay NaN while nothing was held)
-        for k in range(self.n_sig):
-            out += [f"h{k} = signals[{k}, i]",
-                    f"if not (h{k} == h{k}):",
-                    f"    h{k} = sess_f[s, {_HELD + k}]",
-                    f"sess_f[s, {_HELD + k}] = h{k}"]  # fmt: skip
-            if self.c.extremes[k]:
-                out += [f"sess_f[s, {lo0 + k}] = _lower(sess_f[s, {lo0 + k}], h{k})",
-                        f"sess_f[s, {hi0 + k}] = _upper(sess_f[s, {hi0 + k}], h{k})"]
-        return out
+        """Sample-and-hold and the session extremes, branch-free and grouped by operation:
+        the signals' loads, the held values' loads, the selects (a missing value keeps the
+        held one), the stores, then each extreme's load, select and store, so that numba's
+        SLP vectorizer (`runtime.fused.compile_step`) makes the runs over the session's
+        adjacent columns vector operations. The extremes already hold the held value, so the
+        min / max of it changes nothing, and stay NaN while nothing was held."""
+        n = self.n_sig
+        held, ext = range(_HELD, _HELD + n), [k for k in range(n) if self.c.extremes[k]]
+        lo0, hi0 = _HELD + n, _HELD + 2 * n
+        return [*(f"sig{k} = signals[{k}, i]" for k in range(n)),
+                *(f"was{k} = sess_f[s, {held[k]}]" for k in range(n)),
+                *(f"h{k} = sig{k} if sig{k} == sig{k} else was{k}" for k in range(n)),
+                *(f"sess_f[s, {held[k]}] = h{k}" for k in range(n)),
+                *(f"lo{k} = sess_f[s, {lo0 + k}]" for k in ext),
+                *(f"hi{k} = sess_f[s, {hi0 + k}]" for k in ext),
+                *(f"sess_f[s, {lo0 + k}] = _lower(lo{k}, h{k})" for k in ext),
+                *(f"sess_f[s, {hi0 + k}] = _upper(hi{k}, h{k})" for k in ext)]  # fmt: skip
 
     def pmask(self) -> list[str]:
         """The session's pending bits (`pmask`, bit c for criterion c of `masked`): read from
@@ -719,13 +749,27 @@ class _Gen:
         return out
 
     def criteria(self) -> list[str]:
-        """The guards and expressions the criteria use, then one block per criterion."""
+        """The guards and expressions the criteria use, then one block per criterion; gated
+        blocks in a row whose guards share a conjunct go behind one test of it (`_Group`)."""
         blocks: list[str] = []
+        group = _Group()
         for c in range(self.c.n_criteria):
             lines = self.criterion(c)
-            if lines:
-                name = self.c.rubric.criteria[c].id
-                blocks += [f"# criterion {c}: {name}", *lines]
+            if not lines or lines[0] == "if False:":  # a gate that never opens here
+                continue
+            block = [f"# criterion {c}: {self.c.rubric.criteria[c].id}", *lines]
+            body_only = all(x.startswith("    ") for x in lines[1:])
+            needs = self.gated.get(lines[0], frozenset()) if body_only else frozenset()
+            if needs and group.joins(needs):
+                group.add(block, needs)
+            elif needs:
+                blocks += group.flush()
+                group.add(block, needs)
+            elif int(self.c.kind[c]) == METRIC and group.blocks:
+                group.later += block  # decides at the close only: its place is free
+            else:
+                blocks += [*group.flush(), *block]
+        blocks += group.flush()
         return [*self.ex.lines, *blocks]  # ex.lines filled while the criteria asked for them
 
     def fresh(self) -> str:
@@ -768,6 +812,35 @@ class _Gen:
         fn += ["        " + line for line in body]
         fn += ["    return -1"]
         return head + "\n" + "\n".join(fn) + "\n"
+
+
+class _Group:
+    """Consecutive gated criterion blocks whose gates all need one local (a conjunct of
+    each one's guards): on a row where it is false one test skips them all (on a sample row
+    most gates are closed; their guards' comparisons then mostly go unevaluated). Metric
+    blocks met on the way (`later`) follow the group: they emit nothing in a step, so their
+    order among the criteria is free."""
+
+    def __init__(self) -> None:
+        self.blocks: list[list[str]] = []
+        self.common: frozenset[str] = frozenset()
+        self.later: list[str] = []
+
+    def joins(self, needs: frozenset[str]) -> bool:
+        return bool(self.blocks) and bool(self.common & needs)
+
+    def add(self, block: list[str], needs: frozenset[str]) -> None:
+        self.common = self.common & needs if self.blocks else needs
+        self.blocks.append(block)
+
+    def flush(self) -> list[str]:
+        """The group's lines (and the moved blocks after them); the group empty again."""
+        out = [x for b in self.blocks for x in b]
+        if len(self.blocks) > 1:
+            out = [f"if {min(self.common)}:", *("    " + x for x in out)]
+        out += self.later
+        self.blocks, self.common, self.later = [], frozenset(), []
+        return out
 
 
 # The first pass: the slots' bounds (all of them, before anything moves), then

@@ -47,7 +47,8 @@ from pathlib import Path
 from types import ModuleType
 
 from numba import typeof
-from numba.core import types
+from numba.core import config, types
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
 from .. import __version__
@@ -215,9 +216,24 @@ def _ready(pending: fused_step.PendingStep, step: CPUDispatcher,
     """Compile (or load) `step` for `sig` in this process, forbid any other variant (a call
     of other types then converts to `sig`, or is refused before it runs: never a compile
     inside a batch) and make it the pending step's function."""
-    step.compile(sig)
+    compile_step(step, sig)
     step.disable_compile()
     pending.resolve(step)
+
+
+def compile_step(step: CPUDispatcher, sig: tuple[types.Type, ...]) -> None:
+    """Compile (or load) a generated `step` for `sig` with LLVM's SLP vectorizer on (numba
+    leaves it off): the generated hold's runs of loads, selects and stores over a session's
+    adjacent columns become vector operations (`fused_source._Gen.hold`; no fast-math, the
+    same values). Numba reads the setting when it builds a module's passes; it is set for
+    this compile only, under numba's compiler lock, so no other compile sees it."""
+    with global_compiler_lock:
+        saved = getattr(config, "SLP_VECTORIZE")  # noqa: B009 (set by numba at run time)
+        setattr(config, "SLP_VECTORIZE", 1)  # noqa: B010
+        try:
+            step.compile(sig)
+        finally:
+            setattr(config, "SLP_VECTORIZE", saved)  # noqa: B010
 
 
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "

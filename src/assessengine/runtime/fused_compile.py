@@ -3,8 +3,8 @@ into numba's disk cache.
 
 `run` reads, pickled on stdin, (module file, module name, signature); imports the module as
 the parent does (`fused.import_generated`) and compiles its ``step_rows`` for the signature
-(numba saves it beside the module, in its ``__pycache__``); exits with status 0, or 1 with
-the error as the last line on stderr."""
+as the parent would (`fused.compile_step`; numba saves it beside the module, in its
+``__pycache__``); exits with status 0, or 1 with the error as the last line on stderr."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pickle
 import sys
 from pathlib import Path
 
+from numba.core import types
+
+from .fused import compile_step as compile_vectorized
 from .fused import import_generated
 
 
-def compile_step(path: Path, name: str, sig: tuple[object, ...]) -> None:
+def compile_step(path: Path, name: str, sig: tuple[types.Type, ...]) -> None:
     """Compile the step of the generated module at `path` for `sig` (into numba's cache)."""
     module = import_generated(path, name)
-    module.step_rows.compile(sig)
+    compile_vectorized(module.step_rows, sig)
 
 
 def run() -> None:
