@@ -379,6 +379,24 @@ def test_the_fused_step_takes_rows_as_rows_would_and_leaves_the_table_kernels_st
     _assert_unchanged_but_the_stamps([a.copy() for a in table.arrays], fast)
 
 
+def test_a_slot_out_of_bounds_after_a_row_out_of_order_is_the_error(
+    provider: fused.FusedProvider,
+) -> None:
+    """The first pass stops at the first row out of order, but a slot out of the state's
+    bounds anywhere in the batch is what the step reports (as the table-driven kernel,
+    whose slot check comes first), the rows it took given back."""
+    _, _, compiled, state, _, rows = _opened_on_a_fused_state()
+    batch = batch_from_events(SCENARIO, rows)
+    batch.t[3] = -1.0
+    batch.session[len(batch) - 1] = 4
+    with pytest.raises(ScoringError, match=r"batch has a session slot outside 0\.\.3"):
+        step(compiled, state, batch)
+    assert (state.row_of == -1).all()
+    batch.session[len(batch) - 1] = rows[-1][0]
+    with pytest.raises(ScoringError, match="row 3: "):
+        step(compiled, state, batch)
+
+
 def _refused(*args: object, **kwargs: object) -> None:
     raise AssertionError("called")
 

@@ -440,6 +440,39 @@ def test_a_steps_output_faults_in_only_the_pages_its_decisions_write() -> None:
     assert out.oi.flags.writeable
 
 
+@pytest.mark.parametrize("kind", ["table", "fused"])
+def test_a_steps_output_is_the_next_steps_and_its_decisions_are_copies(
+    kind: str, provider: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step writes its decisions to the same output arrays (their pages faulted in once,
+    not a fresh mapping a step), so a step's decisions are copied out of them: later steps
+    leave them as they were. A step that decides more than REUSED_DECISIONS drops the
+    output (its pages are not kept resident), the next one takes a fresh one."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=8)
+    ready = state.fused_pending
+    assert ready is not None
+    assert ready.wait() is not None
+    state.fused_pending = ready if kind == "fused" else None
+    slots = state.open([f"S{k}" for k in range(8)])
+    first = [(int(s), Event(0, 1.0, "a", {"x": 9.0, "y": 3.0, "z": -1.0})) for s in slots]
+    decided = step(compiled, state, batch_from_events(SCENARIO, first))
+    out = state.step_output(1, 1)
+    kept = {name: np.copy(getattr(decided, name)) for name in scorer.Decisions.__dataclass_fields__}
+    assert len(decided) > 0
+    second = [(int(s), Event(1, 2.0, "d", {"x": 0.0, "y": 3.0})) for s in slots]
+    again = step(compiled, state, batch_from_events(SCENARIO, second))
+    assert len(again) > 0
+    assert state.step_output(1, 1) is out  # the same arrays, step after step
+    for name, was in kept.items():
+        np.testing.assert_array_equal(getattr(decided, name), was)
+    monkeypatch.setattr(scorer, "REUSED_DECISIONS", 0)
+    more = state.open([f"T{k}" for k in range(8)])
+    third = [(int(s), Event(0, 1.0, "a", {"x": 9.0, "y": 3.0, "z": -1.0})) for s in more]
+    assert len(step(compiled, state, batch_from_events(SCENARIO, third))) > 0
+    assert state.step_output(1, 1) is not out
+
+
 def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
     small = scorer.lazy_empty((3, 5), np.float64)
     assert small.shape == (3, 5)

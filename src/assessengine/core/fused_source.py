@@ -843,38 +843,38 @@ class _Group:
         return out
 
 
-# The first pass: the slots' bounds (all of them, before anything moves), then
-# `kernel.admit`'s order check, read-only on the state but for the batch's stamp (a mark; the
-# pass after it negates the stamp at each session's first row, `_Gen.pmask`) and the rows it
-# takes: each session's last seq and t as of the batch's previous row go to the per-row
-# scratch `last_seq` / `last_t` (taken from the state at the session's first row in the
-# batch). A slot without a state row takes the next free one (`free`, in order: what
-# `ScoringState.rows` would give) at its first occurrence, `row_of` / `slot_of_row` set; its
-# session has nothing before that row. A batch out of order gives the rows back (`_untake`)
-# and returns before any column or criterion moved; else the taken rows get a fresh
+# The first pass, read-only on the state but for the batch's stamp (a mark; the pass after
+# it negates the stamp at each session's first row, `_Gen.pmask`) and the rows it takes:
+# each row's slot is checked against the state's bounds, then its session's order
+# (`kernel.admit`'s check): each session's last seq and t as of the batch's previous row go
+# to the per-row scratch `last_seq` / `last_t` (taken from the state at the session's first
+# row in the batch). A slot without a state row takes the next free one (`free`, in order:
+# what `ScoringState.rows` would give) at its first occurrence, `row_of` / `slot_of_row` set;
+# its session has nothing before that row. A refused batch gives the rows back (`_untake`)
+# and returns before any column or criterion moved: BAD_SLOT for a slot out of bounds before
+# the first row out of order, else that row (`scorer` checks the whole batch's bounds on any
+# refusal: a slot out of bounds anywhere is the error). Else the taken rows get a fresh
 # session's state (`_fresh_rows`) and `took` says how many were taken and the new pristine
-# bound.
+# bound. Rows are indexed unsigned (no negative-index fix-up at each access).
 _CHECK = [
-    "    bad = False",
-    "    for i in range(slots.shape[0]):",
-    "        slot = slots[i]",
-    "        bad |= (slot < 0) | (slot >= row_of.shape[0])",
-    "    if bad:",
-    f"        return {BAD_SLOT}",
     "    k = 0",
+    "    n_slots = row_of.shape[0]",
     "    for i in range(slots.shape[0]):",
-    "        slot = slots[i]",
-    "        s = row_of[slot]",
+    "        slot = np.uint32(slots[i])  # a negative slot is above every bound",
+    "        if slot >= n_slots:",
+    "            _untake(free, k, row_of, slot_of_row)",
+    f"            return {BAD_SLOT}",
+    "        r = row_of[slot]",
     "        ti = t[i]",
+    "        sq = seq[i]",
     "        if not (ti >= 0.0 and ti < math.inf):",
     "            _untake(free, k, row_of, slot_of_row)",
     "            return i",
-    "        sq = seq[i]",
-    "        if s < 0:  # no state row yet: the next free one, for a fresh session",
+    "        if r < 0:  # no state row yet: the next free one, for a fresh session",
     "            if k >= free.shape[0]:",
     "                _untake(free, k, row_of, slot_of_row)",
     f"                return {NO_ROW}",
-    "            s = free[k]",
+    "            s = np.uint32(free[k])",
     "            k += 1",
     "            row_of[slot] = s",
     "            slot_of_row[s] = slot",
@@ -883,6 +883,7 @@ _CHECK = [
     "            last_seq[s] = sq",
     "            last_t[s] = ti",
     "            continue",
+    "        s = np.uint32(r)",
     "        rows[i] = s",
     f"        if sess_i[s, {_STAMP}] != stamp:",
     f"            sess_i[s, {_STAMP}] = stamp",

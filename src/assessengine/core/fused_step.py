@@ -14,11 +14,12 @@ tables, its free rows in the order they are taken (`ScoringState.free_rows`) and
 `ScoringState.rows_taken`); a scratch the step writes each row's state row to, two per-row
 scratch arrays and `kernel.admit`'s stamp for its order check (the generated step reuses
 `last_seq` after the check for each session's pending bits, and leaves a touched session's
-stamp negated); `State`'s five arrays and `Out`'s four). A first pass checks every slot's
-bounds, then each row's order, a slot without a state row taking the next free row (a
+stamp negated); `State`'s five arrays and `Out`'s four). A first pass checks each row's slot
+against the bounds and its order, a slot without a state row taking the next free row (a
 fresh session's state, as `ScoringState.rows` gives it). It returns -1; or, with nothing
 changed but the stamps (and `slot_of_row` at free rows, which nothing reads; the taken
-rows are given back): BAD_SLOT, the first row that breaks its session's order, or NO_ROW.
+rows are given back): BAD_SLOT, the first row that breaks its session's order (a slot out
+of bounds after it is not looked for), or NO_ROW.
 It gives the table-driven kernel's decisions, in another order, and leaves
 the state as the kernel leaves it: a state may be stepped by either, batch
 by batch, in any mix.
@@ -46,8 +47,8 @@ NO_ROW = -2
 (never, while the free rows are the state's: it holds a row per slot), nothing changed but
 the stamps."""
 BAD_SLOT = -3
-"""What a fused step returns when a row's slot is outside the state's, nothing changed but
-the stamps."""
+"""What a fused step returns when a row's slot is outside the state's (before any row out
+of order), nothing changed but the stamps."""
 
 FusedStep = Callable[..., Any]
 """A loaded `step_rows` (see the module doc)."""

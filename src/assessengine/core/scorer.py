@@ -127,6 +127,7 @@ class ScoringState:
         self._last_scratch: dict[str, tuple[NDArray[Any], int, bool]] = {}
         # whether the last step left the event-guard rows of the "masks" scratch all false
         self.clean_event_guards = False
+        self._step_out: Out | None = None  # `step_output`'s, kept from step to step
         self._grow(max(capacity, 1))
 
     @classmethod
@@ -288,6 +289,18 @@ class ScoringState:
         flat = buf.reshape(-1)[: rows * n]  # a C-contiguous prefix, viewed as (rows, n)
         return flat.reshape(rows, n)
 
+    def step_output(self, bound: int, bound_contrib: int) -> Out:
+        """Room for a step's decisions (`_outputs`: at least `bound`, `bound_contrib` of them
+        by count or metric criteria; none yet), the same arrays from step to step while they
+        are large enough: the pages a step writes its decisions to were faulted in by an
+        earlier one (a fresh output a step cost 4,000 page faults and 12 ms of a
+        100,000-session run). Valid until the next call: `_step_decisions` copies out of it."""
+        out = self._step_out
+        if out is None or out.oi.shape[1] < bound or out.oc.shape[1] < bound_contrib:
+            out = self._step_out = _outputs(self.compiled, bound, bound_contrib, sparse=True)
+        out.nd[:] = 0
+        return out
+
     def scratch_reused(self, name: str) -> bool:
         """Whether the last `scratch(name, ...)` returned the same memory, in the same shape,
         as the call before it (what the step before wrote there is still there)."""
@@ -427,17 +440,31 @@ def lazy_empty(shape: tuple[int, int], dtype: type) -> NDArray[Any]:
     return np.frombuffer(pages, dtype).reshape(shape)
 
 
-def _decisions(out: Out, slot_of_row: NDArray[np.int32] | None) -> Decisions:
+REUSED_DECISIONS = 65_536
+"""A step's output (`ScoringState.step_output`) is kept for the next step while a step
+decides at most this many (the pages it wrote stay the state's: 9 MB for the forklift
+rubric), else dropped and taken afresh."""
+
+
+def _step_decisions(state: ScoringState, out: Out) -> Decisions:
+    """The decisions in a step's output (`ScoringState.step_output`), copied out of it."""
+    decisions = _decisions(out, state.slot_of_row, copy=True)
+    if len(decisions) > REUSED_DECISIONS:
+        state._step_out = None
+    return decisions
+
+
+def _decisions(out: Out, slot_of_row: NDArray[np.int32] | None, *, copy: bool = False) -> Decisions:
     """The decisions in `out`, the kernel's rows turned back into slots (`slot_of_row`; None:
-    the kernel wrote the slots): views when they fill most of it, else compact copies (so
-    that a few decisions do not hold a large output alive)."""
+    the kernel wrote the slots): compact copies when `copy` or when they fill less than half
+    of it (so that a few decisions do not hold a large output alive), else views."""
     oi, of, oc = out.oi, out.of, out.oc
     m, k = int(out.nd[0]), int(out.nd[1])
     if slot_of_row is not None:
         oi[0, :m] = slot_of_row[oi[0, :m]]
-    if 2 * m < oi.shape[1]:
+    if copy or 2 * m < oi.shape[1]:
         oi, of = oi[:, :m].copy(), of[:, :m].copy()
-    if 2 * k < oc.shape[1]:
+    if copy or 2 * k < oc.shape[1]:
         oc = oc[:, :k].copy()
     return Decisions(
         slot=oi[0, :m],
@@ -547,14 +574,12 @@ def _advance(
     visit, visit_off = _sparse_rows(compiled, state, touched, nonsample, guards)
     # each criterion decides at most once per session
     sessions = min(n, touched.shape[0])
-    out = _outputs(
-        compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
-    )
+    out = state.step_output(compiled.n_criteria * sessions, compiled.n_contributing * sessions)
     rows = Rows(sess, batch.seq, batch.t, guards, values, ordinal)
     kernel.advance(compiled.tables, rows, state.arrays, out, visit, visit_off)
     kernel.clear_event_guards(nonsample, compiled.event_guards, masks)
     state.clean_event_guards = True
-    return _decisions(out, state.slot_of_row)
+    return _step_decisions(state, out)
 
 
 def _out_of_order(state: ScoringState, batch: EventBatch, bad: int) -> ScoringError:
@@ -602,9 +627,7 @@ def _step_fused(
     a batch: numba refuses the call before it runs); the state is then scored by the
     table-driven kernel from now on."""
     sessions = min(len(batch), state.capacity)  # each criterion decides once per session
-    out = _outputs(
-        compiled, compiled.n_criteria * sessions, compiled.n_contributing * sessions, sparse=True
-    )
+    out = state.step_output(compiled.n_criteria * sessions, compiled.n_contributing * sessions)
     if batch.session.dtype != np.int32:  # the one type the step is compiled for
         batch = EventBatch(batch.session.astype(np.int32), batch.seq, batch.t, batch.event,
                            batch.signals)  # fmt: skip
@@ -623,7 +646,7 @@ def _step_fused(
         _check_slots(state, batch)  # a slot out of range goes before an order error
         raise _out_of_order(state, batch, bad)
     state.rows_taken(took)
-    return _decisions(out, state.slot_of_row)
+    return _step_decisions(state, out)
 
 
 def _fused_args(
