@@ -78,3 +78,20 @@ def test_the_first_open_of_many_ids_builds_one_dict_not_two() -> None:
     assert state.session_of[99_999] == "s99999"
     assert state.slot_of["s5"] == 5
     assert len(state.session_of) == 100_000
+
+
+def test_a_state_of_many_slots_holds_no_python_object_per_free_slot() -> None:
+    """A fresh state of 100,000 slots keeps its free slots as a range, not a list of 100,000
+    ints (4.6 MiB of Python objects before, 2 ms to build and 0.5 ms to take at the first
+    open); what is left per slot is the slot -> id list (0.8 MiB)."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    tracemalloc.start()
+    try:
+        state = ScoringState.new(compiled, capacity=100_000)
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    python = snapshot.filter_traces([tracemalloc.DomainFilter(True, 0)])  # numpy's are not
+    python_bytes = sum(stat.size for stat in python.statistics("filename"))
+    assert python_bytes < 1.5 * 2**20, f"{python_bytes / 2**20:.1f} MiB of Python objects"
+    assert state.open(["a", "b"]).tolist() == [0, 1]

@@ -99,9 +99,10 @@ class ScoringState:
         self.capacity = 0
         self.slot_of: dict[str, int] = {}
         self.session_of = SessionIds()  # slot -> id, a mapping kept as a list by slot
-        self._free: list[int] = []
-        # slots from this one on were never taken: they are the bottom of `_free`, in order
-        # (`_grow` puts new slots under the free ones, `release` pushes on top)
+        # the free slots: the released ones, a stack (the last released is taken first), then
+        # those never taken, _unused_from up to the capacity, the lowest first (a range: a
+        # fresh state of 100,000 slots holds no list of them)
+        self._released: list[int] = []
         self._unused_from = 0
         # the free rows, a stack whose top is the start: _free_rows[_top:] in the order they
         # are taken (the lowest first after a growth), so a step hands them to the kernel as
@@ -189,14 +190,12 @@ class ScoringState:
         are taken (and reset) later, by `rows`."""
         slot_of = self.slot_of
         n = len(session_ids)
-        if n and len(self._free) >= n and len(self._free) == self.capacity - self._unused_from:
-            # only never-used slots are free (no released one on top of them): the next n are
-            # consecutive, the lowest first; slices, no list of slots to pop, compare or turn
-            # into an array (about 3 ms of 21 at 100,000 ids)
+        if n and not self._released and self.capacity - self._unused_from >= n:
+            # only never-used slots are free: the next n are consecutive, the lowest first;
+            # slices, no list of slots to compare or turn into an array
             first = self._unused_from
             named = dict(zip(session_ids, range(first, first + n), strict=True))
             if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
-                del self._free[len(self._free) - n :]
                 self._unused_from = first + n
                 self._take_slots(slice(first, first + n))
                 if slot_of:
@@ -206,28 +205,47 @@ class ScoringState:
                 ids = session_ids if isinstance(session_ids, list | tuple) else list(session_ids)
                 self.session_of.set_range(first, ids)
                 return np.arange(first, first + n, dtype=np.int32)
-        elif n and len(self._free) >= n:
-            taken = _popped(self._free, n)
+        elif n and self._n_free() >= n:
+            taken = self._next_free(n)
             named = dict(zip(session_ids, taken, strict=True))
             if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
-                self._unused_from = max(self._unused_from, max(taken) + 1)
+                self._take_free(n)
                 self._take_slots(taken)
                 slot_of.update(named)
                 self.session_of.set_many(zip(taken, session_ids, strict=True))
                 return np.array(taken, np.int32)
-            self._free.extend(reversed(taken))  # a duplicate or an open id: as it was
         unique = dict.fromkeys(session_ids)  # each id hashed once, duplicates gone, in order
         fresh = [sid for sid in unique if sid not in slot_of] if slot_of else list(unique)
         if not fresh:
             return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, n)
-        while len(self._free) < len(fresh):
+        while self._n_free() < len(fresh):
             self._grow(self.capacity * 2)
-        taken = _popped(self._free, len(fresh))
-        self._unused_from = max(self._unused_from, max(taken) + 1)
+        taken = self._next_free(len(fresh))
+        self._take_free(len(fresh))
         self._take_slots(taken)
         slot_of.update(zip(fresh, taken, strict=True))
         self.session_of.set_many(zip(taken, fresh, strict=True))
         return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, n)
+
+    def _n_free(self) -> int:
+        """How many slots are free."""
+        return len(self._released) + self.capacity - self._unused_from
+
+    def _next_free(self, k: int) -> list[int]:
+        """The k free slots the next k one-by-one opens take (k <= `_n_free()`), in order: the
+        released ones, the last released first, then the lowest never-used ones."""
+        released = self._released
+        top = released[max(len(released) - k, 0) :]
+        top.reverse()
+        first = self._unused_from
+        return top + list(range(first, first + k - len(top)))
+
+    def _take_free(self, k: int) -> None:
+        """Mark the k slots of `_next_free(k)` taken."""
+        released = self._released
+        from_released = min(k, len(released))
+        del released[len(released) - from_released :]
+        self._unused_from += k - from_released
 
     def _take_slots(self, taken: list[int] | slice) -> None:
         """Slots just taken off the free list: a row a batch or close gave one of them while it
@@ -243,7 +261,7 @@ class ScoringState:
         for sid in session_ids:
             slot = self.slot_of.pop(sid)
             self.session_of.remove(slot)
-            self._free.append(slot)
+            self._released.append(slot)
             row = int(self.row_of[slot])
             if row >= 0:
                 self.row_of[slot] = -1
@@ -350,8 +368,8 @@ class ScoringState:
         self.slot_of_row = np.concatenate(
             [self.slot_of_row, np.full(capacity - self.capacity, -1, np.int32)]
         )
-        # the new slots and rows go under the free ones: those are taken first
-        self._free[:0] = range(capacity - 1, self.capacity - 1, -1)
+        # the new rows go under the free ones: those are taken first (the new slots are never
+        # used ones: after the released)
         free_rows = np.concatenate(
             [self._free_rows[self._top :], np.arange(self.capacity, capacity, dtype=np.int32)]
         )
@@ -359,14 +377,6 @@ class ScoringState:
         self._top = capacity - free_rows.shape[0]
         self._free_rows[self._top :] = free_rows
         self.capacity = capacity
-
-
-def _popped(free: list[int], k: int) -> list[int]:
-    """Take k items off the end of `free` (k <= len(free)), in the order k pops would give."""
-    taken = free[len(free) - k :]
-    del free[len(free) - k :]
-    taken.reverse()
-    return taken
 
 
 def _grown(a: NDArray[Any], capacity: int, order: Literal["C", "F"]) -> NDArray[Any]:
