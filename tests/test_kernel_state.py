@@ -134,7 +134,21 @@ def test_close_output_is_sized_by_the_pending_criteria() -> None:
     assert len(closed) == pending
     # the decisions are views of an output of exactly that many, not criteria x capacity
     assert closed.slot.base is not None
-    assert closed.slot.base.shape == (8, pending)
+    assert closed.slot.base.size == 8 * pending
+
+
+def test_a_closes_decisions_are_records_of_one_output() -> None:
+    """The close writes decision-major: each decision's int fields, float fields and values
+    are consecutive in memory (one stream for the kernel), the columns strided views."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=4)
+    slots = state.open(["a", "b", "c"])
+    closed = close(compiled, state, slots, np.full(3, 2.0))
+    assert len(closed) > 3
+    assert closed.slot.strides == closed.criterion.strides == (8 * 8,)
+    assert closed.verdict.ctypes.data - closed.slot.ctypes.data == 2 * 8
+    assert closed.values.strides[1] == closed.contrib.strides[1] == 8  # a row: consecutive
+    assert closed.t.strides == ((3 + 2 * compiled.max_ev) * 8,)
 
 
 def test_a_criterion_decided_in_every_session_of_a_batch_visits_no_row() -> None:

@@ -418,7 +418,9 @@ def close(tables, state, out, slots, close_t, names):
     named tuple handed to a helper costs, where numba cannot prune them, an atomic reference
     count per array it holds, each way (about 500 ns a decision for the 26 arrays of `tables`
     and `state`), so the helpers called per decision (`metric_end`, `machine_end`,
-    `contrib_*_at`, `emit_at`) take arrays and numbers only."""
+    `contrib_*_at`, `record`) take arrays and numbers only. Each output field is written
+    once, the decision and contributing-row counts kept in locals: writing the output is
+    most of a close's time (`scorer._close_outputs`)."""
     kind, io_, fo_, pi, pf = tables.kind, tables.io, tables.fo, tables.pi, tables.pf
     ev_off, ev_len, ev_rows = tables.ev_off, tables.ev_len, tables.ev_rows
     st_first, st_count = tables.state_first, tables.state_count
@@ -426,6 +428,7 @@ def close(tables, state, out, slots, close_t, names):
     sess_i, sess_f, si, sf, verdict = state.sess_i, state.sess_f, state.si, state.sf, state.verdict
     oi, of, oc, nd = out.oi, out.of, out.oc, out.nd
     n_sig = (sess_f.shape[1] - HELD) // 3
+    d, r = nd[0], nd[1]
     for j in range(slots.shape[0]):
         s = slots[j]
         ct = close_t[j]
@@ -434,21 +437,25 @@ def close(tables, state, out, slots, close_t, names):
             ct = last_t
         seen = sess_i[s, N_EVENTS] > 0
         last = sess_i[s, LAST_SEQ] if seen else -1
+        first_seq = sess_i[s, FIRST_SEQ] if seen else -1
+        first_t = sess_f[s, FIRST_T]
+        name = names[j]
         for c in range(kind.shape[0]):
             if verdict[s, c] != PENDING:
                 continue
             k, io, fo = kind[c], io_[c], fo_[c]
             v = PENDING
-            seq0 = -2  # the session's first event
-            t0 = math.nan
+            seq0, t0 = first_seq, first_t  # unless the template's state says otherwise
             measured = math.nan
+            steps = -1
             if k == NEVER or k == PRECEDE:
                 v = PASS
             elif k == ALL_BEFORE:
                 v = pi[c, 1]
             elif k == SEQUENCE:
                 v = FAIL
-                if si[s, io] > 0:
+                steps = si[s, io]
+                if steps > 0:
                     seq0, t0 = si[s, io + 1], sf[s, fo]
             elif k == COUNT:
                 v = PASS if si[s, io] >= pi[c, 2] else FAIL
@@ -476,25 +483,44 @@ def close(tables, state, out, slots, close_t, names):
                     seq0, t0 = si[s, io + 1], sf[s, fo]
             if v == PENDING:
                 continue
-            if v == PASS or seq0 == -2:
-                seq0 = sess_i[s, FIRST_SEQ] if seen else -1
-                t0 = sess_f[s, FIRST_T]
+            if v == PASS:
+                seq0, t0 = first_seq, first_t
             verdict[s, c] = v
-            d = emit_at(oi, of, nd, names[j], c, v, last, ct, seq0, t0)
-            of[2, d] = measured
+            record(oi, of, d, name, c, v, last, seq0, steps, ct, t0, measured)
             if k == COUNT or k == METRIC:
                 ni, fl = contrib_slots_of(k, io, fo)
-                contrib_out_at(oi, oc, nd, d, si[s, ni], pi[c, 5], sf, s, fl)
-            elif k == SEQUENCE:
-                oi[5, d] = si[s, io]
-            e0 = ev_off[c]
-            for q in range(ev_len[c]):
-                row = ev_rows[e0 + q]
-                if k == NEVER:
+                oi[7, d] = r
+                contrib_row_at(oc, r, si[s, ni], pi[c, 5], sf, s, fl)
+                r += 1
+            else:
+                oi[7, d] = -1
+            e0, ne = ev_off[c], ev_len[c]
+            if k == NEVER:
+                for q in range(ne):
+                    row = ev_rows[e0 + q]
                     of[3 + 2 * q, d] = sess_f[s, HELD + n_sig + row]
                     of[4 + 2 * q, d] = sess_f[s, HELD + 2 * n_sig + row]
-                else:
-                    of[3 + q, d] = sess_f[s, HELD + row]
+            else:
+                for q in range(ne):
+                    of[3 + q, d] = sess_f[s, HELD + ev_rows[e0 + q]]
+            d += 1
+    nd[0], nd[1] = d, r
+
+
+@njit(cache=True, nogil=True, inline="always")
+def record(oi, of, d, s, c, v, seq, seq0, steps, t, t0, measured):
+    """Write decision `d`: `emit_at`'s fields, steps done and the measured value, each once;
+    the step out of order is -1 (the row of `out.oc` is the caller's)."""
+    oi[0, d] = s
+    oi[1, d] = c
+    oi[2, d] = v
+    oi[3, d] = seq
+    oi[4, d] = seq0
+    oi[5, d] = steps
+    oi[6, d] = -1
+    of[0, d] = t
+    of[1, d] = t0
+    of[2, d] = measured
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -608,6 +634,12 @@ def contrib_out_at(oi, oc, nd, d, n, cap, sf, s, fl):
     r = nd[1]
     nd[1] = r + 1
     oi[7, d] = r
+    contrib_row_at(oc, r, n, cap, sf, s, fl)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def contrib_row_at(oc, r, n, cap, sf, s, fl):
+    """Row r of `out.oc`: `n` intervals counted, the first `cap` kept in sf[s, fl + 1:]."""
     oc[0, r] = n
     for q in range(2 * min(n, cap)):
         oc[1 + q, r] = sf[s, fl + 1 + q]
