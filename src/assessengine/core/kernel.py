@@ -26,10 +26,10 @@ criterion, verdict, seq, seq_start, steps done, step out of order (sequences; el
 `out.oc` (-1 = none) and `out.of` (3 + 2 * max_ev, m) = t, t_start, measured, values...;
 `out.nd[0]` counts them. Count and metric decisions have a row r in `out.oc`
 (1 + 2 * CONTRIB_MAX, k): the number of contributing intervals, then the first CONTRIB_MAX of
-them as (start, end) pairs (unset beyond); `out.nd[1]` counts those rows. Every output byte is
-fresh memory (100,000 sessions closed at once decide a million criteria), so a decision
-writes as few as possible. For never/always the values
-are (min, max) pairs, otherwise one value per named signal.
+them as (start, end) pairs (unset beyond); `out.nd[1]` counts those rows. A close's arrays
+are indexed the same way but lie decision-major in memory (`scorer._close_outputs`). A
+decision writes as few bytes as possible (100,000 sessions closed decide a million criteria).
+For never/always the values are (min, max) pairs, otherwise one value per named signal.
 
 Every template `X(c, idx, tables, batch, state, out)` advances criterion `c` over the batch
 rows `idx`, given the compiled tables, the batch, the session state and the decision output

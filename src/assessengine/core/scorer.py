@@ -420,7 +420,7 @@ def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int, *, sparse
     field-major: a field is one contiguous row, so the pages of an output larger than what is
     decided are never touched. `sparse`: far fewer decisions than `bound` are expected (a
     step's: its bound is every criterion of every session it may touch), so the arrays come in
-    small pages (`lazy_empty`); else (a close's, whose bound is exact) numpy's own."""
+    small pages (`lazy_empty`); else numpy's own. A close's output is `_close_outputs`."""
     empty = lazy_empty if sparse else np.empty
     return Out(
         oi=empty((8, bound), np.int64),
