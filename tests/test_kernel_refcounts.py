@@ -72,7 +72,7 @@ def _references_in_loops(fn: Callable[..., Any], sig: tuple[Any, ...]) -> dict[s
 def arrays() -> tuple[Any, ...]:
     compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
     state = ScoringState(compiled, 4)
-    return compiled.tables, state.arrays, _outputs(compiled, 4, 4, sparse=True)
+    return compiled.tables, state.arrays, _outputs(compiled, 4, 4)
 
 
 def test_close_counts_no_references(arrays: tuple[Any, ...]) -> None:

@@ -441,7 +441,7 @@ def test_a_steps_output_faults_in_only_the_pages_its_decisions_write() -> None:
     sessions = scorer.SCRATCH_ROWS
     before = _resident_bytes()
     out = scorer._outputs(compiled, compiled.n_criteria * sessions,
-                          compiled.n_contributing * sessions, sparse=True)  # fmt: skip
+                          compiled.n_contributing * sessions)  # fmt: skip
     rows = 0
     for a in (out.oi, out.of, out.oc):
         assert a.nbytes >= scorer.LAZY_BYTES

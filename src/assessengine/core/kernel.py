@@ -573,19 +573,10 @@ def emit(out, s, c, v, seq, t, seq0, t0):
 
 @njit(cache=True, nogil=True, inline="always")
 def emit_at(oi, of, nd, s, c, v, seq, t, seq0, t0):
-    """`emit` into the arrays of `Out`."""
+    """`emit` into the arrays of `Out`: no steps, measured value or contributing row."""
     d = nd[0]
     nd[0] = d + 1
-    oi[0, d] = s
-    oi[1, d] = c
-    oi[2, d] = v
-    oi[3, d] = seq
-    oi[4, d] = seq0
-    of[0, d] = t
-    of[1, d] = t0
-    of[2, d] = math.nan
-    oi[5, d] = -1
-    oi[6, d] = -1
+    record(oi, of, d, s, c, v, seq, seq0, -1, t, t0, math.nan)
     oi[7, d] = -1
     return d
 

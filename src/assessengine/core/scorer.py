@@ -315,7 +315,7 @@ class ScoringState:
         100,000-session run). Valid until the next call: `_step_decisions` copies out of it."""
         out = self._step_out
         if out is None or out.oi.shape[1] < bound or out.oc.shape[1] < bound_contrib:
-            out = self._step_out = _outputs(self.compiled, bound, bound_contrib, sparse=True)
+            out = self._step_out = _outputs(self.compiled, bound, bound_contrib)
         out.nd[:] = 0
         return out
 
@@ -415,17 +415,16 @@ def columns_for(
     return masks
 
 
-def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int, *, sparse: bool) -> Out:
-    """Room for `bound` decisions, `bound_contrib` of them by count or metric criteria;
-    field-major: a field is one contiguous row, so the pages of an output larger than what is
-    decided are never touched. `sparse`: far fewer decisions than `bound` are expected (a
-    step's: its bound is every criterion of every session it may touch), so the arrays come in
-    small pages (`lazy_empty`); else numpy's own. A close's output is `_close_outputs`."""
-    empty = lazy_empty if sparse else np.empty
+def _outputs(compiled: CompiledRubric, bound: int, bound_contrib: int) -> Out:
+    """Room for a step's `bound` decisions, `bound_contrib` of them by count or metric
+    criteria; field-major: a field is one contiguous row, so the pages of an output larger
+    than what is decided are never touched. Far fewer decisions than `bound` are expected (its
+    bound is every criterion of every session the step may touch), so the arrays come in
+    small pages (`lazy_empty`). A close's output is `_close_outputs`."""
     return Out(
-        oi=empty((8, bound), np.int64),
-        of=empty((3 + 2 * compiled.max_ev, bound), np.float64),
-        oc=empty((1 + 2 * CONTRIB_MAX, bound_contrib), np.float64),
+        oi=lazy_empty((8, bound), np.int64),
+        of=lazy_empty((3 + 2 * compiled.max_ev, bound), np.float64),
+        oc=lazy_empty((1 + 2 * CONTRIB_MAX, bound_contrib), np.float64),
         nd=np.zeros(2, np.int64),
     )
 
@@ -683,7 +682,7 @@ def fused_probe_args(compiled: CompiledRubric) -> tuple[Any, ...]:
     state = ScoringState(compiled, 64, table_only=True)
     batch = EventBatch(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0),
                        np.zeros(0, np.int32), np.zeros((compiled.n_signals, 0)))  # fmt: skip
-    out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2, sparse=True)
+    out = _outputs(compiled, compiled.n_criteria * 2, compiled.n_contributing * 2)
     return _fused_args(state, batch, 1, out, state.took_rows())
 
 
