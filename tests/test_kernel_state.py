@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from assessengine.adapters.library import load_rubric
 from assessengine.core import kernel, scorer
-from assessengine.core.compiler import FAIL, PASS, compile_rubric
+from assessengine.core.compiler import COUNT, FAIL, METRIC, PASS, compile_rubric
 from assessengine.core.events import Event, batch_from_events
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.rubric import Rubric
@@ -171,6 +171,17 @@ def test_a_criterion_decided_in_every_session_of_a_batch_visits_no_row() -> None
     _, offsets = scorer._sparse_rows(compiled, state, touched, nonsample, masks)
     assert tuple(offsets[first]) == (0, 0)  # visits visit[0:0]: nothing
     assert tuple(offsets[second]) != (0, 0)
+
+
+def test_the_contributing_criteria_are_computed_once_with_the_rubric() -> None:
+    """Every step sizes its output by them: one read-only array, not two comparisons a step."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    assert compiled.contributing is compiled.contributing
+    assert not compiled.contributing.flags.writeable
+    expected = [k in (COUNT, METRIC) for k in compiled.kind.tolist()]
+    assert any(expected)
+    assert compiled.contributing.tolist() == expected
+    assert compiled.n_contributing == sum(expected)
 
 
 def test_scratch_reused_only_for_the_same_memory_in_the_same_shape() -> None:

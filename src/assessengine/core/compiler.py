@@ -112,6 +112,16 @@ class CompiledRubric:
     init_f: NDArray[np.float64]  # (n_state_f,) a fresh session's float state
     masks: MaskProgram  # fills the condition guards and the metric expressions' rows
     max_ev: int = field(default=1)
+    # (C,) the criteria whose decisions carry contributing intervals (count, metric), and how
+    # many: computed once here, as every step sizes its output by them
+    contributing: NDArray[np.bool_] = field(init=False, repr=False, compare=False)
+    n_contributing: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        contributing = (self.kind == COUNT) | (self.kind == METRIC)
+        contributing.setflags(write=False)
+        object.__setattr__(self, "contributing", contributing)
+        object.__setattr__(self, "n_contributing", int(np.count_nonzero(contributing)))
 
     @property
     def tables(self) -> Tables:
@@ -131,17 +141,6 @@ class CompiledRubric:
     def n_signals(self) -> int:
         return len(self.scenario.signal_names)
 
-    @property
-    def contributing(self) -> NDArray[np.bool_]:
-        """(C,) the criteria whose decisions carry contributing intervals (count, metric).
-        Two comparisons, not `np.isin`: a step asks for it (its output's size), and isin's
-        set machinery cost 50-100 µs a call."""
-        contributing: NDArray[np.bool_] = (self.kind == COUNT) | (self.kind == METRIC)
-        return contributing
-
-    @property
-    def n_contributing(self) -> int:
-        return int(np.count_nonzero(self.contributing))
 
 
 class _Builder:
