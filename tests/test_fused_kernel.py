@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -586,12 +587,7 @@ def test_a_batch_of_arrays_the_step_does_not_take_is_scored_by_the_table_kernel(
     """The loaded step is never compiled again inside a batch: arrays of another type are
     refused before it runs, and the table-driven kernel scores the batch (and the state from
     then on), with the same reports."""
-    rubric, sessions = _small()
-    compiled = compile_rubric(rubric, SCENARIO)
-    state = ScoringState.new(compiled, capacity=4)
-    assert state.fused is not None
-    slots = state.open([s.session for s in sessions])
-    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state(_small, False)
     batch = batch_from_events(SCENARIO, rows)
     odd = type(batch)(batch.session, batch.seq, batch.t, batch.event.astype(np.int64),
                       batch.signals)  # fmt: skip
@@ -612,13 +608,8 @@ def test_the_step_takes_read_only_and_strided_columns_without_compiling_again(
 ) -> None:
     """One compiled signature takes every kind of batch the live paths pass (plain arrays,
     read-only views, strided slices of records, Fortran-order signals)."""
-    rubric, sessions = _small()
-    compiled = compile_rubric(rubric, SCENARIO)
-    state = ScoringState.new(compiled, capacity=4)
+    _, _, compiled, state, _, rows = _opened_on_a_fused_state(_small, False)
     step_fn = state.fused
-    assert step_fn is not None
-    slots = state.open([s.session for s in sessions])
-    rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
     batch = batch_from_events(SCENARIO, rows)
     n = len(batch)
     wide = np.zeros((n, 2), [("seq", np.int64), ("t", np.float64)])  # strided columns
@@ -633,18 +624,26 @@ def test_the_step_takes_read_only_and_strided_columns_without_compiling_again(
     assert len(step_fn.signatures) == 1
 
 
-def _opened_on_a_fused_state() -> tuple[
+_Opened = tuple[
     Rubric, list[SessionEvents], CompiledRubric, ScoringState, Any, list[tuple[int, Event]]
-]:
-    """`_forklift_like`'s rubric and sessions, compiled, opened on a state with the fused step
-    ready, and their events as (slot, event) rows interleaved in time, each session in order."""
-    rubric, sessions = _forklift_like()
+]
+
+
+def _opened_on_a_fused_state(
+    make: Callable[[], tuple[Rubric, list[SessionEvents]]] | None = None,
+    in_time: bool = True,
+) -> _Opened:
+    """`make`'s rubric and sessions (`_forklift_like`'s by default), compiled, opened on a
+    state with the fused step ready, and their events as (slot, event) rows, session after
+    session or (`in_time`) interleaved in time, each session in order."""
+    rubric, sessions = (make or _forklift_like)()
     compiled = compile_rubric(rubric, SCENARIO)
     state = ScoringState.new(compiled, capacity=4)
     assert state.fused is not None
     slots = state.open([s.session for s in sessions])
     rows = [(int(slots[k]), e) for k, s in enumerate(sessions) for e in s.events]
-    rows.sort(key=lambda r: (r[1].t, r[1].seq))
+    if in_time:
+        rows.sort(key=lambda r: (r[1].t, r[1].seq))
     return rubric, sessions, compiled, state, slots, rows
 
 
