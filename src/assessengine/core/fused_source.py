@@ -8,8 +8,8 @@ each still-pending criterion's automaton with straight-line code whose parameter
 offsets and guard ids are constants. It replaces, for one step, `kernel.admit` (a check
 pass over the batch first, then admit's updates row by row), `kernel.hold`,
 `scorer.columns_for` (the condition program), `scorer._sparse_rows` and `kernel.advance`, on
-the same state arrays and the same decision output (`kernel_types.Out`); the close is
-unchanged.
+the same state arrays and the same decision output (`kernel_types.Out`). Its `close_rows`
+(`fused_close`) is the rubric's `kernel.close`, with the criteria's parameters as constants.
 
 The module is self-contained (its helpers are generated with it): numba caches a compiled
 function per source file and does not notice a change in another file, so a generated module
@@ -68,6 +68,7 @@ from .compiler import (
     TO_PASS,
     CompiledRubric,
 )
+from .fused_close import _float, close_source
 from .fused_step import BAD_SLOT, NO_ROW
 from .kernel import FIRST_SEQ, FIRST_T, HELD, LAST_SEQ, LAST_T, N_EVENTS, STAMP
 
@@ -76,20 +77,11 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 7  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 8  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
     """The rubric uses something the generator does not generate."""
-
-
-def _float(x: float) -> str:
-    """A float literal that reads back as exactly `x`."""
-    if math.isnan(x):
-        return "math.nan"
-    if math.isinf(x):
-        return "math.inf" if x > 0 else "-math.inf"
-    return repr(float(x))
 
 
 class _Exprs:
@@ -811,7 +803,7 @@ class _Gen:
               "    for i in range(slots.shape[0]):"]  # fmt: skip
         fn += ["        " + line for line in body]
         fn += ["    return -1"]
-        return head + "\n" + "\n".join(fn) + "\n"
+        return head + "\n" + "\n".join(fn) + "\n\n\n" + close_source(self.c)
 
 
 class _Group:

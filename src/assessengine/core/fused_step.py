@@ -24,6 +24,9 @@ It gives the table-driven kernel's decisions, in another order, and leaves
 the state as the kernel leaves it: a state may be stepped by either, batch
 by batch, in any mix.
 
+A provider may give with it the rubric's close (`FusedClose`, `core.fused_close`): the
+decisions and state changes of `kernel.close`, which `scorer.close` then calls instead.
+
 Nothing here does I/O: a provider (`runtime.fused.install`) turns a compiled rubric into a
 `PendingStep`, which holds the loaded function once it is compiled (possibly later, in the
 background), or None where the rubric is not generated (the table-driven kernel then scores
@@ -52,26 +55,30 @@ of order), nothing changed but the stamps."""
 
 FusedStep = Callable[..., Any]
 """A loaded `step_rows` (see the module doc)."""
+FusedClose = Callable[..., Any]
+"""A loaded `close_rows` (`core.fused_close`)."""
 
 
 class PendingStep:
     """A rubric's fused step, ready now or later: `step` is None until the provider has
     compiled or loaded it (then the function, for good), or for good when that failed
     (`error` says why). Reading `step` is one attribute load: `scorer.step` reads it at every
-    batch."""
+    batch. `close`: the rubric's close, set with the step (None: `kernel.close` closes)."""
 
-    __slots__ = ("_done", "error", "step")
+    __slots__ = ("_done", "close", "error", "step")
 
-    def __init__(self, step: FusedStep | None = None) -> None:
+    def __init__(self, step: FusedStep | None = None, close: FusedClose | None = None) -> None:
         self.step: FusedStep | None = step
+        self.close: FusedClose | None = close
         self.error: str | None = None
         self._done = threading.Event()
         if step is not None:
             self._done.set()
 
-    def resolve(self, step: FusedStep) -> None:
-        """The function is ready: batches from now on use it."""
+    def resolve(self, step: FusedStep, close: FusedClose | None = None) -> None:
+        """The functions are ready: batches (and closes) from now on use them."""
         self.step = step
+        self.close = close
         self._done.set()
 
     def fail(self, error: str) -> None:

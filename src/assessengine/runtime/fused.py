@@ -14,9 +14,10 @@ kernel. For a compiled rubric the provider
    function's environment by importing its module by name; registered, the next process loads
    the compiled function instead of compiling it again (a closure could not be cached at all).
 
-4. compiles the module's ``step_rows`` for ONE signature (`signature`) and disables any
-   other compile on it (`_ready`): a call of other array types converts to it or is refused
-   before it runs, never compiled inside a batch. When numba's disk cache has the function,
+4. compiles the module's ``step_rows`` for ONE signature (`signature`), and its
+   ``close_rows`` for one (`close_signature`), and disables any other compile on them
+   (`_ready`): a call of other array types converts to it or is refused before it runs,
+   never compiled inside a batch. When numba's disk cache has the function,
    that is a load, done before the asking state is used; else a background thread has a
    child process compile it into the cache (`compile_in_child`: numba's compile holds the
    GIL, a child leaves this process's batches alone) and then loads it, while the
@@ -95,6 +96,23 @@ def signature(compiled: CompiledRubric) -> tuple[types.Type, ...]:
 
 
 _BATCH_ARGS = range(5)  # sess, seq, t, event, signals (`fused_step`'s signature)
+_STATE_ARGS = slice(13, 18)  # sess_i, sess_f, si, sf, verdict
+_ND_ARG = 21
+
+
+def close_signature(step_sig: tuple[types.Type, ...]) -> tuple[types.Type, ...]:
+    """The one signature a rubric's ``close_rows`` (`core.fused_close`) is compiled for, from
+    its step's (`signature`: the state's arrays and `nd` are the same): the rows as
+    `scorer._close_order` gives them, the close times and names as read-only arrays of any
+    layout (a caller's), the decision records C-contiguous (`scorer._close_outputs`)."""
+    ints, floats = types.Array(types.int64, 2, "C"), types.Array(types.float64, 2, "C")
+    return (
+        types.Array(types.int64, 1, "C"),
+        types.Array(types.float64, 1, "A", readonly=True),
+        types.Array(types.int64, 1, "A", readonly=True),
+        *step_sig[_STATE_ARGS], ints, floats, floats, step_sig[_ND_ARG],
+    )  # fmt: skip
+
 
 Compiler = Callable[[Path, str, tuple[types.Type, ...]], str | None]
 """Compiles a generated module's step for a signature into numba's disk cache, elsewhere
@@ -130,26 +148,25 @@ class FusedProvider:
             if module is None:
                 module = _modules[key] = self._load(key, source)
             pending = _pending[key] = fused_step.PendingStep()
-        step: CPUDispatcher = module.step_rows
         sig = signature(compiled)
-        if not self.background or _in_disk_cache(step, sig):
-            _ready(pending, step, sig)
+        if not self.background or _in_disk_cache(module, sig):
+            _ready(pending, module, sig)
         else:
             path = Path(module.__file__ or "")
-            threading.Thread(target=self._compile, args=(pending, step, path, sig),
+            threading.Thread(target=self._compile, args=(pending, module, path, sig),
                              name=f"fused-compile-{key[:8]}", daemon=True).start()  # fmt: skip
         return pending
 
-    def _compile(self, pending: fused_step.PendingStep, step: CPUDispatcher, path: Path,
+    def _compile(self, pending: fused_step.PendingStep, module: ModuleType, path: Path,
                  sig: tuple[types.Type, ...]) -> None:  # fmt: skip
         """In the background: compile elsewhere into the disk cache, then load it here."""
         try:
             with compile_lock(path):  # another process compiling it: wait, then load
-                if not _in_disk_cache(step, sig):
-                    failed = self.compiler(path, step.__module__, sig)
+                if not _in_disk_cache(module, sig):
+                    failed = self.compiler(path, module.__name__, sig)
                     if failed is not None:
                         raise RuntimeError(failed)
-            _ready(pending, step, sig)
+            _ready(pending, module, sig)
         except Exception as exc:  # the table-driven kernel keeps scoring this rubric
             log.warning("fused steps: %s: not compiled (%s); the table-driven kernel scores "
                         "its rubric", path.name, exc)  # fmt: skip
@@ -202,23 +219,38 @@ def compile_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor drops the flock
 
 
-def _in_disk_cache(step: CPUDispatcher, sig: tuple[types.Type, ...]) -> bool:
-    """Whether numba's disk cache holds `step` compiled for `sig` (a load, not a compile)."""
-    cache = getattr(step, "_cache", None)
+def _in_disk_cache(module: ModuleType, sig: tuple[types.Type, ...]) -> bool:
+    """Whether numba's disk cache holds the module's step compiled for `sig` and its close
+    for `close_signature(sig)` (a load, not a compile)."""
+    return _cached(module.step_rows, sig) and _cached(module.close_rows, close_signature(sig))
+
+
+def _cached(fn: CPUDispatcher, sig: tuple[types.Type, ...]) -> bool:
+    """Whether numba's disk cache holds `fn` compiled for `sig`."""
+    cache = getattr(fn, "_cache", None)
     try:
-        return cache is not None and cache.load_overload(sig, step.targetctx) is not None
+        return cache is not None and cache.load_overload(sig, fn.targetctx) is not None
     except Exception:  # an unreadable cache entry: as if absent (compiled again)
         return False
 
 
-def _ready(pending: fused_step.PendingStep, step: CPUDispatcher,
+def _ready(pending: fused_step.PendingStep, module: ModuleType,
            sig: tuple[types.Type, ...]) -> None:  # fmt: skip
-    """Compile (or load) `step` for `sig` in this process, forbid any other variant (a call
-    of other types then converts to `sig`, or is refused before it runs: never a compile
-    inside a batch) and make it the pending step's function."""
-    compile_step(step, sig)
+    """Compile (or load) the module's step for `sig` and its close in this process, forbid
+    any other variant (a call of other types then converts to the signature, or is refused
+    before it runs: never a compile inside a batch) and make them the pending step's."""
+    compile_module(module, sig)
+    step, close = module.step_rows, module.close_rows
     step.disable_compile()
-    pending.resolve(step)
+    close.disable_compile()
+    pending.resolve(step, close)
+
+
+def compile_module(module: ModuleType, sig: tuple[types.Type, ...]) -> None:
+    """Compile (or load) a generated module's step for `sig` (`compile_step`) and its close
+    for `close_signature(sig)`."""
+    compile_step(module.step_rows, sig)
+    module.close_rows.compile(close_signature(sig))
 
 
 def compile_step(step: CPUDispatcher, sig: tuple[types.Type, ...]) -> None:

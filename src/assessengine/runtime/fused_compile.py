@@ -1,10 +1,11 @@
 """The child process of `runtime.fused.compile_in_child`: compile one generated fused step
-into numba's disk cache.
+(and its close) into numba's disk cache.
 
 `run` reads, pickled on stdin, (module file, module name, signature); imports the module as
 the parent does (`fused.import_generated`) and compiles its ``step_rows`` for the signature
-as the parent would (`fused.compile_step`; numba saves it beside the module, in its
-``__pycache__``); exits with status 0, or 1 with the error as the last line on stderr."""
+and its ``close_rows`` as the parent would (`fused.compile_module`; numba saves them beside
+the module, in its ``__pycache__``); exits with status 0, or 1 with the error as the last
+line on stderr."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from pathlib import Path
 
 from numba.core import types
 
-from .fused import compile_step as compile_vectorized
-from .fused import import_generated
+from .fused import compile_module, import_generated
 
 
 def compile_step(path: Path, name: str, sig: tuple[types.Type, ...]) -> None:
-    """Compile the step of the generated module at `path` for `sig` (into numba's cache)."""
-    module = import_generated(path, name)
-    compile_vectorized(module.step_rows, sig)
+    """Compile the step of the generated module at `path` for `sig`, and its close (into
+    numba's cache)."""
+    compile_module(import_generated(path, name), sig)
 
 
 def run() -> None:
