@@ -169,6 +169,18 @@ def test_the_hold_is_compiled_to_vector_operations(tmp_path: Path) -> None:
     assert setting == numba_config.SLP_VECTORIZE
 
 
+def test_the_row_loop_asks_the_cache_for_the_signals_of_a_row_further_on(
+    tmp_path: Path,
+) -> None:
+    """The hardware's prefetchers lose the batch's signal streams among the row loop's other
+    accesses: the generated step prefetches them (`fused_source._Gen.ahead`)."""
+    compiled = compile_rubric(_rubric([{"never": "x > 2 and y > 1 and z > 0"}]), SCENARIO)
+    pending = fused.FusedProvider(tmp_path, background=False)(compiled)
+    assert pending is not None
+    assert pending.step is not None
+    assert "@llvm.prefetch" in pending.step.inspect_llvm(fused.signature(compiled))
+
+
 def test_a_rubric_the_generator_does_not_cover_is_scored_by_the_table_kernel(
     provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,7 +535,7 @@ def test_a_process_that_finds_the_step_being_compiled_waits_and_loads_it(
 
 
 @pytest.mark.parametrize("breach", ["seq_repeated", "t_backwards", "t_nan", "t_negative",
-                                    "after_the_last_batch"])  # fmt: skip
+                                    "t_inf", "after_the_last_batch"])  # fmt: skip
 def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
     provider: fused.FusedProvider, breach: str
 ) -> None:
@@ -545,6 +557,8 @@ def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
         rest.t[bad] = np.nan
     elif breach == "t_negative":
         rest.t[bad] = -0.5
+    elif breach == "t_inf":
+        rest.t[bad] = np.inf
     else:  # the batch's first row of a session goes before that session's last stepped row
         first = int(rest.session[0])
         bad = 0
@@ -555,6 +569,62 @@ def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
     _assert_unchanged_but_the_stamps(before, state)
     assert state.fused is not None  # still the fused step's state
     log.add(step(compiled, state, batch_from_events(SCENARIO, rows[40:])))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+
+
+@pytest.mark.parametrize("t", [np.nan, np.inf, -0.5])
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_sessions_first_row_whose_t_is_not_finite_or_negative_is_refused_by_the_fused_step(
+    provider: fused.FusedProvider, t: float, fresh: bool
+) -> None:
+    """At a session's first row there is no t before it to test the row's against (the
+    check pass tests a later row's t by its order only): a t not finite or negative is
+    refused there too, whether the session's state row is taken by this batch (`fresh`) or
+    was taken before, the state as it was (but the stamps)."""
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state()
+    log = DecisionLog(compiled)
+    if not fresh:  # every slot gets its row, no event yet
+        state.rows(np.asarray(slots, np.int64))
+    batch = batch_from_events(SCENARIO, rows)
+    late = int(batch.session[-1])
+    bad = int(np.flatnonzero(batch.session == late)[0])
+    assert bad > 0
+    batch.t[bad] = t
+    before = [a.copy() for a in state.arrays]
+    with pytest.raises(ScoringError, match=f"row {bad}: "):
+        step(compiled, state, batch)
+    _assert_unchanged_but_the_stamps(before, state)
+    log.add(step(compiled, state, batch_from_events(SCENARIO, rows)))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    got = [log.pop_report(int(slot), s.session).to_data()
+           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "records"])
+def test_the_step_scores_signals_of_any_layout_as_the_reference(
+    provider: fused.FusedProvider, layout: str
+) -> None:
+    """The row loop asks the cache for the signals of a row further on (the first
+    signal's line where a row's signals are adjacent, else one signal a row in turn): the
+    reports are the reference's whatever the signals' layout."""
+    rubric, sessions, compiled, state, slots, rows = _opened_on_a_fused_state()
+    step_fn = state.fused
+    batch = batch_from_events(SCENARIO, rows)
+    signals = batch.signals
+    if layout == "F":
+        signals = np.asfortranarray(signals)
+    elif layout == "records":  # each row's signals inside a record, as read in place
+        wide = np.zeros(len(batch), [("t", np.float64), ("sig", np.float64, (3,))])
+        wide["sig"] = signals.T
+        signals = wide["sig"].T
+    log = DecisionLog(compiled)
+    log.add(step(compiled, state, type(batch)(batch.session, batch.seq, batch.t, batch.event,
+                                              signals)))  # fmt: skip
+    assert state.fused is step_fn
     log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
     got = [log.pop_report(int(slot), s.session).to_data()
            for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip

@@ -36,7 +36,9 @@ different sessions, so a branch on a per-session flag or a signal guard mispredi
   operation over all signals in a row so that the SLP vectorizer the step is compiled with
   (`runtime.fused.compile_step`) makes vector operations of them;
 - a session's pending criteria are bits of a local (`_Gen.pmask`), read from `verdict` once
-  per session and batch: a gate tests a bit, not the criterion's verdict column.
+  per session and batch: a gate tests a bit, not the criterion's verdict column;
+- each row asks the cache for the batch's signals of a row further on (`_Gen.ahead`): the
+  hardware's prefetchers lose their streams, and every guard waits for them.
 
 `FusedUnsupportedError` is raised for what the generator does not cover; the caller then keeps
 the table-driven kernel for that rubric.
@@ -77,7 +79,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 8  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 9  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -178,9 +180,32 @@ _PRELUDE = '''\
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 FAIL, PASS, NOT_APPLICABLE = {FAIL}, {PASS}, {NOT_APPLICABLE}
+
+
+@intrinsic
+def _prefetch(typingctx, arr, at):
+    """Ask the cache for the line of arr[at] (an index tuple), for reading, kept close
+    (`llvm.prefetch`): never a fault, nothing read or changed."""
+
+    def codegen(context, builder, sig, args):
+        aty, ity = sig.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ind = [context.cast(builder, v, t, types.intp)
+               for v, t in zip(cgutils.unpack_tuple(builder, args[1]), ity)]
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, ind, wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, at), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -322,6 +347,9 @@ def _fresh_rows(free, k, pristine_from, sess_i, sess_f, si, sf, verdict):
                     verdict[free[j], c] = 0
     return bound
 '''
+
+
+_AHEAD = 64  # rows between a row and the one whose signals it asks the cache for (`_Gen.ahead`)
 
 
 class _Gen:
@@ -780,8 +808,25 @@ class _Gen:
             FIRST_SEQ=_FIRST_SEQ, LAST_SEQ=_LAST_SEQ, N_EVENTS=_N_EVENTS,
         )  # fmt: skip
 
+    def ahead(self) -> tuple[list[str], list[str]]:
+        """Lines before the row loop and at the top of each row that ask the cache for the
+        batch's signals `_AHEAD` rows on: the hardware's prefetchers lose the signals'
+        streams among the loop's other accesses, and a row's hold then waits for memory.
+        Where a row's signals share a line or two (Fortran order, records read in place)
+        the first signal's address fetches them all; else (a signal a row of the array)
+        each row fetches one signal's line, the signals in turn (i & 7: every signal's
+        stream of 8-byte values once in 8 rows while there are at most 8)."""
+        if self.n_sig == 0:
+            return [], []
+        setup = ["n_rows = slots.shape[0]",
+                 "last_sig = signals.shape[0] - 1",
+                 "turn = 0 if signals.strides[0] * last_sig < 64 else 7"]  # fmt: skip
+        row = [f"_prefetch(signals, (min(i & turn, last_sig), min(i + {_AHEAD}, n_rows - 1)))"]
+        return setup, row
+
     def module(self) -> str:
-        body = ["s = rows[i]", "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
+        setup, fetch = self.ahead()
+        body = ["s = rows[i]", *fetch, "ti = t[i]", "sq = seq[i]", "ev = event[i]", *_ADMIT,
                 *self.pmask(), *self.hold()]  # fmt: skip
         general = self.criteria()
         if any(g.condition is None for g in self.c.guards):
@@ -800,6 +845,7 @@ class _Gen:
               'over rows 0..n-1 (see the generator): -1, the first row out of order, or '
               'BAD_SLOT / NO_ROW (`fused_step`)."""',
               *_CHECK,
+              *("    " + line for line in setup),
               "    for i in range(slots.shape[0]):"]  # fmt: skip
         fn += ["        " + line for line in body]
         fn += ["    return -1"]
@@ -848,6 +894,16 @@ class _Group:
 # refusal: a slot out of bounds anywhere is the error). Else the taken rows get a fresh
 # session's state (`_fresh_rows`) and `took` says how many were taken and the new pristine
 # bound. Rows are indexed unsigned (no negative-index fix-up at each access).
+# A t is refused where it is not finite or negative (`kernel.admit`): at a session's first
+# row by that test; at a later row by the order test, `ti >= last_t[s]` (false for NaN, and
+# for a negative t since every admitted t, the one before included, is finite and >= 0)
+# and `ti < inf`. The one test at every row compiled to about fifteen integer instructions
+# (LLVM makes `0 <= ti < inf` a test of the float's class).
+_REFUSE_T = [
+    "            if not (ti >= 0.0 and ti < math.inf):",
+    "                _untake(free, k, row_of, slot_of_row)",
+    "                return i",
+]
 _CHECK = [
     "    k = 0",
     "    n_slots = row_of.shape[0]",
@@ -859,10 +915,8 @@ _CHECK = [
     "        r = row_of[slot]",
     "        ti = t[i]",
     "        sq = seq[i]",
-    "        if not (ti >= 0.0 and ti < math.inf):",
-    "            _untake(free, k, row_of, slot_of_row)",
-    "            return i",
     "        if r < 0:  # no state row yet: the next free one, for a fresh session",
+    *_REFUSE_T,
     "            if k >= free.shape[0]:",
     "                _untake(free, k, row_of, slot_of_row)",
     f"                return {NO_ROW}",
@@ -880,12 +934,13 @@ _CHECK = [
     f"        if sess_i[s, {_STAMP}] != stamp:",
     f"            sess_i[s, {_STAMP}] = stamp",
     f"            if sess_i[s, {_N_EVENTS}] == 0:  # the session's first row: nothing before",
+    *("    " + line for line in _REFUSE_T),
     "                last_seq[s] = sq",
     "                last_t[s] = ti",
     "                continue",
     f"            last_seq[s] = sess_i[s, {_LAST_SEQ}]",
     f"            last_t[s] = sess_f[s, {_LAST_T}]",
-    "        if sq <= last_seq[s] or ti < last_t[s]:",
+    "        if sq <= last_seq[s] or not (ti >= last_t[s] and ti < math.inf):",
     "            _untake(free, k, row_of, slot_of_row)",
     "            return i",
     "        last_seq[s] = sq",
