@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from assessengine.adapters.library import load_rubric
-from assessengine.core import kernel_scorer
+from assessengine.core import kernel, kernel_scorer
 from assessengine.core.compiler import NEVER, CompiledRubric, compile_rubric
 from assessengine.core.report import CONTRIB_MAX
 from assessengine.core.scorer import Decisions, ScoringState, close, close_chunks, step
@@ -120,3 +120,35 @@ def test_a_close_of_many_sessions_holds_one_parts_output(forklift: CompiledRubri
     state_bytes = sum(a.nbytes for a in state.arrays)
     beyond = peak - state_bytes
     assert beyond < 24 * 2**20, f"{beyond / 2**20:.1f} MiB beyond the state's"
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_pending_bounds_counts_the_pending_criteria_of_any_rows(
+    data: st.DataObject,
+) -> None:
+    """What a close of `rows` decides at most (every pending criterion, a repeated row's
+    each time) and how many of those contribute: rows that are a range (read as columns'
+    runs) or not (gathered), with repeats (rows that span as many as they hold too)."""
+    n_rows, n_crit = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 5))
+    verdict = np.asfortranarray(
+        np.array(data.draw(st.lists(st.integers(0, 3), min_size=n_rows * n_crit,
+                                    max_size=n_rows * n_crit)), np.int8).reshape(n_rows, n_crit)
+    )  # fmt: skip
+    contributing = np.array(data.draw(st.lists(st.booleans(), min_size=n_crit,
+                                               max_size=n_crit)))  # fmt: skip
+    lo = data.draw(st.integers(0, n_rows - 1))
+    hi = data.draw(st.integers(lo, n_rows))
+    picked = data.draw(st.lists(st.integers(0, n_rows - 1), max_size=12))
+    picked_rows = np.array(picked, np.int64)
+    for rows in (np.arange(lo, hi), np.sort(picked_rows), picked_rows):
+        pending = (verdict[rows] == 0).sum(axis=0)
+        expected = (int(pending.sum()), int(pending[contributing].sum()))
+        assert kernel.pending_bounds(verdict, rows.astype(np.int64), contributing) == expected
+
+
+def test_pending_bounds_reads_a_run_only_for_consecutive_rows() -> None:
+    """Rows 0, 0, 2 span three rows as a range would: row 1's pending verdict is not theirs."""
+    verdict = np.asfortranarray(np.array([[1], [0], [1]], np.int8))
+    rows = np.array([0, 0, 2], np.int64)
+    assert kernel.pending_bounds(verdict, rows, np.array([True])) == (0, 0)

@@ -810,13 +810,13 @@ def _close_part(
     close_t: NDArray[np.float64],
     names: NDArray[np.int64],
 ) -> Decisions:
-    """The close of the sessions in state rows `rows` (named `names`), into an output sized
-    by what is pending in them: by the rubric's generated close when the state has it
-    (`ScoringState.fused_close`; 0.5x the time of `kernel.close` at 100,000 forklift
-    sessions, docs/performance.md), else by `kernel.close`."""
-    pending = np.zeros(compiled.n_criteria, np.int64)
-    kernel.pending_counts(state.verdict, rows, pending)
-    out = _close_outputs(compiled, int(pending.sum()), int(pending[compiled.contributing].sum()))
+    """The close of the sessions in state rows `rows` (increasing; named `names`), into an
+    output sized by what is pending in them (`kernel.pending_bounds`): by the rubric's
+    generated close when the state has it (`ScoringState.fused_close`; 0.5x the time of
+    `kernel.close` at 100,000 forklift sessions, docs/performance.md), else by
+    `kernel.close`."""
+    bound, bound_contrib = kernel.pending_bounds(state.verdict, rows, compiled.contributing)
+    out = _close_outputs(compiled, bound, bound_contrib)
     fused = state.fused_close
     if fused is None or not _closed_fused(fused, state, out, rows, close_t, names):
         kernel.close(compiled.tables, state.arrays, out, rows, close_t, names)
