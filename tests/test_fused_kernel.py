@@ -4,6 +4,7 @@ interleaving of sessions; what it does not generate falls back to the table-driv
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from numba.core import config as numba_config
 
 from assessengine.core import fused_step, scorer
-from assessengine.core.compiler import CompiledRubric, compile_rubric
+from assessengine.core.compiler import MACHINE, CompiledRubric, compile_rubric
 from assessengine.core.events import Event, SessionEvents, batch_from_events
 from assessengine.core.fused_source import FusedUnsupportedError, fused_source
 from assessengine.core.offline import score_sessions
@@ -86,6 +87,57 @@ def test_fused_step_equals_reference_on_a_rubric_of_every_template(
     by_report = {r["session"]: r for r in reference}
     assert score_in_pieces(rubric, sessions, order, cuts) == [
         by_report[s.session] for s in sessions
+    ]
+
+
+@pytest.mark.parametrize("kind", ["table", "fused"])
+def test_the_float_state_a_fresh_session_starts_at_zero_is_written_before_it_is_read(
+    provider: fused.FusedProvider, kind: str
+) -> None:
+    """`compiler._fresh_floats`: every float field a fresh session starts at zero bytes, but
+    a machine's entry t, is written before any reader reads it: started at any other value
+    (NaN, -1e9), the rubric of every template (and a machine with a `for` run in its initial
+    state) gives the reference's reports, by the table-driven kernel and by the fused step,
+    sessions interleaved in steps of 7 rows. The run start it keeps NaN is read: started at
+    -1e9, the reports differ."""
+    base, sessions = _forklift_like()
+    run = _rubric([{"machine": {"initial": "w", "at_end": "pass", "states": {
+        "w": [{"when": "y > 2", "for": 1.5, "to": "fail"}]}}}]).criteria[0]  # fmt: skip
+    criteria = (*base.criteria, run.model_copy(update={"id": "run"}))
+    rubric = base.model_copy(update={"criteria": criteria})
+    compiled = compile_rubric(rubric, SCENARIO)
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    dead = compiled.init_f.view(np.int64) == 0
+    dead[compiled.state_f_off[compiled.kind == MACHINE]] = False  # entered at t=0: read
+    for value in [-1e9] if kind == "fused" else [np.nan, -1e9]:
+        init_f = compiled.init_f.copy()
+        init_f[dead] = value
+        poisoned = dataclasses.replace(compiled, init_f=init_f)
+        assert _reports_of(poisoned, sessions, fused=kind == "fused") == reference
+    live = np.isnan(compiled.init_f)
+    assert live.sum() == 1  # the run of the last machine's initial state
+    init_f = np.where(live, -1e9, compiled.init_f)
+    poisoned = dataclasses.replace(compiled, init_f=init_f)
+    assert _reports_of(poisoned, sessions, fused=kind == "fused") != reference
+
+
+def _reports_of(
+    compiled: CompiledRubric, sessions: list[SessionEvents], *, fused: bool
+) -> list[dict[str, Any]]:
+    """The reports of `compiled` over the sessions' events interleaved by time, in steps of
+    7 rows, by the fused step (the installed provider's) or the table-driven kernel."""
+    state = ScoringState(compiled, 4, table_only=not fused)
+    assert (state.fused is not None) == fused
+    slots = state.open([s.session for s in sessions])
+    stamps = sorted((e.t, k, e.seq) for k, s in enumerate(sessions) for e in s.events)
+    batch = interleaved_batch(sessions, slots, [k for _, k, _ in stamps])
+    log = DecisionLog(compiled)
+    for lo in range(0, len(batch), 7):
+        log.add(step(compiled, state, batch.take(slice(lo, lo + 7))))
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    return [
+        log.pop_report(int(slot), s.session).to_data()
+        for s, slot in zip(sessions, slots, strict=True)
     ]
 
 
@@ -216,7 +268,7 @@ PROBE = """
 import json, sys
 import numpy as np
 from pathlib import Path
-from assessengine.core.compiler import CompiledRubric, compile_rubric
+from assessengine.core.compiler import MACHINE, CompiledRubric, compile_rubric
 from assessengine.core.scorer import ScoringState, step
 from assessengine.core.events import batch_from_events
 from assessengine.runtime import fused

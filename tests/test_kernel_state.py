@@ -498,6 +498,28 @@ def test_a_steps_output_is_the_next_steps_and_its_decisions_are_copies(
     assert state.step_output(1, 1) is not out
 
 
+@pytest.mark.parametrize("kind", ["table", "fused"])
+def test_fresh_sessions_leave_the_float_state_of_criteria_they_do_not_reach_untouched(
+    kind: str, provider: object
+) -> None:
+    """No float field of TEN_CRITERIA is read before it is written (`compiler._fresh_floats`),
+    so a fresh session's float state is zero bytes and a never-used row gets no write there:
+    after a step of fresh sessions where no guard holds and no value is kept, the float
+    state's columns are still zero bytes (their pages untouched), by either kernel."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=8)
+    ready = state.fused_pending
+    assert ready is not None
+    assert ready.wait() is not None
+    state.fused_pending = ready if kind == "fused" else None
+    slots = state.open([f"S{k}" for k in range(8)])
+    rows = [(int(s), Event(0, 1.0, "sample", {})) for s in slots]  # every signal missing
+    assert len(step(compiled, state, batch_from_events(SCENARIO, rows))) == 0
+    taken = state.row_of[slots]
+    assert state.sess_i[taken, 2].tolist() == [1] * 8  # the sessions' rows were stepped
+    assert not state.sf.view(np.int64).any()
+
+
 def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
     small = scorer.lazy_empty((3, 5), np.float64)
     assert small.shape == (3, 5)

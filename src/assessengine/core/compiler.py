@@ -142,7 +142,6 @@ class CompiledRubric:
         return len(self.scenario.signal_names)
 
 
-
 class _Builder:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -258,18 +257,10 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
         b.n_f += width_f
     sparse = tuple(sparse_guards(int(kind[c]), pi[c], pf[c], b.lists) for c in range(n))
     init_i = np.zeros(max(b.n_i, 1), np.int64)
-    init_f = np.full(max(b.n_f, 1), math.nan, np.float64)
     init_i[si_off[kind == NEVER]] = -2  # no row where the condition held yet
     init_i[si_off[kind == COUNT] + 1] = -2
     for m in np.flatnonzero(kind == MACHINE):
         init_i[si_off[m]], init_i[si_off[m] + 1] = pi[m, 2], -1  # initial state, entered at t=0
-        init_f[sf_off[m]] = 0.0
-    # the contributing intervals (the last end, then the (start, end) pairs) are never read
-    # before they are written (kernel.contrib_*_at): 0.0, so a fresh state's zero memory needs
-    # no write there (`ScoringState._reset` writes only the fields whose start is not zero)
-    for q in np.flatnonzero((kind == COUNT) | (kind == METRIC)).tolist():
-        fl = int(sf_off[q]) + (5 if kind[q] == METRIC else 0)
-        init_f[fl : fl + 1 + 2 * CONTRIB_MAX] = 0.0
     extremes = np.zeros(len(scenario.signal_names), np.bool_)
     for never in np.flatnonzero(kind == NEVER):
         extremes[b.ev_rows[ev_off[never] : ev_off[never] + ev_len[never]]] = True
@@ -314,12 +305,46 @@ def compile_rubric(rubric: Rubric, scenario: Scenario) -> CompiledRubric:
             np.bool_,
         ).reshape(n_codes, len(event_guards)),
         init_i=init_i,
-        init_f=init_f,
-        masks=compile_masks(
-            scenario.signal_names, [g.condition for g in b.guards], b.value_exprs
-        ),
+        init_f=_fresh_floats(kind, pi, sf_off, max(b.n_f, 1), b),
+        masks=compile_masks(scenario.signal_names, [g.condition for g in b.guards], b.value_exprs),
         max_ev=max([1, *(len(x) for x in ev_names)]),
     )
+
+
+def _fresh_floats(
+    kind: NDArray[np.int64], pi: NDArray[np.int64], sf_off: NDArray[np.int64], n_f: int,
+    b: _Builder,
+) -> NDArray[np.float64]:  # fmt: skip
+    """A fresh session's float state: 0.0 wherever no reader (`kernel`'s templates and
+    `close`, the generated fused step) reads a field before writing it, so a never-used state
+    row's zero bytes need no write there (`ScoringState._reset`, the fused step's
+    `_fresh_rows`: field-major columns a session may never touch). Per template:
+
+    - never: the episode's t0 and (min, max) per signal are read only after the episode's
+      first row wrote them (`fresh` holds there: the last row's ordinal starts at -2); the
+      close reads none of them;
+    - sequence: the first step's t is read (expiry, a decision, the close) only when steps
+      done > 0, which the write of it comes with;
+    - response, duration, precede: their one t is read only when their int flag (waiting,
+      started, a B seen) is set, which the write of it comes with (the fused duration's
+      ``started & (expired ...)`` reads it unflagged, its value masked by `started`);
+    - count, metric: the contributing intervals are read up to their count, written first
+      (`kernel.contrib_*_at`); a metric's accumulators are set at its first kept row and read
+      after it (the close returns NaN for none before reading them), its pending t and value
+      are read only while a weighted event is pending (set with them);
+    - machine: the state's entry t is 0.0 (entered at t=0, read by `after` and the close);
+      a `for` run's start is NaN (no run) where it is read before written: the runs of the
+      initial state's transitions; the others are written NaN when their state is entered,
+      and read only in it.
+    """
+    init_f = np.zeros(n_f, np.float64)
+    for m in np.flatnonzero(kind == MACHINE).tolist():
+        initial = int(pi[m, 0] + pi[m, 2])
+        first = b.states_first[initial]
+        for r in range(first, first + b.states_count[initial]):
+            if b.tr["slot"][r] >= 0:
+                init_f[int(sf_off[m]) + 1 + int(b.tr["slot"][r])] = math.nan
+    return init_f
 
 
 def _bound(value: float | None, default: float) -> float:

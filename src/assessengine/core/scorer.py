@@ -343,9 +343,9 @@ class ScoringState:
         scatter) a fresh session's state. `pristine`: every one of them is still all zero
         bytes (never given to a session since `_grow`), so only the fields whose fresh value is
         not zero are written: the other columns of the field-major criteria state keep their
-        pages untouched (never faulted in) until an automaton writes them. At 100,000 sessions
-        that halves what a reset writes (448 of 916 bytes a session for the forklift rubric:
-        the contributing intervals, counters and verdicts start at zero)."""
+        pages untouched (never faulted in) until an automaton writes them: for the forklift
+        rubric 200 of 916 bytes a session (the session columns and five of the criteria's
+        ints; their float state starts at zero, `compiler._fresh_floats`)."""
         self.sess_i[slot] = (-1, -1, 0, 0)
         self.sess_f[slot] = np.nan
         compiled = self.compiled
