@@ -79,7 +79,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 10  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 11  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -206,6 +206,25 @@ def _prefetch(typingctx, arr, at):
         return context.get_dummy_value()
 
     return types.void(arr, at), codegen
+
+
+@intrinsic
+def _load(typingctx, arr, at):
+    """arr[at] (an index tuple, in bounds) by a load the SLP vectorizer leaves scalar (atomic,
+    unordered: a plain load on x86) where the array is aligned: the hold's signals as one
+    gather were slower than as scalar loads."""
+
+    def codegen(context, builder, sig, args):
+        aty, ity = sig.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ind = [context.cast(builder, v, t, types.intp)
+               for v, t in zip(cgutils.unpack_tuple(builder, args[1]), ity)]
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, ind, wraparound=False)
+        if not aty.aligned:
+            return builder.load(ptr)
+        return builder.load_atomic(ptr, "unordered", aty.dtype.bitwidth // 8)
+
+    return arr.dtype(arr, at), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -736,12 +755,13 @@ class _Gen:
         the signals' loads, the held values' loads, the selects (a missing value keeps the
         held one), the stores, then each extreme's load, select and store, so that numba's
         SLP vectorizer (`runtime.fused.compile_step`) makes the runs over the session's
-        adjacent columns vector operations. The extremes already hold the held value, so the
-        min / max of it changes nothing, and stay NaN while nothing was held."""
+        adjacent columns vector operations; the signals are loaded one by one (`_load`: not
+        one gather). The extremes already hold the held value, so the min / max of it changes
+        nothing, and stay NaN while nothing was held."""
         n = self.n_sig
         held, ext = range(_HELD, _HELD + n), [k for k in range(n) if self.c.extremes[k]]
         lo0, hi0 = _HELD + n, _HELD + 2 * n
-        return [*(f"sig{k} = signals[{k}, i]" for k in range(n)),
+        return [*(f"sig{k} = _load(signals, ({k}, i))" for k in range(n)),
                 *(f"was{k} = sess_f[s, {held[k]}]" for k in range(n)),
                 *(f"h{k} = sig{k} if sig{k} == sig{k} else was{k}" for k in range(n)),
                 *(f"sess_f[s, {held[k]}] = h{k}" for k in range(n)),
