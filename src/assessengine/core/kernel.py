@@ -450,7 +450,9 @@ def close(tables, state, out, slots, close_t, names):
     and `state`), so the helpers called per decision (`metric_end`, `machine_end`,
     `contrib_*_at`, `record`) take arrays and numbers only. Each output field is written
     once, the decision and contributing-row counts kept in locals: writing the output is
-    most of a close's time (`scorer._close_outputs`)."""
+    most of a close's time (`scorer._close_outputs`). Rows, decisions and the tables' offsets
+    are indexed unsigned (no negative-index fix-up at each access: 147 -> 124 instructions a
+    decision)."""
     kind, io_, fo_, pi, pf = tables.kind, tables.io, tables.fo, tables.pi, tables.pf
     ev_off, ev_len, ev_rows = tables.ev_off, tables.ev_len, tables.ev_rows
     st_first, st_count = tables.state_first, tables.state_count
@@ -458,9 +460,9 @@ def close(tables, state, out, slots, close_t, names):
     sess_i, sess_f, si, sf, verdict = state.sess_i, state.sess_f, state.si, state.sf, state.verdict
     oi, of, oc, nd = out.oi, out.of, out.oc, out.nd
     n_sig = (sess_f.shape[1] - HELD) // 3
-    d, r = nd[0], nd[1]
+    d, r = np.uint32(nd[0]), np.uint32(nd[1])
     for j in range(slots.shape[0]):
-        s = slots[j]
+        s = np.uint32(slots[j])
         ct = close_t[j]
         last_t = sess_f[s, LAST_T]
         if last_t == last_t and not (ct >= last_t):  # np.fmax(close_t, last_t)
@@ -473,7 +475,7 @@ def close(tables, state, out, slots, close_t, names):
         for c in range(kind.shape[0]):
             if verdict[s, c] != PENDING:
                 continue
-            k, io, fo = kind[c], io_[c], fo_[c]
+            k, io, fo = kind[c], np.uint32(io_[c]), np.uint32(fo_[c])
             v = PENDING
             seq0, t0 = first_seq, first_t  # unless the template's state says otherwise
             measured = math.nan
@@ -521,19 +523,19 @@ def close(tables, state, out, slots, close_t, names):
                 ni, fl = contrib_slots_of(k, io, fo)
                 oi[7, d] = r
                 contrib_row_at(oc, r, si[s, ni], pi[c, 5], sf, s, fl)
-                r += 1
+                r = np.uint32(r + 1)
             else:
                 oi[7, d] = -1
-            e0, ne = ev_off[c], ev_len[c]
+            e0, ne = np.uint32(ev_off[c]), ev_len[c]
             if k == NEVER:
                 for q in range(ne):
-                    row = ev_rows[e0 + q]
+                    row = np.uint32(ev_rows[e0 + q])
                     of[3 + 2 * q, d] = sess_f[s, HELD + n_sig + row]
                     of[4 + 2 * q, d] = sess_f[s, HELD + 2 * n_sig + row]
             else:
                 for q in range(ne):
-                    of[3 + q, d] = sess_f[s, HELD + ev_rows[e0 + q]]
-            d += 1
+                    of[3 + q, d] = sess_f[s, HELD + np.uint32(ev_rows[e0 + q])]
+            d = np.uint32(d + 1)
     nd[0], nd[1] = d, r
 
 
