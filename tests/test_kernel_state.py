@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from assessengine.adapters.library import load_rubric
 from assessengine.core import kernel, scorer
-from assessengine.core.compiler import COUNT, FAIL, METRIC, PASS, compile_rubric
+from assessengine.core.compiler import COUNT, FAIL, METRIC, PASS, CompiledRubric, compile_rubric
 from assessengine.core.events import Event, batch_from_events
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.rubric import Rubric
@@ -465,6 +465,18 @@ def test_a_steps_output_faults_in_only_the_pages_its_decisions_write() -> None:
     assert out.oi.flags.writeable
 
 
+def _ten_criteria_state(kind: str) -> tuple[CompiledRubric, ScoringState]:
+    """TEN_CRITERIA compiled and a state of 8 slots stepped by `kind` ("table": the
+    table-driven kernel; "fused": the fused step, waited for)."""
+    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
+    state = ScoringState.new(compiled, capacity=8)
+    ready = state.fused_pending
+    assert ready is not None
+    assert ready.wait() is not None
+    state.fused_pending = ready if kind == "fused" else None
+    return compiled, state
+
+
 @pytest.mark.parametrize("kind", ["table", "fused"])
 def test_a_steps_output_is_the_next_steps_and_its_decisions_are_copies(
     kind: str, provider: object, monkeypatch: pytest.MonkeyPatch
@@ -473,12 +485,7 @@ def test_a_steps_output_is_the_next_steps_and_its_decisions_are_copies(
     not a fresh mapping a step), so a step's decisions are copied out of them: later steps
     leave them as they were. A step that decides more than REUSED_DECISIONS drops the
     output (its pages are not kept resident), the next one takes a fresh one."""
-    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
-    state = ScoringState.new(compiled, capacity=8)
-    ready = state.fused_pending
-    assert ready is not None
-    assert ready.wait() is not None
-    state.fused_pending = ready if kind == "fused" else None
+    compiled, state = _ten_criteria_state(kind)
     slots = state.open([f"S{k}" for k in range(8)])
     first = [(int(s), Event(0, 1.0, "a", {"x": 9.0, "y": 3.0, "z": -1.0})) for s in slots]
     decided = step(compiled, state, batch_from_events(SCENARIO, first))
@@ -506,12 +513,7 @@ def test_fresh_sessions_leave_the_float_state_of_criteria_they_do_not_reach_unto
     so a fresh session's float state is zero bytes and a never-used row gets no write there:
     after a step of fresh sessions where no guard holds and no value is kept, the float
     state's columns are still zero bytes (their pages untouched), by either kernel."""
-    compiled = compile_rubric(TEN_CRITERIA, SCENARIO)
-    state = ScoringState.new(compiled, capacity=8)
-    ready = state.fused_pending
-    assert ready is not None
-    assert ready.wait() is not None
-    state.fused_pending = ready if kind == "fused" else None
+    compiled, state = _ten_criteria_state(kind)
     slots = state.open([f"S{k}" for k in range(8)])
     rows = [(int(s), Event(0, 1.0, "sample", {})) for s in slots]  # every signal missing
     assert len(step(compiled, state, batch_from_events(SCENARIO, rows))) == 0
