@@ -235,6 +235,34 @@ def test_the_row_loop_asks_the_cache_for_the_signals_of_a_row_further_on(
     assert "@llvm.prefetch" in pending.step.inspect_llvm(fused.signature(compiled))
 
 
+def test_a_sequences_gate_is_one_rarely_taken_branch_and_scores_as_the_reference(
+    provider: fused.FusedProvider,
+) -> None:
+    """A sequence's gate on sample rows (its step guards and its pending bit) is kept one
+    branch, weighted as rarely taken: the compiled step branches on it frozen
+    (`_rare_branch`; LLVM splits a branch on an `and` of conditions into one a condition,
+    and the pending bit's then mispredicts where sessions interleave) with the weights of
+    an expected false, and the sessions score as the reference."""
+    _, sessions = _forklift_like()
+    rubric = _rubric([{"sequence": ["a", {"when": "x > 1"}]}, {"never": "y > 2"}])
+    compiled = compile_rubric(rubric, SCENARIO)
+    pending = provider(compiled)
+    assert pending is not None
+    assert pending.step is not None
+    llvm = pending.step.inspect_llvm(fused.signature(compiled))
+    frozen = re.findall(r"(%\S+) = freeze i1 ", llvm)
+    assert len(frozen) == 1  # the sample rows' copy
+    for value in frozen:
+        branch = re.search(rf"br i1 {re.escape(value)}, .*, !prof (!\d+)$", llvm, re.MULTILINE)
+        assert branch
+        weights = re.search(rf"^{branch.group(1)} = .*\"branch_weights\".* (\d+), i32 (\d+)\}}$",
+                            llvm, re.MULTILINE)  # fmt: skip
+        assert weights
+        assert int(weights.group(1)) < int(weights.group(2))
+    reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+    assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
+
+
 def test_a_rubric_the_generator_does_not_cover_is_scored_by_the_table_kernel(
     provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,7 +29,9 @@ different sessions, so a branch on a per-session flag or a signal guard mispredi
   every event guard is a constant (true only for a guard on ``sample`` itself): the compiler
   drops the event criteria's blocks there, and the event rows take the general copy;
 - a criterion's gate is one test without short circuit, ``(guards) & (pending)``, taken only
-  when there is work (a duration's started / expired / end tests likewise);
+  when there is work (a duration's started / expired / end tests likewise); a sequence's gate
+  on sample rows is kept one branch, laid out as rarely taken (`_rare_branch`,
+  `_Gen.sequence`);
 - consecutive gated criteria whose guards share a comparison sit behind one test of it
   (`_Group`): on a row where it is false their gates are not evaluated;
 - the hold is branch-free: every store unconditional, the NaN cases by selects, each
@@ -79,7 +81,7 @@ _FIRST_SEQ, _FIRST_T, _HELD = FIRST_SEQ, FIRST_T, HELD
 _LAST_SEQ, _N_EVENTS, _STAMP, _LAST_T = LAST_SEQ, N_EVENTS, STAMP, LAST_T
 _AGG = AGGREGATE_CODES
 
-GENERATOR_VERSION = 11  # bump when the generated code's meaning changes (part of the cache key)
+GENERATOR_VERSION = 12  # bump when the generated code's meaning changes (part of the cache key)
 
 
 class FusedUnsupportedError(ValueError):
@@ -225,6 +227,24 @@ def _load(typingctx, arr, at):
         return builder.load_atomic(ptr, "unordered", aty.dtype.bitwidth // 8)
 
     return arr.dtype(arr, at), codegen
+
+
+@intrinsic
+def _rare_branch(typingctx, x):
+    """`x` (a bool) for a branch that stays one branch and is laid out as rarely taken: `x`
+    through LLVM's `freeze` (instruction selection splits a branch on an `and` / `or` of
+    conditions into a branch each, not one on a frozen value), expected false
+    (`llvm.expect`: the taken side goes out of the loop's straight line)."""
+
+    def codegen(context, builder, sig, args):
+        frozen = ir.Instruction(builder.block, args[0].type, "freeze", [args[0]])
+        builder._insert(frozen)
+        i1 = ir.IntType(1)
+        fnty = ir.FunctionType(i1, [i1, i1])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.expect.i1")
+        return builder.call(fn, [frozen, i1(0)])
+
+    return types.boolean(types.boolean), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -449,15 +469,18 @@ class _Gen:
             lines += [f"pmask &= {~(1 << c)}", "last_seq[s] = pmask"]
         return lines
 
-    def gate(self, guards: list[str], pend: str) -> str:
+    def gate(self, guards: list[str], pend: str, rare: bool = False) -> str:
         """One test, no short circuit: whether any of `guards` holds and the criterion is
-        pending (one branch, taken only when there is work)."""
+        pending (taken only when there is work); `rare`: kept one branch, laid out as rarely
+        taken (`_rare_branch`), else LLVM may test the pending bit and the guards in
+        branches of their own."""
         known = [x for x in dict.fromkeys(guards) if x != "False"]
         if "True" in known:
             return f"({pend})"
         if not known:
             return "False"
         test = f"({' | '.join(known)}) & ({pend})"
+        test = f"_rare_branch({test})" if rare else test
         self.gated[f"if {test}:"] = frozenset.intersection(*(self.conj[x] for x in known))
         return test
 
@@ -537,11 +560,17 @@ class _Gen:
                  repeat: list[int], pend: str) -> list[str]:  # fmt: skip
         ln = len(listed)
         # without `within` a row where no step guard holds changes nothing (the kernel's
-        # sparse visit); `ti > t1 + inf` never holds, so the expiry test is left out
+        # sparse visit); `ti > t1 + inf` never holds, so the expiry test is left out. On
+        # sample rows the gate opens where a step guard on the signals holds while pending,
+        # which mostly advances or decides the sequence (the forklift's seatbelt: once a
+        # session): kept one branch, rarely taken (split, its pending test mispredicts where
+        # sessions interleave and stay pending for long, and its body sat in the loop's
+        # straight line). The event rows' copy is left as it was: weighting it too undid
+        # the gain (docs/performance.md)
         gate = (
             pend
             if not math.isinf(within)
-            else self.gate([self.g(x) for x in listed], pend)
+            else self.gate([self.g(x) for x in listed], pend, rare=self.event is not None)
         )
         out = [f"if {gate}:",
                f"    done = si[s, {io}]",
