@@ -190,17 +190,22 @@ from numba.extending import intrinsic
 FAIL, PASS, NOT_APPLICABLE = {FAIL}, {PASS}, {NOT_APPLICABLE}
 
 
+def _item_pointer(context, builder, sig, args):
+    """The address of arr[at] for an intrinsic called as (arr, at), `at` an index tuple."""
+    aty, ity = sig.args[:2]
+    ary = context.make_array(aty)(context, builder, args[0])
+    ind = [context.cast(builder, v, t, types.intp)
+           for v, t in zip(cgutils.unpack_tuple(builder, args[1]), ity)]
+    return cgutils.get_item_pointer(context, builder, aty, ary, ind, wraparound=False)
+
+
 @intrinsic
 def _prefetch(typingctx, arr, at):
     """Ask the cache for the line of arr[at] (an index tuple), for reading, kept close
     (`llvm.prefetch`): never a fault, nothing read or changed."""
 
     def codegen(context, builder, sig, args):
-        aty, ity = sig.args
-        ary = context.make_array(aty)(context, builder, args[0])
-        ind = [context.cast(builder, v, t, types.intp)
-               for v, t in zip(cgutils.unpack_tuple(builder, args[1]), ity)]
-        ptr = cgutils.get_item_pointer(context, builder, aty, ary, ind, wraparound=False)
+        ptr = _item_pointer(context, builder, sig, args)
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
@@ -217,11 +222,8 @@ def _load(typingctx, arr, at):
     gather were slower than as scalar loads."""
 
     def codegen(context, builder, sig, args):
-        aty, ity = sig.args
-        ary = context.make_array(aty)(context, builder, args[0])
-        ind = [context.cast(builder, v, t, types.intp)
-               for v, t in zip(cgutils.unpack_tuple(builder, args[1]), ity)]
-        ptr = cgutils.get_item_pointer(context, builder, aty, ary, ind, wraparound=False)
+        ptr = _item_pointer(context, builder, sig, args)
+        aty = sig.args[0]
         if not aty.aligned:
             return builder.load(ptr)
         return builder.load_atomic(ptr, "unordered", aty.dtype.bitwidth // 8)
