@@ -800,9 +800,12 @@ def _opened_on_a_fused_state(
 
 
 def _assert_unchanged_but_the_stamps(before: list[Any], state: ScoringState) -> None:
-    """`state`'s arrays equal `before` (copies of them), but for the batch stamps."""
+    """`state`'s arrays equal `before` (copies of them), but for the batch stamps and the
+    float session columns of rows never given to a session (uninitialised until taken)."""
     assert np.array_equal(before[0][:, :3], state.arrays.sess_i[:, :3])
-    for was, now in zip(before[1:], state.arrays[1:], strict=True):
+    used = state._pristine_from
+    assert np.array_equal(before[1][:used], state.arrays.sess_f[:used], equal_nan=True)
+    for was, now in zip(before[2:], state.arrays[2:], strict=True):
         assert np.array_equal(was, now, equal_nan=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -522,6 +523,31 @@ def test_fresh_sessions_leave_the_float_state_of_criteria_they_do_not_reach_unto
     assert not state.sf.view(np.int64).any()
 
 
+@pytest.mark.parametrize("kind", ["table", "fused"])
+def test_rows_never_given_to_a_session_may_hold_anything_in_their_float_columns(
+    kind: str, provider: object
+) -> None:
+    """The float session columns (first and last t, held values, extremes) of rows no session
+    has held are not initialised when the state grows (`_grown`, `zeros=False`): a row gets
+    all of them when it is taken. Sessions on rows whose memory held a finished session's
+    values (a late last t, held values, extremes) score and close as on a zeroed state."""
+    states = [_ten_criteria_state(kind)[1] for _ in range(2)]
+    compiled = states[0].compiled
+    states[1].sess_f[:] = 1e9  # what an earlier state left in the memory
+    decided = []
+    for state in states:
+        slots = state.open([f"S{k}" for k in range(8)])
+        rows = [(int(s), Event(0, 1.0 + s, "a", {"x": 9.0, "y": 3.0})) for s in slots]
+        rows += [(int(s), Event(1, 20.0 + s, "d", {"x": 0.5})) for s in slots[:5]]
+        made = [step(compiled, state, batch_from_events(SCENARIO, rows))]
+        made.append(close(compiled, state, slots, np.full(8, 40.0)))
+        decided.append([_decided_per_slot(d) for d in made])
+    assert decided[0] == decided[1]
+    assert sum(map(len, decided[0][1].values())) > 0
+    for a, b in zip(_arrays(states[0]), _arrays(states[1]), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
     small = scorer.lazy_empty((3, 5), np.float64)
     assert small.shape == (3, 5)
@@ -532,26 +558,53 @@ def test_lazy_empty_below_the_threshold_is_numpys_own_array() -> None:
 _IDS = st.lists(st.sampled_from("abcdefghijklmnop"), max_size=9)
 
 
-@settings(max_examples=300, deadline=None)
-@given(ops=st.lists(st.tuples(st.booleans(), _IDS), max_size=8), capacity=st.integers(1, 5))
+_OPS = st.sampled_from(["open", "release", "release_slots", "look"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ops=st.lists(st.tuples(_OPS, _IDS), max_size=8),
+    capacity=st.integers(1, 5),
+    bulk=st.integers(1, 4),
+)
 def test_any_mix_of_opens_and_releases_assigns_slots_as_one_by_one(
-    ops: list[tuple[bool, list[str]]], capacity: int
+    ops: list[tuple[str, list[str]]], capacity: int, bulk: int
 ) -> None:
-    """`open`'s bulk paths (only never-used slots free: a range without popping; released
-    slots on top: popped; duplicates or open ids: one by one) give the one-by-one assignment
-    whatever came before: opens of new, open and repeated ids, releases of any open ones,
-    growth."""
+    """`open`'s bulk paths (new distinct ids: a set of the open ids kept, from BULK_OPEN of
+    them on a state without open sessions; else only never-used slots free: a range without
+    popping; released slots on top: popped; duplicates or open ids: one by one) give the
+    one-by-one assignment whatever came before: opens of new, open and repeated ids,
+    releases of any open ones by id or by slot, lookups by id (`slot_of`, built from the set
+    at the first one) in between or not, growth."""
     state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=capacity)
     free, cap, slot_of = list(range(capacity - 1, -1, -1)), capacity, {}  # type: ignore[var-annotated]
-    for release, ids in ops:
-        if release:
-            gone = [sid for sid in dict.fromkeys(ids) if sid in slot_of]
-            free.extend(slot_of.pop(sid) for sid in gone)
-            state.release(gone)
-            continue
-        opened = state.open(ids)
-        expected, cap = _open_one_by_one(free, cap, slot_of, ids)
-        assert opened.tolist() == expected
-        assert state.capacity == cap
-        assert state.slot_of == slot_of
-        assert state.session_of == {v: k for k, v in slot_of.items()}
+    with mock.patch.object(scorer, "BULK_OPEN", bulk):
+        for op, ids in ops:
+            if op == "look":
+                assert state.slot_of == slot_of
+            elif op in ("release", "release_slots"):
+                gone = [sid for sid in dict.fromkeys(ids) if sid in slot_of]
+                slots = [slot_of.pop(sid) for sid in gone]
+                free.extend(slots)
+                if op == "release":
+                    state.release(gone)
+                else:
+                    state.release_slots(slots)
+            else:
+                opened = state.open(ids)
+                expected, cap = _open_one_by_one(free, cap, slot_of, ids)
+                assert opened.tolist() == expected
+                assert state.capacity == cap
+            assert state.session_of == {v: k for k, v in slot_of.items()}
+    assert state.slot_of == slot_of
+
+
+def test_a_slot_without_a_session_is_not_released() -> None:
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=4)
+    state.open(["a", "b"])
+    with pytest.raises(KeyError):
+        state.release_slots([3])
+    state.release_slots([0])
+    with pytest.raises(KeyError):
+        state.release_slots([0])
+    assert state.slot_of == {"b": 1}

@@ -80,6 +80,32 @@ def test_the_first_open_of_many_ids_builds_one_dict_not_two() -> None:
     assert len(state.session_of) == 100_000
 
 
+def test_an_open_of_many_new_ids_keeps_their_set_not_a_dict_of_slot_ints() -> None:
+    """A state that opened 100,000 new ids holds a set of them (4.0 MiB traced after the
+    open), not the id -> slot dict and its 100,000 slot ints (6.7 MiB, and twice the time to
+    build); the dict is built at the first lookup."""
+    state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=100_000)
+    session_ids = [f"s{k}" for k in range(100_000)]
+    tracemalloc.start()
+    try:
+        state.open(session_ids)
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 5 * 2**20, f"{kept / 2**20:.1f} MiB traced"
+    assert state.slot_of["s99999"] == 99_999
+    assert state.slot_of == dict(zip(session_ids, range(100_000), strict=True))
+
+
+def test_slot_by_id_is_the_inverse_of_the_open_slots() -> None:
+    ids = SessionIds()
+    ids.grow(6)
+    ids.set_range(1, ["a", "b", "c"])
+    ids.set_many([(5, "e")])
+    ids.remove(2)
+    assert ids.slot_by_id() == {"a": 1, "c": 3, "e": 5}
+
+
 def test_a_state_of_many_slots_holds_no_python_object_per_free_slot() -> None:
     """A fresh state of 100,000 slots keeps its free slots as a range, not a list of 100,000
     ints (4.6 MiB of Python objects before, 2 ms to build and 0.5 ms to take at the first

@@ -138,7 +138,7 @@ class _Run:
             self.reports[k] = self.log.pop_report(
                 slot, sid, observations=self.observations.get(sid), span=span
             )
-        self.state.release([self.ids[k] for k in ordinals.tolist()])
+        self.state.release_slots(slots.tolist())
         self.slots[ordinals] = -1
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,10 @@ from .session_ids import SessionIds
 log = logging.getLogger(__name__)
 
 SCRATCH_ROWS = 65_536  # batches up to this many rows reuse the state's work arrays
+BULK_OPEN = 256
+"""An `open` of at least this many new ids on a state without open sessions keeps a set of
+the open ids, not the id -> slot dict (`ScoringState.slot_of`); smaller ones (the live
+engine's, one id at a time, each looked up) fill the dict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +101,13 @@ class ScoringState:
             else None if table_only else fused_step_for(compiled)
         )  # fmt: skip
         self.capacity = 0
-        self.slot_of: dict[str, int] = {}
         self.session_of = SessionIds()  # slot -> id, a mapping kept as a list by slot
+        # id -> slot of the open sessions (`slot_of`); while `_open_ids` is not None, it holds
+        # the open ids and `_slot_of` is not kept (built at the first lookup). After
+        # `session_of`: a state's attributes are freed in this order, and the list's pass over
+        # the ids, in slot order, brings them into the cache for the set's, in hash order
+        self._slot_of: dict[str, int] = {}
+        self._open_ids: set[str] | None = None
         # the free slots: the released ones, a stack (the last released is taken first), then
         # those never taken, _unused_from up to the capacity, the lowest first (a range: a
         # fresh state of 100,000 slots holds no list of them)
@@ -119,7 +128,8 @@ class ScoringState:
         self.sf = np.zeros((0, compiled.n_state_f), np.float64)
         self.verdict = np.zeros((0, n_crit), np.int8)
         # rows at or above this one were never given to a session: their bytes are still the
-        # zeros `_grow` allocated (`_reset` then writes only the fields that start non-zero)
+        # zeros `_grow` allocated, but for the float session columns (`_reset` then writes
+        # those and only the other fields that start non-zero)
         self._pristine_from = 0
         self._nonzero_i = np.flatnonzero(compiled.init_i != 0)
         self._nonzero_f = np.flatnonzero(compiled.init_f.view(np.int64) != 0)
@@ -187,36 +197,54 @@ class ScoringState:
         self._pristine_from = max(self._pristine_from, hi + 1)
         return rows
 
+    @property
+    def slot_of(self) -> dict[str, int]:
+        """Session id -> slot of the open sessions. After opens of new, distinct ids only, the
+        state holds the set of open ids, not this dict (a set of 100,000 str ids is half the
+        time of a dict of them and their 100,000 slot ints, at `open` and when freed): it is
+        built at the first call, and kept from then on. Readers that need no lookup by id
+        never build it: `score` and `rescore` open in bulk, step and close by slot and
+        release by slot (`release_slots`); the live engine looks sessions up (it opens one at
+        a time)."""
+        if self._open_ids is not None:
+            self._slot_of = self.session_of.slot_by_id()
+            self._open_ids = None
+        return self._slot_of
+
     def open(self, session_ids: Sequence[str]) -> NDArray[np.int32]:
         """Give each new session a fresh slot (existing ids keep theirs); returns the slots.
 
         New ids take free slots in the order one-by-one assignment would give (the lowest free
-        slot first; the table doubles when none is left). Done in bulk (dict updates): opening
-        100,000 sessions is a few set-wide operations, not a Python loop body per id. The usual
-        case, every id new and distinct, builds one id -> slot dict and merges it (no separate
-        pass to find the duplicates and the open ids: 1.5-2x faster). The sessions' state rows
-        are taken (and reset) later, by `rows`."""
-        slot_of = self.slot_of
+        slot first; the table doubles when none is left). Done in bulk: opening 100,000
+        sessions is a few set-wide operations, not a Python loop body per id. The usual case,
+        every id new and distinct, is one set of the ids (their count tells duplicates, its
+        disjointness the open ids) kept as the open ids (`slot_of`) when the state held no
+        open session and they are at least BULK_OPEN, or the state keeps such a set. The
+        sessions' state rows are taken (and reset) later, by `rows`."""
         n = len(session_ids)
+        if self._open_ids is not None or (n >= BULK_OPEN and not self._slot_of):
+            distinct = set(session_ids)
+            if len(distinct) == n and (
+                self._open_ids is None or distinct.isdisjoint(self._open_ids)
+            ):
+                return self._open_new(session_ids, distinct)
+        slot_of = self.slot_of
         if n and not self._released and self.capacity - self._unused_from >= n:
             # only never-used slots are free: the next n are consecutive, the lowest first;
             # slices, no list of slots to compare or turn into an array
             first = self._unused_from
             named = dict(zip(session_ids, range(first, first + n), strict=True))
-            if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
+            if len(named) == n and named.keys().isdisjoint(slot_of.keys()):
                 self._unused_from = first + n
                 self._take_slots(slice(first, first + n))
-                if slot_of:
-                    slot_of.update(named)
-                else:  # the first open: the new dict is the table (no 100,000-entry copy)
-                    self.slot_of = named
+                slot_of.update(named)
                 ids = session_ids if isinstance(session_ids, list | tuple) else list(session_ids)
                 self.session_of.set_range(first, ids)
                 return np.arange(first, first + n, dtype=np.int32)
         elif n and self._n_free() >= n:
             taken = self._next_free(n)
             named = dict(zip(session_ids, taken, strict=True))
-            if len(named) == n and (not slot_of or named.keys().isdisjoint(slot_of.keys())):
+            if len(named) == n and named.keys().isdisjoint(slot_of.keys()):
                 self._take_free(n)
                 self._take_slots(taken)
                 slot_of.update(named)
@@ -234,6 +262,30 @@ class ScoringState:
         slot_of.update(zip(fresh, taken, strict=True))
         self.session_of.set_many(zip(taken, fresh, strict=True))
         return np.fromiter(map(slot_of.__getitem__, session_ids), np.int32, n)
+
+    def _open_new(self, session_ids: Sequence[str], named: set[str]) -> NDArray[np.int32]:
+        """`open` of n new, distinct ids (`named`, their set) on the next n free slots: the
+        set becomes (or joins) the open ids."""
+        n = len(session_ids)
+        if self._open_ids is None:
+            self._open_ids = named
+        else:
+            self._open_ids |= named
+        while self._n_free() < n:
+            self._grow(self.capacity * 2)
+        if self._released:
+            taken = self._next_free(n)
+            self._take_free(n)
+            self._take_slots(taken)
+            self.session_of.set_many(zip(taken, session_ids, strict=True))
+            return np.array(taken, np.int32)
+        # only never-used slots are free: the next n are consecutive, the lowest first
+        first = self._unused_from
+        self._unused_from = first + n
+        self._take_slots(slice(first, first + n))
+        ids = session_ids if isinstance(session_ids, list | tuple) else list(session_ids)
+        self.session_of.set_range(first, ids)
+        return np.arange(first, first + n, dtype=np.int32)
 
     def _n_free(self) -> int:
         """How many slots are free."""
@@ -266,14 +318,29 @@ class ScoringState:
 
     def release(self, session_ids: Sequence[str]) -> None:
         """Forget closed sessions; their slots and rows are reused."""
+        slot_of = self.slot_of
         for sid in session_ids:
-            slot = self.slot_of.pop(sid)
-            self.session_of.remove(slot)
-            self._released.append(slot)
-            row = int(self.row_of[slot])
-            if row >= 0:
-                self.row_of[slot] = -1
-                self._push_row(row)
+            self._free_slot(slot_of.pop(sid))
+
+    def release_slots(self, slots: Iterable[int]) -> None:
+        """`release` of the sessions on these slots (KeyError for a slot without one): no
+        lookup by id (`slot_of` is not built)."""
+        for slot in slots:
+            sid = self.session_of[slot]
+            if self._open_ids is None:
+                del self._slot_of[sid]
+            else:
+                self._open_ids.remove(sid)
+            self._free_slot(slot)
+
+    def _free_slot(self, slot: int) -> None:
+        """The session on `slot` is gone: the slot and its row (if any) are free."""
+        self.session_of.remove(slot)
+        self._released.append(slot)
+        row = int(self.row_of[slot])
+        if row >= 0:
+            self.row_of[slot] = -1
+            self._push_row(row)
 
     def _push_row(self, row: int) -> None:
         """Make `row` free: it is the next one taken."""
@@ -365,7 +432,10 @@ class ScoringState:
         column per field (8 KB for 1,000 sessions, cache-resident) instead of a cache line per
         session; the session columns (sess_i, sess_f) stay row-major, as each row reads many."""
         self.sess_i = _grown(self.sess_i, capacity, "C")
-        self.sess_f = _grown(self.sess_f, capacity, "C")
+        # not zeroed: a row gets every float session column when it is taken (`_reset`, the
+        # fused step's `_fresh_rows`), and nothing reads a row before (zeroing heap memory
+        # an earlier state freed: 0.5 ms of a 100,000-slot state's growth)
+        self.sess_f = _grown(self.sess_f, capacity, "C", zeros=False)
         self.si = _grown(self.si, capacity, "F")
         self.sf = _grown(self.sf, capacity, "F")
         self.verdict = _grown(self.verdict, capacity, "F")
@@ -387,9 +457,12 @@ class ScoringState:
         self.capacity = capacity
 
 
-def _grown(a: NDArray[Any], capacity: int, order: Literal["C", "F"]) -> NDArray[Any]:
-    """`a` (rows, k) with zero rows appended up to `capacity`, in the given memory order."""
-    out = np.zeros((capacity, a.shape[1]), a.dtype, order=order)
+def _grown(
+    a: NDArray[Any], capacity: int, order: Literal["C", "F"], *, zeros: bool = True
+) -> NDArray[Any]:
+    """`a` (rows, k) with rows appended up to `capacity`, in the given memory order: zero
+    rows, or uninitialised ones (`zeros` false)."""
+    out = (np.zeros if zeros else np.empty)((capacity, a.shape[1]), a.dtype, order=order)
     out[: a.shape[0]] = a
     return out
 

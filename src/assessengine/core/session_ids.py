@@ -45,6 +45,12 @@ class SessionIds(Mapping[int, str]):
         self._ids[slot] = None
         self._open -= 1
 
+    def slot_by_id(self) -> dict[str, int]:
+        """The inverse: id -> slot of the open slots, a new dict."""
+        inverse: dict[str | None, int] = dict(zip(self._ids, range(len(self._ids)), strict=True))
+        inverse.pop(None, None)
+        return inverse  # type: ignore[return-value]
+
     def __getitem__(self, slot: int) -> str:
         sid = self._ids[slot] if 0 <= slot < len(self._ids) else None
         if sid is None:
