@@ -121,6 +121,19 @@ def test_the_float_state_a_fresh_session_starts_at_zero_is_written_before_it_is_
     assert _reports_of(poisoned, sessions, fused=kind == "fused") != reference
 
 
+def _closed_reports(
+    compiled: CompiledRubric,
+    state: ScoringState,
+    log: DecisionLog,
+    slots: Any,
+    sessions: list[SessionEvents],
+) -> list[dict[str, Any]]:
+    """Close the sessions on `slots` at their end times into `log`; their reports' data."""
+    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
+    return [log.pop_report(int(slot), s.session).to_data()
+            for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+
+
 def _reports_of(
     compiled: CompiledRubric, sessions: list[SessionEvents], *, fused: bool
 ) -> list[dict[str, Any]]:
@@ -134,11 +147,7 @@ def _reports_of(
     log = DecisionLog(compiled)
     for lo in range(0, len(batch), 7):
         log.add(step(compiled, state, batch.take(slice(lo, lo + 7))))
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    return [
-        log.pop_report(int(slot), s.session).to_data()
-        for s, slot in zip(sessions, slots, strict=True)
-    ]
+    return _closed_reports(compiled, state, log, slots, sessions)
 
 
 def test_a_batch_above_the_scratch_size_is_one_fused_pass_with_the_same_reports(
@@ -364,9 +373,7 @@ def _scored_on(
         assert (state.fused is not None) == (kernels[k % len(kernels)] == "fused")
         log.add(step(compiled, state, batch.take(slice(lo, hi))))
     state.fused_pending = ready
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    return [log.pop_report(int(slot), s.session).to_data()
-            for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    return _closed_reports(compiled, state, log, slots, sessions)
 
 
 @st.composite
@@ -571,9 +578,7 @@ def test_with_an_empty_cache_scoring_starts_at_once_and_switches_when_compiled(
         assert pending.wait(600) is not None, pending.error
         assert state.fused is not None
         log.add(step(compiled, state, batch.take(slice(half, len(batch)))))  # fused
-        log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-        got = [log.pop_report(int(slot), s.session).to_data()
-               for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+        got = _closed_reports(compiled, state, log, slots, sessions)
         assert fused.compilations() == before  # the child compiled, this process loaded
         # a second state of the same rubric gets the ready step at once
         assert ScoringState.new(compiled, capacity=4).fused is pending.step
@@ -651,9 +656,7 @@ def test_a_batch_out_of_order_is_refused_by_the_fused_step_with_nothing_changed(
     _assert_unchanged_but_the_stamps(before, state)
     assert state.fused is not None  # still the fused step's state
     log.add(step(compiled, state, batch_from_events(SCENARIO, rows[40:])))
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    got = [log.pop_report(int(slot), s.session).to_data()
-           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    got = _closed_reports(compiled, state, log, slots, sessions)
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
@@ -680,9 +683,7 @@ def test_a_sessions_first_row_whose_t_is_not_finite_or_negative_is_refused_by_th
         step(compiled, state, batch)
     _assert_unchanged_but_the_stamps(before, state)
     log.add(step(compiled, state, batch_from_events(SCENARIO, rows)))
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    got = [log.pop_report(int(slot), s.session).to_data()
-           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    got = _closed_reports(compiled, state, log, slots, sessions)
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
@@ -707,9 +708,7 @@ def test_the_step_scores_signals_of_any_layout_as_the_reference(
     log.add(step(compiled, state, type(batch)(batch.session, batch.seq, batch.t, batch.event,
                                               signals)))  # fmt: skip
     assert state.fused is step_fn
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    got = [log.pop_report(int(slot), s.session).to_data()
-           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    got = _closed_reports(compiled, state, log, slots, sessions)
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
@@ -749,9 +748,7 @@ def test_a_batch_of_arrays_the_step_does_not_take_is_scored_by_the_table_kernel(
     assert state.fused is None
     assert "does not take this batch's arrays" in caplog.text
     assert fused.compilations() == before
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    got = [log.pop_report(int(slot), s.session).to_data()
-           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    got = _closed_reports(compiled, state, log, slots, sessions)
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
@@ -982,7 +979,5 @@ def test_a_slot_outside_the_state_is_refused_by_the_fused_step_with_nothing_chan
     assert np.array_equal(row_of, state.row_of)  # no row taken either
     _assert_unchanged_but_the_stamps(before, state)
     log.add(step(compiled, state, batch_from_events(SCENARIO, rest)))
-    log.add(close(compiled, state, slots, np.array([s.end_t for s in sessions])))
-    got = [log.pop_report(int(slot), s.session).to_data()
-           for s, slot in zip(sessions, slots, strict=True)]  # fmt: skip
+    got = _closed_reports(compiled, state, log, slots, sessions)
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
