@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -129,6 +130,35 @@ def test_demo_without_keep_gives_no_address_and_times_the_kernel_apart(tmp_path:
     assert kernel.startswith(("Scoring kernel: compiled", "Scoring kernel: loaded")), kernel
     assert kernel.endswith("before the stream (not counted above)."), kernel
     assert "preparing the scoring kernel" in done.stderr
+
+
+def test_demo_waits_for_the_fused_steps_before_its_warm_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo asks for every rubric's fused step and waits for them before the warm-up, so
+    that the warm-up runs on them: a first run does not also compile the table-driven kernel
+    that would score while they compile (docs/performance.md)."""
+    from assessengine.cli import demo_cmd  # noqa: PLC0415
+    from assessengine.compose import load_library  # noqa: PLC0415
+    from assessengine.settings import Settings  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    def wait_for(rubrics: Iterable[object]) -> int:
+        calls.append(f"fused steps of {len(list(rubrics))} rubrics")
+        return 0
+
+    def warm_up_kernel(library: object) -> bool:
+        calls.append("warm-up")
+        return False
+
+    monkeypatch.setattr(demo_cmd.fused, "wait_for", wait_for)
+    monkeypatch.setattr(demo_cmd, "warm_up_kernel", warm_up_kernel)
+    settings = Settings()
+    library, scenarios = load_library(settings)
+    said = demo_cmd._prepare_kernel(settings, library, scenarios)
+    assert calls == [f"fused steps of {len(list(library.entries()))} rubrics", "warm-up"]
+    assert said.startswith("loaded from numba's cache")
 
 
 def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:

@@ -935,6 +935,47 @@ def test_wait_pending_returns_once_every_step_on_its_way_is_done(tmp_path: Path)
         fused.uninstall()
 
 
+def test_wait_for_asks_every_rubric_at_once_and_waits_for_all(tmp_path: Path) -> None:
+    """`fused.wait_for` asks for each rubric's step before waiting for any (their compiles run
+    at once) and returns when every one is done, counting those it waited for; nothing is
+    scored meanwhile. Without a provider it asks nothing and returns 0."""
+    rubric, _ = _forklift_like()
+    rubrics = [rubric.model_copy(update={"criteria": rubric.criteria[k : k + 1]}) for k in (0, 1)]
+    compiled = [compile_rubric(r, SCENARIO) for r in rubrics]
+    asked: list[str] = []
+    both_asked, go = threading.Event(), threading.Event()
+
+    def held_then_failed(path: Path, name: str, sig: tuple[object, ...]) -> str | None:
+        asked.append(name)
+        if len(asked) == 2:
+            both_asked.set()
+        assert go.wait(600)
+        return "held by the test"
+
+    assert fused.wait_for(compiled) == 0  # no provider installed: the table-driven kernel
+    fused_step.set_provider(fused.FusedProvider(tmp_path, compiler=held_then_failed))
+    try:
+        counted: list[int] = []
+        returned = threading.Event()
+
+        def wait() -> None:
+            counted.append(fused.wait_for(compiled))
+            returned.set()
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        assert both_asked.wait(WAIT_S)  # the second compile started before the first ended
+        assert len(set(asked)) == 2
+        assert not returned.wait(0.2)
+        go.set()
+        assert returned.wait(WAIT_S)
+        waiter.join(WAIT_S)
+        assert counted == [2]
+    finally:
+        go.set()
+        fused.uninstall()
+
+
 def test_a_state_of_any_size_is_stepped_by_the_fused_step() -> None:
     """`scorer.step` hands a batch to the fused step whatever the state's size: with the
     steps' outputs in small pages (`scorer.lazy_empty`) it beats the table-driven kernel at

@@ -151,10 +151,11 @@ def _prepare_kernel(settings: Settings, library: RubricLibrary, scenarios: Seque
     click.echo("preparing the scoring kernel (a first run compiles it: minutes on a busy "
                "machine; later runs load it from numba's cache) ...", err=True)  # fmt: skip
     start = time.perf_counter()
-    first_run = warm_up_kernel(library)
-    # a rubric's fused step not yet in the cache compiles in a child process meanwhile; the
-    # stream is timed on the steps the engine will keep using, so they are waited for here
-    first_run = fused.wait_pending() > 0 or first_run
+    # the stream is timed on the fused steps the engine keeps using: they are waited for
+    # first (a first run compiles them all at once, in child processes), so that the warm-up
+    # runs on them and does not compile the table-driven kernel meanwhile as well
+    compiled_fused = fused.wait_for(library.compiled(entry) for entry in library.entries())
+    first_run = warm_up_kernel(library) or compiled_fused > 0
     if first_run:
         with tempfile.TemporaryDirectory() as folder:
             scratch = settings.model_copy(update={"db": str(Path(folder) / "warm-up.db")})

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -342,6 +342,18 @@ def wait_pending() -> int:
     for pending in waiting:
         pending.wait(COMPILE_TIMEOUT_S)
     return len(waiting)
+
+
+def wait_for(rubrics: Iterable[CompiledRubric]) -> int:
+    """Ask for each rubric's fused step and wait until each is ready (or failed): the steps
+    not in numba's disk cache compile all at once, each in a child process. What a command
+    that scores its whole input right away does before it scores, so that a first run
+    compiles the fused steps alone, not the table-driven kernel too, which would score while
+    they compile and then be set aside. Returns `wait_pending`'s count (0: all were loaded
+    from the cache, or no provider is installed)."""
+    for compiled in rubrics:
+        fused_step.fused_step_for(compiled)
+    return wait_pending()
 
 
 def compilations() -> int:
