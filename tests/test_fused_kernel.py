@@ -940,7 +940,14 @@ def test_wait_for_asks_every_rubric_at_once_and_waits_for_all(tmp_path: Path) ->
     at once) and returns when every one is done, counting those it waited for; nothing is
     scored meanwhile. Without a provider it asks nothing and returns 0."""
     rubric, _ = _forklift_like()
-    rubrics = [rubric.model_copy(update={"criteria": rubric.criteria[k : k + 1]}) for k in (0, 1)]
+    # criteria renamed: modules no other test has loaded in this process (a loaded one is
+    # ready at once, nothing compiled)
+    rubrics = [
+        rubric.model_copy(update={"criteria": (
+            rubric.criteria[k].model_copy(update={"id": f"waited_for_{k}"}),
+        )})
+        for k in (0, 1)
+    ]  # fmt: skip
     compiled = [compile_rubric(r, SCENARIO) for r in rubrics]
     asked: list[str] = []
     both_asked, go = threading.Event(), threading.Event()
