@@ -148,8 +148,9 @@ def _prepare_kernel(settings: Settings, library: RubricLibrary, scenarios: Seque
     a scratch store: the live path (the ingest's checks, the scoring process's views of the
     batches) needs variants of the compiled functions that a one-row warm-up does not reach,
     and they are compiled then, not during the timed stream."""
-    click.echo("preparing the scoring kernel (a first run compiles it: minutes on a busy "
-               "machine; later runs load it from numba's cache) ...", err=True)  # fmt: skip
+    click.echo("preparing the scoring kernel (a first run compiles it: about half a minute, "
+               "minutes on a busy machine; later runs load it from numba's cache) ...",
+               err=True)  # fmt: skip
     start = time.perf_counter()
     # the stream is timed on the fused steps the engine keeps using: they are waited for
     # first (a first run compiles them all at once, in child processes), so that the warm-up
