@@ -132,14 +132,16 @@ def test_demo_without_keep_gives_no_address_and_times_the_kernel_apart(tmp_path:
     assert "preparing the scoring kernel" in done.stderr
 
 
-def test_demo_waits_for_the_fused_steps_before_its_warm_up(
+def test_preparing_the_kernel_waits_for_the_fused_steps_before_the_warm_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The demo asks for every rubric's fused step and waits for them before the warm-up, so
-    that the warm-up runs on them: a first run does not also compile the table-driven kernel
-    that would score while they compile (docs/performance.md)."""
-    from assessengine.cli import demo_cmd  # noqa: PLC0415
+    """`pipeline.prepare_kernel` (what the demo and `serve` run before the engine starts) asks
+    for every rubric's fused step and waits for them before the warm-up, so that the warm-up
+    runs on them: a first run does not also compile the table-driven kernel that would score
+    while they compile (docs/performance.md). Both commands go through it."""
+    from assessengine.cli import demo_cmd, serve_cmd  # noqa: PLC0415
     from assessengine.compose import load_library  # noqa: PLC0415
+    from assessengine.runtime import pipeline  # noqa: PLC0415
     from assessengine.settings import Settings  # noqa: PLC0415
 
     calls: list[str] = []
@@ -152,13 +154,16 @@ def test_demo_waits_for_the_fused_steps_before_its_warm_up(
         calls.append("warm-up")
         return False
 
-    monkeypatch.setattr(demo_cmd.fused, "wait_for", wait_for)
-    monkeypatch.setattr(demo_cmd, "warm_up_kernel", warm_up_kernel)
+    monkeypatch.setattr(pipeline.fused, "wait_for", wait_for)
+    monkeypatch.setattr(pipeline, "warm_up_kernel", warm_up_kernel)
     settings = Settings()
     library, scenarios = load_library(settings)
-    said = demo_cmd._prepare_kernel(settings, library, scenarios)
-    assert calls == [f"fused steps of {len(list(library.entries()))} rubrics", "warm-up"]
-    assert said.startswith("loaded from numba's cache")
+    rubrics = len(list(library.entries()))
+    assert demo_cmd._prepare_kernel(settings, library, scenarios).startswith(
+        "loaded from numba's cache"
+    )
+    serve_cmd.prepare_kernel(library)
+    assert calls == [f"fused steps of {rubrics} rubrics", "warm-up"] * 2
 
 
 def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:

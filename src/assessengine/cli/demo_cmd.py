@@ -25,9 +25,8 @@ import click
 from .. import compose
 from ..adapters.library import load_scenario, rubric_dirs
 from ..client import EngineClient
-from ..runtime import fused
 from ..runtime.engine import Engine
-from ..runtime.pipeline import RubricLibrary, warm_up_kernel
+from ..runtime.pipeline import RubricLibrary, prepare_kernel
 from ..settings import Settings
 from ..sim.generate import simulate
 from ..storage.port import Store, StoreError
@@ -152,11 +151,7 @@ def _prepare_kernel(settings: Settings, library: RubricLibrary, scenarios: Seque
                "minutes on a busy machine; later runs load it from numba's cache) ...",
                err=True)  # fmt: skip
     start = time.perf_counter()
-    # the stream is timed on the fused steps the engine keeps using: they are waited for
-    # first (a first run compiles them all at once, in child processes), so that the warm-up
-    # runs on them and does not compile the table-driven kernel meanwhile as well
-    compiled_fused = fused.wait_for(library.compiled(entry) for entry in library.entries())
-    first_run = warm_up_kernel(library) or compiled_fused > 0
+    first_run = prepare_kernel(library)  # the stream is timed on the fused steps it waits for
     if first_run:
         with tempfile.TemporaryDirectory() as folder:
             scratch = settings.model_copy(update={"db": str(Path(folder) / "warm-up.db")})

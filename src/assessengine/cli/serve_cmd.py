@@ -20,7 +20,8 @@ import click
 from .. import compose
 from ..core.credentials import CredentialError
 from ..ingest.zmq import IngestConfigError
-from ..runtime.pipeline import RubricLibrary, warm_up_kernel
+from ..runtime import pipeline
+from ..runtime.pipeline import RubricLibrary
 from ..settings import Settings, SettingsError
 from ..storage import redact, verify_store
 from ..storage.port import Store, StoreError, StoreOpenError
@@ -63,12 +64,13 @@ def refuse(message: str) -> NoReturn:
 
 
 def prepare_kernel(library: RubricLibrary) -> None:
-    """Load the scoring kernel from numba's cache, or compile it (a first run: minutes on a
-    busy machine), here, before the engine starts: the scoring process then loads it from
-    the cache well within ``scoring_start_timeout``, which never includes a compile."""
+    """Load the scoring kernel from numba's cache, or compile it (a first run: the rubrics'
+    fused steps at once, then what the warm-up needs; `pipeline.prepare_kernel`), here,
+    before the engine starts: the scoring process then loads it from the cache well within
+    ``scoring_start_timeout``, which never includes a compile."""
     log.info("preparing the scoring kernel (a first run compiles it) ...")
     start = time.perf_counter()
-    compiled = warm_up_kernel(library)
+    compiled = pipeline.prepare_kernel(library)
     log.info("scoring kernel %s in %.1fs", "compiled (a first run; cached for the next ones)"
              if compiled else "loaded from numba's cache", time.perf_counter() - start)
 
