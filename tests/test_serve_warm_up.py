@@ -21,7 +21,7 @@ def test_serve_warms_the_kernel_before_it_builds_the_engine(
 ) -> None:
     calls: list[str] = []
 
-    def warm_up(library: RubricLibrary) -> bool:
+    def prepare(library: RubricLibrary) -> bool:
         calls.append(f"warm {len(library)} rubrics")
         return False
 
@@ -29,7 +29,7 @@ def test_serve_warms_the_kernel_before_it_builds_the_engine(
         calls.append("engine")
         raise IngestConfigError("stopped here by the test")
 
-    monkeypatch.setattr(serve_cmd, "warm_up_kernel", warm_up, raising=False)
+    monkeypatch.setattr(serve_cmd.pipeline, "prepare_kernel", prepare)
     monkeypatch.setattr(compose, "build_engine", build_engine)
     result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "engine.db")])
     assert result.exit_code == 2, result.output
