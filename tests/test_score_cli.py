@@ -166,3 +166,50 @@ def test_score_parses_on_the_cores_the_scoring_leaves_by_default(
     leaves one core to the scoring."""
     monkeypatch.setattr(score_cmd.os, "cpu_count", lambda: cores)
     assert score_cmd.default_workers() == expected
+
+
+def test_score_waits_for_the_fused_step_after_reading_before_scoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first `score` run: the rubric's fused step compiles (asked for before the reading)
+    while the first chunk is read; the first chunk is scored only once the step is ready,
+    so that a small input read before the step is ready does not compile the table-driven
+    kernel as well (35 -> 14 s on a first run, docs/performance.md)."""
+    from assessengine.core import offline  # noqa: PLC0415
+
+    calls: list[str] = []
+    real_read, real_add = score_cmd.read_input, offline._Run.add
+
+    def read_input(*args: Any, **kwargs: Any) -> Any:
+        for chunk in real_read(*args, **kwargs):
+            calls.append("read")
+            yield chunk
+
+    def wait_for(rubrics: Any) -> int:
+        calls.append(f"wait for {[c.rubric.rubric for c in rubrics]}")
+        return 0
+
+    def add(self: Any, chunk: Any) -> None:
+        calls.append("scored")
+        real_add(self, chunk)
+
+    monkeypatch.setattr(score_cmd, "read_input", read_input)
+    monkeypatch.setattr(score_cmd.fused, "wait_for", wait_for)
+    monkeypatch.setattr(offline._Run, "add", add)
+    events = write(tmp_path, good_session("S1") + good_session("S2"))
+    result = CliRunner().invoke(main, ["score", "--rubric", str(RUBRIC), "--json", str(events)])
+    assert result.exit_code == 0, result.output
+    assert calls[:3] == ["read", "wait for ['forklift-load-handling']", "scored"]
+    assert calls.count("wait for ['forklift-load-handling']") == 1
+
+
+def test_fused_step_first_waits_once_and_not_for_an_empty_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[object] = []
+    monkeypatch.setattr(score_cmd.fused, "wait_for", waits.append)
+    compiled: Any = object()
+    assert list(score_cmd.fused_step_first(iter([]), compiled)) == []
+    assert waits == []
+    assert list(score_cmd.fused_step_first(iter(["a", "b", "c"]), compiled)) == ["a", "b", "c"]
+    assert waits == [[compiled]]
