@@ -18,7 +18,14 @@ from assessengine.core.events import SessionEvents
 from assessengine.core.kernel_types import Out
 from assessengine.core.offline import score_sessions
 from assessengine.core.rubric import Rubric
-from assessengine.core.scorer import ScoringState, _close_order, close, close_chunks, step
+from assessengine.core.scorer import (
+    MIN_CAPACITY,
+    ScoringState,
+    _close_order,
+    close,
+    close_chunks,
+    step,
+)
 from assessengine.core.scoring import DecisionLog
 from assessengine.runtime import fused
 
@@ -153,7 +160,9 @@ def test_a_state_with_the_fused_step_ready_closes_by_the_generated_close(
 
 
 def test_a_close_the_generated_close_refuses_is_closed_by_kernel_close(
-    provider: fused.FusedProvider, caplog: pytest.LogCaptureFixture
+    provider: fused.FusedProvider,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Arrays the generated close has no compiled variant for (numba refuses the call
     before it runs: a TypeError) are closed by `kernel.close`, with the same reports."""
@@ -164,7 +173,8 @@ def test_a_close_the_generated_close_refuses_is_closed_by_kernel_close(
     def no_variant(*args: object) -> None:
         raise TypeError("No matching definition for argument type(s)")
 
-    pending.close = no_variant
+    # the step is the rubric's, shared by its later states: undone after the test
+    monkeypatch.setattr(pending, "close", no_variant)
     log = DecisionLog(compiled)
     batch = interleaved_batch(sessions, slots, [k for k, s in enumerate(sessions)
                                                 for _ in s.events])  # fmt: skip
@@ -177,9 +187,26 @@ def test_a_close_the_generated_close_refuses_is_closed_by_kernel_close(
     assert got == _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
 
 
-def test_a_one_slot_state_closes_by_kernel_close(provider: fused.FusedProvider) -> None:
-    """A one-row state's arrays are of another layout than the generated close takes."""
-    rubric, _ = _forklift_like()
+def test_a_state_asked_for_one_slot_steps_and_closes_by_the_fused_functions(
+    provider: fused.FusedProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state holds at least two slots (`MIN_CAPACITY`): with one, its field-major arrays
+    are contiguous both ways, a layout numba types as row-major, which neither the fused
+    functions nor the warmed-up table-driven kernel are compiled for. One session scored
+    alone (a field upload, an audit) is stepped and closed by the fused step and close, with
+    the reference's report."""
+    rubric, sessions, *_ = _opened_on_a_fused_state()
     state = ScoringState.new(compile_rubric(rubric, SCENARIO), capacity=1)
-    assert state.fused is not None
-    assert state.fused_close is None
+    assert state.capacity == MIN_CAPACITY == 2
+    assert state.steps_fused
+    assert state.fused_close is not None
+
+    def refused(*args: object) -> None:
+        raise AssertionError("the table-driven kernel was called")
+
+    for name in ("advance", "close"):
+        monkeypatch.setattr(kernel, name, refused)
+    alone = sessions[:1]
+    assert _data(score_sessions(rubric, SCENARIO, alone)) == _data(
+        score_sessions(rubric, SCENARIO, alone, engine="reference")
+    )

@@ -577,7 +577,8 @@ def test_any_mix_of_opens_and_releases_assigns_slots_as_one_by_one(
     releases of any open ones by id or by slot, lookups by id (`slot_of`, built from the set
     at the first one) in between or not, growth."""
     state = ScoringState.new(compile_rubric(TEN_CRITERIA, SCENARIO), capacity=capacity)
-    free, cap, slot_of = list(range(capacity - 1, -1, -1)), capacity, {}  # type: ignore[var-annotated]
+    cap = max(capacity, scorer.MIN_CAPACITY)  # a state holds two slots at least
+    free, slot_of = list(range(cap - 1, -1, -1)), {}  # type: ignore[var-annotated]
     with mock.patch.object(scorer, "BULK_OPEN", bulk):
         for op, ids in ops:
             if op == "look":

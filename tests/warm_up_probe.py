@@ -1,5 +1,5 @@
 """Run as ``python -m tests.warm_up_probe`` (no tests here): warm up as a starting engine does
-(`warm_up_kernel`, then `warm_up_decoder` for the ingest thread), drive the live paths over the
+(`prepare_kernel`, then `warm_up_decoder` for the ingest thread), drive the live paths over the
 shipped rubrics, then print, as JSON, each compiled function that needed a variant (a numba
 signature: array layouts, read-only or not) the warm-up had not reached, with those variants.
 
@@ -8,8 +8,9 @@ on a busy machine, on a fresh install), under whatever bound waits for them. The
 an engine (thread scoring, in-process transport) takes columns-v1 and json-v1 batches of one
 row and of several rows for several sessions of each rubric (the slots of a state bigger than
 one session), closes them, and a second engine recovers a session left open (the replay of
-stored batches). The scoring process sees the same column kinds: read-only record views
-(columns-v1) and plain arrays (json-v1)."""
+stored batches); then one session of each rubric is scored alone, as a field upload is.
+The scoring process sees the same column kinds: read-only record views (columns-v1) and plain
+arrays (json-v1)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ from assessengine.core.codec import (
     encode_json_v1,
     warm_up_decoder,
 )
+from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.scorer import SCRATCH_ROWS
 from assessengine.ingest.fake import FakePeer, FakeTransport
 from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
-from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, warm_up_kernel
+from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, prepare_kernel
 from assessengine.sim.generate import SimBatch
 from assessengine.storage.memory import MemoryStore
 
@@ -111,11 +113,25 @@ def stream_large(peer: FakePeer, lib: RubricLibrary, scenario: str, sid: str) ->
     _request(peer, [{"type": "CLOSE", "session": sid, "t": float(n), "next_seq": n}], "CLOSED")
 
 
+def score_alone(lib: RubricLibrary, sim: SimBatch) -> None:
+    """Score the one session of `sim` on its own, as the API scores a field upload
+    (`kernel_scorer.score_columns` of one session: a state asked for one slot; the upload's
+    columns are fresh C-contiguous arrays, `api.service.uploads`)."""
+    entry = lib.resolve(sim.scenario, sim.rubric, None)
+    assert isinstance(entry, RubricEntry), entry
+    rows = _rows(sim, 0)
+    cols = Columns(*(np.ascontiguousarray(c) for c in (rows.seq, rows.t, rows.event,
+                                                       rows.signals)))  # fmt: skip
+    (report,) = score_columns(lib.compiled(entry), cols.to_batch(0), [sim.session_ids[0]],
+                              np.array([sim.close_t[0]], np.float64))  # fmt: skip
+    assert report.criteria, report
+
+
 def main() -> None:
     fused_from_environment(os.environ)  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
     provider = fused_step.provider()
     lib = library()
-    warm_up_kernel(lib)
+    prepare_kernel(lib)
     # with the fused steps on, the warm-up loaded each rubric's (what the live paths then use)
     assert provider is None or len(fused.loaded_modules()) == len(list(lib.entries()))
     for entry in lib.entries():
@@ -136,6 +152,8 @@ def main() -> None:
         assert engine.wait_idle(WAIT_S)
     with Engine(store, lib, FakeTransport()) as again:  # replays the session left open
         assert again.stats.recovery.reopened == 1
+    for scenario in sorted(RUBRIC_OF):  # one session alone, as a field upload scores it
+        score_alone(lib, sessions(scenario, 1, seed=7))
     after = variants()
     missed = {name: sorted(after[name] - before.get(name, set())) for name in after
               if after[name] - before.get(name, set())}  # fmt: skip

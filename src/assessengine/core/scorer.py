@@ -73,6 +73,15 @@ class Decisions:
         return int(self.slot.shape[0])
 
 
+MIN_CAPACITY = 2
+"""Slots a state holds at least, whatever it is asked for. With one row its field-major arrays
+are contiguous both ways, which numba types as row-major: a variant of every compiled function
+(the fused step and close, the table-driven kernel) that no state of several slots uses. A
+one-session scoring (a field upload, an audit, a rubric's test) then compiled the table-driven
+kernel anew inside its request: 28 s on a fresh install after `serve`'s preparation
+(docs/performance.md, "One session")."""
+
+
 class ScoringState:
     """Dense per-session state for one compiled rubric, and the session id <-> slot table.
 
@@ -139,7 +148,7 @@ class ScoringState:
         # whether the last step left the event-guard rows of the "masks" scratch all false
         self.clean_event_guards = False
         self._step_out: Out | None = None  # `step_output`'s, kept from step to step
-        self._grow(max(capacity, 1))
+        self._grow(max(capacity, MIN_CAPACITY))
 
     @classmethod
     def new(
@@ -156,11 +165,10 @@ class ScoringState:
 
     @property
     def fused_close(self) -> FusedClose | None:
-        """The rubric's generated close (`fused_close`) when it is ready and the state holds
-        more than one slot (a one-row state's arrays are of another layout than the function
-        is compiled for), else None (`kernel.close` closes)."""
+        """The rubric's generated close (`fused_close`) when it is ready, else None
+        (`kernel.close` closes)."""
         pending = self.fused_pending
-        return None if pending is None or self.capacity < 2 else pending.close
+        return None if pending is None else pending.close
 
     @property
     def arrays(self) -> State:
@@ -169,11 +177,11 @@ class ScoringState:
 
     @property
     def steps_fused(self) -> bool:
-        """Whether `step` scores the next batch by the fused step: it is ready, and the state
-        holds more than one slot. The fused step reads columns of any layout (strided,
-        read-only views of received records: no copy needed); the table-driven kernel takes
-        fresh C-contiguous writable columns (`step` copies others)."""
-        return self.fused is not None and self.capacity > 1
+        """Whether `step` scores the next batch by the fused step: it is ready. The fused step
+        reads columns of any layout (strided, read-only views of received records: no copy
+        needed); the table-driven kernel takes fresh C-contiguous writable columns (`step`
+        copies others)."""
+        return self.fused is not None
 
     @property
     def bytes_per_session(self) -> int:
@@ -602,9 +610,7 @@ def step(compiled: CompiledRubric, state: ScoringState, batch: EventBatch) -> De
             f"batch has {batch.signals.shape[0]} signal rows, scenario has {compiled.n_signals}"
         )
     n = len(batch)
-    # a state of one slot has arrays contiguous both ways, which numba types otherwise than
-    # the field-major ones the fused step is compiled for (`runtime.fused.signature`)
-    fused = state.fused if state.steps_fused else None
+    fused = state.fused
     if fused is not None:  # slots' bounds, rows, admit, hold, guards, automata in one call
         done = _step_fused(compiled, state, fused, batch)
         if done is not None:
@@ -919,11 +925,15 @@ def _closed_fused(
 
 
 def _close_outputs(compiled: CompiledRubric, bound: int, bound_contrib: int) -> Out:
-    """`_outputs` for a close (`bound` exact), decision-major: each array is the transpose of a
-    C-contiguous (decisions, fields) one, so a decision's fields are one record and the close
-    writes one stream, not a row per field (17 for the forklift rubric): 0.71x the close's
-    time at 100,000 sessions (docs/performance.md, "Decision-major closes"). The decisions'
-    columns are strided views; `values` and `contrib` rows are contiguous."""
+    """`_outputs` for a close (`bound`: what is pending), decision-major: each array is the
+    transpose of a C-contiguous (decisions, fields) one, so a decision's fields are one record
+    and the close writes one stream, not a row per field (17 for the forklift rubric): 0.71x
+    the close's time at 100,000 sessions (docs/performance.md, "Decision-major closes"). The
+    decisions' columns are strided views; `values` and `contrib` rows are contiguous. Room for
+    two decisions at least: the transpose of one record is contiguous both ways, which numba
+    types as row-major, a variant of `kernel.close` compiled for nothing else (a one-session
+    close)."""
+    bound, bound_contrib = max(bound, 2), max(bound_contrib, 2)
     return Out(
         oi=np.empty((bound, 8), np.int64).T,
         of=np.empty((bound, 3 + 2 * compiled.max_ev), np.float64).T,

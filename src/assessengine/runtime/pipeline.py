@@ -565,6 +565,7 @@ def warm_up_kernel(library: RubricLibrary) -> bool:
         for slot, cols in zip(slots.tolist(), batches, strict=True):
             step(compiled, state, _batch([(slot, cols)]))
         close(compiled, state, slots, np.zeros(len(slots)))
+        spans(state, slots, np.zeros(len(slots)))  # as a live close reads its sessions' spans
     return _kernel_compilations() > before
 
 
