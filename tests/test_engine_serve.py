@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,8 +147,11 @@ def test_preparing_the_kernel_waits_for_the_fused_steps_before_the_warm_up(
 
     calls: list[str] = []
 
-    def wait_for(rubrics: Iterable[object]) -> int:
-        calls.append(f"fused steps of {len(list(rubrics))} rubrics")
+    def wait_for(rubrics: Iterable[object], *, meanwhile: Callable[[], object] | None) -> int:
+        calls.append(f"fused steps of {len(list(rubrics))} rubrics asked")
+        if meanwhile is not None:
+            meanwhile()
+        calls.append("waited")
         return 0
 
     def warm_up_kernel(library: object) -> bool:
@@ -156,14 +160,22 @@ def test_preparing_the_kernel_waits_for_the_fused_steps_before_the_warm_up(
 
     monkeypatch.setattr(pipeline.fused, "wait_for", wait_for)
     monkeypatch.setattr(pipeline, "warm_up_kernel", warm_up_kernel)
+    def warm_up_reader(scenario: Any) -> None:
+        calls.append(f"reader of {scenario.scenario}")
+
+    monkeypatch.setattr(serve_cmd, "warm_up_reader", warm_up_reader)
     settings = Settings()
     library, scenarios = load_library(settings)
     rubrics = len(list(library.entries()))
     assert demo_cmd._prepare_kernel(settings, library, scenarios).startswith(
         "loaded from numba's cache"
     )
-    serve_cmd.prepare_kernel(library)
-    assert calls == [f"fused steps of {rubrics} rubrics", "warm-up"] * 2
+    asked = f"fused steps of {rubrics} rubrics asked"
+    assert calls == [asked, "waited", "warm-up"]
+    calls.clear()
+    serve_cmd.prepare_kernel(library)  # and the field uploads' reader while the steps compile
+    readers = sorted({f"reader of {entry.scenario.scenario}" for entry in library.entries()})
+    assert calls == [asked, *readers, "waited", "warm-up"]
 
 
 def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:

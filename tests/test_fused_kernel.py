@@ -937,8 +937,9 @@ def test_wait_pending_returns_once_every_step_on_its_way_is_done(tmp_path: Path)
 
 def test_wait_for_asks_every_rubric_at_once_and_waits_for_all(tmp_path: Path) -> None:
     """`fused.wait_for` asks for each rubric's step before waiting for any (their compiles run
-    at once) and returns when every one is done, counting those it waited for; nothing is
-    scored meanwhile. Without a provider it asks nothing and returns 0."""
+    at once), runs `meanwhile` once while they compile, and returns when every one is done,
+    counting those it waited for; nothing is scored meanwhile. Without a provider it asks
+    nothing and returns 0."""
     rubric, _ = _forklift_like()
     # criteria renamed: modules no other test has loaded in this process (a loaded one is
     # ready at once, nothing compiled)
@@ -964,9 +965,13 @@ def test_wait_for_asks_every_rubric_at_once_and_waits_for_all(tmp_path: Path) ->
     try:
         counted: list[int] = []
         returned = threading.Event()
+        meanwhile_saw: list[int] = []
+
+        def meanwhile() -> None:  # after both asks, while their compiles are held
+            meanwhile_saw.append(sum(not p.done() for p in fused.pending_steps()))
 
         def wait() -> None:
-            counted.append(fused.wait_for(compiled))
+            counted.append(fused.wait_for(compiled, meanwhile=meanwhile))
             returned.set()
 
         waiter = threading.Thread(target=wait)
@@ -974,10 +979,13 @@ def test_wait_for_asks_every_rubric_at_once_and_waits_for_all(tmp_path: Path) ->
         assert both_asked.wait(WAIT_S)  # the second compile started before the first ended
         assert len(set(asked)) == 2
         assert not returned.wait(0.2)
+        assert len(meanwhile_saw) == 1
+        assert meanwhile_saw[0] >= 2
         go.set()
         assert returned.wait(WAIT_S)
         waiter.join(WAIT_S)
         assert counted == [2]
+        assert len(meanwhile_saw) == 1
     finally:
         go.set()
         fused.uninstall()

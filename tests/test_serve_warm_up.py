@@ -4,6 +4,7 @@ includes a compile: on a busy machine a first run's compile alone can take minut
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ def test_serve_warms_the_kernel_before_it_builds_the_engine(
 ) -> None:
     calls: list[str] = []
 
-    def prepare(library: RubricLibrary) -> bool:
+    def prepare(library: RubricLibrary, *, meanwhile: Callable[[], object]) -> bool:
         calls.append(f"warm {len(library)} rubrics")
         return False
 

@@ -1,16 +1,17 @@
-"""Run as ``python -m tests.warm_up_probe`` (no tests here): warm up as a starting engine does
-(`prepare_kernel`, then `warm_up_decoder` for the ingest thread), drive the live paths over the
-shipped rubrics, then print, as JSON, each compiled function that needed a variant (a numba
-signature: array layouts, read-only or not) the warm-up had not reached, with those variants.
+"""Run as ``python -m tests.warm_up_probe`` (no tests here): warm up as `serve` does
+(`serve_cmd.prepare_kernel`, then `warm_up_decoder` for the ingest thread), drive the live
+paths over the shipped rubrics, then print, as JSON, each compiled function that needed a
+variant (a numba signature: array layouts, read-only or not) the warm-up had not reached, with
+those variants.
 
 A variant that the warm-up misses is compiled inside the first batches that need it (minutes
 on a busy machine, on a fresh install), under whatever bound waits for them. The live paths:
 an engine (thread scoring, in-process transport) takes columns-v1 and json-v1 batches of one
 row and of several rows for several sessions of each rubric (the slots of a state bigger than
 one session), closes them, and a second engine recovers a session left open (the replay of
-stored batches); then one session of each rubric is scored alone, as a field upload is.
-The scoring process sees the same column kinds: read-only record views (columns-v1) and plain
-arrays (json-v1)."""
+stored batches); then one session of each rubric is parsed and scored alone, as a field upload
+is. The scoring process sees the same column kinds: read-only record views (columns-v1) and
+plain arrays (json-v1)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from typing import Any
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
+from assessengine.api.service.uploads import parse_log
 from assessengine.cli._settings import fused_from_environment
+from assessengine.cli.serve_cmd import prepare_kernel
 from assessengine.core import codec_kernel, fused_step, kernel
 from assessengine.core.codec import (
     COLUMNS_V1,
@@ -35,9 +38,10 @@ from assessengine.core.codec import (
 from assessengine.core.kernel_scorer import score_columns
 from assessengine.core.scorer import SCRATCH_ROWS
 from assessengine.ingest.fake import FakePeer, FakeTransport
+from assessengine.inputs import jsonl_columns, jsonl_scan
 from assessengine.runtime import fused
 from assessengine.runtime.engine import Engine
-from assessengine.runtime.pipeline import RubricEntry, RubricLibrary, prepare_kernel
+from assessengine.runtime.pipeline import RubricEntry, RubricLibrary
 from assessengine.sim.generate import SimBatch
 from assessengine.storage.memory import MemoryStore
 
@@ -48,9 +52,9 @@ WAIT_S = 600.0
 
 
 def variants() -> dict[str, set[str]]:
-    """The signatures each compiled function of the kernel, the codec and the fused steps
-    loaded so far (`runtime.fused`) has in this process."""
-    modules = (kernel, codec_kernel, *fused.loaded_modules())
+    """The signatures each compiled function of the kernel, the codec, the JSON Lines reader
+    and the fused steps loaded so far (`runtime.fused`) has in this process."""
+    modules = (kernel, codec_kernel, jsonl_scan, jsonl_columns, *fused.loaded_modules())
     return {f"{module.__name__}.{name}": {str(s) for s in f.signatures}
             for module in modules
             for name, f in vars(module).items() if isinstance(f, CPUDispatcher)}  # fmt: skip
@@ -114,16 +118,18 @@ def stream_large(peer: FakePeer, lib: RubricLibrary, scenario: str, sid: str) ->
 
 
 def score_alone(lib: RubricLibrary, sim: SimBatch) -> None:
-    """Score the one session of `sim` on its own, as the API scores a field upload
-    (`kernel_scorer.score_columns` of one session: a state asked for one slot; the upload's
-    columns are fresh C-contiguous arrays, `api.service.uploads`)."""
+    """The one session of `sim` as the API takes a field upload: its JSON Lines parsed
+    (`uploads.parse_log`, the compiled reader) and scored on its own (`score_columns` of one
+    session: a state asked for one slot)."""
     entry = lib.resolve(sim.scenario, sim.rubric, None)
     assert isinstance(entry, RubricEntry), entry
-    rows = _rows(sim, 0)
-    cols = Columns(*(np.ascontiguousarray(c) for c in (rows.seq, rows.t, rows.event,
-                                                       rows.signals)))  # fmt: skip
-    (report,) = score_columns(lib.compiled(entry), cols.to_batch(0), [sim.session_ids[0]],
-                              np.array([sim.close_t[0]], np.float64))  # fmt: skip
+    (events,) = sim.to_sessions()
+    lines = [json.dumps({"session": "F1", "open": {"learner": "L1"}})]
+    lines += [json.dumps({"session": "F1", "seq": e.seq, "t": e.t, "event": e.event,
+                          "signals": dict(e.signals)}) for e in events.events]  # fmt: skip
+    log = parse_log("\n".join(lines).encode(), "jsonl", entry.scenario, "field.jsonl")
+    (report,) = score_columns(lib.compiled(entry), log.columns.to_batch(0), ["F1"],
+                              np.array([log.close_t], np.float64))  # fmt: skip
     assert report.criteria, report
 
 
@@ -131,7 +137,7 @@ def main() -> None:
     fused_from_environment(os.environ)  # ASSESSENGINE_FUSED_KERNEL=1: fused steps too
     provider = fused_step.provider()
     lib = library()
-    prepare_kernel(lib)
+    prepare_kernel(lib)  # serve's: the fused steps, the field uploads' reader, the warm-up
     # with the fused steps on, the warm-up loaded each rubric's (what the live paths then use)
     assert provider is None or len(fused.loaded_modules()) == len(list(lib.entries()))
     for entry in lib.entries():

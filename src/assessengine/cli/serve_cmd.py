@@ -20,6 +20,7 @@ import click
 from .. import compose
 from ..core.credentials import CredentialError
 from ..ingest.zmq import IngestConfigError
+from ..inputs.jsonl import warm_up_reader
 from ..runtime import pipeline
 from ..runtime.pipeline import RubricLibrary
 from ..settings import Settings, SettingsError
@@ -67,12 +68,22 @@ def prepare_kernel(library: RubricLibrary) -> None:
     """Load the scoring kernel from numba's cache, or compile it (a first run: the rubrics'
     fused steps at once, then what the warm-up needs; `pipeline.prepare_kernel`), here,
     before the engine starts: the scoring process then loads it from the cache well within
-    ``scoring_start_timeout``, which never includes a compile."""
+    ``scoring_start_timeout``, which never includes a compile. Meanwhile, the reader of
+    field uploads too (`warm_up_field_reader`)."""
     log.info("preparing the scoring kernel (a first run compiles it) ...")
     start = time.perf_counter()
-    compiled = pipeline.prepare_kernel(library)
+    compiled = pipeline.prepare_kernel(library, meanwhile=lambda: warm_up_field_reader(library))
     log.info("scoring kernel %s in %.1fs", "compiled (a first run; cached for the next ones)"
              if compiled else "loaded from numba's cache", time.perf_counter() - start)
+
+
+def warm_up_field_reader(library: RubricLibrary) -> None:
+    """Compile, or load from numba's cache, the JSON Lines reader field uploads are parsed
+    with, for each scenario of the library (`inputs.jsonl.warm_up_reader`): on a fresh install
+    the first upload otherwise compiled it inside its request (9.9 s, docs/performance.md)."""
+    scenarios = {entry.scenario.scenario: entry.scenario for entry in library.entries()}
+    for scenario in scenarios.values():
+        warm_up_reader(scenario)
 
 
 def index_cohorts(app: Any) -> None:

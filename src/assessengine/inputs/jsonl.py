@@ -14,6 +14,8 @@ this one process keeps (the scoring, a small share of the time, stays here too).
 
 from __future__ import annotations
 
+import io
+import json
 import multiprocessing
 from collections import deque
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from itertools import chain, islice
 from typing import BinaryIO, Final
 
 from ..core.recorded import Chunk
-from ..core.scenario import Scenario
+from ..core.scenario import SAMPLE, Scenario
 from . import jsonl_columns, jsonl_exact
 from .ledger import Ledger
 from .parsed import ParsedBlock, bind
@@ -33,6 +35,22 @@ BLOCK_BYTES: Final = 8 << 20
 SERIAL_BLOCKS: Final = 4
 """Blocks parsed in this process before worker processes start (starting them costs about a
 second: smaller inputs never pay it)."""
+
+
+def warm_up_reader(scenario: Scenario) -> None:
+    """Read a small events file of `scenario` (an open line, samples with a signal, an event,
+    a close): what this process then needs of the compiled scanner (`jsonl_scan`) is
+    compiled, on a fresh install (about 10 s), or loaded from numba's cache, before the first
+    real file, such as a field upload `serve` parses inside its request."""
+    signal, event = scenario.signal_names[0], scenario.event_names[-1]
+    lines = [json.dumps({"session": "warm-up", "open": {"learner": "warm-up"}})]
+    lines += [json.dumps({"session": "warm-up", "seq": k, "t": k / 10, "event": SAMPLE,
+                          "signals": {signal: 1.5 * k}}) for k in range(3)]  # fmt: skip
+    lines.append(json.dumps({"session": "warm-up", "seq": 3, "t": 0.3, "event": event}))
+    lines.append(json.dumps({"session": "warm-up", "close": {"t": 0.4}}))
+    data = io.BytesIO("\n".join(lines).encode() + b"\n")
+    for _ in read_jsonl(data, scenario=scenario, source="<warm-up>"):
+        pass
 
 
 def read_jsonl(

@@ -344,15 +344,20 @@ def wait_pending() -> int:
     return len(waiting)
 
 
-def wait_for(rubrics: Iterable[CompiledRubric]) -> int:
+def wait_for(
+    rubrics: Iterable[CompiledRubric], *, meanwhile: Callable[[], object] | None = None
+) -> int:
     """Ask for each rubric's fused step and wait until each is ready (or failed): the steps
-    not in numba's disk cache compile all at once, each in a child process. What a command
-    that scores its whole input right away does before it scores, so that a first run
-    compiles the fused steps alone, not the table-driven kernel too, which would score while
-    they compile and then be set aside. Returns `wait_pending`'s count (0: all were loaded
-    from the cache, or no provider is installed)."""
+    not in numba's disk cache compile all at once, each in a child process; `meanwhile` runs
+    here after the asking, while they compile. What a command that scores its whole input
+    right away does before it scores, so that a first run compiles the fused steps alone, not
+    the table-driven kernel too, which would score while they compile and then be set aside.
+    Returns `wait_pending`'s count (0: all were loaded from the cache, or no provider is
+    installed)."""
     for compiled in rubrics:
         fused_step.fused_step_for(compiled)
+    if meanwhile is not None:
+        meanwhile()
     return wait_pending()
 
 

@@ -533,13 +533,18 @@ WARM_UP_CAPACITY: Final = 2
 kernel for row-major ones, a variant no live state (64 slots and more) ever uses."""
 
 
-def prepare_kernel(library: RubricLibrary) -> bool:
+def prepare_kernel(
+    library: RubricLibrary, *, meanwhile: Callable[[], object] | None = None
+) -> bool:
     """What a starting command does before it scores (`serve`, the demo): wait for every
     rubric's fused step (`fused.wait_for`: a first run compiles them all at once, in child
-    processes), then `warm_up_kernel` on them, so that a first run does not also compile the
-    table-driven kernel, which would score only until they are ready (it still does for a
-    rubric whose fused step failed). True when something was compiled (a first run)."""
-    compiled_fused = fused.wait_for(library.compiled(entry) for entry in library.entries())
+    processes; `meanwhile` runs here while they do), then `warm_up_kernel` on them, so that a
+    first run does not also compile the table-driven kernel, which would score only until
+    they are ready (it still does for a rubric whose fused step failed). True when something
+    was compiled (a first run)."""
+    compiled_fused = fused.wait_for(
+        (library.compiled(entry) for entry in library.entries()), meanwhile=meanwhile
+    )
     return warm_up_kernel(library) or compiled_fused > 0
 
 
