@@ -154,8 +154,8 @@ def test_preparing_the_kernel_waits_for_the_fused_steps_before_the_warm_up(
         calls.append("waited")
         return 0
 
-    def warm_up_kernel(library: object) -> bool:
-        calls.append("warm-up")
+    def warm_up_kernel(library: object, *, table_only: bool = False) -> bool:
+        calls.append("table-driven kernel's warm-up" if table_only else "warm-up")
         return False
 
     monkeypatch.setattr(pipeline.fused, "wait_for", wait_for)
@@ -173,9 +173,11 @@ def test_preparing_the_kernel_waits_for_the_fused_steps_before_the_warm_up(
     asked = f"fused steps of {rubrics} rubrics asked"
     assert calls == [asked, "waited", "warm-up"]
     calls.clear()
-    serve_cmd.prepare_kernel(library)  # and the field uploads' reader while the steps compile
+    # `serve` also warms up, while the steps compile, the table-driven kernel (a rubric
+    # uploaded later is scored by it until its step is compiled) and the uploads' reader
+    serve_cmd.prepare_kernel(library)
     readers = sorted({f"reader of {entry.scenario.scenario}" for entry in library.entries()})
-    assert calls == [asked, *readers, "waited", "warm-up"]
+    assert calls == [asked, "table-driven kernel's warm-up", *readers, "waited", "warm-up"]
 
 
 def test_serve_refuses_a_public_bind_without_curve(tmp_path: Path) -> None:

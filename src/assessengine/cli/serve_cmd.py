@@ -68,19 +68,24 @@ def prepare_kernel(library: RubricLibrary) -> None:
     """Load the scoring kernel from numba's cache, or compile it (a first run: the rubrics'
     fused steps at once, then what the warm-up needs; `pipeline.prepare_kernel`), here,
     before the engine starts: the scoring process then loads it from the cache well within
-    ``scoring_start_timeout``, which never includes a compile. Meanwhile, the reader of
-    field uploads too (`warm_up_field_reader`)."""
+    ``scoring_start_timeout``, which never includes a compile. Meanwhile, what serves
+    rubrics without a ready fused step and field uploads (`warm_up_fallbacks`)."""
     log.info("preparing the scoring kernel (a first run compiles it) ...")
     start = time.perf_counter()
-    compiled = pipeline.prepare_kernel(library, meanwhile=lambda: warm_up_field_reader(library))
+    compiled = pipeline.prepare_kernel(library, meanwhile=lambda: warm_up_fallbacks(library))
     log.info("scoring kernel %s in %.1fs", "compiled (a first run; cached for the next ones)"
              if compiled else "loaded from numba's cache", time.perf_counter() - start)
 
 
-def warm_up_field_reader(library: RubricLibrary) -> None:
-    """Compile, or load from numba's cache, the JSON Lines reader field uploads are parsed
-    with, for each scenario of the library (`inputs.jsonl.warm_up_reader`): on a fresh install
-    the first upload otherwise compiled it inside its request (9.9 s, docs/performance.md)."""
+def warm_up_fallbacks(library: RubricLibrary) -> None:
+    """Compile, or load from numba's cache, what a serving process scores with besides the
+    library's fused steps, so that no request compiles it (docs/performance.md, "One
+    session"): the table-driven kernel (`warm_up_kernel(table_only=True)`), which scores a
+    rubric version a trainer uploads while the engine runs until its fused step is compiled
+    (a fresh install's first such field upload compiled it in its request: 22 s), and the
+    JSON Lines reader field uploads are parsed with (`inputs.jsonl.warm_up_reader`, for each
+    scenario of the library: 9.9 s)."""
+    pipeline.warm_up_kernel(library, table_only=True)
     scenarios = {entry.scenario.scenario: entry.scenario for entry in library.entries()}
     for scenario in scenarios.values():
         warm_up_reader(scenario)

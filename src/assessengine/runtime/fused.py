@@ -352,13 +352,14 @@ def wait_for(
     here after the asking, while they compile. What a command that scores its whole input
     right away does before it scores, so that a first run compiles the fused steps alone, not
     the table-driven kernel too, which would score while they compile and then be set aside.
-    Returns `wait_pending`'s count (0: all were loaded from the cache, or no provider is
-    installed)."""
-    for compiled in rubrics:
-        fused_step.fused_step_for(compiled)
+    Returns how many steps it found compiling (those of `rubrics` not ready when asked, or
+    `wait_pending`'s count if more): 0 when all were loaded from the cache, or no provider is
+    installed."""
+    asked = [fused_step.fused_step_for(compiled) for compiled in rubrics]
+    compiling = sum(1 for p in asked if p is not None and not p.done())
     if meanwhile is not None:
         meanwhile()
-    return wait_pending()
+    return max(wait_pending(), compiling)
 
 
 def compilations() -> int:

@@ -542,13 +542,15 @@ def prepare_kernel(
     first run does not also compile the table-driven kernel, which would score only until
     they are ready (it still does for a rubric whose fused step failed). True when something
     was compiled (a first run)."""
+    before = _kernel_compilations()
     compiled_fused = fused.wait_for(
         (library.compiled(entry) for entry in library.entries()), meanwhile=meanwhile
     )
-    return warm_up_kernel(library) or compiled_fused > 0
+    warm_up_kernel(library)
+    return compiled_fused > 0 or _kernel_compilations() > before
 
 
-def warm_up_kernel(library: RubricLibrary) -> bool:
+def warm_up_kernel(library: RubricLibrary, *, table_only: bool = False) -> bool:
     """Compile every rubric of `library` and run the kernel and the copy into a step on every
     kind of batch the live paths hand it, in this process: decoded columns-v1 (read-only
     views: contiguous for one record, strided for several), decoded json-v1, batches read
@@ -560,11 +562,14 @@ def warm_up_kernel(library: RubricLibrary) -> bool:
     run: minutes on a busy machine; it caches what it compiled on disk, so every later
     process, a scoring process included, loads it in about a second); False when all came
     from its cache. What waits for a scoring process to start (``scoring_start_timeout``)
-    runs this first, so that the timeout never includes a first run's compile."""
+    runs this first, so that the timeout never includes a first run's compile. The states
+    step by the rubrics' fused steps where they are ready, else by the table-driven kernel;
+    `table_only`: by the table-driven kernel alone (what scores a rubric whose fused step is
+    not ready, such as one a trainer uploads while the engine runs)."""
     before = _kernel_compilations()
     for entry in library.entries():
         compiled = library.compiled(entry)
-        state = ScoringState.new(compiled, capacity=WARM_UP_CAPACITY)
+        state = ScoringState(compiled, WARM_UP_CAPACITY, table_only=table_only)
         batches = list(_warm_up_batches(library.layout(entry)))
         slots = state.open([f"warm-up-{k}" for k in range(len(batches))])  # each from seq 0
         for slot, cols in zip(slots.tolist(), batches, strict=True):
