@@ -285,3 +285,22 @@ def test_shipped_rubrics_print_byte_equal_reports(tmp_path: Path, name: str) -> 
     )
     assert result.exit_code == 0, result.output
     assert result.output == expected
+
+
+@pytest.mark.parametrize(
+    ("signals", "events"),
+    [({}, {}), ({"speed": {"unit": "m/s", "range": [0, 20]}}, {"horn": "sounded"})],
+    ids=["no_signals_no_events", "signals_and_events"],
+)
+def test_the_reader_warms_up_on_any_scenario(
+    signals: dict[str, Any], events: dict[str, str]
+) -> None:
+    """`warm_up_reader` (what `serve` runs before it starts) reads its small file for any
+    valid scenario, one without signals or events included: a scenario it could not read
+    would stop `serve` from starting."""
+    from assessengine.core.scenario import Scenario  # noqa: PLC0415
+    from assessengine.inputs.jsonl import warm_up_reader  # noqa: PLC0415
+
+    scenario = Scenario.model_validate({"scenario": "bare-lab", "title": "Bare",
+                                        "signals": signals, "events": events})  # fmt: skip
+    warm_up_reader(scenario)

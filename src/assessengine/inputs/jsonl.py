@@ -38,14 +38,17 @@ second: smaller inputs never pay it)."""
 
 
 def warm_up_reader(scenario: Scenario) -> None:
-    """Read a small events file of `scenario` (an open line, samples with a signal, an event,
-    a close): what this process then needs of the compiled scanner (`jsonl_scan`) is
-    compiled, on a fresh install (about 10 s), or loaded from numba's cache, before the first
-    real file, such as a field upload `serve` parses inside its request."""
-    signal, event = scenario.signal_names[0], scenario.event_names[-1]
+    """Read a small events file of `scenario` (an open line, samples with its first signal if
+    it has any, its last event, a close): what this process then needs of the compiled
+    scanner (`jsonl_scan`) is compiled, on a fresh install (about 10 s), or loaded from
+    numba's cache, before the first real file, such as a field upload `serve` parses inside
+    its request."""
+    event = scenario.event_names[-1]  # `sample` when the scenario lists no other event
+    first = scenario.signal_names[:1]
     lines = [json.dumps({"session": "warm-up", "open": {"learner": "warm-up"}})]
     lines += [json.dumps({"session": "warm-up", "seq": k, "t": k / 10, "event": SAMPLE,
-                          "signals": {signal: 1.5 * k}}) for k in range(3)]  # fmt: skip
+                          "signals": dict.fromkeys(first, 1.5 * k)})
+              for k in range(3)]  # fmt: skip
     lines.append(json.dumps({"session": "warm-up", "seq": 3, "t": 0.3, "event": event}))
     lines.append(json.dumps({"session": "warm-up", "close": {"t": 0.4}}))
     data = io.BytesIO("\n".join(lines).encode() + b"\n")
