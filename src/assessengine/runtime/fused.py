@@ -352,14 +352,14 @@ def wait_for(
     here after the asking, while they compile. What a command that scores its whole input
     right away does before it scores, so that a first run compiles the fused steps alone, not
     the table-driven kernel too, which would score while they compile and then be set aside.
-    Returns how many steps it found compiling (those of `rubrics` not ready when asked, or
-    `wait_pending`'s count if more): 0 when all were loaded from the cache, or no provider is
-    installed."""
+    Returns how many of their steps were not ready when asked: 0 when all were loaded from
+    the cache, or no provider is installed."""
     asked = [fused_step.fused_step_for(compiled) for compiled in rubrics]
     compiling = sum(1 for p in asked if p is not None and not p.done())
     if meanwhile is not None:
         meanwhile()
-    return max(wait_pending(), compiling)
+    wait_pending()
+    return compiling
 
 
 def compilations() -> int:

@@ -51,7 +51,15 @@ from ..core.kernel_scorer import spans
 from ..core.report import SessionReport
 from ..core.rubric import Rubric
 from ..core.scenario import Scenario
-from ..core.scorer import SCRATCH_ROWS, Decisions, ScoringState, close, close_chunks, step
+from ..core.scorer import (
+    MIN_CAPACITY,
+    SCRATCH_ROWS,
+    Decisions,
+    ScoringState,
+    close,
+    close_chunks,
+    step,
+)
 from ..core.scoring import DecisionLog, evidence_rows
 from ..errors import AssessEngineError, ScoringError
 from ..storage.port import SessionRecord, Store, unavailable
@@ -527,10 +535,9 @@ class Scorer:
         return self.close(session, close_t)
 
 
-WARM_UP_CAPACITY: Final = 2
-"""Session slots of the state `warm_up_kernel` steps. The criteria's state is field-major
-(`ScoringState`): with one slot its arrays are contiguous both ways and numba compiles the
-kernel for row-major ones, a variant no live state (64 slots and more) ever uses."""
+WARM_UP_CAPACITY: Final = MIN_CAPACITY
+"""Session slots of the state `warm_up_kernel` steps: the fewest a state holds, whose arrays
+numba types as every live state's (`scorer.MIN_CAPACITY`)."""
 
 
 def prepare_kernel(
