@@ -97,5 +97,6 @@ def test_automata_count_no_references_in_their_loops(
         np.zeros(n, np.int64),
     )  # fmt: skip
     types = [numba.typeof(a) for a in (tables, rows, state, out)]
-    sig = (numba.typeof(0), numba.types.range_state64_type, *types)
+    idx = np.zeros(n, np.int64)  # the rows visited: the first m, or idx[:m] (not dense)
+    sig = (numba.typeof(0), numba.typeof(0), numba.typeof(True), numba.typeof(idx), *types)
     assert _references_in_loops(getattr(kernel, template), sig) == {}

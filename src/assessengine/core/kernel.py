@@ -31,9 +31,13 @@ are indexed the same way but lie decision-major in memory (`scorer._close_output
 decision writes as few bytes as possible (100,000 sessions closed decide a million criteria).
 For never/always the values are (min, max) pairs, otherwise one value per named signal.
 
-Every template `X(c, idx, tables, batch, state, out)` advances criterion `c` over the batch
-rows `idx`, given the compiled tables, the batch, the session state and the decision output
-(the named tuples of `kernel_types`); each documents its own state layout and parameters.
+Every template `X(c, m, dense, idx, tables, batch, state, out)` advances criterion `c` over m
+batch rows, the first m when `dense`, else idx[:m] (ascending), given the compiled tables, the
+batch, the session state and the decision output (the named tuples of `kernel_types`); each
+documents its own state layout and parameters. The rows are one type whether dense or not, so
+numba compiles each template once, not once for a range and once for an index array (a fresh
+install's table-driven kernel: 18.5 -> 12.2 s; docs/performance.md, "The table-driven kernel's
+compile").
 
 All numba code lives in this one module on purpose: numba caches compiled functions per source
 file and does not notice when a function they call, defined in another file, changes; a split
@@ -377,34 +381,34 @@ def advance(tables, batch, state, out, visit, visit_off):
     """
     n = batch.sess.shape[0]
     for c in range(tables.kind.shape[0]):
-        if visit_off[c, 0] < 0:  # a range, not an index array: one stream less per row
-            advance_over(c, range(n), tables, batch, state, out)
-        else:
-            advance_over(c, visit[visit_off[c, 0] : visit_off[c, 1]], tables, batch, state, out)
+        lo, hi = visit_off[c, 0], visit_off[c, 1]
+        dense = lo < 0  # every row, counted: no index array to read, one stream less a row
+        idx = visit[0:0] if dense else visit[lo:hi]
+        advance_over(c, n if dense else hi - lo, dense, idx, tables, batch, state, out)
 
 
 @njit(cache=True, nogil=True)
-def advance_over(c, idx, tables, batch, state, out):
-    """Advance criterion `c` over the rows `idx` (a range or an index array, ascending)."""
+def advance_over(c, m, dense, idx, tables, batch, state, out):
+    """Advance criterion `c` over m rows: the first m when `dense`, else idx[:m]."""
     k = tables.kind[c]
     if k == NEVER:
-        never(c, idx, tables, batch, state, out)
+        never(c, m, dense, idx, tables, batch, state, out)
     elif k == ALL_BEFORE:
-        all_before(c, idx, tables, batch, state, out)
+        all_before(c, m, dense, idx, tables, batch, state, out)
     elif k == SEQUENCE:
-        sequence(c, idx, tables, batch, state, out)
+        sequence(c, m, dense, idx, tables, batch, state, out)
     elif k == COUNT:
-        count(c, idx, tables, batch, state, out)
+        count(c, m, dense, idx, tables, batch, state, out)
     elif k == RESPONSE:
-        response(c, idx, tables, batch, state, out)
+        response(c, m, dense, idx, tables, batch, state, out)
     elif k == PRECEDE:
-        precede(c, idx, tables, batch, state, out)
+        precede(c, m, dense, idx, tables, batch, state, out)
     elif k == DURATION:
-        duration(c, idx, tables, batch, state, out)
+        duration(c, m, dense, idx, tables, batch, state, out)
     elif k == METRIC:
-        metric(c, idx, tables, batch, state, out)
+        metric(c, m, dense, idx, tables, batch, state, out)
     elif k == MACHINE:
-        machine(c, idx, tables, batch, state, out)
+        machine(c, m, dense, idx, tables, batch, state, out)
 
 
 @njit(cache=True, nogil=True)
@@ -709,7 +713,7 @@ def upper(cur, x):
 
 
 @njit(cache=True, nogil=True)
-def never(c, idx, tables, batch, state, out):
+def never(c, m, dense, idx, tables, batch, state, out):
     """never/always. Parameters: pi[0] guard, pi[1] allow; pf[0] for.
 
     si: ordinal of the last row where the condition held (-2 = none), counted, count,
@@ -721,7 +725,8 @@ def never(c, idx, tables, batch, state, out):
     allow, dur = tables.pi[c, 1], tables.pf[c, 0]
     e0, ne = tables.ev_off[c], tables.ev_len[c]
     si, sf = state.si, state.sf
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         if not batch.guards[g, i]:
             continue
         s = batch.sess[i]
@@ -754,7 +759,7 @@ def never(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def all_before(c, idx, tables, batch, state, out):
+def all_before(c, m, dense, idx, tables, batch, state, out):
     """all_before. Parameters: pi[0] the `before` guard; list = the listed events' guards.
 
     si: bit mask of the listed events seen so far.
@@ -762,7 +767,8 @@ def all_before(c, idx, tables, batch, state, out):
     io, before = tables.io[c], tables.pi[c, 0]
     l0, ln = tables.list_off[c], tables.list_len[c]
     full = (np.int64(1) << ln) - 1
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -777,7 +783,7 @@ def all_before(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def sequence(c, idx, tables, batch, state, out):
+def sequence(c, m, dense, idx, tables, batch, state, out):
     """sequence. Parameters: list = step guards (+ repeat flags); pf[0] within (inf if none).
 
     si: steps done, seq of S1;  sf: t of S1. A decision carries the steps done and, when a later
@@ -789,7 +795,8 @@ def sequence(c, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -826,7 +833,7 @@ def sequence(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def count(c, idx, tables, batch, state, out):
+def count(c, m, dense, idx, tables, batch, state, out):
     """count. Parameters: pi[0] guard, pi[1] 1 if episodes of a condition, pi[2] min,
     pi[3] max (-1 = none).
 
@@ -843,7 +850,8 @@ def count(c, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         if not batch.guards[g, i]:
             continue
         s = batch.sess[i]
@@ -871,7 +879,7 @@ def count(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def response(c, idx, tables, batch, state, out):
+def response(c, m, dense, idx, tables, batch, state, out):
     """response. Parameters: pi[0] after guard, pi[1] expect guard; pf[0] within.
 
     si: waiting, seq of the oldest unanswered A;  sf: its t.
@@ -885,7 +893,8 @@ def response(c, idx, tables, batch, state, out):
         tables.pf[c, 0],
     )
     si, sf = state.si, state.sf
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -901,7 +910,7 @@ def response(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def precede(c, idx, tables, batch, state, out):
+def precede(c, m, dense, idx, tables, batch, state, out):
     """precede. Parameters: pi[0] event guard, pi[1] by guard; pf[0] within (inf if none).
 
     si: a B has occurred;  sf: t of the latest B.
@@ -914,7 +923,8 @@ def precede(c, idx, tables, batch, state, out):
         tables.pf[c, 0],
     )
     si, sf = state.si, state.sf
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -927,7 +937,7 @@ def precede(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def duration(c, idx, tables, batch, state, out):
+def duration(c, m, dense, idx, tables, batch, state, out):
     """duration. Parameters: pi[0] from guard, pi[1] to guard; pf[0] min, pf[1] max.
 
     si: the first A occurred, its seq;  sf: its t. At each row: expiry, then B, then A.
@@ -935,7 +945,8 @@ def duration(c, idx, tables, batch, state, out):
     io, fo, a, b = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 1]
     lo, hi = tables.pf[c, 0], tables.pf[c, 1]
     si, sf = state.si, state.sf
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if si[s, io] == 0:  # waiting for A (never decided): only an A row matters
             if batch.guards[a, i] and state.verdict[s, c] == PENDING:
@@ -966,7 +977,7 @@ def metric_weight(agg, fo, s, sf, w):
 
 
 @njit(cache=True, nogil=True)
-def metric(c, idx, tables, batch, state, out):
+def metric(c, m, dense, idx, tables, batch, state, out):
     """metric. Parameters: pi[0] value row, pi[1] where guard (-1), pi[2] aggregate;
     pf[0] at_least, pf[1] at_most. Decided at the close (`metric_end`).
 
@@ -990,7 +1001,8 @@ def metric(c, idx, tables, batch, state, out):
     si, sf = state.si, state.sf
     ni, fl = contrib_slots_of(METRIC, io, fo)
     cap = tables.pi[c, 5]
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         t = batch.t[i]
         if si[s, io + 1] == 1:
@@ -1034,7 +1046,7 @@ def metric(c, idx, tables, batch, state, out):
 
 
 @njit(cache=True, nogil=True)
-def machine(c, idx, tables, batch, state, out):
+def machine(c, m, dense, idx, tables, batch, state, out):
     """machine. Parameters: pi[0] first state (global), pi[1] n states, pi[2] initial,
     pi[3] at_end verdict, pi[4] number of `for` run slots.
 
@@ -1049,7 +1061,8 @@ def machine(c, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for i in idx:
+    for j in range(m):
+        i = j if dense else idx[j]
         s = batch.sess[i]
         if tables.state_quiet[base + si[s, io]] and not (ln > 0 and batch.guards[wake0, i]):
             woken = False
