@@ -138,6 +138,12 @@ def test_ordinary_lines_take_the_compiled_path() -> None:
         _line(seq="1.0"),
         _line(seq="-1"),
         _line(seq="1234567890123456789"),  # 19 digits
+        _line(seq="9007199254740993"),  # 2^53 + 1: past what a float holds exactly
+        _line(seq="01"),
+        _line(seq="-0"),
+        _line(seq="1e2"),
+        _line(seq="1E2"),
+        _line(seq="7x"),
         _line(seq='"1"'),
         _line(event='""'),
         _line(event='"nope"'),
@@ -173,6 +179,12 @@ def test_ordinary_lines_take_the_compiled_path() -> None:
 )
 def test_lines_it_does_not_read_exactly_decline_the_block(line: bytes) -> None:
     assert jsonl_scan.parse(line, SCENARIO) is None
+
+
+def test_a_seq_up_to_2_to_the_53_takes_the_compiled_path() -> None:
+    parsed = jsonl_scan.parse(_line(seq="9007199254740992") + _line(seq="0 "), SCENARIO)
+    assert parsed is not None
+    assert parsed.seq.tolist() == [2**53, 0]
 
 
 def test_many_hard_numbers_in_one_block(tmp_path: Any) -> None:

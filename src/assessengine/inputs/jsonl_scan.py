@@ -45,6 +45,12 @@ _HARD_CHARS: Final = 64
 # top-level keys, as bits of a line's "seen" mask
 _SESSION, _SEQ, _T, _EVENT, _SIGNALS, _OPEN, _CLOSE = 1, 2, 4, 8, 16, 32, 64
 _EVENT_KEYS: Final = _SESSION | _SEQ | _T | _EVENT
+# the words compared byte by byte, as arrays (numba freezes global arrays as constants; a str
+# argument would compile its unicode machinery into the tokenizer: seconds of a first run)
+_W_SEQ, _W_SESSION, _W_SIGNALS, _W_EVENT, _W_OPEN, _W_CLOSE, _W_NULL = (
+    np.frombuffer(w, np.uint8) for w in (b"seq", b"session", b"signals", b"event", b"open",
+                                         b"close", b"null")
+)  # fmt: skip
 
 
 def parse(block: bytes, scenario: Scenario) -> ParsedBlock | None:
@@ -314,8 +320,8 @@ def _tokenize(
                     ev_at[1, ev] = end
                 i = end + 1
             elif key == _SEQ:
-                i, w, is_int, fast, neg, _ = _number(buf, i, n, pow10)
-                if i < 0 or not is_int or neg or not fast or w > 999_999_999_999_999_999:
+                i, w = _count(buf, i, n)
+                if i < 0:
                     return (7, 0, 0, *empty)
                 seq[ev] = w
             elif key == _T:
@@ -413,8 +419,12 @@ def _tokenize(
 
 @njit(cache=True, nogil=True)
 def _grow(hard: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`hard` with room for twice its numbers (copied element by element: a slice assignment
+    compiles numba's general setitem, seconds of a first run)."""
     bigger = np.empty((4, 2 * hard.shape[1]), np.int64)
-    bigger[:, : hard.shape[1]] = hard
+    for r in range(4):
+        for j in range(hard.shape[1]):
+            bigger[r, j] = hard[r, j]
     return bigger
 
 
@@ -446,30 +456,30 @@ def _key(buf: NDArray[np.uint8], s: int, e: int) -> int:
     c = int(buf[s]) if size else 0
     if size == 1 and c == 116:  # t
         return _T
-    if size == 3 and c == 115 and _is(buf, s, "seq"):
+    if size == 3 and c == 115 and _is(buf, s, _W_SEQ):
         return _SEQ
-    if size == 7 and c == 115 and _is(buf, s, "session"):
+    if size == 7 and c == 115 and _is(buf, s, _W_SESSION):
         return _SESSION
-    if size == 7 and c == 115 and _is(buf, s, "signals"):
+    if size == 7 and c == 115 and _is(buf, s, _W_SIGNALS):
         return _SIGNALS
-    if size == 5 and c == 101 and _is(buf, s, "event"):
+    if size == 5 and c == 101 and _is(buf, s, _W_EVENT):
         return _EVENT
-    if size == 4 and c == 111 and _is(buf, s, "open"):
+    if size == 4 and c == 111 and _is(buf, s, _W_OPEN):
         return _OPEN
-    if size == 5 and c == 99 and _is(buf, s, "close"):
+    if size == 5 and c == 99 and _is(buf, s, _W_CLOSE):
         return _CLOSE
     return 0
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _is_null(buf: NDArray[np.uint8], i: int, n: int) -> bool:
-    return i + 3 < n and _is(buf, i, "null")
+    return i + 3 < n and _is(buf, i, _W_NULL)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _is(buf: NDArray[np.uint8], s: int, word: str) -> bool:
-    for j in range(len(word)):
-        if buf[s + j] != ord(word[j]):
+def _is(buf: NDArray[np.uint8], s: int, word: NDArray[np.uint8]) -> bool:
+    for j in range(word.shape[0]):
+        if buf[s + j] != word[j]:
             return False
     return True
 
@@ -568,6 +578,25 @@ def _number(
     if neg and not (is_int and w == 0):  # the integer -0 is 0 to Python
         value = -value
     return i, w, is_int, True, neg, value
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _count(buf: NDArray[np.uint8], i: int, n: int) -> tuple[int, int]:
+    """A JSON integer literal from `i` that is not negative and at most 2^53 (what `_number`
+    reads exactly as an integer): (end, value); end = -1 for any other text, or one that does
+    not end at a delimiter."""
+    if i >= n or not 48 <= buf[i] <= 57 or (buf[i] == 48 and i + 1 < n and 48 <= buf[i + 1] <= 57):
+        return -1, 0
+    w = 0
+    while i < n and 48 <= buf[i] <= 57:
+        w = w * 10 + (buf[i] - 48)
+        if w > _EXACT:
+            return -1, 0
+        i += 1
+    if i < n and not (buf[i] == 44 or buf[i] == 125 or buf[i] == 32 or buf[i] == 9 or
+                      buf[i] == 93 or buf[i] == 13 or buf[i] == 10):  # fmt: skip
+        return -1, 0
+    return i, w
 
 
 @njit(cache=True, nogil=True)
