@@ -232,6 +232,19 @@ def test_the_hold_is_compiled_to_vector_operations(tmp_path: Path) -> None:
     assert "masked.gather" not in llvm
 
 
+def test_a_steps_helpers_are_compiled_once(tmp_path: Path) -> None:
+    """The step's helpers get one variant each: a helper called with a variable that numba's
+    type inference first sees as a literal 0 was compiled for that literal as well, a second
+    variant never run (a first run's second a rubric)."""
+    compiled = compile_rubric(_rubric([{"never": "x > 2"}]), SCENARIO)
+    pending = fused.FusedProvider(tmp_path, background=False)(compiled)
+    assert pending is not None
+    assert pending.step is not None
+    module = sys.modules[pending.step.py_func.__module__]
+    variants = {name: len(getattr(module, name).signatures) for name in ("_fresh_rows", "_untake")}
+    assert variants == {"_fresh_rows": 1, "_untake": 1}
+
+
 def test_the_row_loop_asks_the_cache_for_the_signals_of_a_row_further_on(
     tmp_path: Path,
 ) -> None:

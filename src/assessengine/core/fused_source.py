@@ -956,7 +956,10 @@ _REFUSE_T = [
     "                return i",
 ]
 _CHECK = [
-    "    k = 0",
+    # int64 from the start: from a literal 0 numba's type inference also compiled `_untake`
+    # and `_fresh_rows` for Literal[int](0), a second variant never run (a first run's 1 s a
+    # rubric); the step's machine code is the same
+    "    k = np.int64(0)",
     "    n_slots = row_of.shape[0]",
     "    for i in range(slots.shape[0]):",
     "        slot = np.uint32(slots[i])  # a negative slot is above every bound",

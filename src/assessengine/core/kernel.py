@@ -725,8 +725,8 @@ def never(c, m, dense, idx, tables, batch, state, out):
     allow, dur = tables.pi[c, 1], tables.pf[c, 0]
     e0, ne = tables.ev_off[c], tables.ev_len[c]
     si, sf = state.si, state.sf
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         if not batch.guards[g, i]:
             continue
         s = batch.sess[i]
@@ -767,8 +767,8 @@ def all_before(c, m, dense, idx, tables, batch, state, out):
     io, before = tables.io[c], tables.pi[c, 0]
     l0, ln = tables.list_off[c], tables.list_len[c]
     full = (np.int64(1) << ln) - 1
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -795,8 +795,8 @@ def sequence(c, m, dense, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -850,8 +850,8 @@ def count(c, m, dense, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         if not batch.guards[g, i]:
             continue
         s = batch.sess[i]
@@ -893,8 +893,8 @@ def response(c, m, dense, idx, tables, batch, state, out):
         tables.pf[c, 0],
     )
     si, sf = state.si, state.sf
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -923,8 +923,8 @@ def precede(c, m, dense, idx, tables, batch, state, out):
         tables.pf[c, 0],
     )
     si, sf = state.si, state.sf
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if state.verdict[s, c] != PENDING:
             continue
@@ -945,8 +945,8 @@ def duration(c, m, dense, idx, tables, batch, state, out):
     io, fo, a, b = tables.io[c], tables.fo[c], tables.pi[c, 0], tables.pi[c, 1]
     lo, hi = tables.pf[c, 0], tables.pf[c, 1]
     si, sf = state.si, state.sf
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if si[s, io] == 0:  # waiting for A (never decided): only an A row matters
             if batch.guards[a, i] and state.verdict[s, c] == PENDING:
@@ -1001,8 +1001,8 @@ def metric(c, m, dense, idx, tables, batch, state, out):
     si, sf = state.si, state.sf
     ni, fl = contrib_slots_of(METRIC, io, fo)
     cap = tables.pi[c, 5]
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         t = batch.t[i]
         if si[s, io + 1] == 1:
@@ -1061,8 +1061,8 @@ def machine(c, m, dense, idx, tables, batch, state, out):
     ev_rows, e0, ne = tables.ev_rows, tables.ev_off[c], tables.ev_len[c]
     rsess, rseq, rt, rvalues = batch.sess, batch.seq, batch.t, batch.values
     verdict, oi, of, nd = state.verdict, out.oi, out.of, out.nd
-    for j in range(m):
-        i = j if dense else idx[j]
+    for at in range(m):
+        i = at if dense else idx[at]
         s = batch.sess[i]
         if tables.state_quiet[base + si[s, io]] and not (ln > 0 and batch.guards[wake0, i]):
             woken = False
