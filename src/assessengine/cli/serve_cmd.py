@@ -82,9 +82,9 @@ def warm_up_fallbacks(library: RubricLibrary) -> None:
     library's fused steps, so that no request compiles it (docs/performance.md, "One
     session"): the table-driven kernel (`warm_up_kernel(table_only=True)`), which scores a
     rubric version a trainer uploads while the engine runs until its fused step is compiled
-    (a fresh install's first such field upload compiled it in its request: 22 s), and the
-    JSON Lines reader field uploads are parsed with (`inputs.jsonl.warm_up_reader`, for each
-    scenario of the library: 9.9 s)."""
+    (a fresh install's first such field upload compiled it in its request: 12 s of compile),
+    and the JSON Lines reader field uploads are parsed with (`inputs.jsonl.warm_up_reader`,
+    for each scenario of the library: 6 s)."""
     pipeline.warm_up_kernel(library, table_only=True)
     scenarios = {entry.scenario.scenario: entry.scenario for entry in library.entries()}
     for scenario in scenarios.values():

@@ -35,9 +35,7 @@ Every template `X(c, m, dense, idx, tables, batch, state, out)` advances criteri
 batch rows, the first m when `dense`, else idx[:m] (ascending), given the compiled tables, the
 batch, the session state and the decision output (the named tuples of `kernel_types`); each
 documents its own state layout and parameters. The rows are one type whether dense or not, so
-numba compiles each template once, not once for a range and once for an index array (a fresh
-install's table-driven kernel: 18.5 -> 12.2 s; docs/performance.md, "The table-driven kernel's
-compile").
+numba compiles each template once, not once for a range and once for an index array.
 
 All numba code lives in this one module on purpose: numba caches compiled functions per source
 file and does not notice when a function they call, defined in another file, changes; a split
