@@ -211,7 +211,7 @@ def nothing_skipped() -> Iterator[None]:
     saved = scorer.pending_sessions
 
     def all_pending(state: ScoringState, touched: np.ndarray) -> np.ndarray:
-        return np.full(state.verdict.shape[1], touched.shape[0], np.int64)
+        return np.full(state.compiled.n_criteria, touched.shape[0], np.int64)
 
     scorer.pending_sessions = all_pending
     try:

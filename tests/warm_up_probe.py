@@ -137,25 +137,27 @@ def score_alone(lib: RubricLibrary, sim: SimBatch) -> None:
 
 
 def score_uploaded_version(lib: RubricLibrary, sim: SimBatch) -> None:
-    """Score `sim`'s sessions together and one of them alone under a version of their rubric
-    that is not in the library (as a trainer uploads one while the engine runs): its fused
+    """Score `sim`'s sessions together and one of them alone under versions of their rubric
+    that are not in the library (as a trainer uploads one while the engine runs): its fused
     step is not compiled yet (in the background, when the steps are on), so the table-driven
-    kernel scores them. Returns once that compile is over."""
+    kernel scores them. The versions: the rubric with its first criterion renamed, and that
+    criterion alone and with the next one (one criterion, one int or float state field: state
+    arrays of one column, numba's row-major type if they had one column). Returns once their
+    compiles are over."""
     entry = lib.resolve(sim.scenario, sim.rubric, None)
     assert isinstance(entry, RubricEntry), entry
-    first = entry.rubric.criteria[0]
-    rubric = entry.rubric.model_copy(update={
-        "version": entry.rubric.version + 1,
-        "criteria": (first.model_copy(update={"id": f"{first.id}_uploaded"}),
-                     *entry.rubric.criteria[1:]),
-    })  # fmt: skip
-    compiled = compile_rubric(rubric, entry.scenario)
+    first, *rest = entry.rubric.criteria
+    renamed = first.model_copy(update={"id": f"{first.id}_uploaded"})
     whole = [_rows(sim, k) for k in range(len(sim.session_ids))]
     batch = _gathered(whole)
     close_t = np.asarray(sim.close_t, np.float64)
-    assert len(score_columns(compiled, batch, list(sim.session_ids), close_t)) == len(whole)
-    (report,) = score_columns(compiled, _gathered(whole[:1]), ["alone"], close_t[:1])
-    assert report.criteria, report
+    for k, criteria in enumerate([(renamed, *rest), (renamed,), (renamed, rest[0])], 1):
+        rubric = entry.rubric.model_copy(update={"version": entry.rubric.version + k,
+                                                 "criteria": criteria})  # fmt: skip
+        compiled = compile_rubric(rubric, entry.scenario)
+        assert len(score_columns(compiled, batch, list(sim.session_ids), close_t)) == len(whole)
+        (report,) = score_columns(compiled, _gathered(whole[:1]), ["alone"], close_t[:1])
+        assert report.criteria, report
     fused.wait_pending()
 
 

@@ -251,8 +251,9 @@ def indicator_rows(op, a, b, out):
 
 @njit(cache=True, nogil=True)
 def pending_counts(verdict, touched, counts):
-    """counts[c] += the number of sessions among `touched` in which criterion c is pending."""
-    for c in range(verdict.shape[1]):
+    """counts[c] += the number of sessions among `touched` in which criterion c is pending
+    (the first counts.shape[0] columns of `verdict`: the rubric's criteria)."""
+    for c in range(counts.shape[0]):
         for j in range(touched.shape[0]):
             counts[c] += verdict[touched[j], c] == PENDING
 
@@ -272,7 +273,7 @@ def pending_bounds(verdict, rows, contributing):
     for j in range(1, n_rows):
         run &= rows[j] == lo + j
     m = k = 0
-    for c in range(verdict.shape[1]):
+    for c in range(contributing.shape[0]):  # the rubric's criteria (`verdict` may be wider)
         n = 0
         if run:
             column = verdict[lo : lo + n_rows, c]

@@ -81,6 +81,13 @@ one-session scoring (a field upload, an audit, a rubric's test) then compiled th
 kernel anew inside its request: 28 s on a fresh install after `serve`'s preparation
 (docs/performance.md, "One session")."""
 
+MIN_COLUMNS = 2
+"""Columns the criteria's state arrays (si, sf, verdict) hold at least, for the same reason: a
+rubric with one criterion, or one int or float state field, gave a one-column array, typed
+row-major, and the table-driven kernel was compiled anew for it (12 s of a request on a
+fresh install after `serve`'s warm-up). A column past the rubric's is never read: every
+loop over criteria runs to the rubric's count, not the array's width."""
+
 
 class ScoringState:
     """Dense per-session state for one compiled rubric, and the session id <-> slot table.
@@ -133,9 +140,9 @@ class ScoringState:
         self.sess_i = np.zeros((0, 4), np.int64)
         self._stamp = 0
         self.sess_f = np.zeros((0, 2 + 3 * n_sig), np.float64)
-        self.si = np.zeros((0, compiled.n_state_i), np.int64)
-        self.sf = np.zeros((0, compiled.n_state_f), np.float64)
-        self.verdict = np.zeros((0, n_crit), np.int8)
+        self.si = np.zeros((0, max(compiled.n_state_i, MIN_COLUMNS)), np.int64)
+        self.sf = np.zeros((0, max(compiled.n_state_f, MIN_COLUMNS)), np.float64)
+        self.verdict = np.zeros((0, max(n_crit, MIN_COLUMNS)), np.int8)
         # rows at or above this one were never given to a session: their bytes are still the
         # zeros `_grow` allocated, but for the float session columns (`_reset` then writes
         # those and only the other fields that start non-zero)
@@ -430,8 +437,8 @@ class ScoringState:
             for col in self._nonzero_f.tolist():
                 self.sf[slot, col] = compiled.init_f[col]
             return
-        self.si[slot] = compiled.init_i
-        self.sf[slot] = compiled.init_f
+        self.si[slot, : compiled.n_state_i] = compiled.init_i
+        self.sf[slot, : compiled.n_state_f] = compiled.init_f
         self.verdict[slot] = 0
 
     def _grow(self, capacity: int) -> None:
@@ -779,7 +786,7 @@ DENSE_SHARE = 8  # a criterion whose guards hold on more than 1/8 of the rows vi
 def pending_sessions(state: ScoringState, touched: NDArray[np.int64]) -> NDArray[np.int64]:
     """(C,) in how many of the sessions `touched` (the slots a batch touches) each criterion
     is still pending."""
-    counts = np.zeros(state.verdict.shape[1], np.int64)
+    counts = np.zeros(state.compiled.n_criteria, np.int64)
     kernel.pending_counts(state.verdict, touched, counts)
     return counts
 
