@@ -24,10 +24,21 @@ def _options(command: click.Command) -> set[str]:
     return {opt for param in command.params for opt in param.opts}
 
 
-def _commands() -> dict[str, click.Command]:
-    credential = main.commands["credential"]
+def _command(group: click.Group, name: str) -> click.Command:
+    """`name` of `group`, its module imported (`cli._app.LazyGroup`)."""
+    command = group.get_command(click.Context(group), name)
+    assert command is not None, name
+    return command
+
+
+def _credential() -> click.Group:
+    credential = _command(main, "credential")
     assert isinstance(credential, click.Group)
-    return {"serve": main.commands["serve"]} | {c: credential.commands[c] for c in KEYED}
+    return credential
+
+
+def _commands() -> dict[str, click.Command]:
+    return {"serve": _command(main, "serve")} | {c: _command(_credential(), c) for c in KEYED}
 
 
 def _flags(message: str) -> set[str]:
@@ -41,10 +52,8 @@ def test_every_command_that_needs_the_key_takes_issuer_key() -> None:
 
 
 def test_the_credential_commands_keep_key_as_an_alias() -> None:
-    credential = main.commands["credential"]
-    assert isinstance(credential, click.Group)
     for name in KEYED:
-        (param,) = [p for p in credential.commands[name].params if "--issuer-key" in p.opts]
+        (param,) = [p for p in _command(_credential(), name).params if "--issuer-key" in p.opts]
         assert "--key" in param.opts, name
 
 

@@ -50,7 +50,7 @@ from ..credential_verify import VerificationResult, trusted_issuers, verify
 from ..errors import LocatedProblem, Location
 from ..storage import local_file
 from ..storage.port import StoreError
-from ._app import EXIT_INPUT, main
+from ._app import EXIT_INPUT, LazyGroup, main
 from .keys_cmd import keys
 from .token_cmd import actor
 
@@ -132,7 +132,9 @@ def _did_web_plan(host: str, retired: tuple[Path, ...], document: Path | None, o
     return did, document or out.with_name("did.json"), keys
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"badge": "badge_cmd", "certificate": "badge_cmd",
+                                 "share": "share_cmd", "hide": "share_cmd",
+                                 "expiring": "share_cmd"})  # fmt: skip
 def credential() -> None:
     """Issue, verify and revoke Open Badges 3.0 microcredentials.
 

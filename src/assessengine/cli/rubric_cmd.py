@@ -8,12 +8,13 @@ import click
 
 from ..adapters.library import check_rubric_file
 from ..adapters.rubric_tests_file import check_tests_beside, is_tests_file
-from ._app import main, scenario_dirs_option
+from ._app import LazyGroup, main, scenario_dirs_option
 
 EXIT_PROBLEMS = 2
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"diff": "rubric_diff_cmd", "explain": "rubric_explain_cmd",
+                                 "test": "rubric_test_cmd"})  # fmt: skip
 def rubric() -> None:
     """Work with rubric files (trainers' YAML; the guide is docs/rubrics.md).
 
