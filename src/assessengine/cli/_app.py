@@ -29,8 +29,8 @@ class LazyGroup(click.Group):
     """A group whose subcommands are defined in sibling modules (`lazy`: command name ->
     module of this package, which attaches the command to the group when imported), imported
     when a command is looked up: a command starts with the imports it uses, not those of
-    every command (numba, SQLAlchemy, the credential stack: 1.2 s of `assessengine --help`
-    before). Listing the commands (``--help``) imports them all."""
+    every command (numba, SQLAlchemy, FastAPI, the credential stack: 1.2 s of imports).
+    Listing the commands (``--help``) imports them all."""
 
     def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
