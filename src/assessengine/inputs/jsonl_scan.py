@@ -569,8 +569,7 @@ def _number(
                 e = e * 10 + (buf[i] - 48)
             i += 1
         exp10 += -e if eneg else e
-    if i < n and not (buf[i] == 44 or buf[i] == 125 or buf[i] == 32 or buf[i] == 9 or
-                      buf[i] == 93 or buf[i] == 13 or buf[i] == 10):  # fmt: skip
+    if not _ends_number(buf, i, n):
         return -1, 0, False, False, False, 0.0
     if big or w > _EXACT or exp10 > 22 or exp10 < -22:
         return i, w, is_int, False, neg, 0.0
@@ -578,6 +577,13 @@ def _number(
     if neg and not (is_int and w == 0):  # the integer -0 is 0 to Python
         value = -value
     return i, w, is_int, True, neg, value
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ends_number(buf: NDArray[np.uint8], i: int, n: int) -> bool:
+    """Whether a number's text may end before `i`: the line's end or a delimiter there."""
+    return i >= n or (buf[i] == 44 or buf[i] == 125 or buf[i] == 32 or buf[i] == 9 or
+                      buf[i] == 93 or buf[i] == 13 or buf[i] == 10)  # fmt: skip
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -593,8 +599,7 @@ def _count(buf: NDArray[np.uint8], i: int, n: int) -> tuple[int, int]:
         if w > _EXACT:
             return -1, 0
         i += 1
-    if i < n and not (buf[i] == 44 or buf[i] == 125 or buf[i] == 32 or buf[i] == 9 or
-                      buf[i] == 93 or buf[i] == 13 or buf[i] == 10):  # fmt: skip
+    if not _ends_number(buf, i, n):
         return -1, 0
     return i, w
 
