@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from assessengine.adapters.library import load_scenario
 from assessengine.adapters.signer import IssuerKey
 from assessengine.cli import main
-from assessengine.cli.credential_cmd import issue
+from assessengine.cli.credential_signing_cmd import issue
 from assessengine.cli.serve_cmd import parse_address
 from assessengine.client import EngineClient
 from assessengine.compose import credential_settings

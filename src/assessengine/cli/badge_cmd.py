@@ -16,27 +16,27 @@ from ..adapters.baking import ImageKind
 from ..api.service import ServiceError
 from ..api.service import badges as badge_service
 from ..api.service.credentials import CredentialApi
-from .credential_cmd import (
+from .credential_cmd import credential
+from .credential_options import (
     EXIT_REFUSED,
-    _admin,
-    _base_url_option,
-    _db_option,
-    _engine,
-    _key_option,
-    _settings,
-    credential,
+    base_url_option,
+    cli_admin,
+    credential_api,
+    credential_settings,
+    db_option,
+    key_option,
 )
 
 
 @credential.command("badge")
-@_db_option(required=True)
+@db_option(required=True)
 @click.option("--id", "credential_id", required=True, metavar="CREDENTIAL_ID")
 @click.option("--format", "kind", type=click.Choice(["png", "svg"]), default=None,
               help="PNG or SVG (default: from --out's suffix).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="Where to write the baked badge (FILE.png or FILE.svg).")
-@_key_option
-@_base_url_option
+@key_option
+@base_url_option
 def badge(db: str, credential_id: str, kind: str | None, out: Path, key_file: Path | None,
           base_url: str) -> None:  # fmt: skip
     """Write the credential baked into its badge image (Open Badges 3.0 baking): a PNG with an
@@ -48,10 +48,10 @@ def badge(db: str, credential_id: str, kind: str | None, out: Path, key_file: Pa
         raise click.BadParameter("give --format png|svg, or an --out ending in .png or .svg",
                                  param_hint="--format")  # fmt: skip
     image_kind: ImageKind = "png" if chosen == "png" else "svg"
-    with _engine(db, key_file, _settings(base_url)) as api:
+    with credential_api(db, key_file, credential_settings(base_url)) as api:
         try:
-            held = api.credential_by_id(_admin(), credential_id)
-            image = badge_service.baked_badge(api, _admin(), held.learner, held.id, image_kind)
+            held = api.credential_by_id(cli_admin(), credential_id)
+            image = badge_service.baked_badge(api, cli_admin(), held.learner, held.id, image_kind)
         except ServiceError as error:
             _refused(error)
     out.write_bytes(image.data)
@@ -59,7 +59,7 @@ def badge(db: str, credential_id: str, kind: str | None, out: Path, key_file: Pa
 
 
 @credential.command("certificate")
-@_db_option(required=True)
+@db_option(required=True)
 @click.option("--id", "credential_id", required=True, metavar="CREDENTIAL_ID")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE.pdf", help="Where to write the PDF.")
@@ -67,8 +67,8 @@ def badge(db: str, credential_id: str, kind: str | None, out: Path, key_file: Pa
               help="The learner's name to print (default: the learner id).")
 @click.option("--public-url", metavar="URL",
               help="Where the QR code points (default: the credential's page on --base-url).")
-@_key_option
-@_base_url_option
+@key_option
+@base_url_option
 def certificate(db: str, credential_id: str, out: Path, learner_name: str | None,
                 public_url: str | None, key_file: Path | None, base_url: str) -> None:  # fmt: skip
     """Write the credential's one-page PDF certificate: learner, achievement, competencies,
@@ -76,7 +76,7 @@ def certificate(db: str, credential_id: str, out: Path, learner_name: str | None
     credential."""
     if learner_name is not None and not learner_name.strip():
         raise click.BadParameter("must not be empty", param_hint="--name")
-    with _engine(db, key_file, _settings(base_url)) as api:
+    with credential_api(db, key_file, credential_settings(base_url)) as api:
         pdf = _certificate(api, credential_id, learner_name, public_url)
     out.write_bytes(pdf)
     click.echo(f"certificate of {credential_id} -> {out} ({len(pdf)} bytes)")
@@ -85,8 +85,8 @@ def certificate(db: str, credential_id: str, out: Path, learner_name: str | None
 def _certificate(api: CredentialApi, credential_id: str, learner_name: str | None,
                  public_url: str | None) -> bytes:  # fmt: skip
     try:
-        held = api.credential_by_id(_admin(), credential_id)
-        return badge_service.certificate(api, _admin(), held.learner, held.id,
+        held = api.credential_by_id(cli_admin(), credential_id)
+        return badge_service.certificate(api, cli_admin(), held.learner, held.id,
                                          learner_name=learner_name, public_url=public_url)
     except ServiceError as error:
         _refused(error)

@@ -1,4 +1,5 @@
-"""`assessengine keys ...`: CURVE key pairs for the ingest socket (attaches itself to `main`)."""
+"""`assessengine keys ...`: CURVE key pairs for the ingest socket (attaches itself to `main`);
+`keys issuer` is in `keys_issuer_cmd`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 import click
 import zmq.auth
 
-from ._app import main
+from ._app import LazyGroup, main
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"issuer": "keys_issuer_cmd"})
 def keys() -> None:
     """Manage keys: CURVE key pairs for the ZeroMQ ingest socket (`keys create`) and the
     Ed25519 key that signs credentials (`keys issuer`)."""
