@@ -46,6 +46,7 @@ from ..core.rubric import Rubric
 from ..core.scenario import Scenario
 from ..core.scoring import Outline
 from ..errors import AssessEngineError, ScoringError
+from ..extras import missing_extra
 from ..runtime import fused
 from ..runtime.malloc import keep_freed_memory
 from . import batches
@@ -85,7 +86,8 @@ WATCH_SECONDS: Final = 5.0
 
 
 class SchedulerError(AssessEngineError):
-    """The Dask scheduler cannot be reached, or the cluster could not be started."""
+    """The Dask scheduler cannot be reached, or the cluster could not be started (or Dask,
+    the ``archive`` extra, is not installed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,9 +360,11 @@ class DaskRunner:
         self.client: Any = None
 
     def __enter__(self) -> DaskRunner:
-        import dask  # noqa: PLC0415 - heavy, only when used
-        from distributed import Client, LocalCluster  # noqa: PLC0415
-
+        try:
+            import dask  # noqa: PLC0415 - heavy, only when used
+            from distributed import Client, LocalCluster  # noqa: PLC0415
+        except ModuleNotFoundError as exc:  # the archive extra not installed
+            raise SchedulerError(missing_extra(exc) or str(exc)) from None
         try:
             if self.scheduler is not None:
                 self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT,

@@ -15,6 +15,7 @@ import click
 from .. import __version__
 from ..core.policy import PolicyError
 from ..errors import EventsError, RubricError, ScenarioError
+from ..extras import missing_extra
 from ..storage.port import StoreOpenError
 from ._settings import fused_from_environment
 
@@ -50,7 +51,7 @@ class _Main(LazyGroup):
     opens one through `storage.open_store`) is one line on stderr and exit status 2; an input
     file that cannot be used (`INPUT_FILE_ERRORS`, from any command that loads one) is one
     ``FILE:LINE:COL: message`` line per problem on stderr and exit status 2, as `rubric check`
-    answers."""
+    answers; so is a command that needs an optional extra not installed (`extras`)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -60,6 +61,12 @@ class _Main(LazyGroup):
             ctx.exit(EXIT_INPUT)
         except INPUT_FILE_ERRORS as exc:
             click.echo(str(exc), err=True)
+            ctx.exit(EXIT_INPUT)
+        except ModuleNotFoundError as exc:
+            message = missing_extra(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             ctx.exit(EXIT_INPUT)
 
 

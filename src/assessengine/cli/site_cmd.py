@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from ..storage.replication import (
-    ReplicationError,
-    Site,
-    SiteStep,
-    add_site,
-    fail_over,
-    list_sites,
-    refresh_sites,
-    remove_site,
-)
 from ._app import main
+
+if TYPE_CHECKING:
+    from ..storage.replication import Site, SiteStep
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -30,11 +24,15 @@ HUB_OPTION = click.option("--hub", required=True, metavar="URL",
                           "(the sites' servers connect to it with this URL too).")  # fmt: skip
 
 
-def _run(call: Callable[[], T]) -> T:
-    """`call()`; a ReplicationError is one line on stderr and exit status 2."""
+def _run(call: Callable[[ModuleType], T]) -> T:
+    """`call(storage.replication)`; a ReplicationError is one line on stderr and exit status
+    2. The module is imported here, when a command runs: it needs psycopg (the ``postgres``
+    extra), and listing the commands must not."""
+    from ..storage import replication  # noqa: PLC0415
+
     try:
-        return call()
-    except ReplicationError as exc:
+        return call(replication)
+    except replication.ReplicationError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
 
@@ -68,7 +66,7 @@ def add(hub: str, site_url: str, name: str) -> None:
       assessengine site add --hub postgresql://repl:PW@hub.example/assess \\
           --site postgresql://repl:PW@north.example/assess --name north
     """
-    number = _run(lambda: add_site(hub, site_url, name))
+    number: int = _run(lambda r: r.add_site(hub, site_url, name))
     click.echo(f"site {name} added (site number {number}); the hub is copying what it holds")
 
 
@@ -79,7 +77,7 @@ def list_(hub: str, as_json: bool) -> None:
     """The hub's sites and how their replication stands: whether the hub receives from each
     (and when it last heard from it), its replication errors, and whether the site
     receives the hub's reviews (bytes of hub WAL it has not confirmed yet)."""
-    sites = _run(lambda: list_sites(hub))
+    sites: list[Site] = _run(lambda r: r.list_sites(hub))
     if as_json:
         click.echo(json.dumps([_row(s) for s in sites], indent=2))
         return
@@ -106,7 +104,7 @@ def _row(s: Site) -> dict[str, object]:
 def remove(hub: str, name: str) -> None:
     """Stop replicating a site (its subscription and publication at both ends). The hub
     keeps every row it received; the site keeps running on its own."""
-    left = _run(lambda: remove_site(hub, name))
+    left: list[str] = _run(lambda r: r.remove_site(hub, name))
     click.echo(f"site {name} removed")
     for line in left:
         click.echo(f"warning: {line}", err=True)
@@ -119,7 +117,7 @@ def refresh(hub: str) -> None:
     bring each publication to the tables this version replicates, and have the
     subscriptions pick them up. Prints one line per site; a site out of reach is a warning
     (run it again later) and exit status 1."""
-    _report(_run(lambda: refresh_sites(hub)))
+    _report(_run(lambda r: r.refresh_sites(hub)))
 
 
 @site.command("failover")
@@ -130,7 +128,7 @@ def failover(hub: str) -> None:
     go on by themselves; this makes each site's slot there and moves the site's
     subscription for the hub's reviews. Prints one line per site; a site out of reach is a
     warning (run it again later) and exit status 1."""
-    _report(_run(lambda: fail_over(hub)))
+    _report(_run(lambda r: r.fail_over(hub)))
 
 
 def _report(steps: list[SiteStep]) -> None:
