@@ -208,9 +208,13 @@ def test_the_sql_pattern_finds_statements_and_spares_prose() -> None:
 def test_nothing_outside_storage_names_a_backend() -> None:
     """Code outside `storage` never branches on the backend: no identifier names one (an
     import of `storage.sqlite`, `SqliteStore`, `PostgresOwners`) and no string is one's name
-    (``backend == "sqlite"``). Help text may show the URL forms (``sqlite:///PATH``)."""
+    (``backend == "sqlite"``). Help text may show the URL forms (``sqlite:///PATH``).
+    `extras` names the ``postgres`` extra and psycopg's modules (what to tell a user who has
+    not installed them), not a backend to branch on."""
     offenders = {}
     for path in _outside_storage():
+        if path == SRC / "extras.py":
+            continue
         tree = ast.parse(path.read_text())
         names = {n for n in _identifiers(tree) if re.search("sqlite|postgres|psycopg", n, re.I)}
         strings = {s for s in _strings(tree) if s.strip().lower() in BACKEND_NAMES}
