@@ -157,9 +157,14 @@ class BatchConverter:
     ) -> None:
         for name in names:
             column = record.column(name)
-            if column.null_count:
-                row = first_row + int(np.flatnonzero(~_valid(column))[0])
-                raise ArchiveError(f"{self.where}: row {row}: column {name!r} is null")
+            # a dictionary column's rows are also null where a valid index points at a null
+            # dictionary value (Arrow's logical nulls: `null_count` counts only the indices')
+            if column.null_count or (pa.types.is_dictionary(column.type)
+                                     and column.dictionary.null_count):  # fmt: skip
+                invalid = np.flatnonzero(~_valid(column))
+                if len(invalid):
+                    raise ArchiveError(f"{self.where}: row {first_row + int(invalid[0])}: "
+                                       f"column {name!r} is null")  # fmt: skip
 
     def _number_sessions(self, names: list[str]) -> list[int]:
         """Each session id's index (with `session_ids`: -1 for an id not among them; else
@@ -210,7 +215,13 @@ def _expect(found: pa.DataType, expected: pa.DataType, name: str, where: str) ->
 
 
 def _valid(column: pa.Array) -> NDArray[np.bool_]:
+    """Each row's validity (a dictionary column's: its index and the value it points at, not
+    left to `is_valid`, which tells the latter only in recent pyarrow versions)."""
     out: NDArray[np.bool_] = column.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(column.type) and column.dictionary.null_count:
+        values = column.dictionary.is_valid().to_numpy(zero_copy_only=False)
+        indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        out = out & values[indices]
     return out
 
 
