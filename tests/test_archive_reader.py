@@ -207,6 +207,29 @@ def test_a_null_in_a_dictionary_is_refused_naming_the_row(
         list(event_batches(FS, str(path), scenario, session_ids=None))
 
 
+@pytest.mark.parametrize("index", [-1, 1000])
+@pytest.mark.parametrize("column", ["session", "event"])
+def test_a_dictionary_index_outside_the_dictionary_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path, column: str, index: int
+) -> None:
+    """An Arrow IPC file is read without a full validation, so a corrupt dictionary index is
+    found by the reader: refused naming the row. It had been scored as another event when
+    the scenario had that code (the lookup of an unchanged dictionary is the index itself),
+    or stopped on a ScoringError about a session slot."""
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    k = table.schema.get_field_index(column)
+    values = table.column(column).combine_chunks()
+    indices = values.indices.to_pylist()
+    indices[42] = index
+    corrupt = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), values.dictionary,
+                                             safe=False)  # fmt: skip
+    path = _write(table.set_column(k, column, corrupt), tmp_path / "e.arrow", "arrow-file")
+    with pytest.raises(ArchiveError, match=rf"e.arrow: row 42: column '{column}' has a "
+                                           "dictionary index outside its dictionary"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
 def test_a_file_of_another_format_is_named(
     run: tuple[Scenario, SimBatch], tmp_path: Path
 ) -> None:

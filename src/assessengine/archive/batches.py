@@ -104,7 +104,7 @@ class BatchConverter:
         if n == 0:
             return None
         self._no_nulls(record, ("session", "seq", "t", "event"), first_row)
-        session = self._session_codes(record.column("session"))
+        session = self._session_codes(record.column("session"), first_row)
         event = self._event_codes(record.column("event"), first_row)
         seq: NDArray[np.int64] = _values(record.column("seq"), np.int64)
         t: NDArray[np.float64] = _values(record.column("t"), np.float64)
@@ -125,8 +125,8 @@ class BatchConverter:
         """Only the ``session`` codes (as `__call__` gives them, every row kept) and ``t`` of
         a record batch holding at least those two columns."""
         self._no_nulls(record, ("session", "t"), first_row)
-        return self._session_codes(record.column("session")), _values(record.column("t"),
-                                                                          np.float64)
+        sessions = self._session_codes(record.column("session"), first_row)
+        return sessions, _values(record.column("t"), np.float64)
 
     def _check_order(self, batch: EventBatch, first_row: int) -> None:
         assert self._last_seq is not None
@@ -173,11 +173,21 @@ class BatchConverter:
             return [self._sessions.get(name, -1) for name in names]
         return [self._sessions.setdefault(name, len(self._sessions)) for name in names]
 
-    def _session_codes(self, column: pa.Array) -> NDArray[np.int32]:
-        return self._session_lookup.codes(column)[0]
+    def _session_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
+        return self._lookup(self._session_lookup, column, "session", first_row)[0]
+
+    def _lookup(
+        self, lookup: _Lookup, column: pa.Array, name: str, first_row: int
+    ) -> tuple[NDArray[np.int32], bool]:
+        try:
+            return lookup.codes(column)
+        except _IndexOutsideError as exc:
+            raise ArchiveError(f"{self.where}: row {first_row + exc.row}: column {name!r} has "
+                               "a dictionary index outside its dictionary (a corrupt "
+                               "file)") from None  # fmt: skip
 
     def _event_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
-        codes, missing = self._event_lookup.codes(column)
+        codes, missing = self._lookup(self._event_lookup, column, "event", first_row)
         if missing and len(codes) and codes.min() < 0:
             row = int(np.flatnonzero(codes < 0)[0])
             name = column[row].as_py()
@@ -232,6 +242,14 @@ def _values(column: pa.Array, dtype: type[np.generic]) -> Any:
     return view.copy()
 
 
+class _IndexOutsideError(Exception):
+    """A dictionary column's row `row` holds an index outside its dictionary."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(row)
+        self.row = row
+
+
 class _Lookup:
     """A string column's rows as int32 codes, through its dictionary: `lookup(names)` gives
     each distinct string's code. The table is made once per distinct dictionary, not once per
@@ -262,6 +280,11 @@ class _Lookup:
             self._missing = min(lookup, default=0) < 0
             self._dictionary = dictionary
         indices = column.indices.to_numpy(zero_copy_only=False)
+        # Arrow IPC files are read without a full validation: an index outside the dictionary
+        # would name another session or event (or read past the lookup table)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(dictionary)):
+            raise _IndexOutsideError(int(np.flatnonzero((indices < 0)
+                                                   | (indices >= len(dictionary)))[0]))  # fmt: skip
         if self._table is None:
             return np.array(indices, np.int32), self._missing
         out: NDArray[np.int32] = np.take(self._table, indices)  # 0.6x the time of table[indices]
