@@ -182,6 +182,54 @@ def test_a_null_seq_is_refused_naming_the_row(
         list(event_batches(FS, str(path), scenario, session_ids=None))
 
 
+@pytest.mark.parametrize("kind", ["arrow-file", "arrow-stream"])
+@pytest.mark.parametrize("column", ["session", "event"])
+def test_a_null_in_a_dictionary_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path, column: str, kind: str
+) -> None:
+    """A row whose dictionary index is valid but points at a null dictionary value is null
+    (Arrow's logical nulls; Parquet cannot write such a dictionary, Arrow IPC can): refused
+    naming the row, as a null index is. A null session id had been numbered as a session
+    named None (`score` on the file then stopped on a KeyError), and a null event was
+    reported as "event None is not an event of scenario ..."."""
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    k = table.schema.get_field_index(column)
+    values = table.column(column).combine_chunks()
+    dictionary = values.dictionary.to_pylist()
+    indices = values.indices.to_pylist()
+    indices[42] = len(dictionary)  # the null added to the dictionary below
+    nulled = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()),
+                                            pa.array([*dictionary, None], pa.string()))  # fmt: skip
+    assert nulled.null_count == 0  # valid indices: only the dictionary holds the null
+    path = _write(table.set_column(k, column, nulled), tmp_path / "e.arrow", kind)
+    with pytest.raises(ArchiveError, match=rf"e.arrow: row 42: column '{column}' is null"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
+@pytest.mark.parametrize("index", [-1, 1000])
+@pytest.mark.parametrize("column", ["session", "event"])
+def test_a_dictionary_index_outside_the_dictionary_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path, column: str, index: int
+) -> None:
+    """An Arrow IPC file is read without a full validation, so a corrupt dictionary index is
+    found by the reader: refused naming the row. It had been scored as another event when
+    the scenario had that code (the lookup of an unchanged dictionary is the index itself),
+    or stopped on a ScoringError about a session slot."""
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    k = table.schema.get_field_index(column)
+    values = table.column(column).combine_chunks()
+    indices = values.indices.to_pylist()
+    indices[42] = index
+    corrupt = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), values.dictionary,
+                                             safe=False)  # fmt: skip
+    path = _write(table.set_column(k, column, corrupt), tmp_path / "e.arrow", "arrow-file")
+    with pytest.raises(ArchiveError, match=rf"e.arrow: row 42: column '{column}' has a "
+                                           "dictionary index outside its dictionary"):
+        list(event_batches(FS, str(path), scenario, session_ids=None))
+
+
 def test_a_file_of_another_format_is_named(
     run: tuple[Scenario, SimBatch], tmp_path: Path
 ) -> None:

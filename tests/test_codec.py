@@ -202,6 +202,25 @@ def test_bad_headers_are_named(header: Any, code: str) -> None:
     assert _code(decode_events, header, _columns_payload(), LAYOUT) == code
 
 
+@pytest.mark.parametrize("encoding", [JSON_V1, COLUMNS_V1])
+@pytest.mark.parametrize("first_seq", [2**63 - 1, 2**63, 2**64, 10**30])
+def test_seqs_beyond_int64_are_a_bad_header(encoding: str, first_seq: int) -> None:
+    """Seqs are stored as int64: a header whose seqs first_seq .. first_seq + count - 1 pass
+    2**63 - 1 is refused as `bad_header` by both decoders. The compiled columns-v1 check had
+    raised numba's TypingError or OverflowError (not a CodecError) for a first_seq from 2**63,
+    and accepted seqs that wrapped to -2**63 for 2**63 - 1 and two records."""
+    seqs = [2**63 - 1, -(2**63)] if first_seq == 2**63 - 1 else [0, 1]
+    events = [Event(seq=s, t=float(k), event="sample", signals={}) for k, s in enumerate(seqs)]
+    payload = (_columns_payload(events) if encoding == COLUMNS_V1
+               else json.dumps([{"seq": s, "t": k, "event": "sample"}
+                                for k, s in enumerate(seqs)]).encode())  # fmt: skip
+    head = _header(encoding, first_seq=first_seq, count=2)
+    assert _code(decode_events, head, payload, LAYOUT) == "bad_header"
+    assert _code(decode_events, head | {"count": 1}, payload, LAYOUT) in (
+        ("count_mismatch",) if first_seq == 2**63 - 1 else ("bad_header",)
+    )
+
+
 @pytest.mark.parametrize(
     "dtype",
     [

@@ -230,3 +230,34 @@ def test_skipping_criteria_decided_in_every_touched_session_gives_the_same_repor
     skipping = score_in_pieces(rubric, sessions, order, cuts)
     with nothing_skipped():
         assert score_in_pieces(rubric, sessions, order, cuts) == skipping
+
+
+def _metric_rubric(aggregate: str, of: str) -> Rubric:
+    return Rubric.model_validate({
+        "rubric": "nan-metric", "version": 1, "title": "A metric whose aggregate is NaN",
+        "scenario": "prop", "pass": {"min_score": 0},
+        "criteria": [{"id": "m", "title": "m", "metric": {"aggregate": aggregate, "of": of,
+                                                          "at_most": 0}}],
+    })  # fmt: skip
+
+
+def test_a_metric_whose_aggregate_is_nan_has_no_measured_value_in_either_engine() -> None:
+    """Finite signals can make a metric's value infinite (1 / 5e-324, 1e308 * 10), and its
+    aggregate then NaN: a `mean` weighs an infinite value by 0 s (inf * 0), a `sum` adds inf
+    and -inf. The kernel keeps NaN as "no measured value" (its decision columns' None); the
+    reference scorer reported `measured: NaN` (found by fuzzing with extreme values). Both
+    decide the same and now record no measured value (JSON reports wrote NaN as null)."""
+    cases = [
+        ("mean", "abs(x / y)", [(0.0, {"x": 1.0, "y": 5e-324}), (0.0, {"y": 1.0}),
+                                (0.1, {"x": 0.0})]),
+        ("sum", "x * y", [(0.0, {"x": 1e308, "y": 10.0}), (1.0, {"x": -1e308})]),
+    ]  # fmt: skip
+    for aggregate, of, rows in cases:
+        rubric = _metric_rubric(aggregate, of)
+        events = [Event(seq=k, t=t, event="sample", signals=sig) for k, (t, sig) in enumerate(rows)]
+        sessions = [SessionEvents(session="S0", events=events, close_t=None)]
+        reference = _data(score_sessions(rubric, SCENARIO, sessions, engine="reference"))
+        assert _data(score_sessions(rubric, SCENARIO, sessions, engine="kernel")) == reference
+        evidence = reference[0]["criteria"][0]["evidence"]
+        assert reference[0]["criteria"][0]["verdict"] == "pass"
+        assert "measured" not in evidence, (aggregate, evidence)

@@ -104,7 +104,7 @@ class BatchConverter:
         if n == 0:
             return None
         self._no_nulls(record, ("session", "seq", "t", "event"), first_row)
-        session = self._session_codes(record.column("session"))
+        session = self._session_codes(record.column("session"), first_row)
         event = self._event_codes(record.column("event"), first_row)
         seq: NDArray[np.int64] = _values(record.column("seq"), np.int64)
         t: NDArray[np.float64] = _values(record.column("t"), np.float64)
@@ -125,8 +125,8 @@ class BatchConverter:
         """Only the ``session`` codes (as `__call__` gives them, every row kept) and ``t`` of
         a record batch holding at least those two columns."""
         self._no_nulls(record, ("session", "t"), first_row)
-        return self._session_codes(record.column("session")), _values(record.column("t"),
-                                                                          np.float64)
+        sessions = self._session_codes(record.column("session"), first_row)
+        return sessions, _values(record.column("t"), np.float64)
 
     def _check_order(self, batch: EventBatch, first_row: int) -> None:
         assert self._last_seq is not None
@@ -157,9 +157,14 @@ class BatchConverter:
     ) -> None:
         for name in names:
             column = record.column(name)
-            if column.null_count:
-                row = first_row + int(np.flatnonzero(~_valid(column))[0])
-                raise ArchiveError(f"{self.where}: row {row}: column {name!r} is null")
+            # a dictionary column's rows are also null where a valid index points at a null
+            # dictionary value (Arrow's logical nulls: `null_count` counts only the indices')
+            if column.null_count or (pa.types.is_dictionary(column.type)
+                                     and column.dictionary.null_count):  # fmt: skip
+                invalid = np.flatnonzero(~_valid(column))
+                if len(invalid):
+                    raise ArchiveError(f"{self.where}: row {first_row + int(invalid[0])}: "
+                                       f"column {name!r} is null")  # fmt: skip
 
     def _number_sessions(self, names: list[str]) -> list[int]:
         """Each session id's index (with `session_ids`: -1 for an id not among them; else
@@ -168,11 +173,21 @@ class BatchConverter:
             return [self._sessions.get(name, -1) for name in names]
         return [self._sessions.setdefault(name, len(self._sessions)) for name in names]
 
-    def _session_codes(self, column: pa.Array) -> NDArray[np.int32]:
-        return self._session_lookup.codes(column)[0]
+    def _session_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
+        return self._lookup(self._session_lookup, column, "session", first_row)[0]
+
+    def _lookup(
+        self, lookup: _Lookup, column: pa.Array, name: str, first_row: int
+    ) -> tuple[NDArray[np.int32], bool]:
+        try:
+            return lookup.codes(column)
+        except _IndexOutsideError as exc:
+            raise ArchiveError(f"{self.where}: row {first_row + exc.row}: column {name!r} has "
+                               "a dictionary index outside its dictionary (a corrupt "
+                               "file)") from None  # fmt: skip
 
     def _event_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
-        codes, missing = self._event_lookup.codes(column)
+        codes, missing = self._lookup(self._event_lookup, column, "event", first_row)
         if missing and len(codes) and codes.min() < 0:
             row = int(np.flatnonzero(codes < 0)[0])
             name = column[row].as_py()
@@ -210,7 +225,13 @@ def _expect(found: pa.DataType, expected: pa.DataType, name: str, where: str) ->
 
 
 def _valid(column: pa.Array) -> NDArray[np.bool_]:
+    """Each row's validity (a dictionary column's: its index and the value it points at, not
+    left to `is_valid`, which tells the latter only in recent pyarrow versions)."""
     out: NDArray[np.bool_] = column.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(column.type) and column.dictionary.null_count:
+        values = column.dictionary.is_valid().to_numpy(zero_copy_only=False)
+        indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        out = out & values[indices]
     return out
 
 
@@ -219,6 +240,14 @@ def _values(column: pa.Array, dtype: type[np.generic]) -> Any:
     view = np.frombuffer(column.buffers()[1], dtype,
                          count=column.offset + len(column))[column.offset:]  # fmt: skip
     return view.copy()
+
+
+class _IndexOutsideError(Exception):
+    """A dictionary column's row `row` holds an index outside its dictionary."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(row)
+        self.row = row
 
 
 class _Lookup:
@@ -251,6 +280,11 @@ class _Lookup:
             self._missing = min(lookup, default=0) < 0
             self._dictionary = dictionary
         indices = column.indices.to_numpy(zero_copy_only=False)
+        # Arrow IPC files are read without a full validation: an index outside the dictionary
+        # would name another session or event (or read past the lookup table)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(dictionary)):
+            raise _IndexOutsideError(int(np.flatnonzero((indices < 0)
+                                                   | (indices >= len(dictionary)))[0]))  # fmt: skip
         if self._table is None:
             return np.array(indices, np.int32), self._missing
         out: NDArray[np.int32] = np.take(self._table, indices)  # 0.6x the time of table[indices]

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from ..errors import AssessEngineError
 from .codec_kernel import columns_ok
-from .events import Event, EventBatch
+from .events import INT64_MAX, Event, EventBatch
 
 Bytes: TypeAlias = bytes | bytearray | memoryview
 """A frame's bytes: `bytes`, or a `memoryview` of a received zmq frame (no copy)."""
@@ -237,8 +237,8 @@ def decode_columns_v1(
 
     `dtype`: the header's ``dtype`` list, which must equal `Layout.dtype_header()`.
     Returns read-only views into `payload` (pass bytes or a memoryview of a received frame).
-    Raises CodecError: dtype_mismatch, truncated, count_mismatch, seq_order, bad_time,
-    unknown_event, bad_value.
+    Raises CodecError: bad_header (seqs beyond int64), dtype_mismatch, truncated,
+    count_mismatch, seq_order, bad_time, unknown_event, bad_value.
     """
     check_dtype(dtype, layout)
     view = memoryview(payload).cast("B")
@@ -250,6 +250,7 @@ def decode_columns_v1(
             f"({size // itemsize} records and {size % itemsize} bytes left over)",
         )
     n = size // itemsize
+    _check_seq_range(first_seq, count)
     if n != count:
         raise CodecError("count_mismatch", f"header says count={count}, payload holds {n} records")
     cols = records_view(view, layout, n)
@@ -389,8 +390,8 @@ def decode_json_v1(
 ) -> Columns:
     """Decode and validate a json-v1 payload (a UTF-8 JSON array of event objects).
 
-    Raises CodecError: bad_payload, count_mismatch, seq_order, bad_time, unknown_event,
-    unknown_signal, bad_value.
+    Raises CodecError: bad_header (seqs beyond int64), bad_payload, count_mismatch, seq_order,
+    bad_time, unknown_event, unknown_signal, bad_value.
 
     orjson parses (several times faster than `json`, where the json-v1 path spent half its
     time); a payload it refuses, or whose events are refused, is parsed again with `json.loads`
@@ -399,6 +400,7 @@ def decode_json_v1(
     problem as the client wrote it. Valid payloads decode the same either way
     (tests/test_codec.py holds the two to it).
     """
+    _check_seq_range(first_seq, count)
     try:
         items = orjson.loads(payload)
         if isinstance(items, list):
@@ -621,6 +623,15 @@ def _header_int(fields: Mapping[str, Any], key: str) -> int:
         raise CodecError("bad_header", f"header field {key!r} must be an integer >= 0, "
                          f"got {value!r}")
     return value
+
+
+def _check_seq_range(first_seq: int, count: int) -> None:
+    """Seqs are int64 (stored so, and checked by the compiled `columns_ok`): the seqs
+    first_seq .. first_seq + count - 1 must lie in 0 .. 2**63 - 1, else `bad_header` (not
+    numba's error for a first_seq it cannot take, nor seqs wrapping to negative)."""
+    if first_seq < 0 or first_seq + max(count, 1) - 1 > INT64_MAX:
+        raise CodecError("bad_header", f"the seqs first_seq={first_seq} .. first_seq + count - 1 "
+                         f"(count={count}) must lie in 0 .. {INT64_MAX} (seqs are int64)")
 
 
 def _kind(value: Any) -> str:

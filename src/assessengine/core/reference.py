@@ -530,7 +530,12 @@ class MetricT(Template):
         value = self.measured()
         high, low = self.spec.at_most, self.spec.at_least
         bad = (high is not None and value > high) or (low is not None and value < low)
-        return Decision("fail" if bad else "pass", measured=value, contributing=self.contributing)
+        # an aggregate can be NaN although no kept value is (inf * 0 s in a mean, inf + -inf
+        # in a sum, from arithmetic past the float range): no measured value, as the kernel's
+        # decision columns have it (NaN there is None); it is outside no bound
+        measured = None if math.isnan(value) else value
+        return Decision("fail" if bad else "pass", measured=measured,
+                        contributing=self.contributing)  # fmt: skip
 
 
 class ObservedT(Template):
