@@ -749,6 +749,34 @@ def test_metric_mean_with_zero_weights_is_the_plain_mean(engine: Engine) -> None
     assert (r.verdict, r.evidence.measured) == ("fail", 3.0)
 
 
+NOT_A_NUMBER = [
+    # speed * load: inf, then -inf (load held): the sum is inf + -inf
+    (metric("sum", "speed * load", at_most=1e300), [ev(0, speed=1e308, load=10),
+                                                    ev(1, speed=-1e308)]),
+    # 1 / 5e-324 is inf, weighed by the 0 s to the next event: inf x 0 in the mean
+    (metric("mean", "abs(speed / load)", at_most=1e300), [ev(0, speed=1, load=5e-324),
+                                                          ev(0, load=1), ev(0.1, speed=0)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("criterion", "events"), NOT_A_NUMBER)
+def test_metric_whose_aggregate_is_not_a_number_fails(
+    engine: Engine, criterion: dict[str, Any], events: list[EventSpec]
+) -> None:
+    """Decision 15: an aggregate that is not a number is within no bounds (it passed before)."""
+    r = one(engine, criterion, events)
+    assert (r.verdict, r.evidence.measured) == ("fail", None)
+
+
+@pytest.mark.parametrize(("criterion", "events"), NOT_A_NUMBER)
+def test_the_fused_close_fails_a_metric_whose_aggregate_is_not_a_number(
+    provider: object, criterion: dict[str, Any], events: list[EventSpec]
+) -> None:
+    """The same decision in the close generated per rubric (`core.fused_close`)."""
+    r = one("kernel", criterion, events)
+    assert (r.verdict, r.evidence.measured) == ("fail", None)
+
+
 def test_metric_weight_runs_to_the_next_event_kept_or_not(engine: Engine) -> None:
     criterion = crit(metric={"aggregate": "mean", "of": "speed", "where": "load > 0", "at_most": 9})
     events = [ev(0, speed=2, load=1), ev(1, speed=100, load=0), ev(3, speed=4, load=1)]

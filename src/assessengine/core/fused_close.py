@@ -187,7 +187,8 @@ def _metric(compiled: CompiledRubric, c: int) -> list[str]:
     else:
         lines += [f"    measured = sf[s, {fo}]"]
     lo, hi = _float(float(t.pf[c, 0])), _float(float(t.pf[c, 1]))
-    lines += [f"    v = {FAIL} if measured < {lo} or measured > {hi} else {PASS}", *_FROM_FIRST]
+    # a NaN aggregate is within no bounds: fail (docs/semantics.md 15)
+    lines += [f"    v = {PASS} if {lo} <= measured <= {hi} else {FAIL}", *_FROM_FIRST]
     return lines
 
 

@@ -529,10 +529,11 @@ class MetricT(Template):
             return Decision("not_applicable", contributing=self.contributing)
         value = self.measured()
         high, low = self.spec.at_most, self.spec.at_least
-        bad = (high is not None and value > high) or (low is not None and value < low)
         # an aggregate can be NaN although no kept value is (inf * 0 s in a mean, inf + -inf
-        # in a sum, from arithmetic past the float range): no measured value, as the kernel's
-        # decision columns have it (NaN there is None); it is outside no bound
+        # in a sum, from arithmetic past the float range): it is within no bounds, so the
+        # criterion fails, with no measured value (docs/semantics.md 15)
+        bad = (math.isnan(value) or (high is not None and value > high)
+               or (low is not None and value < low))  # fmt: skip
         measured = None if math.isnan(value) else value
         return Decision("fail" if bad else "pass", measured=measured,
                         contributing=self.contributing)  # fmt: skip
