@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from assessengine.core import codec
@@ -219,6 +219,12 @@ def test_seqs_beyond_int64_are_a_bad_header(encoding: str, first_seq: int) -> No
     assert _code(decode_events, head | {"count": 1}, payload, LAYOUT) in (
         ("count_mismatch",) if first_seq == 2**63 - 1 else ("bad_header",)
     )
+    if encoding == COLUMNS_V1:  # below int64 (decode_events refuses any negative first_seq)
+        assert _code(decode_columns_v1, payload, LAYOUT, dtype=LAYOUT.dtype_header(),
+                     first_seq=-first_seq - 2, count=2) == "bad_header"  # fmt: skip
+    else:
+        assert _code(decode_json_v1, payload, LAYOUT, first_seq=-first_seq - 2,
+                     count=2) == "bad_header"  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -479,6 +485,7 @@ _SPECIALS = st.sampled_from([0.0, 1.0, -1.0, math.nan, math.inf, -math.inf, 5.0,
 
 
 @settings(max_examples=300, deadline=None)
+@example(seq=[-1], t=[0.0] * 6, event=[0] * 6, signals=[0.0] * 12, first_seq=-1, min_t=0.0)
 @given(
     seq=st.lists(st.integers(-2, 6), min_size=1, max_size=6),
     t=st.lists(_SPECIALS, min_size=6, max_size=6),

@@ -627,11 +627,12 @@ def _header_int(fields: Mapping[str, Any], key: str) -> int:
 
 def _check_seq_range(first_seq: int, count: int) -> None:
     """Seqs are int64 (stored so, and checked by the compiled `columns_ok`): the seqs
-    first_seq .. first_seq + count - 1 must lie in 0 .. 2**63 - 1, else `bad_header` (not
-    numba's error for a first_seq it cannot take, nor seqs wrapping to negative)."""
-    if first_seq < 0 or first_seq + max(count, 1) - 1 > INT64_MAX:
+    first_seq .. first_seq + count - 1 must be int64 values, else `bad_header` (not numba's
+    error for a first_seq it cannot take, nor seqs wrapping past 2**63 - 1). A negative
+    first_seq is refused by `decode_events` (`_header_int`), not here."""
+    if first_seq < -INT64_MAX - 1 or first_seq + max(count, 1) - 1 > INT64_MAX:
         raise CodecError("bad_header", f"the seqs first_seq={first_seq} .. first_seq + count - 1 "
-                         f"(count={count}) must lie in 0 .. {INT64_MAX} (seqs are int64)")
+                         f"(count={count}) must be int64 values (at most {INT64_MAX})")
 
 
 def _kind(value: Any) -> str:
