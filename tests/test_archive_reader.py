@@ -369,3 +369,26 @@ def test_a_dictionary_shared_by_a_files_batches_is_looked_up_once(
     batches = list(reader)
     assert len(batches) >= 3
     assert lookups == [len(sim.session_ids)]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow-file"])
+@pytest.mark.parametrize("bad", ["", "bad/id", "x" * 129])
+def test_a_session_id_that_breaks_the_id_rule_is_refused_naming_the_row(
+    run: tuple[Scenario, SimBatch], tmp_path: Path, kind: str, bad: str
+) -> None:
+    """Parquet and Arrow input hold session ids to the id rule (`core.ids`) as JSON Lines,
+    CSV and the wire do: an empty id or ``bad/id`` had been scored as a session (found by
+    fuzzing)."""
+    scenario, sim = run
+    table = pa.Table.from_batches([_record(scenario, sim)])
+    k = table.schema.get_field_index("session")
+    values = table.column("session").combine_chunks()
+    dictionary = values.dictionary.to_pylist()
+    indices = values.indices.to_pylist()
+    indices[42] = len(dictionary)
+    renamed = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()),
+                                             pa.array([*dictionary, bad], pa.string()))  # fmt: skip
+    path = _write(table.set_column(k, "session", renamed), tmp_path / "e.arrow", kind)
+    with pytest.raises(ArchiveError, match=r"e.arrow: row 42: session (.* is not a valid id|"
+                                           r"has 129 characters)"):  # fmt: skip
+        list(event_batches(FS, str(path), scenario, session_ids=None))

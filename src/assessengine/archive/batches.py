@@ -35,6 +35,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from ..core.events import EventBatch
+from ..core.ids import id_problem, is_id
 from ..core.scenario import Scenario
 from .layout import FIXED_COLUMNS
 from .location import ArchiveError
@@ -168,13 +169,22 @@ class BatchConverter:
 
     def _number_sessions(self, names: list[str]) -> list[int]:
         """Each session id's index (with `session_ids`: -1 for an id not among them; else
-        numbering the ids not seen before)."""
+        numbering the ids not seen before, and `_NOT_AN_ID` for one that breaks the id rule)."""
         if self._fixed:
             return [self._sessions.get(name, -1) for name in names]
-        return [self._sessions.setdefault(name, len(self._sessions)) for name in names]
+        return [self._sessions.setdefault(name, len(self._sessions))
+                if name in self._sessions or is_id(name) else _NOT_AN_ID
+                for name in names]  # fmt: skip
 
     def _session_codes(self, column: pa.Array, first_row: int) -> NDArray[np.int32]:
-        return self._lookup(self._session_lookup, column, "session", first_row)[0]
+        """The rows' session codes; a session id that breaks the id rule (`core.ids`, as every
+        other reader applies it) is refused naming its first row."""
+        codes, _ = self._lookup(self._session_lookup, column, "session", first_row)
+        if not self._fixed and len(codes) and codes.min() == _NOT_AN_ID:
+            row = int(np.flatnonzero(codes == _NOT_AN_ID)[0])
+            problem = id_problem(column[row].as_py(), "session")
+            raise ArchiveError(f"{self.where}: row {first_row + row}: {problem}")
+        return codes
 
     def _lookup(
         self, lookup: _Lookup, column: pa.Array, name: str, first_row: int
@@ -248,6 +258,10 @@ class _IndexOutsideError(Exception):
     def __init__(self, row: int) -> None:
         super().__init__(row)
         self.row = row
+
+
+_NOT_AN_ID = -2
+"""The code `BatchConverter._number_sessions` gives a session id that breaks the id rule."""
 
 
 class _Lookup:
