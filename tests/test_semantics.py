@@ -253,6 +253,14 @@ def test_episode_reaching_exactly_for_counts(engine: Engine) -> None:
     assert r.evidence.values == {"speed": extremes(9.0, 9.5)}
 
 
+def test_durations_are_differences_of_the_times_as_doubles(engine: Engine) -> None:
+    """Decision 7a: 0.3 - 0.1 is 0.19999999999999998 in doubles, short of `for: 200ms`."""
+    events = [ev(0.1, speed=9), ev(0.3, speed=9)]
+    assert one(engine, crit(never="speed > 8", for_="200ms"), events).verdict == "pass"
+    events = [ev(0.25, speed=9), ev(0.45, speed=9)]  # 0.2 exactly in doubles
+    assert one(engine, crit(never="speed > 8", for_="200ms"), events).verdict == "fail"
+
+
 def test_episode_is_broken_by_an_event_where_condition_does_not_hold(engine: Engine) -> None:
     events = [ev(0, speed=9), ev(0.5, speed=5), ev(0.6, speed=9), ev(1.2, speed=9)]
     assert one(engine, crit(never="speed > 8", for_="1s"), events).verdict == "pass"
