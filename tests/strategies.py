@@ -205,7 +205,9 @@ def rubrics(draw: st.DrawFn) -> Rubric:
     )
 
 
-VALUES = st.sampled_from([0.0, 1.0, 2.0, 3.0, 0.5, math.nan])
+VALUES = st.sampled_from([0.0, 1.0, 2.0, 3.0, 0.5, math.nan,
+                          # extremes (arithmetic past the float range), -0.0, a decimal
+                          1e308, -1e308, 5e-324, -0.0, 0.1])  # fmt: skip
 
 
 @st.composite
@@ -213,7 +215,7 @@ def sessions(draw: st.DrawFn, name: str) -> SessionEvents:
     events = []
     t = draw(st.sampled_from([0.0, 0.0, 1.0]))
     for seq in range(draw(st.integers(0, 20))):
-        t += draw(st.sampled_from([0.0, 0.5, 1.0, 1.0, 1.5, 2.0]))
+        t += draw(st.sampled_from([0.0, 0.5, 1.0, 1.0, 1.5, 2.0, 0.1, 0.2]))  # decimals too
         kind = draw(st.sampled_from(["sample", "sample", "sample", *EVENTS]))
         signals = {s: draw(VALUES) for s in SIGNALS if draw(st.integers(0, 2)) == 0}
         # NaN stays in: a reported NaN must count as not reported
