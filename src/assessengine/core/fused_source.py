@@ -219,7 +219,8 @@ def _prefetch(typingctx, arr, at):
 def _load(typingctx, arr, at):
     """arr[at] (an index tuple, in bounds) by a load the SLP vectorizer leaves scalar (atomic,
     unordered: a plain load on x86) where the array is aligned: the hold's signals as one
-    gather were slower than as scalar loads."""
+    gather were slower than as scalar loads, and a state value loaded so and stored back
+    through a select is not made a masked store (`_Gen.hold`)."""
 
     def codegen(context, builder, sig, args):
         ptr = _item_pointer(context, builder, sig, args)
@@ -787,17 +788,19 @@ class _Gen:
         held one), the stores, then each extreme's load, select and store, so that numba's
         SLP vectorizer (`runtime.fused.compile_step`) makes the runs over the session's
         adjacent columns vector operations; the signals are loaded one by one (`_load`: not
-        one gather). The extremes already hold the held value, so the min / max of it changes
-        nothing, and stay NaN while nothing was held."""
+        one gather), and so are the held values and extremes: a select of a value loaded from
+        the address it is stored to becomes a masked store on AVX2 targets, microcoded on AMD
+        Zen (tests/test_fused_codegen.py). The extremes already hold the held value, so the
+        min / max of it changes nothing, and stay NaN while nothing was held."""
         n = self.n_sig
         held, ext = range(_HELD, _HELD + n), [k for k in range(n) if self.c.extremes[k]]
         lo0, hi0 = _HELD + n, _HELD + 2 * n
         return [*(f"sig{k} = _load(signals, ({k}, i))" for k in range(n)),
-                *(f"was{k} = sess_f[s, {held[k]}]" for k in range(n)),
+                *(f"was{k} = _load(sess_f, (s, {held[k]}))" for k in range(n)),
                 *(f"h{k} = sig{k} if sig{k} == sig{k} else was{k}" for k in range(n)),
                 *(f"sess_f[s, {held[k]}] = h{k}" for k in range(n)),
-                *(f"lo{k} = sess_f[s, {lo0 + k}]" for k in ext),
-                *(f"hi{k} = sess_f[s, {hi0 + k}]" for k in ext),
+                *(f"lo{k} = _load(sess_f, (s, {lo0 + k}))" for k in ext),
+                *(f"hi{k} = _load(sess_f, (s, {hi0 + k}))" for k in ext),
                 *(f"sess_f[s, {lo0 + k}] = _lower(lo{k}, h{k})" for k in ext),
                 *(f"sess_f[s, {hi0 + k}] = _upper(hi{k}, h{k})" for k in ext)]  # fmt: skip
 
