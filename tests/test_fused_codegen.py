@@ -2,10 +2,10 @@
 
 LLVM turns ``a[i] = x if cond else a[i]`` (a select of a value loaded from the address it
 stores to) into a masked store (``vmaskmovpd``) when the runs of such stores are vectorised
-and the target has AVX but not AVX-512. On AMD Zen a masked store is microcoded and a later
-load of the same line waits for it to retire: the hold's held values and extremes compiled
-that way made the whole step 1.5x slower on this project's AMD EPYC machine
-(docs/performance.md, "Masked stores on AMD Zen"). The generator loads those values through
+and the target has AVX but not AVX-512. On AMD Zen a masked store is microcoded and slow:
+the hold's held values and extremes compiled that way made the whole step 1.5x slower on
+this project's AMD EPYC machine (docs/performance.md, "A new host: AMD EPYC (Zen 3), and the
+hold's masked stores"). The generator loads those values through
 `_load` so the pattern never forms; this test compiles the forklift rubric's step for a Zen 3
 CPU in a fresh process (fresh numba caches: machine code can only be inspected when compiled
 in the process) and reads its assembly.
